@@ -645,6 +645,12 @@ impl Request {
             body: Vec::new(),
         }
     }
+    /// A response to this request (RFC 3261 §8.2.6): Via, From, To, Call-ID and CSeq copied,
+    /// standard reason phrase. The caller adds a To tag where one is needed.
+    pub fn response(&self, status: u16) -> Response {
+        Response::to_headers(&self.headers, status, reason_phrase(status))
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(512 + self.body.len());
         out.extend_from_slice(format!("{} {} SIP/2.0\r\n", self.method, self.uri).as_bytes());
@@ -654,6 +660,30 @@ impl Request {
 }
 
 impl Response {
+    /// A response built from a request's headers (also usable when only the header section of
+    /// a malformed request could be read): Via, From, To, Call-ID and CSeq are copied.
+    pub fn to_headers(request_headers: &Headers, status: u16, reason: &str) -> Response {
+        let mut headers = Headers::new();
+        for h in request_headers.iter() {
+            if matches!(
+                h.name,
+                HeaderName::Via
+                    | HeaderName::From
+                    | HeaderName::To
+                    | HeaderName::CallId
+                    | HeaderName::CSeq
+            ) {
+                headers.0.push(h.clone());
+            }
+        }
+        Response {
+            status,
+            reason: reason.to_string(),
+            headers,
+            body: Vec::new(),
+        }
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(512 + self.body.len());
         out.extend_from_slice(format!("SIP/2.0 {} {}\r\n", self.status, self.reason).as_bytes());
