@@ -4,7 +4,9 @@
 //! current time in, and drain what to send and when to be woken up. The daemon (`gateway`)
 //! owns the I/O.
 
+pub mod auth;
 pub mod message;
+pub mod registrar;
 pub mod typed;
 
 pub use message::{
