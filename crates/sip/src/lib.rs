@@ -5,12 +5,18 @@
 //! owns the I/O.
 
 pub mod auth;
+pub mod framing;
 pub mod message;
+pub mod parse;
 pub mod registrar;
 pub mod typed;
 
+pub use framing::{Frame, FramingError, StreamFramer};
 pub use message::{
     Header, HeaderName, Headers, Host, Message, Method, Params, Request, Response, SipUri, Uri,
+};
+pub use parse::{
+    parse_message, validate_request, validate_response, ParseError, ParseErrorKind, RequestError,
 };
 pub use typed::{CSeq, NameAddr, SyntaxError, Via};
 

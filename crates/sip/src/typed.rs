@@ -102,29 +102,28 @@ pub fn parse_hostport(s: &str) -> Result<(Host, Option<u16>), SyntaxError> {
 }
 
 /// Parse `;a=b;c` parameters (the leading `;` optional). Whitespace around `;` and `=` is
-/// tolerated (RFC 4475 `wsinv`).
+/// tolerated (RFC 4475 `wsinv`); an empty parameter (`;;`, a trailing `;`) or a name that is
+/// not a token is not (RFC 4475 `badinv01`).
 pub fn parse_params(s: &str) -> Result<Params, SyntaxError> {
     let mut params = Params::default();
     let s = s.trim();
-    let s = s.strip_prefix(';').unwrap_or(s);
-    if s.trim().is_empty() {
+    if s.is_empty() {
         return Ok(params);
     }
+    let s = s.strip_prefix(';').unwrap_or(s);
     for part in split_outside_quotes(s, ';') {
         let part = part.trim();
-        if part.is_empty() {
-            continue;
+        let (name, value) = match part.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim().to_string())),
+            None => (part, None),
+        };
+        if name.is_empty() {
+            return err("empty parameter");
         }
-        match part.split_once('=') {
-            Some((n, v)) => {
-                let n = n.trim();
-                if n.is_empty() {
-                    return err("parameter without a name");
-                }
-                params.0.push((n.to_string(), Some(v.trim().to_string())));
-            }
-            None => params.0.push((part.to_string(), None)),
+        if !name.chars().all(is_token_char) {
+            return err("bad parameter name");
         }
+        params.0.push((name.to_string(), value));
     }
     Ok(params)
 }
@@ -350,7 +349,11 @@ impl NameAddr {
             }
             (Some(out), rest)
         } else if let Some(lt) = v.find('<') {
+            // display-name = *(token LWS): unquoted, only token characters (RFC 4475 `baddn`)
             let d = v[..lt].trim();
+            if !d.chars().all(|c| is_token_char(c) || c == ' ' || c == '\t') {
+                return err("unquoted display name with non-token characters");
+            }
             (
                 if d.is_empty() {
                     None
@@ -366,7 +369,12 @@ impl NameAddr {
             let Some(gt) = inner.find('>') else {
                 return err("missing '>' after URI");
             };
-            let uri = parse_uri(&inner[..gt])?;
+            let uri = &inner[..gt];
+            // no LWS inside the brackets (RFC 4475 `badaspec`)
+            if uri.trim() != uri {
+                return err("whitespace inside <URI>");
+            }
+            let uri = parse_uri(uri)?;
             let params = parse_params(&inner[gt + 1..])?;
             return Ok(NameAddr {
                 display,
@@ -443,6 +451,16 @@ pub fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c)
 }
 
+/// A non-empty run of ASCII digits (leading zeros allowed, RFC 4475 `wsinv`; no sign) that fits
+/// a u64.
+fn decimal(v: &str) -> Option<u64> {
+    let v = v.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
 /// Typed accessors for the headers every transaction and dialog needs.
 impl Headers {
     /// All Via values, top first.
@@ -491,8 +509,8 @@ impl Headers {
     pub fn max_forwards(&self) -> Result<Option<u8>, SyntaxError> {
         match self.get(&HeaderName::MaxForwards) {
             None => Ok(None),
-            Some(v) => match v.trim().parse::<u32>() {
-                Ok(n) if n <= 255 => Ok(Some(n as u8)),
+            Some(v) => match decimal(v) {
+                Some(n) if n <= 255 => Ok(Some(n as u8)),
                 _ => err("bad Max-Forwards"),
             },
         }
@@ -501,11 +519,10 @@ impl Headers {
     pub fn expires(&self) -> Result<Option<u32>, SyntaxError> {
         match self.get(&HeaderName::Expires) {
             None => Ok(None),
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .map(|n| Some(n.min(u32::MAX as u64) as u32))
-                .or_else(|_| err("bad Expires")),
+            Some(v) => match decimal(v) {
+                Some(n) => Ok(Some(n.min(u32::MAX as u64) as u32)),
+                None => err("bad Expires"),
+            },
         }
     }
     /// Contact values; `Ok(None)` for `Contact: *`.
