@@ -5,6 +5,7 @@
 //! owns the I/O.
 
 pub mod message;
+pub mod transaction;
 pub mod typed;
 
 pub use message::{
