@@ -137,18 +137,17 @@ impl Endpoint {
             self.server_matched(now, id, how, peer, req);
             return;
         }
-        if self.index.contains_key(&key) {
-            // Same RFC 2543 key but another To tag: not ours to guess about.
-            if !is_ack {
-                return;
-            }
-        }
         if is_ack {
             self.ack_2xx(&call_id, cseq.seq);
             self.events.push_back(Event::Ack { peer, request: req });
             return;
         }
-        if self.txs.len() >= self.cfg.max_transactions || self.index.contains_key(&key) {
+        if self.index.contains_key(&key) {
+            // Same RFC 2543 key as a live transaction but another To tag: a request we cannot
+            // tell apart from that one, so it gets no transaction of its own.
+            return;
+        }
+        if self.txs.len() >= self.cfg.max_transactions {
             let mut resp = req.response(503);
             ensure_to_tag(&mut resp.headers, &new_tag());
             Self::transmit(&mut self.transmits, resp_peer, resp.to_bytes());

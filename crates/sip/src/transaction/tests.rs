@@ -407,6 +407,36 @@ fn ack_for_2xx_stops_retransmission_and_reaches_the_core() {
 }
 
 #[test]
+fn ack_reusing_the_invite_branch_still_acknowledges_the_2xx() {
+    // Some phones (and every RFC 2543 one) send the 2xx ACK with the INVITE's top Via.
+    for branch in ["z9hG4bKsame", "old-style"] {
+        let mut h = Harness::new();
+        let inv = invite(branch);
+        let (tx, _) = h.new_request(phone(), inv.clone());
+        let ok = with_tag(inv.response(200), "t");
+        h.ep.respond(h.now, &tx, ok.clone()).unwrap();
+        h.drain();
+        h.take_sent();
+        h.deliver(phone(), ack_for(&inv, &ok));
+        let events = h.take_events();
+        assert!(
+            matches!(events.as_slice(), [Event::Ack { .. }]),
+            "{branch}: {events:?}"
+        );
+        h.run_out();
+        assert!(
+            h.take_sent().is_empty(),
+            "{branch}: 2xx retransmitted after its ACK"
+        );
+        assert!(
+            h.take_events().is_empty(),
+            "{branch}: AckTimeout after an ACK"
+        );
+        h.assert_empty();
+    }
+}
+
+#[test]
 fn cancel_answers_200_and_487_and_reports_cancelled() {
     let mut h = Harness::new();
     let inv = invite("z9hG4bKa6");
