@@ -653,6 +653,30 @@ fn client_invite_acks_a_486_itself_but_not_a_200() {
 }
 
 #[test]
+fn client_invite_without_a_final_gives_up_after_the_proceeding_guard() {
+    let mut h = Harness::new();
+    let inv = our_invite("z9hG4bKc4");
+    let tx = h.ep.send_request(h.now, trunk(), inv.clone()).unwrap();
+    h.drain();
+    h.take_sent();
+    h.deliver(trunk(), answer(&inv, 100, None));
+    h.take_events();
+    h.run_to(Duration::from_secs(100));
+    h.deliver(trunk(), answer(&inv, 180, Some("far")));
+    h.take_events();
+    // Timer B no longer applies once a provisional arrived; the guard restarts with each one
+    h.run_to(Duration::from_secs(279));
+    assert_eq!(h.ep.len(), 1);
+    assert!(h.take_sent().is_empty(), "no retransmission in Proceeding");
+    h.run_out();
+    assert_eq!(
+        h.events,
+        vec![(Duration::from_secs(280), Event::Timeout { tx })]
+    );
+    h.assert_empty();
+}
+
+#[test]
 fn client_cancel_waits_for_a_provisional_response() {
     let mut h = Harness::new();
     let inv = our_invite("z9hG4bKc3");
@@ -801,6 +825,27 @@ fn tcp_has_no_retransmissions_and_zero_wait_timers() {
         "TCP answers go back on the connection"
     );
     h.deliver(far, ack_for(&inv, &busy));
+    h.assert_empty();
+
+    // server 2xx: not retransmitted over TCP, but an ACK is still awaited for 64*T1
+    let mut h = Harness::new();
+    let inv = invite("z9hG4bKt5");
+    let (tx, _) = h.new_request(far, inv.clone());
+    h.ep.respond(h.now, &tx, with_tag(inv.response(200), "t"))
+        .unwrap();
+    h.drain();
+    h.run_out();
+    assert_eq!(h.take_sent().len(), 2, "100 and 200 only");
+    assert_eq!(
+        h.events,
+        vec![(
+            T1 * 64,
+            Event::AckTimeout {
+                call_id: "call-1@example.com".into(),
+                cseq: 1
+            }
+        )]
+    );
     h.assert_empty();
 
     // server non-INVITE: Timer J zero
