@@ -9,6 +9,7 @@ pub mod framing;
 pub mod message;
 pub mod parse;
 pub mod registrar;
+pub mod transaction;
 pub mod typed;
 
 pub use framing::{Frame, FramingError, StreamFramer};
