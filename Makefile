@@ -1,0 +1,36 @@
+# Hotline — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+CONFIG ?= config/hotline.toml
+HOTLINED := target/debug/hotlined
+
+.PHONY: run test build lint unit sip-test check-config bench clean
+
+## make run: build and start hotlined with the example config (SIP 127.0.0.1:5060, admin 127.0.0.1:8080)
+run: build
+	@mkdir -p data
+	$(HOTLINED) run --config $(CONFIG)
+
+build:
+	$(CARGO) build --bin hotlined
+
+## make test: formatting, lints, every cargo test, config check and the SIPp suite
+test: lint unit check-config sip-test
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+check-config: build
+	$(HOTLINED) check --config $(CONFIG)
+
+sip-test: build
+	scripts/ensure-tools.sh sipp sipsak curl python3
+	HOTLINED=$(HOTLINED) bash sip-test/run.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf sip-test/out

@@ -1,0 +1,797 @@
+//! Call control: the one place that owns the transaction endpoint, the registrar and every call.
+//!
+//! `Core` is driven like the sans-IO cores it holds: messages and the time go in, what to send
+//! comes out through [`Outbound`]. It runs on one task (see `lib.rs`), so it needs no locks.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use sip::auth::{AuthOutcome, DigestServer};
+use sip::registrar::Registrar;
+use sip::transaction::{Endpoint, Event, TxKey};
+use sip::{HeaderName, Message, Method, NameAddr, Peer, Request, Response, Uri};
+use tracing::{debug, info, info_span, warn, Span};
+
+use crate::sdp::{self, Negotiated, SdpError};
+use crate::settings::Settings;
+use crate::transport::Outbound;
+use crate::{Caller, Stats};
+
+/// Methods we answer (the Allow header).
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE";
+/// Extensions we support (RFC 4028 session timers).
+const SUPPORTED: &[&str] = &["timer"];
+/// Methods we know but do not take here: 405 rather than 501.
+fn is_known_method(m: &Method) -> bool {
+    !matches!(m, Method::Extension(_))
+}
+/// RFC 4028 minimum we accept.
+const MIN_SE: u32 = 90;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    /// 180 sent; the 200 goes out at `answer_at`.
+    Ringing,
+    /// 200 sent.
+    Answered,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Answer,
+    SessionExpiry,
+    MaxDuration,
+}
+
+struct Call {
+    span: Span,
+    peer: Peer,
+    local: SocketAddr,
+    state: CallState,
+    invite_tx: Option<TxKey>,
+    invite: Request,
+    local_tag: String,
+    remote_tag: String,
+    /// From of the INVITE (the caller).
+    remote: NameAddr,
+    /// To of the INVITE with our tag.
+    local_addr: NameAddr,
+    remote_target: Uri,
+    route_set: Vec<String>,
+    local_cseq: u32,
+    remote_cseq: u32,
+    neg: Option<Negotiated>,
+    rtp_port: u16,
+    sdp_session: u64,
+    sdp_version: u64,
+    session_expires: Option<u32>,
+    answer_at: Instant,
+    expires_at: Option<Instant>,
+    end_at: Instant,
+}
+
+pub(crate) struct Core {
+    settings: Arc<Settings>,
+    endpoint: Endpoint,
+    registrar: Registrar,
+    trunk_auth: DigestServer,
+    calls: HashMap<String, Call>,
+    timers: BTreeSet<(Instant, String, TimerKind)>,
+    draining: bool,
+    next_rtp_port: u16,
+    stats: Arc<Stats>,
+    /// Our address the last message arrived on (for the Contact of a new call).
+    last_local: Option<SocketAddr>,
+    pub out: Outbound,
+}
+
+fn random_token(n: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..n)
+        .map(|_| {
+            let v = rng.gen_range(0..36u8);
+            char::from_digit(v as u32, 36).unwrap_or('0')
+        })
+        .collect()
+}
+
+impl Core {
+    pub fn new(
+        settings: Arc<Settings>,
+        endpoint: Endpoint,
+        registrar: Registrar,
+        trunk_auth: DigestServer,
+        stats: Arc<Stats>,
+        out: Outbound,
+    ) -> Core {
+        let next_rtp_port = settings.rtp_ports.0 & !1;
+        Core {
+            settings,
+            endpoint,
+            registrar,
+            trunk_auth,
+            calls: HashMap::new(),
+            timers: BTreeSet::new(),
+            draining: false,
+            next_rtp_port,
+            stats,
+            last_local: None,
+            out,
+        }
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn transactions(&self) -> usize {
+        self.endpoint.len()
+    }
+
+    /// The earliest moment something has to happen.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let call = self.timers.iter().next().map(|(t, _, _)| *t);
+        [
+            call,
+            self.endpoint.poll_timeout(),
+            self.registrar.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    pub fn handle_message(&mut self, now: Instant, peer: Peer, local: SocketAddr, msg: Message) {
+        if let Message::Request(r) = &msg {
+            self.stats.count_request(r.method.as_str());
+            // remember where requests for this transaction came in, for our answers' Contact
+            if let Ok(id) = r.headers.call_id() {
+                if let Some(call) = self.calls.get_mut(id) {
+                    call.local = local;
+                }
+            }
+        }
+        self.last_local = Some(local);
+        self.endpoint.handle_message(now, peer, msg);
+        self.drain(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.endpoint.handle_timeout(now);
+        for change in self.registrar.expire(now) {
+            debug!(?change, "registration expired");
+        }
+        while let Some((at, _, _)) = self.timers.iter().next() {
+            if *at > now {
+                break;
+            }
+            let Some((at, call_id, kind)) = self.timers.pop_first() else {
+                break;
+            };
+            self.fire(now, at, &call_id, kind);
+        }
+        self.drain(now);
+    }
+
+    /// Stop taking new calls; calls in progress go on.
+    pub fn begin_drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// Hang up every call (end of the shutdown grace period).
+    pub fn hangup_all(&mut self, now: Instant) {
+        let ids: Vec<String> = self.calls.keys().cloned().collect();
+        for id in ids {
+            self.end_call(now, &id, "shutdown");
+        }
+        self.drain(now);
+    }
+
+    /// Drain the endpoint's outputs after every input.
+    fn drain(&mut self, now: Instant) {
+        loop {
+            while let Some(t) = self.endpoint.poll_transmit() {
+                self.out.send(t.peer, t.bytes);
+            }
+            let Some(ev) = self.endpoint.poll_event() else {
+                break;
+            };
+            self.on_event(now, ev);
+        }
+        self.stats
+            .calls
+            .store(self.calls.len() as u64, Ordering::Relaxed);
+    }
+
+    fn on_event(&mut self, now: Instant, ev: Event) {
+        match ev {
+            Event::Request { tx, peer, request } => self.on_request(now, tx, peer, request),
+            Event::Ack { request, .. } => {
+                if let Ok(id) = request.headers.call_id() {
+                    if let Some(call) = self.calls.get(id) {
+                        let _e = call.span.enter();
+                        debug!("ACK received");
+                    }
+                }
+            }
+            Event::Cancelled { tx } => {
+                let id = self
+                    .calls
+                    .iter()
+                    .find(|(_, c)| c.invite_tx.as_ref() == Some(&tx))
+                    .map(|(id, _)| id.clone());
+                if let Some(id) = id {
+                    if let Some(call) = self.calls.remove(&id) {
+                        let _e = call.span.enter();
+                        info!("caller hung up before answer (CANCEL)");
+                        self.stats.calls_cancelled.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Event::Response { response, .. } => {
+                debug!(status = response.status, "response to our request");
+            }
+            Event::Timeout { tx } => debug!(?tx, "transaction timed out"),
+            Event::AckTimeout { call_id, .. } => {
+                if let Some(call) = self.calls.get(&call_id) {
+                    let _e = call.span.enter();
+                    warn!("our 200 OK was never acknowledged; hanging up");
+                }
+                self.end_call(now, &call_id, "no ACK");
+            }
+        }
+    }
+
+    fn respond(&mut self, now: Instant, tx: &TxKey, mut r: Response) {
+        r.headers
+            .push(HeaderName::Server, self.settings.user_agent.as_str());
+        if let Err(e) = self.endpoint.respond(now, tx, r) {
+            debug!(error = %e, "could not respond");
+        }
+    }
+
+    fn reply(&mut self, now: Instant, tx: &TxKey, req: &Request, status: u16) {
+        let r = req.response(status);
+        let r = with_to_tag(r, req, None);
+        self.respond(now, tx, r);
+    }
+
+    fn on_request(&mut self, now: Instant, tx: TxKey, peer: Peer, req: Request) {
+        // RFC 3261 §16.3 / issue: a request that ran out of hops is refused.
+        if let Ok(Some(0)) = req.headers.max_forwards() {
+            if req.method != Method::Ack {
+                return self.reply(now, &tx, &req, 483);
+            }
+        }
+        // §8.2.2.3: option tags we do not support.
+        if req.method != Method::Ack && req.method != Method::Cancel {
+            let unsupported: Vec<&str> = req
+                .headers
+                .tokens(&HeaderName::Require)
+                .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
+                .collect();
+            if !unsupported.is_empty() {
+                let mut r = with_to_tag(req.response(420), &req, None);
+                r.headers
+                    .push(HeaderName::Unsupported, unsupported.join(", "));
+                return self.respond(now, &tx, r);
+            }
+        }
+        match &req.method {
+            Method::Register => self.on_register(now, tx, peer, req),
+            Method::Options => {
+                let mut r = with_to_tag(req.response(200), &req, None);
+                r.headers.push(HeaderName::Allow, ALLOW);
+                r.headers.push(HeaderName::Accept, "application/sdp");
+                r.headers.push(HeaderName::AcceptLanguage, "ru, en");
+                r.headers.push(HeaderName::Supported, SUPPORTED.join(", "));
+                self.respond(now, &tx, r);
+            }
+            Method::Invite => {
+                if req
+                    .headers
+                    .to_addr()
+                    .ok()
+                    .and_then(|t| t.tag().map(str::to_string))
+                    .is_some()
+                {
+                    self.on_reinvite(now, tx, req);
+                } else {
+                    self.on_invite(now, tx, peer, req);
+                }
+            }
+            Method::Bye => match self.dialog_of(&req) {
+                Some(id) => {
+                    self.reply(now, &tx, &req, 200);
+                    if let Some(call) = self.calls.remove(&id) {
+                        let _e = call.span.enter();
+                        info!(
+                            talked_ms =
+                                now.saturating_duration_since(call.answer_at).as_millis() as u64,
+                            "caller hung up"
+                        );
+                    }
+                }
+                None => self.reply(now, &tx, &req, 481),
+            },
+            Method::Info | Method::Update => match self.dialog_of(&req) {
+                Some(id) => {
+                    if req.method == Method::Update {
+                        self.refresh_session(now, &id);
+                    }
+                    self.reply(now, &tx, &req, 200)
+                }
+                None => self.reply(now, &tx, &req, 481),
+            },
+            Method::Ack | Method::Cancel => {
+                // ACK never gets a response; a CANCEL reaching us matched nothing.
+                if req.method == Method::Cancel {
+                    self.reply(now, &tx, &req, 481);
+                }
+            }
+            m if is_known_method(m) => {
+                let mut r = with_to_tag(req.response(405), &req, None);
+                r.headers.push(HeaderName::Allow, ALLOW);
+                self.respond(now, &tx, r);
+            }
+            _ => {
+                let mut r = with_to_tag(req.response(501), &req, None);
+                r.headers.push(HeaderName::Allow, ALLOW);
+                self.respond(now, &tx, r);
+            }
+        }
+    }
+
+    fn on_register(&mut self, now: Instant, tx: TxKey, peer: Peer, req: Request) {
+        let operators = &self.settings.operators;
+        let result = self.registrar.handle_register(now, peer, &req, |user| {
+            operators
+                .iter()
+                .find(|o| o.login == user)
+                .map(|o| o.secret.clone())
+        });
+        for change in &result.changes {
+            info!(?change, "registration");
+        }
+        let bindings: usize = self.registrar.users().iter().map(|(_, b)| b.len()).sum();
+        self.stats
+            .registrations
+            .store(bindings as u64, Ordering::Relaxed);
+        self.respond(now, &tx, result.response);
+    }
+
+    /// The call a mid-dialog request belongs to (Call-ID and both tags).
+    fn dialog_of(&self, req: &Request) -> Option<String> {
+        let id = req.headers.call_id().ok()?;
+        let call = self.calls.get(id)?;
+        let from_tag = req.headers.from_addr().ok()?.tag().map(str::to_string);
+        let to_tag = req.headers.to_addr().ok()?.tag().map(str::to_string);
+        (from_tag.as_deref() == Some(call.remote_tag.as_str())
+            && to_tag.as_deref() == Some(call.local_tag.as_str()))
+        .then(|| id.to_string())
+    }
+
+    fn on_invite(&mut self, now: Instant, tx: TxKey, peer: Peer, req: Request) {
+        let Ok(call_id) = req.headers.call_id().map(str::to_string) else {
+            return self.reply(now, &tx, &req, 400);
+        };
+        if self.calls.contains_key(&call_id) {
+            // same Call-ID, no To tag, new transaction: a merged/looped request (§8.2.2.2)
+            return self.reply(now, &tx, &req, 482);
+        }
+        if self.draining {
+            let mut r = with_to_tag(req.response(503), &req, None);
+            r.headers.push(HeaderName::RetryAfter, "60");
+            return self.respond(now, &tx, r);
+        }
+        let dialled = req.uri.user().unwrap_or("").to_string();
+        let Some(line) = self.settings.line_for(&dialled).cloned() else {
+            info!(dialled = %dialled, "no line for the dialled number");
+            return self.reply(now, &tx, &req, 404);
+        };
+        // Trunk admission: by source address, or by digest when the trunk has credentials.
+        if self.settings.trunk_for(peer.addr.ip()).is_none() {
+            let creds: Vec<(String, String)> = self
+                .settings
+                .trunks
+                .iter()
+                .filter_map(|t| t.credentials.clone())
+                .collect();
+            if creds.is_empty() {
+                info!(source = %peer.addr.ip(), "INVITE from an address no trunk allows");
+                return self.reply(now, &tx, &req, 403);
+            }
+            let outcome = req.headers.get(&HeaderName::Authorization).map(|v| {
+                self.trunk_auth.verify(now, &req.method, v, |user| {
+                    creds
+                        .iter()
+                        .find(|(u, _)| u == user)
+                        .map(|(_, p)| sip::auth::Secret::Plain(p.clone()))
+                })
+            });
+            match outcome {
+                Some(AuthOutcome::Ok { .. }) => {}
+                Some(AuthOutcome::Stale) | None => {
+                    let stale = matches!(outcome, Some(AuthOutcome::Stale));
+                    let mut r = with_to_tag(req.response(401), &req, None);
+                    for c in self.trunk_auth.challenge(now, stale) {
+                        r.headers.push(HeaderName::WwwAuthenticate, c);
+                    }
+                    return self.respond(now, &tx, r);
+                }
+                Some(AuthOutcome::Failed(_)) => return self.reply(now, &tx, &req, 403),
+            }
+        }
+        // Offer: in the INVITE (usual) or none (we offer in the 200, the answer comes in ACK).
+        let neg = if req.body.is_empty() {
+            None
+        } else {
+            let ct = req.headers.get(&HeaderName::ContentType).unwrap_or("");
+            if !ct
+                .trim()
+                .to_ascii_lowercase()
+                .starts_with("application/sdp")
+            {
+                let mut r = with_to_tag(req.response(415), &req, None);
+                r.headers.push(HeaderName::Accept, "application/sdp");
+                return self.respond(now, &tx, r);
+            }
+            match sdp::parse_offer(&req.body).and_then(|o| sdp::negotiate(&o)) {
+                Ok(n) => Some(n),
+                Err(SdpError::NoCommonCodec) | Err(SdpError::NoAudio) => {
+                    let mut r = with_to_tag(req.response(488), &req, None);
+                    r.headers.push(
+                        HeaderName::Warning,
+                        "304 hotline \"Media type not available\"",
+                    );
+                    return self.respond(now, &tx, r);
+                }
+                Err(e) => {
+                    let mut r = with_to_tag(req.response(400), &req, None);
+                    r.reason = format!("Bad Request - {e}");
+                    return self.respond(now, &tx, r);
+                }
+            }
+        };
+        // RFC 4028: too small a session interval is refused with our minimum.
+        let se = req
+            .headers
+            .get(&HeaderName::SessionExpires)
+            .and_then(|v| v.split(';').next())
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        if let Some(se) = se {
+            if se < MIN_SE {
+                let mut r = with_to_tag(req.response(422), &req, None);
+                r.headers.push(HeaderName::MinSe, MIN_SE.to_string());
+                return self.respond(now, &tx, r);
+            }
+        }
+        let (Ok(from), Ok(to)) = (req.headers.from_addr(), req.headers.to_addr()) else {
+            return self.reply(now, &tx, &req, 400);
+        };
+        let Ok(cseq) = req.headers.cseq() else {
+            return self.reply(now, &tx, &req, 400);
+        };
+        let remote_target = req
+            .headers
+            .contacts()
+            .ok()
+            .flatten()
+            .and_then(|c| c.into_iter().next())
+            .map(|c| c.uri);
+        let Some(remote_target) = remote_target else {
+            let mut r = with_to_tag(req.response(400), &req, None);
+            r.reason = "Bad Request - INVITE without Contact".into();
+            return self.respond(now, &tx, r);
+        };
+        let caller = from.uri.user().unwrap_or("anonymous").to_string();
+        let span = info_span!(
+            "call",
+            call_id = %call_id,
+            line = %line.id,
+            caller = %Caller::new(&caller, self.settings.redact_callers),
+        );
+        let local_tag = random_token(10);
+        let mut local_addr = to.clone();
+        local_addr.params.set("tag", Some(local_tag.clone()));
+        let rtp_port = self.alloc_rtp_port();
+        let session_expires = se.map(|s| s.min(self.settings.session_expires).max(MIN_SE));
+        let call = Call {
+            span: span.clone(),
+            peer,
+            local: self.last_local.unwrap_or(peer.addr),
+            state: CallState::Ringing,
+            invite_tx: Some(tx.clone()),
+            remote_tag: from.tag().unwrap_or("").to_string(),
+            remote: from,
+            local_addr,
+            remote_target,
+            route_set: req
+                .headers
+                .values(&HeaderName::RecordRoute)
+                .map(str::to_string)
+                .collect(),
+            local_cseq: rand::thread_rng().gen_range(1..10_000),
+            remote_cseq: cseq.seq,
+            neg,
+            rtp_port,
+            sdp_session: rand::thread_rng().gen_range(1..u32::MAX as u64),
+            sdp_version: 1,
+            session_expires,
+            answer_at: now + line.ring,
+            expires_at: None,
+            end_at: now + self.settings.max_call,
+            local_tag,
+            invite: req,
+        };
+        {
+            let _e = span.enter();
+            info!(dialled = %dialled, transport = peer.transport.as_str(), "call arrived");
+        }
+        self.stats.calls_total.fetch_add(1, Ordering::Relaxed);
+        let ringing = self.call_response(&call, 180);
+        self.timers
+            .insert((call.answer_at, call_id.clone(), TimerKind::Answer));
+        self.timers
+            .insert((call.end_at, call_id.clone(), TimerKind::MaxDuration));
+        self.calls.insert(call_id.clone(), call);
+        self.respond(now, &tx, ringing);
+        if line.ring.is_zero() {
+            self.answer(now, &call_id);
+        }
+    }
+
+    fn alloc_rtp_port(&mut self) -> u16 {
+        let (lo, hi) = self.settings.rtp_ports;
+        let p = self.next_rtp_port;
+        self.next_rtp_port = if p.saturating_add(2) >= hi {
+            lo & !1
+        } else {
+            p + 2
+        };
+        p
+    }
+
+    /// A response to the call's INVITE, in its dialog (our To tag, Contact).
+    fn call_response(&self, call: &Call, status: u16) -> Response {
+        let mut r = call.invite.response(status);
+        r.headers.set(HeaderName::To, call.local_addr.to_string());
+        for rr in &call.route_set {
+            r.headers.push(HeaderName::RecordRoute, rr.as_str());
+        }
+        r.headers.push(HeaderName::Contact, self.contact(call));
+        r
+    }
+
+    fn contact(&self, call: &Call) -> String {
+        let user = call.invite.uri.user().unwrap_or("hotline");
+        let transport = match call.peer.transport {
+            sip::Transport::Udp => "",
+            sip::Transport::Tcp => ";transport=tcp",
+        };
+        format!(
+            "<sip:{}@{}{transport}>",
+            sip::message::escape(user, |c| c.is_ascii_alphanumeric() || "-_.+".contains(c)),
+            host_port(call.local)
+        )
+    }
+
+    fn local_ip(&self, call: &Call) -> IpAddr {
+        self.settings.rtp_address.unwrap_or(call.local.ip())
+    }
+
+    fn answer(&mut self, now: Instant, call_id: &str) {
+        let Some(call) = self.calls.get(call_id) else {
+            return;
+        };
+        if call.state != CallState::Ringing {
+            return;
+        }
+        let Some(tx) = call.invite_tx.clone() else {
+            return;
+        };
+        let neg = call.neg.unwrap_or(Negotiated {
+            audio_pt: 0,
+            dtmf_pt: Some(101),
+            direction: sdp::Direction::SendRecv,
+        });
+        let mut r = self.call_response(call, 200);
+        let body = sdp::render(
+            self.local_ip(call),
+            call.rtp_port,
+            call.sdp_session,
+            call.sdp_version,
+            &neg,
+        );
+        r.headers.push(HeaderName::Allow, ALLOW);
+        r.headers.push(HeaderName::Supported, SUPPORTED.join(", "));
+        if let Some(se) = call.session_expires {
+            r.headers
+                .push(HeaderName::SessionExpires, format!("{se};refresher=uac"));
+            r.headers.push(HeaderName::Require, "timer");
+        }
+        r.headers.push(HeaderName::ContentType, "application/sdp");
+        r.body = body.into_bytes();
+        let span = call.span.clone();
+        let se = call.session_expires;
+        if let Some(call) = self.calls.get_mut(call_id) {
+            call.state = CallState::Answered;
+            call.invite_tx = None;
+            call.answer_at = now;
+            if let Some(se) = se {
+                let at = now + Duration::from_secs(se as u64);
+                call.expires_at = Some(at);
+                self.timers
+                    .insert((at, call_id.to_string(), TimerKind::SessionExpiry));
+            }
+        }
+        {
+            let _e = span.enter();
+            info!("answered");
+        }
+        self.stats.calls_answered.fetch_add(1, Ordering::Relaxed);
+        self.respond(now, &tx, r);
+    }
+
+    fn on_reinvite(&mut self, now: Instant, tx: TxKey, req: Request) {
+        let Some(id) = self.dialog_of(&req) else {
+            return self.reply(now, &tx, &req, 481);
+        };
+        let offer = if req.body.is_empty() {
+            None
+        } else {
+            match sdp::parse_offer(&req.body).and_then(|o| sdp::negotiate(&o)) {
+                Ok(n) => Some(n),
+                Err(_) => return self.reply(now, &tx, &req, 488),
+            }
+        };
+        self.refresh_session(now, &id);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let Ok(c) = req.headers.cseq() {
+            call.remote_cseq = c.seq;
+        }
+        if let Some(n) = offer {
+            call.neg = Some(n);
+        }
+        call.sdp_version += 1;
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let _e = call.span.clone().entered();
+        let neg = call.neg.unwrap_or(Negotiated {
+            audio_pt: 0,
+            dtmf_pt: Some(101),
+            direction: sdp::Direction::SendRecv,
+        });
+        info!(direction = ?neg.direction, "re-INVITE");
+        let mut r = req.response(200);
+        let body = sdp::render(
+            self.local_ip(call),
+            call.rtp_port,
+            call.sdp_session,
+            call.sdp_version,
+            &neg,
+        );
+        r.headers.push(HeaderName::Contact, self.contact(call));
+        if let Some(se) = call.session_expires {
+            r.headers
+                .push(HeaderName::SessionExpires, format!("{se};refresher=uac"));
+            r.headers.push(HeaderName::Require, "timer");
+        }
+        r.headers.push(HeaderName::ContentType, "application/sdp");
+        r.body = body.into_bytes();
+        self.respond(now, &tx, r);
+    }
+
+    /// A re-INVITE or UPDATE refreshed the session (RFC 4028).
+    fn refresh_session(&mut self, now: Instant, id: &str) {
+        if let Some(call) = self.calls.get_mut(id) {
+            if let Some(se) = call.session_expires {
+                let at = now + Duration::from_secs(se as u64);
+                call.expires_at = Some(at);
+                self.timers
+                    .insert((at, id.to_string(), TimerKind::SessionExpiry));
+            }
+        }
+    }
+
+    fn fire(&mut self, now: Instant, at: Instant, call_id: &str, kind: TimerKind) {
+        let Some(call) = self.calls.get(call_id) else {
+            return;
+        };
+        match kind {
+            TimerKind::Answer if call.answer_at == at => self.answer(now, call_id),
+            TimerKind::SessionExpiry if call.expires_at == Some(at) => {
+                let _e = call.span.clone().entered();
+                warn!("session timer expired without a refresh; hanging up");
+                self.end_call(now, call_id, "session expired");
+            }
+            TimerKind::MaxDuration if call.end_at == at => {
+                let _e = call.span.clone().entered();
+                warn!("call reached the maximum duration; hanging up");
+                self.end_call(now, call_id, "max duration");
+            }
+            _ => {}
+        }
+    }
+
+    /// End a call from our side: BYE when answered, a final error while ringing.
+    fn end_call(&mut self, now: Instant, call_id: &str, why: &str) {
+        let Some(mut call) = self.calls.remove(call_id) else {
+            return;
+        };
+        let _e = call.span.clone().entered();
+        info!(reason = why, "hanging up");
+        match call.state {
+            CallState::Ringing => {
+                if let Some(tx) = call.invite_tx.take() {
+                    let mut r = call.invite.response(480);
+                    r.headers.set(HeaderName::To, call.local_addr.to_string());
+                    self.respond(now, &tx, r);
+                }
+            }
+            CallState::Answered => {
+                let bye = self.build_bye(&mut call);
+                if let Err(e) = self.endpoint.send_request(now, call.peer, bye) {
+                    debug!(error = %e, "could not send BYE");
+                }
+            }
+        }
+    }
+
+    fn build_bye(&self, call: &mut Call) -> Request {
+        call.local_cseq += 1;
+        let mut bye = Request::new(Method::Bye, call.remote_target.clone());
+        let branch = sip::transaction::new_branch();
+        bye.headers.push(
+            HeaderName::Via,
+            format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                call.peer.transport.as_str(),
+                host_port(call.local)
+            ),
+        );
+        bye.headers.push(HeaderName::MaxForwards, "70");
+        bye.headers
+            .push(HeaderName::From, call.local_addr.to_string());
+        bye.headers.push(HeaderName::To, call.remote.to_string());
+        if let Ok(id) = call.invite.headers.call_id() {
+            bye.headers.push(HeaderName::CallId, id);
+        }
+        bye.headers
+            .push(HeaderName::CSeq, format!("{} BYE", call.local_cseq));
+        // UAS route set: the Record-Route values in order (§12.1.1)
+        for r in &call.route_set {
+            bye.headers.push(HeaderName::Route, r.as_str());
+        }
+        bye.headers
+            .push(HeaderName::UserAgent, self.settings.user_agent.as_str());
+        bye
+    }
+}
+
+/// Add our To tag to a response (any final response creating no dialog still needs one,
+/// RFC 3261 §8.2.6.2).
+fn with_to_tag(mut r: Response, req: &Request, tag: Option<&str>) -> Response {
+    if let Ok(mut to) = req.headers.to_addr() {
+        if to.tag().is_none() {
+            let t = tag.map(str::to_string).unwrap_or_else(|| random_token(8));
+            to.params.set("tag", Some(t));
+            r.headers.set(HeaderName::To, to.to_string());
+        }
+    }
+    r
+}
+
+fn host_port(a: SocketAddr) -> String {
+    match a {
+        SocketAddr::V4(v4) => format!("{}:{}", v4.ip(), v4.port()),
+        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+    }
+}

@@ -1,0 +1,303 @@
+//! The tokio edge of Hotline: SIP sockets, the clock, and the task that drives the sans-IO
+//! cores (`sip` transactions and registrar) and call control.
+//!
+//! Real time enters in exactly one place: [`Gateway::run`]'s loop, which sleeps until the
+//! cores' next deadline and hands them `Instant::now()`.
+
+mod core;
+pub mod sdp;
+pub mod settings;
+mod transport;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sip::auth::DigestServer;
+use sip::registrar::{Registrar, RegistrarConfig};
+use sip::transaction::{Endpoint, TimerConfig};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use settings::{LineSettings, OperatorSettings, Settings, TrunkSettings};
+use transport::{Inbound, Limits, Outbound};
+
+/// A caller number as it may appear in logs: masked unless redaction is turned off.
+pub struct Caller<'a> {
+    number: &'a str,
+    redact: bool,
+}
+
+impl<'a> Caller<'a> {
+    pub fn new(number: &'a str, redact: bool) -> Caller<'a> {
+        Caller { number, redact }
+    }
+}
+
+impl fmt::Display for Caller<'_> {
+    /// Redacted: every character but the last two becomes `*` (`*****87`), enough to tell
+    /// calls apart in a log without exposing who called.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.redact {
+            return f.write_str(self.number);
+        }
+        let n = self.number.chars().count();
+        for (i, c) in self.number.chars().enumerate() {
+            if i + 2 >= n && n > 4 {
+                write!(f, "{c}")?;
+            } else {
+                f.write_str("*")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Live figures the admin API and metrics read.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub ready: AtomicBool,
+    pub draining: AtomicBool,
+    pub calls: AtomicU64,
+    pub calls_total: AtomicU64,
+    pub calls_answered: AtomicU64,
+    pub calls_cancelled: AtomicU64,
+    pub registrations: AtomicU64,
+    requests: Mutex<Vec<(String, u64)>>,
+}
+
+impl Stats {
+    fn count_request(&self, method: &str) {
+        if let Ok(mut v) = self.requests.lock() {
+            if let Some((_, n)) = v.iter_mut().find(|(m, _)| m == method) {
+                *n += 1;
+            } else if v.len() < 64 {
+                v.push((method.to_string(), 1));
+            }
+        }
+    }
+    /// SIP requests received, by method.
+    pub fn requests(&self) -> Vec<(String, u64)> {
+        self.requests.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("cannot bind SIP {transport} on {addr}: {source}")]
+    Bind {
+        transport: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A bound but not yet running gateway: binding happens first so that a daemon with a busy
+/// port fails before it claims to be up.
+pub struct Gateway {
+    settings: Arc<Settings>,
+    stats: Arc<Stats>,
+    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    tcp: Vec<(SocketAddr, TcpListener)>,
+}
+
+impl Gateway {
+    pub async fn bind(settings: Settings, stats: Arc<Stats>) -> Result<Gateway, GatewayError> {
+        let mut udp = Vec::new();
+        let mut tcp = Vec::new();
+        for &addr in &settings.listen {
+            let u = UdpSocket::bind(addr)
+                .await
+                .map_err(|source| GatewayError::Bind {
+                    transport: "UDP",
+                    addr,
+                    source,
+                })?;
+            let local = u.local_addr().unwrap_or(addr);
+            udp.push((local, Arc::new(u)));
+            let t = TcpListener::bind(addr)
+                .await
+                .map_err(|source| GatewayError::Bind {
+                    transport: "TCP",
+                    addr,
+                    source,
+                })?;
+            tcp.push((t.local_addr().unwrap_or(addr), t));
+        }
+        Ok(Gateway {
+            settings: Arc::new(settings),
+            stats,
+            udp,
+            tcp,
+        })
+    }
+
+    /// The addresses actually bound (port 0 resolved).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.udp.iter().map(|(a, _)| *a).collect()
+    }
+
+    /// Serve until `shutdown` is cancelled, then drain: new calls get 503, calls in progress
+    /// have `shutdown_grace` to finish, the rest get BYE.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let settings = self.settings.clone();
+        let stop_io = CancellationToken::new();
+        let (core_tx, mut core_rx) = mpsc::channel::<Inbound>(4096);
+        let limits = Arc::new(Limits {
+            max_message_size: settings.max_message_size,
+        });
+        let ua: Arc<str> = Arc::from(settings.user_agent.as_str());
+        let mut tasks = tokio::task::JoinSet::new();
+        let (mut udp_v4, mut udp_v6) = (None, None);
+        for (local, sock) in self.udp {
+            if local.is_ipv4() {
+                udp_v4.get_or_insert_with(|| sock.clone());
+            } else {
+                udp_v6.get_or_insert_with(|| sock.clone());
+            }
+            tasks.spawn(transport::udp_loop(
+                sock,
+                local,
+                core_tx.clone(),
+                limits.clone(),
+                ua.clone(),
+                stop_io.clone(),
+            ));
+            info!(%local, "SIP over UDP");
+        }
+        for (local, listener) in self.tcp {
+            tasks.spawn(transport::tcp_accept_loop(
+                listener,
+                core_tx.clone(),
+                limits.clone(),
+                ua.clone(),
+                stop_io.clone(),
+            ));
+            info!(%local, "SIP over TCP");
+        }
+        let out = Outbound {
+            udp_v4,
+            udp_v6,
+            tcp: Default::default(),
+            core: core_tx.clone(),
+            limits,
+            user_agent: ua,
+            stop: stop_io.clone(),
+        };
+        let start = Instant::now();
+        let mut key = [0u8; 32];
+        rand::Rng::fill(&mut rand::thread_rng(), &mut key);
+        let timers = TimerConfig {
+            t1: settings.t1,
+            ..TimerConfig::default()
+        };
+        let registrar = Registrar::new(
+            RegistrarConfig {
+                lockout_threshold: settings.lockout_failures,
+                lockout_duration: settings.lockout,
+                ..RegistrarConfig::new(&settings.realm)
+            },
+            key,
+            start,
+        );
+        rand::Rng::fill(&mut rand::thread_rng(), &mut key);
+        let trunk_auth =
+            DigestServer::new(settings.realm.clone(), key, Duration::from_secs(300), start);
+        let mut core = core::Core::new(
+            settings.clone(),
+            Endpoint::new(timers),
+            registrar,
+            trunk_auth,
+            self.stats.clone(),
+            out,
+        );
+        self.stats.ready.store(true, Ordering::Relaxed);
+
+        let mut grace_deadline: Option<tokio::time::Instant> = None;
+        let mut final_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let wake = core.poll_timeout();
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let grace = async {
+                match grace_deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                m = core_rx.recv() => match m {
+                    Some(Inbound::Message { peer, local, msg }) => {
+                        core.handle_message(Instant::now(), peer, local, *msg);
+                    }
+                    Some(Inbound::TcpOpened { peer, tx }) => {
+                        core.out.tcp.insert(peer, tx);
+                    }
+                    Some(Inbound::TcpClosed { peer }) => {
+                        core.out.tcp.remove(&peer);
+                    }
+                    None => break,
+                },
+                _ = sleep => core.handle_timeout(Instant::now()),
+                _ = shutdown.cancelled(), if grace_deadline.is_none() => {
+                    info!(calls = core.calls(), grace_s = settings.shutdown_grace.as_secs(), "shutting down: new calls get 503, calls in progress may finish");
+                    self.stats.draining.store(true, Ordering::Relaxed);
+                    core.begin_drain();
+                    grace_deadline = Some(tokio::time::Instant::now() + settings.shutdown_grace);
+                }
+                _ = grace, if final_deadline.is_none() => {
+                    if core.calls() > 0 {
+                        warn!(calls = core.calls(), "grace period over: hanging up the remaining calls");
+                    }
+                    core.hangup_all(Instant::now());
+                    final_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(5));
+                }
+            }
+            if grace_deadline.is_some() && final_deadline.is_none() && core.calls() == 0 {
+                // every call ended by itself: nothing to wait for but our own transactions
+                final_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(5));
+            }
+            if let Some(fd) = final_deadline {
+                // wait for our BYEs (and the last answers) to complete, within a bound
+                if core.calls() == 0
+                    && (core.transactions() == 0 || tokio::time::Instant::now() >= fd)
+                {
+                    break;
+                }
+                if tokio::time::Instant::now() >= fd {
+                    break;
+                }
+            }
+        }
+        self.stats.ready.store(false, Ordering::Relaxed);
+        stop_io.cancel();
+        while tasks.join_next().await.is_some() {}
+        info!("SIP stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Caller;
+
+    #[test]
+    fn caller_numbers_are_masked() {
+        assert_eq!(
+            Caller::new("+79131234567", true).to_string(),
+            "**********67"
+        );
+        assert_eq!(
+            Caller::new("+79131234567", false).to_string(),
+            "+79131234567"
+        );
+        assert_eq!(Caller::new("101", true).to_string(), "***");
+    }
+}

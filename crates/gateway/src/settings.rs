@@ -1,0 +1,87 @@
+//! What the gateway needs to run, as plain values (the daemon reads files and builds this).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use sip::auth::Secret;
+
+#[derive(Debug, Clone)]
+pub struct LineSettings {
+    pub id: String,
+    /// Normalised numbers (main number and aliases) that reach this line.
+    pub numbers: Vec<String>,
+    pub name: String,
+    /// How long we send 180 before answering.
+    pub ring: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrunkSettings {
+    pub name: String,
+    pub allow: Vec<IpNet>,
+    /// Digest credentials the trunk may use when its address is not in `allow`.
+    pub credentials: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OperatorSettings {
+    pub login: String,
+    pub secret: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Each address gets a UDP socket and a TCP listener.
+    pub listen: Vec<SocketAddr>,
+    pub user_agent: String,
+    pub realm: String,
+    pub max_message_size: usize,
+    pub t1: Duration,
+    pub lockout_failures: u32,
+    pub lockout: Duration,
+    pub lines: Vec<LineSettings>,
+    pub trunks: Vec<TrunkSettings>,
+    pub operators: Vec<OperatorSettings>,
+    pub rtp_ports: (u16, u16),
+    /// Address we put in SDP; `None` = the address the call came in on.
+    pub rtp_address: Option<IpAddr>,
+    pub session_expires: u32,
+    pub max_call: Duration,
+    pub shutdown_grace: Duration,
+    pub redact_callers: bool,
+}
+
+/// Normalise a dialled number: drop visual separators, `+7…` → `8…`.
+pub fn normalize_number(n: &str) -> String {
+    let digits: String = n
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect();
+    match digits.strip_prefix("+7") {
+        Some(rest) => format!("8{rest}"),
+        None => digits.trim_start_matches('+').to_string(),
+    }
+}
+
+impl Settings {
+    /// The line a dialled Request-URI user reaches.
+    pub fn line_for(&self, dialled: &str) -> Option<&LineSettings> {
+        let n = normalize_number(dialled);
+        if n.is_empty() {
+            return None;
+        }
+        self.lines.iter().find(|l| l.numbers.contains(&n))
+    }
+
+    /// Whether a source address belongs to an allowed trunk.
+    pub fn trunk_for(&self, ip: IpAddr) -> Option<&TrunkSettings> {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.trunks
+            .iter()
+            .find(|t| t.allow.iter().any(|n| n.contains(&ip)))
+    }
+}

@@ -1,0 +1,567 @@
+//! Configuration: `config/hotline.toml` plus the files it names, layered with `HOTLINE__…`
+//! environment overrides. Every problem is reported as `path:line:col: message`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use gateway::settings::normalize_number;
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// One problem found in the configuration, located in a file where possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path, self.line, self.col, self.message
+        )
+    }
+}
+
+/// All problems found; loading stops at the first file that cannot be read at all but reports
+/// every file it could.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<Problem>);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MainFile {
+    #[serde(default)]
+    pub sip: SipSection,
+    #[serde(default)]
+    pub rtp: RtpSection,
+    #[serde(default)]
+    pub admin: AdminSection,
+    #[serde(default)]
+    pub database: DatabaseSection,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub calls: CallsSection,
+    /// The lines file, relative to the main file's folder.
+    pub lines: String,
+    /// The operators file, relative to the main file's folder.
+    pub operators: String,
+    /// Carrier trunks allowed to send calls.
+    #[serde(default)]
+    pub trunk: Vec<Trunk>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipSection {
+    /// UDP and TCP on this address.
+    pub listen: SocketAddr,
+    /// Optional second listener, typically IPv6 (`[::1]:5060`).
+    pub listen_v6: Option<SocketAddr>,
+    /// Digest realm and the domain operators register in.
+    pub realm: String,
+    pub user_agent: String,
+    pub max_message_size: usize,
+    pub t1_ms: u64,
+    /// Failed REGISTER attempts from one address before it is locked out.
+    pub lockout_failures: u32,
+    pub lockout_seconds: u64,
+}
+
+impl Default for SipSection {
+    fn default() -> Self {
+        SipSection {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            listen_v6: None,
+            realm: "hotline".into(),
+            user_agent: concat!("Hotline/", env!("CARGO_PKG_VERSION")).into(),
+            max_message_size: 65_535,
+            t1_ms: 500,
+            lockout_failures: 10,
+            lockout_seconds: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtpSection {
+    pub port_min: u16,
+    pub port_max: u16,
+    /// The address put in our SDP; defaults to the SIP listen address.
+    pub address: Option<std::net::IpAddr>,
+}
+
+impl Default for RtpSection {
+    fn default() -> Self {
+        RtpSection {
+            port_min: 10_000,
+            port_max: 20_000,
+            address: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    pub listen: SocketAddr,
+    pub token: String,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSection {
+    pub url: String,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection {
+            url: "sqlite://data/hotline.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// A tracing filter: `info`, `hotlined=debug,gateway=debug`…
+    pub level: String,
+    /// Mask caller numbers in logs (on by default: they are personal data).
+    pub redact_callers: bool,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+            redact_callers: true,
+            format: "text".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsSection {
+    /// Session-Expires we ask for / accept (RFC 4028), seconds.
+    pub session_expires: u32,
+    /// Hard limit on any call's length, seconds.
+    pub max_duration: u64,
+    /// SIGTERM: how long calls may go on before they are hung up, seconds.
+    pub shutdown_grace: u64,
+}
+
+impl Default for CallsSection {
+    fn default() -> Self {
+        CallsSection {
+            session_expires: 1800,
+            max_duration: 4 * 3600,
+            shutdown_grace: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trunk {
+    pub name: String,
+    /// Source addresses or networks allowed (`192.0.2.10`, `198.51.100.0/24`, `::1`).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Optional digest credentials a trunk may authenticate with instead of its address.
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinesFile {
+    pub line: Vec<Line>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Line {
+    pub id: String,
+    pub number: String,
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Seconds of ringing (180) before the line answers.
+    #[serde(default)]
+    pub ring_seconds: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorsFile {
+    pub operator: Vec<Operator>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Operator {
+    pub login: String,
+    pub name: String,
+    pub password: Option<String>,
+    /// HA1 = MD5(login:realm:password), hex, instead of a plain password.
+    pub ha1_md5: Option<String>,
+    /// HA1 = SHA-256(login:realm:password), hex.
+    pub ha1_sha256: Option<String>,
+}
+
+/// The whole configuration after loading and checking.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub main: MainFile,
+    pub lines: Vec<Line>,
+    pub operators: Vec<Operator>,
+    pub trunk_nets: Vec<Vec<IpNet>>,
+}
+
+/// Line and column (1-based) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+    (line, col)
+}
+
+/// Where `[[table]]` number `index` of `key` (or a key inside it) starts, for semantic errors.
+fn locate(text: &str, needle: &str, nth: usize) -> (usize, usize) {
+    text.match_indices(needle)
+        .nth(nth)
+        .map(|(off, _)| line_col(text, off))
+        .unwrap_or((1, 1))
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, Problem> {
+    toml::from_str::<T>(text).map_err(|e| {
+        let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+        Problem {
+            path: path.display().to_string(),
+            line,
+            col,
+            message: e.message().to_string(),
+        }
+    })
+}
+
+fn read(path: &Path) -> Result<String, Problem> {
+    std::fs::read_to_string(path).map_err(|e| Problem {
+        path: path.display().to_string(),
+        line: 0,
+        col: 0,
+        message: format!("cannot read: {e}"),
+    })
+}
+
+impl Config {
+    /// Load the main file, the files it names, and environment overrides (`HOTLINE__SIP__LISTEN`…).
+    pub fn load(main_path: &Path) -> Result<Config, ConfigErrors> {
+        Self::load_with_env(main_path, std::env::vars())
+    }
+
+    pub fn load_with_env(
+        main_path: &Path,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut problems = Vec::new();
+        let text = read(main_path).map_err(|p| ConfigErrors(vec![p]))?;
+        // First pass: the file alone, for errors with line and column.
+        parse_toml::<MainFile>(main_path, &text).map_err(|p| ConfigErrors(vec![p]))?;
+        // Second pass: the file layered with the environment.
+        let env: std::collections::HashMap<String, String> =
+            env.filter(|(k, _)| k.starts_with("HOTLINE__")).collect();
+        let layered = config::Config::builder()
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("HOTLINE")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(env.clone())),
+            )
+            .build()
+            .and_then(|c| c.try_deserialize::<MainFile>());
+        let main = match layered {
+            Ok(m) => m,
+            Err(e) => {
+                let vars: Vec<_> = env.keys().cloned().collect();
+                return Err(ConfigErrors(vec![Problem {
+                    path: format!("environment ({})", vars.join(", ")),
+                    line: 0,
+                    col: 0,
+                    message: e.to_string(),
+                }]));
+            }
+        };
+        let dir = main_path.parent().unwrap_or(Path::new("."));
+        let mut trunk_nets = Vec::new();
+        for (i, t) in main.trunk.iter().enumerate() {
+            let mut nets = Vec::new();
+            for a in &t.allow {
+                let parsed = a
+                    .parse::<IpNet>()
+                    .or_else(|_| a.parse::<std::net::IpAddr>().map(IpNet::from));
+                match parsed {
+                    Ok(n) => nets.push(n),
+                    Err(_) => {
+                        let (line, col) = locate(&text, &format!("\"{a}\""), 0);
+                        problems.push(Problem {
+                            path: main_path.display().to_string(),
+                            line,
+                            col,
+                            message: format!(
+                                "trunk {:?}: {a:?} is not an address or network",
+                                t.name
+                            ),
+                        });
+                    }
+                }
+            }
+            if t.allow.is_empty() && t.username.is_none() {
+                let (line, col) = locate(&text, "[[trunk]]", i);
+                problems.push(Problem {
+                    path: main_path.display().to_string(),
+                    line,
+                    col,
+                    message: format!("trunk {:?} has neither `allow` nor `username`", t.name),
+                });
+            }
+            trunk_nets.push(nets);
+        }
+        if main.rtp.port_min >= main.rtp.port_max {
+            let (line, col) = locate(&text, "port_min", 0);
+            problems.push(Problem {
+                path: main_path.display().to_string(),
+                line,
+                col,
+                message: "rtp.port_min must be below rtp.port_max".into(),
+            });
+        }
+
+        let lines_path = dir.join(&main.lines);
+        let lines = match read(&lines_path)
+            .and_then(|t| parse_toml::<LinesFile>(&lines_path, &t).map(|f| (t, f)))
+        {
+            Ok((t, f)) => {
+                check_lines(&lines_path, &t, &f.line, &mut problems);
+                f.line
+            }
+            Err(p) => {
+                problems.push(p);
+                Vec::new()
+            }
+        };
+        let ops_path = dir.join(&main.operators);
+        let operators = match read(&ops_path)
+            .and_then(|t| parse_toml::<OperatorsFile>(&ops_path, &t).map(|f| (t, f)))
+        {
+            Ok((t, f)) => {
+                check_operators(&ops_path, &t, &f.operator, &mut problems);
+                f.operator
+            }
+            Err(p) => {
+                problems.push(p);
+                Vec::new()
+            }
+        };
+        if !problems.is_empty() {
+            return Err(ConfigErrors(problems));
+        }
+        Ok(Config {
+            main,
+            lines,
+            operators,
+            trunk_nets,
+        })
+    }
+
+    pub fn t1(&self) -> Duration {
+        Duration::from_millis(self.main.sip.t1_ms)
+    }
+}
+
+fn check_lines(path: &Path, text: &str, lines: &[Line], problems: &mut Vec<Problem>) {
+    let mut seen = std::collections::HashMap::new();
+    for (i, l) in lines.iter().enumerate() {
+        for n in std::iter::once(&l.number).chain(&l.aliases) {
+            let norm = normalize_number(n);
+            let (line, col) = locate(text, &format!("\"{n}\""), 0);
+            if norm.is_empty() {
+                problems.push(Problem {
+                    path: path.display().to_string(),
+                    line,
+                    col,
+                    message: format!("line {:?}: {n:?} has no digits", l.id),
+                });
+            } else if let Some(other) = seen.insert(norm.clone(), l.id.clone()) {
+                problems.push(Problem {
+                    path: path.display().to_string(),
+                    line,
+                    col,
+                    message: format!(
+                        "number {n:?} of line {:?} is already line {other:?}'s",
+                        l.id
+                    ),
+                });
+            }
+        }
+        if !(0.0..=120.0).contains(&l.ring_seconds) {
+            let (line, col) = locate(text, "ring_seconds", i);
+            problems.push(Problem {
+                path: path.display().to_string(),
+                line,
+                col,
+                message: format!("line {:?}: ring_seconds must be 0..120", l.id),
+            });
+        }
+    }
+}
+
+fn check_operators(path: &Path, text: &str, ops: &[Operator], problems: &mut Vec<Problem>) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, o) in ops.iter().enumerate() {
+        let (line, col) = locate(text, "[[operator]]", i);
+        let mut say = |message: String| {
+            problems.push(Problem {
+                path: path.display().to_string(),
+                line,
+                col,
+                message,
+            })
+        };
+        if o.login.is_empty()
+            || !o
+                .login
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            say(format!(
+                "operator login {:?} must be letters, digits, - _ .",
+                o.login
+            ));
+        }
+        if !seen.insert(o.login.clone()) {
+            say(format!("operator {:?} is listed twice", o.login));
+        }
+        if o.password.is_none() && o.ha1_md5.is_none() && o.ha1_sha256.is_none() {
+            say(format!(
+                "operator {:?} needs `password`, `ha1_md5` or `ha1_sha256`",
+                o.login
+            ));
+        }
+        for (name, h, len) in [
+            ("ha1_md5", &o.ha1_md5, 32),
+            ("ha1_sha256", &o.ha1_sha256, 64),
+        ] {
+            if let Some(h) = h {
+                if h.len() != len || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+                    say(format!(
+                        "operator {:?}: {name} must be {len} hex digits",
+                        o.login
+                    ));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_config() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/hotline.toml")
+    }
+
+    #[test]
+    fn shipped_config_loads() {
+        let c = Config::load_with_env(&repo_config(), std::iter::empty()).unwrap();
+        assert_eq!(c.lines.len(), 2);
+        assert!(c.operators.len() >= 6);
+        assert_eq!(c.main.sip.listen, SocketAddr::from(([127, 0, 0, 1], 5060)));
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let env = vec![
+            (
+                "HOTLINE__SIP__LISTEN".to_string(),
+                "127.0.0.1:5080".to_string(),
+            ),
+            (
+                "HOTLINE__ADMIN__LISTEN".to_string(),
+                "127.0.0.1:18080".to_string(),
+            ),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let c = Config::load_with_env(&repo_config(), env.into_iter()).unwrap();
+        assert_eq!(c.main.sip.listen.port(), 5080);
+        assert_eq!(c.main.admin.listen.port(), 18080);
+    }
+
+    #[test]
+    fn typo_is_reported_with_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hotline.toml");
+        std::fs::write(&p, "lines = \"l.toml\"\noperators = \"o.toml\"\n[sip]\nlisten = \"127.0.0.1:5060\"\nlisen_v6 = \"[::1]:5060\"\n").unwrap();
+        let e = Config::load_with_env(&p, std::iter::empty()).unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.starts_with(&format!("{}:5:1: unknown field `lisen_v6`", p.display())),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn semantic_problems_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hotline.toml");
+        std::fs::write(&p, "lines = \"l.toml\"\noperators = \"o.toml\"\n").unwrap();
+        std::fs::write(dir.path().join("l.toml"), "[[line]]\nid = \"a\"\nnumber = \"375\"\nname = \"A\"\n[[line]]\nid = \"b\"\nnumber = \"3-7-5\"\nname = \"B\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("o.toml"),
+            "[[operator]]\nlogin = \"op1\"\nname = \"x\"\n",
+        )
+        .unwrap();
+        let e = Config::load_with_env(&p, std::iter::empty()).unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.contains("l.toml:7:10: number \"3-7-5\" of line \"b\" is already line \"a\"'s"),
+            "{s}"
+        );
+        assert!(s.contains("o.toml:1:1: operator \"op1\" needs"), "{s}");
+    }
+
+    #[test]
+    fn numbers_normalise() {
+        assert_eq!(normalize_number("8-800-201-53-88"), "88002015388");
+        assert_eq!(normalize_number("+78002015388"), "88002015388");
+        assert_eq!(normalize_number("+73833758787"), "83833758787");
+        assert_eq!(normalize_number("375-87-87"), "3758787");
+    }
+}

@@ -1,0 +1,223 @@
+//! `hotlined`: the Hotline daemon.
+
+mod admin;
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gateway::{Gateway, LineSettings, OperatorSettings, Settings, Stats, TrunkSettings};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "hotlined",
+    version,
+    about = "Hotline: a social-services telephone hotline daemon"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The main configuration file.
+    #[arg(long, global = true, default_value = "config/hotline.toml")]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (the default).
+    Run,
+    /// Validate every configuration file; exit 1 with `path:line:col: problem` lines.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Check => check(&cli.config),
+        Command::Run => match run(&cli.config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hotlined: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(c) => {
+            println!("{}: OK", path.display());
+            println!(
+                "  SIP       {} (UDP+TCP){}",
+                c.main.sip.listen,
+                c.main
+                    .sip
+                    .listen_v6
+                    .map(|a| format!(", {a}"))
+                    .unwrap_or_default()
+            );
+            println!("  admin     http://{}", c.main.admin.listen);
+            println!("  database  {}", c.main.database.url);
+            for l in &c.lines {
+                println!("  line      {} {:<12} {}", l.id, l.number, l.name);
+            }
+            for o in &c.operators {
+                println!("  operator  {:<12} {}", o.login, o.name);
+            }
+            println!(
+                "  trunks    {}",
+                c.main
+                    .trunk
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for p in &errors.0 {
+                println!("{p}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(c: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HOTLINE_LOG")
+        .or_else(|_| EnvFilter::try_new(&c.main.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if c.main.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Turn the checked file configuration into what the gateway runs on.
+fn gateway_settings(c: &Config) -> Settings {
+    let m = &c.main;
+    let mut listen = vec![m.sip.listen];
+    listen.extend(m.sip.listen_v6);
+    Settings {
+        listen,
+        user_agent: m.sip.user_agent.clone(),
+        realm: m.sip.realm.clone(),
+        max_message_size: m.sip.max_message_size,
+        t1: c.t1(),
+        lockout_failures: m.sip.lockout_failures,
+        lockout: Duration::from_secs(m.sip.lockout_seconds),
+        lines: c
+            .lines
+            .iter()
+            .map(|l| LineSettings {
+                id: l.id.clone(),
+                numbers: std::iter::once(&l.number)
+                    .chain(&l.aliases)
+                    .map(|n| gateway::settings::normalize_number(n))
+                    .collect(),
+                name: l.name.clone(),
+                ring: Duration::from_secs_f64(l.ring_seconds),
+            })
+            .collect(),
+        trunks: m
+            .trunk
+            .iter()
+            .zip(&c.trunk_nets)
+            .map(|(t, nets)| TrunkSettings {
+                name: t.name.clone(),
+                allow: nets.clone(),
+                credentials: t.username.clone().zip(t.password.clone()),
+            })
+            .collect(),
+        operators: c
+            .operators
+            .iter()
+            .map(|o| OperatorSettings {
+                login: o.login.clone(),
+                secret: match &o.password {
+                    Some(p) => sip::auth::Secret::Plain(p.clone()),
+                    None => sip::auth::Secret::Ha1 {
+                        md5: o.ha1_md5.clone(),
+                        sha256: o.ha1_sha256.clone(),
+                    },
+                },
+            })
+            .collect(),
+        rtp_ports: (m.rtp.port_min, m.rtp.port_max),
+        rtp_address: m.rtp.address,
+        session_expires: m.calls.session_expires,
+        max_call: Duration::from_secs(m.calls.max_duration),
+        shutdown_grace: Duration::from_secs(m.calls.shutdown_grace),
+        redact_callers: m.log.redact_callers,
+    }
+}
+
+fn run(path: &std::path::Path) -> anyhow::Result<()> {
+    // Bad config exits with its problems before any port is bound.
+    let c = Config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    init_tracing(&c);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let stats = Arc::new(Stats::default());
+        let gw = Gateway::bind(gateway_settings(&c), stats.clone()).await?;
+        let admin_listener = tokio::net::TcpListener::bind(c.main.admin.listen)
+            .await
+            .with_context(|| format!("cannot bind admin HTTP on {}", c.main.admin.listen))?;
+        let shutdown = CancellationToken::new();
+        let admin_stop = CancellationToken::new();
+        let admin = tokio::spawn(admin::serve(
+            admin_listener,
+            admin::AdminState {
+                stats: stats.clone(),
+                token: Arc::from(c.main.admin.token.as_str()),
+            },
+            admin_stop.clone(),
+        ));
+        info!(config = %path.display(), sip = ?gw.local_addrs(), admin = %c.main.admin.listen, "hotlined started");
+        let signals = tokio::spawn(wait_for_signals(shutdown.clone()));
+        gw.run(shutdown.clone()).await;
+        admin_stop.cancel();
+        let _ = admin.await;
+        signals.abort();
+        info!("hotlined stopped");
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+/// SIGTERM / SIGINT start the graceful shutdown; a second one is not needed (the grace period
+/// is bounded), but is logged.
+async fn wait_for_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM"),
+            _ = int.recv() => info!("SIGINT"),
+        }
+        shutdown.cancel();
+    }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests and `make run` need, when they are missing.
+# Usage: scripts/ensure-tools.sh sipp sipsak curl ...
+set -euo pipefail
+declare -A pkg=( [sipp]=sip-tester [sipsak]=sipsak [curl]=curl [baresip]=baresip-core [espeak-ng]=espeak-ng [sox]=sox [python3]=python3 )
+missing=()
+for tool in "$@"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg[$tool]:-$tool}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
