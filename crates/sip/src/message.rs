@@ -268,8 +268,8 @@ impl fmt::Display for Uri {
 }
 
 /// Header names. Compact forms are mapped to their full names by the parser; unknown names are
-/// kept as received.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// kept as received and compare case-insensitively (RFC 3261 §7.3.1).
+#[derive(Debug, Clone)]
 pub enum HeaderName {
     Via,
     From,
@@ -464,6 +464,28 @@ impl HeaderName {
                 | Warning
                 | Reason
         )
+    }
+}
+
+impl PartialEq for HeaderName {
+    fn eq(&self, other: &HeaderName) -> bool {
+        match (self, other) {
+            (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
+impl Eq for HeaderName {}
+
+impl std::hash::Hash for HeaderName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        if let HeaderName::Other(s) = self {
+            for b in s.bytes() {
+                state.write_u8(b.to_ascii_lowercase());
+            }
+        }
     }
 }
 
@@ -745,5 +767,19 @@ pub fn reason_phrase(status: u16) -> &'static str {
             5 => "Server Error",
             _ => "Global Failure",
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_header_names_compare_case_insensitively() {
+        let mut h = Headers::new();
+        h.push(HeaderName::from_name("NewFangledHeader"), "x");
+        assert_eq!(h.get(&HeaderName::from_name("newfangledheader")), Some("x"));
+        assert_ne!(HeaderName::from_name("X-A"), HeaderName::from_name("X-B"));
+        assert_eq!(HeaderName::from_name("v"), HeaderName::Via);
     }
 }

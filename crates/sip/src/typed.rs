@@ -286,9 +286,11 @@ impl Via {
     pub fn branch(&self) -> Option<&str> {
         self.params.value("branch")
     }
-    /// True when the branch carries the RFC 3261 magic cookie.
+    /// True when the branch carries the RFC 3261 magic cookie and something after it
+    /// (a bare `z9hG4bK` is not unique: RFC 4475 `badbranch`).
     pub fn is_rfc3261(&self) -> bool {
-        self.branch().is_some_and(|b| b.starts_with("z9hG4bK"))
+        self.branch()
+            .is_some_and(|b| b.starts_with("z9hG4bK") && b.len() > "z9hG4bK".len())
     }
 }
 

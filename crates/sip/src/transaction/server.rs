@@ -66,12 +66,14 @@ fn match_method(m: &Method) -> Method {
 /// The §17.2.3 key of a request, computed from its top Via as received.
 fn server_key(req: &Request, via: &Via, cseq: &CSeq, call_id: &str, method: Method) -> MatchKey {
     match via.branch() {
-        Some(b) if b.starts_with(MAGIC_COOKIE) => MatchKey::Server3261 {
-            branch: b.to_owned(),
-            host: host_key(&via.host),
-            port: via.port,
-            method,
-        },
+        Some(b) if b.starts_with(MAGIC_COOKIE) && b.len() > MAGIC_COOKIE.len() => {
+            MatchKey::Server3261 {
+                branch: b.to_owned(),
+                host: host_key(&via.host),
+                port: via.port,
+                method,
+            }
+        }
         _ => MatchKey::Server2543 {
             uri: req.uri.to_string(),
             from_tag: tag_of(&req.headers, HeaderName::From),
