@@ -12,7 +12,7 @@ use sqlx::AnyConnection;
 use sqlx::{AnyPool, Executor, Row};
 use uuid::Uuid;
 
-use crate::model::{AppealId, AppealUpdate, EventKind, NewAppeal};
+use crate::model::{AppealId, AppealUpdate, CallbackStatus, EventKind, NewAppeal, NewCallback};
 use crate::Error;
 
 /// Which database a URL names.
@@ -287,6 +287,95 @@ pub(crate) async fn update_appeal(
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Stores a booked callback; one with the same id already there is left alone.
+pub(crate) async fn insert_callback(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    c: &NewCallback,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO callbacks (id, appeal_id, number, queue, requested_at, due_at, status, attempts, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id.to_string())
+    .bind(c.appeal_id.to_string())
+    .bind(&c.number)
+    .bind(c.queue.clone())
+    .bind(ms(c.requested_at))
+    .bind(c.due_at.map(ms))
+    .bind(ms(c.requested_at))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets a callback's status and attempt count (absolute values, so replays are harmless).
+pub(crate) async fn update_callback(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    at: DateTime<Utc>,
+    status: CallbackStatus,
+    attempts: i64,
+    operator: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let finished = matches!(
+        status,
+        CallbackStatus::Done | CallbackStatus::Failed | CallbackStatus::Cancelled
+    );
+    sqlx::query(
+        "UPDATE callbacks SET status = $2, attempts = $3, operator = COALESCE($4, operator), \
+         completed_at = $5, updated_at = $6 WHERE id = $1",
+    )
+    .bind(id.to_string())
+    .bind(status.as_str())
+    .bind(attempts)
+    .bind(operator.map(str::to_owned))
+    .bind(finished.then_some(ms(at)))
+    .bind(ms(at))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records an operator's login; a session with the same id already there is left alone.
+pub(crate) async fn start_session(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    operator: &str,
+    at: DateTime<Utc>,
+    queues: &[String],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO operator_sessions (id, operator, started_at, queues) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id.to_string())
+    .bind(operator.to_owned())
+    .bind(ms(at))
+    .bind(serde_json::to_string(queues).unwrap_or_else(|_| "[]".into()))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the end of an operator's session (the first end recorded wins).
+pub(crate) async fn end_session(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    at: DateTime<Utc>,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE operator_sessions SET ended_at = $2, end_reason = $3 WHERE id = $1 AND ended_at IS NULL",
+    )
+    .bind(id.to_string())
+    .bind(ms(at))
+    .bind(reason.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// True when the error means "the database cannot be reached or is busy right now" —

@@ -25,8 +25,8 @@ use std::path::PathBuf;
 
 pub use db::Backend;
 pub use model::{
-    Appeal, AppealEvent, AppealId, AppealUpdate, AppealWithEvents, EventKind, NewAppeal, Outcome,
-    Status, UnknownValue,
+    Appeal, AppealEvent, AppealId, AppealUpdate, AppealWithEvents, Callback, CallbackStatus,
+    EventKind, NewAppeal, NewCallback, OperatorSession, Outcome, Status, UnknownValue,
 };
 pub use report::{DailyReport, Figures, Group, HourFigures, ReportOptions};
 pub use store::{Page, SearchFilter, Store};

@@ -285,3 +285,76 @@ pub struct AppealWithEvents {
     /// Its events ordered by `seq`.
     pub events: Vec<AppealEvent>,
 }
+
+text_enum!(
+    /// Where a booked callback stands.
+    CallbackStatus, "callback status" {
+        /// Waiting to be dialled.
+        Pending = "pending",
+        /// Being dialled now.
+        Dialling = "dialling",
+        /// The caller was reached.
+        Done = "done",
+        /// Given up after the attempts allowed.
+        Failed = "failed",
+        /// Cancelled by an operator or the caller.
+        Cancelled = "cancelled",
+    }
+);
+
+/// A callback the caller asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewCallback {
+    /// The appeal it belongs to.
+    pub appeal_id: AppealId,
+    /// Number to call back.
+    pub number: String,
+    /// Queue whose operators should call.
+    pub queue: Option<String>,
+    /// When the caller asked.
+    pub requested_at: DateTime<Utc>,
+    /// Not before this time (e.g. the next working morning).
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+/// A callback as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Callback {
+    /// Identity (UUIDv7).
+    pub id: Uuid,
+    /// The appeal it belongs to.
+    pub appeal_id: AppealId,
+    /// Number to call back.
+    pub number: String,
+    /// Queue whose operators should call.
+    pub queue: Option<String>,
+    /// When the caller asked.
+    pub requested_at: DateTime<Utc>,
+    /// Not before this time.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Where it stands.
+    pub status: CallbackStatus,
+    /// Dialling attempts so far.
+    pub attempts: i64,
+    /// Operator who made the last attempt.
+    pub operator: Option<String>,
+    /// When it was done, failed or cancelled.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// An operator's login to logout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorSession {
+    /// Identity (UUIDv7).
+    pub id: Uuid,
+    /// The operator's username.
+    pub operator: String,
+    /// Login.
+    pub started_at: DateTime<Utc>,
+    /// Logout; `None` while logged in.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Queues logged in to.
+    pub queues: Vec<String>,
+    /// Why it ended (`logout`, `unregistered`, `shutdown`…).
+    pub end_reason: Option<String>,
+}

@@ -10,7 +10,10 @@ use sqlx::{Any, AnyPool, Connection, Row};
 use uuid::Uuid;
 
 use crate::db::{self, Backend};
-use crate::model::{Appeal, AppealEvent, AppealId, AppealWithEvents, EventKind, Status};
+use crate::model::{
+    Appeal, AppealEvent, AppealId, AppealWithEvents, Callback, CallbackStatus, EventKind,
+    OperatorSession, Status,
+};
 use crate::report::{self, DailyReport, ReportOptions};
 use crate::writer::now_ms;
 use crate::Error;
@@ -212,6 +215,74 @@ impl Store {
         db::append_event(&mut tx, id, Uuid::now_v7(), now, kind, &data, Some(actor)).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Callbacks, oldest request first; only those with `status` if given.
+    pub async fn callbacks(&self, status: Option<CallbackStatus>) -> Result<Vec<Callback>, Error> {
+        let cols = "id, appeal_id, number, queue, requested_at, due_at, status, attempts, operator, completed_at";
+        let (filter, binds) = match status {
+            Some(s) => (
+                " WHERE status = $1",
+                vec![Bind::Text(s.as_str().to_owned())],
+            ),
+            None => ("", Vec::new()),
+        };
+        let sql = format!("SELECT {cols} FROM callbacks{filter} ORDER BY requested_at, id");
+        bind_all(sqlx::query(&sql), binds)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Callback {
+                    id: parsed(r.try_get("id")?, "callbacks.id")?,
+                    appeal_id: parsed(r.try_get("appeal_id")?, "callbacks.appeal_id")?,
+                    number: r.try_get("number")?,
+                    queue: r.try_get("queue")?,
+                    requested_at: time(r.try_get("requested_at")?, "callbacks.requested_at")?,
+                    due_at: opt_time(r.try_get("due_at")?, "callbacks.due_at")?,
+                    status: parsed(r.try_get("status")?, "callbacks.status")?,
+                    attempts: r.try_get("attempts")?,
+                    operator: r.try_get("operator")?,
+                    completed_at: opt_time(r.try_get("completed_at")?, "callbacks.completed_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Operator sessions that started in `[from, to)`, oldest first.
+    pub async fn operator_sessions(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<OperatorSession>, Error> {
+        sqlx::query(
+            "SELECT id, operator, started_at, ended_at, queues, end_reason FROM operator_sessions \
+             WHERE started_at >= $1 AND started_at < $2 ORDER BY started_at, id",
+        )
+        .bind(db::ms(from))
+        .bind(db::ms(to))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let queues: Option<String> = r.try_get("queues")?;
+            let queues = match queues {
+                None => Vec::new(),
+                Some(q) => serde_json::from_str(&q).map_err(|_| Error::BadValue {
+                    column: "operator_sessions.queues",
+                    value: q.clone(),
+                })?,
+            };
+            Ok(OperatorSession {
+                id: parsed(r.try_get("id")?, "operator_sessions.id")?,
+                operator: r.try_get("operator")?,
+                started_at: time(r.try_get("started_at")?, "operator_sessions.started_at")?,
+                ended_at: opt_time(r.try_get("ended_at")?, "operator_sessions.ended_at")?,
+                queues,
+                end_reason: r.try_get("end_reason")?,
+            })
+        })
+        .collect()
     }
 
     /// The day's figures. `day` is a calendar day at `tz` (e.g. +07:00 for Novosibirsk).

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::db::{self, EventWrite};
-use crate::model::{AppealId, AppealUpdate, EventKind, NewAppeal};
+use crate::model::{AppealId, AppealUpdate, CallbackStatus, EventKind, NewAppeal, NewCallback};
 use crate::spool::{self, SpoolAppender, SpoolLine, SpoolReader};
 use crate::Error;
 
@@ -98,6 +98,29 @@ pub(crate) enum Op {
         id: AppealId,
         at: DateTime<Utc>,
         update: AppealUpdate,
+    },
+    Callback {
+        id: Uuid,
+        callback: NewCallback,
+    },
+    CallbackStatus {
+        id: Uuid,
+        at: DateTime<Utc>,
+        status: CallbackStatus,
+        attempts: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operator: Option<String>,
+    },
+    SessionStart {
+        id: Uuid,
+        operator: String,
+        at: DateTime<Utc>,
+        queues: Vec<String>,
+    },
+    SessionEnd {
+        id: Uuid,
+        at: DateTime<Utc>,
+        reason: String,
     },
 }
 
@@ -227,6 +250,52 @@ impl AppealWriter {
             id,
             at: now_ms(),
             update,
+        });
+    }
+
+    /// Books a callback (see also the `callback_requested` event on the appeal).
+    /// Returns the callback's id.
+    pub fn callback(&self, callback: NewCallback) -> Uuid {
+        let id = Uuid::now_v7();
+        self.push(&Op::Callback { id, callback });
+        id
+    }
+
+    /// Sets a callback's status and how many attempts were made so far.
+    pub fn callback_status(
+        &self,
+        id: Uuid,
+        status: CallbackStatus,
+        attempts: i64,
+        operator: Option<&str>,
+    ) {
+        self.push(&Op::CallbackStatus {
+            id,
+            at: now_ms(),
+            status,
+            attempts,
+            operator: operator.map(str::to_owned),
+        });
+    }
+
+    /// Records an operator's login to `queues`; returns the session id for the logout.
+    pub fn operator_login(&self, operator: &str, queues: &[String]) -> Uuid {
+        let id = Uuid::now_v7();
+        self.push(&Op::SessionStart {
+            id,
+            operator: operator.to_owned(),
+            at: now_ms(),
+            queues: queues.to_vec(),
+        });
+        id
+    }
+
+    /// Records the end of an operator's session.
+    pub fn operator_logout(&self, session: Uuid, reason: &str) {
+        self.push(&Op::SessionEnd {
+            id: session,
+            at: now_ms(),
+            reason: reason.to_owned(),
         });
     }
 
@@ -535,6 +604,23 @@ async fn apply(conn: &mut AnyConnection, op: &Op) -> Result<(), sqlx::Error> {
                 tracing::warn!(appeal = %id, "update for an unknown appeal");
             }
         }
+        Op::Callback { id, callback } => db::insert_callback(conn, *id, callback).await?,
+        Op::CallbackStatus {
+            id,
+            at,
+            status,
+            attempts,
+            operator,
+        } => {
+            db::update_callback(conn, *id, *at, *status, *attempts, operator.as_deref()).await?;
+        }
+        Op::SessionStart {
+            id,
+            operator,
+            at,
+            queues,
+        } => db::start_session(conn, *id, operator, *at, queues).await?,
+        Op::SessionEnd { id, at, reason } => db::end_session(conn, *id, *at, reason).await?,
     }
     Ok(())
 }

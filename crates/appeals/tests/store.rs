@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use appeals::{
-    AppealId, AppealUpdate, AppealWriter, EventKind, NewAppeal, Outcome, Page, ReportOptions,
-    SearchFilter, Status, Store,
+    AppealId, AppealUpdate, AppealWriter, CallbackStatus, EventKind, NewAppeal, NewCallback,
+    Outcome, Page, ReportOptions, SearchFilter, Status, Store,
 };
 use chrono::{FixedOffset, NaiveDate};
 use common::{at, TestDb};
@@ -738,6 +738,79 @@ async fn writer_dropped_without_shutdown(db: TestDb) {
     check_calls(&store, &ids).await;
 }
 on_both!(writer_dropped_without_shutdown);
+
+async fn callbacks_and_operator_sessions(db: TestDb) {
+    let w = db.writer();
+    let appeal = w.create(new_appeal(1, "88002015388", at(20, 0, 0)));
+    let first = w.callback(NewCallback {
+        appeal_id: appeal,
+        number: "+79130000001".into(),
+        queue: Some("regional".into()),
+        requested_at: at(20, 1, 0),
+        due_at: Some(at(23, 0, 0)),
+    });
+    let second = w.callback(NewCallback {
+        appeal_id: appeal,
+        number: "+79130000002".into(),
+        queue: None,
+        requested_at: at(20, 2, 0),
+        due_at: None,
+    });
+    w.callback_status(first, CallbackStatus::Dialling, 1, Some("anna"));
+    w.callback_status(first, CallbackStatus::Done, 1, None);
+    let s1 = w.operator_login("anna", &["benefits".to_owned(), "regional".to_owned()]);
+    let s2 = w.operator_login("boris", &[]);
+    w.operator_logout(s1, "logout");
+    w.operator_logout(s1, "again"); // the first end recorded wins
+    assert!(w.flushed(FLUSH).await, "{:?}", w.stats());
+    w.shutdown().await;
+
+    let store = Store::connect(&db.url).await.unwrap();
+    let all = store.callbacks(None).await.unwrap();
+    assert_eq!(
+        all.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [first, second]
+    );
+    let done = &all[0];
+    assert_eq!(done.status, CallbackStatus::Done);
+    assert_eq!(done.attempts, 1);
+    assert_eq!(done.operator.as_deref(), Some("anna"));
+    assert_eq!(done.due_at, Some(at(23, 0, 0)));
+    assert!(done.completed_at.is_some());
+    assert_eq!(done.appeal_id, appeal);
+    let pending = store
+        .callbacks(Some(CallbackStatus::Pending))
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].number, "+79130000002");
+    assert_eq!(pending[0].completed_at, None);
+
+    let now = chrono::Utc::now();
+    let sessions = store
+        .operator_sessions(
+            now - chrono::Duration::hours(1),
+            now + chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sessions.iter().map(|s| s.id).collect::<Vec<_>>(), [s1, s2]);
+    assert_eq!(sessions[0].operator, "anna");
+    assert_eq!(sessions[0].queues, ["benefits", "regional"]);
+    assert_eq!(sessions[0].end_reason.as_deref(), Some("logout"));
+    assert!(sessions[0].ended_at.is_some());
+    assert_eq!(sessions[1].ended_at, None);
+    assert!(sessions[1].queues.is_empty());
+    assert!(store
+        .operator_sessions(
+            now + chrono::Duration::hours(1),
+            now + chrono::Duration::hours(2)
+        )
+        .await
+        .unwrap()
+        .is_empty());
+}
+on_both!(callbacks_and_operator_sessions);
 
 // ---------------------------------------------------------------------------------------
 
