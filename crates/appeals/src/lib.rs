@@ -1,0 +1,79 @@
+//! Appeals: every call becomes an appeal (обращение) record that the service follows up,
+//! forwards and reports on. This crate is the store under the daemon's admin API:
+//!
+//! - [`AppealWriter`] — the call path's handle. Plain, never-waiting methods append each
+//!   operation to an on-disk spool; a writer task commits the spool to the database in
+//!   batches, in order, surviving database outages and `kill -9` (see [`writer`]).
+//! - [`Store`] — search, one appeal with its timeline, the admin's changes (recorded as events
+//!   with who made them) and the [`DailyReport`].
+//!
+//! SQLite (WAL, created on first run) or PostgreSQL, chosen by the URL, through
+//! `sqlx::AnyPool` with the same portable SQL; the schema is embedded (`migrations/`).
+//! Times are `chrono::DateTime<Utc>`, stored as UTC milliseconds.
+//!
+//! Invariants: nothing here knows about SIP or sockets; the only files it writes are the
+//! database (SQLite) and the spool folder.
+
+pub mod db;
+pub mod model;
+pub mod report;
+mod spool;
+pub mod store;
+pub mod writer;
+
+use std::path::PathBuf;
+
+pub use db::Backend;
+pub use model::{
+    Appeal, AppealEvent, AppealId, AppealUpdate, AppealWithEvents, Callback, CallbackStatus,
+    EventKind, NewAppeal, NewCallback, OperatorSession, Outcome, Status, UnknownValue,
+};
+pub use report::{DailyReport, Figures, Group, HourFigures, ReportOptions};
+pub use store::{Page, SearchFilter, Store};
+pub use writer::{AppealWriter, WriterConfig, WriterStats};
+
+/// What can go wrong in the appeal store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database refused or could not be reached.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The URL names no database we support.
+    #[error("unsupported database URL {0:?}: expected sqlite:… or postgres://…")]
+    UnsupportedUrl(String),
+    /// The SQLite file's folder could not be made.
+    #[error("cannot create the database folder {path}: {source}")]
+    CreateDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A schema migration failed.
+    #[error("database migration {version} failed: {source}")]
+    Migration {
+        /// Its version.
+        version: i64,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// The spool file could not be opened, read or written.
+    #[error("appeal spool {path}: {source}")]
+    Spool {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No appeal has this id.
+    #[error("appeal {0} not found")]
+    NotFound(AppealId),
+    /// A stored value could not be read back.
+    #[error("column {column} holds an invalid value {value:?}")]
+    BadValue {
+        /// The column.
+        column: &'static str,
+        /// What it held.
+        value: String,
+    },
+}

@@ -1,0 +1,450 @@
+//! The read side and the admin's changes: [`Store`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Connection, Row};
+use uuid::Uuid;
+
+use crate::db::{self, Backend};
+use crate::model::{
+    Appeal, AppealEvent, AppealId, AppealWithEvents, Callback, CallbackStatus, EventKind,
+    OperatorSession, Status,
+};
+use crate::report::{self, DailyReport, ReportOptions};
+use crate::writer::now_ms;
+use crate::Error;
+
+/// Which appeals to list. Every field that is set must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchFilter {
+    /// Arrived at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Arrived before.
+    pub to: Option<DateTime<Utc>>,
+    /// Line (dialled number), exactly.
+    pub line: Option<String>,
+    /// Category, exactly.
+    pub category: Option<String>,
+    /// Follow-up status.
+    pub status: Option<Status>,
+    /// Digits contained in the caller's number (`913` finds `+79131234567`).
+    pub caller: Option<String>,
+}
+
+/// A page of results: skip `offset`, return at most `limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// How many to skip.
+    pub offset: u64,
+    /// How many at most (capped at [`Page::MAX_LIMIT`]).
+    pub limit: u32,
+}
+
+impl Page {
+    /// The largest page served.
+    pub const MAX_LIMIT: u32 = 1000;
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self {
+            offset: 0,
+            limit: 50,
+        }
+    }
+}
+
+/// Reads appeals and records the admin's changes on them. Cheap to clone (a pool handle).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const APPEAL_COLUMNS: &str =
+    "id, call_id, line, caller_number, arrived_at, answered_at, ended_at, \
+    ivr_path, category, queue, wait_seconds, talk_seconds, operator, outcome, recording, status, \
+    destination_org, notes, partner_ref, updated_at";
+
+/// A value bound to a dynamically built query.
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+impl Store {
+    /// Connects (creating a SQLite file and its folder if needed) and brings the schema up to
+    /// date.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        let backend = Backend::from_url(url)?;
+        let pool = db::connect(url, 5, Duration::from_secs(5)).await?;
+        db::migrate(&pool).await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// The pool, for code that needs its own queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// One appeal with its timeline, or `None` if there is no such appeal.
+    pub async fn get(&self, id: AppealId) -> Result<Option<AppealWithEvents>, Error> {
+        let sql = format!("SELECT {APPEAL_COLUMNS} FROM appeals WHERE id = $1");
+        let Some(row) = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let appeal = appeal_from_row(&row)?;
+        let events = sqlx::query(
+            "SELECT id, seq, at, kind, data, actor FROM appeal_events \
+             WHERE appeal_id = $1 ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(event_from_row)
+        .collect::<Result<_, _>>()?;
+        Ok(Some(AppealWithEvents { appeal, events }))
+    }
+
+    /// Appeals matching the filter, newest first.
+    pub async fn search(&self, filter: &SearchFilter, page: Page) -> Result<Vec<Appeal>, Error> {
+        let (where_sql, mut binds) = where_clause(filter);
+        let n = binds.len();
+        let sql = format!(
+            "SELECT {APPEAL_COLUMNS} FROM appeals{where_sql} \
+             ORDER BY arrived_at DESC, id DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        binds.push(Bind::Int(i64::from(page.limit.min(Page::MAX_LIMIT))));
+        binds.push(Bind::Int(i64::try_from(page.offset).unwrap_or(i64::MAX)));
+        bind_all(sqlx::query(&sql), binds)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(appeal_from_row)
+            .collect()
+    }
+
+    /// How many appeals match the filter.
+    pub async fn count(&self, filter: &SearchFilter) -> Result<u64, Error> {
+        let (where_sql, binds) = where_clause(filter);
+        let sql = format!("SELECT COUNT(*) FROM appeals{where_sql}");
+        let row = bind_all(sqlx::query(&sql), binds)
+            .fetch_one(&self.pool)
+            .await?;
+        let n: i64 = row.try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Sets the follow-up status, recorded as a `status_changed` event by `actor`.
+    pub async fn set_status(&self, id: AppealId, status: Status, actor: &str) -> Result<(), Error> {
+        self.change(
+            id,
+            "status",
+            status.as_str(),
+            EventKind::StatusChanged,
+            actor,
+        )
+        .await
+    }
+
+    /// Replaces the notes, recorded as a `note_added` event by `actor`.
+    pub async fn set_notes(&self, id: AppealId, notes: &str, actor: &str) -> Result<(), Error> {
+        self.change(id, "notes", notes, EventKind::NoteAdded, actor)
+            .await
+    }
+
+    /// Sets the destination organisation, recorded as a `destination_set` event by `actor`.
+    pub async fn set_destination(&self, id: AppealId, org: &str, actor: &str) -> Result<(), Error> {
+        self.change(id, "destination_org", org, EventKind::DestinationSet, actor)
+            .await
+    }
+
+    /// Sets one text column and appends the event saying so, in one transaction.
+    /// `column` is one of our own constants, never input.
+    async fn change(
+        &self,
+        id: AppealId,
+        column: &'static str,
+        value: &str,
+        kind: EventKind,
+        actor: &str,
+    ) -> Result<(), Error> {
+        let now = now_ms();
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let old: Option<Option<String>> =
+            sqlx::query(&format!("SELECT {column} FROM appeals WHERE id = $1"))
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+        let Some(old) = old else {
+            return Err(Error::NotFound(id));
+        };
+        sqlx::query(&format!(
+            "UPDATE appeals SET {column} = $2, updated_at = $3 WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .bind(value.to_owned())
+        .bind(db::ms(now))
+        .execute(&mut *tx)
+        .await?;
+        let data = serde_json::json!({ "from": old, "to": value });
+        db::append_event(&mut tx, id, Uuid::now_v7(), now, kind, &data, Some(actor)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Callbacks, oldest request first; only those with `status` if given.
+    pub async fn callbacks(&self, status: Option<CallbackStatus>) -> Result<Vec<Callback>, Error> {
+        let cols = "id, appeal_id, number, queue, requested_at, due_at, status, attempts, operator, completed_at";
+        let (filter, binds) = match status {
+            Some(s) => (
+                " WHERE status = $1",
+                vec![Bind::Text(s.as_str().to_owned())],
+            ),
+            None => ("", Vec::new()),
+        };
+        let sql = format!("SELECT {cols} FROM callbacks{filter} ORDER BY requested_at, id");
+        bind_all(sqlx::query(&sql), binds)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Callback {
+                    id: parsed(r.try_get("id")?, "callbacks.id")?,
+                    appeal_id: parsed(r.try_get("appeal_id")?, "callbacks.appeal_id")?,
+                    number: r.try_get("number")?,
+                    queue: r.try_get("queue")?,
+                    requested_at: time(r.try_get("requested_at")?, "callbacks.requested_at")?,
+                    due_at: opt_time(r.try_get("due_at")?, "callbacks.due_at")?,
+                    status: parsed(r.try_get("status")?, "callbacks.status")?,
+                    attempts: r.try_get("attempts")?,
+                    operator: r.try_get("operator")?,
+                    completed_at: opt_time(r.try_get("completed_at")?, "callbacks.completed_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Operator sessions that started in `[from, to)`, oldest first.
+    pub async fn operator_sessions(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<OperatorSession>, Error> {
+        sqlx::query(
+            "SELECT id, operator, started_at, ended_at, queues, end_reason FROM operator_sessions \
+             WHERE started_at >= $1 AND started_at < $2 ORDER BY started_at, id",
+        )
+        .bind(db::ms(from))
+        .bind(db::ms(to))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let queues: Option<String> = r.try_get("queues")?;
+            let queues = match queues {
+                None => Vec::new(),
+                Some(q) => serde_json::from_str(&q).map_err(|_| Error::BadValue {
+                    column: "operator_sessions.queues",
+                    value: q.clone(),
+                })?,
+            };
+            Ok(OperatorSession {
+                id: parsed(r.try_get("id")?, "operator_sessions.id")?,
+                operator: r.try_get("operator")?,
+                started_at: time(r.try_get("started_at")?, "operator_sessions.started_at")?,
+                ended_at: opt_time(r.try_get("ended_at")?, "operator_sessions.ended_at")?,
+                queues,
+                end_reason: r.try_get("end_reason")?,
+            })
+        })
+        .collect()
+    }
+
+    /// The day's figures. `day` is a calendar day at `tz` (e.g. +07:00 for Novosibirsk).
+    pub async fn daily_report(
+        &self,
+        day: NaiveDate,
+        tz: FixedOffset,
+        options: &ReportOptions,
+    ) -> Result<DailyReport, Error> {
+        let (from, to) = report::day_bounds(day, tz);
+        let filter = SearchFilter {
+            from: Some(from),
+            to: Some(to),
+            ..SearchFilter::default()
+        };
+        let (where_sql, binds) = where_clause(&filter);
+        let sql = format!("SELECT {APPEAL_COLUMNS} FROM appeals{where_sql} ORDER BY arrived_at");
+        let appeals: Vec<Appeal> = bind_all(sqlx::query(&sql), binds)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(appeal_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok(report::compute(day, tz, options, &appeals))
+    }
+}
+
+fn where_clause(f: &SearchFilter) -> (String, Vec<Bind>) {
+    let mut conds: Vec<String> = Vec::new();
+    let mut binds = Vec::new();
+    let mut push = |cond: &str, b: Bind| {
+        binds.push(b);
+        conds.push(cond.replace("$?", &format!("${}", binds.len())));
+    };
+    if let Some(from) = f.from {
+        push("arrived_at >= $?", Bind::Int(db::ms(from)));
+    }
+    if let Some(to) = f.to {
+        push("arrived_at < $?", Bind::Int(db::ms(to)));
+    }
+    if let Some(line) = &f.line {
+        push("line = $?", Bind::Text(line.clone()));
+    }
+    if let Some(category) = &f.category {
+        push("category = $?", Bind::Text(category.clone()));
+    }
+    if let Some(status) = f.status {
+        push("status = $?", Bind::Text(status.as_str().to_owned()));
+    }
+    if let Some(caller) = &f.caller {
+        push(
+            "caller_number LIKE $? ESCAPE '\\'",
+            Bind::Text(format!("%{}%", escape_like(caller))),
+        );
+    }
+    if conds.is_empty() {
+        (String::new(), binds)
+    } else {
+        (format!(" WHERE {}", conds.join(" AND ")), binds)
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn bind_all<'q>(
+    mut q: Query<'q, Any, AnyArguments<'q>>,
+    binds: Vec<Bind>,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s),
+            Bind::Int(i) => q.bind(i),
+        };
+    }
+    q
+}
+
+fn time(ms: i64, column: &'static str) -> Result<DateTime<Utc>, Error> {
+    DateTime::from_timestamp_millis(ms).ok_or(Error::BadValue {
+        column,
+        value: ms.to_string(),
+    })
+}
+
+fn opt_time(ms: Option<i64>, column: &'static str) -> Result<Option<DateTime<Utc>>, Error> {
+    ms.map(|m| time(m, column)).transpose()
+}
+
+fn parsed<T: std::str::FromStr>(s: String, column: &'static str) -> Result<T, Error> {
+    s.parse().map_err(|_| Error::BadValue { column, value: s })
+}
+
+fn appeal_from_row(r: &AnyRow) -> Result<Appeal, Error> {
+    Ok(Appeal {
+        id: parsed(r.try_get("id")?, "id")?,
+        call_id: r.try_get("call_id")?,
+        line: r.try_get("line")?,
+        caller_number: r.try_get("caller_number")?,
+        arrived_at: time(r.try_get("arrived_at")?, "arrived_at")?,
+        answered_at: opt_time(r.try_get("answered_at")?, "answered_at")?,
+        ended_at: opt_time(r.try_get("ended_at")?, "ended_at")?,
+        ivr_path: r.try_get("ivr_path")?,
+        category: r.try_get("category")?,
+        queue: r.try_get("queue")?,
+        wait_seconds: r.try_get("wait_seconds")?,
+        talk_seconds: r.try_get("talk_seconds")?,
+        operator: r.try_get("operator")?,
+        outcome: r
+            .try_get::<Option<String>, _>("outcome")?
+            .map(|o| parsed(o, "outcome"))
+            .transpose()?,
+        recording: r.try_get("recording")?,
+        status: parsed(r.try_get("status")?, "status")?,
+        destination_org: r.try_get("destination_org")?,
+        notes: r.try_get("notes")?,
+        partner_ref: r.try_get("partner_ref")?,
+        updated_at: time(r.try_get("updated_at")?, "updated_at")?,
+    })
+}
+
+fn event_from_row(r: &AnyRow) -> Result<AppealEvent, Error> {
+    let data: String = r.try_get("data")?;
+    Ok(AppealEvent {
+        id: parsed(r.try_get("id")?, "appeal_events.id")?,
+        seq: r.try_get("seq")?,
+        at: time(r.try_get("at")?, "appeal_events.at")?,
+        kind: parsed(r.try_get("kind")?, "appeal_events.kind")?,
+        data: serde_json::from_str(&data).map_err(|_| Error::BadValue {
+            column: "appeal_events.data",
+            value: data.clone(),
+        })?,
+        actor: r.try_get("actor")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn where_clause_numbers_placeholders_in_order() {
+        let f = SearchFilter {
+            line: Some("3758787".into()),
+            status: Some(Status::New),
+            caller: Some("9_1%".into()),
+            ..SearchFilter::default()
+        };
+        let (sql, binds) = where_clause(&f);
+        assert_eq!(
+            sql,
+            " WHERE line = $1 AND status = $2 AND caller_number LIKE $3 ESCAPE '\\'"
+        );
+        assert_eq!(binds.len(), 3);
+        assert!(matches!(&binds[2], Bind::Text(s) if s == "%9\\_1\\%%"));
+    }
+}

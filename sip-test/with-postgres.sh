@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# with-postgres.sh CMD… — runs CMD with a throw-away PostgreSQL cluster.
+#
+# Installs Debian's `postgresql` if no initdb is found, makes a cluster in a temporary
+# folder (as the `postgres` user, or a system user it creates, when run as root — the server
+# refuses to run as root), starts it on a free loopback port with trust auth, exports
+#   HOTLINE_TEST_PG_URL=postgres://hotline@127.0.0.1:PORT/hotline_test
+# runs CMD, and always stops the server and removes the folder. Exits with CMD's status.
+set -euo pipefail
+
+if [ "$#" -eq 0 ]; then
+    echo "usage: $0 CMD [ARGS…]" >&2
+    exit 2
+fi
+
+find_pg_bin() {
+    local d
+    for d in /usr/lib/postgresql/*/bin; do
+        if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then
+            echo "$d"
+            return 0
+        fi
+    done
+    if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+        dirname "$(readlink -f "$(command -v initdb)")"
+        return 0
+    fi
+    return 1
+}
+
+PG_BIN="$(find_pg_bin || true)"
+if [ -z "$PG_BIN" ]; then
+    echo "with-postgres: initdb not found; installing Debian's postgresql" >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    PG_BIN="$(find_pg_bin)"
+fi
+
+# Who runs the server: ourselves, or an unprivileged user when we are root.
+RUN_AS=()
+if [ "$(id -u)" -eq 0 ]; then
+    PG_USER=postgres
+    if ! id "$PG_USER" >/dev/null 2>&1; then
+        PG_USER=hotline-pg
+        id "$PG_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$PG_USER"
+    fi
+    RUN_AS=(runuser -u "$PG_USER" --)
+fi
+
+# A free loopback port: nothing answers a connection to it.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+PORT=""
+for _ in $(seq 1 50); do
+    candidate=$(( 20000 + RANDOM % 40000 ))
+    if port_free "$candidate"; then PORT=$candidate; break; fi
+done
+if [ -z "$PORT" ]; then
+    echo "with-postgres: no free port found" >&2
+    exit 1
+fi
+
+WORK="$(mktemp -d /tmp/hotline-pg.XXXXXX)"
+chmod 755 "$WORK"
+if [ "${#RUN_AS[@]}" -gt 0 ]; then chown "$PG_USER" "$WORK"; fi
+STARTED=0
+
+cleanup() {
+    if [ "$STARTED" -eq 1 ]; then
+        "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"${RUN_AS[@]}" "$PG_BIN/initdb" -D "$WORK/data" -U hotline --auth=trust -E UTF8 --locale=C >"$WORK/initdb.log" 2>&1 || {
+    cat "$WORK/initdb.log" >&2
+    exit 1
+}
+STARTED=1
+"${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w -t 30 \
+    -o "-p $PORT -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null || {
+    cat "$WORK/server.log" >&2
+    exit 1
+}
+"${RUN_AS[@]}" "$PG_BIN/createdb" -h 127.0.0.1 -p "$PORT" -U hotline hotline_test
+
+export HOTLINE_TEST_PG_URL="postgres://hotline@127.0.0.1:$PORT/hotline_test"
+echo "with-postgres: PostgreSQL $("$PG_BIN/pg_ctl" --version | awk '{print $3}') at $HOTLINE_TEST_PG_URL" >&2
+
+set +e
+"$@"
+status=$?
+set -e
+exit "$status"
