@@ -19,7 +19,7 @@ use tracing::{debug, info, info_span, warn, Span};
 use crate::sdp::{self, Negotiated, SdpError};
 use crate::settings::Settings;
 use crate::transport::Outbound;
-use crate::{Caller, Stats};
+use crate::{CallArrived, CallEnded, CallLog, Caller, EndReason, Stats};
 
 /// Methods we answer (the Allow header).
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE";
@@ -49,6 +49,8 @@ enum TimerKind {
 
 struct Call {
     span: Span,
+    /// The appeal this call is written down as.
+    appeal: String,
     peer: Peer,
     local: SocketAddr,
     state: CallState,
@@ -84,6 +86,9 @@ pub(crate) struct Core {
     draining: bool,
     next_rtp_port: u16,
     stats: Arc<Stats>,
+    log: Arc<dyn CallLog>,
+    /// Client transactions we started and still wait on.
+    our_requests: std::collections::HashSet<TxKey>,
     /// Our address the last message arrived on (for the Contact of a new call).
     last_local: Option<SocketAddr>,
     pub out: Outbound,
@@ -106,6 +111,7 @@ impl Core {
         registrar: Registrar,
         trunk_auth: DigestServer,
         stats: Arc<Stats>,
+        log: Arc<dyn CallLog>,
         out: Outbound,
     ) -> Core {
         let next_rtp_port = settings.rtp_ports.0 & !1;
@@ -119,6 +125,8 @@ impl Core {
             draining: false,
             next_rtp_port,
             stats,
+            log,
+            our_requests: Default::default(),
             last_local: None,
             out,
         }
@@ -128,8 +136,9 @@ impl Core {
         self.calls.len()
     }
 
-    pub fn transactions(&self) -> usize {
-        self.endpoint.len()
+    /// Requests we sent (BYEs) still waiting for their final response.
+    pub fn outstanding_requests(&self) -> usize {
+        self.our_requests.len()
     }
 
     /// The earliest moment something has to happen.
@@ -186,7 +195,7 @@ impl Core {
     pub fn hangup_all(&mut self, now: Instant) {
         let ids: Vec<String> = self.calls.keys().cloned().collect();
         for id in ids {
-            self.end_call(now, &id, "shutdown");
+            self.end_call(now, &id, EndReason::Shutdown);
         }
         self.drain(now);
     }
@@ -229,19 +238,26 @@ impl Core {
                         let _e = call.span.enter();
                         info!("caller hung up before answer (CANCEL)");
                         self.stats.calls_cancelled.fetch_add(1, Ordering::Relaxed);
+                        self.ended(now, &call, EndReason::CallerCancelled);
                     }
                 }
             }
-            Event::Response { response, .. } => {
+            Event::Response { tx, response } => {
                 debug!(status = response.status, "response to our request");
+                if response.status >= 200 {
+                    self.our_requests.remove(&tx);
+                }
             }
-            Event::Timeout { tx } => debug!(?tx, "transaction timed out"),
+            Event::Timeout { tx } => {
+                debug!(?tx, "transaction timed out");
+                self.our_requests.remove(&tx);
+            }
             Event::AckTimeout { call_id, .. } => {
                 if let Some(call) = self.calls.get(&call_id) {
                     let _e = call.span.enter();
                     warn!("our 200 OK was never acknowledged; hanging up");
                 }
-                self.end_call(now, &call_id, "no ACK");
+                self.end_call(now, &call_id, EndReason::NoAck);
             }
         }
     }
@@ -314,6 +330,7 @@ impl Core {
                                 now.saturating_duration_since(call.answer_at).as_millis() as u64,
                             "caller hung up"
                         );
+                        self.ended(now, &call, EndReason::CallerHungUp);
                     }
                 }
                 None => self.reply(now, &tx, &req, 481),
@@ -489,9 +506,16 @@ impl Core {
             return self.respond(now, &tx, r);
         };
         let caller = from.uri.user().unwrap_or("anonymous").to_string();
+        // The appeal is written at once, before the call is answered (PRODUCT.md step 2).
+        let appeal = self.log.call_arrived(&CallArrived {
+            call_id: &call_id,
+            line: &line.id,
+            caller: &caller,
+        });
         let span = info_span!(
             "call",
             call_id = %call_id,
+            appeal = %appeal,
             line = %line.id,
             caller = %Caller::new(&caller, self.settings.redact_callers),
         );
@@ -502,6 +526,7 @@ impl Core {
         let session_expires = se.map(|s| s.min(self.settings.session_expires).max(MIN_SE));
         let call = Call {
             span: span.clone(),
+            appeal,
             peer,
             local: self.last_local.unwrap_or(peer.addr),
             state: CallState::Ringing,
@@ -633,6 +658,7 @@ impl Core {
             let _e = span.enter();
             info!("answered");
         }
+
         self.stats.calls_answered.fetch_add(1, Ordering::Relaxed);
         self.respond(now, &tx, r);
     }
@@ -710,24 +736,25 @@ impl Core {
             TimerKind::SessionExpiry if call.expires_at == Some(at) => {
                 let _e = call.span.clone().entered();
                 warn!("session timer expired without a refresh; hanging up");
-                self.end_call(now, call_id, "session expired");
+                self.end_call(now, call_id, EndReason::SessionExpired);
             }
             TimerKind::MaxDuration if call.end_at == at => {
                 let _e = call.span.clone().entered();
                 warn!("call reached the maximum duration; hanging up");
-                self.end_call(now, call_id, "max duration");
+                self.end_call(now, call_id, EndReason::MaxDuration);
             }
             _ => {}
         }
     }
 
     /// End a call from our side: BYE when answered, a final error while ringing.
-    fn end_call(&mut self, now: Instant, call_id: &str, why: &str) {
+    fn end_call(&mut self, now: Instant, call_id: &str, why: EndReason) {
         let Some(mut call) = self.calls.remove(call_id) else {
             return;
         };
         let _e = call.span.clone().entered();
-        info!(reason = why, "hanging up");
+        info!(reason = why.as_str(), "hanging up");
+        self.ended(now, &call, why);
         match call.state {
             CallState::Ringing => {
                 if let Some(tx) = call.invite_tx.take() {
@@ -738,11 +765,32 @@ impl Core {
             }
             CallState::Answered => {
                 let bye = self.build_bye(&mut call);
-                if let Err(e) = self.endpoint.send_request(now, call.peer, bye) {
-                    debug!(error = %e, "could not send BYE");
+                match self.endpoint.send_request(now, call.peer, bye) {
+                    Ok(tx) => {
+                        self.our_requests.insert(tx);
+                    }
+                    Err(e) => debug!(error = %e, "could not send BYE"),
                 }
             }
         }
+    }
+
+    /// Write the end of a call to its appeal.
+    fn ended(&self, now: Instant, call: &Call, reason: EndReason) {
+        let answered = call.state == CallState::Answered;
+        let talked = if answered {
+            now.saturating_duration_since(call.answer_at)
+        } else {
+            Duration::ZERO
+        };
+        self.log.call_ended(
+            &call.appeal,
+            &CallEnded {
+                reason,
+                answered,
+                talked,
+            },
+        );
     }
 
     fn build_bye(&self, call: &mut Call) -> Request {

@@ -57,6 +57,74 @@ impl fmt::Display for Caller<'_> {
     }
 }
 
+/// How a call ended, for its appeal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The caller sent BYE.
+    CallerHungUp,
+    /// The caller cancelled before we answered.
+    CallerCancelled,
+    /// RFC 4028 session timer ran out without a refresh.
+    SessionExpired,
+    /// The call reached `calls.max_duration`.
+    MaxDuration,
+    /// The daemon's shutdown grace period ended.
+    Shutdown,
+    /// Our 200 OK was never acknowledged.
+    NoAck,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::CallerHungUp => "caller_hung_up",
+            EndReason::CallerCancelled => "caller_cancelled",
+            EndReason::SessionExpired => "session_expired",
+            EndReason::MaxDuration => "max_duration",
+            EndReason::Shutdown => "shutdown",
+            EndReason::NoAck => "no_ack",
+        }
+    }
+}
+
+/// A call that reached a line.
+#[derive(Debug, Clone)]
+pub struct CallArrived<'a> {
+    pub call_id: &'a str,
+    pub line: &'a str,
+    pub caller: &'a str,
+}
+
+/// A call that ended.
+#[derive(Debug, Clone)]
+pub struct CallEnded {
+    pub reason: EndReason,
+    /// Whether the line had answered (200 OK sent).
+    pub answered: bool,
+    /// From answer to end (zero when never answered).
+    pub talked: Duration,
+}
+
+/// Where call control writes down each call: the daemon backs it with the appeals store.
+/// Implementations must never block (the core task calls them inline).
+pub trait CallLog: Send + Sync + 'static {
+    /// A call reached a line; returns the appeal id (made locally, never waits for a database).
+    fn call_arrived(&self, call: &CallArrived<'_>) -> String;
+    /// The call ended.
+    fn call_ended(&self, appeal: &str, end: &CallEnded);
+}
+
+/// A `CallLog` that writes nothing (tests, tools).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoCallLog;
+
+impl CallLog for NoCallLog {
+    fn call_arrived(&self, _: &CallArrived<'_>) -> String {
+        String::new()
+    }
+    fn call_ended(&self, _: &str, _: &CallEnded) {}
+}
+
 /// Live figures the admin API and metrics read.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -101,12 +169,17 @@ pub enum GatewayError {
 pub struct Gateway {
     settings: Arc<Settings>,
     stats: Arc<Stats>,
+    log: Arc<dyn CallLog>,
     udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     tcp: Vec<(SocketAddr, TcpListener)>,
 }
 
 impl Gateway {
-    pub async fn bind(settings: Settings, stats: Arc<Stats>) -> Result<Gateway, GatewayError> {
+    pub async fn bind(
+        settings: Settings,
+        stats: Arc<Stats>,
+        log: Arc<dyn CallLog>,
+    ) -> Result<Gateway, GatewayError> {
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
         for &addr in &settings.listen {
@@ -131,6 +204,7 @@ impl Gateway {
         Ok(Gateway {
             settings: Arc::new(settings),
             stats,
+            log,
             udp,
             tcp,
         })
@@ -213,10 +287,13 @@ impl Gateway {
             registrar,
             trunk_auth,
             self.stats.clone(),
+            self.log.clone(),
             out,
         );
         self.stats.ready.store(true, Ordering::Relaxed);
 
+        // Shutdown runs in two steps: the grace period (calls may end by themselves), then a
+        // short wait for the answers to our BYEs.
         let mut grace_deadline: Option<tokio::time::Instant> = None;
         let mut final_deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -227,8 +304,9 @@ impl Gateway {
                     None => std::future::pending::<()>().await,
                 }
             };
-            let grace = async {
-                match grace_deadline {
+            let deadline = final_deadline.or(grace_deadline);
+            let shutdown_step = async {
+                match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending::<()>().await,
                 }
@@ -253,7 +331,11 @@ impl Gateway {
                     core.begin_drain();
                     grace_deadline = Some(tokio::time::Instant::now() + settings.shutdown_grace);
                 }
-                _ = grace, if final_deadline.is_none() => {
+                _ = shutdown_step => {
+                    if final_deadline.is_some() {
+                        warn!(waiting = core.outstanding_requests(), "stopping without the last answers");
+                        break;
+                    }
                     if core.calls() > 0 {
                         warn!(calls = core.calls(), "grace period over: hanging up the remaining calls");
                     }
@@ -261,20 +343,12 @@ impl Gateway {
                     final_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(5));
                 }
             }
-            if grace_deadline.is_some() && final_deadline.is_none() && core.calls() == 0 {
-                // every call ended by itself: nothing to wait for but our own transactions
-                final_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(5));
-            }
-            if let Some(fd) = final_deadline {
-                // wait for our BYEs (and the last answers) to complete, within a bound
-                if core.calls() == 0
-                    && (core.transactions() == 0 || tokio::time::Instant::now() >= fd)
-                {
+            if grace_deadline.is_some() && core.calls() == 0 {
+                if core.outstanding_requests() == 0 {
                     break;
                 }
-                if tokio::time::Instant::now() >= fd {
-                    break;
-                }
+                final_deadline
+                    .get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_secs(5));
             }
         }
         self.stats.ready.store(false, Ordering::Relaxed);

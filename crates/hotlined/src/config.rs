@@ -129,13 +129,18 @@ impl Default for AdminSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSection {
+    /// `sqlite://data/hotline.db` (created on first run) or `postgres://user:pass@host/db`.
     pub url: String,
+    /// Every appeal write goes to this append-only spool first, so that nothing is lost while
+    /// the database is down or the daemon is killed.
+    pub spool_dir: String,
 }
 
 impl Default for DatabaseSection {
     fn default() -> Self {
         DatabaseSection {
             url: "sqlite://data/hotline.db".into(),
+            spool_dir: "data/spool".into(),
         }
     }
 }

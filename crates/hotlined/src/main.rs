@@ -1,6 +1,7 @@
 //! `hotlined`: the Hotline daemon.
 
 mod admin;
+mod appeal_log;
 mod config;
 
 use std::path::PathBuf;
@@ -100,6 +101,7 @@ fn init_tracing(c: &Config) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if c.main.log.format == "json" {
         builder.json().init();
@@ -177,7 +179,16 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         .context("starting the runtime")?;
     rt.block_on(async move {
         let stats = Arc::new(Stats::default());
-        let gw = Gateway::bind(gateway_settings(&c), stats.clone()).await?;
+        // The writer starts even when the database is down: appeals wait in the spool.
+        let writer = appeals::AppealWriter::start(appeals::WriterConfig::new(
+            c.main.database.url.clone(),
+            c.main.database.spool_dir.clone(),
+        ))
+        .with_context(|| format!("cannot open the appeal spool in {}", c.main.database.spool_dir))?;
+        let log = Arc::new(appeal_log::AppealLog {
+            writer: writer.clone(),
+        });
+        let gw = Gateway::bind(gateway_settings(&c), stats.clone(), log).await?;
         let admin_listener = tokio::net::TcpListener::bind(c.main.admin.listen)
             .await
             .with_context(|| format!("cannot bind admin HTTP on {}", c.main.admin.listen))?;
@@ -197,6 +208,8 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         admin_stop.cancel();
         let _ = admin.await;
         signals.abort();
+        let left = writer.shutdown().await;
+        info!(backlog = left.backlog, "appeal writer stopped");
         info!("hotlined stopped");
         Ok::<(), anyhow::Error>(())
     })
