@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use sip::auth::{AuthOutcome, DigestServer};
+use sip::dialog::{Dialog, DialogError};
 use sip::registrar::Registrar;
 use sip::transaction::{Endpoint, Event, TxKey};
-use sip::{HeaderName, Message, Method, NameAddr, Peer, Request, Response, Uri};
+use sip::{HeaderName, Message, Method, Peer, Request, Response};
 use tracing::{debug, info, info_span, warn, Span};
 
 use crate::sdp::{self, Negotiated, SdpError};
@@ -56,16 +57,8 @@ struct Call {
     state: CallState,
     invite_tx: Option<TxKey>,
     invite: Request,
-    local_tag: String,
-    remote_tag: String,
-    /// From of the INVITE (the caller).
-    remote: NameAddr,
-    /// To of the INVITE with our tag.
-    local_addr: NameAddr,
-    remote_target: Uri,
-    route_set: Vec<String>,
-    local_cseq: u32,
-    remote_cseq: u32,
+    /// Our UAS dialog with the caller (tags, route set, remote target, CSeqs).
+    dialog: Dialog,
     neg: Option<Negotiated>,
     rtp_port: u16,
     sdp_session: u64,
@@ -320,11 +313,18 @@ impl Core {
                     self.on_invite(now, tx, peer, req);
                 }
             }
-            Method::Bye => match self.dialog_of(&req) {
-                Some(id) => {
+            Method::Bye => {
+                if let Some(id) = self.in_dialog(now, &tx, &req) {
                     self.reply(now, &tx, &req, 200);
-                    if let Some(call) = self.calls.remove(&id) {
-                        let _e = call.span.enter();
+                    if let Some(mut call) = self.calls.remove(&id) {
+                        let _e = call.span.clone().entered();
+                        // a BYE in the early dialog ends the INVITE too (RFC 3261 §15.1.2)
+                        if let Some(invite_tx) = call.invite_tx.take() {
+                            let mut r = call.invite.response(487);
+                            r.headers
+                                .set(HeaderName::To, call.dialog.local_uri.to_string());
+                            self.respond(now, &invite_tx, r);
+                        }
                         info!(
                             talked_ms =
                                 now.saturating_duration_since(call.answer_at).as_millis() as u64,
@@ -333,17 +333,15 @@ impl Core {
                         self.ended(now, &call, EndReason::CallerHungUp);
                     }
                 }
-                None => self.reply(now, &tx, &req, 481),
-            },
-            Method::Info | Method::Update => match self.dialog_of(&req) {
-                Some(id) => {
+            }
+            Method::Info | Method::Update => {
+                if let Some(id) = self.in_dialog(now, &tx, &req) {
                     if req.method == Method::Update {
                         self.refresh_session(now, &id);
                     }
                     self.reply(now, &tx, &req, 200)
                 }
-                None => self.reply(now, &tx, &req, 481),
-            },
+            }
             Method::Ack | Method::Cancel => {
                 // ACK never gets a response; a CANCEL reaching us matched nothing.
                 if req.method == Method::Cancel {
@@ -381,15 +379,29 @@ impl Core {
         self.respond(now, &tx, result.response);
     }
 
-    /// The call a mid-dialog request belongs to (Call-ID and both tags).
-    fn dialog_of(&self, req: &Request) -> Option<String> {
-        let id = req.headers.call_id().ok()?;
-        let call = self.calls.get(id)?;
-        let from_tag = req.headers.from_addr().ok()?.tag().map(str::to_string);
-        let to_tag = req.headers.to_addr().ok()?.tag().map(str::to_string);
-        (from_tag.as_deref() == Some(call.remote_tag.as_str())
-            && to_tag.as_deref() == Some(call.local_tag.as_str()))
-        .then(|| id.to_string())
+    /// Take a mid-dialog request into its call's dialog (RFC 3261 §12.2.2) and return the
+    /// call's id. When it fits no call it is answered here — 481 for an unknown dialog, 500
+    /// for a CSeq lower than the caller's last, 400 for an unreadable CSeq or Contact — and
+    /// `None` is returned.
+    fn in_dialog(&mut self, now: Instant, tx: &TxKey, req: &Request) -> Option<String> {
+        let id = req.headers.call_id().ok().map(str::to_string);
+        let result = match id.as_deref().and_then(|id| self.calls.get_mut(id)) {
+            Some(call) if call.dialog.matches(req) => call.dialog.on_request(req),
+            _ => Err(DialogError::NotThisDialog),
+        };
+        match result {
+            Ok(()) => id,
+            Err(e) => {
+                let status = match e {
+                    DialogError::OutOfOrder { .. } => 500,
+                    DialogError::NotThisDialog => 481,
+                    _ => 400,
+                };
+                debug!(error = %e, status, "mid-dialog request refused");
+                self.reply(now, tx, req, status);
+                None
+            }
+        }
     }
 
     fn on_invite(&mut self, now: Instant, tx: TxKey, peer: Peer, req: Request) {
@@ -487,23 +499,20 @@ impl Core {
                 return self.respond(now, &tx, r);
             }
         }
-        let (Ok(from), Ok(to)) = (req.headers.from_addr(), req.headers.to_addr()) else {
+        let Ok(from) = req.headers.from_addr() else {
             return self.reply(now, &tx, &req, 400);
         };
-        let Ok(cseq) = req.headers.cseq() else {
-            return self.reply(now, &tx, &req, 400);
-        };
-        let remote_target = req
-            .headers
-            .contacts()
-            .ok()
-            .flatten()
-            .and_then(|c| c.into_iter().next())
-            .map(|c| c.uri);
-        let Some(remote_target) = remote_target else {
-            let mut r = with_to_tag(req.response(400), &req, None);
-            r.reason = "Bad Request - INVITE without Contact".into();
-            return self.respond(now, &tx, r);
+        let dialog = match Dialog::uas(&req, &random_token(10)) {
+            Ok(d) => d,
+            Err(DialogError::NoContact) => {
+                let mut r = with_to_tag(req.response(400), &req, None);
+                r.reason = "Bad Request - INVITE without Contact".into();
+                return self.respond(now, &tx, r);
+            }
+            Err(e) => {
+                debug!(error = %e, "INVITE creates no dialog");
+                return self.reply(now, &tx, &req, 400);
+            }
         };
         let caller = from.uri.user().unwrap_or("anonymous").to_string();
         // The appeal is written at once, before the call is answered (PRODUCT.md step 2).
@@ -519,9 +528,6 @@ impl Core {
             line = %line.id,
             caller = %Caller::new(&caller, self.settings.redact_callers),
         );
-        let local_tag = random_token(10);
-        let mut local_addr = to.clone();
-        local_addr.params.set("tag", Some(local_tag.clone()));
         let rtp_port = self.alloc_rtp_port();
         let session_expires = se.map(|s| s.min(self.settings.session_expires).max(MIN_SE));
         let call = Call {
@@ -531,17 +537,7 @@ impl Core {
             local: self.last_local.unwrap_or(peer.addr),
             state: CallState::Ringing,
             invite_tx: Some(tx.clone()),
-            remote_tag: from.tag().unwrap_or("").to_string(),
-            remote: from,
-            local_addr,
-            remote_target,
-            route_set: req
-                .headers
-                .values(&HeaderName::RecordRoute)
-                .map(str::to_string)
-                .collect(),
-            local_cseq: rand::thread_rng().gen_range(1..10_000),
-            remote_cseq: cseq.seq,
+            dialog,
             neg,
             rtp_port,
             sdp_session: rand::thread_rng().gen_range(1..u32::MAX as u64),
@@ -550,7 +546,6 @@ impl Core {
             answer_at: now + line.ring,
             expires_at: None,
             end_at: now + self.settings.max_call,
-            local_tag,
             invite: req,
         };
         {
@@ -584,9 +579,11 @@ impl Core {
     /// A response to the call's INVITE, in its dialog (our To tag, Contact).
     fn call_response(&self, call: &Call, status: u16) -> Response {
         let mut r = call.invite.response(status);
-        r.headers.set(HeaderName::To, call.local_addr.to_string());
-        for rr in &call.route_set {
-            r.headers.push(HeaderName::RecordRoute, rr.as_str());
+        r.headers
+            .set(HeaderName::To, call.dialog.local_uri.to_string());
+        // §12.1.1: the Record-Route of the INVITE goes back in dialog-creating responses
+        for rr in call.invite.headers.values(&HeaderName::RecordRoute) {
+            r.headers.push(HeaderName::RecordRoute, rr);
         }
         r.headers.push(HeaderName::Contact, self.contact(call));
         r
@@ -645,6 +642,7 @@ impl Core {
         let se = call.session_expires;
         if let Some(call) = self.calls.get_mut(call_id) {
             call.state = CallState::Answered;
+            call.dialog.confirm();
             call.invite_tx = None;
             call.answer_at = now;
             if let Some(se) = se {
@@ -664,8 +662,8 @@ impl Core {
     }
 
     fn on_reinvite(&mut self, now: Instant, tx: TxKey, req: Request) {
-        let Some(id) = self.dialog_of(&req) else {
-            return self.reply(now, &tx, &req, 481);
+        let Some(id) = self.in_dialog(now, &tx, &req) else {
+            return;
         };
         let offer = if req.body.is_empty() {
             None
@@ -679,9 +677,6 @@ impl Core {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if let Ok(c) = req.headers.cseq() {
-            call.remote_cseq = c.seq;
-        }
         if let Some(n) = offer {
             call.neg = Some(n);
         }
@@ -759,7 +754,8 @@ impl Core {
             CallState::Ringing => {
                 if let Some(tx) = call.invite_tx.take() {
                     let mut r = call.invite.response(480);
-                    r.headers.set(HeaderName::To, call.local_addr.to_string());
+                    r.headers
+                        .set(HeaderName::To, call.dialog.local_uri.to_string());
                     self.respond(now, &tx, r);
                 }
             }
@@ -793,31 +789,11 @@ impl Core {
         );
     }
 
+    /// A BYE in the call's dialog (RFC 3261 §12.2.1.1, §15.1.1).
     fn build_bye(&self, call: &mut Call) -> Request {
-        call.local_cseq += 1;
-        let mut bye = Request::new(Method::Bye, call.remote_target.clone());
-        let branch = sip::transaction::new_branch();
-        bye.headers.push(
-            HeaderName::Via,
-            format!(
-                "SIP/2.0/{} {};branch={branch};rport",
-                call.peer.transport.as_str(),
-                host_port(call.local)
-            ),
-        );
-        bye.headers.push(HeaderName::MaxForwards, "70");
-        bye.headers
-            .push(HeaderName::From, call.local_addr.to_string());
-        bye.headers.push(HeaderName::To, call.remote.to_string());
-        if let Ok(id) = call.invite.headers.call_id() {
-            bye.headers.push(HeaderName::CallId, id);
-        }
-        bye.headers
-            .push(HeaderName::CSeq, format!("{} BYE", call.local_cseq));
-        // UAS route set: the Record-Route values in order (§12.1.1)
-        for r in &call.route_set {
-            bye.headers.push(HeaderName::Route, r.as_str());
-        }
+        let mut bye = call
+            .dialog
+            .request(Method::Bye, &host_port(call.local), call.peer.transport);
         bye.headers
             .push(HeaderName::UserAgent, self.settings.user_agent.as_str());
         bye

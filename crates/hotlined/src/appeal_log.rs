@@ -35,7 +35,10 @@ impl CallLog for AppealLog {
         // one that ended before the answer was abandoned.
         let outcome = if end.answered {
             Outcome::InfoOnly
-        } else if end.reason == EndReason::CallerCancelled {
+        } else if matches!(
+            end.reason,
+            EndReason::CallerCancelled | EndReason::CallerHungUp
+        ) {
             Outcome::Abandoned
         } else {
             Outcome::Rejected

@@ -5,6 +5,7 @@
 //! owns the I/O.
 
 pub mod auth;
+pub mod dialog;
 pub mod framing;
 pub mod message;
 pub mod parse;
@@ -12,6 +13,7 @@ pub mod registrar;
 pub mod transaction;
 pub mod typed;
 
+pub use dialog::{Dialog, DialogError, DialogId, DialogState};
 pub use framing::{Frame, FramingError, StreamFramer};
 pub use message::{
     Header, HeaderName, Headers, Host, Message, Method, Params, Request, Response, SipUri, Uri,
