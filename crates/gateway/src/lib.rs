@@ -278,9 +278,14 @@ impl Gateway {
             key,
             start,
         );
+        let mut registrar = registrar;
+        registrar
+            .digest_mut()
+            .set_algorithms(&settings.digest_algorithms);
         rand::Rng::fill(&mut rand::thread_rng(), &mut key);
-        let trunk_auth =
+        let mut trunk_auth =
             DigestServer::new(settings.realm.clone(), key, Duration::from_secs(300), start);
+        trunk_auth.set_algorithms(&settings.digest_algorithms);
         let mut core = core::Core::new(
             settings.clone(),
             Endpoint::new(timers),

@@ -40,6 +40,8 @@ pub struct Settings {
     pub t1: Duration,
     pub lockout_failures: u32,
     pub lockout: Duration,
+    /// Digest challenges offered, most preferred first.
+    pub digest_algorithms: Vec<sip::auth::Algorithm>,
     pub lines: Vec<LineSettings>,
     pub trunks: Vec<TrunkSettings>,
     pub operators: Vec<OperatorSettings>,

@@ -74,6 +74,8 @@ pub struct SipSection {
     /// Failed REGISTER attempts from one address before it is locked out.
     pub lockout_failures: u32,
     pub lockout_seconds: u64,
+    /// Digest challenges offered, most preferred first: `MD5`, `SHA-256`.
+    pub digest_algorithms: Vec<String>,
 }
 
 impl Default for SipSection {
@@ -87,6 +89,7 @@ impl Default for SipSection {
             t1_ms: 500,
             lockout_failures: 10,
             lockout_seconds: 300,
+            digest_algorithms: vec!["MD5".into(), "SHA-256".into()],
         }
     }
 }
@@ -357,6 +360,17 @@ impl Config {
                 });
             }
             trunk_nets.push(nets);
+        }
+        for a in &main.sip.digest_algorithms {
+            if sip::auth::Algorithm::parse(a).is_none() {
+                let (line, col) = locate(&text, "digest_algorithms", 0);
+                problems.push(Problem {
+                    path: main_path.display().to_string(),
+                    line,
+                    col,
+                    message: format!("sip.digest_algorithms: {a:?} is not MD5 or SHA-256"),
+                });
+            }
         }
         if main.rtp.port_min >= main.rtp.port_max {
             let (line, col) = locate(&text, "port_min", 0);

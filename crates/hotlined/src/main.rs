@@ -123,6 +123,12 @@ fn gateway_settings(c: &Config) -> Settings {
         t1: c.t1(),
         lockout_failures: m.sip.lockout_failures,
         lockout: Duration::from_secs(m.sip.lockout_seconds),
+        digest_algorithms: m
+            .sip
+            .digest_algorithms
+            .iter()
+            .filter_map(|a| sip::auth::Algorithm::parse(a))
+            .collect(),
         lines: c
             .lines
             .iter()

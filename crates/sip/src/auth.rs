@@ -445,6 +445,8 @@ pub struct DigestServer {
     /// early; they are answered as stale rather than trusted afresh.
     evicted_up_to: Option<u64>,
     last_prune_ms: u64,
+    /// Challenges offered, most preferred first (RFC 8760 §2.4).
+    algorithms: Vec<Algorithm>,
 }
 
 impl DigestServer {
@@ -470,6 +472,16 @@ impl DigestServer {
             used: HashMap::new(),
             evicted_up_to: None,
             last_prune_ms: 0,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+        }
+    }
+
+    /// Which challenges to offer, in order. Many deployed phones (and SIPp 3.6) answer only the
+    /// first challenge and only know MD5, so a hotline may need MD5 first. An empty list keeps
+    /// the default (SHA-256, then MD5).
+    pub fn set_algorithms(&mut self, algorithms: &[Algorithm]) {
+        if !algorithms.is_empty() {
+            self.algorithms = algorithms.to_vec();
         }
     }
 
@@ -519,8 +531,8 @@ impl DigestServer {
     /// preference), one shared nonce, `qop="auth"`, and `stale=true` when asked.
     pub fn challenge(&self, now: Instant, stale: bool) -> Vec<String> {
         let nonce = self.nonce(now);
-        [Algorithm::Sha256, Algorithm::Md5]
-            .into_iter()
+        self.algorithms
+            .iter()
             .map(|alg| {
                 let mut v = String::from("Digest realm=");
                 quoted(&mut v, &self.realm);
