@@ -192,11 +192,13 @@ impl Gateway {
                 })?;
             let local = u.local_addr().unwrap_or(addr);
             udp.push((local, Arc::new(u)));
-            let t = TcpListener::bind(addr)
+            // TCP on the port UDP got: with port 0 both transports share the one the OS chose,
+            // so a single address (Via, Contact, `local_addrs`) names both.
+            let t = TcpListener::bind(local)
                 .await
                 .map_err(|source| GatewayError::Bind {
                     transport: "TCP",
-                    addr,
+                    addr: local,
                     source,
                 })?;
             tcp.push((t.local_addr().unwrap_or(addr), t));
@@ -210,7 +212,7 @@ impl Gateway {
         })
     }
 
-    /// The addresses actually bound (port 0 resolved).
+    /// The addresses actually bound (port 0 resolved); each serves UDP and TCP.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.udp.iter().map(|(a, _)| *a).collect()
     }

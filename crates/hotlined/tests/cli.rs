@@ -1,0 +1,412 @@
+//! The built `hotlined` binary as an operator runs it: `check` on good and broken
+//! configurations, `run` refusing a broken one before binding, `run` serving `/health` on
+//! ports given through `HOTLINE__…` overrides and stopping on SIGTERM, and caller numbers
+//! kept out of the log unless redaction is turned off.
+
+// A test file: helpers outside #[test] fns may unwrap too.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CALLER: &str = "+79131234567";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The binary with no `HOTLINE…` variables inherited from whoever runs the tests.
+fn hotlined() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hotlined"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HOTLINE") {
+            c.env_remove(k);
+        }
+    }
+    c.env("NO_COLOR", "1");
+    c
+}
+
+/// A copy of the shipped configuration in a temp folder, with `edit` applied to hotline.toml.
+fn config_copy(edit: impl Fn(&str) -> String) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["lines.toml", "operators.toml"] {
+        std::fs::copy(repo().join("config").join(f), dir.path().join(f)).unwrap();
+    }
+    let main = std::fs::read_to_string(repo().join("config/hotline.toml")).unwrap();
+    let path = dir.path().join("hotline.toml");
+    std::fs::write(&path, edit(&main)).unwrap();
+    (dir, path)
+}
+
+/// The shipped file with the `[sip] listen` key misspelt; returns the text and its line (1-based).
+fn with_typo(main: &str) -> (String, usize) {
+    let key = "listen = \"127.0.0.1:5060\"";
+    assert_eq!(
+        main.matches(key).count(),
+        1,
+        "the shipped [sip] listen line"
+    );
+    let line = main.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+    (main.replacen(key, "lisen = \"127.0.0.1:5060\"", 1), line)
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP (released again before returning).
+fn free_sip_port() -> u16 {
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn check_accepts_the_shipped_config_and_lists_it() {
+    let out = hotlined()
+        .current_dir(repo())
+        .args(["check", "--config", "config/hotline.toml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "config/hotline.toml: OK");
+    for want in [
+        "  SIP       127.0.0.1:5060 (UDP+TCP), [::1]:5060",
+        "  admin     http://127.0.0.1:8080",
+        "  line      city 3758787      Городская социальная справочная служба",
+        "  operator  op1          Оператор 1",
+        "  trunks    local-test",
+    ] {
+        assert!(lines.contains(&want), "no line {want:?} in\n{stdout}");
+    }
+    assert_eq!(lines.iter().filter(|l| l.starts_with("  line ")).count(), 2);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("  operator "))
+            .count(),
+        6
+    );
+}
+
+#[test]
+fn check_reports_a_typo_as_path_line_col() {
+    let line = std::cell::Cell::new(0);
+    let (_dir, path) = config_copy(|m| {
+        let (text, l) = with_typo(m);
+        line.set(l);
+        text
+    });
+    let out = hotlined()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one problem, one line:\n{stdout}");
+    let want = format!(
+        "{}:{}:1: unknown field `lisen`, expected one of `listen`",
+        path.display(),
+        line.get()
+    );
+    assert!(
+        lines[0].starts_with(&want),
+        "{:?}\nwanted {want:?}",
+        lines[0]
+    );
+}
+
+#[test]
+fn run_with_a_broken_config_exits_1_before_binding() {
+    // hold the ports the broken config would use: a bind attempt would fail differently
+    let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sip_tcp = TcpListener::bind(sip.local_addr().unwrap()).unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (_dir, path) = config_copy(|m| with_typo(m).0);
+    let t0 = Instant::now();
+    let out = hotlined()
+        .args(["run", "--config"])
+        .arg(&path)
+        .env(
+            "HOTLINE__SIP__LISTEN",
+            sip.local_addr().unwrap().to_string(),
+        )
+        .env(
+            "HOTLINE__ADMIN__LISTEN",
+            admin.local_addr().unwrap().to_string(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(t0.elapsed() < Duration::from_secs(3));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("hotlined: invalid configuration:\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{}:", path.display()))
+            && stderr.contains("unknown field `lisen`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cannot bind"), "{stderr}");
+
+    // a bad value from the environment is named too
+    let (_dir2, good) = config_copy(str::to_string);
+    let out = hotlined()
+        .args(["run", "--config"])
+        .arg(&good)
+        .env("HOTLINE__SIP__LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("HOTLINE__SIP__LISTEN"), "{stderr}");
+    assert!(!stderr.contains("cannot bind"), "{stderr}");
+    drop((sip, sip_tcp, admin));
+}
+
+/// A running daemon whose stderr is collected as it comes.
+struct Daemon {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    sip: SocketAddr,
+    admin: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// The shipped configuration (without its IPv6 listener, which a test host may lack) on
+    /// free ports given through the environment, plus `env`.
+    fn start(env: &[(&str, &str)]) -> Daemon {
+        let (dir, path) = config_copy(|m| {
+            m.lines()
+                .filter(|l| !l.starts_with("listen_v6"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
+        let sip: SocketAddr = ([127, 0, 0, 1], free_sip_port()).into();
+        let admin: SocketAddr = ([127, 0, 0, 1], free_tcp_port()).into();
+        let mut cmd = hotlined();
+        cmd.args(["run", "--config"])
+            .arg(&path)
+            .env("HOTLINE__SIP__LISTEN", sip.to_string())
+            .env("HOTLINE__ADMIN__LISTEN", admin.to_string())
+            .env("HOTLINE__CALLS__SHUTDOWN_GRACE", "1")
+            .env("HOTLINE__SIP__T1_MS", "20")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let d = Daemon {
+            child,
+            stderr,
+            reader: Some(reader),
+            sip,
+            admin,
+            _dir: dir,
+        };
+        d.wait_for_log("hotlined started");
+        d
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn wait_for_log(&self, what: &str) {
+        let until = Instant::now() + Duration::from_secs(5);
+        while !self.log().contains(what) {
+            assert!(
+                Instant::now() < until,
+                "no {what:?} in the log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Wait up to `d` for the process to exit.
+    fn wait(&mut self, d: Duration) -> Option<ExitStatus> {
+        let until = Instant::now() + d;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                if let Some(r) = self.reader.take() {
+                    r.join().unwrap();
+                }
+                return Some(st);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL and collect the whole log.
+    fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        self.wait(Duration::from_secs(5)).unwrap();
+        self.log()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET: status code and body.
+fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+#[test]
+fn run_serves_health_and_stops_on_sigterm() {
+    let mut d = Daemon::start(&[]);
+    let (status, body) = http_get(d.admin, "/health").expect("admin HTTP answers");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (status, metrics) = http_get(d.admin, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(metrics.contains("\nhotline_calls_active 0\n"), "{metrics}");
+    // SIP answers on the overridden port
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let options = format!(
+        "OPTIONS sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-cli-1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@{me}>;tag=p1\r\nTo: <sip:{sip}>\r\n\
+         Call-ID: cli-options\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        sip = d.sip
+    );
+    sock.send_to(options.as_bytes(), d.sip).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"SIP/2.0 200 "));
+
+    let t0 = Instant::now();
+    d.signal("TERM");
+    let st = d
+        .wait(Duration::from_secs(3))
+        .expect("exits within the 1 s grace and a margin");
+    assert!(st.success(), "{st:?}\n{}", d.log());
+    assert!(t0.elapsed() < Duration::from_secs(3));
+    let log = d.log();
+    assert!(log.contains("SIGTERM"), "{log}");
+    assert!(log.contains("hotlined stopped"), "{log}");
+    // the ports are free again
+    assert!(TcpListener::bind(d.admin).is_ok());
+    assert!(UdpSocket::bind(d.sip).is_ok());
+}
+
+/// Send an INVITE from `CALLER` to the city line and wait for its 180; the daemon's log is
+/// returned after it is killed.
+fn log_of_one_call(env: &[(&str, &str)]) -> String {
+    let d = Daemon::start(env);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let sdp = "v=0\r\no=uac 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let invite = format!(
+        "INVITE sip:3758787@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-cli-inv\r\n\
+         Max-Forwards: 70\r\nFrom: \"{CALLER}\" <sip:{CALLER}@{ip}>;tag=c1\r\n\
+         To: <sip:3758787@{sip}>\r\nCall-ID: cli-call\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:{CALLER}@{me}>\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {len}\r\n\r\n{sdp}",
+        sip = d.sip,
+        ip = me.ip(),
+        len = sdp.len()
+    );
+    sock.send_to(invite.as_bytes(), d.sip).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).expect("the call rings");
+        if buf[..n].starts_with(b"SIP/2.0 180 ") {
+            break;
+        }
+    }
+    d.wait_for_log("call arrived");
+    let (_, metrics) = http_get(d.admin, "/metrics").unwrap();
+    assert!(metrics.contains("\nhotline_calls_total 1\n"), "{metrics}");
+    d.kill()
+}
+
+#[test]
+fn caller_numbers_are_redacted_in_the_log_by_default() {
+    let log = log_of_one_call(&[]);
+    let arrived = log
+        .lines()
+        .find(|l| l.contains("call arrived"))
+        .unwrap()
+        .to_string();
+    assert!(arrived.contains("caller=**********67"), "{arrived}");
+    assert!(!log.contains("79131234567"), "{log}");
+}
+
+#[test]
+fn caller_numbers_are_logged_when_redaction_is_off() {
+    let log = log_of_one_call(&[("HOTLINE__LOG__REDACT_CALLERS", "false")]);
+    let arrived = log
+        .lines()
+        .find(|l| l.contains("call arrived"))
+        .unwrap()
+        .to_string();
+    assert!(arrived.contains(&format!("caller={CALLER}")), "{arrived}");
+}
