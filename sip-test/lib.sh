@@ -183,7 +183,7 @@ sc_uac_lossy() { # name calls rate
 # op1 registers with digest, then removes its binding.
 sc_register() { # name transport user password
     local name=$1 t=$2 user=$3 password=$4
-    sipp_run "$name" 20 127.0.0.1 \
+    sipp_run "$name" 10 127.0.0.1 \
         "SuccessfulCall(C)==1" "FailedCall(C)==0" "*_401_Recv==2" \
         -- -sf "$SCENARIOS/register.xml" "$TARGET4" -t "$t" -m 1 \
         -s "$user" -au "$user" -ap "$password" -key domain 127.0.0.1
@@ -192,7 +192,7 @@ sc_register() { # name transport user password
 # A wrong password is refused: 401, bad credentials, 401 (or 403) again.
 sc_register_badpass() { # name transport user password
     local name=$1 t=$2 user=$3 password=$4
-    sipp_run "$name" 20 127.0.0.1 \
+    sipp_run "$name" 10 127.0.0.1 \
         "SuccessfulCall(C)==1" "FailedCall(C)==0" \
         -- -sf "$SCENARIOS/register_badpass.xml" "$TARGET4" -t "$t" -m 1 \
         -s "$user" -au "$user" -ap "$password" -key domain 127.0.0.1
@@ -200,28 +200,28 @@ sc_register_badpass() { # name transport user password
 
 # INVITE, CANCEL right after 180: 200 for the CANCEL, 487 for the INVITE.
 sc_cancel() { # name transport
-    sipp_run "$1" 20 127.0.0.1 \
+    sipp_run "$1" 10 127.0.0.1 \
         "SuccessfulCall(C)==1" "FailedCall(C)==0" "*_487_Retrans==0" \
         -- -sf "$SCENARIOS/cancel.xml" "$TARGET4" -t "$2" -m 1 -s 3758787
 }
 
 # OPTIONS -> 200 with Allow listing INVITE, ACK, BYE, CANCEL, OPTIONS.
 sc_options() { # name transport target local_ip
-    sipp_run "$1" 20 "$4" \
+    sipp_run "$1" 10 "$4" \
         "SuccessfulCall(C)==3" "FailedCall(C)==0" \
         -- -sf "$SCENARIOS/options.xml" "$3" -t "$2" -m 3 -r 10
 }
 
 # INVITE to a number no line has -> 404, ACKed in the transaction.
 sc_unknown_number() { # name transport
-    sipp_run "$1" 20 127.0.0.1 \
+    sipp_run "$1" 10 127.0.0.1 \
         "SuccessfulCall(C)==3" "FailedCall(C)==0" "*_404_Recv==3" "*_404_Retrans==0" \
         -- -sf "$SCENARIOS/invite_404.xml" "$TARGET4" -t "$2" -m 3 -r 10 -s 9999999
 }
 
 # One answered call with a PCMU/PCMA/telephone-event offer, checked answer.
 sc_call() { # name transport target local_ip
-    sipp_run "$1" 30 "$4" \
+    sipp_run "$1" 15 "$4" \
         "SuccessfulCall(C)==1" "FailedCall(C)==0" \
         -- -sf "$SCENARIOS/call.xml" "$3" -t "$2" -m 1 -d 1000 -s 3758787
 }
