@@ -112,7 +112,7 @@ sipp_run() {
         shift
     done
     shift
-    wanted "$name" || return 0
+    wanted "$name" || { LAST_RESULT=SKIP; return 0; }
     if ! daemon_alive; then
         fail "$name" "daemon is not running"
         return 0
@@ -230,7 +230,7 @@ sc_call() { # name transport target local_ip
 # and still answer OPTIONS.
 sc_torture() { # name host port [tcp-port]
     local name=$1 host=$2 port=$3 tcp_port=${4:-$3}
-    wanted "$name" || return 0
+    wanted "$name" || { LAST_RESULT=SKIP; return 0; }
     if ! daemon_alive; then
         fail "$name" "daemon is not running"
         return 0
