@@ -6,3 +6,5 @@
 //! tests run on virtual time.
 
 pub mod g711;
+pub mod pacing;
+pub mod rtp;
