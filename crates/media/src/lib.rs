@@ -5,6 +5,7 @@
 //! and every output is polled, so the gateway's tokio edge decides when things happen and the
 //! tests run on virtual time.
 
+pub mod dtmf4733;
 pub mod g711;
 pub mod pacing;
 pub mod rtp;
