@@ -5,9 +5,13 @@ use thiserror::Error;
 
 pub mod rtcp;
 
+mod leg;
 mod receiver;
 mod sender;
 
+pub use leg::{
+    Component, Event, LegConfig, LegStats, RtpLeg, Transmit, RELATCH_PACKETS, RELATCH_SILENCE,
+};
 pub use receiver::{IntervalLoss, Received, ReceiverStats, RtpReceiver};
 pub use sender::{FrameSource, NoAudio, RtpSender, SenderStats, SilenceSource};
 

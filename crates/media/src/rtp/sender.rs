@@ -196,11 +196,14 @@ impl RtpSender {
         self.stats.packets > 0
     }
 
-    /// Skips the current slot without sending (hold, a DTMF event occupying the stream): the
-    /// timestamp advances and the next audio packet is marked.
-    pub fn skip_slot(&mut self) {
-        self.pacer.advance();
-        self.marker_pending = true;
+    /// Consumes every slot due at `now` without sending (hold, a DTMF event occupying the
+    /// stream, no destination yet); the next audio packet is marked.
+    pub fn skip_due(&mut self, now: Instant) {
+        self.pacer.skip_if_far_behind(now);
+        while self.pacer.is_due(now) {
+            self.pacer.advance();
+            self.marker_pending = true;
+        }
     }
 
     /// Sends the audio for every slot due at `now`: pulls one frame from `source` per slot and
