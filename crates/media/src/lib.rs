@@ -1,0 +1,11 @@
+//! Sans-IO media core: G.711 codecs, RTP/RTCP legs with drift-free pacing and symmetric-RTP
+//! latching, and RFC 4733 telephone events.
+//!
+//! Nothing here owns a socket, a task or a clock: every input carries the current `Instant`
+//! and every output is polled, so the gateway's tokio edge decides when things happen and the
+//! tests run on virtual time.
+
+pub mod dtmf4733;
+pub mod g711;
+pub mod pacing;
+pub mod rtp;
