@@ -2,3 +2,5 @@
 //! Russian number phrases. Nothing here opens sockets, spawns tasks or reads the clock.
 
 pub mod goertzel;
+pub mod prompts;
+pub mod resample;
