@@ -2,5 +2,6 @@
 //! Russian number phrases. Nothing here opens sockets, spawns tasks or reads the clock.
 
 pub mod goertzel;
+pub mod numbers_ru;
 pub mod prompts;
 pub mod resample;
