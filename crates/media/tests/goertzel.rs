@@ -405,3 +405,72 @@ fn single_tones_and_dial_tone_are_not_digits() {
     }
     assert!(detect(&s.pcm()).is_empty());
 }
+
+#[test]
+fn strong_second_harmonics_are_rejected_as_speech_like() {
+    // A clean pair plus the row tone's 2nd harmonic 5 dB down: still 75 % of the energy is in
+    // the pair, so only the harmonic check rejects it.
+    let (fr, fc) = key_frequencies('1').unwrap();
+    let a = sine_amplitude(-12.0);
+    let h = a * 10f64.powf(-5.0 / 20.0);
+    let mut s = Signal::new(51);
+    s.silence(100);
+    for n in 0..ms(200) {
+        let w = std::f64::consts::TAU * n as f64 / f64::from(FS);
+        s.x.push(a * ((fr * w).sin() + (fc * w).sin()) + h * (2.0 * fr * w + 0.3).sin());
+    }
+    s.silence(ms(50));
+    assert!(detect(&s.pcm()).is_empty());
+    // The same pair without the harmonic is a digit (the check is what rejected it).
+    let mut clean = Signal::new(51);
+    clean
+        .silence(100)
+        .digit('1', -9.0, 0.0, ms(200))
+        .silence(ms(50));
+    assert_eq!(pressed(&detect(&clean.pcm())), "1");
+}
+
+#[test]
+fn frequencies_off_by_1_5_percent_are_accepted() {
+    for d in "159#".chars() {
+        for dev in [-0.015, 0.015] {
+            let (fr, fc) = key_frequencies(d).unwrap();
+            let a = sine_amplitude(-13.0);
+            let mut s = Signal::new(61);
+            s.silence(130);
+            for n in 0..ms(45) {
+                let w = std::f64::consts::TAU * n as f64 / f64::from(FS) * (1.0 + dev);
+                s.x.push(a * ((fr * w).sin() + (fc * w + 1.0).sin()));
+            }
+            s.silence(ms(50)).noise(-10.0, 20.0);
+            assert_eq!(
+                pressed(&detect(&s.pcm())),
+                d.to_string(),
+                "{d} off by {dev}"
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore = "timing, run with --release --ignored --nocapture"]
+fn cost_per_second_of_audio() {
+    let speech = read_fixture("speech-ru-en-8k.wav");
+    let t = std::time::Instant::now();
+    let ev = detect(&speech);
+    let secs = speech.len() as f64 / 8000.0;
+    eprintln!(
+        "{:.1} µs per second of speech",
+        t.elapsed().as_secs_f64() * 1e6 / secs
+    );
+    let mut s = Signal::new(1);
+    s.digit('5', -10.0, 0.0, 8000 * 60);
+    let pcm = s.pcm();
+    let t = std::time::Instant::now();
+    let ev2 = detect(&pcm);
+    eprintln!(
+        "{:.1} µs per second of tone",
+        t.elapsed().as_secs_f64() * 1e6 / 60.0
+    );
+    assert!(ev.is_empty() && pressed(&ev2) == "5");
+}
