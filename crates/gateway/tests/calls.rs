@@ -14,7 +14,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gateway::{Gateway, LineSettings, OperatorSettings, Settings, Stats, TrunkSettings};
+use std::sync::Mutex;
+
+use gateway::{
+    CallArrived, CallEnded, CallLog, EndReason, Gateway, LineSettings, OperatorSettings, Settings,
+    Stats, TrunkSettings,
+};
 use sip::{HeaderName, Message, Method, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -38,6 +43,7 @@ fn settings() -> Settings {
         t1: Duration::from_millis(20),
         lockout_failures: 10,
         lockout: Duration::from_secs(60),
+        digest_algorithms: vec![sip::auth::Algorithm::Md5, sip::auth::Algorithm::Sha256],
         lines: vec![
             LineSettings {
                 id: "city".into(),
@@ -70,10 +76,33 @@ fn settings() -> Settings {
     }
 }
 
+/// What the gateway wrote to its call log: (appeal, line, caller) on arrival, then the end.
+#[derive(Default)]
+struct RecordingLog {
+    arrived: Mutex<Vec<(String, String, String)>>,
+    ended: Mutex<Vec<(String, EndReason, bool)>>,
+}
+
+impl CallLog for RecordingLog {
+    fn call_arrived(&self, call: &CallArrived<'_>) -> String {
+        let mut a = self.arrived.lock().unwrap();
+        let id = format!("appeal-{}", a.len() + 1);
+        a.push((id.clone(), call.line.to_string(), call.caller.to_string()));
+        id
+    }
+    fn call_ended(&self, appeal: &str, end: &CallEnded) {
+        self.ended
+            .lock()
+            .unwrap()
+            .push((appeal.to_string(), end.reason, end.answered));
+    }
+}
+
 /// A running gateway.
 struct Server {
     addr: SocketAddr,
     stats: Arc<Stats>,
+    log: Arc<RecordingLog>,
     stop: CancellationToken,
     run: JoinHandle<()>,
 }
@@ -81,7 +110,8 @@ struct Server {
 impl Server {
     async fn start(s: Settings) -> Server {
         let stats = Arc::new(Stats::default());
-        let gw = Gateway::bind(s, stats.clone()).await.unwrap();
+        let log = Arc::new(RecordingLog::default());
+        let gw = Gateway::bind(s, stats.clone(), log.clone()).await.unwrap();
         let addr = gw.local_addrs()[0];
         assert_ne!(addr.port(), 0, "port 0 resolved");
         let stop = CancellationToken::new();
@@ -89,6 +119,7 @@ impl Server {
         Server {
             addr,
             stats,
+            log,
             stop,
             run,
         }
@@ -508,6 +539,19 @@ async fn basic_call_is_answered_with_pcmu_and_hung_up() {
     bye(&mut uac, &leg, 2).await;
     wait_for("the call to end", || gw.stat(calls) == 0).await;
     assert_eq!(gw.stat(calls_total), 1);
+    // the call was written down when it arrived and when it ended
+    assert_eq!(
+        *gw.log.arrived.lock().unwrap(),
+        vec![(
+            "appeal-1".to_string(),
+            "city".to_string(),
+            CALLER.to_string()
+        )]
+    );
+    assert_eq!(
+        *gw.log.ended.lock().unwrap(),
+        vec![("appeal-1".to_string(), EndReason::CallerHungUp, true)]
+    );
     // a second BYE no longer matches a dialog
     let again = leg.request(&uac, "BYE", 3, &branch(), &[], "");
     uac.send(&again).await;
@@ -760,6 +804,10 @@ async fn cancel_while_ringing_gets_200_and_487() {
     wait_for("the call to go", || gw.stat(calls) == 0).await;
     assert_eq!(gw.stats.calls_cancelled.load(Ordering::Relaxed), 1);
     assert_eq!(gw.stats.calls_answered.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        *gw.log.ended.lock().unwrap(),
+        vec![("appeal-1".to_string(), EndReason::CallerCancelled, false)]
+    );
     uac.expect_silence(Duration::from_millis(200)).await;
     gw.assert_alive();
 }
@@ -1029,6 +1077,19 @@ async fn tcp_basic_call() {
     bye(&mut uac, &leg, 2).await;
     wait_for("the call to end", || gw.stat(calls) == 0).await;
     assert_eq!(gw.stat(calls_total), 1);
+    // the call was written down when it arrived and when it ended
+    assert_eq!(
+        *gw.log.arrived.lock().unwrap(),
+        vec![(
+            "appeal-1".to_string(),
+            "city".to_string(),
+            CALLER.to_string()
+        )]
+    );
+    assert_eq!(
+        *gw.log.ended.lock().unwrap(),
+        vec![("appeal-1".to_string(), EndReason::CallerHungUp, true)]
+    );
     gw.assert_alive();
 }
 
