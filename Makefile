@@ -21,8 +21,9 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# the appeals store is tested on SQLite and on a throw-away PostgreSQL cluster
 unit:
-	$(CARGO) test --workspace
+	scripts/with-postgres.sh $(CARGO) test --workspace
 
 check-config: build
 	$(HOTLINED) check --config $(CONFIG)

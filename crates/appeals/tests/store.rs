@@ -1,4 +1,4 @@
-//! The appeal store end to end on SQLite, and on PostgreSQL under `sip-test/with-postgres.sh`.
+//! The appeal store end to end on SQLite, and on PostgreSQL under `scripts/with-postgres.sh`.
 
 // The cases below are called by #[tokio::test] wrappers (see `on_both!`), all test code.
 #![allow(clippy::unwrap_used)]

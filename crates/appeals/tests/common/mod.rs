@@ -1,5 +1,5 @@
 //! Test databases: a SQLite file in a temporary folder always; a fresh PostgreSQL database
-//! when `HOTLINE_TEST_PG_URL` names a server (see `sip-test/with-postgres.sh`).
+//! when `HOTLINE_TEST_PG_URL` names a server (see `scripts/with-postgres.sh`).
 
 #![allow(dead_code, clippy::unwrap_used)] // test support code
 
@@ -80,7 +80,7 @@ pub fn sqlite() -> TestDb {
 pub async fn postgres(test: &str, create: bool) -> Option<TestDb> {
     let Ok(admin) = std::env::var("HOTLINE_TEST_PG_URL") else {
         println!(
-            "SKIPPED {test} on PostgreSQL: HOTLINE_TEST_PG_URL is not set (run under sip-test/with-postgres.sh)"
+            "SKIPPED {test} on PostgreSQL: HOTLINE_TEST_PG_URL is not set (run under scripts/with-postgres.sh)"
         );
         return None;
     };
