@@ -183,25 +183,10 @@ impl Gateway {
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
         for &addr in &settings.listen {
-            let u = UdpSocket::bind(addr)
-                .await
-                .map_err(|source| GatewayError::Bind {
-                    transport: "UDP",
-                    addr,
-                    source,
-                })?;
+            let (u, t) = bind_pair(addr).await?;
             let local = u.local_addr().unwrap_or(addr);
             udp.push((local, Arc::new(u)));
-            // TCP on the port UDP got: with port 0 both transports share the one the OS chose,
-            // so a single address (Via, Contact, `local_addrs`) names both.
-            let t = TcpListener::bind(local)
-                .await
-                .map_err(|source| GatewayError::Bind {
-                    transport: "TCP",
-                    addr: local,
-                    source,
-                })?;
-            tcp.push((t.local_addr().unwrap_or(addr), t));
+            tcp.push((t.local_addr().unwrap_or(local), t));
         }
         Ok(Gateway {
             settings: Arc::new(settings),
@@ -363,6 +348,38 @@ impl Gateway {
         while tasks.join_next().await.is_some() {}
         info!("SIP stopped");
     }
+}
+
+/// Bind UDP and TCP on one address. With port 0, TCP takes the port the OS gave UDP so a single
+/// address (Via, Contact, `local_addrs`) names both; if that TCP port is taken, try another.
+async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), GatewayError> {
+    let attempts = if addr.port() == 0 { 20 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let u = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| GatewayError::Bind {
+                transport: "UDP",
+                addr,
+                source,
+            })?;
+        let local = u.local_addr().unwrap_or(addr);
+        match TcpListener::bind(local).await {
+            Ok(t) => return Ok((u, t)),
+            Err(source) => {
+                last = Some(GatewayError::Bind {
+                    transport: "TCP",
+                    addr: local,
+                    source,
+                })
+            }
+        }
+    }
+    Err(last.unwrap_or(GatewayError::Bind {
+        transport: "TCP",
+        addr,
+        source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+    }))
 }
 
 #[cfg(test)]
