@@ -4,7 +4,7 @@ CARGO ?= cargo
 CONFIG ?= config/hotline.toml
 HOTLINED := target/debug/hotlined
 
-.PHONY: run test build lint unit sip-test check-config bench clean
+.PHONY: run test deps build lint unit sip-test check-config bench clean
 
 ## make run: build and start hotlined with the example config (SIP 127.0.0.1:5060, admin 127.0.0.1:8080)
 run: build
@@ -15,7 +15,11 @@ build:
 	$(CARGO) build --bin hotlined
 
 ## make test: formatting, lints, every cargo test, config check and the SIPp suite
-test: lint unit check-config sip-test
+test: deps lint unit check-config sip-test
+
+# Debian tools the tests use (SIPp also ships the RTP/DTMF pcaps some unit tests read)
+deps:
+	scripts/ensure-tools.sh sipp sipsak curl python3
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -28,8 +32,7 @@ unit:
 check-config: build
 	$(HOTLINED) check --config $(CONFIG)
 
-sip-test: build
-	scripts/ensure-tools.sh sipp sipsak curl python3
+sip-test: deps build
 	HOTLINED=$(HOTLINED) bash sip-test/run.sh
 
 clean:
