@@ -428,22 +428,7 @@ impl Dialog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Message;
-    use crate::parse::parse_message;
-
-    fn req(text: &str) -> Request {
-        match parse_message(text.as_bytes()).unwrap() {
-            Message::Request(r) => r,
-            Message::Response(_) => panic!("expected a request"),
-        }
-    }
-
-    fn resp(text: &str) -> Response {
-        match parse_message(text.as_bytes()).unwrap() {
-            Message::Response(r) => r,
-            Message::Request(_) => panic!("expected a response"),
-        }
-    }
+    use crate::parse::test_text::{req, resp};
 
     fn routes(r: &Request) -> Vec<&str> {
         r.headers.get_all(&HeaderName::Route).collect()

@@ -569,11 +569,21 @@ impl Headers {
     }
 }
 
-/// Split a list header value on commas that are outside quotes and angle brackets.
+/// Split a list header value on commas that are outside quotes and angle brackets; parts are
+/// trimmed and empty ones dropped.
 pub fn split_list(value: &str) -> impl Iterator<Item = &str> + '_ {
+    split_top_level(value, ',', true)
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+}
+
+/// Split on `sep` where it stands outside double quotes (with `\` escapes inside them) and,
+/// when `angles` is set, outside `<…>`. Parts are returned as they are (untrimmed).
+pub fn split_top_level(s: &str, sep: char, angles: bool) -> Vec<&str> {
     let mut parts = Vec::new();
     let (mut start, mut in_quote, mut in_angle, mut escaped) = (0, false, false, false);
-    for (i, c) in value.char_indices() {
+    for (i, c) in s.char_indices() {
         if escaped {
             escaped = false;
             continue;
@@ -581,17 +591,17 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> + '_ {
         match c {
             '\\' if in_quote => escaped = true,
             '"' => in_quote = !in_quote,
-            '<' if !in_quote => in_angle = true,
-            '>' if !in_quote => in_angle = false,
-            ',' if !in_quote && !in_angle => {
-                parts.push(value[start..i].trim());
-                start = i + 1;
+            '<' if angles && !in_quote => in_angle = true,
+            '>' if angles && !in_quote => in_angle = false,
+            c if c == sep && !in_quote && !in_angle => {
+                parts.push(&s[start..i]);
+                start = i + c.len_utf8();
             }
             _ => {}
         }
     }
-    parts.push(value[start..].trim());
-    parts.into_iter().filter(|p| !p.is_empty())
+    parts.push(&s[start..]);
+    parts
 }
 
 /// A SIP request. The version is always SIP/2.0 (the parser refuses others).

@@ -517,16 +517,31 @@ fn is_rfc1123_gmt(v: &str) -> bool {
         && *zone == "GMT"
 }
 
+/// Literal SIP text to messages, for tests across the crate.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_text {
+    use super::parse_message;
+    use crate::message::{Message, Request, Response};
 
-    fn req(text: &str) -> Request {
+    pub(crate) fn req(text: &str) -> Request {
         match parse_message(text.as_bytes()).unwrap() {
             Message::Request(r) => r,
             Message::Response(_) => panic!("expected a request"),
         }
     }
+
+    pub(crate) fn resp(text: &str) -> Response {
+        match parse_message(text.as_bytes()).unwrap() {
+            Message::Response(r) => r,
+            Message::Request(_) => panic!("expected a response"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_text::req;
+    use super::*;
 
     const OPTIONS: &str = "OPTIONS sip:bob@example.com SIP/2.0\r\n\
         Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\

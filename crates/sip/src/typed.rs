@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::message::{HeaderName, Headers, Host, Method, Params, SipUri, Uri};
+use crate::message::{split_top_level, HeaderName, Headers, Host, Method, Params, SipUri, Uri};
 
 /// Why a header or URI could not be understood. The text is used as the 400 reason phrase.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,7 +111,7 @@ pub fn parse_params(s: &str) -> Result<Params, SyntaxError> {
         return Ok(params);
     }
     let s = s.strip_prefix(';').unwrap_or(s);
-    for part in split_outside_quotes(s, ';') {
+    for part in split_top_level(s, ';', false) {
         let part = part.trim();
         let (name, value) = match part.split_once('=') {
             Some((n, v)) => (n.trim(), Some(v.trim().to_string())),
@@ -126,29 +126,6 @@ pub fn parse_params(s: &str) -> Result<Params, SyntaxError> {
         params.0.push((name.to_string(), value));
     }
     Ok(params)
-}
-
-/// Split on `sep` outside double quotes (with `\` escapes inside quotes).
-pub fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut start, mut in_quote, mut escaped) = (0, false, false);
-    for (i, c) in s.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' if in_quote => escaped = true,
-            '"' => in_quote = !in_quote,
-            c if c == sep && !in_quote => {
-                parts.push(&s[start..i]);
-                start = i + c.len_utf8();
-            }
-            _ => {}
-        }
-    }
-    parts.push(&s[start..]);
-    parts
 }
 
 /// Parse any URI. `sip:`/`sips:` are parsed fully; `tel:` and unknown schemes are kept opaque.
