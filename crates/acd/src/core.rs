@@ -212,9 +212,11 @@ enum Kind {
     CallbackOffer = 3,
     Escalate = 4,
     Hold = 5,
-    WrapUp = 6,
+    /// A returning caller's hold for its previous operator ends.
+    Prefer = 6,
+    WrapUp = 7,
 }
-const CALLER_TIMERS: usize = 6;
+const CALLER_TIMERS: usize = 7;
 
 /// All deadlines in one ordered set; each owner keeps the instant it armed so it can disarm.
 #[derive(Debug, Default)]
@@ -1122,8 +1124,16 @@ impl Acd {
                 caller.0,
             );
         }
-        if let (Some(_), Some(p)) = (cfg.returning, c.returning) {
+        if let (Some(ret), Some(p)) = (cfg.returning, c.returning) {
             self.returning.entry(p).or_default().insert((key, caller));
+            if !ret.wait_for_operator.is_zero() {
+                self.timers.arm(
+                    &mut c.timers[Kind::Prefer as usize],
+                    now + ret.wait_for_operator,
+                    Kind::Prefer,
+                    caller.0,
+                );
+            }
         }
         if let Some(queue) = self.queues.get_mut(q) {
             queue.insert(key, caller);
@@ -1145,6 +1155,7 @@ impl Acd {
                     Kind::CallbackOffer,
                     Kind::Escalate,
                     Kind::Hold,
+                    Kind::Prefer,
                 ][i];
                 self.timers.set.remove(&(at, kind, caller.0));
             }
@@ -1408,7 +1419,7 @@ impl Acd {
                     }
                 }
             }
-            Kind::Hold | Kind::WrapUp => {}
+            Kind::Hold | Kind::Prefer | Kind::WrapUp => {}
         }
     }
 
