@@ -1,6 +1,8 @@
 //! Virtual-time tests of each strategy, timeouts, wrap-up, overflow, callbacks, returning
 //! callers, estimates and skills escalation.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use acd::{
