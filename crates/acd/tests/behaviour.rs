@@ -821,3 +821,28 @@ fn bad_configuration_is_refused() {
         })
     ));
 }
+
+#[test]
+fn pausing_while_ringing_hands_the_caller_on() {
+    let mut h = Harness::one_queue(|_| {}, &[("a", 1), ("b", 1)]);
+    h.ready(&["a", "b"]);
+    h.join(1, "q");
+    assert_eq!(h.offered(1), ["a"]);
+    h.acd
+        .pause(h.now, &op("a"), PauseReason::Requested("tea".into()))
+        .unwrap();
+    let acts = h.take();
+    assert_eq!(
+        acts[0],
+        Action::CancelOffer {
+            caller: c(1),
+            operator: op("a")
+        }
+    );
+    assert_eq!(offered_in(&acts, 1), ["b"]);
+    assert_eq!(
+        h.acd.operator_status(&op("a")).unwrap().missed,
+        0,
+        "a pause is not a miss"
+    );
+}
