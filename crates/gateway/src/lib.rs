@@ -181,6 +181,11 @@ impl Stats {
                 })
             })
             .collect();
+        self.publish_contacts(contacts);
+    }
+
+    /// Replaces the contact snapshot (and the `registrations` count) with `contacts`.
+    pub fn publish_contacts(&self, contacts: Vec<RegisteredContact>) {
         self.registrations
             .store(contacts.len() as u64, Ordering::Relaxed);
         if let Ok(mut c) = self.contacts.lock() {

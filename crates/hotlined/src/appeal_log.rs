@@ -21,14 +21,14 @@ pub struct CallCounters {
 }
 
 impl CallCounters {
-    fn arrived(&self, appeal: &str, line: &str) {
+    pub(crate) fn arrived(&self, appeal: &str, line: &str) {
         self.open
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(appeal.to_owned(), line.to_owned());
     }
 
-    fn ended(&self, appeal: &str, outcome: Outcome) {
+    pub(crate) fn ended(&self, appeal: &str, outcome: Outcome) {
         let line = self
             .open
             .lock()
