@@ -496,8 +496,13 @@ fn hour_chart(out: &mut String, hours: &[HourFigures]) {
         out,
         "<svg data-chart=\"by_hour\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"Calls by hour\" xmlns=\"http://www.w3.org/2000/svg\">"
     );
-    for i in 0..=4u64 {
-        let v = max * i / 4;
+    // Whole-number gridlines: max is 1, 2 or 5 × 10ⁿ.
+    let ticks = [4u64, 5, 2, 1]
+        .into_iter()
+        .find(|t| max % t == 0)
+        .unwrap_or(1);
+    for i in 0..=ticks {
+        let v = max * i / ticks;
         let y = top + plot_h - plot_h * (v as f64) / (max as f64);
         let _ = write!(
             out,
