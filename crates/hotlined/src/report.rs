@@ -499,7 +499,7 @@ fn hour_chart(out: &mut String, hours: &[HourFigures]) {
     // Whole-number gridlines: max is 1, 2 or 5 × 10ⁿ.
     let ticks = [4u64, 5, 2, 1]
         .into_iter()
-        .find(|t| max % t == 0)
+        .find(|t| max.checked_rem(*t) == Some(0))
         .unwrap_or(1);
     for i in 0..=ticks {
         let v = max * i / ticks;
