@@ -164,8 +164,12 @@ impl Core {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.endpoint.handle_timeout(now);
-        for change in self.registrar.expire(now) {
+        let expired = self.registrar.expire(now);
+        for change in &expired {
             debug!(?change, "registration expired");
+        }
+        if !expired.is_empty() {
+            self.stats.publish_registrations(&self.registrar);
         }
         while let Some((at, _, _)) = self.timers.iter().next() {
             if *at > now {
@@ -372,10 +376,7 @@ impl Core {
         for change in &result.changes {
             info!(?change, "registration");
         }
-        let bindings: usize = self.registrar.users().iter().map(|(_, b)| b.len()).sum();
-        self.stats
-            .registrations
-            .store(bindings as u64, Ordering::Relaxed);
+        self.stats.publish_registrations(&self.registrar);
         self.respond(now, &tx, result.response);
     }
 

@@ -136,6 +136,23 @@ pub struct Stats {
     pub calls_cancelled: AtomicU64,
     pub registrations: AtomicU64,
     requests: Mutex<Vec<(String, u64)>>,
+    contacts: Mutex<Vec<RegisteredContact>>,
+}
+
+/// One registered contact of an operator, as the registrar holds it now: a read-only copy
+/// the core publishes after every REGISTER and expiry, for the admin API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegisteredContact {
+    /// The operator's login (the registered user).
+    pub operator: String,
+    /// The contact URI the phone registered.
+    pub contact: String,
+    /// Where the REGISTER came from (the address that reaches the phone).
+    pub source: SocketAddr,
+    /// `UDP` or `TCP`.
+    pub transport: &'static str,
+    /// When the binding runs out unless refreshed.
+    pub expires_at: Instant,
 }
 
 impl Stats {
@@ -148,6 +165,39 @@ impl Stats {
             }
         }
     }
+    /// Replaces the contact snapshot with the registrar's bindings and updates the
+    /// `registrations` count.
+    pub(crate) fn publish_registrations(&self, registrar: &Registrar) {
+        let contacts: Vec<RegisteredContact> = registrar
+            .users()
+            .into_iter()
+            .flat_map(|(user, bindings)| {
+                bindings.iter().map(move |b| RegisteredContact {
+                    operator: user.to_string(),
+                    contact: b.uri.to_string(),
+                    source: b.source.addr,
+                    transport: b.source.transport.as_str(),
+                    expires_at: b.expires_at,
+                })
+            })
+            .collect();
+        self.publish_contacts(contacts);
+    }
+
+    /// Replaces the contact snapshot (and the `registrations` count) with `contacts`.
+    pub fn publish_contacts(&self, contacts: Vec<RegisteredContact>) {
+        self.registrations
+            .store(contacts.len() as u64, Ordering::Relaxed);
+        if let Ok(mut c) = self.contacts.lock() {
+            *c = contacts;
+        }
+    }
+
+    /// The operators' registered contacts as of the last REGISTER or expiry, by operator.
+    pub fn registered_contacts(&self) -> Vec<RegisteredContact> {
+        self.contacts.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
     /// SIP requests received, by method.
     pub fn requests(&self) -> Vec<(String, u64)> {
         self.requests.lock().map(|v| v.clone()).unwrap_or_default()

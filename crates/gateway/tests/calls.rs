@@ -1057,6 +1057,13 @@ async fn register_with_digest_and_wrong_password() {
     assert_eq!(contacts.len(), 1);
     assert_eq!(contacts[0].uri.to_string(), format!("sip:op1@{}", uac.me));
     assert_eq!(gw.stats.registrations.load(Ordering::Relaxed), 1);
+    // The admin API's read-only copy of the registrar.
+    let snapshot = gw.stats.registered_contacts();
+    assert_eq!(snapshot.len(), 1);
+    assert_eq!(snapshot[0].operator, "op1");
+    assert_eq!(snapshot[0].contact, format!("sip:op1@{}", uac.me));
+    assert_eq!(snapshot[0].transport, "UDP");
+    assert!(snapshot[0].expires_at > Instant::now() + Duration::from_secs(200));
     gw.assert_alive();
 }
 

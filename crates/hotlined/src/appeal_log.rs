@@ -1,13 +1,62 @@
 //! The gateway's call log backed by the appeals store: every call that reaches a line becomes
-//! an appeal at once, and its end is written to it.
+//! an appeal at once, and its end is written to it. It also counts finished calls by line and
+//! outcome for `/metrics`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use appeals::{AppealId, AppealUpdate, AppealWriter, EventKind, NewAppeal, Outcome};
 use chrono::Utc;
 use gateway::{CallArrived, CallEnded, CallLog, EndReason};
 use serde_json::json;
 
+/// Calls by line and outcome since the daemon started (Prometheus counters). A call is
+/// counted when it ends; calls in progress are the gateway's `hotline_calls_active`.
+#[derive(Debug, Default)]
+pub struct CallCounters {
+    /// (line id, outcome) → calls.
+    ended: Mutex<BTreeMap<(String, Outcome), u64>>,
+    /// Calls in progress: appeal id → line id, to know the line when the call ends.
+    open: Mutex<HashMap<String, String>>,
+}
+
+impl CallCounters {
+    pub(crate) fn arrived(&self, appeal: &str, line: &str) {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(appeal.to_owned(), line.to_owned());
+    }
+
+    pub(crate) fn ended(&self, appeal: &str, outcome: Outcome) {
+        let line = self
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(appeal)
+            .unwrap_or_else(|| "unknown".to_owned());
+        *self
+            .ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((line, outcome))
+            .or_default() += 1;
+    }
+
+    /// Finished calls by (line, outcome), sorted.
+    pub fn snapshot(&self) -> Vec<(String, Outcome, u64)> {
+        self.ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|((l, o), n)| (l.clone(), *o, *n))
+            .collect()
+    }
+}
+
 pub struct AppealLog {
     pub writer: AppealWriter,
+    pub counters: Arc<CallCounters>,
 }
 
 fn parse_id(appeal: &str) -> Option<AppealId> {
@@ -16,7 +65,8 @@ fn parse_id(appeal: &str) -> Option<AppealId> {
 
 impl CallLog for AppealLog {
     fn call_arrived(&self, call: &CallArrived<'_>) -> String {
-        self.writer
+        let id = self
+            .writer
             .create(NewAppeal {
                 call_id: call.call_id.to_string(),
                 line: call.line.to_string(),
@@ -24,13 +74,12 @@ impl CallLog for AppealLog {
                 arrived_at: Utc::now(),
             })
             .0
-            .to_string()
+            .to_string();
+        self.counters.arrived(&id, call.line);
+        id
     }
 
     fn call_ended(&self, appeal: &str, end: &CallEnded) {
-        let Some(id) = parse_id(appeal) else {
-            return;
-        };
         // Until the IVR and queues land, a call answered by the line heard only information;
         // one that ended before the answer was abandoned.
         let outcome = if end.answered {
@@ -42,6 +91,10 @@ impl CallLog for AppealLog {
             Outcome::Abandoned
         } else {
             Outcome::Rejected
+        };
+        self.counters.ended(appeal, outcome);
+        let Some(id) = parse_id(appeal) else {
+            return;
         };
         self.writer.event(
             id,
@@ -56,5 +109,31 @@ impl CallLog for AppealLog {
                 ..AppealUpdate::default()
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_follow_a_call_from_arrival_to_end() {
+        let c = CallCounters::default();
+        c.arrived("a1", "city");
+        c.arrived("a2", "city");
+        c.arrived("a3", "regional");
+        c.ended("a1", Outcome::Abandoned);
+        c.ended("a2", Outcome::Abandoned);
+        c.ended("a3", Outcome::InfoOnly);
+        c.ended("never-arrived", Outcome::Rejected);
+        assert_eq!(
+            c.snapshot(),
+            vec![
+                ("city".into(), Outcome::Abandoned, 2),
+                ("regional".into(), Outcome::InfoOnly, 1),
+                ("unknown".into(), Outcome::Rejected, 1),
+            ]
+        );
+        assert!(c.open.lock().unwrap().is_empty());
     }
 }

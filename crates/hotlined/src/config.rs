@@ -50,6 +50,8 @@ pub struct MainFile {
     pub log: LogSection,
     #[serde(default)]
     pub calls: CallsSection,
+    #[serde(default)]
+    pub reports: ReportsSection,
     /// The lines file, relative to the main file's folder.
     pub lines: String,
     /// The operators file, relative to the main file's folder.
@@ -188,6 +190,54 @@ impl Default for CallsSection {
             shutdown_grace: 30,
         }
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportsSection {
+    /// A call answered within this many seconds of waiting counts towards the service level.
+    pub service_level_seconds: i64,
+    /// The UTC offset report days and hours are taken at, `+HH:MM` (a fixed offset, not a
+    /// zone name: Novosibirsk has kept +07:00 all year since 2016).
+    pub timezone: String,
+}
+
+impl Default for ReportsSection {
+    fn default() -> Self {
+        ReportsSection {
+            service_level_seconds: 20,
+            timezone: "+07:00".into(),
+        }
+    }
+}
+
+/// Reads `+HH:MM`, `-HH:MM`, `+HHMM`, `+HH`, `Z` or `UTC` as a fixed UTC offset.
+pub fn parse_utc_offset(s: &str) -> Option<chrono::FixedOffset> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") {
+        return chrono::FixedOffset::east_opt(0);
+    }
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, s.get(1..)?),
+        b'-' => (-1, s.get(1..)?),
+        _ => return None,
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) || rest.matches(':').count() > 1 {
+        return None;
+    }
+    let (h, m) = match digits.len() {
+        2 => (digits.parse::<i32>().ok()?, 0),
+        4 => (
+            digits.get(..2)?.parse::<i32>().ok()?,
+            digits.get(2..)?.parse::<i32>().ok()?,
+        ),
+        _ => return None,
+    };
+    if h > 14 || m > 59 {
+        return None;
+    }
+    chrono::FixedOffset::east_opt(sign * (h * 3600 + m * 60))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -372,6 +422,27 @@ impl Config {
                 });
             }
         }
+        if parse_utc_offset(&main.reports.timezone).is_none() {
+            let (line, col) = locate(&text, "timezone", 0);
+            problems.push(Problem {
+                path: main_path.display().to_string(),
+                line,
+                col,
+                message: format!(
+                    "reports.timezone {:?} is not a UTC offset like \"+07:00\"",
+                    main.reports.timezone
+                ),
+            });
+        }
+        if !(0..=3600).contains(&main.reports.service_level_seconds) {
+            let (line, col) = locate(&text, "service_level_seconds", 0);
+            problems.push(Problem {
+                path: main_path.display().to_string(),
+                line,
+                col,
+                message: "reports.service_level_seconds must be 0..3600".into(),
+            });
+        }
         if main.rtp.port_min >= main.rtp.port_max {
             let (line, col) = locate(&text, "port_min", 0);
             problems.push(Problem {
@@ -421,6 +492,19 @@ impl Config {
 
     pub fn t1(&self) -> Duration {
         Duration::from_millis(self.main.sip.t1_ms)
+    }
+
+    /// The offset reports are taken at (checked when loading; UTC if somehow unreadable).
+    pub fn report_tz(&self) -> chrono::FixedOffset {
+        parse_utc_offset(&self.main.reports.timezone)
+            .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc))
+    }
+
+    /// The report settings.
+    pub fn report_options(&self) -> appeals::ReportOptions {
+        appeals::ReportOptions {
+            service_level_seconds: self.main.reports.service_level_seconds,
+        }
     }
 }
 
@@ -574,6 +658,31 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("o.toml:1:1: operator \"op1\" needs"), "{s}");
+    }
+
+    #[test]
+    fn reports_section_defaults_and_checks() {
+        let c = Config::load_with_env(&repo_config(), std::iter::empty()).unwrap();
+        assert_eq!(c.main.reports.service_level_seconds, 20);
+        assert_eq!(c.report_tz().local_minus_utc(), 7 * 3600);
+        let env = vec![(
+            "HOTLINE__REPORTS__TIMEZONE".to_string(),
+            "Asia/Novosibirsk".to_string(),
+        )];
+        let e = Config::load_with_env(&repo_config(), env.into_iter()).unwrap_err();
+        assert!(e.to_string().contains("reports.timezone"), "{e}");
+        assert_eq!(
+            parse_utc_offset("-03:30").unwrap().local_minus_utc(),
+            -(3 * 3600 + 1800)
+        );
+        assert_eq!(
+            parse_utc_offset("+0530").unwrap().local_minus_utc(),
+            5 * 3600 + 1800
+        );
+        assert_eq!(parse_utc_offset("Z").unwrap().local_minus_utc(), 0);
+        for bad in ["07:00", "+7", "+07:60", "+15:00", "+07:00:00", "", "+"] {
+            assert!(parse_utc_offset(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

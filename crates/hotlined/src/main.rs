@@ -3,6 +3,7 @@
 mod admin;
 mod appeal_log;
 mod config;
+mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,12 +38,30 @@ enum Command {
     Run,
     /// Validate every configuration file; exit 1 with `path:line:col: problem` lines.
     Check,
+    /// Call and appeal statistics from the database, per day and for the period.
+    Report {
+        /// First day, YYYY-MM-DD (default: today at `reports.timezone`).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last day, included (default: the first day).
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: report::Format,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => check(&cli.config),
+        Command::Report { from, to, format } => match run_report(&cli.config, from, to, format) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hotlined report: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run => match run(&cli.config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -67,6 +86,9 @@ fn check(path: &std::path::Path) -> ExitCode {
                     .unwrap_or_default()
             );
             println!("  admin     http://{}", c.main.admin.listen);
+            if c.main.admin.token.is_empty() {
+                println!("  warning   admin.token is empty: every /api/v1 call is refused (403)");
+            }
             println!("  database  {}", c.main.database.url);
             for l in &c.lines {
                 println!("  line      {} {:<12} {}", l.id, l.number, l.name);
@@ -191,8 +213,10 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             c.main.database.spool_dir.clone(),
         ))
         .with_context(|| format!("cannot open the appeal spool in {}", c.main.database.spool_dir))?;
+        let calls = Arc::new(appeal_log::CallCounters::default());
         let log = Arc::new(appeal_log::AppealLog {
             writer: writer.clone(),
+            counters: calls.clone(),
         });
         let gw = Gateway::bind(gateway_settings(&c), stats.clone(), log).await?;
         let admin_listener = tokio::net::TcpListener::bind(c.main.admin.listen)
@@ -200,12 +224,31 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             .with_context(|| format!("cannot bind admin HTTP on {}", c.main.admin.listen))?;
         let shutdown = CancellationToken::new();
         let admin_stop = CancellationToken::new();
+        let admin_state = admin::AdminState {
+            stats: stats.clone(),
+            token: Arc::from(c.main.admin.token.as_str()),
+            store: admin::StoreSlot::default(),
+            writer: writer.clone(),
+            operators: Arc::new(admin::OperatorTable::new(
+                c.operators.iter().map(|o| (o.login.clone(), o.name.clone())),
+            )),
+            // No queues are configured until the ACD issue lands.
+            queues: Arc::new(admin::QueueBoard::new(Vec::new())),
+            calls,
+            reports: admin::ReportSettings {
+                tz: c.report_tz(),
+                options: c.report_options(),
+            },
+            patch_lock: Default::default(),
+        };
+        let store_task = admin::connect_store(
+            c.main.database.url.clone(),
+            admin_state.store.clone(),
+            admin_stop.clone(),
+        );
         let admin = tokio::spawn(admin::serve(
             admin_listener,
-            admin::AdminState {
-                stats: stats.clone(),
-                token: Arc::from(c.main.admin.token.as_str()),
-            },
+            admin_state.clone(),
             admin_stop.clone(),
         ));
         info!(config = %path.display(), sip = ?gw.local_addrs(), admin = %c.main.admin.listen, "hotlined started");
@@ -213,12 +256,46 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         gw.run(shutdown.clone()).await;
         admin_stop.cancel();
         let _ = admin.await;
+        let _ = store_task.await;
+        admin_state
+            .operators
+            .logout_all(&admin_state.writer, "shutdown");
         signals.abort();
         let left = writer.shutdown().await;
         info!(backlog = left.backlog, "appeal writer stopped");
         info!("hotlined stopped");
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// `hotlined report`: reads the database named in the configuration (it must be reachable).
+fn run_report(
+    path: &std::path::Path,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+    format: report::Format,
+) -> anyhow::Result<()> {
+    let c = Config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    let tz = c.report_tz();
+    let from = from.unwrap_or_else(|| chrono::Utc::now().with_timezone(&tz).date_naive());
+    let to = to.unwrap_or(from);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let text = rt.block_on(async {
+        let store = appeals::Store::connect(&c.main.database.url)
+            .await
+            .context("cannot open the database")?;
+        let r = report::build(&store, from, to, tz, &c.report_options()).await;
+        store.close().await;
+        anyhow::Ok(report::render(&r?, format))
+    })?;
+    use std::io::Write as _;
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .context("writing the report")?;
+    Ok(())
 }
 
 /// SIGTERM / SIGINT start the graceful shutdown; a second one is not needed (the grace period

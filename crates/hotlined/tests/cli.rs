@@ -137,6 +137,75 @@ fn check_reports_a_typo_as_path_line_col() {
 }
 
 #[test]
+fn check_warns_that_an_empty_admin_token_closes_the_api() {
+    let (_dir, path) = config_copy(|m| m.replace("token = \"change-me\"", "token = \"\""));
+    let out = hotlined()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "a warning, not an error:\n{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == "  warning   admin.token is empty: every /api/v1 call is refused (403)"),
+        "{stdout}"
+    );
+    let shipped = hotlined()
+        .current_dir(repo())
+        .args(["check", "--config", "config/hotline.toml"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8(shipped.stdout)
+        .unwrap()
+        .contains("warning"));
+}
+
+#[test]
+fn report_reads_the_database_in_every_format() {
+    let (dir, path) = config_copy(|m| m.to_string());
+    let db = format!("sqlite://{}", dir.path().join("data/hotline.db").display());
+    let report = |args: &[&str]| {
+        hotlined()
+            .args(["report", "--config"])
+            .arg(&path)
+            .args(args)
+            .env("HOTLINE__DATABASE__URL", &db)
+            .output()
+            .unwrap()
+    };
+    let out = report(&["--from", "2026-11-23", "--to", "2026-11-24"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.starts_with("Hotline call report 2026-11-23 – 2026-11-24 (UTC+07:00); service level: answered within 20 s"),
+        "{table}"
+    );
+    assert!(table.contains("By day"), "{table}");
+    let out = report(&["--from", "2026-11-23", "--format", "csv"]);
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.starts_with("day,group,key,calls,"), "{csv}");
+    assert!(csv.contains("\n2026-11-23,total,,0,0,0,0,,,,\n"), "{csv}");
+    let out = report(&["--from", "2026-11-23", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["period"]["total"]["calls"], 0);
+    let out = report(&["--from", "2026-11-23", "--format", "html"]);
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .starts_with("<!DOCTYPE html>"));
+    let out = report(&["--from", "2026-11-24", "--to", "2026-11-23"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("ends (2026-11-23) before it starts (2026-11-24)"));
+}
+
+#[test]
 fn run_with_a_broken_config_exits_1_before_binding() {
     // hold the ports the broken config would use: a bind attempt would fail differently
     let sip = UdpSocket::bind("127.0.0.1:0").unwrap();

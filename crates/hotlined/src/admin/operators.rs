@@ -1,0 +1,471 @@
+//! Operators and queues as the admin API sees them now.
+//!
+//! [`OperatorTable`] holds each configured operator's work state — logged out, available or
+//! paused — changed by `POST /api/v1/operators/{id}/login|logout|pause|unpause`. Logins and
+//! logouts are written to `operator_sessions` through the [`AppealWriter`]; pauses are kept
+//! in memory only. The table lives in the daemon: after a restart everyone is logged out
+//! (a session left open by a `kill -9` keeps no end time).
+//!
+//! `GET /api/v1/operators` joins the table with the registrar's contacts
+//! ([`gateway::Stats::registered_contacts`]). [`QueueBoard`] lists the queues; until the
+//! ACD queues callers nobody is ever waiting in one.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use appeals::AppealWriter;
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use gateway::RegisteredContact;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{AdminState, ApiError};
+
+/// An operator's work state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkState {
+    /// Not working: takes no calls.
+    LoggedOut,
+    /// Logged in and taking calls.
+    Available,
+    /// Logged in, taking no calls for now.
+    Paused,
+}
+
+impl WorkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkState::LoggedOut => "logged_out",
+            WorkState::Available => "available",
+            WorkState::Paused => "paused",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    id: Uuid,
+    since: DateTime<Utc>,
+    queues: Vec<String>,
+    paused: Option<(DateTime<Utc>, Option<String>)>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    session: Option<Session>,
+}
+
+/// What an admin asks of an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Start work in these queues.
+    Login { queues: Vec<String> },
+    /// Stop work.
+    Logout,
+    /// Take no calls for a while.
+    Pause { reason: Option<String> },
+    /// Take calls again.
+    Unpause,
+}
+
+impl Action {
+    fn verb(&self) -> &'static str {
+        match self {
+            Action::Login { .. } => "log in",
+            Action::Logout => "log out",
+            Action::Pause { .. } => "pause",
+            Action::Unpause => "unpause",
+        }
+    }
+}
+
+/// Why an action was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OperatorError {
+    /// No configured operator has this login.
+    #[error("no operator {0:?}")]
+    Unknown(String),
+    /// The action does not apply to the operator's state.
+    #[error("operator {operator:?} is {state}: cannot {action}", state = .state.as_str())]
+    WrongState {
+        operator: String,
+        state: WorkState,
+        action: &'static str,
+    },
+}
+
+/// One operator as `GET /api/v1/operators` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OperatorView {
+    /// Login (the SIP user).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    pub state: WorkState,
+    /// Queues logged in to.
+    pub queues: Vec<String>,
+    /// Start of the current session.
+    pub logged_in_since: Option<DateTime<Utc>>,
+    pub paused_since: Option<DateTime<Utc>>,
+    pub pause_reason: Option<String>,
+    /// The `operator_sessions` row of the current session.
+    pub session: Option<Uuid>,
+    /// Whether a phone is registered for this operator.
+    pub registered: bool,
+    /// The registered contacts.
+    pub contacts: Vec<ContactView>,
+}
+
+/// A registered contact.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactView {
+    pub contact: String,
+    pub source: String,
+    pub transport: &'static str,
+    /// Seconds until the binding runs out unless the phone refreshes it.
+    pub expires_in_seconds: u64,
+}
+
+/// The operators' work state, keyed by login.
+#[derive(Debug, Default)]
+pub struct OperatorTable {
+    inner: Mutex<BTreeMap<String, Entry>>,
+}
+
+impl OperatorTable {
+    /// A table of logged-out operators: (login, display name).
+    pub fn new(operators: impl IntoIterator<Item = (String, String)>) -> Self {
+        OperatorTable {
+            inner: Mutex::new(
+                operators
+                    .into_iter()
+                    .map(|(login, name)| {
+                        (
+                            login,
+                            Entry {
+                                name,
+                                session: None,
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `action` to operator `id`, writing logins and logouts to `operator_sessions`.
+    pub fn apply(
+        &self,
+        id: &str,
+        action: Action,
+        writer: &AppealWriter,
+    ) -> Result<(), OperatorError> {
+        let mut table = self.lock();
+        let entry = table
+            .get_mut(id)
+            .ok_or_else(|| OperatorError::Unknown(id.to_owned()))?;
+        let refuse = |state| OperatorError::WrongState {
+            operator: id.to_owned(),
+            state,
+            action: action.verb(),
+        };
+        let now = Utc::now();
+        match (&mut entry.session, &action) {
+            (None, Action::Login { queues }) => {
+                let session = writer.operator_login(id, queues);
+                entry.session = Some(Session {
+                    id: session,
+                    since: now,
+                    queues: queues.clone(),
+                    paused: None,
+                });
+            }
+            (Some(s), Action::Logout) => {
+                writer.operator_logout(s.id, "logout");
+                entry.session = None;
+            }
+            (Some(s), Action::Pause { reason }) if s.paused.is_none() => {
+                s.paused = Some((now, reason.clone()));
+            }
+            (Some(s), Action::Unpause) if s.paused.is_some() => {
+                s.paused = None;
+            }
+            (session, _) => return Err(refuse(state_of(session.as_ref()))),
+        }
+        tracing::info!(
+            operator = id,
+            action = action.verb(),
+            "operator state changed"
+        );
+        Ok(())
+    }
+
+    /// Ends every open session (the daemon is stopping).
+    pub fn logout_all(&self, writer: &AppealWriter, reason: &str) {
+        for entry in self.lock().values_mut() {
+            if let Some(s) = entry.session.take() {
+                writer.operator_logout(s.id, reason);
+            }
+        }
+    }
+
+    /// Operators by state: (logged out, available, paused).
+    pub fn counts(&self) -> [(WorkState, u64); 3] {
+        let mut n = [0u64; 3];
+        for e in self.lock().values() {
+            n[match state_of(e.session.as_ref()) {
+                WorkState::LoggedOut => 0,
+                WorkState::Available => 1,
+                WorkState::Paused => 2,
+            }] += 1;
+        }
+        [
+            (WorkState::LoggedOut, n[0]),
+            (WorkState::Available, n[1]),
+            (WorkState::Paused, n[2]),
+        ]
+    }
+
+    /// Logged-in and available operators of each queue.
+    pub fn in_queue(&self, queue: &str) -> (u64, u64) {
+        let (mut logged_in, mut available) = (0, 0);
+        for s in self.lock().values().filter_map(|e| e.session.as_ref()) {
+            if s.queues.iter().any(|q| q == queue) {
+                logged_in += 1;
+                if s.paused.is_none() {
+                    available += 1;
+                }
+            }
+        }
+        (logged_in, available)
+    }
+
+    /// Every operator, by login, with the registered contacts in `contacts`.
+    pub fn views(&self, contacts: &[RegisteredContact], now: Instant) -> Vec<OperatorView> {
+        self.lock()
+            .iter()
+            .map(|(id, e)| view(id, e, contacts, now))
+            .collect()
+    }
+
+    /// One operator.
+    pub fn view_of(
+        &self,
+        id: &str,
+        contacts: &[RegisteredContact],
+        now: Instant,
+    ) -> Option<OperatorView> {
+        self.lock().get(id).map(|e| view(id, e, contacts, now))
+    }
+}
+
+fn state_of(s: Option<&Session>) -> WorkState {
+    match s {
+        None => WorkState::LoggedOut,
+        Some(s) if s.paused.is_some() => WorkState::Paused,
+        Some(_) => WorkState::Available,
+    }
+}
+
+fn view(id: &str, e: &Entry, contacts: &[RegisteredContact], now: Instant) -> OperatorView {
+    let contacts: Vec<ContactView> = contacts
+        .iter()
+        .filter(|c| c.operator == id && c.expires_at > now)
+        .map(|c| ContactView {
+            contact: c.contact.clone(),
+            source: c.source.to_string(),
+            transport: c.transport,
+            expires_in_seconds: c.expires_at.saturating_duration_since(now).as_secs(),
+        })
+        .collect();
+    let s = e.session.as_ref();
+    OperatorView {
+        id: id.to_owned(),
+        name: e.name.clone(),
+        state: state_of(s),
+        queues: s.map(|s| s.queues.clone()).unwrap_or_default(),
+        logged_in_since: s.map(|s| s.since),
+        paused_since: s.and_then(|s| s.paused.as_ref().map(|p| p.0)),
+        pause_reason: s.and_then(|s| s.paused.as_ref().and_then(|p| p.1.clone())),
+        session: s.map(|s| s.id),
+        registered: !contacts.is_empty(),
+        contacts,
+    }
+}
+
+/// One queue's live state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueState {
+    pub name: String,
+    /// Callers waiting now.
+    pub waiting: u64,
+    /// How long the longest-waiting caller has waited, seconds.
+    pub longest_wait_seconds: u64,
+}
+
+/// The queues and their callers. Filled with the configured queue names; the ACD will
+/// publish waiting callers here. Until then `waiting` is always 0.
+#[derive(Debug, Default)]
+pub struct QueueBoard {
+    inner: Mutex<Vec<QueueState>>,
+}
+
+impl QueueBoard {
+    /// Empty queues with these names.
+    pub fn new(names: impl IntoIterator<Item = String>) -> Self {
+        QueueBoard {
+            inner: Mutex::new(
+                names
+                    .into_iter()
+                    .map(|name| QueueState {
+                        name,
+                        waiting: 0,
+                        longest_wait_seconds: 0,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The queues now.
+    pub fn snapshot(&self) -> Vec<QueueState> {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// `GET /api/v1/queues`.
+pub async fn queues(State(s): State<AdminState>) -> Response {
+    let queues: Vec<_> = s
+        .queues
+        .snapshot()
+        .into_iter()
+        .map(|q| {
+            let (logged_in, available) = s.operators.in_queue(&q.name);
+            json!({
+                "name": q.name,
+                "waiting": q.waiting,
+                "longest_wait_seconds": q.longest_wait_seconds,
+                "operators_logged_in": logged_in,
+                "operators_available": available,
+            })
+        })
+        .collect();
+    Json(json!({ "queues": queues })).into_response()
+}
+
+/// `GET /api/v1/operators`.
+pub async fn list(State(s): State<AdminState>) -> Response {
+    let contacts = s.stats.registered_contacts();
+    Json(json!({ "operators": s.operators.views(&contacts, Instant::now()) })).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    #[serde(default)]
+    queues: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseBody {
+    reason: Option<String>,
+}
+
+/// An optional JSON body: empty means the defaults.
+fn optional_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+async fn act(
+    s: AdminState,
+    id: Result<Path<String>, PathRejection>,
+    action: Action,
+) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    s.operators
+        .apply(&id, action, &s.writer)
+        .map_err(|e| match e {
+            OperatorError::Unknown(_) => ApiError::not_found(e.to_string()),
+            OperatorError::WrongState { .. } => ApiError::conflict(e.to_string()),
+        })?;
+    let contacts = s.stats.registered_contacts();
+    match s.operators.view_of(&id, &contacts, Instant::now()) {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(ApiError::not_found(format!("no operator {id:?}"))),
+    }
+}
+
+/// `POST /api/v1/operators/{id}/login` with an optional `{ "queues": [...] }`.
+pub async fn login(
+    State(s): State<AdminState>,
+    id: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: LoginBody = optional_body(&body)?;
+    if b.queues.len() > 32 || !b.queues.iter().all(|q| valid_name(q)) {
+        return Err(ApiError::unprocessable(
+            "queues: at most 32 names of letters, digits, - _ .",
+        ));
+    }
+    act(s, id, Action::Login { queues: b.queues }).await
+}
+
+/// `POST /api/v1/operators/{id}/logout`.
+pub async fn logout(
+    State(s): State<AdminState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    act(s, id, Action::Logout).await
+}
+
+/// `POST /api/v1/operators/{id}/pause` with an optional `{ "reason": "…" }`.
+pub async fn pause(
+    State(s): State<AdminState>,
+    id: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: PauseBody = optional_body(&body)?;
+    if let Some(r) = &b.reason {
+        if r.chars().count() > 200 || r.chars().any(char::is_control) {
+            return Err(ApiError::unprocessable(
+                "reason must be at most 200 characters on one line",
+            ));
+        }
+    }
+    act(s, id, Action::Pause { reason: b.reason }).await
+}
+
+/// `POST /api/v1/operators/{id}/unpause`.
+pub async fn unpause(
+    State(s): State<AdminState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    act(s, id, Action::Unpause).await
+}

@@ -1,0 +1,1224 @@
+//! The admin router driven with `tower::ServiceExt::oneshot` over a SQLite store in a temp
+//! folder: auth, appeal search and paging, the PATCH workflow on the timeline, reports in
+//! CSV and HTML checked against the database, operators, metrics format, the OpenAPI
+//! document against the router, and the database being down at start.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use appeals::{
+    AppealId, AppealUpdate, AppealWriter, NewAppeal, Outcome, ReportOptions, Store, WriterConfig,
+};
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
+use gateway::{RegisteredContact, Stats};
+use serde_json::{json, Value};
+use sqlx::Row;
+use tower::ServiceExt;
+
+use super::*;
+use crate::appeal_log::CallCounters;
+
+const TOKEN: &str = "s3cret-token";
+
+fn nsk() -> FixedOffset {
+    FixedOffset::east_opt(7 * 3600).unwrap()
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    state: AdminState,
+    store: Store,
+    writer: AppealWriter,
+}
+
+fn state_with(writer: AppealWriter, token: &str) -> AdminState {
+    AdminState {
+        stats: Arc::new(Stats::default()),
+        token: Arc::from(token),
+        store: StoreSlot::default(),
+        writer,
+        operators: Arc::new(OperatorTable::new([
+            ("op1".to_owned(), "Оператор 1".to_owned()),
+            ("op2".to_owned(), "Оператор 2".to_owned()),
+        ])),
+        queues: Arc::new(QueueBoard::new(["general".to_owned()])),
+        calls: Arc::new(CallCounters::default()),
+        reports: ReportSettings {
+            tz: nsk(),
+            options: ReportOptions::default(),
+        },
+        patch_lock: Default::default(),
+    }
+}
+
+async fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("hotline.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    let writer =
+        AppealWriter::start(WriterConfig::new(url.clone(), dir.path().join("spool"))).unwrap();
+    let state = state_with(writer.clone(), TOKEN);
+    state.store.set(store.clone()).unwrap();
+    Env {
+        dir,
+        state,
+        store,
+        writer,
+    }
+}
+
+impl Env {
+    /// Writes an appeal through the spool-first writer, as the call path does.
+    fn appeal(
+        &self,
+        at: DateTime<Utc>,
+        line: &str,
+        caller: &str,
+        update: AppealUpdate,
+    ) -> AppealId {
+        let id = self.writer.create(NewAppeal {
+            call_id: format!("call-{}", uuid::Uuid::now_v7()),
+            line: line.into(),
+            caller_number: caller.into(),
+            arrived_at: at,
+        });
+        self.writer.update(id, update);
+        id
+    }
+
+    async fn flush(&self) {
+        assert!(self.writer.flushed(Duration::from_secs(10)).await);
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+    fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap().to_owned()
+    }
+}
+
+async fn send(state: &AdminState, req: Request<Body>) -> Answer {
+    let res = router(state.clone()).oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
+fn req(method: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Body::from(body.to_owned())).unwrap()
+}
+
+/// An authorised request.
+async fn call(state: &AdminState, method: &str, path: &str, body: &str) -> Answer {
+    call_as(state, method, path, body, &[]).await
+}
+
+async fn call_as(
+    state: &AdminState,
+    method: &str,
+    path: &str,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> Answer {
+    let auth = format!("Bearer {TOKEN}");
+    let mut headers = vec![("authorization", auth.as_str())];
+    headers.extend_from_slice(extra);
+    send(state, req(method, path, body, &headers)).await
+}
+
+fn local(day: NaiveDate, h: u32, m: u32) -> DateTime<Utc> {
+    nsk()
+        .from_local_datetime(&day.and_hms_opt(h, m, 0).unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()
+}
+
+#[tokio::test]
+async fn auth_is_required_refused_and_accepted() {
+    let e = env().await;
+    let none = send(&e.state, req("GET", "/api/v1/appeals", "", &[])).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        none.headers["www-authenticate"].to_str().unwrap(),
+        "Bearer realm=\"hotline\""
+    );
+    assert!(none.error().contains("bearer token is required"));
+
+    for bad in [
+        "Bearer wrong",
+        "Bearer s3cret-toke",
+        "Bearer s3cret-token2",
+        "Basic czNjcmV0",
+    ] {
+        let a = send(
+            &e.state,
+            req("GET", "/api/v1/operators", "", &[("authorization", bad)]),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{bad}");
+        assert!(a.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"));
+    }
+    let wrong = send(
+        &e.state,
+        req(
+            "GET",
+            "/api/v1/appeals",
+            "",
+            &[("authorization", "Bearer nope")],
+        ),
+    )
+    .await;
+    assert!(wrong.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("error=\"invalid_token\""));
+
+    let ok = send(
+        &e.state,
+        req(
+            "GET",
+            "/api/v1/appeals",
+            "",
+            &[("authorization", &format!("bearer {TOKEN}"))],
+        ),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+
+    // /health and /metrics are open.
+    assert_eq!(
+        send(&e.state, req("GET", "/health", "", &[])).await.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the gateway is not running in this test"
+    );
+    assert_eq!(
+        send(&e.state, req("GET", "/metrics", "", &[])).await.status,
+        StatusCode::OK
+    );
+
+    // An empty configured token closes the API, whatever is presented.
+    let closed = state_with(e.writer.clone(), "");
+    for h in [
+        vec![],
+        vec![("authorization", "Bearer ")],
+        vec![("authorization", "Bearer x")],
+    ] {
+        let a = send(&closed, req("GET", "/api/v1/operators", "", &h)).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN);
+        assert!(a.error().contains("admin.token is empty"));
+    }
+    assert_eq!(
+        send(&closed, req("GET", "/metrics", "", &[])).await.status,
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn constant_time_compare() {
+    assert!(constant_time_eq(b"abc", b"abc"));
+    assert!(!constant_time_eq(b"abc", b"abd"));
+    assert!(!constant_time_eq(b"abc", b"abcd"));
+    assert!(!constant_time_eq(b"", b"a"));
+    assert!(constant_time_eq(b"", b""));
+}
+
+#[tokio::test]
+async fn search_filters_and_pages_newest_first() {
+    let e = env().await;
+    let d = day();
+    let mut ids = Vec::new();
+    for i in 0..7u32 {
+        let line = if i % 2 == 0 { "city" } else { "regional" };
+        let category = if i < 3 { "pensions" } else { "care" };
+        ids.push(e.appeal(
+            local(d, 9 + i, 0),
+            line,
+            &format!("+7913000000{i}"),
+            AppealUpdate {
+                category: Some(category.into()),
+                ..AppealUpdate::default()
+            },
+        ));
+    }
+    // The day before, late evening local time.
+    let old = e.appeal(
+        local(d.pred_opt().unwrap(), 23, 30),
+        "city",
+        "+73830000000",
+        AppealUpdate::default(),
+    );
+    e.flush().await;
+    e.store
+        .set_status(ids[1], appeals::Status::InProgress, "t")
+        .await
+        .unwrap();
+
+    let all = call(&e.state, "GET", "/api/v1/appeals", "").await.json();
+    assert_eq!(all["total"], 8);
+    assert_eq!(all["pages"], 1);
+    let got: Vec<&str> = all["appeals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    let mut want: Vec<String> = ids.iter().rev().map(|i| i.to_string()).collect();
+    want.push(old.to_string());
+    assert_eq!(got, want, "newest first");
+
+    let ids_of = |v: &Value| -> Vec<String> {
+        v["appeals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let page2 = call(&e.state, "GET", "/api/v1/appeals?per_page=3&page=2", "")
+        .await
+        .json();
+    assert_eq!(page2["page"], 2);
+    assert_eq!(page2["per_page"], 3);
+    assert_eq!(page2["total"], 8);
+    assert_eq!(page2["pages"], 3);
+    assert_eq!(ids_of(&page2), want[3..6].to_vec());
+    let page3 = call(&e.state, "GET", "/api/v1/appeals?per_page=3&page=3", "")
+        .await
+        .json();
+    assert_eq!(ids_of(&page3), want[6..].to_vec());
+
+    let city = call(
+        &e.state,
+        "GET",
+        "/api/v1/appeals?line=city&from=2026-11-23",
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(city["total"], 4, "the day before is outside from=");
+    assert!(city["appeals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["line"] == "city"));
+    let day_only = call(&e.state, "GET", "/api/v1/appeals?to=2026-11-22", "")
+        .await
+        .json();
+    assert_eq!(
+        ids_of(&day_only),
+        vec![old.to_string()],
+        "to=DAY includes that day"
+    );
+    let care = call(
+        &e.state,
+        "GET",
+        "/api/v1/appeals?category=care&line=regional",
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(ids_of(&care), vec![ids[5].to_string(), ids[3].to_string()]);
+    let status = call(&e.state, "GET", "/api/v1/appeals?status=in_progress", "")
+        .await
+        .json();
+    assert_eq!(ids_of(&status), vec![ids[1].to_string()]);
+    let caller = call(&e.state, "GET", "/api/v1/appeals?caller=0000004", "")
+        .await
+        .json();
+    assert_eq!(ids_of(&caller), vec![ids[4].to_string()]);
+    let rfc = call(
+        &e.state,
+        "GET",
+        "/api/v1/appeals?from=2026-11-23T12:00:00%2B07:00&to=2026-11-23T14:00:00%2B07:00",
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(ids_of(&rfc), vec![ids[4].to_string(), ids[3].to_string()]);
+
+    for bad in [
+        "/api/v1/appeals?status=done",
+        "/api/v1/appeals?per_page=0",
+        "/api/v1/appeals?per_page=1001",
+        "/api/v1/appeals?page=0",
+        "/api/v1/appeals?page=abc",
+        "/api/v1/appeals?from=yesterday",
+        "/api/v1/appeals?colour=red",
+        "/api/v1/appeals/not-a-uuid",
+    ] {
+        let a = call(&e.state, "GET", bad, "").await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.body);
+        assert!(!a.error().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn patch_is_recorded_on_the_timeline_with_the_actor() {
+    let e = env().await;
+    let id = e.appeal(Utc::now(), "city", "+79130000001", AppealUpdate::default());
+    e.flush().await;
+    let path = format!("/api/v1/appeals/{id}");
+
+    let one = call(&e.state, "GET", &path, "").await.json();
+    assert_eq!(one["status"], "new");
+    assert_eq!(one["events"][0]["kind"], "created");
+
+    // Skipping in_progress is refused, and says what is allowed.
+    let refused = call(&e.state, "PATCH", &path, r#"{"status":"resolved"}"#).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(
+        refused.error().contains("allowed next: in_progress"),
+        "{}",
+        refused.body
+    );
+    let refused = call(&e.state, "PATCH", &path, r#"{"status":"forwarded"}"#).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+
+    let taken = call_as(
+        &e.state,
+        "PATCH",
+        &path,
+        r#"{"status":"in_progress","notes":"called back, needs a social worker"}"#,
+        &[("x-hotline-actor", "supervisor.ivanova")],
+    )
+    .await;
+    assert_eq!(taken.status, StatusCode::OK, "{}", taken.body);
+    let v = taken.json();
+    assert_eq!(v["status"], "in_progress");
+    assert_eq!(v["notes"], "called back, needs a social worker");
+    let events = v["events"].as_array().unwrap();
+    let status_ev = events
+        .iter()
+        .find(|e| e["kind"] == "status_changed")
+        .unwrap();
+    assert_eq!(status_ev["actor"], "supervisor.ivanova");
+    assert_eq!(
+        status_ev["data"],
+        json!({"from": "new", "to": "in_progress"})
+    );
+    let note_ev = events.iter().find(|e| e["kind"] == "note_added").unwrap();
+    assert_eq!(note_ev["actor"], "supervisor.ivanova");
+
+    // Without the header the actor is the token's name.
+    let fwd = call(
+        &e.state,
+        "PATCH",
+        &path,
+        r#"{"status":"forwarded","destination_org":"УСЗН Ленинского района"}"#,
+    )
+    .await;
+    assert_eq!(fwd.status, StatusCode::OK, "{}", fwd.body);
+    let v = fwd.json();
+    assert_eq!(v["destination_org"], "УСЗН Ленинского района");
+    let last = v["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["kind"], "destination_set");
+    assert_eq!(last["actor"], DEFAULT_ACTOR);
+
+    // Back to new is never allowed.
+    let back = call(&e.state, "PATCH", &path, r#"{"status":"new"}"#).await;
+    assert_eq!(back.status, StatusCode::CONFLICT);
+
+    // The same status again changes nothing and records nothing.
+    let before = e.store.get(id).await.unwrap().unwrap().events.len();
+    let same = call(&e.state, "PATCH", &path, r#"{"status":"forwarded"}"#).await;
+    assert_eq!(same.status, StatusCode::OK);
+    assert_eq!(e.store.get(id).await.unwrap().unwrap().events.len(), before);
+
+    for (to, ok) in [
+        ("resolved", true),
+        ("in_progress", true),
+        ("resolved", true),
+    ] {
+        let a = call(&e.state, "PATCH", &path, &format!(r#"{{"status":"{to}"}}"#)).await;
+        assert_eq!(a.status == StatusCode::OK, ok, "{to}: {}", a.body);
+    }
+    let changes: Vec<(String, String)> = e
+        .store
+        .get(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .events
+        .iter()
+        .filter(|e| e.kind == appeals::EventKind::StatusChanged)
+        .map(|e| {
+            (
+                e.data["from"].as_str().unwrap().to_owned(),
+                e.data["to"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        vec![
+            ("new", "in_progress"),
+            ("in_progress", "forwarded"),
+            ("forwarded", "resolved"),
+            ("resolved", "in_progress"),
+            ("in_progress", "resolved"),
+        ]
+    );
+
+    // Bad input.
+    let cases = [
+        (r#"{"status":"closed"}"#, StatusCode::UNPROCESSABLE_ENTITY),
+        (r#"{"status":"#, StatusCode::BAD_REQUEST),
+        ("", StatusCode::BAD_REQUEST),
+        ("{}", StatusCode::BAD_REQUEST),
+        (r#"{"priority":"high"}"#, StatusCode::BAD_REQUEST),
+        (r#"{"notes":5}"#, StatusCode::BAD_REQUEST),
+        (
+            r#"{"destination_org":"  "}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (r#"[1,2]"#, StatusCode::BAD_REQUEST),
+    ];
+    for (body, want) in cases {
+        let a = call(&e.state, "PATCH", &path, body).await;
+        assert_eq!(a.status, want, "{body}: {}", a.body);
+        assert!(!a.error().is_empty());
+    }
+    let long = format!(r#"{{"notes":"{}"}}"#, "я".repeat(10_001));
+    assert_eq!(
+        call(&e.state, "PATCH", &path, &long).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let bad_actor = call_as(
+        &e.state,
+        "PATCH",
+        &path,
+        r#"{"notes":"x"}"#,
+        &[("x-hotline-actor", &"a".repeat(65))],
+    )
+    .await;
+    assert_eq!(bad_actor.status, StatusCode::BAD_REQUEST);
+    let missing = format!("/api/v1/appeals/{}", AppealId::new());
+    assert_eq!(
+        call(&e.state, "PATCH", &missing, r#"{"notes":"x"}"#)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(&e.state, "GET", &missing, "").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[test]
+fn transitions_table() {
+    use appeals::Status;
+    use appeals::Status::*;
+    let allowed: Vec<_> = Status::ALL
+        .iter()
+        .flat_map(|a| Status::ALL.iter().map(move |b| (*a, *b)))
+        .filter(|(a, b)| appeals_api::transition_allowed(*a, *b))
+        .collect();
+    assert_eq!(
+        allowed,
+        vec![
+            (New, InProgress),
+            (InProgress, Forwarded),
+            (InProgress, Resolved),
+            (Forwarded, InProgress),
+            (Forwarded, Resolved),
+            (Resolved, InProgress),
+        ]
+    );
+}
+
+/// A day of calls: hours 8–17 local, three lines, categories, outcomes, waits and talks.
+fn generate_day(e: &Env, d: NaiveDate) -> usize {
+    let categories = [
+        Some("pensions"),
+        Some("care"),
+        None,
+        Some("housing & utilities"),
+    ];
+    let mut n = 0;
+    for i in 0..60u32 {
+        let at = local(d, 8 + i % 10, i % 60);
+        let line = ["city", "regional", "city"][(i % 3) as usize];
+        let category = categories[(i % 4) as usize].map(str::to_owned);
+        let update = if i % 5 == 0 {
+            AppealUpdate {
+                category,
+                outcome: Some(Outcome::Abandoned),
+                wait_seconds: Some(i64::from(30 + i)),
+                ..AppealUpdate::default()
+            }
+        } else if i % 7 == 0 {
+            AppealUpdate {
+                category,
+                outcome: Some(Outcome::InfoOnly),
+                ..AppealUpdate::default()
+            }
+        } else {
+            AppealUpdate {
+                category,
+                answered_at: Some(at + chrono::Duration::seconds(i64::from(i % 25))),
+                outcome: Some(Outcome::Answered),
+                wait_seconds: Some(i64::from(i % 25)),
+                talk_seconds: Some(i64::from(60 + i)),
+                operator: Some(format!("op{}", 1 + i % 3)),
+                ..AppealUpdate::default()
+            }
+        };
+        e.appeal(at, line, "+79130000000", update);
+        n += 1;
+    }
+    n
+}
+
+#[tokio::test]
+async fn csv_report_has_the_columns_and_the_figures() {
+    let e = env().await;
+    generate_day(&e, day());
+    e.flush().await;
+    let a = call_as(
+        &e.state,
+        "GET",
+        "/api/v1/reports/daily?day=2026-11-23",
+        "",
+        &[("accept", "text/csv")],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(a.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let mut lines = a.body.lines();
+    assert_eq!(
+        lines.next().unwrap().split(',').collect::<Vec<_>>(),
+        vec![
+            "day",
+            "group",
+            "key",
+            "calls",
+            "answered",
+            "abandoned",
+            "answered_within_sl",
+            "service_level",
+            "avg_wait_seconds",
+            "avg_wait_abandoned_seconds",
+            "avg_talk_seconds"
+        ]
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(rows.iter().all(|r| r.len() == 11 && r[0] == "2026-11-23"));
+    let total = rows.iter().find(|r| r[1] == "total").unwrap();
+    // 12 abandoned (every 5th), 7 information only (every 7th but not 5th), 41 answered.
+    assert_eq!(&total[3..6], &["60", "41", "12"]);
+    let lines_rows: Vec<_> = rows.iter().filter(|r| r[1] == "line").collect();
+    assert_eq!(lines_rows.len(), 2);
+    assert_eq!(rows.iter().filter(|r| r[1] == "hour").count(), 24);
+
+    // JSON by default, with the same figures.
+    let j = call(&e.state, "GET", "/api/v1/reports/daily?day=2026-11-23", "")
+        .await
+        .json();
+    assert_eq!(j["total"]["calls"], 60);
+    assert_eq!(j["day"], "2026-11-23");
+    // A day without calls is a report of zeros, not an error.
+    let empty = call(&e.state, "GET", "/api/v1/reports/daily?day=2026-11-25", "")
+        .await
+        .json();
+    assert_eq!(empty["total"]["calls"], 0);
+    for bad in [
+        "/api/v1/reports/daily?day=23.11.2026",
+        "/api/v1/reports/daily?format=pdf",
+    ] {
+        assert_eq!(
+            call(&e.state, "GET", bad, "").await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn html_report_shows_the_figures_in_the_database() {
+    let e = env().await;
+    let d = day();
+    let n = generate_day(&e, d);
+    // Calls on the neighbouring days must not count.
+    e.appeal(
+        local(d.pred_opt().unwrap(), 23, 59),
+        "city",
+        "+7",
+        AppealUpdate::default(),
+    );
+    e.appeal(
+        local(d.succ_opt().unwrap(), 0, 0),
+        "city",
+        "+7",
+        AppealUpdate::default(),
+    );
+    e.flush().await;
+
+    let a = call(
+        &e.state,
+        "GET",
+        "/api/v1/reports/daily?day=2026-11-23&format=html",
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(a.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = a.body;
+
+    // The figures, straight from the database.
+    let (from, to) = appeals::report::day_bounds(d, nsk());
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS calls, \
+           SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END) AS answered, \
+           SUM(CASE WHEN outcome = 'abandoned' AND answered_at IS NULL THEN 1 ELSE 0 END) AS abandoned, \
+           SUM(CASE WHEN answered_at IS NOT NULL AND wait_seconds <= 20 THEN 1 ELSE 0 END) AS within, \
+           AVG(CASE WHEN answered_at IS NOT NULL THEN wait_seconds * 1.0 END) AS avg_wait, \
+           AVG(CASE WHEN outcome = 'abandoned' THEN wait_seconds * 1.0 END) AS avg_wait_abandoned, \
+           AVG(CASE WHEN answered_at IS NOT NULL THEN talk_seconds * 1.0 END) AS avg_talk \
+         FROM appeals WHERE arrived_at >= $1 AND arrived_at < $2",
+    )
+    .bind(from.timestamp_millis())
+    .bind(to.timestamp_millis())
+    .fetch_one(e.store.pool())
+    .await
+    .unwrap();
+    let calls: i64 = row.try_get("calls").unwrap();
+    let answered: i64 = row.try_get("answered").unwrap();
+    let abandoned: i64 = row.try_get("abandoned").unwrap();
+    let within: i64 = row.try_get("within").unwrap();
+    let avg_wait: f64 = row.try_get("avg_wait").unwrap();
+    let avg_wait_abandoned: f64 = row.try_get("avg_wait_abandoned").unwrap();
+    let avg_talk: f64 = row.try_get("avg_talk").unwrap();
+    assert_eq!(calls as usize, n);
+    let sl = within as f64 / (answered + abandoned) as f64;
+    for (figure, value) in [
+        ("calls", calls.to_string()),
+        ("answered", answered.to_string()),
+        ("abandoned", abandoned.to_string()),
+        ("service_level", format!("{sl:.4}")),
+        ("avg_wait", format!("{avg_wait:.4}")),
+        ("avg_wait_abandoned", format!("{avg_wait_abandoned:.4}")),
+        ("avg_talk", format!("{avg_talk:.4}")),
+    ] {
+        let needle =
+            format!("<div class=\"card\" data-figure=\"{figure}\" data-value=\"{value}\">");
+        assert!(html.contains(&needle), "{needle} not in the page");
+    }
+    assert!(html.contains(&format!("{:.1}%", sl * 100.0)));
+
+    // Per line and per hour, from the database too.
+    let per_line = sqlx::query(
+        "SELECT line, COUNT(*) AS n FROM appeals WHERE arrived_at >= $1 AND arrived_at < $2 GROUP BY line",
+    )
+    .bind(from.timestamp_millis())
+    .bind(to.timestamp_millis())
+    .fetch_all(e.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(per_line.len(), 2);
+    for r in per_line {
+        let line: String = r.try_get("line").unwrap();
+        let n: i64 = r.try_get("n").unwrap();
+        assert!(
+            html.contains(&format!("data-key=\"{line}\" data-calls=\"{n}\"")),
+            "line {line} bar"
+        );
+        assert!(html.contains(&format!(
+            "<tr data-key=\"{line}\"><td>{line}</td><td data-figure=\"calls\">{n}</td>"
+        )));
+    }
+    for h in 8..18u32 {
+        let (hf, ht) = (local(d, h, 0), local(d, h + 1, 0));
+        let r =
+            sqlx::query("SELECT COUNT(*) FROM appeals WHERE arrived_at >= $1 AND arrived_at < $2")
+                .bind(hf.timestamp_millis())
+                .bind(ht.timestamp_millis())
+                .fetch_one(e.store.pool())
+                .await
+                .unwrap();
+        let n: i64 = r.try_get(0).unwrap();
+        assert!(
+            html.contains(&format!("data-hour=\"{h}\" data-calls=\"{n}\"")),
+            "hour {h}"
+        );
+    }
+    assert!(html.contains("housing &amp; utilities"));
+    assert!(!html.contains("<script"));
+}
+
+/// One sample: metric name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// Checks the Prometheus text format line by line; returns the samples.
+fn parse_prometheus(text: &str) -> Vec<Sample> {
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = Vec::new();
+    let is_name = |s: &str| {
+        let mut c = s.chars();
+        c.next()
+            .is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
+            && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == ':')
+    };
+    assert!(text.ends_with('\n'));
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let (kw, name, tail) = (parts.next().unwrap(), parts.next().unwrap(), parts.next());
+            assert!(is_name(name), "{line}");
+            match kw {
+                "HELP" => assert!(tail.is_some_and(|t| !t.is_empty()), "{line}"),
+                "TYPE" => {
+                    assert!(
+                        matches!(
+                            tail,
+                            Some("counter" | "gauge" | "histogram" | "summary" | "untyped")
+                        ),
+                        "{line}"
+                    );
+                    assert!(typed.insert(name.to_owned()), "TYPE twice: {line}");
+                }
+                _ => panic!("unknown comment {line}"),
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
+        let (name, labels) = match series.split_once('{') {
+            None => (series, Vec::new()),
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').unwrap_or_else(|| panic!("{line}"));
+                let mut labels = Vec::new();
+                let mut chars = body.chars().peekable();
+                while chars.peek().is_some() {
+                    let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+                    assert!(is_name(&key), "label name in {line}");
+                    assert_eq!(chars.next(), Some('"'), "{line}");
+                    let mut v = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('\\') => match chars.next() {
+                                Some('\\') => v.push('\\'),
+                                Some('"') => v.push('"'),
+                                Some('n') => v.push('\n'),
+                                other => panic!("bad escape {other:?} in {line}"),
+                            },
+                            Some('"') => break,
+                            Some(c) => v.push(c),
+                            None => panic!("unterminated label in {line}"),
+                        }
+                    }
+                    labels.push((key, v));
+                    match chars.next() {
+                        Some(',') | None => {}
+                        other => panic!("{other:?} after a label in {line}"),
+                    }
+                }
+                (name, labels)
+            }
+        };
+        assert!(is_name(name), "{line}");
+        assert!(typed.contains(name), "sample before its TYPE: {line}");
+        samples.push((name.to_owned(), labels, value));
+    }
+    samples
+}
+
+#[tokio::test]
+async fn metrics_are_valid_prometheus_text() {
+    let e = env().await;
+    e.state.calls.arrived("a1", "city");
+    e.state.calls.ended("a1", Outcome::Abandoned);
+    e.state.calls.arrived("a2", "we\"ird\\line\nx");
+    e.state.calls.ended("a2", Outcome::InfoOnly);
+    e.state
+        .operators
+        .apply(
+            "op2",
+            operators::Action::Login { queues: vec![] },
+            &e.writer,
+        )
+        .unwrap();
+    e.appeal(Utc::now(), "city", "+7", AppealUpdate::default());
+    e.flush().await;
+
+    let a = send(&e.state, req("GET", "/metrics", "", &[])).await;
+    assert!(a.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let samples = parse_prometheus(&a.body);
+    let find = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        samples
+            .iter()
+            .find(|(n, l, _)| {
+                n == name
+                    && l.len() == labels.len()
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.iter().any(|(a, b)| a == k && b == v))
+            })
+            .unwrap_or_else(|| panic!("{name} {labels:?} in\n{}", a.body))
+            .2
+    };
+    assert_eq!(
+        find(
+            "hotline_calls_ended_total",
+            &[("line", "city"), ("outcome", "abandoned")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        find(
+            "hotline_calls_ended_total",
+            &[("line", "we\"ird\\line\nx"), ("outcome", "info_only")]
+        ),
+        1.0
+    );
+    assert_eq!(find("hotline_operators", &[("state", "available")]), 1.0);
+    assert_eq!(find("hotline_operators", &[("state", "logged_out")]), 1.0);
+    assert_eq!(find("hotline_operators", &[("state", "paused")]), 0.0);
+    assert_eq!(find("hotline_queue_waiting", &[("queue", "general")]), 0.0);
+    assert_eq!(find("hotline_appeal_writer_backlog", &[]), 0.0);
+    // Everything committed: the spool may have been truncated.
+    assert!(find("hotline_appeal_spool_bytes", &[]) >= 0.0);
+    assert!(find("hotline_appeal_writer_committed_total", &[]) >= 3.0);
+    assert_eq!(find("hotline_appeal_database_up", &[]), 1.0);
+    assert_eq!(find("hotline_admin_store_connected", &[]), 1.0);
+    assert_eq!(find("hotline_calls_active", &[]), 0.0);
+
+    // The parser itself refuses what Prometheus would.
+    for bad in [
+        "# TYPE x gauge\nx{a=\"1} 1\n",
+        "x 1\n",
+        "# TYPE x gauge\nx one\n",
+        "# TYPE x gauge\nx{a=\"\\q\"} 1\n",
+        "# TYPE 1x gauge\n",
+    ] {
+        assert!(
+            std::panic::catch_unwind(|| parse_prometheus(bad)).is_err(),
+            "{bad:?} should not parse"
+        );
+    }
+}
+
+#[tokio::test]
+async fn operators_log_in_pause_and_log_out() {
+    let e = env().await;
+    let t0 = Utc::now() - chrono::Duration::seconds(1);
+    e.state.stats.publish_contacts(vec![RegisteredContact {
+        operator: "op1".into(),
+        contact: "sip:op1@192.0.2.7:5062".into(),
+        source: "192.0.2.7:5062".parse().unwrap(),
+        transport: "UDP",
+        expires_at: Instant::now() + Duration::from_secs(300),
+    }]);
+    let list = call(&e.state, "GET", "/api/v1/operators", "").await.json();
+    let ops = list["operators"].as_array().unwrap();
+    assert_eq!(ops.len(), 2);
+    assert_eq!(ops[0]["id"], "op1");
+    assert_eq!(ops[0]["state"], "logged_out");
+    assert_eq!(ops[0]["registered"], true);
+    assert_eq!(ops[0]["contacts"][0]["contact"], "sip:op1@192.0.2.7:5062");
+    assert!(
+        ops[0]["contacts"][0]["expires_in_seconds"]
+            .as_u64()
+            .unwrap()
+            > 290
+    );
+    assert_eq!(ops[1]["registered"], false);
+
+    let state_of = |v: &Value, id: &str| -> String {
+        v["operators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == id)
+            .unwrap()["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let steps = [
+        (
+            "login",
+            r#"{"queues":["general"]}"#,
+            StatusCode::OK,
+            "available",
+        ),
+        ("login", "", StatusCode::CONFLICT, "available"),
+        ("unpause", "", StatusCode::CONFLICT, "available"),
+        ("pause", r#"{"reason":"lunch"}"#, StatusCode::OK, "paused"),
+        ("pause", "", StatusCode::CONFLICT, "paused"),
+        ("unpause", "", StatusCode::OK, "available"),
+        ("pause", "", StatusCode::OK, "paused"),
+        ("logout", "", StatusCode::OK, "logged_out"),
+        ("logout", "", StatusCode::CONFLICT, "logged_out"),
+        ("pause", "", StatusCode::CONFLICT, "logged_out"),
+    ];
+    for (verb, body, want, state) in steps {
+        let a = call(
+            &e.state,
+            "POST",
+            &format!("/api/v1/operators/op1/{verb}"),
+            body,
+        )
+        .await;
+        assert_eq!(a.status, want, "{verb}: {}", a.body);
+        if want == StatusCode::OK {
+            assert_eq!(a.json()["state"], state);
+        } else {
+            assert!(a.error().contains("op1"), "{}", a.body);
+        }
+        let list = call(&e.state, "GET", "/api/v1/operators", "").await.json();
+        assert_eq!(state_of(&list, "op1"), state, "after {verb}");
+        if verb == "pause" && want == StatusCode::OK && body.contains("lunch") {
+            let op = &list["operators"][0];
+            assert_eq!(op["pause_reason"], "lunch");
+            assert_eq!(op["queues"], json!(["general"]));
+            let q = call(&e.state, "GET", "/api/v1/queues", "").await.json();
+            assert_eq!(
+                q,
+                json!({"queues": [{"name": "general", "waiting": 0, "longest_wait_seconds": 0,
+                                   "operators_logged_in": 1, "operators_available": 0}]})
+            );
+        }
+    }
+    assert_eq!(
+        call(&e.state, "POST", "/api/v1/operators/op9/login", "")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    for body in [r#"{"queues":"general"}"#, "{", r#"{"queue":["a"]}"#] {
+        assert_eq!(
+            call(&e.state, "POST", "/api/v1/operators/op2/login", body)
+                .await
+                .status,
+            StatusCode::BAD_REQUEST,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        call(
+            &e.state,
+            "POST",
+            "/api/v1/operators/op2/login",
+            r#"{"queues":["bad name"]}"#
+        )
+        .await
+        .status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    // The session reached operator_sessions through the writer.
+    e.flush().await;
+    let sessions = e
+        .store
+        .operator_sessions(t0, Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].operator, "op1");
+    assert_eq!(sessions[0].queues, vec!["general".to_owned()]);
+    assert_eq!(sessions[0].end_reason.as_deref(), Some("logout"));
+    assert!(sessions[0].ended_at.is_some());
+
+    // A stopping daemon ends the sessions still open.
+    call(&e.state, "POST", "/api/v1/operators/op2/login", "").await;
+    e.state.operators.logout_all(&e.writer, "shutdown");
+    e.flush().await;
+    let sessions = e
+        .store
+        .operator_sessions(t0, Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    let op2 = sessions.iter().find(|s| s.operator == "op2").unwrap();
+    assert_eq!(op2.end_reason.as_deref(), Some("shutdown"));
+}
+
+#[tokio::test]
+async fn openapi_lists_every_route_and_every_route_is_served() {
+    let e = env().await;
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    let served = call(&e.state, "GET", "/api/v1/openapi.json", "").await;
+    assert_eq!(served.status, StatusCode::OK);
+    assert_eq!(served.json(), doc);
+    let paths = doc["paths"].as_object().unwrap();
+    let routes = route_list();
+    for (method, path) in &routes {
+        let item = paths
+            .get(*path)
+            .unwrap_or_else(|| panic!("{path} missing from openapi.json"));
+        assert!(
+            item.get(method.to_ascii_lowercase()).is_some(),
+            "{method} {path} missing from openapi.json"
+        );
+    }
+    let mut documented = 0;
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            documented += 1;
+            assert!(
+                routes
+                    .iter()
+                    .any(|(m, p)| p == path && m.eq_ignore_ascii_case(method)),
+                "{method} {path} is documented but not routed"
+            );
+        }
+    }
+    assert_eq!(documented, routes.len());
+    // Every listed route reaches a handler (not the router's 404/405).
+    let id = AppealId::new().to_string();
+    for (method, path) in &routes {
+        let concrete = if path.starts_with("/api/v1/operators/") {
+            path.replace("{id}", "op2")
+        } else {
+            path.replace("{id}", &id)
+        };
+        let body = if *method == "PATCH" {
+            r#"{"notes":"x"}"#
+        } else {
+            ""
+        };
+        let a = call(&e.state, method, &concrete, body).await;
+        assert_ne!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        if a.status == StatusCode::NOT_FOUND {
+            assert_ne!(a.error(), "no such route", "{method} {path}");
+        }
+    }
+    let nope = call(&e.state, "GET", "/api/v1/nothing", "").await;
+    assert_eq!(
+        (nope.status, nope.error().as_str()),
+        (StatusCode::NOT_FOUND, "no such route")
+    );
+    let wrong = call(&e.state, "DELETE", "/api/v1/appeals", "").await;
+    assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(!wrong.error().is_empty());
+    let reload = call(&e.state, "POST", "/api/v1/reload", "").await;
+    assert_eq!(reload.status, StatusCode::NOT_IMPLEMENTED);
+    assert!(reload.error().contains("IVR"));
+}
+
+#[tokio::test]
+async fn database_down_at_start_gives_503_until_it_is_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    // The database's folder cannot be made while a file stands where it should be.
+    let blocker = dir.path().join("db");
+    std::fs::write(&blocker, "not a folder").unwrap();
+    let url = format!("sqlite://{}", blocker.join("hotline.db").display());
+    let writer =
+        AppealWriter::start(WriterConfig::new(url.clone(), dir.path().join("spool"))).unwrap();
+    let state = state_with(writer.clone(), TOKEN);
+    let stop = CancellationToken::new();
+    let task = connect_store(url, state.store.clone(), stop.clone());
+
+    let started = Instant::now();
+    let a = call(&state, "GET", "/api/v1/appeals", "").await;
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "never waits for the database"
+    );
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(a.error().contains("database"));
+    assert_eq!(
+        call(&state, "GET", "/api/v1/reports/daily", "")
+            .await
+            .status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // Live state does not need the database.
+    assert_eq!(
+        call(&state, "GET", "/api/v1/operators", "").await.status,
+        StatusCode::OK
+    );
+    let m = send(&state, req("GET", "/metrics", "", &[])).await.body;
+    assert!(m.contains("\nhotline_admin_store_connected 0\n"), "{m}");
+
+    std::fs::remove_file(&blocker).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state.store.get().is_none() {
+        assert!(Instant::now() < deadline, "the store was never connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        call(&state, "GET", "/api/v1/appeals", "").await.status,
+        StatusCode::OK
+    );
+    task.await.unwrap();
+    stop.cancel();
+    writer.shutdown().await;
+}
+
+#[tokio::test]
+async fn period_report_over_the_store_splits_days() {
+    let e = env().await;
+    let d = day();
+    generate_day(&e, d);
+    generate_day(&e, d.succ_opt().unwrap());
+    e.flush().await;
+    let r = crate::report::build(
+        &e.store,
+        d.pred_opt().unwrap(),
+        d.succ_opt().unwrap(),
+        nsk(),
+        &ReportOptions::default(),
+    )
+    .await
+    .unwrap();
+    let per_day: Vec<u64> = r.days.iter().map(|x| x.total.calls).collect();
+    assert_eq!(per_day, vec![0, 60, 60]);
+    assert_eq!(r.period.total.calls, 120);
+    assert_eq!(r.period.by_hour[8].figures.calls, 12);
+    assert!(matches!(
+        crate::report::build(
+            &e.store,
+            d,
+            d.pred_opt().unwrap(),
+            nsk(),
+            &ReportOptions::default()
+        )
+        .await,
+        Err(crate::report::ReportError::Reversed { .. })
+    ));
+    let _ = &e.dir;
+}
