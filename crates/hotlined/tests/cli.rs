@@ -284,6 +284,12 @@ impl Daemon {
             .env("HOTLINE__ADMIN__LISTEN", admin.to_string())
             .env("HOTLINE__CALLS__SHUTDOWN_GRACE", "1")
             .env("HOTLINE__SIP__T1_MS", "20")
+            // the database and spool live in the test's folder, not the crate's
+            .env(
+                "HOTLINE__DATABASE__URL",
+                format!("sqlite://{}", dir.path().join("hotline.db").display()),
+            )
+            .env("HOTLINE__DATABASE__SPOOL_DIR", dir.path().join("spool"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
