@@ -34,6 +34,7 @@ check-config: build
 
 sip-test: deps build
 	HOTLINED=$(HOTLINED) bash sip-test/run.sh
+	scripts/ensure-tools.sh psql && HOTLINED=$(HOTLINED) scripts/with-postgres.sh bash sip-test/durability.sh
 
 clean:
 	$(CARGO) clean

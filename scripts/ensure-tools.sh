@@ -2,7 +2,7 @@
 # Install the Debian packages the tests and `make run` need, when they are missing.
 # Usage: scripts/ensure-tools.sh sipp sipsak curl ...
 set -euo pipefail
-declare -A pkg=( [sipp]=sip-tester [sipsak]=sipsak [curl]=curl [baresip]=baresip-core [espeak-ng]=espeak-ng [sox]=sox [python3]=python3 )
+declare -A pkg=( [sipp]=sip-tester [sipsak]=sipsak [curl]=curl [baresip]=baresip-core [espeak-ng]=espeak-ng [sox]=sox [python3]=python3 [psql]=postgresql-client )
 missing=()
 for tool in "$@"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg[$tool]:-$tool}")

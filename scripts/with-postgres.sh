@@ -5,6 +5,12 @@
 # folder (as the `postgres` user, or a system user it creates, when run as root — the server
 # refuses to run as root), starts it on a free loopback port with trust auth, exports
 #   HOTLINE_TEST_PG_URL=postgres://hotline@127.0.0.1:PORT/hotline_test
+# and, for tests that stop and start the server (e.g. a database outage during calls),
+#   HOTLINE_TEST_PG_DATA=/tmp/hotline-pg.XXXXXX/data   the cluster's folder
+#   HOTLINE_TEST_PG_CTL="[runuser -u USER --] …/pg_ctl -D … -l … -t 30"
+# a command prefix meant to be word-split: `$HOTLINE_TEST_PG_CTL stop -m fast` and
+# `$HOTLINE_TEST_PG_CTL start` (port and settings live in the cluster's postgresql.conf, so a
+# plain start brings back the same server). Then it
 # runs CMD, and always stops the server and removes the folder. Exits with CMD's status.
 set -euo pipefail
 
@@ -79,15 +85,28 @@ trap 'exit 130' INT TERM
     cat "$WORK/initdb.log" >&2
     exit 1
 }
+# The server's settings go into its own postgresql.conf (root may write it; the file keeps its
+# owner), so a later `pg_ctl start` without options comes back on the same port.
+cat >>"$WORK/data/postgresql.conf" <<EOF
+
+# with-postgres.sh: a throw-away test cluster
+port = $PORT
+unix_socket_directories = '$WORK'
+listen_addresses = '127.0.0.1'
+fsync = off
+max_connections = 200
+EOF
+PG_CTL=("${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -t 30)
 STARTED=1
-"${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w -t 30 \
-    -o "-p $PORT -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null || {
+"${PG_CTL[@]}" -w start >/dev/null || {
     cat "$WORK/server.log" >&2
     exit 1
 }
 "${RUN_AS[@]}" "$PG_BIN/createdb" -h 127.0.0.1 -p "$PORT" -U hotline hotline_test
 
 export HOTLINE_TEST_PG_URL="postgres://hotline@127.0.0.1:$PORT/hotline_test"
+export HOTLINE_TEST_PG_DATA="$WORK/data"
+export HOTLINE_TEST_PG_CTL="${PG_CTL[*]}"
 echo "with-postgres: PostgreSQL $("$PG_BIN/pg_ctl" --version | awk '{print $3}') at $HOTLINE_TEST_PG_URL" >&2
 
 set +e
