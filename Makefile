@@ -19,7 +19,7 @@ test: deps lint unit check-config sip-test
 
 # Debian tools the tests use (SIPp also ships the RTP/DTMF pcaps some unit tests read)
 deps:
-	scripts/ensure-tools.sh sipp sipsak curl python3
+	scripts/ensure-tools.sh sipp sipsak curl python3 psql
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -34,7 +34,7 @@ check-config: build
 
 sip-test: deps build
 	HOTLINED=$(HOTLINED) bash sip-test/run.sh
-	scripts/ensure-tools.sh psql && HOTLINED=$(HOTLINED) scripts/with-postgres.sh bash sip-test/durability.sh
+	HOTLINED=$(HOTLINED) scripts/with-postgres.sh bash sip-test/durability.sh
 
 clean:
 	$(CARGO) clean
