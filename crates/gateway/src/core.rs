@@ -17,10 +17,10 @@ use sip::transaction::{Endpoint, Event, TxKey};
 use sip::{HeaderName, Message, Method, Peer, Request, Response};
 use tracing::{debug, info, info_span, warn, Span};
 
-use crate::sdp::{self, Negotiated, SdpError};
 use crate::settings::Settings;
 use crate::transport::Outbound;
 use crate::{CallArrived, CallEnded, CallLog, Caller, EndReason, Stats};
+use media::sdp::{self, Negotiated};
 
 /// Methods we answer (the Allow header).
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE";
@@ -469,9 +469,9 @@ impl Core {
                 r.headers.push(HeaderName::Accept, "application/sdp");
                 return self.respond(now, &tx, r);
             }
-            match sdp::parse_offer(&req.body).and_then(|o| sdp::negotiate(&o)) {
+            match sdp::answer_body(&req.body) {
                 Ok(n) => Some(n),
-                Err(SdpError::NoCommonCodec) | Err(SdpError::NoAudio) => {
+                Err(e) if e.is_not_acceptable() => {
                     let mut r = with_to_tag(req.response(488), &req, None);
                     r.headers.push(
                         HeaderName::Warning,
@@ -616,19 +616,22 @@ impl Core {
         let Some(tx) = call.invite_tx.clone() else {
             return;
         };
-        let neg = call.neg.unwrap_or(Negotiated {
-            audio_pt: 0,
-            dtmf_pt: Some(101),
-            direction: sdp::Direction::SendRecv,
-        });
         let mut r = self.call_response(call, 200);
-        let body = sdp::render(
-            self.local_ip(call),
-            call.rtp_port,
-            call.sdp_session,
-            call.sdp_version,
-            &neg,
-        );
+        let body = match call.neg {
+            Some(neg) => neg.render(
+                self.local_ip(call),
+                call.rtp_port,
+                call.sdp_session,
+                call.sdp_version,
+            ),
+            // no offer in the INVITE: we offer, the caller answers in the ACK
+            None => sdp::offer(
+                self.local_ip(call),
+                call.rtp_port,
+                call.sdp_session,
+                call.sdp_version,
+            ),
+        };
         r.headers.push(HeaderName::Allow, ALLOW);
         r.headers.push(HeaderName::Supported, SUPPORTED.join(", "));
         if let Some(se) = call.session_expires {
@@ -668,9 +671,14 @@ impl Core {
         let offer = if req.body.is_empty() {
             None
         } else {
-            match sdp::parse_offer(&req.body).and_then(|o| sdp::negotiate(&o)) {
+            match sdp::answer_body(&req.body) {
                 Ok(n) => Some(n),
-                Err(_) => return self.reply(now, &tx, &req, 488),
+                Err(e) if e.is_not_acceptable() => return self.reply(now, &tx, &req, 488),
+                Err(e) => {
+                    let mut r = req.response(400);
+                    r.reason = format!("Bad Request - {e}");
+                    return self.respond(now, &tx, r);
+                }
             }
         };
         self.refresh_session(now, &id);
@@ -685,19 +693,14 @@ impl Core {
             return;
         };
         let _e = call.span.clone().entered();
-        let neg = call.neg.unwrap_or(Negotiated {
-            audio_pt: 0,
-            dtmf_pt: Some(101),
-            direction: sdp::Direction::SendRecv,
-        });
-        info!(direction = ?neg.direction, "re-INVITE");
+        let neg = call.neg.unwrap_or_else(Negotiated::our_offer);
+        info!(direction = neg.direction.as_str(), "re-INVITE");
         let mut r = req.response(200);
-        let body = sdp::render(
+        let body = neg.render(
             self.local_ip(call),
             call.rtp_port,
             call.sdp_session,
             call.sdp_version,
-            &neg,
         );
         r.headers.push(HeaderName::Contact, self.contact(call));
         if let Some(se) = call.session_expires {

@@ -5,7 +5,6 @@
 //! cores' next deadline and hands them `Instant::now()`.
 
 mod core;
-pub mod sdp;
 pub mod settings;
 mod transport;
 
