@@ -16,3 +16,4 @@ pub mod prompts;
 pub mod resample;
 pub mod rtp;
 pub mod sdp;
+pub mod wav;
