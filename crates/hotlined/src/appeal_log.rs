@@ -27,6 +27,17 @@ impl CallLog for AppealLog {
             .to_string()
     }
 
+    /// A key press becomes an `ivr_choice` event `{digit, via}`.
+    fn digit(&self, appeal: &str, digit: char, via: &str) {
+        if let Some(id) = parse_id(appeal) {
+            self.writer.event(
+                id,
+                EventKind::IvrChoice,
+                json!({ "digit": digit.to_string(), "via": via }),
+            );
+        }
+    }
+
     fn call_ended(&self, appeal: &str, end: &CallEnded) {
         let Some(id) = parse_id(appeal) else {
             return;
