@@ -184,6 +184,8 @@ pub struct Gateway {
     log: Arc<dyn CallLog>,
     udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     tcp: Vec<(SocketAddr, TcpListener)>,
+    /// The in-band DTMF detector every call clones (its tables are built once, here).
+    detector: ::media::goertzel::DtmfDetector,
 }
 
 impl Gateway {
@@ -215,7 +217,10 @@ impl Gateway {
                 })?;
             tcp.push((t.local_addr().unwrap_or(addr), t));
         }
+        // recordings cut short by a crash become playable again before anything else runs
+        media::repair_recordings(&settings.recordings_dir);
         Ok(Gateway {
+            detector: ::media::goertzel::DtmfDetector::new(8000),
             settings: Arc::new(settings),
             stats,
             log,
@@ -300,12 +305,12 @@ impl Gateway {
         let mut trunk_auth =
             DigestServer::new(settings.realm.clone(), key, Duration::from_secs(300), start);
         trunk_auth.set_algorithms(&settings.digest_algorithms);
-        media::repair_recordings(&settings.recordings_dir);
         let (media_tx, mut media_rx) = mpsc::unbounded_channel();
         let (edge, pacing) = media::MediaEdge::start(
             media::PortPool::new(settings.rtp_ports.0, settings.rtp_ports.1),
             settings.prompts.clone(),
             settings.recordings_dir.clone(),
+            self.detector,
             media_tx,
             stop_io.clone(),
         );

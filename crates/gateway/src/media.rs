@@ -268,6 +268,7 @@ impl MediaEdge {
         ports: PortPool,
         prompts: Arc<PromptCache>,
         recordings: PathBuf,
+        detector: DtmfDetector,
         events: mpsc::UnboundedSender<MediaEvent>,
         stop: CancellationToken,
     ) -> (MediaEdge, tokio::task::JoinHandle<()>) {
@@ -281,7 +282,7 @@ impl MediaEdge {
                 to_tick,
                 events,
                 recorder: Recorder::new(recordings),
-                detector: DtmfDetector::new(8000),
+                detector,
                 epoch: epoch.into_std(),
                 stop,
             },
