@@ -120,6 +120,8 @@ sipp_run() {
     local dir="$OUT/$name" sp mp cp
     rm -rf "$dir"
     mkdir -p "$dir"
+    # play_pcap_audio and the built-in uac_pcap look for pcap/ in the working folder
+    ln -s /usr/share/sip-tester "$dir/pcap"
     pick_port sp 1 && pick_port mp 4 && pick_port cp 1 || {
         fail "$name" "no free ports"
         return 0
@@ -224,6 +226,24 @@ sc_call() { # name transport target local_ip
     sipp_run "$1" 15 "$4" \
         "SuccessfulCall(C)==1" "FailedCall(C)==0" \
         -- -sf "$SCENARIOS/call.xml" "$3" -t "$2" -m 1 -d 1000 -s 3758787
+}
+
+# DTMF end to end: a call that plays the RFC 4733 pcaps 1, 2, 2, # and hangs
+# up; then the digits must be in the appeal's ivr_choice events in the
+# daemon's SQLite database ($DAEMON_DB, when the caller set it).
+sc_dtmf() { # name transport
+    local name=$1
+    sipp_run "$name" 20 127.0.0.1 \
+        "SuccessfulCall(C)==1" "FailedCall(C)==0" \
+        -- -sf "$SCENARIOS/dtmf.xml" "$TARGET4" -t "$2" -m 1 -s 3758787 \
+        -cid_str "hotline-dtmf-%u-%p@%s"
+    [ "$LAST_RESULT" = PASS ] && [ -n "${DAEMON_DB:-}" ] || return 0
+    local got
+    if got=$(python3 "$HARNESS_DIR/appeal_digits.py" "$DAEMON_DB" hotline-dtmf- "122#" 10); then
+        pass "$name-digits" "appeal events: $got"
+    else
+        fail "$name-digits" "expected digits 122# in the appeal, $got"
+    fi
 }
 
 # Every RFC 4475 torture message over UDP and TCP; the daemon must survive

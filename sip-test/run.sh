@@ -20,6 +20,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 
 HOTLINED=${HOTLINED:-target/debug/hotlined}
+DAEMON_DB="$OUT/hotline.db"
 DAEMON_PID=
 DAEMON_LOG="$OUT/hotlined.stderr.log"
 
@@ -122,6 +123,7 @@ sc_cancel cancel-udp u1
 sc_cancel cancel-tcp t1
 sc_call call-udp u1 "$TARGET4" 127.0.0.1
 sc_call call-ipv6 u1 "$TARGET6" ::1
+sc_dtmf dtmf-udp u1
 sc_uac uac-udp u1 200 20
 sc_uac uac-tcp t1 50 20
 sc_uac_lossy uac-udp-lost10 200 20

@@ -17,10 +17,11 @@ use sip::transaction::{Endpoint, Event, TxKey};
 use sip::{HeaderName, Message, Method, Peer, Request, Response};
 use tracing::{debug, info, info_span, warn, Span};
 
-use crate::sdp::{self, Negotiated, SdpError};
-use crate::settings::Settings;
+use crate::media::{BoundPorts, DtmfVia, LegShared, LegStart, MediaEdge, MediaEvent};
+use crate::settings::{DtmfMode, LineSettings, Settings};
 use crate::transport::Outbound;
 use crate::{CallArrived, CallEnded, CallLog, Caller, EndReason, Stats};
+use media::sdp::{self, Negotiated};
 
 /// Methods we answer (the Allow header).
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE";
@@ -60,7 +61,15 @@ struct Call {
     /// Our UAS dialog with the caller (tags, route set, remote target, CSeqs).
     dialog: Dialog,
     neg: Option<Negotiated>,
+    /// The line's settings (greeting, DTMF mode, recording).
+    line: LineSettings,
     rtp_port: u16,
+    /// The RTP/RTCP sockets, bound when the INVITE arrived, until the leg starts at answer.
+    ports: Option<BoundPorts>,
+    /// The running RTP leg (from the answer on).
+    leg: Option<Arc<LegShared>>,
+    /// The kind of DTMF that won in `auto` mode (the first to arrive).
+    dtmf_via: Option<DtmfVia>,
     sdp_session: u64,
     sdp_version: u64,
     session_expires: Option<u32>,
@@ -77,7 +86,7 @@ pub(crate) struct Core {
     calls: HashMap<String, Call>,
     timers: BTreeSet<(Instant, String, TimerKind)>,
     draining: bool,
-    next_rtp_port: u16,
+    media: MediaEdge,
     stats: Arc<Stats>,
     log: Arc<dyn CallLog>,
     /// Client transactions we started and still wait on.
@@ -98,6 +107,8 @@ fn random_token(n: usize) -> String {
 }
 
 impl Core {
+    // the parts are built in `Gateway::run`; a builder would only rename the arguments
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings: Arc<Settings>,
         endpoint: Endpoint,
@@ -106,8 +117,8 @@ impl Core {
         stats: Arc<Stats>,
         log: Arc<dyn CallLog>,
         out: Outbound,
+        media: MediaEdge,
     ) -> Core {
-        let next_rtp_port = settings.rtp_ports.0 & !1;
         Core {
             settings,
             endpoint,
@@ -116,7 +127,7 @@ impl Core {
             calls: HashMap::new(),
             timers: BTreeSet::new(),
             draining: false,
-            next_rtp_port,
+            media,
             stats,
             log,
             our_requests: Default::default(),
@@ -183,6 +194,60 @@ impl Core {
         self.drain(now);
     }
 
+    /// What the RTP legs report: digits and dead calls.
+    pub fn handle_media(&mut self, now: Instant, ev: MediaEvent) {
+        match ev {
+            MediaEvent::Digit {
+                call_id,
+                digit,
+                via,
+            } => self.digit(&call_id, digit, via),
+            MediaEvent::Inactive { call_id } => {
+                if let Some(call) = self.calls.get(&*call_id) {
+                    let _e = call.span.clone().entered();
+                    warn!(
+                        timeout_s = self.settings.rtp_timeout.unwrap_or_default().as_secs(),
+                        "no RTP from the caller; hanging up"
+                    );
+                    self.end_call(now, &call_id, EndReason::RtpTimeout);
+                    self.drain(now);
+                }
+            }
+        }
+    }
+
+    /// A key press: kept when the line's DTMF mode takes this kind (in `auto`, the kind that
+    /// came first in the call), then written to the appeal.
+    fn digit(&mut self, call_id: &str, digit: char, via: DtmfVia) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let _e = call.span.clone().entered();
+        let wanted = match call.line.dtmf {
+            DtmfMode::Auto => *call.dtmf_via.get_or_insert(via),
+            DtmfMode::Rfc4733 => DtmfVia::Rfc4733,
+            DtmfMode::Info => DtmfVia::Info,
+            DtmfMode::Inband => DtmfVia::Inband,
+        };
+        if via != wanted {
+            debug!(%digit, via = via.as_str(), kept = wanted.as_str(), "digit of another DTMF kind ignored");
+            return;
+        }
+        if via != DtmfVia::Inband {
+            // no need to listen for tones any more
+            if let Some(leg) = &call.leg {
+                leg.stop_inband();
+            }
+        }
+        info!(%digit, via = via.as_str(), "DTMF");
+        self.log.digit(&call.appeal, digit, via.as_str());
+    }
+
+    /// The recording writer, to wait for at shutdown (every leg is closed by then).
+    pub fn finish_media(self) -> Option<std::thread::JoinHandle<()>> {
+        self.media.finish()
+    }
+
     /// Stop taking new calls; calls in progress go on.
     pub fn begin_drain(&mut self) {
         self.draining = true;
@@ -218,9 +283,21 @@ impl Core {
             Event::Request { tx, peer, request } => self.on_request(now, tx, peer, request),
             Event::Ack { request, .. } => {
                 if let Ok(id) = request.headers.call_id() {
-                    if let Some(call) = self.calls.get(id) {
-                        let _e = call.span.enter();
+                    if let Some(call) = self.calls.get_mut(id) {
+                        let _e = call.span.clone().entered();
                         debug!("ACK received");
+                        // the answer to the offer we made in the 200 (INVITE without SDP)
+                        if call.neg.is_none() && !request.body.is_empty() {
+                            match sdp::answer_body(&request.body) {
+                                Ok(n) => {
+                                    call.neg = Some(n);
+                                    if let Some(leg) = &call.leg {
+                                        leg.update(now, &n, self.settings.rtp_timeout);
+                                    }
+                                }
+                                Err(e) => debug!(error = %e, "unusable SDP answer in the ACK"),
+                            }
+                        }
                     }
                 }
             }
@@ -231,11 +308,11 @@ impl Core {
                     .find(|(_, c)| c.invite_tx.as_ref() == Some(&tx))
                     .map(|(id, _)| id.clone());
                 if let Some(id) = id {
-                    if let Some(call) = self.calls.remove(&id) {
-                        let _e = call.span.enter();
+                    if let Some(mut call) = self.calls.remove(&id) {
+                        let _e = call.span.clone().entered();
                         info!("caller hung up before answer (CANCEL)");
                         self.stats.calls_cancelled.fetch_add(1, Ordering::Relaxed);
-                        self.ended(now, &call, EndReason::CallerCancelled);
+                        self.ended(now, &mut call, EndReason::CallerCancelled);
                     }
                 }
             }
@@ -334,7 +411,7 @@ impl Core {
                                 now.saturating_duration_since(call.answer_at).as_millis() as u64,
                             "caller hung up"
                         );
-                        self.ended(now, &call, EndReason::CallerHungUp);
+                        self.ended(now, &mut call, EndReason::CallerHungUp);
                     }
                 }
             }
@@ -342,6 +419,8 @@ impl Core {
                 if let Some(id) = self.in_dialog(now, &tx, &req) {
                     if req.method == Method::Update {
                         self.refresh_session(now, &id);
+                    } else if let Some(digit) = info_digit(&req) {
+                        self.digit(&id, digit, DtmfVia::Info);
                     }
                     self.reply(now, &tx, &req, 200)
                 }
@@ -470,9 +549,9 @@ impl Core {
                 r.headers.push(HeaderName::Accept, "application/sdp");
                 return self.respond(now, &tx, r);
             }
-            match sdp::parse_offer(&req.body).and_then(|o| sdp::negotiate(&o)) {
+            match sdp::answer_body(&req.body) {
                 Ok(n) => Some(n),
-                Err(SdpError::NoCommonCodec) | Err(SdpError::NoAudio) => {
+                Err(e) if e.is_not_acceptable() => {
                     let mut r = with_to_tag(req.response(488), &req, None);
                     r.headers.push(
                         HeaderName::Warning,
@@ -529,7 +608,26 @@ impl Core {
             line = %line.id,
             caller = %Caller::new(&caller, self.settings.redact_callers),
         );
-        let rtp_port = self.alloc_rtp_port();
+        let bind_ip = self.last_local.unwrap_or(peer.addr).ip();
+        let Some(ports) = self.media.ports.allocate(bind_ip) else {
+            {
+                let _e = span.enter();
+                warn!("no free RTP port in the configured range; refusing the call");
+            }
+            let mut r = with_to_tag(req.response(503), &req, None);
+            r.headers.push(HeaderName::RetryAfter, "5");
+            self.respond(now, &tx, r);
+            self.log.call_ended(
+                &appeal,
+                &CallEnded {
+                    reason: EndReason::NoMediaPort,
+                    answered: false,
+                    talked: Duration::ZERO,
+                },
+            );
+            return;
+        };
+        let rtp_port = ports.port;
         let session_expires = se.map(|s| s.min(self.settings.session_expires).max(MIN_SE));
         let call = Call {
             span: span.clone(),
@@ -540,7 +638,11 @@ impl Core {
             invite_tx: Some(tx.clone()),
             dialog,
             neg,
+            line: line.clone(),
             rtp_port,
+            ports: Some(ports),
+            leg: None,
+            dtmf_via: None,
             sdp_session: rand::thread_rng().gen_range(1..u32::MAX as u64),
             sdp_version: 1,
             session_expires,
@@ -564,17 +666,6 @@ impl Core {
         if line.ring.is_zero() {
             self.answer(now, &call_id);
         }
-    }
-
-    fn alloc_rtp_port(&mut self) -> u16 {
-        let (lo, hi) = self.settings.rtp_ports;
-        let p = self.next_rtp_port;
-        self.next_rtp_port = if p.saturating_add(2) >= hi {
-            lo & !1
-        } else {
-            p + 2
-        };
-        p
     }
 
     /// A response to the call's INVITE, in its dialog (our To tag, Contact).
@@ -617,19 +708,22 @@ impl Core {
         let Some(tx) = call.invite_tx.clone() else {
             return;
         };
-        let neg = call.neg.unwrap_or(Negotiated {
-            audio_pt: 0,
-            dtmf_pt: Some(101),
-            direction: sdp::Direction::SendRecv,
-        });
         let mut r = self.call_response(call, 200);
-        let body = sdp::render(
-            self.local_ip(call),
-            call.rtp_port,
-            call.sdp_session,
-            call.sdp_version,
-            &neg,
-        );
+        let body = match call.neg {
+            Some(neg) => neg.render(
+                self.local_ip(call),
+                call.rtp_port,
+                call.sdp_session,
+                call.sdp_version,
+            ),
+            // no offer in the INVITE: we offer, the caller answers in the ACK
+            None => sdp::offer(
+                self.local_ip(call),
+                call.rtp_port,
+                call.sdp_session,
+                call.sdp_version,
+            ),
+        };
         r.headers.push(HeaderName::Allow, ALLOW);
         r.headers.push(HeaderName::Supported, SUPPORTED.join(", "));
         if let Some(se) = call.session_expires {
@@ -642,6 +736,26 @@ impl Core {
         let span = call.span.clone();
         let se = call.session_expires;
         if let Some(call) = self.calls.get_mut(call_id) {
+            if let Some(ports) = call.ports.take() {
+                let _e = span.enter();
+                let inband = matches!(call.line.dtmf, DtmfMode::Auto | DtmfMode::Inband);
+                call.leg = self.media.start_leg(
+                    now,
+                    LegStart {
+                        call_id,
+                        appeal: &call.appeal,
+                        ports,
+                        neg: call.neg.unwrap_or_else(Negotiated::our_offer),
+                        greeting: call.line.greeting.as_ref(),
+                        inband,
+                        record: call.line.record,
+                        timeout: self.settings.rtp_timeout,
+                    },
+                );
+                if call.leg.is_none() {
+                    warn!("could not start RTP for the call");
+                }
+            }
             call.state = CallState::Answered;
             call.dialog.confirm();
             call.invite_tx = None;
@@ -669,9 +783,14 @@ impl Core {
         let offer = if req.body.is_empty() {
             None
         } else {
-            match sdp::parse_offer(&req.body).and_then(|o| sdp::negotiate(&o)) {
+            match sdp::answer_body(&req.body) {
                 Ok(n) => Some(n),
-                Err(_) => return self.reply(now, &tx, &req, 488),
+                Err(e) if e.is_not_acceptable() => return self.reply(now, &tx, &req, 488),
+                Err(e) => {
+                    let mut r = req.response(400);
+                    r.reason = format!("Bad Request - {e}");
+                    return self.respond(now, &tx, r);
+                }
             }
         };
         self.refresh_session(now, &id);
@@ -680,25 +799,23 @@ impl Core {
         };
         if let Some(n) = offer {
             call.neg = Some(n);
+            if let Some(leg) = &call.leg {
+                leg.update(now, &n, self.settings.rtp_timeout);
+            }
         }
         call.sdp_version += 1;
         let Some(call) = self.calls.get(&id) else {
             return;
         };
         let _e = call.span.clone().entered();
-        let neg = call.neg.unwrap_or(Negotiated {
-            audio_pt: 0,
-            dtmf_pt: Some(101),
-            direction: sdp::Direction::SendRecv,
-        });
-        info!(direction = ?neg.direction, "re-INVITE");
+        let neg = call.neg.unwrap_or_else(Negotiated::our_offer);
+        info!(direction = neg.direction.as_str(), "re-INVITE");
         let mut r = req.response(200);
-        let body = sdp::render(
+        let body = neg.render(
             self.local_ip(call),
             call.rtp_port,
             call.sdp_session,
             call.sdp_version,
-            &neg,
         );
         r.headers.push(HeaderName::Contact, self.contact(call));
         if let Some(se) = call.session_expires {
@@ -750,7 +867,7 @@ impl Core {
         };
         let _e = call.span.clone().entered();
         info!(reason = why.as_str(), "hanging up");
-        self.ended(now, &call, why);
+        self.ended(now, &mut call, why);
         match call.state {
             CallState::Ringing => {
                 if let Some(tx) = call.invite_tx.take() {
@@ -772,8 +889,13 @@ impl Core {
         }
     }
 
-    /// Write the end of a call to its appeal.
-    fn ended(&self, now: Instant, call: &Call, reason: EndReason) {
+    /// Write the end of a call to its appeal and release its media.
+    fn ended(&mut self, now: Instant, call: &mut Call, reason: EndReason) {
+        if let Some(leg) = call.leg.take() {
+            leg.close(now);
+        }
+        call.ports = None;
+        self.media.ports.release(call.rtp_port);
         let answered = call.state == CallState::Answered;
         let talked = if answered {
             now.saturating_duration_since(call.answer_at)
@@ -818,5 +940,85 @@ fn host_port(a: SocketAddr) -> String {
     match a {
         SocketAddr::V4(v4) => format!("{}:{}", v4.ip(), v4.port()),
         SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+    }
+}
+
+/// The digit of a SIP INFO: `application/dtmf-relay` (`Signal=5`) or `application/dtmf`
+/// (the key itself, or its event code `0`–`15`).
+fn info_digit(req: &Request) -> Option<char> {
+    let ct = req.headers.get(&HeaderName::ContentType)?;
+    let ct = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let body = std::str::from_utf8(&req.body).ok()?;
+    let value = match ct.as_str() {
+        "application/dtmf-relay" => body.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
+        })?,
+        "application/dtmf" => body.trim(),
+        _ => return None,
+    };
+    let mut chars = value.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => media::dtmf4733::Digit::from_char(c).map(|d| d.as_char()),
+        _ => value
+            .parse::<u8>()
+            .ok()
+            .and_then(media::dtmf4733::Digit::from_event)
+            .map(|d| d.as_char()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(ct: &str, body: &str) -> Request {
+        let text = format!(
+            "INFO sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:c@d>;tag=1\r\nTo: <sip:a@b>;tag=2\r\nCall-ID: x\r\nCSeq: 2 INFO\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        match sip::parse_message(text.as_bytes()).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => panic!("not a request"),
+        }
+    }
+
+    #[test]
+    fn info_bodies_give_their_digit() {
+        assert_eq!(
+            info_digit(&info(
+                "application/dtmf-relay",
+                "Signal=5\r\nDuration=160\r\n"
+            )),
+            Some('5')
+        );
+        assert_eq!(
+            info_digit(&info(
+                "application/dtmf-relay",
+                "Signal= #\r\nDuration= 250\r\n"
+            )),
+            Some('#')
+        );
+        assert_eq!(
+            info_digit(&info("Application/DTMF-Relay; x=y", "signal=*\r\n")),
+            Some('*')
+        );
+        assert_eq!(info_digit(&info("application/dtmf", "7")), Some('7'));
+        assert_eq!(info_digit(&info("application/dtmf", "11")), Some('#'));
+        assert_eq!(
+            info_digit(&info("application/dtmf-relay", "Signal=Z\r\n")),
+            None
+        );
+        assert_eq!(
+            info_digit(&info("application/dtmf-relay", "Duration=160\r\n")),
+            None
+        );
+        assert_eq!(info_digit(&info("application/dtmf", "99")), None);
+        assert_eq!(info_digit(&info("text/plain", "5")), None);
     }
 }

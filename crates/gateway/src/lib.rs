@@ -5,7 +5,7 @@
 //! cores' next deadline and hands them `Instant::now()`.
 
 mod core;
-pub mod sdp;
+mod media;
 pub mod settings;
 mod transport;
 
@@ -23,7 +23,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub use settings::{LineSettings, OperatorSettings, Settings, TrunkSettings};
+pub use media::DtmfVia;
+pub use settings::{DtmfMode, LineSettings, OperatorSettings, Settings, TrunkSettings};
 use transport::{Inbound, Limits, Outbound};
 
 /// A caller number as it may appear in logs: masked unless redaction is turned off.
@@ -72,6 +73,10 @@ pub enum EndReason {
     Shutdown,
     /// Our 200 OK was never acknowledged.
     NoAck,
+    /// No RTP from the caller for `rtp.timeout_seconds` (a dead call).
+    RtpTimeout,
+    /// Every RTP port of the range was taken: the call got 503.
+    NoMediaPort,
 }
 
 impl EndReason {
@@ -83,6 +88,8 @@ impl EndReason {
             EndReason::MaxDuration => "max_duration",
             EndReason::Shutdown => "shutdown",
             EndReason::NoAck => "no_ack",
+            EndReason::RtpTimeout => "rtp_timeout",
+            EndReason::NoMediaPort => "no_media_port",
         }
     }
 }
@@ -112,6 +119,11 @@ pub trait CallLog: Send + Sync + 'static {
     fn call_arrived(&self, call: &CallArrived<'_>) -> String;
     /// The call ended.
     fn call_ended(&self, appeal: &str, end: &CallEnded);
+    /// The caller pressed `digit` (`0`–`9`, `*`, `#`, `A`–`D`), received `via` `rfc4733`,
+    /// `info` or `inband`. Only digits the line's DTMF mode takes are reported, each once.
+    fn digit(&self, appeal: &str, digit: char, via: &str) {
+        let _ = (appeal, digit, via);
+    }
 }
 
 /// A `CallLog` that writes nothing (tests, tools).
@@ -222,6 +234,8 @@ pub struct Gateway {
     log: Arc<dyn CallLog>,
     udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     tcp: Vec<(SocketAddr, TcpListener)>,
+    /// The in-band DTMF detector every call clones (its tables are built once, here).
+    detector: ::media::goertzel::DtmfDetector,
 }
 
 impl Gateway {
@@ -238,7 +252,10 @@ impl Gateway {
             udp.push((local, Arc::new(u)));
             tcp.push((t.local_addr().unwrap_or(local), t));
         }
+        // recordings cut short by a crash become playable again before anything else runs
+        media::repair_recordings(&settings.recordings_dir);
         Ok(Gateway {
+            detector: ::media::goertzel::DtmfDetector::new(8000),
             settings: Arc::new(settings),
             stats,
             log,
@@ -323,6 +340,15 @@ impl Gateway {
         let mut trunk_auth =
             DigestServer::new(settings.realm.clone(), key, Duration::from_secs(300), start);
         trunk_auth.set_algorithms(&settings.digest_algorithms);
+        let (media_tx, mut media_rx) = mpsc::unbounded_channel();
+        let (edge, pacing) = media::MediaEdge::start(
+            media::PortPool::new(settings.rtp_ports.0, settings.rtp_ports.1),
+            settings.prompts.clone(),
+            settings.recordings_dir.clone(),
+            self.detector,
+            media_tx,
+            stop_io.clone(),
+        );
         let mut core = core::Core::new(
             settings.clone(),
             Endpoint::new(timers),
@@ -331,6 +357,7 @@ impl Gateway {
             self.stats.clone(),
             self.log.clone(),
             out,
+            edge,
         );
         self.stats.ready.store(true, Ordering::Relaxed);
 
@@ -366,6 +393,7 @@ impl Gateway {
                     }
                     None => break,
                 },
+                Some(ev) = media_rx.recv() => core.handle_media(Instant::now(), ev),
                 _ = sleep => core.handle_timeout(Instant::now()),
                 _ = shutdown.cancelled(), if grace_deadline.is_none() => {
                     info!(calls = core.calls(), grace_s = settings.shutdown_grace.as_secs(), "shutting down: new calls get 503, calls in progress may finish");
@@ -395,6 +423,11 @@ impl Gateway {
         }
         self.stats.ready.store(false, Ordering::Relaxed);
         stop_io.cancel();
+        let _ = pacing.await;
+        // every recording gets its final header before we say we stopped
+        if let Some(writer) = core.finish_media() {
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        }
         while tasks.join_next().await.is_some() {}
         info!("SIP stopped");
     }

@@ -1,7 +1,11 @@
 //! What the gateway needs to run, as plain values (the daemon reads files and builds this).
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use media::prompts::{PromptCache, PromptName};
 
 use ipnet::IpNet;
 use sip::auth::Secret;
@@ -14,6 +18,40 @@ pub struct LineSettings {
     pub name: String,
     /// How long we send 180 before answering.
     pub ring: Duration,
+    /// Played once when the call is answered (a prompt of [`Settings::prompts`]).
+    pub greeting: Option<PromptName>,
+    /// Which kinds of DTMF the line takes.
+    pub dtmf: DtmfMode,
+    /// Record every call (stereo WAV in [`Settings::recordings_dir`]).
+    pub record: bool,
+}
+
+/// Which DTMF a line listens to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DtmfMode {
+    /// Whichever kind arrives first in a call wins; the others are ignored for that call (no
+    /// digit is counted twice when a phone sends RFC 4733 and tones, or INFO and RFC 4733).
+    #[default]
+    Auto,
+    /// RTP telephone-events only.
+    Rfc4733,
+    /// SIP INFO only.
+    Info,
+    /// Tones in the audio only (trunks that strip RFC 4733).
+    Inband,
+}
+
+impl DtmfMode {
+    /// `auto`, `rfc4733`, `info`, `inband`.
+    pub fn parse(s: &str) -> Option<DtmfMode> {
+        match s {
+            "auto" => Some(DtmfMode::Auto),
+            "rfc4733" => Some(DtmfMode::Rfc4733),
+            "info" => Some(DtmfMode::Info),
+            "inband" => Some(DtmfMode::Inband),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -45,7 +83,14 @@ pub struct Settings {
     pub lines: Vec<LineSettings>,
     pub trunks: Vec<TrunkSettings>,
     pub operators: Vec<OperatorSettings>,
+    /// RTP ports: even RTP port and RTCP = +1, both within `min..=max`.
     pub rtp_ports: (u16, u16),
+    /// End a call after this long without RTP from the caller; `None` = never.
+    pub rtp_timeout: Option<Duration>,
+    /// Every prompt, loaded and encoded once (greetings, later menus and numbers).
+    pub prompts: Arc<PromptCache>,
+    /// Where call recordings go (`<appeal>.wav`); files cut short are repaired at start-up.
+    pub recordings_dir: PathBuf,
     /// Address we put in SDP; `None` = the address the call came in on.
     pub rtp_address: Option<IpAddr>,
     pub session_expires: u32,

@@ -79,6 +79,17 @@ impl CallLog for AppealLog {
         id
     }
 
+    /// A key press becomes an `ivr_choice` event `{digit, via}`.
+    fn digit(&self, appeal: &str, digit: char, via: &str) {
+        if let Some(id) = parse_id(appeal) {
+            self.writer.event(
+                id,
+                EventKind::IvrChoice,
+                json!({ "digit": digit.to_string(), "via": via }),
+            );
+        }
+    }
+
     fn call_ended(&self, appeal: &str, end: &CallEnded) {
         // Until the IVR and queues land, a call answered by the line heard only information;
         // one that ended before the answer was abandoned.

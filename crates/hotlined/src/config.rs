@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use gateway::settings::normalize_number;
@@ -52,6 +53,8 @@ pub struct MainFile {
     pub calls: CallsSection,
     #[serde(default)]
     pub reports: ReportsSection,
+    #[serde(default)]
+    pub recording: RecordingSection,
     /// The lines file, relative to the main file's folder.
     pub lines: String,
     /// The operators file, relative to the main file's folder.
@@ -103,6 +106,8 @@ pub struct RtpSection {
     pub port_max: u16,
     /// The address put in our SDP; defaults to the SIP listen address.
     pub address: Option<std::net::IpAddr>,
+    /// Hang up a call after this many seconds without RTP from the caller; 0 = never.
+    pub timeout_seconds: u64,
 }
 
 impl Default for RtpSection {
@@ -111,6 +116,22 @@ impl Default for RtpSection {
             port_min: 10_000,
             port_max: 20_000,
             address: None,
+            timeout_seconds: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingSection {
+    /// Where recordings of lines with `record = true` go, as `<appeal id>.wav`.
+    pub dir: String,
+}
+
+impl Default for RecordingSection {
+    fn default() -> Self {
+        RecordingSection {
+            dir: "data/recordings".into(),
         }
     }
 }
@@ -269,6 +290,20 @@ pub struct Line {
     /// Seconds of ringing (180) before the line answers.
     #[serde(default)]
     pub ring_seconds: f64,
+    /// Prompt played when the line answers: a WAV (8 or 16 kHz mono 16-bit) relative to the
+    /// configuration folder.
+    #[serde(default)]
+    pub greeting: Option<String>,
+    /// DTMF the line takes: `auto` (the first kind heard in a call), `rfc4733`, `info`, `inband`.
+    #[serde(default = "default_dtmf")]
+    pub dtmf: String,
+    /// Record every call of the line (stereo WAV: caller left, what we played right).
+    #[serde(default)]
+    pub record: bool,
+}
+
+fn default_dtmf() -> String {
+    "auto".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -296,6 +331,58 @@ pub struct Config {
     pub lines: Vec<Line>,
     pub operators: Vec<Operator>,
     pub trunk_nets: Vec<Vec<IpNet>>,
+    /// Every prompt the lines use, checked, decoded and encoded to G.711 once.
+    pub prompts: Arc<media::prompts::PromptCache>,
+}
+
+/// The name a line's greeting has in the prompt cache.
+pub fn greeting_name(line: &Line) -> Option<media::prompts::PromptName> {
+    line.greeting
+        .as_ref()
+        .map(|_| media::prompts::PromptName::new(format!("greeting/{}", line.id)))
+}
+
+fn ulaw(pcm: &[i16]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(pcm.len());
+    media::g711::Law::Ulaw.encode_into(pcm, &mut out);
+    out
+}
+
+fn alaw(pcm: &[i16]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(pcm.len());
+    media::g711::Law::Alaw.encode_into(pcm, &mut out);
+    out
+}
+
+/// Loads every line's prompts; a bad file is a problem located at its `greeting` key whose
+/// message names the WAV file and what is wrong with it.
+fn load_prompts(
+    dir: &Path,
+    lines_path: &Path,
+    lines_text: &str,
+    lines: &[Line],
+    problems: &mut Vec<Problem>,
+) -> media::prompts::PromptCache {
+    let encoders: [(&str, &dyn media::prompts::Encoder); 2] = [("PCMU", &ulaw), ("PCMA", &alaw)];
+    let mut prompts = Vec::new();
+    for l in lines {
+        let (Some(name), Some(file)) = (greeting_name(l), l.greeting.as_ref()) else {
+            continue;
+        };
+        match media::prompts::Prompt::load(name, &dir.join(file), &encoders) {
+            Ok(p) => prompts.push(Arc::new(p)),
+            Err(e) => {
+                let (line, col) = locate(lines_text, &format!("\"{file}\""), 0);
+                problems.push(Problem {
+                    path: lines_path.display().to_string(),
+                    line,
+                    col,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    media::prompts::PromptCache::from_prompts(prompts, &encoders)
 }
 
 /// Line and column (1-based) of a byte offset.
@@ -454,16 +541,20 @@ impl Config {
         }
 
         let lines_path = dir.join(&main.lines);
-        let lines = match read(&lines_path)
+        let (lines, prompts) = match read(&lines_path)
             .and_then(|t| parse_toml::<LinesFile>(&lines_path, &t).map(|f| (t, f)))
         {
             Ok((t, f)) => {
                 check_lines(&lines_path, &t, &f.line, &mut problems);
-                f.line
+                let prompts = load_prompts(dir, &lines_path, &t, &f.line, &mut problems);
+                (f.line, prompts)
             }
             Err(p) => {
                 problems.push(p);
-                Vec::new()
+                (
+                    Vec::new(),
+                    media::prompts::PromptCache::from_prompts([], &[]),
+                )
             }
         };
         let ops_path = dir.join(&main.operators);
@@ -487,6 +578,7 @@ impl Config {
             lines,
             operators,
             trunk_nets,
+            prompts: Arc::new(prompts),
         })
     }
 
@@ -532,6 +624,18 @@ fn check_lines(path: &Path, text: &str, lines: &[Line], problems: &mut Vec<Probl
                     ),
                 });
             }
+        }
+        if gateway::DtmfMode::parse(&l.dtmf).is_none() {
+            let (line, col) = locate(text, &format!("\"{}\"", l.dtmf), 0);
+            problems.push(Problem {
+                path: path.display().to_string(),
+                line,
+                col,
+                message: format!(
+                    "line {:?}: dtmf must be \"auto\", \"rfc4733\", \"info\" or \"inband\", not {:?}",
+                    l.id, l.dtmf
+                ),
+            });
         }
         if !(0.0..=120.0).contains(&l.ring_seconds) {
             let (line, col) = locate(text, "ring_seconds", i);
@@ -683,6 +787,75 @@ mod tests {
         for bad in ["07:00", "+7", "+07:60", "+15:00", "+07:00:00", "", "+"] {
             assert!(parse_utc_offset(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn shipped_greetings_are_loaded_and_encoded() {
+        let c = Config::load_with_env(&repo_config(), std::iter::empty()).unwrap();
+        for l in &c.lines {
+            let name = greeting_name(l).expect("every shipped line has a greeting");
+            let p = c.prompts.get(&name).expect("loaded");
+            assert!(
+                p.duration() > Duration::from_secs(2),
+                "{name}: {:?}",
+                p.duration()
+            );
+            assert_eq!(p.encoded_frame("PCMU", 0).map(<[u8]>::len), Some(160));
+            assert_eq!(p.encoded_frame("PCMA", 0).map(<[u8]>::len), Some(160));
+        }
+    }
+
+    #[test]
+    fn bad_greetings_and_dtmf_modes_are_reported_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hotline.toml");
+        std::fs::write(&p, "lines = \"l.toml\"\noperators = \"o.toml\"\n").unwrap();
+        std::fs::write(dir.path().join("stereo.wav"), {
+            let mut c = std::io::Cursor::new(Vec::new());
+            let spec = hound::WavSpec {
+                channels: 2,
+                sample_rate: 8000,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let mut w = hound::WavWriter::new(&mut c, spec).unwrap();
+            w.write_sample(0i16).unwrap();
+            w.write_sample(0i16).unwrap();
+            w.finalize().unwrap();
+            c.into_inner()
+        })
+        .unwrap();
+        std::fs::write(
+            dir.path().join("l.toml"),
+            "[[line]]\nid = \"a\"\nnumber = \"375\"\nname = \"A\"\ngreeting = \"missing.wav\"\n\
+             [[line]]\nid = \"b\"\nnumber = \"376\"\nname = \"B\"\ngreeting = \"stereo.wav\"\ndtmf = \"tones\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("o.toml"),
+            "[[operator]]\nlogin = \"op1\"\nname = \"x\"\npassword = \"p\"\n",
+        )
+        .unwrap();
+        let s = Config::load_with_env(&p, std::iter::empty())
+            .unwrap_err()
+            .to_string();
+        let missing = dir.path().join("missing.wav");
+        let stereo = dir.path().join("stereo.wav");
+        assert!(
+            s.contains(&format!(
+                "l.toml:5:12: {}: prompt file not found",
+                missing.display()
+            )),
+            "{s}"
+        );
+        assert!(
+            s.contains(&format!(
+                "l.toml:10:12: {}: 2 channels; prompts must be mono",
+                stereo.display()
+            )),
+            "{s}"
+        );
+        assert!(s.contains("l.toml:11:8: line \"b\": dtmf must be"), "{s}");
     }
 
     #[test]

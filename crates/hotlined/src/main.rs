@@ -162,6 +162,9 @@ fn gateway_settings(c: &Config) -> Settings {
                     .collect(),
                 name: l.name.clone(),
                 ring: Duration::from_secs_f64(l.ring_seconds),
+                greeting: config::greeting_name(l),
+                dtmf: gateway::DtmfMode::parse(&l.dtmf).unwrap_or_default(),
+                record: l.record,
             })
             .collect(),
         trunks: m
@@ -190,6 +193,10 @@ fn gateway_settings(c: &Config) -> Settings {
             .collect(),
         rtp_ports: (m.rtp.port_min, m.rtp.port_max),
         rtp_address: m.rtp.address,
+        rtp_timeout: (m.rtp.timeout_seconds > 0)
+            .then(|| Duration::from_secs(m.rtp.timeout_seconds)),
+        prompts: c.prompts.clone(),
+        recordings_dir: m.recording.dir.clone().into(),
         session_expires: m.calls.session_expires,
         max_call: Duration::from_secs(m.calls.max_duration),
         shutdown_grace: Duration::from_secs(m.calls.shutdown_grace),

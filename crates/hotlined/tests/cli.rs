@@ -40,6 +40,8 @@ fn config_copy(edit: impl Fn(&str) -> String) -> (tempfile::TempDir, PathBuf) {
     for f in ["lines.toml", "operators.toml"] {
         std::fs::copy(repo().join("config").join(f), dir.path().join(f)).unwrap();
     }
+    // the lines' greetings are relative to the configuration folder
+    std::os::unix::fs::symlink(repo().join("config/prompts"), dir.path().join("prompts")).unwrap();
     let main = std::fs::read_to_string(repo().join("config/hotline.toml")).unwrap();
     let path = dir.path().join("hotline.toml");
     std::fs::write(&path, edit(&main)).unwrap();

@@ -221,8 +221,9 @@ pub struct DtmfDetector {
     /// Goertzel coefficients 2·cos(2πf/fs): rows then columns.
     coeffs: [f64; 8],
     /// Harmonic projectors, index `row * 4 + col`; `None` when the sample rate is too low to
-    /// represent the harmonics (the check is then skipped).
-    harmonics: Vec<Option<HarmonicProjector>>,
+    /// represent the harmonics (the check is then skipped). Shared by clones: a gateway builds
+    /// one detector (about 50 kB of tables) and clones it for every call.
+    harmonics: std::sync::Arc<[Option<HarmonicProjector>]>,
     /// Samples not yet consumed; `buf[0]` is sample `buf_start`.
     buf: Vec<f64>,
     buf_start: u64,
@@ -254,7 +255,7 @@ impl DtmfDetector {
             block,
             hop: block / 2,
             coeffs,
-            harmonics,
+            harmonics: harmonics.into(),
             buf: Vec::with_capacity(block * 2),
             buf_start: 0,
             state: State::Idle,

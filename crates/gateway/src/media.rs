@@ -1,0 +1,858 @@
+//! The media edge: RTP ports, the sockets and tasks around each call's sans-IO
+//! [`media::rtp::RtpLeg`], in-band DTMF detection and call recording.
+//!
+//! Threading (see docs/ARCHITECTURE.md, "Media edge"):
+//! - **Sending** is done by ONE pacing task for all legs. It ticks every 20 ms on a grid that
+//!   starts with the gateway; each leg's pacer is started on a grid point, so every tick sends
+//!   exactly the one packet each leg has due (RTCP reports and the inactivity timeout ride the
+//!   same tick). No timer per leg or per packet.
+//! - **Receiving** is a task per socket (RTP and RTCP) waiting in `recv_from`; it feeds the
+//!   leg, decodes audio for in-band DTMF and the recording, and reports digits to the core.
+//! - Each leg sits behind its own `std::sync::Mutex`, shared by exactly three parties: its
+//!   receive tasks, the pacing task and the core (hold, close). Locks are held for one packet's
+//!   work, never across an `.await`.
+//! - Recordings are written by one writer thread fed through a channel: the tick and the
+//!   receive tasks never touch a file.
+//!
+//! What the legs tell the call control (digits, RTP timeout) goes to the core task over an
+//! unbounded channel as [`MediaEvent`]s.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::BufWriter;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use media::g711::Law;
+use media::goertzel::{DtmfDetector, DtmfEvent};
+use media::prompts::{PromptCache, PromptSequence};
+use media::rtp::{Component, Event, FrameSource, LegConfig, RtpLeg};
+use media::sdp::Negotiated;
+use media::wav::{Spec, WavWriter};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// Packet time of every leg and period of the pacing tick.
+pub const PTIME: Duration = Duration::from_millis(20);
+
+/// How a DTMF digit reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfVia {
+    /// RTP telephone-event (RFC 4733).
+    Rfc4733,
+    /// SIP INFO.
+    Info,
+    /// Tones in the audio.
+    Inband,
+}
+
+impl DtmfVia {
+    /// The name written to the appeal (`via` of an `ivr_choice` event).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DtmfVia::Rfc4733 => "rfc4733",
+            DtmfVia::Info => "info",
+            DtmfVia::Inband => "inband",
+        }
+    }
+}
+
+/// Something a leg tells the call control.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MediaEvent {
+    /// A key press.
+    Digit {
+        call_id: Arc<str>,
+        digit: char,
+        via: DtmfVia,
+    },
+    /// No RTP for the configured timeout.
+    Inactive { call_id: Arc<str> },
+}
+
+/// The RTP/RTCP port pairs of the configured range, handed out and taken back.
+#[derive(Debug)]
+pub(crate) struct PortPool {
+    /// First and last even RTP port (RTCP is +1, within the range).
+    first: u16,
+    last: u16,
+    next: u16,
+    in_use: HashSet<u16>,
+}
+
+/// A bound RTP/RTCP socket pair not yet running.
+#[derive(Debug)]
+pub(crate) struct BoundPorts {
+    pub port: u16,
+    rtp: std::net::UdpSocket,
+    rtcp: std::net::UdpSocket,
+}
+
+impl PortPool {
+    /// Pairs `(p, p + 1)` with `p` even and both inside `min..=max`.
+    pub fn new(min: u16, max: u16) -> PortPool {
+        let first = min.saturating_add(min & 1);
+        let last = max.saturating_sub(1) & !1;
+        PortPool {
+            first,
+            last,
+            next: first,
+            in_use: HashSet::new(),
+        }
+    }
+
+    fn pairs(&self) -> usize {
+        if self.last < self.first {
+            0
+        } else {
+            usize::from((self.last - self.first) / 2) + 1
+        }
+    }
+
+    /// Binds the next free pair on `ip`, skipping ports in use by us or by anyone else;
+    /// `None` when the whole range is taken.
+    pub fn allocate(&mut self, ip: IpAddr) -> Option<BoundPorts> {
+        for _ in 0..self.pairs() {
+            let p = self.next;
+            self.next = if p >= self.last { self.first } else { p + 2 };
+            if self.in_use.contains(&p) {
+                continue;
+            }
+            let Ok(rtp) = std::net::UdpSocket::bind(SocketAddr::new(ip, p)) else {
+                continue;
+            };
+            let Ok(rtcp) = std::net::UdpSocket::bind(SocketAddr::new(ip, p + 1)) else {
+                continue;
+            };
+            if rtp.set_nonblocking(true).is_err() || rtcp.set_nonblocking(true).is_err() {
+                continue;
+            }
+            self.in_use.insert(p);
+            return Some(BoundPorts { port: p, rtp, rtcp });
+        }
+        None
+    }
+
+    /// Gives a pair back (its sockets close when the leg's tasks end).
+    pub fn release(&mut self, port: u16) {
+        self.in_use.remove(&port);
+    }
+
+    /// Pairs handed out now.
+    #[cfg(test)]
+    fn used(&self) -> usize {
+        self.in_use.len()
+    }
+}
+
+/// What the pacing tick and the receive tasks share for one call.
+pub(crate) struct LegShared {
+    call_id: Arc<str>,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    state: Mutex<LegState>,
+    stop: CancellationToken,
+}
+
+struct LegState {
+    leg: RtpLeg,
+    law: Law,
+    audio_pt: u8,
+    inband: Option<DtmfDetector>,
+    record: Option<RecordTap>,
+    closed: bool,
+    pcm: Vec<i16>,
+}
+
+impl LegShared {
+    fn lock(&self) -> MutexGuard<'_, LegState> {
+        // a panic while holding the lock cannot leave a leg half-updated in a way that matters
+        // more than losing the call's media: keep going with the data as it is
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies a new offer/answer (re-INVITE, or the answer in an ACK): destination, codec,
+    /// whether we send (hold), and the inactivity timeout (off while the peer does not send).
+    pub fn update(&self, now: Instant, neg: &Negotiated, timeout: Option<Duration>) {
+        let mut st = self.lock();
+        if st.leg.destination() != neg.remote && neg.remote.is_some() {
+            st.leg.set_remote(neg.remote);
+        }
+        if st.audio_pt != neg.audio_pt {
+            st.leg.set_payload_type(neg.audio_pt);
+            st.audio_pt = neg.audio_pt;
+            st.law = neg.law;
+        }
+        st.leg.set_sending(now, neg.direction.sends());
+        let timeout = if neg.direction.receives() {
+            timeout
+        } else {
+            None
+        };
+        st.leg.set_inactivity_timeout(now, timeout);
+    }
+
+    /// Stops in-band detection (another kind of DTMF won for this call).
+    pub fn stop_inband(&self) {
+        self.lock().inband = None;
+    }
+
+    /// Ends the leg: an RTCP BYE goes out on the next tick, then the tick drops the leg, the
+    /// receive tasks stop and the recording is finished.
+    pub fn close(&self, now: Instant) {
+        let mut st = self.lock();
+        if !st.closed {
+            st.closed = true;
+            st.leg.close(now);
+            if let Some(tap) = st.record.take() {
+                tap.close();
+            }
+        }
+        self.stop.cancel();
+    }
+}
+
+/// Plays a prompt sequence once, then silence (keeps NAT bindings and the far end's RTP
+/// timeout alive).
+struct Playback {
+    seq: Option<PromptSequence>,
+    codec: &'static str,
+    silence: Vec<u8>,
+}
+
+impl FrameSource for Playback {
+    fn next_frame(&mut self, out: &mut Vec<u8>) {
+        if let Some(seq) = &mut self.seq {
+            if let Some(b) = seq.next_frame().and_then(|f| f.encoded(self.codec)) {
+                out.extend_from_slice(b);
+                return;
+            }
+            self.seq = None;
+        }
+        out.extend_from_slice(&self.silence);
+    }
+}
+
+/// How a leg is started.
+pub(crate) struct LegStart<'a> {
+    pub call_id: &'a str,
+    pub appeal: &'a str,
+    pub ports: BoundPorts,
+    pub neg: Negotiated,
+    pub greeting: Option<&'a media::prompts::PromptName>,
+    pub inband: bool,
+    pub record: bool,
+    pub timeout: Option<Duration>,
+}
+
+/// The media side of the gateway, owned by the core.
+pub(crate) struct MediaEdge {
+    pub ports: PortPool,
+    prompts: Arc<PromptCache>,
+    to_tick: mpsc::UnboundedSender<Arc<LegShared>>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    recorder: Recorder,
+    /// A fresh in-band detector to clone per leg (its tables take a while to build).
+    detector: DtmfDetector,
+    /// Start of the tick grid.
+    epoch: Instant,
+    stop: CancellationToken,
+}
+
+impl MediaEdge {
+    /// Starts the pacing task (and the recording writer thread). Must run inside the runtime.
+    pub fn start(
+        ports: PortPool,
+        prompts: Arc<PromptCache>,
+        recordings: PathBuf,
+        detector: DtmfDetector,
+        events: mpsc::UnboundedSender<MediaEvent>,
+        stop: CancellationToken,
+    ) -> (MediaEdge, tokio::task::JoinHandle<()>) {
+        let (to_tick, from_core) = mpsc::unbounded_channel();
+        let epoch = tokio::time::Instant::now();
+        let tick = tokio::spawn(pacing_loop(from_core, epoch, events.clone(), stop.clone()));
+        (
+            MediaEdge {
+                ports,
+                prompts,
+                to_tick,
+                events,
+                recorder: Recorder::new(recordings),
+                detector,
+                epoch: epoch.into_std(),
+                stop,
+            },
+            tick,
+        )
+    }
+
+    /// The first grid point at or after `now`: a leg started there sends on every tick.
+    fn aligned(&self, now: Instant) -> Instant {
+        let since = now.saturating_duration_since(self.epoch).as_nanos();
+        let p = PTIME.as_nanos();
+        let slots = since.div_ceil(p);
+        self.epoch + Duration::from_nanos(u64::try_from(slots * p).unwrap_or(u64::MAX))
+    }
+
+    /// Starts a call's RTP: sockets into tokio, the leg on the tick, the receive tasks.
+    pub fn start_leg(&mut self, now: Instant, s: LegStart<'_>) -> Option<Arc<LegShared>> {
+        let rtp = UdpSocket::from_std(s.ports.rtp).ok()?;
+        let rtcp = UdpSocket::from_std(s.ports.rtcp).ok()?;
+        let start = self.aligned(now);
+        let wall = SystemTime::now() + start.saturating_duration_since(now);
+        let config = LegConfig {
+            payload_type: s.neg.audio_pt,
+            telephone_event: s.neg.telephone_event,
+            remote: s.neg.remote,
+            symmetric: true,
+            inactivity_timeout: if s.neg.direction.receives() {
+                s.timeout
+            } else {
+                None
+            },
+            ..LegConfig::default()
+        };
+        let mut leg = RtpLeg::new(config, start, wall);
+        let codec = match s.neg.law {
+            Law::Ulaw => "PCMU",
+            Law::Alaw => "PCMA",
+        };
+        let seq = s.greeting.and_then(|g| self.prompts.sequence([g]).ok());
+        leg.set_source(Box::new(Playback {
+            seq,
+            codec,
+            silence: vec![s.neg.law.silence(); 160],
+        }));
+        leg.set_sending(start, s.neg.direction.sends());
+        let record = if s.record {
+            self.recorder.open(s.appeal, now)
+        } else {
+            None
+        };
+        let shared = Arc::new(LegShared {
+            call_id: Arc::from(s.call_id),
+            rtp,
+            rtcp,
+            state: Mutex::new(LegState {
+                leg,
+                law: s.neg.law,
+                audio_pt: s.neg.audio_pt,
+                inband: s.inband.then(|| self.detector.clone()),
+                record,
+                closed: false,
+                pcm: Vec::with_capacity(320),
+            }),
+            stop: self.stop.child_token(),
+        });
+        for component in [Component::Rtp, Component::Rtcp] {
+            tokio::spawn(receive_loop(shared.clone(), component, self.events.clone()));
+        }
+        if self.to_tick.send(shared.clone()).is_err() {
+            warn!("pacing task is gone; the call has no media");
+        }
+        Some(shared)
+    }
+
+    /// Waits for the recording writer to finish every file (at shutdown).
+    pub fn finish(self) -> Option<std::thread::JoinHandle<()>> {
+        self.recorder.finish()
+    }
+}
+
+/// The one task that sends for every leg.
+async fn pacing_loop(
+    mut new_legs: mpsc::UnboundedReceiver<Arc<LegShared>>,
+    epoch: tokio::time::Instant,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    stop: CancellationToken,
+) {
+    let mut legs: Vec<Arc<LegShared>> = Vec::new();
+    let mut tick = tokio::time::interval_at(epoch, PTIME);
+    // a late tick sends the slots it missed (the leg's pacer catches up to 200 ms) instead of
+    // a burst of ticks
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut out = Vec::new();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            l = new_legs.recv() => match l {
+                Some(l) => legs.push(l),
+                None => break,
+            },
+            _ = tick.tick() => {
+                let now = Instant::now();
+                legs.retain(|l| service(l, now, &mut out));
+                for e in out.drain(..) {
+                    let _ = events.send(e);
+                }
+            }
+        }
+    }
+    // last RTCP BYEs of legs closed at shutdown
+    let now = Instant::now();
+    for l in &legs {
+        service(l, now, &mut out);
+    }
+}
+
+/// One tick of one leg; false when the leg is closed and flushed.
+fn service(l: &LegShared, now: Instant, out: &mut Vec<MediaEvent>) -> bool {
+    let mut st = l.lock();
+    if !st.closed {
+        st.leg.handle_timeout(now);
+    }
+    while let Some(t) = st.leg.poll_transmit() {
+        let sock = match t.component {
+            Component::Rtp => &l.rtp,
+            Component::Rtcp => &l.rtcp,
+        };
+        if let Err(e) = sock.try_send_to(&t.payload, t.destination) {
+            debug!(to = %t.destination, error = %e, "RTP send failed");
+        }
+        if t.component == Component::Rtp {
+            if let (Some(pt), Some(ts), Some(payload)) = rtp_fields(&t.payload) {
+                if pt == st.audio_pt {
+                    let law = st.law;
+                    if let Some(tap) = &mut st.record {
+                        tap.frame(Channel::Ours, now, ts, law, payload);
+                    }
+                }
+            }
+        }
+    }
+    drain_events(l, &mut st, out);
+    !st.closed
+}
+
+/// Payload type, timestamp and payload of a packet we built (no CSRC, no extension).
+fn rtp_fields(p: &[u8]) -> (Option<u8>, Option<u32>, Option<&[u8]>) {
+    let pt = p.get(1).map(|b| b & 0x7F);
+    let ts = p
+        .get(4..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes);
+    (pt, ts, p.get(12..))
+}
+
+/// Turns the leg's events into media events (digits, inactivity); the audio is handled where
+/// it arrives ([`receive_loop`]).
+fn drain_events(l: &LegShared, st: &mut LegState, out: &mut Vec<MediaEvent>) {
+    while let Some(ev) = st.leg.poll_event() {
+        match ev {
+            Event::Dtmf(d) => out.push(MediaEvent::Digit {
+                call_id: l.call_id.clone(),
+                digit: d.as_char(),
+                via: DtmfVia::Rfc4733,
+            }),
+            Event::Inactive => out.push(MediaEvent::Inactive {
+                call_id: l.call_id.clone(),
+            }),
+            Event::Latched { addr, ssrc } => {
+                debug!(call_id = %l.call_id, %addr, ssrc, "RTP latched")
+            }
+            Event::Bye => debug!(call_id = %l.call_id, "RTCP BYE from the peer"),
+            Event::Media {
+                payload_type,
+                timestamp,
+                payload,
+                ..
+            } => {
+                if payload_type != st.audio_pt {
+                    continue; // comfort noise and the like
+                }
+                let law = st.law;
+                let mut pcm = std::mem::take(&mut st.pcm);
+                pcm.clear();
+                law.decode_into(&payload, &mut pcm);
+                if let Some(det) = &mut st.inband {
+                    for e in det.push(&pcm) {
+                        if let DtmfEvent::Pressed { digit, .. } = e {
+                            out.push(MediaEvent::Digit {
+                                call_id: l.call_id.clone(),
+                                digit,
+                                via: DtmfVia::Inband,
+                            });
+                        }
+                    }
+                }
+                if let Some(tap) = &mut st.record {
+                    tap.frame(Channel::Caller, Instant::now(), timestamp, law, &payload);
+                }
+                st.pcm = pcm;
+            }
+        }
+    }
+}
+
+async fn receive_loop(
+    l: Arc<LegShared>,
+    component: Component,
+    events: mpsc::UnboundedSender<MediaEvent>,
+) {
+    let mut buf = vec![0u8; 2048];
+    let mut out = Vec::new();
+    loop {
+        let sock = match component {
+            Component::Rtp => &l.rtp,
+            Component::Rtcp => &l.rtcp,
+        };
+        let (n, from) = tokio::select! {
+            _ = l.stop.cancelled() => return,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // ICMP port unreachable from a peer that is not listening yet
+                    debug!(error = %e, "RTP receive error");
+                    continue;
+                }
+            }
+        };
+        let Some(data) = buf.get(..n) else {
+            continue;
+        };
+        let now = Instant::now();
+        {
+            let mut st = l.lock();
+            if st.closed {
+                return;
+            }
+            match component {
+                Component::Rtp => st.leg.handle_datagram(now, from, data),
+                Component::Rtcp => st.leg.handle_rtcp(now, from, data),
+            }
+            drain_events(&l, &mut st, &mut out);
+        }
+        for e in out.drain(..) {
+            if events.send(e).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+// --- recording -----------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    /// Left: what the caller sent.
+    Caller = 0,
+    /// Right: what we played.
+    Ours = 1,
+}
+
+enum RecMsg {
+    Open {
+        id: u64,
+        path: PathBuf,
+    },
+    Frame {
+        id: u64,
+        channel: Channel,
+        /// Sample position from the start of the recording.
+        pos: u64,
+        law: Law,
+        payload: Vec<u8>,
+    },
+    Close {
+        id: u64,
+    },
+}
+
+/// Places each direction's frames on the recording's sample timeline: the first packet of a
+/// stream goes where the wall clock says, the following ones by their RTP timestamps (so
+/// jitter does not smear the audio and loss leaves silence). A stream whose timestamps stray
+/// more than two seconds from the wall clock (new SSRC, peer restart) is placed anew.
+struct RecordTap {
+    id: u64,
+    tx: std::sync::mpsc::Sender<RecMsg>,
+    started: Instant,
+    bases: [Option<(u32, u64)>; 2],
+}
+
+const SLACK_SAMPLES: i64 = 16_000;
+
+impl RecordTap {
+    fn frame(&mut self, channel: Channel, now: Instant, ts: u32, law: Law, payload: &[u8]) {
+        let wall = (now.saturating_duration_since(self.started).as_micros() * 8 / 1000) as i64;
+        let base = &mut self.bases[channel as usize];
+        let (b_ts, b_pos) = *base.get_or_insert((ts, wall as u64));
+        let mut pos = b_pos as i64 + i64::from(ts.wrapping_sub(b_ts) as i32);
+        if (pos - wall).abs() > SLACK_SAMPLES {
+            *base = Some((ts, wall as u64));
+            pos = wall;
+        }
+        let _ = self.tx.send(RecMsg::Frame {
+            id: self.id,
+            channel,
+            pos: pos.max(0) as u64,
+            law,
+            payload: payload.to_vec(),
+        });
+    }
+
+    fn close(self) {
+        let _ = self.tx.send(RecMsg::Close { id: self.id });
+    }
+}
+
+/// The writer thread's handle.
+struct Recorder {
+    dir: PathBuf,
+    tx: Option<std::sync::mpsc::Sender<RecMsg>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    next_id: u64,
+}
+
+impl Recorder {
+    fn new(dir: PathBuf) -> Recorder {
+        Recorder {
+            dir,
+            tx: None,
+            thread: None,
+            next_id: 1,
+        }
+    }
+
+    fn open(&mut self, appeal: &str, now: Instant) -> Option<RecordTap> {
+        if self.tx.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let t = std::thread::Builder::new()
+                .name("recordings".into())
+                .spawn(move || writer_thread(rx));
+            match t {
+                Ok(t) => {
+                    self.thread = Some(t);
+                    self.tx = Some(tx);
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot start the recording writer");
+                    return None;
+                }
+            }
+        }
+        let tx = self.tx.clone()?;
+        let name: String = appeal
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        let name = if name.is_empty() { "call".into() } else { name };
+        let path = self.dir.join(format!("{name}.wav"));
+        let id = self.next_id;
+        self.next_id += 1;
+        tx.send(RecMsg::Open { id, path }).ok()?;
+        Some(RecordTap {
+            id,
+            tx,
+            started: now,
+            bases: [None, None],
+        })
+    }
+
+    fn finish(mut self) -> Option<std::thread::JoinHandle<()>> {
+        self.tx = None;
+        self.thread.take()
+    }
+}
+
+/// One open recording: stereo frames not yet written, from sample `written` on.
+struct Recording {
+    path: PathBuf,
+    wav: WavWriter<BufWriter<std::fs::File>>,
+    written: u64,
+    pending: VecDeque<[i16; 2]>,
+}
+
+/// Frames stay this long in memory for late packets before they are written.
+const HOLD_SAMPLES: usize = 8_000;
+
+impl Recording {
+    fn put(&mut self, channel: Channel, pos: u64, law: Law, payload: &[u8]) {
+        let skip = self.written.saturating_sub(pos) as usize;
+        let start = pos.saturating_sub(self.written) as usize;
+        for (i, code) in payload.iter().skip(skip).enumerate() {
+            let idx = start + i;
+            while self.pending.len() <= idx {
+                self.pending.push_back([0, 0]);
+            }
+            if let Some(f) = self.pending.get_mut(idx) {
+                f[channel as usize] = law.decode(*code);
+            }
+        }
+    }
+
+    fn flush(&mut self, keep: usize) -> std::io::Result<()> {
+        if self.pending.len() <= keep {
+            return Ok(());
+        }
+        let n = self.pending.len() - keep;
+        let mut buf = Vec::with_capacity(n * 2);
+        for f in self.pending.drain(..n) {
+            buf.extend_from_slice(&f);
+        }
+        self.written += n as u64;
+        self.wav.write_samples(&buf)
+    }
+}
+
+fn writer_thread(rx: std::sync::mpsc::Receiver<RecMsg>) {
+    let mut open: HashMap<u64, Recording> = HashMap::new();
+    let spec = Spec {
+        channels: 2,
+        sample_rate: 8000,
+    };
+    let finish = |mut r: Recording| {
+        let res = r.flush(0).and_then(|()| r.wav.finish().map(drop));
+        match res {
+            Ok(()) => {
+                info!(file = %r.path.display(), seconds = r.written / 8000, "recording finished")
+            }
+            Err(e) => {
+                warn!(file = %r.path.display(), error = %e, "recording could not be finished")
+            }
+        }
+    };
+    for msg in rx {
+        match msg {
+            RecMsg::Open { id, path } => {
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                match std::fs::File::create(&path)
+                    .and_then(|f| WavWriter::new(BufWriter::new(f), spec))
+                {
+                    Ok(wav) => {
+                        open.insert(
+                            id,
+                            Recording {
+                                path,
+                                wav,
+                                written: 0,
+                                pending: VecDeque::new(),
+                            },
+                        );
+                    }
+                    Err(e) => warn!(file = %path.display(), error = %e, "cannot record the call"),
+                }
+            }
+            RecMsg::Frame {
+                id,
+                channel,
+                pos,
+                law,
+                payload,
+            } => {
+                if let Some(r) = open.get_mut(&id) {
+                    r.put(channel, pos, law, &payload);
+                    if r.pending.len() > 2 * HOLD_SAMPLES {
+                        if let Err(e) = r.flush(HOLD_SAMPLES) {
+                            warn!(file = %r.path.display(), error = %e, "recording write failed; recording stopped");
+                            open.remove(&id);
+                        }
+                    }
+                }
+            }
+            RecMsg::Close { id } => {
+                if let Some(r) = open.remove(&id) {
+                    finish(r);
+                }
+            }
+        }
+    }
+    for (_, r) in open.drain() {
+        finish(r);
+    }
+}
+
+/// Rewrites the header sizes of recordings cut short by a crash (at start-up).
+pub(crate) fn repair_recordings(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().and_then(|x| x.to_str()) != Some("wav") {
+            continue;
+        }
+        let res = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(media::wav::WavError::from)
+            .and_then(|mut f| media::wav::repair(&mut f));
+        match res {
+            Ok(media::wav::Repair::Intact) => {}
+            Ok(media::wav::Repair::Fixed { data_len }) => {
+                info!(file = %path.display(), seconds = data_len / 32_000, "repaired a recording cut short")
+            }
+            Err(err) => warn!(file = %path.display(), error = %err, "cannot repair recording"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_hands_out_even_pairs_inside_the_range_and_reuses_freed_ones() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        // find a free even pair to build a range of one pair (plus an odd start)
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = probe.local_addr().unwrap().port() & !1;
+        drop(probe);
+        let mut pool = PortPool::new(p - 1, p + 1);
+        assert_eq!(pool.pairs(), 1);
+        let a = pool.allocate(ip);
+        let Some(a) = a else {
+            return; // someone else grabbed the port meanwhile; nothing to show
+        };
+        assert_eq!(a.port, p);
+        assert_eq!(a.rtcp.local_addr().unwrap().port(), p + 1);
+        assert!(pool.allocate(ip).is_none(), "range exhausted");
+        pool.release(a.port);
+        drop(a);
+        assert_eq!(pool.used(), 0);
+        assert_eq!(pool.allocate(ip).map(|b| b.port), Some(p));
+        assert_eq!(PortPool::new(10_001, 10_002).pairs(), 0);
+        assert_eq!(PortPool::new(10_000, 10_003).pairs(), 2);
+    }
+
+    #[test]
+    fn recording_places_frames_by_timestamp() {
+        let dir = std::env::temp_dir().join(format!("hotline-rec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.wav");
+        let f = std::fs::File::create(&path).unwrap();
+        let mut r = Recording {
+            path: path.clone(),
+            wav: WavWriter::new(
+                BufWriter::new(f),
+                Spec {
+                    channels: 2,
+                    sample_rate: 8000,
+                },
+            )
+            .unwrap(),
+            written: 0,
+            pending: VecDeque::new(),
+        };
+        // μ-law 0x00 is -32124; 0x80 is +32124
+        r.put(Channel::Caller, 160, Law::Ulaw, &[0x00; 160]);
+        r.put(Channel::Ours, 0, Law::Ulaw, &[0x80; 320]);
+        r.flush(0).unwrap();
+        r.wav.finish().unwrap();
+        let samples: Vec<i16> = hound::WavReader::open(&path)
+            .unwrap()
+            .into_samples()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(samples.len(), 640);
+        assert_eq!(&samples[0..2], &[0, 32124]);
+        assert_eq!(&samples[320..322], &[-32124, 32124]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

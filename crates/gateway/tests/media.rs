@@ -1,0 +1,734 @@
+//! The gateway's media edge over real sockets: a test UAC places calls over UDP with an SDP
+//! offer naming its own RTP socket, then checks the RTP the gateway sends (payload type,
+//! sequence, timestamps, 20 ms pacing, the greeting), sends RFC 4733 events, SIP INFO and
+//! nothing at all (RTP timeout), fills the RTP port range, and records a call.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gateway::{
+    CallArrived, CallEnded, CallLog, DtmfMode, EndReason, Gateway, LineSettings, Settings, Stats,
+    TrunkSettings,
+};
+use media::g711::Law;
+use media::prompts::{Encoder, Prompt, PromptCache, PromptName};
+use sip::{Message, Method, Response};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+const CITY: &str = "3758787";
+const WAIT: Duration = Duration::from_secs(3);
+
+/// A 400 Hz tone, 1 s: the city line's greeting in these tests.
+fn greeting_pcm() -> Vec<i16> {
+    (0..8000)
+        .map(|n| (8000.0 * (2.0 * std::f64::consts::PI * 400.0 * n as f64 / 8000.0).sin()) as i16)
+        .collect()
+}
+
+fn encode(law: Law) -> impl Fn(&[i16]) -> Vec<u8> {
+    move |pcm: &[i16]| {
+        let mut out = Vec::new();
+        law.encode_into(pcm, &mut out);
+        out
+    }
+}
+
+fn settings(rtp_ports: (u16, u16)) -> Settings {
+    let (u, a) = (encode(Law::Ulaw), encode(Law::Alaw));
+    let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
+    let greeting = Prompt::from_pcm(PromptName::new("greeting"), &greeting_pcm(), &encoders);
+    Settings {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        user_agent: "Hotline-test".into(),
+        realm: "hotline".into(),
+        max_message_size: 65_535,
+        t1: Duration::from_millis(50),
+        lockout_failures: 10,
+        lockout: Duration::from_secs(60),
+        digest_algorithms: vec![sip::auth::Algorithm::Md5],
+        lines: vec![LineSettings {
+            id: "city".into(),
+            numbers: vec![CITY.into()],
+            name: "City".into(),
+            ring: Duration::ZERO,
+            greeting: Some(PromptName::new("greeting")),
+            dtmf: DtmfMode::Auto,
+            record: false,
+        }],
+        trunks: vec![TrunkSettings {
+            name: "local".into(),
+            allow: vec!["127.0.0.1/32".parse().unwrap()],
+            credentials: None,
+        }],
+        operators: vec![],
+        rtp_ports,
+        rtp_address: None,
+        rtp_timeout: Some(Duration::from_secs(60)),
+        prompts: Arc::new(PromptCache::from_prompts([Arc::new(greeting)], &encoders)),
+        recordings_dir: std::env::temp_dir().join("hotline-media-tests-unused"),
+        session_expires: 1800,
+        max_call: Duration::from_secs(3600),
+        shutdown_grace: Duration::from_secs(1),
+        redact_callers: true,
+    }
+}
+
+/// A range of `pairs` RTP port pairs that were free a moment ago.
+fn free_range(pairs: u16) -> (u16, u16) {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let base = 30_000
+            + (std::process::id() as u16 % 50) * 200
+            + (NEXT.fetch_add(1, Ordering::Relaxed) as u16 % 100) * 2 * pairs.max(1);
+        let base = base & !1;
+        let all_free =
+            (base..base + 2 * pairs).all(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok());
+        if all_free {
+            return (base, base + 2 * pairs - 1);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Log {
+    arrived: Mutex<Vec<String>>,
+    ended: Mutex<Vec<(String, EndReason)>>,
+    digits: Mutex<Vec<(String, char, String)>>,
+}
+
+impl CallLog for Log {
+    fn call_arrived(&self, _call: &CallArrived<'_>) -> String {
+        let mut a = self.arrived.lock().unwrap();
+        let id = format!("appeal-{}-{}", std::process::id(), unique());
+        a.push(id.clone());
+        id
+    }
+    fn call_ended(&self, appeal: &str, end: &CallEnded) {
+        self.ended
+            .lock()
+            .unwrap()
+            .push((appeal.to_string(), end.reason));
+    }
+    fn digit(&self, appeal: &str, digit: char, via: &str) {
+        self.digits
+            .lock()
+            .unwrap()
+            .push((appeal.to_string(), digit, via.to_string()));
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    log: Arc<Log>,
+    stats: Arc<Stats>,
+    stop: CancellationToken,
+    run: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(s: Settings) -> Server {
+        let log = Arc::new(Log::default());
+        let stats = Arc::new(Stats::default());
+        let gw = Gateway::bind(s, stats.clone(), log.clone()).await.unwrap();
+        let addr = gw.local_addrs()[0];
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(gw.run(stop.clone()));
+        Server {
+            addr,
+            log,
+            stats,
+            stop,
+            run,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), self.run)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+fn unique() -> u64 {
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A caller: SIP over UDP and an RTP socket of its own.
+struct Caller {
+    sip: UdpSocket,
+    rtp: UdpSocket,
+    server: SocketAddr,
+    call_id: String,
+    from_tag: String,
+    to_tag: Option<String>,
+    target: Option<String>,
+    cseq: u32,
+    /// Where the gateway's SDP says to send RTP.
+    gw_rtp: Option<SocketAddr>,
+}
+
+impl Caller {
+    async fn new(server: SocketAddr) -> Caller {
+        Caller {
+            sip: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            rtp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            server,
+            call_id: format!("media-call-{}", unique()),
+            from_tag: format!("ft{}", unique()),
+            to_tag: None,
+            target: None,
+            cseq: 0,
+            gw_rtp: None,
+        }
+    }
+
+    fn offer(&self, pts: &[(u8, &str)], direction: &str) -> String {
+        let port = self.rtp.local_addr().unwrap().port();
+        let list: Vec<String> = pts.iter().map(|(p, _)| p.to_string()).collect();
+        let mut s = format!(
+            "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP {}\r\n",
+            list.join(" ")
+        );
+        for (pt, map) in pts {
+            s.push_str(&format!("a=rtpmap:{pt} {map}\r\n"));
+        }
+        s.push_str(&format!("a={direction}\r\n"));
+        s
+    }
+
+    fn request(&mut self, method: &str, extra: &[&str], ct: &str, body: &str) -> String {
+        if method != "ACK" {
+            self.cseq += 1;
+        }
+        let me = self.sip.local_addr().unwrap();
+        let uri = self
+            .target
+            .clone()
+            .unwrap_or_else(|| format!("sip:{CITY}@{}", self.server));
+        let to_tag = self
+            .to_tag
+            .as_ref()
+            .map(|t| format!(";tag={t}"))
+            .unwrap_or_default();
+        let mut s = format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-m{}\r\nMax-Forwards: 70\r\n\
+             From: <sip:79131234567@127.0.0.1>;tag={}\r\nTo: <sip:{CITY}@{}>{to_tag}\r\nCall-ID: {}\r\n\
+             CSeq: {} {method}\r\nContact: <sip:79131234567@{me}>\r\n",
+            unique(),
+            self.from_tag,
+            self.server,
+            self.call_id,
+            self.cseq
+        );
+        for h in extra {
+            s.push_str(h);
+            s.push_str("\r\n");
+        }
+        if !body.is_empty() {
+            s.push_str(&format!("Content-Type: {ct}\r\n"));
+        }
+        s.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        s
+    }
+
+    async fn send(&self, text: &str) {
+        self.sip
+            .send_to(text.as_bytes(), self.server)
+            .await
+            .unwrap();
+    }
+
+    async fn recv(&self) -> Message {
+        let mut buf = vec![0u8; 65_536];
+        let (n, _) = tokio::time::timeout(WAIT, self.sip.recv_from(&mut buf))
+            .await
+            .expect("a SIP message from the gateway")
+            .unwrap();
+        sip::parse_message(&buf[..n]).unwrap()
+    }
+
+    /// The next final response (provisional ones skipped).
+    async fn final_response(&self) -> Response {
+        loop {
+            match self.recv().await {
+                Message::Response(r) if r.status >= 200 => return r,
+                Message::Response(_) => {}
+                Message::Request(r) => panic!("unexpected {} from the gateway", r.method),
+            }
+        }
+    }
+
+    /// INVITE with `offer`, the final response, and the ACK when it is a 2xx.
+    async fn invite(&mut self, offer: &str) -> Response {
+        let inv = self.request("INVITE", &[], "application/sdp", offer);
+        self.send(&inv).await;
+        let r = self.final_response().await;
+        if (200..300).contains(&r.status) {
+            self.to_tag = r.headers.to_addr().unwrap().tag().map(str::to_string);
+            let contact = r.headers.contacts().unwrap().unwrap();
+            self.target = Some(contact[0].uri.to_string());
+            self.gw_rtp = Some(sdp_rtp(&r));
+            let ack = self.request("ACK", &[], "", "");
+            self.send(&ack).await;
+        }
+        r
+    }
+
+    async fn bye(&mut self) {
+        let bye = self.request("BYE", &[], "", "");
+        self.send(&bye).await;
+        let r = self.final_response().await;
+        assert_eq!(r.status, 200);
+    }
+
+    /// The next RTP packet from the gateway.
+    async fn rtp_packet(&self) -> Rtp {
+        let mut buf = vec![0u8; 2048];
+        let (n, from) = tokio::time::timeout(WAIT, self.rtp.recv_from(&mut buf))
+            .await
+            .expect("RTP from the gateway")
+            .unwrap();
+        assert_eq!(
+            Some(from),
+            self.gw_rtp,
+            "RTP comes from the port in the SDP"
+        );
+        Rtp::parse(&buf[..n])
+    }
+
+    /// Sends one RTP packet to the gateway's RTP port.
+    async fn send_rtp(&self, pt: u8, marker: bool, seq: u16, ts: u32, payload: &[u8]) {
+        let mut p = vec![0x80, pt | if marker { 0x80 } else { 0 }];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        p.extend_from_slice(payload);
+        self.rtp.send_to(&p, self.gw_rtp.unwrap()).await.unwrap();
+    }
+
+    /// One RFC 4733 key press: three updates and three redundant end packets.
+    async fn press(&self, seq: &mut u16, ts: u32, event: u8) {
+        for (i, (end, duration)) in [
+            (false, 160u16),
+            (false, 320),
+            (false, 480),
+            (true, 640),
+            (true, 640),
+            (true, 640),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let payload = [
+                event,
+                if end { 0x80 | 10 } else { 10 },
+                (duration >> 8) as u8,
+                duration as u8,
+            ];
+            self.send_rtp(101, i == 0, *seq, ts, &payload).await;
+            *seq = seq.wrapping_add(1);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn sdp_rtp(r: &Response) -> SocketAddr {
+    let body = String::from_utf8(r.body.clone()).unwrap();
+    let n = media::sdp::answer_body(body.as_bytes()).unwrap();
+    n.remote.unwrap()
+}
+
+#[derive(Debug)]
+struct Rtp {
+    pt: u8,
+    marker: bool,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    payload: Vec<u8>,
+}
+
+impl Rtp {
+    fn parse(b: &[u8]) -> Rtp {
+        assert_eq!(b[0] >> 6, 2, "RTP version 2");
+        Rtp {
+            pt: b[1] & 0x7F,
+            marker: b[1] & 0x80 != 0,
+            seq: u16::from_be_bytes([b[2], b[3]]),
+            ts: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+            ssrc: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
+            payload: b[12..].to_vec(),
+        }
+    }
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const PCMA_OFFER: &[(u8, &str)] = &[
+    (8, "PCMA/8000"),
+    (0, "PCMU/8000"),
+    (101, "telephone-event/8000"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_call_gets_the_greeting_paced_every_20_ms() {
+    let gw = Server::start(settings(free_range(4))).await;
+    let mut c = Caller::new(gw.addr).await;
+    let ok = c.invite(&c.offer(PCMA_OFFER, "sendrecv")).await;
+    assert_eq!(ok.status, 200);
+    let answer = String::from_utf8(ok.body.clone()).unwrap();
+    assert!(
+        answer.contains("m=audio ") && answer.contains(" RTP/AVP 8 101\r\n"),
+        "{answer}"
+    );
+    let port = c.gw_rtp.unwrap().port();
+    assert_eq!(port % 2, 0, "even RTP port");
+
+    let first = c.rtp_packet().await;
+    let t0 = Instant::now();
+    assert!(first.marker, "the first packet starts a talk-spurt");
+    let greeting = greeting_pcm();
+    let mut packets = vec![first];
+    for _ in 0..49 {
+        packets.push(c.rtp_packet().await);
+    }
+    let span = t0.elapsed();
+    // 49 intervals of 20 ms, with scheduling slack
+    assert!(
+        span >= Duration::from_millis(900) && span <= Duration::from_millis(1150),
+        "49 packets took {span:?}"
+    );
+    for (i, w) in packets.windows(2).enumerate() {
+        assert_eq!(w[1].pt, 8, "PCMA as negotiated");
+        assert_eq!(w[1].ssrc, w[0].ssrc);
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "packet {i}");
+        assert_eq!(w[1].ts, w[0].ts.wrapping_add(160), "packet {i}");
+        assert!(!w[1].marker);
+    }
+    // the greeting, encoded once with A-law, frame by frame
+    for (i, p) in packets.iter().enumerate() {
+        let mut want = Vec::new();
+        Law::Alaw.encode_into(&greeting[i * 160..(i + 1) * 160], &mut want);
+        assert_eq!(p.payload, want, "frame {i} of the greeting");
+    }
+    // after the greeting (50 frames): silence, still paced
+    let after = c.rtp_packet().await;
+    assert_eq!(after.payload, vec![Law::Alaw.silence(); 160]);
+
+    // hold: the caller sends sendonly, we answer recvonly and stop sending
+    let hold = c.offer(PCMA_OFFER, "sendonly");
+    let inv = c.request("INVITE", &[], "application/sdp", &hold);
+    c.send(&inv).await;
+    let r = c.final_response().await;
+    assert!(String::from_utf8(r.body.clone())
+        .unwrap()
+        .contains("a=recvonly"));
+    let ack = c.request("ACK", &[], "", "");
+    c.send(&ack).await;
+    // drain what was in flight, then nothing for 300 ms
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let mut buf = [0u8; 2048];
+    while c.rtp.try_recv_from(&mut buf).is_ok() {}
+    let quiet = tokio::time::timeout(Duration::from_millis(300), c.rtp.recv_from(&mut buf)).await;
+    assert!(quiet.is_err(), "no RTP while on hold");
+    // unhold: sending resumes with a marker, same SSRC
+    let inv = c.request(
+        "INVITE",
+        &[],
+        "application/sdp",
+        &c.offer(PCMA_OFFER, "sendrecv"),
+    );
+    c.send(&inv).await;
+    assert_eq!(c.final_response().await.status, 200);
+    let ack = c.request("ACK", &[], "", "");
+    c.send(&ack).await;
+    let resumed = c.rtp_packet().await;
+    assert!(resumed.marker);
+    assert_eq!(resumed.ssrc, packets[0].ssrc);
+    c.bye().await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc4733_and_info_digits_reach_the_call_log_once() {
+    let gw = Server::start(settings(free_range(4))).await;
+    let mut c = Caller::new(gw.addr).await;
+    assert_eq!(c.invite(&c.offer(PCMA_OFFER, "sendrecv")).await.status, 200);
+    let appeal = gw.log.arrived.lock().unwrap()[0].clone();
+    let mut seq = 1000u16;
+    c.press(&mut seq, 8000, 5).await;
+    // the same key again: same timestamp as SIPp's pcaps replay, after a pause
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    c.press(&mut seq, 8000, 5).await;
+    c.press(&mut seq, 16000, 11).await;
+    wait_for("three digits", || gw.log.digits.lock().unwrap().len() >= 3).await;
+    // in auto mode RFC 4733 came first: an INFO digit is answered 200 but not counted twice
+    let info = c.request(
+        "INFO",
+        &[],
+        "application/dtmf-relay",
+        "Signal=7\r\nDuration=160\r\n",
+    );
+    c.send(&info).await;
+    assert_eq!(c.final_response().await.status, 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let got = gw.log.digits.lock().unwrap().clone();
+    let want: Vec<(String, char, String)> = [('5'), ('5'), ('#')]
+        .iter()
+        .map(|d| (appeal.clone(), *d, "rfc4733".to_string()))
+        .collect();
+    assert_eq!(got, want);
+    c.bye().await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_digits_reach_the_call_log() {
+    let mut s = settings(free_range(4));
+    s.lines[0].dtmf = DtmfMode::Info;
+    let gw = Server::start(s).await;
+    let mut c = Caller::new(gw.addr).await;
+    assert_eq!(c.invite(&c.offer(PCMA_OFFER, "sendrecv")).await.status, 200);
+    let appeal = gw.log.arrived.lock().unwrap()[0].clone();
+    let info = c.request(
+        "INFO",
+        &[],
+        "application/dtmf-relay",
+        "Signal=1\r\nDuration=160\r\n",
+    );
+    c.send(&info).await;
+    assert_eq!(c.final_response().await.status, 200);
+    let info = c.request("INFO", &[], "application/dtmf", "*");
+    c.send(&info).await;
+    assert_eq!(c.final_response().await.status, 200);
+    // the line takes INFO only: RFC 4733 events are ignored
+    let mut seq = 1;
+    c.press(&mut seq, 1000, 9).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        *gw.log.digits.lock().unwrap(),
+        vec![
+            (appeal.clone(), '1', "info".to_string()),
+            (appeal, '*', "info".to_string())
+        ]
+    );
+    c.bye().await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_without_rtp_is_hung_up_after_the_timeout() {
+    let mut s = settings(free_range(4));
+    s.rtp_timeout = Some(Duration::from_millis(400));
+    let gw = Server::start(s).await;
+    let mut c = Caller::new(gw.addr).await;
+    let started = Instant::now();
+    assert_eq!(c.invite(&c.offer(PCMA_OFFER, "sendrecv")).await.status, 200);
+    // a little RTP keeps it alive
+    for i in 0..15u16 {
+        c.send_rtp(8, i == 0, i, u32::from(i) * 160, &[0xD5; 160])
+            .await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let bye = loop {
+        match c.recv().await {
+            Message::Request(r) => break r,
+            Message::Response(_) => {}
+        }
+    };
+    let after = started.elapsed();
+    assert_eq!(bye.method, Method::Bye);
+    assert!(
+        after >= Duration::from_millis(600 + 350) && after < Duration::from_millis(2000),
+        "BYE after {after:?}"
+    );
+    c.sip
+        .send_to(&bye.response(200).to_bytes(), c.server)
+        .await
+        .unwrap();
+    wait_for("the end", || !gw.log.ended.lock().unwrap().is_empty()).await;
+    assert_eq!(gw.log.ended.lock().unwrap()[0].1, EndReason::RtpTimeout);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_port_range_gets_503_and_freed_ports_are_reused() {
+    let range = free_range(1);
+    let gw = Server::start(settings(range)).await;
+    let mut a = Caller::new(gw.addr).await;
+    assert_eq!(a.invite(&a.offer(PCMA_OFFER, "sendrecv")).await.status, 200);
+    assert_eq!(a.gw_rtp.unwrap().port(), range.0);
+    let mut b = Caller::new(gw.addr).await;
+    let r = b.invite(&b.offer(PCMA_OFFER, "sendrecv")).await;
+    assert_eq!(r.status, 503);
+    let ack = b.request("ACK", &[], "", "");
+    b.send(&ack).await;
+    wait_for("the refused call to be written down", || {
+        gw.log
+            .ended
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, r)| *r == EndReason::NoMediaPort)
+    })
+    .await;
+    a.bye().await;
+    // the pair is free again (its sockets close within a tick)
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut c = Caller::new(gw.addr).await;
+    assert_eq!(c.invite(&c.offer(PCMA_OFFER, "sendrecv")).await.status, 200);
+    assert_eq!(c.gw_rtp.unwrap().port(), range.0);
+    c.bye().await;
+    assert_eq!(gw.stats.calls_total.load(Ordering::Relaxed), 2);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_sdp_gets_400() {
+    let gw = Server::start(settings(free_range(4))).await;
+    let mut c = Caller::new(gw.addr).await;
+    let r = c
+        .invite("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n")
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.reason.starts_with("Bad Request - "), "{}", r.reason);
+    let ack = c.request("ACK", &[], "", "");
+    c.send(&ack).await;
+    gw.stop().await;
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "hotline-{name}-{}-{}",
+        std::process::id(),
+        unique()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_call_holds_exactly_the_samples_sent() {
+    let dir = temp_dir("rec");
+    let mut s = settings(free_range(4));
+    s.lines[0].record = true;
+    s.recordings_dir = dir.clone();
+    let gw = Server::start(s).await;
+    let mut c = Caller::new(gw.addr).await;
+    let offer = c.offer(
+        &[(0, "PCMU/8000"), (101, "telephone-event/8000")],
+        "sendrecv",
+    );
+    assert_eq!(c.invite(&offer).await.status, 200);
+    let appeal = gw.log.arrived.lock().unwrap()[0].clone();
+    // 50 frames of varied μ-law codes (no code that decodes to 0)
+    let mut sent = Vec::new();
+    let mut x: u32 = 12345;
+    for i in 0..50u16 {
+        let payload: Vec<u8> = (0..160)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let code = (x >> 16) as u8;
+                if code == 0xFF || code == 0x7F {
+                    0x80
+                } else {
+                    code
+                }
+            })
+            .collect();
+        c.send_rtp(0, i == 0, 500 + i, 90_000 + u32::from(i) * 160, &payload)
+            .await;
+        sent.extend(payload.iter().map(|&b| Law::Ulaw.decode(b)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.bye().await;
+    gw.stop().await; // the writer has finished every file when run returns
+    let path = dir.join(format!("{appeal}.wav"));
+    let r = hound::WavReader::open(&path).unwrap();
+    assert_eq!(
+        (
+            r.spec().channels,
+            r.spec().sample_rate,
+            r.spec().bits_per_sample
+        ),
+        (2, 8000, 16)
+    );
+    let all: Vec<i16> = r.into_samples().map(Result::unwrap).collect();
+    let caller: Vec<i16> = all.iter().step_by(2).copied().collect();
+    let ours: Vec<i16> = all.iter().skip(1).step_by(2).copied().collect();
+    let start = caller
+        .iter()
+        .position(|&v| v != 0)
+        .expect("caller audio recorded");
+    assert_eq!(
+        &caller[start..start + sent.len()],
+        &sent[..],
+        "left channel = what was sent"
+    );
+    assert!(caller[start + sent.len()..].iter().all(|&v| v == 0));
+    // right channel: the greeting we played, through μ-law
+    let greeting: Vec<i16> = greeting_pcm()
+        .iter()
+        .map(|&v| Law::Ulaw.decode(Law::Ulaw.encode(v)))
+        .collect();
+    let lead = greeting.iter().position(|&v| v != 0).unwrap();
+    let g0 = ours
+        .iter()
+        .position(|&v| v != 0)
+        .expect("our audio recorded")
+        - lead;
+    let n = greeting.len().min(ours.len() - g0);
+    assert!(
+        n > 4000,
+        "at least half the greeting was recorded ({n} samples)"
+    );
+    assert_eq!(&ours[g0..g0 + n], &greeting[..n]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_cut_short_is_repaired_at_start() {
+    let dir = temp_dir("repair");
+    let path = dir.join("crashed.wav");
+    {
+        let mut c = std::io::Cursor::new(Vec::new());
+        let mut w = media::wav::WavWriter::new(
+            &mut c,
+            media::wav::Spec {
+                channels: 2,
+                sample_rate: 8000,
+            },
+        )
+        .unwrap();
+        w.write_samples(&[1, 2, 3, 4, 5, 6]).unwrap();
+        // no finish: the header still says 0 bytes
+        let _ = w;
+        std::fs::write(&path, c.into_inner()).unwrap();
+    }
+    let mut s = settings(free_range(1));
+    s.recordings_dir = dir.clone();
+    let gw = Server::start(s).await;
+    let samples: Vec<i16> = hound::WavReader::open(&path)
+        .unwrap()
+        .into_samples()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(samples, [1, 2, 3, 4, 5, 6]);
+    gw.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
