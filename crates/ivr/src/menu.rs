@@ -352,7 +352,8 @@ pub fn load(files: &[PathBuf], cx: &Context<'_>) -> Result<Menu, Vec<Problem>> {
             }
         }
     }
-    l.build(raws, cx)
+    let all_parsed = raws.len() == files.len();
+    l.build(raws, cx, all_parsed)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -637,6 +638,7 @@ impl Loader {
         mut self,
         raws: Vec<(usize, RawFile)>,
         cx: &Context<'_>,
+        all_parsed: bool,
     ) -> Result<Menu, Vec<Problem>> {
         // File-level settings: one prompt folder and one operator node for the whole line.
         let mut prompt_dir: Option<(PathBuf, Loc)> = None;
@@ -650,7 +652,7 @@ impl Loader {
                     .parent()
                     .unwrap_or(Path::new("."))
                     .to_owned();
-                let dir = base.join(p.get_ref());
+                let dir = tidy(&base.join(p.get_ref()));
                 let loc = Loc(fi, p.span());
                 match &prompt_dir {
                     Some((d, _)) if *d != dir => self.at(
@@ -818,7 +820,8 @@ impl Loader {
         let prompts = self.prompts(prompt_dir, prompt_refs, needs_numbers);
 
         // The graph: start known, every node reached, no loop that waits for no key.
-        if !ids.contains_key(cx.start) {
+        // A file that could not be read may hold the start node: say nothing about it then.
+        if !ids.contains_key(cx.start) && all_parsed {
             let message = format!("start node {:?} is not defined in the menu files", cx.start);
             match cx.start_at {
                 Some((path, line, col)) => self.problems.push(Problem {
@@ -1353,6 +1356,27 @@ impl Builder<'_> {
             RawNode::Hangup(n) => Node::Hangup(self.prompts(l, fi, &n.prompt)),
             RawNode::Goto(n) => Node::Goto(self.next(l, fi, &n.id, "goto", "to", &n.to)?),
         })
+    }
+}
+
+/// `config/ivr/../prompts/ru` → `config/prompts/ru`, without touching the file system (so a
+/// missing folder is still reported by name).
+fn tidy(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
     }
 }
 
