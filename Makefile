@@ -4,7 +4,7 @@ CARGO ?= cargo
 CONFIG ?= config/hotline.toml
 HOTLINED := target/debug/hotlined
 
-.PHONY: run test deps build lint unit sip-test check-config bench clean
+.PHONY: run test deps build lint unit sip-test check-config prompts bench clean
 
 ## make run: build and start hotlined with the example config (SIP 127.0.0.1:5060, admin 127.0.0.1:8080)
 run: build
@@ -35,6 +35,12 @@ check-config: build
 sip-test: deps build
 	HOTLINED=$(HOTLINED) bash sip-test/run.sh
 	HOTLINED=$(HOTLINED) scripts/with-postgres.sh bash sip-test/durability.sh
+
+## make prompts: regenerate the Russian prompts (menus from config/prompts/ru/prompts.toml, and the
+## numbers) with espeak-ng and sox; commit the WAVs. Admins may replace any WAV with a recording.
+prompts:
+	scripts/make-ivr-prompts.sh
+	scripts/make-prompts.sh
 
 clean:
 	$(CARGO) clean

@@ -59,6 +59,9 @@ pub struct MainFile {
     pub lines: String,
     /// The operators file, relative to the main file's folder.
     pub operators: String,
+    /// The queues file, relative to the main file's folder; menus may only use queues it lists.
+    #[serde(default)]
+    pub queues: Option<String>,
     /// Carrier trunks allowed to send calls.
     #[serde(default)]
     pub trunk: Vec<Trunk>,
@@ -300,10 +303,55 @@ pub struct Line {
     /// Record every call of the line (stereo WAV: caller left, what we played right).
     #[serde(default)]
     pub record: bool,
+    /// The line's voice menu: one file or a list (`ivr/regional.toml` plus a calendar), relative
+    /// to the lines file's folder.
+    #[serde(default)]
+    pub ivr: Option<IvrFiles>,
+    /// The menu node calls start at (default `main`).
+    #[serde(default)]
+    pub start: Option<String>,
 }
 
 fn default_dtmf() -> String {
     "auto".into()
+}
+
+/// `ivr = "ivr/city.toml"` or `ivr = ["ivr/regional.toml", "ivr/calendar-ru.toml"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum IvrFiles {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl IvrFiles {
+    pub fn list(&self) -> Vec<&str> {
+        match self {
+            IvrFiles::One(f) => vec![f],
+            IvrFiles::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+impl Line {
+    /// The node calls to this line start at.
+    pub fn start_node(&self) -> &str {
+        self.start.as_deref().unwrap_or("main")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueuesFile {
+    pub queue: Vec<QueueDef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueDef {
+    pub name: String,
+    #[serde(default)]
+    pub title: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -330,6 +378,9 @@ pub struct Config {
     pub main: MainFile,
     pub lines: Vec<Line>,
     pub operators: Vec<Operator>,
+    pub queues: Vec<QueueDef>,
+    /// Each line's checked voice menu, by line id (lines without `ivr` have none).
+    pub menus: std::collections::BTreeMap<String, std::sync::Arc<ivr::Menu>>,
     pub trunk_nets: Vec<Vec<IpNet>>,
     /// Every prompt the lines use, checked, decoded and encoded to G.711 once.
     pub prompts: Arc<media::prompts::PromptCache>,
@@ -540,13 +591,29 @@ impl Config {
             });
         }
 
+        let queues = match &main.queues {
+            None => Vec::new(),
+            Some(q) => {
+                let path = dir.join(q);
+                match read(&path).and_then(|t| parse_toml::<QueuesFile>(&path, &t)) {
+                    Ok(f) => f.queue,
+                    Err(p) => {
+                        problems.push(p);
+                        Vec::new()
+                    }
+                }
+            }
+        };
         let lines_path = dir.join(&main.lines);
+        let mut menus = std::collections::BTreeMap::new();
         let (lines, prompts) = match read(&lines_path)
             .and_then(|t| parse_toml::<LinesFile>(&lines_path, &t).map(|f| (t, f)))
         {
             Ok((t, f)) => {
                 check_lines(&lines_path, &t, &f.line, &mut problems);
                 let prompts = load_prompts(dir, &lines_path, &t, &f.line, &mut problems);
+                let names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
+                menus = load_menus(&lines_path, &t, &f.line, &names, &mut problems);
                 (f.line, prompts)
             }
             Err(p) => {
@@ -577,6 +644,8 @@ impl Config {
             main,
             lines,
             operators,
+            queues,
+            menus,
             trunk_nets,
             prompts: Arc::new(prompts),
         })
@@ -647,6 +716,66 @@ fn check_lines(path: &Path, text: &str, lines: &[Line], problems: &mut Vec<Probl
             });
         }
     }
+}
+
+/// Loads and checks every line's voice menu (see `ivr::load`); the menus' problems are located
+/// in their own files, an unknown start node at the line's `start` key.
+fn load_menus(
+    path: &Path,
+    text: &str,
+    lines: &[Line],
+    queues: &[String],
+    problems: &mut Vec<Problem>,
+) -> std::collections::BTreeMap<String, std::sync::Arc<ivr::Menu>> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut menus = std::collections::BTreeMap::new();
+    let shown = path.display().to_string();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(files) = &l.ivr else {
+            if l.start.is_some() {
+                let (line, col) = locate(text, "[[line]]", i);
+                problems.push(Problem {
+                    path: shown.clone(),
+                    line,
+                    col,
+                    message: format!("line {:?} has `start` but no `ivr` menu files", l.id),
+                });
+            }
+            continue;
+        };
+        let files: Vec<std::path::PathBuf> = files.list().iter().map(|f| dir.join(f)).collect();
+        // Where this line's `start` is written, else its [[line]] header.
+        let table = text
+            .match_indices("[[line]]")
+            .nth(i)
+            .map_or(0, |(off, _)| off);
+        let table_end = text
+            .get(table + 1..)
+            .and_then(|t| t.find("[[line]]"))
+            .map_or(text.len(), |e| table + 1 + e);
+        let start_off = text
+            .get(table..table_end)
+            .and_then(|t| t.find("\nstart"))
+            .map_or(table, |o| table + o + 1);
+        let (line, col) = line_col(text, start_off);
+        let cx = ivr::Context {
+            start: l.start_node(),
+            start_at: Some((&shown, line, col)),
+            queues: Some(queues),
+        };
+        match ivr::load(&files, &cx) {
+            Ok(menu) => {
+                menus.insert(l.id.clone(), std::sync::Arc::new(menu));
+            }
+            Err(found) => problems.extend(found.into_iter().map(|p| Problem {
+                path: p.path,
+                line: p.line,
+                col: p.col,
+                message: p.message,
+            })),
+        }
+    }
+    menus
 }
 
 fn check_operators(path: &Path, text: &str, ops: &[Operator], problems: &mut Vec<Problem>) {

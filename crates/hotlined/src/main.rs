@@ -49,6 +49,22 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: report::Format,
     },
+    /// Walk a line's voice menu as a caller would, on virtual time, without the network:
+    /// prompts played, keys taken, timeouts, and where the call ends.
+    Simulate {
+        /// The line: its number (any spelling: 8-800-201-53-88) or its id.
+        #[arg(long)]
+        line: String,
+        /// Civil time of the call (RFC 3339, e.g. 2026-11-23T10:00:00+07:00); default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Keys the caller presses in turn, e.g. "1 * 0"; when they run out, waits time out.
+        #[arg(long, default_value = "")]
+        digits: String,
+        /// The caller's number, offered back by callback nodes ("" for a hidden number).
+        #[arg(long, default_value = "+79130000000")]
+        caller: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,6 +78,12 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Simulate {
+            line,
+            at,
+            digits,
+            caller,
+        } => simulate(&cli.config, &line, at.as_deref(), &digits, &caller),
         Command::Run => match run(&cli.config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -92,6 +114,18 @@ fn check(path: &std::path::Path) -> ExitCode {
             println!("  database  {}", c.main.database.url);
             for l in &c.lines {
                 println!("  line      {} {:<12} {}", l.id, l.number, l.name);
+                if let Some(m) = c.menus.get(&l.id) {
+                    println!(
+                        "  ivr       {}: {} nodes, {} prompts, start {:?}",
+                        l.id,
+                        m.nodes().len(),
+                        m.prompts().len(),
+                        l.start_node()
+                    );
+                }
+            }
+            for q in &c.queues {
+                println!("  queue     {:<14} {}", q.name, q.title);
             }
             for o in &c.operators {
                 println!("  operator  {:<12} {}", o.login, o.name);
@@ -114,6 +148,87 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `hotlined simulate`: exit 0 with the caller's walk, 1 on a bad configuration or line.
+fn simulate(
+    path: &std::path::Path,
+    line: &str,
+    at: Option<&str>,
+    digits: &str,
+    caller: &str,
+) -> ExitCode {
+    let c = match Config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            for p in &errors.0 {
+                println!("{p}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let wanted = gateway::settings::normalize_number(line);
+    let Some(l) = c.lines.iter().find(|l| {
+        l.id == line
+            || std::iter::once(&l.number)
+                .chain(&l.aliases)
+                .any(|n| !wanted.is_empty() && gateway::settings::normalize_number(n) == wanted)
+    }) else {
+        eprintln!("hotlined: no line {line:?} in the configuration");
+        return ExitCode::FAILURE;
+    };
+    let Some(menu) = c.menus.get(&l.id) else {
+        eprintln!(
+            "hotlined: line {:?} has no voice menu (`ivr` in the lines file)",
+            l.id
+        );
+        return ExitCode::FAILURE;
+    };
+    let at = match at {
+        None => chrono::Utc::now().fixed_offset(),
+        Some(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("hotlined: --at {s:?} is not an RFC 3339 time ({e}); e.g. 2026-11-23T10:00:00+07:00");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let caller = (!caller.is_empty()).then_some(caller);
+    println!(
+        "line {} ({}), start {:?}, at {}, caller {}, keys {:?}",
+        l.number,
+        l.id,
+        l.start_node(),
+        at.to_rfc3339(),
+        caller.unwrap_or("hidden"),
+        digits
+    );
+    let sim = ivr::simulate::simulate(
+        menu.clone(),
+        l.start_node(),
+        at.to_utc(),
+        caller,
+        digits,
+        std::time::Instant::now(),
+    );
+    for t in &sim.transcript {
+        println!("{t}");
+    }
+    println!("ends: {}", sim.ending());
+    println!("path: {}", sim.path.join(" > "));
+    if !sim.variables.is_empty() {
+        let vars: Vec<String> = sim
+            .variables
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!("variables: {}", vars.join(", "));
+    }
+    if !sim.unused_keys.is_empty() {
+        println!("keys not used: {}", sim.unused_keys);
+    }
+    ExitCode::SUCCESS
 }
 
 fn init_tracing(c: &Config) {

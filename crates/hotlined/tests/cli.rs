@@ -34,14 +34,24 @@ fn hotlined() -> Command {
     c
 }
 
+/// Copies a folder with everything in it (the lines name menus, the menus name prompts).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
 /// A copy of the shipped configuration in a temp folder, with `edit` applied to hotline.toml.
 fn config_copy(edit: impl Fn(&str) -> String) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    for f in ["lines.toml", "operators.toml"] {
-        std::fs::copy(repo().join("config").join(f), dir.path().join(f)).unwrap();
-    }
-    // the lines' greetings are relative to the configuration folder
-    std::os::unix::fs::symlink(repo().join("config/prompts"), dir.path().join("prompts")).unwrap();
+    copy_tree(&repo().join("config"), dir.path());
     let main = std::fs::read_to_string(repo().join("config/hotline.toml")).unwrap();
     let path = dir.path().join("hotline.toml");
     std::fs::write(&path, edit(&main)).unwrap();
