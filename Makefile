@@ -17,9 +17,10 @@ build:
 ## make test: formatting, lints, every cargo test, config check and the SIPp suite
 test: deps lint unit check-config sip-test
 
-# Debian tools the tests use (SIPp also ships the RTP/DTMF pcaps some unit tests read)
+# Debian tools the tests use (SIPp also ships the RTP/DTMF pcaps some unit tests read;
+# Chromium renders the HTML report in sip-test/report_chromium.sh)
 deps:
-	scripts/ensure-tools.sh sipp sipsak curl python3 psql
+	scripts/ensure-tools.sh sipp sipsak curl python3 psql chromium
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -32,9 +33,12 @@ unit:
 check-config: build
 	$(HOTLINED) check --config $(CONFIG)
 
+# run.sh empties sip-test/out, so the report check runs after it; both always run
 sip-test: deps build
-	HOTLINED=$(HOTLINED) bash sip-test/run.sh
-	HOTLINED=$(HOTLINED) scripts/with-postgres.sh bash sip-test/durability.sh
+	HOTLINED=$(HOTLINED) bash sip-test/run.sh; a=$$?; \
+	HOTLINED=$(HOTLINED) scripts/with-postgres.sh bash sip-test/durability.sh; b=$$?; \
+	HOTLINED=$(HOTLINED) bash sip-test/report_chromium.sh; c=$$?; \
+	[ $$a -eq 0 ] && [ $$b -eq 0 ] && [ $$c -eq 0 ]
 
 ## make prompts: regenerate the Russian prompts (menus from config/prompts/ru/prompts.toml, and the
 ## numbers) with espeak-ng and sox; commit the WAVs. Admins may replace any WAV with a recording.

@@ -59,11 +59,18 @@ struct Migration {
 }
 
 /// The schema's history. Append only; never edit a released entry.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "partner",
+        sql: include_str!("../migrations/0002_partner.sql"),
+    },
+];
 
 /// Splits a SQLite URL into the file path (None for in-memory) and the query string.
 fn sqlite_path(url: &str) -> (Option<PathBuf>, Option<&str>) {

@@ -4,6 +4,7 @@
 //! - [`AppealWriter`] — the call path's handle. Plain, never-waiting methods append each
 //!   operation to an on-disk spool; a writer task commits the spool to the database in
 //!   batches, in order, surviving database outages and `kill -9` (see [`writer`]).
+//! - [`partner`] — the outbox and inbox of the partner-centre exchange.
 //! - [`Store`] — search, one appeal with its timeline, the admin's changes (recorded as events
 //!   with who made them) and the [`DailyReport`].
 //!
@@ -16,6 +17,7 @@
 
 pub mod db;
 pub mod model;
+pub mod partner;
 pub mod report;
 mod spool;
 pub mod store;
@@ -27,6 +29,10 @@ pub use db::Backend;
 pub use model::{
     Appeal, AppealEvent, AppealId, AppealUpdate, AppealWithEvents, Callback, CallbackStatus,
     EventKind, NewAppeal, NewCallback, OperatorSession, Outcome, Status, UnknownValue,
+};
+pub use partner::{
+    ForwardAccepted, ForwardMessage, ForwardOrder, OutboxKind, OutboxMessage, OutboxRow, Received,
+    StatusMessage,
 };
 pub use report::{DailyReport, Figures, Group, HourFigures, ReportOptions};
 pub use store::{Page, SearchFilter, Store};
@@ -68,6 +74,17 @@ pub enum Error {
     /// No appeal has this id.
     #[error("appeal {0} not found")]
     NotFound(AppealId),
+    /// Only `new` and `in_progress` appeals can be forwarded to the partner centre.
+    #[error("appeal {id} is {status}: only new or in_progress appeals can be forwarded")]
+    NotForwardable {
+        /// The appeal.
+        id: AppealId,
+        /// Its status.
+        status: Status,
+    },
+    /// The appeal was sent to the partner centre before.
+    #[error("appeal {0} was already forwarded to the partner centre")]
+    AlreadyForwarded(AppealId),
     /// A stored value could not be read back.
     #[error("column {column} holds an invalid value {value:?}")]
     BadValue {

@@ -14,6 +14,7 @@ use crate::model::{
     Appeal, AppealEvent, AppealId, AppealWithEvents, Callback, CallbackStatus, EventKind,
     OperatorSession, Status,
 };
+use crate::partner;
 use crate::report::{self, DailyReport, ReportOptions};
 use crate::writer::now_ms;
 use crate::Error;
@@ -65,7 +66,7 @@ pub struct Store {
     backend: Backend,
 }
 
-const APPEAL_COLUMNS: &str =
+pub(crate) const APPEAL_COLUMNS: &str =
     "id, call_id, line, caller_number, arrived_at, answered_at, ended_at, \
     ivr_path, category, queue, wait_seconds, talk_seconds, operator, outcome, recording, status, \
     destination_org, notes, partner_ref, updated_at";
@@ -156,7 +157,9 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// Sets the follow-up status, recorded as a `status_changed` event by `actor`.
+    /// Sets the follow-up status, recorded as a `status_changed` event by `actor`. When the
+    /// appeal came from the partner centre, the change is also queued to be reported back
+    /// (see [`crate::partner`]).
     pub async fn set_status(&self, id: AppealId, status: Status, actor: &str) -> Result<(), Error> {
         self.change(
             id,
@@ -213,6 +216,13 @@ impl Store {
         .await?;
         let data = serde_json::json!({ "from": old, "to": value });
         db::append_event(&mut tx, id, Uuid::now_v7(), now, kind, &data, Some(actor)).await?;
+        if kind == EventKind::StatusChanged && old.as_deref() != Some(value) {
+            // An appeal that came from the partner reports its new status back, queued in
+            // this same transaction so the change and the message stand or fall together.
+            let from: Status = parsed(old.unwrap_or_default(), "status")?;
+            let to: Status = parsed(value.to_owned(), "status")?;
+            partner::status_changed(&mut tx, id, from, to, actor, now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -299,7 +309,11 @@ impl Store {
             ..SearchFilter::default()
         };
         let (where_sql, binds) = where_clause(&filter);
-        let sql = format!("SELECT {APPEAL_COLUMNS} FROM appeals{where_sql} ORDER BY arrived_at");
+        // Appeals the partner centre forwarded to us were not calls on our lines: they stay
+        // out of the call figures (their call is in the partner's report).
+        let sql = format!(
+            "SELECT {APPEAL_COLUMNS} FROM appeals{where_sql} AND line NOT LIKE 'partner:%' ORDER BY arrived_at"
+        );
         let appeals: Vec<Appeal> = bind_all(sqlx::query(&sql), binds)
             .fetch_all(&self.pool)
             .await?
@@ -369,7 +383,7 @@ fn bind_all<'q>(
     q
 }
 
-fn time(ms: i64, column: &'static str) -> Result<DateTime<Utc>, Error> {
+pub(crate) fn time(ms: i64, column: &'static str) -> Result<DateTime<Utc>, Error> {
     DateTime::from_timestamp_millis(ms).ok_or(Error::BadValue {
         column,
         value: ms.to_string(),
@@ -380,11 +394,11 @@ fn opt_time(ms: Option<i64>, column: &'static str) -> Result<Option<DateTime<Utc
     ms.map(|m| time(m, column)).transpose()
 }
 
-fn parsed<T: std::str::FromStr>(s: String, column: &'static str) -> Result<T, Error> {
+pub(crate) fn parsed<T: std::str::FromStr>(s: String, column: &'static str) -> Result<T, Error> {
     s.parse().map_err(|_| Error::BadValue { column, value: s })
 }
 
-fn appeal_from_row(r: &AnyRow) -> Result<Appeal, Error> {
+pub(crate) fn appeal_from_row(r: &AnyRow) -> Result<Appeal, Error> {
     Ok(Appeal {
         id: parsed(r.try_get("id")?, "id")?,
         call_id: r.try_get("call_id")?,

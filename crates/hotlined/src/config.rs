@@ -55,6 +55,9 @@ pub struct MainFile {
     pub reports: ReportsSection,
     #[serde(default)]
     pub recording: RecordingSection,
+    /// The partner centre appeals are exchanged with; none when absent.
+    #[serde(default)]
+    pub partner: Option<PartnerSection>,
     /// The lines file, relative to the main file's folder.
     pub lines: String,
     /// The operators file, relative to the main file's folder.
@@ -233,6 +236,35 @@ impl Default for ReportsSection {
             timezone: "+07:00".into(),
         }
     }
+}
+
+/// `[partner]`: the other Hotline (city ↔ region) appeals are forwarded to and received from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerSection {
+    /// Our centre's name, sent with every message and used in the partner's `partner_ref`
+    /// (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    /// The partner's admin base URL, `http://host:port` (plain HTTP: put a TLS proxy in front
+    /// when the link leaves a trusted network).
+    pub url: String,
+    /// Shared token: sent to the partner, and the only token our `/api/v1/partner/…` routes
+    /// accept (never the admin token).
+    pub token: String,
+    /// First pause after a failed delivery, milliseconds; doubles up to `retry_max_ms`.
+    #[serde(default = "default_retry_min_ms")]
+    pub retry_min_ms: u64,
+    /// Longest pause between delivery attempts, milliseconds.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+}
+
+fn default_retry_min_ms() -> u64 {
+    500
+}
+
+fn default_retry_max_ms() -> u64 {
+    60_000
 }
 
 /// Reads `+HH:MM`, `-HH:MM`, `+HHMM`, `+HH`, `Z` or `UTC` as a fixed UTC offset.
@@ -580,6 +612,42 @@ impl Config {
                 col,
                 message: "reports.service_level_seconds must be 0..3600".into(),
             });
+        }
+        if let Some(p) = &main.partner {
+            let (line, col) = locate(&text, "[partner]", 0);
+            let mut say = |message: String| {
+                problems.push(Problem {
+                    path: main_path.display().to_string(),
+                    line,
+                    col,
+                    message,
+                })
+            };
+            if p.name.is_empty()
+                || !p
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                say(format!(
+                    "partner.name {:?} must be letters, digits, - _ .",
+                    p.name
+                ));
+            }
+            if p.url.parse::<hyper::Uri>().ok().is_none_or(|u| {
+                u.scheme_str() != Some("http") || u.host().is_none() || u.query().is_some()
+            }) {
+                say(format!(
+                    "partner.url {:?} must be an http://host:port base URL",
+                    p.url
+                ));
+            }
+            if p.token.is_empty() {
+                say("partner.token must not be empty".into());
+            }
+            if p.retry_min_ms == 0 || p.retry_min_ms > p.retry_max_ms {
+                say("partner.retry_min_ms must be 1..=retry_max_ms".into());
+            }
         }
         if main.rtp.port_min >= main.rtp.port_max {
             let (line, col) = locate(&text, "port_min", 0);
@@ -931,6 +999,31 @@ mod tests {
             );
             assert_eq!(p.encoded_frame("PCMU", 0).map(<[u8]>::len), Some(160));
             assert_eq!(p.encoded_frame("PCMA", 0).map(<[u8]>::len), Some(160));
+        }
+    }
+
+    #[test]
+    fn partner_section_from_the_environment_and_checked() {
+        let c = Config::load_with_env(&repo_config(), std::iter::empty()).unwrap();
+        assert!(c.main.partner.is_none());
+        let env = |url: &str| {
+            vec![
+                ("HOTLINE__PARTNER__NAME".to_string(), "city".to_string()),
+                ("HOTLINE__PARTNER__URL".to_string(), url.to_string()),
+                ("HOTLINE__PARTNER__TOKEN".to_string(), "shared".to_string()),
+            ]
+            .into_iter()
+        };
+        let c = Config::load_with_env(&repo_config(), env("http://127.0.0.1:18081")).unwrap();
+        let p = c.main.partner.unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.url.as_str(), p.token.as_str()),
+            ("city", "http://127.0.0.1:18081", "shared")
+        );
+        assert_eq!((p.retry_min_ms, p.retry_max_ms), (500, 60_000));
+        for bad in ["https://region.example", "127.0.0.1:18081", "http://h/?x=1"] {
+            let e = Config::load_with_env(&repo_config(), env(bad)).unwrap_err();
+            assert!(e.to_string().contains("partner.url"), "{bad}: {e}");
         }
     }
 

@@ -3,6 +3,7 @@
 mod admin;
 mod appeal_log;
 mod config;
+mod partner;
 mod report;
 
 use std::path::PathBuf;
@@ -112,6 +113,9 @@ fn check(path: &std::path::Path) -> ExitCode {
                 println!("  warning   admin.token is empty: every /api/v1 call is refused (403)");
             }
             println!("  database  {}", c.main.database.url);
+            if let Some(p) = &c.main.partner {
+                println!("  partner   {} -> {}", p.name, p.url);
+            }
             for l in &c.lines {
                 println!("  line      {} {:<12} {}", l.id, l.number, l.name);
                 if let Some(m) = c.menus.get(&l.id) {
@@ -362,12 +366,18 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
                 options: c.report_options(),
             },
             patch_lock: Default::default(),
+            partner: c.main.partner.as_ref().map(partner::PartnerLink::from_config),
         };
         let store_task = admin::connect_store(
             c.main.database.url.clone(),
             admin_state.store.clone(),
             admin_stop.clone(),
         );
+        // The partner outbox is delivered for as long as the daemon runs (and resumes after a
+        // restart: it lives in the database).
+        let sender = admin_state.partner.clone().map(|link| {
+            partner::spawn_sender(link, admin_state.store.clone(), admin_stop.clone())
+        });
         let admin = tokio::spawn(admin::serve(
             admin_listener,
             admin_state.clone(),
@@ -379,6 +389,9 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         admin_stop.cancel();
         let _ = admin.await;
         let _ = store_task.await;
+        if let Some(sender) = sender {
+            let _ = sender.await;
+        }
         admin_state
             .operators
             .logout_all(&admin_state.writer, "shutdown");

@@ -6,57 +6,12 @@
 // A test file: helpers outside #[test] fns may unwrap too.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::net::{TcpListener, UdpSocket};
 use std::time::{Duration, Instant};
 
-const CALLER: &str = "+79131234567";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// The binary with no `HOTLINE…` variables inherited from whoever runs the tests.
-fn hotlined() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hotlined"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HOTLINE") {
-            c.env_remove(k);
-        }
-    }
-    c.env("NO_COLOR", "1");
-    c
-}
-
-/// Copies a folder with everything in it (the lines name menus, the menus name prompts).
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
-/// A copy of the shipped configuration in a temp folder, with `edit` applied to hotline.toml.
-fn config_copy(edit: impl Fn(&str) -> String) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    copy_tree(&repo().join("config"), dir.path());
-    let main = std::fs::read_to_string(repo().join("config/hotline.toml")).unwrap();
-    let path = dir.path().join("hotline.toml");
-    std::fs::write(&path, edit(&main)).unwrap();
-    (dir, path)
-}
+use common::{config_copy, hotlined, http_get, repo, Daemon, CALLER};
 
 /// The shipped file with the `[sip] listen` key misspelt; returns the text and its line (1-based).
 fn with_typo(main: &str) -> (String, usize) {
@@ -68,25 +23,6 @@ fn with_typo(main: &str) -> (String, usize) {
     );
     let line = main.lines().position(|l| l.starts_with(key)).unwrap() + 1;
     (main.replacen(key, "lisen = \"127.0.0.1:5060\"", 1), line)
-}
-
-/// A port free on 127.0.0.1 for both UDP and TCP (released again before returning).
-fn free_sip_port() -> u16 {
-    loop {
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -265,143 +201,6 @@ fn run_with_a_broken_config_exits_1_before_binding() {
     assert!(stderr.contains("HOTLINE__SIP__LISTEN"), "{stderr}");
     assert!(!stderr.contains("cannot bind"), "{stderr}");
     drop((sip, sip_tcp, admin));
-}
-
-/// A running daemon whose stderr is collected as it comes.
-struct Daemon {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-    sip: SocketAddr,
-    admin: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    /// The shipped configuration (without its IPv6 listener, which a test host may lack) on
-    /// free ports given through the environment, plus `env`.
-    fn start(env: &[(&str, &str)]) -> Daemon {
-        let (dir, path) = config_copy(|m| {
-            m.lines()
-                .filter(|l| !l.starts_with("listen_v6"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        });
-        let sip: SocketAddr = ([127, 0, 0, 1], free_sip_port()).into();
-        let admin: SocketAddr = ([127, 0, 0, 1], free_tcp_port()).into();
-        let mut cmd = hotlined();
-        cmd.args(["run", "--config"])
-            .arg(&path)
-            .env("HOTLINE__SIP__LISTEN", sip.to_string())
-            .env("HOTLINE__ADMIN__LISTEN", admin.to_string())
-            .env("HOTLINE__CALLS__SHUTDOWN_GRACE", "1")
-            .env("HOTLINE__SIP__T1_MS", "20")
-            // the database and spool live in the test's folder, not the crate's
-            .env(
-                "HOTLINE__DATABASE__URL",
-                format!("sqlite://{}", dir.path().join("hotline.db").display()),
-            )
-            .env("HOTLINE__DATABASE__SPOOL_DIR", dir.path().join("spool"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let d = Daemon {
-            child,
-            stderr,
-            reader: Some(reader),
-            sip,
-            admin,
-            _dir: dir,
-        };
-        d.wait_for_log("hotlined started");
-        d
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn wait_for_log(&self, what: &str) {
-        let until = Instant::now() + Duration::from_secs(5);
-        while !self.log().contains(what) {
-            assert!(
-                Instant::now() < until,
-                "no {what:?} in the log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
-    /// Wait up to `d` for the process to exit.
-    fn wait(&mut self, d: Duration) -> Option<ExitStatus> {
-        let until = Instant::now() + d;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                if let Some(r) = self.reader.take() {
-                    r.join().unwrap();
-                }
-                return Some(st);
-            }
-            if Instant::now() >= until {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// SIGKILL and collect the whole log.
-    fn kill(mut self) -> String {
-        let _ = self.child.kill();
-        self.wait(Duration::from_secs(5)).unwrap();
-        self.log()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A plain HTTP/1.1 GET: status code and body.
-fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_string();
-    Some((status, body))
 }
 
 #[test]

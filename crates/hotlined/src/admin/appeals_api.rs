@@ -54,7 +54,7 @@ fn query_error(e: QueryRejection) -> ApiError {
     ApiError::bad_request(format!("bad query: {}", e.body_text()))
 }
 
-fn path_id(p: Result<Path<String>, PathRejection>) -> Result<AppealId, ApiError> {
+pub(super) fn path_id(p: Result<Path<String>, PathRejection>) -> Result<AppealId, ApiError> {
     let Path(id) = p.map_err(|e| ApiError::bad_request(e.body_text()))?;
     id.parse()
         .map_err(|_| ApiError::bad_request(format!("{id:?} is not an appeal id")))
@@ -236,6 +236,10 @@ pub async fn update(
     }
     if let Some(to) = status.filter(|to| *to != current.status) {
         store.set_status(id, to, &actor).await?;
+        // An appeal from the partner queued its new status for the partner: send it now.
+        if let Some(link) = &s.partner {
+            link.wake.notify_one();
+        }
     }
     if let Some(n) = change.notes.filter(|n| Some(n) != current.notes.as_ref()) {
         store.set_notes(id, &n, &actor).await?;
@@ -249,13 +253,76 @@ pub async fn update(
     }
 }
 
-/// `POST /api/v1/appeals/{id}/forward`: the partner-centre exchange is issue 6 item 7.
-pub async fn forward(id: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForwardBody {
+    note: Option<String>,
+    destination_org: Option<String>,
+}
+
+/// `POST /api/v1/appeals/{id}/forward` (body `{ "note", "destination_org" }`, both
+/// optional; an empty body is no note): sends the appeal to the partner centre. It becomes
+/// `forwarded` at once — from `new` or `in_progress`, once per appeal, otherwise 409 — with
+/// a `forwarded` event; the message waits in the outbox until the partner accepts it, which
+/// the timeline records as a `partner_update` event and the partner's reference in
+/// `partner_ref`. 202 with the appeal and the message's idempotency key; 409 when no
+/// partner is configured.
+pub async fn forward(
+    State(s): State<AdminState>,
+    Extension(Actor(actor)): Extension<Actor>,
+    id: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        format!("forwarding appeal {id} to the partner centre is not built yet (issue 6, item 7)"),
-    ))
+    let Some(link) = &s.partner else {
+        return Err(ApiError::conflict(
+            "no partner configured: add a [partner] section to forward appeals",
+        ));
+    };
+    let body: ForwardBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ForwardBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))?
+    };
+    if let Some(n) = &body.note {
+        if n.chars().count() > MAX_NOTES {
+            return Err(ApiError::unprocessable(format!(
+                "note is longer than {MAX_NOTES} characters"
+            )));
+        }
+    }
+    let org = given(body.destination_org);
+    if let Some(o) = &org {
+        if o.chars().count() > MAX_ORG || o.chars().any(char::is_control) {
+            return Err(ApiError::unprocessable(format!(
+                "destination_org must be 1 to {MAX_ORG} characters on one line"
+            )));
+        }
+    }
+    let store = s.store()?;
+    let key = {
+        let _one_at_a_time = s.patch_lock.lock().await;
+        store
+            .forward(
+                id,
+                &appeals::ForwardOrder {
+                    note: given(body.note),
+                    destination_org: org,
+                    actor,
+                },
+            )
+            .await?
+    };
+    link.wake.notify_one();
+    match store.get(id).await? {
+        Some(a) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "idempotency_key": key, "appeal": a })),
+        )
+            .into_response()),
+        None => Err(ApiError::not_found(format!("no appeal {id}"))),
+    }
 }
 
 #[derive(Debug, Deserialize)]

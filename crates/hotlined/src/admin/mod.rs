@@ -2,7 +2,9 @@
 //! `/api/v1/openapi.json`).
 //!
 //! - `/health` and `/metrics` are open; everything under `/api/v1` needs
-//!   `Authorization: Bearer <admin.token>` (compared in constant time). An empty configured
+//!   `Authorization: Bearer <admin.token>` (compared in constant time), except
+//!   `/api/v1/partner/…`, which the partner Hotline calls with `partner.token` (see
+//!   `partner_api`). An empty configured
 //!   token closes the API: every call gets 403 (`hotlined check` warns about it).
 //! - The actor recorded on an appeal's timeline is the `X-Hotline-Actor` header, or `admin`
 //!   (the name of the one configured token) when it is absent.
@@ -13,6 +15,7 @@
 mod appeals_api;
 mod metrics;
 mod operators;
+mod partner_api;
 #[cfg(test)]
 mod tests;
 
@@ -69,6 +72,8 @@ pub struct AdminState {
     /// Serialises appeal changes made through this daemon, so that a status transition is
     /// checked against the status it replaces.
     pub patch_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The partner centre (`[partner]`), when one is configured.
+    pub partner: Option<crate::partner::PartnerLink>,
 }
 
 /// Who is making a change, for the appeal timeline.
@@ -116,6 +121,9 @@ impl From<appeals::Error> for ApiError {
     fn from(e: appeals::Error) -> Self {
         match e {
             appeals::Error::NotFound(id) => ApiError::not_found(format!("no appeal {id}")),
+            e @ (appeals::Error::NotForwardable { .. } | appeals::Error::AlreadyForwarded(_)) => {
+                ApiError::conflict(e.to_string())
+            }
             appeals::Error::Db(e) => {
                 tracing::warn!(error = %e, "admin API: database error");
                 ApiError::new(
@@ -217,11 +225,27 @@ fn api_routes() -> Routes {
         .add("POST", "/api/v1/reload", post(reload))
 }
 
+/// Routes the partner Hotline calls, with the partner token.
+fn partner_routes() -> Routes {
+    Routes::new()
+        .add(
+            "POST",
+            "/api/v1/partner/appeals",
+            post(partner_api::receive_forward),
+        )
+        .add(
+            "POST",
+            "/api/v1/partner/appeals/{id}/status",
+            post(partner_api::receive_status),
+        )
+}
+
 /// Every (method, path) the router serves.
 #[cfg(test)]
 fn route_list() -> Vec<(&'static str, &'static str)> {
     let mut list = open_routes().list;
     list.extend(api_routes().list);
+    list.extend(partner_routes().list);
     list
 }
 
@@ -230,9 +254,16 @@ pub fn router(state: AdminState) -> Router {
     let api = api_routes()
         .router
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let partner = partner_routes()
+        .router
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            partner_api::authenticate,
+        ));
     open_routes()
         .router
         .merge(api)
+        .merge(partner)
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)
@@ -278,7 +309,7 @@ pub fn connect_store(
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = u8::from(a.len() != b.len());
     for i in 0..a.len().max(b.len()) {
         let x = a.get(i).copied().unwrap_or(0);
@@ -289,7 +320,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The token of an `Authorization: Bearer …` header (scheme case-insensitive).
-fn bearer(req: &Request) -> Option<&str> {
+pub(crate) fn bearer(req: &Request) -> Option<&str> {
     let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.trim().split_once(' ')?;
     scheme
@@ -301,7 +332,7 @@ fn bearer(req: &Request) -> Option<&str> {
 /// The longest actor name accepted.
 const MAX_ACTOR: usize = 64;
 
-fn unauthorized(error: Option<&str>, message: &str) -> Response {
+pub(crate) fn unauthorized(error: Option<&str>, message: &str) -> Response {
     let challenge = match error {
         Some(e) => format!("Bearer realm=\"hotline\", error=\"{e}\""),
         None => "Bearer realm=\"hotline\"".to_owned(),

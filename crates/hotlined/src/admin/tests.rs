@@ -50,6 +50,7 @@ fn state_with(writer: AppealWriter, token: &str) -> AdminState {
             options: ReportOptions::default(),
         },
         patch_lock: Default::default(),
+        partner: None,
     }
 }
 
@@ -1221,4 +1222,411 @@ async fn period_report_over_the_store_splits_days() {
         Err(crate::report::ReportError::Reversed { .. })
     ));
     let _ = &e.dir;
+}
+
+// ---------------------------------------------------------------------------------------
+// The partner-centre exchange.
+
+const PARTNER_TOKEN: &str = "partner-shared";
+
+fn link(name: &str, url: &str) -> crate::partner::PartnerLink {
+    crate::partner::PartnerLink {
+        name: Arc::from(name),
+        url: Arc::from(url),
+        token: Arc::from(PARTNER_TOKEN),
+        retry_min: Duration::from_millis(10),
+        retry_max: Duration::from_millis(40),
+        wake: Arc::new(tokio::sync::Notify::new()),
+    }
+}
+
+/// An `Env` whose daemon is centre `name` with a partner at `url`.
+async fn partner_env(name: &str, url: &str) -> Env {
+    let mut e = env().await;
+    e.state.partner = Some(link(name, url));
+    e
+}
+
+fn forward_body(centre: &str, origin: AppealId) -> String {
+    json!({
+        "centre": centre,
+        "appeal_id": origin,
+        "note": "needs long-term care",
+        "line": "city",
+        "caller_number": "+79131234567",
+        "arrived_at": "2026-11-23T03:00:00Z",
+        "category": "home-care",
+    })
+    .to_string()
+}
+
+async fn partner_call(state: &AdminState, path: &str, key: Option<&str>, body: &str) -> Answer {
+    let auth = format!("Bearer {PARTNER_TOKEN}");
+    let mut h = vec![("authorization", auth.as_str())];
+    if let Some(k) = key {
+        h.push(("idempotency-key", k));
+    }
+    send(state, req("POST", path, body, &h)).await
+}
+
+#[tokio::test]
+async fn forward_without_a_partner_is_409() {
+    let e = env().await;
+    let id = e.appeal(local(day(), 9, 0), "city", "+7", AppealUpdate::default());
+    e.flush().await;
+    let a = call(
+        &e.state,
+        "POST",
+        &format!("/api/v1/appeals/{id}/forward"),
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
+    assert!(a.error().contains("no partner configured"), "{}", a.body);
+    // … and the partner routes are closed.
+    let r = partner_call(
+        &e.state,
+        "/api/v1/partner/appeals",
+        Some("k"),
+        &forward_body("city", id),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.error().contains("no partner configured"));
+}
+
+#[tokio::test]
+async fn partner_routes_take_the_partner_token_only() {
+    let e = partner_env("region", "http://127.0.0.1:9").await;
+    let body = forward_body("city", AppealId::new());
+    let path = "/api/v1/partner/appeals";
+    for auth in [
+        None,
+        Some(format!("Bearer {TOKEN}")),
+        Some("Bearer partner-share".to_owned()),
+    ] {
+        let mut h = vec![("idempotency-key", "k-1")];
+        if let Some(a) = &auth {
+            h.push(("authorization", a.as_str()));
+        }
+        let a = send(&e.state, req("POST", path, &body, &h)).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{auth:?}");
+    }
+    // … and the partner token opens nothing else.
+    let a = send(
+        &e.state,
+        req(
+            "GET",
+            "/api/v1/appeals",
+            "",
+            &[("authorization", &format!("Bearer {PARTNER_TOKEN}"))],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let none = partner_call(&e.state, path, None, &body).await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST);
+    assert!(none.error().contains("Idempotency-Key"));
+    let bad = partner_call(&e.state, path, Some("k-1"), "{\"centre\":").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let a = partner_call(&e.state, path, Some("k-1"), &body).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+}
+
+#[tokio::test]
+async fn the_same_key_twice_makes_one_appeal() {
+    let e = partner_env("region", "http://127.0.0.1:9").await;
+    let origin = AppealId::new();
+    let body = forward_body("city", origin);
+    let path = "/api/v1/partner/appeals";
+    let first = partner_call(&e.state, path, Some("key-1"), &body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let again = partner_call(&e.state, path, Some("key-1"), &body).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(first.json(), again.json());
+    let id = first.json()["appeal_id"].as_str().unwrap().to_owned();
+    assert_eq!(first.json()["partner_ref"], format!("region:{id}"));
+    let list = call(&e.state, "GET", "/api/v1/appeals", "").await.json();
+    assert_eq!(list["total"], 1);
+    let a = &list["appeals"][0];
+    assert_eq!(a["id"], id.as_str());
+    assert_eq!(a["partner_ref"], format!("city:{origin}"));
+    assert_eq!(a["line"], "partner:city");
+    assert_eq!(a["category"], "home-care");
+    // A different key is a different message.
+    let other = partner_call(&e.state, path, Some("key-2"), &body).await;
+    assert_eq!(other.status, StatusCode::CREATED);
+    assert_ne!(other.json()["appeal_id"], first.json()["appeal_id"]);
+}
+
+#[tokio::test]
+async fn forward_queues_and_status_changes_on_a_received_appeal_flow_back() {
+    let e = partner_env("city", "http://127.0.0.1:9").await;
+    let id = e.appeal(local(day(), 9, 0), "city", "+7913", AppealUpdate::default());
+    e.flush().await;
+    let path = format!("/api/v1/appeals/{id}/forward");
+    let bad = call(&e.state, "POST", &path, r#"{"nope":1}"#).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let a = call_as(
+        &e.state,
+        "POST",
+        &path,
+        r#"{"note":"please call back","destination_org":"КЦСОН"}"#,
+        &[("x-hotline-actor", "op1")],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    let j = a.json();
+    assert_eq!(j["appeal"]["status"], "forwarded");
+    assert_eq!(j["appeal"]["destination_org"], "КЦСОН");
+    let ev = j["appeal"]["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(ev["kind"], "forwarded");
+    assert_eq!(ev["actor"], "op1");
+    assert_eq!(ev["data"]["note"], "please call back");
+    assert_eq!(ev["data"]["idempotency_key"], j["idempotency_key"]);
+    let rows = e.store.outbox(Some(id)).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].key.to_string(),
+        j["idempotency_key"].as_str().unwrap()
+    );
+    let twice = call(&e.state, "POST", &path, "").await;
+    assert_eq!(twice.status, StatusCode::CONFLICT);
+    let missing = call(
+        &e.state,
+        "POST",
+        &format!("/api/v1/appeals/{}/forward", AppealId::new()),
+        "",
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    // An appeal received from the partner reports its status changes back; ours do not.
+    let origin = AppealId::new();
+    let got = partner_call(
+        &e.state,
+        "/api/v1/partner/appeals",
+        Some("k"),
+        &forward_body("region", origin),
+    )
+    .await
+    .json();
+    let theirs = got["appeal_id"].as_str().unwrap().to_owned();
+    let p = call(
+        &e.state,
+        "PATCH",
+        &format!("/api/v1/appeals/{theirs}"),
+        r#"{"status":"in_progress"}"#,
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let own = e.appeal(local(day(), 10, 0), "city", "+7", AppealUpdate::default());
+    e.flush().await;
+    call(
+        &e.state,
+        "PATCH",
+        &format!("/api/v1/appeals/{own}"),
+        r#"{"status":"in_progress"}"#,
+    )
+    .await;
+    let due = e.store.outbox_due(Utc::now(), 10).await.unwrap();
+    let status: Vec<_> = due
+        .iter()
+        .filter(|m| m.kind == appeals::OutboxKind::Status)
+        .collect();
+    assert_eq!(status.len(), 1);
+    assert_eq!(
+        status[0].path,
+        format!("/api/v1/partner/appeals/{origin}/status")
+    );
+    assert_eq!(status[0].payload["status"], "in_progress");
+    assert_eq!(status[0].payload["from"], "new");
+
+    // The origin side takes it once per key; an unknown appeal is 404.
+    let st = json!({"centre":"region","appeal_id":theirs,"from":"new","status":"in_progress","at":"2026-11-23T03:00:00Z"}).to_string();
+    let r = partner_call(
+        &e.state,
+        &format!("/api/v1/partner/appeals/{id}/status"),
+        Some("s-1"),
+        &st,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["duplicate"].clone()),
+        (StatusCode::OK, json!(false))
+    );
+    let r = partner_call(
+        &e.state,
+        &format!("/api/v1/partner/appeals/{id}/status"),
+        Some("s-1"),
+        &st,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["duplicate"].clone()),
+        (StatusCode::OK, json!(true))
+    );
+    let r = partner_call(
+        &e.state,
+        &format!("/api/v1/partner/appeals/{}/status", AppealId::new()),
+        Some("s-2"),
+        &st,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let timeline = e.store.get(id).await.unwrap().unwrap().events;
+    let updates: Vec<_> = timeline
+        .iter()
+        .filter(|e| e.kind == appeals::EventKind::PartnerUpdate)
+        .collect();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].data["status"], "in_progress");
+}
+
+/// What the flaky partner does with each request, in turn.
+#[derive(Clone, Copy, Debug)]
+enum Flake {
+    /// 503 without looking at the request.
+    Refuse,
+    /// Handles it, then loses the answer (500): the partner has it, the sender does not know.
+    LoseAnswer,
+    /// Handles it.
+    Serve,
+}
+
+/// The outbox retry logic against a real receiving router behind a server that refuses
+/// the first attempt and loses the answer to the second: the sender tries three times
+/// under one key, and exactly one appeal is made at the partner.
+#[tokio::test]
+async fn sender_retries_until_the_partner_takes_it_exactly_once() {
+    use std::sync::Mutex as StdMutex;
+    // The partner: a real receiving daemon state, behind a flaky front.
+    let region = partner_env("region", "http://127.0.0.1:9").await;
+    let plan = Arc::new(StdMutex::new(vec![Flake::Refuse, Flake::LoseAnswer]));
+    let keys = Arc::new(StdMutex::new(Vec::<String>::new()));
+    let inner = router(region.state.clone());
+    let front = {
+        let (plan, keys) = (plan.clone(), keys.clone());
+        axum::Router::new().fallback(move |r: axum::extract::Request| {
+            let (plan, keys, inner) = (plan.clone(), keys.clone(), inner.clone());
+            async move {
+                keys.lock()
+                    .unwrap()
+                    .push(r.headers()["idempotency-key"].to_str().unwrap().to_owned());
+                let step = {
+                    let mut p = plan.lock().unwrap();
+                    if p.is_empty() {
+                        Flake::Serve
+                    } else {
+                        p.remove(0)
+                    }
+                };
+                match step {
+                    Flake::Refuse => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                    Flake::LoseAnswer => {
+                        let _ = inner.oneshot(r).await;
+                        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                    }
+                    Flake::Serve => inner.oneshot(r).await.into_response(),
+                }
+            }
+        })
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, front).await });
+
+    let city = partner_env("city", &format!("http://{addr}")).await;
+    let id = city.appeal(local(day(), 9, 0), "city", "+7913", AppealUpdate::default());
+    city.flush().await;
+    let a = call(
+        &city.state,
+        "POST",
+        &format!("/api/v1/appeals/{id}/forward"),
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    let client = crate::partner::PartnerClient::new(city.state.partner.clone().unwrap());
+    let t0 = Instant::now();
+    let mut delivered = 0;
+    while delivered == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "never delivered");
+        delivered = crate::partner::deliver_due(&city.store, &client)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(delivered, 1);
+    let keys = keys.lock().unwrap().clone();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(keys.iter().all(|k| *k == keys[0]), "one key: {keys:?}");
+    let rows = city.store.outbox(Some(id)).await.unwrap();
+    assert_eq!(rows[0].attempts, 3);
+    assert!(rows[0].sent_at.is_some());
+    assert_eq!(rows[0].key.to_string(), keys[0]);
+    // Nothing is due any more: a further pass sends nothing.
+    assert_eq!(
+        crate::partner::deliver_due(&city.store, &client)
+            .await
+            .unwrap(),
+        0
+    );
+
+    let list = call(&region.state, "GET", "/api/v1/appeals", "")
+        .await
+        .json();
+    assert_eq!(list["total"], 1, "exactly one appeal at the partner");
+    let theirs = list["appeals"][0]["id"].as_str().unwrap();
+    assert_eq!(list["appeals"][0]["partner_ref"], format!("city:{id}"));
+    let ours = city.store.get(id).await.unwrap().unwrap();
+    assert_eq!(ours.appeal.partner_ref, Some(format!("region:{theirs}")));
+    assert_eq!(
+        ours.events.last().unwrap().kind,
+        appeals::EventKind::PartnerUpdate
+    );
+}
+
+/// A partner that refuses a message for good (422) is not asked again.
+#[tokio::test]
+async fn a_refused_message_is_given_up() {
+    let front = axum::Router::new().fallback(|| async {
+        (StatusCode::UNPROCESSABLE_ENTITY, "{\"error\":\"no\"}").into_response()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, front).await });
+    let city = partner_env("city", &format!("http://{addr}")).await;
+    let id = city.appeal(local(day(), 9, 0), "city", "+7", AppealUpdate::default());
+    city.flush().await;
+    call(
+        &city.state,
+        "POST",
+        &format!("/api/v1/appeals/{id}/forward"),
+        "",
+    )
+    .await;
+    let client = crate::partner::PartnerClient::new(city.state.partner.clone().unwrap());
+    assert_eq!(
+        crate::partner::deliver_due(&city.store, &client)
+            .await
+            .unwrap(),
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(
+        crate::partner::deliver_due(&city.store, &client)
+            .await
+            .unwrap(),
+        0
+    );
+    let rows = city.store.outbox(Some(id)).await.unwrap();
+    assert_eq!(rows[0].attempts, 1);
+    assert!(rows[0].failed_at.is_some());
+    assert!(rows[0].last_error.as_deref().unwrap().contains("422"));
 }

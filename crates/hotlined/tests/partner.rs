@@ -1,0 +1,231 @@
+//! Two real `hotlined run` daemons — the city centre A and the regional centre B — each with
+//! its own SQLite database, pointed at each other through `HOTLINE__PARTNER__…`:
+//! a call on A becomes an appeal, A forwards it, it appears on B pointing back, B works it,
+//! and A's timeline gets B's status changes. And the restart case: B is down when A forwards
+//! (and A itself is killed with the message still queued); when both are back the appeal
+//! arrives exactly once.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, http, ring, Daemon, Site, CALLER};
+use serde_json::{json, Value};
+
+const ADMIN: &str = "Bearer change-me";
+const SHARED: &str = "city-region-shared-token";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The environment that makes `name` a centre whose partner is `other`.
+fn partner_env(name: &str, other: &Site) -> Vec<(String, String)> {
+    vec![
+        ("HOTLINE__PARTNER__NAME".into(), name.into()),
+        (
+            "HOTLINE__PARTNER__URL".into(),
+            format!("http://{}", other.admin),
+        ),
+        ("HOTLINE__PARTNER__TOKEN".into(), SHARED.into()),
+        ("HOTLINE__PARTNER__RETRY_MIN_MS".into(), "100".into()),
+        ("HOTLINE__PARTNER__RETRY_MAX_MS".into(), "400".into()),
+        ("HOTLINE__LOG__LEVEL".into(), "info,hotlined=debug".into()),
+    ]
+}
+
+fn start(site: &Site, env: &[(String, String)]) -> Daemon {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    site.start(&env)
+}
+
+/// An admin API call: status and JSON body.
+fn api(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let (status, text) = http(
+        d.admin,
+        method,
+        path,
+        &[("Authorization", ADMIN), ("X-Hotline-Actor", "op1")],
+        body,
+    )
+    .unwrap_or_else(|| panic!("{method} {path}: no answer"));
+    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, v)
+}
+
+/// The appeals on `d` (newest first), once its database is connected (503 until then).
+fn appeals(d: &Daemon) -> Vec<Value> {
+    eventually(WAIT, "the appeal list", || {
+        let (s, v) = api(d, "GET", "/api/v1/appeals?per_page=100", "");
+        assert!(s == 200 || s == 503, "{s} {v}");
+        (s == 200).then(|| v["appeals"].as_array().unwrap().clone())
+    })
+}
+
+/// Rings the city line on `d` and returns the appeal the call became.
+fn call_appeal(d: &Daemon, call_id: &str) -> String {
+    let _call = ring(d.sip, "3758787", CALLER, call_id);
+    eventually(WAIT, "the call's appeal", || {
+        appeals(d)
+            .into_iter()
+            .find(|a| a["call_id"] == call_id)
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+    })
+}
+
+/// B's appeals that point back at A's `id`.
+fn received(b: &Daemon, id: &str) -> Vec<Value> {
+    appeals(b)
+        .into_iter()
+        .filter(|a| a["partner_ref"] == format!("city:{id}"))
+        .collect()
+}
+
+fn timeline(d: &Daemon, id: &str) -> Value {
+    let (s, v) = api(d, "GET", &format!("/api/v1/appeals/{id}"), "");
+    assert_eq!(s, 200, "{v}");
+    v
+}
+
+#[test]
+fn two_daemons_forward_an_appeal_and_see_the_status_come_back() {
+    let (site_a, site_b) = (Site::new(), Site::new());
+    let a = start(&site_a, &partner_env("city", &site_b));
+    let b = start(&site_b, &partner_env("region", &site_a));
+
+    let id = call_appeal(&a, "partner-call-1");
+    let (s, v) = api(
+        &a,
+        "POST",
+        &format!("/api/v1/appeals/{id}/forward"),
+        &json!({"note": "нужен уход на дому", "destination_org": "ГАУ НСО «Геронтологический центр»"})
+            .to_string(),
+    );
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["appeal"]["status"], "forwarded");
+
+    // It appears on B, pointing back at A's appeal…
+    let on_b = eventually(WAIT, "the appeal on B", || received(&b, &id).pop());
+    let theirs = on_b["id"].as_str().unwrap().to_owned();
+    assert_eq!(on_b["status"], "new");
+    assert_eq!(on_b["line"], "partner:city");
+    assert_eq!(on_b["caller_number"], CALLER);
+    assert_eq!(on_b["destination_org"], "ГАУ НСО «Геронтологический центр»");
+    assert_eq!(on_b["notes"], "нужен уход на дому");
+    let created = &timeline(&b, &theirs)["events"][0];
+    assert_eq!(created["kind"], "created");
+    assert_eq!(created["data"]["from_partner"], "city");
+    assert_eq!(created["data"]["partner_appeal"], id.as_str());
+    // … and A keeps B's reference.
+    let want_ref = format!("region:{theirs}");
+    eventually(WAIT, "A's partner_ref", || {
+        (timeline(&a, &id)["partner_ref"] == want_ref.as_str()).then_some(())
+    });
+
+    // B works it; A's timeline gets each status.
+    for status in ["in_progress", "resolved"] {
+        let (s, v) = api(
+            &b,
+            "PATCH",
+            &format!("/api/v1/appeals/{theirs}"),
+            &json!({ "status": status }).to_string(),
+        );
+        assert_eq!(s, 200, "{v}");
+    }
+    let t = eventually(WAIT, "B's statuses on A's timeline", || {
+        let t = timeline(&a, &id);
+        let n = t["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "partner_update" && e["data"].get("status").is_some())
+            .count();
+        (n == 2).then_some(t)
+    });
+    let updates: Vec<&Value> = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "partner_update" && e["data"].get("status").is_some())
+        .collect();
+    assert_eq!(updates[0]["data"]["status"], "in_progress");
+    assert_eq!(updates[1]["data"]["status"], "resolved");
+    assert_eq!(updates[0]["data"]["partner_appeal"], theirs.as_str());
+    assert_eq!(updates[0]["data"]["partner_actor"], "op1");
+    assert_eq!(updates[0]["actor"], "partner:region");
+    // B's `resolved` resolves A's forwarded appeal.
+    assert_eq!(t["status"], "resolved");
+    let kinds: Vec<&str> = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.starts_with(&["created"]), "{kinds:?}");
+    let tail = &kinds[kinds.iter().position(|k| *k == "forwarded").unwrap()..];
+    assert_eq!(
+        tail,
+        [
+            "forwarded",
+            "partner_update",
+            "partner_update",
+            "partner_update",
+            "status_changed"
+        ],
+        "{kinds:?}"
+    );
+    // Still one appeal on B.
+    assert_eq!(received(&b, &id).len(), 1);
+
+    // The partner routes take the shared token, not the admin one.
+    let (s, _) = http(
+        b.admin,
+        "POST",
+        "/api/v1/partner/appeals",
+        &[("Authorization", ADMIN), ("Idempotency-Key", "x")],
+        "{}",
+    )
+    .unwrap();
+    assert_eq!(s, 401);
+}
+
+#[test]
+fn an_appeal_forwarded_while_the_partner_is_down_arrives_exactly_once() {
+    let (site_a, site_b) = (Site::new(), Site::new());
+    let env_a = partner_env("city", &site_b);
+    let env_b = partner_env("region", &site_a);
+    let a = start(&site_a, &env_a);
+    let mut b = start(&site_b, &env_b);
+    let id = call_appeal(&a, "partner-call-2");
+
+    // B stops; A forwards: queued, retried.
+    b.signal("TERM");
+    assert!(b.wait(Duration::from_secs(5)).is_some(), "B stops");
+    let (s, v) = api(&a, "POST", &format!("/api/v1/appeals/{id}/forward"), "");
+    assert_eq!(s, 202, "{v}");
+    a.wait_for_log("partner delivery failed; will retry");
+    assert_eq!(timeline(&a, &id)["partner_ref"], Value::Null);
+
+    // A is killed with the message still queued, B comes back, then A: the outbox is in A's
+    // database, so the message goes out after the restart.
+    let log_a = a.kill();
+    assert!(!log_a.contains("partner accepted"), "{log_a}");
+    let b = start(&site_b, &env_b);
+    assert!(received(&b, &id).is_empty());
+    let a = start(&site_a, &env_a);
+    let on_b = eventually(WAIT, "the appeal on B", || received(&b, &id).pop());
+    let want_ref = format!("region:{}", on_b["id"].as_str().unwrap());
+    eventually(WAIT, "A's partner_ref", || {
+        (timeline(&a, &id)["partner_ref"] == want_ref.as_str()).then_some(())
+    });
+    // Give a duplicate every chance to show up: none does.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(received(&b, &id).len(), 1);
+    assert_eq!(appeals(&b).len(), 1, "B has only the forwarded appeal");
+    let delivered = timeline(&a, &id)["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "partner_update" && e["data"]["delivered"] == true)
+        .count();
+    assert_eq!(delivered, 1);
+}
