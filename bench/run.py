@@ -144,7 +144,7 @@ class Sampler(threading.Thread):
         self.pids = pids
         self.period = period
         self.samples: list[tuple[float, dict[str, tuple[int | None, int | None]], tuple[int, int]]] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def sample(self) -> None:
         now = time.monotonic()
@@ -152,12 +152,12 @@ class Sampler(threading.Thread):
         self.samples.append((now, row, machine_ticks()))
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.sample()
-            self._stop.wait(self.period)
+            self._halt.wait(self.period)
 
     def finish(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
         self.sample()
 
@@ -392,7 +392,7 @@ def run_load(load: Load, outdir: str, sampler_pids: dict[str, int]) -> tuple[Loa
             "-trace_rtt", "-rtt_freq", "50",
             *load.extra,
         ]
-        res.commands.append(" ".join(args))
+        res.commands.append(" ".join(args).replace(ROOT + "/", ""))
         p = start(["timeout", "-k", "5", str(load.limit + 15), *args], cwd=pd,
                   stdout=open(os.path.join(pd, "sipp.stdout"), "wb"),
                   stderr=open(os.path.join(pd, "sipp.stderr"), "wb"))
@@ -695,7 +695,7 @@ def machine() -> dict:
     rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
     return {
         "nproc": os.cpu_count(), "model": model, "mem": mem, "kernel": platform.release(),
-        "sipp": m.group(1) if m else "?", "rustc": rustc,
+        "sipp": m.group(1).rstrip(".") if m else "?", "rustc": rustc,
         "load": open("/proc/loadavg").read().split()[:3],
     }
 
@@ -812,7 +812,8 @@ def render(meta: dict, micro, conc, rate) -> str:
     if daemon:
         w("# the daemon (ports differ per run; a copy of config/ whose lines.toml adds "
           f"line {BENCH_NUMBER} with ring_seconds = 0)")
-        w(" ".join(f"{k}={v}" for k, v in daemon.items()) + " target/release/hotlined run --config TMP/config/hotline.toml")
+        line = " ".join(f"{k}={v}" for k, v in daemon.items())
+        w(re.sub(r"/tmp/hotline-bench-\w+", "TMP", line) + " target/release/hotlined run --config TMP/config/hotline.toml")
     for c in conc or []:
         w(f"# concurrency {c['n']}")
         for x in c["cmds"]:
