@@ -46,6 +46,15 @@ prompts:
 	scripts/make-ivr-prompts.sh
 	scripts/make-prompts.sh
 
+## make bench: release build, criterion micro-benchmarks, then hotlined under SIPp load on
+## 127.0.0.1 (SIPp's own uas as the baseline); writes docs/BENCHMARKS.md. Not part of `make test`.
+## BENCH_ARGS=--quick for a smoke run; BENCH_ARGS='--only micro' for one section.
+bench:
+	scripts/ensure-tools.sh sipp tcpdump python3
+	$(CARGO) build --release -p hotlined --bin hotlined
+	$(CARGO) bench -p sip -p media --no-run
+	python3 bench/run.py --hotlined target/release/hotlined $(BENCH_ARGS)
+
 clean:
 	$(CARGO) clean
 	rm -rf sip-test/out
