@@ -99,7 +99,17 @@ impl Inbox {
         let mut q = self.lock();
         match transcode_table(from, q.law) {
             None => q.audio.extend(payload),
-            Some(t) => q.audio.extend(payload.iter().map(|&b| t[usize::from(b)])),
+            Some(t) => {
+                // through a stack buffer: a slice extend is a copy, a mapped iterator is not
+                let mut buf = [0u8; FRAME_SAMPLES];
+                for chunk in payload.chunks(FRAME_SAMPLES) {
+                    let out = buf.get_mut(..chunk.len()).unwrap_or_default();
+                    for (o, &b) in out.iter_mut().zip(chunk) {
+                        *o = t[usize::from(b)];
+                    }
+                    q.audio.extend(&*out);
+                }
+            }
         }
         if q.audio.len() > MAX_QUEUED {
             let drop = q.audio.len() - KEEP_QUEUED;
@@ -141,7 +151,11 @@ impl FrameSource for BridgeSource {
     fn next_frame(&mut self, out: &mut Vec<u8>) {
         let mut q = self.inbox.lock();
         if q.audio.len() >= FRAME_SAMPLES {
-            out.extend(q.audio.drain(..FRAME_SAMPLES));
+            let (a, b) = q.audio.as_slices();
+            let from_a = a.len().min(FRAME_SAMPLES);
+            out.extend_from_slice(a.get(..from_a).unwrap_or_default());
+            out.extend_from_slice(b.get(..FRAME_SAMPLES - from_a).unwrap_or_default());
+            q.audio.drain(..FRAME_SAMPLES);
         } else {
             q.underruns += 1;
             let silence = q.law.silence();

@@ -561,8 +561,23 @@ fn relay_cost() {
         }
     }
     let per = started.elapsed() / u32::try_from(sent).unwrap();
-    println!("{sent} packets relayed, {per:?} per packet");
+    println!("{sent} packets relayed, {per:?} per packet (receive, relay, send)");
     assert!(sent >= 49 * n as u64);
+    // the relay alone: transcode into the inbox, one frame out
+    let started = std::time::Instant::now();
+    let mut frame = Vec::with_capacity(160);
+    for _ in 0..50 {
+        for (_, _, inbox) in &legs {
+            inbox.push_audio(Law::Ulaw, &payload);
+            frame.clear();
+            BridgeSource {
+                inbox: inbox.clone(),
+            }
+            .next_frame(&mut frame);
+        }
+    }
+    let per = started.elapsed() / (50 * n);
+    println!("relay alone: {per:?} per packet");
     let mut f = Vec::new();
     BridgeSource {
         inbox: Inbox::new(Law::Ulaw),
