@@ -231,6 +231,21 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_music_loads_and_loops_without_a_click() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../config/prompts/moh/default.wav");
+        let pcm = crate::prompts::read_wav(&path).unwrap();
+        assert!(
+            (19 * 8000..=21 * 8000).contains(&pcm.len()),
+            "{} samples",
+            pcm.len()
+        );
+        let l = MohLoop::from_pcm(PromptName::new("moh/default"), &pcm);
+        let wrap = (i32::from(l.pcm()[0]) - i32::from(*l.pcm().last().unwrap())).abs();
+        assert!(wrap < 500, "loop point jumps by {wrap}");
+    }
+
+    #[test]
     fn short_files_are_padded_to_a_frame() {
         let l = MohLoop::from_pcm(PromptName::new("beep"), &[1000; 100]);
         assert_eq!(l.frames(), 1);
