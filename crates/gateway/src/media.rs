@@ -35,6 +35,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+// A child module so that it reaches a leg's state without widening its fields.
+#[path = "bridge.rs"]
+pub(crate) mod bridge;
+
 /// Packet time of every leg and period of the pacing tick.
 pub const PTIME: Duration = Duration::from_millis(20);
 
@@ -165,6 +169,8 @@ struct LegState {
     record: Option<RecordTap>,
     closed: bool,
     pcm: Vec<i16>,
+    /// The leg's end of a bridge, while it is bridged.
+    bridge: Option<bridge::BridgeEnd>,
 }
 
 impl LegShared {
@@ -185,6 +191,7 @@ impl LegShared {
             st.leg.set_payload_type(neg.audio_pt);
             st.audio_pt = neg.audio_pt;
             st.law = neg.law;
+            bridge::law_changed(&mut st);
         }
         st.leg.set_sending(now, neg.direction.sends());
         let timeout = if neg.direction.receives() {
@@ -255,6 +262,8 @@ pub(crate) struct MediaEdge {
     to_tick: mpsc::UnboundedSender<Arc<LegShared>>,
     events: mpsc::UnboundedSender<MediaEvent>,
     recorder: Recorder,
+    /// Music-on-hold loops, built on first use and shared by every caller.
+    moh: ::media::moh::MohLibrary,
     /// A fresh in-band detector to clone per leg (its tables take a while to build).
     detector: DtmfDetector,
     /// Start of the tick grid.
@@ -282,6 +291,7 @@ impl MediaEdge {
                 to_tick,
                 events,
                 recorder: Recorder::new(recordings),
+                moh: ::media::moh::MohLibrary::new(),
                 detector,
                 epoch: epoch.into_std(),
                 stop,
@@ -345,6 +355,7 @@ impl MediaEdge {
                 record,
                 closed: false,
                 pcm: Vec::with_capacity(320),
+                bridge: None,
             }),
             stop: self.stop.child_token(),
         });
@@ -403,6 +414,7 @@ async fn pacing_loop(
 fn service(l: &LegShared, now: Instant, out: &mut Vec<MediaEvent>) -> bool {
     let mut st = l.lock();
     if !st.closed {
+        bridge::before_tick(&mut st, now);
         st.leg.handle_timeout(now);
     }
     while let Some(t) = st.leg.poll_transmit() {
@@ -443,11 +455,14 @@ fn rtp_fields(p: &[u8]) -> (Option<u8>, Option<u32>, Option<&[u8]>) {
 fn drain_events(l: &LegShared, st: &mut LegState, out: &mut Vec<MediaEvent>) {
     while let Some(ev) = st.leg.poll_event() {
         match ev {
-            Event::Dtmf(d) => out.push(MediaEvent::Digit {
-                call_id: l.call_id.clone(),
-                digit: d.as_char(),
-                via: DtmfVia::Rfc4733,
-            }),
+            Event::Dtmf(d) => {
+                bridge::relay_digit(st, d);
+                out.push(MediaEvent::Digit {
+                    call_id: l.call_id.clone(),
+                    digit: d.as_char(),
+                    via: DtmfVia::Rfc4733,
+                })
+            }
             Event::Inactive => out.push(MediaEvent::Inactive {
                 call_id: l.call_id.clone(),
             }),
@@ -465,6 +480,7 @@ fn drain_events(l: &LegShared, st: &mut LegState, out: &mut Vec<MediaEvent>) {
                     continue; // comfort noise and the like
                 }
                 let law = st.law;
+                bridge::relay_audio(st, &payload);
                 let mut pcm = std::mem::take(&mut st.pcm);
                 pcm.clear();
                 law.decode_into(&payload, &mut pcm);

@@ -1,5 +1,6 @@
 //! What the gateway needs to run, as plain values (the daemon reads files and builds this).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -97,7 +98,14 @@ pub struct Settings {
     pub max_call: Duration,
     pub shutdown_grace: Duration,
     pub redact_callers: bool,
+    /// Music on hold by queue name (a prompt of [`Settings::prompts`], e.g. the queue file's
+    /// `moh = "prompts/moh/default.wav"` once loaded); queues not listed play the entry
+    /// [`MOH_DEFAULT`], and with no entry at all waiting callers hear silence.
+    pub moh: HashMap<String, PromptName>,
 }
+
+/// The key of [`Settings::moh`] that every queue without its own music uses.
+pub const MOH_DEFAULT: &str = "default";
 
 /// Normalise a dialled number: drop visual separators, `+7…` → `8…`.
 pub fn normalize_number(n: &str) -> String {
@@ -121,6 +129,11 @@ impl Settings {
         self.lines.iter().find(|l| l.numbers.contains(&n))
     }
 
+    /// The music a caller waiting in `queue` hears: the queue's own, else the default.
+    pub fn moh_for(&self, queue: &str) -> Option<&PromptName> {
+        self.moh.get(queue).or_else(|| self.moh.get(MOH_DEFAULT))
+    }
+
     /// Whether a source address belongs to an allowed trunk.
     pub fn trunk_for(&self, ip: IpAddr) -> Option<&TrunkSettings> {
         let ip = match ip {
@@ -130,5 +143,44 @@ impl Settings {
         self.trunks
             .iter()
             .find(|t| t.allow.iter().any(|n| n.contains(&ip)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_without_its_own_music_gets_the_default() {
+        let mut s = Settings {
+            listen: vec![],
+            user_agent: String::new(),
+            realm: String::new(),
+            max_message_size: 0,
+            t1: Duration::ZERO,
+            lockout_failures: 0,
+            lockout: Duration::ZERO,
+            digest_algorithms: vec![],
+            lines: vec![],
+            trunks: vec![],
+            operators: vec![],
+            rtp_ports: (0, 0),
+            rtp_timeout: None,
+            prompts: Arc::new(PromptCache::from_prompts([], &[])),
+            recordings_dir: PathBuf::new(),
+            rtp_address: None,
+            session_expires: 0,
+            max_call: Duration::ZERO,
+            shutdown_grace: Duration::ZERO,
+            redact_callers: true,
+            moh: HashMap::new(),
+        };
+        assert_eq!(s.moh_for("benefits"), None);
+        s.moh.insert("rehab".into(), PromptName::new("moh/calm"));
+        assert_eq!(s.moh_for("benefits"), None);
+        s.moh
+            .insert(MOH_DEFAULT.into(), PromptName::new("moh/default"));
+        assert_eq!(s.moh_for("rehab"), Some(&PromptName::new("moh/calm")));
+        assert_eq!(s.moh_for("benefits"), Some(&PromptName::new("moh/default")));
     }
 }

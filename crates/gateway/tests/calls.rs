@@ -82,6 +82,7 @@ fn settings() -> Settings {
         max_call: Duration::from_secs(3600),
         shutdown_grace: Duration::from_secs(1),
         redact_callers: true,
+        moh: Default::default(),
     }
 }
 

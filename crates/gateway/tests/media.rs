@@ -76,6 +76,7 @@ fn settings(rtp_ports: (u16, u16)) -> Settings {
         max_call: Duration::from_secs(3600),
         shutdown_grace: Duration::from_secs(1),
         redact_callers: true,
+        moh: Default::default(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Sans-IO media core: G.711 codecs, RTP/RTCP legs with drift-free pacing and symmetric-RTP
 //! latching, RFC 4733 telephone events, in-band DTMF detection, prompts (WAV loading,
-//! resampling, caching, sequences), Russian number phrases, SDP offer/answer and WAV
+//! resampling, caching, sequences), music on hold, Russian number phrases, SDP offer/answer and WAV
 //! recording helpers.
 //!
 //! Nothing here owns a socket, a task or a clock: every input carries the current `Instant`
@@ -10,6 +10,7 @@
 pub mod dtmf4733;
 pub mod g711;
 pub mod goertzel;
+pub mod moh;
 pub mod numbers_ru;
 pub mod pacing;
 pub mod prompts;

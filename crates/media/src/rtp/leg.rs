@@ -231,6 +231,11 @@ impl RtpLeg {
         self.target
     }
 
+    /// The negotiated telephone-event payload type (`None`: the peer takes no RFC 4733).
+    pub fn telephone_event(&self) -> Option<u8> {
+        self.config.telephone_event
+    }
+
     /// Counters.
     pub fn stats(&self) -> LegStats {
         LegStats {
