@@ -405,13 +405,18 @@ fn alaw(pcm: &[i16]) -> Vec<u8> {
     out
 }
 
-/// Loads every line's prompts; a bad file is a problem located at its `greeting` key whose
-/// message names the WAV file and what is wrong with it.
+/// Loads every prompt the calls play, once, into the shared cache: the lines' greetings and
+/// every prompt of every menu ([`ivr::Menu::prompts`], named by
+/// [`gateway::settings::menu_prompt_name`]; a file two menus share is loaded once). Calls
+/// never read a file. A bad greeting is a problem located at its `greeting` key whose message
+/// names the WAV file and what is wrong with it; menu prompts were checked by `ivr::load`,
+/// so a problem with one here (the file changed in between) names the file.
 fn load_prompts(
     dir: &Path,
     lines_path: &Path,
     lines_text: &str,
     lines: &[Line],
+    menus: &std::collections::BTreeMap<String, Arc<ivr::Menu>>,
     problems: &mut Vec<Problem>,
 ) -> media::prompts::PromptCache {
     let encoders: [(&str, &dyn media::prompts::Encoder); 2] = [("PCMU", &ulaw), ("PCMA", &alaw)];
@@ -430,6 +435,24 @@ fn load_prompts(
                     col,
                     message: e.to_string(),
                 });
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for menu in menus.values() {
+        for info in menu.prompts().values() {
+            let name = gateway::settings::menu_prompt_name(&info.path);
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            match media::prompts::Prompt::load(name, &info.path, &encoders) {
+                Ok(p) => prompts.push(Arc::new(p)),
+                Err(e) => problems.push(Problem {
+                    path: info.path.display().to_string(),
+                    line: 0,
+                    col: 0,
+                    message: e.to_string(),
+                }),
             }
         }
     }
@@ -611,9 +634,9 @@ impl Config {
         {
             Ok((t, f)) => {
                 check_lines(&lines_path, &t, &f.line, &mut problems);
-                let prompts = load_prompts(dir, &lines_path, &t, &f.line, &mut problems);
                 let names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
                 menus = load_menus(&lines_path, &t, &f.line, &names, &mut problems);
+                let prompts = load_prompts(dir, &lines_path, &t, &f.line, &menus, &mut problems);
                 (f.line, prompts)
             }
             Err(p) => {

@@ -280,6 +280,8 @@ fn gateway_settings(c: &Config) -> Settings {
                 greeting: config::greeting_name(l),
                 dtmf: gateway::DtmfMode::parse(&l.dtmf).unwrap_or_default(),
                 record: l.record,
+                menu: c.menus.get(&l.id).cloned(),
+                start: l.start_node().to_owned(),
             })
             .collect(),
         trunks: m
