@@ -140,6 +140,7 @@ struct Server {
     stats: Arc<Stats>,
     stop: CancellationToken,
     run: tokio::task::JoinHandle<()>,
+    reloader: gateway::Reloader,
 }
 
 impl Server {
@@ -148,9 +149,11 @@ impl Server {
         let stats = Arc::new(Stats::default());
         let gw = Gateway::bind(s, stats.clone(), log.clone()).await.unwrap();
         let addr = gw.local_addrs()[0];
+        let reloader = gw.reloader();
         let stop = CancellationToken::new();
         let run = tokio::spawn(gw.run(stop.clone()));
         Server {
+            reloader,
             addr,
             log,
             stats,
@@ -919,5 +922,81 @@ async fn the_menu_plays_barges_in_on_a_digit_and_ends_in_the_queue() {
     })
     .await;
     assert_eq!(*gw.log.ivr_ends.lock().unwrap(), vec![Some(IvrEnd::Queue)]);
+    gw.stop().await;
+}
+
+fn steps_of(log: &Log, appeal: &str) -> Vec<IvrStep> {
+    log.steps
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(a, _)| a == appeal)
+        .map(|(_, s)| s.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_changes_new_calls_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = menu_settings(dir.path());
+    let gw = Server::start(s.clone()).await;
+    let mut first = Caller::new(gw.addr).await;
+    assert_eq!(
+        first
+            .invite(&first.offer(PCMU_OFFER, "sendrecv"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        classify(&s, &first.rtp_packet().await.payload),
+        "greet",
+        "the menu's greeting"
+    );
+
+    // the line loses its menu: new calls hear the plain 1 s greeting and nothing else
+    let plain = settings(free_range(4));
+    let ignored = gw.reloader.reload(plain).await.unwrap();
+    assert_eq!(
+        ignored,
+        ["rtp.port_min/port_max"],
+        "the port range needs a restart"
+    );
+    let mut second = Caller::new(gw.addr).await;
+    assert_eq!(
+        second
+            .invite(&second.offer(PCMU_OFFER, "sendrecv"))
+            .await
+            .status,
+        200
+    );
+    for i in 0..30 {
+        // 400 Hz frames as the menu's greeting has, but 50 of them (the menu's has 20)
+        assert_eq!(
+            classify(&s, &second.rtp_packet().await.payload),
+            "greet",
+            "frame {i}"
+        );
+    }
+    let appeals = gw.log.arrived.lock().unwrap().clone();
+    assert!(steps_of(&gw.log, &appeals[1]).is_empty());
+
+    // the first call is still in its menu: `1` takes it to the queue
+    let mut heard = Vec::new();
+    while !heard.iter().any(|h| h == "menu") {
+        heard.push(classify(&s, &first.rtp_packet().await.payload));
+        assert!(heard.len() < 60, "{heard:?}");
+    }
+    let mut seq = 1;
+    first.press(&mut seq, 64_000, 1).await;
+    wait_for("the first call in the queue", || {
+        steps_of(&gw.log, &appeals[0]).contains(&IvrStep::EnteredQueue {
+            queue: "benefits".into(),
+            priority: 0,
+        })
+    })
+    .await;
+    first.bye().await;
+    second.bye().await;
     gw.stop().await;
 }

@@ -497,10 +497,52 @@ fn read(path: &Path) -> Result<String, Problem> {
     })
 }
 
+/// The main file layered with the `HOTLINE__…` variables of `env`, and its text.
+fn main_with_env(
+    main_path: &Path,
+    env: impl Iterator<Item = (String, String)>,
+) -> Result<(MainFile, String), ConfigErrors> {
+    let text = read(main_path).map_err(|p| ConfigErrors(vec![p]))?;
+    // First pass: the file alone, for errors with line and column.
+    parse_toml::<MainFile>(main_path, &text).map_err(|p| ConfigErrors(vec![p]))?;
+    // Second pass: the file layered with the environment.
+    let env: std::collections::HashMap<String, String> =
+        env.filter(|(k, _)| k.starts_with("HOTLINE__")).collect();
+    let layered = config::Config::builder()
+        .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix("HOTLINE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env.clone())),
+        )
+        .build()
+        .and_then(|c| c.try_deserialize::<MainFile>());
+    match layered {
+        Ok(m) => Ok((m, text)),
+        Err(e) => {
+            let vars: Vec<_> = env.keys().cloned().collect();
+            Err(ConfigErrors(vec![Problem {
+                path: format!("environment ({})", vars.join(", ")),
+                line: 0,
+                col: 0,
+                message: e.to_string(),
+            }]))
+        }
+    }
+}
+
 impl Config {
     /// Load the main file, the files it names, and environment overrides (`HOTLINE__SIP__LISTEN`…).
     pub fn load(main_path: &Path) -> Result<Config, ConfigErrors> {
         Self::load_with_env(main_path, std::env::vars())
+    }
+
+    /// Only the main file with the environment overrides, not the files it names (what
+    /// `hotlined reload` needs to reach the running daemon, even when a menu is broken).
+    pub fn load_main(main_path: &Path) -> Result<MainFile, ConfigErrors> {
+        main_with_env(main_path, std::env::vars()).map(|(m, _)| m)
     }
 
     pub fn load_with_env(
@@ -508,35 +550,7 @@ impl Config {
         env: impl Iterator<Item = (String, String)>,
     ) -> Result<Config, ConfigErrors> {
         let mut problems = Vec::new();
-        let text = read(main_path).map_err(|p| ConfigErrors(vec![p]))?;
-        // First pass: the file alone, for errors with line and column.
-        parse_toml::<MainFile>(main_path, &text).map_err(|p| ConfigErrors(vec![p]))?;
-        // Second pass: the file layered with the environment.
-        let env: std::collections::HashMap<String, String> =
-            env.filter(|(k, _)| k.starts_with("HOTLINE__")).collect();
-        let layered = config::Config::builder()
-            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
-            .add_source(
-                config::Environment::with_prefix("HOTLINE")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true)
-                    .source(Some(env.clone())),
-            )
-            .build()
-            .and_then(|c| c.try_deserialize::<MainFile>());
-        let main = match layered {
-            Ok(m) => m,
-            Err(e) => {
-                let vars: Vec<_> = env.keys().cloned().collect();
-                return Err(ConfigErrors(vec![Problem {
-                    path: format!("environment ({})", vars.join(", ")),
-                    line: 0,
-                    col: 0,
-                    message: e.to_string(),
-                }]));
-            }
-        };
+        let (main, text) = main_with_env(main_path, env)?;
         let dir = main_path.parent().unwrap_or(Path::new("."));
         let mut trunk_nets = Vec::new();
         for (i, t) in main.trunk.iter().enumerate() {
