@@ -4,8 +4,9 @@
 Usage: appeal_digits.py DB CALL_ID_PREFIX EXPECTED [TIMEOUT_S]
 
 DB is the daemon's SQLite file. The appeal is the one whose call_id starts
-with CALL_ID_PREFIX; its `ivr_choice` events (written by the daemon for every
-DTMF digit, data {"digit", "via"}) are read in order. The appeal writer goes
+with CALL_ID_PREFIX; its `ivr_choice` events with a digit (written by the
+daemon for every DTMF digit, data {"digit", "via"}; the menu's own steps are
+ivr_choice events without one) are read in order. The appeal writer goes
 through a spool, so the events may land a moment after the call: the check is
 retried until TIMEOUT_S (default 10). Prints `digits=... via=...` and exits 0
 when the digits equal EXPECTED, 1 otherwise.
@@ -26,7 +27,8 @@ def read(db, prefix):
         ).fetchall()
     finally:
         con.close()
-    events = [json.loads(r[0]) for r in rows]
+    # key presses carry "digit"; the menu's steps (path, category…) are ivr_choice events too
+    events = [e for e in (json.loads(r[0]) for r in rows) if "digit" in e]
     return "".join(e.get("digit", "?") for e in events), sorted({e.get("via", "?") for e in events})
 
 

@@ -10,6 +10,9 @@
 #   TARGET6     daemon address over IPv6, e.g. [::1]:25062
 #   DAEMON_PID  (optional) pid of the daemon, checked after every scenario
 #   DAEMON_LOG  (optional) the daemon's stderr log, its tail shown on failure
+#   DAEMON_DB   (optional) the daemon's SQLite file, for the appeal checks
+#   CONFIG_DIR  (optional) the daemon's own copy of config/, which the reload
+#               scenario edits; ADMIN_ADDR and ADMIN_TOKEN reach its admin API
 
 HARNESS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SCENARIOS="$HARNESS_DIR/scenarios"
@@ -243,6 +246,75 @@ sc_dtmf() { # name transport
         pass "$name-digits" "appeal events: $got"
     else
         fail "$name-digits" "expected digits 122# in the appeal, $got"
+    fi
+}
+
+# The city line's menu end to end: the caller waits 3 s into the greeting,
+# presses 1 (RFC 4733 pcap), hears the queue prompt and waits; then the
+# appeal in $DAEMON_DB must show queue benefits, category benefits and an
+# entered_queue event.
+sc_ivr_benefits() { # name transport
+    local name=$1
+    sipp_run "$name" 30 127.0.0.1 \
+        "SuccessfulCall(C)==1" "FailedCall(C)==0" \
+        -- -sf "$SCENARIOS/ivr_benefits.xml" "$TARGET4" -t "$2" -m 1 -s 3758787 \
+        -cid_str "hotline-ivr-%u-%p@%s"
+    [ "$LAST_RESULT" = PASS ] && [ -n "${DAEMON_DB:-}" ] || return 0
+    local got
+    if got=$(python3 "$HARNESS_DIR/appeal_ivr.py" "$DAEMON_DB" hotline-ivr- benefits benefits 10); then
+        pass "$name-appeal" "$got"
+    else
+        fail "$name-appeal" "expected queue benefits and category benefits, $got"
+    fi
+}
+
+# Hot reload under load: 100 calls to 3758787 held 10 s each (SIPp's uac);
+# meanwhile the city menu in $CONFIG_DIR is edited (a valid change of the
+# main menu's timeout) and reloaded twice, first with SIGHUP, then with
+# POST /api/v1/reload. Every call must succeed (exit 0, FailedCall 0), the
+# POST must answer 200 and the daemon must log both reloads.
+sc_reload_during_calls() { # name
+    local name=$1
+    wanted "$name" || { LAST_RESULT=SKIP; return 0; }
+    if [ -z "${CONFIG_DIR:-}" ] || [ -z "${DAEMON_PID:-}" ] || [ -z "${ADMIN_ADDR:-}" ]; then
+        fail "$name" "needs the daemon's pid, config copy and admin address"
+        return 0
+    fi
+    local rdir="$OUT/$name-reloads" menu="$CONFIG_DIR/ivr/city.toml" before
+    rm -rf "$rdir"
+    mkdir -p "$rdir"
+    before=$(grep -c "hotlined::reload: configuration reloaded" "$DAEMON_LOG")
+    (
+        sleep 4
+        sed -i 's/^timeout = 7 /timeout = 8 /' "$menu"
+        echo "SIGHUP at $(date +%T.%N)"
+        kill -HUP "$DAEMON_PID"
+        sleep 3
+        sed -i 's/^timeout = 8 /timeout = 9 /' "$menu"
+        echo "POST at $(date +%T.%N)"
+        curl -sS --max-time 60 -X POST -H "Authorization: Bearer $ADMIN_TOKEN" \
+            -o "$rdir/post.json" -w '%{http_code}' "http://$ADMIN_ADDR/api/v1/reload" >"$rdir/post.status"
+        echo "POST answered at $(date +%T.%N)"
+    ) >"$rdir/reloads.log" 2>&1 &
+    local rpid=$!
+    CHILD_PIDS+=("$rpid")
+    sipp_run "$name" 60 127.0.0.1 \
+        "SuccessfulCall(C)==100" "FailedCall(C)==0" \
+        -- -sn uac "$TARGET4" -t u1 -s 3758787 -m 100 -r 20 -l 100 -d 10000
+    wait "$rpid"
+    forget_pid "$rpid"
+    local status after i
+    status=$(cat "$rdir/post.status" 2>/dev/null)
+    for ((i = 0; i < 50; i++)); do
+        after=$(grep -c "hotlined::reload: configuration reloaded" "$DAEMON_LOG")
+        [ $((after - before)) -ge 2 ] && break
+        sleep 0.1
+    done
+    if [ "$status" = 200 ] && grep -q '"reloaded":true' "$rdir/post.json" &&
+        [ $((after - before)) -eq 2 ] && grep -q '^timeout = 9 ' "$menu"; then
+        pass "$name-reloads" "SIGHUP and POST /api/v1/reload both applied during the calls"
+    else
+        fail "$name-reloads" "POST status ${status:-none}, $((after - before)) reloads logged; see $rdir"
     fi
 }
 

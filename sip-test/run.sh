@@ -21,6 +21,10 @@ mkdir -p "$OUT"
 
 HOTLINED=${HOTLINED:-target/debug/hotlined}
 DAEMON_DB="$OUT/hotline.db"
+# The daemon runs on its own copy of config/: the reload scenario edits it.
+CONFIG_DIR="$OUT/config"
+cp -r config "$CONFIG_DIR"
+ADMIN_TOKEN=sip-test-token
 DAEMON_PID=
 DAEMON_LOG="$OUT/hotlined.stderr.log"
 
@@ -65,6 +69,7 @@ pick_port SIP_PORT 1 && pick_port SIP_PORT6 1 && pick_port ADMIN_PORT 1 || {
 }
 TARGET4="127.0.0.1:$SIP_PORT"
 TARGET6="[::1]:$SIP_PORT6"
+ADMIN_ADDR="127.0.0.1:$ADMIN_PORT"
 # Calls SIPp abandoned (the lossy run can drop a final ACK and BYE) may still
 # be up at the end; a short grace keeps the shutdown check quick.
 GRACE=5
@@ -76,6 +81,8 @@ GRACE=5
     echo "HOTLINE__ADMIN__LISTEN=127.0.0.1:$ADMIN_PORT"
     echo "HOTLINE__DATABASE__URL=sqlite://$OUT/hotline.db"
     echo "HOTLINE__CALLS__SHUTDOWN_GRACE=$GRACE"
+    echo "HOTLINE__ADMIN__TOKEN=$ADMIN_TOKEN"
+    echo "config: $CONFIG_DIR/hotline.toml"
 } >"$OUT/env.txt"
 
 HOTLINE__SIP__LISTEN="127.0.0.1:$SIP_PORT" \
@@ -83,7 +90,8 @@ HOTLINE__SIP__LISTEN="127.0.0.1:$SIP_PORT" \
     HOTLINE__ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" \
     HOTLINE__DATABASE__URL="sqlite://$OUT/hotline.db" \
     HOTLINE__CALLS__SHUTDOWN_GRACE="$GRACE" \
-    "$HOTLINED" run --config config/hotline.toml >"$OUT/hotlined.stdout.log" 2>"$DAEMON_LOG" &
+    HOTLINE__ADMIN__TOKEN="$ADMIN_TOKEN" \
+    "$HOTLINED" run --config "$CONFIG_DIR/hotline.toml" >"$OUT/hotlined.stdout.log" 2>"$DAEMON_LOG" &
 DAEMON_PID=$!
 
 ready=0
@@ -124,8 +132,10 @@ sc_cancel cancel-tcp t1
 sc_call call-udp u1 "$TARGET4" 127.0.0.1
 sc_call call-ipv6 u1 "$TARGET6" ::1
 sc_dtmf dtmf-udp u1
+sc_ivr_benefits ivr-benefits-udp u1
 sc_uac uac-udp u1 200 20
 sc_uac uac-tcp t1 50 20
+sc_reload_during_calls reload-during-calls
 sc_uac_lossy uac-udp-lost10 200 20
 sc_register_badpass register-badpass-udp u1 op3 wrong-secret
 sc_register_badpass register-badpass-tcp t1 op3 wrong-secret

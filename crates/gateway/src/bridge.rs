@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use ::media::dtmf4733::Digit;
 use ::media::g711::{Law, ALAW_TO_ULAW, ULAW_TO_ALAW};
 use ::media::moh::MohSource;
-use ::media::prompts::{PromptName, UnknownPrompt, FRAME_SAMPLES};
+use ::media::prompts::{PromptCache, PromptName, UnknownPrompt, FRAME_SAMPLES};
 use ::media::rtp::{FrameSource, SilenceSource};
 use tracing::{debug, info};
 
@@ -300,9 +300,10 @@ impl MediaEdge {
     pub(crate) fn play_moh(
         &mut self,
         leg: &LegShared,
+        prompts: &PromptCache,
         music: &PromptName,
     ) -> Result<(), UnknownPrompt> {
-        let music = self.moh.get(&self.prompts, music)?;
+        let music = self.moh.get(prompts, music)?;
         self.unbridge(leg);
         let mut st = leg.lock();
         let law = st.law;

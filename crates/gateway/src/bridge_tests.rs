@@ -67,7 +67,6 @@ impl Rig {
         let base = 42_000 + (std::process::id() % 500) as u16 * 20;
         let (edge, _tick) = MediaEdge::start(
             PortPool::new(base, base + 1999),
-            prompts.clone(),
             dir.clone(),
             DtmfDetector::new(8000),
             tx,
@@ -115,6 +114,7 @@ impl Rig {
         };
         let call_id = format!("call-{}", self.n);
         let appeal = format!("appeal-{}", self.n);
+        let prompts = self.prompts.clone();
         self.edge()
             .start_leg(
                 Instant::now(),
@@ -123,6 +123,7 @@ impl Rig {
                     appeal: &appeal,
                     ports,
                     neg,
+                    prompts: &prompts,
                     greeting: None,
                     inband: false,
                     record,
@@ -297,7 +298,8 @@ async fn music_until_bridged_then_pcmu_and_pcma_flow_both_ways_and_are_recorded(
     ));
 
     // music on hold: consecutive frames of the loop, one stream
-    rig.edge().play_moh(&a, &music_name()).unwrap();
+    let prompts = rig.prompts.clone();
+    rig.edge().play_moh(&a, &prompts, &music_name()).unwrap();
     let mut moh = Vec::new();
     while moh.len() < 8 {
         let p = recv(&caller).await;
@@ -504,9 +506,13 @@ async fn unbridging_or_music_takes_both_legs_out_and_stops_the_relay() {
     }
     // music on a bridged leg ends the bridge for both
     rig.edge().bridge(&a, &b).unwrap();
-    rig.edge().play_moh(&b, &music_name()).unwrap();
+    let prompts = rig.prompts.clone();
+    rig.edge().play_moh(&b, &prompts, &music_name()).unwrap();
     assert!(a.bridge_inbox().is_none() && b.bridge_inbox().is_none());
-    assert!(rig.edge().play_moh(&b, &PromptName::new("nope")).is_err());
+    assert!(rig
+        .edge()
+        .play_moh(&b, &prompts, &PromptName::new("nope"))
+        .is_err());
     a.close(Instant::now());
     assert_eq!(rig.edge().bridge(&a, &b), Err(BridgeError::Closed));
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::Rng;
 use sip::auth::{AuthOutcome, DigestServer};
@@ -18,9 +18,10 @@ use sip::{HeaderName, Message, Method, Peer, Request, Response};
 use tracing::{debug, info, info_span, warn, Span};
 
 use crate::media::{BoundPorts, DtmfVia, LegShared, LegStart, MediaEdge, MediaEvent};
-use crate::settings::{DtmfMode, LineSettings, Settings};
+use crate::settings::{menu_prompt_name, DtmfMode, LineSettings, Settings};
 use crate::transport::Outbound;
-use crate::{CallArrived, CallEnded, CallLog, Caller, EndReason, Stats};
+use crate::{CallArrived, CallEnded, CallLog, Caller, EndReason, IvrEnd, IvrStep, Stats};
+use media::prompts::{PromptCache, PromptName};
 use media::sdp::{self, Negotiated};
 
 /// Methods we answer (the Allow header).
@@ -47,6 +48,10 @@ enum TimerKind {
     Answer,
     SessionExpiry,
     MaxDuration,
+    /// The voice menu's `poll_timeout` (a menu or collect waiting for a key).
+    Ivr,
+    /// A voice-menu message reached its longest length.
+    MessageEnd,
 }
 
 struct Call {
@@ -61,8 +66,23 @@ struct Call {
     /// Our UAS dialog with the caller (tags, route set, remote target, CSeqs).
     dialog: Dialog,
     neg: Option<Negotiated>,
-    /// The line's settings (greeting, DTMF mode, recording).
+    /// The line's settings (greeting, DTMF mode, recording, menu) as they were when the call
+    /// arrived: a reload does not change them for this call.
     line: LineSettings,
+    /// The prompts of the configuration the call arrived under.
+    prompts: Arc<PromptCache>,
+    /// The caller's number (From), offered back by callback nodes.
+    caller: String,
+    /// The caller's walk through the line's menu (from the answer on).
+    ivr: Option<ivr::IvrSession>,
+    /// When the menu's timer is armed for (a timer entry for another time is stale).
+    ivr_deadline: Option<Instant>,
+    /// Number of the current menu playback; a finish of an older one is ignored.
+    play_gen: u64,
+    /// Where the menu ended, for the appeal's outcome.
+    ivr_end: Option<IvrEnd>,
+    /// When a message being recorded ends.
+    message_end: Option<Instant>,
     rtp_port: u16,
     /// The RTP/RTCP sockets, bound when the INVITE arrived, until the leg starts at answer.
     ports: Option<BoundPorts>,
@@ -93,6 +113,9 @@ pub(crate) struct Core {
     our_requests: std::collections::HashSet<TxKey>,
     /// Our address the last message arrived on (for the Contact of a new call).
     last_local: Option<SocketAddr>,
+    /// The civil time at an instant, as the driver last read it ([`Core::set_wallclock`]):
+    /// voice-menu schedules run on it, and the core never reads the clock itself.
+    wall: (Instant, SystemTime),
     pub out: Outbound,
 }
 
@@ -132,12 +155,42 @@ impl Core {
             log,
             our_requests: Default::default(),
             last_local: None,
+            wall: (Instant::now(), SystemTime::now()),
             out,
         }
     }
 
+    /// The driver's reading of the civil time at `now` (taken once per input, by the driver).
+    pub fn set_wallclock(&mut self, now: Instant, wall: SystemTime) {
+        self.wall = (now, wall);
+    }
+
+    fn wallclock(&self, now: Instant) -> chrono::DateTime<chrono::Utc> {
+        let (at, wall) = self.wall;
+        let t = if now >= at {
+            wall.checked_add(now - at)
+        } else {
+            wall.checked_sub(at - now)
+        };
+        chrono::DateTime::from(t.unwrap_or(wall))
+    }
+
+    /// A reloaded configuration: calls that arrive from now on get its lines, menus, prompts,
+    /// trunks and operators; calls in progress keep what they started with. Settings only a
+    /// restart can change stay as they are; their names are returned when they differ.
+    pub fn reload(&mut self, mut settings: Settings) -> Vec<&'static str> {
+        let ignored = settings.keep_restart_only(&self.settings);
+        self.settings = Arc::new(settings);
+        ignored
+    }
+
     pub fn calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Lines of the configuration new calls get.
+    pub fn lines(&self) -> usize {
+        self.settings.lines.len()
     }
 
     /// Requests we sent (BYEs) still waiting for their final response.
@@ -201,7 +254,23 @@ impl Core {
                 call_id,
                 digit,
                 via,
-            } => self.digit(&call_id, digit, via),
+            } => self.digit(now, &call_id, digit, via),
+            MediaEvent::PlaybackFinished {
+                call_id,
+                generation,
+            } => {
+                let Some(call) = self.calls.get_mut(&*call_id) else {
+                    return;
+                };
+                if call.play_gen != generation {
+                    return; // a playback replaced or stopped since
+                }
+                if let Some(s) = call.ivr.as_mut() {
+                    s.handle_playback_finished(now);
+                }
+                self.drive_ivr(now, &call_id);
+                self.drain(now);
+            }
             MediaEvent::Inactive { call_id } => {
                 if let Some(call) = self.calls.get(&*call_id) {
                     let _e = call.span.clone().entered();
@@ -217,8 +286,8 @@ impl Core {
     }
 
     /// A key press: kept when the line's DTMF mode takes this kind (in `auto`, the kind that
-    /// came first in the call), then written to the appeal.
-    fn digit(&mut self, call_id: &str, digit: char, via: DtmfVia) {
+    /// came first in the call), handed to the call's voice menu, then written to the appeal.
+    fn digit(&mut self, now: Instant, call_id: &str, digit: char, via: DtmfVia) {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
@@ -240,7 +309,151 @@ impl Core {
             }
         }
         info!(%digit, via = via.as_str(), "DTMF");
-        self.log.digit(&call.appeal, digit, via.as_str());
+        let appeal = call.appeal.clone();
+        let in_menu = match call.ivr.as_mut() {
+            Some(s) => {
+                s.handle_digit(now, digit);
+                true
+            }
+            None => false,
+        };
+        if in_menu {
+            self.drive_ivr(now, call_id);
+        }
+        self.log.digit(&appeal, digit, via.as_str());
+        if in_menu {
+            self.drain(now);
+        }
+    }
+
+    /// Carries out what the call's voice menu asks for, in order, then arms its timer.
+    /// See `ivr::session` for the contract (drain `poll_action`, then `poll_timeout`).
+    fn drive_ivr(&mut self, now: Instant, call_id: &str) {
+        loop {
+            let Some(call) = self.calls.get_mut(call_id) else {
+                return;
+            };
+            let Some(session) = call.ivr.as_mut() else {
+                return;
+            };
+            let Some(action) = session.poll_action() else {
+                let next = session.poll_timeout();
+                if next != call.ivr_deadline {
+                    call.ivr_deadline = next;
+                    if let Some(at) = next {
+                        self.timers
+                            .insert((at, call_id.to_string(), TimerKind::Ivr));
+                    }
+                }
+                return;
+            };
+            let path = session.path().join(">");
+            let _e = call.span.clone().entered();
+            let appeal = call.appeal.clone();
+            use ivr::Action;
+            match action {
+                Action::Play(prompts) => {
+                    call.play_gen += 1;
+                    let names: Vec<PromptName> = prompts
+                        .iter()
+                        .filter_map(|p| {
+                            let info = call.line.menu.as_ref()?.prompt(p)?;
+                            Some(menu_prompt_name(&info.path))
+                        })
+                        .collect();
+                    let seq = call.prompts.sequence(&names);
+                    match (&call.leg, seq) {
+                        (Some(leg), Ok(seq)) if names.len() == prompts.len() => {
+                            debug!(prompts = ?prompts.iter().map(|p| p.name()).collect::<Vec<_>>(), "playing");
+                            leg.play(seq, call.play_gen);
+                        }
+                        _ => {
+                            // only a menu built around the checks (or a leg that failed to
+                            // start) gets here: go on as if it had played
+                            warn!(
+                                ?prompts,
+                                "prompts not in the cache or no media; skipping them"
+                            );
+                            if let Some(s) = call.ivr.as_mut() {
+                                s.handle_playback_finished(now);
+                            }
+                        }
+                    }
+                }
+                Action::StopPlayback => {
+                    call.play_gen += 1;
+                    if let Some(leg) = &call.leg {
+                        leg.stop_playback();
+                    }
+                }
+                Action::AppendPath(step) => {
+                    debug!(%step, "menu");
+                    self.log.ivr_step(&appeal, &IvrStep::Path { step, path });
+                }
+                Action::SetCategory(c) => self.log.ivr_step(&appeal, &IvrStep::Category(c)),
+                Action::SetPriority(p) => self.log.ivr_step(&appeal, &IvrStep::Priority(p)),
+                Action::SetVariable { name, value } => self
+                    .log
+                    .ivr_step(&appeal, &IvrStep::Variable { name, value }),
+                Action::EnterQueue { queue, priority } => {
+                    info!(%queue, priority, "caller entered the queue");
+                    call.ivr_end = Some(IvrEnd::Queue);
+                    // HOOK(queue): the call stays up; the leg plays silence (the playback
+                    // of the queue node ended). Music on hold and the ACD attach here: give
+                    // the leg their source with `LegShared` and hand the call to the queue.
+                    self.log
+                        .ivr_step(&appeal, &IvrStep::EnteredQueue { queue, priority });
+                }
+                Action::Transfer { number } => {
+                    // Real trunk transfer arrives with the queue issue: for now the transfer
+                    // is written down and the call ends after the node's prompt.
+                    info!("transfer to an outside number (recorded; the call ends)");
+                    call.ivr_end = Some(IvrEnd::Transferred);
+                    self.log.ivr_step(&appeal, &IvrStep::Transferred { number });
+                    self.end_call(now, call_id, EndReason::IvrHangup);
+                }
+                Action::Callback { number } => {
+                    info!("callback booked");
+                    call.ivr_end = Some(IvrEnd::Callback);
+                    self.log
+                        .ivr_step(&appeal, &IvrStep::CallbackRequested { number });
+                    // the session plays its closing prompt, then asks for the hang-up
+                }
+                Action::StartRecording { max } => {
+                    call.ivr_end = Some(IvrEnd::Message);
+                    let file = match &call.leg {
+                        Some(leg) => self.media.record_message(leg, &appeal, now),
+                        None => None,
+                    };
+                    let Some(call) = self.calls.get_mut(call_id) else {
+                        return;
+                    };
+                    let Some(file) = file else {
+                        warn!("cannot record the message; ending the call");
+                        self.end_call(now, call_id, EndReason::IvrHangup);
+                        continue;
+                    };
+                    info!(file = %file.display(), max_s = max.as_secs(), "recording a message");
+                    let at = now + max;
+                    call.message_end = Some(at);
+                    self.timers
+                        .insert((at, call_id.to_string(), TimerKind::MessageEnd));
+                    self.log.ivr_step(
+                        &appeal,
+                        &IvrStep::Message {
+                            file: file.display().to_string(),
+                            max,
+                        },
+                    );
+                }
+                Action::Hangup => {
+                    if call.ivr_end.is_none() {
+                        call.ivr_end = Some(IvrEnd::Hangup);
+                    }
+                    self.end_call(now, call_id, EndReason::IvrHangup);
+                }
+            }
+        }
     }
 
     /// The recording writer, to wait for at shutdown (every leg is closed by then).
@@ -420,7 +633,7 @@ impl Core {
                     if req.method == Method::Update {
                         self.refresh_session(now, &id);
                     } else if let Some(digit) = info_digit(&req) {
-                        self.digit(&id, digit, DtmfVia::Info);
+                        self.digit(now, &id, digit, DtmfVia::Info);
                     }
                     self.reply(now, &tx, &req, 200)
                 }
@@ -623,6 +836,7 @@ impl Core {
                     reason: EndReason::NoMediaPort,
                     answered: false,
                     talked: Duration::ZERO,
+                    ivr: None,
                 },
             );
             return;
@@ -639,6 +853,13 @@ impl Core {
             dialog,
             neg,
             line: line.clone(),
+            prompts: self.settings.prompts.clone(),
+            caller: caller.clone(),
+            ivr: None,
+            ivr_deadline: None,
+            play_gen: 0,
+            ivr_end: None,
+            message_end: None,
             rtp_port,
             ports: Some(ports),
             leg: None,
@@ -735,6 +956,7 @@ impl Core {
         r.body = body.into_bytes();
         let span = call.span.clone();
         let se = call.session_expires;
+        let wall = self.wallclock(now);
         if let Some(call) = self.calls.get_mut(call_id) {
             if let Some(ports) = call.ports.take() {
                 let _e = span.enter();
@@ -746,7 +968,12 @@ impl Core {
                         appeal: &call.appeal,
                         ports,
                         neg: call.neg.unwrap_or_else(Negotiated::our_offer),
-                        greeting: call.line.greeting.as_ref(),
+                        prompts: &call.prompts,
+                        greeting: call
+                            .line
+                            .greeting
+                            .as_ref()
+                            .filter(|_| call.line.menu.is_none()),
                         inband,
                         record: call.line.record,
                         timeout: self.settings.rtp_timeout,
@@ -760,6 +987,12 @@ impl Core {
             call.dialog.confirm();
             call.invite_tx = None;
             call.answer_at = now;
+            if let Some(menu) = call.line.menu.clone() {
+                call.ivr = Some(
+                    ivr::IvrSession::new(menu, &call.line.start, now, wall)
+                        .with_caller(call.caller.clone()),
+                );
+            }
             if let Some(se) = se {
                 let at = now + Duration::from_secs(se as u64);
                 call.expires_at = Some(at);
@@ -774,6 +1007,7 @@ impl Core {
 
         self.stats.calls_answered.fetch_add(1, Ordering::Relaxed);
         self.respond(now, &tx, r);
+        self.drive_ivr(now, call_id);
     }
 
     fn on_reinvite(&mut self, now: Instant, tx: TxKey, req: Request) {
@@ -856,6 +1090,20 @@ impl Core {
                 warn!("call reached the maximum duration; hanging up");
                 self.end_call(now, call_id, EndReason::MaxDuration);
             }
+            TimerKind::Ivr if call.ivr_deadline == Some(at) => {
+                if let Some(call) = self.calls.get_mut(call_id) {
+                    call.ivr_deadline = None;
+                    if let Some(s) = call.ivr.as_mut() {
+                        s.handle_timeout(now);
+                    }
+                }
+                self.drive_ivr(now, call_id);
+            }
+            TimerKind::MessageEnd if call.message_end == Some(at) => {
+                let _e = call.span.clone().entered();
+                info!("message reached its longest length; hanging up");
+                self.end_call(now, call_id, EndReason::IvrHangup);
+            }
             _ => {}
         }
     }
@@ -908,6 +1156,7 @@ impl Core {
                 reason,
                 answered,
                 talked,
+                ivr: call.ivr_end,
             },
         );
     }

@@ -13,7 +13,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use sip::auth::DigestServer;
 use sip::registrar::{Registrar, RegistrarConfig};
@@ -25,6 +25,33 @@ use tracing::{info, warn};
 
 pub use media::DtmfVia;
 pub use settings::{DtmfMode, LineSettings, OperatorSettings, Settings, TrunkSettings};
+
+/// A new configuration for the running gateway, and where to say it was taken.
+type ReloadRequest = (Settings, tokio::sync::oneshot::Sender<Vec<&'static str>>);
+
+/// Hands a reloaded configuration to the running gateway (SIGHUP, `POST /api/v1/reload`).
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Reloader {
+    tx: mpsc::UnboundedSender<ReloadRequest>,
+}
+
+/// The gateway is not running any more (shut down).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the SIP gateway is not running")]
+pub struct GatewayStopped;
+
+impl Reloader {
+    /// Switches the gateway to `settings` and returns once it has: every call that arrives
+    /// afterwards gets the new lines, menus and prompts, while calls in progress finish on the
+    /// ones they started with. Settings only a restart can change are kept; the names of those
+    /// that differ are returned (see [`Settings::keep_restart_only`]).
+    pub async fn reload(&self, settings: Settings) -> Result<Vec<&'static str>, GatewayStopped> {
+        let (done, applied) = tokio::sync::oneshot::channel();
+        self.tx.send((settings, done)).map_err(|_| GatewayStopped)?;
+        applied.await.map_err(|_| GatewayStopped)
+    }
+}
 use transport::{Inbound, Limits, Outbound};
 
 /// A caller number as it may appear in logs: masked unless redaction is turned off.
@@ -77,6 +104,9 @@ pub enum EndReason {
     RtpTimeout,
     /// Every RTP port of the range was taken: the call got 503.
     NoMediaPort,
+    /// The voice menu ended the call (a `hangup` node, a booked callback's closing prompt, a
+    /// transfer, or a message that reached its longest length).
+    IvrHangup,
 }
 
 impl EndReason {
@@ -90,6 +120,7 @@ impl EndReason {
             EndReason::NoAck => "no_ack",
             EndReason::RtpTimeout => "rtp_timeout",
             EndReason::NoMediaPort => "no_media_port",
+            EndReason::IvrHangup => "ivr_hangup",
         }
     }
 }
@@ -110,6 +141,46 @@ pub struct CallEnded {
     pub answered: bool,
     /// From answer to end (zero when never answered).
     pub talked: Duration,
+    /// Where the voice menu left the caller, when the line has one and it got that far.
+    pub ivr: Option<IvrEnd>,
+}
+
+/// Where a call's voice menu ended, for the appeal's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IvrEnd {
+    /// The caller entered a queue (no operator answers yet: the ACD arrives with the queue issue).
+    Queue,
+    /// Sent to an outside number (recorded only for now; see [`IvrStep::Transferred`]).
+    Transferred,
+    /// A callback was booked.
+    Callback,
+    /// The caller left a message.
+    Message,
+    /// A `hangup` node ended the call.
+    Hangup,
+}
+
+/// One step of a call's voice menu, for its appeal (issue 4 item 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IvrStep {
+    /// A step of the path (`main`, `main:1`, `main:timeout`, `hours:closed`…) and the whole
+    /// path so far joined with `>` (what the appeal's `ivr_path` becomes).
+    Path { step: String, path: String },
+    /// The appeal's category.
+    Category(String),
+    /// The queue priority from here on.
+    Priority(i32),
+    /// A variable the menu set or collected.
+    Variable { name: String, value: String },
+    /// The caller entered a queue; the call stays up (silence until music on hold arrives).
+    EnteredQueue { queue: String, priority: i32 },
+    /// The menu transferred the caller to an outside number. Only recorded for now: the call
+    /// is ended after the transfer node's prompt (real trunk transfer comes with the queues).
+    Transferred { number: String },
+    /// A callback was booked to `number`; the call ends after the closing prompt.
+    CallbackRequested { number: String },
+    /// A message is being recorded to `file` (at most `max`); the call ends after it.
+    Message { file: String, max: Duration },
 }
 
 /// Where call control writes down each call: the daemon backs it with the appeals store.
@@ -123,6 +194,10 @@ pub trait CallLog: Send + Sync + 'static {
     /// `info` or `inband`. Only digits the line's DTMF mode takes are reported, each once.
     fn digit(&self, appeal: &str, digit: char, via: &str) {
         let _ = (appeal, digit, via);
+    }
+    /// The call's voice menu took a step (path, category, variables, where it ended).
+    fn ivr_step(&self, appeal: &str, step: &IvrStep) {
+        let _ = (appeal, step);
     }
 }
 
@@ -236,6 +311,8 @@ pub struct Gateway {
     tcp: Vec<(SocketAddr, TcpListener)>,
     /// The in-band DTMF detector every call clones (its tables are built once, here).
     detector: ::media::goertzel::DtmfDetector,
+    reload_tx: mpsc::UnboundedSender<ReloadRequest>,
+    reload_rx: mpsc::UnboundedReceiver<ReloadRequest>,
 }
 
 impl Gateway {
@@ -254,7 +331,10 @@ impl Gateway {
         }
         // recordings cut short by a crash become playable again before anything else runs
         media::repair_recordings(&settings.recordings_dir);
+        let (reload_tx, reload_rx) = mpsc::unbounded_channel();
         Ok(Gateway {
+            reload_tx,
+            reload_rx,
             detector: ::media::goertzel::DtmfDetector::new(8000),
             settings: Arc::new(settings),
             stats,
@@ -264,6 +344,13 @@ impl Gateway {
         })
     }
 
+    /// A handle to reload the configuration of this gateway once it runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            tx: self.reload_tx.clone(),
+        }
+    }
+
     /// The addresses actually bound (port 0 resolved); each serves UDP and TCP.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.udp.iter().map(|(a, _)| *a).collect()
@@ -271,7 +358,7 @@ impl Gateway {
 
     /// Serve until `shutdown` is cancelled, then drain: new calls get 503, calls in progress
     /// have `shutdown_grace` to finish, the rest get BYE.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let settings = self.settings.clone();
         let stop_io = CancellationToken::new();
         let (core_tx, mut core_rx) = mpsc::channel::<Inbound>(4096);
@@ -343,7 +430,6 @@ impl Gateway {
         let (media_tx, mut media_rx) = mpsc::unbounded_channel();
         let (edge, pacing) = media::MediaEdge::start(
             media::PortPool::new(settings.rtp_ports.0, settings.rtp_ports.1),
-            settings.prompts.clone(),
             settings.recordings_dir.clone(),
             self.detector,
             media_tx,
@@ -383,7 +469,8 @@ impl Gateway {
             tokio::select! {
                 m = core_rx.recv() => match m {
                     Some(Inbound::Message { peer, local, msg }) => {
-                        core.handle_message(Instant::now(), peer, local, *msg);
+                        let now = clock(&mut core);
+                        core.handle_message(now, peer, local, *msg);
                     }
                     Some(Inbound::TcpOpened { peer, tx }) => {
                         core.out.tcp.insert(peer, tx);
@@ -393,8 +480,19 @@ impl Gateway {
                     }
                     None => break,
                 },
-                Some(ev) = media_rx.recv() => core.handle_media(Instant::now(), ev),
-                _ = sleep => core.handle_timeout(Instant::now()),
+                Some(ev) = media_rx.recv() => {
+                    let now = clock(&mut core);
+                    core.handle_media(now, ev);
+                }
+                _ = sleep => {
+                    let now = clock(&mut core);
+                    core.handle_timeout(now);
+                }
+                Some((new, done)) = self.reload_rx.recv() => {
+                    let ignored = core.reload(new);
+                    info!(lines = core.lines(), "configuration reloaded: new calls get it, calls in progress keep theirs");
+                    let _ = done.send(ignored);
+                }
                 _ = shutdown.cancelled(), if grace_deadline.is_none() => {
                     info!(calls = core.calls(), grace_s = settings.shutdown_grace.as_secs(), "shutting down: new calls get 503, calls in progress may finish");
                     self.stats.draining.store(true, Ordering::Relaxed);
@@ -431,6 +529,14 @@ impl Gateway {
         while tasks.join_next().await.is_some() {}
         info!("SIP stopped");
     }
+}
+
+/// The time for one input to the core: the monotonic clock, and the civil time read with it
+/// (the only place the wall clock is read; voice-menu schedules run on it).
+fn clock(core: &mut core::Core) -> Instant {
+    let now = Instant::now();
+    core.set_wallclock(now, SystemTime::now());
+    now
 }
 
 /// Bind UDP and TCP on one address. With port 0, TCP takes the port the OS gave UDP so a single

@@ -75,6 +75,8 @@ pub(crate) enum MediaEvent {
     },
     /// No RTP for the configured timeout.
     Inactive { call_id: Arc<str> },
+    /// The prompts of [`LegShared::play`] number `generation` have all been sent.
+    PlaybackFinished { call_id: Arc<str>, generation: u64 },
 }
 
 /// The RTP/RTCP port pairs of the configured range, handed out and taken back.
@@ -159,6 +161,8 @@ pub(crate) struct LegShared {
     rtcp: UdpSocket,
     state: Mutex<LegState>,
     stop: CancellationToken,
+    /// Where a playback reports its end.
+    events: mpsc::UnboundedSender<MediaEvent>,
 }
 
 struct LegState {
@@ -167,6 +171,8 @@ struct LegState {
     audio_pt: u8,
     inband: Option<DtmfDetector>,
     record: Option<RecordTap>,
+    /// A voice-menu message being recorded (`<appeal>-message.wav`).
+    message: Option<RecordTap>,
     closed: bool,
     pcm: Vec<i16>,
     /// The leg's end of a bridge, while it is bridged.
@@ -202,6 +208,36 @@ impl LegShared {
         st.leg.set_inactivity_timeout(now, timeout);
     }
 
+    /// Plays `seq` from the next tick on, replacing what was playing; when its last frame has
+    /// gone out, [`MediaEvent::PlaybackFinished`] with `generation` is sent to the core.
+    pub fn play(&self, seq: PromptSequence, generation: u64) {
+        let mut st = self.lock();
+        let source = Playback {
+            seq: Some(seq),
+            codec: codec_name(st.law),
+            silence: vec![st.law.silence(); 160],
+            done: Some(PlaybackDone {
+                events: self.events.clone(),
+                call_id: self.call_id.clone(),
+                generation,
+            }),
+        };
+        st.leg.set_source(Box::new(source));
+    }
+
+    /// Stops the playing prompt at once (barge-in): silence from the next tick on. A stopped
+    /// playback never reports its end.
+    pub fn stop_playback(&self) {
+        let mut st = self.lock();
+        let silence = Playback {
+            seq: None,
+            codec: codec_name(st.law),
+            silence: vec![st.law.silence(); 160],
+            done: None,
+        };
+        st.leg.set_source(Box::new(silence));
+    }
+
     /// Stops in-band detection (another kind of DTMF won for this call).
     pub fn stop_inband(&self) {
         self.lock().inband = None;
@@ -217,6 +253,9 @@ impl LegShared {
             if let Some(tap) = st.record.take() {
                 tap.close();
             }
+            if let Some(tap) = st.message.take() {
+                tap.close();
+            }
         }
         self.stop.cancel();
     }
@@ -228,6 +267,21 @@ struct Playback {
     seq: Option<PromptSequence>,
     codec: &'static str,
     silence: Vec<u8>,
+    /// Who to tell when `seq` has played out (voice-menu prompts; not the plain greeting).
+    done: Option<PlaybackDone>,
+}
+
+struct PlaybackDone {
+    events: mpsc::UnboundedSender<MediaEvent>,
+    call_id: Arc<str>,
+    generation: u64,
+}
+
+fn codec_name(law: Law) -> &'static str {
+    match law {
+        Law::Ulaw => "PCMU",
+        Law::Alaw => "PCMA",
+    }
 }
 
 impl FrameSource for Playback {
@@ -238,6 +292,13 @@ impl FrameSource for Playback {
                 return;
             }
             self.seq = None;
+            if let Some(d) = self.done.take() {
+                // the core may be gone at shutdown; nothing to tell then
+                let _ = d.events.send(MediaEvent::PlaybackFinished {
+                    call_id: d.call_id,
+                    generation: d.generation,
+                });
+            }
         }
         out.extend_from_slice(&self.silence);
     }
@@ -249,6 +310,8 @@ pub(crate) struct LegStart<'a> {
     pub appeal: &'a str,
     pub ports: BoundPorts,
     pub neg: Negotiated,
+    /// The prompt cache of the configuration the call started with.
+    pub prompts: &'a PromptCache,
     pub greeting: Option<&'a media::prompts::PromptName>,
     pub inband: bool,
     pub record: bool,
@@ -258,7 +321,6 @@ pub(crate) struct LegStart<'a> {
 /// The media side of the gateway, owned by the core.
 pub(crate) struct MediaEdge {
     pub ports: PortPool,
-    prompts: Arc<PromptCache>,
     to_tick: mpsc::UnboundedSender<Arc<LegShared>>,
     events: mpsc::UnboundedSender<MediaEvent>,
     recorder: Recorder,
@@ -275,7 +337,6 @@ impl MediaEdge {
     /// Starts the pacing task (and the recording writer thread). Must run inside the runtime.
     pub fn start(
         ports: PortPool,
-        prompts: Arc<PromptCache>,
         recordings: PathBuf,
         detector: DtmfDetector,
         events: mpsc::UnboundedSender<MediaEvent>,
@@ -287,7 +348,6 @@ impl MediaEdge {
         (
             MediaEdge {
                 ports,
-                prompts,
                 to_tick,
                 events,
                 recorder: Recorder::new(recordings),
@@ -327,15 +387,12 @@ impl MediaEdge {
             ..LegConfig::default()
         };
         let mut leg = RtpLeg::new(config, start, wall);
-        let codec = match s.neg.law {
-            Law::Ulaw => "PCMU",
-            Law::Alaw => "PCMA",
-        };
-        let seq = s.greeting.and_then(|g| self.prompts.sequence([g]).ok());
+        let seq = s.greeting.and_then(|g| s.prompts.sequence([g]).ok());
         leg.set_source(Box::new(Playback {
             seq,
-            codec,
+            codec: codec_name(s.neg.law),
             silence: vec![s.neg.law.silence(); 160],
+            done: None,
         }));
         leg.set_sending(start, s.neg.direction.sends());
         let record = if s.record {
@@ -353,11 +410,13 @@ impl MediaEdge {
                 audio_pt: s.neg.audio_pt,
                 inband: s.inband.then(|| self.detector.clone()),
                 record,
+                message: None,
                 closed: false,
                 pcm: Vec::with_capacity(320),
                 bridge: None,
             }),
             stop: self.stop.child_token(),
+            events: self.events.clone(),
         });
         for component in [Component::Rtp, Component::Rtcp] {
             tokio::spawn(receive_loop(shared.clone(), component, self.events.clone()));
@@ -366,6 +425,29 @@ impl MediaEdge {
             warn!("pacing task is gone; the call has no media");
         }
         Some(shared)
+    }
+
+    /// Starts recording a voice-menu message on `leg` to `<recordings>/<appeal>-message.wav`
+    /// (the same stereo layout as call recordings: caller left, what we play right); it ends
+    /// when the leg is closed. Returns the file.
+    pub fn record_message(
+        &mut self,
+        leg: &LegShared,
+        appeal: &str,
+        now: Instant,
+    ) -> Option<PathBuf> {
+        let name = format!("{appeal}-message");
+        let tap = self.recorder.open(&name, now)?;
+        let path = self.recorder.path_for(&name);
+        let mut st = leg.lock();
+        if st.closed {
+            tap.close();
+            return None;
+        }
+        if let Some(old) = st.message.replace(tap) {
+            old.close();
+        }
+        Some(path)
     }
 
     /// Waits for the recording writer to finish every file (at shutdown).
@@ -432,6 +514,9 @@ fn service(l: &LegShared, now: Instant, out: &mut Vec<MediaEvent>) -> bool {
                     if let Some(tap) = &mut st.record {
                         tap.frame(Channel::Ours, now, ts, law, payload);
                     }
+                    if let Some(tap) = &mut st.message {
+                        tap.frame(Channel::Ours, now, ts, law, payload);
+                    }
                 }
             }
         }
@@ -495,8 +580,12 @@ fn drain_events(l: &LegShared, st: &mut LegState, out: &mut Vec<MediaEvent>) {
                         }
                     }
                 }
+                let at = Instant::now();
                 if let Some(tap) = &mut st.record {
-                    tap.frame(Channel::Caller, Instant::now(), timestamp, law, &payload);
+                    tap.frame(Channel::Caller, at, timestamp, law, &payload);
+                }
+                if let Some(tap) = &mut st.message {
+                    tap.frame(Channel::Caller, at, timestamp, law, &payload);
                 }
                 st.pcm = pcm;
             }
@@ -651,12 +740,7 @@ impl Recorder {
             }
         }
         let tx = self.tx.clone()?;
-        let name: String = appeal
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .collect();
-        let name = if name.is_empty() { "call".into() } else { name };
-        let path = self.dir.join(format!("{name}.wav"));
+        let path = self.path_for(appeal);
         let id = self.next_id;
         self.next_id += 1;
         tx.send(RecMsg::Open { id, path }).ok()?;
@@ -666,6 +750,16 @@ impl Recorder {
             started: now,
             bases: [None, None],
         })
+    }
+
+    /// `<dir>/<name>.wav`, with anything but letters, digits, `-` and `_` left out of the name.
+    fn path_for(&self, name: &str) -> PathBuf {
+        let name: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        let name = if name.is_empty() { "call".into() } else { name };
+        self.dir.join(format!("{name}.wav"))
     }
 
     fn finish(mut self) -> Option<std::thread::JoinHandle<()>> {

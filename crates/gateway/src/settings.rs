@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,12 +19,25 @@ pub struct LineSettings {
     pub name: String,
     /// How long we send 180 before answering.
     pub ring: Duration,
-    /// Played once when the call is answered (a prompt of [`Settings::prompts`]).
+    /// Played once when the call is answered (a prompt of [`Settings::prompts`]) on a line
+    /// without a voice menu; a line with a menu plays what its start node says instead.
     pub greeting: Option<PromptName>,
     /// Which kinds of DTMF the line takes.
     pub dtmf: DtmfMode,
     /// Record every call (stereo WAV in [`Settings::recordings_dir`]).
     pub record: bool,
+    /// The line's voice menu: every answered call walks it from `start`. Its prompts are in
+    /// [`Settings::prompts`] under [`menu_prompt_name`]. A call keeps the `Arc` it started
+    /// with, so a reload never changes the menu under a caller.
+    pub menu: Option<Arc<ivr::Menu>>,
+    /// The node calls start at (meaningful with `menu`).
+    pub start: String,
+}
+
+/// The name a menu prompt has in the [`PromptCache`]: its WAV file. Two menus naming the same
+/// file share one decoded copy; two prompt folders with the same prompt names never clash.
+pub fn menu_prompt_name(file: &Path) -> PromptName {
+    PromptName::new(format!("file:{}", file.display()))
 }
 
 /// Which DTMF a line listens to.
@@ -120,6 +133,57 @@ pub fn normalize_number(n: &str) -> String {
 }
 
 impl Settings {
+    /// Takes over from `running` what only a restart changes (sockets, the RTP port range,
+    /// the recordings folder, the registrar's realm, timers and lock-out, digest algorithms);
+    /// returns the names of those that differ, so a reload can say they were not applied.
+    /// Everything else (lines, menus, prompts, trunks, operators, RTP timeout, call limits,
+    /// redaction) is taken from `self` for the calls that arrive from now on.
+    pub fn keep_restart_only(&mut self, running: &Settings) -> Vec<&'static str> {
+        let mut differ = Vec::new();
+        if self.listen != running.listen {
+            differ.push("sip.listen");
+        }
+        if self.rtp_ports != running.rtp_ports {
+            differ.push("rtp.port_min/port_max");
+        }
+        if self.recordings_dir != running.recordings_dir {
+            differ.push("recording.dir");
+        }
+        if self.realm != running.realm {
+            differ.push("sip.realm");
+        }
+        if self.t1 != running.t1 {
+            differ.push("sip.t1_ms");
+        }
+        if self.lockout_failures != running.lockout_failures || self.lockout != running.lockout {
+            differ.push("sip.lockout_failures/lockout_seconds");
+        }
+        if self.digest_algorithms != running.digest_algorithms {
+            differ.push("sip.digest_algorithms");
+        }
+        if self.max_message_size != running.max_message_size {
+            differ.push("sip.max_message_size");
+        }
+        if self.user_agent != running.user_agent {
+            differ.push("sip.user_agent");
+        }
+        if self.shutdown_grace != running.shutdown_grace {
+            differ.push("calls.shutdown_grace");
+        }
+        self.listen = running.listen.clone();
+        self.rtp_ports = running.rtp_ports;
+        self.recordings_dir = running.recordings_dir.clone();
+        self.realm = running.realm.clone();
+        self.t1 = running.t1;
+        self.lockout_failures = running.lockout_failures;
+        self.lockout = running.lockout;
+        self.digest_algorithms = running.digest_algorithms.clone();
+        self.max_message_size = running.max_message_size;
+        self.user_agent = running.user_agent.clone();
+        self.shutdown_grace = running.shutdown_grace;
+        differ
+    }
+
     /// The line a dialled Request-URI user reaches.
     pub fn line_for(&self, dialled: &str) -> Option<&LineSettings> {
         let n = normalize_number(dialled);

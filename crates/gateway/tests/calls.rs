@@ -53,6 +53,8 @@ fn settings() -> Settings {
                 greeting: None,
                 dtmf: gateway::DtmfMode::Auto,
                 record: false,
+                menu: None,
+                start: String::new(),
             },
             LineSettings {
                 id: "slow".into(),
@@ -62,6 +64,8 @@ fn settings() -> Settings {
                 greeting: None,
                 dtmf: gateway::DtmfMode::Auto,
                 record: false,
+                menu: None,
+                start: String::new(),
             },
         ],
         trunks: vec![TrunkSettings {

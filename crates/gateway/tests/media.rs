@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gateway::{
-    CallArrived, CallEnded, CallLog, DtmfMode, EndReason, Gateway, LineSettings, Settings, Stats,
-    TrunkSettings,
+    CallArrived, CallEnded, CallLog, DtmfMode, EndReason, Gateway, IvrEnd, IvrStep, LineSettings,
+    Settings, Stats, TrunkSettings,
 };
 use media::g711::Law;
 use media::prompts::{Encoder, Prompt, PromptCache, PromptName};
@@ -60,6 +60,8 @@ fn settings(rtp_ports: (u16, u16)) -> Settings {
             greeting: Some(PromptName::new("greeting")),
             dtmf: DtmfMode::Auto,
             record: false,
+            menu: None,
+            start: String::new(),
         }],
         trunks: vec![TrunkSettings {
             name: "local".into(),
@@ -101,6 +103,8 @@ struct Log {
     arrived: Mutex<Vec<String>>,
     ended: Mutex<Vec<(String, EndReason)>>,
     digits: Mutex<Vec<(String, char, String)>>,
+    steps: Mutex<Vec<(String, IvrStep)>>,
+    ivr_ends: Mutex<Vec<Option<IvrEnd>>>,
 }
 
 impl CallLog for Log {
@@ -115,6 +119,13 @@ impl CallLog for Log {
             .lock()
             .unwrap()
             .push((appeal.to_string(), end.reason));
+        self.ivr_ends.lock().unwrap().push(end.ivr);
+    }
+    fn ivr_step(&self, appeal: &str, step: &IvrStep) {
+        self.steps
+            .lock()
+            .unwrap()
+            .push((appeal.to_string(), step.clone()));
     }
     fn digit(&self, appeal: &str, digit: char, via: &str) {
         self.digits
@@ -130,6 +141,7 @@ struct Server {
     stats: Arc<Stats>,
     stop: CancellationToken,
     run: tokio::task::JoinHandle<()>,
+    reloader: gateway::Reloader,
 }
 
 impl Server {
@@ -138,9 +150,11 @@ impl Server {
         let stats = Arc::new(Stats::default());
         let gw = Gateway::bind(s, stats.clone(), log.clone()).await.unwrap();
         let addr = gw.local_addrs()[0];
+        let reloader = gw.reloader();
         let stop = CancellationToken::new();
         let run = tokio::spawn(gw.run(stop.clone()));
         Server {
+            reloader,
             addr,
             log,
             stats,
@@ -732,4 +746,258 @@ async fn recording_cut_short_is_repaired_at_start() {
     assert_eq!(samples, [1, 2, 3, 4, 5, 6]);
     gw.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// --- the voice menu in a call ------------------------------------------------------------
+
+/// A tone of `hz` for `ms` as a WAV file (8 kHz mono 16-bit).
+fn tone_wav(path: &std::path::Path, hz: f64, ms: usize) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for n in 0..ms * 8 {
+        let v = 8000.0 * (2.0 * std::f64::consts::PI * hz * n as f64 / 8000.0).sin();
+        w.write_sample(v as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// A small menu: a 0.4 s greeting, then a 2 s menu where `1` sets category `benefits` and
+/// queues the caller in `benefits` after a 0.3 s prompt. Returns the settings with the city
+/// line running it and the prompts loaded into the cache as the daemon does.
+fn menu_settings(dir: &std::path::Path) -> Settings {
+    let p = dir.join("prompts");
+    std::fs::create_dir_all(&p).unwrap();
+    tone_wav(&p.join("greet.wav"), 400.0, 400);
+    tone_wav(&p.join("menu.wav"), 1000.0, 2000);
+    tone_wav(&p.join("queued.wav"), 600.0, 300);
+    std::fs::write(
+        p.join("prompts.toml"),
+        "greet = \"Hello\"\nmenu = \"Press 1\"\nqueued = \"Please wait\"\n",
+    )
+    .unwrap();
+    let file = dir.join("menu.toml");
+    std::fs::write(
+        &file,
+        "prompts = \"prompts\"\noperator = \"op\"\n\
+         [[play]]\nid = \"greeting\"\nprompt = \"greet\"\nnext = \"main\"\n\
+         [[menu]]\nid = \"main\"\nprompt = \"menu\"\ntimeout = 5\nchoices = { 1 = \"benefits\" }\n\
+         [[set]]\nid = \"benefits\"\ncategory = \"benefits\"\nnext = \"q\"\n\
+         [[queue]]\nid = \"q\"\nqueue = \"benefits\"\nprompt = \"queued\"\n\
+         [[queue]]\nid = \"op\"\nqueue = \"operators\"\n",
+    )
+    .unwrap();
+    let cx = ivr::Context {
+        start: "greeting",
+        start_at: None,
+        queues: None,
+    };
+    let menu = Arc::new(ivr::load(&[file], &cx).unwrap());
+    let (u, a) = (encode(Law::Ulaw), encode(Law::Alaw));
+    let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
+    let prompts = menu.prompts().values().map(|i| {
+        Arc::new(
+            Prompt::load(
+                gateway::settings::menu_prompt_name(&i.path),
+                &i.path,
+                &encoders,
+            )
+            .unwrap(),
+        )
+    });
+    let mut s = settings(free_range(4));
+    s.prompts = Arc::new(PromptCache::from_prompts(prompts, &encoders));
+    s.lines[0].menu = Some(menu);
+    s.lines[0].start = "greeting".into();
+    s
+}
+
+/// Which prompt a PCMU payload is a frame of (`silence` for silence).
+fn classify(s: &Settings, payload: &[u8]) -> String {
+    if payload.iter().all(|b| *b == Law::Ulaw.silence()) {
+        return "silence".into();
+    }
+    let menu = s.lines[0].menu.as_ref().unwrap();
+    for (name, info) in menu.prompts() {
+        let p = s
+            .prompts
+            .get(&gateway::settings::menu_prompt_name(&info.path))
+            .unwrap();
+        if (0..p.frames()).any(|i| p.encoded_frame("PCMU", i) == Some(payload)) {
+            return name.clone();
+        }
+    }
+    "unknown".into()
+}
+
+const PCMU_OFFER: &[(u8, &str)] = &[(0, "PCMU/8000"), (101, "telephone-event/8000")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_menu_plays_barges_in_on_a_digit_and_ends_in_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = menu_settings(dir.path());
+    let gw = Server::start(s.clone()).await;
+    let mut c = Caller::new(gw.addr).await;
+    assert_eq!(c.invite(&c.offer(PCMU_OFFER, "sendrecv")).await.status, 200);
+
+    // the greeting's 20 frames, then (after at most a frame of silence) the menu prompt
+    let mut heard = Vec::new();
+    while heard.iter().filter(|h| *h == "menu").count() < 10 {
+        heard.push(classify(&s, &c.rtp_packet().await.payload));
+        assert!(heard.len() < 60, "no menu prompt: {heard:?}");
+    }
+    let greeting = heard.iter().filter(|h| *h == "greet").count();
+    assert_eq!(greeting, 20, "{heard:?}");
+    assert!(heard[..20].iter().all(|h| h == "greet"), "{heard:?}");
+    assert!(
+        heard[20..].iter().all(|h| h == "menu" || h == "silence"),
+        "{heard:?}"
+    );
+    assert!(heard[20..].iter().filter(|h| *h == "silence").count() <= 1);
+
+    // `1` during the menu prompt: it stops at once and the queue's prompt starts
+    let mut seq = 1;
+    c.press(&mut seq, 64_000, 1).await;
+    let mut after = Vec::new();
+    while !after.iter().any(|h| h == "queued") {
+        after.push(classify(&s, &c.rtp_packet().await.payload));
+        assert!(after.len() < 15, "no barge-in: {after:?}");
+    }
+    // then the queue prompt (15 frames) and silence: the caller waits in the queue
+    let mut rest = Vec::new();
+    for _ in 0..25 {
+        rest.push(classify(&s, &c.rtp_packet().await.payload));
+    }
+    assert!(
+        !rest.iter().any(|h| h == "menu" || h == "greet"),
+        "{rest:?}"
+    );
+    assert_eq!(
+        rest.iter().filter(|h| *h == "queued").count() + 1,
+        15,
+        "{rest:?}"
+    );
+    assert!(rest[20..].iter().all(|h| h == "silence"), "{rest:?}");
+
+    let appeal = gw.log.arrived.lock().unwrap()[0].clone();
+    let steps: Vec<IvrStep> = gw
+        .log
+        .steps
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(a, _)| *a == appeal)
+        .map(|(_, s)| s.clone())
+        .collect();
+    let path: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| match s {
+            IvrStep::Path { step, .. } => Some(step.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(path, ["greeting", "main", "main:1", "benefits", "q"]);
+    assert!(steps.contains(&IvrStep::Path {
+        step: "q".into(),
+        path: "greeting>main>main:1>benefits>q".into()
+    }));
+    assert!(steps.contains(&IvrStep::Category("benefits".into())));
+    assert_eq!(
+        steps.last(),
+        Some(&IvrStep::EnteredQueue {
+            queue: "benefits".into(),
+            priority: 0
+        })
+    );
+    // the digit is still written as a key press
+    assert_eq!(gw.log.digits.lock().unwrap().len(), 1);
+    // the call stays up in the queue until the caller hangs up
+    assert!(gw.log.ended.lock().unwrap().is_empty());
+    c.bye().await;
+    wait_for("the call's end", || {
+        !gw.log.ended.lock().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(*gw.log.ivr_ends.lock().unwrap(), vec![Some(IvrEnd::Queue)]);
+    gw.stop().await;
+}
+
+fn steps_of(log: &Log, appeal: &str) -> Vec<IvrStep> {
+    log.steps
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(a, _)| a == appeal)
+        .map(|(_, s)| s.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_changes_new_calls_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = menu_settings(dir.path());
+    let gw = Server::start(s.clone()).await;
+    let mut first = Caller::new(gw.addr).await;
+    assert_eq!(
+        first
+            .invite(&first.offer(PCMU_OFFER, "sendrecv"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        classify(&s, &first.rtp_packet().await.payload),
+        "greet",
+        "the menu's greeting"
+    );
+
+    // the line loses its menu: new calls hear the plain 1 s greeting and nothing else
+    let plain = settings(free_range(4));
+    let ignored = gw.reloader.reload(plain).await.unwrap();
+    assert_eq!(
+        ignored,
+        ["rtp.port_min/port_max"],
+        "the port range needs a restart"
+    );
+    let mut second = Caller::new(gw.addr).await;
+    assert_eq!(
+        second
+            .invite(&second.offer(PCMU_OFFER, "sendrecv"))
+            .await
+            .status,
+        200
+    );
+    for i in 0..30 {
+        // 400 Hz frames as the menu's greeting has, but 50 of them (the menu's has 20)
+        assert_eq!(
+            classify(&s, &second.rtp_packet().await.payload),
+            "greet",
+            "frame {i}"
+        );
+    }
+    let appeals = gw.log.arrived.lock().unwrap().clone();
+    assert!(steps_of(&gw.log, &appeals[1]).is_empty());
+
+    // the first call is still in its menu: `1` takes it to the queue
+    let mut heard = Vec::new();
+    while !heard.iter().any(|h| h == "menu") {
+        heard.push(classify(&s, &first.rtp_packet().await.payload));
+        assert!(heard.len() < 60, "{heard:?}");
+    }
+    let mut seq = 1;
+    first.press(&mut seq, 64_000, 1).await;
+    wait_for("the first call in the queue", || {
+        steps_of(&gw.log, &appeals[0]).contains(&IvrStep::EnteredQueue {
+            queue: "benefits".into(),
+            priority: 0,
+        })
+    })
+    .await;
+    first.bye().await;
+    second.bye().await;
+    gw.stop().await;
 }

@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use appeals::{AppealId, AppealUpdate, AppealWriter, EventKind, NewAppeal, Outcome};
+use appeals::{AppealId, AppealUpdate, AppealWriter, EventKind, NewAppeal, NewCallback, Outcome};
 use chrono::Utc;
-use gateway::{CallArrived, CallEnded, CallLog, EndReason};
+use gateway::{CallArrived, CallEnded, CallLog, EndReason, IvrEnd, IvrStep};
 use serde_json::json;
 
 /// Calls by line and outcome since the daemon started (Prometheus counters). A call is
@@ -90,10 +90,106 @@ impl CallLog for AppealLog {
         }
     }
 
+    /// The voice menu's steps: every path step is an `ivr_choice` event `{step}` and sets the
+    /// appeal's `ivr_path`; category, priority and variables are events too (category also
+    /// on the appeal); the menu's end is `entered_queue`, `transferred`, `callback_requested`
+    /// (plus the callback row) or `message_recorded` (plus the recording file).
+    fn ivr_step(&self, appeal: &str, step: &IvrStep) {
+        let Some(id) = parse_id(appeal) else {
+            return;
+        };
+        let w = &self.writer;
+        match step {
+            IvrStep::Path { step, path } => {
+                w.event(id, EventKind::IvrChoice, json!({ "step": step }));
+                w.update(
+                    id,
+                    AppealUpdate {
+                        ivr_path: Some(path.clone()),
+                        ..AppealUpdate::default()
+                    },
+                );
+            }
+            IvrStep::Category(c) => {
+                w.event(id, EventKind::IvrChoice, json!({ "category": c }));
+                w.update(
+                    id,
+                    AppealUpdate {
+                        category: Some(c.clone()),
+                        ..AppealUpdate::default()
+                    },
+                );
+            }
+            IvrStep::Priority(p) => w.event(id, EventKind::IvrChoice, json!({ "priority": p })),
+            IvrStep::Variable { name, value } => w.event(
+                id,
+                EventKind::IvrChoice,
+                json!({ "variable": name, "value": value }),
+            ),
+            IvrStep::EnteredQueue { queue, priority } => {
+                w.event(
+                    id,
+                    EventKind::EnteredQueue,
+                    json!({ "queue": queue, "priority": priority }),
+                );
+                w.update(
+                    id,
+                    AppealUpdate {
+                        queue: Some(queue.clone()),
+                        ..AppealUpdate::default()
+                    },
+                );
+            }
+            IvrStep::Transferred { number } => w.event(
+                id,
+                EventKind::Transferred,
+                json!({ "number": number, "trunk": false }),
+            ),
+            IvrStep::CallbackRequested { number } => {
+                w.event(
+                    id,
+                    EventKind::CallbackRequested,
+                    json!({ "number": number }),
+                );
+                w.callback(NewCallback {
+                    appeal_id: id,
+                    number: number.clone(),
+                    queue: None,
+                    requested_at: Utc::now(),
+                    due_at: None,
+                });
+            }
+            IvrStep::Message { file, max } => {
+                w.event(
+                    id,
+                    EventKind::MessageRecorded,
+                    json!({ "file": file, "max_seconds": max.as_secs() }),
+                );
+                w.update(
+                    id,
+                    AppealUpdate {
+                        recording: Some(file.clone()),
+                        ..AppealUpdate::default()
+                    },
+                );
+            }
+        }
+    }
+
     fn call_ended(&self, appeal: &str, end: &CallEnded) {
-        // Until the IVR and queues land, a call answered by the line heard only information;
-        // one that ended before the answer was abandoned.
-        let outcome = if end.answered {
+        // Where the menu left the caller decides; a caller still in a queue when the call
+        // ended had no operator (the ACD arrives with the queue issue): abandoned. A call
+        // answered by a line without a menu heard only information; one that ended before the
+        // answer was abandoned.
+        let outcome = if let Some(ivr) = end.ivr {
+            match ivr {
+                IvrEnd::Queue => Outcome::Abandoned,
+                IvrEnd::Transferred => Outcome::Transferred,
+                IvrEnd::Callback => Outcome::Callback,
+                IvrEnd::Message => Outcome::Message,
+                IvrEnd::Hangup => Outcome::InfoOnly,
+            }
+        } else if end.answered {
             Outcome::InfoOnly
         } else if matches!(
             end.reason,

@@ -437,13 +437,18 @@ fn alaw(pcm: &[i16]) -> Vec<u8> {
     out
 }
 
-/// Loads every line's prompts; a bad file is a problem located at its `greeting` key whose
-/// message names the WAV file and what is wrong with it.
+/// Loads every prompt the calls play, once, into the shared cache: the lines' greetings and
+/// every prompt of every menu ([`ivr::Menu::prompts`], named by
+/// [`gateway::settings::menu_prompt_name`]; a file two menus share is loaded once). Calls
+/// never read a file. A bad greeting is a problem located at its `greeting` key whose message
+/// names the WAV file and what is wrong with it; menu prompts were checked by `ivr::load`,
+/// so a problem with one here (the file changed in between) names the file.
 fn load_prompts(
     dir: &Path,
     lines_path: &Path,
     lines_text: &str,
     lines: &[Line],
+    menus: &std::collections::BTreeMap<String, Arc<ivr::Menu>>,
     problems: &mut Vec<Problem>,
 ) -> media::prompts::PromptCache {
     let encoders: [(&str, &dyn media::prompts::Encoder); 2] = [("PCMU", &ulaw), ("PCMA", &alaw)];
@@ -462,6 +467,24 @@ fn load_prompts(
                     col,
                     message: e.to_string(),
                 });
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for menu in menus.values() {
+        for info in menu.prompts().values() {
+            let name = gateway::settings::menu_prompt_name(&info.path);
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            match media::prompts::Prompt::load(name, &info.path, &encoders) {
+                Ok(p) => prompts.push(Arc::new(p)),
+                Err(e) => problems.push(Problem {
+                    path: info.path.display().to_string(),
+                    line: 0,
+                    col: 0,
+                    message: e.to_string(),
+                }),
             }
         }
     }
@@ -506,10 +529,52 @@ fn read(path: &Path) -> Result<String, Problem> {
     })
 }
 
+/// The main file layered with the `HOTLINE__…` variables of `env`, and its text.
+fn main_with_env(
+    main_path: &Path,
+    env: impl Iterator<Item = (String, String)>,
+) -> Result<(MainFile, String), ConfigErrors> {
+    let text = read(main_path).map_err(|p| ConfigErrors(vec![p]))?;
+    // First pass: the file alone, for errors with line and column.
+    parse_toml::<MainFile>(main_path, &text).map_err(|p| ConfigErrors(vec![p]))?;
+    // Second pass: the file layered with the environment.
+    let env: std::collections::HashMap<String, String> =
+        env.filter(|(k, _)| k.starts_with("HOTLINE__")).collect();
+    let layered = config::Config::builder()
+        .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix("HOTLINE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env.clone())),
+        )
+        .build()
+        .and_then(|c| c.try_deserialize::<MainFile>());
+    match layered {
+        Ok(m) => Ok((m, text)),
+        Err(e) => {
+            let vars: Vec<_> = env.keys().cloned().collect();
+            Err(ConfigErrors(vec![Problem {
+                path: format!("environment ({})", vars.join(", ")),
+                line: 0,
+                col: 0,
+                message: e.to_string(),
+            }]))
+        }
+    }
+}
+
 impl Config {
     /// Load the main file, the files it names, and environment overrides (`HOTLINE__SIP__LISTEN`…).
     pub fn load(main_path: &Path) -> Result<Config, ConfigErrors> {
         Self::load_with_env(main_path, std::env::vars())
+    }
+
+    /// Only the main file with the environment overrides, not the files it names (what
+    /// `hotlined reload` needs to reach the running daemon, even when a menu is broken).
+    pub fn load_main(main_path: &Path) -> Result<MainFile, ConfigErrors> {
+        main_with_env(main_path, std::env::vars()).map(|(m, _)| m)
     }
 
     pub fn load_with_env(
@@ -517,35 +582,7 @@ impl Config {
         env: impl Iterator<Item = (String, String)>,
     ) -> Result<Config, ConfigErrors> {
         let mut problems = Vec::new();
-        let text = read(main_path).map_err(|p| ConfigErrors(vec![p]))?;
-        // First pass: the file alone, for errors with line and column.
-        parse_toml::<MainFile>(main_path, &text).map_err(|p| ConfigErrors(vec![p]))?;
-        // Second pass: the file layered with the environment.
-        let env: std::collections::HashMap<String, String> =
-            env.filter(|(k, _)| k.starts_with("HOTLINE__")).collect();
-        let layered = config::Config::builder()
-            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
-            .add_source(
-                config::Environment::with_prefix("HOTLINE")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true)
-                    .source(Some(env.clone())),
-            )
-            .build()
-            .and_then(|c| c.try_deserialize::<MainFile>());
-        let main = match layered {
-            Ok(m) => m,
-            Err(e) => {
-                let vars: Vec<_> = env.keys().cloned().collect();
-                return Err(ConfigErrors(vec![Problem {
-                    path: format!("environment ({})", vars.join(", ")),
-                    line: 0,
-                    col: 0,
-                    message: e.to_string(),
-                }]));
-            }
-        };
+        let (main, text) = main_with_env(main_path, env)?;
         let dir = main_path.parent().unwrap_or(Path::new("."));
         let mut trunk_nets = Vec::new();
         for (i, t) in main.trunk.iter().enumerate() {
@@ -679,9 +716,9 @@ impl Config {
         {
             Ok((t, f)) => {
                 check_lines(&lines_path, &t, &f.line, &mut problems);
-                let prompts = load_prompts(dir, &lines_path, &t, &f.line, &mut problems);
                 let names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
                 menus = load_menus(&lines_path, &t, &f.line, &names, &mut problems);
+                let prompts = load_prompts(dir, &lines_path, &t, &f.line, &menus, &mut problems);
                 (f.line, prompts)
             }
             Err(p) => {

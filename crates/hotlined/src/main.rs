@@ -4,6 +4,7 @@ mod admin;
 mod appeal_log;
 mod config;
 mod partner;
+mod reload;
 mod report;
 
 use std::path::PathBuf;
@@ -66,6 +67,10 @@ enum Command {
         #[arg(long, default_value = "+79130000000")]
         caller: String,
     },
+    /// Ask the running daemon to load its configuration again (as SIGHUP does), through
+    /// `POST /api/v1/reload` on the admin address with the admin token of --config; prints
+    /// the problems and exits 1 when the new configuration is refused.
+    Reload,
 }
 
 fn main() -> ExitCode {
@@ -85,6 +90,7 @@ fn main() -> ExitCode {
             digits,
             caller,
         } => simulate(&cli.config, &line, at.as_deref(), &digits, &caller),
+        Command::Reload => reload_cli(&cli.config),
         Command::Run => match run(&cli.config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -252,7 +258,7 @@ fn init_tracing(c: &Config) {
 }
 
 /// Turn the checked file configuration into what the gateway runs on.
-fn gateway_settings(c: &Config) -> Settings {
+pub(crate) fn gateway_settings(c: &Config) -> Settings {
     let m = &c.main;
     let mut listen = vec![m.sip.listen];
     listen.extend(m.sip.listen_v6);
@@ -284,6 +290,8 @@ fn gateway_settings(c: &Config) -> Settings {
                 greeting: config::greeting_name(l),
                 dtmf: gateway::DtmfMode::parse(&l.dtmf).unwrap_or_default(),
                 record: l.record,
+                menu: c.menus.get(&l.id).cloned(),
+                start: l.start_node().to_owned(),
             })
             .collect(),
         trunks: m
@@ -327,7 +335,8 @@ fn gateway_settings(c: &Config) -> Settings {
 
 fn run(path: &std::path::Path) -> anyhow::Result<()> {
     // Bad config exits with its problems before any port is bound.
-    let c = Config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    let c =
+        Arc::new(Config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?);
     init_tracing(&c);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -347,6 +356,13 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             counters: calls.clone(),
         });
         let gw = Gateway::bind(gateway_settings(&c), stats.clone(), log).await?;
+        let reloader = Arc::new(reload::ConfigReloader::new(
+            path.to_path_buf(),
+            c.clone(),
+            gw.reloader(),
+        ));
+        // before anything says we are up: SIGHUP's default action would end the process
+        let signals = Signals::install()?;
         let admin_listener = tokio::net::TcpListener::bind(c.main.admin.listen)
             .await
             .with_context(|| format!("cannot bind admin HTTP on {}", c.main.admin.listen))?;
@@ -369,6 +385,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             },
             patch_lock: Default::default(),
             partner: c.main.partner.as_ref().map(partner::PartnerLink::from_config),
+            reloader: Some(reloader.clone()),
         };
         let store_task = admin::connect_store(
             c.main.database.url.clone(),
@@ -386,7 +403,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             admin_stop.clone(),
         ));
         info!(config = %path.display(), sip = ?gw.local_addrs(), admin = %c.main.admin.listen, "hotlined started");
-        let signals = tokio::spawn(wait_for_signals(shutdown.clone()));
+        let signals = tokio::spawn(signals.wait(shutdown.clone(), reloader));
         gw.run(shutdown.clone()).await;
         admin_stop.cancel();
         let _ = admin.await;
@@ -435,22 +452,130 @@ fn run_report(
     Ok(())
 }
 
-/// SIGTERM / SIGINT start the graceful shutdown; a second one is not needed (the grace period
-/// is bounded), but is logged.
-async fn wait_for_signals(shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        error!("cannot install signal handlers");
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => info!("SIGTERM"),
-            _ = int.recv() => info!("SIGINT"),
+/// The signals the daemon takes, installed before it reports being up.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+        })
+    }
+
+    /// SIGTERM / SIGINT start the graceful shutdown; a second one is not needed (the grace
+    /// period is bounded), but is logged. SIGHUP reloads the configuration (its outcome is
+    /// logged: see `reload`).
+    async fn wait(mut self, shutdown: CancellationToken, reloader: Arc<reload::ConfigReloader>) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => info!("SIGTERM"),
+                _ = self.int.recv() => info!("SIGINT"),
+                _ = self.hup.recv() => {
+                    info!("SIGHUP");
+                    let r = reloader.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = r.reload("SIGHUP").await {
+                            if !matches!(e, reload::ReloadError::Invalid(_)) {
+                                error!(error = %e, "reload failed");
+                            }
+                        }
+                    });
+                    continue;
+                }
+            }
+            shutdown.cancel();
         }
-        shutdown.cancel();
+    }
+}
+
+/// `hotlined reload`: `POST /api/v1/reload` to the admin address of the configuration (with
+/// its `HOTLINE__…` overrides) and its token. Exit 0 when the daemon took the new
+/// configuration, 1 with its problems when it refused it or could not be reached.
+fn reload_cli(path: &std::path::Path) -> ExitCode {
+    use std::io::{Read, Write};
+    let main = match Config::load_main(path) {
+        Ok(m) => m,
+        Err(errors) => {
+            for p in &errors.0 {
+                println!("{p}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut addr = main.admin.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let answer = (|| -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+        // loading a configuration decodes every prompt: allow it time
+        s.set_read_timeout(Some(Duration::from_secs(120)))?;
+        write!(
+            s,
+            "POST /api/v1/reload HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n",
+            main.admin.token
+        )?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        Ok(text)
+    })();
+    let text = match answer {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("hotlined reload: no daemon answers on http://{addr} ({e}); is it running with this configuration?");
+            return ExitCode::FAILURE;
+        }
+    };
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body: serde_json::Value = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or_default();
+    let field = |k: &str| {
+        body.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    match status {
+        200 => {
+            println!("{}", field("message"));
+            ExitCode::SUCCESS
+        }
+        422 => {
+            println!("{}", field("error"));
+            for p in body
+                .get("problems")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+            {
+                println!("{}", p.as_str().unwrap_or(""));
+            }
+            ExitCode::FAILURE
+        }
+        other => {
+            eprintln!(
+                "hotlined reload: the daemon answered {other}: {}",
+                field("error")
+            );
+            ExitCode::FAILURE
+        }
     }
 }

@@ -8,7 +8,9 @@
 
 mod common;
 
-use std::net::{TcpListener, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{config_copy, hotlined, http_get, repo, Daemon, CALLER};
@@ -206,7 +208,15 @@ fn run_with_a_broken_config_exits_1_before_binding() {
 #[test]
 fn run_serves_health_and_stops_on_sigterm() {
     let mut d = Daemon::start(&[]);
-    let (status, body) = http_get(d.admin, "/health").expect("admin HTTP answers");
+    // "hotlined started" is logged just before the gateway's loop marks it ready
+    let until = Instant::now() + Duration::from_secs(3);
+    let (status, body) = loop {
+        let answer = http_get(d.admin, "/health").expect("admin HTTP answers");
+        if answer.0 == 200 || Instant::now() > until {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     let (status, metrics) = http_get(d.admin, "/metrics").unwrap();
     assert_eq!(status, 200);
@@ -295,4 +305,256 @@ fn caller_numbers_are_logged_when_redaction_is_off() {
         .unwrap()
         .to_string();
     assert!(arrived.contains(&format!("caller={CALLER}")), "{arrived}");
+}
+
+/// An HTTP/1.1 request with the shipped admin token: status code and body.
+fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer change-me\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, text.split_once("\r\n\r\n").unwrap().1.to_string())
+}
+
+/// One answered call to the city line, held `hold`, then BYE; returns when the BYE is answered.
+fn call_city(d: &Daemon, call_id: &str, hold: Duration) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = sock.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=uac 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        rtp.local_addr().unwrap().port()
+    );
+    let head = |method: &str, cseq: u32, to_tag: &str, branch: &str| {
+        format!(
+            "{method} sip:3758787@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{branch}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{CALLER}@{ip}>;tag=c1\r\n\
+             To: <sip:3758787@{sip}>{to_tag}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n\
+             Contact: <sip:{CALLER}@{me}>\r\n",
+            sip = d.sip,
+            ip = me.ip(),
+        )
+    };
+    let invite = format!(
+        "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        head("INVITE", 1, "", &format!("{call_id}-1")),
+        sdp.len()
+    );
+    sock.send_to(invite.as_bytes(), d.sip).unwrap();
+    let mut buf = [0u8; 4096];
+    let ok = loop {
+        let (n, _) = sock.recv_from(&mut buf).expect("the call is answered");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if text.starts_with("SIP/2.0 200 ") {
+            break text;
+        }
+    };
+    let to_tag = ok
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .and_then(|l| l.split_once(";tag="))
+        .map(|(_, t)| format!(";tag={}", t.trim()))
+        .unwrap();
+    let ack = format!(
+        "{}Content-Length: 0\r\n\r\n",
+        head("ACK", 1, &to_tag, &format!("{call_id}-2"))
+    );
+    sock.send_to(ack.as_bytes(), d.sip).unwrap();
+    std::thread::sleep(hold);
+    let bye = format!(
+        "{}Content-Length: 0\r\n\r\n",
+        head("BYE", 2, &to_tag, &format!("{call_id}-3"))
+    );
+    sock.send_to(bye.as_bytes(), d.sip).unwrap();
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).expect("the BYE is answered");
+        if buf[..n].starts_with(b"SIP/2.0 200 ")
+            && String::from_utf8_lossy(&buf[..n]).contains("BYE")
+        {
+            break;
+        }
+    }
+}
+
+/// The appeal of `call_id` once its IVR path and end have been written (through the spool).
+fn appeal_of(d: &Daemon, call_id: &str) -> serde_json::Value {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = http(d.admin, "GET", "/api/v1/appeals?per_page=100");
+        if status == 200 {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let found = v["appeals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| {
+                    a["call_id"] == call_id && !a["outcome"].is_null() && !a["ivr_path"].is_null()
+                })
+                .cloned();
+            if let Some(a) = found {
+                return a;
+            }
+        }
+        assert!(
+            Instant::now() < until,
+            "no finished appeal for {call_id}:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The city line answers at once, so that calls in these tests are quick.
+fn city_rings_zero(dir: &Path) {
+    let p = dir.join("lines.toml");
+    let lines = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(
+        &p,
+        lines.replacen("ring_seconds = 2", "ring_seconds = 0", 1),
+    )
+    .unwrap();
+}
+
+/// Puts a `set` node giving `category` in front of the city menu and starts the city line's
+/// calls there (every node stays reachable: it goes on to the greeting).
+fn city_tagged(dir: &Path, category: &str) {
+    let p = dir.join("lines.toml");
+    let lines = std::fs::read_to_string(&p).unwrap();
+    let start = lines
+        .lines()
+        .find(|l| l.starts_with("start = "))
+        .unwrap()
+        .to_string();
+    std::fs::write(&p, lines.replacen(&start, "start = \"tag\"", 1)).unwrap();
+    let p = dir.join("ivr/city.toml");
+    let menu = std::fs::read_to_string(&p).unwrap();
+    let menu = match menu.find("\n# tag\n") {
+        Some(i) => menu[..i].to_string(),
+        None => menu,
+    };
+    std::fs::write(
+        &p,
+        format!("{menu}\n# tag\n[[set]]\nid = \"tag\"\ncategory = \"{category}\"\nnext = \"greeting\"\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn reload_gives_new_calls_the_new_menu_and_refuses_a_broken_one() {
+    let d = Daemon::start_in(&[], city_rings_zero);
+    let dir = d.dir().to_path_buf();
+
+    // before: the shipped menu starts with the greeting
+    call_city(&d, "reload-1", Duration::from_millis(300));
+    let a = appeal_of(&d, "reload-1");
+    assert_eq!(a["ivr_path"], "greeting", "{a}");
+    assert_eq!(a["outcome"], "info_only", "{a}");
+
+    // a valid edit through the API: new calls pass a new node first
+    city_tagged(&dir, "reloaded");
+    let (status, body) = http(d.admin, "POST", "/api/v1/reload");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["reloaded"], true, "{body}");
+    assert_eq!(v["lines"], 2, "{body}");
+    assert_eq!(v["restart_needed"], serde_json::json!([]), "{body}");
+    call_city(&d, "reload-2", Duration::from_millis(300));
+    let a = appeal_of(&d, "reload-2");
+    assert_eq!(a["category"], "reloaded", "{a}");
+    assert_eq!(a["ivr_path"], "tag>greeting", "{a}");
+
+    // a broken menu: 422 with where the problem is, and the running menu keeps serving
+    let city = dir.join("ivr/city.toml");
+    let menu = std::fs::read_to_string(&city).unwrap();
+    let broken = menu.replacen("next = \"queue-benefits\"", "next = \"nowhere\"", 1);
+    let line = broken
+        .lines()
+        .position(|l| l.contains("\"nowhere\""))
+        .unwrap()
+        + 1;
+    std::fs::write(&city, &broken).unwrap();
+    let (status, body) = http(d.admin, "POST", "/api/v1/reload");
+    assert_eq!(status, 422, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let problems: Vec<&str> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    let want = format!("{}:{line}:", city.display());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with(&want) && p.contains("nowhere")),
+        "{problems:?}"
+    );
+    assert!(d.log().contains("reload refused"), "{}", d.log());
+    call_city(&d, "reload-3", Duration::from_millis(300));
+    let a = appeal_of(&d, "reload-3");
+    assert_eq!(
+        a["category"], "reloaded",
+        "the running menu still serves: {a}"
+    );
+
+    // `hotlined reload` says the same and exits 1
+    let out = hotlined()
+        .args(["reload", "--config"])
+        .arg(dir.join("hotline.toml"))
+        .env("HOTLINE__ADMIN__LISTEN", d.admin.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains(&want), "{stdout}");
+
+    // fixed, and a SIGHUP
+    std::fs::write(&city, &menu).unwrap();
+    city_tagged(&dir, "after-sighup");
+    let reloads = d.log().matches("configuration reloaded").count();
+    d.signal("HUP");
+    let until = Instant::now() + Duration::from_secs(10);
+    while d.log().matches("configuration reloaded").count() == reloads {
+        assert!(
+            Instant::now() < until,
+            "no reload after SIGHUP:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    call_city(&d, "reload-4", Duration::from_millis(300));
+    let a = appeal_of(&d, "reload-4");
+    assert_eq!(a["category"], "after-sighup", "{a}");
+
+    // and `hotlined reload` with a valid configuration: exit 0, the restart-only change named
+    let main = std::fs::read_to_string(dir.join("hotline.toml")).unwrap();
+    std::fs::write(
+        dir.join("hotline.toml"),
+        main.replacen("level = \"info\"", "level = \"debug\"", 1),
+    )
+    .unwrap();
+    let out = hotlined()
+        .args(["reload", "--config"])
+        .arg(dir.join("hotline.toml"))
+        .env("HOTLINE__ADMIN__LISTEN", d.admin.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("configuration reloaded"), "{stdout}");
+    assert!(stdout.contains("log.level/format"), "{stdout}");
+    assert!(
+        d.log().contains("only take effect after a restart"),
+        "{}",
+        d.log()
+    );
 }

@@ -74,6 +74,9 @@ pub struct AdminState {
     pub patch_lock: Arc<tokio::sync::Mutex<()>>,
     /// The partner centre (`[partner]`), when one is configured.
     pub partner: Option<crate::partner::PartnerLink>,
+    /// Reloads the configuration (`POST /api/v1/reload`); `None` where nothing runs to
+    /// reload (tests of the API alone): 503.
+    pub reloader: Option<Arc<crate::reload::ConfigReloader>>,
 }
 
 /// Who is making a change, for the appeal timeline.
@@ -394,12 +397,48 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
-/// Reloading the configuration arrives with the IVR issue.
-async fn reload() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "reload arrives with the IVR issue; restart the daemon to load a new configuration",
-    )
+/// Loads the configuration again (as SIGHUP does): 200 with what new calls get and the
+/// settings that need a restart; 422 with every `path:line:col` problem when it is invalid
+/// (the running configuration is kept); 503 while shutting down.
+async fn reload(State(s): State<AdminState>) -> Response {
+    use crate::reload::ReloadError;
+    let Some(r) = &s.reloader else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "nothing to reload: the gateway is not running",
+        )
+        .into_response();
+    };
+    match r.reload("admin API").await {
+        Ok(done) => {
+            let message = if done.restart_needed.is_empty() {
+                "configuration reloaded: new calls get it, calls in progress keep theirs".to_owned()
+            } else {
+                format!(
+                    "configuration reloaded; these changed but need a restart and keep their running values: {}",
+                    done.restart_needed.join(", ")
+                )
+            };
+            Json(json!({
+                "reloaded": true,
+                "message": message,
+                "lines": done.lines,
+                "menus": done.menus,
+                "prompts": done.prompts,
+                "restart_needed": done.restart_needed,
+            }))
+            .into_response()
+        }
+        Err(ReloadError::Invalid(errors)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "error": "the configuration has problems; the running one is kept",
+                "problems": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })),
+        )
+            .into_response(),
+        Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
 }
 
 async fn no_route() -> ApiError {

@@ -175,6 +175,23 @@ impl Daemon {
         d
     }
 
+    /// The same, with `prepare` run on the configuration folder before the daemon starts.
+    pub fn start_in(env: &[(&str, &str)], prepare: impl FnOnce(&Path)) -> Daemon {
+        let site = Site::new();
+        prepare(site.dir.path());
+        let mut d = site.start(env);
+        d._site = Some(site);
+        d
+    }
+
+    /// The configuration folder of the daemon's site (when it owns one).
+    pub fn dir(&self) -> &Path {
+        self._site
+            .as_ref()
+            .map(|s| s.dir.path())
+            .expect("a daemon started with its own site")
+    }
+
     pub fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }

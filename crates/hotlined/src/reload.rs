@@ -1,0 +1,140 @@
+//! Hot reload (issue 4 item 5): SIGHUP, `hotlined reload` and `POST /api/v1/reload` all come
+//! here. The configuration is read and checked again from the same file (with the same
+//! `HOTLINE__…` environment); when it is valid the gateway switches to it — calls that arrive
+//! afterwards get the new lines, menus and prompts, calls in progress finish on the `Arc`s
+//! they started with. An invalid configuration is refused with its `path:line:col` problems
+//! and the running one is kept. What only a restart can change (listen addresses, the
+//! database, the admin token…) is named in the answer and the log when it differs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::config::{Config, ConfigErrors};
+
+/// Reloads the daemon's configuration; one reload runs at a time.
+pub struct ConfigReloader {
+    path: PathBuf,
+    /// The configuration the daemon started with: what restart-only settings are compared to.
+    started: Arc<Config>,
+    gateway: gateway::Reloader,
+    busy: tokio::sync::Mutex<()>,
+}
+
+/// A reload that was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Lines new calls get.
+    pub lines: usize,
+    /// Lines with a voice menu.
+    pub menus: usize,
+    /// Prompts in the new cache (greetings and menu prompts).
+    pub prompts: usize,
+    /// Settings that differ from the running ones but need a restart (not applied).
+    pub restart_needed: Vec<String>,
+}
+
+/// Why a reload was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new configuration has problems; the running one is kept.
+    #[error("invalid configuration, the running one is kept:\n{0}")]
+    Invalid(ConfigErrors),
+    /// The gateway has stopped (shutting down).
+    #[error(transparent)]
+    Stopped(#[from] gateway::GatewayStopped),
+    /// The loading task failed.
+    #[error("loading the configuration failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl ConfigReloader {
+    pub fn new(path: PathBuf, started: Arc<Config>, gateway: gateway::Reloader) -> Self {
+        ConfigReloader {
+            path,
+            started,
+            gateway,
+            busy: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Loads the configuration file again and, when it is valid, hands it to the gateway;
+    /// `why` (`SIGHUP`, `admin API`) goes to the log.
+    pub async fn reload(&self, why: &str) -> Result<Reloaded, ReloadError> {
+        let _one_at_a_time = self.busy.lock().await;
+        info!(config = %self.path.display(), by = why, "reloading the configuration");
+        let path = self.path.clone();
+        // reading and decoding every prompt is file I/O: off the runtime's threads
+        let loaded = tokio::task::spawn_blocking(move || Config::load(&path)).await?;
+        let new = match loaded {
+            Ok(c) => c,
+            Err(errors) => {
+                for p in &errors.0 {
+                    warn!(problem = %p, "reload refused");
+                }
+                warn!(
+                    problems = errors.0.len(),
+                    "the configuration has problems; the running one is kept"
+                );
+                return Err(ReloadError::Invalid(errors));
+            }
+        };
+        let mut restart_needed = restart_only_changes(&self.started, &new);
+        let ignored = self.gateway.reload(crate::gateway_settings(&new)).await?;
+        for name in ignored {
+            if !restart_needed.iter().any(|n| n == name) {
+                restart_needed.push(name.to_owned());
+            }
+        }
+        let done = Reloaded {
+            lines: new.lines.len(),
+            menus: new.menus.len(),
+            prompts: new.prompts.names().count(),
+            restart_needed,
+        };
+        if !done.restart_needed.is_empty() {
+            warn!(
+                settings = %done.restart_needed.join(", "),
+                "these settings changed but only take effect after a restart; the running values are kept"
+            );
+        }
+        info!(
+            lines = done.lines,
+            menus = done.menus,
+            prompts = done.prompts,
+            "configuration reloaded: new calls get it, calls in progress keep theirs"
+        );
+        Ok(done)
+    }
+}
+
+/// Settings of the daemon itself (not the gateway's) that a reload cannot change.
+fn restart_only_changes(running: &Config, new: &Config) -> Vec<String> {
+    let (a, b) = (&running.main, &new.main);
+    let mut out = Vec::new();
+    let mut differ = |name: &str, same: bool| {
+        if !same {
+            out.push(name.to_owned());
+        }
+    };
+    differ("sip.listen", a.sip.listen == b.sip.listen);
+    differ("sip.listen_v6", a.sip.listen_v6 == b.sip.listen_v6);
+    differ("admin.listen", a.admin.listen == b.admin.listen);
+    differ("admin.token", a.admin.token == b.admin.token);
+    differ("database.url", a.database.url == b.database.url);
+    differ(
+        "database.spool_dir",
+        a.database.spool_dir == b.database.spool_dir,
+    );
+    differ(
+        "log.level/format",
+        a.log.level == b.log.level && a.log.format == b.log.format,
+    );
+    differ(
+        "reports",
+        a.reports.timezone == b.reports.timezone
+            && a.reports.service_level_seconds == b.reports.service_level_seconds,
+    );
+    out
+}
