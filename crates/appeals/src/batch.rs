@@ -100,8 +100,28 @@ fn bind_all<'q>(
     q
 }
 
-/// `($1, $2), ($3, $4)` for `rows` rows of `cols` placeholders.
-fn values_list(rows: usize, cols: usize) -> String {
+/// How a statement names its bound parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Marks {
+    /// `$1, $2, …` (PostgreSQL).
+    Numbered,
+    /// `?, ?, …` in order (SQLite: it looks each `$N` name up in a list, which makes a
+    /// statement with thousands of them take seconds to prepare).
+    Anonymous,
+}
+
+impl Marks {
+    fn of(conn: &AnyConnection) -> Self {
+        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+            Marks::Anonymous
+        } else {
+            Marks::Numbered
+        }
+    }
+}
+
+/// `($1, $2), ($3, $4)` (or with `?`) for `rows` rows of `cols` placeholders.
+fn values_list(marks: Marks, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 6);
     let mut n = 0;
     for r in 0..rows {
@@ -114,8 +134,13 @@ fn values_list(rows: usize, cols: usize) -> String {
                 s.push_str(", ");
             }
             n += 1;
-            s.push('$');
-            s.push_str(&n.to_string());
+            match marks {
+                Marks::Numbered => {
+                    s.push('$');
+                    s.push_str(&n.to_string());
+                }
+                Marks::Anonymous => s.push('?'),
+            }
         }
         s.push(')');
     }
@@ -248,13 +273,8 @@ async fn stored_events(
 ) -> Result<HashSet<Uuid>, sqlx::Error> {
     let mut found = HashSet::new();
     for chunk in ids.chunks(MAX_BINDS) {
-        let sql = format!(
-            "SELECT id FROM appeal_events WHERE id IN ({})",
-            (1..=chunk.len())
-                .map(|n| format!("${n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let list = values_list(Marks::of(conn), 1, chunk.len());
+        let sql = format!("SELECT id FROM appeal_events WHERE id IN {list}");
         let binds = chunk.iter().map(|id| Bind::Owned(id.to_string())).collect();
         statements.fetch_add(1, Ordering::Relaxed);
         for row in bind_all(sqlx::query(&sql), binds)
@@ -434,7 +454,7 @@ async fn insert_appeals(
             "INSERT INTO appeals (id, call_id, line, caller_number, arrived_at, status, {}, \
              last_seq, updated_at) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
             FACT_COLUMNS.join(", "),
-            values_list(chunk.len(), COLS),
+            values_list(Marks::of(conn), chunk.len(), COLS),
         );
         let mut binds = Vec::with_capacity(chunk.len() * COLS);
         for (p, items, a) in chunk {
@@ -486,7 +506,7 @@ async fn update_appeals(
             "UPDATE appeals SET last_seq = appeals.last_seq + v.column2, {set_facts}\
              updated_at = COALESCE(v.column{COLS}, appeals.updated_at) \
              FROM (VALUES {}) AS v WHERE appeals.id = v.column1 RETURNING id, last_seq",
-            values_list(chunk.len(), COLS)
+            values_list(Marks::of(conn), chunk.len(), COLS)
         );
         let mut binds = Vec::with_capacity(chunk.len() * COLS);
         for p in chunk {
@@ -523,7 +543,7 @@ async fn insert_events(
         let sql = format!(
             "INSERT INTO appeal_events (id, appeal_id, seq, at, kind, data, actor) VALUES {} \
              ON CONFLICT (id) DO NOTHING",
-            values_list(chunk.len(), COLS)
+            values_list(Marks::of(conn), chunk.len(), COLS)
         );
         let mut binds = Vec::with_capacity(chunk.len() * COLS);
         for (appeal, seq, e) in chunk {
@@ -570,13 +590,283 @@ async fn apply_other(conn: &mut AnyConnection, op: &Op) -> Result<(), sqlx::Erro
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use sqlx::AnyPool;
+
     use super::*;
+    use crate::model::Outcome;
 
     #[test]
     fn values_list_numbers_rows() {
-        assert_eq!(values_list(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(values_list(1, 1), "($1)");
+        assert_eq!(
+            values_list(Marks::Numbered, 2, 3),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(values_list(Marks::Anonymous, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(values_list(Marks::Numbered, 1, 1), "($1)");
         assert!(chunk_rows(7) * 7 <= MAX_BINDS);
         assert_eq!(chunk_rows(MAX_BINDS * 2), 1);
+    }
+
+    async fn pool(dir: &tempfile::TempDir) -> AnyPool {
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let pool = db::connect(&url, 1, Duration::from_secs(5)).await.unwrap();
+        db::migrate(&pool).await.unwrap();
+        pool
+    }
+
+    fn create(id: AppealId, i: usize) -> Op {
+        Op::Create {
+            id,
+            event_id: Uuid::now_v7(),
+            appeal: NewAppeal {
+                call_id: format!("call-{i}"),
+                line: "3758787".into(),
+                caller_number: "+7913".into(),
+                arrived_at: DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(),
+            },
+        }
+    }
+
+    fn event(id: AppealId, kind: EventKind) -> Op {
+        Op::Event {
+            id,
+            event_id: Uuid::now_v7(),
+            at: DateTime::from_timestamp_millis(1_700_000_001_000).unwrap(),
+            kind,
+            data: serde_json::json!({}),
+            actor: None,
+        }
+    }
+
+    fn update(id: AppealId, at_ms: i64, u: AppealUpdate) -> Op {
+        Op::Update {
+            id,
+            at: DateTime::from_timestamp_millis(at_ms).unwrap(),
+            update: u,
+        }
+    }
+
+    /// (seq, kind) of an appeal's events, by seq.
+    async fn timeline(pool: &AnyPool, id: AppealId) -> Vec<(i64, String)> {
+        sqlx::query("SELECT seq, kind FROM appeal_events WHERE appeal_id = $1 ORDER BY seq")
+            .bind(id.to_string())
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
+    async fn last_seq(pool: &AnyPool, id: AppealId) -> i64 {
+        sqlx::query("SELECT last_seq FROM appeals WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    async fn write_ops(pool: &AnyPool, ops: &[Op], verify: bool) -> Result<u64, BatchError> {
+        let n = AtomicU64::new(0);
+        let refs: Vec<&Op> = ops.iter().collect();
+        let mut conn = pool.acquire().await.unwrap();
+        write(&mut conn, &refs, verify, &n).await?;
+        Ok(n.load(Ordering::Relaxed))
+    }
+
+    #[tokio::test]
+    async fn one_batch_numbers_folds_and_skips_like_single_operations() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir).await;
+        let (a, b, ghost) = (AppealId::new(), AppealId::new(), AppealId::new());
+        let early = event(b, EventKind::IvrChoice);
+        let ops = vec![
+            create(a, 1),
+            event(a, EventKind::IvrChoice),
+            update(
+                a,
+                1_700_000_002_000,
+                AppealUpdate {
+                    category: Some("benefits".into()),
+                    queue: Some("q1".into()),
+                    ..AppealUpdate::default()
+                },
+            ),
+            // b's event and update before its create: b did not exist yet.
+            early.clone(),
+            update(
+                b,
+                1_700_000_002_500,
+                AppealUpdate {
+                    category: Some("too-early".into()),
+                    ..AppealUpdate::default()
+                },
+            ),
+            create(b, 2),
+            event(ghost, EventKind::Ended),
+            update(
+                a,
+                1_700_000_003_000,
+                AppealUpdate {
+                    queue: Some("q2".into()),
+                    outcome: Some(Outcome::Answered),
+                    ..AppealUpdate::default()
+                },
+            ),
+            event(a, EventKind::Ended),
+            event(b, EventKind::Ended),
+        ];
+        let statements = write_ops(&pool, &ops, false).await.unwrap();
+        // BEGIN, INSERT appeals, UPDATE appeals (the ghost), INSERT events, COMMIT.
+        assert_eq!(statements, 5);
+        assert_eq!(
+            timeline(&pool, a).await,
+            [(1, "created".into()), (2, "ivr_choice".into()), (3, "ended".into())]
+        );
+        assert_eq!(
+            timeline(&pool, b).await,
+            [(1, "created".into()), (2, "ended".into())]
+        );
+        assert_eq!((last_seq(&pool, a).await, last_seq(&pool, b).await), (3, 2));
+        let row = sqlx::query(
+            "SELECT category, queue, outcome, updated_at FROM appeals WHERE id = $1",
+        )
+        .bind(a.to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(row.get::<Option<String>, _>(0).as_deref(), Some("benefits"));
+        assert_eq!(row.get::<Option<String>, _>(1).as_deref(), Some("q2"));
+        assert_eq!(row.get::<Option<String>, _>(2).as_deref(), Some("answered"));
+        assert_eq!(row.get::<i64, _>(3), 1_700_000_003_000);
+        let b_category: Option<String> =
+            sqlx::query("SELECT category FROM appeals WHERE id = $1")
+                .bind(b.to_string())
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .get(0);
+        assert_eq!(b_category, None);
+        let ghosts: i64 = sqlx::query("SELECT COUNT(*) FROM appeals WHERE id = $1")
+            .bind(ghost.to_string())
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(ghosts, 0);
+
+        // Now b exists: a later batch numbers on from the stored last_seq, and an update
+        // folds into the same statement.
+        let ops2 = vec![
+            early,
+            event(b, EventKind::Answered),
+            update(
+                b,
+                1_700_000_004_000,
+                AppealUpdate {
+                    category: Some("rehab".into()),
+                    ..AppealUpdate::default()
+                },
+            ),
+        ];
+        assert_eq!(write_ops(&pool, &ops2, false).await.unwrap(), 4);
+        assert_eq!(
+            timeline(&pool, b).await,
+            [
+                (1, "created".into()),
+                (2, "ended".into()),
+                (3, "ivr_choice".into()),
+                (4, "answered".into())
+            ]
+        );
+        assert_eq!(last_seq(&pool, b).await, 4);
+    }
+
+    #[tokio::test]
+    async fn replayed_batch_is_refused_unverified_and_skipped_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir).await;
+        let id = AppealId::new();
+        let ops = vec![create(id, 1), event(id, EventKind::Ended)];
+        write_ops(&pool, &ops, false).await.unwrap();
+        // Unverified, the replay rolls back whole instead of reserving seqs it cannot use.
+        assert!(matches!(
+            write_ops(&pool, &ops, false).await,
+            Err(BatchError::AlreadyStored {
+                expected: 2,
+                stored: 0
+            })
+        ));
+        assert_eq!(last_seq(&pool, id).await, 2);
+        // Verified, it changes nothing; a new event in the same batch is numbered on.
+        let mut more = ops.clone();
+        more.push(event(id, EventKind::PartnerUpdate));
+        write_ops(&pool, &more, true).await.unwrap();
+        write_ops(&pool, &more, true).await.unwrap();
+        assert_eq!(
+            timeline(&pool, id).await,
+            [
+                (1, "created".into()),
+                (2, "ended".into()),
+                (3, "partner_update".into())
+            ]
+        );
+        assert_eq!(last_seq(&pool, id).await, 3);
+    }
+
+    /// A batch larger than one statement's bound parameters is cut into chunks.
+    #[tokio::test]
+    async fn big_batch_is_chunked() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir).await;
+        let ids: Vec<AppealId> = (0..4000).map(|_| AppealId::new()).collect();
+        let first: Vec<Op> = ids.iter().enumerate().map(|(i, id)| create(*id, i)).collect();
+        write_ops(&pool, &first, false).await.unwrap();
+        let second: Vec<Op> = ids
+            .iter()
+            .flat_map(|id| {
+                [
+                    event(*id, EventKind::Answered),
+                    update(
+                        *id,
+                        1_700_000_005_000,
+                        AppealUpdate {
+                            talk_seconds: Some(42),
+                            ..AppealUpdate::default()
+                        },
+                    ),
+                    event(*id, EventKind::Ended),
+                ]
+            })
+            .collect();
+        // 4000 rows of 14 values need two UPDATE chunks; 8000 events of 7 need two INSERTs.
+        assert_eq!(write_ops(&pool, &second, true).await.unwrap(), 2 + 1 + 2 + 2);
+        let row = sqlx::query(
+            "SELECT COUNT(*), MIN(last_seq), MAX(last_seq), SUM(talk_seconds) FROM appeals",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            (
+                row.get::<i64, _>(0),
+                row.get::<i64, _>(1),
+                row.get::<i64, _>(2),
+                row.get::<i64, _>(3)
+            ),
+            (4000, 3, 3, 42 * 4000)
+        );
+        let seqs = sqlx::query(
+            "SELECT COUNT(*) FROM appeal_events e JOIN appeals a ON a.id = e.appeal_id \
+             WHERE e.seq BETWEEN 1 AND a.last_seq",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get::<i64, _>(0);
+        assert_eq!(seqs, 12_000);
     }
 }
