@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, Connection, Row};
+use sqlx::{Any, AnyConnection, Row};
 use uuid::Uuid;
 
 use crate::db::{self, ms};
@@ -387,7 +387,7 @@ pub(crate) async fn write(
     };
     let (plans, others) = plan(ops, &skip);
 
-    let mut tx = conn.begin().await?;
+    let mut tx = db::begin_write(conn).await?;
     statements.fetch_add(1, Ordering::Relaxed);
     let fresh = insert_appeals(&mut tx, &plans, statements).await?;
 
@@ -724,31 +724,33 @@ mod tests {
         assert_eq!(statements, 5);
         assert_eq!(
             timeline(&pool, a).await,
-            [(1, "created".into()), (2, "ivr_choice".into()), (3, "ended".into())]
+            [
+                (1, "created".into()),
+                (2, "ivr_choice".into()),
+                (3, "ended".into())
+            ]
         );
         assert_eq!(
             timeline(&pool, b).await,
             [(1, "created".into()), (2, "ended".into())]
         );
         assert_eq!((last_seq(&pool, a).await, last_seq(&pool, b).await), (3, 2));
-        let row = sqlx::query(
-            "SELECT category, queue, outcome, updated_at FROM appeals WHERE id = $1",
-        )
-        .bind(a.to_string())
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+        let row =
+            sqlx::query("SELECT category, queue, outcome, updated_at FROM appeals WHERE id = $1")
+                .bind(a.to_string())
+                .fetch_one(&pool)
+                .await
+                .unwrap();
         assert_eq!(row.get::<Option<String>, _>(0).as_deref(), Some("benefits"));
         assert_eq!(row.get::<Option<String>, _>(1).as_deref(), Some("q2"));
         assert_eq!(row.get::<Option<String>, _>(2).as_deref(), Some("answered"));
         assert_eq!(row.get::<i64, _>(3), 1_700_000_003_000);
-        let b_category: Option<String> =
-            sqlx::query("SELECT category FROM appeals WHERE id = $1")
-                .bind(b.to_string())
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-                .get(0);
+        let b_category: Option<String> = sqlx::query("SELECT category FROM appeals WHERE id = $1")
+            .bind(b.to_string())
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(b_category, None);
         let ghosts: i64 = sqlx::query("SELECT COUNT(*) FROM appeals WHERE id = $1")
             .bind(ghost.to_string())
@@ -823,7 +825,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = pool(&dir).await;
         let ids: Vec<AppealId> = (0..4000).map(|_| AppealId::new()).collect();
-        let first: Vec<Op> = ids.iter().enumerate().map(|(i, id)| create(*id, i)).collect();
+        let first: Vec<Op> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| create(*id, i))
+            .collect();
         write_ops(&pool, &first, false).await.unwrap();
         let second: Vec<Op> = ids
             .iter()
@@ -843,7 +849,10 @@ mod tests {
             })
             .collect();
         // 4000 rows of 14 values need two UPDATE chunks; 8000 events of 7 need two INSERTs.
-        assert_eq!(write_ops(&pool, &second, true).await.unwrap(), 2 + 1 + 2 + 2);
+        assert_eq!(
+            write_ops(&pool, &second, true).await.unwrap(),
+            2 + 1 + 2 + 2
+        );
         let row = sqlx::query(
             "SELECT COUNT(*), MIN(last_seq), MAX(last_seq), SUM(talk_seconds) FROM appeals",
         )

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyConnection;
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Connection, Executor, Row};
 use uuid::Uuid;
 
 use crate::model::{AppealId, CallbackStatus, EventKind, NewCallback};
@@ -175,6 +175,21 @@ pub async fn migrate(pool: &AnyPool) -> Result<(), Error> {
         tracing::info!(version = m.version, name = m.name, "applied migration");
     }
     Ok(())
+}
+
+/// Begins a transaction that is going to write. On SQLite it is `BEGIN IMMEDIATE`: a plain
+/// (deferred) transaction that reads first and writes later cannot wait for the lock when
+/// another connection (the writer task, an admin request) committed in between — SQLite
+/// fails it at once with "database is locked" — while an immediate one takes the write lock
+/// up front and waits for it under the busy timeout. PostgreSQL: plain `BEGIN`.
+pub(crate) async fn begin_write(
+    conn: &mut AnyConnection,
+) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        conn.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        conn.begin().await
+    }
 }
 
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {

@@ -8,7 +8,17 @@
 //! - no loss: an operation is in the spool file when its method returns, so `kill -9` or a
 //!   database outage loses nothing; the spool is emptied only when all of it is committed;
 //! - no duplicates: every operation carries its own ids, and the SQL skips ids already stored,
-//!   so replaying a spool (wholly or partly committed) is harmless.
+//!   so replaying a spool (wholly or partly committed) is harmless: the part of the spool a
+//!   previous run left, and any batch whose commit failed, is written in "verify" mode,
+//!   which looks its event ids up first so that no sequence number is spent on them;
+//! - gap-free numbering: each appeal's events are numbered 1, 2, 3… in spool order, taken
+//!   from the appeal row in the statement that reserves them, so the admin side's changes
+//!   interleave safely (the design is in `src/batch.rs`).
+//!
+//! Cost: a batch of up to `batch_max` operations is one transaction of about five
+//! statements (`BEGIN`, one multi-row insert of new appeals, one multi-row update of
+//! appeals seen before, one multi-row insert of events, `COMMIT`), not several per
+//! operation; [`WriterStats::statements`] counts them.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -92,7 +92,10 @@ async fn ten_thousand_calls(db: TestDb) {
     );
 
     let store = Store::connect(&db.url).await.unwrap();
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM appeals").await, CALLS as i64);
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM appeals").await,
+        CALLS as i64
+    );
     assert_eq!(
         count(
             &store,
