@@ -9,10 +9,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyConnection;
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Connection, Executor, Row};
 use uuid::Uuid;
 
-use crate::model::{AppealId, AppealUpdate, CallbackStatus, EventKind, NewAppeal, NewCallback};
+use crate::model::{AppealId, CallbackStatus, EventKind, NewCallback};
 use crate::Error;
 
 /// Which database a URL names.
@@ -177,29 +177,23 @@ pub async fn migrate(pool: &AnyPool) -> Result<(), Error> {
     Ok(())
 }
 
-pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
+/// Begins a transaction that is going to write. On SQLite it is `BEGIN IMMEDIATE`: a plain
+/// (deferred) transaction that reads first and writes later cannot wait for the lock when
+/// another connection (the writer task, an admin request) committed in between — SQLite
+/// fails it at once with "database is locked" — while an immediate one takes the write lock
+/// up front and waits for it under the busy timeout. PostgreSQL: plain `BEGIN`.
+pub(crate) async fn begin_write(
+    conn: &mut AnyConnection,
+) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        conn.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        conn.begin().await
+    }
 }
 
-/// Inserts a new appeal row; a row with the same id already there is left alone.
-pub(crate) async fn insert_appeal(
-    conn: &mut AnyConnection,
-    id: AppealId,
-    a: &NewAppeal,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO appeals (id, call_id, line, caller_number, arrived_at, status, last_seq, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'new', 0, $6) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(id.to_string())
-    .bind(&a.call_id)
-    .bind(&a.line)
-    .bind(&a.caller_number)
-    .bind(ms(a.arrived_at))
-    .bind(ms(a.arrived_at))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
 }
 
 /// What happened to an event write.
@@ -211,7 +205,8 @@ pub(crate) enum EventWrite {
     Skipped,
 }
 
-/// Appends an event to an appeal's timeline. The sequence number comes from the appeal row's
+/// Appends an event to an appeal's timeline (the admin side's single events; the writer
+/// task numbers whole batches in `batch`). The sequence number comes from the appeal row's
 /// `last_seq`, bumped in the same statement that checks the event is new: the row lock
 /// orders concurrent writers on PostgreSQL, and a replayed event (same id) changes nothing.
 pub(crate) async fn append_event(
@@ -252,48 +247,6 @@ pub(crate) async fn append_event(
     .execute(&mut *conn)
     .await?;
     Ok(EventWrite::Stored(seq))
-}
-
-/// Sets the call facts an update carries, leaving the others as they are.
-/// Returns whether the appeal exists.
-pub(crate) async fn update_appeal(
-    conn: &mut AnyConnection,
-    id: AppealId,
-    at: DateTime<Utc>,
-    u: &AppealUpdate,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE appeals SET \
-            answered_at = COALESCE($2, answered_at), \
-            ended_at = COALESCE($3, ended_at), \
-            ivr_path = COALESCE($4, ivr_path), \
-            category = COALESCE($5, category), \
-            queue = COALESCE($6, queue), \
-            wait_seconds = COALESCE($7, wait_seconds), \
-            talk_seconds = COALESCE($8, talk_seconds), \
-            operator = COALESCE($9, operator), \
-            outcome = COALESCE($10, outcome), \
-            recording = COALESCE($11, recording), \
-            partner_ref = COALESCE($12, partner_ref), \
-            updated_at = $13 \
-         WHERE id = $1",
-    )
-    .bind(id.to_string())
-    .bind(u.answered_at.map(ms))
-    .bind(u.ended_at.map(ms))
-    .bind(u.ivr_path.clone())
-    .bind(u.category.clone())
-    .bind(u.queue.clone())
-    .bind(u.wait_seconds)
-    .bind(u.talk_seconds)
-    .bind(u.operator.clone())
-    .bind(u.outcome.map(|o| o.as_str().to_owned()))
-    .bind(u.recording.clone())
-    .bind(u.partner_ref.clone())
-    .bind(ms(at))
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected() > 0)
 }
 
 /// Stores a booked callback; one with the same id already there is left alone.

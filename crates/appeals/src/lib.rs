@@ -15,6 +15,7 @@
 //! Invariants: nothing here knows about SIP or sockets; the only files it writes are the
 //! database (SQLite) and the spool folder.
 
+mod batch;
 pub mod db;
 pub mod model;
 pub mod partner;

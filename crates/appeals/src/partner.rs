@@ -23,7 +23,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{AnyConnection, Connection, Row};
+use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use crate::db::{self, ms};
@@ -291,7 +291,7 @@ impl Store {
     pub async fn forward(&self, id: AppealId, order: &ForwardOrder) -> Result<Uuid, Error> {
         let now = now_ms();
         let mut conn = self.pool().acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = db::begin_write(&mut conn).await?;
         let sql = format!("SELECT {APPEAL_COLUMNS} FROM appeals WHERE id = $1");
         let Some(row) = sqlx::query(&sql)
             .bind(id.to_string())
@@ -380,7 +380,7 @@ impl Store {
         let now = now_ms();
         let id = AppealId::new();
         let mut conn = self.pool().acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = db::begin_write(&mut conn).await?;
         let fresh = sqlx::query(
             "INSERT INTO partner_inbox (idempotency_key, kind, appeal_id, origin_centre, origin_appeal_id, received_at) \
              VALUES ($1, 'forward', $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING",
@@ -470,7 +470,7 @@ impl Store {
     ) -> Result<bool, Error> {
         let now = now_ms();
         let mut conn = self.pool().acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = db::begin_write(&mut conn).await?;
         let current: Option<String> = sqlx::query("SELECT status FROM appeals WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&mut *tx)
@@ -597,7 +597,7 @@ impl Store {
     ) -> Result<(), Error> {
         let now = now_ms();
         let mut conn = self.pool().acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = db::begin_write(&mut conn).await?;
         let marked = sqlx::query(
             "UPDATE partner_outbox SET sent_at = $2, attempts = attempts + 1, last_error = NULL \
              WHERE id = $1 AND sent_at IS NULL",
@@ -661,7 +661,7 @@ impl Store {
     pub async fn outbox_failed(&self, msg: &OutboxMessage, error: &str) -> Result<(), Error> {
         let now = now_ms();
         let mut conn = self.pool().acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = db::begin_write(&mut conn).await?;
         let marked = sqlx::query(
             "UPDATE partner_outbox SET attempts = attempts + 1, failed_at = $2, last_error = $3 \
              WHERE id = $1 AND sent_at IS NULL AND failed_at IS NULL",

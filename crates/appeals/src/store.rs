@@ -6,7 +6,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
-use sqlx::{Any, AnyPool, Connection, Row};
+use sqlx::{Any, AnyPool, Row};
 use uuid::Uuid;
 
 use crate::db::{self, Backend};
@@ -195,7 +195,7 @@ impl Store {
     ) -> Result<(), Error> {
         let now = now_ms();
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = db::begin_write(&mut conn).await?;
         let old: Option<Option<String>> =
             sqlx::query(&format!("SELECT {column} FROM appeals WHERE id = $1"))
                 .bind(id.to_string())

@@ -8,7 +8,17 @@
 //! - no loss: an operation is in the spool file when its method returns, so `kill -9` or a
 //!   database outage loses nothing; the spool is emptied only when all of it is committed;
 //! - no duplicates: every operation carries its own ids, and the SQL skips ids already stored,
-//!   so replaying a spool (wholly or partly committed) is harmless.
+//!   so replaying a spool (wholly or partly committed) is harmless: the part of the spool a
+//!   previous run left, and any batch whose commit failed, is written in "verify" mode,
+//!   which looks its event ids up first so that no sequence number is spent on them;
+//! - gap-free numbering: each appeal's events are numbered 1, 2, 3… in spool order, taken
+//!   from the appeal row in the statement that reserves them, so the admin side's changes
+//!   interleave safely (the design is in `src/batch.rs`).
+//!
+//! Cost: a batch of up to `batch_max` operations is one transaction of about five
+//! statements (`BEGIN`, one multi-row insert of new appeals, one multi-row update of
+//! appeals seen before, one multi-row insert of events, `COMMIT`), not several per
+//! operation; [`WriterStats::statements`] counts them.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,13 +27,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::AnyConnection;
-use sqlx::{AnyPool, Connection};
+use sqlx::AnyPool;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::db::{self, EventWrite};
+use crate::batch::{self, BatchError};
+use crate::db;
 use crate::model::{AppealId, AppealUpdate, CallbackStatus, EventKind, NewAppeal, NewCallback};
 use crate::spool::{self, SpoolAppender, SpoolLine, SpoolReader};
 use crate::Error;
@@ -74,6 +84,9 @@ pub struct WriterStats {
     pub unspooled: u64,
     /// Whether the last attempt to reach the database worked.
     pub db_available: bool,
+    /// SQL statements the writer sent since start (`BEGIN` and `COMMIT` included): a few
+    /// per batch, however many operations the batch holds.
+    pub statements: u64,
 }
 
 /// One write operation: a line of the spool.
@@ -133,6 +146,7 @@ struct Shared {
     committed: AtomicU64,
     rejected: AtomicU64,
     db_up: AtomicBool,
+    statements: AtomicU64,
 }
 
 impl Shared {
@@ -173,6 +187,8 @@ impl AppealWriter {
     /// database: until it can be reached, operations stay in the spool.
     pub fn start(config: WriterConfig) -> Result<Self, Error> {
         let (appender, reader, waiting) = spool::open(&config.spool_dir)?;
+        // What a previous run left may be partly in the database already.
+        let replay_to = appender.len;
         if waiting > 0 {
             tracing::info!(operations = waiting, "replaying the appeal spool");
         }
@@ -189,11 +205,18 @@ impl AppealWriter {
             committed: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             db_up: AtomicBool::new(false),
+            statements: AtomicU64::new(0),
         });
         if waiting > 0 {
             shared.wake.notify_one();
         }
-        let task = tokio::spawn(run(shared.clone(), config, reader, Arc::new(sync)));
+        let task = tokio::spawn(run(
+            shared.clone(),
+            config,
+            reader,
+            Arc::new(sync),
+            replay_to,
+        ));
         Ok(Self {
             shared,
             task: Arc::new(TaskGuard(Mutex::new(Some(task)))),
@@ -327,6 +350,7 @@ impl AppealWriter {
             rejected: self.shared.rejected.load(Ordering::Relaxed),
             unspooled,
             db_available: self.shared.db_up.load(Ordering::Relaxed),
+            statements: self.shared.statements.load(Ordering::Relaxed),
         }
     }
 
@@ -373,7 +397,12 @@ async fn run(
     config: WriterConfig,
     mut reader: SpoolReader,
     sync: Arc<std::fs::File>,
+    replay_to: u64,
 ) {
+    // Spool bytes before this offset may hold operations already committed: a previous
+    // run's leftovers, or a batch whose commit failed with an unknown outcome. Batches
+    // starting there are written in verify mode (their events looked up first).
+    let mut verify_to = replay_to;
     let mut pool: Option<AnyPool> = None;
     let mut backoff = config.retry_min;
     let mut synced_to = 0u64;
@@ -388,6 +417,7 @@ async fn run(
                     Ok(()) => {
                         reader.pos = 0;
                         synced_to = 0;
+                        verify_to = 0;
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot truncate the appeal spool"),
                 }
@@ -445,7 +475,8 @@ async fn run(
                 continue;
             }
         };
-        match commit(&db, &config, &lines).await {
+        let verify = reader.pos < verify_to;
+        match commit(&db, &config, &lines, verify, &shared.statements).await {
             Ok(outcome) => {
                 reader.pos = end;
                 shared
@@ -461,6 +492,8 @@ async fn run(
                 backoff = config.retry_min;
             }
             Err(e) => {
+                // The commit itself may have gone through before the failure was seen.
+                verify_to = verify_to.max(end);
                 shared.db_up.store(false, Ordering::Relaxed);
                 tracing::warn!(error = %e, retry_in = ?backoff, "appeal batch not committed; will retry");
                 if stopping || !pause(&shared, backoff).await {
@@ -495,48 +528,41 @@ struct Committed {
     rejected: u64,
 }
 
-/// Commits a batch in one transaction. If the database refuses one of its operations (not a
-/// transient failure), the batch is redone one operation per transaction and the refused
-/// ones are set aside in `rejected.jsonl`. A transient failure returns the error: the whole
-/// batch is tried again later (what already went in is skipped then).
+/// Commits a batch in one transaction with a few multi-row statements (see [`batch`]).
+/// `verify` says the batch may hold operations already in the database (a replayed spool):
+/// their events are looked up and skipped first. A batch that turns out to hold stored
+/// events without `verify` is redone with it. If the database refuses the batch (not a
+/// transient failure), it is redone one operation per transaction and the refused ones are
+/// set aside in `rejected.jsonl`. A transient failure returns the error: the whole batch is
+/// tried again later, in verify mode (the caller's business).
 async fn commit(
     pool: &AnyPool,
     config: &WriterConfig,
     lines: &[SpoolLine],
+    mut verify: bool,
+    statements: &AtomicU64,
 ) -> Result<Committed, sqlx::Error> {
     let ops: Vec<Result<Op, serde_json::Error>> = lines
         .iter()
         .map(|l| serde_json::from_slice(&l.bytes))
         .collect();
+    let good: Vec<&Op> = ops.iter().flatten().collect();
     let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
-    let mut refused = false;
-    for op in ops.iter().flatten() {
-        match apply(&mut tx, op).await {
-            Ok(()) => {}
-            Err(e) if db::is_transient(&e) => return Err(e),
+    let refused = loop {
+        match batch::write(&mut conn, &good, verify, statements).await {
+            Ok(()) => break false,
+            Err(BatchError::Db(e)) if db::is_transient(&e) => return Err(e),
+            Err(e @ BatchError::AlreadyStored { .. }) if !verify => {
+                tracing::info!(error = %e, "appeal batch replays stored operations; redoing it verified");
+                verify = true;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "appeal batch refused; retrying one operation at a time");
-                refused = true;
-                break;
+                break true;
             }
         }
-    }
+    };
     let mut out = Committed::default();
-    if !refused {
-        tx.commit().await?;
-        for (op, line) in ops.iter().zip(lines) {
-            match op {
-                Ok(_) => out.committed += 1,
-                Err(e) => {
-                    spool::reject(&config.spool_dir, &line.bytes, &e.to_string());
-                    out.rejected += 1;
-                }
-            }
-        }
-        return Ok(out);
-    }
-    tx.rollback().await?;
     for (op, line) in ops.iter().zip(lines) {
         let op = match op {
             Ok(op) => op,
@@ -546,15 +572,14 @@ async fn commit(
                 continue;
             }
         };
-        let mut tx = conn.begin().await?;
-        match apply(&mut tx, op).await {
-            Ok(()) => {
-                tx.commit().await?;
-                out.committed += 1;
-            }
-            Err(e) if db::is_transient(&e) => return Err(e),
+        if !refused {
+            out.committed += 1;
+            continue;
+        }
+        match batch::write(&mut conn, &[op], true, statements).await {
+            Ok(()) => out.committed += 1,
+            Err(BatchError::Db(e)) if db::is_transient(&e) => return Err(e),
             Err(e) => {
-                tx.rollback().await?;
                 tracing::error!(error = %e, "appeal operation refused by the database; set aside");
                 spool::reject(&config.spool_dir, &line.bytes, &e.to_string());
                 out.rejected += 1;
@@ -562,65 +587,4 @@ async fn commit(
         }
     }
     Ok(out)
-}
-
-/// Applies one operation inside the caller's transaction.
-async fn apply(conn: &mut AnyConnection, op: &Op) -> Result<(), sqlx::Error> {
-    match op {
-        Op::Create {
-            id,
-            event_id,
-            appeal,
-        } => {
-            db::insert_appeal(conn, *id, appeal).await?;
-            let data = serde_json::json!({ "line": appeal.line, "call_id": appeal.call_id });
-            db::append_event(
-                conn,
-                *id,
-                *event_id,
-                appeal.arrived_at,
-                EventKind::Created,
-                &data,
-                None,
-            )
-            .await?;
-        }
-        Op::Event {
-            id,
-            event_id,
-            at,
-            kind,
-            data,
-            actor,
-        } => {
-            let written =
-                db::append_event(conn, *id, *event_id, *at, *kind, data, actor.as_deref()).await?;
-            if written == EventWrite::Skipped {
-                tracing::debug!(appeal = %id, event = %event_id, "event already stored or appeal unknown");
-            }
-        }
-        Op::Update { id, at, update } => {
-            if !db::update_appeal(conn, *id, *at, update).await? {
-                tracing::warn!(appeal = %id, "update for an unknown appeal");
-            }
-        }
-        Op::Callback { id, callback } => db::insert_callback(conn, *id, callback).await?,
-        Op::CallbackStatus {
-            id,
-            at,
-            status,
-            attempts,
-            operator,
-        } => {
-            db::update_callback(conn, *id, *at, *status, *attempts, operator.as_deref()).await?;
-        }
-        Op::SessionStart {
-            id,
-            operator,
-            at,
-            queues,
-        } => db::start_session(conn, *id, operator, *at, queues).await?,
-        Op::SessionEnd { id, at, reason } => db::end_session(conn, *id, *at, reason).await?,
-    }
-    Ok(())
 }

@@ -209,6 +209,76 @@ async fn admin_changes_are_events(db: TestDb) {
 }
 on_both!(admin_changes_are_events);
 
+/// The writer numbers whole batches while the admin numbers single changes on the same
+/// appeals at the same time: every timeline stays 1, 2, 3… with no gap and no duplicate,
+/// and neither side fails for the other's lock.
+async fn admin_and_writer_interleave(db: TestDb) {
+    const APPEALS: usize = 20;
+    const WRITER_EVENTS: usize = 30;
+    const ADMIN_CHANGES: usize = 8;
+    let w = db.writer();
+    let ids: Vec<AppealId> = (0..APPEALS)
+        .map(|i| w.create(new_appeal(i, "3758787", at(11, 0, 0))))
+        .collect();
+    assert!(w.flushed(FLUSH).await);
+    let store = Store::connect(&db.url).await.unwrap();
+    let admin = {
+        let store = store.clone();
+        let ids = ids.clone();
+        tokio::spawn(async move {
+            for round in 0..ADMIN_CHANGES {
+                for id in &ids {
+                    store
+                        .set_notes(*id, &format!("round {round}"), "supervisor")
+                        .await
+                        .unwrap();
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    for k in 0..WRITER_EVENTS {
+        for id in &ids {
+            w.event(*id, EventKind::Offered, json!({"k": k}));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    admin.await.unwrap();
+    assert!(w.flushed(FLUSH).await, "{:?}", w.stats());
+    w.shutdown().await;
+
+    let total = 1 + WRITER_EVENTS + ADMIN_CHANGES;
+    for id in &ids {
+        let got = store.get(*id).await.unwrap().unwrap();
+        assert_eq!(seqs(&got.events), (1..=total as i64).collect::<Vec<_>>());
+        let offered: Vec<_> = got
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::Offered)
+            .map(|e| e.data["k"].as_u64().unwrap())
+            .collect();
+        assert_eq!(offered, (0..WRITER_EVENTS as u64).collect::<Vec<_>>());
+        let notes = got
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::NoteAdded)
+            .count();
+        assert_eq!(notes, ADMIN_CHANGES);
+    }
+    let at_total: i64 = sqlx::query("SELECT COUNT(*) FROM appeals WHERE last_seq = $1")
+        .bind(total as i64)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(at_total, APPEALS as i64);
+    assert_eq!(
+        count(&store, "appeal_events").await,
+        (APPEALS * total) as i64
+    );
+}
+on_both!(admin_and_writer_interleave);
+
 // ---------------------------------------------------------------------------------------
 
 const CATEGORIES: [&str; 4] = ["benefits", "home-care", "rehab", "volunteers"];
