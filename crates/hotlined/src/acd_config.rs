@@ -510,6 +510,10 @@ pub fn build(
     let problems = of.problems;
 
     if problems.len() != before {
+        // In file order: the queues file first, each file top to bottom.
+        if let Some(mine) = problems.get_mut(before..) {
+            mine.sort_by_key(|p| (p.path != queues_path, p.line, p.col));
+        }
         return AcdConfig::default();
     }
     if !problems.is_empty() {
@@ -643,4 +647,558 @@ pub fn summary(acd: &AcdConfig, q: &QueueConfig) -> String {
         line.push_str(&format!("; callback offered after {} s", after.as_secs()));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, OperatorsFile};
+
+    fn shipped() -> Config {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/hotline.toml");
+        Config::load_with_env(&p, std::iter::empty()).unwrap()
+    }
+
+    fn queue<'a>(acd: &'a AcdConfig, name: &str) -> &'a QueueConfig {
+        acd.queues.iter().find(|q| q.id.as_str() == name).unwrap()
+    }
+
+    fn skills(acd: &AcdConfig, op: &str) -> Vec<(String, u8)> {
+        let o = acd.operators.iter().find(|o| o.id.as_str() == op).unwrap();
+        o.skills
+            .iter()
+            .map(|s| (s.queue.to_string(), s.level))
+            .collect()
+    }
+
+    #[test]
+    fn shipped_config_maps_to_the_acd() {
+        let acd = shipped().acd;
+        acd.validate().unwrap();
+        let names: Vec<&str> = acd.queues.iter().map(|q| q.id.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "benefits",
+                "home-care",
+                "rehab",
+                "volunteers",
+                "psychologists",
+                "regional"
+            ]
+        );
+        let b = queue(&acd, "benefits");
+        assert_eq!(b.strategy, Strategy::LongestIdle);
+        assert_eq!(b.max_len, Some(30));
+        assert_eq!(b.max_wait, Some(Duration::from_secs(900)));
+        assert_eq!(b.overflow, OverflowAction::Callback);
+        // Defaults where the file says nothing.
+        assert_eq!(b.ring_timeout, Duration::from_secs(15));
+        assert_eq!(b.join_empty, EmptyRule::NoneLoggedIn);
+        assert_eq!(b.leave_empty, EmptyRule::NoneLoggedIn);
+        assert_eq!(b.announce_every, Some(Duration::from_secs(60)));
+        assert_eq!(
+            b.returning,
+            Some(ReturningConfig {
+                lookback: Duration::from_secs(7 * 86_400),
+                wait_for_operator: Duration::from_secs(30),
+            })
+        );
+        assert_eq!(
+            queue(&acd, "rehab").overflow,
+            OverflowAction::Queue("benefits".into())
+        );
+        assert_eq!(queue(&acd, "volunteers").strategy, Strategy::RingAll);
+        assert_eq!(queue(&acd, "volunteers").callback, None);
+        let p = queue(&acd, "psychologists");
+        assert_eq!(p.strategy, Strategy::Skills);
+        assert_eq!(p.escalation_step, Some(Duration::from_secs(60)));
+        assert_eq!(p.overflow, OverflowAction::Callback);
+        assert_eq!(
+            p.callback,
+            Some(CallbackConfig {
+                offer_after: Some(Duration::from_secs(60)),
+                max_attempts: 5,
+                retry_interval: Duration::from_secs(300),
+            })
+        );
+        // Only psychologists answer the psychologists' queue, and they answer nothing else.
+        let in_psy: Vec<&str> = acd
+            .operators
+            .iter()
+            .filter(|o| o.skills.iter().any(|s| s.queue.as_str() == "psychologists"))
+            .map(|o| o.id.as_str())
+            .collect();
+        assert_eq!(in_psy, ["op5", "op6"]);
+        assert_eq!(skills(&acd, "op6"), [("psychologists".to_string(), 2)]);
+        // Skills keep the file's order.
+        assert_eq!(
+            skills(&acd, "op3"),
+            [
+                ("home-care".to_string(), 1),
+                ("rehab".to_string(), 1),
+                ("benefits".to_string(), 2),
+                ("volunteers".to_string(), 2)
+            ]
+        );
+        // Every queue has someone to answer it.
+        for q in &acd.queues {
+            assert!(
+                acd.operators
+                    .iter()
+                    .any(|o| o.skills.iter().any(|s| s.queue == q.id)),
+                "{}",
+                q.id
+            );
+        }
+    }
+
+    #[test]
+    fn summary_names_strategy_operators_and_overflow() {
+        let acd = shipped().acd;
+        assert_eq!(
+            summary(&acd, queue(&acd, "psychologists")),
+            "psychologists  skills       operators op5/1 op6/2; after 300 s: callback; \
+             callback offered after 60 s"
+        );
+        assert_eq!(
+            summary(&acd, queue(&acd, "rehab")),
+            "rehab          round-robin  operators op2/1 op3/1 op4/2; after 600 s: queue benefits"
+        );
+    }
+
+    /// A folder with a main file, one line, the given queues and operators files, and a
+    /// default music-on-hold WAV. Returns the folder and the load's problems, one per line.
+    fn problems(queues: &str, operators: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("hotline.toml"),
+            "lines = \"l.toml\"\noperators = \"o.toml\"\nqueues = \"q.toml\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("l.toml"),
+            "[[line]]\nid = \"a\"\nnumber = \"375\"\nname = \"A\"\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("q.toml"), queues).unwrap();
+        std::fs::write(d.join("o.toml"), operators).unwrap();
+        std::fs::create_dir_all(d.join("prompts/moh")).unwrap();
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(d.join(DEFAULT_MOH), spec).unwrap();
+        for i in 0..8000i32 {
+            w.write_sample(((i % 40) * 500 - 10_000) as i16).unwrap();
+        }
+        w.finalize().unwrap();
+        let s = match Config::load_with_env(&d.join("hotline.toml"), std::iter::empty()) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        (dir, s)
+    }
+
+    const OP: &str = "[[operator]]\nlogin = \"op1\"\nname = \"x\"\npassword = \"p\"\n";
+
+    /// Asserts the problems are exactly `want` (as `q.toml:L:C: message`, folder stripped).
+    fn assert_problems(dir: &tempfile::TempDir, got: &str, want: &[&str]) {
+        let prefix = format!("{}/", dir.path().display());
+        let got: Vec<String> = got.lines().map(|l| l.replace(&prefix, "")).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn each_bad_queue_value_is_a_problem_at_its_value() {
+        let q = "\
+[[queue]]
+name = \"a\"
+strategy = \"leastrecent\"
+max_len = 0
+join_empty = \"yes\"
+ring_timeout_seconds = 0
+retry_seconds = 0
+wrap_up_seconds = -5
+max_wait_seconds = 999999999
+overflow = \"queue:nowhere\"
+
+[[queue]]
+name = \"b\"
+overflow = \"queue:b\"
+returning_wait_seconds = 10
+callback_attempts = 2
+escalation_seconds = 0
+announce_every_seconds = 0
+
+[[queue]]
+name = \"c\"
+overflow = \"voicemail\"
+callback_after_seconds = 0
+estimate_cap_minutes = 0
+moh = \"../secret.wav\"
+
+[[queue]]
+name = \"a\"
+moh = \"prompts/moh/missing.wav\"
+
+[[queue]]
+name = \"bad name\"
+";
+        let (dir, got) = problems(q, OP);
+        let missing = dir.path().join("prompts/moh/missing.wav");
+        let missing = format!(
+            "q.toml:29:7: queue \"a\": moh: {}: prompt file not found",
+            missing.display()
+        )
+        .replace(&format!("{}/", dir.path().display()), "");
+        assert_problems(
+            &dir,
+            &got,
+            &[
+                "q.toml:3:12: queue \"a\": strategy must be one of \"longest-idle\", \
+                 \"round-robin\", \"ring-all\", \"fewest-calls\", \"skills\", not \"leastrecent\"",
+                "q.toml:4:11: queue \"a\": max_len must be greater than zero, not 0",
+                "q.toml:5:14: queue \"a\": join_empty must be one of \"never\", \
+                 \"none-logged-in\", \"none-ready\", not \"yes\"",
+                "q.toml:6:24: queue \"a\": ring_timeout_seconds must be greater than zero, not 0",
+                "q.toml:7:17: queue \"a\": retry_seconds must be greater than zero, not 0",
+                "q.toml:8:19: queue \"a\": wrap_up_seconds must be at least 0, not -5",
+                "q.toml:9:20: queue \"a\": max_wait_seconds must be at most 604800, not 999999999",
+                "q.toml:10:12: queue \"a\": overflow to unknown queue \"nowhere\" \
+                 (queues: a, b, c, a, bad name)",
+                "q.toml:14:12: queue \"b\": overflow to itself; name another queue",
+                "q.toml:15:26: queue \"b\": returning_wait_seconds needs returning_days",
+                "q.toml:16:21: queue \"b\": callback_attempts has no effect without \
+                 callback_after_seconds or overflow = \"callback\"",
+                "q.toml:17:22: queue \"b\": escalation_seconds must be greater than zero, not 0",
+                "q.toml:18:26: queue \"b\": announce_every_seconds must be greater than zero, \
+                 not 0",
+                "q.toml:22:12: queue \"c\": overflow must be \"message\", \"callback\" or \
+                 \"queue:<name>\", not \"voicemail\"",
+                "q.toml:23:26: queue \"c\": callback_after_seconds must be greater than zero, \
+                 not 0",
+                "q.toml:24:24: queue \"c\": estimate_cap_minutes must be greater than zero, not 0",
+                "q.toml:25:7: queue \"c\": moh \"../secret.wav\" must be a WAV file under prompts/",
+                "q.toml:28:8: queue \"a\" is defined twice",
+                &missing,
+                "q.toml:32:8: queue name \"bad name\" must be letters, digits, - and _",
+            ],
+        );
+    }
+
+    #[test]
+    fn typos_and_wrong_types_are_reported_by_the_parser() {
+        let (dir, got) = problems("[[queue]]\nname = \"a\"\nstrategi = \"skills\"\n", OP);
+        assert!(
+            got.starts_with(&format!(
+                "{}:3:1: unknown field `strategi`",
+                dir.path().join("q.toml").display()
+            )),
+            "{got}"
+        );
+        let (dir, got) = problems("[[queue]]\nname = \"a\"\nmax_len = \"ten\"\n", OP);
+        assert!(
+            got.starts_with(&format!(
+                "{}:3:11: invalid type: string \"ten\", expected i64",
+                dir.path().join("q.toml").display()
+            )),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn operator_skills_are_checked_against_the_queues_file() {
+        let q = "[[queue]]\nname = \"benefits\"\n\n[[queue]]\nname = \"rehab\"\n";
+        let ops = format!(
+            "{OP}skills = {{ benefits = 1, rehab = 0 }}\n\n\
+             [[operator]]\nlogin = \"op2\"\nname = \"y\"\npassword = \"p\"\n\
+             skills = {{ benefit = 1, rehab = 10 }}\n"
+        );
+        let (dir, got) = problems(q, &ops);
+        assert_problems(
+            &dir,
+            &got,
+            &[
+                "o.toml:5:34: operator \"op1\": level 0 in queue \"rehab\"; levels are 1 \
+                 (offered first) to 9",
+                "o.toml:11:12: operator \"op2\": unknown queue \"benefit\" (queues: benefits, \
+                 rehab)",
+                "o.toml:11:33: operator \"op2\": level 10 in queue \"rehab\"; levels are 1 \
+                 (offered first) to 9",
+            ],
+        );
+        // Skills written as a list are a type error at the list.
+        let (dir, got) = problems(q, &format!("{OP}skills = [\"benefits\"]\n"));
+        assert!(
+            got.starts_with(&format!(
+                "{}:5:10: invalid type: sequence, expected a table of queue = level",
+                dir.path().join("o.toml").display()
+            )),
+            "{got}"
+        );
+        // A queue named twice is TOML's own error.
+        let (_dir, got) = problems(q, &format!("{OP}skills = {{ rehab = 1, rehab = 2 }}\n"));
+        assert!(got.contains("o.toml:5:"), "{got}");
+    }
+
+    #[test]
+    fn skills_without_a_queues_file_are_a_problem() {
+        let (dir, _) = problems("[[queue]]\nname = \"benefits\"\n", OP);
+        let d = dir.path();
+        std::fs::write(
+            d.join("hotline.toml"),
+            "lines = \"l.toml\"\noperators = \"o.toml\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("o.toml"),
+            format!("{OP}skills = {{ benefits = 1 }}\n"),
+        )
+        .unwrap();
+        let got = Config::load_with_env(&d.join("hotline.toml"), std::iter::empty())
+            .unwrap_err()
+            .to_string();
+        assert_problems(
+            &dir,
+            &got,
+            &[
+                "o.toml:5:12: operator \"op1\" is in queue \"benefits\" but hotline.toml names \
+               no `queues` file",
+            ],
+        );
+        // Without skills, no queues file is fine and the ACD has no queues.
+        std::fs::write(d.join("o.toml"), OP).unwrap();
+        let c = Config::load_with_env(&d.join("hotline.toml"), std::iter::empty()).unwrap();
+        assert_eq!(c.acd, AcdConfig::default().with_operator("op1"));
+    }
+
+    trait WithOp {
+        fn with_operator(self, id: &str) -> Self;
+    }
+    impl WithOp for AcdConfig {
+        fn with_operator(mut self, id: &str) -> Self {
+            self.operators.push(OperatorConfig {
+                id: id.into(),
+                skills: Vec::new(),
+            });
+            self
+        }
+    }
+
+    #[test]
+    fn a_good_file_with_every_key_maps_each_one() {
+        let q = "\
+[[queue]]
+name = \"a\"
+title = \"A\"
+strategy = \"fewest-calls\"
+max_len = 7
+join_empty = \"never\"
+leave_empty = \"none-ready\"
+max_wait_seconds = 300
+overflow = \"queue:b\"
+ring_timeout_seconds = 25
+retry_seconds = 3
+max_no_answer = 0
+wrap_up_seconds = 0
+escalation_seconds = 45
+returning_days = 2
+returning_wait_seconds = 0
+callback_after_seconds = 90
+callback_attempts = 4
+callback_retry_seconds = 120
+announce_every_seconds = 30
+estimate_cap_minutes = 15
+moh = \"prompts/moh/default.wav\"
+
+[[queue]]
+name = \"b\"
+";
+        let (dir, got) = problems(q, &format!("{OP}skills = {{ b = 3, a = 1 }}\n"));
+        assert_eq!(got, "");
+        let c =
+            Config::load_with_env(&dir.path().join("hotline.toml"), std::iter::empty()).unwrap();
+        let mut want = QueueConfig::new("a");
+        want.strategy = Strategy::FewestCalls;
+        want.max_len = Some(7);
+        want.join_empty = EmptyRule::Never;
+        want.leave_empty = EmptyRule::NoneReady;
+        want.max_wait = Some(Duration::from_secs(300));
+        want.overflow = OverflowAction::Queue("b".into());
+        want.ring_timeout = Duration::from_secs(25);
+        want.retry_delay = Duration::from_secs(3);
+        want.max_no_answer = 0;
+        want.wrap_up = Duration::ZERO;
+        want.escalation_step = Some(Duration::from_secs(45));
+        want.returning = Some(ReturningConfig {
+            lookback: Duration::from_secs(2 * 86_400),
+            wait_for_operator: Duration::ZERO,
+        });
+        want.callback = Some(CallbackConfig {
+            offer_after: Some(Duration::from_secs(90)),
+            max_attempts: 4,
+            retry_interval: Duration::from_secs(120),
+        });
+        want.announce_every = Some(Duration::from_secs(30));
+        want.estimate_cap_minutes = 15;
+        assert_eq!(c.acd.queues[0], want);
+        let mut b = QueueConfig::new("b");
+        b.join_empty = EmptyRule::NoneLoggedIn;
+        b.leave_empty = EmptyRule::NoneLoggedIn;
+        assert_eq!(c.acd.queues[1], b);
+        assert_eq!(
+            c.acd.operators,
+            [OperatorConfig::new("op1", [("b", 3), ("a", 1)])]
+        );
+    }
+
+    #[test]
+    fn acd_validate_errors_land_on_their_key() {
+        let qtext = "\
+[[queue]]
+name = \"a\"
+ring_timeout_seconds = 0
+overflow = \"callback\"
+
+[[queue]]
+name = \"a\"
+";
+        let otext = "\
+[[operator]]
+login = \"op1\"
+name = \"x\"
+skills = { a = 1, zz = 12 }
+
+[[operator]]
+login = \"op1\"
+name = \"y\"
+";
+        let queues: QueuesFile = toml::from_str(qtext).unwrap();
+        let ops: OperatorsFile = toml::from_str(otext).unwrap();
+        let place = |e: ConfigError| -> String {
+            let mut problems = Vec::new();
+            let qf = File {
+                path: "q.toml".into(),
+                text: qtext.into(),
+                problems: &mut problems,
+            };
+            locate_error(
+                &e,
+                qf,
+                otext.into(),
+                "o.toml".into(),
+                &queues.queue,
+                &ops.operator,
+            );
+            assert_eq!(problems.len(), 1);
+            problems[0].to_string()
+        };
+        let (a, op1, zz) = (
+            acd::QueueId::from("a"),
+            acd::OperatorId::from("op1"),
+            acd::QueueId::from("zz"),
+        );
+        assert_eq!(
+            place(ConfigError::DuplicateQueue(a.clone())),
+            "q.toml:7:8: queue a is defined twice"
+        );
+        assert_eq!(
+            place(ConfigError::Zero {
+                queue: a.clone(),
+                field: "ring_timeout"
+            }),
+            // The last queue named `a` has no such key: its name.
+            "q.toml:7:8: queue a: ring_timeout must be greater than zero"
+        );
+        assert_eq!(
+            place(ConfigError::UnknownOverflowQueue {
+                queue: a.clone(),
+                target: zz.clone()
+            }),
+            "q.toml:7:8: queue a overflows to unknown queue zz"
+        );
+        assert_eq!(
+            place(ConfigError::DuplicateOperator(op1.clone())),
+            "o.toml:6:1: operator op1 is defined twice"
+        );
+        let ops_first: OperatorsFile =
+            toml::from_str(&otext[..otext.find("\n\n").unwrap()]).unwrap();
+        let mut problems = Vec::new();
+        let qf = File {
+            path: "q.toml".into(),
+            text: qtext.into(),
+            problems: &mut problems,
+        };
+        locate_error(
+            &ConfigError::BadLevel {
+                operator: op1.clone(),
+                queue: zz.clone(),
+                level: 12,
+            },
+            qf,
+            otext.into(),
+            "o.toml".into(),
+            &queues.queue,
+            &ops_first.operator,
+        );
+        assert_eq!(
+            problems[0].to_string(),
+            "o.toml:4:24: operator op1 has level 12 in queue zz; levels are 1 to 9"
+        );
+        let mut problems = Vec::new();
+        let qf = File {
+            path: "q.toml".into(),
+            text: qtext.into(),
+            problems: &mut problems,
+        };
+        locate_error(
+            &ConfigError::UnknownSkillQueue {
+                operator: op1,
+                queue: zz,
+            },
+            qf,
+            otext.into(),
+            "o.toml".into(),
+            &queues.queue[..1],
+            &ops_first.operator,
+        );
+        assert_eq!(
+            problems[0].to_string(),
+            "o.toml:4:19: operator op1 names unknown queue zz"
+        );
+        // With only the first queue `a`, a zero ring timeout points at its key.
+        let mut problems = Vec::new();
+        let qf = File {
+            path: "q.toml".into(),
+            text: qtext.into(),
+            problems: &mut problems,
+        };
+        locate_error(
+            &ConfigError::Zero {
+                queue: a,
+                field: "ring_timeout",
+            },
+            qf,
+            otext.into(),
+            "o.toml".into(),
+            &queues.queue[..1],
+            &ops.operator,
+        );
+        assert_eq!(
+            problems[0].to_string(),
+            "q.toml:3:24: queue a: ring_timeout must be greater than zero"
+        );
+    }
+
+    #[test]
+    fn line_col_never_panics() {
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("ая", 1), (1, 1));
+        assert_eq!(line_col("x", 99), (1, 2));
+        assert_eq!(nth_header("[[a]]\nx = \"[[a]]\"\n[[a]]\n", "[[a]]", 1), 18);
+    }
 }
