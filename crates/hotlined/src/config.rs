@@ -372,19 +372,7 @@ impl Line {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueuesFile {
-    pub queue: Vec<QueueDef>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueueDef {
-    pub name: String,
-    #[serde(default)]
-    pub title: String,
-}
+pub use crate::acd_config::{QueueDef, QueuesFile};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -402,6 +390,9 @@ pub struct Operator {
     pub ha1_md5: Option<String>,
     /// HA1 = SHA-256(login:realm:password), hex.
     pub ha1_sha256: Option<String>,
+    /// Queues and levels: `skills = { benefits = 1, rehab = 2 }` (see `acd_config`).
+    #[serde(default)]
+    pub skills: crate::acd_config::Skills,
 }
 
 /// The whole configuration after loading and checking.
@@ -416,6 +407,8 @@ pub struct Config {
     pub trunk_nets: Vec<Vec<IpNet>>,
     /// Every prompt the lines use, checked, decoded and encoded to G.711 once.
     pub prompts: Arc<media::prompts::PromptCache>,
+    /// Queues and operators as the ACD takes them, checked (`acd_config::build`).
+    pub acd: acd::AcdConfig,
 }
 
 /// The name a line's greeting has in the prompt cache.
@@ -742,10 +735,19 @@ impl Config {
                 Vec::new()
             }
         };
+        let acd = crate::acd_config::build(
+            dir,
+            main.queues.as_deref(),
+            &queues,
+            &main.operators,
+            &operators,
+            &mut problems,
+        );
         if !problems.is_empty() {
             return Err(ConfigErrors(problems));
         }
         Ok(Config {
+            acd,
             main,
             lines,
             operators,

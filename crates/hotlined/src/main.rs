@@ -1,5 +1,6 @@
 //! `hotlined`: the Hotline daemon.
 
+mod acd_config;
 mod admin;
 mod appeal_log;
 mod config;
@@ -134,8 +135,12 @@ fn check(path: &std::path::Path) -> ExitCode {
                     );
                 }
             }
-            for q in &c.queues {
-                println!("  queue     {:<14} {}", q.name, q.title);
+            for (def, q) in c.queues.iter().zip(&c.acd.queues) {
+                println!(
+                    "  queue     {} ({})",
+                    acd_config::summary(&c.acd, q),
+                    def.title
+                );
             }
             for o in &c.operators {
                 println!("  operator  {:<12} {}", o.login, o.name);

@@ -44,6 +44,10 @@ fn check_accepts_the_shipped_config_and_lists_it() {
         "  line      city 3758787      Городская социальная справочная служба",
         "  operator  op1          Оператор 1",
         "  trunks    local-test",
+        "  queue     psychologists  skills       operators op5/1 op6/2; after 300 s: callback; \
+         callback offered after 60 s (Психологическая помощь)",
+        "  queue     rehab          round-robin  operators op2/1 op3/1 op4/2; after 600 s: \
+         queue benefits (Технические средства реабилитации и социальное такси)",
     ] {
         assert!(lines.contains(&want), "no line {want:?} in\n{stdout}");
     }
@@ -54,6 +58,49 @@ fn check_accepts_the_shipped_config_and_lists_it() {
             .filter(|l| l.starts_with("  operator "))
             .count(),
         6
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("  queue ")).count(),
+        6
+    );
+}
+
+#[test]
+fn check_reports_queue_and_skill_problems_at_their_keys() {
+    let (dir, path) = config_copy(str::to_string);
+    let ops = dir.path().join("operators.toml");
+    let text = std::fs::read_to_string(&ops).unwrap();
+    let good = "skills = { psychologists = 2 }";
+    let line = text.lines().position(|l| l == good).unwrap() + 1;
+    std::fs::write(&ops, text.replace(good, "skills = { psychology = 2 }")).unwrap();
+    let queues = dir.path().join("queues.toml");
+    let text = std::fs::read_to_string(&queues).unwrap();
+    let good = "strategy = \"ring-all\"";
+    let qline = text.lines().position(|l| l == good).unwrap() + 1;
+    std::fs::write(&queues, text.replace(good, "strategy = \"random\"")).unwrap();
+    let out = hotlined()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{}:{qline}:12: queue \"volunteers\": strategy must be one of \
+                 \"longest-idle\", \"round-robin\", \"ring-all\", \"fewest-calls\", \
+                 \"skills\", not \"random\"",
+                queues.display()
+            ),
+            format!(
+                "{}:{line}:12: operator \"op6\": unknown queue \"psychology\" (queues: \
+                 benefits, home-care, rehab, volunteers, psychologists, regional)",
+                ops.display()
+            ),
+        ]
     );
 }
 
