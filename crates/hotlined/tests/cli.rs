@@ -545,7 +545,8 @@ fn reload_gives_new_calls_the_new_menu_and_refuses_a_broken_one() {
             .any(|p| p.starts_with(&want) && p.contains("nowhere")),
         "{problems:?}"
     );
-    assert!(d.log().contains("reload refused"), "{}", d.log());
+    // the log line is read from the daemon's stderr by a thread: wait for it
+    d.wait_for_log("reload refused");
     call_city(&d, "reload-3", Duration::from_millis(300));
     let a = appeal_of(&d, "reload-3");
     assert_eq!(
