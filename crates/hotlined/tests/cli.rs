@@ -600,9 +600,5 @@ fn reload_gives_new_calls_the_new_menu_and_refuses_a_broken_one() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("configuration reloaded"), "{stdout}");
     assert!(stdout.contains("log.level/format"), "{stdout}");
-    assert!(
-        d.log().contains("only take effect after a restart"),
-        "{}",
-        d.log()
-    );
+    d.wait_for_log("only take effect after a restart");
 }
