@@ -243,8 +243,11 @@ pub struct Stats {
     requests: Mutex<Vec<(String, u64)>>,
     contacts: Mutex<Vec<RegisteredContact>>,
     /// Callers waiting in each queue, by the time they entered it (see [`QueueWait`]).
-    queues: Mutex<Vec<(String, Vec<(Instant, Arc<str>)>)>>,
+    queues: Mutex<Vec<(String, Waiters)>>,
 }
+
+/// The calls waiting in one queue: when each entered it, and its Call-ID.
+type Waiters = Vec<(Instant, Arc<str>)>;
 
 /// The DTMF kinds [`Stats::dtmf_digits`] reports, in its order.
 pub const DTMF_KINDS: [DtmfVia; 3] = [DtmfVia::Rfc4733, DtmfVia::Info, DtmfVia::Inband];

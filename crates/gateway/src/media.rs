@@ -11,6 +11,9 @@
 //! - Each leg sits behind its own `std::sync::Mutex`, shared by exactly three parties: its
 //!   receive tasks, the pacing task and the core (hold, close). Locks are held for one packet's
 //!   work, never across an `.await`.
+//! - Packet counts for `/metrics` ride the same locks: a receive task bumps a plain counter in
+//!   its leg, and the pacing tick gathers every leg's received, sent and lost packets and adds
+//!   them to [`Stats`] with one relaxed atomic add per counter per tick.
 //! - Recordings are written by one writer thread fed through a channel: the tick and the
 //!   receive tasks never touch a file.
 //!
