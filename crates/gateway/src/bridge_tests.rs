@@ -71,6 +71,7 @@ impl Rig {
             DtmfDetector::new(8000),
             tx,
             stop.clone(),
+            Default::default(),
         );
         Rig {
             edge: Some(edge),

@@ -81,6 +81,10 @@ struct Call {
     play_gen: u64,
     /// Where the menu ended, for the appeal's outcome.
     ivr_end: Option<IvrEnd>,
+    /// Counted in [`Stats::calls_in_ivr`]: walking the menu, not (yet) in a queue.
+    in_ivr: bool,
+    /// The queue the call waits in (counted in [`Stats::queue_waits`]).
+    queued: Option<String>,
     /// When a message being recorded ends.
     message_end: Option<Instant>,
     rtp_port: u16,
@@ -273,6 +277,7 @@ impl Core {
             }
             MediaEvent::Inactive { call_id } => {
                 if let Some(call) = self.calls.get(&*call_id) {
+                    self.stats.rtp_timeouts.fetch_add(1, Ordering::Relaxed);
                     let _e = call.span.clone().entered();
                     warn!(
                         timeout_s = self.settings.rtp_timeout.unwrap_or_default().as_secs(),
@@ -291,6 +296,7 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
+        self.stats.count_digit(via);
         let _e = call.span.clone().entered();
         let wanted = match call.line.dtmf {
             DtmfMode::Auto => *call.dtmf_via.get_or_insert(via),
@@ -398,6 +404,13 @@ impl Core {
                 Action::EnterQueue { queue, priority } => {
                     info!(%queue, priority, "caller entered the queue");
                     call.ivr_end = Some(IvrEnd::Queue);
+                    if std::mem::take(&mut call.in_ivr) {
+                        self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    if let Some(old) = call.queued.replace(queue.clone()) {
+                        self.stats.queue_leave(&old, call_id);
+                    }
+                    self.stats.queue_enter(&queue, call_id, now);
                     // HOOK(queue): the call stays up; the leg plays silence (the playback
                     // of the queue node ended). Music on hold and the ACD attach here: give
                     // the leg their source with `LegShared` and hand the call to the queue.
@@ -479,6 +492,7 @@ impl Core {
     fn drain(&mut self, now: Instant) {
         loop {
             while let Some(t) = self.endpoint.poll_transmit() {
+                self.stats.count_sent(&t.bytes);
                 self.out.send(t.peer, t.bytes);
             }
             let Some(ev) = self.endpoint.poll_event() else {
@@ -859,6 +873,8 @@ impl Core {
             ivr_deadline: None,
             play_gen: 0,
             ivr_end: None,
+            in_ivr: false,
+            queued: None,
             message_end: None,
             rtp_port,
             ports: Some(ports),
@@ -988,6 +1004,8 @@ impl Core {
             call.invite_tx = None;
             call.answer_at = now;
             if let Some(menu) = call.line.menu.clone() {
+                call.in_ivr = true;
+                self.stats.calls_in_ivr.fetch_add(1, Ordering::Relaxed);
                 call.ivr = Some(
                     ivr::IvrSession::new(menu, &call.line.start, now, wall)
                         .with_caller(call.caller.clone()),
@@ -1144,6 +1162,12 @@ impl Core {
         }
         call.ports = None;
         self.media.ports.release(call.rtp_port);
+        if std::mem::take(&mut call.in_ivr) {
+            self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(queue) = call.queued.take() {
+            self.stats.queue_leave(&queue, &call.dialog.id.call_id);
+        }
         let answered = call.state == CallState::Answered;
         let talked = if answered {
             now.saturating_duration_since(call.answer_at)

@@ -11,6 +11,9 @@
 //! - Each leg sits behind its own `std::sync::Mutex`, shared by exactly three parties: its
 //!   receive tasks, the pacing task and the core (hold, close). Locks are held for one packet's
 //!   work, never across an `.await`.
+//! - Packet counts for `/metrics` ride the same locks: a receive task bumps a plain counter in
+//!   its leg, and the pacing tick gathers every leg's received, sent and lost packets and adds
+//!   them to [`Stats`] with one relaxed atomic add per counter per tick.
 //! - Recordings are written by one writer thread fed through a channel: the tick and the
 //!   receive tasks never touch a file.
 //!
@@ -21,6 +24,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::BufWriter;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -34,6 +38,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+use crate::Stats;
 
 // A child module so that it reaches a leg's state without widening its fields.
 #[path = "bridge.rs"]
@@ -177,6 +183,11 @@ struct LegState {
     pcm: Vec<i16>,
     /// The leg's end of a bridge, while it is bridged.
     bridge: Option<bridge::BridgeEnd>,
+    /// RTP datagrams received since the pacing tick last took them for [`Stats`].
+    rx_packets: u64,
+    /// The remote source whose loss count [`Stats::rtp_packets_lost`] has taken, and how
+    /// much of it.
+    loss_counted: (Option<u32>, i64),
 }
 
 impl LegShared {
@@ -335,16 +346,24 @@ pub(crate) struct MediaEdge {
 
 impl MediaEdge {
     /// Starts the pacing task (and the recording writer thread). Must run inside the runtime.
+    /// The pacing task adds the legs' packet counts to `stats` once per tick.
     pub fn start(
         ports: PortPool,
         recordings: PathBuf,
         detector: DtmfDetector,
         events: mpsc::UnboundedSender<MediaEvent>,
         stop: CancellationToken,
+        stats: Arc<Stats>,
     ) -> (MediaEdge, tokio::task::JoinHandle<()>) {
         let (to_tick, from_core) = mpsc::unbounded_channel();
         let epoch = tokio::time::Instant::now();
-        let tick = tokio::spawn(pacing_loop(from_core, epoch, events.clone(), stop.clone()));
+        let tick = tokio::spawn(pacing_loop(
+            from_core,
+            epoch,
+            events.clone(),
+            stop.clone(),
+            stats,
+        ));
         (
             MediaEdge {
                 ports,
@@ -414,6 +433,8 @@ impl MediaEdge {
                 closed: false,
                 pcm: Vec::with_capacity(320),
                 bridge: None,
+                rx_packets: 0,
+                loss_counted: (None, 0),
             }),
             stop: self.stop.child_token(),
             events: self.events.clone(),
@@ -456,13 +477,39 @@ impl MediaEdge {
     }
 }
 
+/// Packet counts of the legs served in one tick, added to [`Stats`] together.
+#[derive(Debug, Default)]
+struct TickCounts {
+    sent: u64,
+    received: u64,
+    lost: u64,
+}
+
+impl TickCounts {
+    /// Adds the counts to `stats` (a relaxed add per non-zero counter) and starts over.
+    fn flush(&mut self, stats: &Stats) {
+        let c = std::mem::take(self);
+        for (n, a) in [
+            (c.sent, &stats.rtp_packets_sent),
+            (c.received, &stats.rtp_packets_received),
+            (c.lost, &stats.rtp_packets_lost),
+        ] {
+            if n > 0 {
+                a.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// The one task that sends for every leg.
 async fn pacing_loop(
     mut new_legs: mpsc::UnboundedReceiver<Arc<LegShared>>,
     epoch: tokio::time::Instant,
     events: mpsc::UnboundedSender<MediaEvent>,
     stop: CancellationToken,
+    stats: Arc<Stats>,
 ) {
+    let mut counts = TickCounts::default();
     let mut legs: Vec<Arc<LegShared>> = Vec::new();
     let mut tick = tokio::time::interval_at(epoch, PTIME);
     // a late tick sends the slots it missed (the leg's pacer catches up to 200 ms) instead of
@@ -473,12 +520,17 @@ async fn pacing_loop(
         tokio::select! {
             _ = stop.cancelled() => break,
             l = new_legs.recv() => match l {
-                Some(l) => legs.push(l),
+                Some(l) => {
+                    legs.push(l);
+                    stats.rtp_legs_active.store(legs.len() as u64, Ordering::Relaxed);
+                }
                 None => break,
             },
             _ = tick.tick() => {
                 let now = Instant::now();
-                legs.retain(|l| service(l, now, &mut out));
+                legs.retain(|l| service(l, now, &mut out, &mut counts));
+                counts.flush(&stats);
+                stats.rtp_legs_active.store(legs.len() as u64, Ordering::Relaxed);
                 for e in out.drain(..) {
                     let _ = events.send(e);
                 }
@@ -488,24 +540,45 @@ async fn pacing_loop(
     // last RTCP BYEs of legs closed at shutdown
     let now = Instant::now();
     for l in &legs {
-        service(l, now, &mut out);
+        service(l, now, &mut out, &mut counts);
     }
+    counts.flush(&stats);
+    stats.rtp_legs_active.store(0, Ordering::Relaxed);
 }
 
-/// One tick of one leg; false when the leg is closed and flushed.
-fn service(l: &LegShared, now: Instant, out: &mut Vec<MediaEvent>) -> bool {
+/// One tick of one leg; false when the leg is closed and flushed. Its packet counts since
+/// the last tick go into `counts`.
+fn service(
+    l: &LegShared,
+    now: Instant,
+    out: &mut Vec<MediaEvent>,
+    counts: &mut TickCounts,
+) -> bool {
     let mut st = l.lock();
     if !st.closed {
         bridge::before_tick(&mut st, now);
         st.leg.handle_timeout(now);
+    }
+    counts.received += std::mem::take(&mut st.rx_packets);
+    let rx = st.leg.stats().received;
+    let (ssrc, counted) = &mut st.loss_counted;
+    if *ssrc != rx.ssrc {
+        *ssrc = rx.ssrc;
+        *counted = 0;
+    }
+    if rx.lost > *counted {
+        counts.lost += rx.lost.abs_diff(*counted);
+        *counted = rx.lost;
     }
     while let Some(t) = st.leg.poll_transmit() {
         let sock = match t.component {
             Component::Rtp => &l.rtp,
             Component::Rtcp => &l.rtcp,
         };
-        if let Err(e) = sock.try_send_to(&t.payload, t.destination) {
-            debug!(to = %t.destination, error = %e, "RTP send failed");
+        match sock.try_send_to(&t.payload, t.destination) {
+            Ok(_) if t.component == Component::Rtp => counts.sent += 1,
+            Ok(_) => {}
+            Err(e) => debug!(to = %t.destination, error = %e, "RTP send failed"),
         }
         if t.component == Component::Rtp {
             if let (Some(pt), Some(ts), Some(payload)) = rtp_fields(&t.payload) {
@@ -626,7 +699,10 @@ async fn receive_loop(
                 return;
             }
             match component {
-                Component::Rtp => st.leg.handle_datagram(now, from, data),
+                Component::Rtp => {
+                    st.rx_packets += 1;
+                    st.leg.handle_datagram(now, from, data)
+                }
                 Component::Rtcp => st.leg.handle_rtcp(now, from, data),
             }
             drain_events(&l, &mut st, &mut out);

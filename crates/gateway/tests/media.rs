@@ -578,6 +578,7 @@ async fn call_without_rtp_is_hung_up_after_the_timeout() {
         .unwrap();
     wait_for("the end", || !gw.log.ended.lock().unwrap().is_empty()).await;
     assert_eq!(gw.log.ended.lock().unwrap()[0].1, EndReason::RtpTimeout);
+    assert_eq!(gw.stats.rtp_timeouts.load(Ordering::Relaxed), 1);
     gw.stop().await;
 }
 
@@ -999,5 +1000,120 @@ async fn a_reload_changes_new_calls_only() {
     .await;
     first.bye().await;
     second.bye().await;
+    gw.stop().await;
+}
+
+fn load(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+fn responses(stats: &Stats, code: u16) -> u64 {
+    stats
+        .responses()
+        .into_iter()
+        .find(|r| r.code == Some(code))
+        .map(|r| r.count)
+        .unwrap()
+}
+
+fn waiting(stats: &Stats, queue: &str) -> Option<(u64, bool)> {
+    stats
+        .queue_waits()
+        .into_iter()
+        .find(|q| q.queue == queue)
+        .map(|q| (q.waiting, q.oldest.is_some()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_moves_the_metrics_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = menu_settings(dir.path());
+    let gw = Server::start(s.clone()).await;
+    let st = gw.stats.clone();
+    assert_eq!(load(&st.rtp_legs_active), 0);
+    let mut c = Caller::new(gw.addr).await;
+    assert_eq!(c.invite(&c.offer(PCMU_OFFER, "sendrecv")).await.status, 200);
+    // answered into the menu: in the IVR, one leg, 100 Trying, 180 and 200 sent
+    assert_eq!(load(&st.calls_in_ivr), 1);
+    wait_for("the leg on the tick", || load(&st.rtp_legs_active) == 1).await;
+    assert_eq!(responses(&st, 100), 1);
+    assert_eq!(responses(&st, 180), 1);
+    assert!(responses(&st, 200) >= 1);
+    assert_eq!(waiting(&st, "benefits"), None);
+
+    // what the gateway sends is counted (the tick adds after sending)
+    let mut heard = 0;
+    while heard < 10 {
+        c.rtp_packet().await;
+        heard += 1;
+    }
+    wait_for("sent packets", || load(&st.rtp_packets_sent) >= heard).await;
+
+    // 25 audio packets with 3 missing (sequence 10, 11, 12), then a key press (6 packets)
+    // in the same sequence space
+    for seq in (1..=25u16).filter(|n| !(10..=12).contains(n)) {
+        c.send_rtp(0, seq == 1, seq, u32::from(seq) * 160, &[0xFF; 160])
+            .await;
+    }
+    wait_for("the menu prompt", || {
+        gw.log
+            .steps
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, step)| matches!(step, IvrStep::Path { step, .. } if step == "main"))
+    })
+    .await;
+    let mut seq = 26;
+    c.press(&mut seq, 26 * 160, 1).await;
+    wait_for("the digit", || gw.log.digits.lock().unwrap().len() == 1).await;
+    wait_for("28 packets received", || {
+        load(&st.rtp_packets_received) == 28
+    })
+    .await;
+    wait_for("3 packets lost", || load(&st.rtp_packets_lost) == 3).await;
+    assert_eq!(
+        st.dtmf_digits().map(|(via, n)| (via.as_str(), n)),
+        [("rfc4733", 1), ("info", 0), ("inband", 0)]
+    );
+    // `1` leads to the queue: out of the IVR, waiting in `benefits`
+    wait_for("the queue", || waiting(&st, "benefits") == Some((1, true))).await;
+    assert_eq!(load(&st.calls_in_ivr), 0);
+
+    // an INFO digit is counted as received even though RFC 4733 won in `auto` mode
+    let info = c.request(
+        "INFO",
+        &[],
+        "application/dtmf-relay",
+        "Signal=7\r\nDuration=160\r\n",
+    );
+    c.send(&info).await;
+    assert_eq!(c.final_response().await.status, 200);
+    assert_eq!(
+        st.dtmf_digits().map(|(via, n)| (via.as_str(), n)),
+        [("rfc4733", 1), ("info", 1), ("inband", 0)]
+    );
+    assert_eq!(gw.log.digits.lock().unwrap().len(), 1);
+
+    c.bye().await;
+    // INVITE, INFO and BYE were answered 200 (the INVITE's perhaps more than once)
+    assert!(responses(&st, 200) >= 3);
+    wait_for("the queue emptied", || {
+        waiting(&st, "benefits") == Some((0, false))
+    })
+    .await;
+    wait_for("the leg gone", || load(&st.rtp_legs_active) == 0).await;
+    assert_eq!(load(&st.calls_in_ivr), 0);
+    assert_eq!(load(&st.rtp_packets_received), 28);
+    assert_eq!(load(&st.rtp_packets_lost), 3);
+    assert_eq!(load(&st.rtp_timeouts), 0);
+    let requests = st.requests();
+    for m in ["INVITE", "ACK", "INFO", "BYE"] {
+        assert_eq!(
+            requests.iter().find(|(r, _)| r == m).map(|(_, n)| *n),
+            Some(1),
+            "{m}: {requests:?}"
+        );
+    }
     gw.stop().await;
 }

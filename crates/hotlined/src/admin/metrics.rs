@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::header;
@@ -51,6 +52,26 @@ impl Exposition {
         self.family(name, kind, help);
         self.sample(name, &[], value);
     }
+}
+
+/// Per queue: name, callers waiting, longest wait in seconds at `now`. The configured queues
+/// (the board) and every queue a call has entered (the gateway), the gateway's figures first.
+fn queue_figures(s: &AdminState, now: Instant) -> Vec<(String, u64, u64)> {
+    let mut out: Vec<(String, u64, u64)> = s
+        .stats
+        .queue_waits()
+        .into_iter()
+        .map(|q| {
+            let longest = q.longest_wait(now).as_secs();
+            (q.queue, q.waiting, longest)
+        })
+        .collect();
+    for q in s.queues.snapshot() {
+        if !out.iter().any(|(name, _, _)| *name == q.name) {
+            out.push((q.name, q.waiting, q.longest_wait_seconds));
+        }
+    }
+    out
 }
 
 /// Renders every metric.
@@ -107,25 +128,33 @@ pub fn render(s: &AdminState) -> String {
     for (state, n) in s.operators.counts() {
         m.sample("hotline_operators", &[("state", state.as_str())], n);
     }
-    let queues = s.queues.snapshot();
+    m.single(
+        "hotline_calls_in_ivr",
+        "gauge",
+        "Answered calls walking their line's voice menu now (not yet in a queue).",
+        st.calls_in_ivr.load(Ordering::Relaxed),
+    );
+    let queues = queue_figures(s, Instant::now());
     m.family(
         "hotline_queue_waiting",
         "gauge",
-        "Callers waiting per queue.",
+        "Callers waiting per queue: from the voice menu's queue node until the call ends \
+         (until the ACD is wired, waiting means hearing hold audio in the queue node).",
     );
-    for q in &queues {
-        m.sample("hotline_queue_waiting", &[("queue", &q.name)], q.waiting);
+    for (name, waiting, _) in &queues {
+        m.sample("hotline_queue_waiting", &[("queue", name)], *waiting);
     }
     m.family(
         "hotline_queue_longest_wait_seconds",
         "gauge",
-        "How long the longest-waiting caller of each queue has waited.",
+        "How long the longest-waiting caller of each queue has waited, from entering the \
+         queue node (until the ACD is wired, nobody leaves the queue but by hanging up).",
     );
-    for q in &queues {
+    for (name, _, longest) in &queues {
         m.sample(
             "hotline_queue_longest_wait_seconds",
-            &[("queue", &q.name)],
-            q.longest_wait_seconds,
+            &[("queue", name)],
+            *longest,
         );
     }
     m.family(
@@ -135,6 +164,62 @@ pub fn render(s: &AdminState) -> String {
     );
     for (method, n) in st.requests() {
         m.sample("hotline_sip_requests_total", &[("method", &method)], n);
+    }
+    m.family(
+        "hotline_sip_responses_total",
+        "counter",
+        "SIP responses sent by status class and code, retransmissions included; code=\"other\" \
+         counts the class's less common codes. Malformed requests the transport refuses \
+         itself are not counted.",
+    );
+    for r in st.responses() {
+        let code = r.code.map(|c| c.to_string());
+        m.sample(
+            "hotline_sip_responses_total",
+            &[
+                ("class", r.class),
+                ("code", code.as_deref().unwrap_or("other")),
+            ],
+            r.count,
+        );
+    }
+    m.single(
+        "hotline_rtp_legs_active",
+        "gauge",
+        "RTP legs being served now (one per answered call).",
+        st.rtp_legs_active.load(Ordering::Relaxed),
+    );
+    m.single(
+        "hotline_rtp_packets_sent_total",
+        "counter",
+        "RTP packets sent to callers.",
+        st.rtp_packets_sent.load(Ordering::Relaxed),
+    );
+    m.single(
+        "hotline_rtp_packets_received_total",
+        "counter",
+        "Datagrams received on the calls' RTP ports.",
+        st.rtp_packets_received.load(Ordering::Relaxed),
+    );
+    m.single(
+        "hotline_rtp_packets_lost_total",
+        "counter",
+        "RTP packets the receivers counted as lost (expected minus received, per remote source).",
+        st.rtp_packets_lost.load(Ordering::Relaxed),
+    );
+    m.single(
+        "hotline_rtp_timeouts_total",
+        "counter",
+        "Calls hung up because no RTP arrived for the configured timeout.",
+        st.rtp_timeouts.load(Ordering::Relaxed),
+    );
+    m.family(
+        "hotline_dtmf_digits_total",
+        "counter",
+        "DTMF digits received by kind (rfc4733, info, inband), whether the line's DTMF mode kept them or not.",
+    );
+    for (via, n) in st.dtmf_digits() {
+        m.sample("hotline_dtmf_digits_total", &[("kind", via.as_str())], n);
     }
     let w = s.writer.stats();
     m.single(

@@ -3,6 +3,7 @@
 //! CSV and HTML checked against the database, operators, metrics format, the OpenAPI
 //! document against the router, and the database being down at start.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -882,6 +883,29 @@ async fn metrics_are_valid_prometheus_text() {
         .unwrap();
     e.appeal(Utc::now(), "city", "+7", AppealUpdate::default());
     e.flush().await;
+    // what the gateway counts as calls, SIP and RTP go by
+    let st = &e.state.stats;
+    st.calls_in_ivr.store(2, Ordering::Relaxed);
+    st.queue_enter("benefits", "c1", Instant::now() - Duration::from_secs(7));
+    st.queue_enter("benefits", "c2", Instant::now());
+    st.queue_enter("general", "c3", Instant::now() - Duration::from_secs(2));
+    st.queue_leave("general", "c3");
+    for r in [
+        "SIP/2.0 100 Trying\r\n\r\n",
+        "SIP/2.0 200 OK\r\n\r\n",
+        "SIP/2.0 200 OK\r\n\r\n",
+        "SIP/2.0 484 Address Incomplete\r\n\r\n",
+    ] {
+        st.count_sent(r.as_bytes());
+    }
+    st.count_digit(gateway::DtmfVia::Rfc4733);
+    st.count_digit(gateway::DtmfVia::Inband);
+    st.count_digit(gateway::DtmfVia::Inband);
+    st.rtp_legs_active.store(3, Ordering::Relaxed);
+    st.rtp_packets_sent.store(500, Ordering::Relaxed);
+    st.rtp_packets_received.store(490, Ordering::Relaxed);
+    st.rtp_packets_lost.store(4, Ordering::Relaxed);
+    st.rtp_timeouts.store(1, Ordering::Relaxed);
 
     let a = send(&e.state, req("GET", "/metrics", "", &[])).await;
     assert!(a.headers["content-type"]
@@ -920,6 +944,69 @@ async fn metrics_are_valid_prometheus_text() {
     assert_eq!(find("hotline_operators", &[("state", "logged_out")]), 1.0);
     assert_eq!(find("hotline_operators", &[("state", "paused")]), 0.0);
     assert_eq!(find("hotline_queue_waiting", &[("queue", "general")]), 0.0);
+    assert_eq!(find("hotline_queue_waiting", &[("queue", "benefits")]), 2.0);
+    assert_eq!(
+        find(
+            "hotline_queue_longest_wait_seconds",
+            &[("queue", "general")]
+        ),
+        0.0
+    );
+    let longest = find(
+        "hotline_queue_longest_wait_seconds",
+        &[("queue", "benefits")],
+    );
+    assert!((7.0..9.0).contains(&longest), "{longest}");
+    assert_eq!(find("hotline_calls_in_ivr", &[]), 2.0);
+    let code = |class: &str, code: &str| {
+        find(
+            "hotline_sip_responses_total",
+            &[("class", class), ("code", code)],
+        )
+    };
+    assert_eq!(code("1xx", "100"), 1.0);
+    assert_eq!(code("2xx", "200"), 2.0);
+    assert_eq!(code("4xx", "404"), 0.0);
+    assert_eq!(code("4xx", "other"), 1.0);
+    assert_eq!(code("6xx", "603"), 0.0);
+    assert_eq!(
+        find("hotline_dtmf_digits_total", &[("kind", "rfc4733")]),
+        1.0
+    );
+    assert_eq!(find("hotline_dtmf_digits_total", &[("kind", "info")]), 0.0);
+    assert_eq!(
+        find("hotline_dtmf_digits_total", &[("kind", "inband")]),
+        2.0
+    );
+    assert_eq!(find("hotline_rtp_legs_active", &[]), 3.0);
+    assert_eq!(find("hotline_rtp_packets_sent_total", &[]), 500.0);
+    assert_eq!(find("hotline_rtp_packets_received_total", &[]), 490.0);
+    assert_eq!(find("hotline_rtp_packets_lost_total", &[]), 4.0);
+    assert_eq!(find("hotline_rtp_timeouts_total", &[]), 1.0);
+    // every family of issue 6 is there with its HELP and TYPE
+    for (name, kind) in [
+        ("hotline_calls_ended_total", "counter"),
+        ("hotline_calls_in_ivr", "gauge"),
+        ("hotline_queue_waiting", "gauge"),
+        ("hotline_queue_longest_wait_seconds", "gauge"),
+        ("hotline_operators", "gauge"),
+        ("hotline_sip_requests_total", "counter"),
+        ("hotline_sip_responses_total", "counter"),
+        ("hotline_rtp_legs_active", "gauge"),
+        ("hotline_rtp_packets_sent_total", "counter"),
+        ("hotline_rtp_packets_received_total", "counter"),
+        ("hotline_rtp_packets_lost_total", "counter"),
+        ("hotline_rtp_timeouts_total", "counter"),
+        ("hotline_dtmf_digits_total", "counter"),
+        ("hotline_appeal_writer_backlog", "gauge"),
+        ("hotline_appeal_spool_bytes", "gauge"),
+    ] {
+        assert!(a.body.contains(&format!("\n# HELP {name} ")), "{name}");
+        assert!(
+            a.body.contains(&format!("\n# TYPE {name} {kind}\n")),
+            "{name}"
+        );
+    }
     assert_eq!(find("hotline_appeal_writer_backlog", &[]), 0.0);
     // Everything committed: the spool may have been truncated.
     assert!(find("hotline_appeal_spool_bytes", &[]) >= 0.0);
