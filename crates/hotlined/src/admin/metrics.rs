@@ -56,7 +56,7 @@ impl Exposition {
 
 /// Per queue: name, callers waiting, longest wait in seconds at `now`. The configured queues
 /// (the board) and every queue a call has entered (the gateway), the gateway's figures first.
-fn queue_figures(s: &AdminState, now: Instant) -> Vec<(String, u64, u64)> {
+pub(crate) fn queue_figures(s: &AdminState, now: Instant) -> Vec<(String, u64, u64)> {
     let mut out: Vec<(String, u64, u64)> = s
         .stats
         .queue_waits()

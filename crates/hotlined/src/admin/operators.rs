@@ -351,16 +351,15 @@ impl QueueBoard {
 
 /// `GET /api/v1/queues`.
 pub async fn queues(State(s): State<AdminState>) -> Response {
-    let queues: Vec<_> = s
-        .queues
-        .snapshot()
+    // the same figures as `/metrics`: what the gateway sees, plus every configured queue
+    let queues: Vec<_> = super::metrics::queue_figures(&s, Instant::now())
         .into_iter()
-        .map(|q| {
-            let (logged_in, available) = s.operators.in_queue(&q.name);
+        .map(|(name, waiting, longest)| {
+            let (logged_in, available) = s.operators.in_queue(&name);
             json!({
-                "name": q.name,
-                "waiting": q.waiting,
-                "longest_wait_seconds": q.longest_wait_seconds,
+                "name": name,
+                "waiting": waiting,
+                "longest_wait_seconds": longest,
                 "operators_logged_in": logged_in,
                 "operators_available": available,
             })
