@@ -21,7 +21,7 @@ use acd::{
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{Operator, Problem};
+use crate::config::{line_col, Operator, Problem};
 
 /// Music on hold for queues without a `moh` key, relative to the configuration folder.
 pub const DEFAULT_MOH: &str = "prompts/moh/default.wav";
@@ -136,18 +136,6 @@ impl<'de> Deserialize<'de> for Skills {
         }
         d.deserialize_map(V)
     }
-}
-
-/// Line and column (1-based) of a byte offset; never panics, whatever the offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = text.get(..offset).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
-    (line, col)
 }
 
 /// Byte offset of the `nth` (0-based) line that starts with `header`, or 0.

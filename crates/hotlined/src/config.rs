@@ -1,7 +1,6 @@
 //! Configuration: `config/hotline.toml` plus the files it names, layered with `HOTLINE__…`
 //! environment overrides. Every problem is reported as `path:line:col: message`.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,24 +10,9 @@ use gateway::settings::normalize_number;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-/// One problem found in the configuration, located in a file where possible.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub path: String,
-    pub line: usize,
-    pub col: usize,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.path, self.line, self.col, self.message
-        )
-    }
-}
+/// One problem found in the configuration, located in a file where possible (the same type
+/// the menu checks report).
+pub use ivr::{line_col, Problem};
 
 /// All problems found; loading stops at the first file that cannot be read at all but reports
 /// every file it could.
@@ -482,15 +466,6 @@ fn load_prompts(
         }
     }
     media::prompts::PromptCache::from_prompts(prompts, &encoders)
-}
-
-/// Line and column (1-based) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
-    (line, col)
 }
 
 /// Where `[[table]]` number `index` of `key` (or a key inside it) starts, for semantic errors.

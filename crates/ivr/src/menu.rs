@@ -34,7 +34,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::schedule::{Calendar, Hours, Timetable, DAY_NAMES};
-use crate::Problem;
+use crate::{line_col, Problem};
 
 /// A prompt by name, e.g. `city/greeting`; its file is `<prompt folder>/<name>.wav`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -1378,15 +1378,4 @@ fn tidy(p: &Path) -> PathBuf {
     } else {
         out.iter().collect()
     }
-}
-
-/// Line and column (1-based) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.chars().count(), |nl| {
-        before.get(nl + 1..).map_or(0, |s| s.chars().count())
-    }) + 1;
-    (line, col)
 }
