@@ -210,6 +210,33 @@ async fn enqueue(
     Ok(key)
 }
 
+/// Records a partner message's idempotency key in the inbox; false when the key was seen
+/// before (the message was already applied). `conn` is a transaction's connection.
+async fn first_delivery(
+    conn: &mut AnyConnection,
+    key: &str,
+    kind: &str,
+    appeal: AppealId,
+    centre: &str,
+    origin_appeal: AppealId,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "INSERT INTO partner_inbox (idempotency_key, kind, appeal_id, origin_centre, origin_appeal_id, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(key.to_owned())
+    .bind(kind.to_owned())
+    .bind(appeal.to_string())
+    .bind(centre.to_owned())
+    .bind(origin_appeal.to_string())
+    .bind(ms(now))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
 /// The partner's centre and appeal, when our appeal `id` came from the partner.
 async fn origin_of(
     conn: &mut AnyConnection,
@@ -381,19 +408,8 @@ impl Store {
         let id = AppealId::new();
         let mut conn = self.pool().acquire().await?;
         let mut tx = db::begin_write(&mut conn).await?;
-        let fresh = sqlx::query(
-            "INSERT INTO partner_inbox (idempotency_key, kind, appeal_id, origin_centre, origin_appeal_id, received_at) \
-             VALUES ($1, 'forward', $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(key.to_owned())
-        .bind(id.to_string())
-        .bind(msg.centre.clone())
-        .bind(msg.appeal_id.to_string())
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
+        let fresh =
+            first_delivery(&mut tx, key, "forward", id, &msg.centre, msg.appeal_id, now).await?;
         if !fresh {
             tx.rollback().await?;
             let row = sqlx::query(
@@ -481,19 +497,8 @@ impl Store {
             return Err(Error::NotFound(id));
         };
         let current: Status = parsed(current, "status")?;
-        let fresh = sqlx::query(
-            "INSERT INTO partner_inbox (idempotency_key, kind, appeal_id, origin_centre, origin_appeal_id, received_at) \
-             VALUES ($1, 'status', $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(key.to_owned())
-        .bind(id.to_string())
-        .bind(msg.centre.clone())
-        .bind(msg.appeal_id.to_string())
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
+        let fresh =
+            first_delivery(&mut tx, key, "status", id, &msg.centre, msg.appeal_id, now).await?;
         if !fresh {
             tx.rollback().await?;
             return Ok(false);
