@@ -411,9 +411,13 @@ impl Core {
                         self.stats.queue_leave(&old, call_id);
                     }
                     self.stats.queue_enter(&queue, call_id, now);
-                    // HOOK(queue): the call stays up; the leg plays silence (the playback
-                    // of the queue node ended). Music on hold and the ACD attach here: give
-                    // the leg their source with `LegShared` and hand the call to the queue.
+                    // The call stays up and waits: music on hold from the next tick (the
+                    // queue node's prompt has ended), or silence when the queue has none.
+                    if let (Some(leg), Some(music)) = (&call.leg, self.settings.moh_for(&queue)) {
+                        if let Err(e) = self.media.play_moh(leg, &call.prompts, music) {
+                            warn!(%e, "music on hold not loaded; the caller waits in silence");
+                        }
+                    }
                     self.log
                         .ivr_step(&appeal, &IvrStep::EnteredQueue { queue, priority });
                 }

@@ -927,6 +927,81 @@ async fn the_menu_plays_barges_in_on_a_digit_and_ends_in_the_queue() {
     gw.stop().await;
 }
 
+/// A caller the menu takes to `benefits` hears the queue's music on hold once the queue
+/// prompt has ended: every frame in order, 20 ms apart in sequence and timestamp, and the
+/// loop starting again after its last frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_waiting_in_the_queue_hears_continuous_music_on_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = menu_settings(dir.path());
+    // 0.5 s of 800 Hz: 25 frames, so the test hears it loop
+    let wav = dir.path().join("prompts/moh.wav");
+    tone_wav(&wav, 800.0, 500);
+    let (u, a) = (encode(Law::Ulaw), encode(Law::Alaw));
+    let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
+    let name = gateway::settings::menu_prompt_name(&wav);
+    let music = Arc::new(Prompt::load(name.clone(), &wav, &encoders).unwrap());
+    let mut all: Vec<Arc<Prompt>> = s
+        .prompts
+        .names()
+        .filter_map(|n| s.prompts.get(n).cloned())
+        .collect();
+    all.push(music.clone());
+    s.prompts = Arc::new(PromptCache::from_prompts(all, &encoders));
+    s.moh.insert("benefits".into(), name);
+    let moh = media::moh::MohLoop::from_prompt(&music);
+    let frames = moh.frames();
+    assert!(frames >= 20, "{frames}");
+
+    let gw = Server::start(s.clone()).await;
+    let mut c = Caller::new(gw.addr).await;
+    assert_eq!(c.invite(&c.offer(PCMU_OFFER, "sendrecv")).await.status, 200);
+    let mut seq = 1;
+    // wait for the menu prompt, then `1` takes the caller to the queue
+    let mut n = 0;
+    while classify(&s, &c.rtp_packet().await.payload) != "menu" {
+        n += 1;
+        assert!(n < 60, "no menu prompt");
+    }
+    c.press(&mut seq, 64_000, 1).await;
+    let mut n = 0;
+    while classify(&s, &c.rtp_packet().await.payload) != "queued" {
+        n += 1;
+        assert!(n < 15, "no queue prompt");
+    }
+    // the rest of the queue prompt (and at most a frame of silence), then the music
+    let first = loop {
+        let p = c.rtp_packet().await;
+        if p.payload.as_slice() == moh.frame(Law::Ulaw, 0) {
+            break p;
+        }
+        let h = classify(&s, &p.payload);
+        assert!(h == "queued" || h == "silence", "{h} before the music");
+        n += 1;
+        assert!(n < 40, "no music on hold");
+    };
+    let mut prev = first;
+    for k in 1..frames + 10 {
+        let p = c.rtp_packet().await;
+        assert_eq!(
+            p.payload.as_slice(),
+            moh.frame(Law::Ulaw, k % frames),
+            "music frame {k}"
+        );
+        assert_eq!(p.seq, prev.seq.wrapping_add(1));
+        assert_eq!(p.ts, prev.ts.wrapping_add(160));
+        assert_eq!(p.ssrc, prev.ssrc);
+        prev = p;
+    }
+    assert!(gw.log.ended.lock().unwrap().is_empty());
+    c.bye().await;
+    wait_for("the call's end", || {
+        !gw.log.ended.lock().unwrap().is_empty()
+    })
+    .await;
+    gw.stop().await;
+}
+
 fn steps_of(log: &Log, appeal: &str) -> Vec<IvrStep> {
     log.steps
         .lock()

@@ -333,8 +333,7 @@ pub(crate) fn gateway_settings(c: &Config) -> Settings {
         max_call: Duration::from_secs(m.calls.max_duration),
         shutdown_grace: Duration::from_secs(m.calls.shutdown_grace),
         redact_callers: m.log.redact_callers,
-        // queue files have no `moh` key yet (the ACD wiring adds it and loads the WAVs)
-        moh: Default::default(),
+        moh: c.moh.clone(),
     }
 }
 
