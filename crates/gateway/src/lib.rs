@@ -36,6 +36,36 @@ pub struct Reloader {
     tx: mpsc::UnboundedSender<ReloadRequest>,
 }
 
+pub use core::{OperatorCommand, OperatorControlError};
+
+type OperatorRequest = (
+    String,
+    OperatorCommand,
+    tokio::sync::oneshot::Sender<Result<(), OperatorControlError>>,
+);
+
+/// Hands operators' login, logout, pause and unpause to the running gateway's ACD (the admin
+/// API calls it besides its own table). Cheap to clone.
+#[derive(Clone)]
+pub struct OperatorControl {
+    tx: mpsc::UnboundedSender<OperatorRequest>,
+}
+
+impl OperatorControl {
+    /// Applies `cmd` to `operator` in the ACD and returns once it has (or why it could not).
+    pub async fn apply(
+        &self,
+        operator: &str,
+        cmd: OperatorCommand,
+    ) -> Result<(), OperatorControlError> {
+        let (done, applied) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((operator.to_string(), cmd, done))
+            .map_err(|_| OperatorControlError::Stopped)?;
+        applied.await.map_err(|_| OperatorControlError::Stopped)?
+    }
+}
+
 /// The gateway is not running any more (shut down).
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the SIP gateway is not running")]
@@ -471,6 +501,8 @@ pub struct Gateway {
     detector: ::media::goertzel::DtmfDetector,
     reload_tx: mpsc::UnboundedSender<ReloadRequest>,
     reload_rx: mpsc::UnboundedReceiver<ReloadRequest>,
+    ops_tx: mpsc::UnboundedSender<OperatorRequest>,
+    ops_rx: mpsc::UnboundedReceiver<OperatorRequest>,
 }
 
 impl Gateway {
@@ -490,7 +522,10 @@ impl Gateway {
         // recordings cut short by a crash become playable again before anything else runs
         media::repair_recordings(&settings.recordings_dir);
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();
+        let (ops_tx, ops_rx) = mpsc::unbounded_channel();
         Ok(Gateway {
+            ops_tx,
+            ops_rx,
             reload_tx,
             reload_rx,
             detector: ::media::goertzel::DtmfDetector::new(8000),
@@ -506,6 +541,13 @@ impl Gateway {
     pub fn reloader(&self) -> Reloader {
         Reloader {
             tx: self.reload_tx.clone(),
+        }
+    }
+
+    /// A handle to log operators in and out of the ACD (and pause them) once it runs.
+    pub fn operators(&self) -> OperatorControl {
+        OperatorControl {
+            tx: self.ops_tx.clone(),
         }
     }
 
@@ -646,6 +688,10 @@ impl Gateway {
                 _ = sleep => {
                     let now = clock(&mut core);
                     core.handle_timeout(now);
+                }
+                Some((op, cmd, done)) = self.ops_rx.recv() => {
+                    let now = clock(&mut core);
+                    let _ = done.send(core.operator_command(now, &op, cmd));
                 }
                 Some((new, done)) = self.reload_rx.recv() => {
                     let ignored = core.reload(new);

@@ -79,6 +79,7 @@ fn settings(rtp_ports: (u16, u16)) -> Settings {
         shutdown_grace: Duration::from_secs(1),
         redact_callers: true,
         moh: Default::default(),
+        acd: None,
     }
 }
 
@@ -142,6 +143,7 @@ struct Server {
     stop: CancellationToken,
     run: tokio::task::JoinHandle<()>,
     reloader: gateway::Reloader,
+    ops: gateway::OperatorControl,
 }
 
 impl Server {
@@ -151,9 +153,11 @@ impl Server {
         let gw = Gateway::bind(s, stats.clone(), log.clone()).await.unwrap();
         let addr = gw.local_addrs()[0];
         let reloader = gw.reloader();
+        let ops = gw.operators();
         let stop = CancellationToken::new();
         let run = tokio::spawn(gw.run(stop.clone()));
         Server {
+            ops,
             reloader,
             addr,
             log,
@@ -1000,6 +1004,42 @@ async fn a_caller_waiting_in_the_queue_hears_continuous_music_on_hold() {
     })
     .await;
     gw.stop().await;
+}
+
+/// The ACD of `benefits` with operator `op1` in it.
+fn benefits_acd() -> acd::AcdConfig {
+    acd::AcdConfig {
+        queues: vec![acd::QueueConfig::new("benefits")],
+        operators: vec![acd::OperatorConfig::new("op1", [("benefits", 1)])],
+    }
+}
+
+/// Operator commands reach the ACD of the running gateway: a known operator logs in, pauses,
+/// resumes and logs out; an unknown one and a gateway without an ACD are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_reach_the_acd() {
+    use gateway::{OperatorCommand as Cmd, OperatorControlError as E};
+    let gw = Server::start(settings(free_range(2))).await;
+    assert_eq!(gw.ops.apply("op1", Cmd::Login).await, Err(E::NoAcd));
+    gw.stop().await;
+
+    let mut s = settings(free_range(2));
+    s.acd = Some(benefits_acd());
+    let gw = Server::start(s).await;
+    assert_eq!(gw.ops.apply("op1", Cmd::Login).await, Ok(()));
+    let pause = Cmd::Pause {
+        reason: "lunch".into(),
+    };
+    assert_eq!(gw.ops.apply("op1", pause).await, Ok(()));
+    assert_eq!(gw.ops.apply("op1", Cmd::Unpause).await, Ok(()));
+    assert_eq!(gw.ops.apply("op1", Cmd::Logout).await, Ok(()));
+    assert!(matches!(
+        gw.ops.apply("op9", Cmd::Login).await,
+        Err(E::Acd(acd::AcdError::UnknownOperator(_)))
+    ));
+    let ops = gw.ops.clone();
+    gw.stop().await;
+    assert_eq!(ops.apply("op1", Cmd::Login).await, Err(E::Stopped));
 }
 
 fn steps_of(log: &Log, appeal: &str) -> Vec<IvrStep> {

@@ -334,6 +334,7 @@ pub(crate) fn gateway_settings(c: &Config) -> Settings {
         shutdown_grace: Duration::from_secs(m.calls.shutdown_grace),
         redact_callers: m.log.redact_callers,
         moh: c.moh.clone(),
+        acd: Some(c.acd.clone()),
     }
 }
 
@@ -390,6 +391,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             patch_lock: Default::default(),
             partner: c.main.partner.as_ref().map(partner::PartnerLink::from_config),
             reloader: Some(reloader.clone()),
+            acd: Some(gw.operators()),
         };
         let store_task = admin::connect_store(
             c.main.database.url.clone(),
