@@ -25,6 +25,10 @@ use crate::{CallArrived, CallEnded, CallLog, Caller, EndReason, IvrEnd, IvrStep,
 use media::prompts::{PromptCache, PromptName};
 use media::sdp::{self, Negotiated};
 
+#[path = "operator_legs.rs"]
+mod operator_legs;
+use operator_legs::{Connected, OpLeg};
+
 /// Methods we answer (the Allow header).
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE";
 /// Extensions we support (RFC 4028 session timers).
@@ -88,6 +92,10 @@ struct Call {
     queued: Option<String>,
     /// The call's id in the ACD while it is there (waiting or being offered).
     acd_caller: Option<CallerId>,
+    /// When the caller entered the queue (the wait an operator's answer reports).
+    queued_at: Option<Instant>,
+    /// The operator the caller is bridged to.
+    operator: Option<Connected>,
     /// When a message being recorded ends.
     message_end: Option<Instant>,
     rtp_port: u16,
@@ -129,6 +137,10 @@ pub(crate) struct Core {
     acd_callers: HashMap<CallerId, String>,
     /// The last [`CallerId`] given out.
     next_caller: u64,
+    /// Our calls to operators by our Call-ID (see `operator_legs`).
+    op_legs: HashMap<String, OpLeg>,
+    /// Our INVITEs to operators: transaction → the leg's Call-ID.
+    op_txs: HashMap<TxKey, String>,
     pub out: Outbound,
 }
 
@@ -186,6 +198,8 @@ impl Core {
             acd,
             acd_callers: HashMap::new(),
             next_caller: 0,
+            op_legs: HashMap::new(),
+            op_txs: HashMap::new(),
             settings,
             endpoint,
             registrar,
@@ -457,6 +471,7 @@ impl Core {
                         self.stats.queue_leave(&old, call_id);
                     }
                     self.stats.queue_enter(&queue, call_id, now);
+                    call.queued_at.get_or_insert(now);
                     if call.acd_caller.is_none() {
                         if let Some(acd) = self.acd.as_mut() {
                             self.next_caller += 1;
@@ -615,6 +630,12 @@ impl Core {
                     }
                 }
             }
+            Event::Response { tx, response } if self.op_txs.contains_key(&tx) => {
+                self.on_op_response(now, &tx, response);
+            }
+            Event::Timeout { tx } if self.op_txs.contains_key(&tx) => {
+                self.on_op_timeout(now, &tx);
+            }
             Event::Response { tx, response } => {
                 debug!(status = response.status, "response to our request");
                 if response.status >= 200 {
@@ -670,6 +691,10 @@ impl Core {
                 return self.respond(now, &tx, r);
             }
         }
+        // our calls to operators: their BYE ends the bridged call
+        let Some(req) = self.on_op_request(now, &tx, req) else {
+            return;
+        };
         match &req.method {
             Method::Register => self.on_register(now, tx, peer, req),
             Method::Options => {
@@ -924,6 +949,7 @@ impl Core {
                     answered: false,
                     talked: Duration::ZERO,
                     ivr: None,
+                    operator: None,
                 },
             );
             return;
@@ -949,6 +975,8 @@ impl Core {
             in_ivr: false,
             queued: None,
             acd_caller: None,
+            queued_at: None,
+            operator: None,
             message_end: None,
             rtp_port,
             ports: Some(ports),
@@ -1253,15 +1281,9 @@ impl Core {
     fn on_acd_action(&mut self, now: Instant, action: acd::Action) {
         use acd::Action;
         match action {
-            Action::Offer { caller, operators } => {
-                // operator legs are not placed yet: every offer fails at once
-                for op in operators {
-                    debug!(%caller, operator = %op, "no operator legs yet; offer failed");
-                    if let Some(acd) = self.acd.as_mut() {
-                        let _ = acd.offer_failed(now, caller, &op, acd::OfferFailure::Error);
-                    }
-                }
-            }
+            Action::Offer { caller, operators } => self.offer_operators(now, caller, operators),
+            Action::CancelOffer { caller, operator } => self.cancel_offer(now, caller, &operator),
+            Action::Connect { caller, operator } => self.connect(now, caller, operator),
             Action::Left { caller, outcome } => {
                 let Some(call_id) = self.acd_callers.remove(&caller) else {
                     return;
@@ -1358,6 +1380,13 @@ impl Core {
         } else {
             Duration::ZERO
         };
+        let operator = call.operator.take().map(|conn| {
+            self.caller_gone_from_operator(now, &conn);
+            (
+                conn.operator.to_string(),
+                now.saturating_duration_since(conn.since),
+            )
+        });
         self.log.call_ended(
             &call.appeal,
             &CallEnded {
@@ -1365,6 +1394,7 @@ impl Core {
                 answered,
                 talked,
                 ivr: call.ivr_end,
+                operator,
             },
         );
     }

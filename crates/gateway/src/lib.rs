@@ -137,6 +137,8 @@ pub enum EndReason {
     /// The voice menu ended the call (a `hangup` node, a booked callback's closing prompt, a
     /// transfer, or a message that reached its longest length).
     IvrHangup,
+    /// The operator the caller was bridged to hung up.
+    OperatorHungUp,
 }
 
 impl EndReason {
@@ -151,6 +153,7 @@ impl EndReason {
             EndReason::RtpTimeout => "rtp_timeout",
             EndReason::NoMediaPort => "no_media_port",
             EndReason::IvrHangup => "ivr_hangup",
+            EndReason::OperatorHungUp => "operator_hung_up",
         }
     }
 }
@@ -173,6 +176,8 @@ pub struct CallEnded {
     pub talked: Duration,
     /// Where the voice menu left the caller, when the line has one and it got that far.
     pub ivr: Option<IvrEnd>,
+    /// The operator the caller talked to and for how long (from the bridge to the end).
+    pub operator: Option<(String, Duration)>,
 }
 
 /// Where a call's voice menu ended, for the appeal's outcome.
@@ -228,6 +233,10 @@ pub trait CallLog: Send + Sync + 'static {
     /// The call's voice menu took a step (path, category, variables, where it ended).
     fn ivr_step(&self, appeal: &str, step: &IvrStep) {
         let _ = (appeal, step);
+    }
+    /// An operator answered the waiting caller after `waited` in the queue; they are bridged.
+    fn operator_answered(&self, appeal: &str, operator: &str, waited: Duration) {
+        let _ = (appeal, operator, waited);
     }
 }
 

@@ -106,6 +106,10 @@ struct Log {
     digits: Mutex<Vec<(String, char, String)>>,
     steps: Mutex<Vec<(String, IvrStep)>>,
     ivr_ends: Mutex<Vec<Option<IvrEnd>>>,
+    /// `operator_answered`: appeal, operator, wait.
+    answered: Mutex<Vec<(String, String, Duration)>>,
+    /// Each ended call's operator and talk time.
+    operators: Mutex<Vec<Option<(String, Duration)>>>,
 }
 
 impl CallLog for Log {
@@ -121,6 +125,13 @@ impl CallLog for Log {
             .unwrap()
             .push((appeal.to_string(), end.reason));
         self.ivr_ends.lock().unwrap().push(end.ivr);
+        self.operators.lock().unwrap().push(end.operator.clone());
+    }
+    fn operator_answered(&self, appeal: &str, operator: &str, waited: Duration) {
+        self.answered
+            .lock()
+            .unwrap()
+            .push((appeal.to_string(), operator.to_string(), waited));
     }
     fn ivr_step(&self, appeal: &str, step: &IvrStep) {
         self.steps
@@ -1040,6 +1051,240 @@ async fn operator_commands_reach_the_acd() {
     let ops = gw.ops.clone();
     gw.stop().await;
     assert_eq!(ops.apply("op1", Cmd::Login).await, Err(E::Stopped));
+}
+
+/// Operator `op1`'s softphone: a SIP socket that registers with digest and answers, and an
+/// RTP socket.
+struct Phone {
+    sip: UdpSocket,
+    rtp: UdpSocket,
+    server: SocketAddr,
+}
+
+impl Phone {
+    async fn new(server: SocketAddr) -> Phone {
+        Phone {
+            sip: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            rtp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            server,
+        }
+    }
+
+    async fn send(&self, bytes: &[u8]) {
+        self.sip.send_to(bytes, self.server).await.unwrap();
+    }
+
+    async fn recv(&self) -> Message {
+        let mut buf = vec![0u8; 65_536];
+        let (n, _) = tokio::time::timeout(WAIT, self.sip.recv_from(&mut buf))
+            .await
+            .expect("a SIP message for the operator")
+            .unwrap();
+        sip::parse_message(&buf[..n]).unwrap()
+    }
+
+    async fn final_response(&self) -> Response {
+        loop {
+            if let Message::Response(r) = self.recv().await {
+                if r.status >= 200 {
+                    return r;
+                }
+            }
+        }
+    }
+
+    fn register(&self, cseq: u32, auth: Option<&str>) -> String {
+        let me = self.sip.local_addr().unwrap();
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "REGISTER sip:hotline SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-r{}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:op1@hotline>;tag=reg\r\nTo: <sip:op1@hotline>\r\n\
+             Call-ID: reg-{}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:op1@{me}>\r\n\
+             Expires: 300\r\n{auth}Content-Length: 0\r\n\r\n",
+            unique(),
+            me.port(),
+        )
+    }
+
+    /// REGISTER, the 401 challenge, REGISTER with the digest, 200.
+    async fn register_with_digest(&self) {
+        self.send(self.register(1, None).as_bytes()).await;
+        let ch = self.final_response().await;
+        assert_eq!(ch.status, 401);
+        let www = ch
+            .headers
+            .get(&sip::HeaderName::WwwAuthenticate)
+            .unwrap()
+            .to_string();
+        let auth = sip::auth::authorization_for(
+            &www,
+            &sip::Method::Register,
+            "sip:hotline",
+            "op1",
+            "op1-secret",
+            "c1",
+            1,
+        )
+        .unwrap();
+        self.send(self.register(2, Some(&auth)).as_bytes()).await;
+        assert_eq!(self.final_response().await.status, 200);
+    }
+
+    /// The next request from the gateway (responses to our REGISTER skipped).
+    async fn request(&self) -> sip::Request {
+        loop {
+            if let Message::Request(r) = self.recv().await {
+                return r;
+            }
+        }
+    }
+
+    /// Answers `invite` 200 with PCMU on our RTP socket; returns where the gateway's RTP is.
+    async fn answer(&self, invite: &sip::Request) -> SocketAddr {
+        let body = String::from_utf8(invite.body.clone()).unwrap();
+        let port: u16 = body
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|l| l.split(' ').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let me = self.sip.local_addr().unwrap();
+        let mut r = invite.response(200);
+        let to = r.headers.get(&sip::HeaderName::To).unwrap().to_string();
+        r.headers
+            .set(sip::HeaderName::To, format!("{to};tag=op1tag"));
+        r.headers
+            .push(sip::HeaderName::Contact, format!("<sip:op1@{me}>"));
+        r.headers
+            .push(sip::HeaderName::ContentType, "application/sdp");
+        let rtp = self.rtp.local_addr().unwrap().port();
+        r.body = format!(
+            "v=0\r\no=op 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {rtp} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+        )
+        .into_bytes();
+        self.send(&r.to_bytes()).await;
+        SocketAddr::new("127.0.0.1".parse().unwrap(), port)
+    }
+
+    async fn rtp_payload(&self) -> Vec<u8> {
+        let mut buf = vec![0u8; 2048];
+        let (n, _) = tokio::time::timeout(WAIT, self.rtp.recv_from(&mut buf))
+            .await
+            .expect("RTP for the operator")
+            .unwrap();
+        Rtp::parse(&buf[..n]).payload
+    }
+}
+
+/// The whole path of a call to an operator: op1's phone registers with digest and logs in;
+/// a caller walks the menu into `benefits`; the phone is sent an INVITE with our SDP offer,
+/// answers 200 and gets the ACK; audio flows both ways through the bridge; the caller hangs
+/// up and the phone gets BYE; the call log names the operator, the wait and the talk time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_caller_is_connected_to_a_registered_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = menu_settings(dir.path());
+    s.operators = vec![gateway::OperatorSettings {
+        login: "op1".into(),
+        secret: sip::auth::Secret::Plain("op1-secret".into()),
+    }];
+    s.acd = Some(benefits_acd());
+    let gw = Server::start(s.clone()).await;
+    let phone = Phone::new(gw.addr).await;
+    phone.register_with_digest().await;
+    gw.ops
+        .apply("op1", gateway::OperatorCommand::Login)
+        .await
+        .unwrap();
+
+    let mut c = Caller::new(gw.addr).await;
+    assert_eq!(c.invite(&c.offer(PCMU_OFFER, "sendrecv")).await.status, 200);
+    let mut n = 0;
+    while classify(&s, &c.rtp_packet().await.payload) != "menu" {
+        n += 1;
+        assert!(n < 60, "no menu prompt");
+    }
+    let mut seq = 1;
+    c.press(&mut seq, 64_000, 1).await;
+
+    // the operator's phone rings, answers, and is ACKed
+    let invite = phone.request().await;
+    assert_eq!(invite.method, sip::Method::Invite);
+    assert!(
+        invite.uri.to_string().starts_with("sip:op1@127.0.0.1"),
+        "{}",
+        invite.uri
+    );
+    let gw_op_rtp = phone.answer(&invite).await;
+    let ack = phone.request().await;
+    assert_eq!(ack.method, sip::Method::Ack);
+    assert_eq!(
+        ack.headers.call_id().unwrap(),
+        invite.headers.call_id().unwrap()
+    );
+    wait_for("the bridge", || !gw.log.answered.lock().unwrap().is_empty()).await;
+
+    // caller → operator
+    let from_caller = [0x42u8; 160];
+    for k in 0..10u16 {
+        c.send_rtp(
+            0,
+            k == 0,
+            100 + k,
+            16_000 + u32::from(k) * 160,
+            &from_caller,
+        )
+        .await;
+    }
+    let mut n = 0;
+    while phone.rtp_payload().await != from_caller {
+        n += 1;
+        assert!(n < 50, "the caller's audio never reached the operator");
+    }
+    // operator → caller
+    let from_op = [0x24u8; 160];
+    for k in 0..10u16 {
+        let mut p = vec![0x80, if k == 0 { 0x80 } else { 0 }];
+        p.extend_from_slice(&(500 + k).to_be_bytes());
+        p.extend_from_slice(&(u32::from(k) * 160).to_be_bytes());
+        p.extend_from_slice(&0x0102_0304u32.to_be_bytes());
+        p.extend_from_slice(&from_op);
+        phone.rtp.send_to(&p, gw_op_rtp).await.unwrap();
+    }
+    let mut n = 0;
+    while c.rtp_packet().await.payload != from_op {
+        n += 1;
+        assert!(n < 50, "the operator's audio never reached the caller");
+    }
+
+    // the caller hangs up: the operator gets BYE
+    c.bye().await;
+    let bye = phone.request().await;
+    assert_eq!(bye.method, sip::Method::Bye);
+    phone.send(&bye.response(200).to_bytes()).await;
+    wait_for("the call's end", || {
+        !gw.log.ended.lock().unwrap().is_empty()
+    })
+    .await;
+    let answered = gw.log.answered.lock().unwrap().clone();
+    let appeal = gw.log.arrived.lock().unwrap()[0].clone();
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0].0, appeal);
+    assert_eq!(answered[0].1, "op1");
+    assert!(
+        answered[0].2 < Duration::from_secs(2),
+        "{:?}",
+        answered[0].2
+    );
+    let ops = gw.log.operators.lock().unwrap().clone();
+    let (op, talk) = ops[0].clone().unwrap();
+    assert_eq!(op, "op1");
+    assert!(talk > Duration::ZERO);
+    gw.stop().await;
 }
 
 fn steps_of(log: &Log, appeal: &str) -> Vec<IvrStep> {
