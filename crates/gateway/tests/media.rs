@@ -1287,6 +1287,99 @@ async fn a_waiting_caller_is_connected_to_a_registered_operator() {
     gw.stop().await;
 }
 
+/// A busy operator is offered the caller again after the queue's retry delay; when the
+/// operator hangs up, the caller gets BYE and the call ends as `operator_hung_up`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_operator_is_retried_and_their_hang_up_ends_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = menu_settings(dir.path());
+    s.operators = vec![gateway::OperatorSettings {
+        login: "op1".into(),
+        secret: sip::auth::Secret::Plain("op1-secret".into()),
+    }];
+    let mut acd = benefits_acd();
+    acd.queues[0].retry_delay = Duration::from_millis(300);
+    s.acd = Some(acd);
+    let gw = Server::start(s.clone()).await;
+    let phone = Phone::new(gw.addr).await;
+    phone.register_with_digest().await;
+    gw.ops
+        .apply("op1", gateway::OperatorCommand::Login)
+        .await
+        .unwrap();
+    let mut c = Caller::new(gw.addr).await;
+    assert_eq!(c.invite(&c.offer(PCMU_OFFER, "sendrecv")).await.status, 200);
+    let mut seq = 1;
+    let mut n = 0;
+    while classify(&s, &c.rtp_packet().await.payload) != "menu" {
+        n += 1;
+        assert!(n < 60, "no menu prompt");
+    }
+    c.press(&mut seq, 64_000, 1).await;
+
+    // busy: the transaction layer ACKs the 486, and the offer comes again later
+    let first = phone.request().await;
+    assert_eq!(first.method, sip::Method::Invite);
+    let busy_at = Instant::now();
+    let mut busy = first.response(486);
+    let to = busy.headers.get(&sip::HeaderName::To).unwrap().to_string();
+    busy.headers
+        .set(sip::HeaderName::To, format!("{to};tag=busy"));
+    phone.send(&busy.to_bytes()).await;
+    let ack = phone.request().await;
+    assert_eq!(ack.method, sip::Method::Ack);
+    let second = phone.request().await;
+    assert_eq!(second.method, sip::Method::Invite);
+    assert!(busy_at.elapsed() >= Duration::from_millis(250));
+    assert_ne!(
+        second.headers.call_id().unwrap(),
+        first.headers.call_id().unwrap()
+    );
+    phone.answer(&second).await;
+    assert_eq!(phone.request().await.method, sip::Method::Ack);
+    wait_for("the bridge", || !gw.log.answered.lock().unwrap().is_empty()).await;
+
+    // the operator hangs up
+    let me = phone.sip.local_addr().unwrap();
+    let from = second.headers.get(&sip::HeaderName::From).unwrap();
+    let contact = second.headers.contacts().unwrap().unwrap()[0]
+        .uri
+        .to_string();
+    let bye = format!(
+        "BYE {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-b{}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:op1@hotline>;tag=op1tag\r\nTo: {from}\r\n\
+         Call-ID: {}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        unique(),
+        second.headers.call_id().unwrap(),
+    );
+    phone.send(bye.as_bytes()).await;
+    assert_eq!(phone.final_response().await.status, 200);
+    let to_caller = loop {
+        if let Message::Request(r) = c.recv().await {
+            break r;
+        }
+    };
+    assert_eq!(to_caller.method, sip::Method::Bye);
+    c.send(std::str::from_utf8(&to_caller.response(200).to_bytes()).unwrap())
+        .await;
+    wait_for("the call's end", || {
+        !gw.log.ended.lock().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(gw.log.ended.lock().unwrap()[0].1, EndReason::OperatorHungUp);
+    let ops = gw.log.operators.lock().unwrap().clone();
+    assert_eq!(ops[0].as_ref().map(|(o, _)| o.as_str()), Some("op1"));
+    // the operator is free again: nobody else is rung
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut buf = [0u8; 2048];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), phone.sip.recv_from(&mut buf))
+            .await
+            .is_err()
+    );
+    gw.stop().await;
+}
+
 fn steps_of(log: &Log, appeal: &str) -> Vec<IvrStep> {
     log.steps
         .lock()
