@@ -183,7 +183,7 @@ pub struct CallEnded {
 /// Where a call's voice menu ended, for the appeal's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IvrEnd {
-    /// The caller entered a queue (no operator answers yet: the ACD arrives with the queue issue).
+    /// The caller entered a queue (whether an operator answered is [`CallEnded::operator`]).
     Queue,
     /// Sent to an outside number (recorded only for now; see [`IvrStep::Transferred`]).
     Transferred,
@@ -207,7 +207,7 @@ pub enum IvrStep {
     Priority(i32),
     /// A variable the menu set or collected.
     Variable { name: String, value: String },
-    /// The caller entered a queue; the call stays up (silence until music on hold arrives).
+    /// The caller entered a queue; the call stays up hearing the queue's music on hold.
     EnteredQueue { queue: String, priority: i32 },
     /// The menu transferred the caller to an outside number. Only recorded for now: the call
     /// is ended after the transfer node's prompt (real trunk transfer comes with the queues).

@@ -200,8 +200,9 @@ impl CallLog for AppealLog {
     }
 
     fn call_ended(&self, appeal: &str, end: &CallEnded) {
-        // Where the menu left the caller decides; a caller still in a queue when the call
-        // ended had no operator (the ACD arrives with the queue issue): abandoned. A call
+        // A caller bridged to an operator was answered. Otherwise where the menu left the
+        // caller decides; a caller still in a queue when the call ended never reached an
+        // operator: abandoned. A call
         // answered by a line without a menu heard only information; one that ended before the
         // answer was abandoned.
         let outcome = if end.operator.is_some() {
