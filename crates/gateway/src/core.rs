@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use acd::{Acd, AcdError, CallerId, OperatorId, QueueId};
 use rand::Rng;
 use sip::auth::{AuthOutcome, DigestServer};
 use sip::dialog::{Dialog, DialogError};
@@ -23,6 +24,10 @@ use crate::transport::Outbound;
 use crate::{CallArrived, CallEnded, CallLog, Caller, EndReason, IvrEnd, IvrStep, Stats};
 use media::prompts::{PromptCache, PromptName};
 use media::sdp::{self, Negotiated};
+
+#[path = "operator_legs.rs"]
+mod operator_legs;
+use operator_legs::{Connected, OpLeg};
 
 /// Methods we answer (the Allow header).
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE";
@@ -85,6 +90,12 @@ struct Call {
     in_ivr: bool,
     /// The queue the call waits in (counted in [`Stats::queue_waits`]).
     queued: Option<String>,
+    /// The call's id in the ACD while it is there (waiting or being offered).
+    acd_caller: Option<CallerId>,
+    /// When the caller entered the queue (the wait an operator's answer reports).
+    queued_at: Option<Instant>,
+    /// The operator the caller is bridged to.
+    operator: Option<Connected>,
     /// When a message being recorded ends.
     message_end: Option<Instant>,
     rtp_port: u16,
@@ -120,7 +131,37 @@ pub(crate) struct Core {
     /// The civil time at an instant, as the driver last read it ([`Core::set_wallclock`]):
     /// voice-menu schedules run on it, and the core never reads the clock itself.
     wall: (Instant, SystemTime),
+    /// The ACD, built once from [`Settings::acd`] (a reload keeps it); `None` without one.
+    acd: Option<Acd>,
+    /// Callers in the ACD: their id → the call's Call-ID.
+    acd_callers: HashMap<CallerId, String>,
+    /// The last [`CallerId`] given out.
+    next_caller: u64,
+    /// Our calls to operators by our Call-ID (see `operator_legs`).
+    op_legs: HashMap<String, OpLeg>,
+    /// Our INVITEs to operators: transaction → the leg's Call-ID.
+    op_txs: HashMap<TxKey, String>,
     pub out: Outbound,
+}
+
+/// What an admin (or, later, a softphone feature code) asks of an operator in the ACD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorCommand {
+    Login,
+    Logout,
+    Pause { reason: String },
+    Unpause,
+}
+
+/// Why an [`OperatorCommand`] was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperatorControlError {
+    #[error("the SIP gateway is not running")]
+    Stopped,
+    #[error("no ACD runs (no queues configured)")]
+    NoAcd,
+    #[error(transparent)]
+    Acd(#[from] AcdError),
 }
 
 fn random_token(n: usize) -> String {
@@ -146,7 +187,19 @@ impl Core {
         out: Outbound,
         media: MediaEdge,
     ) -> Core {
+        let acd = settings.acd.clone().and_then(|c| match Acd::new(c) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                warn!(error = %e, "the ACD configuration is unusable; queues get no operators");
+                None
+            }
+        });
         Core {
+            acd,
+            acd_callers: HashMap::new(),
+            next_caller: 0,
+            op_legs: HashMap::new(),
+            op_txs: HashMap::new(),
             settings,
             endpoint,
             registrar,
@@ -209,6 +262,7 @@ impl Core {
             call,
             self.endpoint.poll_timeout(),
             self.registrar.poll_timeout(),
+            self.acd.as_ref().and_then(Acd::poll_timeout),
         ]
         .into_iter()
         .flatten()
@@ -238,6 +292,12 @@ impl Core {
         }
         if !expired.is_empty() {
             self.stats.publish_registrations(&self.registrar);
+            self.registrations_changed(now, &expired);
+        }
+        if let Some(acd) = self.acd.as_mut() {
+            if acd.poll_timeout().is_some_and(|at| at <= now) {
+                acd.handle_timeout(now);
+            }
         }
         while let Some((at, _, _)) = self.timers.iter().next() {
             if *at > now {
@@ -411,9 +471,35 @@ impl Core {
                         self.stats.queue_leave(&old, call_id);
                     }
                     self.stats.queue_enter(&queue, call_id, now);
-                    // HOOK(queue): the call stays up; the leg plays silence (the playback
-                    // of the queue node ended). Music on hold and the ACD attach here: give
-                    // the leg their source with `LegShared` and hand the call to the queue.
+                    call.queued_at.get_or_insert(now);
+                    if call.acd_caller.is_none() {
+                        if let Some(acd) = self.acd.as_mut() {
+                            self.next_caller += 1;
+                            let id = CallerId(self.next_caller);
+                            let prio = u8::try_from(priority.clamp(0, i32::from(u8::MAX)))
+                                .unwrap_or(u8::MAX);
+                            match acd.caller_joined(
+                                now,
+                                id,
+                                &QueueId::from(queue.as_str()),
+                                prio,
+                                None,
+                            ) {
+                                Ok(()) => {
+                                    call.acd_caller = Some(id);
+                                    self.acd_callers.insert(id, call_id.to_string());
+                                }
+                                Err(e) => warn!(error = %e, "the ACD did not take the caller"),
+                            }
+                        }
+                    }
+                    // The call stays up and waits: music on hold from the next tick (the
+                    // queue node's prompt has ended), or silence when the queue has none.
+                    if let (Some(leg), Some(music)) = (&call.leg, self.settings.moh_for(&queue)) {
+                        if let Err(e) = self.media.play_moh(leg, &call.prompts, music) {
+                            warn!(%e, "music on hold not loaded; the caller waits in silence");
+                        }
+                    }
                     self.log
                         .ivr_step(&appeal, &IvrStep::EnteredQueue { queue, priority });
                 }
@@ -491,6 +577,7 @@ impl Core {
     /// Drain the endpoint's outputs after every input.
     fn drain(&mut self, now: Instant) {
         loop {
+            self.drive_acd(now);
             while let Some(t) = self.endpoint.poll_transmit() {
                 self.stats.count_sent(&t.bytes);
                 self.out.send(t.peer, t.bytes);
@@ -542,6 +629,12 @@ impl Core {
                         self.ended(now, &mut call, EndReason::CallerCancelled);
                     }
                 }
+            }
+            Event::Response { tx, response } if self.op_txs.contains_key(&tx) => {
+                self.on_op_response(now, &tx, response);
+            }
+            Event::Timeout { tx } if self.op_txs.contains_key(&tx) => {
+                self.on_op_timeout(now, &tx);
             }
             Event::Response { tx, response } => {
                 debug!(status = response.status, "response to our request");
@@ -598,6 +691,10 @@ impl Core {
                 return self.respond(now, &tx, r);
             }
         }
+        // our calls to operators: their BYE ends the bridged call
+        let Some(req) = self.on_op_request(now, &tx, req) else {
+            return;
+        };
         match &req.method {
             Method::Register => self.on_register(now, tx, peer, req),
             Method::Options => {
@@ -683,6 +780,7 @@ impl Core {
             info!(?change, "registration");
         }
         self.stats.publish_registrations(&self.registrar);
+        self.registrations_changed(now, &result.changes);
         self.respond(now, &tx, result.response);
     }
 
@@ -851,6 +949,7 @@ impl Core {
                     answered: false,
                     talked: Duration::ZERO,
                     ivr: None,
+                    operator: None,
                 },
             );
             return;
@@ -875,6 +974,9 @@ impl Core {
             ivr_end: None,
             in_ivr: false,
             queued: None,
+            acd_caller: None,
+            queued_at: None,
+            operator: None,
             message_end: None,
             rtp_port,
             ports: Some(ports),
@@ -1126,6 +1228,102 @@ impl Core {
         }
     }
 
+    /// Applies an operator's login, logout, pause or unpause to the ACD.
+    pub fn operator_command(
+        &mut self,
+        now: Instant,
+        operator: &str,
+        cmd: OperatorCommand,
+    ) -> Result<(), OperatorControlError> {
+        let acd = self.acd.as_mut().ok_or(OperatorControlError::NoAcd)?;
+        let op = OperatorId::from(operator);
+        let registered = !self.registrar.lookup(now, operator).is_empty();
+        let what = format!("{cmd:?}");
+        match cmd {
+            OperatorCommand::Login => {
+                // the phone may have registered before the operator logged in
+                acd.set_registered(now, &op, registered)?;
+                acd.login(now, &op)?;
+            }
+            OperatorCommand::Logout => acd.logout(now, &op)?,
+            OperatorCommand::Pause { reason } => {
+                acd.pause(now, &op, acd::PauseReason::Requested(reason))?
+            }
+            OperatorCommand::Unpause => acd.unpause(now, &op)?,
+        }
+        info!(operator, command = %what, "operator state changed in the ACD");
+        self.drain(now);
+        Ok(())
+    }
+
+    /// Tells the ACD which of the users whose bindings changed still have a live contact.
+    fn registrations_changed(&mut self, now: Instant, changes: &[sip::registrar::BindingChange]) {
+        let Some(acd) = self.acd.as_mut() else {
+            return;
+        };
+        let users: BTreeSet<&str> = changes.iter().map(|c| c.user.as_str()).collect();
+        for user in users {
+            let registered = !self.registrar.lookup(now, user).is_empty();
+            match acd.set_registered(now, &OperatorId::from(user), registered) {
+                Ok(()) | Err(AcdError::UnknownOperator(_)) => {}
+                Err(e) => debug!(error = %e, "registration not taken by the ACD"),
+            }
+        }
+    }
+
+    /// Carries out what the ACD asks for, until it has nothing more.
+    fn drive_acd(&mut self, now: Instant) {
+        while let Some(action) = self.acd.as_mut().and_then(Acd::poll_action) {
+            self.on_acd_action(now, action);
+        }
+    }
+
+    fn on_acd_action(&mut self, now: Instant, action: acd::Action) {
+        use acd::Action;
+        match action {
+            Action::Offer { caller, operators } => self.offer_operators(now, caller, operators),
+            Action::CancelOffer { caller, operator } => self.cancel_offer(now, caller, &operator),
+            Action::Connect { caller, operator } => self.connect(now, caller, operator),
+            Action::Left { caller, outcome } => {
+                let Some(call_id) = self.acd_callers.remove(&caller) else {
+                    return;
+                };
+                let Some(call) = self.calls.get_mut(&call_id) else {
+                    return;
+                };
+                call.acd_caller = None;
+                let _e = call.span.clone().entered();
+                info!(?outcome, "caller left the ACD");
+                if let Some(queue) = call.queued.take() {
+                    self.stats.queue_leave(&queue, &call_id);
+                }
+            }
+            Action::Overflow { caller, to, reason } => {
+                let Some(call_id) = self.acd_callers.get(&caller).cloned() else {
+                    return;
+                };
+                let Some(call) = self.calls.get_mut(&call_id) else {
+                    return;
+                };
+                let _e = call.span.clone().entered();
+                info!(?to, ?reason, "caller overflowed");
+                if let acd::OverflowAction::Queue(q) = to {
+                    if let Some(old) = call.queued.replace(q.to_string()) {
+                        self.stats.queue_leave(&old, &call_id);
+                    }
+                    self.stats.queue_enter(q.as_str(), &call_id, now);
+                    if let (Some(leg), Some(music)) = (&call.leg, self.settings.moh_for(q.as_str()))
+                    {
+                        if let Err(e) = self.media.play_moh(leg, &call.prompts, music) {
+                            warn!(%e, "music on hold not loaded; the caller waits in silence");
+                        }
+                    }
+                }
+            }
+            other => debug!(action = ?other, "ACD action not carried out yet"),
+        }
+    }
+
     /// End a call from our side: BYE when answered, a final error while ringing.
     fn end_call(&mut self, now: Instant, call_id: &str, why: EndReason) {
         let Some(mut call) = self.calls.remove(call_id) else {
@@ -1168,12 +1366,27 @@ impl Core {
         if let Some(queue) = call.queued.take() {
             self.stats.queue_leave(&queue, &call.dialog.id.call_id);
         }
+        if let Some(id) = call.acd_caller.take() {
+            self.acd_callers.remove(&id);
+            if let Some(acd) = self.acd.as_mut() {
+                if let Err(e) = acd.caller_left(now, id) {
+                    debug!(error = %e, "caller already out of the ACD");
+                }
+            }
+        }
         let answered = call.state == CallState::Answered;
         let talked = if answered {
             now.saturating_duration_since(call.answer_at)
         } else {
             Duration::ZERO
         };
+        let operator = call.operator.take().map(|conn| {
+            self.caller_gone_from_operator(now, &conn);
+            (
+                conn.operator.to_string(),
+                now.saturating_duration_since(conn.since),
+            )
+        });
         self.log.call_ended(
             &call.appeal,
             &CallEnded {
@@ -1181,6 +1394,7 @@ impl Core {
                 answered,
                 talked,
                 ivr: call.ivr_end,
+                operator,
             },
         );
     }

@@ -36,6 +36,36 @@ pub struct Reloader {
     tx: mpsc::UnboundedSender<ReloadRequest>,
 }
 
+pub use core::{OperatorCommand, OperatorControlError};
+
+type OperatorRequest = (
+    String,
+    OperatorCommand,
+    tokio::sync::oneshot::Sender<Result<(), OperatorControlError>>,
+);
+
+/// Hands operators' login, logout, pause and unpause to the running gateway's ACD (the admin
+/// API calls it besides its own table). Cheap to clone.
+#[derive(Clone)]
+pub struct OperatorControl {
+    tx: mpsc::UnboundedSender<OperatorRequest>,
+}
+
+impl OperatorControl {
+    /// Applies `cmd` to `operator` in the ACD and returns once it has (or why it could not).
+    pub async fn apply(
+        &self,
+        operator: &str,
+        cmd: OperatorCommand,
+    ) -> Result<(), OperatorControlError> {
+        let (done, applied) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((operator.to_string(), cmd, done))
+            .map_err(|_| OperatorControlError::Stopped)?;
+        applied.await.map_err(|_| OperatorControlError::Stopped)?
+    }
+}
+
 /// The gateway is not running any more (shut down).
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the SIP gateway is not running")]
@@ -107,6 +137,8 @@ pub enum EndReason {
     /// The voice menu ended the call (a `hangup` node, a booked callback's closing prompt, a
     /// transfer, or a message that reached its longest length).
     IvrHangup,
+    /// The operator the caller was bridged to hung up.
+    OperatorHungUp,
 }
 
 impl EndReason {
@@ -121,6 +153,7 @@ impl EndReason {
             EndReason::RtpTimeout => "rtp_timeout",
             EndReason::NoMediaPort => "no_media_port",
             EndReason::IvrHangup => "ivr_hangup",
+            EndReason::OperatorHungUp => "operator_hung_up",
         }
     }
 }
@@ -143,12 +176,14 @@ pub struct CallEnded {
     pub talked: Duration,
     /// Where the voice menu left the caller, when the line has one and it got that far.
     pub ivr: Option<IvrEnd>,
+    /// The operator the caller talked to and for how long (from the bridge to the end).
+    pub operator: Option<(String, Duration)>,
 }
 
 /// Where a call's voice menu ended, for the appeal's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IvrEnd {
-    /// The caller entered a queue (no operator answers yet: the ACD arrives with the queue issue).
+    /// The caller entered a queue (whether an operator answered is [`CallEnded::operator`]).
     Queue,
     /// Sent to an outside number (recorded only for now; see [`IvrStep::Transferred`]).
     Transferred,
@@ -172,7 +207,7 @@ pub enum IvrStep {
     Priority(i32),
     /// A variable the menu set or collected.
     Variable { name: String, value: String },
-    /// The caller entered a queue; the call stays up (silence until music on hold arrives).
+    /// The caller entered a queue; the call stays up hearing the queue's music on hold.
     EnteredQueue { queue: String, priority: i32 },
     /// The menu transferred the caller to an outside number. Only recorded for now: the call
     /// is ended after the transfer node's prompt (real trunk transfer comes with the queues).
@@ -198,6 +233,10 @@ pub trait CallLog: Send + Sync + 'static {
     /// The call's voice menu took a step (path, category, variables, where it ended).
     fn ivr_step(&self, appeal: &str, step: &IvrStep) {
         let _ = (appeal, step);
+    }
+    /// An operator answered the waiting caller after `waited` in the queue; they are bridged.
+    fn operator_answered(&self, appeal: &str, operator: &str, waited: Duration) {
+        let _ = (appeal, operator, waited);
     }
 }
 
@@ -471,6 +510,8 @@ pub struct Gateway {
     detector: ::media::goertzel::DtmfDetector,
     reload_tx: mpsc::UnboundedSender<ReloadRequest>,
     reload_rx: mpsc::UnboundedReceiver<ReloadRequest>,
+    ops_tx: mpsc::UnboundedSender<OperatorRequest>,
+    ops_rx: mpsc::UnboundedReceiver<OperatorRequest>,
 }
 
 impl Gateway {
@@ -490,7 +531,10 @@ impl Gateway {
         // recordings cut short by a crash become playable again before anything else runs
         media::repair_recordings(&settings.recordings_dir);
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();
+        let (ops_tx, ops_rx) = mpsc::unbounded_channel();
         Ok(Gateway {
+            ops_tx,
+            ops_rx,
             reload_tx,
             reload_rx,
             detector: ::media::goertzel::DtmfDetector::new(8000),
@@ -506,6 +550,13 @@ impl Gateway {
     pub fn reloader(&self) -> Reloader {
         Reloader {
             tx: self.reload_tx.clone(),
+        }
+    }
+
+    /// A handle to log operators in and out of the ACD (and pause them) once it runs.
+    pub fn operators(&self) -> OperatorControl {
+        OperatorControl {
+            tx: self.ops_tx.clone(),
         }
     }
 
@@ -646,6 +697,10 @@ impl Gateway {
                 _ = sleep => {
                     let now = clock(&mut core);
                     core.handle_timeout(now);
+                }
+                Some((op, cmd, done)) = self.ops_rx.recv() => {
+                    let now = clock(&mut core);
+                    let _ = done.send(core.operator_command(now, &op, cmd));
                 }
                 Some((new, done)) = self.reload_rx.recv() => {
                     let ignored = core.reload(new);

@@ -115,6 +115,9 @@ pub struct Settings {
     /// `moh = "prompts/moh/default.wav"` once loaded); queues not listed play the entry
     /// [`MOH_DEFAULT`], and with no entry at all waiting callers hear silence.
     pub moh: HashMap<String, PromptName>,
+    /// Queues and operators for the ACD; `None` runs no ACD (callers who reach a queue wait
+    /// there until they hang up). Only a restart changes it.
+    pub acd: Option<acd::AcdConfig>,
 }
 
 /// The key of [`Settings::moh`] that every queue without its own music uses.
@@ -170,6 +173,9 @@ impl Settings {
         if self.shutdown_grace != running.shutdown_grace {
             differ.push("calls.shutdown_grace");
         }
+        if self.acd != running.acd {
+            differ.push("queues and operators (ACD)");
+        }
         self.listen = running.listen.clone();
         self.rtp_ports = running.rtp_ports;
         self.recordings_dir = running.recordings_dir.clone();
@@ -181,6 +187,7 @@ impl Settings {
         self.max_message_size = running.max_message_size;
         self.user_agent = running.user_agent.clone();
         self.shutdown_grace = running.shutdown_grace;
+        self.acd = running.acd.clone();
         differ
     }
 
@@ -238,6 +245,7 @@ mod tests {
             shutdown_grace: Duration::ZERO,
             redact_callers: true,
             moh: HashMap::new(),
+            acd: None,
         };
         assert_eq!(s.moh_for("benefits"), None);
         s.moh.insert("rehab".into(), PromptName::new("moh/calm"));

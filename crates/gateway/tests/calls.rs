@@ -87,6 +87,7 @@ fn settings() -> Settings {
         shutdown_grace: Duration::from_secs(1),
         redact_callers: true,
         moh: Default::default(),
+        acd: None,
     }
 }
 

@@ -79,6 +79,7 @@ fn settings(rtp_ports: (u16, u16)) -> Settings {
         shutdown_grace: Duration::from_secs(1),
         redact_callers: true,
         moh: Default::default(),
+        acd: None,
     }
 }
 
@@ -105,6 +106,10 @@ struct Log {
     digits: Mutex<Vec<(String, char, String)>>,
     steps: Mutex<Vec<(String, IvrStep)>>,
     ivr_ends: Mutex<Vec<Option<IvrEnd>>>,
+    /// `operator_answered`: appeal, operator, wait.
+    answered: Mutex<Vec<(String, String, Duration)>>,
+    /// Each ended call's operator and talk time.
+    operators: Mutex<Vec<Option<(String, Duration)>>>,
 }
 
 impl CallLog for Log {
@@ -120,6 +125,13 @@ impl CallLog for Log {
             .unwrap()
             .push((appeal.to_string(), end.reason));
         self.ivr_ends.lock().unwrap().push(end.ivr);
+        self.operators.lock().unwrap().push(end.operator.clone());
+    }
+    fn operator_answered(&self, appeal: &str, operator: &str, waited: Duration) {
+        self.answered
+            .lock()
+            .unwrap()
+            .push((appeal.to_string(), operator.to_string(), waited));
     }
     fn ivr_step(&self, appeal: &str, step: &IvrStep) {
         self.steps
@@ -142,6 +154,7 @@ struct Server {
     stop: CancellationToken,
     run: tokio::task::JoinHandle<()>,
     reloader: gateway::Reloader,
+    ops: gateway::OperatorControl,
 }
 
 impl Server {
@@ -151,9 +164,11 @@ impl Server {
         let gw = Gateway::bind(s, stats.clone(), log.clone()).await.unwrap();
         let addr = gw.local_addrs()[0];
         let reloader = gw.reloader();
+        let ops = gw.operators();
         let stop = CancellationToken::new();
         let run = tokio::spawn(gw.run(stop.clone()));
         Server {
+            ops,
             reloader,
             addr,
             log,
@@ -924,6 +939,444 @@ async fn the_menu_plays_barges_in_on_a_digit_and_ends_in_the_queue() {
     })
     .await;
     assert_eq!(*gw.log.ivr_ends.lock().unwrap(), vec![Some(IvrEnd::Queue)]);
+    gw.stop().await;
+}
+
+/// A caller the menu takes to `benefits` hears the queue's music on hold once the queue
+/// prompt has ended: every frame in order, 20 ms apart in sequence and timestamp, and the
+/// loop starting again after its last frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_waiting_in_the_queue_hears_continuous_music_on_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = menu_settings(dir.path());
+    // 0.5 s of 800 Hz: 25 frames, so the test hears it loop
+    let wav = dir.path().join("prompts/moh.wav");
+    tone_wav(&wav, 800.0, 500);
+    let (u, a) = (encode(Law::Ulaw), encode(Law::Alaw));
+    let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
+    let name = gateway::settings::menu_prompt_name(&wav);
+    let music = Arc::new(Prompt::load(name.clone(), &wav, &encoders).unwrap());
+    let mut all: Vec<Arc<Prompt>> = s
+        .prompts
+        .names()
+        .filter_map(|n| s.prompts.get(n).cloned())
+        .collect();
+    all.push(music.clone());
+    s.prompts = Arc::new(PromptCache::from_prompts(all, &encoders));
+    s.moh.insert("benefits".into(), name);
+    let moh = media::moh::MohLoop::from_prompt(&music);
+    let frames = moh.frames();
+    assert!(frames >= 20, "{frames}");
+
+    let gw = Server::start(s.clone()).await;
+    let mut c = Caller::new(gw.addr).await;
+    assert_eq!(c.invite(&c.offer(PCMU_OFFER, "sendrecv")).await.status, 200);
+    let mut seq = 1;
+    // wait for the menu prompt, then `1` takes the caller to the queue
+    let mut n = 0;
+    while classify(&s, &c.rtp_packet().await.payload) != "menu" {
+        n += 1;
+        assert!(n < 60, "no menu prompt");
+    }
+    c.press(&mut seq, 64_000, 1).await;
+    let mut n = 0;
+    while classify(&s, &c.rtp_packet().await.payload) != "queued" {
+        n += 1;
+        assert!(n < 15, "no queue prompt");
+    }
+    // the rest of the queue prompt (and at most a frame of silence), then the music
+    let first = loop {
+        let p = c.rtp_packet().await;
+        if p.payload.as_slice() == moh.frame(Law::Ulaw, 0) {
+            break p;
+        }
+        let h = classify(&s, &p.payload);
+        assert!(h == "queued" || h == "silence", "{h} before the music");
+        n += 1;
+        assert!(n < 40, "no music on hold");
+    };
+    let mut prev = first;
+    for k in 1..frames + 10 {
+        let p = c.rtp_packet().await;
+        assert_eq!(
+            p.payload.as_slice(),
+            moh.frame(Law::Ulaw, k % frames),
+            "music frame {k}"
+        );
+        assert_eq!(p.seq, prev.seq.wrapping_add(1));
+        assert_eq!(p.ts, prev.ts.wrapping_add(160));
+        assert_eq!(p.ssrc, prev.ssrc);
+        prev = p;
+    }
+    assert!(gw.log.ended.lock().unwrap().is_empty());
+    c.bye().await;
+    wait_for("the call's end", || {
+        !gw.log.ended.lock().unwrap().is_empty()
+    })
+    .await;
+    gw.stop().await;
+}
+
+/// The ACD of `benefits` with operator `op1` in it.
+fn benefits_acd() -> acd::AcdConfig {
+    acd::AcdConfig {
+        queues: vec![acd::QueueConfig::new("benefits")],
+        operators: vec![acd::OperatorConfig::new("op1", [("benefits", 1)])],
+    }
+}
+
+/// Operator commands reach the ACD of the running gateway: a known operator logs in, pauses,
+/// resumes and logs out; an unknown one and a gateway without an ACD are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_reach_the_acd() {
+    use gateway::{OperatorCommand as Cmd, OperatorControlError as E};
+    let gw = Server::start(settings(free_range(2))).await;
+    assert_eq!(gw.ops.apply("op1", Cmd::Login).await, Err(E::NoAcd));
+    gw.stop().await;
+
+    let mut s = settings(free_range(2));
+    s.acd = Some(benefits_acd());
+    let gw = Server::start(s).await;
+    assert_eq!(gw.ops.apply("op1", Cmd::Login).await, Ok(()));
+    let pause = Cmd::Pause {
+        reason: "lunch".into(),
+    };
+    assert_eq!(gw.ops.apply("op1", pause).await, Ok(()));
+    assert_eq!(gw.ops.apply("op1", Cmd::Unpause).await, Ok(()));
+    assert_eq!(gw.ops.apply("op1", Cmd::Logout).await, Ok(()));
+    assert!(matches!(
+        gw.ops.apply("op9", Cmd::Login).await,
+        Err(E::Acd(acd::AcdError::UnknownOperator(_)))
+    ));
+    let ops = gw.ops.clone();
+    gw.stop().await;
+    assert_eq!(ops.apply("op1", Cmd::Login).await, Err(E::Stopped));
+}
+
+/// Operator `op1`'s softphone: a SIP socket that registers with digest and answers, and an
+/// RTP socket.
+struct Phone {
+    sip: UdpSocket,
+    rtp: UdpSocket,
+    server: SocketAddr,
+}
+
+impl Phone {
+    async fn new(server: SocketAddr) -> Phone {
+        Phone {
+            sip: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            rtp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            server,
+        }
+    }
+
+    async fn send(&self, bytes: &[u8]) {
+        self.sip.send_to(bytes, self.server).await.unwrap();
+    }
+
+    async fn recv(&self) -> Message {
+        let mut buf = vec![0u8; 65_536];
+        let (n, _) = tokio::time::timeout(WAIT, self.sip.recv_from(&mut buf))
+            .await
+            .expect("a SIP message for the operator")
+            .unwrap();
+        sip::parse_message(&buf[..n]).unwrap()
+    }
+
+    async fn final_response(&self) -> Response {
+        loop {
+            if let Message::Response(r) = self.recv().await {
+                if r.status >= 200 {
+                    return r;
+                }
+            }
+        }
+    }
+
+    fn register(&self, cseq: u32, auth: Option<&str>) -> String {
+        let me = self.sip.local_addr().unwrap();
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "REGISTER sip:hotline SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-r{}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:op1@hotline>;tag=reg\r\nTo: <sip:op1@hotline>\r\n\
+             Call-ID: reg-{}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:op1@{me}>\r\n\
+             Expires: 300\r\n{auth}Content-Length: 0\r\n\r\n",
+            unique(),
+            me.port(),
+        )
+    }
+
+    /// REGISTER, the 401 challenge, REGISTER with the digest, 200.
+    async fn register_with_digest(&self) {
+        self.send(self.register(1, None).as_bytes()).await;
+        let ch = self.final_response().await;
+        assert_eq!(ch.status, 401);
+        let www = ch
+            .headers
+            .get(&sip::HeaderName::WwwAuthenticate)
+            .unwrap()
+            .to_string();
+        let auth = sip::auth::authorization_for(
+            &www,
+            &sip::Method::Register,
+            "sip:hotline",
+            "op1",
+            "op1-secret",
+            "c1",
+            1,
+        )
+        .unwrap();
+        self.send(self.register(2, Some(&auth)).as_bytes()).await;
+        assert_eq!(self.final_response().await.status, 200);
+    }
+
+    /// The next request from the gateway (responses to our REGISTER skipped).
+    async fn request(&self) -> sip::Request {
+        loop {
+            if let Message::Request(r) = self.recv().await {
+                return r;
+            }
+        }
+    }
+
+    /// Answers `invite` 200 with PCMU on our RTP socket; returns where the gateway's RTP is.
+    async fn answer(&self, invite: &sip::Request) -> SocketAddr {
+        let body = String::from_utf8(invite.body.clone()).unwrap();
+        let port: u16 = body
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|l| l.split(' ').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let me = self.sip.local_addr().unwrap();
+        let mut r = invite.response(200);
+        let to = r.headers.get(&sip::HeaderName::To).unwrap().to_string();
+        r.headers
+            .set(sip::HeaderName::To, format!("{to};tag=op1tag"));
+        r.headers
+            .push(sip::HeaderName::Contact, format!("<sip:op1@{me}>"));
+        r.headers
+            .push(sip::HeaderName::ContentType, "application/sdp");
+        let rtp = self.rtp.local_addr().unwrap().port();
+        r.body = format!(
+            "v=0\r\no=op 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {rtp} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+        )
+        .into_bytes();
+        self.send(&r.to_bytes()).await;
+        SocketAddr::new("127.0.0.1".parse().unwrap(), port)
+    }
+
+    async fn rtp_payload(&self) -> Vec<u8> {
+        let mut buf = vec![0u8; 2048];
+        let (n, _) = tokio::time::timeout(WAIT, self.rtp.recv_from(&mut buf))
+            .await
+            .expect("RTP for the operator")
+            .unwrap();
+        Rtp::parse(&buf[..n]).payload
+    }
+}
+
+/// The whole path of a call to an operator: op1's phone registers with digest and logs in;
+/// a caller walks the menu into `benefits`; the phone is sent an INVITE with our SDP offer,
+/// answers 200 and gets the ACK; audio flows both ways through the bridge; the caller hangs
+/// up and the phone gets BYE; the call log names the operator, the wait and the talk time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_caller_is_connected_to_a_registered_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = menu_settings(dir.path());
+    s.operators = vec![gateway::OperatorSettings {
+        login: "op1".into(),
+        secret: sip::auth::Secret::Plain("op1-secret".into()),
+    }];
+    s.acd = Some(benefits_acd());
+    let gw = Server::start(s.clone()).await;
+    let phone = Phone::new(gw.addr).await;
+    phone.register_with_digest().await;
+    gw.ops
+        .apply("op1", gateway::OperatorCommand::Login)
+        .await
+        .unwrap();
+
+    let mut c = Caller::new(gw.addr).await;
+    assert_eq!(c.invite(&c.offer(PCMU_OFFER, "sendrecv")).await.status, 200);
+    let mut n = 0;
+    while classify(&s, &c.rtp_packet().await.payload) != "menu" {
+        n += 1;
+        assert!(n < 60, "no menu prompt");
+    }
+    let mut seq = 1;
+    c.press(&mut seq, 64_000, 1).await;
+
+    // the operator's phone rings, answers, and is ACKed
+    let invite = phone.request().await;
+    assert_eq!(invite.method, sip::Method::Invite);
+    assert!(
+        invite.uri.to_string().starts_with("sip:op1@127.0.0.1"),
+        "{}",
+        invite.uri
+    );
+    let gw_op_rtp = phone.answer(&invite).await;
+    let ack = phone.request().await;
+    assert_eq!(ack.method, sip::Method::Ack);
+    assert_eq!(
+        ack.headers.call_id().unwrap(),
+        invite.headers.call_id().unwrap()
+    );
+    wait_for("the bridge", || !gw.log.answered.lock().unwrap().is_empty()).await;
+
+    // caller → operator
+    let from_caller = [0x42u8; 160];
+    for k in 0..10u16 {
+        c.send_rtp(
+            0,
+            k == 0,
+            100 + k,
+            16_000 + u32::from(k) * 160,
+            &from_caller,
+        )
+        .await;
+    }
+    let mut n = 0;
+    while phone.rtp_payload().await != from_caller {
+        n += 1;
+        assert!(n < 50, "the caller's audio never reached the operator");
+    }
+    // operator → caller
+    let from_op = [0x24u8; 160];
+    for k in 0..10u16 {
+        let mut p = vec![0x80, if k == 0 { 0x80 } else { 0 }];
+        p.extend_from_slice(&(500 + k).to_be_bytes());
+        p.extend_from_slice(&(u32::from(k) * 160).to_be_bytes());
+        p.extend_from_slice(&0x0102_0304u32.to_be_bytes());
+        p.extend_from_slice(&from_op);
+        phone.rtp.send_to(&p, gw_op_rtp).await.unwrap();
+    }
+    let mut n = 0;
+    while c.rtp_packet().await.payload != from_op {
+        n += 1;
+        assert!(n < 50, "the operator's audio never reached the caller");
+    }
+
+    // the caller hangs up: the operator gets BYE
+    c.bye().await;
+    let bye = phone.request().await;
+    assert_eq!(bye.method, sip::Method::Bye);
+    phone.send(&bye.response(200).to_bytes()).await;
+    wait_for("the call's end", || {
+        !gw.log.ended.lock().unwrap().is_empty()
+    })
+    .await;
+    let answered = gw.log.answered.lock().unwrap().clone();
+    let appeal = gw.log.arrived.lock().unwrap()[0].clone();
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0].0, appeal);
+    assert_eq!(answered[0].1, "op1");
+    assert!(
+        answered[0].2 < Duration::from_secs(2),
+        "{:?}",
+        answered[0].2
+    );
+    let ops = gw.log.operators.lock().unwrap().clone();
+    let (op, talk) = ops[0].clone().unwrap();
+    assert_eq!(op, "op1");
+    assert!(talk > Duration::ZERO);
+    gw.stop().await;
+}
+
+/// A busy operator is offered the caller again after the queue's retry delay; when the
+/// operator hangs up, the caller gets BYE and the call ends as `operator_hung_up`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_operator_is_retried_and_their_hang_up_ends_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = menu_settings(dir.path());
+    s.operators = vec![gateway::OperatorSettings {
+        login: "op1".into(),
+        secret: sip::auth::Secret::Plain("op1-secret".into()),
+    }];
+    let mut acd = benefits_acd();
+    acd.queues[0].retry_delay = Duration::from_millis(300);
+    s.acd = Some(acd);
+    let gw = Server::start(s.clone()).await;
+    let phone = Phone::new(gw.addr).await;
+    phone.register_with_digest().await;
+    gw.ops
+        .apply("op1", gateway::OperatorCommand::Login)
+        .await
+        .unwrap();
+    let mut c = Caller::new(gw.addr).await;
+    assert_eq!(c.invite(&c.offer(PCMU_OFFER, "sendrecv")).await.status, 200);
+    let mut seq = 1;
+    let mut n = 0;
+    while classify(&s, &c.rtp_packet().await.payload) != "menu" {
+        n += 1;
+        assert!(n < 60, "no menu prompt");
+    }
+    c.press(&mut seq, 64_000, 1).await;
+
+    // busy: the transaction layer ACKs the 486, and the offer comes again later
+    let first = phone.request().await;
+    assert_eq!(first.method, sip::Method::Invite);
+    let busy_at = Instant::now();
+    let mut busy = first.response(486);
+    let to = busy.headers.get(&sip::HeaderName::To).unwrap().to_string();
+    busy.headers
+        .set(sip::HeaderName::To, format!("{to};tag=busy"));
+    phone.send(&busy.to_bytes()).await;
+    let ack = phone.request().await;
+    assert_eq!(ack.method, sip::Method::Ack);
+    let second = phone.request().await;
+    assert_eq!(second.method, sip::Method::Invite);
+    assert!(busy_at.elapsed() >= Duration::from_millis(250));
+    assert_ne!(
+        second.headers.call_id().unwrap(),
+        first.headers.call_id().unwrap()
+    );
+    phone.answer(&second).await;
+    assert_eq!(phone.request().await.method, sip::Method::Ack);
+    wait_for("the bridge", || !gw.log.answered.lock().unwrap().is_empty()).await;
+
+    // the operator hangs up
+    let me = phone.sip.local_addr().unwrap();
+    let from = second.headers.get(&sip::HeaderName::From).unwrap();
+    let contact = second.headers.contacts().unwrap().unwrap()[0]
+        .uri
+        .to_string();
+    let bye = format!(
+        "BYE {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-b{}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:op1@hotline>;tag=op1tag\r\nTo: {from}\r\n\
+         Call-ID: {}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        unique(),
+        second.headers.call_id().unwrap(),
+    );
+    phone.send(bye.as_bytes()).await;
+    assert_eq!(phone.final_response().await.status, 200);
+    let to_caller = loop {
+        if let Message::Request(r) = c.recv().await {
+            break r;
+        }
+    };
+    assert_eq!(to_caller.method, sip::Method::Bye);
+    c.send(std::str::from_utf8(&to_caller.response(200).to_bytes()).unwrap())
+        .await;
+    wait_for("the call's end", || {
+        !gw.log.ended.lock().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(gw.log.ended.lock().unwrap()[0].1, EndReason::OperatorHungUp);
+    let ops = gw.log.operators.lock().unwrap().clone();
+    assert_eq!(ops[0].as_ref().map(|(o, _)| o.as_str()), Some("op1"));
+    // the operator is free again: nobody else is rung
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut buf = [0u8; 2048];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), phone.sip.recv_from(&mut buf))
+            .await
+            .is_err()
+    );
     gw.stop().await;
 }
 

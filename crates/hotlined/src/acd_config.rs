@@ -75,6 +75,25 @@ pub struct QueueDef {
     raw: RawQueue,
 }
 
+impl QueueDef {
+    /// The queue's music on hold as written (relative to the configuration folder), or
+    /// [`DEFAULT_MOH`]; `None` when the path is not a plain path under `prompts/` (a problem
+    /// the checks report).
+    pub fn moh_file(&self) -> Option<&Path> {
+        let moh = self
+            .raw
+            .moh
+            .as_ref()
+            .map_or(DEFAULT_MOH, |m| m.get_ref().as_str());
+        let rel = Path::new(moh);
+        let plain = rel.starts_with("prompts")
+            && rel
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        plain.then_some(rel)
+    }
+}
+
 impl From<RawQueue> for QueueDef {
     fn from(raw: RawQueue) -> Self {
         QueueDef {
@@ -657,6 +676,17 @@ mod tests {
             .iter()
             .map(|s| (s.queue.to_string(), s.level))
             .collect()
+    }
+
+    #[test]
+    fn every_shipped_queue_has_its_music_on_hold_loaded() {
+        let c = shipped();
+        for q in &c.queues {
+            let name = c.moh.get(&q.name).unwrap();
+            let p = c.prompts.get(name).unwrap();
+            assert!(p.frames() > 0, "{}", q.name);
+        }
+        assert_eq!(c.moh.len(), c.queues.len());
     }
 
     #[test]

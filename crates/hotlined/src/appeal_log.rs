@@ -176,12 +176,38 @@ impl CallLog for AppealLog {
         }
     }
 
+    /// The `answered` event names the operator and the wait; the appeal gets `answered_at`,
+    /// `operator` and `wait_seconds`.
+    fn operator_answered(&self, appeal: &str, operator: &str, waited: std::time::Duration) {
+        let Some(id) = parse_id(appeal) else {
+            return;
+        };
+        let wait = i64::try_from(waited.as_secs()).unwrap_or(i64::MAX);
+        self.writer.event(
+            id,
+            EventKind::Answered,
+            json!({ "operator": operator, "wait_seconds": wait }),
+        );
+        self.writer.update(
+            id,
+            AppealUpdate {
+                answered_at: Some(Utc::now()),
+                operator: Some(operator.to_owned()),
+                wait_seconds: Some(wait),
+                ..AppealUpdate::default()
+            },
+        );
+    }
+
     fn call_ended(&self, appeal: &str, end: &CallEnded) {
-        // Where the menu left the caller decides; a caller still in a queue when the call
-        // ended had no operator (the ACD arrives with the queue issue): abandoned. A call
+        // A caller bridged to an operator was answered. Otherwise where the menu left the
+        // caller decides; a caller still in a queue when the call ended never reached an
+        // operator: abandoned. A call
         // answered by a line without a menu heard only information; one that ended before the
         // answer was abandoned.
-        let outcome = if let Some(ivr) = end.ivr {
+        let outcome = if end.operator.is_some() {
+            Outcome::Answered
+        } else if let Some(ivr) = end.ivr {
             match ivr {
                 IvrEnd::Queue => Outcome::Abandoned,
                 IvrEnd::Transferred => Outcome::Transferred,
@@ -203,16 +229,25 @@ impl CallLog for AppealLog {
         let Some(id) = parse_id(appeal) else {
             return;
         };
+        let talk = end
+            .operator
+            .as_ref()
+            .map(|(_, t)| i64::try_from(t.as_secs()).unwrap_or(i64::MAX));
         self.writer.event(
             id,
             EventKind::Ended,
-            json!({ "reason": end.reason.as_str(), "in_call_seconds": end.talked.as_secs() }),
+            json!({
+                "reason": end.reason.as_str(),
+                "in_call_seconds": end.talked.as_secs(),
+                "talk_seconds": talk,
+            }),
         );
         self.writer.update(
             id,
             AppealUpdate {
                 ended_at: Some(Utc::now()),
                 outcome: Some(outcome),
+                talk_seconds: talk,
                 ..AppealUpdate::default()
             },
         );

@@ -393,6 +393,10 @@ pub struct Config {
     pub prompts: Arc<media::prompts::PromptCache>,
     /// Queues and operators as the ACD takes them, checked (`acd_config::build`).
     pub acd: acd::AcdConfig,
+    /// Music on hold by queue name: a prompt of [`Config::prompts`] (named by
+    /// [`gateway::settings::menu_prompt_name`] of the WAV file, so queues sharing a file share
+    /// one decoded copy).
+    pub moh: std::collections::HashMap<String, media::prompts::PromptName>,
 }
 
 /// The name a line's greeting has in the prompt cache.
@@ -426,6 +430,7 @@ fn load_prompts(
     lines_text: &str,
     lines: &[Line],
     menus: &std::collections::BTreeMap<String, Arc<ivr::Menu>>,
+    queues: &[QueueDef],
     problems: &mut Vec<Problem>,
 ) -> media::prompts::PromptCache {
     let encoders: [(&str, &dyn media::prompts::Encoder); 2] = [("PCMU", &ulaw), ("PCMA", &alaw)];
@@ -465,7 +470,36 @@ fn load_prompts(
             }
         }
     }
+    // Music on hold: every queue's WAV once. A bad file is reported by the queue checks
+    // (`acd_config`), located at the queue's `moh` key, so it is only skipped here.
+    for q in queues {
+        let Some(rel) = q.moh_file() else {
+            continue;
+        };
+        let path = dir.join(rel);
+        let name = gateway::settings::menu_prompt_name(&path);
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Ok(p) = media::prompts::Prompt::load(name, &path, &encoders) {
+            prompts.push(Arc::new(p));
+        }
+    }
     media::prompts::PromptCache::from_prompts(prompts, &encoders)
+}
+
+/// Music on hold by queue name, as [`load_prompts`] named the files.
+fn moh_names(
+    dir: &Path,
+    queues: &[QueueDef],
+) -> std::collections::HashMap<String, media::prompts::PromptName> {
+    queues
+        .iter()
+        .filter_map(|q| {
+            let path = dir.join(q.moh_file()?);
+            Some((q.name.clone(), gateway::settings::menu_prompt_name(&path)))
+        })
+        .collect()
 }
 
 /// Where `[[table]]` number `index` of `key` (or a key inside it) starts, for semantic errors.
@@ -686,7 +720,15 @@ impl Config {
                 check_lines(&lines_path, &t, &f.line, &mut problems);
                 let names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
                 menus = load_menus(&lines_path, &t, &f.line, &names, &mut problems);
-                let prompts = load_prompts(dir, &lines_path, &t, &f.line, &menus, &mut problems);
+                let prompts = load_prompts(
+                    dir,
+                    &lines_path,
+                    &t,
+                    &f.line,
+                    &menus,
+                    &queues,
+                    &mut problems,
+                );
                 (f.line, prompts)
             }
             Err(p) => {
@@ -723,6 +765,7 @@ impl Config {
         }
         Ok(Config {
             acd,
+            moh: moh_names(dir, &queues),
             main,
             lines,
             operators,

@@ -333,8 +333,8 @@ pub(crate) fn gateway_settings(c: &Config) -> Settings {
         max_call: Duration::from_secs(m.calls.max_duration),
         shutdown_grace: Duration::from_secs(m.calls.shutdown_grace),
         redact_callers: m.log.redact_callers,
-        // queue files have no `moh` key yet (the ACD wiring adds it and loads the WAVs)
-        moh: Default::default(),
+        moh: c.moh.clone(),
+        acd: Some(c.acd.clone()),
     }
 }
 
@@ -391,6 +391,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             patch_lock: Default::default(),
             partner: c.main.partner.as_ref().map(partner::PartnerLink::from_config),
             reloader: Some(reloader.clone()),
+            acd: Some(gw.operators()),
         };
         let store_task = admin::connect_store(
             c.main.database.url.clone(),

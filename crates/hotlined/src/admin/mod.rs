@@ -77,6 +77,9 @@ pub struct AdminState {
     /// Reloads the configuration (`POST /api/v1/reload`); `None` where nothing runs to
     /// reload (tests of the API alone): 503.
     pub reloader: Option<Arc<crate::reload::ConfigReloader>>,
+    /// The running gateway's ACD, told of every login, logout, pause and unpause the table
+    /// takes; `None` in tests of the API alone.
+    pub acd: Option<gateway::OperatorControl>,
 }
 
 /// Who is making a change, for the appeal timeline.

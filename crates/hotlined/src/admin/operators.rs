@@ -408,12 +408,26 @@ async fn act(
     action: Action,
 ) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let cmd = match &action {
+        Action::Login { .. } => gateway::OperatorCommand::Login,
+        Action::Logout => gateway::OperatorCommand::Logout,
+        Action::Pause { reason } => gateway::OperatorCommand::Pause {
+            reason: reason.clone().unwrap_or_default(),
+        },
+        Action::Unpause => gateway::OperatorCommand::Unpause,
+    };
     s.operators
         .apply(&id, action, &s.writer)
         .map_err(|e| match e {
             OperatorError::Unknown(_) => ApiError::not_found(e.to_string()),
             OperatorError::WrongState { .. } => ApiError::conflict(e.to_string()),
         })?;
+    // The table above is what the API shows; the ACD decides who is offered calls.
+    if let Some(acd) = &s.acd {
+        if let Err(e) = acd.apply(&id, cmd).await {
+            tracing::warn!(operator = %id, error = %e, "the ACD did not take the change");
+        }
+    }
     let contacts = s.stats.registered_contacts();
     match s.operators.view_of(&id, &contacts, Instant::now()) {
         Some(v) => Ok(Json(v).into_response()),

@@ -53,6 +53,7 @@ fn state_with(writer: AppealWriter, token: &str) -> AdminState {
         patch_lock: Default::default(),
         partner: None,
         reloader: None,
+        acd: None,
     }
 }
 
