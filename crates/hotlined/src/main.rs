@@ -381,8 +381,10 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             operators: Arc::new(admin::OperatorTable::new(
                 c.operators.iter().map(|o| (o.login.clone(), o.name.clone())),
             )),
-            // No queues are configured until the ACD issue lands.
-            queues: Arc::new(admin::QueueBoard::new(Vec::new())),
+            // every configured queue is listed, waiting or not; the gateway adds live figures
+            queues: Arc::new(admin::QueueBoard::new(
+                c.queues.iter().map(|q| q.name.clone()),
+            )),
             calls,
             reports: admin::ReportSettings {
                 tz: c.report_tz(),

@@ -138,8 +138,8 @@ pub fn render(s: &AdminState) -> String {
     m.family(
         "hotline_queue_waiting",
         "gauge",
-        "Callers waiting per queue: from the voice menu's queue node until the call ends \
-         (until the ACD is wired, waiting means hearing hold audio in the queue node).",
+        "Callers waiting per queue: from the voice menu's queue node until the ACD lets \
+         them go (an operator answered, they hung up, overflowed or were called back).",
     );
     for (name, waiting, _) in &queues {
         m.sample("hotline_queue_waiting", &[("queue", name)], *waiting);
@@ -148,7 +148,7 @@ pub fn render(s: &AdminState) -> String {
         "hotline_queue_longest_wait_seconds",
         "gauge",
         "How long the longest-waiting caller of each queue has waited, from entering the \
-         queue node (until the ACD is wired, nobody leaves the queue but by hanging up).",
+         queue node.",
     );
     for (name, _, longest) in &queues {
         m.sample(

@@ -316,8 +316,8 @@ pub struct QueueState {
     pub longest_wait_seconds: u64,
 }
 
-/// The queues and their callers. Filled with the configured queue names; the ACD will
-/// publish waiting callers here. Until then `waiting` is always 0.
+/// The configured queues, so that `/api/v1/queues` and `/metrics` list every queue even while
+/// nobody waits in it; the live figures come from `gateway::Stats::queue_waits`.
 #[derive(Debug, Default)]
 pub struct QueueBoard {
     inner: Mutex<Vec<QueueState>>,
