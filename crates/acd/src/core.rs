@@ -602,16 +602,7 @@ impl Acd {
         operator: &OperatorId,
     ) -> Result<(), AcdError> {
         let o = self.op(operator)?;
-        let c = self
-            .callers
-            .get_mut(&caller)
-            .ok_or(AcdError::UnknownCaller(caller))?;
-        if !c.ringing.contains(&o) {
-            return Err(AcdError::NotOffered {
-                caller,
-                operator: operator.clone(),
-            });
-        }
+        let c = ringing_leg(&mut self.callers, caller, o, operator)?;
         let others: Vec<OIdx> = c.ringing.drain(..).filter(|&x| x != o).collect();
         self.timers
             .disarm(&mut c.timers[Kind::Ring as usize], Kind::Ring, caller.0);
@@ -663,16 +654,7 @@ impl Acd {
         reason: OfferFailure,
     ) -> Result<(), AcdError> {
         let o = self.op(operator)?;
-        let c = self
-            .callers
-            .get_mut(&caller)
-            .ok_or(AcdError::UnknownCaller(caller))?;
-        if !c.ringing.contains(&o) {
-            return Err(AcdError::NotOffered {
-                caller,
-                operator: operator.clone(),
-            });
-        }
+        let c = ringing_leg(&mut self.callers, caller, o, operator)?;
         c.ringing.retain(|&x| x != o);
         c.tried.push(o);
         let q = c.queue;
@@ -1716,4 +1698,24 @@ impl Acd {
         };
         self.actions.push_back(action);
     }
+}
+
+/// The caller whose offer to operator `o` is ringing (what an answer or a failure of that leg
+/// refers to).
+fn ringing_leg<'a>(
+    callers: &'a mut HashMap<CallerId, Caller>,
+    caller: CallerId,
+    o: OIdx,
+    operator: &OperatorId,
+) -> Result<&'a mut Caller, AcdError> {
+    let c = callers
+        .get_mut(&caller)
+        .ok_or(AcdError::UnknownCaller(caller))?;
+    if !c.ringing.contains(&o) {
+        return Err(AcdError::NotOffered {
+            caller,
+            operator: operator.clone(),
+        });
+    }
+    Ok(c)
 }
