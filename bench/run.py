@@ -830,7 +830,7 @@ def section_call_rate(binary: str, config: str, work: str, quick: bool, ivr: boo
     answered and hung up at once (uac_rtd.xml), 20 s per step, against `sipp -sn uas`."""
     if ivr:
         number, scenario, call_s = IVR_NUMBER, os.path.join(SCENARIOS, "uac_ivr.xml"), 4
-        rates = [50, 100] if quick else [100, 200, 300, 400, 500, 600, 800]
+        rates = [50, 100] if quick else [100, 200, 400, 500, 600, 800]
         duration = 8 if quick else 30
         tag = "ivr"
     else:
