@@ -36,6 +36,7 @@ pub struct Reloader {
     tx: mpsc::UnboundedSender<ReloadRequest>,
 }
 
+pub use core::waiting::WAITING_PROMPTS;
 pub use core::{OperatorCommand, OperatorControlError};
 
 type OperatorRequest = (
