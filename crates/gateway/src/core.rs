@@ -152,6 +152,8 @@ pub(crate) struct Core {
     op_txs: HashMap<TxKey, String>,
     /// Callbacks booked while waiting, by their place in the ACD (see `waiting.rs`).
     booked: HashMap<CallerId, BookedCallback>,
+    /// Where returning-caller lookups report (see `waiting.rs`); `None` joins at once.
+    returning_tx: Option<tokio::sync::mpsc::UnboundedSender<waiting::ReturningFound>>,
     pub out: Outbound,
 }
 
@@ -212,6 +214,7 @@ impl Core {
             op_legs: HashMap::new(),
             op_txs: HashMap::new(),
             booked: HashMap::new(),
+            returning_tx: None,
             settings,
             endpoint,
             registrar,
@@ -495,27 +498,11 @@ impl Core {
                     call.queued_at.get_or_insert(now);
                     call.waiting
                         .get_or_insert_with(|| Waiting::new(&call.caller));
-                    if call.acd_caller.is_none() {
-                        if let Some(acd) = self.acd.as_mut() {
-                            self.next_caller += 1;
-                            let id = CallerId(self.next_caller);
-                            let prio = u8::try_from(priority.clamp(0, i32::from(u8::MAX)))
-                                .unwrap_or(u8::MAX);
-                            match acd.caller_joined(
-                                now,
-                                id,
-                                &QueueId::from(queue.as_str()),
-                                prio,
-                                None,
-                            ) {
-                                Ok(()) => {
-                                    call.acd_caller = Some(id);
-                                    self.acd_callers.insert(id, call_id.to_string());
-                                }
-                                Err(e) => warn!(error = %e, "the ACD did not take the caller"),
-                            }
-                        }
-                    }
+                    let join = call.acd_caller.is_none().then(|| {
+                        let prio =
+                            u8::try_from(priority.clamp(0, i32::from(u8::MAX))).unwrap_or(u8::MAX);
+                        (queue.clone(), prio)
+                    });
                     // The call stays up and waits: music on hold from the next tick (the
                     // queue node's prompt has ended), or silence when the queue has none.
                     if let (Some(leg), Some(music)) = (&call.leg, self.settings.moh_for(&queue)) {
@@ -525,6 +512,9 @@ impl Core {
                     }
                     self.log
                         .ivr_step(&appeal, &IvrStep::EnteredQueue { queue, priority });
+                    if let Some((queue, prio)) = join {
+                        self.queue_join(now, call_id, &queue, prio);
+                    }
                 }
                 Action::Transfer { number } => {
                     // Real trunk transfer arrives with the queue issue: for now the transfer

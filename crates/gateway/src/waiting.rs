@@ -561,6 +561,131 @@ impl Core {
     }
 }
 
+/// How long a returning-caller lookup may take before the caller joins without a preference.
+pub(crate) const RETURNING_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The answer of a returning-caller lookup, back on the core's task.
+#[derive(Debug)]
+pub struct ReturningFound {
+    call_id: String,
+    queue: String,
+    priority: u8,
+    /// The operator, none, or why there is no answer (an error or the timeout).
+    operator: Result<Option<String>, String>,
+}
+
+impl Core {
+    /// Where returning-caller lookups report (the driver loop's channel). Without it callers
+    /// join their queue at once, without a preference.
+    pub fn set_returning_channel(
+        &mut self,
+        tx: tokio::sync::mpsc::UnboundedSender<ReturningFound>,
+    ) {
+        self.returning_tx = Some(tx);
+    }
+
+    /// The caller reached `queue`: it joins the ACD now, or — when the queue looks for
+    /// returning callers and the caller has a number — once the store said who handled the
+    /// caller's open appeal (at most [`RETURNING_TIMEOUT`] later; the music plays meanwhile).
+    pub(super) fn queue_join(&mut self, now: Instant, call_id: &str, queue: &str, priority: u8) {
+        let lookback = self
+            .settings
+            .acd
+            .as_ref()
+            .and_then(|a| a.queues.iter().find(|q| q.id.as_str() == queue))
+            .and_then(|q| q.returning)
+            .map(|r| r.lookback);
+        let number = self
+            .calls
+            .get(call_id)
+            .and_then(|c| callback_number(&c.caller))
+            .map(str::to_owned);
+        let (Some(lookback), Some(number), Some(tx)) = (lookback, number, &self.returning_tx)
+        else {
+            return self.acd_join(now, call_id, queue, priority, None);
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.acd_join(now, call_id, queue, priority, None);
+        }
+        let lookup = self.log.returning_operator(&number, lookback);
+        let (tx, call_id, queue) = (tx.clone(), call_id.to_owned(), queue.to_owned());
+        tokio::spawn(async move {
+            let operator = match tokio::time::timeout(RETURNING_TIMEOUT, lookup).await {
+                Ok(Ok(found)) => Ok(found),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "no answer within {} ms",
+                    RETURNING_TIMEOUT.as_millis()
+                )),
+            };
+            let _ = tx.send(ReturningFound {
+                call_id,
+                queue,
+                priority,
+                operator,
+            });
+        });
+    }
+
+    /// A returning-caller lookup answered (or gave up): the caller joins its queue, with the
+    /// operator found as its preference. A caller that hung up or moved on meanwhile is left
+    /// alone.
+    pub fn returning_found(&mut self, now: Instant, found: ReturningFound) {
+        let Some(call) = self.calls.get(&found.call_id) else {
+            return;
+        };
+        if call.acd_caller.is_some() || call.queued.as_deref() != Some(found.queue.as_str()) {
+            return;
+        }
+        let _e = call.span.clone().entered();
+        let operator = match found.operator {
+            Ok(Some(op)) => {
+                info!(operator = %op, "returning caller: their operator goes first");
+                Some(OperatorId::from(op.as_str()))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                warn!(error = %e, "returning-caller lookup failed; the caller joins without a preference");
+                None
+            }
+        };
+        self.acd_join(
+            now,
+            &found.call_id,
+            &found.queue,
+            found.priority,
+            operator.as_ref(),
+        );
+        self.drain(now);
+    }
+
+    /// The caller joins the ACD's `queue` (when there is an ACD).
+    fn acd_join(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        queue: &str,
+        priority: u8,
+        returning: Option<&OperatorId>,
+    ) {
+        let Some(acd) = self.acd.as_mut() else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        self.next_caller += 1;
+        let id = CallerId(self.next_caller);
+        match acd.caller_joined(now, id, &QueueId::from(queue), priority, returning) {
+            Ok(()) => {
+                call.acd_caller = Some(id);
+                self.acd_callers.insert(id, call_id.to_string());
+            }
+            Err(e) => warn!(error = %e, "the ACD did not take the caller"),
+        }
+    }
+}
+
 /// A callback the caller booked while waiting: the ACD holds the place in line (its
 /// `CallerId`); this is what the daemon knows to dial it and write the attempts down.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -110,6 +110,10 @@ struct Log {
     answered: Mutex<Vec<(String, String, Duration)>>,
     /// Each ended call's operator and talk time.
     operators: Mutex<Vec<Option<(String, Duration)>>>,
+    /// Returning-caller lookups asked for: number and lookback.
+    lookups: Mutex<Vec<(String, Duration)>>,
+    /// What a lookup answers: `Some(operator)`, or `None` for a store that never answers.
+    lookup_answer: Mutex<Option<Option<String>>>,
 }
 
 impl CallLog for Log {
@@ -138,6 +142,16 @@ impl CallLog for Log {
             .lock()
             .unwrap()
             .push((appeal.to_string(), step.clone()));
+    }
+    fn returning_operator(&self, caller: &str, lookback: Duration) -> gateway::ReturningLookup {
+        self.lookups
+            .lock()
+            .unwrap()
+            .push((caller.to_string(), lookback));
+        match self.lookup_answer.lock().unwrap().clone() {
+            Some(answer) => Box::pin(async move { Ok(answer) }),
+            None => Box::pin(std::future::pending()),
+        }
     }
     fn digit(&self, appeal: &str, digit: char, via: &str) {
         self.digits
@@ -1906,4 +1920,67 @@ async fn an_overflow_to_a_message_records_the_caller() {
     );
     gw.stop().await;
     assert!(std::path::Path::new(&file).exists(), "{file}");
+}
+
+/// A queue with `returning_days` asks the call log who handled the caller's open appeal
+/// before the caller joins, and a store that never answers delays the join by the short
+/// timeout only: the operator is rung either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returning_callers_are_looked_up_without_blocking_the_call() {
+    for answer in [Some(Some("op1".to_string())), None] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = acd::QueueConfig::new("benefits");
+        q.announce_every = None;
+        q.returning = Some(acd::ReturningConfig {
+            lookback: Duration::from_secs(7 * 86_400),
+            wait_for_operator: Duration::ZERO,
+        });
+        let (s, _) = waiting_settings(dir.path(), q, 100);
+        let log = Arc::new(Log::default());
+        *log.lookup_answer.lock().unwrap() = answer.clone();
+        let stats = Arc::new(Stats::default());
+        let gw = Gateway::bind(s.clone(), stats.clone(), log.clone())
+            .await
+            .unwrap();
+        let addr = gw.local_addrs()[0];
+        let ops = gw.operators();
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(gw.run(stop.clone()));
+        let phone = Phone::new(addr).await;
+        phone.register_with_digest().await;
+        ops.apply("op1", gateway::OperatorCommand::Login)
+            .await
+            .unwrap();
+        let mut c = Caller::new(addr).await;
+        assert_eq!(c.invite(&c.offer(PCMU_OFFER, "sendrecv")).await.status, 200);
+        let mut n = 0;
+        while classify(&s, &c.rtp_packet().await.payload) != "menu" {
+            n += 1;
+            assert!(n < 60, "no menu prompt");
+        }
+        let mut seq = 1;
+        c.press(&mut seq, 64_000, 1).await;
+        let pressed = Instant::now();
+        let invite = phone.request().await;
+        assert_eq!(invite.method, sip::Method::Invite);
+        let took = pressed.elapsed();
+        assert_eq!(
+            *log.lookups.lock().unwrap(),
+            vec![("79131234567".to_string(), Duration::from_secs(7 * 86_400))]
+        );
+        if answer.is_none() {
+            // the join waited for the lookup's timeout (0.5 s), not longer
+            assert!(took >= Duration::from_millis(400), "{took:?}");
+        } else {
+            // an answer is taken as soon as it comes
+            assert!(took < Duration::from_millis(400), "{took:?}");
+        }
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        c.bye().await;
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .unwrap()
+            .unwrap();
+    }
 }
