@@ -154,6 +154,10 @@ pub(crate) struct Core {
     booked: HashMap<CallerId, BookedCallback>,
     /// Where returning-caller lookups report (see `waiting.rs`); `None` joins at once.
     returning_tx: Option<tokio::sync::mpsc::UnboundedSender<waiting::ReturningFound>>,
+    /// When the lines' working hours are next looked at for the queues (`waiting.rs`).
+    hours_next: Instant,
+    /// Each queue's open/closed as last told to the ACD.
+    hours_applied: HashMap<String, bool>,
     pub out: Outbound,
 }
 
@@ -215,6 +219,8 @@ impl Core {
             op_txs: HashMap::new(),
             booked: HashMap::new(),
             returning_tx: None,
+            hours_next: Instant::now(),
+            hours_applied: HashMap::new(),
             settings,
             endpoint,
             registrar,
@@ -278,6 +284,7 @@ impl Core {
             self.endpoint.poll_timeout(),
             self.registrar.poll_timeout(),
             self.acd.as_ref().and_then(Acd::poll_timeout),
+            self.acd.as_ref().map(|_| self.hours_next),
         ]
         .into_iter()
         .flatten()
@@ -309,6 +316,7 @@ impl Core {
             self.stats.publish_registrations(&self.registrar);
             self.registrations_changed(now, &expired);
         }
+        self.check_hours(now);
         if let Some(acd) = self.acd.as_mut() {
             if acd.poll_timeout().is_some_and(|at| at <= now) {
                 acd.handle_timeout(now);
