@@ -1090,6 +1090,55 @@ mod tests {
     }
 
     #[test]
+    fn trunk_outbound_targets_are_checked_and_resolved() {
+        let t = outbound_target("sip:127.0.0.1:5080").unwrap();
+        assert_eq!(t.peer.addr, SocketAddr::from(([127, 0, 0, 1], 5080)));
+        assert_eq!(t.peer.transport, sip::Transport::Udp);
+        let t = outbound_target("sip:[::1];transport=TCP").unwrap();
+        assert_eq!(t.peer.addr.port(), 5060);
+        assert_eq!(t.peer.transport, sip::Transport::Tcp);
+        for (bad, why) in [
+            ("127.0.0.1:5080", "is not a SIP URI"),
+            ("tel:+7913", "must be a sip: URI"),
+            ("sips:127.0.0.1", "no TLS"),
+            ("sip:88005553535@127.0.0.1", "user part"),
+            ("sip:127.0.0.1;transport=sctp", "transport"),
+            ("sip:no-such-host.invalid", "does not resolve"),
+        ] {
+            let e = outbound_target(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_trunk_outbound_is_reported_at_its_value() {
+        let text = std::fs::read_to_string(repo_config()).unwrap();
+        let text = text.replace(
+            "allow = [\"127.0.0.1\", \"::1\"]",
+            "allow = [\"127.0.0.1\", \"::1\"]\noutbound = \"sips:10.0.0.1\"\nusername = \"u\"",
+        );
+        // the main file next to the shipped ones, so the files it names are found
+        let shipped = repo_config().parent().unwrap().to_path_buf();
+        let p = shipped.join(format!(".test-outbound-{}.toml", std::process::id()));
+        std::fs::write(&p, &text).unwrap();
+        let result = Config::load_with_env(&p, std::iter::empty());
+        std::fs::remove_file(&p).unwrap();
+        let s = result.unwrap_err().to_string();
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("outbound = "))
+            .unwrap()
+            + 1;
+        assert!(
+            s.contains(&format!(
+                ":{line}:12: trunk \"local-test\": outbound \"sips:10.0.0.1\""
+            )),
+            "{s}"
+        );
+        assert!(s.contains("`username` and `password` go together"), "{s}");
+    }
+
+    #[test]
     fn reports_section_defaults_and_checks() {
         let c = Config::load_with_env(&repo_config(), std::iter::empty()).unwrap();
         assert_eq!(c.main.reports.service_level_seconds, 20);
