@@ -248,6 +248,7 @@ impl Core {
             in_ivr: false,
             queued: None,
             waiting: None,
+            priority: 0,
             acd_caller: None,
             queued_at: None,
             operator: None,

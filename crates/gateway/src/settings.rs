@@ -72,8 +72,23 @@ impl DtmfMode {
 pub struct TrunkSettings {
     pub name: String,
     pub allow: Vec<IpNet>,
-    /// Digest credentials the trunk may use when its address is not in `allow`.
+    /// Digest credentials: the trunk may use them when its address is not in `allow`, and we
+    /// answer its 401/407 challenges with them when we call out through it.
     pub credentials: Option<(String, String)>,
+    /// Where calls we place through this trunk go (callbacks, transfers to numbers); `None`
+    /// for a trunk that only brings calls in.
+    pub outbound: Option<TrunkOutbound>,
+}
+
+/// A trunk's outbound target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkOutbound {
+    /// The configured URI (`sip:127.0.0.1:5080`): its host, port and parameters make the
+    /// Request-URI, the dialled number its user part.
+    pub uri: sip::SipUri,
+    /// Where the INVITEs go (resolved when the configuration is loaded; UDP, or TCP with
+    /// `;transport=tcp`).
+    pub peer: sip::Peer,
 }
 
 #[derive(Debug, Clone)]
