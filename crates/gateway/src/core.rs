@@ -932,35 +932,9 @@ impl Core {
             }
         }
         // Offer: in the INVITE (usual) or none (we offer in the 200, the answer comes in ACK).
-        let neg = if req.body.is_empty() {
-            None
-        } else {
-            let ct = req.headers.get(&HeaderName::ContentType).unwrap_or("");
-            if !ct
-                .trim()
-                .to_ascii_lowercase()
-                .starts_with("application/sdp")
-            {
-                let mut r = with_to_tag(req.response(415), &req, None);
-                r.headers.push(HeaderName::Accept, "application/sdp");
-                return self.respond(now, &tx, r);
-            }
-            match sdp::answer_body(&req.body) {
-                Ok(n) => Some(n),
-                Err(e) if e.is_not_acceptable() => {
-                    let mut r = with_to_tag(req.response(488), &req, None);
-                    r.headers.push(
-                        HeaderName::Warning,
-                        "304 hotline \"Media type not available\"",
-                    );
-                    return self.respond(now, &tx, r);
-                }
-                Err(e) => {
-                    let mut r = with_to_tag(req.response(400), &req, None);
-                    r.reason = format!("Bad Request - {e}");
-                    return self.respond(now, &tx, r);
-                }
-            }
+        let neg = match answer_offer(&req) {
+            Ok(n) => n,
+            Err(r) => return self.respond(now, &tx, r),
         };
         // RFC 4028: too small a session interval is refused with our minimum.
         let se = req
@@ -1207,18 +1181,9 @@ impl Core {
         let Some(id) = self.in_dialog(now, &tx, &req) else {
             return;
         };
-        let offer = if req.body.is_empty() {
-            None
-        } else {
-            match sdp::answer_body(&req.body) {
-                Ok(n) => Some(n),
-                Err(e) if e.is_not_acceptable() => return self.reply(now, &tx, &req, 488),
-                Err(e) => {
-                    let mut r = req.response(400);
-                    r.reason = format!("Bad Request - {e}");
-                    return self.respond(now, &tx, r);
-                }
-            }
+        let offer = match answer_offer(&req) {
+            Ok(n) => n,
+            Err(r) => return self.respond(now, &tx, r),
         };
         self.refresh_session(now, &id);
         let Some(call) = self.calls.get_mut(&id) else {
@@ -1507,6 +1472,43 @@ impl Core {
             .push(HeaderName::UserAgent, self.settings.user_agent.as_str());
         bye
     }
+}
+
+/// Our answer to the SDP offer in an INVITE or re-INVITE (`None` when it has no body: we offer
+/// in the 200 then), or the response refusing it: 415 for a body that is not SDP, 488 with a
+/// Warning when no offered media is acceptable, 400 for malformed SDP.
+fn answer_offer(req: &Request) -> Result<Option<Negotiated>, Response> {
+    if req.body.is_empty() {
+        return Ok(None);
+    }
+    let ct = req.headers.get(&HeaderName::ContentType).unwrap_or("");
+    let r = if !ct
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("application/sdp")
+    {
+        let mut r = req.response(415);
+        r.headers.push(HeaderName::Accept, "application/sdp");
+        r
+    } else {
+        match sdp::answer_body(&req.body) {
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.is_not_acceptable() => {
+                let mut r = req.response(488);
+                r.headers.push(
+                    HeaderName::Warning,
+                    "304 hotline \"Media type not available\"",
+                );
+                r
+            }
+            Err(e) => {
+                let mut r = req.response(400);
+                r.reason = format!("Bad Request - {e}");
+                r
+            }
+        }
+    };
+    Err(with_to_tag(r, req, None))
 }
 
 /// Add our To tag to a response (any final response creating no dialog still needs one,

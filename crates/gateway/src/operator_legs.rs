@@ -131,12 +131,7 @@ impl Core {
     ) -> Result<(), &'static str> {
         let call_id = self.acd_callers.get(&caller).ok_or("the caller is gone")?;
         let call = self.calls.get(call_id).ok_or("the caller is gone")?;
-        let from_user = call
-            .line
-            .numbers
-            .first()
-            .cloned()
-            .unwrap_or_else(|| call.line.id.clone());
+        let from_user = call.line.from_user();
         let (local, ip) = (call.local, self.local_ip(call));
         let (appeal, prompts) = (call.appeal.clone(), call.prompts.clone());
         self.ring_operator(now, caller, op, local, ip, from_user, appeal, prompts)

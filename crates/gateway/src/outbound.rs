@@ -218,12 +218,7 @@ impl Core {
         if let Some(queue) = call.queued.take() {
             self.stats.queue_leave(&queue, call_id);
         }
-        let from_user = call
-            .line
-            .numbers
-            .first()
-            .cloned()
-            .unwrap_or_else(|| call.line.id.clone());
+        let from_user = call.line.from_user();
         self.dialling.bookings.insert(
             id,
             Booking {
@@ -551,12 +546,7 @@ impl Core {
         referrer: Option<(OperatorId, String, Duration)>,
     ) -> Result<(), &'static str> {
         let call = self.calls.get(call_id).ok_or("the call is gone")?;
-        let from_user = call
-            .line
-            .numbers
-            .first()
-            .cloned()
-            .unwrap_or_else(|| call.line.id.clone());
+        let from_user = call.line.from_user();
         let (near, appeal, prompts) = (call.local, call.appeal.clone(), call.prompts.clone());
         let leg = self.dial_number(
             now,

@@ -34,6 +34,14 @@ pub struct LineSettings {
     pub start: String,
 }
 
+impl LineSettings {
+    /// The user part our calls for this line go out with (callbacks, transfers, operator
+    /// legs): its main number, or its id when it has none.
+    pub fn from_user(&self) -> String {
+        self.numbers.first().unwrap_or(&self.id).clone()
+    }
+}
+
 /// The name a menu prompt has in the [`PromptCache`]: its WAV file. Two menus naming the same
 /// file share one decoded copy; two prompt folders with the same prompt names never clash.
 pub fn menu_prompt_name(file: &Path) -> PromptName {
