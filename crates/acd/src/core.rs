@@ -123,6 +123,9 @@ pub enum Action {
     },
     /// The caller is gone from the ACD.
     Left { caller: CallerId, outcome: Outcome },
+    /// A direct offer ([`Acd::direct_offer`]) rang out: stop ringing the operator and treat
+    /// the transfer as not answered. The operator is free again.
+    CancelDirect { operator: OperatorId },
 }
 
 /// An operator's state as shown to supervisors.
@@ -130,10 +133,21 @@ pub enum Action {
 pub enum OperatorState {
     LoggedOut,
     Available,
-    Ringing { caller: CallerId },
-    OnCall { caller: CallerId },
-    WrapUp { until: Instant },
+    Ringing {
+        caller: CallerId,
+    },
+    OnCall {
+        caller: CallerId,
+    },
+    WrapUp {
+        until: Instant,
+    },
     Paused(PauseReason),
+    /// Rung for, or talking to, a caller handed to them directly (an operator's transfer),
+    /// outside any queue's line.
+    Direct {
+        answered: bool,
+    },
 }
 
 /// [`OperatorState`] plus what else decides whether the operator is offered calls.
@@ -184,6 +198,12 @@ pub enum AcdError {
     AlreadyCallback(CallerId),
     #[error("caller {0} is not being called back")]
     NotDialing(CallerId),
+    /// A direct offer to an operator who is not ready and idle (logged out, paused,
+    /// unregistered, ringing, on a call or wrapping up).
+    #[error("operator {0} is not available")]
+    NotAvailable(OperatorId),
+    #[error("operator {0} has no direct offer ringing")]
+    NotDirect(OperatorId),
 }
 
 type QIdx = usize;
@@ -215,6 +235,8 @@ enum Kind {
     /// A returning caller's hold for its previous operator ends.
     Prefer = 6,
     WrapUp = 7,
+    /// A direct offer's ring timeout (keyed by operator).
+    DirectRing = 8,
 }
 const CALLER_TIMERS: usize = 7;
 
@@ -281,6 +303,12 @@ enum Activity {
         since: Instant,
     },
     WrapUp,
+    /// A caller handed to the operator directly, not through a queue's line: ringing until
+    /// answered, then talking. `queue` gives the wrap-up after it.
+    Direct {
+        queue: Option<QIdx>,
+        answered: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -309,6 +337,7 @@ struct Operator {
     counted_logged_in: bool,
     counted_ready: bool,
     wrap_timer: Option<Instant>,
+    direct_timer: Option<Instant>,
 }
 
 impl Operator {
@@ -475,6 +504,7 @@ impl Acd {
                 counted_logged_in: false,
                 counted_ready: false,
                 wrap_timer: None,
+                direct_timer: None,
             });
         }
         Ok(Acd {
@@ -680,11 +710,21 @@ impl Acd {
     /// The operator's call ended (either side hung up): wrap-up, then free again.
     pub fn call_ended(&mut self, now: Instant, operator: &OperatorId) -> Result<(), AcdError> {
         let o = self.op(operator)?;
+        let activity = self.ops.get(o as usize).map(|op| op.activity);
+        if let Some(Activity::Direct {
+            queue,
+            answered: true,
+        }) = activity
+        {
+            self.end_busy(now, o, queue);
+            self.finish(now);
+            return Ok(());
+        }
         let Some(Activity::OnCall {
             caller,
             queue,
             since,
-        }) = self.ops.get(o as usize).map(|op| op.activity)
+        }) = activity
         else {
             return Err(AcdError::NotOnCall(operator.clone()));
         };
@@ -704,19 +744,94 @@ impl Acd {
         if let Some(q) = self.queues.get_mut(queue) {
             q.record_handle_time(now.saturating_duration_since(since) + wrap);
         }
-        self.idle_seq += 1;
-        let idle_seq = self.idle_seq;
-        if let Some(op) = self.ops.get_mut(o as usize) {
-            op.idle_seq = idle_seq;
-            if op.logged_in && !wrap.is_zero() {
-                op.activity = Activity::WrapUp;
-                self.timers
-                    .arm(&mut op.wrap_timer, now + wrap, Kind::WrapUp, u64::from(o));
-            } else {
-                op.activity = Activity::Idle;
-            }
+        self.end_busy(now, o, Some(queue));
+        self.finish(now);
+        Ok(())
+    }
+
+    /// A caller is handed straight to `operator` (an operator's REFER naming them), outside
+    /// any queue's line: the operator must be ready and idle, and from now on is offered
+    /// nothing else until [`Acd::direct_failed`], an [`Action::CancelDirect`] (after
+    /// `from_queue`'s ring timeout, or the operator's first queue's) or, once
+    /// [`Acd::direct_answered`], [`Acd::call_ended`] (then `from_queue`'s wrap-up).
+    /// `NotAvailable` when the operator cannot take it now.
+    pub fn direct_offer(
+        &mut self,
+        now: Instant,
+        operator: &OperatorId,
+        from_queue: Option<&QueueId>,
+    ) -> Result<(), AcdError> {
+        let o = self.op(operator)?;
+        let queue = match from_queue {
+            Some(q) => Some(self.queue(q)?),
+            None => None,
+        };
+        let Some(op) = self.ops.get_mut(o as usize) else {
+            return Err(AcdError::UnknownOperator(operator.clone()));
+        };
+        if !op.offerable() {
+            return Err(AcdError::NotAvailable(operator.clone()));
         }
+        let ring_queue = queue.or_else(|| op.skills.first().map(|s| s.queue));
+        let ring = ring_queue
+            .and_then(|q| self.queues.get(q))
+            .map_or(Duration::from_secs(20), |q| q.cfg.ring_timeout);
+        op.activity = Activity::Direct {
+            queue: ring_queue,
+            answered: false,
+        };
+        self.timers.arm(
+            &mut op.direct_timer,
+            now + ring,
+            Kind::DirectRing,
+            u64::from(o),
+        );
         self.refresh_op(o);
+        self.finish(now);
+        Ok(())
+    }
+
+    /// The operator answered a direct offer: on a call until [`Acd::call_ended`].
+    pub fn direct_answered(&mut self, now: Instant, operator: &OperatorId) -> Result<(), AcdError> {
+        let o = self.op(operator)?;
+        let Some(op) = self.ops.get_mut(o as usize) else {
+            return Err(AcdError::UnknownOperator(operator.clone()));
+        };
+        let Activity::Direct {
+            queue,
+            answered: false,
+        } = op.activity
+        else {
+            return Err(AcdError::NotDirect(operator.clone()));
+        };
+        op.missed = 0;
+        op.activity = Activity::Direct {
+            queue,
+            answered: true,
+        };
+        self.timers
+            .disarm(&mut op.direct_timer, Kind::DirectRing, u64::from(o));
+        self.finish(now);
+        Ok(())
+    }
+
+    /// A direct offer ended unanswered (declined, busy, failed, or withdrawn by the daemon):
+    /// the operator is free again at once. Not counted as a missed queue offer.
+    pub fn direct_failed(&mut self, now: Instant, operator: &OperatorId) -> Result<(), AcdError> {
+        let o = self.op(operator)?;
+        let ringing = self.ops.get(o as usize).is_some_and(|op| {
+            matches!(
+                op.activity,
+                Activity::Direct {
+                    answered: false,
+                    ..
+                }
+            )
+        });
+        if !ringing {
+            return Err(AcdError::NotDirect(operator.clone()));
+        }
+        self.direct_over(o);
         self.finish(now);
         Ok(())
     }
@@ -920,6 +1035,7 @@ impl Acd {
             Activity::WrapUp => OperatorState::WrapUp {
                 until: op.wrap_timer?,
             },
+            Activity::Direct { answered, .. } => OperatorState::Direct { answered },
             Activity::Idle if !op.logged_in => OperatorState::LoggedOut,
             Activity::Idle => match &op.paused {
                 Some(r) => OperatorState::Paused(r.clone()),
@@ -1204,6 +1320,37 @@ impl Acd {
         }
     }
 
+    /// The operator's call (a queue's or a direct one) is over: wrap-up after `queue`'s
+    /// `wrap_up` when logged in, else idle at once.
+    fn end_busy(&mut self, now: Instant, o: OIdx, queue: Option<QIdx>) {
+        let wrap = queue
+            .and_then(|q| self.queues.get(q))
+            .map_or(Duration::ZERO, |q| q.cfg.wrap_up);
+        self.idle_seq += 1;
+        let idle_seq = self.idle_seq;
+        if let Some(op) = self.ops.get_mut(o as usize) {
+            op.idle_seq = idle_seq;
+            if op.logged_in && !wrap.is_zero() {
+                op.activity = Activity::WrapUp;
+                self.timers
+                    .arm(&mut op.wrap_timer, now + wrap, Kind::WrapUp, u64::from(o));
+            } else {
+                op.activity = Activity::Idle;
+            }
+        }
+        self.refresh_op(o);
+    }
+
+    /// A direct offer that was not answered ends: timer disarmed, the operator idle.
+    fn direct_over(&mut self, o: OIdx) {
+        if let Some(op) = self.ops.get_mut(o as usize) {
+            self.timers
+                .disarm(&mut op.direct_timer, Kind::DirectRing, u64::from(o));
+            op.activity = Activity::Idle;
+        }
+        self.refresh_op(o);
+    }
+
     /// A missed offer: count it and pause the operator at the queue's limit.
     fn missed(&mut self, o: OIdx, q: QIdx) {
         let max = self.queues.get(q).map_or(0, |q| q.cfg.max_no_answer);
@@ -1317,6 +1464,27 @@ impl Acd {
     }
 
     fn fire(&mut self, now: Instant, kind: Kind, id: u64) {
+        if kind == Kind::DirectRing {
+            let Ok(o) = OIdx::try_from(id) else {
+                return;
+            };
+            let Some(op) = self.ops.get_mut(o as usize) else {
+                return;
+            };
+            op.direct_timer = None;
+            if matches!(
+                op.activity,
+                Activity::Direct {
+                    answered: false,
+                    ..
+                }
+            ) {
+                let operator = op.id.clone();
+                self.direct_over(o);
+                self.actions.push_back(Action::CancelDirect { operator });
+            }
+            return;
+        }
         if kind == Kind::WrapUp {
             let Ok(o) = OIdx::try_from(id) else {
                 return;
@@ -1401,7 +1569,7 @@ impl Acd {
                     }
                 }
             }
-            Kind::Hold | Kind::Prefer | Kind::WrapUp => {}
+            Kind::Hold | Kind::Prefer | Kind::WrapUp | Kind::DirectRing => {}
         }
     }
 

@@ -127,6 +127,10 @@ fn config(rng: &mut Rng, ordered: bool) -> AcdConfig {
 enum Hold {
     Ringing(CallerId),
     OnCall(CallerId),
+    /// A direct offer (an operator's transfer), ringing or answered.
+    Direct {
+        answered: bool,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -216,6 +220,7 @@ impl Model {
             Action::StartCallback { .. } => "start-callback",
             Action::Announce { .. } => "announce",
             Action::OperatorPaused { .. } => "paused",
+            Action::CancelDirect { .. } => "cancel-direct",
             Action::Left {
                 outcome: Outcome::Answered { .. },
                 ..
@@ -299,6 +304,15 @@ impl Model {
                 assert!(*position >= 1, "{a:?}");
             }
             Action::OperatorPaused { operator, .. } => self.check_op(operator, a),
+            Action::CancelDirect { operator } => {
+                self.check_op(operator, a);
+                assert_eq!(
+                    self.ops[operator.as_str()],
+                    Some(Hold::Direct { answered: false }),
+                    "{a:?}"
+                );
+                self.ops.insert(operator.as_str().to_owned(), None);
+            }
             Action::Left { caller, outcome } => {
                 let cm = self.caller(*caller, a);
                 match outcome {
@@ -353,7 +367,7 @@ impl Run {
             .model
             .ops
             .iter()
-            .filter(|(_, h)| matches!(h, Some(Hold::OnCall(_))))
+            .filter(|(_, h)| matches!(h, Some(Hold::OnCall(_) | Hold::Direct { answered: true })))
             .map(|(o, _)| o.clone())
             .collect();
         v.sort();
@@ -450,7 +464,13 @@ impl Run {
             50..=59 => {
                 if let Some(o) = self.rng.pick(&self.on_call()).cloned() {
                     let Some(Hold::OnCall(c)) = self.model.ops[&o] else {
-                        unreachable!()
+                        // a direct call ends like any other
+                        self.model.ops.insert(o.clone(), None);
+                        self.acd
+                            .call_ended(now, &OperatorId::from(o.as_str()))
+                            .unwrap();
+                        self.drain();
+                        return;
                     };
                     let dialing = self
                         .model
@@ -529,6 +549,43 @@ impl Run {
                     self.acd.set_priority(now, c, p).unwrap();
                 }
             }
+            84..=86 if !ordered => {
+                // a direct offer (an operator's transfer): taken only by a free operator
+                let o = op(&mut self.rng);
+                let from = self
+                    .rng
+                    .chance(50)
+                    .then(|| QueueId::from(*self.rng.pick(&QUEUES).unwrap()));
+                match self.acd.direct_offer(now, &o, from.as_ref()) {
+                    Ok(()) => {
+                        let slot = self.model.ops.get_mut(o.as_str()).unwrap();
+                        assert_eq!(*slot, None, "direct offer to {o} holding {slot:?}");
+                        *slot = Some(Hold::Direct { answered: false });
+                        *self.model.seen.entry("direct").or_default() += 1;
+                    }
+                    Err(acd::AcdError::NotAvailable(_)) => {}
+                    Err(e) => panic!("direct offer: {e}"),
+                }
+            }
+            87..=88 if !ordered => {
+                let ringing: Vec<String> = OPS
+                    .iter()
+                    .filter(|o| self.model.ops[**o] == Some(Hold::Direct { answered: false }))
+                    .map(|o| (*o).to_owned())
+                    .collect();
+                if let Some(o) = self.rng.pick(&ringing).cloned() {
+                    let id = OperatorId::from(o.as_str());
+                    if self.rng.chance(60) {
+                        self.model
+                            .ops
+                            .insert(o, Some(Hold::Direct { answered: true }));
+                        self.acd.direct_answered(now, &id).unwrap();
+                    } else {
+                        self.model.ops.insert(o, None);
+                        self.acd.direct_failed(now, &id).unwrap();
+                    }
+                }
+            }
             82 if !ordered => {
                 let q = QueueId::from(*self.rng.pick(&QUEUES).unwrap());
                 self.acd.set_open(now, &q, self.rng.chance(70)).unwrap();
@@ -565,6 +622,15 @@ impl Run {
             self.acd.caller_left(self.now, c).unwrap();
             self.drain();
         }
+        for o in OPS {
+            if self.model.ops[o] == Some(Hold::Direct { answered: false }) {
+                self.model.ops.insert(o.to_owned(), None);
+                self.acd
+                    .direct_failed(self.now, &OperatorId::from(o))
+                    .unwrap();
+                self.drain();
+            }
+        }
         for o in self.on_call() {
             self.model.ops.insert(o.clone(), None);
             self.acd
@@ -587,7 +653,9 @@ impl Run {
             assert!(
                 !matches!(
                     s.state,
-                    acd::OperatorState::Ringing { .. } | acd::OperatorState::OnCall { .. }
+                    acd::OperatorState::Ringing { .. }
+                        | acd::OperatorState::OnCall { .. }
+                        | acd::OperatorState::Direct { .. }
                 ),
                 "{o}: {s:?}"
             );
@@ -707,6 +775,8 @@ fn random_sequences_keep_the_invariants() {
             "left-overflowed",
             "left-called-back",
             "left-callback-failed",
+            "direct",
+            "cancel-direct",
         ],
     );
 }

@@ -104,6 +104,9 @@ struct Call {
     in_ivr: bool,
     /// The queue the call waits in (counted in [`Stats::queue_waits`]).
     queued: Option<String>,
+    /// The queue the caller last left in the ACD (answered there): where a failed transfer
+    /// puts them back.
+    last_queue: Option<String>,
     /// The call's id in the ACD while it is there (waiting or being offered).
     acd_caller: Option<CallerId>,
     /// When the caller entered the queue (the wait an operator's answer reports).
@@ -1019,6 +1022,7 @@ impl Core {
             ivr_end: None,
             in_ivr: false,
             queued: None,
+            last_queue: None,
             acd_caller: None,
             queued_at: None,
             priority: 0,
@@ -1347,8 +1351,10 @@ impl Core {
                 info!(?outcome, "caller left the ACD");
                 if let Some(queue) = call.queued.take() {
                     self.stats.queue_leave(&queue, &call_id);
+                    call.last_queue = Some(queue);
                 }
             }
+            Action::CancelDirect { operator } => self.direct_rang_out(now, &operator),
             Action::Overflow {
                 caller,
                 to: acd::OverflowAction::Queue(q),

@@ -237,6 +237,7 @@ impl Core {
             ivr_end: None,
             in_ivr: false,
             queued: None,
+            last_queue: None,
             waiting: None,
             priority: 0,
             acd_caller: None,

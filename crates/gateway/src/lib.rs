@@ -360,6 +360,8 @@ pub enum TransferKind {
     Queue,
     /// An outside number dialled through the trunk.
     Number,
+    /// Another operator, rung directly (an operator's REFER naming them).
+    Operator,
 }
 
 impl TransferKind {
@@ -367,6 +369,7 @@ impl TransferKind {
         match self {
             TransferKind::Queue => "queue",
             TransferKind::Number => "number",
+            TransferKind::Operator => "operator",
         }
     }
 }
@@ -376,7 +379,7 @@ impl TransferKind {
 pub struct TransferRecord<'a> {
     /// The operator whose REFER asked for it (`None`: the voice menu).
     pub operator: Option<&'a str>,
-    /// The queue name or the number.
+    /// The queue name, the number or the operator.
     pub target: &'a str,
     pub kind: TransferKind,
     /// 200 when the caller reached the target, else the failure (the SIP status).

@@ -37,6 +37,12 @@ pub(super) enum LegFor {
     },
     /// A number dialled through the trunk (see `outbound`).
     Trunk(TrunkPurpose),
+    /// An operator rung for the caller of `call_id` whom another operator transferred to them
+    /// by REFER (see `transfer`); the ACD holds them with a direct offer.
+    Direct {
+        call_id: String,
+        operator: OperatorId,
+    },
 }
 
 /// Our call out, from the INVITE to its end.
@@ -134,17 +140,21 @@ impl Core {
         let from_user = call.line.from_user();
         let (local, ip) = (call.local, self.local_ip(call));
         let (appeal, prompts) = (call.appeal.clone(), call.prompts.clone());
-        self.ring_operator(now, caller, op, local, ip, from_user, appeal, prompts)
+        let for_ = LegFor::Offer {
+            caller,
+            operator: op.clone(),
+        };
+        self.ring_operator(now, for_, op, local, ip, from_user, appeal, prompts)
             .map(drop)
     }
 
-    /// INVITEs every registered contact of `op` for the ACD's `caller`.
+    /// INVITEs every registered contact of `op`, for the ACD's offer or a direct transfer.
     // one value per part of the INVITE; a struct would only rename them
     #[allow(clippy::too_many_arguments)]
     pub(super) fn ring_operator(
         &mut self,
         now: Instant,
-        caller: CallerId,
+        for_: LegFor,
         op: &OperatorId,
         local: SocketAddr,
         ip: IpAddr,
@@ -166,10 +176,7 @@ impl Core {
         let leg_id = self.place_call(
             now,
             LegSpec {
-                for_: LegFor::Offer {
-                    caller,
-                    operator: op.clone(),
-                },
+                for_,
                 targets,
                 local,
                 ip,
@@ -180,7 +187,7 @@ impl Core {
                 credentials: None,
             },
         )?;
-        info!(%caller, operator = %op, contacts, "ringing the operator");
+        info!(operator = %op, contacts, "ringing the operator");
         Ok(leg_id)
     }
 
@@ -433,6 +440,9 @@ impl Core {
                 }
             }
             LegFor::Trunk(purpose) => self.trunk_failed(now, purpose, status),
+            LegFor::Direct { call_id, operator } => {
+                self.direct_failed(now, &call_id, &operator, status)
+            }
         }
     }
 
@@ -524,6 +534,9 @@ impl Core {
         let (caller, op) = match for_ {
             LegFor::Offer { caller, operator } => (caller, operator),
             LegFor::Trunk(purpose) => return self.trunk_answered(now, leg_id, purpose),
+            LegFor::Direct { call_id, operator } => {
+                return self.direct_answered(now, leg_id, &call_id, operator)
+            }
         };
         info!(%caller, operator = %op, "the operator answered");
         let answered = self
@@ -620,7 +633,7 @@ impl Core {
                 self.reply(now, tx, &req, 200);
                 let for_ = self.op_legs.get(&leg_id).map(|l| l.for_.clone());
                 match for_ {
-                    Some(LegFor::Offer { operator, .. }) => {
+                    Some(LegFor::Offer { operator, .. } | LegFor::Direct { operator, .. }) => {
                         self.operator_hung_up(now, &leg_id, operator)
                     }
                     Some(LegFor::Trunk(purpose)) => {

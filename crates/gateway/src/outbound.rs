@@ -78,6 +78,8 @@ pub(super) struct Dialling {
     runs: HashMap<CallerId, Run>,
     /// Calls being handed to a number, by Call-ID.
     transfers: HashMap<String, Transfer>,
+    /// Calls being handed to another operator (a REFER naming them), by Call-ID.
+    pub(super) direct: HashMap<String, super::transfer::DirectTransfer>,
 }
 
 impl Dialling {
@@ -106,7 +108,7 @@ impl Dialling {
 
     /// Whether a transfer of this call is under way or done.
     pub(super) fn transferring(&self, call_id: &str) -> bool {
-        self.transfers.contains_key(call_id)
+        self.transfers.contains_key(call_id) || self.direct.contains_key(call_id)
     }
 }
 
@@ -302,9 +304,11 @@ impl Core {
         let placed = match local {
             Some(local) => {
                 let ip = self.settings.rtp_address.unwrap_or(local.ip());
-                self.ring_operator(
-                    now, caller, &operator, local, ip, from_user, appeal, prompts,
-                )
+                let for_ = LegFor::Offer {
+                    caller,
+                    operator: operator.clone(),
+                };
+                self.ring_operator(now, for_, &operator, local, ip, from_user, appeal, prompts)
             }
             None => Err("no registered contact"),
         };
@@ -671,7 +675,8 @@ impl Core {
         match t.referrer {
             // the operator is still with the caller: they hear why, the caller stays
             Some(r) if !r.leg.is_empty() => self.refer_notify(now, &r.leg, code),
-            Some(_) => self.end_call(now, &call_id, EndReason::TransferFailed),
+            // the operator hung up meanwhile: back to the queue the caller came from
+            Some(_) => self.back_to_queue(now, &call_id),
             None => self.ivr_transfer_failed(now, &call_id),
         }
     }
@@ -706,6 +711,7 @@ impl Core {
 
     /// The caller's call ended: its leg to a number is hung up or cancelled.
     pub(super) fn caller_gone_from_trunk(&mut self, now: Instant, call_id: &str) {
+        self.caller_gone_from_direct(now, call_id);
         let Some(t) = self.dialling.transfers.remove(call_id) else {
             return;
         };
@@ -719,19 +725,20 @@ impl Core {
         }
     }
 
-    /// The operator who referred `call_id` to a number hung up before it answered: the caller
-    /// waits for the number alone. `false` when no such transfer is under way.
-    pub(super) fn transferor_left(&mut self, _now: Instant, call_id: &str) -> bool {
-        let Some(t) = self.dialling.transfers.get_mut(call_id) else {
-            return false;
-        };
-        let Some(r) = t.referrer.as_mut() else {
-            return false;
-        };
-        r.leg.clear();
-        if let Some(leg) = self.calls.get(call_id).and_then(|c| c.leg.clone()) {
-            self.media.unbridge(&leg);
+    /// The operator who referred `call_id` to a number or another operator hung up before it
+    /// answered: the caller waits for the target alone, hearing the music of the queue they
+    /// came from. `false` when no such transfer is under way.
+    pub(super) fn transferor_left(&mut self, now: Instant, call_id: &str) -> bool {
+        if !self.direct_transferor_left(call_id) {
+            let Some(t) = self.dialling.transfers.get_mut(call_id) else {
+                return false;
+            };
+            let Some(r) = t.referrer.as_mut() else {
+                return false;
+            };
+            r.leg.clear();
         }
+        self.hold_music(now, call_id);
         true
     }
 }

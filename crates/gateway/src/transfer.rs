@@ -8,13 +8,44 @@
 //! - an **outside number** (digits): dialled through the trunk (`outbound`); the caller stays
 //!   with the operator until it answers, is then bridged to it, and the operator is sent BYE;
 //!   a failure is NOTIFYed and the caller stays with the operator;
+//! - an **operator** of the ACD (`sip:op3@…`): the ACD must find them ready and idle
+//!   ([`acd::Acd::direct_offer`], else NOTIFY 486) and holds them for this caller while their
+//!   phones ring (the ordinary operator leg, `LegFor::Direct`); on the answer the caller is
+//!   bridged to them, NOTIFY 200 and BYE go to the transferring operator; busy is NOTIFYed 486,
+//!   no answer (declined, the queue's ring timeout) 480;
 //! - anything else: NOTIFY 404, the caller stays with the operator.
+//!
+//! A transfer to a number or an operator that fails leaves the caller with the transferring
+//! operator; if that operator hung up meanwhile, the caller (who heard the queue's music while
+//! the target rang) goes back into the queue they were answered from, priority kept.
 //!
 //! A REFER outside a dialog gets 403, one in a dialog we do not know 481 (RFC 3515 §2.4.2),
 //! one in an operator's leg with no caller bridged 403.
 
+use super::operator_legs::LegFor;
 use super::*;
 use crate::{TransferKind, TransferRecord};
+
+/// A caller being handed to another operator (a field of `outbound::Dialling`).
+pub(super) struct DirectTransfer {
+    /// Our leg ringing the target operator.
+    leg: String,
+    operator: OperatorId,
+    /// The transferring operator and their leg (empty once they hung up).
+    referrer: OperatorId,
+    referrer_leg: String,
+    /// From their bridge to the REFER.
+    talked: Duration,
+}
+
+/// The NOTIFY status for a direct transfer whose leg failed with `status`.
+fn direct_status(status: Option<u16>) -> u16 {
+    match status {
+        Some(486 | 600) => 486,
+        None | Some(408 | 480 | 487 | 603) => 480,
+        Some(s) => s,
+    }
+}
 
 impl Core {
     /// A REFER that reached no leg of ours: without a To tag it is outside any dialog (403:
@@ -66,6 +97,18 @@ impl Core {
         if is_queue {
             return self.transfer_to_queue(now, &call_id, leg_id, &user);
         }
+        let is_operator = self.acd.as_ref().is_some_and(|a| {
+            a.operator_status(&OperatorId::from(user.as_str()))
+                .is_some()
+        });
+        if is_operator {
+            return self.transfer_to_operator(
+                now,
+                &call_id,
+                leg_id,
+                OperatorId::from(user.as_str()),
+            );
+        }
         if let Some(number) = outbound::dialable(&user) {
             let Some(call) = self.calls.get(&call_id) else {
                 return;
@@ -94,17 +137,7 @@ impl Core {
 
     /// The caller of `call_id` goes back into the ACD, to `queue`, with the priority it had.
     fn transfer_to_queue(&mut self, now: Instant, call_id: &str, op_leg: &str, queue: &str) {
-        let Some(call) = self.calls.get(call_id) else {
-            return;
-        };
-        let priority = call.priority;
-        self.next_caller += 1;
-        let id = CallerId(self.next_caller);
-        let joined = self
-            .acd
-            .as_mut()
-            .map(|a| a.caller_joined(now, id, &QueueId::from(queue), priority, None));
-        if let Some(Err(e)) = joined {
+        if let Err(e) = self.join_queue(now, call_id, queue) {
             info!(error = %e, %queue, "REFER: the queue did not take the caller");
             return self.refer_notify(now, op_leg, 480);
         }
@@ -114,22 +147,8 @@ impl Core {
         };
         let _e = call.span.clone().entered();
         info!(%queue, "REFER: the caller is back in a queue");
-        let conn = call.operator.take();
-        call.acd_caller = Some(id);
-        self.acd_callers.insert(id, call_id.to_string());
-        call.queued_at = Some(now);
-        if let Some(old) = call.queued.replace(queue.to_string()) {
-            self.stats.queue_leave(&old, call_id);
-        }
-        self.stats.queue_enter(queue, call_id, now);
         let appeal = call.appeal.clone();
-        if let (Some(leg), Some(music)) = (&call.leg, self.settings.moh_for(queue)) {
-            if let Err(e) = self.media.play_moh(leg, &call.prompts, music) {
-                warn!(%e, "music on hold not loaded; the caller waits in silence");
-            }
-        } else if let Some(leg) = &call.leg {
-            self.media.unbridge(leg);
-        }
+        let conn = call.operator.take();
         let talked = conn
             .as_ref()
             .map(|c| now.saturating_duration_since(c.since));
@@ -147,6 +166,33 @@ impl Core {
                 operator_talked: talked,
             },
         );
+    }
+
+    /// Puts the caller of `call_id` into the ACD's `queue` with the priority it had: the
+    /// music of that queue, the queue figures and the appeal's `entered_queue`.
+    fn join_queue(&mut self, now: Instant, call_id: &str, queue: &str) -> Result<(), AcdError> {
+        let Some(call) = self.calls.get(call_id) else {
+            return Ok(());
+        };
+        let priority = call.priority;
+        let acd = self
+            .acd
+            .as_mut()
+            .ok_or_else(|| AcdError::UnknownQueue(QueueId::from(queue)))?;
+        self.next_caller += 1;
+        let id = CallerId(self.next_caller);
+        acd.caller_joined(now, id, &QueueId::from(queue), priority, None)?;
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return Ok(());
+        };
+        call.acd_caller = Some(id);
+        self.acd_callers.insert(id, call_id.to_string());
+        call.queued_at = Some(now);
+        if let Some(old) = call.queued.replace(queue.to_string()) {
+            self.stats.queue_leave(&old, call_id);
+        }
+        self.stats.queue_enter(queue, call_id, now);
+        let appeal = call.appeal.clone();
         self.log.ivr_step(
             &appeal,
             &IvrStep::EnteredQueue {
@@ -154,6 +200,268 @@ impl Core {
                 priority: i32::from(priority),
             },
         );
+        self.hold_music(now, call_id);
+        Ok(())
+    }
+
+    /// The caller of `call_id` hears the music of the queue they are in or came from (the
+    /// default music without one; silence when none is loaded).
+    pub(super) fn hold_music(&mut self, _now: Instant, call_id: &str) {
+        let Some(call) = self.calls.get(call_id) else {
+            return;
+        };
+        let queue = call.queued.as_ref().or(call.last_queue.as_ref());
+        let music = match queue {
+            Some(q) => self.settings.moh_for(q),
+            None => self.settings.moh_for(crate::settings::MOH_DEFAULT),
+        };
+        let Some(leg) = &call.leg else {
+            return;
+        };
+        match music {
+            Some(music) => {
+                if let Err(e) = self.media.play_moh(leg, &call.prompts, music) {
+                    warn!(%e, "music on hold not loaded; the caller waits in silence");
+                }
+            }
+            None => self.media.unbridge(leg),
+        }
+    }
+
+    /// A transfer failed after the transferring operator hung up: the caller goes back into
+    /// the queue they were answered from (priority kept); without one the call ends.
+    pub(super) fn back_to_queue(&mut self, now: Instant, call_id: &str) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let _e = call.span.clone().entered();
+        // the operator who referred is gone (their leg cleared, the ACD told)
+        call.operator = None;
+        let Some(queue) = call.last_queue.clone() else {
+            info!("the transfer failed and the caller came from no queue; hanging up");
+            return self.end_call(now, call_id, EndReason::TransferFailed);
+        };
+        match self.join_queue(now, call_id, &queue) {
+            Ok(()) => info!(%queue, "the transfer failed; the caller is back in the queue"),
+            Err(e) => {
+                info!(error = %e, %queue, "the transfer failed and the queue did not take the caller");
+                self.end_call(now, call_id, EndReason::TransferFailed);
+            }
+        }
+    }
+
+    /// REFER naming an operator: the ACD holds them for this caller, then their phones ring.
+    fn transfer_to_operator(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        op_leg: &str,
+        target: OperatorId,
+    ) {
+        let Some(call) = self.calls.get(call_id) else {
+            return;
+        };
+        let _e = call.span.clone().entered();
+        let from_queue = call.last_queue.as_deref().map(QueueId::from);
+        let (referrer, talked) = match &call.operator {
+            Some(c) => (c.operator.clone(), now.saturating_duration_since(c.since)),
+            None => return self.refer_notify(now, op_leg, 403),
+        };
+        let from_user = call.line.from_user();
+        let (local, ip) = (call.local, self.local_ip(call));
+        let (appeal, prompts) = (call.appeal.clone(), call.prompts.clone());
+        let offered = self
+            .acd
+            .as_mut()
+            .map(|a| a.direct_offer(now, &target, from_queue.as_ref()));
+        if let Some(Err(e)) = offered {
+            info!(error = %e, operator = %target, "REFER: the operator cannot take the caller");
+            self.log_direct(call_id, &referrer, &target, 486, talked);
+            return self.refer_notify(now, op_leg, 486);
+        }
+        let for_ = LegFor::Direct {
+            call_id: call_id.to_string(),
+            operator: target.clone(),
+        };
+        match self.ring_operator(now, for_, &target, local, ip, from_user, appeal, prompts) {
+            Ok(leg) => {
+                info!(operator = %target, "REFER: ringing the operator for the caller");
+                self.dialling.direct.insert(
+                    call_id.to_string(),
+                    DirectTransfer {
+                        leg,
+                        operator: target,
+                        referrer,
+                        referrer_leg: op_leg.to_string(),
+                        talked,
+                    },
+                );
+            }
+            Err(why) => {
+                info!(operator = %target, why, "REFER: the operator cannot be rung");
+                if let Some(acd) = self.acd.as_mut() {
+                    let _ = acd.direct_failed(now, &target);
+                }
+                self.log_direct(call_id, &referrer, &target, 480, talked);
+                self.refer_notify(now, op_leg, 480);
+            }
+        }
+    }
+
+    fn log_direct(
+        &self,
+        call_id: &str,
+        referrer: &OperatorId,
+        target: &OperatorId,
+        status: u16,
+        talked: Duration,
+    ) {
+        let Some(call) = self.calls.get(call_id) else {
+            return;
+        };
+        self.log.transferred(
+            &call.appeal,
+            &TransferRecord {
+                operator: Some(referrer.as_str()),
+                target: target.as_str(),
+                kind: TransferKind::Operator,
+                status,
+                operator_talked: Some(talked),
+            },
+        );
+    }
+
+    /// The operator a caller was transferred to answered (their leg's media runs): bridge the
+    /// caller to them; the transferring operator gets NOTIFY 200 and BYE.
+    pub(super) fn direct_answered(
+        &mut self,
+        now: Instant,
+        leg_id: &str,
+        call_id: &str,
+        operator: OperatorId,
+    ) {
+        let Some(t) = self.dialling.direct.remove(call_id) else {
+            self.hangup_op_leg(now, leg_id);
+            if let Some(acd) = self.acd.as_mut() {
+                let _ = acd.direct_failed(now, &operator);
+            }
+            return;
+        };
+        if let Some(acd) = self.acd.as_mut() {
+            if let Err(e) = acd.direct_answered(now, &operator) {
+                debug!(error = %e, "direct offer already over in the ACD");
+            }
+        }
+        let op_media = self.op_legs.get(leg_id).and_then(|l| l.leg.clone());
+        let caller_media = self.calls.get(call_id).and_then(|c| c.leg.clone());
+        let bridged = match (&caller_media, &op_media) {
+            (Some(a), Some(b)) => self.media.bridge(a, b).is_ok(),
+            _ => false,
+        };
+        if !bridged {
+            warn!("the operator answered the transfer but could not be bridged");
+            self.hangup_op_leg(now, leg_id);
+            if let Some(acd) = self.acd.as_mut() {
+                let _ = acd.call_ended(now, &operator);
+            }
+            return self.direct_over(now, call_id, t, 500);
+        }
+        if !t.referrer_leg.is_empty() {
+            self.refer_notify(now, &t.referrer_leg, 200);
+        }
+        self.log_direct(call_id, &t.referrer, &t.operator, 200, t.talked);
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let _e = call.span.clone().entered();
+        info!(%operator, "transferred: the caller is connected to the operator");
+        let old = call.operator.replace(Connected {
+            operator,
+            leg: leg_id.to_string(),
+            since: now,
+        });
+        if let Some(old) = &old {
+            self.caller_gone_from_operator(now, old);
+        }
+    }
+
+    /// The target operator's leg failed (`status` `None`: a timeout).
+    pub(super) fn direct_failed(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        operator: &OperatorId,
+        status: Option<u16>,
+    ) {
+        if let Some(acd) = self.acd.as_mut() {
+            if let Err(e) = acd.direct_failed(now, operator) {
+                debug!(error = %e, "direct offer already over in the ACD");
+            }
+        }
+        let Some(t) = self.dialling.direct.remove(call_id) else {
+            return;
+        };
+        self.direct_over(now, call_id, t, direct_status(status));
+    }
+
+    /// The ACD's ring timeout for a direct offer: stop ringing, a no-answer (480).
+    pub(super) fn direct_rang_out(&mut self, now: Instant, operator: &OperatorId) {
+        let Some(call_id) = self
+            .dialling
+            .direct
+            .iter()
+            .find(|(_, t)| &t.operator == operator)
+            .map(|(id, _)| id.clone())
+        else {
+            return;
+        };
+        let Some(t) = self.dialling.direct.remove(&call_id) else {
+            return;
+        };
+        self.cancel_leg(now, &t.leg);
+        self.direct_over(now, &call_id, t, 480);
+    }
+
+    /// A direct transfer failed with `status`: NOTIFY the transferring operator (the caller
+    /// stays with them) or, when they hung up, the caller goes back to the queue.
+    fn direct_over(&mut self, now: Instant, call_id: &str, t: DirectTransfer, status: u16) {
+        if let Some(call) = self.calls.get(call_id) {
+            let _e = call.span.clone().entered();
+            info!(operator = %t.operator, status, "the transfer to the operator failed");
+        }
+        self.log_direct(call_id, &t.referrer, &t.operator, status, t.talked);
+        if t.referrer_leg.is_empty() {
+            self.back_to_queue(now, call_id);
+        } else {
+            self.refer_notify(now, &t.referrer_leg, status);
+        }
+    }
+
+    /// The caller hung up while an operator rang for them: CANCEL, the ACD frees the operator,
+    /// the transferring operator hears 487.
+    pub(super) fn caller_gone_from_direct(&mut self, now: Instant, call_id: &str) {
+        let Some(t) = self.dialling.direct.remove(call_id) else {
+            return;
+        };
+        self.cancel_leg(now, &t.leg);
+        if let Some(acd) = self.acd.as_mut() {
+            let _ = acd.direct_failed(now, &t.operator);
+        }
+        if !t.referrer_leg.is_empty() {
+            self.refer_notify(now, &t.referrer_leg, 487);
+        }
+    }
+
+    /// The transferring operator hung up while the target operator rings: `false` when no
+    /// direct transfer of `call_id` is under way.
+    pub(super) fn direct_transferor_left(&mut self, call_id: &str) -> bool {
+        match self.dialling.direct.get_mut(call_id) {
+            Some(t) => {
+                t.referrer_leg.clear();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sends the refer subscription's NOTIFY with `status` on our leg `leg_id` (final statuses

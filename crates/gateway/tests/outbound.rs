@@ -133,8 +133,8 @@ fn encode(law: Law) -> impl Fn(&[i16]) -> Vec<u8> {
 }
 
 /// The city line running the menu in `body` (prompts `hi`, `done`, `intro`, `confirm`,
-/// `enter` and the digits, each 0.1 s), the ACD of `benefits` with `op1`, and a trunk whose
-/// outbound target is `trunk` with digest credentials.
+/// `enter` and the digits, each 0.1 s), the ACD of `benefits` with `op1` and `op2` (music on
+/// hold [`music`]), and a trunk whose outbound target is `trunk` with digest credentials.
 fn settings(dir: &std::path::Path, body: &str, trunk: SocketAddr) -> Settings {
     let p = dir.join("prompts");
     std::fs::create_dir_all(p.join("numbers")).unwrap();
@@ -158,7 +158,7 @@ fn settings(dir: &std::path::Path, body: &str, trunk: SocketAddr) -> Settings {
     let menu = Arc::new(ivr::load(&[file], &cx).unwrap());
     let (u, a) = (encode(Law::Ulaw), encode(Law::Alaw));
     let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
-    let prompts: Vec<_> = menu
+    let mut prompts: Vec<_> = menu
         .prompts()
         .values()
         .map(|i| {
@@ -172,6 +172,13 @@ fn settings(dir: &std::path::Path, body: &str, trunk: SocketAddr) -> Settings {
             )
         })
         .collect();
+    let wav = dir.join("music.wav");
+    tone_wav(&wav, 900.0, 400);
+    let music =
+        Arc::new(Prompt::load(gateway::settings::menu_prompt_name(&wav), &wav, &encoders).unwrap());
+    let mut moh = std::collections::HashMap::new();
+    moh.insert("benefits".to_string(), music.name().clone());
+    prompts.push(music);
     let mut q = acd::QueueConfig::new("benefits");
     q.wrap_up = Duration::ZERO;
     q.retry_delay = Duration::from_millis(200);
@@ -214,10 +221,13 @@ fn settings(dir: &std::path::Path, body: &str, trunk: SocketAddr) -> Settings {
                 },
             }),
         }],
-        operators: vec![gateway::OperatorSettings {
-            login: "op1".into(),
-            secret: sip::auth::Secret::Plain("op1-secret".into()),
-        }],
+        operators: ["op1", "op2"]
+            .into_iter()
+            .map(|op| gateway::OperatorSettings {
+                login: op.into(),
+                secret: sip::auth::Secret::Plain(format!("{op}-secret")),
+            })
+            .collect(),
         rtp_ports: free_range(8),
         rtp_address: None,
         rtp_timeout: Some(Duration::from_secs(60)),
@@ -227,10 +237,13 @@ fn settings(dir: &std::path::Path, body: &str, trunk: SocketAddr) -> Settings {
         max_call: Duration::from_secs(3600),
         shutdown_grace: Duration::from_secs(1),
         redact_callers: false,
-        moh: Default::default(),
+        moh,
         acd: Some(acd::AcdConfig {
             queues: vec![q],
-            operators: vec![acd::OperatorConfig::new("op1", [("benefits", 1)])],
+            operators: vec![
+                acd::OperatorConfig::new("op1", [("benefits", 1)]),
+                acd::OperatorConfig::new("op2", [("benefits", 1)]),
+            ],
         }),
         feature_codes: Default::default(),
     }
@@ -433,6 +446,25 @@ impl Peer {
         }
         panic!("the audio never arrived");
     }
+
+    /// Waits for a few RTP payloads that are frames of `music` (the queue's music on hold).
+    async fn hears_music(&self, music: &[Vec<u8>]) {
+        let mut buf = vec![0u8; 2048];
+        let mut got = 0;
+        for _ in 0..200 {
+            let (n, _) = tokio::time::timeout(WAIT, self.rtp.recv_from(&mut buf))
+                .await
+                .expect("RTP")
+                .unwrap();
+            if music.iter().any(|f| f.as_slice() == &buf[12..n]) {
+                got += 1;
+                if got == 5 {
+                    return;
+                }
+            }
+        }
+        panic!("no music on hold");
+    }
 }
 
 /// The caller's side of one call: INVITE, 200, ACK.
@@ -493,13 +525,30 @@ impl Call {
 
 /// op1's phone registers with digest; op1 logs in.
 async fn operator(gw: &Server) -> Peer {
+    operator_named(gw, "op1").await
+}
+
+/// The frames of the queue's music as the caller hears them (PCMU).
+fn music_frames(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let (u, a) = (encode(Law::Ulaw), encode(Law::Alaw));
+    let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
+    let wav = dir.join("music.wav");
+    let p = Prompt::load(gateway::settings::menu_prompt_name(&wav), &wav, &encoders).unwrap();
+    let l = media::moh::MohLoop::from_prompt(&p);
+    (0..l.frames())
+        .map(|k| l.frame(Law::Ulaw, k).to_vec())
+        .collect()
+}
+
+/// `op`'s phone (password `<op>-secret`) registers with digest; `op` logs in.
+async fn operator_named(gw: &Server, op: &str) -> Peer {
     let phone = Peer::new(gw.addr).await;
     let me = phone.addr();
     let register = |cseq: u32, auth: &str| {
         format!(
             "REGISTER sip:hotline SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-r{}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:op1@hotline>;tag=reg\r\nTo: <sip:op1@hotline>\r\n\
-             Call-ID: reg-{}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:op1@{me}>\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{op}@hotline>;tag=reg\r\nTo: <sip:{op}@hotline>\r\n\
+             Call-ID: reg-{}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{op}@{me}>\r\n\
              Expires: 300\r\n{auth}Content-Length: 0\r\n\r\n",
             unique(),
             me.port(),
@@ -512,8 +561,8 @@ async fn operator(gw: &Server) -> Peer {
         &ch,
         &Method::Register,
         "sip:hotline",
-        "op1",
-        "op1-secret",
+        op,
+        &format!("{op}-secret"),
         "c1",
         1,
     )
@@ -522,10 +571,7 @@ async fn operator(gw: &Server) -> Peer {
     phone.send(register(2, &auth).as_bytes()).await;
     assert_eq!(phone.final_response().await.status, 200);
     gw.ops
-        .apply(
-            "op1",
-            gateway::OperatorCommand::Login { queues: Vec::new() },
-        )
+        .apply(op, gateway::OperatorCommand::Login { queues: Vec::new() })
         .await
         .unwrap();
     phone
@@ -998,5 +1044,169 @@ async fn a_menu_transfer_is_dialled_and_falls_back_when_it_fails() {
         .any(|(a, s)| a == &appeal2
             && matches!(s, IvrStep::Path { step, .. } if step == "main:failed")));
     let _ = second;
+    gw.stop().await;
+}
+
+/// op1 REFERs the caller to op2 (`sip:op2@…`): 202 and NOTIFY 100; op2's phone rings. Busy
+/// (486) is NOTIFYed 486 and the caller stays with op1. The second time op2 rings, a new
+/// caller is not offered to op2 (the ACD holds op2 for the transfer) nor to op1 (on a call);
+/// op2 answers: NOTIFY 200 and BYE to op1, the caller talks to op2, and op1 — free again —
+/// is offered the waiting caller. op2's BYE ends the caller's call. The appeal has both
+/// transfer attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refer_to_an_operator_rings_them_and_bridges_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let trunk = Peer::new("127.0.0.1:9".parse().unwrap()).await;
+    let gw = Server::start(settings(dir.path(), QUEUE_MENU, trunk.addr())).await;
+    let phone = operator(&gw).await;
+    let (call, op_invite, op_rtp) = connected(&gw, &phone).await;
+    let phone2 = operator_named(&gw, "op2").await;
+
+    let refer = |cseq: u32| {
+        phone.in_dialog(
+            &op_invite,
+            "op1tag",
+            "REFER",
+            cseq,
+            "Refer-To: <sip:op2@hotline>\r\n",
+        )
+    };
+    phone.send(refer(2).as_bytes()).await;
+    assert_eq!(phone.final_response().await.status, 202);
+    assert_eq!(notify(&phone).await.0, 100);
+    let inv = phone2.request().await;
+    assert_eq!(inv.method, Method::Invite);
+    assert!(inv.headers.get(&HeaderName::To).unwrap().contains("op2@"));
+    phone2.reply(&inv, 486, "busy").await;
+    assert_eq!(phone2.request().await.method, Method::Ack);
+    assert_eq!(
+        notify(&phone).await,
+        (486, "terminated;reason=noresource".into())
+    );
+    phone.send_rtp(op_rtp, &[0x51; 160], 5).await;
+    call.peer.hears(&[0x51; 160]).await;
+
+    // again; this time op2 answers
+    phone.send(refer(3).as_bytes()).await;
+    assert_eq!(phone.final_response().await.status, 202);
+    assert_eq!(notify(&phone).await.0, 100);
+    let inv = phone2.request().await;
+    assert_eq!(inv.method, Method::Invite);
+    phone2.reply(&inv, 180, "op2tag").await;
+    let _second = Call::place(gw.addr).await;
+    phone2.quiet(Duration::from_millis(300)).await;
+    phone2.answer(&inv, "op2tag").await;
+    assert_eq!(phone2.request().await.method, Method::Ack);
+    assert_eq!(
+        notify(&phone).await,
+        (200, "terminated;reason=noresource".into())
+    );
+    let bye = phone.request().await;
+    assert_eq!(bye.method, Method::Bye);
+    phone.send(&bye.response(200).to_bytes()).await;
+    // op1 is free: the waiting caller is offered to them
+    let offer = phone.request().await;
+    assert_eq!(offer.method, Method::Invite);
+    // caller ↔ op2
+    let op2_rtp = media_port(&inv.body);
+    call.peer.send_rtp(call.gw_rtp, &[0x52; 160], 10).await;
+    phone2.hears(&[0x52; 160]).await;
+    phone2.send_rtp(op2_rtp, &[0x53; 160], 10).await;
+    call.peer.hears(&[0x53; 160]).await;
+    // op2 hangs up: the caller's call ends
+    phone2
+        .send(phone2.in_dialog(&inv, "op2tag", "BYE", 1, "").as_bytes())
+        .await;
+    assert_eq!(phone2.final_response().await.status, 200);
+    let to_caller = call.peer.request().await;
+    assert_eq!(to_caller.method, Method::Bye);
+    call.peer.send(&to_caller.response(200).to_bytes()).await;
+    let appeal = gw.log.arrived.lock().unwrap()[0].clone();
+    assert_eq!(
+        gw.log.transfers.lock().unwrap().clone(),
+        vec![
+            (
+                appeal.clone(),
+                Some("op1".into()),
+                "op2".into(),
+                TransferKind::Operator,
+                486
+            ),
+            (
+                appeal,
+                Some("op1".into()),
+                "op2".into(),
+                TransferKind::Operator,
+                200
+            ),
+        ]
+    );
+    gw.stop().await;
+}
+
+/// op1 REFERs the caller to op2 who is not logged in: NOTIFY 486 at once, nothing rings.
+/// Then op1 REFERs to a number and hangs up while it rings: the caller hears the queue's
+/// music; the number is busy, so the caller goes back into `benefits` and is offered to op1
+/// again rather than hung up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_transfer_after_the_operator_left_returns_the_caller_to_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let trunk = Peer::new("127.0.0.1:9".parse().unwrap()).await;
+    let gw = Server::start(settings(dir.path(), QUEUE_MENU, trunk.addr())).await;
+    let trunk = Peer {
+        server: gw.addr,
+        ..trunk
+    };
+    let phone = operator(&gw).await;
+    let (call, op_invite, _) = connected(&gw, &phone).await;
+    let refer = |cseq: u32, to: &str| {
+        phone.in_dialog(
+            &op_invite,
+            "op1tag",
+            "REFER",
+            cseq,
+            &format!("Refer-To: <sip:{to}@hotline>\r\n"),
+        )
+    };
+    phone.send(refer(2, "op2").as_bytes()).await;
+    assert_eq!(phone.final_response().await.status, 202);
+    assert_eq!(notify(&phone).await.0, 100);
+    assert_eq!(notify(&phone).await.0, 486);
+
+    phone.send(refer(3, "88005553535").as_bytes()).await;
+    assert_eq!(phone.final_response().await.status, 202);
+    assert_eq!(notify(&phone).await.0, 100);
+    let invite = trunk.request().await;
+    assert_eq!(invite.method, Method::Invite);
+    let mut auth = TrunkAuth::new();
+    let invite = auth.challenge(&trunk, &invite).await;
+    trunk.reply(&invite, 180, "busy").await;
+    // op1 hangs up while the number rings
+    phone
+        .send(
+            phone
+                .in_dialog(&op_invite, "op1tag", "BYE", 4, "")
+                .as_bytes(),
+        )
+        .await;
+    assert_eq!(phone.final_response().await.status, 200);
+    call.peer.hears_music(&music_frames(dir.path())).await;
+    trunk.reply(&invite, 486, "busy").await;
+    assert_eq!(trunk.request().await.method, Method::Ack);
+    // back in the queue: offered to op1 again, the call still up
+    let again = phone.request().await;
+    assert_eq!(again.method, Method::Invite);
+    assert!(gw.log.ended.lock().unwrap().is_empty());
+    call.peer.hears_music(&music_frames(dir.path())).await;
+    let appeal = gw.log.arrived.lock().unwrap()[0].clone();
+    let entered = gw
+        .log
+        .steps
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(a, s)| a == &appeal && matches!(s, IvrStep::EnteredQueue { .. }))
+        .count();
+    assert_eq!(entered, 2, "the appeal notes the second time in the queue");
     gw.stop().await;
 }
