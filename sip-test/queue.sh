@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# The queue end to end (issue 5 "Must show"): the real `hotlined`, operator
+# phones that register with digest and auto-answer, and callers who choose
+# `benefits` in the city line's voice menu, all on 127.0.0.1.
+#
+#   queue-operators-register  10 SIPp operator phones (op1..op10) register
+#                             with digest; the admin API logs them in to
+#                             benefits
+#   queue-50-callers          50 SIPp callers press 1 (RFC 4733) and wait;
+#                             every call is answered by an operator phone,
+#                             which talks 3 s and hangs up
+#   queue-50-operators        the phones answered 50 calls in all and hung
+#                             every one up cleanly
+#   queue-50-appeals          every appeal names its operator and its wait,
+#                             and who got which caller follows the queue's
+#                             strategy (queue_check.py)
+#   queue-50-rtp              RTP flowed both ways through each bridge: the
+#                             caller's voice came back from the operator's
+#                             echo (the call recordings, queue_check.py)
+#   queue-live                GET /api/v1/queues and /api/v1/operators during
+#                             the load showed callers waiting and operators
+#                             on calls, and at the end nobody waiting and
+#                             nobody on a call (queue_watch.py)
+#   queue-baresip             a baresip (Debian baresip-core) in auto-answer
+#                             registers as op1, is offered a caller, answers;
+#                             the caller hangs up; the appeal names op1
+#
+# Usage: sip-test/queue.sh [CHECK-GLOB...]   (run.sh runs it; so does `make
+# test`). Prints `PASS name (...)` / `FAIL name (...)` per check and
+# `N passed, N failed` last; exits 1 when anything failed. Everything stays
+# in sip-test/out/queue/ (see sip-test/README.md).
+set -u
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 2
+# shellcheck source=sip-test/lib.sh
+. "$ROOT/sip-test/lib.sh"
+SELECT=("$@")
+
+OUT="$ROOT/sip-test/out/queue"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+HOTLINED=${HOTLINED:-target/debug/hotlined}
+DAEMON_PID=
+DAEMON_LOG="$OUT/hotlined.stderr.log"
+DAEMON_DB="$OUT/hotline.db"
+CONFIG_DIR="$OUT/config"
+ADMIN_TOKEN=queue-test-token
+
+# The load: OPERATORS phones, CALLERS callers at RATE/s. Each caller spends
+# ~9 s in the menu (2 s ringing, the key, the queue's 6.9 s prompt), then
+# waits; each operator talks TALK_S (operator_answer.xml) and has WRAP_UP_S
+# of wrap-up, so the callers queue up and each operator takes several.
+OPERATORS=10
+CALLERS=50
+RATE=5
+WRAP_UP_S=1
+TALK_S=3
+
+stop_daemon() {
+    [ -z "$DAEMON_PID" ] && return 0
+    kill -TERM "$DAEMON_PID" 2>/dev/null
+    local i
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$DAEMON_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$DAEMON_PID" 2>/dev/null
+    wait "$DAEMON_PID" 2>/dev/null
+    DAEMON_PID=
+}
+
+BARESIP_PID=
+stop_baresip() { :; }
+
+cleanup() {
+    trap - EXIT INT TERM
+    stop_baresip
+    kill_children
+    stop_daemon
+}
+trap cleanup EXIT
+trap 'echo "interrupted" >&2; exit 130' INT TERM
+
+summary() {
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ]
+    exit
+}
+
+# api PATH [curl args...]: the admin API with the token; the body on stdout.
+api() {
+    local path=$1
+    shift
+    curl -sS --max-time 5 -H "Authorization: Bearer $ADMIN_TOKEN" "$@" "http://$ADMIN_ADDR$path"
+}
+
+for tool in sipp python3 curl timeout; do
+    if ! command -v "$tool" >/dev/null; then
+        fail queue-setup "missing tool: $tool"
+        summary
+    fi
+done
+if [ ! -x "$HOTLINED" ]; then
+    fail queue-setup "no daemon binary at $HOTLINED: build it first, e.g. make build"
+    summary
+fi
+
+# The test's own configuration: the shipped one plus operators op7..op10, every
+# operator in benefits, a short wrap-up and recorded calls (queue_config.py).
+cp -r config "$CONFIG_DIR"
+if ! STRATEGY=$(python3 "$HARNESS_DIR/queue_config.py" "$CONFIG_DIR" "$OPERATORS" "$WRAP_UP_S" 2>"$OUT/queue_config.err"); then
+    fail queue-setup "queue_config.py: $(cat "$OUT/queue_config.err")"
+    summary
+fi
+
+pick_port SIP_PORT 1 && pick_port SIP_PORT6 1 && pick_port ADMIN_PORT 1 || {
+    fail queue-setup "no free ports"
+    summary
+}
+TARGET4="127.0.0.1:$SIP_PORT"
+ADMIN_ADDR="127.0.0.1:$ADMIN_PORT"
+
+{
+    echo "HOTLINED=$HOTLINED"
+    echo "HOTLINE__SIP__LISTEN=127.0.0.1:$SIP_PORT"
+    echo "HOTLINE__SIP__LISTEN_V6=[::1]:$SIP_PORT6"
+    echo "HOTLINE__ADMIN__LISTEN=$ADMIN_ADDR"
+    echo "HOTLINE__ADMIN__TOKEN=$ADMIN_TOKEN"
+    echo "HOTLINE__DATABASE__URL=sqlite://$DAEMON_DB"
+    echo "HOTLINE__DATABASE__SPOOL_DIR=$OUT/spool"
+    echo "HOTLINE__RECORDING__DIR=$OUT/recordings"
+    echo "HOTLINE__CALLS__SHUTDOWN_GRACE=5"
+    echo "config: $CONFIG_DIR/hotline.toml (benefits strategy: $STRATEGY)"
+} >"$OUT/env.txt"
+
+HOTLINE__SIP__LISTEN="127.0.0.1:$SIP_PORT" \
+    HOTLINE__SIP__LISTEN_V6="[::1]:$SIP_PORT6" \
+    HOTLINE__ADMIN__LISTEN="$ADMIN_ADDR" \
+    HOTLINE__ADMIN__TOKEN="$ADMIN_TOKEN" \
+    HOTLINE__DATABASE__URL="sqlite://$DAEMON_DB" \
+    HOTLINE__DATABASE__SPOOL_DIR="$OUT/spool" \
+    HOTLINE__RECORDING__DIR="$OUT/recordings" \
+    HOTLINE__CALLS__SHUTDOWN_GRACE=5 \
+    "$HOTLINED" run --config "$CONFIG_DIR/hotline.toml" >"$OUT/hotlined.stdout.log" 2>"$DAEMON_LOG" &
+DAEMON_PID=$!
+
+ready=0
+for ((i = 0; i < 300; i++)); do
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    if curl -fsS -o /dev/null --max-time 1 "http://$ADMIN_ADDR/health" 2>/dev/null; then
+        ready=1
+        break
+    fi
+    sleep 0.1
+done
+if [ $ready -ne 1 ]; then
+    fail queue-setup "the daemon did not answer /health within 30 s"
+    summary
+fi
+echo "queue daemon pid $DAEMON_PID: sip $TARGET4, admin $ADMIN_ADDR" >&2
+
+# ---------------------------------------------------------------------------
+# SIPp operator phones
+
+OP_DIRS=()
+OP_PIDS=()
+
+# start_operator N: opN's phone in the background (operator_phone.xml, its
+# calls in operator_answer.xml, RTP echo), up for at most 150 s.
+start_operator() {
+    local n=$1 dir="$OUT/queue-operators/op$1" base sp mp cp
+    mkdir -p "$dir"
+    # one free block: SIP, RTP echo (mp and mp+2), control
+    pick_port base 7 || return 1
+    sp=$base mp=$((base + 2)) cp=$((base + 6))
+    local args=(-sf "$SCENARIOS/operator_phone.xml" -oocsf "$SCENARIOS/operator_answer.xml"
+        "$TARGET4" -t u1 -m 1 -d 150000 -rtp_echo
+        -s "op$n" -au "op$n" -ap "op$n-secret" -key domain 127.0.0.1
+        -i 127.0.0.1 -bind_local -mi 127.0.0.1 -p "$sp" -mp "$mp"
+        -ci 127.0.0.1 -cp "$cp" -nostdin
+        -trace_stat -stf stat.csv -fd 1 -trace_counts
+        -trace_screen -screen_file screen.log
+        -trace_err -error_file errors.log
+        -trace_msg -message_file messages.log
+        -trace_logs -log_file actions.log)
+    printf '%q ' sipp "${args[@]}" >"$dir/command.txt"
+    echo >>"$dir/command.txt"
+    (cd "$dir" && exec timeout -k 5 170 sipp "${args[@]}" >sipp.stdout 2>sipp.stderr) &
+    local pid=$!
+    CHILD_PIDS+=("$pid")
+    OP_DIRS+=("$dir")
+    OP_PIDS+=("$pid")
+}
+
+# stop_operators: TERM to every phone (`timeout` passes it on to SIPp; SIPp's
+# remote-control quit keys do not end a scenario waiting in a <pause>), then
+# wait for them. What the checks read (actions.log, the stat rows) is on disk.
+stop_operators() {
+    local p
+    for p in "${OP_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${OP_PIDS[@]}"; do
+        wait "$p" 2>/dev/null
+        forget_pid "$p"
+    done
+    OP_PIDS=()
+}
+
+# ---------------------------------------------------------------------------
+# 1. Operators register and log in.
+
+if wanted 'queue-*'; then
+    started=$SECONDS
+    for ((n = 1; n <= OPERATORS; n++)); do
+        start_operator "$n" || { fail queue-operators-register "no free ports"; summary; }
+    done
+    logins=$(OPERATORS=$OPERATORS python3 "$HARNESS_DIR/queue_watch.py" login \
+        "http://$ADMIN_ADDR" "$ADMIN_TOKEN" benefits 15 $(seq -f 'op%g' 1 "$OPERATORS") 2>&1)
+    if [ $? -eq 0 ]; then
+        pass queue-operators-register "$((SECONDS - started))s, $logins"
+    else
+        fail queue-operators-register "$logins"
+        summary
+    fi
+fi
+
+# 2. The load, watched through the admin API.
+
+if wanted 'queue-50-*' || wanted queue-live; then
+    mkdir -p "$OUT/queue-live"
+    python3 "$HARNESS_DIR/queue_watch.py" watch "http://$ADMIN_ADDR" "$ADMIN_TOKEN" \
+        "$OUT/queue-live/polls.jsonl" 120 >"$OUT/queue-live/watch.log" 2>&1 &
+    WATCH_PID=$!
+    CHILD_PIDS+=("$WATCH_PID")
+
+    SELECT_SAVED=("${SELECT[@]}")
+    SELECT=()
+    sipp_run queue-50-callers 90 127.0.0.1 \
+        "SuccessfulCall(C)==$CALLERS" "FailedCall(C)==0" \
+        -- -sf "$SCENARIOS/queue_caller.xml" "$TARGET4" -t u1 -s 3758787 \
+        -m "$CALLERS" -r "$RATE" -l "$CALLERS" -cid_str "hotline-queue-%u-%p@%s"
+    SELECT=("${SELECT_SAVED[@]}")
+
+    # the last operator's wrap-up, then what the board shows at rest
+    sleep $((WRAP_UP_S + 2))
+    touch "$OUT/queue-live/stop"
+    wait "$WATCH_PID"
+    forget_pid "$WATCH_PID"
+    stop_operators
+
+    if got=$(python3 "$HARNESS_DIR/queue_check.py" operators "$CALLERS" "${OP_DIRS[@]}"); then
+        pass queue-50-operators "$got"
+    else
+        fail queue-50-operators "$got"
+    fi
+    if got=$(python3 "$HARNESS_DIR/queue_check.py" appeals "$DAEMON_DB" hotline-queue- "$CALLERS" \
+        benefits "$STRATEGY" "$CONFIG_DIR/operators.toml" "$WRAP_UP_S"); then
+        pass queue-50-appeals "$got"
+    else
+        fail queue-50-appeals "$got"
+    fi
+    if got=$(python3 "$HARNESS_DIR/queue_check.py" rtp "$DAEMON_DB" hotline-queue- "$CALLERS" \
+        "$OUT/recordings"); then
+        pass queue-50-rtp "$got"
+    else
+        fail queue-50-rtp "$got"
+    fi
+    if got=$(python3 "$HARNESS_DIR/queue_watch.py" check "$OUT/queue-live/polls.jsonl" benefits \
+        $(seq -f 'op%g' 1 "$OPERATORS")); then
+        pass queue-live "$got"
+    else
+        fail queue-live "$got"
+    fi
+fi
+stop_operators
+
+summary

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Turn a copy of config/ into the queue test's configuration, in place.
+
+Usage: queue_config.py CONFIG_DIR OPERATORS WRAP_UP_S
+
+- operators.toml: operators op1..opOPERATORS (password `opN-secret`), each
+  with the skill `benefits` (level 1 where it was missing; op7 and up are
+  added with `skills = { benefits = 1 }`). The shipped operators keep their
+  other skills and levels.
+- queues.toml: the `benefits` queue's `wrap_up_seconds` becomes WRAP_UP_S
+  (the shipped 30 s would make five calls per operator take minutes); its
+  strategy and everything else stay as shipped.
+- lines.toml: the city line records every call (`record = true`): the
+  recording's right channel is what the daemon sent the caller, which while
+  bridged is the operator's phone echoing the caller (queue_check.py).
+
+Prints the benefits queue's strategy (what queue_check.py then checks).
+"""
+import re
+import sys
+import tomllib
+
+
+def main() -> int:
+    if len(sys.argv) != 4:
+        print(__doc__, file=sys.stderr)
+        return 2
+    folder, count, wrap_up = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+    path = f"{folder}/operators.toml"
+    text = open(path, encoding="utf-8").read()
+    blocks = re.split(r"(?m)^(?=\[\[operator\]\])", text)
+    out, seen = [], set()
+    for block in blocks:
+        login = re.search(r'(?m)^login\s*=\s*"([^"]+)"', block)
+        if login:
+            seen.add(login.group(1))
+            if not re.search(r"(?m)^skills\s*=\s*\{[^}]*\bbenefits\s*=", block):
+                block = re.sub(r"(?m)^skills\s*=\s*\{", "skills = { benefits = 1,", block, count=1)
+        out.append(block)
+    text = "".join(out).rstrip("\n") + "\n"
+    for n in range(1, count + 1):
+        login = f"op{n}"
+        if login not in seen:
+            text += (
+                f'\n[[operator]]\nlogin = "{login}"\nname = "Оператор {n} (тест)"\n'
+                f'password = "{login}-secret"\nskills = {{ benefits = 1 }}\n'
+            )
+    open(path, "w", encoding="utf-8").write(text)
+    ops = tomllib.loads(text)["operator"]
+    with_benefits = [o["login"] for o in ops if "benefits" in o.get("skills", {})]
+    if len(with_benefits) < count:
+        print(f"only {len(with_benefits)} operators take benefits", file=sys.stderr)
+        return 1
+
+    path = f"{folder}/queues.toml"
+    text = open(path, encoding="utf-8").read()
+    blocks = re.split(r"(?m)^(?=\[\[queue\]\])", text)
+    for i, block in enumerate(blocks):
+        if re.search(r'(?m)^name\s*=\s*"benefits"', block):
+            if re.search(r"(?m)^wrap_up_seconds\s*=", block):
+                block = re.sub(r"(?m)^wrap_up_seconds\s*=\s*\d+", f"wrap_up_seconds = {wrap_up}", block)
+            else:
+                block = block.rstrip("\n") + f"\nwrap_up_seconds = {wrap_up}\n\n"
+            blocks[i] = block
+    text = "".join(blocks)
+    open(path, "w", encoding="utf-8").write(text)
+    queue = next(q for q in tomllib.loads(text)["queue"] if q["name"] == "benefits")
+    if queue.get("wrap_up_seconds") != wrap_up:
+        print("could not set the wrap-up of benefits", file=sys.stderr)
+        return 1
+
+    path = f"{folder}/lines.toml"
+    text = open(path, encoding="utf-8").read()
+    blocks = re.split(r"(?m)^(?=\[\[line\]\])", text)
+    for i, block in enumerate(blocks):
+        if re.search(r'(?m)^id\s*=\s*"city"', block):
+            blocks[i] = re.sub(r"(?m)^record\s*=\s*false", "record = true", block)
+    text = "".join(blocks)
+    open(path, "w", encoding="utf-8").write(text)
+    city = next(l for l in tomllib.loads(text)["line"] if l["id"] == "city")
+    if city.get("record") is not True:
+        print("could not turn on recording for the city line", file=sys.stderr)
+        return 1
+
+    print(queue.get("strategy", "longest-idle"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
