@@ -25,8 +25,9 @@
 #                             registers as op1, is offered a caller, answers;
 #                             the caller hangs up; the appeal names op1
 #
-# Usage: sip-test/queue.sh [CHECK-GLOB...]   (run.sh runs it; so does `make
-# test`). Prints `PASS name (...)` / `FAIL name (...)` per check and
+# Usage: sip-test/queue.sh [CHECK-GLOB...]   (run.sh runs it with its own
+# arguments, so `make test` does too; a glob matching any check of the load
+# runs the whole load). Prints `PASS name (...)` / `FAIL name (...)` per check and
 # `N passed, N failed` last; exits 1 when anything failed. Everything stays
 # in sip-test/out/queue/ (see sip-test/README.md).
 set -u
@@ -36,6 +37,25 @@ cd "$ROOT" || exit 2
 # shellcheck source=sip-test/lib.sh
 . "$ROOT/sip-test/lib.sh"
 SELECT=("$@")
+
+LOAD_CHECKS=(queue-operators-register queue-50-callers queue-50-operators queue-50-appeals
+    queue-50-rtp queue-live)
+BARESIP_CHECKS=(queue-baresip)
+
+any_wanted() {
+    local n
+    for n in "$@"; do wanted "$n" && return 0; done
+    return 1
+}
+if ! any_wanted "${LOAD_CHECKS[@]}" "${BARESIP_CHECKS[@]}"; then
+    echo "0 passed, 0 failed"
+    exit 0
+fi
+RUN_LOAD=0 RUN_BARESIP=0
+any_wanted "${LOAD_CHECKS[@]}" && RUN_LOAD=1
+any_wanted "${BARESIP_CHECKS[@]}" && RUN_BARESIP=1
+# the load's checks are judged together; sipp_run consults SELECT
+SELECT=()
 
 OUT="$ROOT/sip-test/out/queue"
 rm -rf "$OUT"
@@ -72,7 +92,30 @@ stop_daemon() {
 }
 
 BARESIP_PID=
-stop_baresip() { :; }
+BARESIP_CTRL=
+
+# stop_baresip: `quit` over its ctrl_tcp socket (on SIGTERM baresip waits ~32 s
+# for its un-REGISTER), up to 5 s to go, then TERM and KILL.
+stop_baresip() {
+    [ -z "$BARESIP_PID" ] && return 0
+    if [ -n "$BARESIP_CTRL" ]; then
+        python3 "$HARNESS_DIR/queue_watch.py" baresip-quit "$BARESIP_CTRL" 2>/dev/null
+    fi
+    local i
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$BARESIP_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -TERM "$BARESIP_PID" 2>/dev/null
+    for ((i = 0; i < 20; i++)); do
+        kill -0 "$BARESIP_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$BARESIP_PID" 2>/dev/null
+    wait "$BARESIP_PID" 2>/dev/null
+    forget_pid "$BARESIP_PID"
+    BARESIP_PID=
+}
 
 cleanup() {
     trap - EXIT INT TERM
@@ -110,7 +153,7 @@ fi
 # The test's own configuration: the shipped one plus operators op7..op10, every
 # operator in benefits, a short wrap-up and recorded calls (queue_config.py).
 cp -r config "$CONFIG_DIR"
-if ! STRATEGY=$(python3 "$HARNESS_DIR/queue_config.py" "$CONFIG_DIR" "$OPERATORS" "$WRAP_UP_S" 2>"$OUT/queue_config.err"); then
+if ! STRATEGY=$(python3 "$HARNESS_DIR/queue_config.py" "$CONFIG_DIR" "$((OPERATORS + 1))" "$WRAP_UP_S" 2>"$OUT/queue_config.err"); then
     fail queue-setup "queue_config.py: $(cat "$OUT/queue_config.err")"
     summary
 fi
@@ -210,7 +253,7 @@ stop_operators() {
 # ---------------------------------------------------------------------------
 # 1. Operators register and log in.
 
-if wanted 'queue-*'; then
+if [ $RUN_LOAD -eq 1 ]; then
     started=$SECONDS
     for ((n = 1; n <= OPERATORS; n++)); do
         start_operator "$n" || { fail queue-operators-register "no free ports"; summary; }
@@ -227,20 +270,17 @@ fi
 
 # 2. The load, watched through the admin API.
 
-if wanted 'queue-50-*' || wanted queue-live; then
+if [ $RUN_LOAD -eq 1 ]; then
     mkdir -p "$OUT/queue-live"
     python3 "$HARNESS_DIR/queue_watch.py" watch "http://$ADMIN_ADDR" "$ADMIN_TOKEN" \
         "$OUT/queue-live/polls.jsonl" 120 >"$OUT/queue-live/watch.log" 2>&1 &
     WATCH_PID=$!
     CHILD_PIDS+=("$WATCH_PID")
 
-    SELECT_SAVED=("${SELECT[@]}")
-    SELECT=()
     sipp_run queue-50-callers 90 127.0.0.1 \
         "SuccessfulCall(C)==$CALLERS" "FailedCall(C)==0" \
         -- -sf "$SCENARIOS/queue_caller.xml" "$TARGET4" -t u1 -s 3758787 \
         -m "$CALLERS" -r "$RATE" -l "$CALLERS" -cid_str "hotline-queue-%u-%p@%s"
-    SELECT=("${SELECT_SAVED[@]}")
 
     # the last operator's wrap-up, then what the board shows at rest
     sleep $((WRAP_UP_S + 2))
@@ -255,7 +295,7 @@ if wanted 'queue-50-*' || wanted queue-live; then
         fail queue-50-operators "$got"
     fi
     if got=$(python3 "$HARNESS_DIR/queue_check.py" appeals "$DAEMON_DB" hotline-queue- "$CALLERS" \
-        benefits "$STRATEGY" "$CONFIG_DIR/operators.toml" "$WRAP_UP_S"); then
+        benefits "$STRATEGY" "$WRAP_UP_S" $(seq -f 'op%g' 1 "$OPERATORS")); then
         pass queue-50-appeals "$got"
     else
         fail queue-50-appeals "$got"
@@ -274,5 +314,77 @@ if wanted 'queue-50-*' || wanted queue-live; then
     fi
 fi
 stop_operators
+
+# 3. baresip as an operator phone.
+
+if [ $RUN_BARESIP -eq 1 ]; then
+    BARESIP_OP="op$((OPERATORS + 1))"
+    bdir="$OUT/baresip"
+    mkdir -p "$bdir/config" "$bdir/heard"
+    if ! command -v baresip >/dev/null; then
+        fail queue-baresip "baresip is not installed (make deps, or scripts/ensure-tools.sh baresip)"
+        summary
+    fi
+    # the SIPp phones' bindings outlive them: log those operators out, so only baresip is offered
+    for ((n = 1; n <= OPERATORS; n++)); do
+        api "/api/v1/operators/op$n/logout" -X POST -o /dev/null 2>/dev/null
+    done
+    pick_port bsp 2 && pick_port BARESIP_CTRL 1 || {
+        fail queue-baresip "no free ports"
+        summary
+    }
+    # what the operator says: the city greeting, then a minute of silence (baresip ends the
+    # call when its audio file ends)
+    python3 "$HARNESS_DIR/queue_watch.py" pad-wav "$CONFIG_DIR/prompts/ru/greeting-city.wav" \
+        "$bdir/operator-voice.wav" 60
+    {
+        echo "# baresip as an auto-answering operator phone (sip-test/queue.sh)"
+        echo "sip_listen 127.0.0.1:$bsp"
+        echo "net_interface 127.0.0.1"
+        echo "audio_player aubridge,nil"
+        echo "audio_alert aubridge,nil"
+        echo "audio_source aufile,$bdir/operator-voice.wav"
+        echo "module_path /usr/lib/baresip/modules"
+        echo "module g711.so"
+        echo "module aufile.so"
+        echo "module aubridge.so"
+        echo "module sndfile.so"
+        echo "module_tmp uuid.so"
+        echo "module_tmp account.so"
+        echo "module_app menu.so"
+        echo "module_app ctrl_tcp.so"
+        echo "ctrl_tcp_listen 127.0.0.1:$BARESIP_CTRL"
+        echo "snd_path $bdir/heard"
+    } >"$bdir/config/config"
+    echo "<sip:$BARESIP_OP@127.0.0.1:$SIP_PORT>;auth_pass=$BARESIP_OP-secret;answermode=auto;regint=600;audio_codecs=PCMU,PCMA" \
+        >"$bdir/config/accounts"
+    started=$SECONDS
+    (exec timeout -k 5 150 baresip -f "$bdir/config" -t 140 </dev/null >"$bdir/baresip.log" 2>&1) &
+    BARESIP_PID=$!
+    CHILD_PIDS+=("$BARESIP_PID")
+    if ! logins=$(python3 "$HARNESS_DIR/queue_watch.py" login "http://$ADMIN_ADDR" "$ADMIN_TOKEN" \
+        benefits 15 "$BARESIP_OP" 2>&1); then
+        fail queue-baresip "$logins; see $bdir/baresip.log"
+        summary
+    fi
+    SELECT=()
+    # the caller's own PASS/FAIL line is folded into queue-baresip below
+    sipp_run queue-baresip-caller 40 127.0.0.1 \
+        "SuccessfulCall(C)==1" "FailedCall(C)==0" \
+        -- -sf "$SCENARIOS/queue_caller_hangs_up.xml" "$TARGET4" -t u1 -s 3758787 \
+        -m 1 -cid_str "hotline-baresip-%u-%p@%s" >"$OUT/queue-baresip-caller.result" 2>&1
+    caller=$LAST_RESULT
+    if [ "$caller" = PASS ]; then PASSED=$((PASSED - 1)); else FAILED=$((FAILED - 1)); fi
+    sleep 1
+    stop_baresip
+    if [ "$caller" != PASS ]; then
+        fail queue-baresip "the caller: $(cat "$OUT/queue-baresip-caller.result"); see $bdir/baresip.log"
+    elif got=$(python3 "$HARNESS_DIR/queue_check.py" baresip "$DAEMON_DB" hotline-baresip- \
+        "$BARESIP_OP" "$bdir/baresip.log" "$bdir/heard" "$OUT/recordings"); then
+        pass queue-baresip "$((SECONDS - started))s, $got"
+    else
+        fail queue-baresip "$got"
+    fi
+fi
 
 summary

@@ -7,18 +7,22 @@ Usage:
       DIR... answered CALLS calls in all (`answered` lines in actions.log) and
       every one ended cleanly (`operator hung up` or `caller hung up`), with no
       call SIPp counted as failed.
-  queue_check.py appeals DB PREFIX CALLS QUEUE STRATEGY OPERATORS_TOML WRAP_UP_S
+  queue_check.py appeals DB PREFIX CALLS QUEUE STRATEGY WRAP_UP_S OPERATOR...
       The CALLS appeals whose call_id starts with PREFIX (retried up to 15 s
-      while the spool catches up) are in QUEUE, `answered`, name a configured
-      operator and a wait (`wait_seconds`, and an `answered` event with both);
-      no operator held two calls at once; and who got each caller follows
-      STRATEGY (see check_longest_idle / check_fewest_calls).
+      while the spool catches up) are in QUEUE, `answered`, name one of the
+      logged-in OPERATORs and a wait (`wait_seconds`, and an `answered` event
+      with both); no operator held two calls at once; and who got each caller
+      follows STRATEGY (see check_longest_idle / check_fewest_calls).
   queue_check.py rtp DB PREFIX CALLS RECORDINGS
       For each of those appeals, RECORDINGS/<appeal>.wav (left: what the
       caller sent, right: what the daemon sent the caller) shows the bridge
       both ways: in the operator's part of the call the right channel follows
       the caller's voice a moment later (the operator's phone echoes what it
       gets), and in the 2 s before it does not (see echo_score).
+
+  queue_check.py baresip DB PREFIX OPERATOR LOG HEARD_DIR RECORDINGS
+      The one call with call_id PREFIX… was answered by OPERATOR on baresip
+      and ended by the caller, with audio both ways (see check_baresip).
 
 Prints one line; exits 0 when everything holds, 1 otherwise, 2 on bad usage.
 """
@@ -30,7 +34,6 @@ import sqlite3
 import struct
 import sys
 import time
-import tomllib
 import wave
 from collections import defaultdict
 
@@ -208,10 +211,7 @@ def fmt(ms):
     )
 
 
-def check_appeals(db, prefix, calls, queue, strategy, operators_toml, wrap_up_s):
-    with open(operators_toml, "rb") as fh:
-        configured = tomllib.load(fh)["operator"]
-    operators = [o["login"] for o in configured if queue in o.get("skills", {})]
+def check_appeals(db, prefix, calls, queue, strategy, wrap_up_s, operators):
     rows, events = read_appeals(db, prefix, calls)
     problems = []
     if len(rows) != calls:
@@ -366,16 +366,94 @@ def check_rtp(db, prefix, calls, recordings):
     return 0
 
 
+# --- baresip ---------------------------------------------------------------------------
+
+
+def loud_seconds(samples, rate, threshold=200):
+    """Seconds of `samples` whose mean absolute amplitude reaches `threshold` (speech-loud)."""
+    return sum(
+        1
+        for i in range(0, len(samples) - rate + 1, rate)
+        if sum(abs(x) for x in samples[i : i + rate]) / rate >= threshold
+    )
+
+
+def read_pcm(path, channel=None):
+    with wave.open(path, "rb") as w:
+        if w.getsampwidth() != 2:
+            raise ValueError(f"{path}: not 16-bit")
+        n, rate, channels = w.getnframes(), w.getframerate(), w.getnchannels()
+        raw = w.readframes(n)
+    pcm = struct.unpack(f"<{len(raw) // 2}h", raw)
+    if channels == 2 and channel is not None:
+        pcm = pcm[channel::2]
+    return pcm, rate
+
+
+def check_baresip(db, prefix, operator, log_path, heard_dir, recordings):
+    """baresip registered as OPERATOR, was offered the caller, answered, and the caller hung
+    up: the appeal says so (operator, wait, outcome `answered`, ended by `caller_hung_up`);
+    baresip's log shows the call established and terminated; what baresip heard (its sndfile
+    `*-dec.wav`) has the caller's voice, and what the daemon sent the caller (the right channel
+    of the call recording, operator's part) has baresip's."""
+    rows, events = read_appeals(db, prefix, 1)
+    if len(rows) != 1:
+        print(f"{len(rows)} appeals with call_id {prefix}…, expected 1")
+        return 1
+    appeal, call_id, q, op, wait, talk, outcome, _answered_at, ended_at = rows[0]
+    evs = events.get(appeal, [])
+    ended = [d for k, _, d in evs if k == "ended"]
+    connected = [at for k, at, _ in evs if k == "answered"]
+    problems = []
+    if op != operator or outcome != "answered" or wait is None or not connected:
+        problems.append(f"appeal: operator {op}, outcome {outcome}, wait {wait}")
+    if not ended or ended[0].get("reason") != "caller_hung_up":
+        problems.append(f"appeal ended {ended}")
+    if talk is None or talk < 2:
+        problems.append(f"talk {talk} s")
+    log = open(log_path, encoding="utf-8", errors="replace").read()
+    for needle in ("Call established", "terminated"):
+        if needle not in log:
+            problems.append(f"no {needle!r} in the baresip log")
+    heard = glob.glob(os.path.join(heard_dir, "*-dec.wav"))
+    heard_loud = 0
+    if len(heard) != 1:
+        problems.append(f"{len(heard)} *-dec.wav recordings from baresip, expected 1")
+    else:
+        pcm, rate = read_pcm(heard[0])
+        heard_loud = loud_seconds(pcm, rate)
+        if heard_loud < 3:
+            problems.append(f"baresip heard only {heard_loud} s of the caller's voice")
+    said_loud = 0
+    if connected and ended_at is not None and not problems:
+        path = os.path.join(recordings, f"{appeal}.wav")
+        pcm, rate = read_pcm(path, channel=1)
+        talk_frames = int((ended_at - connected[0]) / 1000 * rate)
+        said_loud = loud_seconds(pcm[len(pcm) - talk_frames :], rate)
+        if said_loud < 2:
+            problems.append(f"the caller got only {said_loud} s of baresip's voice")
+    if problems:
+        print(f"{call_id}: " + "; ".join(problems))
+        return 1
+    print(
+        f"{operator} on baresip answered after {wait} s, talked {talk} s, the caller hung up; "
+        f"{heard_loud} s of the caller's voice reached baresip, {said_loud} s of baresip's the caller"
+    )
+    return 0
+
+
 def main():
     a = sys.argv[1:]
     try:
+        if len(a) == 7 and a[0] == "baresip":
+            return check_baresip(a[1], a[2], a[3], a[4], a[5], a[6])
         if len(a) >= 3 and a[0] == "operators":
             return check_operators(int(a[1]), a[2:])
-        if len(a) == 8 and a[0] == "appeals":
-            return check_appeals(a[1], a[2], int(a[3]), a[4], a[5], a[6], int(a[7]))
+        if len(a) >= 8 and a[0] == "appeals":
+            return check_appeals(a[1], a[2], int(a[3]), a[4], a[5], int(a[6]), a[7:])
         if len(a) == 5 and a[0] == "rtp":
             return check_rtp(a[1], a[2], int(a[3]), a[4])
-    except (OSError, ValueError, KeyError, tomllib.TOMLDecodeError) as e:
+    except (OSError, ValueError, KeyError) as e:
         print(f"{a[0]}: {e}")
         return 1
     print(__doc__, file=sys.stderr)

@@ -10,6 +10,10 @@ Usage: queue_config.py CONFIG_DIR OPERATORS WRAP_UP_S
 - queues.toml: the `benefits` queue's `wrap_up_seconds` becomes WRAP_UP_S
   (the shipped 30 s would make five calls per operator take minutes); its
   strategy and everything else stay as shipped.
+- hotline.toml: `sip.digest_algorithms = ["MD5"]`. baresip 1.0.0 (Debian
+  baresip-core) gives up on a 401 that offers SHA-256 next to MD5 (libre
+  fails the whole challenge with ENOSYS, "Register: Function not
+  implemented"), so the shipped default (MD5 and SHA-256) locks it out.
 - lines.toml: the city line records every call (`record = true`): the
   recording's right channel is what the daemon sent the caller, which while
   bridged is the operator's phone echoing the caller (queue_check.py).
@@ -81,6 +85,17 @@ def main() -> int:
     city = next(l for l in tomllib.loads(text)["line"] if l["id"] == "city")
     if city.get("record") is not True:
         print("could not turn on recording for the city line", file=sys.stderr)
+        return 1
+
+    path = f"{folder}/hotline.toml"
+    text = open(path, encoding="utf-8").read()
+    text, n = re.subn(r"(?m)^digest_algorithms\s*=.*$", 'digest_algorithms = ["MD5"]', text)
+    if n != 1:
+        print("could not set sip.digest_algorithms", file=sys.stderr)
+        return 1
+    open(path, "w", encoding="utf-8").write(text)
+    if tomllib.loads(text)["sip"]["digest_algorithms"] != ["MD5"]:
+        print("could not set sip.digest_algorithms", file=sys.stderr)
         return 1
 
     print(queue.get("strategy", "longest-idle"))

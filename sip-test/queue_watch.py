@@ -16,14 +16,22 @@ Usage:
       waits in QUEUE and every OPERATOR is `available` with no call (activity
       null or "wrap_up").
 
+  queue_watch.py baresip-quit PORT
+      Send baresip's ctrl_tcp socket on 127.0.0.1:PORT the `quit` command (a
+      netstring-framed JSON object).
+  queue_watch.py pad-wav SRC DST SECONDS
+      Write DST: the WAV file SRC followed by SECONDS of silence.
+
 Prints one line (what was seen, or what failed); exits 0 when it holds.
 """
 import json
 import os
+import socket
 import sys
 import time
 import urllib.error
 import urllib.request
+import wave
 
 
 def call(url, token, method="GET", body=None):
@@ -153,16 +161,41 @@ def check(path, queue, ops):
     return 0
 
 
+def baresip_quit(port):
+    msg = json.dumps({"command": "quit", "token": "queue-test"}).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(str(len(msg)).encode() + b":" + msg + b",")
+        try:
+            s.recv(4096)  # its answer; closing first makes baresip log a broken pipe
+        except OSError:
+            pass
+    return 0
+
+
+def pad_wav(src, dst, seconds):
+    with wave.open(src, "rb") as w:
+        params, frames = w.getparams(), w.readframes(w.getnframes())
+    with wave.open(dst, "wb") as w:
+        w.setparams(params)
+        silence = b"\0" * (params.sampwidth * params.nchannels * params.framerate * seconds)
+        w.writeframes(frames + silence)
+    return 0
+
+
 def main():
     args = sys.argv[1:]
     try:
+        if len(args) == 2 and args[0] == "baresip-quit":
+            return baresip_quit(int(args[1]))
+        if len(args) == 4 and args[0] == "pad-wav":
+            return pad_wav(args[1], args[2], int(args[3]))
         if len(args) >= 6 and args[0] == "login":
             return login(args[1], args[2], args[3], float(args[4]), args[5:])
         if len(args) == 5 and args[0] == "watch":
             return watch(args[1], args[2], args[3], float(args[4]))
         if len(args) >= 4 and args[0] == "check":
             return check(args[1], args[2], set(args[3:]))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, wave.Error) as e:
         print(f"{args[0]}: {e}")
         return 1
     print(__doc__, file=sys.stderr)
