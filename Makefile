@@ -53,7 +53,7 @@ prompts:
 bench:
 	scripts/ensure-tools.sh sipp tcpdump python3
 	$(CARGO) build --release -p hotlined --bin hotlined
-	$(CARGO) bench -p sip -p media --no-run
+	$(CARGO) bench -p sip -p media -p acd --no-run
 	python3 bench/run.py --hotlined target/release/hotlined $(BENCH_ARGS)
 
 clean:

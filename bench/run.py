@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
@@ -57,6 +58,13 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 # The number the bench line answers (added to a copy of config/lines.toml, ring_seconds = 0).
 BENCH_NUMBER = "5550100"
+IVR_NUMBER = "5550101"  # a 3.75 s prompt, then the daemon hangs up (bench/config/ivr/bench-prompt.toml)
+HOLD_NUMBER = "5550102"  # a prompt, then a menu waiting for a key (bench-hold.toml)
+QUEUE_NUMBER = "5550103"  # straight into queue `bench` (bench-queue.toml)
+BENCH_OPERATORS = 1000  # operators of queue `bench` in the bench config
+RTP_MIN, RTP_MAX = 10000, 19999  # the daemon's RTP ports (below free_port.py's 20000-32000)
+RTP_PER_SIPP = 400  # calls with RTP per SIPp process (-rtp_echo drops near 500: TEST-PEERS.md)
+ADMIN_TOKEN = "change-me"  # config/hotline.toml's admin token (the bench logs operators in)
 FAIL_LIMIT = 0.001  # a rate is "held" with fewer than 0.1 % failed calls
 CALLS_PER_SIPP = 300  # call-rate: calls/s per SIPp client process before we split
 
@@ -207,24 +215,33 @@ class Daemon:
 
 
 def bench_config(tmp: str) -> str:
-    """A copy of config/ whose lines.toml also has a bench line that answers at once."""
+    """A copy of config/ with the bench lines, menus, queue and operators of bench/config/.
+
+    lines.toml gains lines 5550100 (answer, silence), 5550101 (a 3.75 s prompt, then BYE),
+    5550102 (a prompt, then a menu waiting for a key) and 5550103 (straight to queue `bench`),
+    all with ring_seconds = 0; queues.toml gains queue `bench` (wrap-up 0); operators.toml
+    gains BENCH_OPERATORS operators `benchNNNN` (password `pw-benchNNNN`) in that queue."""
     cfg = os.path.join(tmp, "config")
     shutil.copytree(os.path.join(ROOT, "config"), cfg)
-    lines = os.path.join(cfg, "lines.toml")
-    with open(lines, encoding="utf-8") as fh:
-        text = fh.read()
-    if not re.search(r"(?m)^ring_seconds\s*=\s*0(\.0*)?\s*$", text):
-        text += (
-            "\n# added by bench/run.py: a line that answers without ringing\n"
-            "[[line]]\n"
-            'id = "bench"\n'
-            f'number = "{BENCH_NUMBER}"\n'
-            'name = "Bench line"\n'
-            "ring_seconds = 0\n"
-        )
-        with open(lines, "w", encoding="utf-8") as fh:
-            fh.write(text)
+    src = os.path.join(BENCH, "config")
+    for menu in glob.glob(os.path.join(src, "ivr", "*.toml")):
+        shutil.copy(menu, os.path.join(cfg, "ivr"))
+    for name in ("lines.toml", "queues.toml"):
+        with open(os.path.join(src, name), encoding="utf-8") as fh:
+            extra = fh.read()
+        with open(os.path.join(cfg, name), "a", encoding="utf-8") as fh:
+            fh.write(extra)
+    with open(os.path.join(cfg, "operators.toml"), "a", encoding="utf-8") as fh:
+        fh.write("\n# ---- added by bench/run.py: the bench queue's operators (SIPp phones) ----\n")
+        for login, password in bench_operators():
+            fh.write(f'[[operator]]\nlogin = "{login}"\nname = "Bench {login}"\npassword = "{password}"\n'
+                     'skills = { bench = 1 }\n\n')
     return os.path.join(cfg, "hotline.toml")
+
+
+def bench_operators(n: int | None = None) -> list[tuple[str, str]]:
+    """(login, password) of the bench operators, the first `n` (all when None)."""
+    return [(f"bench{i:04d}", f"pw-bench{i:04d}") for i in range(1, (n or BENCH_OPERATORS) + 1)]
 
 
 def bench_number(config: str) -> str:
@@ -250,6 +267,8 @@ def start_daemon(binary: str, config: str, workdir: str, tag: str) -> Daemon:
         "HOTLINE__DATABASE__SPOOL_DIR": f"{data}/spool",
         "HOTLINE__LOG__LEVEL": "warn",
         "HOTLINE__CALLS__SHUTDOWN_GRACE": "2",
+        "HOTLINE__RTP__PORT_MIN": str(RTP_MIN),
+        "HOTLINE__RTP__PORT_MAX": str(RTP_MAX),
     }
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE__")}
     full_env.update(env)
@@ -272,15 +291,44 @@ def start_daemon(binary: str, config: str, workdir: str, tag: str) -> Daemon:
     raise SystemExit("hotlined not ready within 30 s")
 
 
-def calls_active(d: Daemon) -> int | None:
+def metrics(d: Daemon) -> dict[str, float]:
+    """The daemon's /metrics as {"name" or "name{labels}": value} ({} when unreachable)."""
+    out: dict[str, float] = {}
     try:
-        with urllib.request.urlopen(f"http://{d.admin}/metrics", timeout=1) as r:
+        with urllib.request.urlopen(f"http://{d.admin}/metrics", timeout=2) as r:
             for line in r.read().decode().splitlines():
-                if line.startswith("hotline_calls_active "):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
+                if line and not line.startswith("#"):
+                    key, _, val = line.rpartition(" ")
+                    try:
+                        out[key] = float(val)
+                    except ValueError:
+                        pass
+    except OSError:
         pass
-    return None
+    return out
+
+
+def metric_sum(m: dict[str, float], name: str) -> float:
+    """The sum of a metric family over its labels."""
+    return sum(v for k, v in m.items() if k == name or k.startswith(name + "{"))
+
+
+def calls_active(d: Daemon) -> int | None:
+    m = metrics(d)
+    return int(m["hotline_calls_active"]) if "hotline_calls_active" in m else None
+
+
+def admin_post(d: Daemon, path: str) -> int:
+    """POST to the admin API with the bench token; the HTTP status."""
+    req = urllib.request.Request(f"http://{d.admin}{path}", data=b"", method="POST",
+                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0
 
 
 def wait_idle(d: Daemon, limit: float = 40.0) -> int | None:
@@ -312,6 +360,8 @@ class Load:
     scenario: str = os.path.join(SCENARIOS, "uac_rtd.xml")
     extra: list[str] = field(default_factory=list)
     capture_port: int | None = None  # SIP port to capture on lo (INVITE->200 on the wire)
+    # capture the daemon's RTP to the SIPp media ports: (seconds after the start, seconds long)
+    rtp_capture: tuple[float, float] | None = None
 
 
 @dataclass
@@ -329,6 +379,8 @@ class LoadResult:
     elapsed: float = 0.0
     commands: list[str] = field(default_factory=list)
     exit_codes: list[int | None] = field(default_factory=list)
+    media_ports: list[int] = field(default_factory=list)
+    jitter: dict = field(default_factory=dict)
 
     @property
     def unfinished(self) -> int:
@@ -397,12 +449,32 @@ def run_load(load: Load, outdir: str, sampler_pids: dict[str, int]) -> tuple[Loa
                   stdout=open(os.path.join(pd, "sipp.stdout"), "wb"),
                   stderr=open(os.path.join(pd, "sipp.stderr"), "wb"))
         procs.append((p, pd))
+        res.media_ports.append(mp)
+    rtp_cap: dict = {}
+    timer = None
+    if load.rtp_capture and shutil.which("tcpdump"):
+        timer = threading.Timer(max(0.0, started + load.rtp_capture[0] - time.monotonic()),
+                                start_rtp_capture, (load, res.media_ports, d, rtp_cap))
+        timer.start()
     for p, _ in procs:
         p.wait()
         res.exit_codes.append(p.returncode)
         STARTED.remove(p)
     res.elapsed = time.monotonic() - started
     sampler.finish()
+    if timer is not None:
+        timer.cancel()
+        if "proc" in rtp_cap:
+            rtp_cap["proc"].wait()
+            STARTED.remove(rtp_cap["proc"])
+            res.jitter = rtp_grid_jitter(rtp_cap["path"], set(res.media_ports))
+            errs = open(os.path.join(d, "rtp-tcpdump.stderr"), errors="replace").read()
+            m = re.search(r"(\d+) packets dropped by kernel", errs)
+            res.jitter["drops"] = int(m.group(1)) if m else None
+            try:
+                os.remove(rtp_cap["path"])
+            except OSError:
+                pass
     if cap is not None:
         time.sleep(0.3)
         stop(cap, signal.SIGINT)
@@ -433,6 +505,86 @@ def run_load(load: Load, outdir: str, sampler_pids: dict[str, int]) -> tuple[Loa
                         except ValueError:
                             pass
     return res, sampler
+
+
+def start_rtp_capture(load: Load, ports: list[int], d: str, out: dict) -> None:
+    """tcpdump (ns timestamps, headers only) of the daemon's RTP to the SIPp media ports for
+    `load.rtp_capture[1]` seconds; ends with SIGINT so the file is complete."""
+    path = os.path.join(d, "rtp.pcap")
+    dst = " or ".join(f"dst port {p}" for p in ports)
+    flt = f"udp and src portrange {RTP_MIN}-{RTP_MAX} and ({dst})"
+    assert load.rtp_capture is not None
+    secs = load.rtp_capture[1]
+    out["path"] = path
+    out["proc"] = start(
+        ["timeout", "-s", "INT", "-k", "10", f"{secs:g}", "tcpdump", "-i", "lo", "-n", "-s", "60",
+         "-B", "65536", "--time-stamp-precision=nano", "-w", path, flt],
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "rtp-tcpdump.stderr"), "wb"))
+
+
+def pcap_udp(path: str):
+    """(time s, src port, dst port, UDP payload) of every IPv4 UDP packet of a pcap file."""
+    try:
+        data = open(path, "rb").read()
+    except OSError:
+        return
+    if len(data) < 24:
+        return
+    magic = data[:4]
+    endian, scale = {b"\xd4\xc3\xb2\xa1": ("<", 1e-6), b"\xa1\xb2\xc3\xd4": (">", 1e-6),
+                     b"\x4d\x3c\xb2\xa1": ("<", 1e-9), b"\xa1\xb2\x3c\x4d": (">", 1e-9)}.get(magic, (None, 0))
+    if endian is None:
+        return
+    l2 = {1: 14, 0: 4, 113: 16, 276: 20, 101: 0}.get(struct.unpack(endian + "I", data[20:24])[0])
+    if l2 is None:
+        return
+    hdr = struct.Struct(endian + "IIII")
+    off = 24
+    while off + 16 <= len(data):
+        sec, frac, caplen, _ = hdr.unpack_from(data, off)
+        off += 16
+        pkt = data[off:off + caplen]
+        off += caplen
+        ip = pkt[l2:]
+        if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
+            continue
+        ihl = (ip[0] & 0x0F) * 4
+        sport, dport = struct.unpack_from(">HH", ip, ihl)
+        yield sec + frac * scale, sport, dport, ip[ihl + 8:]
+
+
+def rtp_grid_jitter(path: str, ports: set[int]) -> dict:
+    """Send-time jitter of the daemon's RTP from a capture on `lo`.
+
+    Each stream (daemon port -> SIPp port) should leave on a 20 ms grid: packet i with RTP
+    timestamp ts_i belongs at t0 + (ts_i - ts_0) / 8000 s. For every packet d_i = capture time
+    minus its grid offset; the stream's own grid phase is the median of its d_i (a leg may start
+    anywhere in the 20 ms tick and later legs of a tick are sent later, a constant offset the
+    receiver never notices); the deviation is |d_i - median|. Reported over all packets of all
+    streams: p50, p99, max in ms, and the share of packets more than 1 ms off."""
+    streams: dict[tuple[int, int], list[tuple[float, int]]] = {}
+    for t, sport, dport, pl in pcap_udp(path):
+        if dport not in ports or len(pl) < 12 or pl[0] >> 6 != 2 or 72 <= (pl[1] & 0x7F) <= 76:
+            continue
+        streams.setdefault((sport, dport), []).append((t, struct.unpack_from(">I", pl, 4)[0]))
+    devs: list[float] = []
+    packets = 0
+    for pkts in streams.values():
+        if len(pkts) < 10:
+            continue
+        packets += len(pkts)
+        ts0 = pkts[0][1]
+        d = [t - (((ts - ts0) & 0xFFFFFFFF) / 8000.0) for t, ts in pkts]
+        mid = statistics.median(d)
+        devs.extend(abs(x - mid) * 1000.0 for x in d)
+    if not devs:
+        return {"streams": 0, "packets": 0}
+    devs.sort()
+    return {
+        "streams": sum(1 for p in streams.values() if len(p) >= 10), "packets": packets,
+        "p50": pct(devs, 50), "p99": pct(devs, 99), "max": devs[-1],
+        "over_1ms": sum(1 for x in devs if x > 1.0) / len(devs),
+    }
 
 
 def pcap_sip_timings(path: str, sip_port: int) -> tuple[list[float], int, int]:
@@ -520,7 +672,7 @@ def section_micro(quick: bool) -> list[dict]:
     shutil.rmtree(crit, ignore_errors=True)
     mt, wt = ("1", "0.5") if quick else ("2", "1")
     rows = []
-    for crate, bench in (("sip", "parse"), ("media", "media")):
+    for crate, bench in (("sip", "parse"), ("media", "media"), ("acd", "pick")):
         cmd = ["cargo", "bench", "-q", "-p", crate, "--bench", bench, "--",
                "--measurement-time", mt, "--warm-up-time", wt]
         log(" ".join(cmd))
@@ -553,8 +705,33 @@ def ns_text(ns: float) -> str:
     return f"{ns / 1e6:.2f} ms"
 
 
+def plateau_poll(d: Daemon, keys: tuple[str, ...], period: float = 0.5):
+    """Polls /metrics in a thread and keeps each family's highest sum; `.halt()` stops it."""
+    peak = {k: 0.0 for k in keys}
+    halt = threading.Event()
+
+    def poll():
+        while not halt.is_set():
+            m = metrics(d)
+            for k in keys:
+                peak[k] = max(peak[k], metric_sum(m, k))
+            halt.wait(period)
+
+    t = threading.Thread(target=poll, daemon=True)
+    t.start()
+
+    def finish():
+        halt.set()
+        t.join()
+        return peak
+    return finish
+
+
 def section_concurrency(binary: str, config: str, work: str, quick: bool) -> list[dict]:
-    number = bench_number(config)
+    """N calls in the IVR (line 5550102: a prompt, then a menu waiting for a key) with RTP
+    both ways: the daemon plays to SIPp, SIPp's -rtp_echo sends it back (at most RTP_PER_SIPP
+    calls per SIPp). A fresh daemon per N. CPU and RSS while all N are up, then the daemon's
+    RTP captured on lo for the send-jitter figures (rtp_grid_jitter)."""
     rows = []
     levels = [200, 500] if quick else [500, 1000, 2000]
     ramp_rate = 250
@@ -563,47 +740,105 @@ def section_concurrency(binary: str, config: str, work: str, quick: bool) -> lis
         time.sleep(1.0)
         idle = proc_rss_kib(d.pid)
         ramp = n / ramp_rate
-        hold_s = ramp + 8
-        load = Load(f"concurrency-{n}", d.sip, number, ramp_rate, n, hold_ms=int(hold_s * 1000),
-                    limit=int(hold_s + 25), procs=max(1, math.ceil(n / 1000)))
-        log(f"concurrency {n}: {n} calls at {ramp_rate}/s, each held {hold_s:.0f} s")
-        # the plateau: every call up, none hung up yet
-        peak = {"active": 0}
-        stop_poll = threading.Event()
-
-        def poll(d=d, peak=peak):
-            while not stop_poll.is_set():
-                a = calls_active(d)
-                if a is not None and a > peak["active"]:
-                    peak["active"] = a
-                stop_poll.wait(0.5)
-
-        poller = threading.Thread(target=poll, daemon=True)
-        poller.start()
+        cpu_s, cap_s = 4.0, 4.0  # CPU/RSS window, then the capture window
+        hold_s = ramp + 1.5 + cpu_s + cap_s + 1.5
+        load = Load(f"concurrency-{n}", d.sip, HOLD_NUMBER, ramp_rate, n, hold_ms=int(hold_s * 1000),
+                    limit=int(hold_s + 25), procs=max(1, math.ceil(n / RTP_PER_SIPP)),
+                    extra=["-rtp_echo"], rtp_capture=(ramp + 1.5 + cpu_s + 0.3, cap_s))
+        log(f"concurrency {n}: {n} IVR calls with RTP at {ramp_rate}/s, each held {hold_s:.0f} s")
+        finish = plateau_poll(d, ("hotline_calls_active", "hotline_rtp_legs_active"))
+        m0 = {}
         t0 = time.monotonic()
+        timer = threading.Timer(ramp + 1.5, lambda: m0.update(metrics(d)))
+        timer.start()
         res, sampler = run_load(load, work, {"hotlined": d.pid})
-        stop_poll.set()
-        poller.join()
-        p0, p1 = t0 + ramp + 1.5, t0 + hold_s - 0.5
+        timer.cancel()
+        peak = finish()
+        p0, p1 = t0 + ramp + 1.5, t0 + ramp + 1.5 + cpu_s
         rss = sampler.rss_max("hotlined", p0, p1)
-        cpu = sampler.cpu_share("hotlined", p0, p1)
-        cpu_ramp = sampler.cpu_share("hotlined", t0, t0 + ramp)
+        m1 = metrics(d)
+        sent = metric_sum(m1, "hotline_rtp_packets_sent_total") - metric_sum(m0, "hotline_rtp_packets_sent_total")
+        recv = metric_sum(m1, "hotline_rtp_packets_received_total") - metric_sum(m0, "hotline_rtp_packets_received_total")
+        span = hold_s - ramp - 1.5
         rows.append({
-            "n": n, "ok": res.ok, "failed": res.failed,
-            "unfinished": res.unfinished, "peak_active": peak["active"], "idle_kib": idle,
-            "rss_kib": rss, "per_call_kib": (rss - idle) / n if rss and idle else None,
-            "cpu_hold": cpu, "cpu_ramp": cpu_ramp, "cmds": res.commands,
+            "n": n, "ok": res.ok, "failed": res.failed, "unfinished": res.unfinished,
+            "peak_active": int(peak["hotline_calls_active"]), "peak_legs": int(peak["hotline_rtp_legs_active"]),
+            "idle_kib": idle, "rss_kib": rss, "per_call_kib": (rss - idle) / n if rss and idle else None,
+            "cpu_hold": sampler.cpu_share("hotlined", p0, p1),
+            "cpu_ramp": sampler.cpu_share("hotlined", t0, t0 + ramp), "busy": sampler.machine_busy(),
+            "sent_pps": sent / span if m0 else None, "recv_pps": recv / span if m0 else None,
+            "lost": metric_sum(m1, "hotline_rtp_packets_lost_total"),
+            "jitter": res.jitter, "cmds": res.commands,
             "retrans": res.retrans, "daemon_env": d.env, "daemon_cmd": d.cmd,
         })
+        log(f"  ok {res.ok}/{n} cpu {fmt(rows[-1]['cpu_hold'], 3)} rss/call {fmt(rows[-1]['per_call_kib'], 1)} KiB "
+            f"jitter {res.jitter}")
         stop(d.proc)
     return rows
 
 
-def section_call_rate(binary: str, config: str, work: str, quick: bool) -> dict:
-    number = bench_number(config)
-    rates = [50, 100, 200] if quick else [50, 100, 200, 400, 600, 800, 1000]
-    duration = 8 if quick else 20
-    d = start_daemon(binary, config, work, "rate")
+def section_bridged(binary: str, config: str, work: str, quick: bool) -> list[dict]:
+    """N callers on line 5550103 (straight to queue `bench`) bridged to N SIPp operator
+    phones; RTP both ways on both legs (-rtp_echo on callers and phones), relayed by the
+    daemon. A fresh daemon per N; the idle RSS is taken with the operators registered."""
+    rows = []
+    levels = [50] if quick else [500, 1000]
+    ramp_rate = 200
+    for n in levels:
+        d = start_daemon(binary, config, work, f"bridged{n}")
+        ramp = n / ramp_rate
+        cpu_s, cap_s = 5.0, 3.0
+        hold_s = ramp + 2.5 + cpu_s + cap_s + 1.5
+        phones, phone_cmds = start_operator_phones(d, n, work, int(hold_s + 60))
+        time.sleep(1.0)
+        idle = proc_rss_kib(d.pid)
+        load = Load(f"bridged-{n}", d.sip, QUEUE_NUMBER, ramp_rate, n, hold_ms=int(hold_s * 1000),
+                    limit=int(hold_s + 25), procs=max(1, math.ceil(n / RTP_PER_SIPP)),
+                    extra=["-rtp_echo"], rtp_capture=(ramp + 2.5 + cpu_s + 0.3, cap_s))
+        log(f"bridged {n}: {n} callers at {ramp_rate}/s to {n} operator phones, held {hold_s:.0f} s")
+        finish = plateau_poll(d, ("hotline_calls_active", "hotline_rtp_legs_active"))
+        waiting = {}
+        t0 = time.monotonic()
+        timer = threading.Timer(ramp + 2.5, lambda: waiting.update(metrics(d)))
+        timer.start()
+        res, sampler = run_load(load, work, {"hotlined": d.pid})
+        timer.cancel()
+        peak = finish()
+        p0, p1 = t0 + ramp + 2.5, t0 + ramp + 2.5 + cpu_s
+        rss = sampler.rss_max("hotlined", p0, p1)
+        for p in phones:
+            stop(p)
+        rows.append({
+            "n": n, "ok": res.ok, "failed": res.failed, "unfinished": res.unfinished,
+            "peak_active": int(peak["hotline_calls_active"]), "peak_legs": int(peak["hotline_rtp_legs_active"]),
+            "waiting": metric_sum(waiting, "hotline_queue_waiting") if waiting else None,
+            "idle_kib": idle, "rss_kib": rss, "per_call_kib": (rss - idle) / n if rss and idle else None,
+            "cpu_hold": sampler.cpu_share("hotlined", p0, p1),
+            "cpu_ramp": sampler.cpu_share("hotlined", t0, t0 + ramp), "busy": sampler.machine_busy(),
+            "jitter": res.jitter, "cmds": phone_cmds + res.commands, "daemon_env": d.env,
+        })
+        log(f"  ok {res.ok}/{n} legs {peak['hotline_rtp_legs_active']:.0f} cpu {fmt(rows[-1]['cpu_hold'], 3)} "
+            f"rss/call {fmt(rows[-1]['per_call_kib'], 1)} KiB jitter {res.jitter}")
+        stop(d.proc)
+    return rows
+
+
+def section_call_rate(binary: str, config: str, work: str, quick: bool, ivr: bool = False) -> dict:
+    """Rising call rates against hotlined and the SIPp baseline at each rate, until > 0.1 %
+    fail. `ivr`: calls to line 5550101 (a 3.75 s prompt over RTP, then our BYE; uac_ivr.xml),
+    30 s per step, against SIPp's uas_ivr.xml (answers, waits 3.75 s, BYE); otherwise calls
+    answered and hung up at once (uac_rtd.xml), 20 s per step, against `sipp -sn uas`."""
+    if ivr:
+        number, scenario, call_s = IVR_NUMBER, os.path.join(SCENARIOS, "uac_ivr.xml"), 4
+        rates = [50, 100] if quick else [100, 200, 400, 500, 600, 800]
+        duration = 8 if quick else 30
+        tag = "ivr"
+    else:
+        number, scenario, call_s = bench_number(config), os.path.join(SCENARIOS, "uac_rtd.xml"), 0
+        rates = [50, 100, 200] if quick else [50, 100, 200, 400, 600, 800, 1000]
+        duration = 8 if quick else 20
+        tag = "rate"
+    d = start_daemon(binary, config, work, tag)
     steps = []
     alive = {"hotlined": True, "sipp-uas": True}
     for rate in rates:
@@ -617,9 +852,10 @@ def section_call_rate(binary: str, config: str, work: str, quick: bool) -> dict:
                 addr, port, pids = d.sip, int(d.sip.rsplit(":", 1)[1]), {"server": d.pid}
             else:
                 port, ump, ucp = pick_port(), pick_port(4), pick_port()
-                uas_dir = os.path.join(work, f"uas-{rate}")
+                uas_dir = os.path.join(work, f"uas-{tag}-{rate}")
                 os.makedirs(uas_dir, exist_ok=True)
-                uas_cmd = ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-mp", str(ump),
+                uas_scn = ["-sf", os.path.join(SCENARIOS, "uas_ivr.xml")] if ivr else ["-sn", "uas"]
+                uas_cmd = ["sipp", *uas_scn, "-i", "127.0.0.1", "-p", str(port), "-mp", str(ump),
                            "-cp", str(ucp), "-nostdin", "-timeout", f"{duration + 40}s"]
                 uas = start(["timeout", "-k", "5", str(duration + 55), *uas_cmd], cwd=uas_dir,
                             stdout=subprocess.DEVNULL,
@@ -627,13 +863,14 @@ def section_call_rate(binary: str, config: str, work: str, quick: bool) -> dict:
                 time.sleep(0.5)
                 uas_pid = sipp_child(uas.pid)
                 addr, pids = f"127.0.0.1:{port}", {"server": uas_pid}
-            load = Load(f"rate-{target}-{rate}", addr, number, rate, calls, hold_ms=0,
-                        limit=duration + 10, procs=procs, capture_port=port)
+            load = Load(f"{tag}-{target}-{rate}", addr, number, rate, calls, hold_ms=0,
+                        limit=duration + 10 + call_s * 3, procs=procs, capture_port=port,
+                        scenario=scenario)
             log(f"call rate {rate}/s against {target}: {calls} calls over {procs} SIPp")
             res, sampler = run_load(load, work, pids)
             if uas is not None:
                 stop(uas)
-                res.commands.insert(0, "(baseline server) " + " ".join(uas_cmd))
+                res.commands.insert(0, "(baseline server) " + " ".join(uas_cmd).replace(ROOT + "/", ""))
             else:
                 wait_idle(d, 40)
             cpu_s = sampler.cpu_seconds("server")
@@ -662,6 +899,46 @@ def section_call_rate(binary: str, config: str, work: str, quick: bool) -> dict:
                 alive["hotlined"] = False
     stop(d.proc)
     return {"steps": steps, "duration": duration, "daemon_env": d.env, "daemon_cmd": d.cmd}
+
+
+def start_operator_phones(d: Daemon, n: int, work: str, limit: int) -> tuple[list, list[str]]:
+    """Registers bench operators 1..n from SIPp phones (op_register.xml + op_answer.xml,
+    -rtp_echo; RTP_PER_SIPP operators per process) and logs them in through the admin API.
+    Returns the processes (stop them when done) and their command lines."""
+    procs, cmds = [], []
+    ops = bench_operators(n)
+    nproc = max(1, math.ceil(n / RTP_PER_SIPP))
+    for i in range(nproc):
+        mine = ops[i::nproc]
+        pd = os.path.join(work, f"operators-{n}-{i}")
+        os.makedirs(pd, exist_ok=True)
+        with open(os.path.join(pd, "operators.csv"), "w") as fh:
+            # SIPp expands no keyword inside [authentication …]; a field may hold the whole keyword
+            fh.write("SEQUENTIAL\n" + "".join(
+                f"{lg};[authentication username={lg} password={pw}]\n" for lg, pw in mine))
+        sp, mp, cp = pick_port(), pick_port(4), pick_port()
+        args = ["sipp", d.sip, "-sf", os.path.join(SCENARIOS, "op_register.xml"),
+                "-oocsf", os.path.join(SCENARIOS, "op_answer.xml"), "-inf", "operators.csv",
+                "-t", "u1", "-i", "127.0.0.1", "-bind_local", "-mi", "127.0.0.1",
+                "-p", str(sp), "-mp", str(mp), "-cp", str(cp), "-nostdin",
+                "-m", str(len(mine)), "-l", str(len(mine)), "-r", "200",
+                "-d", str(limit * 1000), "-timeout", f"{limit}s", "-rtp_echo",
+                "-trace_stat", "-stf", "stat.csv", "-fd", "1"]
+        cmds.append(" ".join(args).replace(ROOT + "/", ""))
+        procs.append(start(["timeout", "-k", "5", str(limit + 10), *args], cwd=pd,
+                           stdout=open(os.path.join(pd, "sipp.stdout"), "wb"),
+                           stderr=open(os.path.join(pd, "sipp.stderr"), "wb")))
+    deadline = time.monotonic() + 30 + n / 100
+    while time.monotonic() < deadline:
+        if metric_sum(metrics(d), "hotline_registrations") >= n:
+            break
+        time.sleep(0.5)
+    bad = [lg for lg, _ in ops if admin_post(d, f"/api/v1/operators/{lg}/login") != 200]
+    reg = metric_sum(metrics(d), "hotline_registrations")
+    log(f"operators: {reg:.0f} registered, {n - len(bad)} logged in")
+    if bad:
+        log(f"  login failed for {len(bad)}: {bad[:5]}")
+    return procs, cmds
 
 
 def sipp_child(pid: int) -> int:
@@ -700,79 +977,157 @@ def machine() -> dict:
     }
 
 
-def render(meta: dict, micro, conc, rate) -> str:
+def held_rates(steps: list[dict]) -> dict:
+    held = {}
+    for t in ("hotlined", "sipp-uas"):
+        ok = [s["rate"] for s in steps if s["target"] == t and s["fail"] <= FAIL_LIMIT
+              and s["placed"] >= s["calls"] * 0.99]
+        # held = every step up to it held (a later lucky step does not count)
+        tried = sorted(s["rate"] for s in steps if s["target"] == t)
+        top = None
+        for r_ in tried:
+            if r_ not in ok:
+                break
+            top = r_
+        held[t] = top
+    return held
+
+
+def ratio(a, b, digits: int = 1) -> str:
+    return f"{a / b:.{digits}f}" if a and b else "–"
+
+
+def render_summary(w, rate: dict, what: str, target_rate: str, at: int = 200) -> None:
+    steps = rate["steps"]
+    held = held_rates(steps)
+    tried = max(s["rate"] for s in steps)
+    hh, hu = held["hotlined"], held["sipp-uas"]
+    cap = lambda v: "–" if v is None else (f"≥ {v}" if v == tried else str(v))  # noqa: E731
+    r = f"{hh / hu:.2f}" if hh and hu and not (hh == hu == tried) else "– (both held every step)"
+    w(f"| {what}: highest rate held {rate['duration']} s with < 0.1 % failed (calls/s) | "
+      f"{cap(hh)} | {cap(hu)} | {r} | {target_rate} |")
+    for rate_at in dict.fromkeys([at, hh] if hh else [at]):
+        on = {s["target"]: s for s in steps if s["rate"] == rate_at}
+        for key, label in (("wire_p50", "p50"), ("wire_p99", "p99")):
+            a, b = on.get("hotlined", {}).get(key), on.get("sipp-uas", {}).get(key)
+            tgt = "≤ 5 ms" if label == "p99" and rate_at == 200 else ""
+            w(f"| {what}: INVITE→200 {label} at {rate_at}/s, on the wire (ms) | {fmt(a, 3)} | {fmt(b, 3)} | {ratio(a, b)} | {tgt} |")
+    on = {s["target"]: s for s in steps if s["rate"] == at}
+    a, b = on.get("hotlined", {}).get("cpu_ms_per_call"), on.get("sipp-uas", {}).get("cpu_ms_per_call")
+    w(f"| {what}: server CPU per call at {at}/s (ms) | {fmt(a, 3)} | {fmt(b, 3)} | {ratio(a, b)} | |")
+
+
+def render_steps(w, rate: dict) -> None:
+    w("| target | calls/s | calls | ok | fail | fail % | retr | INV re / 200 re | wire p50 / p99 / max (ms) | sipp p50 / p99 (ms) | CPU (cores) | CPU per call (ms) | RSS max (MiB) | busy |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    steps = rate["steps"]
+    for s in steps:
+        w(f"| {s['target']} | {s['rate']} | {s['calls']} | {s['ok']} | {s['failed'] + s['unfinished']} | "
+          f"{s['fail'] * 100:.2f} | {s['retrans']} | {s['wire_inv_re']} / {s['wire_200_re']} | "
+          f"{fmt(s['wire_p50'], 3)} / {fmt(s['wire_p99'], 3)} / {fmt(s['wire_max'], 1)} | "
+          f"{fmt(s['rtt_p50'], 0)} / {fmt(s['rtt_p99'], 0)} | {fmt(s['cpu'])} | "
+          f"{fmt(s['cpu_ms_per_call'], 3)} | {fmt(s['rss_kib'] / 1024 if s['rss_kib'] else None, 1)} | "
+          f"{fmt(s['busy'] * 100 if s['busy'] is not None else None, 0)} % |")
+    w("")
+    if any(s["drops"] not in ("0", "") for s in steps):
+        w("tcpdump reported kernel drops in some steps: "
+          + ", ".join(f"{s['target']}@{s['rate']}: {s['drops']}" for s in steps) + ".")
+        w("")
+
+
+def jit(j: dict | None, key: str) -> str:
+    return fmt((j or {}).get(key), 3)
+
+
+def render(meta: dict, res: dict) -> str:
     out = []
     w = out.append
-    w(f"Run: `{meta['command']}` on {meta['date']}, {meta['wall']:.0f} s wall time.")
+    micro, conc, bridged = res.get("micro"), res.get("concurrency"), res.get("bridged")
+    ivr, rate = res.get("ivr-rate"), res.get("call-rate")
+    w(f"Run: `{meta['command']}`, finished {meta['date']}, {meta['wall']:.0f} s wall time.")
+    for name, r_ in (meta.get("runs") or {}).items():
+        w(f"- `{name}` measured {r_['date']} ({r_['wall']:.0f} s; load average after it {' '.join(r_['load'])})")
     mc = meta["machine"]
+    w("")
     w(f"Machine: {mc['nproc']} cores ({mc['model']}), {mc['mem']} RAM, Linux {mc['kernel']}, "
       f"load average before the run {' '.join(mc['load'])}; {mc['rustc']}; SIPp {mc['sipp']}. "
-      "The machine is shared with other work: read the ratios to the SIPp baseline rather than "
-      "the absolute times.")
+      "The machine is shared with other work (other builds and test runs were going on): read "
+      "the ratios to the SIPp baseline rather than the absolute times.")
     w("")
-    if rate:
-        steps = rate["steps"]
-        held = {}
-        for t in ("hotlined", "sipp-uas"):
-            ok = [s["rate"] for s in steps if s["target"] == t and s["fail"] <= FAIL_LIMIT
-                  and s["placed"] >= s["calls"] * 0.99]
-            held[t] = max(ok) if ok else None
-        at200 = {s["target"]: s for s in steps if s["rate"] == 200}
+    if ivr or rate or conc or bridged:
         w("### Summary")
         w("")
-        w("| measure | hotlined | SIPp uas (baseline) | ratio hotlined/uas | target |")
+        w("| measure | hotlined | SIPp (baseline) | ratio hotlined/SIPp | target |")
         w("| --- | --- | --- | --- | --- |")
-        tried = max(s["rate"] for s in steps)
-        hh, hu = held["hotlined"], held["sipp-uas"]
-        ratio = f"{hh / hu:.2f}" if hh and hu and not (hh == hu == tried) else "– (both held every step)"
-        cap = lambda v: "–" if v is None else (f"≥ {v}" if v == tried else str(v))  # noqa: E731
-        w(f"| highest call rate held {rate['duration']} s with < 0.1 % failed (calls/s) | "
-          f"{cap(hh)} | {cap(hu)} | {ratio} | ≥ 500 (IVR calls with a 3 s prompt: not measurable yet) |")
-        for key, label in (("wire_p50", "p50"), ("wire_p99", "p99")):
-            a = at200.get("hotlined", {}).get(key)
-            b = at200.get("sipp-uas", {}).get(key)
-            r = f"{a / b:.1f}" if a and b else "–"
-            tgt = "≤ 5 ms" if label == "p99" else ""
-            w(f"| INVITE→200 {label} at 200 calls/s, on the wire (ms) | {fmt(a, 3)} | {fmt(b, 3)} | {r} | {tgt} |")
-        for key, label in (("rtt_p50", "p50"), ("rtt_p99", "p99")):
-            a = at200.get("hotlined", {}).get(key)
-            b = at200.get("sipp-uas", {}).get(key)
-            r = f"{a / b:.1f}" if a and b else "–"
-            w(f"| INVITE→200 {label} at 200 calls/s, seen by SIPp (ms, 1 ms steps) | {fmt(a, 0)} | {fmt(b, 0)} | {r} | |")
-        both = [r_ for r_ in sorted({s["rate"] for s in steps})
-                if all(any(s["target"] == t and s["rate"] == r_ for s in steps) for t in held)
-                and all(held[t] is not None and held[t] >= r_ for t in held)]
-        if both:
-            top = both[-1]
-            at_top = {s["target"]: s for s in steps if s["rate"] == top}
-            a, b = at_top["hotlined"]["wire_p99"], at_top["sipp-uas"]["wire_p99"]
-            r = f"{a / b:.1f}" if a and b else "–"
-            w(f"| INVITE→200 p99 at {top} calls/s (highest rate both held), on the wire (ms) | "
-              f"{fmt(a, 3)} | {fmt(b, 3)} | {r} | |")
-        a = at200.get("hotlined", {}).get("cpu_ms_per_call")
-        b = at200.get("sipp-uas", {}).get("cpu_ms_per_call")
-        r = f"{a / b:.1f}" if a and b else "–"
-        w(f"| server CPU per call at 200 calls/s (ms) | {fmt(a, 3)} | {fmt(b, 3)} | {r} | |")
+        if ivr:
+            render_summary(w, ivr, "IVR calls, 3.75 s prompt", "≥ 500/s")
+        if rate:
+            render_summary(w, rate, "answer + hang up at once", "")
+        for c in conc or []:
+            w(f"| {c['n']} IVR calls with RTP both ways: CPU (share of one core) / RSS per call | "
+              f"{fmt(c['cpu_hold'], 3)} / {fmt(c['per_call_kib'], 1)} KiB | | | ≤ 1 core / ≤ 50 KiB |")
+        for c in conc or []:
+            j = c.get("jitter") or {}
+            w(f"| {c['n']} IVR calls: RTP send jitter p50 / p99 / max (ms) | {jit(j, 'p50')} / "
+              f"{jit(j, 'p99')} / {jit(j, 'max')} | | | p99 ≤ 1 ms |")
+        for b in bridged or []:
+            w(f"| {b['n']} bridged calls, RTP relayed both ways: CPU (share of one core) / RSS per call | "
+              f"{fmt(b['cpu_hold'], 3)} / {fmt(b['per_call_kib'], 1)} KiB | | | ≤ 1 core (1 000 calls) |")
         w("")
+    if ivr:
+        w(f"### IVR call rate (each step {ivr['duration']} s; a 3.75 s prompt over RTP, then the daemon's BYE)")
+        w("")
+        w("Line 5550101 answers, plays `common/no-input` (3.75 s) and hangs up (bench/config/ivr/"
+          "bench-prompt.toml); the caller (bench/scenarios/uac_ivr.xml) answers our BYE and does not "
+          "send RTP. Baseline: SIPp itself as the server (bench/scenarios/uas_ivr.xml: 200, wait 3.75 s, "
+          "BYE; no RTP). Columns as in the call-rate table below; a call fails if our BYE does not "
+          "come within 15 s.")
+        w("")
+        render_steps(w, ivr)
     if conc:
-        w("### Concurrency (SIP only: the daemon does not send RTP yet)")
+        w("### Concurrency: calls in the IVR with RTP both ways")
         w("")
-        w("N calls set up at 250/s and held together for 8 s; CPU and RSS measured while all N "
-          "are up. RSS per call = (RSS with N calls − RSS of the fresh idle daemon) / N.")
+        w("N calls to line 5550102 (a 3.75 s prompt, then a menu waiting for a key; dtmf = auto, so "
+          "the in-band detector runs) set up at 250/s and held; every SIPp (≤ 400 calls each) runs "
+          "`-rtp_echo`, so every packet we send comes back. CPU and RSS over 4 s once all N are up; "
+          "RSS per call = (RSS with N calls − RSS of the fresh idle daemon) / N. `pps` = RTP packets "
+          "per second sent / received by the daemon (its own counters). Jitter: 4 s of the daemon's "
+          "RTP captured on `lo` (see \"RTP send jitter\" above the results).")
         w("")
-        w("| N | calls ok | failed / unfinished | peak active (metrics) | idle RSS | RSS at N | RSS per call | CPU while held (share of one core) | CPU while ramping at 250/s |")
-        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        w("| N | ok | failed / unfinished | peak calls / RTP legs | idle RSS | RSS at N | RSS per call | CPU while held (cores) | CPU while ramping | pps out / in | jitter p50 / p99 / max (ms) | > 1 ms | packets (streams) | busy |")
+        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for c in conc:
-            w(f"| {c['n']} | {c['ok']} | {c['failed']} / {c['unfinished']} | {c['peak_active']} | "
+            j = c.get("jitter") or {}
+            w(f"| {c['n']} | {c['ok']} | {c['failed']} / {c['unfinished']} | {c['peak_active']} / {c['peak_legs']} | "
               f"{fmt(c['idle_kib'] / 1024 if c['idle_kib'] else None, 1)} MiB | "
               f"{fmt(c['rss_kib'] / 1024 if c['rss_kib'] else None, 1)} MiB | "
-              f"{fmt(c['per_call_kib'], 1)} KiB | {fmt(c['cpu_hold'], 3)} | {fmt(c['cpu_ramp'], 3)} |")
+              f"{fmt(c['per_call_kib'], 1)} KiB | {fmt(c['cpu_hold'], 3)} | {fmt(c['cpu_ramp'], 3)} | "
+              f"{fmt(c.get('sent_pps'), 0)} / {fmt(c.get('recv_pps'), 0)} | {jit(j, 'p50')} / {jit(j, 'p99')} / {jit(j, 'max')} | "
+              f"{fmt(j['over_1ms'] * 100 if 'over_1ms' in j else None, 2)} % | {j.get('packets', '–')} ({j.get('streams', '–')}) | "
+              f"{fmt(c['busy'] * 100 if c.get('busy') is not None else None, 0)} % |")
         w("")
-        w("Targets: 2 000 concurrent IVR calls with RTP using ≤ 1 core and ≤ 50 KiB RSS per call; "
-          "RTP send jitter p99 ≤ 1 ms — the RTP part is measured once the daemon plays prompts.")
+    if bridged:
+        w("### Bridged calls")
+        w("")
+        w("N SIPp operator phones (op_register.xml + op_answer.xml, ≤ 400 per SIPp, `-rtp_echo`) register "
+          "with digest as operators of queue `bench` (wrap-up 0) and are logged in through the admin API; "
+          "then N callers (`-rtp_echo`) dial line 5550103, which goes straight to that queue, at 200/s. "
+          "Each caller is bridged to a phone; the daemon relays RTP both ways (re-packetised). CPU and "
+          "RSS over 5 s once all are bridged; RSS per call = (RSS − RSS with the phones registered and "
+          "no call) / N, a call being both legs. Jitter: 3 s of what we send to the callers.")
+        w("")
+        w("| N | ok | failed / unfinished | peak calls / RTP legs | waiting in queue | idle RSS | RSS at N | RSS per call | CPU while bridged (cores) | CPU while ramping | jitter p50 / p99 / max (ms) | busy |")
+        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for b in bridged:
+            j = b.get("jitter") or {}
+            w(f"| {b['n']} | {b['ok']} | {b['failed']} / {b['unfinished']} | {b['peak_active']} / {b['peak_legs']} | "
+              f"{fmt(b['waiting'], 0)} | {fmt(b['idle_kib'] / 1024 if b['idle_kib'] else None, 1)} MiB | "
+              f"{fmt(b['rss_kib'] / 1024 if b['rss_kib'] else None, 1)} MiB | {fmt(b['per_call_kib'], 1)} KiB | "
+              f"{fmt(b['cpu_hold'], 3)} | {fmt(b['cpu_ramp'], 3)} | {jit(j, 'p50')} / {jit(j, 'p99')} / {jit(j, 'max')} | "
+              f"{fmt(b['busy'] * 100 if b.get('busy') is not None else None, 0)} % |")
         w("")
     if rate:
-        w(f"### Call rate (each step {rate['duration']} s; answer, ACK, BYE at once)")
+        w(f"### Call rate, SIP only (each step {rate['duration']} s; answer, ACK, BYE at once)")
         w("")
         w("`fail` counts failed and unfinished calls (those still open when SIPp's time limit hit). "
           "`wire` = INVITE→first 200 per Call-ID from a tcpdump capture on `lo` (µs timestamps); "
@@ -781,20 +1136,7 @@ def render(meta: dict, micro, conc, rate) -> str:
           "seen on the wire. CPU is the server's (hotlined or the SIPp uas) as a share of one core; "
           "`busy` is the whole machine (both cores, all processes).")
         w("")
-        w("| target | calls/s | calls | ok | fail | fail % | retr | INV re / 200 re | wire p50 / p99 / max (ms) | sipp p50 / p99 (ms) | CPU (cores) | CPU per call (ms) | RSS max (MiB) | busy |")
-        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        for s in steps:
-            w(f"| {s['target']} | {s['rate']} | {s['calls']} | {s['ok']} | {s['failed'] + s['unfinished']} | "
-              f"{s['fail'] * 100:.2f} | {s['retrans']} | {s['wire_inv_re']} / {s['wire_200_re']} | "
-              f"{fmt(s['wire_p50'], 3)} / {fmt(s['wire_p99'], 3)} / {fmt(s['wire_max'], 1)} | "
-              f"{fmt(s['rtt_p50'], 0)} / {fmt(s['rtt_p99'], 0)} | {fmt(s['cpu'])} | "
-              f"{fmt(s['cpu_ms_per_call'], 3)} | {fmt(s['rss_kib'] / 1024 if s['rss_kib'] else None, 1)} | "
-              f"{fmt(s['busy'] * 100 if s['busy'] is not None else None, 0)} % |")
-        w("")
-        if any(s["drops"] not in ("0", "") for s in steps):
-            w("tcpdump reported kernel drops in some steps: "
-              + ", ".join(f"{s['target']}@{s['rate']}: {s['drops']}" for s in steps) + ".")
-            w("")
+        render_steps(w, rate)
     if micro:
         w("### Micro-benchmarks (criterion, median and its 95 % interval)")
         w("")
@@ -818,20 +1160,25 @@ def render(meta: dict, micro, conc, rate) -> str:
     if micro:
         for c in dict.fromkeys(m["cmd"] for m in micro):
             w(c)
-    daemon = (rate or {}).get("daemon_env") or (conc[0]["daemon_env"] if conc else None)
+    daemon = next((x.get("daemon_env") for x in [ivr, rate, *(conc or []), *(bridged or [])] if x), None)
     if daemon:
-        w("# the daemon (ports differ per run; a copy of config/ whose lines.toml adds "
-          f"line {BENCH_NUMBER} with ring_seconds = 0)")
+        w("# the daemon (ports differ per run; a copy of config/ plus bench/config/: lines 5550100-5550103, "
+          f"queue bench, {BENCH_OPERATORS} operators)")
         line = " ".join(f"{k}={v}" for k, v in daemon.items())
         w(re.sub(r"/tmp/hotline-bench-\w+", "TMP", line) + " target/release/hotlined run --config TMP/config/hotline.toml")
     for c in conc or []:
-        w(f"# concurrency {c['n']}")
+        w(f"# concurrency {c['n']} (IVR, RTP both ways)")
         for x in c["cmds"]:
             w(x)
-    for s in (rate or {}).get("steps", []):
-        w(f"# call rate {s['rate']}/s against {s['target']}")
-        for x in s["cmds"]:
+    for b in bridged or []:
+        w(f"# bridged {b['n']}: operator phones, then callers")
+        for x in b["cmds"]:
             w(x)
+    for label, r_ in (("IVR call rate", ivr), ("call rate", rate)):
+        for s in (r_ or {}).get("steps", []):
+            w(f"# {label} {s['rate']}/s against {s['target']}")
+            for x in s["cmds"]:
+                w(x)
     w("```")
     return "\n".join(out)
 
@@ -856,10 +1203,16 @@ def write_doc(path: str, body: str) -> None:
         fh.write(text)
 
 
+SECTIONS = ("micro", "concurrency", "bridged", "ivr-rate", "call-rate")
+RESULTS = os.path.join(ROOT, "target", "bench-results.json")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small loads and short steps (a smoke run)")
-    ap.add_argument("--only", default="micro,concurrency,call-rate")
+    ap.add_argument("--only", default=",".join(SECTIONS))
+    ap.add_argument("--merge", action="store_true",
+                    help=f"keep the sections not run now from the last {os.path.relpath(RESULTS, ROOT)}")
     ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
     ap.add_argument("--hotlined", default=os.environ.get("HOTLINED", os.path.join(ROOT, "target", "release", "hotlined")))
     ap.add_argument("--keep", action="store_true", help="keep the work folder (logs, SIPp traces)")
@@ -868,30 +1221,47 @@ def main() -> int:
     a = ap.parse_args()
     if a.from_json:
         saved = json.load(open(a.from_json))
-        write_doc(a.doc, render(saved["meta"], saved["micro"], saved["concurrency"], saved["call_rate"]))
+        write_doc(a.doc, render(saved["meta"], saved["results"]))
         return 0
     sections = set(a.only.split(","))
+    if sections - set(SECTIONS):
+        raise SystemExit(f"unknown section(s) {sorted(sections - set(SECTIONS))}; known: {', '.join(SECTIONS)}")
     for tool in ("sipp", "timeout"):
         if not shutil.which(tool):
             raise SystemExit(f"missing tool: {tool}")
-    if ({"concurrency", "call-rate"} & sections) and not os.access(a.hotlined, os.X_OK):
+    if (sections - {"micro"}) and not os.access(a.hotlined, os.X_OK):
         raise SystemExit(f"no daemon binary at {a.hotlined}: build it first (make bench does)")
     if not shutil.which("tcpdump"):
-        log("tcpdump missing: no on-the-wire INVITE->200 times")
+        log("tcpdump missing: no on-the-wire INVITE->200 times, no RTP jitter")
+    results: dict = {}
+    runs: dict = {}
+    if a.merge and os.path.exists(RESULTS):
+        saved = json.load(open(RESULTS))
+        results = saved.get("results", {})
+        runs = saved.get("meta", {}).get("runs", {})
     work = tempfile.mkdtemp(prefix="hotline-bench-")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     t0 = time.monotonic()
     meta = {"machine": machine(), "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
             "command": "make bench" + (" (--quick)" if a.quick else "")}
-    micro = conc = rate = None
     try:
         config = bench_config(work)
-        if "micro" in sections:
-            micro = section_micro(a.quick)
-        if "concurrency" in sections:
-            conc = section_concurrency(a.hotlined, config, work, a.quick)
-        if "call-rate" in sections:
-            rate = section_call_rate(a.hotlined, config, work, a.quick)
+        for name in SECTIONS:
+            if name not in sections:
+                continue
+            s0 = time.monotonic()
+            if name == "micro":
+                results[name] = section_micro(a.quick)
+            elif name == "concurrency":
+                results[name] = section_concurrency(a.hotlined, config, work, a.quick)
+            elif name == "bridged":
+                results[name] = section_bridged(a.hotlined, config, work, a.quick)
+            elif name == "ivr-rate":
+                results[name] = section_call_rate(a.hotlined, config, work, a.quick, ivr=True)
+            elif name == "call-rate":
+                results[name] = section_call_rate(a.hotlined, config, work, a.quick)
+            runs[name] = {"date": meta["date"], "wall": time.monotonic() - s0,
+                          "load": open("/proc/loadavg").read().split()[:3]}
     finally:
         stop_all()
         if a.keep:
@@ -899,10 +1269,10 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     meta["wall"] = time.monotonic() - t0
-    body = render(meta, micro, conc, rate)
-    write_doc(a.doc, body)
-    with open(os.path.join(ROOT, "target", "bench-results.json"), "w") as fh:
-        json.dump({"meta": meta, "micro": micro, "concurrency": conc, "call_rate": rate}, fh, indent=1, default=str)
+    meta["runs"] = runs
+    write_doc(a.doc, render(meta, results))
+    with open(RESULTS, "w") as fh:
+        json.dump({"meta": meta, "results": results}, fh, indent=1, default=str)
     log(f"results written to {a.doc} ({meta['wall']:.0f} s)")
     return 0
 

@@ -29,6 +29,10 @@ use media::sdp::{self, Negotiated};
 mod operator_legs;
 use operator_legs::{Connected, OpLeg};
 
+#[path = "waiting.rs"]
+pub mod waiting;
+use waiting::{BookedCallback, Waiting};
+
 /// Methods we answer (the Allow header).
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE";
 /// Extensions we support (RFC 4028 session timers).
@@ -57,6 +61,8 @@ enum TimerKind {
     Ivr,
     /// A voice-menu message reached its longest length.
     MessageEnd,
+    /// The waiting caller's callback dialogue waits for a key (`waiting.rs`).
+    Waiting,
 }
 
 struct Call {
@@ -96,6 +102,9 @@ struct Call {
     queued_at: Option<Instant>,
     /// The operator the caller is bridged to.
     operator: Option<Connected>,
+    /// What the caller hears and may do while in a queue (`waiting.rs`), from the queue on
+    /// until an operator answers.
+    waiting: Option<Waiting>,
     /// When a message being recorded ends.
     message_end: Option<Instant>,
     rtp_port: u16,
@@ -141,6 +150,14 @@ pub(crate) struct Core {
     op_legs: HashMap<String, OpLeg>,
     /// Our INVITEs to operators: transaction → the leg's Call-ID.
     op_txs: HashMap<TxKey, String>,
+    /// Callbacks booked while waiting, by their place in the ACD (see `waiting.rs`).
+    booked: HashMap<CallerId, BookedCallback>,
+    /// Where returning-caller lookups report (see `waiting.rs`); `None` joins at once.
+    returning_tx: Option<tokio::sync::mpsc::UnboundedSender<waiting::ReturningFound>>,
+    /// When the lines' working hours are next looked at for the queues (`waiting.rs`).
+    hours_next: Instant,
+    /// Each queue's open/closed as last told to the ACD.
+    hours_applied: HashMap<String, bool>,
     pub out: Outbound,
 }
 
@@ -200,6 +217,10 @@ impl Core {
             next_caller: 0,
             op_legs: HashMap::new(),
             op_txs: HashMap::new(),
+            booked: HashMap::new(),
+            returning_tx: None,
+            hours_next: Instant::now(),
+            hours_applied: HashMap::new(),
             settings,
             endpoint,
             registrar,
@@ -263,6 +284,7 @@ impl Core {
             self.endpoint.poll_timeout(),
             self.registrar.poll_timeout(),
             self.acd.as_ref().and_then(Acd::poll_timeout),
+            self.acd.as_ref().map(|_| self.hours_next),
         ]
         .into_iter()
         .flatten()
@@ -294,6 +316,7 @@ impl Core {
             self.stats.publish_registrations(&self.registrar);
             self.registrations_changed(now, &expired);
         }
+        self.check_hours(now);
         if let Some(acd) = self.acd.as_mut() {
             if acd.poll_timeout().is_some_and(|at| at <= now) {
                 acd.handle_timeout(now);
@@ -333,6 +356,7 @@ impl Core {
                     s.handle_playback_finished(now);
                 }
                 self.drive_ivr(now, &call_id);
+                self.waiting_playback_finished(now, &call_id);
                 self.drain(now);
             }
             MediaEvent::Inactive { call_id } => {
@@ -376,6 +400,14 @@ impl Core {
         }
         info!(%digit, via = via.as_str(), "DTMF");
         let appeal = call.appeal.clone();
+        if self.waiting_digit(now, call_id, digit) {
+            self.log.digit(&appeal, digit, via.as_str());
+            self.drain(now);
+            return;
+        }
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
         let in_menu = match call.ivr.as_mut() {
             Some(s) => {
                 s.handle_digit(now, digit);
@@ -472,27 +504,13 @@ impl Core {
                     }
                     self.stats.queue_enter(&queue, call_id, now);
                     call.queued_at.get_or_insert(now);
-                    if call.acd_caller.is_none() {
-                        if let Some(acd) = self.acd.as_mut() {
-                            self.next_caller += 1;
-                            let id = CallerId(self.next_caller);
-                            let prio = u8::try_from(priority.clamp(0, i32::from(u8::MAX)))
-                                .unwrap_or(u8::MAX);
-                            match acd.caller_joined(
-                                now,
-                                id,
-                                &QueueId::from(queue.as_str()),
-                                prio,
-                                None,
-                            ) {
-                                Ok(()) => {
-                                    call.acd_caller = Some(id);
-                                    self.acd_callers.insert(id, call_id.to_string());
-                                }
-                                Err(e) => warn!(error = %e, "the ACD did not take the caller"),
-                            }
-                        }
-                    }
+                    call.waiting
+                        .get_or_insert_with(|| Waiting::new(&call.caller));
+                    let join = call.acd_caller.is_none().then(|| {
+                        let prio =
+                            u8::try_from(priority.clamp(0, i32::from(u8::MAX))).unwrap_or(u8::MAX);
+                        (queue.clone(), prio)
+                    });
                     // The call stays up and waits: music on hold from the next tick (the
                     // queue node's prompt has ended), or silence when the queue has none.
                     if let (Some(leg), Some(music)) = (&call.leg, self.settings.moh_for(&queue)) {
@@ -502,6 +520,9 @@ impl Core {
                     }
                     self.log
                         .ivr_step(&appeal, &IvrStep::EnteredQueue { queue, priority });
+                    if let Some((queue, prio)) = join {
+                        self.queue_join(now, call_id, &queue, prio);
+                    }
                 }
                 Action::Transfer { number } => {
                     // Real trunk transfer arrives with the queue issue: for now the transfer
@@ -518,33 +539,7 @@ impl Core {
                         .ivr_step(&appeal, &IvrStep::CallbackRequested { number });
                     // the session plays its closing prompt, then asks for the hang-up
                 }
-                Action::StartRecording { max } => {
-                    call.ivr_end = Some(IvrEnd::Message);
-                    let file = match &call.leg {
-                        Some(leg) => self.media.record_message(leg, &appeal, now),
-                        None => None,
-                    };
-                    let Some(call) = self.calls.get_mut(call_id) else {
-                        return;
-                    };
-                    let Some(file) = file else {
-                        warn!("cannot record the message; ending the call");
-                        self.end_call(now, call_id, EndReason::IvrHangup);
-                        continue;
-                    };
-                    info!(file = %file.display(), max_s = max.as_secs(), "recording a message");
-                    let at = now + max;
-                    call.message_end = Some(at);
-                    self.timers
-                        .insert((at, call_id.to_string(), TimerKind::MessageEnd));
-                    self.log.ivr_step(
-                        &appeal,
-                        &IvrStep::Message {
-                            file: file.display().to_string(),
-                            max,
-                        },
-                    );
-                }
+                Action::StartRecording { max } => self.start_message(now, call_id, max),
                 Action::Hangup => {
                     if call.ivr_end.is_none() {
                         call.ivr_end = Some(IvrEnd::Hangup);
@@ -553,6 +548,38 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// Records the caller's message (at most `max`, then the call ends) and writes it on the
+    /// appeal (outcome `message`): the menu's `message` node and a queue's overflow to a
+    /// message both come here.
+    fn start_message(&mut self, now: Instant, call_id: &str, max: Duration) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        call.ivr_end = Some(IvrEnd::Message);
+        let appeal = call.appeal.clone();
+        let file = match &call.leg {
+            Some(leg) => self.media.record_message(leg, &appeal, now),
+            None => None,
+        };
+        let Some(file) = file else {
+            warn!("cannot record the message; ending the call");
+            self.end_call(now, call_id, EndReason::IvrHangup);
+            return;
+        };
+        info!(file = %file.display(), max_s = max.as_secs(), "recording a message");
+        let at = now + max;
+        call.message_end = Some(at);
+        self.timers
+            .insert((at, call_id.to_string(), TimerKind::MessageEnd));
+        self.log.ivr_step(
+            &appeal,
+            &IvrStep::Message {
+                file: file.display().to_string(),
+                max,
+            },
+        );
     }
 
     /// The recording writer, to wait for at shutdown (every leg is closed by then).
@@ -980,6 +1007,7 @@ impl Core {
             acd_caller: None,
             queued_at: None,
             operator: None,
+            waiting: None,
             message_end: None,
             rtp_port,
             ports: Some(ports),
@@ -1222,6 +1250,7 @@ impl Core {
                 }
                 self.drive_ivr(now, call_id);
             }
+            TimerKind::Waiting => self.waiting_timeout(now, call_id, at),
             TimerKind::MessageEnd if call.message_end == Some(at) => {
                 let _e = call.span.clone().entered();
                 info!("message reached its longest length; hanging up");
@@ -1286,7 +1315,10 @@ impl Core {
         match action {
             Action::Offer { caller, operators } => self.offer_operators(now, caller, operators),
             Action::CancelOffer { caller, operator } => self.cancel_offer(now, caller, &operator),
-            Action::Connect { caller, operator } => self.connect(now, caller, operator),
+            Action::Connect { caller, operator } => {
+                self.waiting_over(caller);
+                self.connect(now, caller, operator)
+            }
             Action::Left { caller, outcome } => {
                 let Some(call_id) = self.acd_callers.remove(&caller) else {
                     return;
@@ -1301,7 +1333,11 @@ impl Core {
                     self.stats.queue_leave(&queue, &call_id);
                 }
             }
-            Action::Overflow { caller, to, reason } => {
+            Action::Overflow {
+                caller,
+                to: acd::OverflowAction::Queue(q),
+                reason,
+            } => {
                 let Some(call_id) = self.acd_callers.get(&caller).cloned() else {
                     return;
                 };
@@ -1309,20 +1345,20 @@ impl Core {
                     return;
                 };
                 let _e = call.span.clone().entered();
-                info!(?to, ?reason, "caller overflowed");
-                if let acd::OverflowAction::Queue(q) = to {
-                    if let Some(old) = call.queued.replace(q.to_string()) {
-                        self.stats.queue_leave(&old, &call_id);
-                    }
-                    self.stats.queue_enter(q.as_str(), &call_id, now);
-                    if let (Some(leg), Some(music)) = (&call.leg, self.settings.moh_for(q.as_str()))
-                    {
-                        if let Err(e) = self.media.play_moh(leg, &call.prompts, music) {
-                            warn!(%e, "music on hold not loaded; the caller waits in silence");
-                        }
+                info!(to = %q, ?reason, "caller overflowed to another queue");
+                if let Some(old) = call.queued.replace(q.to_string()) {
+                    self.stats.queue_leave(&old, &call_id);
+                }
+                self.stats.queue_enter(q.as_str(), &call_id, now);
+                if let (Some(leg), Some(music)) = (&call.leg, self.settings.moh_for(q.as_str())) {
+                    if let Err(e) = self.media.play_moh(leg, &call.prompts, music) {
+                        warn!(%e, "music on hold not loaded; the caller waits in silence");
                     }
                 }
             }
+            a @ (Action::Announce { .. }
+            | Action::OfferCallback { .. }
+            | Action::Overflow { .. }) => self.on_waiting_action(now, a),
             other => debug!(action = ?other, "ACD action not carried out yet"),
         }
     }

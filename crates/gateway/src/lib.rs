@@ -37,6 +37,7 @@ pub struct Reloader {
     tx: mpsc::UnboundedSender<ReloadRequest>,
 }
 
+pub use core::waiting::WAITING_PROMPTS;
 pub use core::{OperatorCommand, OperatorControlError};
 
 type OperatorRequest = (
@@ -239,6 +240,31 @@ pub trait CallLog: Send + Sync + 'static {
     fn operator_answered(&self, appeal: &str, operator: &str, waited: Duration) {
         let _ = (appeal, operator, waited);
     }
+    /// Returning callers: the operator who handled `caller`'s latest open (not resolved)
+    /// appeal that arrived within `lookback`, if any. Called when a caller with a number
+    /// enters a queue with `returning_days`; the gateway awaits the answer on a task of its
+    /// own, bounded by a short timeout, and the caller joins the queue without a preference
+    /// when it fails or is late (the call never waits for a database). The default finds none.
+    fn returning_operator(&self, caller: &str, lookback: Duration) -> ReturningLookup {
+        let _ = (caller, lookback);
+        Box::pin(std::future::ready(Ok(None)))
+    }
+}
+
+/// The answer to [`CallLog::returning_operator`]: the operator's login, or none.
+pub type ReturningLookup = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Option<String>, LookupError>> + Send + 'static>,
+>;
+
+/// Why [`CallLog::returning_operator`] could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The appeal store is not connected (yet, or any more).
+    #[error("the appeal store is not connected")]
+    NotConnected,
+    /// The query failed.
+    #[error("the appeal store query failed: {0}")]
+    Query(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A `CallLog` that writes nothing (tests, tools).
@@ -658,6 +684,8 @@ impl Gateway {
             out,
             edge,
         );
+        let (returning_tx, mut returning_rx) = mpsc::unbounded_channel();
+        core.set_returning_channel(returning_tx);
         self.stats.ready.store(true, Ordering::Relaxed);
 
         // Shutdown runs in two steps: the grace period (calls may end by themselves), then a
@@ -700,6 +728,10 @@ impl Gateway {
                 _ = sleep => {
                     let now = clock(&mut core);
                     core.handle_timeout(now);
+                }
+                Some(found) = returning_rx.recv() => {
+                    let now = clock(&mut core);
+                    core.returning_found(now, found);
                 }
                 Some((op, cmd, done)) = self.ops_rx.recv() => {
                     let now = clock(&mut core);

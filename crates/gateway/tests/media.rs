@@ -110,6 +110,10 @@ struct Log {
     answered: Mutex<Vec<(String, String, Duration)>>,
     /// Each ended call's operator and talk time.
     operators: Mutex<Vec<Option<(String, Duration)>>>,
+    /// Returning-caller lookups asked for: number and lookback.
+    lookups: Mutex<Vec<(String, Duration)>>,
+    /// What a lookup answers: `Some(operator)`, or `None` for a store that never answers.
+    lookup_answer: Mutex<Option<Option<String>>>,
 }
 
 impl CallLog for Log {
@@ -138,6 +142,16 @@ impl CallLog for Log {
             .lock()
             .unwrap()
             .push((appeal.to_string(), step.clone()));
+    }
+    fn returning_operator(&self, caller: &str, lookback: Duration) -> gateway::ReturningLookup {
+        self.lookups
+            .lock()
+            .unwrap()
+            .push((caller.to_string(), lookback));
+        match self.lookup_answer.lock().unwrap().clone() {
+            Some(answer) => Box::pin(async move { Ok(answer) }),
+            None => Box::pin(std::future::pending()),
+        }
     }
     fn digit(&self, appeal: &str, digit: char, via: &str) {
         self.digits
@@ -1569,4 +1583,404 @@ async fn a_call_moves_the_metrics_counters() {
         );
     }
     gw.stop().await;
+}
+
+// ---------------------------------------------------------------- waiting in a queue
+
+/// `menu_settings` plus every prompt a waiting caller may hear (the Russian number pieces and
+/// `gateway::WAITING_PROMPTS`), each a tone of its own `ms` long, and a 0.5 s music on hold
+/// for `benefits`; `queue` is the ACD's `benefits` (op1 in it). Returns the settings and a
+/// map from each PCMU frame to the prompt it belongs to (`moh` for the music).
+fn waiting_settings(
+    dir: &std::path::Path,
+    queue: acd::QueueConfig,
+    ms: usize,
+) -> (Settings, std::collections::HashMap<Vec<u8>, String>) {
+    let mut s = menu_settings(dir);
+    let (u, a) = (encode(Law::Ulaw), encode(Law::Alaw));
+    let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
+    let mut all: Vec<Arc<Prompt>> = s
+        .prompts
+        .names()
+        .filter_map(|n| s.prompts.get(n).cloned())
+        .collect();
+    let names = media::numbers_ru::PIECES
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(gateway::WAITING_PROMPTS.iter().map(|(n, _)| *n))
+        .chain(["moh"]);
+    let mut frames = std::collections::HashMap::new();
+    for (i, n) in names.enumerate() {
+        let hz = 300.0 + 17.0 * i as f64;
+        let len = if n == "moh" { 4000 } else { ms * 8 };
+        let pcm: Vec<i16> = (0..len)
+            .map(|k| (6000.0 * (2.0 * std::f64::consts::PI * hz * k as f64 / 8000.0).sin()) as i16)
+            .collect();
+        let p = Prompt::from_pcm(PromptName::new(n.to_string()), &pcm, &encoders);
+        for f in 0..p.frames() {
+            frames.insert(p.encoded_frame("PCMU", f).unwrap().to_vec(), n.to_string());
+        }
+        if n == "moh" {
+            let l = media::moh::MohLoop::from_prompt(&p);
+            for f in 0..l.frames() {
+                frames.insert(l.frame(Law::Ulaw, f).to_vec(), "moh".into());
+            }
+        }
+        all.push(Arc::new(p));
+    }
+    s.prompts = Arc::new(PromptCache::from_prompts(all, &encoders));
+    s.moh.insert("benefits".into(), PromptName::new("moh"));
+    s.operators = vec![gateway::OperatorSettings {
+        login: "op1".into(),
+        secret: sip::auth::Secret::Plain("op1-secret".into()),
+    }];
+    s.acd = Some(acd::AcdConfig {
+        queues: vec![queue],
+        operators: vec![acd::OperatorConfig::new("op1", [("benefits", 1)])],
+    });
+    (s, frames)
+}
+
+/// What a frame is: a waiting prompt, `moh`, a menu prompt or `silence`.
+fn what(
+    s: &Settings,
+    frames: &std::collections::HashMap<Vec<u8>, String>,
+    payload: &[u8],
+) -> String {
+    frames
+        .get(payload)
+        .cloned()
+        .unwrap_or_else(|| classify(s, payload))
+}
+
+/// Calls in, walks the menu into `benefits` and returns once the queue prompt has played.
+async fn into_the_queue(gw: &Server, s: &Settings) -> Caller {
+    let mut c = Caller::new(gw.addr).await;
+    assert_eq!(c.invite(&c.offer(PCMU_OFFER, "sendrecv")).await.status, 200);
+    let mut n = 0;
+    while classify(s, &c.rtp_packet().await.payload) != "menu" {
+        n += 1;
+        assert!(n < 60, "no menu prompt");
+    }
+    let mut seq = 1;
+    c.press(&mut seq, 64_000, 1).await;
+    c
+}
+
+/// Collapses a run of frames to the prompts heard, in order (`silence` dropped).
+fn heard(frames: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in frames {
+        if f != "silence" && out.last() != Some(f) {
+            out.push(f.clone());
+        }
+    }
+    out
+}
+
+/// A caller alone in the queue hears, after the queue prompt: «вы первый в очереди, примерное
+/// время ожидания — более десяти минут» (nobody is ready, so no promise), then the music.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_place_and_wait_are_announced_then_the_music_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, frames) = waiting_settings(dir.path(), acd::QueueConfig::new("benefits"), 100);
+    let gw = Server::start(s.clone()).await;
+    let mut c = into_the_queue(&gw, &s).await;
+    let mut got = Vec::new();
+    while got.iter().filter(|f| *f == "moh").count() < 10 {
+        got.push(what(&s, &frames, &c.rtp_packet().await.payload));
+        assert!(got.len() < 150, "{:?}", heard(&got));
+    }
+    let said: Vec<String> = heard(&got)
+        .into_iter()
+        .skip_while(|p| p == "queued")
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "numbers/vy",
+            "numbers/ord1",
+            "numbers/v-ocheredi",
+            "queue/estimated-wait",
+            "queue/more-than",
+            "numbers/g10",
+            "numbers/minut",
+            "moh"
+        ],
+        "{got:?}"
+    );
+    c.bye().await;
+    wait_for("the call's end", || {
+        !gw.log.ended.lock().unwrap().is_empty()
+    })
+    .await;
+    gw.stop().await;
+}
+
+/// An operator who answers while the caller hears the announcement is connected at once: the
+/// announcement (4.2 s long here) stops within a few frames and the operator's audio follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_who_answers_mid_announcement_is_connected_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // long pieces: the announcement lasts 7 × 0.6 s
+    let (s, frames) = waiting_settings(dir.path(), acd::QueueConfig::new("benefits"), 600);
+    let gw = Server::start(s.clone()).await;
+    let phone = Phone::new(gw.addr).await;
+    phone.register_with_digest().await;
+    let c = into_the_queue(&gw, &s).await;
+    // the announcement is playing (nobody is logged in, so nobody rings)
+    let mut n = 0;
+    while what(&s, &frames, &c.rtp_packet().await.payload) != "numbers/vy" {
+        n += 1;
+        assert!(n < 60, "no announcement");
+    }
+    // now the operator logs in, is offered the caller and answers
+    gw.ops
+        .apply("op1", gateway::OperatorCommand::Login)
+        .await
+        .unwrap();
+    let invite = phone.request().await;
+    assert_eq!(invite.method, sip::Method::Invite);
+    let gw_op_rtp = phone.answer(&invite).await;
+    assert_eq!(phone.request().await.method, sip::Method::Ack);
+    wait_for("the bridge", || !gw.log.answered.lock().unwrap().is_empty()).await;
+    let from_op = [0x24u8; 160];
+    let op = tokio::spawn({
+        let rtp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        async move {
+            for k in 0..100u16 {
+                let mut p = vec![0x80, if k == 0 { 0x80 } else { 0 }];
+                p.extend_from_slice(&(500 + k).to_be_bytes());
+                p.extend_from_slice(&(u32::from(k) * 160).to_be_bytes());
+                p.extend_from_slice(&0x0102_0304u32.to_be_bytes());
+                p.extend_from_slice(&[0x24u8; 160]);
+                rtp.send_to(&p, gw_op_rtp).unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    // from the bridge on: at most a couple of frames already on their way, then the operator
+    let mut after = Vec::new();
+    loop {
+        let p = c.rtp_packet().await.payload;
+        if p == from_op {
+            break;
+        }
+        after.push(what(&s, &frames, &p));
+        assert!(
+            after.len() < 25,
+            "the operator's audio never came: {after:?}"
+        );
+    }
+    let spoken = after
+        .iter()
+        .filter(|f| f.starts_with("numbers/") || f.starts_with("queue/"))
+        .count();
+    assert!(spoken <= 3, "the announcement went on: {after:?}");
+    op.abort();
+    gw.stop().await;
+}
+
+/// The callback flow: the queue offers it after 0.5 s; `1` reads the caller's number back,
+/// `1` books it; the closing prompt plays and the gateway hangs up; the appeal has the
+/// request and ends as a callback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_caller_books_a_callback_and_is_hung_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = acd::QueueConfig::new("benefits");
+    q.announce_every = None;
+    q.callback = Some(acd::CallbackConfig {
+        offer_after: Some(Duration::from_millis(500)),
+        max_attempts: 3,
+        retry_interval: Duration::from_secs(600),
+    });
+    let (s, frames) = waiting_settings(dir.path(), q, 100);
+    let gw = Server::start(s.clone()).await;
+    let c = into_the_queue(&gw, &s).await;
+    let mut seq = 100;
+    // the offer, then the music again
+    let mut got = Vec::new();
+    while !heard(&got).ends_with(&["queue/callback-offer".to_string(), "moh".to_string()]) {
+        got.push(what(&s, &frames, &c.rtp_packet().await.payload));
+        assert!(got.len() < 150, "{:?}", heard(&got));
+    }
+    c.press(&mut seq, 200_000, 1).await;
+    // «мы перезвоним вам по номеру 7 9 1 3 1 2 3 4 5 6 7, если номер верный…»
+    let mut got = Vec::new();
+    while !heard(&got).contains(&"common/callback-confirm".to_string()) {
+        got.push(what(&s, &frames, &c.rtp_packet().await.payload));
+        assert!(got.len() < 200, "{:?}", heard(&got));
+    }
+    let read: Vec<String> = heard(&got)
+        .into_iter()
+        .skip_while(|p| p != "common/callback-intro")
+        .collect();
+    let digits: String = read[1..read.len() - 1]
+        .iter()
+        .map(|p| p.strip_prefix("numbers/").unwrap())
+        .collect();
+    // a repeated digit is one run of frames: the number has 7 9 1 3 1 2 3 4 5 6 7
+    assert_eq!(digits, "79131234567");
+    c.press(&mut seq, 210_000, 1).await;
+    let mut got = Vec::new();
+    let bye = loop {
+        tokio::select! {
+            p = c.rtp_packet() => {
+                got.push(what(&s, &frames, &p.payload));
+                assert!(got.len() < 200, "{:?}", heard(&got));
+            }
+            m = c.recv() => match m {
+                Message::Request(r) => break r,
+                Message::Response(_) => {}
+            }
+        }
+    };
+    assert_eq!(bye.method, sip::Method::Bye);
+    assert!(
+        heard(&got).contains(&"common/callback-done".to_string()),
+        "{:?}",
+        heard(&got)
+    );
+    c.send(std::str::from_utf8(&bye.response(200).to_bytes()).unwrap())
+        .await;
+    wait_for("the call's end", || {
+        !gw.log.ended.lock().unwrap().is_empty()
+    })
+    .await;
+    let appeal = gw.log.arrived.lock().unwrap()[0].clone();
+    assert!(
+        steps_of(&gw.log, &appeal).contains(&IvrStep::CallbackRequested {
+            number: "79131234567".into()
+        })
+    );
+    assert_eq!(gw.log.ended.lock().unwrap()[0].1, EndReason::IvrHangup);
+    assert_eq!(
+        *gw.log.ivr_ends.lock().unwrap(),
+        vec![Some(IvrEnd::Callback)]
+    );
+    gw.stop().await;
+}
+
+/// A queue overflowing to a message after 0.5 s: «оставьте сообщение», then the message is
+/// recorded exactly as the menu's message node records (a WAV named after the appeal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overflow_to_a_message_records_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = acd::QueueConfig::new("benefits");
+    q.announce_every = None;
+    q.max_wait = Some(Duration::from_millis(500));
+    q.overflow = acd::OverflowAction::Message;
+    let (mut s, frames) = waiting_settings(dir.path(), q, 100);
+    s.recordings_dir = dir.path().join("rec");
+    std::fs::create_dir_all(&s.recordings_dir).unwrap();
+    let gw = Server::start(s.clone()).await;
+    let mut c = into_the_queue(&gw, &s).await;
+    let mut got = Vec::new();
+    while !heard(&got).contains(&"common/leave-message".to_string()) {
+        got.push(what(&s, &frames, &c.rtp_packet().await.payload));
+        assert!(got.len() < 150, "{:?}", heard(&got));
+    }
+    let appeal = gw.log.arrived.lock().unwrap()[0].clone();
+    wait_for("the recording", || {
+        steps_of(&gw.log, &appeal)
+            .iter()
+            .any(|s| matches!(s, IvrStep::Message { .. }))
+    })
+    .await;
+    for k in 0..10u16 {
+        c.send_rtp(
+            0,
+            k == 0,
+            300 + k,
+            90_000 + u32::from(k) * 160,
+            &[0x42; 160],
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.bye().await;
+    wait_for("the call's end", || {
+        !gw.log.ended.lock().unwrap().is_empty()
+    })
+    .await;
+    let file = steps_of(&gw.log, &appeal)
+        .into_iter()
+        .find_map(|s| match s {
+            IvrStep::Message { file, max } => {
+                assert_eq!(max, Duration::from_secs(120));
+                Some(file)
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(file.ends_with(&format!("{appeal}-message.wav")), "{file}");
+    assert_eq!(
+        *gw.log.ivr_ends.lock().unwrap(),
+        vec![Some(IvrEnd::Message)]
+    );
+    gw.stop().await;
+    assert!(std::path::Path::new(&file).exists(), "{file}");
+}
+
+/// A queue with `returning_days` asks the call log who handled the caller's open appeal
+/// before the caller joins, and a store that never answers delays the join by the short
+/// timeout only: the operator is rung either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returning_callers_are_looked_up_without_blocking_the_call() {
+    for answer in [Some(Some("op1".to_string())), None] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = acd::QueueConfig::new("benefits");
+        q.announce_every = None;
+        q.returning = Some(acd::ReturningConfig {
+            lookback: Duration::from_secs(7 * 86_400),
+            wait_for_operator: Duration::ZERO,
+        });
+        let (s, _) = waiting_settings(dir.path(), q, 100);
+        let log = Arc::new(Log::default());
+        *log.lookup_answer.lock().unwrap() = answer.clone();
+        let stats = Arc::new(Stats::default());
+        let gw = Gateway::bind(s.clone(), stats.clone(), log.clone())
+            .await
+            .unwrap();
+        let addr = gw.local_addrs()[0];
+        let ops = gw.operators();
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(gw.run(stop.clone()));
+        let phone = Phone::new(addr).await;
+        phone.register_with_digest().await;
+        ops.apply("op1", gateway::OperatorCommand::Login)
+            .await
+            .unwrap();
+        let mut c = Caller::new(addr).await;
+        assert_eq!(c.invite(&c.offer(PCMU_OFFER, "sendrecv")).await.status, 200);
+        let mut n = 0;
+        while classify(&s, &c.rtp_packet().await.payload) != "menu" {
+            n += 1;
+            assert!(n < 60, "no menu prompt");
+        }
+        let mut seq = 1;
+        c.press(&mut seq, 64_000, 1).await;
+        let pressed = Instant::now();
+        let invite = phone.request().await;
+        assert_eq!(invite.method, sip::Method::Invite);
+        let took = pressed.elapsed();
+        assert_eq!(
+            *log.lookups.lock().unwrap(),
+            vec![("79131234567".to_string(), Duration::from_secs(7 * 86_400))]
+        );
+        if answer.is_none() {
+            // the join waited for the lookup's timeout (0.5 s), not longer
+            assert!(took >= Duration::from_millis(400), "{took:?}");
+        } else {
+            // an answer is taken as soon as it comes
+            assert!(took < Duration::from_millis(400), "{took:?}");
+        }
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        c.bye().await;
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .unwrap()
+            .unwrap();
+    }
 }

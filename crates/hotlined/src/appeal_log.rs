@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use appeals::{AppealId, AppealUpdate, AppealWriter, EventKind, NewAppeal, NewCallback, Outcome};
 use chrono::Utc;
-use gateway::{CallArrived, CallEnded, CallLog, EndReason, IvrEnd, IvrStep};
+use gateway::{
+    CallArrived, CallEnded, CallLog, EndReason, IvrEnd, IvrStep, LookupError, ReturningLookup,
+};
 use serde_json::json;
 
 /// Calls by line and outcome since the daemon started (Prometheus counters). A call is
@@ -57,6 +59,37 @@ impl CallCounters {
 pub struct AppealLog {
     pub writer: AppealWriter,
     pub counters: Arc<CallCounters>,
+    /// The store once connected (the admin API's slot): returning-caller lookups read it.
+    pub store: crate::admin::StoreSlot,
+}
+
+/// The operator of `caller`'s latest appeal that arrived at or after `since`, is not
+/// resolved, and was answered by an operator (the call in progress has none yet, so it is
+/// never its own answer). The number must match exactly, not just contain the digits.
+pub async fn returning_operator(
+    store: &appeals::Store,
+    caller: &str,
+    since: chrono::DateTime<Utc>,
+) -> Result<Option<String>, LookupError> {
+    let digits: String = caller.chars().filter(char::is_ascii_digit).collect();
+    let filter = appeals::SearchFilter {
+        from: Some(since),
+        caller: Some(digits),
+        ..Default::default()
+    };
+    // newest first; a caller has few appeals in a week or two
+    let page = appeals::Page {
+        offset: 0,
+        limit: 50,
+    };
+    let found = store
+        .search(&filter, page)
+        .await
+        .map_err(|e| LookupError::Query(Box::new(e)))?;
+    Ok(found
+        .into_iter()
+        .filter(|a| a.caller_number == caller && a.status != appeals::Status::Resolved)
+        .find_map(|a| a.operator))
 }
 
 fn parse_id(appeal: &str) -> Option<AppealId> {
@@ -64,6 +97,19 @@ fn parse_id(appeal: &str) -> Option<AppealId> {
 }
 
 impl CallLog for AppealLog {
+    fn returning_operator(&self, caller: &str, lookback: std::time::Duration) -> ReturningLookup {
+        let store = self.store.get().cloned();
+        let caller = caller.to_owned();
+        let since = chrono::Duration::from_std(lookback)
+            .ok()
+            .and_then(|d| Utc::now().checked_sub_signed(d))
+            .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+        Box::pin(async move {
+            let store = store.ok_or(LookupError::NotConnected)?;
+            returning_operator(&store, &caller, since).await
+        })
+    }
+
     fn call_arrived(&self, call: &CallArrived<'_>) -> String {
         let id = self
             .writer
@@ -277,5 +323,78 @@ mod tests {
             ]
         );
         assert!(c.open.lock().unwrap().is_empty());
+    }
+
+    /// The lookup finds the operator of the caller's newest open appeal within the window:
+    /// not a resolved one, not one without an operator, not an older one, not one of another
+    /// number that merely contains the digits; without a store it says so.
+    #[tokio::test]
+    async fn returning_caller_finds_the_operator_of_the_open_appeal() {
+        use appeals::{AppealUpdate, NewAppeal, Status, Store, WriterConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("hotline.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let writer =
+            AppealWriter::start(WriterConfig::new(url.clone(), dir.path().join("spool"))).unwrap();
+        let now = Utc::now();
+        let caller = "+79131234567";
+        let appeal = |days_ago: i64, number: &str, operator: Option<&str>| {
+            let id = writer.create(NewAppeal {
+                call_id: format!("c-{}", uuid::Uuid::now_v7()),
+                line: "city".into(),
+                caller_number: number.into(),
+                arrived_at: now - chrono::Duration::days(days_ago),
+            });
+            writer.update(
+                id,
+                AppealUpdate {
+                    operator: operator.map(str::to_owned),
+                    ..Default::default()
+                },
+            );
+            id
+        };
+        appeal(20, caller, Some("old"));
+        appeal(3, caller, Some("op2"));
+        let resolved = appeal(2, caller, Some("op3"));
+        appeal(1, "+791312345670", Some("other-number"));
+        appeal(0, caller, None); // the call in progress
+        assert!(writer.flushed(std::time::Duration::from_secs(10)).await);
+        store
+            .set_status(resolved, Status::Resolved, "test")
+            .await
+            .unwrap();
+        let week = now - chrono::Duration::days(7);
+        let found = returning_operator(&store, caller, week).await.unwrap();
+        assert_eq!(found.as_deref(), Some("op2"));
+        let found = returning_operator(&store, caller, now - chrono::Duration::hours(36))
+            .await
+            .unwrap();
+        assert_eq!(found, None);
+        assert_eq!(
+            returning_operator(&store, "+79990000000", week)
+                .await
+                .unwrap(),
+            None
+        );
+
+        let log = AppealLog {
+            writer: writer.clone(),
+            counters: Default::default(),
+            store: Default::default(),
+        };
+        let lookback = std::time::Duration::from_secs(7 * 86_400);
+        assert!(matches!(
+            log.returning_operator(caller, lookback).await,
+            Err(LookupError::NotConnected)
+        ));
+        log.store.set(store).unwrap();
+        assert_eq!(
+            log.returning_operator(caller, lookback)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("op2")
+        );
     }
 }

@@ -485,7 +485,44 @@ fn load_prompts(
             prompts.push(Arc::new(p));
         }
     }
+    if !queues.is_empty() {
+        prompts.extend(load_waiting_prompts(dir, &encoders));
+    }
     media::prompts::PromptCache::from_prompts(prompts, &encoders)
+}
+
+/// The folder of the prompts a waiting caller hears, relative to the configuration folder.
+pub const WAITING_PROMPT_DIR: &str = "prompts/ru";
+
+/// What callers waiting in a queue hear besides the music: the Russian number pieces
+/// (`prompts/ru/numbers`, [`media::numbers_ru::prompt_files`]) and
+/// [`gateway::WAITING_PROMPTS`], under the names the gateway plays them by. A missing or
+/// unreadable file is logged and left out: the gateway then skips what needs it (an
+/// announcement, the callback offer) rather than refusing calls.
+fn load_waiting_prompts(
+    dir: &Path,
+    encoders: &[(&str, &dyn media::prompts::Encoder)],
+) -> Vec<Arc<media::prompts::Prompt>> {
+    let base = dir.join(WAITING_PROMPT_DIR);
+    let files = media::numbers_ru::prompt_files(&base.join("numbers"))
+        .into_iter()
+        .chain(
+            gateway::WAITING_PROMPTS
+                .iter()
+                .map(|(name, file)| (media::prompts::PromptName::new(*name), base.join(file))),
+        );
+    let mut out = Vec::new();
+    for (name, path) in files {
+        match media::prompts::Prompt::load(name, &path, encoders) {
+            Ok(p) => out.push(Arc::new(p)),
+            Err(e) => tracing::warn!(
+                file = %path.display(),
+                error = %e,
+                "queue prompt not loaded; waiting callers will not hear what needs it"
+            ),
+        }
+    }
+    out
 }
 
 /// Music on hold by queue name, as [`load_prompts`] named the files.
@@ -1056,6 +1093,22 @@ mod tests {
             );
             assert_eq!(p.encoded_frame("PCMU", 0).map(<[u8]>::len), Some(160));
             assert_eq!(p.encoded_frame("PCMA", 0).map(<[u8]>::len), Some(160));
+        }
+    }
+
+    /// Every prompt a waiting caller may hear is in the shipped configuration's cache, under
+    /// the name the gateway plays it by: a whole announcement and the callback dialogue can
+    /// be built from it.
+    #[test]
+    fn shipped_queue_prompts_are_loaded() {
+        let c = Config::load_with_env(&repo_config(), std::iter::empty()).unwrap();
+        let names = media::numbers_ru::PIECES
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(gateway::WAITING_PROMPTS.iter().map(|(n, _)| *n));
+        for n in names {
+            let p = c.prompts.get(&media::prompts::PromptName::new(n));
+            assert!(p.is_some_and(|p| p.duration() > Duration::ZERO), "{n}");
         }
     }
 

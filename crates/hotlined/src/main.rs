@@ -356,9 +356,12 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         ))
         .with_context(|| format!("cannot open the appeal spool in {}", c.main.database.spool_dir))?;
         let calls = Arc::new(appeal_log::CallCounters::default());
+        // the store the admin API connects in the background; returning-caller lookups use it
+        let store_slot = admin::StoreSlot::default();
         let log = Arc::new(appeal_log::AppealLog {
             writer: writer.clone(),
             counters: calls.clone(),
+            store: store_slot.clone(),
         });
         let gw = Gateway::bind(gateway_settings(&c), stats.clone(), log).await?;
         let reloader = Arc::new(reload::ConfigReloader::new(
@@ -376,7 +379,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         let admin_state = admin::AdminState {
             stats: stats.clone(),
             token: Arc::from(c.main.admin.token.as_str()),
-            store: admin::StoreSlot::default(),
+            store: store_slot,
             writer: writer.clone(),
             operators: Arc::new(admin::OperatorTable::new(
                 c.operators.iter().map(|o| (o.login.clone(), o.name.clone())),

@@ -1,5 +1,6 @@
 //! Russian numbers spoken from a shipped set of number prompts, with grammatical agreement, for
-//! queue announcements: «примерно двадцать одна минута», «вы сто второй в очереди».
+//! queue announcements: «примерно двадцать одна минута», «вы сто второй в очереди», «более пяти
+//! минут».
 //!
 //! Numbers are built from pieces (one WAV each under `config/prompts/ru/numbers/`, made by
 //! `scripts/make-prompts.sh` from the [`PIECES`] table below, which is the single list of names
@@ -16,6 +17,9 @@
 //!   the tens and the hundreds, so every position 1–999 is said as a real ordinal (we do not fall
 //!   back to «вы N-й»). Position 0 is said as 1 (the caller is next); 1000 and more is said as
 //!   «вы в очереди» without a number, which is still true.
+//! - «более N минут» needs the genitive ([`more_than_minutes_phrase`]): genitive pieces exist for
+//!   the units (feminine «одной»), teens, tens and hundreds, and every word of a compound number
+//!   is declined — «более двадцати одной минуты», «более ста пяти минут».
 
 use std::path::{Path, PathBuf};
 
@@ -104,6 +108,43 @@ pub const PIECES: &[(&str, &str)] = &[
     ("numbers/ord900", "девятисотый"),
     ("numbers/vy", "вы"),
     ("numbers/v-ocheredi", "в очереди"),
+    // genitive, after «более» (feminine: «более одной минуты», «более двух минут»)
+    ("numbers/g1f", "одной"),
+    ("numbers/g2", "двух"),
+    ("numbers/g3", "трёх"),
+    ("numbers/g4", "четырёх"),
+    ("numbers/g5", "пяти"),
+    ("numbers/g6", "шести"),
+    ("numbers/g7", "семи"),
+    ("numbers/g8", "восьми"),
+    ("numbers/g9", "девяти"),
+    ("numbers/g10", "десяти"),
+    ("numbers/g11", "одиннадцати"),
+    ("numbers/g12", "двенадцати"),
+    ("numbers/g13", "тринадцати"),
+    ("numbers/g14", "четырнадцати"),
+    ("numbers/g15", "пятнадцати"),
+    ("numbers/g16", "шестнадцати"),
+    ("numbers/g17", "семнадцати"),
+    ("numbers/g18", "восемнадцати"),
+    ("numbers/g19", "девятнадцати"),
+    ("numbers/g20", "двадцати"),
+    ("numbers/g30", "тридцати"),
+    ("numbers/g40", "сорока"),
+    ("numbers/g50", "пятидесяти"),
+    ("numbers/g60", "шестидесяти"),
+    ("numbers/g70", "семидесяти"),
+    ("numbers/g80", "восьмидесяти"),
+    ("numbers/g90", "девяноста"),
+    ("numbers/g100", "ста"),
+    ("numbers/g200", "двухсот"),
+    ("numbers/g300", "трёхсот"),
+    ("numbers/g400", "четырёхсот"),
+    ("numbers/g500", "пятисот"),
+    ("numbers/g600", "шестисот"),
+    ("numbers/g700", "семисот"),
+    ("numbers/g800", "восьмисот"),
+    ("numbers/g900", "девятисот"),
 ];
 
 const UNITS: [&str; 20] = [
@@ -151,6 +192,52 @@ const HUNDREDS: [&str; 10] = [
     "numbers/700",
     "numbers/800",
     "numbers/900",
+];
+const GEN_UNITS: [&str; 20] = [
+    "",
+    "numbers/g1f",
+    "numbers/g2",
+    "numbers/g3",
+    "numbers/g4",
+    "numbers/g5",
+    "numbers/g6",
+    "numbers/g7",
+    "numbers/g8",
+    "numbers/g9",
+    "numbers/g10",
+    "numbers/g11",
+    "numbers/g12",
+    "numbers/g13",
+    "numbers/g14",
+    "numbers/g15",
+    "numbers/g16",
+    "numbers/g17",
+    "numbers/g18",
+    "numbers/g19",
+];
+const GEN_TENS: [&str; 10] = [
+    "",
+    "",
+    "numbers/g20",
+    "numbers/g30",
+    "numbers/g40",
+    "numbers/g50",
+    "numbers/g60",
+    "numbers/g70",
+    "numbers/g80",
+    "numbers/g90",
+];
+const GEN_HUNDREDS: [&str; 10] = [
+    "",
+    "numbers/g100",
+    "numbers/g200",
+    "numbers/g300",
+    "numbers/g400",
+    "numbers/g500",
+    "numbers/g600",
+    "numbers/g700",
+    "numbers/g800",
+    "numbers/g900",
 ];
 const ORD_UNITS: [&str; 20] = [
     "",
@@ -262,6 +349,30 @@ pub fn minutes_word(n: u32) -> PromptName {
 pub fn minutes_phrase(n: u32) -> Vec<PromptName> {
     let mut out = cardinal(n, Gender::Feminine);
     out.push(minutes_word(n));
+    out
+}
+
+/// «N минут» in the genitive, as it follows «более» («более N минут»): 1 → «одной минуты»,
+/// 2 → «двух минут», 5 → «пяти минут», 21 → «двадцати одной минуты», 11 → «одиннадцати минут».
+/// The noun is the genitive singular «минуты» after a last «одной» (not 11), else the genitive
+/// plural «минут». 0 is said as 1 (a wait of more than nothing is not a promise); clamped to 999.
+pub fn more_than_minutes_phrase(n: u32) -> Vec<PromptName> {
+    let n = n.clamp(1, MAX);
+    let mut out = Vec::with_capacity(4);
+    out.extend(pick(&GEN_HUNDREDS, n / 100));
+    let rest = n % 100;
+    if rest >= 20 {
+        out.extend(pick(&GEN_TENS, rest / 10));
+        out.extend(pick(&GEN_UNITS, rest % 10));
+    } else {
+        out.extend(pick(&GEN_UNITS, rest));
+    }
+    let singular = rest % 10 == 1 && rest != 11;
+    out.push(name(if singular {
+        "numbers/minuty"
+    } else {
+        "numbers/minut"
+    }));
     out
 }
 
@@ -378,6 +489,35 @@ mod tests {
     }
 
     #[test]
+    fn more_than_minutes_are_genitive() {
+        let cases = [
+            (0, "одной минуты"),
+            (1, "одной минуты"),
+            (2, "двух минут"),
+            (3, "трёх минут"),
+            (4, "четырёх минут"),
+            (5, "пяти минут"),
+            (10, "десяти минут"),
+            (11, "одиннадцати минут"),
+            (15, "пятнадцати минут"),
+            (20, "двадцати минут"),
+            (21, "двадцати одной минуты"),
+            (22, "двадцати двух минут"),
+            (40, "сорока минут"),
+            (90, "девяноста минут"),
+            (100, "ста минут"),
+            (101, "ста одной минуты"),
+            (111, "ста одиннадцати минут"),
+            (245, "двухсот сорока пяти минут"),
+            (999, "девятисот девяноста девяти минут"),
+            (5000, "девятисот девяноста девяти минут"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(text(&more_than_minutes_phrase(n)), want, "n = {n}");
+        }
+    }
+
+    #[test]
     fn masculine_cardinals() {
         assert_eq!(text(&cardinal(1, Gender::Masculine)), "один");
         assert_eq!(text(&cardinal(22, Gender::Masculine)), "двадцать два");
@@ -428,6 +568,7 @@ mod tests {
                 .into_iter()
                 .chain(position_phrase(n))
                 .chain(cardinal(n, Gender::Masculine))
+                .chain(more_than_minutes_phrase(n))
             {
                 assert!(
                     PIECES.iter().any(|(name, _)| *name == p.as_str()),

@@ -131,23 +131,24 @@ pub fn parse_message(buf: &[u8]) -> Result<Message, ParseError> {
         }
         _ => None,
     };
+    // Without a Via there is nowhere to send an answer to (RFC 3261 §18.2.2): no head then.
     let with_head = |mut e: ParseError, headers: &Headers| -> ParseError {
-        if let Some(method) = &head_method {
+        let routable = headers.get(&HeaderName::Via).is_some();
+        if let Some(method) = head_method.as_ref().filter(|_| routable) {
             e.request_head = Some(Box::new((method.clone(), headers.clone())));
         }
         e
     };
 
-    let headers = match headers {
-        Ok(h) => h,
-        Err(e) => {
-            // The start line's own error, if any, is the more useful one to report.
-            return Err(match start {
-                StartLine::BadRequest { error, .. } | StartLine::Bad(error) => error,
-                _ => e,
-            });
-        }
-    };
+    let (headers, header_error) = headers;
+    if let Some(e) = header_error {
+        // The start line's own error, if any, is the more useful one to report.
+        return Err(match start {
+            StartLine::BadRequest { error, .. } => with_head(error, &headers),
+            StartLine::Bad(error) => error,
+            _ => with_head(e, &headers),
+        });
+    }
     let start = match start {
         StartLine::BadRequest { error, .. } => return Err(with_head(error, &headers)),
         StartLine::Bad(error) => return Err(error),
@@ -321,23 +322,36 @@ fn parse_status_line(line: &str) -> StartLine {
 /// Header lines, with folding undone (a continuation line's leading whitespace and the line
 /// break before it become one SP), names mapped through [`HeaderName::from_name`] and values
 /// trimmed.
-fn parse_header_lines(lines: &[&[u8]]) -> Result<Headers, ParseError> {
+fn parse_header_lines(lines: &[&[u8]]) -> (Headers, Option<ParseError>) {
     use ParseErrorKind as K;
     let bad = |reason| ParseError::bad(K::HeaderLine, reason);
     let mut headers = Headers(Vec::with_capacity(lines.len()));
+    let mut first_error = None;
+    // A bad line is skipped, not the end of reading: the lines after it may hold the Via,
+    // Call-ID and CSeq a 400 needs (otherwise the sender retransmits for 32 s).
+    let mut fail = |e: ParseError| {
+        first_error.get_or_insert(e);
+    };
+    let mut folding = false;
     for raw in lines {
         if raw.contains(&b'\r') {
-            return Err(bad("Bad Request - stray CR in header"));
+            fail(bad("Bad Request - stray CR in header"));
+            folding = false;
+            continue;
         }
         let Ok(line) = std::str::from_utf8(raw) else {
-            return Err(ParseError::bad(
+            fail(ParseError::bad(
                 K::Encoding,
                 "Bad Request - header is not UTF-8",
             ));
+            folding = false;
+            continue;
         };
         if line.starts_with([' ', '\t']) {
-            let Some(last) = headers.0.last_mut() else {
-                return Err(bad("Bad Request - folded line without a header"));
+            let last = headers.0.last_mut().filter(|_| folding);
+            let Some(last) = last else {
+                fail(bad("Bad Request - folded line without a header"));
+                continue;
             };
             let more = line.trim_matches([' ', '\t']);
             if !more.is_empty() {
@@ -350,16 +364,20 @@ fn parse_header_lines(lines: &[&[u8]]) -> Result<Headers, ParseError> {
             }
             continue;
         }
+        folding = false;
         let Some((name, value)) = line.split_once(':') else {
-            return Err(bad("Bad Request - header line without a colon"));
+            fail(bad("Bad Request - header line without a colon"));
+            continue;
         };
         let name = name.trim_end_matches([' ', '\t']);
         if name.is_empty() || !name.chars().all(is_token_char) {
-            return Err(bad("Bad Request - malformed header name"));
+            fail(bad("Bad Request - malformed header name"));
+            continue;
         }
         headers.push(HeaderName::from_name(name), value.trim_matches([' ', '\t']));
+        folding = true;
     }
-    Ok(headers)
+    (headers, first_error)
 }
 
 /// What a server must check before acting on a parsed request (RFC 3261 §8.2, RFC 4475 §3):
@@ -588,6 +606,14 @@ mod tests {
     }
 
     #[test]
+    fn a_request_without_via_has_no_head_to_answer_with() {
+        let text = OPTIONS.replace("Via: SIP", "Via SIP");
+        let e = parse_message(text.as_bytes()).unwrap_err();
+        assert_eq!(e.kind, ParseErrorKind::HeaderLine);
+        assert!(e.request_head.is_none());
+    }
+
+    #[test]
     fn folded_line_before_any_header_is_refused() {
         let e = parse_message(b"OPTIONS sip:a@b SIP/2.0\r\n folded: x\r\n\r\n").unwrap_err();
         assert_eq!(e.kind, ParseErrorKind::HeaderLine);
@@ -616,12 +642,38 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_header_is_refused_without_head() {
+    fn non_utf8_header_is_refused_with_the_other_headers() {
         let mut text = OPTIONS.as_bytes().to_vec();
-        text.splice(40..40, [0xff, 0xfe]);
+        let at = OPTIONS.find("Max-Forwards").unwrap() + 3;
+        text.splice(at..at, [0xff, 0xfe]);
         let e = parse_message(&text).unwrap_err();
         assert_eq!(e.kind, ParseErrorKind::Encoding);
-        assert!(e.request_head.is_none());
+        let (_, headers) = *e.request_head.unwrap();
+        assert_eq!(headers.get(&HeaderName::CallId), Some("abc"));
+    }
+
+    #[test]
+    fn a_line_without_colon_still_leaves_a_head_to_answer_400_with() {
+        let text = OPTIONS.replace("Max-Forwards: 70", "Max-Forwards 70");
+        assert_ne!(text, OPTIONS, "the fixture must have the line");
+        let e = parse_message(text.as_bytes()).unwrap_err();
+        assert_eq!((e.status, e.kind), (400, ParseErrorKind::HeaderLine));
+        let (method, headers) = *e.request_head.unwrap();
+        assert_eq!(method, Method::Options);
+        assert_eq!(headers.get(&HeaderName::CallId), Some("abc"));
+        assert!(headers.top_via().is_ok());
+        assert_eq!(headers.get(&HeaderName::MaxForwards), None);
+    }
+
+    #[test]
+    fn a_continuation_of_a_skipped_line_is_not_glued_to_the_header_before() {
+        let text = OPTIONS.replace("Max-Forwards: 70", "Max-Forwards 70\r\n more");
+        let e = parse_message(text.as_bytes()).unwrap_err();
+        let (_, headers) = *e.request_head.unwrap();
+        assert!(
+            headers.0.iter().all(|h| !h.value.contains("more")),
+            "{headers:?}"
+        );
     }
 
     #[test]

@@ -29,8 +29,11 @@ pub(super) enum InviteServerState {
 pub(super) struct InviteServer {
     pub(super) state: InviteServerState,
     /// The request's headers, Via already stamped: what the 487 after a CANCEL is built from.
-    request_headers: crate::message::Headers,
-    /// Last response sent, serialized.
+    /// Only a transaction without a final response can be cancelled, so the headers are
+    /// dropped at the final response: a call's INVITE transaction then lingers 64·T1 (Timer L)
+    /// holding its match key and the 2xx, not the parsed request (RSS under churn).
+    request_headers: Option<crate::message::Headers>,
+    /// Last response sent, serialized; freed once the ACK of a 2xx came (nothing resends it).
     last: Vec<u8>,
     /// Current retransmission interval of Timer G or of the 2xx.
     interval: Duration,
@@ -45,6 +48,19 @@ pub(super) enum NonInviteServerState {
     Trying,
     Proceeding,
     Completed,
+}
+
+impl InviteServer {
+    /// Heap bytes this transaction keeps for later (the request's headers, the last response).
+    #[cfg(test)]
+    pub(super) fn retained_bytes(&self) -> usize {
+        let headers = self.request_headers.as_ref().map_or(0, |h| {
+            h.0.iter()
+                .map(|h| h.name.as_str().len() + h.value.len())
+                .sum()
+        });
+        headers + self.last.len()
+    }
 }
 
 #[derive(Debug)]
@@ -164,7 +180,7 @@ impl Endpoint {
             Self::transmit(&mut self.transmits, resp_peer, trying.clone());
             State::InviteServer(InviteServer {
                 state: InviteServerState::Proceeding,
-                request_headers: req.headers.clone(),
+                request_headers: Some(req.headers.clone()),
                 last: trying,
                 interval: self.cfg.t1,
                 req_to_tag: to_tag,
@@ -237,15 +253,15 @@ impl Endpoint {
         let _ = self.respond_id(now, id, ok);
         if proceeding {
             let terminated = match self.txs.get(&invite).map(|t| &t.state) {
-                Some(State::InviteServer(s)) => {
+                Some(State::InviteServer(s)) => s.request_headers.as_ref().map(|headers| {
                     let mut r = crate::message::Response::to_headers(
-                        &s.request_headers,
+                        headers,
                         487,
                         crate::message::reason_phrase(487),
                     );
                     ensure_to_tag(&mut r.headers, &tag);
-                    Some(r)
-                }
+                    r
+                }),
                 _ => None,
             };
             if let Some(r) = terminated {
@@ -265,6 +281,7 @@ impl Endpoint {
         if let Some(tx) = self.txs.get_mut(&id) {
             if let State::InviteServer(s) = &mut tx.state {
                 s.state = InviteServerState::Accepted { acked: true };
+                s.last = Vec::new();
             }
             self.timers.stop(&mut tx.armed, id, Slot::Retransmit);
         }
@@ -287,6 +304,7 @@ impl Endpoint {
             (State::InviteServer(s), Matched::Ack) => match s.state {
                 InviteServerState::Completed => {
                     s.state = InviteServerState::Confirmed;
+                    s.last = Vec::new();
                     self.timers.stop(&mut tx.armed, id, Slot::Retransmit);
                     if reliable {
                         end = true;
@@ -342,6 +360,9 @@ impl Endpoint {
                 }
                 Self::transmit(&mut self.transmits, to, s.last.clone());
                 s.interval = self.cfg.t1;
+                if status >= 200 {
+                    s.request_headers = None;
+                }
                 match status {
                     100..=199 => {}
                     200..=299 => {

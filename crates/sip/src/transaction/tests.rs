@@ -1032,3 +1032,72 @@ fn new_branch_has_the_magic_cookie_and_is_unique() {
     assert!(a.starts_with("z9hG4bK") && a.len() == 23);
     assert_ne!(a, b);
 }
+
+/// What the INVITE server transactions of `h` keep on the heap, summed.
+fn invite_server_retained(h: &Harness) -> usize {
+    h.ep.txs
+        .values()
+        .map(|tx| match &tx.state {
+            State::InviteServer(s) => s.retained_bytes(),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[test]
+fn an_answered_invite_lingers_without_its_request_and_an_acked_2xx_without_its_bytes() {
+    // Under churn every call's INVITE transaction lives 64·T1 after the 2xx (Timer L): it must
+    // not hold the parsed request (only a CANCEL before the final needs it) nor, once ACKed,
+    // the 2xx.
+    let mut h = Harness::new();
+    let inv = invite("z9hG4bKmem1");
+    let (tx, _) = h.new_request(phone(), inv.clone());
+    let proceeding = invite_server_retained(&h);
+    assert!(
+        proceeding > 300,
+        "the headers are kept while a CANCEL may come: {proceeding}"
+    );
+    let ok = with_tag(inv.response(200), "t");
+    h.ep.respond(h.now, &tx, ok.clone()).unwrap();
+    h.drain();
+    let accepted = invite_server_retained(&h);
+    assert_eq!(
+        accepted,
+        ok.to_bytes().len(),
+        "after the 2xx only the 2xx (for its retransmissions) is kept"
+    );
+    h.deliver(phone(), ack_for(&inv, &ok));
+    assert_eq!(
+        invite_server_retained(&h),
+        0,
+        "nothing is kept after the ACK"
+    );
+    assert_eq!(
+        h.ep.len(),
+        1,
+        "the transaction itself lingers until Timer L"
+    );
+    // a retransmitted INVITE is still absorbed, not passed on
+    h.take_sent();
+    h.take_events();
+    h.deliver(phone(), inv.clone());
+    assert!(h.take_sent().is_empty());
+    assert!(h.take_events().is_empty());
+    h.run_out();
+    h.assert_empty();
+}
+
+#[test]
+fn a_rejected_invite_frees_its_response_once_acked() {
+    let mut h = Harness::new();
+    let inv = invite("z9hG4bKmem2");
+    let (tx, _) = h.new_request(phone(), inv.clone());
+    let busy = with_tag(inv.response(486), "t");
+    h.ep.respond(h.now, &tx, busy.clone()).unwrap();
+    h.drain();
+    assert_eq!(invite_server_retained(&h), busy.to_bytes().len());
+    h.deliver(phone(), ack_for(&inv, &busy));
+    assert_eq!(invite_server_retained(&h), 0);
+    h.run_out();
+    h.assert_empty();
+}
