@@ -18,7 +18,7 @@ Usage:
       caller sent, right: what the daemon sent the caller) shows the bridge
       both ways: in the operator's part of the call the right channel follows
       the caller's voice a moment later (the operator's phone echoes what it
-      gets), and in the 2 s before it does not (see echo_score).
+      gets), and in the 2.4 s before it does not (see follow_share).
 
   queue_check.py baresip DB PREFIX OPERATOR LOG HEARD_DIR RECORDINGS
       The one call with call_id PREFIX… was answered by OPERATOR on baresip
@@ -318,17 +318,36 @@ def wav_seconds(path):
         return w.getnframes() / w.getframerate()
 
 
-# An echo follows the caller closely (0.67-1.0 seen); what the daemon plays the caller before
-# the operator answers (the prompt, music on hold) does not (-0.4 to 0.35 seen at the same
-# delay), nor would silence or music on hold after a failed bridge.
-ECHO_MIN = 0.55
+CHUNK_S, STEP_S = 0.8, 0.4
+# A chunk whose envelopes correlate this well (at its best delay) follows the caller.
+FOLLOWS = 0.8
+# In the operator's part at least this share of the chunks must follow the caller (0.6-1.0
+# seen; the delay may jump when a packet burst is dropped on the way, hence per chunk); in the
+# 2.4 s before the operator answered (the queue's prompt and announcements) 0-0.2 do.
+ECHO_SHARE = 0.5
+
+
+def follow_share(path, start, stop):
+    """Share of the 0.8 s chunks (every 0.4 s) between `start` and `stop` where the right channel
+    follows the left at some delay up to 400 ms (correlation >= FOLLOWS); with the median of
+    those delays (ms) and the right channel's mean loudness over the whole span."""
+    scores, t = [], start
+    while t + CHUNK_S <= stop + 1e-9:
+        scores.append(echo_score(path, t, t + CHUNK_S))
+        t += STEP_S
+    if not scores:
+        return 0.0, 0, 0.0
+    following = [d for c, d, _ in scores if c >= FOLLOWS]
+    delay = sorted(following)[len(following) // 2] if following else 0
+    loud = sum(l for _, _, l in scores) / len(scores)
+    return len(following) / len(scores), delay, loud
 
 
 def check_rtp(db, prefix, calls, recordings):
     """The recording ends when the call ends (the operator's BYE), so the operator's part is its
-    last (ended - connected) seconds; the 2 s before the connect are the control."""
+    last (ended - connected) seconds; the 2.4 s before the connect are the control."""
     rows, events = read_appeals(db, prefix, calls)
-    problems, scores, controls, delays = [], [], [], []
+    problems, shares, controls, delays = [], [], [], []
     for appeal, call_id, _q, _op, _w, _t, _o, _a, ended_at in rows:
         path = os.path.join(recordings, f"{appeal}.wav")
         connected = [at for kind, at, _ in events.get(appeal, []) if kind == "answered"]
@@ -338,19 +357,18 @@ def check_rtp(db, prefix, calls, recordings):
         try:
             end = wav_seconds(path)
             joined = end - (ended_at - connected[0]) / 1000
-            score, delay, loud = echo_score(path, joined + 0.5, end - 0.1)
-            # the same delay before the operator answered
-            before, _, _ = echo_score(path, joined - 2.2, joined - 0.2, [delay // 20])
+            share, delay, loud = follow_share(path, joined + 0.3, end - 0.1)
+            before, _, _ = follow_share(path, joined - 2.6, joined - 0.2)
         except (OSError, ValueError, EOFError, wave.Error, struct.error) as e:
             problems.append(f"{call_id}: {path}: {e}")
             continue
-        scores.append(score)
+        shares.append(share)
         controls.append(before)
         delays.append(delay)
-        if score < ECHO_MIN or loud < 50 or before >= score:
+        if share < ECHO_SHARE or loud < 50 or before >= share:
             problems.append(
-                f"{call_id}: echo correlation {score:.2f} (before the operator {before:.2f}), "
-                f"loudness {loud:.0f}"
+                f"{call_id}: {share:.0%} of the operator's part follows the caller "
+                f"({before:.0%} before the operator), loudness {loud:.0f}"
             )
     if len(rows) != calls:
         problems.append(f"{len(rows)} appeals for {calls} calls")
@@ -359,9 +377,9 @@ def check_rtp(db, prefix, calls, recordings):
         return 1
     delays.sort()
     print(
-        f"{len(scores)} calls: the caller's voice came back through the bridge from the "
-        f"operator's echo (envelope correlation min {min(scores):.2f}, before the operator "
-        f"max {max(controls):.2f}; median delay {delays[len(delays) // 2]} ms)"
+        f"{len(shares)} calls: the caller's voice came back through the bridge from the "
+        f"operator's echo (in at least {min(shares):.0%} of each operator's part, at most "
+        f"{max(controls):.0%} before the operator; median delay {delays[len(delays) // 2]} ms)"
     )
     return 0
 
