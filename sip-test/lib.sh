@@ -318,6 +318,27 @@ sc_reload_during_calls() { # name
     fi
 }
 
+# An operator's feature code: op4 registers with digest and dials *1
+# (challenged, then authenticated): 200, the confirmation, the daemon's BYE.
+# Then GET /api/v1/operators must show op4 logged in (available).
+sc_feature_login() { # name transport
+    local name=$1
+    sipp_run "$name" 20 127.0.0.1 \
+        "SuccessfulCall(C)==1" "FailedCall(C)==0" "*_401_Recv==2" \
+        -- -sf "$SCENARIOS/feature_login.xml" "$TARGET4" -t "$2" -m 1 \
+        -s op4 -au op4 -ap op4-secret -key domain 127.0.0.1 -key code '*1'
+    [ "$LAST_RESULT" = PASS ] && [ -n "${ADMIN_ADDR:-}" ] || return 0
+    local got
+    got=$(curl -sS --max-time 5 -H "Authorization: Bearer $ADMIN_TOKEN" \
+        "http://$ADMIN_ADDR/api/v1/operators" 2>&1 |
+        python3 -c 'import json,sys; o=[x for x in json.load(sys.stdin)["operators"] if x["id"]=="op4"]; print(o[0]["state"] if o else "missing")' 2>&1)
+    if [ "$got" = available ]; then
+        pass "$name-api" "GET /api/v1/operators: op4 available"
+    else
+        fail "$name-api" "GET /api/v1/operators: op4 is ${got:-?}, expected available"
+    fi
+}
+
 # Every RFC 4475 torture message over UDP and TCP; the daemon must survive
 # and still answer OPTIONS.
 sc_torture() { # name host port [tcp-port]

@@ -122,6 +122,7 @@ echo "daemon pid $DAEMON_PID: sip udp+tcp $TARGET4 and $TARGET6, admin 127.0.0.1
 # per-source lock-out after failed attempts cannot refuse the good ones.
 sc_register register-udp u1 op1 op1-secret
 sc_register register-tcp t1 op2 op2-secret
+sc_feature_login feature-login-udp u1
 sc_options options-udp u1 "$TARGET4" 127.0.0.1
 sc_options options-tcp t1 "$TARGET4" 127.0.0.1
 sc_options options-ipv6 u1 "$TARGET6" ::1

@@ -365,7 +365,8 @@ fn plan<'a>(ops: &[&'a Op], skip: &HashSet<Uuid>) -> (Vec<AppealPlan<'a>>, Vec<&
             Op::Callback { .. }
             | Op::CallbackStatus { .. }
             | Op::SessionStart { .. }
-            | Op::SessionEnd { .. } => others.push(op),
+            | Op::SessionEnd { .. }
+            | Op::OperatorState { .. } => others.push(op),
         }
     }
     (plans, others)
@@ -566,7 +567,7 @@ async fn insert_events(
     Ok(stored)
 }
 
-/// Callbacks and operator sessions: one statement each.
+/// Callbacks, operator sessions and operator states: one statement each.
 async fn apply_other(conn: &mut AnyConnection, op: &Op) -> Result<(), sqlx::Error> {
     match op {
         Op::Callback { id, callback } => db::insert_callback(conn, *id, callback).await,
@@ -584,6 +585,7 @@ async fn apply_other(conn: &mut AnyConnection, op: &Op) -> Result<(), sqlx::Erro
             queues,
         } => db::start_session(conn, *id, operator, *at, queues).await,
         Op::SessionEnd { id, at, reason } => db::end_session(conn, *id, *at, reason).await,
+        Op::OperatorState { state } => db::save_operator_state(conn, state).await,
         Op::Create { .. } | Op::Event { .. } | Op::Update { .. } => Ok(()),
     }
 }

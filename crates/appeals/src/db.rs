@@ -12,7 +12,7 @@ use sqlx::AnyConnection;
 use sqlx::{AnyPool, Connection, Executor, Row};
 use uuid::Uuid;
 
-use crate::model::{AppealId, CallbackStatus, EventKind, NewCallback};
+use crate::model::{AppealId, CallbackStatus, EventKind, NewCallback, OperatorStateRow};
 use crate::Error;
 
 /// Which database a URL names.
@@ -69,6 +69,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "partner",
         sql: include_str!("../migrations/0002_partner.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "operator_state",
+        sql: include_str!("../migrations/0003_operator_state.sql"),
     },
 ];
 
@@ -315,6 +320,34 @@ pub(crate) async fn start_session(
     .bind(operator.to_owned())
     .bind(ms(at))
     .bind(serde_json::to_string(queues).unwrap_or_else(|_| "[]".into()))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Replaces an operator's saved work state, unless the row holds a later change (a replayed
+/// spool line never undoes a newer state).
+pub(crate) async fn save_operator_state(
+    conn: &mut AnyConnection,
+    s: &OperatorStateRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO operator_state \
+         (operator, logged_in, queues, since, paused_since, pause_reason, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (operator) DO UPDATE SET logged_in = excluded.logged_in, \
+         queues = excluded.queues, since = excluded.since, \
+         paused_since = excluded.paused_since, pause_reason = excluded.pause_reason, \
+         updated_at = excluded.updated_at \
+         WHERE operator_state.updated_at <= excluded.updated_at",
+    )
+    .bind(s.operator.clone())
+    .bind(i64::from(s.logged_in))
+    .bind(serde_json::to_string(&s.queues).unwrap_or_else(|_| "[]".into()))
+    .bind(s.since.map(ms))
+    .bind(s.paused_since.map(ms))
+    .bind(s.pause_reason.clone())
+    .bind(ms(s.updated_at))
     .execute(&mut *conn)
     .await?;
     Ok(())

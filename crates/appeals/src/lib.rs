@@ -4,6 +4,8 @@
 //! - [`AppealWriter`] — the call path's handle. Plain, never-waiting methods append each
 //!   operation to an on-disk spool; a writer task commits the spool to the database in
 //!   batches, in order, surviving database outages and `kill -9` (see [`writer`]).
+//! - [`operator_state`] — operators' logins and pauses saved through the same spool and
+//!   read back at start.
 //! - [`partner`] — the outbox and inbox of the partner-centre exchange.
 //! - [`Store`] — search, one appeal with its timeline, the admin's changes (recorded as events
 //!   with who made them) and the [`DailyReport`].
@@ -18,6 +20,7 @@
 mod batch;
 pub mod db;
 pub mod model;
+pub mod operator_state;
 pub mod partner;
 pub mod report;
 mod spool;
@@ -29,7 +32,8 @@ use std::path::PathBuf;
 pub use db::Backend;
 pub use model::{
     Appeal, AppealEvent, AppealId, AppealUpdate, AppealWithEvents, Callback, CallbackStatus,
-    EventKind, NewAppeal, NewCallback, OperatorSession, Outcome, Status, UnknownValue,
+    EventKind, NewAppeal, NewCallback, OperatorSession, OperatorStateRow, Outcome, Status,
+    UnknownValue,
 };
 pub use partner::{
     ForwardAccepted, ForwardMessage, ForwardOrder, OutboxKind, OutboxMessage, OutboxRow, Received,

@@ -358,3 +358,23 @@ pub struct OperatorSession {
     /// Why it ended (`logout`, `unregistered`, `shutdown`…).
     pub end_reason: Option<String>,
 }
+
+/// An operator's work state as saved for the next start: logged in (to which queues, since
+/// when) and paused (since when, why). Ringing, on-call and wrap-up are never saved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorStateRow {
+    /// The operator's username.
+    pub operator: String,
+    /// Whether the operator is logged in.
+    pub logged_in: bool,
+    /// Queues logged in to (empty when logged out).
+    pub queues: Vec<String>,
+    /// Login time; `None` when logged out.
+    pub since: Option<DateTime<Utc>>,
+    /// When the pause began; `None` when not paused.
+    pub paused_since: Option<DateTime<Utc>>,
+    /// The pause's reason, when one was given.
+    pub pause_reason: Option<String>,
+    /// When this state was taken; a row never goes back to an earlier one.
+    pub updated_at: DateTime<Utc>,
+}

@@ -390,7 +390,10 @@ pub(crate) fn time(ms: i64, column: &'static str) -> Result<DateTime<Utc>, Error
     })
 }
 
-fn opt_time(ms: Option<i64>, column: &'static str) -> Result<Option<DateTime<Utc>>, Error> {
+pub(crate) fn opt_time(
+    ms: Option<i64>,
+    column: &'static str,
+) -> Result<Option<DateTime<Utc>>, Error> {
     ms.map(|m| time(m, column)).transpose()
 }
 

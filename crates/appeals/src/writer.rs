@@ -34,7 +34,9 @@ use uuid::Uuid;
 
 use crate::batch::{self, BatchError};
 use crate::db;
-use crate::model::{AppealId, AppealUpdate, CallbackStatus, EventKind, NewAppeal, NewCallback};
+use crate::model::{
+    AppealId, AppealUpdate, CallbackStatus, EventKind, NewAppeal, NewCallback, OperatorStateRow,
+};
 use crate::spool::{self, SpoolAppender, SpoolLine, SpoolReader};
 use crate::Error;
 
@@ -134,6 +136,9 @@ pub(crate) enum Op {
         id: Uuid,
         at: DateTime<Utc>,
         reason: String,
+    },
+    OperatorState {
+        state: OperatorStateRow,
     },
 }
 
@@ -320,6 +325,13 @@ impl AppealWriter {
             at: now_ms(),
             reason: reason.to_owned(),
         });
+    }
+
+    /// Saves an operator's work state for the next start (see
+    /// [`crate::operator_state::load`]); `state.updated_at` is set to now.
+    pub fn operator_state(&self, mut state: OperatorStateRow) {
+        state.updated_at = now_ms();
+        self.push(&Op::OperatorState { state });
     }
 
     fn push(&self, op: &Op) {

@@ -25,6 +25,8 @@ use crate::{CallArrived, CallEnded, CallLog, Caller, EndReason, IvrEnd, IvrStep,
 use media::prompts::{PromptCache, PromptName};
 use media::sdp::{self, Negotiated};
 
+#[path = "feature_codes.rs"]
+pub(crate) mod feature_codes;
 #[path = "operator_legs.rs"]
 mod operator_legs;
 use operator_legs::{Connected, OpLeg};
@@ -63,6 +65,8 @@ enum TimerKind {
     MessageEnd,
     /// The waiting caller's callback dialogue waits for a key (`waiting.rs`).
     Waiting,
+    /// A feature-code call's confirmation has played (its `message_end`): hang up.
+    FeatureCodeDone,
 }
 
 struct Call {
@@ -158,15 +162,22 @@ pub(crate) struct Core {
     hours_next: Instant,
     /// Each queue's open/closed as last told to the ACD.
     hours_applied: HashMap<String, bool>,
+    /// Where operators' work state is checked and kept before the ACD hears of a change.
+    book: Arc<dyn crate::OperatorBook>,
     pub out: Outbound,
 }
 
-/// What an admin (or, later, a softphone feature code) asks of an operator in the ACD.
+/// What an admin or a softphone feature code asks of an operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OperatorCommand {
-    Login,
+    /// Start work; `queues` as the admin named them (empty: every queue of the skills).
+    Login {
+        queues: Vec<String>,
+    },
     Logout,
-    Pause { reason: String },
+    Pause {
+        reason: String,
+    },
     Unpause,
 }
 
@@ -179,6 +190,9 @@ pub enum OperatorControlError {
     NoAcd,
     #[error(transparent)]
     Acd(#[from] AcdError),
+    /// The operator book refused it (unknown operator, or not in a state it applies to).
+    #[error(transparent)]
+    Refused(crate::OperatorRefusal),
 }
 
 fn random_token(n: usize) -> String {
@@ -203,6 +217,7 @@ impl Core {
         log: Arc<dyn CallLog>,
         out: Outbound,
         media: MediaEdge,
+        book: Arc<dyn crate::OperatorBook>,
     ) -> Core {
         let acd = settings.acd.clone().and_then(|c| match Acd::new(c) {
             Ok(a) => Some(a),
@@ -212,6 +227,7 @@ impl Core {
             }
         });
         Core {
+            book,
             acd,
             acd_callers: HashMap::new(),
             next_caller: 0,
@@ -853,6 +869,9 @@ impl Core {
             return self.respond(now, &tx, r);
         }
         let dialled = req.uri.user().unwrap_or("").to_string();
+        if feature_codes::FeatureCodes::is_code(&dialled) {
+            return self.on_feature_invite(now, tx, peer, req, &dialled);
+        }
         let Some(line) = self.settings.line_for(&dialled).cloned() else {
             info!(dialled = %dialled, "no line for the dialled number");
             return self.reply(now, &tx, &req, 404);
@@ -1256,23 +1275,31 @@ impl Core {
                 info!("message reached its longest length; hanging up");
                 self.end_call(now, call_id, EndReason::IvrHangup);
             }
+            TimerKind::FeatureCodeDone if call.message_end == Some(at) => {
+                self.end_call(now, call_id, EndReason::IvrHangup);
+            }
             _ => {}
         }
     }
 
-    /// Applies an operator's login, logout, pause or unpause to the ACD.
+    /// Applies an operator's login, logout, pause or unpause: first to the operator book
+    /// (checked, recorded), then to the ACD. The admin API and the feature codes both come
+    /// here.
     pub fn operator_command(
         &mut self,
         now: Instant,
         operator: &str,
         cmd: OperatorCommand,
     ) -> Result<(), OperatorControlError> {
+        self.book
+            .apply(operator, &cmd)
+            .map_err(OperatorControlError::Refused)?;
         let acd = self.acd.as_mut().ok_or(OperatorControlError::NoAcd)?;
         let op = OperatorId::from(operator);
         let registered = !self.registrar.lookup(now, operator).is_empty();
         let what = format!("{cmd:?}");
         match cmd {
-            OperatorCommand::Login => {
+            OperatorCommand::Login { .. } => {
                 // the phone may have registered before the operator logged in
                 acd.set_registered(now, &op, registered)?;
                 acd.login(now, &op)?;
@@ -1426,6 +1453,9 @@ impl Core {
                 now.saturating_duration_since(conn.since),
             )
         });
+        if call.appeal.is_empty() {
+            return; // a feature-code call writes no appeal
+        }
         self.log.call_ended(
             &call.appeal,
             &CallEnded {

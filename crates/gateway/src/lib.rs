@@ -37,24 +37,33 @@ pub struct Reloader {
     tx: mpsc::UnboundedSender<ReloadRequest>,
 }
 
+pub use core::feature_codes::{FeatureCodes, FeaturePrompts};
 pub use core::waiting::WAITING_PROMPTS;
 pub use core::{OperatorCommand, OperatorControlError};
 
-type OperatorRequest = (
-    String,
-    OperatorCommand,
-    tokio::sync::oneshot::Sender<Result<(), OperatorControlError>>,
-);
+/// What the admin API asks of the running gateway about operators.
+enum OperatorRequest {
+    Command(
+        String,
+        OperatorCommand,
+        tokio::sync::oneshot::Sender<Result<(), OperatorControlError>>,
+    ),
+    Status(
+        String,
+        tokio::sync::oneshot::Sender<Option<acd::OperatorStatus>>,
+    ),
+}
 
-/// Hands operators' login, logout, pause and unpause to the running gateway's ACD (the admin
-/// API calls it besides its own table). Cheap to clone.
+/// Hands operators' login, logout, pause and unpause to the running gateway, where they go
+/// through the same code as the softphones' feature codes (the [`OperatorBook`], then the
+/// ACD). Cheap to clone.
 #[derive(Clone)]
 pub struct OperatorControl {
     tx: mpsc::UnboundedSender<OperatorRequest>,
 }
 
 impl OperatorControl {
-    /// Applies `cmd` to `operator` in the ACD and returns once it has (or why it could not).
+    /// Applies `cmd` to `operator` (book, then ACD) and returns once it has, or why not.
     pub async fn apply(
         &self,
         operator: &str,
@@ -62,9 +71,64 @@ impl OperatorControl {
     ) -> Result<(), OperatorControlError> {
         let (done, applied) = tokio::sync::oneshot::channel();
         self.tx
-            .send((operator.to_string(), cmd, done))
+            .send(OperatorRequest::Command(operator.to_string(), cmd, done))
             .map_err(|_| OperatorControlError::Stopped)?;
         applied.await.map_err(|_| OperatorControlError::Stopped)?
+    }
+
+    /// The operator's state in the ACD (`None`: the ACD does not know the operator, or none
+    /// runs).
+    pub async fn status(
+        &self,
+        operator: &str,
+    ) -> Result<Option<acd::OperatorStatus>, OperatorControlError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(OperatorRequest::Status(operator.to_string(), done))
+            .map_err(|_| OperatorControlError::Stopped)?;
+        answer.await.map_err(|_| OperatorControlError::Stopped)
+    }
+}
+
+/// Why the [`OperatorBook`] refused an operator command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperatorRefusal {
+    /// No configured operator has this login.
+    #[error("no operator {0:?}")]
+    Unknown(String),
+    /// The command does not apply to the operator's state (`state` as the book names it:
+    /// `logged_out`, `available`, `paused`).
+    #[error("operator {operator:?} is {state}: cannot {action}")]
+    WrongState {
+        operator: String,
+        state: &'static str,
+        action: &'static str,
+    },
+}
+
+/// Where operators' work state is kept (the daemon's operator table, saved to the database).
+/// Every login, logout, pause and unpause — from the admin API through [`OperatorControl`] or
+/// from a softphone's feature code — is checked and recorded here first, then applied to the
+/// ACD: one path for both. Called on the core task: implementations must never block (the
+/// daemon's appends to the appeal spool and takes a short lock).
+pub trait OperatorBook: Send + Sync + 'static {
+    /// Checks and records `cmd` for `operator`.
+    fn apply(&self, operator: &str, cmd: &OperatorCommand) -> Result<(), OperatorRefusal>;
+    /// The state restored at start, as commands for the ACD (`Login`, then `Pause` for a
+    /// paused operator); the gateway applies them before it handles the first message.
+    fn restored(&self) -> Vec<(String, OperatorCommand)> {
+        Vec::new()
+    }
+}
+
+/// An [`OperatorBook`] that keeps nothing and refuses nothing (tests, tools): the ACD alone
+/// decides.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoOperatorBook;
+
+impl OperatorBook for NoOperatorBook {
+    fn apply(&self, _: &str, _: &OperatorCommand) -> Result<(), OperatorRefusal> {
+        Ok(())
     }
 }
 
@@ -541,6 +605,7 @@ pub struct Gateway {
     reload_rx: mpsc::UnboundedReceiver<ReloadRequest>,
     ops_tx: mpsc::UnboundedSender<OperatorRequest>,
     ops_rx: mpsc::UnboundedReceiver<OperatorRequest>,
+    book: Arc<dyn OperatorBook>,
 }
 
 impl Gateway {
@@ -562,6 +627,7 @@ impl Gateway {
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();
         let (ops_tx, ops_rx) = mpsc::unbounded_channel();
         Ok(Gateway {
+            book: Arc::new(NoOperatorBook),
             ops_tx,
             ops_rx,
             reload_tx,
@@ -580,6 +646,13 @@ impl Gateway {
         Reloader {
             tx: self.reload_tx.clone(),
         }
+    }
+
+    /// Where operators' work state is kept and restored from (see [`OperatorBook`]); without
+    /// one, the ACD alone keeps it and every operator starts logged out.
+    pub fn with_operator_book(mut self, book: Arc<dyn OperatorBook>) -> Self {
+        self.book = book;
+        self
     }
 
     /// A handle to log operators in and out of the ACD (and pause them) once it runs.
@@ -683,9 +756,12 @@ impl Gateway {
             self.log.clone(),
             out,
             edge,
+            self.book.clone(),
         );
         let (returning_tx, mut returning_rx) = mpsc::unbounded_channel();
         core.set_returning_channel(returning_tx);
+        // operators' saved state, before the first message is handled
+        core.restore_operators(start, self.book.restored());
         self.stats.ready.store(true, Ordering::Relaxed);
 
         // Shutdown runs in two steps: the grace period (calls may end by themselves), then a
@@ -733,10 +809,15 @@ impl Gateway {
                     let now = clock(&mut core);
                     core.returning_found(now, found);
                 }
-                Some((op, cmd, done)) = self.ops_rx.recv() => {
-                    let now = clock(&mut core);
-                    let _ = done.send(core.operator_command(now, &op, cmd));
-                }
+                Some(req) = self.ops_rx.recv() => match req {
+                    OperatorRequest::Command(op, cmd, done) => {
+                        let now = clock(&mut core);
+                        let _ = done.send(core.operator_command(now, &op, cmd));
+                    }
+                    OperatorRequest::Status(op, done) => {
+                        let _ = done.send(core.operator_status(&op));
+                    }
+                },
                 Some((new, done)) = self.reload_rx.recv() => {
                     let ignored = core.reload(new);
                     info!(lines = core.lines(), "configuration reloaded: new calls get it, calls in progress keep theirs");

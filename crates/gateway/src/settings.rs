@@ -118,6 +118,9 @@ pub struct Settings {
     /// Queues and operators for the ACD; `None` runs no ACD (callers who reach a queue wait
     /// there until they hang up). Only a restart changes it.
     pub acd: Option<acd::AcdConfig>,
+    /// The codes operators dial from their softphones (`*1` login…), with their pause reasons
+    /// and confirmation prompts; a reload changes them for the next call.
+    pub feature_codes: crate::FeatureCodes,
 }
 
 /// The key of [`Settings::moh`] that every queue without its own music uses.
@@ -246,6 +249,7 @@ mod tests {
             redact_callers: true,
             moh: HashMap::new(),
             acd: None,
+            feature_codes: Default::default(),
         };
         assert_eq!(s.moh_for("benefits"), None);
         s.moh.insert("rehab".into(), PromptName::new("moh/calm"));

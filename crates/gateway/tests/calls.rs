@@ -88,6 +88,7 @@ fn settings() -> Settings {
         redact_callers: true,
         moh: Default::default(),
         acd: None,
+        feature_codes: Default::default(),
     }
 }
 

@@ -80,6 +80,7 @@ fn settings(rtp_ports: (u16, u16)) -> Settings {
         redact_callers: true,
         moh: Default::default(),
         acd: None,
+        feature_codes: Default::default(),
     }
 }
 
@@ -1045,13 +1046,19 @@ fn benefits_acd() -> acd::AcdConfig {
 async fn operator_commands_reach_the_acd() {
     use gateway::{OperatorCommand as Cmd, OperatorControlError as E};
     let gw = Server::start(settings(free_range(2))).await;
-    assert_eq!(gw.ops.apply("op1", Cmd::Login).await, Err(E::NoAcd));
+    assert_eq!(
+        gw.ops.apply("op1", Cmd::Login { queues: vec![] }).await,
+        Err(E::NoAcd)
+    );
     gw.stop().await;
 
     let mut s = settings(free_range(2));
     s.acd = Some(benefits_acd());
     let gw = Server::start(s).await;
-    assert_eq!(gw.ops.apply("op1", Cmd::Login).await, Ok(()));
+    assert_eq!(
+        gw.ops.apply("op1", Cmd::Login { queues: vec![] }).await,
+        Ok(())
+    );
     let pause = Cmd::Pause {
         reason: "lunch".into(),
     };
@@ -1059,12 +1066,15 @@ async fn operator_commands_reach_the_acd() {
     assert_eq!(gw.ops.apply("op1", Cmd::Unpause).await, Ok(()));
     assert_eq!(gw.ops.apply("op1", Cmd::Logout).await, Ok(()));
     assert!(matches!(
-        gw.ops.apply("op9", Cmd::Login).await,
+        gw.ops.apply("op9", Cmd::Login { queues: vec![] }).await,
         Err(E::Acd(acd::AcdError::UnknownOperator(_)))
     ));
     let ops = gw.ops.clone();
     gw.stop().await;
-    assert_eq!(ops.apply("op1", Cmd::Login).await, Err(E::Stopped));
+    assert_eq!(
+        ops.apply("op1", Cmd::Login { queues: vec![] }).await,
+        Err(E::Stopped)
+    );
 }
 
 /// Operator `op1`'s softphone: a SIP socket that registers with digest and answers, and an
@@ -1211,7 +1221,7 @@ async fn a_waiting_caller_is_connected_to_a_registered_operator() {
     let phone = Phone::new(gw.addr).await;
     phone.register_with_digest().await;
     gw.ops
-        .apply("op1", gateway::OperatorCommand::Login)
+        .apply("op1", gateway::OperatorCommand::Login { queues: vec![] })
         .await
         .unwrap();
 
@@ -1318,7 +1328,7 @@ async fn a_busy_operator_is_retried_and_their_hang_up_ends_the_call() {
     let phone = Phone::new(gw.addr).await;
     phone.register_with_digest().await;
     gw.ops
-        .apply("op1", gateway::OperatorCommand::Login)
+        .apply("op1", gateway::OperatorCommand::Login { queues: vec![] })
         .await
         .unwrap();
     let mut c = Caller::new(gw.addr).await;
@@ -1736,7 +1746,10 @@ async fn an_operator_who_answers_mid_announcement_is_connected_at_once() {
     }
     // now the operator logs in, is offered the caller and answers
     gw.ops
-        .apply("op1", gateway::OperatorCommand::Login)
+        .apply(
+            "op1",
+            gateway::OperatorCommand::Login { queues: Vec::new() },
+        )
         .await
         .unwrap();
     let invite = phone.request().await;
@@ -1948,9 +1961,12 @@ async fn returning_callers_are_looked_up_without_blocking_the_call() {
         let run = tokio::spawn(gw.run(stop.clone()));
         let phone = Phone::new(addr).await;
         phone.register_with_digest().await;
-        ops.apply("op1", gateway::OperatorCommand::Login)
-            .await
-            .unwrap();
+        ops.apply(
+            "op1",
+            gateway::OperatorCommand::Login { queues: Vec::new() },
+        )
+        .await
+        .unwrap();
         let mut c = Caller::new(addr).await;
         assert_eq!(c.invite(&c.offer(PCMU_OFFER, "sendrecv")).await.status, 200);
         let mut n = 0;

@@ -52,7 +52,46 @@ pub struct MainFile {
     /// Carrier trunks allowed to send calls.
     #[serde(default)]
     pub trunk: Vec<Trunk>,
+    /// The codes operators dial from their softphones.
+    #[serde(default)]
+    pub feature_codes: FeatureCodesSection,
 }
+
+/// `[feature_codes]`: what an operator dials to log in, log out, pause (with a reason's
+/// digits after the code: `*31`) and resume.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeatureCodesSection {
+    pub login: String,
+    pub logout: String,
+    pub pause: String,
+    pub unpause: String,
+    /// Digits after the pause code → the reason recorded: `{ 1 = "break", 2 = "paperwork" }`.
+    pub pause_reasons: std::collections::BTreeMap<String, String>,
+    /// Folder of the confirmation prompts (`logged-in.wav`, `logged-out.wav`, `paused.wav`,
+    /// `unpaused.wav`, `refused.wav`), relative to the main file's folder. When the key is
+    /// absent, missing files leave the feature-code calls silent; when set, they are problems.
+    pub prompts: Option<String>,
+}
+
+impl Default for FeatureCodesSection {
+    fn default() -> Self {
+        FeatureCodesSection {
+            login: "*1".into(),
+            logout: "*2".into(),
+            pause: "*3".into(),
+            unpause: "*4".into(),
+            pause_reasons: Default::default(),
+            prompts: None,
+        }
+    }
+}
+
+/// The confirmation prompts' files in the `[feature_codes] prompts` folder.
+pub const FEATURE_PROMPTS: [&str; 5] = ["logged-in", "logged-out", "paused", "unpaused", "refused"];
+
+/// Where the confirmation prompts are when `[feature_codes] prompts` is not set.
+pub const FEATURE_PROMPTS_DEFAULT: &str = "prompts/ru/operator";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -393,6 +432,8 @@ pub struct Config {
     pub prompts: Arc<media::prompts::PromptCache>,
     /// Queues and operators as the ACD takes them, checked (`acd_config::build`).
     pub acd: acd::AcdConfig,
+    /// The operators' feature codes with their prompts (in [`Config::prompts`]).
+    pub feature_codes: gateway::FeatureCodes,
     /// Music on hold by queue name: a prompt of [`Config::prompts`] (named by
     /// [`gateway::settings::menu_prompt_name`] of the WAV file, so queues sharing a file share
     /// one decoded copy).
@@ -424,6 +465,7 @@ fn alaw(pcm: &[i16]) -> Vec<u8> {
 /// never read a file. A bad greeting is a problem located at its `greeting` key whose message
 /// names the WAV file and what is wrong with it; menu prompts were checked by `ivr::load`,
 /// so a problem with one here (the file changed in between) names the file.
+#[allow(clippy::too_many_arguments)] // one list of what the prompt cache is built from
 fn load_prompts(
     dir: &Path,
     lines_path: &Path,
@@ -431,10 +473,11 @@ fn load_prompts(
     lines: &[Line],
     menus: &std::collections::BTreeMap<String, Arc<ivr::Menu>>,
     queues: &[QueueDef],
+    extra: Vec<Arc<media::prompts::Prompt>>,
     problems: &mut Vec<Problem>,
 ) -> media::prompts::PromptCache {
     let encoders: [(&str, &dyn media::prompts::Encoder); 2] = [("PCMU", &ulaw), ("PCMA", &alaw)];
-    let mut prompts = Vec::new();
+    let mut prompts = extra;
     for l in lines {
         let (Some(name), Some(file)) = (greeting_name(l), l.greeting.as_ref()) else {
             continue;
@@ -748,6 +791,8 @@ impl Config {
                 }
             }
         };
+        let (feature_codes, mut feature_prompts) =
+            feature_codes(main_path, &text, dir, &main.feature_codes, &mut problems);
         let lines_path = dir.join(&main.lines);
         let mut menus = std::collections::BTreeMap::new();
         let (lines, prompts) = match read(&lines_path)
@@ -764,6 +809,7 @@ impl Config {
                     &f.line,
                     &menus,
                     &queues,
+                    std::mem::take(&mut feature_prompts),
                     &mut problems,
                 );
                 (f.line, prompts)
@@ -801,6 +847,7 @@ impl Config {
             return Err(ConfigErrors(problems));
         }
         Ok(Config {
+            feature_codes,
             acd,
             moh: moh_names(dir, &queues),
             main,
@@ -829,6 +876,116 @@ impl Config {
             service_level_seconds: self.main.reports.service_level_seconds,
         }
     }
+}
+
+/// Checks `[feature_codes]` and loads its prompts: every code is `*` and 1 to 6 digits, no
+/// code is another's beginning (the pause code's reasons follow it), reasons are 1 or 2 digits
+/// with a one-line text.
+fn feature_codes(
+    path: &Path,
+    text: &str,
+    dir: &Path,
+    fc: &FeatureCodesSection,
+    problems: &mut Vec<Problem>,
+) -> (gateway::FeatureCodes, Vec<Arc<media::prompts::Prompt>>) {
+    let mut say = |needle: &str, message: String| {
+        let (line, col) = text
+            .find("[feature_codes]")
+            .and_then(|start| {
+                // `needle` may start with a newline so that `pause =` is not found in `unpause =`
+                let skip = usize::from(needle.starts_with('\n'));
+                let off = text.get(start..)?.find(needle)? + start + skip;
+                Some(line_col(text, off))
+            })
+            .unwrap_or_else(|| locate(text, "[feature_codes]", 0));
+        problems.push(Problem {
+            path: path.display().to_string(),
+            line,
+            col,
+            message,
+        });
+    };
+    let codes = [
+        ("login", &fc.login),
+        ("logout", &fc.logout),
+        ("pause", &fc.pause),
+        ("unpause", &fc.unpause),
+    ];
+    for (key, code) in codes {
+        let digits = code.strip_prefix('*').unwrap_or("");
+        if digits.is_empty() || digits.len() > 6 || !digits.chars().all(|c| c.is_ascii_digit()) {
+            say(
+                &format!("\n{key} ="),
+                format!("feature_codes.{key} {code:?} must be `*` and 1 to 6 digits"),
+            );
+        }
+    }
+    for (i, (ka, a)) in codes.iter().enumerate() {
+        for (kb, b) in codes.iter().skip(i + 1) {
+            if a.starts_with(b.as_str()) || b.starts_with(a.as_str()) {
+                say(
+                    &format!("\n{kb} ="),
+                    format!("feature_codes.{kb} {b:?} and {ka} {a:?}: one begins the other"),
+                );
+            }
+        }
+    }
+    for (digits, reason) in &fc.pause_reasons {
+        if digits.is_empty() || digits.len() > 2 || !digits.chars().all(|c| c.is_ascii_digit()) {
+            say(
+                "pause_reasons",
+                format!("feature_codes.pause_reasons: {digits:?} must be 1 or 2 digits"),
+            );
+        }
+        if reason.trim().is_empty()
+            || reason.chars().count() > 64
+            || reason.chars().any(char::is_control)
+        {
+            say(
+                "pause_reasons",
+                format!("feature_codes.pause_reasons.{digits}: the reason must be 1 to 64 characters on one line"),
+            );
+        }
+    }
+    let encoders: [(&str, &dyn media::prompts::Encoder); 2] = [("PCMU", &ulaw), ("PCMA", &alaw)];
+    let folder = dir.join(fc.prompts.as_deref().unwrap_or(FEATURE_PROMPTS_DEFAULT));
+    let mut loaded = Vec::new();
+    let mut names: [Option<media::prompts::PromptName>; 5] = Default::default();
+    for (slot, file) in names.iter_mut().zip(FEATURE_PROMPTS) {
+        let wav = folder.join(format!("{file}.wav"));
+        let name = media::prompts::PromptName::new(format!("feature/{file}"));
+        match media::prompts::Prompt::load(name.clone(), &wav, &encoders) {
+            Ok(p) => {
+                loaded.push(Arc::new(p));
+                *slot = Some(name);
+            }
+            Err(e) if fc.prompts.is_some() => say(
+                "prompts",
+                format!("feature_codes.prompts: {}: {e}", wav.display()),
+            ),
+            Err(_) => {}
+        }
+    }
+    let [logged_in, logged_out, paused, unpaused, refused] = names;
+    let codes = gateway::FeatureCodes {
+        login: fc.login.clone(),
+        logout: fc.logout.clone(),
+        pause: fc.pause.clone(),
+        unpause: fc.unpause.clone(),
+        pause_reasons: fc
+            .pause_reasons
+            .iter()
+            .map(|(d, r)| (d.clone(), r.clone()))
+            .collect(),
+        prompts: gateway::FeaturePrompts {
+            logged_in,
+            logged_out,
+            paused,
+            unpaused,
+            refused,
+        },
+    };
+    (codes, loaded)
 }
 
 fn check_lines(path: &Path, text: &str, lines: &[Line], problems: &mut Vec<Problem>) {
@@ -1002,6 +1159,81 @@ mod tests {
         assert_eq!(c.lines.len(), 2);
         assert!(c.operators.len() >= 6);
         assert_eq!(c.main.sip.listen, SocketAddr::from(([127, 0, 0, 1], 5060)));
+    }
+
+    #[test]
+    fn shipped_feature_codes_and_their_prompts_load() {
+        let c = Config::load_with_env(&repo_config(), std::iter::empty()).unwrap();
+        let f = &c.feature_codes;
+        assert_eq!(
+            (&*f.login, &*f.logout, &*f.pause, &*f.unpause),
+            ("*1", "*2", "*3", "*4")
+        );
+        assert_eq!(
+            f.parse("*31"),
+            Some(gateway::OperatorCommand::Pause {
+                reason: "break".into()
+            })
+        );
+        for p in [
+            &f.prompts.logged_in,
+            &f.prompts.logged_out,
+            &f.prompts.paused,
+            &f.prompts.unpaused,
+            &f.prompts.refused,
+        ] {
+            let name = p.as_ref().expect("every confirmation prompt is shipped");
+            let prompt = c.prompts.get(name).expect("in the prompt cache");
+            assert!(prompt.duration() > std::time::Duration::from_millis(500));
+        }
+    }
+
+    #[test]
+    fn bad_feature_codes_are_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hotline.toml");
+        std::fs::write(
+            &p,
+            "lines = \"l.toml\"\noperators = \"o.toml\"\n[feature_codes]\nlogin = \"#1\"\n\
+             pause = \"*1\"\nunpause = \"*12\"\npause_reasons = { 123 = \"long\", 5 = \"\" }\n\
+             prompts = \"nowhere\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("l.toml"),
+            "[[line]]\nid = \"a\"\nnumber = \"375\"\nname = \"A\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("o.toml"),
+            "[[operator]]\nlogin = \"op1\"\nname = \"x\"\npassword = \"p\"\n",
+        )
+        .unwrap();
+        let s = Config::load_with_env(&p, std::iter::empty())
+            .unwrap_err()
+            .to_string();
+        let at = |line: usize, col: usize| format!("{}:{line}:{col}: ", p.display());
+        for want in [
+            format!(
+                "{}feature_codes.login \"#1\" must be `*` and 1 to 6 digits",
+                at(4, 1)
+            ),
+            format!(
+                "{}feature_codes.unpause \"*12\" and pause \"*1\": one begins the other",
+                at(6, 1)
+            ),
+            format!(
+                "{}feature_codes.pause_reasons: \"123\" must be 1 or 2 digits",
+                at(7, 1)
+            ),
+            format!(
+                "{}feature_codes.pause_reasons.5: the reason must be 1 to 64 characters on one line",
+                at(7, 1)
+            ),
+            format!("{}feature_codes.prompts: ", at(8, 1)),
+        ] {
+            assert!(s.contains(&want), "no {want:?} in\n{s}");
+        }
     }
 
     #[test]

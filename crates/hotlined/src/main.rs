@@ -335,6 +335,7 @@ pub(crate) fn gateway_settings(c: &Config) -> Settings {
         redact_callers: m.log.redact_callers,
         moh: c.moh.clone(),
         acd: Some(c.acd.clone()),
+        feature_codes: c.feature_codes.clone(),
     }
 }
 
@@ -349,6 +350,18 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         .context("starting the runtime")?;
     rt.block_on(async move {
         let stats = Arc::new(Stats::default());
+        // Operators' saved work state, before the writer takes over the spool and before the
+        // SIP port is served: a database that does not answer within a few seconds costs the
+        // state only it held (the spool's part is read all the same).
+        let saved = appeals::operator_state::load(
+            &c.main.database.url,
+            std::path::Path::new(&c.main.database.spool_dir),
+            Duration::from_secs(5),
+        )
+        .await;
+        if let Some(e) = &saved.database_error {
+            tracing::warn!(error = %e, "operators' saved state not read from the database; those only it knew start logged out");
+        }
         // The writer starts even when the database is down: appeals wait in the spool.
         let writer = appeals::AppealWriter::start(appeals::WriterConfig::new(
             c.main.database.url.clone(),
@@ -363,12 +376,23 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             counters: calls.clone(),
             store: store_slot.clone(),
         });
-        let gw = Gateway::bind(gateway_settings(&c), stats.clone(), log).await?;
-        let reloader = Arc::new(reload::ConfigReloader::new(
-            path.to_path_buf(),
-            c.clone(),
-            gw.reloader(),
+        let operators = Arc::new(admin::OperatorTable::new(
+            c.operators.iter().map(|o| (o.login.clone(), o.name.clone())),
         ));
+        let restored = operators.restore(&saved.states, &writer);
+        if restored > 0 {
+            info!(operators = restored, "operators' logins and pauses restored");
+        }
+        let gw = Gateway::bind(gateway_settings(&c), stats.clone(), log)
+            .await?
+            .with_operator_book(Arc::new(admin::TableBook {
+                table: operators.clone(),
+                writer: writer.clone(),
+            }));
+        let reloader = Arc::new(
+            reload::ConfigReloader::new(path.to_path_buf(), c.clone(), gw.reloader())
+                .with_operators(operators.clone(), writer.clone()),
+        );
         // before anything says we are up: SIGHUP's default action would end the process
         let signals = Signals::install()?;
         let admin_listener = tokio::net::TcpListener::bind(c.main.admin.listen)
@@ -381,9 +405,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             token: Arc::from(c.main.admin.token.as_str()),
             store: store_slot,
             writer: writer.clone(),
-            operators: Arc::new(admin::OperatorTable::new(
-                c.operators.iter().map(|o| (o.login.clone(), o.name.clone())),
-            )),
+            operators,
             // every configured queue is listed, waiting or not; the gateway adds live figures
             queues: Arc::new(admin::QueueBoard::new(
                 c.queues.iter().map(|q| q.name.clone()),
@@ -422,6 +444,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         if let Some(sender) = sender {
             let _ = sender.await;
         }
+        // The sessions end with the daemon; the saved state stays for the next start.
         admin_state
             .operators
             .logout_all(&admin_state.writer, "shutdown");

@@ -19,6 +19,9 @@ pub struct ConfigReloader {
     /// The configuration the daemon started with: what restart-only settings are compared to.
     started: Arc<Config>,
     gateway: gateway::Reloader,
+    /// The admin API's operator table, to follow the operators file (with the writer its
+    /// changes are saved through); `None` where there is none.
+    operators: Option<(Arc<crate::admin::OperatorTable>, appeals::AppealWriter)>,
     busy: tokio::sync::Mutex<()>,
 }
 
@@ -55,8 +58,20 @@ impl ConfigReloader {
             path,
             started,
             gateway,
+            operators: None,
             busy: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Keeps `table` in step with the operators file at every reload: operators added there
+    /// appear (logged out) and can log in, removed ones leave it.
+    pub fn with_operators(
+        mut self,
+        table: Arc<crate::admin::OperatorTable>,
+        writer: appeals::AppealWriter,
+    ) -> Self {
+        self.operators = Some((table, writer));
+        self
     }
 
     /// Loads the configuration file again and, when it is valid, hands it to the gateway;
@@ -85,6 +100,17 @@ impl ConfigReloader {
         for name in ignored {
             if !restart_needed.iter().any(|n| n == name) {
                 restart_needed.push(name.to_owned());
+            }
+        }
+        if let Some((table, writer)) = &self.operators {
+            let (added, removed) = table.sync(
+                new.operators
+                    .iter()
+                    .map(|o| (o.login.clone(), o.name.clone())),
+                writer,
+            );
+            if !added.is_empty() || !removed.is_empty() {
+                info!(added = %added.join(", "), removed = %removed.join(", "), "operators changed");
             }
         }
         let done = Reloaded {

@@ -36,7 +36,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::appeal_log::CallCounters;
-pub use operators::{OperatorTable, QueueBoard};
+pub use operators::{OperatorTable, QueueBoard, TableBook};
 
 /// The database handle once it has been reached; empty while it is down at start.
 pub type StoreSlot = Arc<OnceLock<Store>>;

@@ -1,10 +1,15 @@
 //! Operators and queues as the admin API sees them now.
 //!
 //! [`OperatorTable`] holds each configured operator's work state — logged out, available or
-//! paused — changed by `POST /api/v1/operators/{id}/login|logout|pause|unpause`. Logins and
-//! logouts are written to `operator_sessions` through the [`AppealWriter`]; pauses are kept
-//! in memory only. The table lives in the daemon: after a restart everyone is logged out
-//! (a session left open by a `kill -9` keeps no end time).
+//! paused — changed by `POST /api/v1/operators/{id}/login|logout|pause|unpause` and by the
+//! softphones' feature codes: both reach [`OperatorTable::apply`] (the admin API through the
+//! gateway's `OperatorControl`, which asks the table as its [`gateway::OperatorBook`] — see
+//! [`TableBook`] — before the ACD). Logins and logouts are written to `operator_sessions`
+//! and every change to `operator_state` through the [`AppealWriter`] (spool first, never
+//! waiting for the database); at start [`OperatorTable::restore`] brings back who was logged
+//! in and paused, each in a new session (the old one ends with the daemon: `shutdown`, or
+//! no end time after a `kill -9`). A reload adds and removes operators
+//! ([`OperatorTable::sync`]).
 //!
 //! `GET /api/v1/operators` joins the table with the registrar's contacts
 //! ([`gateway::Stats::registered_contacts`]). [`QueueBoard`] lists the queues; until the
@@ -208,12 +213,104 @@ impl OperatorTable {
             }
             (session, _) => return Err(refuse(state_of(session.as_ref()))),
         }
+        writer.operator_state(saved_state(id, entry.session.as_ref()));
         tracing::info!(
             operator = id,
             action = action.verb(),
             "operator state changed"
         );
         Ok(())
+    }
+
+    /// Brings back the saved state of configured operators (unknown ones are skipped): each
+    /// logged-in operator gets a new `operator_sessions` row and keeps the saved login time,
+    /// queues and pause. Returns how many were logged in.
+    pub fn restore(&self, saved: &[appeals::OperatorStateRow], writer: &AppealWriter) -> usize {
+        let mut table = self.lock();
+        let mut n = 0;
+        for st in saved.iter().filter(|s| s.logged_in) {
+            let Some(entry) = table.get_mut(&st.operator) else {
+                tracing::info!(operator = %st.operator, "saved state of an operator no longer configured: skipped");
+                continue;
+            };
+            let session = writer.operator_login(&st.operator, &st.queues);
+            entry.session = Some(Session {
+                id: session,
+                since: st.since.unwrap_or(st.updated_at),
+                queues: st.queues.clone(),
+                paused: st.paused_since.map(|t| (t, st.pause_reason.clone())),
+            });
+            n += 1;
+        }
+        n
+    }
+
+    /// The table's state as commands for the ACD: `Login`, then `Pause` for paused operators.
+    pub fn as_commands(&self) -> Vec<(String, gateway::OperatorCommand)> {
+        let mut out = Vec::new();
+        for (id, e) in self.lock().iter() {
+            let Some(s) = &e.session else {
+                continue;
+            };
+            out.push((
+                id.clone(),
+                gateway::OperatorCommand::Login {
+                    queues: s.queues.clone(),
+                },
+            ));
+            if let Some((_, reason)) = &s.paused {
+                out.push((
+                    id.clone(),
+                    gateway::OperatorCommand::Pause {
+                        reason: reason.clone().unwrap_or_default(),
+                    },
+                ));
+            }
+        }
+        out
+    }
+
+    /// Follows a reloaded operators file: new operators join logged out, removed ones leave
+    /// (an open session ends with reason `removed`, and their saved state says logged out),
+    /// display names are updated. Returns the logins (added, removed).
+    pub fn sync(
+        &self,
+        operators: impl IntoIterator<Item = (String, String)>,
+        writer: &AppealWriter,
+    ) -> (Vec<String>, Vec<String>) {
+        let wanted: BTreeMap<String, String> = operators.into_iter().collect();
+        let mut table = self.lock();
+        let removed: Vec<String> = table
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for id in &removed {
+            if let Some(Entry {
+                session: Some(s), ..
+            }) = table.remove(id)
+            {
+                writer.operator_logout(s.id, "removed");
+                writer.operator_state(saved_state(id, None));
+            }
+        }
+        let mut added = Vec::new();
+        for (id, name) in wanted {
+            match table.get_mut(&id) {
+                Some(e) => e.name = name,
+                None => {
+                    added.push(id.clone());
+                    table.insert(
+                        id,
+                        Entry {
+                            name,
+                            session: None,
+                        },
+                    );
+                }
+            }
+        }
+        (added, removed)
     }
 
     /// Ends every open session (the daemon is stopping).
@@ -272,6 +369,64 @@ impl OperatorTable {
         now: Instant,
     ) -> Option<OperatorView> {
         self.lock().get(id).map(|e| view(id, e, contacts, now))
+    }
+}
+
+/// The row `operator_state` keeps for an operator in this state.
+fn saved_state(id: &str, s: Option<&Session>) -> appeals::OperatorStateRow {
+    appeals::OperatorStateRow {
+        operator: id.to_owned(),
+        logged_in: s.is_some(),
+        queues: s.map(|s| s.queues.clone()).unwrap_or_default(),
+        since: s.map(|s| s.since),
+        paused_since: s.and_then(|s| s.paused.as_ref().map(|p| p.0)),
+        pause_reason: s.and_then(|s| s.paused.as_ref().and_then(|p| p.1.clone())),
+        // the writer stamps the time it takes the change
+        updated_at: Utc::now(),
+    }
+}
+
+/// The operator table as the gateway's [`gateway::OperatorBook`]: feature codes and admin
+/// commands reaching the gateway are checked and recorded here before the ACD hears of them.
+pub struct TableBook {
+    pub table: std::sync::Arc<OperatorTable>,
+    pub writer: AppealWriter,
+}
+
+impl gateway::OperatorBook for TableBook {
+    fn apply(
+        &self,
+        operator: &str,
+        cmd: &gateway::OperatorCommand,
+    ) -> Result<(), gateway::OperatorRefusal> {
+        let action = match cmd {
+            gateway::OperatorCommand::Login { queues } => Action::Login {
+                queues: queues.clone(),
+            },
+            gateway::OperatorCommand::Logout => Action::Logout,
+            gateway::OperatorCommand::Pause { reason } => Action::Pause {
+                reason: (!reason.is_empty()).then(|| reason.clone()),
+            },
+            gateway::OperatorCommand::Unpause => Action::Unpause,
+        };
+        self.table
+            .apply(operator, action, &self.writer)
+            .map_err(|e| match e {
+                OperatorError::Unknown(id) => gateway::OperatorRefusal::Unknown(id),
+                OperatorError::WrongState {
+                    operator,
+                    state,
+                    action,
+                } => gateway::OperatorRefusal::WrongState {
+                    operator,
+                    state: state.as_str(),
+                    action,
+                },
+            })
+    }
+
+    fn restored(&self) -> Vec<(String, gateway::OperatorCommand)> {
+        self.table.as_commands()
     }
 }
 
@@ -425,24 +580,42 @@ async fn act(
 ) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let cmd = match &action {
-        Action::Login { .. } => gateway::OperatorCommand::Login,
+        Action::Login { queues } => gateway::OperatorCommand::Login {
+            queues: queues.clone(),
+        },
         Action::Logout => gateway::OperatorCommand::Logout,
         Action::Pause { reason } => gateway::OperatorCommand::Pause {
             reason: reason.clone().unwrap_or_default(),
         },
         Action::Unpause => gateway::OperatorCommand::Unpause,
     };
-    s.operators
-        .apply(&id, action, &s.writer)
-        .map_err(|e| match e {
-            OperatorError::Unknown(_) => ApiError::not_found(e.to_string()),
-            OperatorError::WrongState { .. } => ApiError::conflict(e.to_string()),
-        })?;
-    // The table above is what the API shows; the ACD decides who is offered calls.
-    if let Some(acd) = &s.acd {
-        if let Err(e) = acd.apply(&id, cmd).await {
-            tracing::warn!(operator = %id, error = %e, "the ACD did not take the change");
-        }
+    // With a running gateway the change goes through it — the same code as a softphone's
+    // feature code: the table (as the gateway's operator book), then the ACD. Without one
+    // (tests of the API alone, or the gateway stopping) the table alone takes it.
+    let direct = |action| {
+        s.operators
+            .apply(&id, action, &s.writer)
+            .map_err(|e| match e {
+                OperatorError::Unknown(_) => ApiError::not_found(e.to_string()),
+                OperatorError::WrongState { .. } => ApiError::conflict(e.to_string()),
+            })
+    };
+    match &s.acd {
+        None => direct(action)?,
+        Some(acd) => match acd.apply(&id, cmd).await {
+            Ok(()) => {}
+            Err(gateway::OperatorControlError::Refused(e)) => {
+                return Err(match e {
+                    gateway::OperatorRefusal::Unknown(_) => ApiError::not_found(e.to_string()),
+                    gateway::OperatorRefusal::WrongState { .. } => {
+                        ApiError::conflict(e.to_string())
+                    }
+                })
+            }
+            Err(gateway::OperatorControlError::Stopped) => direct(action)?,
+            // the table took it; the ACD decides who is offered calls
+            Err(e) => tracing::warn!(operator = %id, error = %e, "the ACD did not take the change"),
+        },
     }
     let contacts = s.stats.registered_contacts();
     match s.operators.view_of(&id, &contacts, Instant::now()) {

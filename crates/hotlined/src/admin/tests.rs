@@ -1768,3 +1768,169 @@ async fn a_refused_message_is_given_up() {
     assert!(rows[0].failed_at.is_some());
     assert!(rows[0].last_error.as_deref().unwrap().contains("422"));
 }
+
+/// The operators' state as the API shows it: (id, state, pause reason, queues).
+async fn operator_rows(state: &AdminState) -> Vec<(String, String, Value, Value)> {
+    let list = call(state, "GET", "/api/v1/operators", "").await.json();
+    list["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["id"].as_str().unwrap().to_owned(),
+                o["state"].as_str().unwrap().to_owned(),
+                o["pause_reason"].clone(),
+                o["queues"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Logins and pauses made through the API survive a restart: the first daemon's writer saves
+/// them, the next start loads them (a new table over the same SQLite file and spool), and the
+/// API and the ACD's start-up commands show them back. Each restored login is a new session.
+#[tokio::test]
+async fn operators_state_survives_a_restart() {
+    let e = env().await;
+    let ok = |a: Answer| assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    ok(call(
+        &e.state,
+        "POST",
+        "/api/v1/operators/op1/login",
+        r#"{"queues":["general"]}"#,
+    )
+    .await);
+    ok(call(
+        &e.state,
+        "POST",
+        "/api/v1/operators/op1/pause",
+        r#"{"reason":"break"}"#,
+    )
+    .await);
+    ok(call(&e.state, "POST", "/api/v1/operators/op2/login", "").await);
+    let before = operator_rows(&e.state).await;
+    // the daemon stops: sessions end, the saved state stays
+    e.state.operators.logout_all(&e.writer, "shutdown");
+    e.flush().await;
+    e.writer.shutdown().await;
+
+    let url = format!("sqlite://{}", e.dir.path().join("hotline.db").display());
+    let spool = e.dir.path().join("spool");
+    let saved = appeals::operator_state::load(&url, &spool, Duration::from_secs(5)).await;
+    assert!(saved.database_error.is_none());
+    let writer = AppealWriter::start(WriterConfig::new(url, spool)).unwrap();
+    let state = state_with(writer.clone(), TOKEN);
+    assert_eq!(state.operators.restore(&saved.states, &writer), 2);
+    let after = operator_rows(&state).await;
+    assert_eq!(after, before);
+    assert_eq!(
+        after[0],
+        (
+            "op1".to_owned(),
+            "paused".to_owned(),
+            json!("break"),
+            json!(["general"])
+        )
+    );
+    assert_eq!(after[1].1, "available");
+    assert_eq!(
+        state.operators.as_commands(),
+        vec![
+            (
+                "op1".to_owned(),
+                gateway::OperatorCommand::Login {
+                    queues: vec!["general".into()]
+                }
+            ),
+            (
+                "op1".to_owned(),
+                gateway::OperatorCommand::Pause {
+                    reason: "break".into()
+                }
+            ),
+            (
+                "op2".to_owned(),
+                gateway::OperatorCommand::Login { queues: vec![] }
+            ),
+        ]
+    );
+    // a logout after the restart is saved as well: the next start finds op1 logged out
+    ok(call(&state, "POST", "/api/v1/operators/op1/logout", "").await);
+    assert!(writer.flushed(Duration::from_secs(10)).await);
+    writer.shutdown().await;
+    let url = format!("sqlite://{}", e.dir.path().join("hotline.db").display());
+    let saved =
+        appeals::operator_state::load(&url, &e.dir.path().join("spool"), Duration::from_secs(5))
+            .await;
+    let op1 = saved.states.iter().find(|s| s.operator == "op1").unwrap();
+    assert!(!op1.logged_in);
+    // two sessions for op1: before and after the restart
+    let sessions = e
+        .store
+        .operator_sessions(
+            Utc::now() - chrono::Duration::minutes(1),
+            Utc::now() + chrono::Duration::minutes(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sessions.iter().filter(|s| s.operator == "op1").count(), 2);
+}
+
+/// A reload that adds op3 and removes op2 (logged in): the operator table follows — op3 is
+/// listed and can log in, op2 is gone (404) and its session ended as `removed`; op1 keeps
+/// its state and gets its new display name.
+#[tokio::test]
+async fn operators_follow_a_reload() {
+    let e = env().await;
+    let t0 = Utc::now() - chrono::Duration::seconds(1);
+    call(&e.state, "POST", "/api/v1/operators/op1/login", "").await;
+    call(&e.state, "POST", "/api/v1/operators/op2/login", "").await;
+    let (added, removed) = e.state.operators.sync(
+        [
+            ("op1".to_owned(), "Оператор один".to_owned()),
+            ("op3".to_owned(), "Оператор 3".to_owned()),
+        ],
+        &e.writer,
+    );
+    assert_eq!((added, removed), (vec!["op3".into()], vec!["op2".into()]));
+    let rows = operator_rows(&e.state).await;
+    let ids: Vec<(&str, &str)> = rows.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
+    assert_eq!(ids, [("op1", "available"), ("op3", "logged_out")]);
+    let list = call(&e.state, "GET", "/api/v1/operators", "").await.json();
+    assert_eq!(list["operators"][0]["name"], "Оператор один");
+    assert_eq!(
+        call(&e.state, "POST", "/api/v1/operators/op3/login", "")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&e.state, "POST", "/api/v1/operators/op2/logout", "")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    e.flush().await;
+    let sessions = e
+        .store
+        .operator_sessions(t0, Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    let op2 = sessions.iter().find(|s| s.operator == "op2").unwrap();
+    assert_eq!(op2.end_reason.as_deref(), Some("removed"));
+    // and op2's saved state says logged out, so a restart does not bring it back
+    e.writer.shutdown().await;
+    let url = format!("sqlite://{}", e.dir.path().join("hotline.db").display());
+    let saved =
+        appeals::operator_state::load(&url, &e.dir.path().join("spool"), Duration::from_secs(5))
+            .await;
+    assert!(
+        !saved
+            .states
+            .iter()
+            .find(|s| s.operator == "op2")
+            .unwrap()
+            .logged_in
+    );
+}

@@ -1,0 +1,361 @@
+//! Operators' feature codes (issue 5 item 1): an operator's softphone dials `*1` to log in,
+//! `*2` to log out, `*3` to pause — optionally followed by a reason's digits, `*31` = break —
+//! and `*4` to resume (the codes and reasons come from `[operators]` in `hotline.toml`).
+//!
+//! A child module of `core.rs`. An INVITE whose Request-URI user starts with `*` comes here
+//! instead of the lines: it must carry the digest credentials of an operator (as the
+//! operator's REGISTER does; no credentials → `401` with a challenge, wrong or unknown ones →
+//! `403`). An unknown code or reason gets `404`. A known one goes through
+//! [`Core::operator_command`] — the very code the admin API's [`crate::OperatorControl`]
+//! reaches: the daemon's [`crate::OperatorBook`] (checked, recorded, saved), then the ACD.
+//! The call is then answered, hears a short confirmation (or "not done" when the book refused
+//! the command) and gets our BYE. Such a call writes no appeal.
+
+use std::time::{Duration, Instant};
+
+use acd::OperatorId;
+use media::prompts::PromptName;
+use sip::auth::AuthOutcome;
+use sip::dialog::Dialog;
+use sip::transaction::TxKey;
+use sip::{HeaderName, Peer, Request};
+use tracing::{debug, info, info_span, warn};
+
+use super::{random_token, with_to_tag, Call, CallState, Core, TimerKind};
+use super::{OperatorCommand, OperatorControlError};
+use crate::settings::{DtmfMode, LineSettings};
+use media::sdp;
+
+/// How long after the confirmation prompt ends we hang up (the last frames reach the phone).
+const TAIL: Duration = Duration::from_millis(400);
+
+/// The codes operators dial, as plain values (the daemon reads them from `hotline.toml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureCodes {
+    /// Log in (`*1`).
+    pub login: String,
+    /// Log out (`*2`).
+    pub logout: String,
+    /// Pause (`*3`); the digits dialled after it name a reason of `pause_reasons`.
+    pub pause: String,
+    /// Resume taking calls (`*4`).
+    pub unpause: String,
+    /// Digits after the pause code and the reason they stand for (`("1", "break")`).
+    pub pause_reasons: Vec<(String, String)>,
+    /// What the operator hears after a code.
+    pub prompts: FeaturePrompts,
+}
+
+/// The confirmation prompts (names in [`crate::Settings::prompts`]); a missing one leaves
+/// the call silent until our BYE.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeaturePrompts {
+    /// «Вы вошли в систему».
+    pub logged_in: Option<PromptName>,
+    /// «Вы вышли из системы».
+    pub logged_out: Option<PromptName>,
+    /// «Пауза».
+    pub paused: Option<PromptName>,
+    /// «Пауза снята».
+    pub unpaused: Option<PromptName>,
+    /// «Команда не выполнена»: the command did not apply (a pause while logged out…).
+    pub refused: Option<PromptName>,
+}
+
+impl Default for FeatureCodes {
+    /// `*1` login, `*2` logout, `*3` pause, `*4` unpause; no pause reasons, no prompts.
+    fn default() -> Self {
+        FeatureCodes {
+            login: "*1".into(),
+            logout: "*2".into(),
+            pause: "*3".into(),
+            unpause: "*4".into(),
+            pause_reasons: Vec::new(),
+            prompts: FeaturePrompts::default(),
+        }
+    }
+}
+
+impl FeatureCodes {
+    /// Whether a dialled Request-URI user is for the feature codes rather than a line (lines
+    /// are numbers; every code starts with `*`).
+    pub fn is_code(dialled: &str) -> bool {
+        dialled.starts_with('*')
+    }
+
+    /// The command `dialled` asks for; `None` for an unknown code or pause reason. A login
+    /// from a phone names no queues: the operator works in every queue of their skills.
+    pub fn parse(&self, dialled: &str) -> Option<OperatorCommand> {
+        if dialled == self.login {
+            return Some(OperatorCommand::Login { queues: Vec::new() });
+        }
+        if dialled == self.logout {
+            return Some(OperatorCommand::Logout);
+        }
+        if dialled == self.unpause {
+            return Some(OperatorCommand::Unpause);
+        }
+        let rest = dialled.strip_prefix(self.pause.as_str())?;
+        if rest.is_empty() {
+            return Some(OperatorCommand::Pause {
+                reason: String::new(),
+            });
+        }
+        self.pause_reasons
+            .iter()
+            .find(|(digits, _)| digits == rest)
+            .map(|(_, reason)| OperatorCommand::Pause {
+                reason: reason.clone(),
+            })
+    }
+
+    /// The confirmation of a command carried out.
+    fn confirmation(&self, cmd: &OperatorCommand) -> Option<&PromptName> {
+        match cmd {
+            OperatorCommand::Login { .. } => self.prompts.logged_in.as_ref(),
+            OperatorCommand::Logout => self.prompts.logged_out.as_ref(),
+            OperatorCommand::Pause { .. } => self.prompts.paused.as_ref(),
+            OperatorCommand::Unpause => self.prompts.unpaused.as_ref(),
+        }
+    }
+}
+
+impl Core {
+    /// An INVITE to a feature code (see the module documentation).
+    pub(super) fn on_feature_invite(
+        &mut self,
+        now: Instant,
+        tx: TxKey,
+        peer: Peer,
+        req: Request,
+        dialled: &str,
+    ) {
+        let Ok(call_id) = req.headers.call_id().map(str::to_string) else {
+            return self.reply(now, &tx, &req, 400);
+        };
+        let settings = self.settings.clone();
+        // The operator's own credentials, checked like a REGISTER's.
+        let outcome = req.headers.get(&HeaderName::Authorization).map(|v| {
+            self.registrar
+                .digest_mut()
+                .verify(now, &req.method, v, |user| {
+                    settings
+                        .operators
+                        .iter()
+                        .find(|o| o.login == user)
+                        .map(|o| o.secret.clone())
+                })
+        });
+        let operator = match outcome {
+            Some(AuthOutcome::Ok { user }) => user,
+            Some(AuthOutcome::Stale) | None => {
+                let stale = matches!(outcome, Some(AuthOutcome::Stale));
+                let mut r = with_to_tag(req.response(401), &req, None);
+                for c in self.registrar.digest_mut().challenge(now, stale) {
+                    r.headers.push(HeaderName::WwwAuthenticate, c);
+                }
+                return self.respond(now, &tx, r);
+            }
+            Some(AuthOutcome::Failed(why)) => {
+                info!(source = %peer.addr, code = dialled, ?why, "feature code without an operator's credentials");
+                return self.reply(now, &tx, &req, 403);
+            }
+        };
+        let Some(cmd) = settings.feature_codes.parse(dialled) else {
+            info!(%operator, code = dialled, "unknown feature code");
+            return self.reply(now, &tx, &req, 404);
+        };
+        // Everything the answer needs comes first, so a call we cannot answer changes nothing.
+        let neg = if req.body.is_empty() {
+            None
+        } else {
+            match sdp::answer_body(&req.body) {
+                Ok(n) => Some(n),
+                Err(e) if e.is_not_acceptable() => return self.reply(now, &tx, &req, 488),
+                Err(e) => {
+                    let mut r = with_to_tag(req.response(400), &req, None);
+                    r.reason = format!("Bad Request - {e}");
+                    return self.respond(now, &tx, r);
+                }
+            }
+        };
+        let dialog = match Dialog::uas(&req, &random_token(10)) {
+            Ok(d) => d,
+            Err(e) => {
+                debug!(error = %e, "feature-code INVITE creates no dialog");
+                return self.reply(now, &tx, &req, 400);
+            }
+        };
+        let local = self.last_local.unwrap_or(peer.addr);
+        let Some(ports) = self.media.ports.allocate(local.ip()) else {
+            warn!("no free RTP port for a feature-code call");
+            let mut r = with_to_tag(req.response(503), &req, None);
+            r.headers.push(HeaderName::RetryAfter, "5");
+            return self.respond(now, &tx, r);
+        };
+        let span = info_span!("feature_code", call_id = %call_id, %operator, code = dialled);
+        let prompt = {
+            let _e = span.enter();
+            match self.operator_command(now, &operator, cmd.clone()) {
+                Ok(()) => {
+                    info!(command = ?cmd, "feature code carried out");
+                    settings.feature_codes.confirmation(&cmd)
+                }
+                Err(OperatorControlError::Refused(why)) => {
+                    info!(%why, "feature code refused");
+                    settings.feature_codes.prompts.refused.as_ref()
+                }
+                // Recorded, but the ACD could not take it (no queues, or an operator added
+                // by a reload that the ACD learns of at the next restart).
+                Err(e) => {
+                    warn!(error = %e, "feature code recorded; the ACD did not take it");
+                    settings.feature_codes.confirmation(&cmd)
+                }
+            }
+        };
+        let length = prompt
+            .and_then(|p| settings.prompts.get(p))
+            .map(|p| p.duration())
+            .unwrap_or_default();
+        let rtp_port = ports.port;
+        let call = Call {
+            span,
+            appeal: String::new(),
+            peer,
+            local,
+            state: CallState::Ringing,
+            invite_tx: Some(tx),
+            dialog,
+            neg,
+            line: LineSettings {
+                id: "feature-code".into(),
+                numbers: Vec::new(),
+                name: "feature code".into(),
+                ring: Duration::ZERO,
+                greeting: prompt.cloned(),
+                // digits mean nothing here: no in-band detector
+                dtmf: DtmfMode::Rfc4733,
+                record: false,
+                menu: None,
+                start: String::new(),
+            },
+            prompts: settings.prompts.clone(),
+            caller: operator,
+            ivr: None,
+            ivr_deadline: None,
+            play_gen: 0,
+            ivr_end: None,
+            in_ivr: false,
+            queued: None,
+            waiting: None,
+            acd_caller: None,
+            queued_at: None,
+            operator: None,
+            message_end: Some(now + length + TAIL),
+            rtp_port,
+            ports: Some(ports),
+            leg: None,
+            dtmf_via: None,
+            sdp_session: rand::Rng::gen_range(&mut rand::thread_rng(), 1..u32::MAX as u64),
+            sdp_version: 1,
+            session_expires: None,
+            answer_at: now,
+            expires_at: None,
+            end_at: now + settings.max_call,
+            invite: req,
+        };
+        let done = now + length + TAIL;
+        self.calls.insert(call_id.clone(), call);
+        self.timers
+            .insert((done, call_id.clone(), TimerKind::FeatureCodeDone));
+        self.answer(now, &call_id);
+    }
+
+    /// Applies the operators' state restored at start to the ACD (the book has it already).
+    pub fn restore_operators(&mut self, now: Instant, restored: Vec<(String, OperatorCommand)>) {
+        let Some(acd) = self.acd.as_mut() else {
+            return;
+        };
+        for (operator, cmd) in restored {
+            let id = OperatorId::from(operator.as_str());
+            let done = match &cmd {
+                OperatorCommand::Login { .. } => acd.login(now, &id),
+                OperatorCommand::Logout => acd.logout(now, &id),
+                OperatorCommand::Pause { reason } => {
+                    acd.pause(now, &id, acd::PauseReason::Requested(reason.clone()))
+                }
+                OperatorCommand::Unpause => acd.unpause(now, &id),
+            };
+            match done {
+                Ok(()) => info!(%operator, command = ?cmd, "operator state restored"),
+                Err(e) => warn!(%operator, error = %e, "operator state not restored in the ACD"),
+            }
+        }
+        self.drain(now);
+    }
+
+    /// The operator's state in the ACD, for the admin side and tests.
+    pub fn operator_status(&self, operator: &str) -> Option<acd::OperatorStatus> {
+        self.acd
+            .as_ref()?
+            .operator_status(&OperatorId::from(operator))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes() -> FeatureCodes {
+        FeatureCodes {
+            pause_reasons: vec![
+                ("1".into(), "break".into()),
+                ("2".into(), "paperwork".into()),
+            ],
+            ..FeatureCodes::default()
+        }
+    }
+
+    #[test]
+    fn codes_and_pause_reasons_are_read() {
+        let c = codes();
+        assert_eq!(
+            c.parse("*1"),
+            Some(OperatorCommand::Login { queues: vec![] })
+        );
+        assert_eq!(c.parse("*2"), Some(OperatorCommand::Logout));
+        assert_eq!(c.parse("*4"), Some(OperatorCommand::Unpause));
+        assert_eq!(
+            c.parse("*3"),
+            Some(OperatorCommand::Pause {
+                reason: String::new()
+            })
+        );
+        assert_eq!(
+            c.parse("*32"),
+            Some(OperatorCommand::Pause {
+                reason: "paperwork".into()
+            })
+        );
+        // an unknown reason, an unknown code, a code with something after it
+        assert_eq!(c.parse("*39"), None);
+        assert_eq!(c.parse("*5"), None);
+        assert_eq!(c.parse("*11"), None);
+        assert_eq!(c.parse(""), None);
+        assert!(FeatureCodes::is_code("*1"));
+        assert!(!FeatureCodes::is_code("3758787"));
+    }
+
+    #[test]
+    fn configured_codes_replace_the_defaults() {
+        let c = FeatureCodes {
+            login: "*71".into(),
+            ..codes()
+        };
+        assert_eq!(c.parse("*1"), None);
+        assert_eq!(
+            c.parse("*71"),
+            Some(OperatorCommand::Login { queues: vec![] })
+        );
+    }
+}
