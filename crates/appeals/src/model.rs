@@ -141,6 +141,9 @@ text_enum!(
         Abandoned = "abandoned",
         /// A callback was booked.
         CallbackRequested = "callback_requested",
+        /// The hotline called a booked callback's number (one event per attempt, with its
+        /// result; the appeal is the one of the call that booked it).
+        CallbackAttempt = "callback_attempt",
         /// The caller left a message.
         MessageRecorded = "message_recorded",
         /// Recording of the call started.

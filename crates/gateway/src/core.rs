@@ -30,13 +30,17 @@ pub(crate) mod feature_codes;
 #[path = "operator_legs.rs"]
 mod operator_legs;
 use operator_legs::{Connected, OpLeg};
+#[path = "outbound.rs"]
+mod outbound;
+#[path = "transfer.rs"]
+mod transfer;
 
 #[path = "waiting.rs"]
 pub mod waiting;
-use waiting::{BookedCallback, Waiting};
+use waiting::Waiting;
 
 /// Methods we answer (the Allow header).
-const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE";
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE, REFER";
 /// Extensions we support (RFC 4028 session timers).
 const SUPPORTED: &[&str] = &["timer"];
 /// Methods we know but do not take here: 405 rather than 501.
@@ -104,6 +108,8 @@ struct Call {
     acd_caller: Option<CallerId>,
     /// When the caller entered the queue (the wait an operator's answer reports).
     queued_at: Option<Instant>,
+    /// The caller's priority in the ACD (kept when a transfer puts it back in a queue).
+    priority: u8,
     /// The operator the caller is bridged to.
     operator: Option<Connected>,
     /// What the caller hears and may do while in a queue (`waiting.rs`), from the queue on
@@ -154,8 +160,6 @@ pub(crate) struct Core {
     op_legs: HashMap<String, OpLeg>,
     /// Our INVITEs to operators: transaction → the leg's Call-ID.
     op_txs: HashMap<TxKey, String>,
-    /// Callbacks booked while waiting, by their place in the ACD (see `waiting.rs`).
-    booked: HashMap<CallerId, BookedCallback>,
     /// Where returning-caller lookups report (see `waiting.rs`); `None` joins at once.
     returning_tx: Option<tokio::sync::mpsc::UnboundedSender<waiting::ReturningFound>>,
     /// When the lines' working hours are next looked at for the queues (`waiting.rs`).
@@ -164,6 +168,8 @@ pub(crate) struct Core {
     hours_applied: HashMap<String, bool>,
     /// Where operators' work state is checked and kept before the ACD hears of a change.
     book: Arc<dyn crate::OperatorBook>,
+    /// Callbacks and transfers to numbers (see `outbound`).
+    dialling: outbound::Dialling,
     pub out: Outbound,
 }
 
@@ -233,10 +239,10 @@ impl Core {
             next_caller: 0,
             op_legs: HashMap::new(),
             op_txs: HashMap::new(),
-            booked: HashMap::new(),
             returning_tx: None,
             hours_next: Instant::now(),
             hours_applied: HashMap::new(),
+            dialling: Default::default(),
             settings,
             endpoint,
             registrar,
@@ -541,18 +547,36 @@ impl Core {
                     }
                 }
                 Action::Transfer { number } => {
-                    // Real trunk transfer arrives with the queue issue: for now the transfer
-                    // is written down and the call ends after the node's prompt.
-                    info!("transfer to an outside number (recorded; the call ends)");
+                    // dialled through the trunk and bridged on the answer (`outbound`)
+                    info!("transfer to an outside number");
                     call.ivr_end = Some(IvrEnd::Transferred);
-                    self.log.ivr_step(&appeal, &IvrStep::Transferred { number });
-                    self.end_call(now, call_id, EndReason::IvrHangup);
+                    if std::mem::take(&mut call.in_ivr) {
+                        self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    self.log.ivr_step(
+                        &appeal,
+                        &IvrStep::Transferred {
+                            number: number.clone(),
+                        },
+                    );
+                    if !self.ivr_transfer(now, call_id, &number) {
+                        warn!("the transfer cannot be dialled");
+                        self.ivr_transfer_failed(now, call_id);
+                    }
                 }
-                Action::Callback { number } => {
+                Action::Callback { number, queue } => {
                     info!("callback booked");
                     call.ivr_end = Some(IvrEnd::Callback);
-                    self.log
-                        .ivr_step(&appeal, &IvrStep::CallbackRequested { number });
+                    self.log.ivr_step(
+                        &appeal,
+                        &IvrStep::CallbackRequested {
+                            number: number.clone(),
+                        },
+                    );
+                    if let Some(queue) = queue {
+                        let prio = call.priority;
+                        self.book_callback_in(now, call_id, &queue, prio, &number);
+                    }
                     // the session plays its closing prompt, then asks for the hang-up
                 }
                 Action::StartRecording { max } => self.start_message(now, call_id, max),
@@ -785,6 +809,7 @@ impl Core {
                     }
                 }
             }
+            Method::Refer => self.refer_outside_dialog(now, &tx, &req),
             Method::Info | Method::Update => {
                 if let Some(id) = self.in_dialog(now, &tx, &req) {
                     if req.method == Method::Update {
@@ -910,35 +935,9 @@ impl Core {
             }
         }
         // Offer: in the INVITE (usual) or none (we offer in the 200, the answer comes in ACK).
-        let neg = if req.body.is_empty() {
-            None
-        } else {
-            let ct = req.headers.get(&HeaderName::ContentType).unwrap_or("");
-            if !ct
-                .trim()
-                .to_ascii_lowercase()
-                .starts_with("application/sdp")
-            {
-                let mut r = with_to_tag(req.response(415), &req, None);
-                r.headers.push(HeaderName::Accept, "application/sdp");
-                return self.respond(now, &tx, r);
-            }
-            match sdp::answer_body(&req.body) {
-                Ok(n) => Some(n),
-                Err(e) if e.is_not_acceptable() => {
-                    let mut r = with_to_tag(req.response(488), &req, None);
-                    r.headers.push(
-                        HeaderName::Warning,
-                        "304 hotline \"Media type not available\"",
-                    );
-                    return self.respond(now, &tx, r);
-                }
-                Err(e) => {
-                    let mut r = with_to_tag(req.response(400), &req, None);
-                    r.reason = format!("Bad Request - {e}");
-                    return self.respond(now, &tx, r);
-                }
-            }
+        let neg = match answer_offer(&req) {
+            Ok(n) => n,
+            Err(r) => return self.respond(now, &tx, r),
         };
         // RFC 4028: too small a session interval is refused with our minimum.
         let se = req
@@ -1025,6 +1024,7 @@ impl Core {
             queued: None,
             acd_caller: None,
             queued_at: None,
+            priority: 0,
             operator: None,
             waiting: None,
             message_end: None,
@@ -1184,18 +1184,9 @@ impl Core {
         let Some(id) = self.in_dialog(now, &tx, &req) else {
             return;
         };
-        let offer = if req.body.is_empty() {
-            None
-        } else {
-            match sdp::answer_body(&req.body) {
-                Ok(n) => Some(n),
-                Err(e) if e.is_not_acceptable() => return self.reply(now, &tx, &req, 488),
-                Err(e) => {
-                    let mut r = req.response(400);
-                    r.reason = format!("Bad Request - {e}");
-                    return self.respond(now, &tx, r);
-                }
-            }
+        let offer = match answer_offer(&req) {
+            Ok(n) => n,
+            Err(r) => return self.respond(now, &tx, r),
         };
         self.refresh_session(now, &id);
         let Some(call) = self.calls.get_mut(&id) else {
@@ -1347,6 +1338,7 @@ impl Core {
                 self.connect(now, caller, operator)
             }
             Action::Left { caller, outcome } => {
+                self.callback_left(caller, &outcome);
                 let Some(call_id) = self.acd_callers.remove(&caller) else {
                     return;
                 };
@@ -1386,6 +1378,11 @@ impl Core {
             a @ (Action::Announce { .. }
             | Action::OfferCallback { .. }
             | Action::Overflow { .. }) => self.on_waiting_action(now, a),
+            Action::StartCallback {
+                caller,
+                number,
+                operator,
+            } => self.start_callback(now, caller, number, operator),
             other => debug!(action = ?other, "ACD action not carried out yet"),
         }
     }
@@ -1446,6 +1443,7 @@ impl Core {
         } else {
             Duration::ZERO
         };
+        self.caller_gone_from_trunk(now, &call.dialog.id.call_id);
         let operator = call.operator.take().map(|conn| {
             self.caller_gone_from_operator(now, &conn);
             (
@@ -1477,6 +1475,43 @@ impl Core {
             .push(HeaderName::UserAgent, self.settings.user_agent.as_str());
         bye
     }
+}
+
+/// Our answer to the SDP offer in an INVITE or re-INVITE (`None` when it has no body: we offer
+/// in the 200 then), or the response refusing it: 415 for a body that is not SDP, 488 with a
+/// Warning when no offered media is acceptable, 400 for malformed SDP.
+fn answer_offer(req: &Request) -> Result<Option<Negotiated>, Response> {
+    if req.body.is_empty() {
+        return Ok(None);
+    }
+    let ct = req.headers.get(&HeaderName::ContentType).unwrap_or("");
+    let r = if !ct
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("application/sdp")
+    {
+        let mut r = req.response(415);
+        r.headers.push(HeaderName::Accept, "application/sdp");
+        r
+    } else {
+        match sdp::answer_body(&req.body) {
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.is_not_acceptable() => {
+                let mut r = req.response(488);
+                r.headers.push(
+                    HeaderName::Warning,
+                    "304 hotline \"Media type not available\"",
+                );
+                r
+            }
+            Err(e) => {
+                let mut r = req.response(400);
+                r.reason = format!("Bad Request - {e}");
+                r
+            }
+        }
+    };
+    Err(with_to_tag(r, req, None))
 }
 
 /// Add our To tag to a response (any final response creating no dialog still needs one,

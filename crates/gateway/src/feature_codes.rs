@@ -21,10 +21,9 @@ use sip::transaction::TxKey;
 use sip::{HeaderName, Peer, Request};
 use tracing::{debug, info, info_span, warn};
 
-use super::{random_token, with_to_tag, Call, CallState, Core, TimerKind};
+use super::{answer_offer, random_token, with_to_tag, Call, CallState, Core, TimerKind};
 use super::{OperatorCommand, OperatorControlError};
 use crate::settings::{DtmfMode, LineSettings};
-use media::sdp;
 
 /// How long after the confirmation prompt ends we hang up (the last frames reach the phone).
 const TAIL: Duration = Duration::from_millis(400);
@@ -166,18 +165,9 @@ impl Core {
             return self.reply(now, &tx, &req, 404);
         };
         // Everything the answer needs comes first, so a call we cannot answer changes nothing.
-        let neg = if req.body.is_empty() {
-            None
-        } else {
-            match sdp::answer_body(&req.body) {
-                Ok(n) => Some(n),
-                Err(e) if e.is_not_acceptable() => return self.reply(now, &tx, &req, 488),
-                Err(e) => {
-                    let mut r = with_to_tag(req.response(400), &req, None);
-                    r.reason = format!("Bad Request - {e}");
-                    return self.respond(now, &tx, r);
-                }
-            }
+        let neg = match answer_offer(&req) {
+            Ok(n) => n,
+            Err(r) => return self.respond(now, &tx, r),
         };
         let dialog = match Dialog::uas(&req, &random_token(10)) {
             Ok(d) => d,
@@ -248,6 +238,7 @@ impl Core {
             in_ivr: false,
             queued: None,
             waiting: None,
+            priority: 0,
             acd_caller: None,
             queued_at: None,
             operator: None,

@@ -25,7 +25,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use media::DtmfVia;
-pub use settings::{DtmfMode, LineSettings, OperatorSettings, Settings, TrunkSettings};
+pub use settings::{
+    DtmfMode, LineSettings, OperatorSettings, Settings, TrunkOutbound, TrunkSettings,
+};
 
 /// A new configuration for the running gateway, and where to say it was taken.
 type ReloadRequest = (Settings, tokio::sync::oneshot::Sender<Vec<&'static str>>);
@@ -205,6 +207,11 @@ pub enum EndReason {
     IvrHangup,
     /// The operator the caller was bridged to hung up.
     OperatorHungUp,
+    /// The outside number the caller was transferred to hung up.
+    TransferEnded,
+    /// A transfer to an outside number failed with nobody left to take the caller (the menu
+    /// had no fallback, or the operator who transferred had hung up).
+    TransferFailed,
 }
 
 impl EndReason {
@@ -220,6 +227,8 @@ impl EndReason {
             EndReason::NoMediaPort => "no_media_port",
             EndReason::IvrHangup => "ivr_hangup",
             EndReason::OperatorHungUp => "operator_hung_up",
+            EndReason::TransferEnded => "transfer_ended",
+            EndReason::TransferFailed => "transfer_failed",
         }
     }
 }
@@ -251,7 +260,7 @@ pub struct CallEnded {
 pub enum IvrEnd {
     /// The caller entered a queue (whether an operator answered is [`CallEnded::operator`]).
     Queue,
-    /// Sent to an outside number (recorded only for now; see [`IvrStep::Transferred`]).
+    /// Sent to an outside number (see [`IvrStep::Transferred`] and [`CallLog::transferred`]).
     Transferred,
     /// A callback was booked.
     Callback,
@@ -275,8 +284,8 @@ pub enum IvrStep {
     Variable { name: String, value: String },
     /// The caller entered a queue; the call stays up hearing the queue's music on hold.
     EnteredQueue { queue: String, priority: i32 },
-    /// The menu transferred the caller to an outside number. Only recorded for now: the call
-    /// is ended after the transfer node's prompt (real trunk transfer comes with the queues).
+    /// The menu sends the caller to an outside number: it is dialled through the trunk and
+    /// bridged on the answer ([`CallLog::transferred`] says how it went).
     Transferred { number: String },
     /// A callback was booked to `number`; the call ends after the closing prompt.
     CallbackRequested { number: String },
@@ -313,6 +322,20 @@ pub trait CallLog: Send + Sync + 'static {
         let _ = (caller, lookback);
         Box::pin(std::future::ready(Ok(None)))
     }
+    /// A transfer of the caller (by an operator's REFER or a menu's transfer node) reached its
+    /// target (`status` 200) or failed with `status`.
+    fn transferred(&self, appeal: &str, transfer: &TransferRecord<'_>) {
+        let _ = (appeal, transfer);
+    }
+    /// One attempt to call a booked callback's number ended; `appeal` is the booking call's.
+    fn callback_attempt(&self, appeal: &str, attempt: &CallbackAttempt<'_>) {
+        let _ = (appeal, attempt);
+    }
+    /// A callback's talk ended: the caller talked to `operator` for `talked` (from the
+    /// bridge). The appeal's outcome stays `callback`, now with the operator and talk time.
+    fn callback_talked(&self, appeal: &str, operator: &str, talked: Duration) {
+        let _ = (appeal, operator, talked);
+    }
 }
 
 /// The answer to [`CallLog::returning_operator`]: the operator's login, or none.
@@ -329,6 +352,73 @@ pub enum LookupError {
     /// The query failed.
     #[error("the appeal store query failed: {0}")]
     Query(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What a caller was transferred to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferKind {
+    /// A queue of the ACD (the caller waits there again).
+    Queue,
+    /// An outside number dialled through the trunk.
+    Number,
+}
+
+impl TransferKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferKind::Queue => "queue",
+            TransferKind::Number => "number",
+        }
+    }
+}
+
+/// A transfer of a caller, for its appeal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRecord<'a> {
+    /// The operator whose REFER asked for it (`None`: the voice menu).
+    pub operator: Option<&'a str>,
+    /// The queue name or the number.
+    pub target: &'a str,
+    pub kind: TransferKind,
+    /// 200 when the caller reached the target, else the failure (the SIP status).
+    pub status: u16,
+    /// How long the caller talked to that operator before the transfer.
+    pub operator_talked: Option<Duration>,
+}
+
+/// How one callback attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    Answered,
+    NoAnswer,
+    Busy,
+    /// The number could not be reached (a trunk error, no trunk).
+    Failed,
+    /// The operator hung up before the number answered.
+    OperatorLeft,
+}
+
+impl CallbackOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackOutcome::Answered => "answered",
+            CallbackOutcome::NoAnswer => "no_answer",
+            CallbackOutcome::Busy => "busy",
+            CallbackOutcome::Failed => "failed",
+            CallbackOutcome::OperatorLeft => "operator_left",
+        }
+    }
+}
+
+/// One attempt to call a callback's number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackAttempt<'a> {
+    pub number: &'a str,
+    /// The operator who waited on the line.
+    pub operator: &'a str,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub result: CallbackOutcome,
 }
 
 /// A `CallLog` that writes nothing (tests, tools).

@@ -1,6 +1,11 @@
-//! Operator legs (B2BUA): what the core does with the ACD's `Offer`, `CancelOffer` and
-//! `Connect`.
+//! Our calls out (B2BUA UAC legs): one piece of code places every call we make — an operator's
+//! registered contacts for the ACD's `Offer` (and a callback's operator), or a number through
+//! the trunk (`outbound`) — and handles its INVITE transactions: 1xx, the first 2xx (ACK, the
+//! other forks CANCELled, RTP started), final errors and timeouts, 401/407 answered once with
+//! the trunk's digest credentials, CANCEL on give-up, BYE either way. What an answer, a failure
+//! or a hang-up means is decided by the leg's [`LegFor`].
 //!
+//! For the ACD's `Offer`, `CancelOffer` and `Connect`:
 //! An offer INVITEs every registered contact of the operator (each contact one client
 //! transaction, all under one Call-ID of ours, our SDP offer on a fresh RTP port pair). 1xx go
 //! to nobody: the caller keeps hearing the queue. The first 200 wins: it is ACKed, the other
@@ -8,32 +13,72 @@
 //! `Connect` bridges the two legs. A final error (or a transaction timeout) on the last fork is
 //! `offer_failed`. A BYE from either side ends both legs and the operator's call in the ACD.
 
+use super::outbound::TrunkPurpose;
 use super::*;
 use acd::OfferFailure;
 use sip::transaction::new_branch;
 use sip::Uri;
 
-/// One INVITE to one of the operator's contacts.
+/// One INVITE to one of the leg's targets.
 pub(super) struct OpFork {
     tx: TxKey,
     invite: Request,
     peer: Peer,
 }
 
-/// Our call to an operator, from the offer to its end.
+/// Who a leg of ours calls, and so what its answer, failure and hang-up mean.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum LegFor {
+    /// An operator rung for a caller of the ACD (a waiting caller, or a callback whose number
+    /// is dialled once the operator answers).
+    Offer {
+        caller: CallerId,
+        operator: OperatorId,
+    },
+    /// A number dialled through the trunk (see `outbound`).
+    Trunk(TrunkPurpose),
+}
+
+/// Our call out, from the INVITE to its end.
 pub(super) struct OpLeg {
-    caller: CallerId,
-    operator: OperatorId,
+    pub(super) for_: LegFor,
     /// The INVITEs still without a final response (all of them until one answers).
     forks: Vec<OpFork>,
-    /// The ACD withdrew the offer: a late failure is not reported, a late 200 is hung up.
-    cancelled: bool,
+    /// We gave up (the ACD withdrew the offer, the caller left): a late failure is not
+    /// reported, a late 200 is hung up.
+    pub(super) cancelled: bool,
     /// Our UAC dialog with the phone that answered, and where it is.
-    dialog: Option<(Dialog, Peer)>,
-    local: SocketAddr,
+    pub(super) dialog: Option<(Dialog, Peer)>,
+    pub(super) local: SocketAddr,
     rtp_port: u16,
     ports: Option<BoundPorts>,
-    leg: Option<Arc<LegShared>>,
+    pub(super) leg: Option<Arc<LegShared>>,
+    /// The appeal the leg's media belongs to (recording names) and the prompts it may play.
+    appeal: String,
+    prompts: Arc<PromptCache>,
+    /// Digest credentials for a 401/407 (the trunk's), and whether they were sent already:
+    /// a second challenge after ours is a failure, not a loop.
+    credentials: Option<(String, String)>,
+    authenticated: bool,
+    /// The CSeq number of the INVITE that was answered (the ACK names it).
+    invite_cseq: u32,
+}
+
+/// What [`Core::place_call`] needs.
+pub(super) struct LegSpec {
+    pub for_: LegFor,
+    /// Request-URI and where to send it, one INVITE (fork) each.
+    pub targets: Vec<(Uri, Peer)>,
+    /// Our address for Via and Contact, and the address for our RTP.
+    pub local: SocketAddr,
+    pub ip: IpAddr,
+    /// The From user (the line's number, so the far end sees who calls).
+    pub from_user: String,
+    /// The To header value.
+    pub to: String,
+    pub appeal: String,
+    pub prompts: Arc<PromptCache>,
+    pub credentials: Option<(String, String)>,
 }
 
 /// The operator a caller talks to.
@@ -61,6 +106,11 @@ impl Core {
         caller: CallerId,
         operators: Vec<OperatorId>,
     ) {
+        if self.dialling.is_booked(caller) {
+            // offered before the caller booked a callback: the ACD's CancelOffer follows
+            debug!(%caller, "offer to a caller who booked a callback; not rung");
+            return;
+        }
         for op in operators {
             if let Err(why) = self.offer_one(now, caller, &op) {
                 info!(%caller, operator = %op, why, "operator cannot be rung");
@@ -81,50 +131,103 @@ impl Core {
     ) -> Result<(), &'static str> {
         let call_id = self.acd_callers.get(&caller).ok_or("the caller is gone")?;
         let call = self.calls.get(call_id).ok_or("the caller is gone")?;
-        let contacts: Vec<(Uri, Peer)> = self
+        let from_user = call.line.from_user();
+        let (local, ip) = (call.local, self.local_ip(call));
+        let (appeal, prompts) = (call.appeal.clone(), call.prompts.clone());
+        self.ring_operator(now, caller, op, local, ip, from_user, appeal, prompts)
+            .map(drop)
+    }
+
+    /// INVITEs every registered contact of `op` for the ACD's `caller`.
+    // one value per part of the INVITE; a struct would only rename them
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ring_operator(
+        &mut self,
+        now: Instant,
+        caller: CallerId,
+        op: &OperatorId,
+        local: SocketAddr,
+        ip: IpAddr,
+        from_user: String,
+        appeal: String,
+        prompts: Arc<PromptCache>,
+    ) -> Result<String, &'static str> {
+        let targets: Vec<(Uri, Peer)> = self
             .registrar
             .lookup(now, op.as_str())
             .iter()
             .map(|b| (b.uri.clone(), b.source))
             .collect();
-        if contacts.is_empty() {
+        if targets.is_empty() {
             return Err("no registered contact");
         }
-        let local = call.local;
-        let ip = self.local_ip(call);
-        let line = call
-            .line
-            .numbers
-            .first()
-            .cloned()
-            .unwrap_or_else(|| call.line.id.clone());
-        let ports = self.media.ports.allocate(ip).ok_or("no free RTP port")?;
+        let contacts = targets.len();
+        let to = format!("<sip:{op}@{}>", self.settings.realm);
+        let leg_id = self.place_call(
+            now,
+            LegSpec {
+                for_: LegFor::Offer {
+                    caller,
+                    operator: op.clone(),
+                },
+                targets,
+                local,
+                ip,
+                from_user,
+                to,
+                appeal,
+                prompts,
+                credentials: None,
+            },
+        )?;
+        info!(%caller, operator = %op, contacts, "ringing the operator");
+        Ok(leg_id)
+    }
+
+    /// Places a call: one INVITE per target (one Call-ID of ours, our SDP offer on a fresh
+    /// RTP port pair). Returns the leg's id (its Call-ID).
+    pub(super) fn place_call(
+        &mut self,
+        now: Instant,
+        spec: LegSpec,
+    ) -> Result<String, &'static str> {
+        let ports = self
+            .media
+            .ports
+            .allocate(spec.ip)
+            .ok_or("no free RTP port")?;
         let rtp_port = ports.port;
         let leg_id = random_token(24);
-        let from = format!("<sip:{line}@{}>;tag={}", host_port(local), random_token(10));
-        let to = format!("<sip:{op}@{}>", self.settings.realm);
+        let from_user = sip::message::escape(&spec.from_user, |c| {
+            c.is_ascii_alphanumeric() || "-_.+".contains(c)
+        });
+        let from = format!(
+            "<sip:{from_user}@{}>;tag={}",
+            host_port(spec.local),
+            random_token(10)
+        );
         let session: u64 = rand::thread_rng().gen_range(1..1_000_000_000);
-        let body = sdp::offer(ip, rtp_port, session, 1);
+        let body = sdp::offer(spec.ip, rtp_port, session, 1);
         let mut forks = Vec::new();
-        for (uri, peer) in contacts {
+        for (uri, peer) in spec.targets {
             let mut r = Request::new(Method::Invite, uri);
             r.headers.push(
                 HeaderName::Via,
                 format!(
                     "SIP/2.0/{} {};branch={};rport",
                     peer.transport.as_str(),
-                    host_port(local),
+                    host_port(spec.local),
                     new_branch()
                 ),
             );
             r.headers.push(HeaderName::MaxForwards, "70");
             r.headers.push(HeaderName::From, from.as_str());
-            r.headers.push(HeaderName::To, to.as_str());
+            r.headers.push(HeaderName::To, spec.to.as_str());
             r.headers.push(HeaderName::CallId, leg_id.as_str());
             r.headers.push(HeaderName::CSeq, "1 INVITE");
             r.headers.push(
                 HeaderName::Contact,
-                format!("<sip:hotline@{}>", host_port(local)),
+                format!("<sip:hotline@{}>", host_port(spec.local)),
             );
             r.headers.push(HeaderName::Allow, ALLOW);
             r.headers
@@ -140,58 +243,154 @@ impl Core {
                         peer,
                     });
                 }
-                Err(e) => debug!(error = %e, "could not send the INVITE to a contact"),
+                Err(e) => debug!(error = %e, "could not send an INVITE"),
             }
         }
         if forks.is_empty() {
             self.media.ports.release(rtp_port);
             return Err("no INVITE could be sent");
         }
-        info!(%caller, operator = %op, contacts = forks.len(), "ringing the operator");
         self.op_legs.insert(
-            leg_id,
+            leg_id.clone(),
             OpLeg {
-                caller,
-                operator: op.clone(),
+                for_: spec.for_,
                 forks,
                 cancelled: false,
                 dialog: None,
-                local,
+                local: spec.local,
                 rtp_port,
                 ports: Some(ports),
                 leg: None,
+                appeal: spec.appeal,
+                prompts: spec.prompts,
+                credentials: spec.credentials,
+                authenticated: false,
+                invite_cseq: 1,
             },
         );
-        Ok(())
+        Ok(leg_id)
     }
 
-    /// `CancelOffer`: CANCEL the operator's INVITEs still ringing for the caller.
-    pub(super) fn cancel_offer(&mut self, now: Instant, caller: CallerId, operator: &OperatorId) {
-        let Some(leg) = self.op_legs.values_mut().find(|l| {
-            l.caller == caller && l.operator == *operator && l.dialog.is_none() && !l.cancelled
-        }) else {
-            return;
+    /// Gives up on a leg that has not been answered: CANCEL every fork (a late 200 is hung
+    /// up, a late failure not reported). `false` when the leg is unknown or already answered.
+    pub(super) fn cancel_leg(&mut self, now: Instant, leg_id: &str) -> bool {
+        let Some(leg) = self.op_legs.get_mut(leg_id) else {
+            return false;
         };
+        if leg.dialog.is_some() || leg.cancelled {
+            return false;
+        }
         leg.cancelled = true;
         for f in &leg.forks {
             if let Err(e) = self.endpoint.cancel(now, &f.tx) {
                 debug!(error = %e, "could not CANCEL a fork");
             }
         }
+        true
     }
 
-    /// A response to one of our INVITEs to an operator; `false` when `tx` is not one.
+    /// `CancelOffer`: CANCEL the operator's INVITEs still ringing for the caller.
+    pub(super) fn cancel_offer(&mut self, now: Instant, caller: CallerId, operator: &OperatorId) {
+        let offer = LegFor::Offer {
+            caller,
+            operator: operator.clone(),
+        };
+        let Some(leg_id) = self
+            .op_legs
+            .iter()
+            .find(|(_, l)| l.for_ == offer && l.dialog.is_none() && !l.cancelled)
+            .map(|(id, _)| id.clone())
+        else {
+            return;
+        };
+        self.cancel_leg(now, &leg_id);
+        self.dialling.forget_run(caller, &leg_id);
+    }
+
+    /// A response to one of our INVITEs; `false` when `tx` is not one.
     pub(super) fn on_op_response(&mut self, now: Instant, tx: &TxKey, response: Response) -> bool {
         let Some(leg_id) = self.op_txs.get(tx).cloned() else {
             return false;
         };
         match response.status {
-            // the caller keeps hearing the queue
+            // an operator's ringing goes to nobody: the caller keeps hearing the queue
             100..=199 => {}
             200..=299 => self.op_answered(now, &leg_id, tx, &response),
+            401 | 407 if self.retry_with_credentials(now, &leg_id, tx, &response) => {}
             s => self.op_fork_failed(now, &leg_id, tx, Some(s)),
         }
         true
+    }
+
+    /// Answers a 401/407 on a fork with the leg's credentials: the INVITE again with a new
+    /// branch, the next CSeq and the digest. Once per leg; `false` when not retried.
+    fn retry_with_credentials(
+        &mut self,
+        now: Instant,
+        leg_id: &str,
+        tx: &TxKey,
+        response: &Response,
+    ) -> bool {
+        let Some(leg) = self.op_legs.get_mut(leg_id) else {
+            return false;
+        };
+        let Some((user, password)) = leg.credentials.clone() else {
+            return false;
+        };
+        if leg.authenticated || leg.cancelled {
+            return false;
+        }
+        let Some(fork) = leg.forks.iter_mut().find(|f| f.tx == *tx) else {
+            return false;
+        };
+        let uri = fork.invite.uri.to_string();
+        let cnonce = random_token(16);
+        let header = match sip::auth::answer_challenge(
+            response,
+            &Method::Invite,
+            &uri,
+            &user,
+            &password,
+            &cnonce,
+            1,
+        ) {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(error = %e, status = response.status, "cannot answer the trunk's challenge");
+                return false;
+            }
+        };
+        let mut r = fork.invite.clone();
+        let cseq = r.headers.cseq().map(|c| c.seq).unwrap_or(1).wrapping_add(1);
+        r.headers.set(HeaderName::CSeq, format!("{cseq} INVITE"));
+        r.headers.set(
+            HeaderName::Via,
+            format!(
+                "SIP/2.0/{} {};branch={};rport",
+                fork.peer.transport.as_str(),
+                host_port(leg.local),
+                new_branch()
+            ),
+        );
+        r.headers.push(header.0, header.1);
+        match self.endpoint.send_request(now, fork.peer, r.clone()) {
+            Ok(new_tx) => {
+                self.op_txs.remove(tx);
+                self.op_txs.insert(new_tx.clone(), leg_id.to_string());
+                fork.tx = new_tx;
+                fork.invite = r;
+                leg.authenticated = true;
+                debug!(
+                    status = response.status,
+                    "INVITE sent again with credentials"
+                );
+                true
+            }
+            Err(e) => {
+                debug!(error = %e, "could not send the INVITE with credentials");
+                false
+            }
+        }
     }
 
     /// Our INVITE to an operator timed out; `false` when `tx` is not one.
@@ -212,17 +411,28 @@ impl Core {
         if leg.dialog.is_some() || !leg.forks.is_empty() {
             return; // another fork answered or still rings
         }
-        let (caller, op, cancelled) = (leg.caller, leg.operator.clone(), leg.cancelled);
+        let (for_, cancelled) = (leg.for_.clone(), leg.cancelled);
         self.drop_op_leg(now, leg_id);
         if cancelled {
             return;
         }
-        let reason = failure(status);
-        info!(%caller, operator = %op, ?status, ?reason, "the operator did not answer");
-        if let Some(acd) = self.acd.as_mut() {
-            if let Err(e) = acd.offer_failed(now, caller, &op, reason) {
-                debug!(error = %e, "offer already over");
+        self.leg_failed(now, for_, status);
+    }
+
+    /// No fork of a leg answered (`status` `None` for a timeout or a leg that could not start).
+    fn leg_failed(&mut self, now: Instant, for_: LegFor, status: Option<u16>) {
+        match for_ {
+            LegFor::Offer { caller, operator } => {
+                self.dialling.forget_caller(caller);
+                let reason = failure(status);
+                info!(%caller, %operator, ?status, ?reason, "the operator did not answer");
+                if let Some(acd) = self.acd.as_mut() {
+                    if let Err(e) = acd.offer_failed(now, caller, &operator, reason) {
+                        debug!(error = %e, "offer already over");
+                    }
+                }
             }
+            LegFor::Trunk(purpose) => self.trunk_failed(now, purpose, status),
         }
     }
 
@@ -233,21 +443,22 @@ impl Core {
         let Some(fork) = leg.forks.iter().find(|f| f.tx == *tx) else {
             // a 2xx retransmission after the fork was settled: ACK it again
             if let Some((d, peer)) = &leg.dialog {
-                let ack = d.ack_for_2xx(1, &host_port(leg.local), peer.transport);
+                let ack = d.ack_for_2xx(leg.invite_cseq, &host_port(leg.local), peer.transport);
                 self.endpoint.send_stateless(*peer, Message::Request(ack));
             }
             return;
         };
         let peer = fork.peer;
+        let cseq = fork.invite.headers.cseq().map(|c| c.seq).unwrap_or(1);
         let dialog = match Dialog::uac(&fork.invite, response) {
             Ok(d) => d,
             Err(e) => {
-                warn!(error = %e, "unusable 200 from the operator's phone");
+                warn!(error = %e, "unusable 200 to our INVITE");
                 return;
             }
         };
         let via = host_port(leg.local);
-        let ack = dialog.ack_for_2xx(1, &via, peer.transport);
+        let ack = dialog.ack_for_2xx(cseq, &via, peer.transport);
         self.endpoint
             .send_stateless(peer, Message::Request(ack.clone()));
         if leg.dialog.is_some() || leg.cancelled {
@@ -276,53 +487,59 @@ impl Core {
         }
         leg.forks.retain(|f| f.tx != *tx);
         leg.dialog = Some((dialog, peer));
-        let (caller, op) = (leg.caller, leg.operator.clone());
+        leg.invite_cseq = cseq;
+        let for_ = leg.for_.clone();
+        let (appeal, prompts) = (leg.appeal.clone(), leg.prompts.clone());
         let ports = leg.ports.take();
         let neg = sdp::answer_body(&response.body);
-        let from_call = self
-            .acd_callers
-            .get(&caller)
-            .and_then(|id| self.calls.get(id))
-            .map(|c| (c.appeal.clone(), c.prompts.clone()));
-        let started = match (neg, ports, &from_call) {
-            (Ok(neg), Some(ports), Some((appeal, prompts))) => self.media.start_leg(
+        let started = match (neg, ports) {
+            (Ok(neg), Some(ports)) => self.media.start_leg(
                 now,
                 LegStart {
                     call_id: leg_id,
-                    appeal,
+                    appeal: &appeal,
                     ports,
                     neg,
-                    prompts,
+                    prompts: &prompts,
                     greeting: None,
                     inband: false,
                     record: false,
                     timeout: None,
                 },
             ),
-            (Err(e), _, _) => {
-                warn!(error = %e, "the operator's SDP answer is unusable");
+            (Err(e), _) => {
+                warn!(error = %e, "the SDP answer to our INVITE is unusable");
                 None
             }
             _ => None,
         };
         let Some(started) = started else {
             self.hangup_op_leg(now, leg_id);
-            if let Some(acd) = self.acd.as_mut() {
-                let _ = acd.offer_failed(now, caller, &op, OfferFailure::Error);
-            }
+            self.leg_failed(now, for_, None);
             return;
         };
         if let Some(leg) = self.op_legs.get_mut(leg_id) {
             leg.leg = Some(started);
         }
+        let (caller, op) = match for_ {
+            LegFor::Offer { caller, operator } => (caller, operator),
+            LegFor::Trunk(purpose) => return self.trunk_answered(now, leg_id, purpose),
+        };
         info!(%caller, operator = %op, "the operator answered");
         let answered = self
             .acd
             .as_mut()
             .map(|acd| acd.offer_answered(now, caller, &op));
-        if let Some(Err(e)) = answered {
-            info!(error = %e, "the caller is no longer waiting; hanging up the operator");
-            self.hangup_op_leg(now, leg_id);
+        match answered {
+            Some(Err(e)) => {
+                info!(error = %e, "the caller is no longer waiting; hanging up the operator");
+                self.hangup_op_leg(now, leg_id);
+            }
+            // a callback: the operator is on the line, now dial the caller's number
+            Some(Ok(())) if self.dialling.is_callback(caller) => {
+                self.callback_operator_answered(now, caller, leg_id)
+            }
+            _ => {}
         }
     }
 
@@ -331,7 +548,14 @@ impl Core {
         let leg_id = self
             .op_legs
             .iter()
-            .find(|(_, l)| l.caller == caller && l.operator == operator && l.dialog.is_some())
+            .find(|(_, l)| {
+                l.dialog.is_some()
+                    && l.for_
+                        == LegFor::Offer {
+                            caller,
+                            operator: operator.clone(),
+                        }
+            })
             .map(|(id, _)| id.clone());
         let Some(leg_id) = leg_id else {
             return;
@@ -365,8 +589,8 @@ impl Core {
         });
     }
 
-    /// A request in one of our operator dialogs (BYE ends the call); `Some(req)` back when the
-    /// Call-ID is not an operator leg's.
+    /// A request in one of our legs' dialogs (BYE ends the leg, REFER transfers the caller);
+    /// `Some(req)` back when the Call-ID is not a leg's.
     pub(super) fn on_op_request(
         &mut self,
         now: Instant,
@@ -394,35 +618,56 @@ impl Core {
         match req.method {
             Method::Bye => {
                 self.reply(now, tx, &req, 200);
-                let call_id = self
-                    .calls
-                    .iter()
-                    .find(|(_, c)| c.operator.as_ref().is_some_and(|o| o.leg == leg_id))
-                    .map(|(id, _)| id.clone());
-                let op = self.op_legs.get(&leg_id).map(|l| l.operator.clone());
-                self.drop_op_leg(now, &leg_id);
-                if let Some(op) = op {
-                    info!(operator = %op, "the operator hung up");
-                    if let Some(acd) = self.acd.as_mut() {
-                        if let Err(e) = acd.call_ended(now, &op) {
-                            debug!(error = %e, "operator was not on a call");
-                        }
+                let for_ = self.op_legs.get(&leg_id).map(|l| l.for_.clone());
+                match for_ {
+                    Some(LegFor::Offer { operator, .. }) => {
+                        self.operator_hung_up(now, &leg_id, operator)
                     }
-                }
-                if let Some(call_id) = call_id {
-                    if let Some(call) = self.calls.get_mut(&call_id) {
-                        // already told the ACD above
-                        if let Some(c) = call.operator.as_mut() {
-                            c.leg.clear();
-                        }
+                    Some(LegFor::Trunk(purpose)) => {
+                        self.drop_op_leg(now, &leg_id);
+                        self.trunk_hung_up(now, &leg_id, purpose);
                     }
-                    self.end_call(now, &call_id, EndReason::OperatorHungUp);
+                    None => {}
                 }
             }
+            Method::Refer => self.on_refer(now, tx, &leg_id, &req),
             Method::Ack => {}
             _ => self.reply(now, tx, &req, 200),
         }
         None
+    }
+
+    /// The operator hung up their leg: the ACD frees them; the caller they talked to is hung up
+    /// (unless a transfer took the caller elsewhere, or the leg was a callback's).
+    fn operator_hung_up(&mut self, now: Instant, leg_id: &str, op: OperatorId) {
+        let call_id = self
+            .calls
+            .iter()
+            .find(|(_, c)| c.operator.as_ref().is_some_and(|o| o.leg == leg_id))
+            .map(|(id, _)| id.clone());
+        self.drop_op_leg(now, leg_id);
+        info!(operator = %op, "the operator hung up");
+        if self.callback_operator_hung_up(now, leg_id) {
+            return; // the callback told the ACD
+        }
+        if let Some(acd) = self.acd.as_mut() {
+            if let Err(e) = acd.call_ended(now, &op) {
+                debug!(error = %e, "operator was not on a call");
+            }
+        }
+        let Some(call_id) = call_id else {
+            return;
+        };
+        if let Some(call) = self.calls.get_mut(&call_id) {
+            // already told the ACD above
+            if let Some(c) = call.operator.as_mut() {
+                c.leg.clear();
+            }
+        }
+        if self.transferor_left(now, &call_id) {
+            return; // the caller goes on to the transfer target
+        }
+        self.end_call(now, &call_id, EndReason::OperatorHungUp);
     }
 
     /// The caller's call ended while connected: BYE the operator and tell the ACD.
@@ -438,8 +683,8 @@ impl Core {
         }
     }
 
-    /// Sends BYE on the operator's dialog (when it has one) and drops the leg.
-    fn hangup_op_leg(&mut self, now: Instant, leg_id: &str) {
+    /// Sends BYE on the leg's dialog (when it has one) and drops the leg.
+    pub(super) fn hangup_op_leg(&mut self, now: Instant, leg_id: &str) {
         if let Some(leg) = self.op_legs.get_mut(leg_id) {
             if let Some((d, peer)) = leg.dialog.as_mut() {
                 let bye = d.request(Method::Bye, &host_port(leg.local), peer.transport);
@@ -447,7 +692,7 @@ impl Core {
                     Ok(t) => {
                         self.our_requests.insert(t);
                     }
-                    Err(e) => debug!(error = %e, "could not send BYE to the operator"),
+                    Err(e) => debug!(error = %e, "could not send BYE on our leg"),
                 }
             }
         }
@@ -455,7 +700,7 @@ impl Core {
     }
 
     /// Forgets the leg: media closed, ports back, transactions unmapped.
-    fn drop_op_leg(&mut self, now: Instant, leg_id: &str) {
+    pub(super) fn drop_op_leg(&mut self, now: Instant, leg_id: &str) {
         let Some(leg) = self.op_legs.remove(leg_id) else {
             return;
         };

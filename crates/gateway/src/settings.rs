@@ -34,6 +34,14 @@ pub struct LineSettings {
     pub start: String,
 }
 
+impl LineSettings {
+    /// The user part our calls for this line go out with (callbacks, transfers, operator
+    /// legs): its main number, or its id when it has none.
+    pub fn from_user(&self) -> String {
+        self.numbers.first().unwrap_or(&self.id).clone()
+    }
+}
+
 /// The name a menu prompt has in the [`PromptCache`]: its WAV file. Two menus naming the same
 /// file share one decoded copy; two prompt folders with the same prompt names never clash.
 pub fn menu_prompt_name(file: &Path) -> PromptName {
@@ -72,8 +80,23 @@ impl DtmfMode {
 pub struct TrunkSettings {
     pub name: String,
     pub allow: Vec<IpNet>,
-    /// Digest credentials the trunk may use when its address is not in `allow`.
+    /// Digest credentials: the trunk may use them when its address is not in `allow`, and we
+    /// answer its 401/407 challenges with them when we call out through it.
     pub credentials: Option<(String, String)>,
+    /// Where calls we place through this trunk go (callbacks, transfers to numbers); `None`
+    /// for a trunk that only brings calls in.
+    pub outbound: Option<TrunkOutbound>,
+}
+
+/// A trunk's outbound target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkOutbound {
+    /// The configured URI (`sip:127.0.0.1:5080`): its host, port and parameters make the
+    /// Request-URI, the dialled number its user part.
+    pub uri: sip::SipUri,
+    /// Where the INVITEs go (resolved when the configuration is loaded; UDP, or TCP with
+    /// `;transport=tcp`).
+    pub peer: sip::Peer,
 }
 
 #[derive(Debug, Clone)]

@@ -510,42 +510,24 @@ impl Core {
                     (None, _) => {}
                 }
             }
-            Do::Book(number) => self.book_callback(now, call_id, number),
+            Do::Book(number) => self.confirm_callback(now, call_id, number),
             Do::Record => self.start_message(now, call_id, OVERFLOW_MESSAGE_MAX),
             Do::Hangup => self.end_call(now, call_id, EndReason::IvrHangup),
         }
     }
 
-    /// The caller confirmed `number`: the ACD keeps the place in line, the appeal gets the
-    /// request, and the call ends after the closing prompt without leaving the queue.
-    fn book_callback(&mut self, now: Instant, call_id: &str, number: String) {
+    /// The caller confirmed `number`: the ACD keeps the place in line (`book_callback`, which
+    /// also keeps what dialling needs), the appeal gets the request, and the call ends after
+    /// the closing prompt without leaving the queue.
+    fn confirm_callback(&mut self, now: Instant, call_id: &str, number: String) {
+        let result = self.book_callback(now, call_id, &number);
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
-        };
-        let Some(id) = call.acd_caller else {
-            return;
-        };
-        let result = match self.acd.as_mut() {
-            Some(acd) => acd.callback_requested(now, id, &number),
-            None => return,
         };
         let todo = match result {
             Ok(()) => {
                 info!("callback booked; the caller keeps the place in the queue");
-                // the entry stays in the ACD without this call: its hang-up is not `caller_left`
-                call.acd_caller = None;
-                self.acd_callers.remove(&id);
-                if let Some(queue) = call.queued.take() {
-                    self.stats.queue_leave(&queue, call_id);
-                }
                 call.ivr_end = Some(IvrEnd::Callback);
-                self.booked.insert(
-                    id,
-                    BookedCallback {
-                        appeal: call.appeal.clone(),
-                        number: number.clone(),
-                    },
-                );
                 self.log
                     .ivr_step(&call.appeal, &IvrStep::CallbackRequested { number });
                 call.waiting.as_mut().map(Waiting::booked)
@@ -678,6 +660,7 @@ impl Core {
         let id = CallerId(self.next_caller);
         match acd.caller_joined(now, id, &QueueId::from(queue), priority, returning) {
             Ok(()) => {
+                call.priority = priority;
                 call.acd_caller = Some(id);
                 self.acd_callers.insert(id, call_id.to_string());
             }
@@ -752,16 +735,6 @@ impl Core {
             }
         }
     }
-}
-
-/// A callback the caller booked while waiting: the ACD holds the place in line (its
-/// `CallerId`); this is what the daemon knows to dial it and write the attempts down.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BookedCallback {
-    /// The appeal of the call that booked it.
-    pub appeal: String,
-    /// The number to call.
-    pub number: String,
 }
 
 /// What an ACD action asks of the waiting caller.

@@ -72,6 +72,7 @@ fn settings() -> Settings {
             name: "local".into(),
             allow: vec!["127.0.0.1/32".parse().unwrap(), "::1/128".parse().unwrap()],
             credentials: None,
+            outbound: None,
         }],
         operators: vec![OperatorSettings {
             login: "op1".into(),
@@ -603,6 +604,7 @@ async fn source_outside_the_trunk_allow_list_gets_403() {
         name: "carrier".into(),
         allow: vec!["192.0.2.0/24".parse().unwrap()],
         credentials: None,
+        outbound: None,
     }];
     let gw = Server::start(s).await;
     let mut uac = Uac::udp(gw.addr).await;
@@ -625,6 +627,7 @@ async fn trunk_with_credentials_is_challenged_then_admitted() {
         name: "carrier".into(),
         allow: vec!["192.0.2.0/24".parse().unwrap()],
         credentials: Some(("carrier".into(), "trunk-pw".into())),
+        outbound: None,
     }];
     let gw = Server::start(s).await;
     let mut uac = Uac::udp(gw.addr).await;

@@ -67,6 +67,7 @@ fn settings(rtp_ports: (u16, u16)) -> Settings {
             name: "local".into(),
             allow: vec!["127.0.0.1/32".parse().unwrap()],
             credentials: None,
+            outbound: None,
         }],
         operators: vec![],
         rtp_ports,

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use appeals::{AppealId, AppealUpdate, AppealWriter, EventKind, NewAppeal, NewCallback, Outcome};
 use chrono::Utc;
 use gateway::{
-    CallArrived, CallEnded, CallLog, EndReason, IvrEnd, IvrStep, LookupError, ReturningLookup,
+    CallArrived, CallEnded, CallLog, CallbackAttempt, EndReason, IvrEnd, IvrStep, LookupError,
+    ReturningLookup, TransferKind, TransferRecord,
 };
 use serde_json::json;
 
@@ -240,6 +241,67 @@ impl CallLog for AppealLog {
                 answered_at: Some(Utc::now()),
                 operator: Some(operator.to_owned()),
                 wait_seconds: Some(wait),
+                ..AppealUpdate::default()
+            },
+        );
+    }
+
+    /// A `transferred` event with the target, its kind (`queue` or `number`), the operator who
+    /// asked (REFER) and how long they had talked, and the result (`status`, 200 = reached).
+    fn transferred(&self, appeal: &str, t: &TransferRecord<'_>) {
+        let Some(id) = parse_id(appeal) else {
+            return;
+        };
+        self.writer.event(
+            id,
+            EventKind::Transferred,
+            json!({
+                "target": t.target,
+                "kind": t.kind.as_str(),
+                "operator": t.operator,
+                "operator_talk_seconds": t.operator_talked.map(|d| d.as_secs()),
+                "status": t.status,
+                "trunk": t.kind == TransferKind::Number,
+            }),
+        );
+    }
+
+    /// A `callback_attempt` event on the booking call's appeal: attempt number, number dialled,
+    /// the operator on the line and the result.
+    fn callback_attempt(&self, appeal: &str, a: &CallbackAttempt<'_>) {
+        let Some(id) = parse_id(appeal) else {
+            return;
+        };
+        self.writer.event(
+            id,
+            EventKind::CallbackAttempt,
+            json!({
+                "attempt": a.attempt,
+                "number": a.number,
+                "operator": a.operator,
+                "result": a.result.as_str(),
+            }),
+        );
+    }
+
+    /// The callback's talk: the appeal's outcome is `callback` with the operator and the talk
+    /// time (an `ended` event with reason `callback_ended`).
+    fn callback_talked(&self, appeal: &str, operator: &str, talked: std::time::Duration) {
+        let Some(id) = parse_id(appeal) else {
+            return;
+        };
+        let talk = i64::try_from(talked.as_secs()).unwrap_or(i64::MAX);
+        self.writer.event(
+            id,
+            EventKind::Ended,
+            json!({ "reason": "callback_ended", "operator": operator, "talk_seconds": talk }),
+        );
+        self.writer.update(
+            id,
+            AppealUpdate {
+                outcome: Some(Outcome::Callback),
+                operator: Some(operator.to_owned()),
+                talk_seconds: Some(talk),
                 ..AppealUpdate::default()
             },
         );

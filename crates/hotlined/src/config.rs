@@ -326,9 +326,13 @@ pub struct Trunk {
     /// Source addresses or networks allowed (`192.0.2.10`, `198.51.100.0/24`, `::1`).
     #[serde(default)]
     pub allow: Vec<String>,
-    /// Optional digest credentials a trunk may authenticate with instead of its address.
+    /// Optional digest credentials a trunk may authenticate with instead of its address; we
+    /// answer the trunk's 401/407 with them when we call out through it.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Where calls we place go (callbacks, transfers to numbers): `sip:host[:port]`, with
+    /// `;transport=tcp` for TCP. The dialled number becomes the URI's user part.
+    pub outbound: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -428,6 +432,8 @@ pub struct Config {
     /// Each line's checked voice menu, by line id (lines without `ivr` have none).
     pub menus: std::collections::BTreeMap<String, std::sync::Arc<ivr::Menu>>,
     pub trunk_nets: Vec<Vec<IpNet>>,
+    /// Each trunk's checked outbound target (same order as `main.trunk`).
+    pub trunk_outbound: Vec<Option<gateway::TrunkOutbound>>,
     /// Every prompt the lines use, checked, decoded and encoded to G.711 once.
     pub prompts: Arc<media::prompts::PromptCache>,
     /// Queues and operators as the ACD takes them, checked (`acd_config::build`).
@@ -583,6 +589,43 @@ fn moh_names(
 }
 
 /// Where `[[table]]` number `index` of `key` (or a key inside it) starts, for semantic errors.
+/// A trunk's `outbound` URI checked and resolved: `sip:` (no TLS yet), a host, UDP or
+/// `;transport=tcp`, no user part (the dialled number goes there). The error says why not.
+fn outbound_target(value: &str) -> Result<gateway::TrunkOutbound, String> {
+    use std::net::ToSocketAddrs;
+    let uri = sip::typed::parse_uri(value).map_err(|e| format!("is not a SIP URI ({})", e.0))?;
+    let sip::Uri::Sip(u) = uri else {
+        return Err("must be a sip: URI".into());
+    };
+    if u.secure {
+        return Err("cannot be sips: (no TLS yet)".into());
+    }
+    if u.user.is_some() {
+        return Err("must not have a user part (the dialled number goes there)".into());
+    }
+    let transport = match u.params.value("transport").map(str::to_ascii_lowercase) {
+        None => sip::Transport::Udp,
+        Some(t) if t == "udp" => sip::Transport::Udp,
+        Some(t) if t == "tcp" => sip::Transport::Tcp,
+        Some(t) => return Err(format!("has transport {t:?} (udp or tcp)")),
+    };
+    let host = match &u.host {
+        sip::Host::Domain(d) => d.clone(),
+        sip::Host::V4(a) => a.to_string(),
+        sip::Host::V6(a) => a.to_string(),
+    };
+    let port = u.port.unwrap_or(5060);
+    let addr = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("does not resolve ({e})"))?
+        .next()
+        .ok_or_else(|| "does not resolve".to_string())?;
+    Ok(gateway::TrunkOutbound {
+        uri: u,
+        peer: sip::Peer { transport, addr },
+    })
+}
+
 fn locate(text: &str, needle: &str, nth: usize) -> (usize, usize) {
     text.match_indices(needle)
         .nth(nth)
@@ -667,6 +710,7 @@ impl Config {
         let (main, text) = main_with_env(main_path, env)?;
         let dir = main_path.parent().unwrap_or(Path::new("."));
         let mut trunk_nets = Vec::new();
+        let mut trunk_outbound = Vec::new();
         for (i, t) in main.trunk.iter().enumerate() {
             let mut nets = Vec::new();
             for a in &t.allow {
@@ -699,6 +743,32 @@ impl Config {
                 });
             }
             trunk_nets.push(nets);
+            let outbound = t
+                .outbound
+                .as_deref()
+                .and_then(|o| match outbound_target(o) {
+                    Ok(target) => Some(target),
+                    Err(why) => {
+                        let (line, col) = locate(&text, &format!("\"{o}\""), 0);
+                        problems.push(Problem {
+                            path: main_path.display().to_string(),
+                            line,
+                            col,
+                            message: format!("trunk {:?}: outbound {o:?} {why}", t.name),
+                        });
+                        None
+                    }
+                });
+            if t.username.is_some() != t.password.is_some() {
+                let (line, col) = locate(&text, "[[trunk]]", i);
+                problems.push(Problem {
+                    path: main_path.display().to_string(),
+                    line,
+                    col,
+                    message: format!("trunk {:?}: `username` and `password` go together", t.name),
+                });
+            }
+            trunk_outbound.push(outbound);
         }
         for a in &main.sip.digest_algorithms {
             if sip::auth::Algorithm::parse(a).is_none() {
@@ -856,6 +926,7 @@ impl Config {
             queues,
             menus,
             trunk_nets,
+            trunk_outbound,
             prompts: Arc::new(prompts),
         })
     }
@@ -1285,6 +1356,55 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("o.toml:1:1: operator \"op1\" needs"), "{s}");
+    }
+
+    #[test]
+    fn trunk_outbound_targets_are_checked_and_resolved() {
+        let t = outbound_target("sip:127.0.0.1:5080").unwrap();
+        assert_eq!(t.peer.addr, SocketAddr::from(([127, 0, 0, 1], 5080)));
+        assert_eq!(t.peer.transport, sip::Transport::Udp);
+        let t = outbound_target("sip:[::1];transport=TCP").unwrap();
+        assert_eq!(t.peer.addr.port(), 5060);
+        assert_eq!(t.peer.transport, sip::Transport::Tcp);
+        for (bad, why) in [
+            ("127.0.0.1:5080", "is not a SIP URI"),
+            ("tel:+7913", "must be a sip: URI"),
+            ("sips:127.0.0.1", "no TLS"),
+            ("sip:88005553535@127.0.0.1", "user part"),
+            ("sip:127.0.0.1;transport=sctp", "transport"),
+            ("sip:no-such-host.invalid", "does not resolve"),
+        ] {
+            let e = outbound_target(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_trunk_outbound_is_reported_at_its_value() {
+        let text = std::fs::read_to_string(repo_config()).unwrap();
+        let text = text.replace(
+            "allow = [\"127.0.0.1\", \"::1\"]",
+            "allow = [\"127.0.0.1\", \"::1\"]\noutbound = \"sips:10.0.0.1\"\nusername = \"u\"",
+        );
+        // the main file next to the shipped ones, so the files it names are found
+        let shipped = repo_config().parent().unwrap().to_path_buf();
+        let p = shipped.join(format!(".test-outbound-{}.toml", std::process::id()));
+        std::fs::write(&p, &text).unwrap();
+        let result = Config::load_with_env(&p, std::iter::empty());
+        std::fs::remove_file(&p).unwrap();
+        let s = result.unwrap_err().to_string();
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("outbound = "))
+            .unwrap()
+            + 1;
+        assert!(
+            s.contains(&format!(
+                ":{line}:12: trunk \"local-test\": outbound \"sips:10.0.0.1\""
+            )),
+            "{s}"
+        );
+        assert!(s.contains("`username` and `password` go together"), "{s}");
     }
 
     #[test]

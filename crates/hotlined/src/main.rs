@@ -303,10 +303,12 @@ pub(crate) fn gateway_settings(c: &Config) -> Settings {
             .trunk
             .iter()
             .zip(&c.trunk_nets)
-            .map(|(t, nets)| TrunkSettings {
+            .zip(&c.trunk_outbound)
+            .map(|((t, nets), outbound)| TrunkSettings {
                 name: t.name.clone(),
                 allow: nets.clone(),
                 credentials: t.username.clone().zip(t.password.clone()),
+                outbound: outbound.clone(),
             })
             .collect(),
         operators: c

@@ -168,6 +168,9 @@ pub struct TransferNode {
     pub prompts: Vec<PromptRef>,
     /// The number dialled.
     pub number: String,
+    /// Where the caller goes when the number cannot be reached: the node's `fallback`, else
+    /// the file's `operator` node; `None` ends the call.
+    pub fallback: Option<String>,
 }
 
 /// `message`: record the caller.
@@ -198,6 +201,9 @@ pub struct CallbackNode {
     pub retries: u32,
     /// Fewest digits of a keyed-in number.
     pub min_digits: usize,
+    /// The ACD queue that calls back: the caller takes a place there and the operator who
+    /// gets it dials the number (`None`: the callback is only written down).
+    pub queue: Option<String>,
     /// Most digits of a keyed-in number.
     pub max_digits: usize,
     /// Where the caller goes when no number could be had (the operator by default).
@@ -264,7 +270,8 @@ impl Node {
             Node::Set(s) => vec![&s.next],
             Node::Callback(c) => vec![&c.fallback],
             Node::Goto(to) => vec![to],
-            Node::Queue(_) | Node::Transfer(_) | Node::Message(_) | Node::Hangup(_) => vec![],
+            Node::Transfer(t) => t.fallback.as_deref().into_iter().collect(),
+            Node::Queue(_) | Node::Message(_) | Node::Hangup(_) => vec![],
         }
     }
 
@@ -491,6 +498,7 @@ struct RawTransfer {
     id: S,
     number: S,
     prompt: Option<P>,
+    fallback: Option<S>,
 }
 
 #[derive(Deserialize)]
@@ -515,6 +523,7 @@ struct RawCallback {
     min_digits: Option<usize>,
     max_digits: Option<usize>,
     fallback: Option<S>,
+    queue: Option<S>,
 }
 
 #[derive(Deserialize)]
@@ -1319,9 +1328,15 @@ impl Builder<'_> {
                         format!("transfer number {number:?} must be digits (a leading + allowed)"),
                     );
                 }
+                let fallback = match (&n.fallback, self.operator) {
+                    (Some(f), _) => Some(self.target(fi, f)),
+                    (None, Some(o)) => Some(o.to_owned()),
+                    (None, None) => None,
+                };
                 Node::Transfer(TransferNode {
                     prompts: self.prompts(l, fi, &n.prompt),
                     number: n.number.into_inner(),
+                    fallback,
                 })
             }
             RawNode::Message(n) => Node::Message(MessageNode {
@@ -1340,7 +1355,12 @@ impl Builder<'_> {
                 let digit_timeout = l.seconds(fi, &n.digit_timeout, DIGIT_TIMEOUT);
                 let fallback =
                     self.operator(l, fi, &n.id, &n.fallback, "when no number could be had")?;
+                if let Some(q) = &n.queue {
+                    self.queue_refs
+                        .push((q.get_ref().clone(), Loc(fi, q.span())));
+                }
                 Node::Callback(CallbackNode {
+                    queue: n.queue.map(Spanned::into_inner),
                     intro,
                     confirm,
                     enter,

@@ -60,6 +60,8 @@ pub enum Action {
     Callback {
         /// The number to call back.
         number: String,
+        /// The queue whose operator calls back (the node's `queue`), if any.
+        queue: Option<String>,
     },
     /// End the call.
     Hangup,
@@ -297,6 +299,27 @@ impl IvrSession {
 
     /// Whether the session is over (queue, transfer, recording, hang-up); a booked callback's
     /// session is over once its closing prompt has played.
+    /// The number of the `transfer` node the session ended at could not be reached: the
+    /// caller goes to the node's fallback (its own, or the file's `operator`). `false` when the
+    /// session did not end at a transfer or it has no fallback (the call should end).
+    pub fn transfer_failed(&mut self, now: Instant) -> bool {
+        self.begin();
+        if !matches!(self.outcome, Some(Outcome::Transfer { .. })) {
+            return false;
+        }
+        let menu = self.menu.clone();
+        let Some(Node::Transfer(t)) = menu.node(&self.node) else {
+            return false;
+        };
+        let Some(next) = t.fallback.clone() else {
+            return false;
+        };
+        self.step(format!("{}:failed", self.node));
+        self.outcome = None;
+        self.enter(now, next);
+        true
+    }
+
     pub fn is_finished(&self) -> bool {
         matches!(self.phase, Phase::Done) && self.pending_start.is_none()
     }
@@ -534,6 +557,7 @@ impl IvrSession {
             Outcome::Message { max } => Action::StartRecording { max: *max },
             Outcome::Callback { number } => Action::Callback {
                 number: number.clone(),
+                queue: None,
             },
             Outcome::Hangup => Action::Hangup,
         });
@@ -786,12 +810,13 @@ impl IvrSession {
 
     fn booked(&mut self, now: Instant, number: String) {
         let menu = self.menu.clone();
-        let done = match menu.node(&self.node) {
-            Some(Node::Callback(c)) => c.done.clone(),
-            _ => Vec::new(),
+        let (done, queue) = match menu.node(&self.node) {
+            Some(Node::Callback(c)) => (c.done.clone(), c.queue.clone()),
+            _ => (Vec::new(), None),
         };
         self.actions.push_back(Action::Callback {
             number: number.clone(),
+            queue,
         });
         self.outcome = Some(Outcome::Callback { number });
         self.phase = Phase::Closing;

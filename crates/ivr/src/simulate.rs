@@ -121,7 +121,7 @@ pub fn simulate(
                 Action::Transfer { number } => {
                     let _ = write!(line, "END   transfer to {number}");
                 }
-                Action::Callback { number } => {
+                Action::Callback { number, .. } => {
                     let _ = write!(line, "END   callback booked to {number}");
                 }
                 Action::StartRecording { max } => {

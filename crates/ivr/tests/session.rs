@@ -573,6 +573,75 @@ number = "+73832000000"
 }
 
 #[test]
+fn a_failed_transfer_goes_to_its_fallback_or_ends() {
+    let (_d, m) = menu(
+        r#"
+[[transfer]]
+id = "main"
+number = "88005553535"
+fallback = "sorry"
+
+[[message]]
+id = "sorry"
+prompt = "msg"
+"#,
+    );
+    let t0 = Instant::now();
+    let mut s = session(&m, t0);
+    assert_eq!(
+        effects(&drain(&mut s)),
+        vec![Action::Transfer {
+            number: "88005553535".into()
+        }]
+    );
+    assert!(s.is_finished());
+    assert!(s.transfer_failed(t0 + Duration::from_secs(30)));
+    let after = drain(&mut s);
+    assert!(
+        after.contains(&Action::AppendPath("main:failed".into())),
+        "{after:?}"
+    );
+    assert_eq!(effects(&after), vec![play(&["msg"])]);
+    assert_eq!(s.current_node(), "sorry");
+    // once past the transfer, a second report changes nothing
+    assert!(!s.transfer_failed(t0 + Duration::from_secs(31)));
+
+    // without a fallback (and no `operator` in the file) the call is to end
+    let (_d, m) = menu("[[transfer]]\nid = \"main\"\nnumber = \"112\"\n");
+    let mut s = session(&m, t0);
+    drain(&mut s);
+    assert!(!s.transfer_failed(t0));
+    assert!(drain(&mut s).is_empty());
+
+    // the file's operator queue is the fallback when the node names none
+    let (_d, m) = menu("[[transfer]]\nid = \"main\"\nnumber = \"112\"\nprompt = \"xfer\"\n# the helper adds operator = \"op\"\n");
+    let mut s = session(&m, t0);
+    drain(&mut s);
+    s.handle_playback_finished(t0 + Duration::from_secs(1));
+    drain(&mut s);
+    assert!(s.transfer_failed(t0 + Duration::from_secs(20)));
+    assert_eq!(effects(&drain(&mut s)), vec![queue("operators")]);
+}
+
+#[test]
+fn a_callback_node_names_the_queue_that_calls_back() {
+    let body = CALLBACK.replace(
+        "fallback = \"message\"",
+        "fallback = \"message\"\nqueue = \"benefits\"",
+    );
+    let (_d, m) = menu(&body);
+    let t0 = Instant::now();
+    let mut s = session(&m, t0).with_caller("+79131234567");
+    drain(&mut s);
+    s.handle_playback_finished(t0 + Duration::from_secs(9));
+    s.handle_digit(t0 + Duration::from_secs(10), '1');
+    assert!(drain(&mut s).contains(&Action::Callback {
+        number: "+79131234567".into(),
+        queue: Some("benefits".into()),
+    }));
+}
+
+#[test]
 fn hangup_without_a_prompt_ends_at_once() {
     let (_d, m) = menu("[[hangup]]\nid = \"main\"\n");
     let mut s = session(&m, Instant::now());
@@ -620,7 +689,8 @@ fn callback_reads_the_number_back_and_books_it_on_1() {
         effects(&drain(&mut s)),
         vec![
             Action::Callback {
-                number: "+79131234567".into()
+                number: "+79131234567".into(),
+                queue: None,
             },
             play(&["done"])
         ]

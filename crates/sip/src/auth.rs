@@ -8,8 +8,9 @@
 //! and drops them once they are past their lifetime (after which they are refused as stale
 //! anyway), so it cannot grow without bound.
 //!
-//! The client side ([`authorization_for`]) answers a `WWW-Authenticate` challenge; the tests use
-//! it against the server, and outbound trunk registration will use it later.
+//! The client side ([`authorization_for`]) answers a `WWW-Authenticate` challenge, and
+//! [`answer_challenge`] picks the challenge of a 401 or 407 and names the header the retried
+//! request carries (the daemon's calls out through a trunk use it).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -20,7 +21,7 @@ use hmac::{Hmac, Mac};
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use crate::message::Method;
+use crate::message::{HeaderName, Method, Response};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -383,6 +384,37 @@ pub fn authorization_for(
     Ok(out)
 }
 
+/// The credentials a request retried after `response` (a 401 or 407) carries: the header name
+/// (`Authorization` for 401, `Proxy-Authorization` for 407, RFC 3261 §22.2–22.3) and its value
+/// for the request's `method` and Request-URI `uri`. A response may offer several challenges
+/// (one per algorithm): the first we can answer is used. `nc` counts the requests made with
+/// the same nonce (1 for a fresh challenge).
+pub fn answer_challenge(
+    response: &Response,
+    method: &Method,
+    uri: &str,
+    user: &str,
+    password: &str,
+    cnonce: &str,
+    nc: u32,
+) -> Result<(HeaderName, String), AuthError> {
+    let (challenge, credentials) = match response.status {
+        407 => (
+            HeaderName::ProxyAuthenticate,
+            HeaderName::ProxyAuthorization,
+        ),
+        _ => (HeaderName::WwwAuthenticate, HeaderName::Authorization),
+    };
+    let mut last = AuthError::NotDigest;
+    for value in response.headers.get_all(&challenge) {
+        match authorization_for(value, method, uri, user, password, cnonce, nc) {
+            Ok(v) => return Ok((credentials, v)),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// Why credentials were refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthFailure {
@@ -736,6 +768,100 @@ mod tests {
         assert_eq!(c.opaque.as_deref(), Some(OPAQUE));
         assert_eq!(c.algorithm, Algorithm::Sha256);
         assert!(h.contains("nc=00000001"), "{h}");
+    }
+
+    fn challenge_response(status: u16, header: HeaderName, values: &[String]) -> Response {
+        let mut r = Response {
+            status,
+            reason: crate::message::reason_phrase(status).into(),
+            headers: crate::message::Headers::new(),
+            body: Vec::new(),
+        };
+        for v in values {
+            r.headers.push(header.clone(), v.as_str());
+        }
+        r
+    }
+
+    #[test]
+    fn answer_challenge_uses_the_header_pair_of_401_and_407() {
+        let t0 = Instant::now();
+        let mut s = server(t0);
+        s.set_algorithms(&[Algorithm::Sha256, Algorithm::Md5]);
+        let challenges = s.challenge(t0, false);
+        assert_eq!(challenges.len(), 2);
+        let secret = |u: &str| (u == "trunk").then(|| Secret::Plain("s3cret".into()));
+        let invite = Method::Invite;
+
+        let r401 = challenge_response(401, HeaderName::WwwAuthenticate, &challenges);
+        let (name, value) = answer_challenge(
+            &r401,
+            &invite,
+            "sip:88005553535@10.0.0.9",
+            "trunk",
+            "s3cret",
+            "cn",
+            1,
+        )
+        .unwrap();
+        assert_eq!(name, HeaderName::Authorization);
+        assert_eq!(
+            DigestCredentials::parse(&value).unwrap().algorithm,
+            Algorithm::Sha256
+        );
+        assert!(matches!(
+            s.verify(t0, &invite, &value, secret),
+            AuthOutcome::Ok { .. }
+        ));
+
+        let r407 = challenge_response(407, HeaderName::ProxyAuthenticate, &challenges);
+        let (name, value) = answer_challenge(
+            &r407,
+            &invite,
+            "sip:1@10.0.0.9",
+            "trunk",
+            "s3cret",
+            "cn2",
+            2,
+        )
+        .unwrap();
+        assert_eq!(name, HeaderName::ProxyAuthorization);
+        assert!(matches!(
+            s.verify(t0, &invite, &value, secret),
+            AuthOutcome::Ok { .. }
+        ));
+
+        // the same nonce again needs a higher nc; a wrong password is answered, and refused
+        let (_, wrong) =
+            answer_challenge(&r401, &invite, "sip:1@10.0.0.9", "trunk", "nope", "cn3", 3).unwrap();
+        assert!(matches!(
+            s.verify(t0, &invite, &wrong, secret),
+            AuthOutcome::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn answer_challenge_skips_challenges_it_cannot_answer() {
+        let md5 = "Digest realm=\"r\", nonce=\"n\", qop=\"auth\"".to_string();
+        let odd = "Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256".to_string();
+        let only_int = "Digest realm=\"r\", nonce=\"n\", qop=\"auth-int\"".to_string();
+        let r = challenge_response(401, HeaderName::WwwAuthenticate, &[odd.clone(), md5]);
+        let (_, v) = answer_challenge(&r, &Method::Invite, "sip:a@b", "u", "p", "c", 1).unwrap();
+        assert_eq!(
+            DigestCredentials::parse(&v).unwrap().algorithm,
+            Algorithm::Md5
+        );
+        let none = challenge_response(401, HeaderName::WwwAuthenticate, &[odd, only_int]);
+        assert_eq!(
+            answer_challenge(&none, &Method::Invite, "sip:a@b", "u", "p", "c", 1),
+            Err(AuthError::UnsupportedQop("auth-int".into()))
+        );
+        // a 407 carrying only WWW-Authenticate has nothing to answer
+        let r = challenge_response(407, HeaderName::WwwAuthenticate, &[]);
+        assert_eq!(
+            answer_challenge(&r, &Method::Invite, "sip:a@b", "u", "p", "c", 1),
+            Err(AuthError::NotDigest)
+        );
     }
 
     #[test]

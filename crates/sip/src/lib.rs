@@ -9,6 +9,7 @@ pub mod dialog;
 pub mod framing;
 pub mod message;
 pub mod parse;
+pub mod refer;
 pub mod registrar;
 pub mod transaction;
 pub mod typed;

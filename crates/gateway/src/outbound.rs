@@ -1,0 +1,794 @@
+//! Calls we place through the trunk: callback dialling (the ACD's `StartCallback`), a caller
+//! handed to an outside number (a menu's `transfer` node, an operator's REFER), and what their
+//! answers, failures and hang-ups do. The INVITE/ACK/CANCEL/BYE work is `operator_legs`'s
+//! ([`Core::place_call`]); this module decides who is bridged to whom and what is written down.
+//!
+//! A callback: the operator is rung first (an ordinary operator leg); when they answer the ACD
+//! hears `offer_answered`, the number is dialled through the trunk, and its answer bridges the
+//! two (`callback_result(Answered)`); no answer, busy or an error is reported as such and the
+//! operator's leg is hung up (the ACD frees the operator and retries later). Every attempt is
+//! written on the appeal of the call that booked the callback ([`Booking`]).
+
+use super::operator_legs::{LegFor, LegSpec};
+use super::*;
+use acd::CallbackResult;
+use sip::{SipUri, Uri};
+
+use crate::{CallbackAttempt, CallbackOutcome, TransferKind, TransferRecord};
+
+/// What a trunk leg is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum TrunkPurpose {
+    /// The number of a booked callback, dialled while the operator waits on their leg.
+    Callback { caller: CallerId },
+    /// The number a caller's call (this Call-ID) is handed to.
+    Transfer { call_id: String },
+}
+
+/// A callback the ACD holds: where its attempts are written, and how to place its calls.
+#[derive(Debug, Clone)]
+pub(super) struct Booking {
+    /// The appeal of the call that booked it.
+    pub appeal: String,
+    /// Our address the booking call came in on (Via/Contact of the calls we place).
+    pub local: SocketAddr,
+    /// The line's number: the From of our calls, so the caller sees the hotline calling.
+    pub from_user: String,
+    pub prompts: Arc<PromptCache>,
+    /// Attempts made so far.
+    attempts: u32,
+}
+
+/// A callback being dialled.
+struct Run {
+    operator: OperatorId,
+    number: String,
+    /// The operator's leg.
+    op_leg: String,
+    /// The leg to the number, once the operator answered.
+    callee: Option<String>,
+    /// When the two were bridged.
+    bridged_at: Option<Instant>,
+}
+
+/// The operator who sent a REFER for a caller (the NOTIFYs go on their leg).
+struct Referrer {
+    operator: OperatorId,
+    /// Their leg; empty once they hung up.
+    leg: String,
+    /// From the bridge to the REFER.
+    talked: Duration,
+}
+
+/// A caller's call handed to a number.
+struct Transfer {
+    /// Our leg to the number.
+    leg: String,
+    number: String,
+    referrer: Option<Referrer>,
+    /// Bridged to the number.
+    bridged: bool,
+}
+
+/// The state of the calls we place (a field of [`Core`]).
+#[derive(Default)]
+pub(super) struct Dialling {
+    /// Callbacks the ACD holds, by its caller id (until its `Left`).
+    bookings: HashMap<CallerId, Booking>,
+    runs: HashMap<CallerId, Run>,
+    /// Calls being handed to a number, by Call-ID.
+    transfers: HashMap<String, Transfer>,
+}
+
+impl Dialling {
+    /// Whether `caller` is a callback being dialled (its operator leg answered means: dial).
+    pub(super) fn is_callback(&self, caller: CallerId) -> bool {
+        self.runs.contains_key(&caller)
+    }
+
+    /// Whether `caller` is a booked callback (its plain offers are not rung: only
+    /// `StartCallback` calls it).
+    pub(super) fn is_booked(&self, caller: CallerId) -> bool {
+        self.bookings.contains_key(&caller)
+    }
+
+    /// The operator's leg of `caller`'s callback will not be answered (`leg` cancelled).
+    pub(super) fn forget_run(&mut self, caller: CallerId, leg: &str) {
+        if self.runs.get(&caller).is_some_and(|r| r.op_leg == leg) {
+            self.runs.remove(&caller);
+        }
+    }
+
+    /// The operator's leg of `caller`'s callback failed.
+    pub(super) fn forget_caller(&mut self, caller: CallerId) {
+        self.runs.remove(&caller);
+    }
+
+    /// Whether a transfer of this call is under way or done.
+    pub(super) fn transferring(&self, call_id: &str) -> bool {
+        self.transfers.contains_key(call_id)
+    }
+}
+
+/// How a failed dial counts for the ACD's callback retries.
+fn callback_result(status: Option<u16>) -> CallbackResult {
+    match status {
+        None | Some(408 | 480 | 487 | 603) => CallbackResult::NoAnswer,
+        Some(486 | 600) => CallbackResult::Busy,
+        Some(_) => CallbackResult::Failed,
+    }
+}
+
+impl Core {
+    /// The trunk we dial out through: the first with an `outbound` target.
+    fn outbound_trunk(&self) -> Option<&crate::settings::TrunkSettings> {
+        self.settings.trunks.iter().find(|t| t.outbound.is_some())
+    }
+
+    /// Our address towards `peer`: `preferred` (the address a related call came in on) when
+    /// of the same family, else the address a message last arrived on, else a listen address.
+    fn local_towards(&self, peer: Peer, preferred: Option<SocketAddr>) -> Option<SocketAddr> {
+        let same = |a: &SocketAddr| a.is_ipv4() == peer.addr.is_ipv4();
+        preferred
+            .filter(same)
+            .or(self.last_local.filter(same))
+            .or_else(|| {
+                self.settings
+                    .listen
+                    .iter()
+                    .copied()
+                    .find(|a| same(a) && !a.ip().is_unspecified())
+            })
+    }
+
+    /// Places a call to `number` through the outbound trunk.
+    // what the leg needs besides the number; a struct would only rename them
+    #[allow(clippy::too_many_arguments)]
+    fn dial_number(
+        &mut self,
+        now: Instant,
+        number: &str,
+        purpose: TrunkPurpose,
+        near: Option<SocketAddr>,
+        from_user: &str,
+        appeal: &str,
+        prompts: Arc<PromptCache>,
+    ) -> Result<String, &'static str> {
+        let trunk = self
+            .outbound_trunk()
+            .ok_or("no trunk has an outbound target")?;
+        let target = trunk.outbound.clone().ok_or("no outbound target")?;
+        let credentials = trunk.credentials.clone();
+        let mut uri = target.uri.clone();
+        uri.user = Some(number.to_string());
+        let uri = Uri::Sip(uri);
+        let to_uri = match &uri {
+            Uri::Sip(u) => {
+                let mut bare = SipUri::new(Some(number), u.host.clone(), u.port);
+                bare.secure = u.secure;
+                Uri::Sip(bare)
+            }
+            other => other.clone(),
+        };
+        let local = self
+            .local_towards(target.peer, near)
+            .ok_or("no local address towards the trunk")?;
+        let ip = self.settings.rtp_address.unwrap_or(local.ip());
+        let leg = self.place_call(
+            now,
+            LegSpec {
+                for_: LegFor::Trunk(purpose),
+                targets: vec![(uri, target.peer)],
+                local,
+                ip,
+                from_user: from_user.to_string(),
+                to: format!("<{to_uri}>"),
+                appeal: appeal.to_string(),
+                prompts,
+                credentials,
+            },
+        )?;
+        info!(trunk = %trunk_name(&self.settings), "dialling a number through the trunk");
+        Ok(leg)
+    }
+
+    // ------------------------------------------------------------------ callbacks
+
+    /// Hands the caller of `call_id` (waiting in the ACD) over to a callback to `number`: the
+    /// ACD keeps its place, the call may end without withdrawing it, and the attempts are
+    /// written on this call's appeal. The booking side (a menu's or the queue's callback
+    /// offer) calls this, then plays its closing prompt and hangs up.
+    pub(super) fn book_callback(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        number: &str,
+    ) -> Result<(), AcdError> {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return Ok(());
+        };
+        let Some(id) = call.acd_caller else {
+            return Ok(());
+        };
+        let acd = self.acd.as_mut().ok_or(AcdError::UnknownCaller(id))?;
+        acd.callback_requested(now, id, number)?;
+        // the call may end now without `caller_left`: the callback keeps the place
+        call.acd_caller = None;
+        self.acd_callers.remove(&id);
+        if let Some(queue) = call.queued.take() {
+            self.stats.queue_leave(&queue, call_id);
+        }
+        let from_user = call.line.from_user();
+        self.dialling.bookings.insert(
+            id,
+            Booking {
+                appeal: call.appeal.clone(),
+                local: call.local,
+                from_user,
+                prompts: call.prompts.clone(),
+                attempts: 0,
+            },
+        );
+        info!(caller = %id, "callback booked in the ACD");
+        Ok(())
+    }
+
+    /// A menu's callback node with a queue: the caller joins it and books the callback at
+    /// once, so the ACD calls back when that place comes up.
+    pub(super) fn book_callback_in(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        queue: &str,
+        priority: u8,
+        number: &str,
+    ) {
+        let Some(acd) = self.acd.as_mut() else {
+            warn!(%queue, "no ACD runs: the callback is only written down");
+            return;
+        };
+        self.next_caller += 1;
+        let id = CallerId(self.next_caller);
+        if let Err(e) = acd.caller_joined(now, id, &QueueId::from(queue), priority, None) {
+            warn!(error = %e, %queue, "the ACD did not take the callback");
+            return;
+        }
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        call.acd_caller = Some(id);
+        self.acd_callers.insert(id, call_id.to_string());
+        if let Err(e) = self.book_callback(now, call_id, number) {
+            warn!(error = %e, %queue, "the ACD did not take the callback");
+            if let Some(call) = self.calls.get_mut(call_id) {
+                call.acd_caller = None;
+            }
+            self.acd_callers.remove(&id);
+            if let Some(acd) = self.acd.as_mut() {
+                let _ = acd.caller_left(now, id);
+            }
+        }
+    }
+
+    /// `StartCallback`: ring the operator first; their answer dials the number.
+    pub(super) fn start_callback(
+        &mut self,
+        now: Instant,
+        caller: CallerId,
+        number: String,
+        operator: OperatorId,
+    ) {
+        let booking = self.dialling.bookings.get(&caller).cloned();
+        let (near, from_user, appeal, prompts) = match &booking {
+            Some(b) => (
+                Some(b.local),
+                b.from_user.clone(),
+                b.appeal.clone(),
+                b.prompts.clone(),
+            ),
+            None => (
+                None,
+                "hotline".to_string(),
+                String::new(),
+                self.settings.prompts.clone(),
+            ),
+        };
+        let contact = self
+            .registrar
+            .lookup(now, operator.as_str())
+            .first()
+            .map(|b| b.source);
+        let local = contact.and_then(|p| self.local_towards(p, near));
+        let placed = match local {
+            Some(local) => {
+                let ip = self.settings.rtp_address.unwrap_or(local.ip());
+                self.ring_operator(
+                    now, caller, &operator, local, ip, from_user, appeal, prompts,
+                )
+            }
+            None => Err("no registered contact"),
+        };
+        match placed {
+            Ok(op_leg) => {
+                info!(%caller, %operator, "callback: ringing the operator first");
+                self.dialling.runs.insert(
+                    caller,
+                    Run {
+                        operator,
+                        number,
+                        op_leg,
+                        callee: None,
+                        bridged_at: None,
+                    },
+                );
+            }
+            Err(why) => {
+                info!(%caller, %operator, why, "callback: the operator cannot be rung");
+                if let Some(acd) = self.acd.as_mut() {
+                    if let Err(e) =
+                        acd.offer_failed(now, caller, &operator, acd::OfferFailure::Error)
+                    {
+                        debug!(error = %e, "offer already over");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The callback's operator answered: dial the number.
+    pub(super) fn callback_operator_answered(
+        &mut self,
+        now: Instant,
+        caller: CallerId,
+        op_leg: &str,
+    ) {
+        let Some(run) = self.dialling.runs.get(&caller) else {
+            return;
+        };
+        let number = run.number.clone();
+        let booking = self.dialling.bookings.get(&caller);
+        let (from_user, appeal, prompts) = match booking {
+            Some(b) => (b.from_user.clone(), b.appeal.clone(), b.prompts.clone()),
+            None => (
+                "hotline".to_string(),
+                String::new(),
+                self.settings.prompts.clone(),
+            ),
+        };
+        let near = self.op_legs.get(op_leg).map(|l| l.local);
+        match self.dial_number(
+            now,
+            &number,
+            TrunkPurpose::Callback { caller },
+            near,
+            &from_user,
+            &appeal,
+            prompts,
+        ) {
+            Ok(leg) => {
+                info!(%caller, "callback: the operator is on the line; dialling the number");
+                if let Some(run) = self.dialling.runs.get_mut(&caller) {
+                    run.callee = Some(leg);
+                }
+            }
+            Err(why) => {
+                warn!(%caller, why, "callback: the number cannot be dialled");
+                self.callback_callee_failed(now, caller, Some(503));
+            }
+        }
+    }
+
+    /// The number of a callback answered: bridge it to the operator.
+    fn callback_callee_answered(&mut self, now: Instant, leg_id: &str, caller: CallerId) {
+        let Some(run) = self.dialling.runs.get_mut(&caller) else {
+            self.hangup_op_leg(now, leg_id);
+            return;
+        };
+        let op_media = self.op_legs.get(&run.op_leg).and_then(|l| l.leg.clone());
+        let callee_media = self.op_legs.get(leg_id).and_then(|l| l.leg.clone());
+        let bridged = match (&op_media, &callee_media) {
+            (Some(a), Some(b)) => self.media.bridge(a, b).is_ok(),
+            _ => false,
+        };
+        if !bridged {
+            warn!(%caller, "callback: the operator and the number could not be bridged");
+            self.hangup_op_leg(now, leg_id);
+            self.callback_callee_failed(now, caller, Some(500));
+            return;
+        }
+        run.bridged_at = Some(now);
+        let (operator, number) = (run.operator.clone(), run.number.clone());
+        info!(%caller, %operator, "callback answered; connected to the operator");
+        if let Some(acd) = self.acd.as_mut() {
+            if let Err(e) = acd.callback_result(now, caller, CallbackResult::Answered) {
+                debug!(error = %e, "callback already over in the ACD");
+            }
+        }
+        self.log_attempt(caller, &number, &operator, CallbackOutcome::Answered);
+    }
+
+    /// Dialling the callback's number failed: report it, hang up the operator (the ACD frees
+    /// them and retries later).
+    fn callback_callee_failed(&mut self, now: Instant, caller: CallerId, status: Option<u16>) {
+        let Some(run) = self.dialling.runs.remove(&caller) else {
+            return;
+        };
+        let result = callback_result(status);
+        info!(%caller, ?status, ?result, "callback: the number was not reached");
+        if let Some(acd) = self.acd.as_mut() {
+            if let Err(e) = acd.callback_result(now, caller, result) {
+                debug!(error = %e, "callback already over in the ACD");
+            }
+        }
+        let outcome = match result {
+            CallbackResult::Answered => CallbackOutcome::Answered,
+            CallbackResult::NoAnswer => CallbackOutcome::NoAnswer,
+            CallbackResult::Busy => CallbackOutcome::Busy,
+            CallbackResult::Failed => CallbackOutcome::Failed,
+        };
+        self.log_attempt(caller, &run.number, &run.operator, outcome);
+        self.hangup_op_leg(now, &run.op_leg);
+    }
+
+    /// The operator of a callback hung up (their leg is gone): the number's leg is cancelled
+    /// or hung up, and the ACD told. `false` when `op_leg` is no callback's.
+    pub(super) fn callback_operator_hung_up(&mut self, now: Instant, op_leg: &str) -> bool {
+        let Some(caller) = self
+            .dialling
+            .runs
+            .iter()
+            .find(|(_, r)| r.op_leg == op_leg)
+            .map(|(c, _)| *c)
+        else {
+            return false;
+        };
+        let Some(run) = self.dialling.runs.remove(&caller) else {
+            return false;
+        };
+        if let Some(callee) = &run.callee {
+            if run.bridged_at.is_some() {
+                self.hangup_op_leg(now, callee);
+            } else {
+                self.cancel_leg(now, callee);
+                self.log_attempt(
+                    caller,
+                    &run.number,
+                    &run.operator,
+                    CallbackOutcome::OperatorLeft,
+                );
+            }
+        }
+        self.callback_over(now, caller, &run);
+        true
+    }
+
+    /// The callback's number hung up after the answer.
+    fn callback_callee_hung_up(&mut self, now: Instant, caller: CallerId) {
+        let Some(run) = self.dialling.runs.remove(&caller) else {
+            return;
+        };
+        info!(%caller, "callback: the caller hung up");
+        self.hangup_op_leg(now, &run.op_leg);
+        self.callback_over(now, caller, &run);
+    }
+
+    /// A callback's operator is off the line: the ACD hears `call_ended` (wrap-up, or a failed
+    /// attempt while still dialling) and a talk is written down.
+    fn callback_over(&mut self, now: Instant, caller: CallerId, run: &Run) {
+        if let Some(acd) = self.acd.as_mut() {
+            if let Err(e) = acd.call_ended(now, &run.operator) {
+                debug!(error = %e, "operator was not on a call");
+            }
+        }
+        if let (Some(at), Some(b)) = (run.bridged_at, self.dialling.bookings.get(&caller)) {
+            self.log.callback_talked(
+                &b.appeal,
+                run.operator.as_str(),
+                now.saturating_duration_since(at),
+            );
+        } else if let (Some(at), None) = (run.bridged_at, self.dialling.bookings.get(&caller)) {
+            debug!(%caller, talked_s = now.saturating_duration_since(at).as_secs(), "callback without an appeal ended");
+        }
+        // the ACD said `Left` for an answered callback already; forget the booking then
+        if run.bridged_at.is_some() {
+            self.dialling.bookings.remove(&caller);
+        }
+    }
+
+    fn log_attempt(
+        &mut self,
+        caller: CallerId,
+        number: &str,
+        operator: &OperatorId,
+        result: CallbackOutcome,
+    ) {
+        let Some(b) = self.dialling.bookings.get_mut(&caller) else {
+            return;
+        };
+        b.attempts += 1;
+        self.log.callback_attempt(
+            &b.appeal,
+            &CallbackAttempt {
+                number,
+                operator: operator.as_str(),
+                attempt: b.attempts,
+                result,
+            },
+        );
+    }
+
+    /// The ACD's `Left` for a caller without a call: a callback that was answered or given up.
+    pub(super) fn callback_left(&mut self, caller: CallerId, outcome: &acd::Outcome) {
+        if !self.dialling.bookings.contains_key(&caller) {
+            return;
+        }
+        info!(%caller, ?outcome, "callback over");
+        // an answered one keeps its booking until the talk ends (its appeal gets the talk)
+        if !self.dialling.runs.contains_key(&caller) {
+            self.dialling.bookings.remove(&caller);
+        }
+    }
+
+    // ------------------------------------------------------------------ transfers
+
+    /// A menu's `transfer` node: dial `number` and bridge the caller when it answers.
+    pub(super) fn ivr_transfer(&mut self, now: Instant, call_id: &str, number: &str) -> bool {
+        self.transfer_to_number(now, call_id, number, None).is_ok()
+    }
+
+    /// Hands `call_id`'s caller to `number` through the trunk; on the answer they are bridged.
+    /// `referrer`: the operator whose REFER asked for it (they stay with the caller until then).
+    pub(super) fn transfer_to_number(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        number: &str,
+        referrer: Option<(OperatorId, String, Duration)>,
+    ) -> Result<(), &'static str> {
+        let call = self.calls.get(call_id).ok_or("the call is gone")?;
+        let from_user = call.line.from_user();
+        let (near, appeal, prompts) = (call.local, call.appeal.clone(), call.prompts.clone());
+        let leg = self.dial_number(
+            now,
+            number,
+            TrunkPurpose::Transfer {
+                call_id: call_id.to_string(),
+            },
+            Some(near),
+            &from_user,
+            &appeal,
+            prompts,
+        )?;
+        self.dialling.transfers.insert(
+            call_id.to_string(),
+            Transfer {
+                leg,
+                number: number.to_string(),
+                referrer: referrer.map(|(operator, leg, talked)| Referrer {
+                    operator,
+                    leg,
+                    talked,
+                }),
+                bridged: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// A trunk leg answered.
+    pub(super) fn trunk_answered(&mut self, now: Instant, leg_id: &str, purpose: TrunkPurpose) {
+        let call_id = match purpose {
+            TrunkPurpose::Callback { caller } => {
+                return self.callback_callee_answered(now, leg_id, caller)
+            }
+            TrunkPurpose::Transfer { call_id } => call_id,
+        };
+        let target_media = self.op_legs.get(leg_id).and_then(|l| l.leg.clone());
+        let caller_media = self.calls.get(&call_id).and_then(|c| c.leg.clone());
+        let bridged = match (&caller_media, &target_media) {
+            (Some(a), Some(b)) => self.media.bridge(a, b).is_ok(),
+            _ => false,
+        };
+        let Some(t) = self.dialling.transfers.get_mut(&call_id) else {
+            self.hangup_op_leg(now, leg_id);
+            return;
+        };
+        if !bridged {
+            warn!("the transfer target answered but could not be bridged");
+            self.hangup_op_leg(now, leg_id);
+            self.trunk_failed(now, TrunkPurpose::Transfer { call_id }, Some(500));
+            return;
+        }
+        t.bridged = true;
+        let number = t.number.clone();
+        let referrer = t
+            .referrer
+            .as_ref()
+            .map(|r| (r.operator.clone(), r.leg.clone(), r.talked));
+        if let Some((_, op_leg, _)) = &referrer {
+            if !op_leg.is_empty() {
+                self.refer_notify(now, op_leg, 200);
+            }
+        }
+        let Some(call) = self.calls.get_mut(&call_id) else {
+            return;
+        };
+        let _e = call.span.clone().entered();
+        info!("transferred: the caller is connected to the number");
+        call.ivr_end = Some(IvrEnd::Transferred);
+        let appeal = call.appeal.clone();
+        let conn = call.operator.take();
+        if let Some(conn) = &conn {
+            self.caller_gone_from_operator(now, conn);
+        }
+        self.log.transferred(
+            &appeal,
+            &TransferRecord {
+                operator: referrer.as_ref().map(|(o, _, _)| o.as_str()),
+                target: &number,
+                kind: TransferKind::Number,
+                status: 200,
+                operator_talked: referrer.as_ref().map(|(_, _, t)| *t),
+            },
+        );
+    }
+
+    /// A trunk leg got no answer (`status` `None`: timeout or no media).
+    pub(super) fn trunk_failed(
+        &mut self,
+        now: Instant,
+        purpose: TrunkPurpose,
+        status: Option<u16>,
+    ) {
+        let call_id = match purpose {
+            TrunkPurpose::Callback { caller } => {
+                return self.callback_callee_failed(now, caller, status)
+            }
+            TrunkPurpose::Transfer { call_id } => call_id,
+        };
+        let Some(t) = self.dialling.transfers.remove(&call_id) else {
+            return;
+        };
+        let code = status.unwrap_or(408);
+        let Some(call) = self.calls.get(&call_id) else {
+            return;
+        };
+        let appeal = call.appeal.clone();
+        {
+            let _e = call.span.clone().entered();
+            info!(status = code, "the transfer target was not reached");
+        }
+        self.log.transferred(
+            &appeal,
+            &TransferRecord {
+                operator: t.referrer.as_ref().map(|r| r.operator.as_str()),
+                target: &t.number,
+                kind: TransferKind::Number,
+                status: code,
+                operator_talked: None,
+            },
+        );
+        match t.referrer {
+            // the operator is still with the caller: they hear why, the caller stays
+            Some(r) if !r.leg.is_empty() => self.refer_notify(now, &r.leg, code),
+            Some(_) => self.end_call(now, &call_id, EndReason::TransferFailed),
+            None => self.ivr_transfer_failed(now, &call_id),
+        }
+    }
+
+    /// The menu's transfer failed: the menu's fallback if it has one, else the call ends.
+    pub(super) fn ivr_transfer_failed(&mut self, now: Instant, call_id: &str) {
+        let fallback = self
+            .calls
+            .get_mut(call_id)
+            .and_then(|c| c.ivr.as_mut())
+            .is_some_and(|s| s.transfer_failed(now));
+        if fallback {
+            if let Some(call) = self.calls.get_mut(call_id) {
+                call.ivr_end = None;
+            }
+            self.drive_ivr(now, call_id);
+        } else {
+            self.end_call(now, call_id, EndReason::TransferFailed);
+        }
+    }
+
+    /// The far end of a trunk leg hung up (the leg is already dropped).
+    pub(super) fn trunk_hung_up(&mut self, now: Instant, _leg_id: &str, purpose: TrunkPurpose) {
+        match purpose {
+            TrunkPurpose::Callback { caller } => self.callback_callee_hung_up(now, caller),
+            TrunkPurpose::Transfer { call_id } => {
+                self.dialling.transfers.remove(&call_id);
+                self.end_call(now, &call_id, EndReason::TransferEnded);
+            }
+        }
+    }
+
+    /// The caller's call ended: its leg to a number is hung up or cancelled.
+    pub(super) fn caller_gone_from_trunk(&mut self, now: Instant, call_id: &str) {
+        let Some(t) = self.dialling.transfers.remove(call_id) else {
+            return;
+        };
+        if t.bridged {
+            self.hangup_op_leg(now, &t.leg);
+        } else {
+            self.cancel_leg(now, &t.leg);
+            if let Some(r) = t.referrer.filter(|r| !r.leg.is_empty()) {
+                self.refer_notify(now, &r.leg, 487);
+            }
+        }
+    }
+
+    /// The operator who referred `call_id` to a number hung up before it answered: the caller
+    /// waits for the number alone. `false` when no such transfer is under way.
+    pub(super) fn transferor_left(&mut self, _now: Instant, call_id: &str) -> bool {
+        let Some(t) = self.dialling.transfers.get_mut(call_id) else {
+            return false;
+        };
+        let Some(r) = t.referrer.as_mut() else {
+            return false;
+        };
+        r.leg.clear();
+        if let Some(leg) = self.calls.get(call_id).and_then(|c| c.leg.clone()) {
+            self.media.unbridge(&leg);
+        }
+        true
+    }
+}
+
+fn trunk_name(s: &Settings) -> String {
+    s.trunks
+        .iter()
+        .find(|t| t.outbound.is_some())
+        .map(|t| t.name.clone())
+        .unwrap_or_default()
+}
+
+/// A number as the trunk takes it: digits with an optional leading `+` (visual separators
+/// dropped); `None` when it is no number.
+pub(super) fn dialable(user: &str) -> Option<String> {
+    let kept: String = user
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' ' | '(' | ')' | '.'))
+        .collect();
+    let digits = kept.strip_prefix('+').unwrap_or(&kept);
+    (!digits.is_empty() && digits.len() <= 20 && digits.chars().all(|c| c.is_ascii_digit()))
+        .then_some(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sip::Host;
+
+    #[test]
+    fn numbers_are_told_from_names() {
+        assert_eq!(dialable("88005553535").as_deref(), Some("88005553535"));
+        assert_eq!(
+            dialable("+7-913-123-45-67").as_deref(),
+            Some("+79131234567")
+        );
+        assert_eq!(dialable("benefits"), None);
+        assert_eq!(dialable("op1"), None);
+        assert_eq!(dialable("+"), None);
+        assert_eq!(dialable(""), None);
+        assert_eq!(dialable(&"1".repeat(21)), None);
+    }
+
+    #[test]
+    fn failed_dials_count_as_the_acd_expects() {
+        assert_eq!(callback_result(None), CallbackResult::NoAnswer);
+        assert_eq!(callback_result(Some(480)), CallbackResult::NoAnswer);
+        assert_eq!(callback_result(Some(486)), CallbackResult::Busy);
+        assert_eq!(callback_result(Some(600)), CallbackResult::Busy);
+        assert_eq!(callback_result(Some(404)), CallbackResult::Failed);
+        assert_eq!(callback_result(Some(503)), CallbackResult::Failed);
+    }
+
+    #[test]
+    fn a_host_is_kept_for_the_request_uri() {
+        let mut u = SipUri::new(None, Host::V4("10.0.0.9".parse().unwrap()), Some(5080));
+        u.user = Some("88005553535".into());
+        assert_eq!(Uri::Sip(u).to_string(), "sip:88005553535@10.0.0.9:5080");
+    }
+}
