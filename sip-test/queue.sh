@@ -22,8 +22,16 @@
 #                             on calls, and at the end nobody waiting and
 #                             nobody on a call (queue_watch.py)
 #   queue-baresip             a baresip (Debian baresip-core) in auto-answer
-#                             registers as op1, is offered a caller, answers;
-#                             the caller hangs up; the appeal names op1
+#                             registers as op11, is offered a caller,
+#                             answers; the caller hangs up; the appeal names
+#                             op11 and audio went both ways
+#   queue-refer               an operator in benefits (op12) REFERs the caller
+#                             to home-care: 202, NOTIFY 100 and 200; op13
+#                             answers the caller there
+#   queue-callback            a caller books a callback in home-care while
+#                             op13 is paused; unpaused, op13 is rung and the
+#                             trunk's far end (SIPp) answers the call to the
+#                             booked number
 #
 # Usage: sip-test/queue.sh [CHECK-GLOB...]   (run.sh runs it with its own
 # arguments, so `make test` does too; a glob matching any check of the load
@@ -41,19 +49,21 @@ SELECT=("$@")
 LOAD_CHECKS=(queue-operators-register queue-50-callers queue-50-operators queue-50-appeals
     queue-50-rtp queue-live)
 BARESIP_CHECKS=(queue-baresip)
+OUTBOUND_CHECKS=(queue-refer queue-callback)
 
 any_wanted() {
     local n
     for n in "$@"; do wanted "$n" && return 0; done
     return 1
 }
-if ! any_wanted "${LOAD_CHECKS[@]}" "${BARESIP_CHECKS[@]}"; then
+if ! any_wanted "${LOAD_CHECKS[@]}" "${BARESIP_CHECKS[@]}" "${OUTBOUND_CHECKS[@]}"; then
     echo "0 passed, 0 failed"
     exit 0
 fi
-RUN_LOAD=0 RUN_BARESIP=0
+RUN_LOAD=0 RUN_BARESIP=0 RUN_OUTBOUND=0
 any_wanted "${LOAD_CHECKS[@]}" && RUN_LOAD=1
 any_wanted "${BARESIP_CHECKS[@]}" && RUN_BARESIP=1
+any_wanted "${OUTBOUND_CHECKS[@]}" && RUN_OUTBOUND=1
 # the load's checks are judged together; sipp_run consults SELECT
 SELECT=()
 
@@ -153,7 +163,12 @@ fi
 # The test's own configuration: the shipped one plus operators op7..op10, every
 # operator in benefits, a short wrap-up and recorded calls (queue_config.py).
 cp -r config "$CONFIG_DIR"
-if ! STRATEGY=$(python3 "$HARNESS_DIR/queue_config.py" "$CONFIG_DIR" "$((OPERATORS + 1))" "$WRAP_UP_S" 2>"$OUT/queue_config.err"); then
+pick_port TRUNK_PORT 7 || {
+    fail queue-setup "no free ports"
+    summary
+}
+if ! STRATEGY=$(python3 "$HARNESS_DIR/queue_config.py" "$CONFIG_DIR" "$((OPERATORS + 1))" "$WRAP_UP_S" \
+    "$TRUNK_PORT" 2>"$OUT/queue_config.err"); then
     fail queue-setup "queue_config.py: $(cat "$OUT/queue_config.err")"
     summary
 fi
@@ -210,19 +225,17 @@ echo "queue daemon pid $DAEMON_PID: sip $TARGET4, admin $ADMIN_ADDR" >&2
 OP_DIRS=()
 OP_PIDS=()
 
-# start_operator N: opN's phone in the background (operator_phone.xml, its
-# calls in operator_answer.xml, RTP echo), up for at most 150 s.
-start_operator() {
-    local n=$1 dir="$OUT/queue-operators/op$1" base sp mp cp
+# sipp_bg DIR SIP_PORT LIMIT SIPP_ARGS...: one SIPp in the background in DIR on
+# SIP_PORT (its RTP echo on the two ports after, control on SIP_PORT+6), hard
+# limit LIMIT s; its pid in BG_PID.
+sipp_bg() {
+    local dir=$1 sp=$2 limit=$3
+    shift 3
     mkdir -p "$dir"
-    # one free block: SIP, RTP echo (mp and mp+2), control
-    pick_port base 7 || return 1
-    sp=$base mp=$((base + 2)) cp=$((base + 6))
-    local args=(-sf "$SCENARIOS/operator_phone.xml" -oocsf "$SCENARIOS/operator_answer.xml"
-        "$TARGET4" -t u1 -m 1 -d 150000 -rtp_echo
-        -s "op$n" -au "op$n" -ap "op$n-secret" -key domain 127.0.0.1
-        -i 127.0.0.1 -bind_local -mi 127.0.0.1 -p "$sp" -mp "$mp"
-        -ci 127.0.0.1 -cp "$cp" -nostdin
+    ln -sfn /usr/share/sip-tester "$dir/pcap"
+    local args=("$@"
+        -i 127.0.0.1 -bind_local -mi 127.0.0.1 -p "$sp" -mp "$((sp + 2))"
+        -ci 127.0.0.1 -cp "$((sp + 6))" -nostdin
         -trace_stat -stf stat.csv -fd 1 -trace_counts
         -trace_screen -screen_file screen.log
         -trace_err -error_file errors.log
@@ -230,11 +243,30 @@ start_operator() {
         -trace_logs -log_file actions.log)
     printf '%q ' sipp "${args[@]}" >"$dir/command.txt"
     echo >>"$dir/command.txt"
-    (cd "$dir" && exec timeout -k 5 170 sipp "${args[@]}" >sipp.stdout 2>sipp.stderr) &
-    local pid=$!
-    CHILD_PIDS+=("$pid")
+    (cd "$dir" && exec timeout -k 5 "$limit" sipp "${args[@]}" >sipp.stdout 2>sipp.stderr) &
+    BG_PID=$!
+    CHILD_PIDS+=("$BG_PID")
+}
+
+# start_operator N [CALL_SCENARIO]: opN's phone in the background
+# (operator_phone.xml; each offered call in CALL_SCENARIO, default
+# operator_answer.xml; RTP echo), up for at most 170 s.
+start_operator() {
+    local n=$1 calls=${2:-operator_answer.xml} dir="$OUT/queue-operators/op$1" base
+    # one free block: SIP, RTP echo (+2 and +4), control (+6)
+    pick_port base 7 || return 1
+    sipp_bg "$dir" "$base" 170 -sf "$SCENARIOS/operator_phone.xml" -oocsf "$SCENARIOS/$calls" \
+        "$TARGET4" -t u1 -m 1 -d 150000 -rtp_echo \
+        -s "op$n" -au "op$n" -ap "op$n-secret" -key domain 127.0.0.1
     OP_DIRS+=("$dir")
-    OP_PIDS+=("$pid")
+    OP_PIDS+=("$BG_PID")
+}
+
+# logout LOGIN...: log these operators out through the API (errors ignored:
+# some are not logged in)
+logout() {
+    local op
+    for op in "$@"; do api "/api/v1/operators/$op/logout" -X POST -o /dev/null 2>/dev/null; done
 }
 
 # stop_operators: TERM to every phone (`timeout` passes it on to SIPp; SIPp's
@@ -326,9 +358,7 @@ if [ $RUN_BARESIP -eq 1 ]; then
         summary
     fi
     # the SIPp phones' bindings outlive them: log those operators out, so only baresip is offered
-    for ((n = 1; n <= OPERATORS; n++)); do
-        api "/api/v1/operators/op$n/logout" -X POST -o /dev/null 2>/dev/null
-    done
+    logout $(seq -f 'op%g' 1 "$OPERATORS")
     pick_port bsp 2 && pick_port BARESIP_CTRL 1 || {
         fail queue-baresip "no free ports"
         summary
@@ -386,5 +416,74 @@ if [ $RUN_BARESIP -eq 1 ]; then
         fail queue-baresip "$got"
     fi
 fi
+
+# 4. Blind transfer by REFER: an operator in benefits sends the caller to home-care.
+
+if [ $RUN_OUTBOUND -eq 1 ]; then
+    REFER_OP="op$((OPERATORS + 2))" HOME_OP="op$((OPERATORS + 3))"
+    logout $(seq -f 'op%g' 1 "$((OPERATORS + 1))")
+    started=$SECONDS
+    start_operator $((OPERATORS + 2)) operator_refer.xml
+    REFER_DIR="$OUT/queue-operators/$REFER_OP"
+    start_operator $((OPERATORS + 3)) operator_answer.xml
+    HOME_DIR="$OUT/queue-operators/$HOME_OP"
+    if ! logins=$(python3 "$HARNESS_DIR/queue_watch.py" login "http://$ADMIN_ADDR" "$ADMIN_TOKEN" \
+        benefits 15 "$REFER_OP" "$HOME_OP" 2>&1); then
+        fail queue-refer "$logins"
+        summary
+    fi
+    SELECT=()
+    sipp_run queue-refer-caller 60 127.0.0.1 \
+        "SuccessfulCall(C)==1" "FailedCall(C)==0" \
+        -- -sf "$SCENARIOS/queue_caller.xml" "$TARGET4" -t u1 -s 3758787 \
+        -m 1 -cid_str "hotline-refer-%u-%p@%s" >"$OUT/queue-refer-caller.result" 2>&1
+    caller=$LAST_RESULT
+    if [ "$caller" = PASS ]; then PASSED=$((PASSED - 1)); else FAILED=$((FAILED - 1)); fi
+    if [ "$caller" != PASS ]; then
+        fail queue-refer "the caller: $(cat "$OUT/queue-refer-caller.result")"
+    elif got=$(python3 "$HARNESS_DIR/queue_check.py" refer "$DAEMON_DB" hotline-refer- \
+        "$REFER_OP" "$HOME_OP" home-care "$REFER_DIR/actions.log"); then
+        pass queue-refer "$((SECONDS - started))s, $got"
+    else
+        fail queue-refer "$got"
+    fi
+
+    # 5. Callback: the caller books one while home-care's operator is paused; unpaused, the
+    # operator is rung first, then the ACD dials the caller's number through the trunk, where
+    # a SIPp UAS answers.
+    started=$SECONDS
+    sipp_bg "$OUT/queue-callback-trunk" "$TRUNK_PORT" 90 -sf "$SCENARIOS/callback_trunk.xml" \
+        -t u1 -m 1 -rtp_echo
+    TRUNK_PID=$BG_PID
+    api "/api/v1/operators/$HOME_OP/pause" -X POST -o /dev/null -d '{"reason":"callback test"}' \
+        -H 'Content-Type: application/json'
+    sipp_run queue-callback-caller 70 127.0.0.1 \
+        "SuccessfulCall(C)==1" "FailedCall(C)==0" \
+        -- -sf "$SCENARIOS/callback_caller.xml" "$TARGET4" -t u1 -s 3758787 \
+        -m 1 -cid_str "hotline-callback-%u-%p@%s" >"$OUT/queue-callback-caller.result" 2>&1
+    caller=$LAST_RESULT
+    if [ "$caller" = PASS ]; then PASSED=$((PASSED - 1)); else FAILED=$((FAILED - 1)); fi
+    api "/api/v1/operators/$HOME_OP/unpause" -X POST -o /dev/null
+    # the operator talks 3 s (operator_answer.xml), so the callback is over within ~10 s
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$TRUNK_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -TERM "$TRUNK_PID" 2>/dev/null
+    wait "$TRUNK_PID"
+    trunk_rc=$?
+    forget_pid "$TRUNK_PID"
+    if [ "$caller" != PASS ]; then
+        fail queue-callback "the caller: $(cat "$OUT/queue-callback-caller.result")"
+    elif [ $trunk_rc -ne 0 ]; then
+        fail queue-callback "the trunk's SIPp exited $trunk_rc; see $OUT/queue-callback-trunk"
+    elif got=$(python3 "$HARNESS_DIR/queue_check.py" callback "$DAEMON_DB" hotline-callback- \
+        "$HOME_OP" "$OUT/queue-callback-trunk/actions.log"); then
+        pass queue-callback "$((SECONDS - started))s, $got"
+    else
+        fail queue-callback "$got"
+    fi
+fi
+stop_operators
 
 summary

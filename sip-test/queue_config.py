@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
 """Turn a copy of config/ into the queue test's configuration, in place.
 
-Usage: queue_config.py CONFIG_DIR OPERATORS WRAP_UP_S
+Usage: queue_config.py CONFIG_DIR OPERATORS WRAP_UP_S TRUNK_PORT
 
 - operators.toml: operators op1..opOPERATORS (password `opN-secret`), each
   with the skill `benefits` (level 1 where it was missing; op7 and up are
   added with `skills = { benefits = 1 }`). The shipped operators keep their
-  other skills and levels.
+  other skills and levels. Two more for the transfer and callback checks:
+  op(OPERATORS+1) with `benefits` only and op(OPERATORS+2) with `home-care`
+  only.
+- queues.toml: `home-care` offers a callback after 5 s of waiting (shipped:
+  180 s).
+- hotline.toml: the trunk `local-test` places calls (callbacks) to
+  `sip:127.0.0.1:TRUNK_PORT`, where the test's SIPp trunk end answers.
 - queues.toml: the `benefits` queue's `wrap_up_seconds` becomes WRAP_UP_S
   (the shipped 30 s would make five calls per operator take minutes); its
   strategy and everything else stay as shipped.
@@ -26,10 +32,11 @@ import tomllib
 
 
 def main() -> int:
-    if len(sys.argv) != 4:
+    if len(sys.argv) != 5:
         print(__doc__, file=sys.stderr)
         return 2
     folder, count, wrap_up = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    trunk_port = int(sys.argv[4])
 
     path = f"{folder}/operators.toml"
     text = open(path, encoding="utf-8").read()
@@ -50,6 +57,11 @@ def main() -> int:
                 f'\n[[operator]]\nlogin = "{login}"\nname = "Оператор {n} (тест)"\n'
                 f'password = "{login}-secret"\nskills = {{ benefits = 1 }}\n'
             )
+    for n, queue in ((count + 1, "benefits"), (count + 2, "home-care")):
+        text += (
+            f'\n[[operator]]\nlogin = "op{n}"\nname = "Оператор {n} (тест, {queue})"\n'
+            f'password = "op{n}-secret"\nskills = {{ {queue} = 1 }}\n'
+        )
     open(path, "w", encoding="utf-8").write(text)
     ops = tomllib.loads(text)["operator"]
     with_benefits = [o["login"] for o in ops if "benefits" in o.get("skills", {})]
@@ -67,8 +79,16 @@ def main() -> int:
             else:
                 block = block.rstrip("\n") + f"\nwrap_up_seconds = {wrap_up}\n\n"
             blocks[i] = block
+        if re.search(r'(?m)^name\s*=\s*"home-care"', block):
+            blocks[i] = re.sub(
+                r"(?m)^callback_after_seconds\s*=\s*\d+", "callback_after_seconds = 5", blocks[i]
+            )
     text = "".join(blocks)
     open(path, "w", encoding="utf-8").write(text)
+    home = next(q for q in tomllib.loads(text)["queue"] if q["name"] == "home-care")
+    if home.get("callback_after_seconds") != 5:
+        print("could not set the callback offer of home-care", file=sys.stderr)
+        return 1
     queue = next(q for q in tomllib.loads(text)["queue"] if q["name"] == "benefits")
     if queue.get("wrap_up_seconds") != wrap_up:
         print("could not set the wrap-up of benefits", file=sys.stderr)
@@ -92,6 +112,12 @@ def main() -> int:
     text, n = re.subn(r"(?m)^digest_algorithms\s*=.*$", 'digest_algorithms = ["MD5"]', text)
     if n != 1:
         print("could not set sip.digest_algorithms", file=sys.stderr)
+        return 1
+    text, n = re.subn(
+        r'(?m)^(name = "local-test"\n)', f'\\1outbound = "sip:127.0.0.1:{trunk_port}"\n', text
+    )
+    if n != 1:
+        print("could not give the trunk an outbound target", file=sys.stderr)
         return 1
     open(path, "w", encoding="utf-8").write(text)
     if tomllib.loads(text)["sip"]["digest_algorithms"] != ["MD5"]:
