@@ -80,13 +80,12 @@ ADMIN_TOKEN=queue-test-token
 
 # The load: OPERATORS phones, CALLERS callers at RATE/s. Each caller spends
 # ~9 s in the menu (2 s ringing, the key, the queue's 6.9 s prompt), then
-# waits; each operator talks TALK_S (operator_answer.xml) and has WRAP_UP_S
-# of wrap-up, so the callers queue up and each operator takes several.
+# waits; each operator talks 3 s (operator_answer.xml) and has WRAP_UP_S of
+# wrap-up, so the callers queue up and each operator takes several.
 OPERATORS=10
 CALLERS=50
 RATE=5
 WRAP_UP_S=1
-TALK_S=3
 
 stop_daemon() {
     [ -z "$DAEMON_PID" ] && return 0
