@@ -18,9 +18,10 @@ build:
 test: deps lint unit check-config sip-test
 
 # Debian tools the tests use (SIPp also ships the RTP/DTMF pcaps some unit tests read;
-# Chromium renders the HTML report in sip-test/report_chromium.sh)
+# Chromium renders the HTML report in sip-test/report_chromium.sh; baresip is an operator phone
+# in sip-test/queue.sh)
 deps:
-	scripts/ensure-tools.sh sipp sipsak curl python3 psql chromium
+	scripts/ensure-tools.sh sipp sipsak curl python3 psql chromium baresip
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -170,5 +170,16 @@ if wanted shutdown; then
     fi
 fi
 
+# The queue end to end (operators, 50 callers, live state, baresip) runs its own
+# daemon on its own configuration: sip-test/queue.sh, with the same globs.
+bash "$ROOT/sip-test/queue.sh" "${SELECT[@]}" >"$OUT/queue.out"
+grep -v '^[0-9]* passed, [0-9]* failed$' "$OUT/queue.out"
+if read -r qp _ qf _ < <(grep '^[0-9]* passed, [0-9]* failed$' "$OUT/queue.out" | tail -n 1); then
+    PASSED=$((PASSED + qp))
+    FAILED=$((FAILED + qf))
+else
+    fail queue "sip-test/queue.sh printed no summary; see $OUT/queue.out"
+fi
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

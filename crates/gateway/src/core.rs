@@ -660,6 +660,9 @@ impl Core {
         self.stats
             .calls
             .store(self.calls.len() as u64, Ordering::Relaxed);
+        if let Some(acd) = &self.acd {
+            self.stats.activity.publish(acd);
+        }
     }
 
     fn on_event(&mut self, now: Instant, ev: Event) {

@@ -5,6 +5,7 @@
 //! cores' next deadline and hands them `Instant::now()`.
 
 mod core;
+pub mod live;
 mod media;
 pub mod settings;
 mod transport;
@@ -466,6 +467,8 @@ pub struct Stats {
     contacts: Mutex<Vec<RegisteredContact>>,
     /// Callers waiting in each queue, by the time they entered it (see [`QueueWait`]).
     queues: Mutex<Vec<(String, Waiters)>>,
+    /// Operators ringing, on a call or in wrap-up in the ACD now.
+    pub activity: live::ActivityBoard,
 }
 
 /// The calls waiting in one queue: when each entered it, and its Call-ID.

@@ -128,6 +128,9 @@ pub struct OperatorView {
     pub registered: bool,
     /// The registered contacts.
     pub contacts: Vec<ContactView>,
+    /// What the ACD has the operator doing: `ringing`, `on_call`, `wrap_up`, or `null` when
+    /// idle, paused or logged out (see `state`).
+    pub activity: Option<&'static str>,
 }
 
 /// A registered contact.
@@ -458,7 +461,14 @@ fn view(id: &str, e: &Entry, contacts: &[RegisteredContact], now: Instant) -> Op
         session: s.map(|s| s.id),
         registered: !contacts.is_empty(),
         contacts,
+        activity: None,
     }
+}
+
+/// `v` with the ACD's live activity of its operator.
+fn with_activity(mut v: OperatorView, board: &gateway::live::ActivityBoard) -> OperatorView {
+    v.activity = board.of(&v.id).map(gateway::live::Activity::as_str);
+    v
 }
 
 /// One queue's live state.
@@ -526,7 +536,13 @@ pub async fn queues(State(s): State<AdminState>) -> Response {
 /// `GET /api/v1/operators`.
 pub async fn list(State(s): State<AdminState>) -> Response {
     let contacts = s.stats.registered_contacts();
-    Json(json!({ "operators": s.operators.views(&contacts, Instant::now()) })).into_response()
+    let views: Vec<OperatorView> = s
+        .operators
+        .views(&contacts, Instant::now())
+        .into_iter()
+        .map(|v| with_activity(v, &s.stats.activity))
+        .collect();
+    Json(json!({ "operators": views })).into_response()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -603,7 +619,7 @@ async fn act(
     }
     let contacts = s.stats.registered_contacts();
     match s.operators.view_of(&id, &contacts, Instant::now()) {
-        Some(v) => Ok(Json(v).into_response()),
+        Some(v) => Ok(Json(with_activity(v, &s.stats.activity)).into_response()),
         None => Err(ApiError::not_found(format!("no operator {id:?}"))),
     }
 }

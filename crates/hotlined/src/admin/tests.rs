@@ -1031,6 +1031,54 @@ async fn metrics_are_valid_prometheus_text() {
     }
 }
 
+/// `activity` shows what the ACD has each operator doing: the operator offered a caller is
+/// `ringing`, then `on_call`, then `wrap_up`; the others are `null`.
+#[tokio::test]
+async fn operators_show_the_acds_live_activity() {
+    let e = env().await;
+    let t0 = Instant::now();
+    let mut cfg = acd::AcdConfig::default();
+    cfg.queues.push(acd::QueueConfig::new("general"));
+    for op in ["op1", "op2"] {
+        cfg.operators
+            .push(acd::OperatorConfig::new(op, [("general", 1)]));
+    }
+    let mut acd = acd::Acd::new(cfg).unwrap();
+    acd.set_registered(t0, &"op1".into(), true).unwrap();
+    acd.login(t0, &"op1".into()).unwrap();
+    let activity = |v: &Value, id: &str| -> Value {
+        v["operators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == id)
+            .unwrap()["activity"]
+            .clone()
+    };
+    e.state.stats.activity.publish(&acd);
+    let list = call(&e.state, "GET", "/api/v1/operators", "").await.json();
+    assert_eq!(activity(&list, "op1"), Value::Null);
+
+    acd.caller_joined(t0, acd::CallerId(1), &"general".into(), 0, None)
+        .unwrap();
+    e.state.stats.activity.publish(&acd);
+    let list = call(&e.state, "GET", "/api/v1/operators", "").await.json();
+    assert_eq!(activity(&list, "op1"), "ringing");
+    assert_eq!(activity(&list, "op2"), Value::Null);
+
+    acd.offer_answered(t0, acd::CallerId(1), &"op1".into())
+        .unwrap();
+    e.state.stats.activity.publish(&acd);
+    let list = call(&e.state, "GET", "/api/v1/operators", "").await.json();
+    assert_eq!(activity(&list, "op1"), "on_call");
+
+    acd.call_ended(t0 + Duration::from_secs(3), &"op1".into())
+        .unwrap();
+    e.state.stats.activity.publish(&acd);
+    let list = call(&e.state, "GET", "/api/v1/operators", "").await.json();
+    assert_eq!(activity(&list, "op1"), "wrap_up");
+}
+
 #[tokio::test]
 async fn operators_log_in_pause_and_log_out() {
     let e = env().await;
