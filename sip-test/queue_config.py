@@ -16,10 +16,10 @@ Usage: queue_config.py CONFIG_DIR OPERATORS WRAP_UP_S TRUNK_PORT
 - queues.toml: the `benefits` queue's `wrap_up_seconds` becomes WRAP_UP_S
   (the shipped 30 s would make five calls per operator take minutes); its
   strategy and everything else stay as shipped.
-- hotline.toml: `sip.digest_algorithms = ["MD5"]`. baresip 1.0.0 (Debian
-  baresip-core) gives up on a 401 that offers SHA-256 next to MD5 (libre
-  fails the whole challenge with ENOSYS, "Register: Function not
-  implemented"), so the shipped default (MD5 and SHA-256) locks it out.
+- hotline.toml: `sip.digest_algorithms = ["MD5"]` (the shipped default,
+  asserted here so a change to it cannot silently lock baresip out: baresip
+  1.0.0 gives up on a 401 that offers SHA-256 next to MD5, libre failing the
+  whole challenge with ENOSYS, "Register: Function not implemented").
 - lines.toml: the city line records every call (`record = true`): the
   recording's right channel is what the daemon sent the caller, which while
   bridged is the operator's phone echoing the caller (queue_check.py).
