@@ -33,8 +33,12 @@ impl Activity {
 
     fn of(state: &OperatorState) -> Option<Activity> {
         match state {
-            OperatorState::Ringing { .. } => Some(Activity::Ringing),
-            OperatorState::OnCall { .. } => Some(Activity::OnCall),
+            OperatorState::Ringing { .. } | OperatorState::Direct { answered: false } => {
+                Some(Activity::Ringing)
+            }
+            OperatorState::OnCall { .. } | OperatorState::Direct { answered: true } => {
+                Some(Activity::OnCall)
+            }
             OperatorState::WrapUp { .. } => Some(Activity::WrapUp),
             OperatorState::LoggedOut | OperatorState::Available | OperatorState::Paused(_) => None,
         }
