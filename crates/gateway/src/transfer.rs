@@ -137,7 +137,7 @@ impl Core {
 
     /// The caller of `call_id` goes back into the ACD, to `queue`, with the priority it had.
     fn transfer_to_queue(&mut self, now: Instant, call_id: &str, op_leg: &str, queue: &str) {
-        if let Err(e) = self.join_queue(now, call_id, queue) {
+        if let Err(e) = self.enter_acd(now, call_id, queue) {
             info!(error = %e, %queue, "REFER: the queue did not take the caller");
             return self.refer_notify(now, op_leg, 480);
         }
@@ -166,11 +166,19 @@ impl Core {
                 operator_talked: talked,
             },
         );
+        self.entered_queue(now, call_id, queue);
     }
 
     /// Puts the caller of `call_id` into the ACD's `queue` with the priority it had: the
     /// music of that queue, the queue figures and the appeal's `entered_queue`.
     fn join_queue(&mut self, now: Instant, call_id: &str, queue: &str) -> Result<(), AcdError> {
+        self.enter_acd(now, call_id, queue)?;
+        self.entered_queue(now, call_id, queue);
+        Ok(())
+    }
+
+    /// The ACD part of [`Core::join_queue`]: the caller waits in `queue` with its priority.
+    fn enter_acd(&mut self, now: Instant, call_id: &str, queue: &str) -> Result<(), AcdError> {
         let Some(call) = self.calls.get(call_id) else {
             return Ok(());
         };
@@ -192,16 +200,23 @@ impl Core {
             self.stats.queue_leave(&old, call_id);
         }
         self.stats.queue_enter(queue, call_id, now);
-        let appeal = call.appeal.clone();
+        Ok(())
+    }
+
+    /// The rest of [`Core::join_queue`] once the ACD took the caller: the appeal's
+    /// `entered_queue` and the queue's music.
+    fn entered_queue(&mut self, now: Instant, call_id: &str, queue: &str) {
+        let Some(call) = self.calls.get(call_id) else {
+            return;
+        };
         self.log.ivr_step(
-            &appeal,
+            &call.appeal,
             &IvrStep::EnteredQueue {
                 queue: queue.to_string(),
-                priority: i32::from(priority),
+                priority: i32::from(call.priority),
             },
         );
         self.hold_music(now, call_id);
-        Ok(())
     }
 
     /// The caller of `call_id` hears the music of the queue they are in or came from (the
