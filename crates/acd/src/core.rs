@@ -204,6 +204,12 @@ pub enum AcdError {
     NotAvailable(OperatorId),
     #[error("operator {0} has no direct offer ringing")]
     NotDirect(OperatorId),
+    /// A login named a queue the operator has no skill in.
+    #[error("operator {operator} has no skill in queue {queue}")]
+    NotSkilled {
+        operator: OperatorId,
+        queue: QueueId,
+    },
 }
 
 type QIdx = usize;
@@ -319,6 +325,9 @@ struct OpSkill {
     position: u64,
     /// Calls answered from this queue (fewest-calls).
     calls: u64,
+    /// Whether the operator's login covers this queue (see [`Acd::login_to`]); only active
+    /// skills count towards a queue's staffing and free sets.
+    active: bool,
 }
 
 #[derive(Debug)]
@@ -486,6 +495,7 @@ impl Acd {
                         level: s.level,
                         position,
                         calls: 0,
+                        active: true,
                     });
                 }
             }
@@ -933,9 +943,66 @@ impl Acd {
 
     // ---------------------------------------------------------------- operator commands
 
-    /// The operator logs in (feature code or admin API): available, pause cleared.
+    /// The operator logs in (feature code or admin API) to every queue of their skills:
+    /// available, pause cleared. Same as [`Acd::login_to`] with no queues.
     pub fn login(&mut self, now: Instant, operator: &OperatorId) -> Result<(), AcdError> {
+        self.login_to(now, operator, &[]).map(|_| ())
+    }
+
+    /// The queues a login naming `queues` covers: those queues (each must be one of the
+    /// operator's skills), or every skill queue when `queues` is empty — the one rule for
+    /// "a login without queues". In skill (configuration) order; nothing changes.
+    pub fn login_queues(
+        &self,
+        operator: &OperatorId,
+        queues: &[QueueId],
+    ) -> Result<Vec<QueueId>, AcdError> {
         let o = self.op(operator)?;
+        let mut wanted = Vec::with_capacity(queues.len());
+        for q in queues {
+            wanted.push(self.queue(q)?);
+        }
+        let skills = self
+            .ops
+            .get(o as usize)
+            .map_or(&[][..], |op| &op.skills[..]);
+        if let Some(&missing) = wanted
+            .iter()
+            .find(|&&q| !skills.iter().any(|s| s.queue == q))
+        {
+            return Err(AcdError::NotSkilled {
+                operator: operator.clone(),
+                queue: self.queue_id(missing),
+            });
+        }
+        Ok(skills
+            .iter()
+            .filter(|s| wanted.is_empty() || wanted.contains(&s.queue))
+            .map(|s| self.queue_id(s.queue))
+            .collect())
+    }
+
+    /// The operator logs in to `queues` as [`Acd::login_queues`] resolves them (empty: every
+    /// skill queue): available, pause cleared; offered callers of those queues only, and
+    /// counted in their staffing only. Returns the queues logged in to. A logged-in operator
+    /// logging in again changes the queues.
+    pub fn login_to(
+        &mut self,
+        now: Instant,
+        operator: &OperatorId,
+        queues: &[QueueId],
+    ) -> Result<Vec<QueueId>, AcdError> {
+        let covered = self.login_queues(operator, queues)?;
+        let o = self.op(operator)?;
+        let active: Vec<QIdx> = covered
+            .iter()
+            .filter_map(|q| self.queue_ix.get(q).copied())
+            .collect();
+        self.reshape(o, |op| {
+            for s in &mut op.skills {
+                s.active = active.contains(&s.queue);
+            }
+        });
         self.idle_seq += 1;
         let seq = self.idle_seq;
         if let Some(op) = self.ops.get_mut(o as usize) {
@@ -948,7 +1015,26 @@ impl Acd {
         }
         self.refresh_op(o);
         self.finish(now);
-        Ok(())
+        Ok(covered)
+    }
+
+    /// The queues the operator is logged in to now (empty when logged out), in skill order.
+    pub fn logged_in_queues(&self, operator: &OperatorId) -> Vec<QueueId> {
+        let Some(op) = self
+            .op_ix
+            .get(operator)
+            .and_then(|&o| self.ops.get(o as usize))
+        else {
+            return Vec::new();
+        };
+        if !op.logged_in {
+            return Vec::new();
+        }
+        op.skills
+            .iter()
+            .filter(|s| s.active)
+            .map(|s| self.queue_id(s.queue))
+            .collect()
     }
 
     /// The operator logs out. A ringing offer is cancelled; a call in progress goes on.
@@ -1099,6 +1185,31 @@ impl Acd {
             .get(id)
             .copied()
             .ok_or_else(|| AcdError::UnknownOperator(id.clone()))
+    }
+
+    fn queue_id(&self, q: QIdx) -> QueueId {
+        self.queues
+            .get(q)
+            .map(|q| q.cfg.id.clone())
+            .unwrap_or_else(|| QueueId::new("?"))
+    }
+
+    /// Changes what decides an operator's place in queues (their skills or which of them are
+    /// active) with `f`: the operator leaves every queue's staffing and free sets under the
+    /// old skills and is put back under the new ones, so the counts stay exact.
+    fn reshape(&mut self, o: OIdx, f: impl FnOnce(&mut Operator)) {
+        let Some(logged_in) = self.ops.get(o as usize).map(|op| op.logged_in) else {
+            return;
+        };
+        if let Some(op) = self.ops.get_mut(o as usize) {
+            op.logged_in = false;
+        }
+        self.refresh_op(o);
+        if let Some(op) = self.ops.get_mut(o as usize) {
+            f(op);
+            op.logged_in = logged_in;
+        }
+        self.refresh_op(o);
     }
 
     fn op_id(&self, o: OIdx) -> OperatorId {
@@ -1581,7 +1692,7 @@ impl Acd {
         let logged = op.logged_in;
         let ready = op.ready();
         if op.counted_logged_in != logged || op.counted_ready != ready {
-            for s in &op.skills {
+            for s in op.skills.iter().filter(|s| s.active) {
                 let Some(q) = self.queues.get_mut(s.queue) else {
                     continue;
                 };
@@ -1618,7 +1729,7 @@ impl Acd {
             }
             op.in_free = false;
         } else if !op.in_free && offerable {
-            for s in &op.skills {
+            for s in op.skills.iter().filter(|s| s.active) {
                 let Some(q) = self.queues.get_mut(s.queue) else {
                     continue;
                 };

@@ -112,3 +112,65 @@ fn a_direct_offer_needs_a_ready_idle_operator() {
         Err(AcdError::NotDirect(op("a")))
     );
 }
+
+fn two_queues(ops: &[(&str, &[&str])]) -> Harness {
+    let mut cfg = acd::AcdConfig {
+        queues: vec![QueueConfig::new("a"), QueueConfig::new("b")],
+        operators: ops
+            .iter()
+            .map(|(n, qs)| acd::OperatorConfig::new(*n, qs.iter().map(|q| (*q, 1))))
+            .collect(),
+    };
+    for qc in &mut cfg.queues {
+        qc.announce_every = None;
+        no_wrap(qc);
+    }
+    Harness::new(cfg)
+}
+
+#[test]
+fn a_login_without_queues_covers_every_skill_queue_and_a_named_one_only_those() {
+    let mut h = two_queues(&[("x", &["a", "b"]), ("y", &["b"])]);
+    let now = h.now;
+    // no queues named: every skill queue, in skill order
+    assert_eq!(h.acd.login_queues(&op("x"), &[]).unwrap(), [q("a"), q("b")]);
+    assert_eq!(h.acd.logged_in_queues(&op("x")), Vec::<acd::QueueId>::new());
+    h.acd.set_registered(now, &op("x"), true).unwrap();
+    assert_eq!(
+        h.acd.login_to(now, &op("x"), &[]).unwrap(),
+        [q("a"), q("b")]
+    );
+    assert_eq!(h.acd.logged_in_queues(&op("x")), [q("a"), q("b")]);
+    assert_eq!(h.acd.queue_status(&q("a")).unwrap().logged_in, 1);
+    assert_eq!(h.acd.queue_status(&q("b")).unwrap().logged_in, 1);
+    // a queue outside the skills, or no queue at all, is refused and changes nothing
+    assert_eq!(
+        h.acd.login_to(now, &op("y"), &[q("a")]),
+        Err(AcdError::NotSkilled {
+            operator: op("y"),
+            queue: q("a")
+        })
+    );
+    assert_eq!(
+        h.acd.login_queues(&op("y"), &[q("zz")]),
+        Err(AcdError::UnknownQueue(q("zz")))
+    );
+    assert_eq!(h.acd.logged_in_queues(&op("y")), Vec::<acd::QueueId>::new());
+    // logging in again to queue b alone: x leaves a's staffing and is offered b's callers only
+    assert_eq!(h.acd.login_to(now, &op("x"), &[q("b")]).unwrap(), [q("b")]);
+    assert_eq!(h.acd.queue_status(&q("a")).unwrap().logged_in, 0);
+    assert_eq!(h.acd.queue_status(&q("a")).unwrap().free, 0);
+    assert_eq!(h.acd.queue_status(&q("b")).unwrap().free, 1);
+    h.join(1, "a");
+    assert!(offered_in(&h.take(), 1).is_empty(), "x is not in queue a");
+    h.join(2, "b");
+    assert_eq!(h.offered(2), ["x"]);
+    // logout and a plain login: both queues again
+    let now = h.now;
+    h.acd.caller_left(now, common::c(2)).unwrap();
+    h.acd.logout(now, &op("x")).unwrap();
+    assert_eq!(h.acd.queue_status(&q("b")).unwrap().logged_in, 0);
+    h.acd.login(now, &op("x")).unwrap();
+    assert_eq!(h.acd.logged_in_queues(&op("x")), [q("a"), q("b")]);
+    assert_eq!(h.offered(1), ["x"]);
+}

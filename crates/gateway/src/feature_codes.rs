@@ -271,7 +271,20 @@ impl Core {
         for (operator, cmd) in restored {
             let id = OperatorId::from(operator.as_str());
             let done = match &cmd {
-                OperatorCommand::Login { .. } => acd.login(now, &id),
+                // the queues saved with the login; ones no longer among the skills (the
+                // configuration changed meanwhile): every skill queue
+                OperatorCommand::Login { queues } => {
+                    let queues: Vec<acd::QueueId> = queues
+                        .iter()
+                        .map(|q| acd::QueueId::from(q.as_str()))
+                        .collect();
+                    acd.login_to(now, &id, &queues)
+                        .or_else(|e| {
+                            warn!(%operator, error = %e, "saved queues not all served: logged in to every skill queue");
+                            acd.login_to(now, &id, &[])
+                        })
+                        .map(|_| ())
+                }
                 OperatorCommand::Logout => acd.logout(now, &id),
                 OperatorCommand::Pause { reason } => {
                     acd.pause(now, &id, acd::PauseReason::Requested(reason.clone()))

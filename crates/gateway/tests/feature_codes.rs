@@ -14,7 +14,7 @@ use std::time::Duration;
 use acd::{OperatorState, PauseReason};
 use gateway::{
     FeatureCodes, FeaturePrompts, Gateway, NoCallLog, OperatorBook, OperatorCommand,
-    OperatorControl, OperatorRefusal, OperatorSettings, Settings, Stats,
+    OperatorControl, OperatorControlError, OperatorRefusal, OperatorSettings, Settings, Stats,
 };
 use media::g711::Law;
 use media::prompts::{Encoder, Prompt, PromptCache, PromptName};
@@ -367,6 +367,21 @@ async fn an_operator_logs_in_pauses_and_resumes_from_the_softphone() {
     assert_eq!(phone.dial("*2", "op1", "op1-secret").await, 200);
     assert_eq!(state(&ops).await, OperatorState::LoggedOut);
 
+    // a login naming a queue outside the skills is refused by the ACD before the book
+    assert_eq!(
+        ops.apply(
+            "op1",
+            OperatorCommand::Login {
+                queues: vec!["elsewhere".into()]
+            }
+        )
+        .await,
+        Err(OperatorControlError::Acd(acd::AcdError::UnknownQueue(
+            "elsewhere".into()
+        )))
+    );
+    assert_eq!(state(&ops).await, OperatorState::LoggedOut);
+
     // the book saw exactly the commands that were carried out, in order
     let taken: Vec<OperatorCommand> = book
         .taken
@@ -378,7 +393,10 @@ async fn an_operator_logs_in_pauses_and_resumes_from_the_softphone() {
     assert_eq!(
         taken,
         vec![
-            OperatorCommand::Login { queues: vec![] },
+            // `*1` names no queues: the ACD resolved them to the skills before the book
+            OperatorCommand::Login {
+                queues: vec!["benefits".into()]
+            },
             OperatorCommand::Pause {
                 reason: "break".into()
             },

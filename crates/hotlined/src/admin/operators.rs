@@ -597,6 +597,10 @@ async fn act(
                 })
             }
             Err(gateway::OperatorControlError::Stopped) => direct(action)?,
+            // a login naming a queue outside the operator's skills: nothing was changed
+            Err(gateway::OperatorControlError::Acd(
+                e @ (acd::AcdError::NotSkilled { .. } | acd::AcdError::UnknownQueue(_)),
+            )) => return Err(ApiError::unprocessable(e.to_string())),
             // the table took it; the ACD decides who is offered calls
             Err(e) => tracing::warn!(operator = %id, error = %e, "the ACD did not take the change"),
         },

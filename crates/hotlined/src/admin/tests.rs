@@ -1886,3 +1886,97 @@ async fn operators_follow_a_reload() {
             .logged_in
     );
 }
+
+/// A login that names no queues (what `*1` on a softphone sends) means every queue of the
+/// operator's skills: with a running gateway the ACD resolves the list before the table
+/// records it, so `/api/v1/queues` counts the operator in each of those queues and
+/// `/api/v1/operators` lists them. A queue outside the skills is refused (422) and changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_without_queues_counts_in_every_skill_queue() {
+    let config_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/hotline.toml");
+    let c = crate::config::Config::load_with_env(&config_path, std::iter::empty()).unwrap();
+    let mut settings = crate::gateway_settings(&c);
+    settings.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    let e = env().await;
+    let mut state = e.state.clone();
+    state.operators = Arc::new(OperatorTable::new(
+        c.operators
+            .iter()
+            .map(|o| (o.login.clone(), o.name.clone())),
+    ));
+    state.queues = Arc::new(QueueBoard::new(c.queues.iter().map(|q| q.name.clone())));
+    let gw = gateway::Gateway::bind(settings, state.stats.clone(), Arc::new(gateway::NoCallLog))
+        .await
+        .unwrap()
+        .with_operator_book(Arc::new(TableBook {
+            table: state.operators.clone(),
+            writer: e.writer.clone(),
+        }));
+    state.acd = Some(gw.operators());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(gw.run(stop.clone()));
+
+    // op1: skills benefits, home-care, regional (config/operators.toml)
+    let a = call(&state, "POST", "/api/v1/operators/op1/login", "").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(
+        a.json()["queues"],
+        json!(["benefits", "home-care", "regional"])
+    );
+    let q = call(&state, "GET", "/api/v1/queues", "").await.json();
+    let logged_in = |name: &str| {
+        q["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .unwrap()["operators_logged_in"]
+            .clone()
+    };
+    assert_eq!(logged_in("benefits"), 1);
+    assert_eq!(logged_in("home-care"), 1);
+    assert_eq!(logged_in("regional"), 1);
+    assert_eq!(logged_in("rehab"), 0);
+
+    // op2 has no skill in regional: refused before the table hears of it
+    let a = call(
+        &state,
+        "POST",
+        "/api/v1/operators/op2/login",
+        r#"{"queues":["regional"]}"#,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(a.error().contains("regional"), "{}", a.body);
+    let list = call(&state, "GET", "/api/v1/operators", "").await.json();
+    let op2 = list["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == "op2")
+        .unwrap();
+    assert_eq!(op2["state"], "logged_out");
+    // a named subset of the skills is what the ACD serves and the table shows
+    let a = call(
+        &state,
+        "POST",
+        "/api/v1/operators/op2/login",
+        r#"{"queues":["rehab"]}"#,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.json()["queues"], json!(["rehab"]));
+    let acd = state.acd.as_ref().unwrap();
+    assert_eq!(
+        acd.status("op2").await.unwrap().unwrap().state,
+        acd::OperatorState::Available
+    );
+
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .unwrap()
+        .unwrap();
+}
