@@ -4,8 +4,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::config::{
-    AcdConfig, CallerId, ConfigError, EmptyRule, OperatorId, OverflowAction, QueueConfig, QueueId,
-    Strategy,
+    AcdConfig, CallerId, ConfigError, EmptyRule, OperatorConfig, OperatorId, OverflowAction,
+    QueueConfig, QueueId, Skill, Strategy,
 };
 
 /// Why an operator is paused.
@@ -204,6 +204,11 @@ pub enum AcdError {
     NotAvailable(OperatorId),
     #[error("operator {0} has no direct offer ringing")]
     NotDirect(OperatorId),
+    #[error("operator {0} already exists")]
+    OperatorExists(OperatorId),
+    /// Skills the ACD cannot take (unknown queue, a queue twice, a level outside 1–9).
+    #[error(transparent)]
+    BadSkills(ConfigError),
     /// A login named a queue the operator has no skill in.
     #[error("operator {operator} has no skill in queue {queue}")]
     NotSkilled {
@@ -347,6 +352,10 @@ struct Operator {
     counted_ready: bool,
     wrap_timer: Option<Instant>,
     direct_timer: Option<Instant>,
+    /// Removed from the configuration while on a call: leaves when the call ends.
+    removing: bool,
+    /// Removed: the slot stays (indices never move) but nothing reaches it any more.
+    retired: bool,
 }
 
 impl Operator {
@@ -515,6 +524,8 @@ impl Acd {
                 counted_ready: false,
                 wrap_timer: None,
                 direct_timer: None,
+                removing: false,
+                retired: false,
             });
         }
         Ok(Acd {
@@ -958,6 +969,10 @@ impl Acd {
         queues: &[QueueId],
     ) -> Result<Vec<QueueId>, AcdError> {
         let o = self.op(operator)?;
+        if self.ops.get(o as usize).is_some_and(|op| op.removing) {
+            // removed from the configuration, only waiting for their call to end
+            return Err(AcdError::UnknownOperator(operator.clone()));
+        }
         let mut wanted = Vec::with_capacity(queues.len());
         for q in queues {
             wanted.push(self.queue(q)?);
@@ -1096,6 +1111,187 @@ impl Acd {
         Ok(())
     }
 
+    // ---------------------------------------------------------------- configuration changes
+
+    /// An operator added to the configuration while the ACD runs (a reload): logged out and
+    /// unregistered like every operator at start, last in the round-robin order of each of
+    /// their queues. An operator whose removal waits for their call to end stays instead,
+    /// with these skills. `OperatorExists` for an operator already there.
+    pub fn add_operator(&mut self, now: Instant, config: OperatorConfig) -> Result<(), AcdError> {
+        let skills = self.check_skills(&config)?;
+        if let Some(&o) = self.op_ix.get(&config.id) {
+            let pending = self.ops.get(o as usize).is_some_and(|op| op.removing);
+            if !pending {
+                return Err(AcdError::OperatorExists(config.id));
+            }
+            if let Some(op) = self.ops.get_mut(o as usize) {
+                op.removing = false;
+            }
+            return self.set_skills(now, &config.id, config.skills);
+        }
+        let skills = skills
+            .into_iter()
+            .map(|(q, level)| OpSkill {
+                queue: q,
+                level,
+                position: self.next_position(q),
+                calls: 0,
+                active: true,
+            })
+            .collect();
+        let o = OIdx::try_from(self.ops.len())
+            .map_err(|_| AcdError::OperatorExists(config.id.clone()))?;
+        self.op_ix.insert(config.id.clone(), o);
+        self.ops.push(Operator {
+            id: config.id,
+            skills,
+            logged_in: false,
+            registered: false,
+            paused: None,
+            activity: Activity::Idle,
+            idle_seq: 0,
+            missed: 0,
+            free_keys: Vec::new(),
+            in_free: false,
+            counted_logged_in: false,
+            counted_ready: false,
+            wrap_timer: None,
+            direct_timer: None,
+            removing: false,
+            retired: false,
+        });
+        self.finish(now);
+        Ok(())
+    }
+
+    /// An operator removed from the configuration (a reload): logged out at once, a ringing
+    /// offer cancelled (`CancelOffer`, or `CancelDirect` for a direct one). One on a call
+    /// keeps it: [`Acd::call_ended`] (or the callback's result) still applies, and the
+    /// operator leaves when it ends, without wrap-up. Afterwards the ACD knows no such
+    /// operator (`UnknownOperator`; [`Acd::add_operator`] may bring them back).
+    pub fn remove_operator(&mut self, now: Instant, operator: &OperatorId) -> Result<(), AcdError> {
+        let o = self.op(operator)?;
+        if let Some(op) = self.ops.get_mut(o as usize) {
+            op.logged_in = false;
+            op.paused = None;
+            op.removing = true;
+        }
+        self.withdraw_offer(now, o);
+        let direct_ringing = self.ops.get(o as usize).is_some_and(|op| {
+            matches!(
+                op.activity,
+                Activity::Direct {
+                    answered: false,
+                    ..
+                }
+            )
+        });
+        if direct_ringing {
+            self.direct_over(o);
+            self.actions.push_back(Action::CancelDirect {
+                operator: operator.clone(),
+            });
+        }
+        self.refresh_op(o);
+        self.finish(now);
+        Ok(())
+    }
+
+    /// The operator's skills changed (a reload): queues and levels as given, kept queues
+    /// keep their round-robin place and call counts, new ones come last in round-robin order.
+    /// A logged-in operator is logged in to the new queues too when their login covered every
+    /// skill queue, else only to the kept ones they had named. A call or offer in progress
+    /// goes on.
+    pub fn set_skills(
+        &mut self,
+        now: Instant,
+        operator: &OperatorId,
+        skills: Vec<Skill>,
+    ) -> Result<(), AcdError> {
+        let o = self.op(operator)?;
+        let wanted = self.check_skills(&OperatorConfig {
+            id: operator.clone(),
+            skills,
+        })?;
+        let Some(op) = self.ops.get(o as usize) else {
+            return Err(AcdError::UnknownOperator(operator.clone()));
+        };
+        let all_active = op.skills.iter().all(|s| s.active);
+        let mut new = Vec::with_capacity(wanted.len());
+        for (q, level) in wanted {
+            let old = op.skills.iter().find(|s| s.queue == q);
+            new.push(OpSkill {
+                queue: q,
+                level,
+                position: match old {
+                    Some(s) => s.position,
+                    None => self.next_position(q),
+                },
+                calls: old.map_or(0, |s| s.calls),
+                active: old.map_or(all_active, |s| s.active),
+            });
+        }
+        self.reshape(o, move |op| op.skills = new);
+        self.finish(now);
+        Ok(())
+    }
+
+    /// The queue indices and levels of `config`'s skills, checked as a configuration would be.
+    fn check_skills(&self, config: &OperatorConfig) -> Result<Vec<(QIdx, u8)>, AcdError> {
+        let mut out: Vec<(QIdx, u8)> = Vec::with_capacity(config.skills.len());
+        for s in &config.skills {
+            let Some(&q) = self.queue_ix.get(&s.queue) else {
+                return Err(AcdError::BadSkills(ConfigError::UnknownSkillQueue {
+                    operator: config.id.clone(),
+                    queue: s.queue.clone(),
+                }));
+            };
+            if out.iter().any(|&(x, _)| x == q) {
+                return Err(AcdError::BadSkills(ConfigError::DuplicateSkill {
+                    operator: config.id.clone(),
+                    queue: s.queue.clone(),
+                }));
+            }
+            if !(1..=9).contains(&s.level) {
+                return Err(AcdError::BadSkills(ConfigError::BadLevel {
+                    operator: config.id.clone(),
+                    queue: s.queue.clone(),
+                    level: s.level,
+                }));
+            }
+            out.push((q, s.level));
+        }
+        Ok(out)
+    }
+
+    /// The round-robin place after every operator of queue `q`.
+    fn next_position(&self, q: QIdx) -> u64 {
+        self.ops
+            .iter()
+            .flat_map(|op| op.skills.iter())
+            .filter(|s| s.queue == q)
+            .map(|s| s.position + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A removed operator whose call is over leaves for good: no timers, no index entry.
+    fn retire(&mut self, o: OIdx) {
+        let Some(op) = self.ops.get_mut(o as usize) else {
+            return;
+        };
+        self.timers
+            .disarm(&mut op.wrap_timer, Kind::WrapUp, u64::from(o));
+        self.timers
+            .disarm(&mut op.direct_timer, Kind::DirectRing, u64::from(o));
+        op.activity = Activity::Idle;
+        op.removing = false;
+        op.retired = true;
+        if self.op_ix.get(&op.id) == Some(&o) {
+            self.op_ix.remove(&op.id);
+        }
+    }
+
     // ---------------------------------------------------------------- time
 
     /// Fires every timer due at `now`: ring timeouts, wrap-ups, announcements, max waits,
@@ -1137,7 +1333,7 @@ impl Acd {
 
     /// Operators in configuration order.
     pub fn operators(&self) -> impl Iterator<Item = &OperatorId> {
-        self.ops.iter().map(|o| &o.id)
+        self.ops.iter().filter(|o| !o.retired).map(|o| &o.id)
     }
 
     /// Queues in configuration order.
@@ -1748,6 +1944,12 @@ impl Acd {
                 op.free_keys.push((s.queue, lvl, key));
             }
             op.in_free = true;
+        }
+        let settle = self.ops.get(o as usize).is_some_and(|op| {
+            op.removing && matches!(op.activity, Activity::Idle | Activity::WrapUp) && !op.in_free
+        });
+        if settle {
+            self.retire(o);
         }
     }
 
