@@ -25,6 +25,8 @@ use crate::{CallArrived, CallEnded, CallLog, Caller, EndReason, IvrEnd, IvrStep,
 use media::prompts::{PromptCache, PromptName};
 use media::sdp::{self, Negotiated};
 
+#[path = "acd_reload.rs"]
+mod acd_reload;
 #[path = "feature_codes.rs"]
 pub(crate) mod feature_codes;
 #[path = "operator_legs.rs"]
@@ -281,9 +283,11 @@ impl Core {
     /// A reloaded configuration: calls that arrive from now on get its lines, menus, prompts,
     /// trunks and operators; calls in progress keep what they started with. Settings only a
     /// restart can change stay as they are; their names are returned when they differ.
-    pub fn reload(&mut self, mut settings: Settings) -> Vec<&'static str> {
+    pub fn reload(&mut self, now: Instant, mut settings: Settings) -> Vec<&'static str> {
         let ignored = settings.keep_restart_only(&self.settings);
+        let old = self.settings.clone();
         self.settings = Arc::new(settings);
+        self.reload_operators(now, &old);
         ignored
     }
 

@@ -120,6 +120,9 @@ pub trait OperatorBook: Send + Sync + 'static {
     fn restored(&self) -> Vec<(String, OperatorCommand)> {
         Vec::new()
     }
+    /// A reload changed the skills of a logged-in operator: these are the queues the ACD
+    /// now serves them from (the book records them as the login's queues).
+    fn queues_changed(&self, _operator: &str, _queues: &[String]) {}
 }
 
 /// An [`OperatorBook`] that keeps nothing and refuses nothing (tests, tools): the ACD alone
@@ -909,7 +912,8 @@ impl Gateway {
                     }
                 },
                 Some((new, done)) = self.reload_rx.recv() => {
-                    let ignored = core.reload(new);
+                    let now = clock(&mut core);
+                    let ignored = core.reload(now, new);
                     info!(lines = core.lines(), "configuration reloaded: new calls get it, calls in progress keep theirs");
                     let _ = done.send(ignored);
                 }

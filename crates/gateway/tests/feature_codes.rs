@@ -36,6 +36,8 @@ struct Book {
     /// operator → paused?
     state: Mutex<std::collections::HashMap<String, bool>>,
     taken: Mutex<Vec<(String, OperatorCommand)>>,
+    /// `queues_changed` calls: (operator, queues).
+    requeued: Mutex<Vec<(String, Vec<String>)>>,
 }
 
 impl OperatorBook for Book {
@@ -68,6 +70,13 @@ impl OperatorBook for Book {
             .unwrap()
             .push((operator.into(), cmd.clone()));
         Ok(())
+    }
+
+    fn queues_changed(&self, operator: &str, queues: &[String]) {
+        self.requeued
+            .lock()
+            .unwrap()
+            .push((operator.into(), queues.to_vec()));
     }
 }
 
@@ -444,6 +453,111 @@ async fn the_books_restored_state_reaches_the_acd_at_start() {
         state(&ops).await,
         OperatorState::Paused(PauseReason::Requested("paperwork".into()))
     );
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// A reload's operators reach the running ACD: an added operator can log in and is known,
+/// a removed one is gone, changed skills move a logged-in operator (and the book hears of
+/// the new queues); the queues themselves stay as they are (restart-only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_removes_and_reskills_operators_in_the_acd() {
+    let with_ops = |ops: Vec<acd::OperatorConfig>| {
+        let mut s = settings();
+        s.acd = Some(acd::AcdConfig {
+            queues: vec![
+                acd::QueueConfig::new("benefits"),
+                acd::QueueConfig::new("rehab"),
+            ],
+            operators: ops,
+        });
+        s
+    };
+    let mut s = with_ops(vec![
+        acd::OperatorConfig::new("op1", [("benefits", 1)]),
+        acd::OperatorConfig::new("op2", [("benefits", 1)]),
+    ]);
+    s.rtp_ports = free_range();
+    let book = Arc::new(Book::default());
+    let gw = Gateway::bind(s.clone(), Arc::new(Stats::default()), Arc::new(NoCallLog))
+        .await
+        .unwrap()
+        .with_operator_book(book.clone());
+    let ops = gw.operators();
+    let reloader = gw.reloader();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(gw.run(stop.clone()));
+    ops.apply("op1", OperatorCommand::Login { queues: vec![] })
+        .await
+        .unwrap();
+    assert_eq!(state(&ops).await, OperatorState::Available);
+    assert!(ops.status("op3").await.unwrap().is_none());
+
+    // op2 leaves, op3 arrives, op1 moves to rehab
+    let mut next = with_ops(vec![
+        acd::OperatorConfig::new("op1", [("rehab", 2)]),
+        acd::OperatorConfig::new("op3", [("benefits", 1), ("rehab", 1)]),
+    ]);
+    next.rtp_ports = s.rtp_ports;
+    assert_eq!(
+        reloader.reload(next.clone()).await.unwrap(),
+        Vec::<&str>::new()
+    );
+    assert!(ops.status("op2").await.unwrap().is_none(), "op2 removed");
+    assert_eq!(
+        ops.status("op3").await.unwrap().unwrap().state,
+        OperatorState::LoggedOut
+    );
+    assert_eq!(state(&ops).await, OperatorState::Available);
+    assert_eq!(
+        *book.requeued.lock().unwrap(),
+        [("op1".to_owned(), vec!["rehab".to_owned()])]
+    );
+    // the added operator logs in like any other, to its skill queues
+    ops.apply("op3", OperatorCommand::Login { queues: vec![] })
+        .await
+        .unwrap();
+    assert_eq!(
+        book.taken.lock().unwrap().last().unwrap(),
+        &(
+            "op3".to_owned(),
+            OperatorCommand::Login {
+                queues: vec!["benefits".into(), "rehab".into()]
+            }
+        )
+    );
+
+    // a changed queue list needs a restart; operators' skills in unknown queues are dropped
+    let mut queues_changed = next.clone();
+    if let Some(a) = queues_changed.acd.as_mut() {
+        a.queues.push(acd::QueueConfig::new("volunteers"));
+        a.operators
+            .push(acd::OperatorConfig::new("op4", [("volunteers", 1)]));
+    }
+    assert_eq!(
+        reloader.reload(queues_changed).await.unwrap(),
+        ["queues (ACD)"]
+    );
+    assert_eq!(
+        ops.status("op4").await.unwrap().unwrap().state,
+        OperatorState::LoggedOut
+    );
+    assert_eq!(
+        ops.apply(
+            "op4",
+            OperatorCommand::Login {
+                queues: vec!["volunteers".into()]
+            }
+        )
+        .await,
+        Err(OperatorControlError::Acd(acd::AcdError::UnknownQueue(
+            "volunteers".into()
+        )))
+    );
+
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), run)
         .await

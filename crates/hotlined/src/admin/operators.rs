@@ -310,6 +310,25 @@ impl OperatorTable {
         (added, removed)
     }
 
+    /// A logged-in operator now works in `queues` (a reload changed their skills and the ACD
+    /// resolved the login again): the session shows them and the saved state keeps them.
+    /// Nothing for a logged-out or unknown operator.
+    pub fn set_queues(&self, id: &str, queues: &[String], writer: &AppealWriter) {
+        let mut table = self.lock();
+        let Some(Entry {
+            session: Some(s), ..
+        }) = table.get_mut(id)
+        else {
+            return;
+        };
+        if s.queues == queues {
+            return;
+        }
+        s.queues = queues.to_vec();
+        writer.operator_state(saved_state(id, Some(s)));
+        tracing::info!(operator = id, queues = ?queues, "operator's queues follow new skills");
+    }
+
     /// Ends every open session (the daemon is stopping).
     pub fn logout_all(&self, writer: &AppealWriter, reason: &str) {
         for entry in self.lock().values_mut() {
@@ -424,6 +443,10 @@ impl gateway::OperatorBook for TableBook {
 
     fn restored(&self) -> Vec<(String, gateway::OperatorCommand)> {
         self.table.as_commands()
+    }
+
+    fn queues_changed(&self, operator: &str, queues: &[String]) {
+        self.table.set_queues(operator, queues, &self.writer);
     }
 }
 

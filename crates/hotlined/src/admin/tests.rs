@@ -1980,3 +1980,40 @@ async fn a_login_without_queues_counts_in_every_skill_queue() {
         .unwrap()
         .unwrap();
 }
+
+/// New skills after a reload move a logged-in operator's queues (`TableBook::queues_changed`):
+/// the table shows them, `/api/v1/queues` counts them and the saved state keeps them; a
+/// logged-out operator is left alone.
+#[tokio::test]
+async fn new_skills_move_a_logged_in_operators_queues() {
+    use gateway::OperatorBook;
+    let e = env().await;
+    let ok = |a: Answer| assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    ok(call(
+        &e.state,
+        "POST",
+        "/api/v1/operators/op1/login",
+        r#"{"queues":["general"]}"#,
+    )
+    .await);
+    let book = TableBook {
+        table: e.state.operators.clone(),
+        writer: e.writer.clone(),
+    };
+    book.queues_changed("op1", &["rehab".to_owned()]);
+    book.queues_changed("op2", &["rehab".to_owned()]);
+    let list = call(&e.state, "GET", "/api/v1/operators", "").await.json();
+    assert_eq!(list["operators"][0]["queues"], json!(["rehab"]));
+    assert_eq!(list["operators"][1]["state"], "logged_out");
+    assert_eq!(list["operators"][1]["queues"], json!([]));
+    let q = call(&e.state, "GET", "/api/v1/queues", "").await.json();
+    assert_eq!(q["queues"][0]["operators_logged_in"], 0, "{q}");
+    assert_eq!(e.state.operators.in_queue("rehab"), (1, 1));
+    e.flush().await;
+    let url = format!("sqlite://{}", e.dir.path().join("hotline.db").display());
+    let saved =
+        appeals::operator_state::load(&url, &e.dir.path().join("spool"), Duration::from_secs(5))
+            .await;
+    let op1 = saved.states.iter().find(|s| s.operator == "op1").unwrap();
+    assert_eq!(op1.queues, ["rehab"]);
+}
