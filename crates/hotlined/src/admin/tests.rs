@@ -2017,3 +2017,86 @@ async fn new_skills_move_a_logged_in_operators_queues() {
     let op1 = saved.states.iter().find(|s| s.operator == "op1").unwrap();
     assert_eq!(op1.queues, ["rehab"]);
 }
+
+/// Callback attempts reach the `callbacks` row through the call log (spool first, like every
+/// write) and `GET /api/v1/callbacks` shows them: dialling, a busy attempt (pending again,
+/// one attempt, last result busy), a second that went unanswered, then the ACD giving up
+/// (failed, two attempts, completed). Another caller's answered callback is done.
+#[tokio::test]
+async fn callbacks_show_their_attempts() {
+    use gateway::{CallArrived, CallLog, CallbackAttempt, CallbackOutcome, IvrStep};
+    let e = env().await;
+    let log = crate::appeal_log::AppealLog {
+        writer: e.writer.clone(),
+        counters: Default::default(),
+        store: Default::default(),
+    };
+    let book = |n: &str| {
+        let appeal = log.call_arrived(&CallArrived {
+            call_id: &format!("call-{n}"),
+            line: "88002015388",
+            caller: n,
+        });
+        log.ivr_step(&appeal, &IvrStep::CallbackRequested { number: n.into() });
+        appeal
+    };
+    let attempt = |appeal: &str, number: &str, n: u32, result| {
+        log.callback_dialling(appeal, "op1", n);
+        log.callback_attempt(
+            appeal,
+            &CallbackAttempt {
+                number,
+                operator: "op1",
+                attempt: n,
+                result,
+            },
+        );
+    };
+    let missed = book("+79130000001");
+    let reached = book("+79130000002");
+    log.callback_dialling(&missed, "op1", 1);
+    e.flush().await;
+    let get = |q: &'static str| {
+        let state = e.state.clone();
+        async move {
+            let a = call(&state, "GET", &format!("/api/v1/callbacks{q}"), "").await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+            a.json()["callbacks"].as_array().unwrap().clone()
+        }
+    };
+    let all = get("").await;
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0]["status"], "dialling");
+    assert_eq!(all[0]["operator"], "op1");
+    assert_eq!(all[1]["status"], "pending");
+
+    attempt(&missed, "+79130000001", 1, CallbackOutcome::Busy);
+    e.flush().await;
+    let all = get("").await;
+    assert_eq!(
+        (
+            &all[0]["status"],
+            &all[0]["attempts"],
+            &all[0]["last_result"]
+        ),
+        (&json!("pending"), &json!(1), &json!("busy"))
+    );
+    attempt(&missed, "+79130000001", 2, CallbackOutcome::NoAnswer);
+    log.callback_failed(&missed, 2);
+    attempt(&reached, "+79130000002", 1, CallbackOutcome::Answered);
+    e.flush().await;
+
+    let failed = get("?status=failed").await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["number"], "+79130000001");
+    assert_eq!(failed[0]["attempts"], 2);
+    assert_eq!(failed[0]["last_result"], "no_answer");
+    assert!(failed[0]["completed_at"].is_string());
+    let done = get("?status=done").await;
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["number"], "+79130000002");
+    assert_eq!(done[0]["last_result"], "answered");
+    assert!(get("?status=pending").await.is_empty());
+    let a = call(&e.state, "GET", "/api/v1/callbacks?status=lost", "").await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+}
