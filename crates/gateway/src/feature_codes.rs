@@ -273,8 +273,9 @@ impl Core {
             let done = match &cmd {
                 // the queues saved with the login; ones no longer among the skills (the
                 // configuration changed meanwhile): every skill queue
-                OperatorCommand::Login { queues } => {
-                    let queues: Vec<acd::QueueId> = queues
+                // (an older `*1` login saved none): the book is told the queues served
+                OperatorCommand::Login { queues: saved } => {
+                    let queues: Vec<acd::QueueId> = saved
                         .iter()
                         .map(|q| acd::QueueId::from(q.as_str()))
                         .collect();
@@ -283,7 +284,13 @@ impl Core {
                             warn!(%operator, error = %e, "saved queues not all served: logged in to every skill queue");
                             acd.login_to(now, &id, &[])
                         })
-                        .map(|_| ())
+                        .map(|served| {
+                            let served: Vec<String> =
+                                served.iter().map(|q| q.as_str().to_owned()).collect();
+                            if served != *saved {
+                                self.book.queues_changed(&operator, &served);
+                            }
+                        })
                 }
                 OperatorCommand::Logout => acd.logout(now, &id),
                 OperatorCommand::Pause { reason } => {

@@ -423,10 +423,17 @@ async fn an_operator_logs_in_pauses_and_resumes_from_the_softphone() {
 /// A restored book: the gateway applies its state to the ACD before the first message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_books_restored_state_reaches_the_acd_at_start() {
-    struct Restored;
+    #[derive(Default)]
+    struct Restored(Mutex<Vec<(String, Vec<String>)>>);
     impl OperatorBook for Restored {
         fn apply(&self, _: &str, _: &OperatorCommand) -> Result<(), OperatorRefusal> {
             Ok(())
+        }
+        fn queues_changed(&self, operator: &str, queues: &[String]) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((operator.into(), queues.to_vec()));
         }
         fn restored(&self) -> Vec<(String, OperatorCommand)> {
             vec![
@@ -440,18 +447,24 @@ async fn the_books_restored_state_reaches_the_acd_at_start() {
             ]
         }
     }
+    let book = Arc::new(Restored::default());
     let mut s = settings();
     s.rtp_ports = free_range();
     let gw = Gateway::bind(s, Arc::new(Stats::default()), Arc::new(NoCallLog))
         .await
         .unwrap()
-        .with_operator_book(Arc::new(Restored));
+        .with_operator_book(book.clone());
     let ops = gw.operators();
     let stop = CancellationToken::new();
     let run = tokio::spawn(gw.run(stop.clone()));
     assert_eq!(
         state(&ops).await,
         OperatorState::Paused(PauseReason::Requested("paperwork".into()))
+    );
+    // the login was saved without queues (an older `*1`): the book hears the ones served
+    assert_eq!(
+        *book.0.lock().unwrap(),
+        [("op1".to_owned(), vec!["benefits".to_owned()])]
     );
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), run)
