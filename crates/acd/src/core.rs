@@ -4,8 +4,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::config::{
-    AcdConfig, CallerId, ConfigError, EmptyRule, OperatorId, OverflowAction, QueueConfig, QueueId,
-    Strategy,
+    AcdConfig, CallerId, ConfigError, EmptyRule, OperatorConfig, OperatorId, OverflowAction,
+    QueueConfig, QueueId, Skill, Strategy,
 };
 
 /// Why an operator is paused.
@@ -204,6 +204,17 @@ pub enum AcdError {
     NotAvailable(OperatorId),
     #[error("operator {0} has no direct offer ringing")]
     NotDirect(OperatorId),
+    #[error("operator {0} already exists")]
+    OperatorExists(OperatorId),
+    /// Skills the ACD cannot take (unknown queue, a queue twice, a level outside 1–9).
+    #[error(transparent)]
+    BadSkills(ConfigError),
+    /// A login named a queue the operator has no skill in.
+    #[error("operator {operator} has no skill in queue {queue}")]
+    NotSkilled {
+        operator: OperatorId,
+        queue: QueueId,
+    },
 }
 
 type QIdx = usize;
@@ -319,6 +330,9 @@ struct OpSkill {
     position: u64,
     /// Calls answered from this queue (fewest-calls).
     calls: u64,
+    /// Whether the operator's login covers this queue (see [`Acd::login_to`]); only active
+    /// skills count towards a queue's staffing and free sets.
+    active: bool,
 }
 
 #[derive(Debug)]
@@ -338,6 +352,10 @@ struct Operator {
     counted_ready: bool,
     wrap_timer: Option<Instant>,
     direct_timer: Option<Instant>,
+    /// Removed from the configuration while on a call: leaves when the call ends.
+    removing: bool,
+    /// Removed: the slot stays (indices never move) but nothing reaches it any more.
+    retired: bool,
 }
 
 impl Operator {
@@ -486,6 +504,7 @@ impl Acd {
                         level: s.level,
                         position,
                         calls: 0,
+                        active: true,
                     });
                 }
             }
@@ -505,6 +524,8 @@ impl Acd {
                 counted_ready: false,
                 wrap_timer: None,
                 direct_timer: None,
+                removing: false,
+                retired: false,
             });
         }
         Ok(Acd {
@@ -933,9 +954,70 @@ impl Acd {
 
     // ---------------------------------------------------------------- operator commands
 
-    /// The operator logs in (feature code or admin API): available, pause cleared.
+    /// The operator logs in (feature code or admin API) to every queue of their skills:
+    /// available, pause cleared. Same as [`Acd::login_to`] with no queues.
     pub fn login(&mut self, now: Instant, operator: &OperatorId) -> Result<(), AcdError> {
+        self.login_to(now, operator, &[]).map(|_| ())
+    }
+
+    /// The queues a login naming `queues` covers: those queues (each must be one of the
+    /// operator's skills), or every skill queue when `queues` is empty — the one rule for
+    /// "a login without queues". In skill (configuration) order; nothing changes.
+    pub fn login_queues(
+        &self,
+        operator: &OperatorId,
+        queues: &[QueueId],
+    ) -> Result<Vec<QueueId>, AcdError> {
         let o = self.op(operator)?;
+        if self.ops.get(o as usize).is_some_and(|op| op.removing) {
+            // removed from the configuration, only waiting for their call to end
+            return Err(AcdError::UnknownOperator(operator.clone()));
+        }
+        let mut wanted = Vec::with_capacity(queues.len());
+        for q in queues {
+            wanted.push(self.queue(q)?);
+        }
+        let skills = self
+            .ops
+            .get(o as usize)
+            .map_or(&[][..], |op| &op.skills[..]);
+        if let Some(&missing) = wanted
+            .iter()
+            .find(|&&q| !skills.iter().any(|s| s.queue == q))
+        {
+            return Err(AcdError::NotSkilled {
+                operator: operator.clone(),
+                queue: self.queue_id(missing),
+            });
+        }
+        Ok(skills
+            .iter()
+            .filter(|s| wanted.is_empty() || wanted.contains(&s.queue))
+            .map(|s| self.queue_id(s.queue))
+            .collect())
+    }
+
+    /// The operator logs in to `queues` as [`Acd::login_queues`] resolves them (empty: every
+    /// skill queue): available, pause cleared; offered callers of those queues only, and
+    /// counted in their staffing only. Returns the queues logged in to. A logged-in operator
+    /// logging in again changes the queues.
+    pub fn login_to(
+        &mut self,
+        now: Instant,
+        operator: &OperatorId,
+        queues: &[QueueId],
+    ) -> Result<Vec<QueueId>, AcdError> {
+        let covered = self.login_queues(operator, queues)?;
+        let o = self.op(operator)?;
+        let active: Vec<QIdx> = covered
+            .iter()
+            .filter_map(|q| self.queue_ix.get(q).copied())
+            .collect();
+        self.reshape(o, |op| {
+            for s in &mut op.skills {
+                s.active = active.contains(&s.queue);
+            }
+        });
         self.idle_seq += 1;
         let seq = self.idle_seq;
         if let Some(op) = self.ops.get_mut(o as usize) {
@@ -948,7 +1030,26 @@ impl Acd {
         }
         self.refresh_op(o);
         self.finish(now);
-        Ok(())
+        Ok(covered)
+    }
+
+    /// The queues the operator is logged in to now (empty when logged out), in skill order.
+    pub fn logged_in_queues(&self, operator: &OperatorId) -> Vec<QueueId> {
+        let Some(op) = self
+            .op_ix
+            .get(operator)
+            .and_then(|&o| self.ops.get(o as usize))
+        else {
+            return Vec::new();
+        };
+        if !op.logged_in {
+            return Vec::new();
+        }
+        op.skills
+            .iter()
+            .filter(|s| s.active)
+            .map(|s| self.queue_id(s.queue))
+            .collect()
     }
 
     /// The operator logs out. A ringing offer is cancelled; a call in progress goes on.
@@ -1010,6 +1111,187 @@ impl Acd {
         Ok(())
     }
 
+    // ---------------------------------------------------------------- configuration changes
+
+    /// An operator added to the configuration while the ACD runs (a reload): logged out and
+    /// unregistered like every operator at start, last in the round-robin order of each of
+    /// their queues. An operator whose removal waits for their call to end stays instead,
+    /// with these skills. `OperatorExists` for an operator already there.
+    pub fn add_operator(&mut self, now: Instant, config: OperatorConfig) -> Result<(), AcdError> {
+        let skills = self.check_skills(&config)?;
+        if let Some(&o) = self.op_ix.get(&config.id) {
+            let pending = self.ops.get(o as usize).is_some_and(|op| op.removing);
+            if !pending {
+                return Err(AcdError::OperatorExists(config.id));
+            }
+            if let Some(op) = self.ops.get_mut(o as usize) {
+                op.removing = false;
+            }
+            return self.set_skills(now, &config.id, config.skills);
+        }
+        let skills = skills
+            .into_iter()
+            .map(|(q, level)| OpSkill {
+                queue: q,
+                level,
+                position: self.next_position(q),
+                calls: 0,
+                active: true,
+            })
+            .collect();
+        let o = OIdx::try_from(self.ops.len())
+            .map_err(|_| AcdError::OperatorExists(config.id.clone()))?;
+        self.op_ix.insert(config.id.clone(), o);
+        self.ops.push(Operator {
+            id: config.id,
+            skills,
+            logged_in: false,
+            registered: false,
+            paused: None,
+            activity: Activity::Idle,
+            idle_seq: 0,
+            missed: 0,
+            free_keys: Vec::new(),
+            in_free: false,
+            counted_logged_in: false,
+            counted_ready: false,
+            wrap_timer: None,
+            direct_timer: None,
+            removing: false,
+            retired: false,
+        });
+        self.finish(now);
+        Ok(())
+    }
+
+    /// An operator removed from the configuration (a reload): logged out at once, a ringing
+    /// offer cancelled (`CancelOffer`, or `CancelDirect` for a direct one). One on a call
+    /// keeps it: [`Acd::call_ended`] (or the callback's result) still applies, and the
+    /// operator leaves when it ends, without wrap-up. Afterwards the ACD knows no such
+    /// operator (`UnknownOperator`; [`Acd::add_operator`] may bring them back).
+    pub fn remove_operator(&mut self, now: Instant, operator: &OperatorId) -> Result<(), AcdError> {
+        let o = self.op(operator)?;
+        if let Some(op) = self.ops.get_mut(o as usize) {
+            op.logged_in = false;
+            op.paused = None;
+            op.removing = true;
+        }
+        self.withdraw_offer(now, o);
+        let direct_ringing = self.ops.get(o as usize).is_some_and(|op| {
+            matches!(
+                op.activity,
+                Activity::Direct {
+                    answered: false,
+                    ..
+                }
+            )
+        });
+        if direct_ringing {
+            self.direct_over(o);
+            self.actions.push_back(Action::CancelDirect {
+                operator: operator.clone(),
+            });
+        }
+        self.refresh_op(o);
+        self.finish(now);
+        Ok(())
+    }
+
+    /// The operator's skills changed (a reload): queues and levels as given, kept queues
+    /// keep their round-robin place and call counts, new ones come last in round-robin order.
+    /// A logged-in operator is logged in to the new queues too when their login covered every
+    /// skill queue, else only to the kept ones they had named. A call or offer in progress
+    /// goes on.
+    pub fn set_skills(
+        &mut self,
+        now: Instant,
+        operator: &OperatorId,
+        skills: Vec<Skill>,
+    ) -> Result<(), AcdError> {
+        let o = self.op(operator)?;
+        let wanted = self.check_skills(&OperatorConfig {
+            id: operator.clone(),
+            skills,
+        })?;
+        let Some(op) = self.ops.get(o as usize) else {
+            return Err(AcdError::UnknownOperator(operator.clone()));
+        };
+        let all_active = op.skills.iter().all(|s| s.active);
+        let mut new = Vec::with_capacity(wanted.len());
+        for (q, level) in wanted {
+            let old = op.skills.iter().find(|s| s.queue == q);
+            new.push(OpSkill {
+                queue: q,
+                level,
+                position: match old {
+                    Some(s) => s.position,
+                    None => self.next_position(q),
+                },
+                calls: old.map_or(0, |s| s.calls),
+                active: old.map_or(all_active, |s| s.active),
+            });
+        }
+        self.reshape(o, move |op| op.skills = new);
+        self.finish(now);
+        Ok(())
+    }
+
+    /// The queue indices and levels of `config`'s skills, checked as a configuration would be.
+    fn check_skills(&self, config: &OperatorConfig) -> Result<Vec<(QIdx, u8)>, AcdError> {
+        let mut out: Vec<(QIdx, u8)> = Vec::with_capacity(config.skills.len());
+        for s in &config.skills {
+            let Some(&q) = self.queue_ix.get(&s.queue) else {
+                return Err(AcdError::BadSkills(ConfigError::UnknownSkillQueue {
+                    operator: config.id.clone(),
+                    queue: s.queue.clone(),
+                }));
+            };
+            if out.iter().any(|&(x, _)| x == q) {
+                return Err(AcdError::BadSkills(ConfigError::DuplicateSkill {
+                    operator: config.id.clone(),
+                    queue: s.queue.clone(),
+                }));
+            }
+            if !(1..=9).contains(&s.level) {
+                return Err(AcdError::BadSkills(ConfigError::BadLevel {
+                    operator: config.id.clone(),
+                    queue: s.queue.clone(),
+                    level: s.level,
+                }));
+            }
+            out.push((q, s.level));
+        }
+        Ok(out)
+    }
+
+    /// The round-robin place after every operator of queue `q`.
+    fn next_position(&self, q: QIdx) -> u64 {
+        self.ops
+            .iter()
+            .flat_map(|op| op.skills.iter())
+            .filter(|s| s.queue == q)
+            .map(|s| s.position + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A removed operator whose call is over leaves for good: no timers, no index entry.
+    fn retire(&mut self, o: OIdx) {
+        let Some(op) = self.ops.get_mut(o as usize) else {
+            return;
+        };
+        self.timers
+            .disarm(&mut op.wrap_timer, Kind::WrapUp, u64::from(o));
+        self.timers
+            .disarm(&mut op.direct_timer, Kind::DirectRing, u64::from(o));
+        op.activity = Activity::Idle;
+        op.removing = false;
+        op.retired = true;
+        if self.op_ix.get(&op.id) == Some(&o) {
+            self.op_ix.remove(&op.id);
+        }
+    }
+
     // ---------------------------------------------------------------- time
 
     /// Fires every timer due at `now`: ring timeouts, wrap-ups, announcements, max waits,
@@ -1051,7 +1333,7 @@ impl Acd {
 
     /// Operators in configuration order.
     pub fn operators(&self) -> impl Iterator<Item = &OperatorId> {
-        self.ops.iter().map(|o| &o.id)
+        self.ops.iter().filter(|o| !o.retired).map(|o| &o.id)
     }
 
     /// Queues in configuration order.
@@ -1099,6 +1381,31 @@ impl Acd {
             .get(id)
             .copied()
             .ok_or_else(|| AcdError::UnknownOperator(id.clone()))
+    }
+
+    fn queue_id(&self, q: QIdx) -> QueueId {
+        self.queues
+            .get(q)
+            .map(|q| q.cfg.id.clone())
+            .unwrap_or_else(|| QueueId::new("?"))
+    }
+
+    /// Changes what decides an operator's place in queues (their skills or which of them are
+    /// active) with `f`: the operator leaves every queue's staffing and free sets under the
+    /// old skills and is put back under the new ones, so the counts stay exact.
+    fn reshape(&mut self, o: OIdx, f: impl FnOnce(&mut Operator)) {
+        let Some(logged_in) = self.ops.get(o as usize).map(|op| op.logged_in) else {
+            return;
+        };
+        if let Some(op) = self.ops.get_mut(o as usize) {
+            op.logged_in = false;
+        }
+        self.refresh_op(o);
+        if let Some(op) = self.ops.get_mut(o as usize) {
+            f(op);
+            op.logged_in = logged_in;
+        }
+        self.refresh_op(o);
     }
 
     fn op_id(&self, o: OIdx) -> OperatorId {
@@ -1581,7 +1888,7 @@ impl Acd {
         let logged = op.logged_in;
         let ready = op.ready();
         if op.counted_logged_in != logged || op.counted_ready != ready {
-            for s in &op.skills {
+            for s in op.skills.iter().filter(|s| s.active) {
                 let Some(q) = self.queues.get_mut(s.queue) else {
                     continue;
                 };
@@ -1618,7 +1925,7 @@ impl Acd {
             }
             op.in_free = false;
         } else if !op.in_free && offerable {
-            for s in &op.skills {
+            for s in op.skills.iter().filter(|s| s.active) {
                 let Some(q) = self.queues.get_mut(s.queue) else {
                     continue;
                 };
@@ -1637,6 +1944,12 @@ impl Acd {
                 op.free_keys.push((s.queue, lvl, key));
             }
             op.in_free = true;
+        }
+        let settle = self.ops.get(o as usize).is_some_and(|op| {
+            op.removing && matches!(op.activity, Activity::Idle | Activity::WrapUp) && !op.in_free
+        });
+        if settle {
+            self.retire(o);
         }
     }
 

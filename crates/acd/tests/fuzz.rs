@@ -9,6 +9,8 @@
 //! - the ACD agrees with the model: answering a leg the model thinks rings always succeeds;
 //! - in "order" runs (no misses, no preferences, no escalation) nobody is offered while a caller
 //!   of the same queue with a better place (priority, then arrival) waits un-offered;
+//! - operators added, removed and given new skills on the way (a reload): a removed operator
+//!   is never offered a call, keeps a call in progress until it ends, and is unknown after;
 //! - when every caller is gone and time has passed, the ACD's tables and timers are empty.
 //!
 //! `ACD_FUZZ_CASES` and `ACD_FUZZ_SEED` widen or replay the search.
@@ -153,6 +155,8 @@ struct Model {
     ops: HashMap<String, Option<Hold>>,
     callback_queues: HashSet<String>,
     next_order: u64,
+    /// Operators removed from the configuration (some may still finish a call).
+    gone: HashSet<String>,
 }
 
 impl Model {
@@ -172,6 +176,10 @@ impl Model {
 
     fn take_offer(&mut self, caller: CallerId, o: &OperatorId, what: &Action) {
         self.check_op(o, what);
+        assert!(
+            !self.gone.contains(o.as_str()),
+            "{what:?}: operator {o} was removed"
+        );
         let slot = self.ops.get_mut(o.as_str()).unwrap();
         assert!(
             slot.is_none(),
@@ -528,20 +536,23 @@ impl Run {
             }
             70..=79 => {
                 let o = op(&mut self.rng);
-                match self.rng.below(6) {
-                    0 | 1 => self.acd.login(now, &o).unwrap(),
-                    2 => self.acd.logout(now, &o).unwrap(),
+                let r = match self.rng.below(6) {
+                    0 | 1 => self.acd.login(now, &o),
+                    2 => self.acd.logout(now, &o),
                     3 => self
                         .acd
-                        .pause(now, &o, PauseReason::Requested("break".into()))
-                        .unwrap(),
-                    4 => self.acd.unpause(now, &o).unwrap(),
-                    _ => self
-                        .acd
-                        .set_registered(now, &o, self.rng.chance(80))
-                        .unwrap(),
+                        .pause(now, &o, PauseReason::Requested("break".into())),
+                    4 => self.acd.unpause(now, &o),
+                    _ => self.acd.set_registered(now, &o, self.rng.chance(80)),
+                };
+                if !self.model.gone.contains(o.as_str()) {
+                    r.unwrap();
+                } else if let Err(e) = r {
+                    // a removed operator finishing a call is still known, but never logs in
+                    assert_eq!(e, acd::AcdError::UnknownOperator(o));
                 }
             }
+            89..=91 if !ordered => self.reconfigure(),
             80..=81 => {
                 if let Some(&c) = self.rng.pick(&self.present()) {
                     let p = self.rng.below(3) as u8;
@@ -558,12 +569,15 @@ impl Run {
                     .then(|| QueueId::from(*self.rng.pick(&QUEUES).unwrap()));
                 match self.acd.direct_offer(now, &o, from.as_ref()) {
                     Ok(()) => {
+                        assert!(!self.model.gone.contains(o.as_str()), "{o} was removed");
                         let slot = self.model.ops.get_mut(o.as_str()).unwrap();
                         assert_eq!(*slot, None, "direct offer to {o} holding {slot:?}");
                         *slot = Some(Hold::Direct { answered: false });
                         *self.model.seen.entry("direct").or_default() += 1;
                     }
                     Err(acd::AcdError::NotAvailable(_)) => {}
+                    Err(acd::AcdError::UnknownOperator(_))
+                        if self.model.gone.contains(o.as_str()) => {}
                     Err(e) => panic!("direct offer: {e}"),
                 }
             }
@@ -616,6 +630,63 @@ impl Run {
         self.drain();
     }
 
+    /// A reload's changes to the operators: one added back, removed or given new skills.
+    fn reconfigure(&mut self) {
+        let now = self.now;
+        let name = *self.rng.pick(&OPS).unwrap();
+        let o = OperatorId::from(name);
+        let mut skills: Vec<(&str, u8)> = Vec::new();
+        for q in QUEUES {
+            if self.rng.chance(60) {
+                skills.push((q, 1 + self.rng.below(3) as u8));
+            }
+        }
+        let cfg = OperatorConfig::new(name, skills);
+        let gone = self.model.gone.contains(name);
+        match self.rng.below(3) {
+            0 => {
+                let r = self.acd.add_operator(now, cfg);
+                if gone {
+                    assert_eq!(r, Ok(()), "adding {name} back");
+                    self.model.gone.remove(name);
+                    *self.model.seen.entry("op-added").or_default() += 1;
+                } else {
+                    assert_eq!(r, Err(acd::AcdError::OperatorExists(o)));
+                }
+            }
+            1 => {
+                let r = self.acd.remove_operator(now, &o);
+                if r.is_ok() {
+                    if !gone {
+                        let on_call = matches!(
+                            self.model.ops[name],
+                            Some(Hold::OnCall(_) | Hold::Direct { answered: true })
+                        );
+                        let kind = if on_call {
+                            "op-removed-on-call"
+                        } else {
+                            "op-removed"
+                        };
+                        *self.model.seen.entry(kind).or_default() += 1;
+                    }
+                    self.model.gone.insert(name.to_owned());
+                } else {
+                    assert!(gone, "removing {name}: {r:?}");
+                    assert_eq!(r, Err(acd::AcdError::UnknownOperator(o)));
+                }
+            }
+            _ => {
+                let r = self.acd.set_skills(now, &o, cfg.skills);
+                if !gone {
+                    assert_eq!(r, Ok(()));
+                    *self.model.seen.entry("skills-set").or_default() += 1;
+                } else if let Err(e) = r {
+                    assert_eq!(e, acd::AcdError::UnknownOperator(o));
+                }
+            }
+        }
+    }
+
     /// Everyone hangs up, every call ends, time passes: nothing may remain.
     fn wind_down(&mut self) {
         for c in self.present() {
@@ -649,7 +720,12 @@ impl Run {
             assert_eq!((st.waiting, st.callbacks), (0, 0), "{q}");
         }
         for o in OPS {
-            let s = self.acd.operator_status(&OperatorId::from(o)).unwrap();
+            let status = self.acd.operator_status(&OperatorId::from(o));
+            if self.model.gone.contains(o) {
+                assert_eq!(status, None, "{o} was removed and its call is over");
+                continue;
+            }
+            let s = status.unwrap();
             assert!(
                 !matches!(
                     s.state,
@@ -683,6 +759,7 @@ fn run_case(seed: u64, ordered: bool, steps: usize) -> HashMap<&'static str, u64
             ops: OPS.iter().map(|o| ((*o).to_owned(), None)).collect(),
             callback_queues,
             next_order: 0,
+            gone: HashSet::new(),
         },
         rng,
         now: Instant::now(),
@@ -777,6 +854,10 @@ fn random_sequences_keep_the_invariants() {
             "left-callback-failed",
             "direct",
             "cancel-direct",
+            "op-added",
+            "op-removed",
+            "op-removed-on-call",
+            "skills-set",
         ],
     );
 }

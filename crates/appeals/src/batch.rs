@@ -364,6 +364,7 @@ fn plan<'a>(ops: &[&'a Op], skip: &HashSet<Uuid>) -> (Vec<AppealPlan<'a>>, Vec<&
             }
             Op::Callback { .. }
             | Op::CallbackStatus { .. }
+            | Op::CallbackProgress { .. }
             | Op::SessionStart { .. }
             | Op::SessionEnd { .. }
             | Op::OperatorState { .. } => others.push(op),
@@ -578,6 +579,11 @@ async fn apply_other(conn: &mut AnyConnection, op: &Op) -> Result<(), sqlx::Erro
             attempts,
             operator,
         } => db::update_callback(conn, *id, *at, *status, *attempts, operator.as_deref()).await,
+        Op::CallbackProgress {
+            appeal,
+            at,
+            progress,
+        } => db::update_callbacks_of_appeal(conn, *appeal, *at, progress).await,
         Op::SessionStart {
             id,
             operator,

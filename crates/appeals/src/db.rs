@@ -12,7 +12,9 @@ use sqlx::AnyConnection;
 use sqlx::{AnyPool, Connection, Executor, Row};
 use uuid::Uuid;
 
-use crate::model::{AppealId, CallbackStatus, EventKind, NewCallback, OperatorStateRow};
+use crate::model::{
+    AppealId, CallbackProgress, CallbackStatus, EventKind, NewCallback, OperatorStateRow,
+};
 use crate::Error;
 
 /// Which database a URL names.
@@ -74,6 +76,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "operator_state",
         sql: include_str!("../migrations/0003_operator_state.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "callback_result",
+        sql: include_str!("../migrations/0004_callback_result.sql"),
     },
 ];
 
@@ -271,6 +278,36 @@ pub(crate) async fn insert_callback(
     .bind(ms(c.requested_at))
     .bind(c.due_at.map(ms))
     .bind(ms(c.requested_at))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Where the callback booked on `appeal` stands after an attempt (absolute values, so replays
+/// are harmless). Only a callback still pending or dialling changes: a finished one keeps its
+/// end, and a replayed older step never reopens it.
+pub(crate) async fn update_callbacks_of_appeal(
+    conn: &mut AnyConnection,
+    appeal: AppealId,
+    at: DateTime<Utc>,
+    p: &CallbackProgress,
+) -> Result<(), sqlx::Error> {
+    let finished = matches!(
+        p.status,
+        CallbackStatus::Done | CallbackStatus::Failed | CallbackStatus::Cancelled
+    );
+    sqlx::query(
+        "UPDATE callbacks SET status = $2, attempts = $3, operator = COALESCE($4, operator), \
+         last_result = COALESCE($5, last_result), completed_at = $6, updated_at = $7 \
+         WHERE appeal_id = $1 AND status IN ('pending', 'dialling')",
+    )
+    .bind(appeal.to_string())
+    .bind(p.status.as_str())
+    .bind(p.attempts)
+    .bind(p.operator.clone())
+    .bind(p.last_result.clone())
+    .bind(finished.then_some(ms(at)))
+    .bind(ms(at))
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -31,9 +31,9 @@ use std::path::PathBuf;
 
 pub use db::Backend;
 pub use model::{
-    Appeal, AppealEvent, AppealId, AppealUpdate, AppealWithEvents, Callback, CallbackStatus,
-    EventKind, NewAppeal, NewCallback, OperatorSession, OperatorStateRow, Outcome, Status,
-    UnknownValue,
+    Appeal, AppealEvent, AppealId, AppealUpdate, AppealWithEvents, Callback, CallbackProgress,
+    CallbackStatus, EventKind, NewAppeal, NewCallback, OperatorSession, OperatorStateRow, Outcome,
+    Status, UnknownValue,
 };
 pub use partner::{
     ForwardAccepted, ForwardMessage, ForwardOrder, OutboxKind, OutboxMessage, OutboxRow, Received,

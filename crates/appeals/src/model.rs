@@ -343,6 +343,24 @@ pub struct Callback {
     pub operator: Option<String>,
     /// When it was done, failed or cancelled.
     pub completed_at: Option<DateTime<Utc>>,
+    /// How the last attempt ended (`answered`, `no_answer`, `busy`, `failed`,
+    /// `operator_left`); none before the first.
+    pub last_result: Option<String>,
+}
+
+/// A booked callback's progress, reported by the call side, which knows the booking's appeal
+/// but not the callback row's id (see `AppealWriter::callback_progress`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackProgress {
+    pub status: CallbackStatus,
+    /// Attempts made so far (absolute).
+    pub attempts: i64,
+    /// The operator on the line for the attempt; `None` keeps the one recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    /// How the attempt ended; `None` keeps the one recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_result: Option<String>,
 }
 
 /// An operator's login to logout.

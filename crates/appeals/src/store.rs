@@ -229,7 +229,7 @@ impl Store {
 
     /// Callbacks, oldest request first; only those with `status` if given.
     pub async fn callbacks(&self, status: Option<CallbackStatus>) -> Result<Vec<Callback>, Error> {
-        let cols = "id, appeal_id, number, queue, requested_at, due_at, status, attempts, operator, completed_at";
+        let cols = "id, appeal_id, number, queue, requested_at, due_at, status, attempts, operator, completed_at, last_result";
         let (filter, binds) = match status {
             Some(s) => (
                 " WHERE status = $1",
@@ -254,6 +254,7 @@ impl Store {
                     attempts: r.try_get("attempts")?,
                     operator: r.try_get("operator")?,
                     completed_at: opt_time(r.try_get("completed_at")?, "callbacks.completed_at")?,
+                    last_result: r.try_get("last_result")?,
                 })
             })
             .collect()

@@ -35,7 +35,8 @@ use uuid::Uuid;
 use crate::batch::{self, BatchError};
 use crate::db;
 use crate::model::{
-    AppealId, AppealUpdate, CallbackStatus, EventKind, NewAppeal, NewCallback, OperatorStateRow,
+    AppealId, AppealUpdate, CallbackProgress, CallbackStatus, EventKind, NewAppeal, NewCallback,
+    OperatorStateRow,
 };
 use crate::spool::{self, SpoolAppender, SpoolLine, SpoolReader};
 use crate::Error;
@@ -125,6 +126,11 @@ pub(crate) enum Op {
         attempts: i64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         operator: Option<String>,
+    },
+    CallbackProgress {
+        appeal: AppealId,
+        at: DateTime<Utc>,
+        progress: CallbackProgress,
     },
     SessionStart {
         id: Uuid,
@@ -303,6 +309,17 @@ impl AppealWriter {
             status,
             attempts,
             operator: operator.map(str::to_owned),
+        });
+    }
+
+    /// The callback booked on `appeal` (the booking call's appeal) progressed: being dialled,
+    /// an attempt ended, reached or given up. Spool first like every write; the row changes
+    /// only while it is still pending or dialling.
+    pub fn callback_progress(&self, appeal: AppealId, progress: CallbackProgress) {
+        self.push(&Op::CallbackProgress {
+            appeal,
+            at: now_ms(),
+            progress,
         });
     }
 

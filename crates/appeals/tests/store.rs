@@ -828,6 +828,40 @@ async fn callbacks_and_operator_sessions(db: TestDb) {
     });
     w.callback_status(first, CallbackStatus::Dialling, 1, Some("anna"));
     w.callback_status(first, CallbackStatus::Done, 1, None);
+    // a callback followed by its booking appeal (what the call side knows): dialled, missed,
+    // given up; a late step after the end does not reopen it
+    let other = w.create(new_appeal(2, "88002015388", at(20, 5, 0)));
+    let third = w.callback(NewCallback {
+        appeal_id: other,
+        number: "+79130000003".into(),
+        queue: Some("benefits".into()),
+        requested_at: at(20, 6, 0),
+        due_at: None,
+    });
+    let progress = |status, attempts, operator: Option<&str>, result: Option<&str>| {
+        appeals::CallbackProgress {
+            status,
+            attempts,
+            operator: operator.map(str::to_owned),
+            last_result: result.map(str::to_owned),
+        }
+    };
+    w.callback_progress(
+        other,
+        progress(CallbackStatus::Dialling, 0, Some("boris"), None),
+    );
+    w.callback_progress(
+        other,
+        progress(CallbackStatus::Pending, 1, Some("boris"), Some("no_answer")),
+    );
+    w.callback_progress(
+        other,
+        progress(CallbackStatus::Failed, 2, Some("anna"), Some("busy")),
+    );
+    w.callback_progress(
+        other,
+        progress(CallbackStatus::Pending, 1, None, Some("no_answer")),
+    );
     let s1 = w.operator_login("anna", &["benefits".to_owned(), "regional".to_owned()]);
     let s2 = w.operator_login("boris", &[]);
     w.operator_logout(s1, "logout");
@@ -839,7 +873,17 @@ async fn callbacks_and_operator_sessions(db: TestDb) {
     let all = store.callbacks(None).await.unwrap();
     assert_eq!(
         all.iter().map(|c| c.id).collect::<Vec<_>>(),
-        [first, second]
+        [first, second, third]
+    );
+    let failed = &all[2];
+    assert_eq!(failed.status, CallbackStatus::Failed);
+    assert_eq!(failed.attempts, 2);
+    assert_eq!(failed.operator.as_deref(), Some("anna"));
+    assert_eq!(failed.last_result.as_deref(), Some("busy"));
+    assert!(failed.completed_at.is_some());
+    assert_eq!(
+        all[1].last_result, None,
+        "another appeal's callback is untouched"
     );
     let done = &all[0];
     assert_eq!(done.status, CallbackStatus::Done);
@@ -854,6 +898,7 @@ async fn callbacks_and_operator_sessions(db: TestDb) {
         .unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].number, "+79130000002");
+    assert_eq!(pending[0].status, CallbackStatus::Pending);
     assert_eq!(pending[0].completed_at, None);
 
     let now = chrono::Utc::now();
@@ -930,5 +975,5 @@ async fn sqlite_created_in_wal_mode() {
     // Connecting again does not re-run the migrations.
     store.close().await;
     let again = Store::connect(&db.url).await.unwrap();
-    assert_eq!(count(&again, "hotline_migrations").await, 3);
+    assert_eq!(count(&again, "hotline_migrations").await, 4);
 }

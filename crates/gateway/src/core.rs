@@ -25,6 +25,8 @@ use crate::{CallArrived, CallEnded, CallLog, Caller, EndReason, IvrEnd, IvrStep,
 use media::prompts::{PromptCache, PromptName};
 use media::sdp::{self, Negotiated};
 
+#[path = "acd_reload.rs"]
+mod acd_reload;
 #[path = "feature_codes.rs"]
 pub(crate) mod feature_codes;
 #[path = "operator_legs.rs"]
@@ -281,9 +283,11 @@ impl Core {
     /// A reloaded configuration: calls that arrive from now on get its lines, menus, prompts,
     /// trunks and operators; calls in progress keep what they started with. Settings only a
     /// restart can change stay as they are; their names are returned when they differ.
-    pub fn reload(&mut self, mut settings: Settings) -> Vec<&'static str> {
+    pub fn reload(&mut self, now: Instant, mut settings: Settings) -> Vec<&'static str> {
         let ignored = settings.keep_restart_only(&self.settings);
+        let old = self.settings.clone();
         self.settings = Arc::new(settings);
+        self.reload_operators(now, &old);
         ignored
     }
 
@@ -1279,25 +1283,47 @@ impl Core {
 
     /// Applies an operator's login, logout, pause or unpause: first to the operator book
     /// (checked, recorded), then to the ACD. The admin API and the feature codes both come
-    /// here.
+    /// here. A login's queues are resolved by the ACD first (`Acd::login_queues`: none named
+    /// means every skill queue; a queue outside the skills is refused before the book hears
+    /// of it), so the book records the queues the ACD serves the operator from.
     pub fn operator_command(
         &mut self,
         now: Instant,
         operator: &str,
         cmd: OperatorCommand,
     ) -> Result<(), OperatorControlError> {
+        let op = OperatorId::from(operator);
+        let cmd = match (cmd, self.acd.as_ref()) {
+            (OperatorCommand::Login { queues }, Some(acd)) => {
+                let named: Vec<acd::QueueId> = queues
+                    .iter()
+                    .map(|q| acd::QueueId::from(q.as_str()))
+                    .collect();
+                OperatorCommand::Login {
+                    queues: acd
+                        .login_queues(&op, &named)?
+                        .iter()
+                        .map(|q| q.as_str().to_owned())
+                        .collect(),
+                }
+            }
+            (cmd, _) => cmd,
+        };
         self.book
             .apply(operator, &cmd)
             .map_err(OperatorControlError::Refused)?;
         let acd = self.acd.as_mut().ok_or(OperatorControlError::NoAcd)?;
-        let op = OperatorId::from(operator);
         let registered = !self.registrar.lookup(now, operator).is_empty();
         let what = format!("{cmd:?}");
         match cmd {
-            OperatorCommand::Login { .. } => {
+            OperatorCommand::Login { queues } => {
                 // the phone may have registered before the operator logged in
                 acd.set_registered(now, &op, registered)?;
-                acd.login(now, &op)?;
+                let queues: Vec<acd::QueueId> = queues
+                    .iter()
+                    .map(|q| acd::QueueId::from(q.as_str()))
+                    .collect();
+                acd.login_to(now, &op, &queues)?;
             }
             OperatorCommand::Logout => acd.logout(now, &op)?,
             OperatorCommand::Pause { reason } => {

@@ -271,7 +271,27 @@ impl Core {
         for (operator, cmd) in restored {
             let id = OperatorId::from(operator.as_str());
             let done = match &cmd {
-                OperatorCommand::Login { .. } => acd.login(now, &id),
+                // the queues saved with the login; ones no longer among the skills (the
+                // configuration changed meanwhile): every skill queue
+                // (an older `*1` login saved none): the book is told the queues served
+                OperatorCommand::Login { queues: saved } => {
+                    let queues: Vec<acd::QueueId> = saved
+                        .iter()
+                        .map(|q| acd::QueueId::from(q.as_str()))
+                        .collect();
+                    acd.login_to(now, &id, &queues)
+                        .or_else(|e| {
+                            warn!(%operator, error = %e, "saved queues not all served: logged in to every skill queue");
+                            acd.login_to(now, &id, &[])
+                        })
+                        .map(|served| {
+                            let served: Vec<String> =
+                                served.iter().map(|q| q.as_str().to_owned()).collect();
+                            if served != *saved {
+                                self.book.queues_changed(&operator, &served);
+                            }
+                        })
+                }
                 OperatorCommand::Logout => acd.logout(now, &id),
                 OperatorCommand::Pause { reason } => {
                     acd.pause(now, &id, acd::PauseReason::Requested(reason.clone()))

@@ -121,6 +121,9 @@ pub trait OperatorBook: Send + Sync + 'static {
     fn restored(&self) -> Vec<(String, OperatorCommand)> {
         Vec::new()
     }
+    /// A reload changed the skills of a logged-in operator: these are the queues the ACD
+    /// now serves them from (the book records them as the login's queues).
+    fn queues_changed(&self, _operator: &str, _queues: &[String]) {}
 }
 
 /// An [`OperatorBook`] that keeps nothing and refuses nothing (tests, tools): the ACD alone
@@ -327,9 +330,20 @@ pub trait CallLog: Send + Sync + 'static {
     fn transferred(&self, appeal: &str, transfer: &TransferRecord<'_>) {
         let _ = (appeal, transfer);
     }
+    /// The operator of a booked callback is on the line and its number is being dialled:
+    /// attempt `attempt` (1 for the first); `appeal` is the booking call's.
+    fn callback_dialling(&self, appeal: &str, operator: &str, attempt: u32) {
+        let _ = (appeal, operator, attempt);
+    }
     /// One attempt to call a booked callback's number ended; `appeal` is the booking call's.
+    /// Unless it was answered the ACD tries again later, or gives up ([`CallLog::callback_failed`]).
     fn callback_attempt(&self, appeal: &str, attempt: &CallbackAttempt<'_>) {
         let _ = (appeal, attempt);
+    }
+    /// The ACD gave a booked callback up after `attempts` attempts (or with none, when it
+    /// could not be placed before the queue's limits).
+    fn callback_failed(&self, appeal: &str, attempts: u32) {
+        let _ = (appeal, attempts);
     }
     /// A callback's talk ended: the caller talked to `operator` for `talked` (from the
     /// bridge). The appeal's outcome stays `callback`, now with the operator and talk time.
@@ -912,7 +926,8 @@ impl Gateway {
                     }
                 },
                 Some((new, done)) = self.reload_rx.recv() => {
-                    let ignored = core.reload(new);
+                    let now = clock(&mut core);
+                    let ignored = core.reload(now, new);
                     info!(lines = core.lines(), "configuration reloaded: new calls get it, calls in progress keep theirs");
                     let _ = done.send(ignored);
                 }

@@ -373,6 +373,13 @@ impl Core {
                 info!(%caller, "callback: the operator is on the line; dialling the number");
                 if let Some(run) = self.dialling.runs.get_mut(&caller) {
                     run.callee = Some(leg);
+                    if let Some(b) = self.dialling.bookings.get(&caller) {
+                        self.log.callback_dialling(
+                            &b.appeal,
+                            run.operator.as_str(),
+                            b.attempts + 1,
+                        );
+                    }
                 }
             }
             Err(why) => {
@@ -527,6 +534,11 @@ impl Core {
             return;
         }
         info!(%caller, ?outcome, "callback over");
+        if let (acd::Outcome::CallbackFailed { attempts }, Some(b)) =
+            (outcome, self.dialling.bookings.get(&caller))
+        {
+            self.log.callback_failed(&b.appeal, *attempts);
+        }
         // an answered one keeps its booking until the talk ends (its appeal gets the talk)
         if !self.dialling.runs.contains_key(&caller) {
             self.dialling.bookings.remove(&caller);

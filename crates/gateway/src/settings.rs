@@ -166,7 +166,9 @@ impl Settings {
     /// the recordings folder, the registrar's realm, timers and lock-out, digest algorithms);
     /// returns the names of those that differ, so a reload can say they were not applied.
     /// Everything else (lines, menus, prompts, trunks, operators, RTP timeout, call limits,
-    /// redaction) is taken from `self` for the calls that arrive from now on.
+    /// redaction) is taken from `self` for the calls that arrive from now on. Of the ACD's
+    /// settings only the queues are restart-only: operators and their skills are taken (the
+    /// core applies them to the running ACD), skills in queues it does not run dropped.
     pub fn keep_restart_only(&mut self, running: &Settings) -> Vec<&'static str> {
         let mut differ = Vec::new();
         if self.listen != running.listen {
@@ -199,8 +201,25 @@ impl Settings {
         if self.shutdown_grace != running.shutdown_grace {
             differ.push("calls.shutdown_grace");
         }
-        if self.acd != running.acd {
-            differ.push("queues and operators (ACD)");
+        // The ACD's queues are restart-only; its operators follow the reload (the core adds,
+        // removes and re-skills them), minus skills in queues the running ACD does not have.
+        match (&mut self.acd, &running.acd) {
+            (Some(new), Some(old)) => {
+                if new.queues != old.queues {
+                    differ.push("queues (ACD)");
+                    new.queues = old.queues.clone();
+                    let known: Vec<&acd::QueueId> = old.queues.iter().map(|q| &q.id).collect();
+                    for o in &mut new.operators {
+                        o.skills.retain(|s| known.contains(&&s.queue));
+                    }
+                }
+            }
+            (new, old) => {
+                if *new != *old {
+                    differ.push("queues and operators (ACD)");
+                }
+                new.clone_from(old);
+            }
         }
         self.listen = running.listen.clone();
         self.rtp_ports = running.rtp_ports;
@@ -213,7 +232,6 @@ impl Settings {
         self.max_message_size = running.max_message_size;
         self.user_agent = running.user_agent.clone();
         self.shutdown_grace = running.shutdown_grace;
-        self.acd = running.acd.clone();
         differ
     }
 

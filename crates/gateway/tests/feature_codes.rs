@@ -14,7 +14,7 @@ use std::time::Duration;
 use acd::{OperatorState, PauseReason};
 use gateway::{
     FeatureCodes, FeaturePrompts, Gateway, NoCallLog, OperatorBook, OperatorCommand,
-    OperatorControl, OperatorRefusal, OperatorSettings, Settings, Stats,
+    OperatorControl, OperatorControlError, OperatorRefusal, OperatorSettings, Settings, Stats,
 };
 use media::g711::Law;
 use media::prompts::{Encoder, Prompt, PromptCache, PromptName};
@@ -36,6 +36,8 @@ struct Book {
     /// operator → paused?
     state: Mutex<std::collections::HashMap<String, bool>>,
     taken: Mutex<Vec<(String, OperatorCommand)>>,
+    /// `queues_changed` calls: (operator, queues).
+    requeued: Mutex<Vec<(String, Vec<String>)>>,
 }
 
 impl OperatorBook for Book {
@@ -68,6 +70,13 @@ impl OperatorBook for Book {
             .unwrap()
             .push((operator.into(), cmd.clone()));
         Ok(())
+    }
+
+    fn queues_changed(&self, operator: &str, queues: &[String]) {
+        self.requeued
+            .lock()
+            .unwrap()
+            .push((operator.into(), queues.to_vec()));
     }
 }
 
@@ -367,6 +376,21 @@ async fn an_operator_logs_in_pauses_and_resumes_from_the_softphone() {
     assert_eq!(phone.dial("*2", "op1", "op1-secret").await, 200);
     assert_eq!(state(&ops).await, OperatorState::LoggedOut);
 
+    // a login naming a queue outside the skills is refused by the ACD before the book
+    assert_eq!(
+        ops.apply(
+            "op1",
+            OperatorCommand::Login {
+                queues: vec!["elsewhere".into()]
+            }
+        )
+        .await,
+        Err(OperatorControlError::Acd(acd::AcdError::UnknownQueue(
+            "elsewhere".into()
+        )))
+    );
+    assert_eq!(state(&ops).await, OperatorState::LoggedOut);
+
     // the book saw exactly the commands that were carried out, in order
     let taken: Vec<OperatorCommand> = book
         .taken
@@ -378,7 +402,10 @@ async fn an_operator_logs_in_pauses_and_resumes_from_the_softphone() {
     assert_eq!(
         taken,
         vec![
-            OperatorCommand::Login { queues: vec![] },
+            // `*1` names no queues: the ACD resolved them to the skills before the book
+            OperatorCommand::Login {
+                queues: vec!["benefits".into()]
+            },
             OperatorCommand::Pause {
                 reason: "break".into()
             },
@@ -396,10 +423,17 @@ async fn an_operator_logs_in_pauses_and_resumes_from_the_softphone() {
 /// A restored book: the gateway applies its state to the ACD before the first message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_books_restored_state_reaches_the_acd_at_start() {
-    struct Restored;
+    #[derive(Default)]
+    struct Restored(Mutex<Vec<(String, Vec<String>)>>);
     impl OperatorBook for Restored {
         fn apply(&self, _: &str, _: &OperatorCommand) -> Result<(), OperatorRefusal> {
             Ok(())
+        }
+        fn queues_changed(&self, operator: &str, queues: &[String]) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((operator.into(), queues.to_vec()));
         }
         fn restored(&self) -> Vec<(String, OperatorCommand)> {
             vec![
@@ -413,12 +447,13 @@ async fn the_books_restored_state_reaches_the_acd_at_start() {
             ]
         }
     }
+    let book = Arc::new(Restored::default());
     let mut s = settings();
     s.rtp_ports = free_range();
     let gw = Gateway::bind(s, Arc::new(Stats::default()), Arc::new(NoCallLog))
         .await
         .unwrap()
-        .with_operator_book(Arc::new(Restored));
+        .with_operator_book(book.clone());
     let ops = gw.operators();
     let stop = CancellationToken::new();
     let run = tokio::spawn(gw.run(stop.clone()));
@@ -426,6 +461,116 @@ async fn the_books_restored_state_reaches_the_acd_at_start() {
         state(&ops).await,
         OperatorState::Paused(PauseReason::Requested("paperwork".into()))
     );
+    // the login was saved without queues (an older `*1`): the book hears the ones served
+    assert_eq!(
+        *book.0.lock().unwrap(),
+        [("op1".to_owned(), vec!["benefits".to_owned()])]
+    );
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// A reload's operators reach the running ACD: an added operator can log in and is known,
+/// a removed one is gone, changed skills move a logged-in operator (and the book hears of
+/// the new queues); the queues themselves stay as they are (restart-only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_removes_and_reskills_operators_in_the_acd() {
+    let with_ops = |ops: Vec<acd::OperatorConfig>| {
+        let mut s = settings();
+        s.acd = Some(acd::AcdConfig {
+            queues: vec![
+                acd::QueueConfig::new("benefits"),
+                acd::QueueConfig::new("rehab"),
+            ],
+            operators: ops,
+        });
+        s
+    };
+    let mut s = with_ops(vec![
+        acd::OperatorConfig::new("op1", [("benefits", 1)]),
+        acd::OperatorConfig::new("op2", [("benefits", 1)]),
+    ]);
+    s.rtp_ports = free_range();
+    let book = Arc::new(Book::default());
+    let gw = Gateway::bind(s.clone(), Arc::new(Stats::default()), Arc::new(NoCallLog))
+        .await
+        .unwrap()
+        .with_operator_book(book.clone());
+    let ops = gw.operators();
+    let reloader = gw.reloader();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(gw.run(stop.clone()));
+    ops.apply("op1", OperatorCommand::Login { queues: vec![] })
+        .await
+        .unwrap();
+    assert_eq!(state(&ops).await, OperatorState::Available);
+    assert!(ops.status("op3").await.unwrap().is_none());
+
+    // op2 leaves, op3 arrives, op1 moves to rehab
+    let mut next = with_ops(vec![
+        acd::OperatorConfig::new("op1", [("rehab", 2)]),
+        acd::OperatorConfig::new("op3", [("benefits", 1), ("rehab", 1)]),
+    ]);
+    next.rtp_ports = s.rtp_ports;
+    assert_eq!(
+        reloader.reload(next.clone()).await.unwrap(),
+        Vec::<&str>::new()
+    );
+    assert!(ops.status("op2").await.unwrap().is_none(), "op2 removed");
+    assert_eq!(
+        ops.status("op3").await.unwrap().unwrap().state,
+        OperatorState::LoggedOut
+    );
+    assert_eq!(state(&ops).await, OperatorState::Available);
+    assert_eq!(
+        *book.requeued.lock().unwrap(),
+        [("op1".to_owned(), vec!["rehab".to_owned()])]
+    );
+    // the added operator logs in like any other, to its skill queues
+    ops.apply("op3", OperatorCommand::Login { queues: vec![] })
+        .await
+        .unwrap();
+    assert_eq!(
+        book.taken.lock().unwrap().last().unwrap(),
+        &(
+            "op3".to_owned(),
+            OperatorCommand::Login {
+                queues: vec!["benefits".into(), "rehab".into()]
+            }
+        )
+    );
+
+    // a changed queue list needs a restart; operators' skills in unknown queues are dropped
+    let mut queues_changed = next.clone();
+    if let Some(a) = queues_changed.acd.as_mut() {
+        a.queues.push(acd::QueueConfig::new("volunteers"));
+        a.operators
+            .push(acd::OperatorConfig::new("op4", [("volunteers", 1)]));
+    }
+    assert_eq!(
+        reloader.reload(queues_changed).await.unwrap(),
+        ["queues (ACD)"]
+    );
+    assert_eq!(
+        ops.status("op4").await.unwrap().unwrap().state,
+        OperatorState::LoggedOut
+    );
+    assert_eq!(
+        ops.apply(
+            "op4",
+            OperatorCommand::Login {
+                queues: vec!["volunteers".into()]
+            }
+        )
+        .await,
+        Err(OperatorControlError::Acd(acd::AcdError::UnknownQueue(
+            "volunteers".into()
+        )))
+    );
+
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), run)
         .await

@@ -43,6 +43,10 @@ struct Log {
     attempts: Mutex<Vec<Attempt>>,
     talks: Mutex<Vec<(String, String, Duration)>>,
     steps: Mutex<Vec<(String, IvrStep)>>,
+    /// callback_dialling: appeal, operator, attempt
+    dialling: Mutex<Vec<(String, String, u32)>>,
+    /// callback_failed: appeal, attempts
+    gave_up: Mutex<Vec<(String, u32)>>,
 }
 
 impl CallLog for Log {
@@ -86,6 +90,15 @@ impl CallLog for Log {
             a.attempt,
             a.result,
         ));
+    }
+    fn callback_dialling(&self, appeal: &str, operator: &str, attempt: u32) {
+        self.dialling
+            .lock()
+            .unwrap()
+            .push((appeal.into(), operator.into(), attempt));
+    }
+    fn callback_failed(&self, appeal: &str, attempts: u32) {
+        self.gave_up.lock().unwrap().push((appeal.into(), attempts));
     }
     fn callback_talked(&self, appeal: &str, operator: &str, talked: Duration) {
         self.talks
@@ -966,6 +979,14 @@ async fn a_booked_callback_rings_the_operator_then_dials_the_number() {
             ),
         ]
     );
+    assert_eq!(
+        *gw.log.dialling.lock().unwrap(),
+        [
+            (appeal.clone(), "op1".to_owned(), 1),
+            (appeal.clone(), "op1".to_owned(), 2)
+        ]
+    );
+    assert!(gw.log.gave_up.lock().unwrap().is_empty());
     let talks = gw.log.talks.lock().unwrap().clone();
     assert_eq!(talks[0].0, appeal);
     assert_eq!(talks[0].1, "op1");
@@ -976,6 +997,69 @@ async fn a_booked_callback_rings_the_operator_then_dials_the_number() {
     );
     // done: nobody is rung again
     phone.quiet(Duration::from_millis(500)).await;
+    gw.stop().await;
+}
+
+/// A callback whose number is busy on every attempt: each attempt is dialled and reported,
+/// and after the queue's `max_attempts` (3) the ACD gives up and the call log hears it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_busy_on_every_attempt_is_given_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let trunk = Peer::new("127.0.0.1:9".parse().unwrap()).await;
+    let menu = "[[callback]]\nid = \"main\"\nprompt = \"intro\"\nconfirm = \"confirm\"\n\
+                enter = \"enter\"\ndone = \"done\"\nqueue = \"benefits\"\nfallback = \"bye\"\n\
+                [[hangup]]\nid = \"bye\"\n";
+    let gw = Server::start(settings(dir.path(), menu, trunk.addr())).await;
+    let trunk = Peer {
+        server: gw.addr,
+        ..trunk
+    };
+    let phone = operator(&gw).await;
+    let call = Call::place(gw.addr).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    call.press(1).await;
+    let bye = call.peer.request().await;
+    assert_eq!(bye.method, Method::Bye);
+    call.peer.send(&bye.response(200).to_bytes()).await;
+    let appeal = gw.log.arrived.lock().unwrap()[0].clone();
+
+    for (n, tag) in [(1, "a1"), (2, "a2"), (3, "a3")] {
+        let inv = phone.request().await;
+        assert_eq!(inv.method, Method::Invite, "attempt {n}");
+        phone.answer(&inv, tag).await;
+        assert_eq!(phone.request_after(&inv).await.method, Method::Ack);
+        let dial = trunk.request().await;
+        assert_eq!(dial.method, Method::Invite);
+        trunk.reply(&dial, 486, &format!("b{n}")).await;
+        assert_eq!(trunk.request().await.method, Method::Ack);
+        let bye = phone.request().await;
+        assert_eq!(bye.method, Method::Bye);
+        phone.send(&bye.response(200).to_bytes()).await;
+    }
+    let log = gw.log.clone();
+    wait_for("the give-up", || !log.gave_up.lock().unwrap().is_empty()).await;
+    assert_eq!(*gw.log.gave_up.lock().unwrap(), [(appeal.clone(), 3)]);
+    assert_eq!(
+        gw.log
+            .dialling
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|d| d.2)
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    let results: Vec<CallbackOutcome> = gw
+        .log
+        .attempts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|a| a.4)
+        .collect();
+    assert_eq!(results, [CallbackOutcome::Busy; 3]);
+    // given up: nobody is rung again
+    phone.quiet(Duration::from_millis(800)).await;
     gw.stop().await;
 }
 

@@ -5,11 +5,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use appeals::{AppealId, AppealUpdate, AppealWriter, EventKind, NewAppeal, NewCallback, Outcome};
+use appeals::{
+    AppealId, AppealUpdate, AppealWriter, CallbackStatus, EventKind, NewAppeal, NewCallback,
+    Outcome,
+};
 use chrono::Utc;
 use gateway::{
-    CallArrived, CallEnded, CallLog, CallbackAttempt, EndReason, IvrEnd, IvrStep, LookupError,
-    ReturningLookup, TransferKind, TransferRecord,
+    CallArrived, CallEnded, CallLog, CallbackAttempt, CallbackOutcome, EndReason, IvrEnd, IvrStep,
+    LookupError, ReturningLookup, TransferKind, TransferRecord,
 };
 use serde_json::json;
 
@@ -266,12 +269,43 @@ impl CallLog for AppealLog {
         );
     }
 
+    /// The booked callback's row says `dialling`, with the operator on the line.
+    fn callback_dialling(&self, appeal: &str, operator: &str, attempt: u32) {
+        let Some(id) = parse_id(appeal) else {
+            return;
+        };
+        self.writer.callback_progress(
+            id,
+            appeals::CallbackProgress {
+                status: CallbackStatus::Dialling,
+                attempts: i64::from(attempt.saturating_sub(1)),
+                operator: Some(operator.to_owned()),
+                last_result: None,
+            },
+        );
+    }
+
     /// A `callback_attempt` event on the booking call's appeal: attempt number, number dialled,
-    /// the operator on the line and the result.
+    /// the operator on the line and the result. The callback's row follows: `done` when
+    /// answered, else `pending` again (the ACD retries, or gives up: `callback_failed`), with
+    /// the attempts so far and the result.
     fn callback_attempt(&self, appeal: &str, a: &CallbackAttempt<'_>) {
         let Some(id) = parse_id(appeal) else {
             return;
         };
+        self.writer.callback_progress(
+            id,
+            appeals::CallbackProgress {
+                status: if a.result == CallbackOutcome::Answered {
+                    CallbackStatus::Done
+                } else {
+                    CallbackStatus::Pending
+                },
+                attempts: i64::from(a.attempt),
+                operator: Some(a.operator.to_owned()),
+                last_result: Some(a.result.as_str().to_owned()),
+            },
+        );
         self.writer.event(
             id,
             EventKind::CallbackAttempt,
@@ -281,6 +315,22 @@ impl CallLog for AppealLog {
                 "operator": a.operator,
                 "result": a.result.as_str(),
             }),
+        );
+    }
+
+    /// The ACD gave the callback up: its row is `failed` (attempts and last result kept).
+    fn callback_failed(&self, appeal: &str, attempts: u32) {
+        let Some(id) = parse_id(appeal) else {
+            return;
+        };
+        self.writer.callback_progress(
+            id,
+            appeals::CallbackProgress {
+                status: CallbackStatus::Failed,
+                attempts: i64::from(attempts),
+                operator: None,
+                last_result: None,
+            },
         );
     }
 

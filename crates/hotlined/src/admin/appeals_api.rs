@@ -393,3 +393,29 @@ pub async fn daily_report(
             .into_response(),
     })
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbacksQuery {
+    status: Option<String>,
+}
+
+/// `GET /api/v1/callbacks`: booked callbacks, oldest request first, optionally only those
+/// with `status` (`pending`, `dialling`, `done`, `failed`, `cancelled`): the number, queue,
+/// attempts so far, the operator and result of the last attempt, and when it ended.
+pub async fn callbacks(
+    State(s): State<AdminState>,
+    q: Result<Query<CallbacksQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(query_error)?;
+    let status = match given(q.status) {
+        None => None,
+        Some(v) => Some(v.parse::<appeals::CallbackStatus>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "status={v:?}: expected pending, dialling, done, failed or cancelled"
+            ))
+        })?),
+    };
+    let callbacks = s.store()?.callbacks(status).await?;
+    Ok(Json(json!({ "callbacks": callbacks })).into_response())
+}

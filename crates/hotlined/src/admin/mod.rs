@@ -206,6 +206,7 @@ fn api_routes() -> Routes {
             "/api/v1/reports/daily",
             get(appeals_api::daily_report),
         )
+        .add("GET", "/api/v1/callbacks", get(appeals_api::callbacks))
         .add("GET", "/api/v1/queues", get(operators::queues))
         .add("GET", "/api/v1/operators", get(operators::list))
         .add(

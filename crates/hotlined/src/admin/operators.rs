@@ -313,6 +313,25 @@ impl OperatorTable {
         (added, removed)
     }
 
+    /// A logged-in operator now works in `queues` (a reload changed their skills and the ACD
+    /// resolved the login again): the session shows them and the saved state keeps them.
+    /// Nothing for a logged-out or unknown operator.
+    pub fn set_queues(&self, id: &str, queues: &[String], writer: &AppealWriter) {
+        let mut table = self.lock();
+        let Some(Entry {
+            session: Some(s), ..
+        }) = table.get_mut(id)
+        else {
+            return;
+        };
+        if s.queues == queues {
+            return;
+        }
+        s.queues = queues.to_vec();
+        writer.operator_state(saved_state(id, Some(s)));
+        tracing::info!(operator = id, queues = ?queues, "operator's queues follow new skills");
+    }
+
     /// Ends every open session (the daemon is stopping).
     pub fn logout_all(&self, writer: &AppealWriter, reason: &str) {
         for entry in self.lock().values_mut() {
@@ -427,6 +446,10 @@ impl gateway::OperatorBook for TableBook {
 
     fn restored(&self) -> Vec<(String, gateway::OperatorCommand)> {
         self.table.as_commands()
+    }
+
+    fn queues_changed(&self, operator: &str, queues: &[String]) {
+        self.table.set_queues(operator, queues, &self.writer);
     }
 }
 
@@ -613,6 +636,10 @@ async fn act(
                 })
             }
             Err(gateway::OperatorControlError::Stopped) => direct(action)?,
+            // a login naming a queue outside the operator's skills: nothing was changed
+            Err(gateway::OperatorControlError::Acd(
+                e @ (acd::AcdError::NotSkilled { .. } | acd::AcdError::UnknownQueue(_)),
+            )) => return Err(ApiError::unprocessable(e.to_string())),
             // the table took it; the ACD decides who is offered calls
             Err(e) => tracing::warn!(operator = %id, error = %e, "the ACD did not take the change"),
         },

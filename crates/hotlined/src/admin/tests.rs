@@ -1934,3 +1934,217 @@ async fn operators_follow_a_reload() {
             .logged_in
     );
 }
+
+/// A login that names no queues (what `*1` on a softphone sends) means every queue of the
+/// operator's skills: with a running gateway the ACD resolves the list before the table
+/// records it, so `/api/v1/queues` counts the operator in each of those queues and
+/// `/api/v1/operators` lists them. A queue outside the skills is refused (422) and changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_without_queues_counts_in_every_skill_queue() {
+    let config_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/hotline.toml");
+    let c = crate::config::Config::load_with_env(&config_path, std::iter::empty()).unwrap();
+    let mut settings = crate::gateway_settings(&c);
+    settings.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    let e = env().await;
+    let mut state = e.state.clone();
+    state.operators = Arc::new(OperatorTable::new(
+        c.operators
+            .iter()
+            .map(|o| (o.login.clone(), o.name.clone())),
+    ));
+    state.queues = Arc::new(QueueBoard::new(c.queues.iter().map(|q| q.name.clone())));
+    let gw = gateway::Gateway::bind(settings, state.stats.clone(), Arc::new(gateway::NoCallLog))
+        .await
+        .unwrap()
+        .with_operator_book(Arc::new(TableBook {
+            table: state.operators.clone(),
+            writer: e.writer.clone(),
+        }));
+    state.acd = Some(gw.operators());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(gw.run(stop.clone()));
+
+    // op1: skills benefits, home-care, regional (config/operators.toml)
+    let a = call(&state, "POST", "/api/v1/operators/op1/login", "").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(
+        a.json()["queues"],
+        json!(["benefits", "home-care", "regional"])
+    );
+    let q = call(&state, "GET", "/api/v1/queues", "").await.json();
+    let logged_in = |name: &str| {
+        q["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .unwrap()["operators_logged_in"]
+            .clone()
+    };
+    assert_eq!(logged_in("benefits"), 1);
+    assert_eq!(logged_in("home-care"), 1);
+    assert_eq!(logged_in("regional"), 1);
+    assert_eq!(logged_in("rehab"), 0);
+
+    // op2 has no skill in regional: refused before the table hears of it
+    let a = call(
+        &state,
+        "POST",
+        "/api/v1/operators/op2/login",
+        r#"{"queues":["regional"]}"#,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(a.error().contains("regional"), "{}", a.body);
+    let list = call(&state, "GET", "/api/v1/operators", "").await.json();
+    let op2 = list["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == "op2")
+        .unwrap();
+    assert_eq!(op2["state"], "logged_out");
+    // a named subset of the skills is what the ACD serves and the table shows
+    let a = call(
+        &state,
+        "POST",
+        "/api/v1/operators/op2/login",
+        r#"{"queues":["rehab"]}"#,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.json()["queues"], json!(["rehab"]));
+    let acd = state.acd.as_ref().unwrap();
+    assert_eq!(
+        acd.status("op2").await.unwrap().unwrap().state,
+        acd::OperatorState::Available
+    );
+
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// New skills after a reload move a logged-in operator's queues (`TableBook::queues_changed`):
+/// the table shows them, `/api/v1/queues` counts them and the saved state keeps them; a
+/// logged-out operator is left alone.
+#[tokio::test]
+async fn new_skills_move_a_logged_in_operators_queues() {
+    use gateway::OperatorBook;
+    let e = env().await;
+    let ok = |a: Answer| assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    ok(call(
+        &e.state,
+        "POST",
+        "/api/v1/operators/op1/login",
+        r#"{"queues":["general"]}"#,
+    )
+    .await);
+    let book = TableBook {
+        table: e.state.operators.clone(),
+        writer: e.writer.clone(),
+    };
+    book.queues_changed("op1", &["rehab".to_owned()]);
+    book.queues_changed("op2", &["rehab".to_owned()]);
+    let list = call(&e.state, "GET", "/api/v1/operators", "").await.json();
+    assert_eq!(list["operators"][0]["queues"], json!(["rehab"]));
+    assert_eq!(list["operators"][1]["state"], "logged_out");
+    assert_eq!(list["operators"][1]["queues"], json!([]));
+    let q = call(&e.state, "GET", "/api/v1/queues", "").await.json();
+    assert_eq!(q["queues"][0]["operators_logged_in"], 0, "{q}");
+    assert_eq!(e.state.operators.in_queue("rehab"), (1, 1));
+    e.flush().await;
+    let url = format!("sqlite://{}", e.dir.path().join("hotline.db").display());
+    let saved =
+        appeals::operator_state::load(&url, &e.dir.path().join("spool"), Duration::from_secs(5))
+            .await;
+    let op1 = saved.states.iter().find(|s| s.operator == "op1").unwrap();
+    assert_eq!(op1.queues, ["rehab"]);
+}
+
+/// Callback attempts reach the `callbacks` row through the call log (spool first, like every
+/// write) and `GET /api/v1/callbacks` shows them: dialling, a busy attempt (pending again,
+/// one attempt, last result busy), a second that went unanswered, then the ACD giving up
+/// (failed, two attempts, completed). Another caller's answered callback is done.
+#[tokio::test]
+async fn callbacks_show_their_attempts() {
+    use gateway::{CallArrived, CallLog, CallbackAttempt, CallbackOutcome, IvrStep};
+    let e = env().await;
+    let log = crate::appeal_log::AppealLog {
+        writer: e.writer.clone(),
+        counters: Default::default(),
+        store: Default::default(),
+    };
+    let book = |n: &str| {
+        let appeal = log.call_arrived(&CallArrived {
+            call_id: &format!("call-{n}"),
+            line: "88002015388",
+            caller: n,
+        });
+        log.ivr_step(&appeal, &IvrStep::CallbackRequested { number: n.into() });
+        appeal
+    };
+    let attempt = |appeal: &str, number: &str, n: u32, result| {
+        log.callback_dialling(appeal, "op1", n);
+        log.callback_attempt(
+            appeal,
+            &CallbackAttempt {
+                number,
+                operator: "op1",
+                attempt: n,
+                result,
+            },
+        );
+    };
+    let missed = book("+79130000001");
+    let reached = book("+79130000002");
+    log.callback_dialling(&missed, "op1", 1);
+    e.flush().await;
+    let get = |q: &'static str| {
+        let state = e.state.clone();
+        async move {
+            let a = call(&state, "GET", &format!("/api/v1/callbacks{q}"), "").await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+            a.json()["callbacks"].as_array().unwrap().clone()
+        }
+    };
+    let all = get("").await;
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0]["status"], "dialling");
+    assert_eq!(all[0]["operator"], "op1");
+    assert_eq!(all[1]["status"], "pending");
+
+    attempt(&missed, "+79130000001", 1, CallbackOutcome::Busy);
+    e.flush().await;
+    let all = get("").await;
+    assert_eq!(
+        (
+            &all[0]["status"],
+            &all[0]["attempts"],
+            &all[0]["last_result"]
+        ),
+        (&json!("pending"), &json!(1), &json!("busy"))
+    );
+    attempt(&missed, "+79130000001", 2, CallbackOutcome::NoAnswer);
+    log.callback_failed(&missed, 2);
+    attempt(&reached, "+79130000002", 1, CallbackOutcome::Answered);
+    e.flush().await;
+
+    let failed = get("?status=failed").await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["number"], "+79130000001");
+    assert_eq!(failed[0]["attempts"], 2);
+    assert_eq!(failed[0]["last_result"], "no_answer");
+    assert!(failed[0]["completed_at"].is_string());
+    let done = get("?status=done").await;
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["number"], "+79130000002");
+    assert_eq!(done[0]["last_result"], "answered");
+    assert!(get("?status=pending").await.is_empty());
+    let a = call(&e.state, "GET", "/api/v1/callbacks?status=lost", "").await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+}

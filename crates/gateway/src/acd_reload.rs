@@ -1,0 +1,82 @@
+//! A reload's operators reach the running ACD: an operator added to the operators file
+//! joins it (logged out, registered if a phone already is), a removed one leaves it (at once,
+//! or when the call in progress ends; a ringing offer is cancelled), one whose skills changed
+//! gets them (`Acd::set_skills`), and the operator book hears of the queues a logged-in
+//! operator now works in. The queues themselves are restart-only
+//! (`Settings::keep_restart_only`).
+
+use std::time::Instant;
+
+use acd::{OperatorConfig, OperatorId};
+use tracing::{info, warn};
+
+use super::Core;
+use crate::settings::Settings;
+
+impl Core {
+    /// Applies the difference between `old`'s operators and the current settings' to the
+    /// ACD, then carries out what it asks (cancelled offers, new offers).
+    pub(super) fn reload_operators(&mut self, now: Instant, old: &Settings) {
+        let empty = Vec::new();
+        let before: &Vec<OperatorConfig> = old.acd.as_ref().map_or(&empty, |a| &a.operators);
+        let after: Vec<OperatorConfig> = self
+            .settings
+            .acd
+            .as_ref()
+            .map(|a| a.operators.clone())
+            .unwrap_or_default();
+        let Some(acd) = self.acd.as_mut() else {
+            return;
+        };
+        for o in before {
+            if !after.iter().any(|n| n.id == o.id) {
+                match acd.remove_operator(now, &o.id) {
+                    Ok(()) => info!(operator = %o.id, "operator removed from the ACD"),
+                    Err(e) => {
+                        warn!(operator = %o.id, error = %e, "operator not removed from the ACD")
+                    }
+                }
+            }
+        }
+        let mut reskilled: Vec<OperatorId> = Vec::new();
+        for n in &after {
+            match before.iter().find(|o| o.id == n.id) {
+                None => {
+                    let registered = !self.registrar.lookup(now, n.id.as_str()).is_empty();
+                    let added = acd
+                        .add_operator(now, n.clone())
+                        .and_then(|()| acd.set_registered(now, &n.id, registered));
+                    match added {
+                        Ok(()) => info!(operator = %n.id, "operator added to the ACD"),
+                        Err(e) => {
+                            warn!(operator = %n.id, error = %e, "operator not added to the ACD")
+                        }
+                    }
+                }
+                Some(o) if o.skills != n.skills => {
+                    match acd.set_skills(now, &n.id, n.skills.clone()) {
+                        Ok(()) => {
+                            info!(operator = %n.id, "operator's skills changed in the ACD");
+                            reskilled.push(n.id.clone());
+                        }
+                        Err(e) => {
+                            warn!(operator = %n.id, error = %e, "skills not changed in the ACD")
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        for id in reskilled {
+            let queues: Vec<String> = acd
+                .logged_in_queues(&id)
+                .iter()
+                .map(|q| q.as_str().to_owned())
+                .collect();
+            if !queues.is_empty() {
+                self.book.queues_changed(id.as_str(), &queues);
+            }
+        }
+        self.drain(now);
+    }
+}
