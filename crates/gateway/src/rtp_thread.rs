@@ -16,7 +16,8 @@
 //!    inactivity timeout) and sends what it queued from one reused buffer;
 //! 4. adds the packet counts to [`Stats`] and hands media events to the core.
 //!
-//! With no leg at all the thread blocks on the channel instead of ticking.
+//! With no leg at all the thread blocks on the channel instead of ticking. It asks for nice −10
+//! ([`MEDIA_NICE`]) when allowed: the receivers its packets wake would otherwise preempt it.
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
