@@ -2,7 +2,8 @@
 //! [`media::rtp::RtpLeg`], in-band DTMF detection and call recording.
 //!
 //! Threading (see docs/ARCHITECTURE.md, "Media edge"):
-//! - **Sending and receiving** are done by ONE media thread for all legs ([`rtp_thread`]): it
+//! - **Sending and receiving** are done by one media thread for all legs ([`rtp_thread`]; one
+//!   per two cores on bigger machines, legs spread round-robin): it
 //!   wakes on an absolute 1 ms grid anchored at the edge's start; each leg has a phase (which
 //!   millisecond of the 20 ms period it is served in), so each tick sends exactly the one packet
 //!   each leg of that phase has due (RTCP reports and the inactivity timeout ride the same
@@ -35,7 +36,7 @@ use media::rtp::{Component, Event, FrameSource, LegConfig, RtpLeg};
 use media::sdp::Negotiated;
 use media::wav::{Spec, WavWriter};
 use std::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -338,9 +339,11 @@ pub(crate) struct LegStart<'a> {
 /// The media side of the gateway, owned by the core.
 pub(crate) struct MediaEdge {
     pub ports: PortPool,
-    to_tick: std::sync::mpsc::Sender<Arc<LegShared>>,
-    /// The phase of the next leg (round-robin).
+    /// One channel per media thread.
+    to_tick: Vec<std::sync::mpsc::Sender<Arc<LegShared>>>,
+    /// The phase and the media thread of the next leg (both round-robin).
     next_phase: usize,
+    next_thread: usize,
     events: mpsc::UnboundedSender<MediaEvent>,
     recorder: Recorder,
     /// Music-on-hold loops, built on first use and shared by every caller.
@@ -362,15 +365,35 @@ impl MediaEdge {
         events: mpsc::UnboundedSender<MediaEvent>,
         stop: CancellationToken,
         stats: Arc<Stats>,
-    ) -> (MediaEdge, oneshot::Receiver<()>) {
-        let (to_tick, from_core) = std::sync::mpsc::channel();
+    ) -> (
+        MediaEdge,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
         let epoch = Instant::now();
-        let done = rtp_thread::spawn(from_core, epoch, events.clone(), stop, stats);
+        let mut to_tick = Vec::new();
+        let mut done = Vec::new();
+        for _ in 0..rtp_thread::threads() {
+            let (tx, from_core) = std::sync::mpsc::channel();
+            to_tick.push(tx);
+            done.push(rtp_thread::spawn(
+                from_core,
+                epoch,
+                events.clone(),
+                stop.clone(),
+                stats.clone(),
+            ));
+        }
+        let done = async move {
+            for d in done {
+                let _ = d.await;
+            }
+        };
         (
             MediaEdge {
                 ports,
                 to_tick,
                 next_phase: 0,
+                next_thread: 0,
                 events,
                 recorder: Recorder::new(recordings),
                 moh: ::media::moh::MohLibrary::new(),
@@ -397,6 +420,8 @@ impl MediaEdge {
         let rtcp = s.ports.rtcp;
         let phase = self.next_phase;
         self.next_phase = (phase + 1) % rtp_thread::PHASES;
+        let thread = self.next_thread;
+        self.next_thread = (thread + 1) % self.to_tick.len().max(1);
         let start = self.aligned(now, phase);
         let wall = SystemTime::now() + start.saturating_duration_since(now);
         let config = LegConfig {
@@ -446,7 +471,11 @@ impl MediaEdge {
             }),
             events: self.events.clone(),
         });
-        if self.to_tick.send(shared.clone()).is_err() {
+        let sent = self
+            .to_tick
+            .get(thread)
+            .is_some_and(|t| t.send(shared.clone()).is_ok());
+        if !sent {
             warn!("the media thread is gone; the call has no media");
         }
         Some(shared)
