@@ -4,11 +4,11 @@
 //! own stream (its SSRC, sequence numbers and timestamps, paced by the shared 20 ms tick), in
 //! that leg's G.711 law. The relay costs no task and no timer:
 //!
-//! - The **receive path** of leg A (its receive task, already holding A's lock for the packet)
+//! - The **receive path** of leg A (the media thread, already holding A's lock for the packet)
 //!   transcodes the payload byte by byte with the G.711 tables into B's law and appends it to B's
 //!   [`Inbox`] — a small queue behind its own mutex, a leaf lock nobody holds while taking
 //!   another.
-//! - The **pacing tick** pulls one 20 ms frame per slot from B's inbox through B's
+//! - The **leg's tick** pulls one 20 ms frame per slot from B's inbox through B's
 //!   [`BridgeSource`], exactly as it pulls a prompt, so the stream stays continuous: silence
 //!   when the caller's packet is late (the queue then keeps one frame of slack), the oldest audio
 //!   dropped when more than [`MAX_QUEUED`] waits (clock drift, a burst after a stall).
@@ -16,6 +16,8 @@
 //!   own telephone-event payload type ([`DTMF_DURATION`] long); a leg that negotiated no
 //!   telephone-event gets none (logged). In-band tones pass with the audio. The digit is still
 //!   reported to the core as usual.
+//! - In-band DTMF detection is paused on both legs while they are bridged (nobody reads keys
+//!   then) and resumes when they are taken apart.
 //! - Recording needs nothing extra: the caller leg's tap already records what the caller sends
 //!   (left) and what we send to the caller (right) — while bridged, that is the operator.
 //!
@@ -229,6 +231,7 @@ impl LegShared {
     fn detach(&self) -> Option<(Weak<LegShared>, Arc<Inbox>)> {
         let mut st = self.lock();
         let end = st.bridge.take()?;
+        st.inband_on = true;
         let silence = st.law.silence();
         st.leg
             .set_source(Box::new(SilenceSource::new(silence, FRAME_SAMPLES)));
@@ -271,6 +274,7 @@ impl MediaEdge {
                 peer_inbox,
                 peer: Arc::downgrade(peer),
             });
+            st.inband_on = false;
         }
         debug!(a = %a.call_id, b = %b.call_id, ?law_a, ?law_b, "legs bridged");
         Ok(())

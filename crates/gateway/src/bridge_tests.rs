@@ -51,6 +51,8 @@ struct Rig {
     dir: PathBuf,
     prompts: Arc<PromptCache>,
     n: u32,
+    /// Whether the next legs listen for in-band DTMF.
+    inband: bool,
 }
 
 impl Rig {
@@ -80,6 +82,7 @@ impl Rig {
             dir,
             prompts,
             n: 0,
+            inband: false,
         }
     }
 
@@ -116,6 +119,7 @@ impl Rig {
         let call_id = format!("call-{}", self.n);
         let appeal = format!("appeal-{}", self.n);
         let prompts = self.prompts.clone();
+        let inband = self.inband;
         self.edge()
             .start_leg(
                 Instant::now(),
@@ -126,7 +130,7 @@ impl Rig {
                     neg,
                     prompts: &prompts,
                     greeting: None,
-                    inband: false,
+                    inband,
                     record,
                     timeout: None,
                 },
@@ -591,4 +595,79 @@ fn relay_cost() {
     }
     .next_frame(&mut f);
     assert_eq!(f, vec![0xFF; 160]);
+}
+
+/// In-band digits heard on a leg while it is bridged are not detected (nobody reads keys then;
+/// the tones reach the operator with the audio); once unbridged, the same tones are a digit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inband_detection_pauses_while_bridged() {
+    let mut rig = Rig::new("inband");
+    rig.inband = true;
+    let (caller, operator) = (peer().await, peer().await);
+    let a = rig.leg(Law::Ulaw, None, caller.local_addr().unwrap(), false);
+    let b = rig.leg(Law::Ulaw, None, operator.local_addr().unwrap(), false);
+    // '5': 770 Hz + 1336 Hz, 100 ms, then 100 ms of silence
+    let mut pcm: Vec<i16> = tone(770.0, 800, 5000.0, 0)
+        .iter()
+        .zip(tone(1336.0, 800, 5000.0, 0))
+        .map(|(x, y)| x + y)
+        .collect();
+    pcm.resize(1600, 0);
+    let frames = frames_of(&pcm);
+    rig.edge().bridge(&a, &b).unwrap();
+    let heard = talk(
+        &caller,
+        leg_addr(&a),
+        Law::Ulaw,
+        7,
+        &frames,
+        Duration::from_millis(400),
+    )
+    .await;
+    assert!(!heard.is_empty(), "the leg kept sending");
+    let relayed = talk(
+        &operator,
+        leg_addr(&b),
+        Law::Ulaw,
+        8,
+        &[],
+        Duration::from_millis(100),
+    )
+    .await;
+    assert!(!relayed.is_empty(), "the bridge relays to the operator");
+    while let Ok(e) = rig.events.try_recv() {
+        assert!(
+            !matches!(e, MediaEvent::Digit { .. }),
+            "digit while bridged: {e:?}"
+        );
+    }
+    rig.edge().unbridge(&a);
+    let _ = talk(
+        &caller,
+        leg_addr(&a),
+        Law::Ulaw,
+        9,
+        &frames,
+        Duration::from_millis(400),
+    )
+    .await;
+    let e = tokio::time::timeout(WAIT, async {
+        loop {
+            match rig.events.recv().await {
+                Some(e @ MediaEvent::Digit { .. }) => return e,
+                Some(_) => {}
+                None => panic!("events closed"),
+            }
+        }
+    })
+    .await
+    .expect("a digit once unbridged");
+    assert_eq!(
+        e,
+        MediaEvent::Digit {
+            call_id: a.call_id.clone(),
+            digit: '5',
+            via: crate::media::DtmfVia::Inband
+        }
+    );
 }

@@ -1136,7 +1136,12 @@ impl Core {
         if let Some(call) = self.calls.get_mut(call_id) {
             if let Some(ports) = call.ports.take() {
                 let _e = span.enter();
-                let inband = matches!(call.line.dtmf, DtmfMode::Auto | DtmfMode::Inband);
+                // in `auto`, tones are only listened for when the peer cannot send RFC 4733
+                let inband = match call.line.dtmf {
+                    DtmfMode::Inband => true,
+                    DtmfMode::Auto => call.neg.is_none_or(|n| n.telephone_event.is_none()),
+                    DtmfMode::Rfc4733 | DtmfMode::Info => false,
+                };
                 call.leg = self.media.start_leg(
                     now,
                     LegStart {

@@ -462,16 +462,16 @@ pub struct Stats {
     /// Answered calls walking their line's voice menu now (gauge): from the answer until
     /// they enter a queue or end.
     pub calls_in_ivr: AtomicU64,
-    /// RTP packets sent on every leg (added once per pacing tick for all legs together).
+    /// RTP packets sent on every leg (added by the media thread once per 1 ms sub-tick).
     pub rtp_packets_sent: AtomicU64,
-    /// Datagrams that reached a leg's RTP port (added on the pacing tick).
+    /// Datagrams that reached a leg's RTP port (added by the media thread).
     pub rtp_packets_received: AtomicU64,
     /// Packets the legs' receivers counted as lost (RFC 3550 A.3, per remote source; a
     /// packet counted lost that turns up late stays counted).
     pub rtp_packets_lost: AtomicU64,
     /// Calls hung up because no RTP arrived for the configured timeout.
     pub rtp_timeouts: AtomicU64,
-    /// RTP legs the pacing task serves now (gauge; a closed leg until its RTCP BYE is out).
+    /// RTP legs the media thread serves now (gauge; a closed leg until its RTCP BYE is out).
     pub rtp_legs_active: AtomicU64,
     /// DTMF digits received, by [`DtmfVia`] (in the order of [`DTMF_KINDS`]).
     dtmf: [AtomicU64; 3],

@@ -2,20 +2,21 @@
 //! [`media::rtp::RtpLeg`], in-band DTMF detection and call recording.
 //!
 //! Threading (see docs/ARCHITECTURE.md, "Media edge"):
-//! - **Sending** is done by ONE pacing task for all legs. It ticks every 20 ms on a grid that
-//!   starts with the gateway; each leg's pacer is started on a grid point, so every tick sends
-//!   exactly the one packet each leg has due (RTCP reports and the inactivity timeout ride the
-//!   same tick). No timer per leg or per packet.
-//! - **Receiving** is a task per socket (RTP and RTCP) waiting in `recv_from`; it feeds the
-//!   leg, decodes audio for in-band DTMF and the recording, and reports digits to the core.
-//! - Each leg sits behind its own `std::sync::Mutex`, shared by exactly three parties: its
-//!   receive tasks, the pacing task and the core (hold, close). Locks are held for one packet's
-//!   work, never across an `.await`.
-//! - Packet counts for `/metrics` ride the same locks: a receive task bumps a plain counter in
-//!   its leg, and the pacing tick gathers every leg's received, sent and lost packets and adds
-//!   them to [`Stats`] with one relaxed atomic add per counter per tick.
-//! - Recordings are written by one writer thread fed through a channel: the tick and the
-//!   receive tasks never touch a file.
+//! - **Sending and receiving** are done by one media thread for all legs ([`rtp_thread`]; one
+//!   per two cores on bigger machines, legs spread round-robin): it
+//!   wakes on an absolute 1 ms grid anchored at the edge's start; each leg has a phase (which
+//!   millisecond of the 20 ms period it is served in), so each tick sends exactly the one packet
+//!   each leg of that phase has due (RTCP reports and the inactivity timeout ride the same
+//!   tick), and every tick drains the sockets the kernel reports readable with non-blocking
+//!   reads. No task, timer or wake-up per leg or per packet.
+//! - Each leg sits behind its own `std::sync::Mutex`, shared by exactly two parties: the media
+//!   thread and the core (hold, close, play). Locks are held for one socket's or one tick's
+//!   work of one leg, never across an `.await`.
+//! - Packet counts for `/metrics` ride the same locks: the receive path bumps a plain counter
+//!   in its leg, and the leg's tick gathers its received, sent and lost packets; they are
+//!   added to [`Stats`] with one relaxed atomic add per counter per sub-tick.
+//! - Recordings are written by one writer thread fed through a channel: the media thread
+//!   never touches a file.
 //!
 //! What the legs tell the call control (digits, RTP timeout) goes to the core task over an
 //! unbounded channel as [`MediaEvent`]s.
@@ -34,7 +35,7 @@ use media::prompts::{PromptCache, PromptSequence};
 use media::rtp::{Component, Event, FrameSource, LegConfig, RtpLeg};
 use media::sdp::Negotiated;
 use media::wav::{Spec, WavWriter};
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -44,6 +45,8 @@ use crate::Stats;
 // A child module so that it reaches a leg's state without widening its fields.
 #[path = "bridge.rs"]
 pub(crate) mod bridge;
+#[path = "rtp_thread.rs"]
+pub(crate) mod rtp_thread;
 
 /// Packet time of every leg and period of the pacing tick.
 pub const PTIME: Duration = Duration::from_millis(20);
@@ -148,7 +151,7 @@ impl PortPool {
         None
     }
 
-    /// Gives a pair back (its sockets close when the leg's tasks end).
+    /// Gives a pair back (its sockets close when the media thread has dropped the leg).
     pub fn release(&mut self, port: u16) {
         self.in_use.remove(&port);
     }
@@ -160,13 +163,15 @@ impl PortPool {
     }
 }
 
-/// What the pacing tick and the receive tasks share for one call.
+/// What the media thread and the core share for one call.
 pub(crate) struct LegShared {
     call_id: Arc<str>,
+    /// Non-blocking sockets, read and written by the media thread only.
     rtp: UdpSocket,
     rtcp: UdpSocket,
+    /// The millisecond of the 20 ms period the leg is served in (0‥[`rtp_thread::PHASES`]).
+    phase: usize,
     state: Mutex<LegState>,
-    stop: CancellationToken,
     /// Where a playback reports its end.
     events: mpsc::UnboundedSender<MediaEvent>,
 }
@@ -176,6 +181,9 @@ struct LegState {
     law: Law,
     audio_pt: u8,
     inband: Option<DtmfDetector>,
+    /// Whether anything reads the keys now: the detector is paused while the leg is bridged
+    /// (the caller talks to an operator; tones pass with the audio).
+    inband_on: bool,
     record: Option<RecordTap>,
     /// A voice-menu message being recorded (`<appeal>-message.wav`).
     message: Option<RecordTap>,
@@ -183,7 +191,7 @@ struct LegState {
     pcm: Vec<i16>,
     /// The leg's end of a bridge, while it is bridged.
     bridge: Option<bridge::BridgeEnd>,
-    /// RTP datagrams received since the pacing tick last took them for [`Stats`].
+    /// RTP datagrams received since the leg's tick last took them for [`Stats`].
     rx_packets: u64,
     /// The remote source whose loss count [`Stats::rtp_packets_lost`] has taken, and how
     /// much of it.
@@ -254,8 +262,8 @@ impl LegShared {
         self.lock().inband = None;
     }
 
-    /// Ends the leg: an RTCP BYE goes out on the next tick, then the tick drops the leg, the
-    /// receive tasks stop and the recording is finished.
+    /// Ends the leg: an RTCP BYE goes out on the next tick, then the media thread drops the leg
+    /// (closing its sockets) and the recording is finished.
     pub fn close(&self, now: Instant) {
         let mut st = self.lock();
         if !st.closed {
@@ -268,7 +276,6 @@ impl LegShared {
                 tap.close();
             }
         }
-        self.stop.cancel();
     }
 }
 
@@ -332,7 +339,11 @@ pub(crate) struct LegStart<'a> {
 /// The media side of the gateway, owned by the core.
 pub(crate) struct MediaEdge {
     pub ports: PortPool,
-    to_tick: mpsc::UnboundedSender<Arc<LegShared>>,
+    /// One channel per media thread.
+    to_tick: Vec<std::sync::mpsc::Sender<Arc<LegShared>>>,
+    /// The phase and the media thread of the next leg (both round-robin).
+    next_phase: usize,
+    next_thread: usize,
     events: mpsc::UnboundedSender<MediaEvent>,
     recorder: Recorder,
     /// Music-on-hold loops, built on first use and shared by every caller.
@@ -341,12 +352,12 @@ pub(crate) struct MediaEdge {
     detector: DtmfDetector,
     /// Start of the tick grid.
     epoch: Instant,
-    stop: CancellationToken,
 }
 
 impl MediaEdge {
-    /// Starts the pacing task (and the recording writer thread). Must run inside the runtime.
-    /// The pacing task adds the legs' packet counts to `stats` once per tick.
+    /// Starts the media thread (and, on first use, the recording writer thread). The media
+    /// thread adds the legs' packet counts to `stats`; the receiver resolves when it has ended
+    /// after `stop`.
     pub fn start(
         ports: PortPool,
         recordings: PathBuf,
@@ -354,44 +365,64 @@ impl MediaEdge {
         events: mpsc::UnboundedSender<MediaEvent>,
         stop: CancellationToken,
         stats: Arc<Stats>,
-    ) -> (MediaEdge, tokio::task::JoinHandle<()>) {
-        let (to_tick, from_core) = mpsc::unbounded_channel();
-        let epoch = tokio::time::Instant::now();
-        let tick = tokio::spawn(pacing_loop(
-            from_core,
-            epoch,
-            events.clone(),
-            stop.clone(),
-            stats,
-        ));
+    ) -> (
+        MediaEdge,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let epoch = Instant::now();
+        let mut to_tick = Vec::new();
+        let mut done = Vec::new();
+        for _ in 0..rtp_thread::threads() {
+            let (tx, from_core) = std::sync::mpsc::channel();
+            to_tick.push(tx);
+            done.push(rtp_thread::spawn(
+                from_core,
+                epoch,
+                events.clone(),
+                stop.clone(),
+                stats.clone(),
+            ));
+        }
+        let done = async move {
+            for d in done {
+                let _ = d.await;
+            }
+        };
         (
             MediaEdge {
                 ports,
                 to_tick,
+                next_phase: 0,
+                next_thread: 0,
                 events,
                 recorder: Recorder::new(recordings),
                 moh: ::media::moh::MohLibrary::new(),
                 detector,
-                epoch: epoch.into_std(),
-                stop,
+                epoch,
             },
-            tick,
+            done,
         )
     }
 
-    /// The first grid point at or after `now`: a leg started there sends on every tick.
-    fn aligned(&self, now: Instant) -> Instant {
-        let since = now.saturating_duration_since(self.epoch).as_nanos();
+    /// The first point at or after `now` of the grid of `phase`: a leg of that phase started
+    /// there has a packet due on every tick that serves it.
+    fn aligned(&self, now: Instant, phase: usize) -> Instant {
+        let base = self.epoch + rtp_thread::SUB_TICK * u32::try_from(phase).unwrap_or(0);
+        let since = now.saturating_duration_since(base).as_nanos();
         let p = PTIME.as_nanos();
         let slots = since.div_ceil(p);
-        self.epoch + Duration::from_nanos(u64::try_from(slots * p).unwrap_or(u64::MAX))
+        base + Duration::from_nanos(u64::try_from(slots * p).unwrap_or(u64::MAX))
     }
 
-    /// Starts a call's RTP: sockets into tokio, the leg on the tick, the receive tasks.
+    /// Starts a call's RTP: the leg and its sockets go to the media thread.
     pub fn start_leg(&mut self, now: Instant, s: LegStart<'_>) -> Option<Arc<LegShared>> {
-        let rtp = UdpSocket::from_std(s.ports.rtp).ok()?;
-        let rtcp = UdpSocket::from_std(s.ports.rtcp).ok()?;
-        let start = self.aligned(now);
+        let rtp = s.ports.rtp;
+        let rtcp = s.ports.rtcp;
+        let phase = self.next_phase;
+        self.next_phase = (phase + 1) % rtp_thread::PHASES;
+        let thread = self.next_thread;
+        self.next_thread = (thread + 1) % self.to_tick.len().max(1);
+        let start = self.aligned(now, phase);
         let wall = SystemTime::now() + start.saturating_duration_since(now);
         let config = LegConfig {
             payload_type: s.neg.audio_pt,
@@ -423,11 +454,13 @@ impl MediaEdge {
             call_id: Arc::from(s.call_id),
             rtp,
             rtcp,
+            phase,
             state: Mutex::new(LegState {
                 leg,
                 law: s.neg.law,
                 audio_pt: s.neg.audio_pt,
                 inband: s.inband.then(|| self.detector.clone()),
+                inband_on: true,
                 record,
                 message: None,
                 closed: false,
@@ -436,14 +469,14 @@ impl MediaEdge {
                 rx_packets: 0,
                 loss_counted: (None, 0),
             }),
-            stop: self.stop.child_token(),
             events: self.events.clone(),
         });
-        for component in [Component::Rtp, Component::Rtcp] {
-            tokio::spawn(receive_loop(shared.clone(), component, self.events.clone()));
-        }
-        if self.to_tick.send(shared.clone()).is_err() {
-            warn!("pacing task is gone; the call has no media");
+        let sent = self
+            .to_tick
+            .get(thread)
+            .is_some_and(|t| t.send(shared.clone()).is_ok());
+        if !sent {
+            warn!("the media thread is gone; the call has no media");
         }
         Some(shared)
     }
@@ -501,51 +534,6 @@ impl TickCounts {
     }
 }
 
-/// The one task that sends for every leg.
-async fn pacing_loop(
-    mut new_legs: mpsc::UnboundedReceiver<Arc<LegShared>>,
-    epoch: tokio::time::Instant,
-    events: mpsc::UnboundedSender<MediaEvent>,
-    stop: CancellationToken,
-    stats: Arc<Stats>,
-) {
-    let mut counts = TickCounts::default();
-    let mut legs: Vec<Arc<LegShared>> = Vec::new();
-    let mut tick = tokio::time::interval_at(epoch, PTIME);
-    // a late tick sends the slots it missed (the leg's pacer catches up to 200 ms) instead of
-    // a burst of ticks
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut out = Vec::new();
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            l = new_legs.recv() => match l {
-                Some(l) => {
-                    legs.push(l);
-                    stats.rtp_legs_active.store(legs.len() as u64, Ordering::Relaxed);
-                }
-                None => break,
-            },
-            _ = tick.tick() => {
-                let now = Instant::now();
-                legs.retain(|l| service(l, now, &mut out, &mut counts));
-                counts.flush(&stats);
-                stats.rtp_legs_active.store(legs.len() as u64, Ordering::Relaxed);
-                for e in out.drain(..) {
-                    let _ = events.send(e);
-                }
-            }
-        }
-    }
-    // last RTCP BYEs of legs closed at shutdown
-    let now = Instant::now();
-    for l in &legs {
-        service(l, now, &mut out, &mut counts);
-    }
-    counts.flush(&stats);
-    stats.rtp_legs_active.store(0, Ordering::Relaxed);
-}
-
 /// One tick of one leg; false when the leg is closed and flushed. Its packet counts since
 /// the last tick go into `counts`.
 fn service(
@@ -553,6 +541,7 @@ fn service(
     now: Instant,
     out: &mut Vec<MediaEvent>,
     counts: &mut TickCounts,
+    packet: &mut Vec<u8>,
 ) -> bool {
     let mut st = l.lock();
     if !st.closed {
@@ -570,18 +559,18 @@ fn service(
         counts.lost += rx.lost.abs_diff(*counted);
         *counted = rx.lost;
     }
-    while let Some(t) = st.leg.poll_transmit() {
-        let sock = match t.component {
+    while let Some((component, destination)) = st.leg.poll_transmit_into(packet) {
+        let sock = match component {
             Component::Rtp => &l.rtp,
             Component::Rtcp => &l.rtcp,
         };
-        match sock.try_send_to(&t.payload, t.destination) {
-            Ok(_) if t.component == Component::Rtp => counts.sent += 1,
+        match sock.send_to(packet, destination) {
+            Ok(_) if component == Component::Rtp => counts.sent += 1,
             Ok(_) => {}
-            Err(e) => debug!(to = %t.destination, error = %e, "RTP send failed"),
+            Err(e) => debug!(to = %destination, error = %e, "RTP send failed"),
         }
-        if t.component == Component::Rtp {
-            if let (Some(pt), Some(ts), Some(payload)) = rtp_fields(&t.payload) {
+        if component == Component::Rtp && (st.record.is_some() || st.message.is_some()) {
+            if let (Some(pt), Some(ts), Some(payload)) = rtp_fields(packet) {
                 if pt == st.audio_pt {
                     let law = st.law;
                     if let Some(tap) = &mut st.record {
@@ -594,7 +583,7 @@ fn service(
             }
         }
     }
-    drain_events(l, &mut st, out);
+    drain_events(l, &mut st, now, out);
     !st.closed
 }
 
@@ -608,9 +597,9 @@ fn rtp_fields(p: &[u8]) -> (Option<u8>, Option<u32>, Option<&[u8]>) {
     (pt, ts, p.get(12..))
 }
 
-/// Turns the leg's events into media events (digits, inactivity); the audio is handled where
-/// it arrives ([`receive_loop`]).
-fn drain_events(l: &LegShared, st: &mut LegState, out: &mut Vec<MediaEvent>) {
+/// Turns the leg's events into media events (digits, inactivity) and handles the audio that
+/// arrived (bridge relay, in-band DTMF, recording), giving its buffer back to the leg.
+fn drain_events(l: &LegShared, st: &mut LegState, now: Instant, out: &mut Vec<MediaEvent>) {
     while let Some(ev) = st.leg.poll_event() {
         match ev {
             Event::Dtmf(d) => {
@@ -635,14 +624,15 @@ fn drain_events(l: &LegShared, st: &mut LegState, out: &mut Vec<MediaEvent>) {
                 ..
             } => {
                 if payload_type != st.audio_pt {
+                    st.leg.recycle(payload);
                     continue; // comfort noise and the like
                 }
                 let law = st.law;
                 bridge::relay_audio(st, &payload);
-                let mut pcm = std::mem::take(&mut st.pcm);
-                pcm.clear();
-                law.decode_into(&payload, &mut pcm);
-                if let Some(det) = &mut st.inband {
+                if let Some(det) = st.inband.as_mut().filter(|_| st.inband_on) {
+                    let mut pcm = std::mem::take(&mut st.pcm);
+                    pcm.clear();
+                    law.decode_into(&payload, &mut pcm);
                     for e in det.push(&pcm) {
                         if let DtmfEvent::Pressed { digit, .. } = e {
                             out.push(MediaEvent::Digit {
@@ -652,64 +642,15 @@ fn drain_events(l: &LegShared, st: &mut LegState, out: &mut Vec<MediaEvent>) {
                             });
                         }
                     }
+                    st.pcm = pcm;
                 }
-                let at = Instant::now();
                 if let Some(tap) = &mut st.record {
-                    tap.frame(Channel::Caller, at, timestamp, law, &payload);
+                    tap.frame(Channel::Caller, now, timestamp, law, &payload);
                 }
                 if let Some(tap) = &mut st.message {
-                    tap.frame(Channel::Caller, at, timestamp, law, &payload);
+                    tap.frame(Channel::Caller, now, timestamp, law, &payload);
                 }
-                st.pcm = pcm;
-            }
-        }
-    }
-}
-
-async fn receive_loop(
-    l: Arc<LegShared>,
-    component: Component,
-    events: mpsc::UnboundedSender<MediaEvent>,
-) {
-    let mut buf = vec![0u8; 2048];
-    let mut out = Vec::new();
-    loop {
-        let sock = match component {
-            Component::Rtp => &l.rtp,
-            Component::Rtcp => &l.rtcp,
-        };
-        let (n, from) = tokio::select! {
-            _ = l.stop.cancelled() => return,
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // ICMP port unreachable from a peer that is not listening yet
-                    debug!(error = %e, "RTP receive error");
-                    continue;
-                }
-            }
-        };
-        let Some(data) = buf.get(..n) else {
-            continue;
-        };
-        let now = Instant::now();
-        {
-            let mut st = l.lock();
-            if st.closed {
-                return;
-            }
-            match component {
-                Component::Rtp => {
-                    st.rx_packets += 1;
-                    st.leg.handle_datagram(now, from, data)
-                }
-                Component::Rtcp => st.leg.handle_rtcp(now, from, data),
-            }
-            drain_events(&l, &mut st, &mut out);
-        }
-        for e in out.drain(..) {
-            if events.send(e).is_err() {
-                return;
+                st.leg.recycle(payload);
             }
         }
     }

@@ -30,6 +30,8 @@ use crate::dtmf4733::{Digit, DtmfReceiver, DtmfSender, EventPacket};
 pub const RELATCH_PACKETS: u8 = 3;
 /// How long the latched address must be silent before the same SSRC may move to a new address.
 pub const RELATCH_SILENCE: Duration = Duration::from_millis(500);
+/// Packet buffers a leg keeps for reuse (a few cover a slot's audio, a digit and RTCP).
+const MAX_SPARE: usize = 4;
 /// Seconds between the NTP epoch (1900) and the Unix epoch (1970).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
@@ -168,6 +170,10 @@ pub struct RtpLeg {
     stats: LegStats,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// Emptied packet buffers, reused for the next datagrams and media payloads so that a leg
+    /// in steady state allocates nothing per packet (see [`RtpLeg::poll_transmit_into`] and
+    /// [`RtpLeg::recycle`]).
+    spare: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for RtpLeg {
@@ -218,6 +224,7 @@ impl RtpLeg {
             stats: LegStats::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -339,12 +346,15 @@ impl RtpLeg {
         if rx.duplicate || rx.sequence_jump {
             return;
         }
+        let mut payload = self.spare.pop().unwrap_or_default();
+        payload.clear();
+        payload.extend_from_slice(rx.payload);
         self.events.push_back(Event::Media {
             payload_type: rx.payload_type,
             marker: rx.marker,
             sequence: rx.sequence,
             timestamp: rx.timestamp,
-            payload: rx.payload.to_vec(),
+            payload,
         });
     }
 
@@ -452,13 +462,26 @@ impl RtpLeg {
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(ev) = self.dtmf_tx.poll(now) {
             let pt = self.config.telephone_event.unwrap_or(101);
-            let pkt = self
-                .sender
-                .build(pt, ev.marker, ev.timestamp, &ev.payload.to_bytes());
+            let mut pkt = self.spare.pop().unwrap_or_default();
+            self.sender.build_into(
+                pt,
+                ev.marker,
+                ev.timestamp,
+                &ev.payload.to_bytes(),
+                &mut pkt,
+            );
             self.push_rtp(pkt);
         }
         if self.sending && self.target.is_some() && !self.dtmf_tx.is_active() {
-            while let Some(pkt) = self.sender.poll_transmit(now, self.source.as_mut()) {
+            loop {
+                let mut pkt = self.spare.pop().unwrap_or_default();
+                if !self
+                    .sender
+                    .poll_transmit_into(now, self.source.as_mut(), &mut pkt)
+                {
+                    self.recycle(pkt);
+                    break;
+                }
                 self.push_rtp(pkt);
             }
         } else if self.sending {
@@ -484,12 +507,22 @@ impl RtpLeg {
     }
 
     fn push_rtp(&mut self, payload: Vec<u8>) {
-        if let Some(dest) = self.target {
-            self.transmits.push_back(Transmit {
+        match self.target {
+            Some(dest) => self.transmits.push_back(Transmit {
                 component: Component::Rtp,
                 destination: dest,
                 payload,
-            });
+            }),
+            None => self.recycle(payload),
+        }
+    }
+
+    /// Gives a buffer back to the leg for its next packets: the payload of an
+    /// [`Event::Media`] once the owner is done with it. Optional (a dropped buffer is simply
+    /// allocated anew), and only a few are kept.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < MAX_SPARE && buf.capacity() > 0 {
+            self.spare.push(buf);
         }
     }
 
@@ -553,6 +586,16 @@ impl RtpLeg {
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
+    }
+
+    /// The next datagram to send, swapped into `buf` (its old contents are dropped and its
+    /// allocation kept by the leg for a later packet): the sending loop keeps one buffer and
+    /// the leg a few, so steady-state sending allocates nothing. Returns where to send it.
+    pub fn poll_transmit_into(&mut self, buf: &mut Vec<u8>) -> Option<(Component, SocketAddr)> {
+        let t = self.transmits.pop_front()?;
+        let old = std::mem::replace(buf, t.payload);
+        self.recycle(old);
+        Some((t.component, t.destination))
     }
 
     /// The next event for the owner.

@@ -2,8 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use rtp_rs::{RtpPacketBuilder, Seq};
-
 use crate::pacing::Pacer;
 
 /// Supplies one frame of encoded audio per pacing slot.
@@ -212,6 +210,19 @@ impl RtpSender {
     /// [`crate::pacing::MAX_CATCH_UP`] late, the missed slots are dropped (timestamp jumps,
     /// marker set) rather than sent in a burst.
     pub fn poll_transmit(&mut self, now: Instant, source: &mut dyn FrameSource) -> Option<Vec<u8>> {
+        let mut pkt = Vec::new();
+        self.poll_transmit_into(now, source, &mut pkt)
+            .then_some(pkt)
+    }
+
+    /// [`RtpSender::poll_transmit`] into a caller's buffer (replacing its contents), so that a
+    /// stream sends without allocating: returns whether a packet was written.
+    pub fn poll_transmit_into(
+        &mut self,
+        now: Instant,
+        source: &mut dyn FrameSource,
+        out: &mut Vec<u8>,
+    ) -> bool {
         if self.pacer.skip_if_far_behind(now) > 0 {
             self.marker_pending = true;
         }
@@ -229,12 +240,12 @@ impl RtpSender {
             }
             let ts = self.slot_timestamp(slot);
             let marker = std::mem::replace(&mut self.marker_pending, false);
-            let pkt = self.build(self.payload_type, marker, ts, &frame);
+            self.build_into(self.payload_type, marker, ts, &frame, out);
             self.buf = frame;
             self.last_sent = Some((due, ts));
-            return Some(pkt);
+            return true;
         }
-        None
+        false
     }
 
     /// Builds a packet in this stream with an explicit payload type, marker and timestamp
@@ -246,31 +257,38 @@ impl RtpSender {
         timestamp: u32,
         payload: &[u8],
     ) -> Vec<u8> {
+        let mut v = Vec::with_capacity(RTP_HEADER + payload.len());
+        self.build_into(payload_type, marker, timestamp, payload, &mut v);
+        v
+    }
+
+    /// [`RtpSender::build`] into `out` (replacing its contents): the 12-byte fixed header (no
+    /// CSRC, no extension, no padding) and the payload.
+    pub fn build_into(
+        &mut self,
+        payload_type: u8,
+        marker: bool,
+        timestamp: u32,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) {
         let seq = self.next_seq;
         self.next_seq = seq.wrapping_add(1);
         self.stats.packets += 1;
         self.stats.octets += payload.len() as u64;
-        let builder = RtpPacketBuilder::new()
-            .payload_type(payload_type & 0x7F)
-            .marked(marker)
-            .sequence(Seq::from(seq))
-            .ssrc(self.ssrc)
-            .timestamp(timestamp)
-            .payload(payload);
-        // The only build errors are a payload type above 127 (masked above) and extension
-        // problems (we add none), so this falls back to a hand-written header only in theory.
-        builder.build().unwrap_or_else(|_| {
-            let mut v = Vec::with_capacity(12 + payload.len());
-            v.push(0x80);
-            v.push((payload_type & 0x7F) | if marker { 0x80 } else { 0 });
-            v.extend_from_slice(&seq.to_be_bytes());
-            v.extend_from_slice(&timestamp.to_be_bytes());
-            v.extend_from_slice(&self.ssrc.to_be_bytes());
-            v.extend_from_slice(payload);
-            v
-        })
+        out.clear();
+        out.reserve(RTP_HEADER + payload.len());
+        out.push(0x80); // version 2
+        out.push((payload_type & 0x7F) | if marker { 0x80 } else { 0 });
+        out.extend_from_slice(&seq.to_be_bytes());
+        out.extend_from_slice(&timestamp.to_be_bytes());
+        out.extend_from_slice(&self.ssrc.to_be_bytes());
+        out.extend_from_slice(payload);
     }
 }
+
+/// Length of the fixed RTP header we write.
+const RTP_HEADER: usize = 12;
 
 #[cfg(test)]
 mod tests {
