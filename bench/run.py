@@ -5,9 +5,14 @@ Usage (from the repo root; `make bench` builds first and calls this):
     python3 bench/run.py [--quick] [--only SECTION,...] [--doc docs/BENCHMARKS.md]
 
 SECTIONS
-  micro        criterion micro-benchmarks of crates/sip and crates/media (built already)
-  concurrency  N simultaneous calls held (500, 1000, 2000), a fresh daemon per N: CPU share of
-               one core and RSS per call (SIP only until the daemon plays RTP)
+  micro        criterion micro-benchmarks of crates/sip, crates/media and crates/acd (built already)
+  concurrency  N simultaneous IVR calls held (500, 1000, 2000) with RTP both ways, a fresh daemon
+               per N: CPU share of one core, RSS per call, and our RTP send jitter against the
+               20 ms grid (tcpdump on lo)
+  bridged      N callers bridged to SIPp operator phones (registered with digest, -rtp_echo):
+               CPU and RSS per call with RTP relayed both ways
+  ivr-rate     IVR calls (a 3.75 s prompt over RTP, then our BYE) at rising rates, against
+               hotlined and against a SIPp uas doing the same, until > 0.1 % fail
   call-rate    calls answered and hung up at once, at rising rates, against hotlined and against
                SIPp's own `-sn uas` at the same rate (the baseline), until > 0.1 % fail
 

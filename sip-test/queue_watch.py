@@ -67,7 +67,8 @@ def login(base, token, queue, timeout, ops):
         time.sleep(0.2)
     for op in ops:
         try:
-            got = call(f"{base}/api/v1/operators/{op}/login", token, "POST", {"queues": [queue]})
+            # no queues named: the operator's skill queues (naming one outside them is 422)
+            got = call(f"{base}/api/v1/operators/{op}/login", token, "POST", {"queues": []})
         except urllib.error.HTTPError as e:
             print(f"login {op}: HTTP {e.code} {e.read().decode(errors='replace')}")
             return 1
@@ -75,7 +76,7 @@ def login(base, token, queue, timeout, ops):
             print(f"login {op}: state {got.get('state')!r} after login")
             return 1
     contacts = sum(len(seen[o].get("contacts", [])) for o in ops)
-    print(f"{len(ops)} operators registered ({contacts} contacts) and logged in to {queue}")
+    print(f"{len(ops)} operators registered ({contacts} contacts) and logged in to their skill queues")
     return 0
 
 
