@@ -578,6 +578,7 @@ impl Core {
                         &appeal,
                         &IvrStep::CallbackRequested {
                             number: number.clone(),
+                            queue: queue.clone(),
                         },
                     );
                     if let Some(queue) = queue {

@@ -291,7 +291,11 @@ pub enum IvrStep {
     /// bridged on the answer ([`CallLog::transferred`] says how it went).
     Transferred { number: String },
     /// A callback was booked to `number`; the call ends after the closing prompt.
-    CallbackRequested { number: String },
+    CallbackRequested {
+        number: String,
+        /// The queue whose place the callback keeps (`None`: a menu callback node without one).
+        queue: Option<String>,
+    },
     /// A message is being recorded to `file` (at most `max`); the call ends after it.
     Message { file: String, max: Duration },
 }

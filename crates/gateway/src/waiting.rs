@@ -520,6 +520,8 @@ impl Core {
     /// also keeps what dialling needs), the appeal gets the request, and the call ends after
     /// the closing prompt without leaving the queue.
     fn confirm_callback(&mut self, now: Instant, call_id: &str, number: String) {
+        // the queue the place is kept in (booking takes the call out of it)
+        let queue = self.calls.get(call_id).and_then(|c| c.queued.clone());
         let result = self.book_callback(now, call_id, &number);
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
@@ -529,7 +531,7 @@ impl Core {
                 info!("callback booked; the caller keeps the place in the queue");
                 call.ivr_end = Some(IvrEnd::Callback);
                 self.log
-                    .ivr_step(&call.appeal, &IvrStep::CallbackRequested { number });
+                    .ivr_step(&call.appeal, &IvrStep::CallbackRequested { number, queue });
                 call.waiting.as_mut().map(Waiting::booked)
             }
             Err(e) => {

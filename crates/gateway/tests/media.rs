@@ -1864,7 +1864,8 @@ async fn a_waiting_caller_books_a_callback_and_is_hung_up() {
     let appeal = gw.log.arrived.lock().unwrap()[0].clone();
     assert!(
         steps_of(&gw.log, &appeal).contains(&IvrStep::CallbackRequested {
-            number: "79131234567".into()
+            number: "79131234567".into(),
+            queue: Some("benefits".into()),
         })
     );
     assert_eq!(gw.log.ended.lock().unwrap()[0].1, EndReason::IvrHangup);

@@ -195,16 +195,16 @@ impl CallLog for AppealLog {
                 EventKind::Transferred,
                 json!({ "number": number, "trunk": false }),
             ),
-            IvrStep::CallbackRequested { number } => {
+            IvrStep::CallbackRequested { number, queue } => {
                 w.event(
                     id,
                     EventKind::CallbackRequested,
-                    json!({ "number": number }),
+                    json!({ "number": number, "queue": queue }),
                 );
                 w.callback(NewCallback {
                     appeal_id: id,
                     number: number.clone(),
-                    queue: None,
+                    queue: queue.clone(),
                     requested_at: Utc::now(),
                     due_at: None,
                 });

@@ -2079,13 +2079,19 @@ async fn callbacks_show_their_attempts() {
         counters: Default::default(),
         store: Default::default(),
     };
-    let book = |n: &str| {
+    let book = |n: &str, queue: Option<&str>| {
         let appeal = log.call_arrived(&CallArrived {
             call_id: &format!("call-{n}"),
             line: "88002015388",
             caller: n,
         });
-        log.ivr_step(&appeal, &IvrStep::CallbackRequested { number: n.into() });
+        log.ivr_step(
+            &appeal,
+            &IvrStep::CallbackRequested {
+                number: n.into(),
+                queue: queue.map(str::to_owned),
+            },
+        );
         appeal
     };
     let attempt = |appeal: &str, number: &str, n: u32, result| {
@@ -2100,8 +2106,8 @@ async fn callbacks_show_their_attempts() {
             },
         );
     };
-    let missed = book("+79130000001");
-    let reached = book("+79130000002");
+    let missed = book("+79130000001", Some("regional"));
+    let reached = book("+79130000002", None);
     log.callback_dialling(&missed, "op1", 1);
     e.flush().await;
     let get = |q: &'static str| {
@@ -2116,7 +2122,12 @@ async fn callbacks_show_their_attempts() {
     assert_eq!(all.len(), 2);
     assert_eq!(all[0]["status"], "dialling");
     assert_eq!(all[0]["operator"], "op1");
+    assert_eq!(
+        all[0]["queue"], "regional",
+        "the queue whose place it keeps"
+    );
     assert_eq!(all[1]["status"], "pending");
+    assert_eq!(all[1]["queue"], json!(null));
 
     attempt(&missed, "+79130000001", 1, CallbackOutcome::Busy);
     e.flush().await;
