@@ -245,21 +245,17 @@ impl Core {
         priority: u8,
         number: &str,
     ) {
-        let Some(acd) = self.acd.as_mut() else {
+        if self.acd.is_none() {
             warn!(%queue, "no ACD runs: the callback is only written down");
             return;
-        };
-        self.next_caller += 1;
-        let id = CallerId(self.next_caller);
-        if let Err(e) = acd.caller_joined(now, id, &QueueId::from(queue), priority, None) {
+        }
+        if let Err(e) = self.join_acd(now, call_id, queue, priority, None) {
             warn!(error = %e, %queue, "the ACD did not take the callback");
             return;
         }
-        let Some(call) = self.calls.get_mut(call_id) else {
+        let Some(id) = self.calls.get(call_id).and_then(|c| c.acd_caller) else {
             return;
         };
-        call.acd_caller = Some(id);
-        self.acd_callers.insert(id, call_id.to_string());
         if let Err(e) = self.book_callback(now, call_id, number) {
             warn!(error = %e, %queue, "the ACD did not take the callback");
             if let Some(call) = self.calls.get_mut(call_id) {

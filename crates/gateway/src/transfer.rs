@@ -183,18 +183,10 @@ impl Core {
             return Ok(());
         };
         let priority = call.priority;
-        let acd = self
-            .acd
-            .as_mut()
-            .ok_or_else(|| AcdError::UnknownQueue(QueueId::from(queue)))?;
-        self.next_caller += 1;
-        let id = CallerId(self.next_caller);
-        acd.caller_joined(now, id, &QueueId::from(queue), priority, None)?;
+        self.join_acd(now, call_id, queue, priority, None)?;
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
         };
-        call.acd_caller = Some(id);
-        self.acd_callers.insert(id, call_id.to_string());
         call.queued_at = Some(now);
         if let Some(old) = call.queued.replace(queue.to_string()) {
             self.stats.queue_leave(&old, call_id);

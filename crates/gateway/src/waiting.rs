@@ -643,7 +643,7 @@ impl Core {
         self.drain(now);
     }
 
-    /// The caller joins the ACD's `queue` (when there is an ACD).
+    /// The caller joins the ACD's `queue` (when there is an ACD), logging a refusal.
     fn acd_join(
         &mut self,
         now: Instant,
@@ -652,22 +652,38 @@ impl Core {
         priority: u8,
         returning: Option<&OperatorId>,
     ) {
-        let Some(acd) = self.acd.as_mut() else {
+        if self.acd.is_none() {
             return;
-        };
+        }
+        if let Err(e) = self.join_acd(now, call_id, queue, priority, returning) {
+            warn!(error = %e, "the ACD did not take the caller");
+        }
+    }
+
+    /// The one place a call becomes an ACD caller: `caller_joined` with a fresh [`CallerId`],
+    /// and the call and the id map told. A call that is gone joins nothing (`Ok`).
+    pub(super) fn join_acd(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        queue: &str,
+        priority: u8,
+        returning: Option<&OperatorId>,
+    ) -> Result<(), AcdError> {
+        let acd = self
+            .acd
+            .as_mut()
+            .ok_or_else(|| AcdError::UnknownQueue(QueueId::from(queue)))?;
         let Some(call) = self.calls.get_mut(call_id) else {
-            return;
+            return Ok(());
         };
         self.next_caller += 1;
         let id = CallerId(self.next_caller);
-        match acd.caller_joined(now, id, &QueueId::from(queue), priority, returning) {
-            Ok(()) => {
-                call.priority = priority;
-                call.acd_caller = Some(id);
-                self.acd_callers.insert(id, call_id.to_string());
-            }
-            Err(e) => warn!(error = %e, "the ACD did not take the caller"),
-        }
+        acd.caller_joined(now, id, &QueueId::from(queue), priority, returning)?;
+        call.priority = priority;
+        call.acd_caller = Some(id);
+        self.acd_callers.insert(id, call_id.to_string());
+        Ok(())
     }
 }
 
