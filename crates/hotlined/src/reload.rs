@@ -22,6 +22,9 @@ pub struct ConfigReloader {
     /// The admin API's operator table, to follow the operators file (with the writer its
     /// changes are saved through); `None` where there is none.
     operators: Option<(Arc<crate::admin::OperatorTable>, appeals::AppealWriter)>,
+    /// The admin HTTPS certificate, replaced by the configured one at every reload; `None`
+    /// when the admin HTTP is plain.
+    admin_certs: Option<Arc<crate::tls::CertSwitch>>,
     busy: tokio::sync::Mutex<()>,
 }
 
@@ -59,6 +62,7 @@ impl ConfigReloader {
             started,
             gateway,
             operators: None,
+            admin_certs: None,
             busy: tokio::sync::Mutex::new(()),
         }
     }
@@ -71,6 +75,13 @@ impl ConfigReloader {
         writer: appeals::AppealWriter,
     ) -> Self {
         self.operators = Some((table, writer));
+        self
+    }
+
+    /// Serves the configured admin certificate from `certs` after every reload: new
+    /// connections get it, open ones keep theirs.
+    pub fn with_admin_certs(mut self, certs: Arc<crate::tls::CertSwitch>) -> Self {
+        self.admin_certs = Some(certs);
         self
     }
 
@@ -113,6 +124,15 @@ impl ConfigReloader {
                 info!(added = %added.join(", "), removed = %removed.join(", "), "operators changed");
             }
         }
+        if let (Some(certs), Some(new_key)) = (&self.admin_certs, &new.admin_tls) {
+            let old = certs.current();
+            if old.cert != new_key.cert {
+                certs.replace(new_key.clone());
+                if let Some(leaf) = new_key.cert.first() {
+                    info!(sha256 = %crate::tls::fingerprint(leaf), "admin HTTPS certificate replaced: new connections get it");
+                }
+            }
+        }
         let done = Reloaded {
             lines: new.lines.len(),
             menus: new.menus.len(),
@@ -148,6 +168,11 @@ fn restart_only_changes(running: &Config, new: &Config) -> Vec<String> {
     differ("sip.listen_v6", a.sip.listen_v6 == b.sip.listen_v6);
     differ("admin.listen", a.admin.listen == b.admin.listen);
     differ("admin.token", a.admin.token == b.admin.token);
+    // a certificate can be replaced; turning HTTPS on or off needs a restart
+    differ(
+        "admin.tls_cert/tls_key",
+        a.admin.tls_cert.is_some() == b.admin.tls_cert.is_some(),
+    );
     differ("database.url", a.database.url == b.database.url);
     differ(
         "database.spool_dir",
