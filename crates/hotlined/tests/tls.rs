@@ -121,19 +121,8 @@ fn https(
     let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     tcp.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut s = rustls::StreamOwned::new(conn, tcp);
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if !body.is_empty() {
-        head.push_str("Content-Type: application/json\r\n");
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).ok()?;
-    s.write_all(body.as_bytes()).ok()?;
+    s.write_all(common::request(addr, method, path, headers, body).as_bytes())
+        .ok()?;
     let mut raw = Vec::new();
     match s.read_to_end(&mut raw) {
         Ok(_) => {}
@@ -141,22 +130,7 @@ fn https(
         Err(_) => return None,
     }
     let leaf = s.conn.peer_certificates()?.first()?.clone().into_owned();
-    let text = String::from_utf8(raw).ok()?;
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    // the admin API's JSON answers are short; a chunked one is a single chunk
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body.split_once("\r\n")?
-            .1
-            .rsplit_once("\r\n0\r\n")?
-            .0
-            .to_string()
-    } else {
-        body.to_string()
-    };
+    let (status, body) = common::answer(raw)?;
     Some((status, body, leaf))
 }
 
@@ -580,7 +554,7 @@ fn the_partner_link_verifies_the_partner_certificate_and_retries_until_it_does()
     .unwrap();
     assert_eq!(s, 200, "{body}");
     let on_b = eventually(WAIT, "the appeal on B", || {
-        received(&b, &[b_der.clone()], &id).pop()
+        received(&b, std::slice::from_ref(&b_der), &id).pop()
     });
     assert_eq!(on_b["notes"], "через HTTPS");
     assert_eq!(on_b["caller_number"], CALLER);
