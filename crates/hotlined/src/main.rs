@@ -412,7 +412,12 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot bind admin HTTP on {}", c.main.admin.listen))?;
         let admin_listener = match &admin_certs {
-            None => admin::AdminListener::Plain(tcp),
+            None => {
+                if !c.main.admin.listen.ip().is_loopback() {
+                    tracing::warn!(admin = %c.main.admin.listen, "the admin HTTP is plain http:// on an address other hosts reach: tokens, passwords and appeals cross the network unencrypted; set admin.tls_cert and admin.tls_key");
+                }
+                admin::AdminListener::Plain(tcp)
+            }
             Some(certs) => {
                 if let Some(leaf) = certs.current().cert.first() {
                     info!(sha256 = %tls::fingerprint(leaf), "admin HTTPS certificate");
