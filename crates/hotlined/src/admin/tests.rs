@@ -38,6 +38,8 @@ fn state_with(writer: AppealWriter, token: &str) -> AdminState {
     AdminState {
         stats: Arc::new(Stats::default()),
         token: Arc::from(token),
+        access: Arc::new(AccessSettings::default()),
+        tls: false,
         store: StoreSlot::default(),
         writer,
         operators: Arc::new(OperatorTable::new([
@@ -1289,7 +1291,7 @@ async fn database_down_at_start_gives_503_until_it_is_reached() {
         AppealWriter::start(WriterConfig::new(url.clone(), dir.path().join("spool"))).unwrap();
     let state = state_with(writer.clone(), TOKEN);
     let stop = CancellationToken::new();
-    let task = connect_store(url, state.store.clone(), stop.clone());
+    let task = connect_store(url, state.store.clone(), stop.clone(), None);
 
     let started = Instant::now();
     let a = call(&state, "GET", "/api/v1/appeals", "").await;
