@@ -5,7 +5,7 @@ set -euo pipefail
 declare -A pkg=( [sipp]=sip-tester [sipsak]=sipsak [curl]=curl [baresip]=baresip-core [espeak-ng]=espeak-ng [sox]=sox [python3]=python3 [psql]=postgresql-client [chromedriver]=chromium-driver [selenium]=python3-selenium )
 present() { # a command, or (selenium) a python3 module
   case "$1" in
-    selenium) python3 -c 'import selenium' >/dev/null 2>&1 ;;
+    selenium) /usr/bin/python3 -c 'import selenium' >/dev/null 2>&1 ;;  # Debian's python3, not a pyenv one
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }

@@ -752,13 +752,11 @@ impl Store {
         };
         if failures >= i64::from(threshold.max(1)) {
             let until = now + lock;
-            sqlx::query(
-                "UPDATE login_throttle SET failures = 0, locked_until = $2 WHERE key = $1",
-            )
-            .bind(key.to_owned())
-            .bind(ms(until))
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE login_throttle SET failures = 0, locked_until = $2 WHERE key = $1")
+                .bind(key.to_owned())
+                .bind(ms(until))
+                .execute(&mut *tx)
+                .await?;
             out.locked_until = Some(until);
         }
         tx.commit().await?;

@@ -52,8 +52,11 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
 
 /// Whether `password` matches the PHC string `hash`; a malformed hash matches nothing.
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// A hash no password matches, verified in place of a missing account's so that a login
@@ -147,7 +150,8 @@ pub fn check_password(login: &str, password: &str) -> Result<(), FieldError> {
         ));
     }
     let lower = password.to_lowercase();
-    if lower == login.to_lowercase() || lower.contains(&login.to_lowercase()) && n < 2 * MIN_PASSWORD
+    if lower == login.to_lowercase()
+        || lower.contains(&login.to_lowercase()) && n < 2 * MIN_PASSWORD
     {
         return Err(field("password", "too close to the login"));
     }
@@ -308,11 +312,20 @@ mod tests {
     #[test]
     fn password_rules_name_the_field() {
         assert!(check_password("ivanova", "Zimа-2026-snow").is_ok());
-        for weak in ["short", "aaaaaaaaaaaa", "1234567890", "ivanova123", "IVANOVA"] {
+        for weak in [
+            "short",
+            "aaaaaaaaaaaa",
+            "1234567890",
+            "ivanova123",
+            "IVANOVA",
+        ] {
             let e = check_password("ivanova", weak).unwrap_err();
             assert_eq!(e.field, "password", "{weak}");
         }
-        assert_eq!(check_password("x", &"a1".repeat(200)).unwrap_err().field, "password");
+        assert_eq!(
+            check_password("x", &"a1".repeat(200)).unwrap_err().field,
+            "password"
+        );
     }
 
     #[test]

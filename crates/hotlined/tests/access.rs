@@ -56,7 +56,10 @@ fn demo_accounts_log_in_and_their_sessions_survive_a_restart() {
     d.wait_for_log("demo accounts made");
     let log = d.log();
     assert!(log.contains("admin / admin-secret"), "{log}");
-    assert!(log.contains("admin.token is set"), "the legacy token is warned about");
+    assert!(
+        log.contains("admin.token is set"),
+        "the legacy token is warned about"
+    );
     // the demo accounts exist once the store is connected
     let mut session = None;
     for _ in 0..100 {
@@ -91,7 +94,14 @@ fn demo_accounts_log_in_and_their_sessions_survive_a_restart() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"id\":\"op1\""));
     // an operator's session is refused a supervisor's route
-    let (status, _) = http(d.admin, "GET", "/api/v1/reports/daily", &[("Cookie", &op1)], "").unwrap();
+    let (status, _) = http(
+        d.admin,
+        "GET",
+        "/api/v1/reports/daily",
+        &[("Cookie", &op1)],
+        "",
+    )
+    .unwrap();
     assert_eq!(status, 403);
     assert!(!d.log().contains("demo accounts made"), "made once only");
 
@@ -106,7 +116,10 @@ fn demo_accounts_log_in_and_their_sessions_survive_a_restart() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"actor\":\"admin-token\""), "{body}");
     let (_, body) = http(d.admin, "GET", "/api/v1/audit?action=login_ok", &legacy, "").unwrap();
-    assert!(body.contains("\"actor\":\"op1\"") && body.contains("127.0.0.1"), "{body}");
+    assert!(
+        body.contains("\"actor\":\"op1\"") && body.contains("127.0.0.1"),
+        "{body}"
+    );
 }
 
 /// `hotlined user …` on the site's database; `stdin` is the password line.
@@ -154,7 +167,10 @@ fn refused(site: &Site, env: &[(&str, &str)]) -> String {
             "HOTLINE__DATABASE__URL",
             format!("sqlite://{}", site.db_path().display()),
         )
-        .env("HOTLINE__DATABASE__SPOOL_DIR", site.dir.path().join("spool"))
+        .env(
+            "HOTLINE__DATABASE__SPOOL_DIR",
+            site.dir.path().join("spool"),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in env {
@@ -169,7 +185,10 @@ fn refused(site: &Site, env: &[(&str, &str)]) -> String {
 fn users_from_the_cli_and_a_public_admin_address_needs_an_admin() {
     let site = Site::new();
     let e = refused(&site, &[]);
-    assert!(e.contains("not a loopback address") && e.contains("change-me"), "{e}");
+    assert!(
+        e.contains("not a loopback address") && e.contains("change-me"),
+        "{e}"
+    );
     assert!(!e.contains("hotlined started"));
     let e = refused(&site, &[("HOTLINE__ADMIN__TOKEN", "")]);
     assert!(e.contains("no enabled admin account"), "{e}");
@@ -180,14 +199,25 @@ fn users_from_the_cli_and_a_public_admin_address_needs_an_admin() {
     assert!(!ok && out.contains("password"), "{out}");
     let (ok, out) = user_cmd(&site, &["add", "boss", "--role", "root"], "Long-enough-9\n");
     assert!(!ok && out.contains("role"), "{out}");
-    let (ok, out) = user_cmd(&site, &["add", "boss", "--role", "admin"], "Long-enough-9\n");
+    let (ok, out) = user_cmd(
+        &site,
+        &["add", "boss", "--role", "admin"],
+        "Long-enough-9\n",
+    );
     assert!(ok, "{out}");
-    let (ok, out) = user_cmd(&site, &["add", "op1", "--role", "operator"], "Zima-long-pass\n");
+    let (ok, out) = user_cmd(
+        &site,
+        &["add", "op1", "--role", "operator"],
+        "Zima-long-pass\n",
+    );
     assert!(ok, "{out}");
     let (ok, out) = user_cmd(&site, &["list"], "");
     assert!(ok);
     assert!(out.contains("boss") && out.contains("admin"), "{out}");
-    assert!(out.contains("Оператор 1"), "the operator's name from operators.toml: {out}");
+    assert!(
+        out.contains("Оператор 1"),
+        "the operator's name from operators.toml: {out}"
+    );
     assert!(!out.contains("Long-enough"), "{out}");
     let (ok, _) = user_cmd(&site, &["disable", "boss"], "");
     assert!(!ok, "the last admin stays");

@@ -133,7 +133,7 @@ impl AdminState {
         headers: &HeaderMap,
         address: Option<String>,
         grant_for: Rule,
-    ) -> Result<Option<Caller>, Response> {
+    ) -> Result<Option<Caller>, Box<Response>> {
         let make = |id: String, display_name: String, role: Role, org, via| {
             permissions::grant(grant_for, role).map(|grant| Caller {
                 id,
@@ -148,7 +148,7 @@ impl AdminState {
         // a caller the rule has no grant for: 403 below, with their identity known
         let known = |c: Option<Caller>, role: Role| match c {
             Some(c) => Ok(Some(c)),
-            None => Err(forbidden(role)),
+            None => Err(Box::new(forbidden(role))),
         };
         if let Some(t) = bearer_in(headers) {
             if !self.token.is_empty() && constant_time_eq(t.as_bytes(), self.token.as_bytes()) {
@@ -161,16 +161,16 @@ impl AdminState {
                 );
                 return known(c, Role::Admin);
             }
-            let store = self.store().map_err(IntoResponse::into_response)?;
+            let store = self.store().map_err(|e| Box::new(e.into_response()))?;
             let found = store
                 .token_user(&secret_hash(t))
                 .await
-                .map_err(|e| ApiError::from(e).into_response())?;
+                .map_err(|e| Box::new(ApiError::from(e).into_response()))?;
             let Some((info, user)) = found else {
-                return Err(unauthorized(
+                return Err(Box::new(unauthorized(
                     Some("invalid_token"),
                     "the bearer token is not valid",
-                ));
+                )));
             };
             let now = Utc::now();
             if info
@@ -192,7 +192,7 @@ impl AdminState {
         match self
             .session_of(headers)
             .await
-            .map_err(IntoResponse::into_response)?
+            .map_err(|e| Box::new(e.into_response()))?
         {
             None => Ok(None),
             Some((_, s)) => {
@@ -253,7 +253,7 @@ pub async fn guard(State(s): State<AdminState>, mut req: Request, next: Next) ->
                 Ok(None) => {
                     return unauthorized(None, "log in, or give a bearer token");
                 }
-                Err(answer) => return answer,
+                Err(answer) => return *answer,
             };
             if let Via::Session { csrf, .. } = &caller.via {
                 let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);

@@ -219,7 +219,12 @@ async fn login_sessions_and_csrf(db: Db) {
     // a state-changing request with the cookie needs its CSRF token
     let no_csrf = send(
         &s,
-        req("POST", "/api/v1/operators/op1/login", "", &[("cookie", &cookie)]),
+        req(
+            "POST",
+            "/api/v1/operators/op1/login",
+            "",
+            &[("cookie", &cookie)],
+        ),
     )
     .await;
     assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
@@ -267,7 +272,11 @@ async fn login_sessions_and_csrf(db: Db) {
 
     // the session lives in the database: a restarted daemon knows it
     let restarted = state_on(&db, AccessSettings::default()).await;
-    let me = send(&restarted, req("GET", "/api/v1/me", "", &[("cookie", &cookie)])).await;
+    let me = send(
+        &restarted,
+        req("GET", "/api/v1/me", "", &[("cookie", &cookie)]),
+    )
+    .await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
     // …within its absolute lifetime only
     let expired = state_on(
@@ -278,7 +287,11 @@ async fn login_sessions_and_csrf(db: Db) {
         },
     )
     .await;
-    let me = send(&expired, req("GET", "/api/v1/me", "", &[("cookie", &cookie)])).await;
+    let me = send(
+        &expired,
+        req("GET", "/api/v1/me", "", &[("cookie", &cookie)]),
+    )
+    .await;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED);
 
     // logout needs the form's CSRF token, then the cookie is worth nothing
@@ -314,7 +327,11 @@ async fn login_sessions_and_csrf(db: Db) {
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
-    let me = send(&restarted, req("GET", "/api/v1/me", "", &[("cookie", &cookie)])).await;
+    let me = send(
+        &restarted,
+        req("GET", "/api/v1/me", "", &[("cookie", &cookie)]),
+    )
+    .await;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED);
 
     let actions = audit_actions(&s).await;
@@ -461,12 +478,20 @@ async fn users_and_tokens_through_the_api(db: Db) {
     assert_eq!(again.status, StatusCode::CONFLICT);
 
     // a token for her: shown once, stored hashed, acts with her role, revocable
-    let t = post("/api/v1/users/ivanova/tokens", json!({"name": "script"}).to_string()).await;
+    let t = post(
+        "/api/v1/users/ivanova/tokens",
+        json!({"name": "script"}).to_string(),
+    )
+    .await;
     assert_eq!(t.status, StatusCode::CREATED, "{}", t.body);
     let token = t.json()["token"].as_str().unwrap().to_owned();
     let token_id = t.json()["info"]["id"].as_str().unwrap().to_owned();
     let bearer = format!("Bearer {token}");
-    let me = send(&s, req("GET", "/api/v1/me", "", &[("authorization", &bearer)])).await;
+    let me = send(
+        &s,
+        req("GET", "/api/v1/me", "", &[("authorization", &bearer)]),
+    )
+    .await;
     assert_eq!(me.json()["id"], "ivanova");
     assert_eq!(me.json()["role"], "supervisor");
     let list = send(&s, req("GET", "/api/v1/users/ivanova/tokens", "", &auth)).await;
@@ -482,7 +507,11 @@ async fn users_and_tokens_through_the_api(db: Db) {
     assert!(stored.contains(&crate::accounts::secret_hash(&token)));
     assert!(!stored.contains(&token));
     // a supervisor may not manage users
-    let denied = send(&s, req("GET", "/api/v1/users", "", &[("authorization", &bearer)])).await;
+    let denied = send(
+        &s,
+        req("GET", "/api/v1/users", "", &[("authorization", &bearer)]),
+    )
+    .await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
     let revoked = send(
         &s,
@@ -490,7 +519,11 @@ async fn users_and_tokens_through_the_api(db: Db) {
     )
     .await;
     assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
-    let me = send(&s, req("GET", "/api/v1/me", "", &[("authorization", &bearer)])).await;
+    let me = send(
+        &s,
+        req("GET", "/api/v1/me", "", &[("authorization", &bearer)]),
+    )
+    .await;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED);
 
     // changes: a weak password is 422, disabling ends her sessions
@@ -537,7 +570,12 @@ async fn users_and_tokens_through_the_api(db: Db) {
     assert_eq!(last.status, StatusCode::CONFLICT);
 
     let actions = audit_actions(&s).await;
-    for action in ["user_created", "token_created", "token_revoked", "user_changed"] {
+    for action in [
+        "user_created",
+        "token_created",
+        "token_revoked",
+        "user_changed",
+    ] {
         assert!(
             actions.iter().any(|(a, who)| a == action && who == "boss"),
             "{action} not in {actions:?}"
@@ -602,7 +640,12 @@ async fn every_change_is_audited_and_retention_runs(db: Db) {
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     let wav = send(
         &s,
-        req("GET", &format!("/api/v1/appeals/{a_new}/recording"), "", &auth),
+        req(
+            "GET",
+            &format!("/api/v1/appeals/{a_new}/recording"),
+            "",
+            &auth,
+        ),
     )
     .await;
     assert_eq!(wav.status, StatusCode::OK);
@@ -634,7 +677,12 @@ async fn every_change_is_audited_and_retention_runs(db: Db) {
     assert_eq!(n.recording.as_deref(), Some("new.wav"));
     let gone = send(
         &s,
-        req("GET", &format!("/api/v1/appeals/{a_old}/recording"), "", &auth),
+        req(
+            "GET",
+            &format!("/api/v1/appeals/{a_old}/recording"),
+            "",
+            &auth,
+        ),
     )
     .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
@@ -663,19 +711,32 @@ async fn every_change_is_audited_and_retention_runs(db: Db) {
     assert!(!changed.to_string().contains("вечером"));
     assert_eq!(find("recording_fetched")["target"], a_new.to_string());
     assert_eq!(find("export")["details"]["what"], "daily_report");
-    let runs: Vec<&Value> = rows.iter().filter(|r| r["action"] == "retention_run").collect();
+    let runs: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["action"] == "retention_run")
+        .collect();
     assert_eq!(runs.len(), 2);
-    assert!(!audit.body.contains("9131234567"), "no caller number in the log");
+    assert!(
+        !audit.body.contains("9131234567"),
+        "no caller number in the log"
+    );
     // filters and CSV (reading the log as CSV is an export itself)
     let only = send(
         &s,
-        req("GET", "/api/v1/audit?action=retention_run&actor=boss", "", &auth),
+        req(
+            "GET",
+            "/api/v1/audit?action=retention_run&actor=boss",
+            "",
+            &auth,
+        ),
     )
     .await;
     assert_eq!(only.json()["audit"].as_array().unwrap().len(), 2);
     let csv = send(&s, req("GET", "/api/v1/audit?format=csv", "", &auth)).await;
     assert_eq!(csv.status, StatusCode::OK);
-    assert!(csv.body.starts_with("id,at,actor,role,address,action,target,details\r\n"));
+    assert!(csv
+        .body
+        .starts_with("id,at,actor,role,address,action,target,details\r\n"));
     assert!(csv.body.contains(",appeal_changed,"));
     let exports = store(&s)
         .audit_search(&AuditFilter {
@@ -752,13 +813,14 @@ async fn route_walk_every_route_with_every_role() {
             let method = method.to_ascii_uppercase();
             let rule = permissions::rule(&method, path)
                 .unwrap_or_else(|| panic!("{method} {path} has no permission"));
-            let concrete = if path.starts_with("/api/v1/operators/") || path.starts_with("/api/v1/users/") {
-                path.replace("{id}", "op1")
-            } else if path.starts_with("/api/v1/tokens/") {
-                path.replace("{id}", &uuid::Uuid::now_v7().to_string())
-            } else {
-                path.replace("{id}", &appeal.to_string())
-            };
+            let concrete =
+                if path.starts_with("/api/v1/operators/") || path.starts_with("/api/v1/users/") {
+                    path.replace("{id}", "op1")
+                } else if path.starts_with("/api/v1/tokens/") {
+                    path.replace("{id}", &uuid::Uuid::now_v7().to_string())
+                } else {
+                    path.replace("{id}", &appeal.to_string())
+                };
             let body = match (method.as_str(), path.as_str()) {
                 ("PATCH", p) if p.starts_with("/api/v1/users") => r#"{"display_name":"X"}"#,
                 ("PATCH", _) => r#"{"notes":"x"}"#,
@@ -820,7 +882,12 @@ async fn route_walk_every_route_with_every_role() {
     let op = format!("Bearer {}", tokens[0].1);
     let other = send(
         &s,
-        req("POST", "/api/v1/operators/op2/pause", "", &[("authorization", &op)]),
+        req(
+            "POST",
+            "/api/v1/operators/op2/pause",
+            "",
+            &[("authorization", &op)],
+        ),
     )
     .await;
     assert_eq!(other.status, StatusCode::FORBIDDEN);
@@ -833,12 +900,25 @@ async fn route_walk_every_route_with_every_role() {
     assert!(s.writer.flushed(Duration::from_secs(10)).await);
     let a = send(
         &s,
-        req("GET", &format!("/api/v1/appeals/{theirs}"), "", &[("authorization", &op)]),
+        req(
+            "GET",
+            &format!("/api/v1/appeals/{theirs}"),
+            "",
+            &[("authorization", &op)],
+        ),
     )
     .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
-    let list = send(&s, req("GET", "/api/v1/appeals", "", &[("authorization", &op)])).await;
+    let list = send(
+        &s,
+        req("GET", "/api/v1/appeals", "", &[("authorization", &op)]),
+    )
+    .await;
     assert_eq!(list.json()["total"], 1);
-    let ops = send(&s, req("GET", "/api/v1/operators", "", &[("authorization", &op)])).await;
+    let ops = send(
+        &s,
+        req("GET", "/api/v1/operators", "", &[("authorization", &op)]),
+    )
+    .await;
     assert_eq!(ops.json()["operators"].as_array().unwrap().len(), 1);
 }

@@ -108,7 +108,11 @@ fn may_see(who: &Caller, a: &appeals::Appeal) -> Result<(), ApiError> {
 }
 
 /// The appeal, when the caller may see it (404 / 403 otherwise).
-async fn visible(s: &AdminState, who: &Caller, id: AppealId) -> Result<appeals::AppealWithEvents, ApiError> {
+async fn visible(
+    s: &AdminState,
+    who: &Caller,
+    id: AppealId,
+) -> Result<appeals::AppealWithEvents, ApiError> {
     match s.store()?.get(id).await? {
         Some(a) => {
             may_see(who, &a.appeal)?;
@@ -294,10 +298,7 @@ pub async fn update(
     let mut changed = serde_json::Map::new();
     if let Some(to) = status.filter(|to| *to != current.status) {
         store.set_status(id, to, &actor).await?;
-        changed.insert(
-            "status".into(),
-            json!({ "from": current.status, "to": to }),
-        );
+        changed.insert("status".into(), json!({ "from": current.status, "to": to }));
         // An appeal from the partner queued its new status for the partner: send it now.
         if let Some(link) = &s.partner {
             link.wake.notify_one();
@@ -306,7 +307,10 @@ pub async fn update(
     if let Some(n) = change.notes.filter(|n| Some(n) != current.notes.as_ref()) {
         store.set_notes(id, &n, &actor).await?;
         // the notes' text is personal data kept on the appeal, not copied into the log
-        changed.insert("notes".into(), json!({ "changed": true, "chars": n.chars().count() }));
+        changed.insert(
+            "notes".into(),
+            json!({ "changed": true, "chars": n.chars().count() }),
+        );
     }
     if let Some(o) = org.filter(|o| Some(*o) != current.destination_org.as_deref()) {
         store.set_destination(id, o, &actor).await?;

@@ -19,9 +19,9 @@ mod metrics;
 mod operators;
 mod partner_api;
 pub mod permissions;
-mod users_api;
 #[cfg(test)]
 mod tests;
+mod users_api;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -322,7 +322,11 @@ fn api_routes() -> Routes {
             axum::routing::delete(users_api::revoke_token),
         )
         .add("GET", "/api/v1/audit", get(users_api::audit))
-        .add("POST", "/api/v1/retention/run", post(users_api::retention_run))
+        .add(
+            "POST",
+            "/api/v1/retention/run",
+            post(users_api::retention_run),
+        )
 }
 
 /// Routes the partner Hotline calls, with the partner token.

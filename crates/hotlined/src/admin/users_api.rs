@@ -261,7 +261,9 @@ pub async fn create_token(
     let id = user_id(id)?;
     let b: NewTokenBody = body(&b)?;
     let name = b.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_TOKEN_NAME || name.chars().any(char::is_control)
+    if name.is_empty()
+        || name.chars().count() > MAX_TOKEN_NAME
+        || name.chars().any(char::is_control)
     {
         return Err(ApiError::field(FieldError {
             field: "name",
@@ -273,11 +275,7 @@ pub async fn create_token(
         return Err(ApiError::not_found(format!("no user {id:?}")));
     }
     let token = accounts::new_api_token();
-    let audit = who.audit(
-        "token_created",
-        None,
-        json!({ "user": id, "name": name }),
-    );
+    let audit = who.audit("token_created", None, json!({ "user": id, "name": name }));
     let info = store
         .create_token(&id, name, &accounts::secret_hash(&token), &audit)
         .await?;
@@ -358,7 +356,9 @@ pub async fn audit(
         from: given(q.from)
             .map(|v| audit_time("from", &v, false))
             .transpose()?,
-        to: given(q.to).map(|v| audit_time("to", &v, true)).transpose()?,
+        to: given(q.to)
+            .map(|v| audit_time("to", &v, true))
+            .transpose()?,
         actor: given(q.actor),
         action: given(q.action),
         target: given(q.target),

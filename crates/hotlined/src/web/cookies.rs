@@ -55,10 +55,16 @@ mod tests {
         assert!(s.starts_with("hotline_session=abc"), "{s}");
         assert!(s.contains("HttpOnly") && s.contains("SameSite=Strict") && s.contains("Path=/"));
         assert!(!s.contains("Secure"));
-        assert!(set_session("abc", true).to_str().unwrap().contains("Secure"));
+        assert!(set_session("abc", true)
+            .to_str()
+            .unwrap()
+            .contains("Secure"));
         assert!(clear_session(false).to_str().unwrap().contains("Max-Age=0"));
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; hotline_session=xyz; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; hotline_session=xyz; b=2"),
+        );
         assert_eq!(session_cookie(&h).as_deref(), Some("xyz"));
         h.insert(header::COOKIE, HeaderValue::from_static("a=1"));
         assert_eq!(session_cookie(&h), None);

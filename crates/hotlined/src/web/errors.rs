@@ -31,7 +31,11 @@ pub fn html(status: StatusCode, rendered: Result<String, askama::Error>) -> Resp
             .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "page not rendered");
-            (StatusCode::INTERNAL_SERVER_ERROR, "Внутренняя ошибка страницы").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Внутренняя ошибка страницы",
+            )
+                .into_response()
         }
     }
 }
