@@ -81,32 +81,6 @@ fn store(s: &AdminState) -> &Store {
     s.store.get().unwrap()
 }
 
-/// An account with this password (checked by nobody: tests choose).
-async fn user(s: &AdminState, id: &str, role: Role, password: &str) {
-    let audit = appeals::AuditEntry {
-        at: Utc::now(),
-        actor: "test".into(),
-        role: None,
-        address: None,
-        action: "user_created".into(),
-        target: Some(id.into()),
-        details: json!({}),
-    };
-    store(s)
-        .create_user(
-            &appeals::NewUser {
-                id: id.into(),
-                display_name: format!("Имя {id}"),
-                role,
-                organisation_id: (role == Role::Organisation).then(|| "tc-1".into()),
-                password_hash: crate::accounts::hash_password(password).unwrap(),
-            },
-            &audit,
-        )
-        .await
-        .unwrap();
-}
-
 fn from(addr: &str, mut r: Request<Body>) -> Request<Body> {
     let a: SocketAddr = format!("{addr}:40000").parse().unwrap();
     r.extensions_mut().insert(ConnectInfo(a));
@@ -178,7 +152,7 @@ async fn audit_actions(s: &AdminState) -> Vec<(String, String)> {
 on_both!(login_sessions_and_csrf);
 async fn login_sessions_and_csrf(db: Db) {
     let s = state_on(&db, AccessSettings::default()).await;
-    user(&s, "op1", Role::Operator, "op1-secret").await;
+    make_user(&s, "op1", Role::Operator, "op1-secret").await;
 
     let page = send(&s, req("GET", "/", "", &[])).await;
     assert_eq!(page.status, StatusCode::OK);
@@ -351,7 +325,7 @@ async fn login_sessions_and_csrf(db: Db) {
 on_both!(lockout_per_account_and_address);
 async fn lockout_per_account_and_address(db: Db) {
     let s = state_on(&db, AccessSettings::default()).await;
-    user(&s, "op1", Role::Operator, "op1-secret").await;
+    make_user(&s, "op1", Role::Operator, "op1-secret").await;
     for _ in 0..4 {
         let a = login_from(&s, "10.0.0.1", "op1", "wrong-password").await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);
@@ -389,7 +363,7 @@ async fn lockout_per_account_and_address(db: Db) {
         },
     )
     .await;
-    user(&strict, "op2", Role::Operator, "op2-secret").await;
+    make_user(&strict, "op2", Role::Operator, "op2-secret").await;
     for name in ["a1", "a2", "a3"] {
         login_from(&strict, "10.0.0.3", name, "wrong-password").await;
     }

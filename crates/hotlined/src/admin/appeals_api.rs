@@ -69,7 +69,12 @@ fn given(v: Option<String>) -> Option<String> {
 /// An instant from RFC 3339 (`2026-11-23T10:00:00+07:00`), or a day (`2026-11-23`) at the
 /// report offset: its start for `from`, the start of the next day for `to`, so `to=DAY`
 /// includes that day.
-fn instant(name: &str, s: &str, tz: FixedOffset, end: bool) -> Result<DateTime<Utc>, ApiError> {
+pub(super) fn instant(
+    name: &str,
+    s: &str,
+    tz: FixedOffset,
+    end: bool,
+) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }

@@ -137,9 +137,8 @@ fn req(method: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> Reques
     b.body(Body::from(body.to_owned())).unwrap()
 }
 
-/// A new account of `role` with an API token: the token.
-pub(super) async fn user_token(state: &AdminState, id: &str, role: appeals::Role) -> String {
-    let store = state.store.get().unwrap();
+/// An account with this password (tests choose it; no rules checked).
+pub(super) async fn make_user(state: &AdminState, id: &str, role: appeals::Role, password: &str) {
     let audit = appeals::AuditEntry {
         at: Utc::now(),
         actor: "test".into(),
@@ -149,21 +148,41 @@ pub(super) async fn user_token(state: &AdminState, id: &str, role: appeals::Role
         target: Some(id.into()),
         details: json!({}),
     };
-    store
+    state
+        .store
+        .get()
+        .unwrap()
         .create_user(
             &appeals::NewUser {
                 id: id.into(),
                 display_name: format!("Имя {id}"),
                 role,
                 organisation_id: (role == appeals::Role::Organisation).then(|| "tc-1".into()),
-                password_hash: crate::accounts::hash_password("test-password-1").unwrap(),
+                password_hash: crate::accounts::hash_password(password).unwrap(),
             },
             &audit,
         )
         .await
         .unwrap();
+}
+
+/// A new account of `role` with an API token: the token.
+pub(super) async fn user_token(state: &AdminState, id: &str, role: appeals::Role) -> String {
+    make_user(state, id, role, "test-password-1").await;
     let token = crate::accounts::new_api_token();
-    store
+    let audit = appeals::AuditEntry {
+        at: Utc::now(),
+        actor: "test".into(),
+        role: None,
+        address: None,
+        action: "token_created".into(),
+        target: Some(id.into()),
+        details: json!({}),
+    };
+    state
+        .store
+        .get()
+        .unwrap()
         .create_token(id, "test", &crate::accounts::secret_hash(&token), &audit)
         .await
         .unwrap();

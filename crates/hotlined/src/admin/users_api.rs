@@ -13,11 +13,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::access::Caller;
+use super::appeals_api::instant;
 use super::{AdminState, ApiError};
 use crate::accounts::{self, FieldError};
 
@@ -48,6 +49,14 @@ fn user_id(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     Ok(id)
 }
 
+/// The account, or 404.
+async fn existing(store: &appeals::Store, id: &str) -> Result<appeals::User, ApiError> {
+    store
+        .user(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no user {id:?}")))
+}
+
 /// `GET /api/v1/users`.
 pub async fn list(State(s): State<AdminState>) -> Result<Response, ApiError> {
     let users = s.store()?.users().await?;
@@ -60,10 +69,7 @@ pub async fn one(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = user_id(id)?;
-    match s.store()?.user(&id).await? {
-        Some(u) => Ok(Json(u).into_response()),
-        None => Err(ApiError::not_found(format!("no user {id:?}"))),
-    }
+    Ok(Json(existing(s.store()?, &id).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,9 +158,7 @@ pub async fn update(
     let id = user_id(id)?;
     let b: UserChangeBody = body(&b)?;
     let store = s.store()?;
-    let Some(current) = store.user(&id).await? else {
-        return Err(ApiError::not_found(format!("no user {id:?}")));
-    };
+    let current = existing(store, &id).await?;
     let role = b
         .role
         .as_deref()
@@ -235,9 +239,7 @@ pub async fn tokens(
 ) -> Result<Response, ApiError> {
     let id = user_id(id)?;
     let store = s.store()?;
-    if store.user(&id).await?.is_none() {
-        return Err(ApiError::not_found(format!("no user {id:?}")));
-    }
+    existing(store, &id).await?;
     Ok(Json(json!({ "tokens": store.tokens(&id).await? })).into_response())
 }
 
@@ -271,9 +273,7 @@ pub async fn create_token(
         }));
     }
     let store = s.store()?;
-    if store.user(&id).await?.is_none() {
-        return Err(ApiError::not_found(format!("no user {id:?}")));
-    }
+    existing(store, &id).await?;
     let token = accounts::new_api_token();
     let audit = who.audit("token_created", None, json!({ "user": id, "name": name }));
     let info = store
@@ -315,19 +315,6 @@ pub struct AuditQuery {
     format: Option<String>,
 }
 
-fn audit_time(name: &str, v: &str, end: bool) -> Result<DateTime<Utc>, ApiError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let d = NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
-        ApiError::bad_request(format!(
-            "{name}={v:?}: expected YYYY-MM-DD or an RFC 3339 time"
-        ))
-    })?;
-    let d = if end { d.succ_opt().unwrap_or(d) } else { d };
-    Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
-}
-
 /// One CSV field, quoted when it must be.
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -354,10 +341,10 @@ pub async fn audit(
     let given = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     let filter = AuditFilter {
         from: given(q.from)
-            .map(|v| audit_time("from", &v, false))
+            .map(|v| instant("from", &v, s.reports.tz, false))
             .transpose()?,
         to: given(q.to)
-            .map(|v| audit_time("to", &v, true))
+            .map(|v| instant("to", &v, s.reports.tz, true))
             .transpose()?,
         actor: given(q.actor),
         action: given(q.action),
