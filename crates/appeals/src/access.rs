@@ -808,8 +808,23 @@ impl Store {
         Ok(())
     }
 
+    /// The number as it stands in the JSON of an appeal's timeline (a callback attempt, a
+    /// number keyed in) replaced by its masked form.
+    async fn mask_in_events(&self, appeal: &str, number: &str, masked: &str) -> Result<(), Error> {
+        if number.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("UPDATE appeal_events SET data = REPLACE(data, $2, $3) WHERE appeal_id = $1")
+            .bind(appeal.to_owned())
+            .bind(number.to_owned())
+            .bind(masked.to_owned())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Masks the caller number ([`mask_number`]) of every appeal that arrived before
-    /// `before`, and the number of their callbacks.
+    /// `before`, and the number of their callbacks, on the appeal and in its timeline.
     pub async fn mask_callers_before(&self, before: DateTime<Utc>) -> Result<Masked, Error> {
         let mut out = Masked::default();
         let rows = sqlx::query(
@@ -825,13 +840,14 @@ impl Store {
             if masked != number {
                 sqlx::query("UPDATE appeals SET caller_number = $2 WHERE id = $1")
                     .bind(id.clone())
-                    .bind(masked)
+                    .bind(masked.clone())
                     .execute(self.pool())
                     .await?;
+                self.mask_in_events(&id, &number, &masked).await?;
                 out.appeals += 1;
             }
             let cbs = sqlx::query("SELECT id, number FROM callbacks WHERE appeal_id = $1")
-                .bind(id)
+                .bind(id.clone())
                 .fetch_all(self.pool())
                 .await?;
             for c in &cbs {
@@ -841,9 +857,10 @@ impl Store {
                 if masked != number {
                     sqlx::query("UPDATE callbacks SET number = $2 WHERE id = $1")
                         .bind(cid)
-                        .bind(masked)
+                        .bind(masked.clone())
                         .execute(self.pool())
                         .await?;
+                    self.mask_in_events(&id, &number, &masked).await?;
                     out.callbacks += 1;
                 }
             }

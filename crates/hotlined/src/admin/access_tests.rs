@@ -598,6 +598,19 @@ async fn every_change_is_audited_and_retention_runs(db: Db) {
     let a_old = appeal(old, "+79131234567", "old.wav");
     let a_mid = appeal(mid, "+79139876543", "mid.wav");
     let a_new = appeal(now, "+79130000011", "new.wav");
+    // the old appeal's callback, and its number on the timeline
+    writer.callback(appeals::NewCallback {
+        appeal_id: a_old,
+        number: "+79131234567".into(),
+        queue: None,
+        requested_at: old,
+        due_at: None,
+    });
+    writer.event(
+        a_old,
+        appeals::EventKind::CallbackRequested,
+        json!({ "number": "+79131234567" }),
+    );
     assert!(writer.flushed(Duration::from_secs(10)).await);
 
     // an appeal changed, a recording fetched, a report exported
@@ -646,6 +659,16 @@ async fn every_change_is_audited_and_retention_runs(db: Db) {
     let (o, m, n) = (get(a_old).await, get(a_mid).await, get(a_new).await);
     assert_eq!(o.caller_number, "+7********67");
     assert_eq!(o.recording, None);
+    assert_eq!(run.json()["callbacks_masked"], 1);
+    let cbs = st.callbacks(None).await.unwrap();
+    assert!(cbs.iter().all(|c| c.number != "+79131234567"), "{cbs:?}");
+    let timeline = st.get(a_old).await.unwrap().unwrap().events;
+    assert!(
+        timeline
+            .iter()
+            .all(|e| !e.data.to_string().contains("9131234567")),
+        "{timeline:?}"
+    );
     assert_eq!(m.caller_number, "+79139876543");
     assert_eq!(m.recording, None);
     assert_eq!(n.recording.as_deref(), Some("new.wav"));
