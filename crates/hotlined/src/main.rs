@@ -494,7 +494,11 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             admin_stop.clone(),
         ));
         info!(config = %path.display(), sip = ?gw.local_addrs(), admin = %c.main.admin.listen, "hotlined started");
-        let signals = tokio::spawn(signals.wait(shutdown.clone(), reloader));
+        let signals = tokio::spawn(signals.wait(
+            shutdown.clone(),
+            reloader,
+            admin_state.store.clone(),
+        ));
         gw.run(shutdown.clone()).await;
         admin_stop.cancel();
         let _ = admin.await;
@@ -594,8 +598,13 @@ impl Signals {
 
     /// SIGTERM / SIGINT start the graceful shutdown; a second one is not needed (the grace
     /// period is bounded), but is logged. SIGHUP reloads the configuration (its outcome is
-    /// logged: see `reload`).
-    async fn wait(mut self, shutdown: CancellationToken, reloader: Arc<reload::ConfigReloader>) {
+    /// logged: see `reload`, and in the audit log as `config_reloaded` by `sighup`).
+    async fn wait(
+        mut self,
+        shutdown: CancellationToken,
+        reloader: Arc<reload::ConfigReloader>,
+        store: admin::StoreSlot,
+    ) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => info!("SIGTERM"),
@@ -603,10 +612,30 @@ impl Signals {
                 _ = self.hup.recv() => {
                     info!("SIGHUP");
                     let r = reloader.clone();
+                    let store = store.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = r.reload("SIGHUP").await {
+                        let outcome = r.reload("SIGHUP").await;
+                        let details = match &outcome {
+                            Ok(done) => serde_json::json!({ "reloaded": true, "restart_needed": done.restart_needed }),
+                            Err(e) => serde_json::json!({ "reloaded": false, "error": e.to_string() }),
+                        };
+                        if let Err(e) = outcome {
                             if !matches!(e, reload::ReloadError::Invalid(_)) {
                                 error!(error = %e, "reload failed");
+                            }
+                        }
+                        if let Some(store) = store.get() {
+                            let line = appeals::AuditEntry {
+                                at: chrono::Utc::now(),
+                                actor: "sighup".into(),
+                                role: None,
+                                address: None,
+                                action: "config_reloaded".into(),
+                                target: None,
+                                details,
+                            };
+                            if let Err(e) = store.audit(&line).await {
+                                error!(error = %e, "audit line not written");
                             }
                         }
                     });

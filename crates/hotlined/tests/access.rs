@@ -90,6 +90,7 @@ fn demo_accounts_log_in_and_their_sessions_survive_a_restart() {
     assert!(d.wait(Duration::from_secs(20)).is_some());
     drop(d);
     let d = site.start(&[]);
+    d.wait_for_log("admin API: database connected");
     let (status, body) = me(d.admin, &op1);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"id\":\"op1\""));
@@ -115,6 +116,22 @@ fn demo_accounts_log_in_and_their_sessions_survive_a_restart() {
     .unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"actor\":\"admin-token\""), "{body}");
+    // a SIGHUP reload is recorded too
+    d.signal("HUP");
+    common::eventually(
+        Duration::from_secs(60),
+        "the SIGHUP reload in the audit log",
+        || {
+            let (_, body) = http(
+                d.admin,
+                "GET",
+                "/api/v1/audit?action=config_reloaded&actor=sighup",
+                &legacy,
+                "",
+            )?;
+            body.contains("\"reloaded\":true").then_some(())
+        },
+    );
     let (_, body) = http(d.admin, "GET", "/api/v1/audit?action=login_ok", &legacy, "").unwrap();
     assert!(
         body.contains("\"actor\":\"op1\"") && body.contains("127.0.0.1"),
