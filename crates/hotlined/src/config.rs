@@ -39,6 +39,9 @@ pub struct MainFile {
     pub reports: ReportsSection,
     #[serde(default)]
     pub recording: RecordingSection,
+    /// How long recordings and caller numbers are kept (off by default).
+    #[serde(default)]
+    pub retention: RetentionSection,
     /// The partner centre appeals are exchanged with; none when absent.
     #[serde(default)]
     pub partner: Option<PartnerSection>,
@@ -170,12 +173,25 @@ impl Default for RecordingSection {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
     pub listen: SocketAddr,
+    /// The shared legacy bearer token: works as an admin while set (a warning at start);
+    /// empty = none. Personal accounts and their API tokens replace it.
     pub token: String,
     /// HTTPS: the certificate chain (PEM, leaf first), relative to the main file's folder.
     /// With `tls_key`, or neither (plain HTTP). Reloaded with the configuration.
     pub tls_cert: Option<String>,
     /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
     pub tls_key: Option<String>,
+    /// A browser session ends after this many minutes without a request.
+    pub session_idle_minutes: u32,
+    /// …and this many hours after the login, whatever happens.
+    pub session_max_hours: u32,
+    /// Failed logins to one account before it is locked.
+    pub lockout_failures: u32,
+    /// Failed logins from one address before it is locked (an office behind one NAT shares
+    /// an address: higher than the account's).
+    pub address_lockout_failures: u32,
+    /// How long a lock lasts, minutes.
+    pub lockout_minutes: u32,
 }
 
 impl Default for AdminSection {
@@ -185,6 +201,11 @@ impl Default for AdminSection {
             token: String::new(),
             tls_cert: None,
             tls_key: None,
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            lockout_failures: 5,
+            address_lockout_failures: 20,
+            lockout_minutes: 15,
         }
     }
 }
@@ -198,6 +219,17 @@ impl AdminSection {
             "http"
         }
     }
+}
+
+/// `[retention]`: personal data is kept only as long as configured. 0 = kept (the default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSection {
+    /// Recordings (call recordings and messages) are deleted this many days after the call.
+    pub recordings_days: u32,
+    /// Caller numbers in appeals (and their callbacks) are masked this many days after the
+    /// call, all but the last two digits.
+    pub mask_callers_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -844,6 +876,26 @@ impl Config {
                 col,
                 message: "reports.service_level_seconds must be 0..3600".into(),
             });
+        }
+        {
+            let a = &main.admin;
+            let (line, col) = locate(&text, "[admin]", 0);
+            for (key, v) in [
+                ("session_idle_minutes", a.session_idle_minutes),
+                ("session_max_hours", a.session_max_hours),
+                ("lockout_failures", a.lockout_failures),
+                ("address_lockout_failures", a.address_lockout_failures),
+                ("lockout_minutes", a.lockout_minutes),
+            ] {
+                if v == 0 {
+                    problems.push(Problem {
+                        path: main_path.display().to_string(),
+                        line,
+                        col,
+                        message: format!("admin.{key} must be at least 1"),
+                    });
+                }
+            }
         }
         if let Some(p) = &main.partner {
             let (line, col) = locate(&text, "[partner]", 0);

@@ -1,5 +1,6 @@
 //! `hotlined`: the Hotline daemon.
 
+mod accounts;
 mod acd_config;
 mod admin;
 mod appeal_log;
@@ -7,7 +8,10 @@ mod config;
 mod partner;
 mod reload;
 mod report;
+mod retention;
 mod tls;
+mod user_cli;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +77,11 @@ enum Command {
     /// `POST /api/v1/reload` on the admin address with the admin token of --config; prints
     /// the problems and exits 1 when the new configuration is refused.
     Reload,
+    /// Personal accounts in the database: add, passwd, disable, enable, list.
+    User {
+        #[command(subcommand)]
+        command: user_cli::UserCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -93,6 +102,22 @@ fn main() -> ExitCode {
             caller,
         } => simulate(&cli.config, &line, at.as_deref(), &digits, &caller),
         Command::Reload => reload_cli(&cli.config),
+        Command::User { command } => {
+            let c = match Config::load(&cli.config) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprintln!("hotlined user: invalid configuration:\n{errors}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match user_cli::run(&c, command) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hotlined user: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run => match run(&cli.config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -124,8 +149,8 @@ fn check(path: &std::path::Path) -> ExitCode {
             if let Some(leaf) = c.admin_tls.as_ref().and_then(|k| k.cert.first()) {
                 println!("  tls       certificate sha256 {}", tls::fingerprint(leaf));
             }
-            if c.main.admin.token.is_empty() {
-                println!("  warning   admin.token is empty: every /api/v1 call is refused (403)");
+            if !c.main.admin.token.is_empty() {
+                println!("  warning   admin.token is set: the shared legacy token acts as an admin; give people accounts and API tokens instead");
             }
             println!("  database  {}", c.main.database.url);
             if let Some(p) = &c.main.partner {
@@ -359,6 +384,14 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async move {
+        // Before any port is bound: a non-loopback admin address needs a real admin.
+        let loopback = c.main.admin.listen.ip().is_loopback();
+        if !loopback {
+            access_preflight(&c).await?;
+        }
+        if !c.main.admin.token.is_empty() {
+            tracing::warn!("admin.token is set: the shared legacy bearer token acts as an admin (actor admin-token); give people accounts and API tokens and remove it");
+        }
         let stats = Arc::new(Stats::default());
         // Operators' saved work state, before the writer takes over the spool and before the
         // SIP port is served: a database that does not answer within a few seconds costs the
@@ -427,9 +460,21 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         };
         let shutdown = CancellationToken::new();
         let admin_stop = CancellationToken::new();
+        let a = &c.main.admin;
+        let access = Arc::new(admin::AccessSettings {
+            session_idle: chrono::Duration::minutes(i64::from(a.session_idle_minutes)),
+            session_max: chrono::Duration::hours(i64::from(a.session_max_hours)),
+            lockout_failures: a.lockout_failures,
+            address_lockout_failures: a.address_lockout_failures,
+            lockout_minutes: a.lockout_minutes,
+            recordings_days: c.main.retention.recordings_days,
+            mask_callers_days: c.main.retention.mask_callers_days,
+            recordings_dir: c.main.recording.dir.clone().into(),
+        });
         let admin_state = admin::AdminState {
             stats: stats.clone(),
             token: Arc::from(c.main.admin.token.as_str()),
+            access: access.clone(),
             store: store_slot,
             writer: writer.clone(),
             operators,
@@ -452,11 +497,21 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             acd: Some(gw.operators()),
             tls: admin_certs.is_some(),
         };
+        // a first start on a loopback address gets the demo accounts
+        let demo = loopback.then(|| {
+            c.operators
+                .iter()
+                .map(|o| (o.login.clone(), o.name.clone(), o.password.clone()))
+                .collect()
+        });
         let store_task = admin::connect_store(
             c.main.database.url.clone(),
             admin_state.store.clone(),
             admin_stop.clone(),
+            demo,
         );
+        let retention_task =
+            retention::spawn(admin_state.store.clone(), access, admin_stop.clone());
         // The partner outbox is delivered for as long as the daemon runs (and resumes after a
         // restart: it lives in the database).
         let sender = admin_state.partner.clone().map(|link| {
@@ -468,11 +523,18 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             admin_stop.clone(),
         ));
         info!(config = %path.display(), sip = ?gw.local_addrs(), admin = %format!("{}://{}", c.main.admin.scheme(), c.main.admin.listen), "hotlined started");
-        let signals = tokio::spawn(signals.wait(shutdown.clone(), reloader));
+        let signals = tokio::spawn(signals.wait(
+            shutdown.clone(),
+            reloader,
+            admin_state.store.clone(),
+        ));
         gw.run(shutdown.clone()).await;
         admin_stop.cancel();
         let _ = admin.await;
         let _ = store_task.await;
+        if let Some(t) = retention_task {
+            let _ = t.await;
+        }
         if let Some(sender) = sender {
             let _ = sender.await;
         }
@@ -486,6 +548,34 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         info!("hotlined stopped");
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// A non-loopback admin address: refuses the shared token's example value and a database
+/// without an enabled admin account (the demo accounts are made on loopback only).
+async fn access_preflight(c: &Config) -> anyhow::Result<()> {
+    let listen = c.main.admin.listen;
+    if c.main.admin.token == "change-me" {
+        anyhow::bail!(
+            "admin.listen is {listen}, not a loopback address, and admin.token is still the example \"change-me\": \
+             set a long random token, or an empty one (\"\") to use personal accounts only"
+        );
+    }
+    let store = tokio::time::timeout(
+        Duration::from_secs(15),
+        appeals::Store::connect(&c.main.database.url),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("admin.listen is {listen}, not a loopback address: the database must be reachable at start to check that an admin account exists (no answer in 15 s)"))?
+    .with_context(|| format!("admin.listen is {listen}, not a loopback address: the database must be reachable at start to check that an admin account exists"))?;
+    let admins = store.user_counts().await.map(|(_, a)| a);
+    store.close().await;
+    if admins? == 0 {
+        anyhow::bail!(
+            "admin.listen is {listen}, not a loopback address, and there is no enabled admin account: \
+             make one first with `hotlined user add NAME --role admin --config …` (demo accounts are made on a loopback address only)"
+        );
+    }
+    Ok(())
 }
 
 /// `hotlined report`: reads the database named in the configuration (it must be reachable).
@@ -537,8 +627,13 @@ impl Signals {
 
     /// SIGTERM / SIGINT start the graceful shutdown; a second one is not needed (the grace
     /// period is bounded), but is logged. SIGHUP reloads the configuration (its outcome is
-    /// logged: see `reload`).
-    async fn wait(mut self, shutdown: CancellationToken, reloader: Arc<reload::ConfigReloader>) {
+    /// logged: see `reload`, and in the audit log as `config_reloaded` by `sighup`).
+    async fn wait(
+        mut self,
+        shutdown: CancellationToken,
+        reloader: Arc<reload::ConfigReloader>,
+        store: admin::StoreSlot,
+    ) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => info!("SIGTERM"),
@@ -546,10 +641,30 @@ impl Signals {
                 _ = self.hup.recv() => {
                     info!("SIGHUP");
                     let r = reloader.clone();
+                    let store = store.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = r.reload("SIGHUP").await {
+                        let outcome = r.reload("SIGHUP").await;
+                        let details = match &outcome {
+                            Ok(done) => serde_json::json!({ "reloaded": true, "restart_needed": done.restart_needed }),
+                            Err(e) => serde_json::json!({ "reloaded": false, "error": e.to_string() }),
+                        };
+                        if let Err(e) = outcome {
                             if !matches!(e, reload::ReloadError::Invalid(_)) {
                                 error!(error = %e, "reload failed");
+                            }
+                        }
+                        if let Some(store) = store.get() {
+                            let line = appeals::AuditEntry {
+                                at: chrono::Utc::now(),
+                                actor: "sighup".into(),
+                                role: None,
+                                address: None,
+                                action: "config_reloaded".into(),
+                                target: None,
+                                details,
+                            };
+                            if let Err(e) = store.audit(&line).await {
+                                error!(error = %e, "audit line not written");
                             }
                         }
                     });
@@ -609,10 +724,14 @@ fn reload_cli(path: &std::path::Path) -> ExitCode {
         let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
         // loading a configuration decodes every prompt: allow it time
         s.set_read_timeout(Some(Duration::from_secs(120)))?;
+        // an admin's personal API token, else the shared legacy token of the configuration
+        let token = std::env::var("HOTLINE_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| main.admin.token.clone());
         let request = format!(
-            "POST /api/v1/reload HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
-             Content-Length: 0\r\nConnection: close\r\n\r\n",
-            main.admin.token
+            "POST /api/v1/reload HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
         );
         let exchange = |mut s: Box<dyn ReadWrite>| -> std::io::Result<String> {
             s.write_all(request.as_bytes())?;
