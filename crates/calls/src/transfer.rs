@@ -222,17 +222,18 @@ impl Core {
             Some(q) => self.settings.moh_for(q),
             None => self.settings.moh_for(crate::settings::MOH_DEFAULT),
         };
-        let Some(leg) = &call.leg else {
+        let Some(leg) = call.leg.clone() else {
             return;
         };
-        match music {
-            Some(music) => {
-                if let Err(e) = self.media.play_moh(leg, &call.prompts, music) {
-                    warn!(%e, "music on hold not loaded; the caller waits in silence");
-                }
-            }
-            None => self.media.unbridge(leg),
-        }
+        let cmd = match music {
+            Some(music) => MediaCommand::PlayMoh {
+                leg,
+                prompts: call.prompts.clone(),
+                music: music.clone(),
+            },
+            None => MediaCommand::Unbridge { leg },
+        };
+        self.media(cmd);
     }
 
     /// A transfer failed after the transferring operator hung up: the caller goes back into
@@ -362,7 +363,13 @@ impl Core {
         let op_media = self.op_legs.get(leg_id).and_then(|l| l.leg.clone());
         let caller_media = self.calls.get(call_id).and_then(|c| c.leg.clone());
         let bridged = match (&caller_media, &op_media) {
-            (Some(a), Some(b)) => self.media.bridge(a, b).is_ok(),
+            (Some(a), Some(b)) => {
+                self.media(MediaCommand::Bridge {
+                    a: a.clone(),
+                    b: b.clone(),
+                });
+                true
+            }
             _ => false,
         };
         if !bridged {

@@ -1,9 +1,9 @@
 //! Call control: the one place that owns the transaction endpoint, the registrar and every call.
 //!
-//! `Core` is driven like the sans-IO cores it holds: messages and the time go in, what to send
-//! comes out through [`Outbound`]. It runs on one task (see `lib.rs`), so it needs no locks.
+//! `Core` is driven like the sans-IO cores it holds: [`Input`]s and the time go in, [`Output`]s
+//! come out (see the crate's top comment). One driver owns it, so it needs no locks.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,9 +18,8 @@ use sip::transaction::{Endpoint, Event, TxKey};
 use sip::{HeaderName, Message, Method, Peer, Request, Response};
 use tracing::{debug, info, info_span, warn, Span};
 
-use crate::media::{BoundPorts, DtmfVia, LegShared, LegStart, MediaEdge, MediaEvent};
+use crate::io::{DtmfVia, Input, LegId, MediaCommand, MediaEvent, MediaPorts, Output};
 use crate::settings::{menu_prompt_name, DtmfMode, LineSettings, Settings};
-use crate::transport::Outbound;
 use crate::{CallArrived, CallEnded, CallLog, Caller, EndReason, IvrEnd, IvrStep, Stats};
 use media::prompts::{PromptCache, PromptName};
 use media::sdp::{self, Negotiated};
@@ -38,7 +37,7 @@ mod outbound;
 mod transfer;
 
 #[path = "waiting.rs"]
-pub mod waiting;
+pub(crate) mod waiting;
 use waiting::Waiting;
 
 /// Methods we answer (the Allow header).
@@ -123,10 +122,10 @@ struct Call {
     /// When a message being recorded ends.
     message_end: Option<Instant>,
     rtp_port: u16,
-    /// The RTP/RTCP sockets, bound when the INVITE arrived, until the leg starts at answer.
-    ports: Option<BoundPorts>,
+    /// The RTP/RTCP pair taken when the INVITE arrived and not started yet (until the answer).
+    ports: Option<u16>,
     /// The running RTP leg (from the answer on).
-    leg: Option<Arc<LegShared>>,
+    leg: Option<LegId>,
     /// The kind of DTMF that won in `auto` mode (the first to arrive).
     dtmf_via: Option<DtmfVia>,
     sdp_session: u64,
@@ -137,7 +136,7 @@ struct Call {
     end_at: Instant,
 }
 
-pub(crate) struct Core {
+pub struct Core {
     settings: Arc<Settings>,
     endpoint: Endpoint,
     registrar: Registrar,
@@ -145,7 +144,10 @@ pub(crate) struct Core {
     calls: HashMap<String, Call>,
     timers: BTreeSet<(Instant, String, TimerKind)>,
     draining: bool,
-    media: MediaEdge,
+    /// RTP ports for new legs (the media edge binds them).
+    ports: Box<dyn MediaPorts>,
+    /// What the driver has still to carry out, in order ([`Core::poll_output`]).
+    outputs: VecDeque<Output>,
     stats: Arc<Stats>,
     log: Arc<dyn CallLog>,
     /// Client transactions we started and still wait on.
@@ -165,8 +167,9 @@ pub(crate) struct Core {
     op_legs: HashMap<String, OpLeg>,
     /// Our INVITEs to operators: transaction → the leg's Call-ID.
     op_txs: HashMap<TxKey, String>,
-    /// Where returning-caller lookups report (see `waiting.rs`); `None` joins at once.
-    returning_tx: Option<tokio::sync::mpsc::UnboundedSender<waiting::ReturningFound>>,
+    /// Whether returning-caller lookups are answered (see `waiting.rs`); without, callers
+    /// join their queue at once.
+    returning: bool,
     /// When the lines' working hours are next looked at for the queues (`waiting.rs`).
     hours_next: Instant,
     /// Each queue's open/closed as last told to the ACD.
@@ -175,7 +178,6 @@ pub(crate) struct Core {
     book: Arc<dyn crate::OperatorBook>,
     /// Callbacks and transfers to numbers (see `outbound`).
     dialling: outbound::Dialling,
-    pub out: Outbound,
 }
 
 /// What an admin or a softphone feature code asks of an operator.
@@ -220,14 +222,15 @@ impl Core {
     // the parts are built in `Gateway::run`; a builder would only rename the arguments
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        now: Instant,
+        wall: SystemTime,
         settings: Arc<Settings>,
         endpoint: Endpoint,
         registrar: Registrar,
         trunk_auth: DigestServer,
         stats: Arc<Stats>,
         log: Arc<dyn CallLog>,
-        out: Outbound,
-        media: MediaEdge,
+        ports: Box<dyn MediaPorts>,
         book: Arc<dyn crate::OperatorBook>,
     ) -> Core {
         let acd = settings.acd.clone().and_then(|c| match Acd::new(c) {
@@ -244,8 +247,8 @@ impl Core {
             next_caller: 0,
             op_legs: HashMap::new(),
             op_txs: HashMap::new(),
-            returning_tx: None,
-            hours_next: Instant::now(),
+            returning: false,
+            hours_next: now,
             hours_applied: HashMap::new(),
             dialling: Default::default(),
             settings,
@@ -255,14 +258,35 @@ impl Core {
             calls: HashMap::new(),
             timers: BTreeSet::new(),
             draining: false,
-            media,
+            ports,
+            outputs: VecDeque::new(),
             stats,
             log,
             our_requests: Default::default(),
             last_local: None,
-            wall: (Instant::now(), SystemTime::now()),
-            out,
+            wall: (now, wall),
         }
+    }
+
+    /// Takes one input (see the crate's top comment); drain [`Core::poll_output`] after it.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Sip { peer, local, msg } => self.handle_message(now, peer, local, msg),
+            Input::Media(ev) => self.handle_media(now, ev),
+            Input::Returning(found) => self.returning_found(now, found),
+            Input::Timeout => self.handle_timeout(now),
+        }
+    }
+
+    /// The next thing to carry out, in order; `None` when there is nothing more until the
+    /// next input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Asks the driver to carry out a media command.
+    fn media(&mut self, cmd: MediaCommand) {
+        self.outputs.push_back(Output::Media(cmd));
     }
 
     /// The driver's reading of the civil time at `now` (taken once per input, by the driver).
@@ -320,7 +344,7 @@ impl Core {
         .min()
     }
 
-    pub fn handle_message(&mut self, now: Instant, peer: Peer, local: SocketAddr, msg: Message) {
+    fn handle_message(&mut self, now: Instant, peer: Peer, local: SocketAddr, msg: Message) {
         if let Message::Request(r) = &msg {
             self.stats.count_request(r.method.as_str());
             // remember where requests for this transaction came in, for our answers' Contact
@@ -335,7 +359,7 @@ impl Core {
         self.drain(now);
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         self.endpoint.handle_timeout(now);
         let expired = self.registrar.expire(now);
         for change in &expired {
@@ -364,7 +388,7 @@ impl Core {
     }
 
     /// What the RTP legs report: digits and dead calls.
-    pub fn handle_media(&mut self, now: Instant, ev: MediaEvent) {
+    fn handle_media(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
             MediaEvent::Digit {
                 call_id,
@@ -387,6 +411,14 @@ impl Core {
                 self.drive_ivr(now, &call_id);
                 self.waiting_playback_finished(now, &call_id);
                 self.drain(now);
+            }
+            MediaEvent::RecordFailed { call_id } => {
+                if let Some(call) = self.calls.get(&*call_id) {
+                    let _e = call.span.clone().entered();
+                    warn!("cannot record the message; ending the call");
+                    self.end_call(now, &call_id, EndReason::IvrHangup);
+                    self.drain(now);
+                }
             }
             MediaEvent::Inactive { call_id } => {
                 if let Some(call) = self.calls.get(&*call_id) {
@@ -424,7 +456,8 @@ impl Core {
         if via != DtmfVia::Inband {
             // no need to listen for tones any more
             if let Some(leg) = &call.leg {
-                leg.stop_inband();
+                self.outputs
+                    .push_back(Output::Media(MediaCommand::StopInband { leg: leg.clone() }));
             }
         }
         info!(%digit, via = via.as_str(), "DTMF");
@@ -492,7 +525,11 @@ impl Core {
                     match (&call.leg, seq) {
                         (Some(leg), Ok(seq)) if names.len() == prompts.len() => {
                             debug!(prompts = ?prompts.iter().map(|p| p.name()).collect::<Vec<_>>(), "playing");
-                            leg.play(seq, call.play_gen);
+                            self.outputs.push_back(Output::Media(MediaCommand::Play {
+                                leg: leg.clone(),
+                                seq,
+                                generation: call.play_gen,
+                            }));
                         }
                         _ => {
                             // only a menu built around the checks (or a leg that failed to
@@ -510,7 +547,10 @@ impl Core {
                 Action::StopPlayback => {
                     call.play_gen += 1;
                     if let Some(leg) = &call.leg {
-                        leg.stop_playback();
+                        self.outputs
+                            .push_back(Output::Media(MediaCommand::StopPlayback {
+                                leg: leg.clone(),
+                            }));
                     }
                 }
                 Action::AppendPath(step) => {
@@ -543,9 +583,11 @@ impl Core {
                     // The call stays up and waits: music on hold from the next tick (the
                     // queue node's prompt has ended), or silence when the queue has none.
                     if let (Some(leg), Some(music)) = (&call.leg, self.settings.moh_for(&queue)) {
-                        if let Err(e) = self.media.play_moh(leg, &call.prompts, music) {
-                            warn!(%e, "music on hold not loaded; the caller waits in silence");
-                        }
+                        self.outputs.push_back(Output::Media(MediaCommand::PlayMoh {
+                            leg: leg.clone(),
+                            prompts: call.prompts.clone(),
+                            music: music.clone(),
+                        }));
                     }
                     self.log
                         .ivr_step(&appeal, &IvrStep::EnteredQueue { queue, priority });
@@ -607,10 +649,13 @@ impl Core {
         };
         call.ivr_end = Some(IvrEnd::Message);
         let appeal = call.appeal.clone();
-        let file = match &call.leg {
-            Some(leg) => self.media.record_message(leg, &appeal, now),
-            None => None,
-        };
+        let file = call.leg.clone().map(|leg| {
+            let name = format!("{appeal}-message");
+            let file = crate::io::recording_file(&self.settings.recordings_dir, &name);
+            self.outputs
+                .push_back(Output::Media(MediaCommand::RecordMessage { leg, name }));
+            file
+        });
         let Some(file) = file else {
             warn!("cannot record the message; ending the call");
             self.end_call(now, call_id, EndReason::IvrHangup);
@@ -628,11 +673,6 @@ impl Core {
                 max,
             },
         );
-    }
-
-    /// The recording writer, to wait for at shutdown (every leg is closed by then).
-    pub fn finish_media(self) -> Option<std::thread::JoinHandle<()>> {
-        self.media.finish()
     }
 
     /// Stop taking new calls; calls in progress go on.
@@ -655,7 +695,7 @@ impl Core {
             self.drive_acd(now);
             while let Some(t) = self.endpoint.poll_transmit() {
                 self.stats.count_sent(&t.bytes);
-                self.out.send(t.peer, t.bytes);
+                self.outputs.push_back(Output::Transmit(t));
             }
             let Some(ev) = self.endpoint.poll_event() else {
                 break;
@@ -684,7 +724,13 @@ impl Core {
                                 Ok(n) => {
                                     call.neg = Some(n);
                                     if let Some(leg) = &call.leg {
-                                        leg.update(now, &n, self.settings.rtp_timeout);
+                                        self.outputs.push_back(Output::Media(
+                                            MediaCommand::Update {
+                                                leg: leg.clone(),
+                                                neg: n,
+                                                timeout: self.settings.rtp_timeout,
+                                            },
+                                        ));
                                     }
                                 }
                                 Err(e) => debug!(error = %e, "unusable SDP answer in the ACK"),
@@ -990,7 +1036,7 @@ impl Core {
             caller = %Caller::new(&caller, self.settings.redact_callers),
         );
         let bind_ip = self.last_local.unwrap_or(peer.addr).ip();
-        let Some(ports) = self.media.ports.allocate(bind_ip) else {
+        let Some(ports) = self.ports.allocate(bind_ip) else {
             {
                 let _e = span.enter();
                 warn!("no free RTP port in the configured range; refusing the call");
@@ -1010,7 +1056,7 @@ impl Core {
             );
             return;
         };
-        let rtp_port = ports.port;
+        let rtp_port = ports;
         let session_expires = se.map(|s| s.min(self.settings.session_expires).max(MIN_SE));
         let call = Call {
             span: span.clone(),
@@ -1143,27 +1189,23 @@ impl Core {
                     DtmfMode::Auto => call.neg.is_none_or(|n| n.telephone_event.is_none()),
                     DtmfMode::Rfc4733 | DtmfMode::Info => false,
                 };
-                call.leg = self.media.start_leg(
-                    now,
-                    LegStart {
-                        call_id,
-                        appeal: &call.appeal,
-                        ports,
-                        neg: call.neg.unwrap_or_else(Negotiated::our_offer),
-                        prompts: &call.prompts,
-                        greeting: call
-                            .line
-                            .greeting
-                            .as_ref()
-                            .filter(|_| call.line.menu.is_none()),
-                        inband,
-                        record: call.line.record,
-                        timeout: self.settings.rtp_timeout,
-                    },
-                );
-                if call.leg.is_none() {
-                    warn!("could not start RTP for the call");
-                }
+                let leg = LegId::from(call_id);
+                self.outputs.push_back(Output::Media(MediaCommand::Start {
+                    leg: leg.clone(),
+                    appeal: call.appeal.clone(),
+                    port: ports,
+                    neg: call.neg.unwrap_or_else(Negotiated::our_offer),
+                    prompts: call.prompts.clone(),
+                    greeting: call
+                        .line
+                        .greeting
+                        .clone()
+                        .filter(|_| call.line.menu.is_none()),
+                    inband,
+                    record: call.line.record,
+                    timeout: self.settings.rtp_timeout,
+                }));
+                call.leg = Some(leg);
             }
             call.state = CallState::Answered;
             call.dialog.confirm();
@@ -1209,7 +1251,11 @@ impl Core {
         if let Some(n) = offer {
             call.neg = Some(n);
             if let Some(leg) = &call.leg {
-                leg.update(now, &n, self.settings.rtp_timeout);
+                self.outputs.push_back(Output::Media(MediaCommand::Update {
+                    leg: leg.clone(),
+                    neg: n,
+                    timeout: self.settings.rtp_timeout,
+                }));
             }
         }
         call.sdp_version += 1;
@@ -1408,9 +1454,11 @@ impl Core {
                 }
                 self.stats.queue_enter(q.as_str(), &call_id, now);
                 if let (Some(leg), Some(music)) = (&call.leg, self.settings.moh_for(q.as_str())) {
-                    if let Err(e) = self.media.play_moh(leg, &call.prompts, music) {
-                        warn!(%e, "music on hold not loaded; the caller waits in silence");
-                    }
+                    self.outputs.push_back(Output::Media(MediaCommand::PlayMoh {
+                        leg: leg.clone(),
+                        prompts: call.prompts.clone(),
+                        music: music.clone(),
+                    }));
                 }
             }
             a @ (Action::Announce { .. }
@@ -1457,10 +1505,10 @@ impl Core {
     /// Write the end of a call to its appeal and release its media.
     fn ended(&mut self, now: Instant, call: &mut Call, reason: EndReason) {
         if let Some(leg) = call.leg.take() {
-            leg.close(now);
+            self.media(MediaCommand::Close { leg });
         }
         call.ports = None;
-        self.media.ports.release(call.rtp_port);
+        self.ports.release(call.rtp_port);
         if std::mem::take(&mut call.in_ivr) {
             self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
         }

@@ -177,7 +177,7 @@ impl Core {
             }
         };
         let local = self.last_local.unwrap_or(peer.addr);
-        let Some(ports) = self.media.ports.allocate(local.ip()) else {
+        let Some(ports) = self.ports.allocate(local.ip()) else {
             warn!("no free RTP port for a feature-code call");
             let mut r = with_to_tag(req.response(503), &req, None);
             r.headers.push(HeaderName::RetryAfter, "5");
@@ -207,7 +207,7 @@ impl Core {
             .and_then(|p| settings.prompts.get(p))
             .map(|p| p.duration())
             .unwrap_or_default();
-        let rtp_port = ports.port;
+        let rtp_port = ports;
         let call = Call {
             span,
             appeal: String::new(),

@@ -57,8 +57,9 @@ pub(super) struct OpLeg {
     pub(super) dialog: Option<(Dialog, Peer)>,
     pub(super) local: SocketAddr,
     rtp_port: u16,
-    ports: Option<BoundPorts>,
-    pub(super) leg: Option<Arc<LegShared>>,
+    /// The port pair taken for the leg, until its media starts at the answer.
+    ports: Option<u16>,
+    pub(super) leg: Option<LegId>,
     /// The appeal the leg's media belongs to (recording names) and the prompts it may play.
     appeal: String,
     prompts: Arc<PromptCache>,
@@ -198,12 +199,8 @@ impl Core {
         now: Instant,
         spec: LegSpec,
     ) -> Result<String, &'static str> {
-        let ports = self
-            .media
-            .ports
-            .allocate(spec.ip)
-            .ok_or("no free RTP port")?;
-        let rtp_port = ports.port;
+        let ports = self.ports.allocate(spec.ip).ok_or("no free RTP port")?;
+        let rtp_port = ports;
         let leg_id = random_token(24);
         let from_user = sip::message::escape(&spec.from_user, |c| {
             c.is_ascii_alphanumeric() || "-_.+".contains(c)
@@ -254,7 +251,7 @@ impl Core {
             }
         }
         if forks.is_empty() {
-            self.media.ports.release(rtp_port);
+            self.ports.release(rtp_port);
             return Err("no INVITE could be sent");
         }
         self.op_legs.insert(
@@ -503,20 +500,21 @@ impl Core {
         let ports = leg.ports.take();
         let neg = sdp::answer_body(&response.body);
         let started = match (neg, ports) {
-            (Ok(neg), Some(ports)) => self.media.start_leg(
-                now,
-                LegStart {
-                    call_id: leg_id,
-                    appeal: &appeal,
-                    ports,
+            (Ok(neg), Some(port)) => {
+                let leg = LegId::from(leg_id);
+                self.media(MediaCommand::Start {
+                    leg: leg.clone(),
+                    appeal,
+                    port,
                     neg,
-                    prompts: &prompts,
+                    prompts,
                     greeting: None,
                     inband: false,
                     record: false,
                     timeout: None,
-                },
-            ),
+                });
+                Some(leg)
+            }
             (Err(e), _) => {
                 warn!(error = %e, "the SDP answer to our INVITE is unusable");
                 None
@@ -587,9 +585,10 @@ impl Core {
         };
         let _e = call.span.clone().entered();
         if let Some(caller_media) = &call.leg {
-            if let Err(e) = self.media.bridge(caller_media, &op_media) {
-                warn!(error = %e, "could not bridge the caller and the operator");
-            }
+            self.outputs.push_back(Output::Media(MediaCommand::Bridge {
+                a: caller_media.clone(),
+                b: op_media,
+            }));
         }
         let waited = now.saturating_duration_since(call.queued_at.unwrap_or(call.answer_at));
         info!(operator = %operator, waited_s = waited.as_secs(), "connected to the operator");
@@ -713,16 +712,15 @@ impl Core {
     }
 
     /// Forgets the leg: media closed, ports back, transactions unmapped.
-    pub(super) fn drop_op_leg(&mut self, now: Instant, leg_id: &str) {
+    pub(super) fn drop_op_leg(&mut self, _now: Instant, leg_id: &str) {
         let Some(leg) = self.op_legs.remove(leg_id) else {
             return;
         };
-        if let Some(m) = &leg.leg {
-            self.media.unbridge(m);
-            m.close(now);
+        if let Some(m) = leg.leg {
+            self.media(MediaCommand::Unbridge { leg: m.clone() });
+            self.media(MediaCommand::Close { leg: m });
         }
-        drop(leg.ports);
-        self.media.ports.release(leg.rtp_port);
+        self.ports.release(leg.rtp_port);
         self.op_txs.retain(|_, id| id != leg_id);
     }
 }

@@ -394,7 +394,13 @@ impl Core {
         let op_media = self.op_legs.get(&run.op_leg).and_then(|l| l.leg.clone());
         let callee_media = self.op_legs.get(leg_id).and_then(|l| l.leg.clone());
         let bridged = match (&op_media, &callee_media) {
-            (Some(a), Some(b)) => self.media.bridge(a, b).is_ok(),
+            (Some(a), Some(b)) => {
+                self.outputs.push_back(Output::Media(MediaCommand::Bridge {
+                    a: a.clone(),
+                    b: b.clone(),
+                }));
+                true
+            }
             _ => false,
         };
         if !bridged {
@@ -598,7 +604,13 @@ impl Core {
         let target_media = self.op_legs.get(leg_id).and_then(|l| l.leg.clone());
         let caller_media = self.calls.get(&call_id).and_then(|c| c.leg.clone());
         let bridged = match (&caller_media, &target_media) {
-            (Some(a), Some(b)) => self.media.bridge(a, b).is_ok(),
+            (Some(a), Some(b)) => {
+                self.media(MediaCommand::Bridge {
+                    a: a.clone(),
+                    b: b.clone(),
+                });
+                true
+            }
             _ => false,
         };
         let Some(t) = self.dialling.transfers.get_mut(&call_id) else {

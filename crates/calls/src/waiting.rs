@@ -476,7 +476,13 @@ impl Core {
                 call.play_gen += 1;
                 let seq = call.prompts.sequence(&names);
                 match (&call.leg, seq) {
-                    (Some(leg), Ok(seq)) => leg.play(seq, call.play_gen),
+                    (Some(leg), Ok(seq)) => {
+                        self.outputs.push_back(Output::Media(MediaCommand::Play {
+                            leg: leg.clone(),
+                            seq,
+                            generation: call.play_gen,
+                        }))
+                    }
                     (_, Err(e)) => {
                         warn!(error = %e, "a queue prompt is not loaded; skipping it");
                         if let Some(w) = call.waiting.as_mut() {
@@ -491,7 +497,10 @@ impl Core {
             Do::Stop => {
                 call.play_gen += 1;
                 if let Some(leg) = &call.leg {
-                    leg.stop_playback();
+                    self.outputs
+                        .push_back(Output::Media(MediaCommand::StopPlayback {
+                            leg: leg.clone(),
+                        }));
                 }
             }
             Do::Music => {
@@ -502,11 +511,18 @@ impl Core {
                     .and_then(|q| self.settings.moh_for(q));
                 match (&call.leg, music) {
                     (Some(leg), Some(music)) => {
-                        if let Err(e) = self.media.play_moh(leg, &call.prompts, music) {
-                            warn!(%e, "music on hold not loaded; the caller waits in silence");
-                        }
+                        self.outputs.push_back(Output::Media(MediaCommand::PlayMoh {
+                            leg: leg.clone(),
+                            prompts: call.prompts.clone(),
+                            music: music.clone(),
+                        }))
                     }
-                    (Some(leg), None) => leg.stop_playback(),
+                    (Some(leg), None) => {
+                        self.outputs
+                            .push_back(Output::Media(MediaCommand::StopPlayback {
+                                leg: leg.clone(),
+                            }))
+                    }
                     (None, _) => {}
                 }
             }
@@ -546,26 +562,23 @@ impl Core {
 }
 
 /// How long a returning-caller lookup may take before the caller joins without a preference.
-pub(crate) const RETURNING_TIMEOUT: Duration = Duration::from_millis(500);
+pub const RETURNING_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// The answer of a returning-caller lookup, back on the core's task.
+/// The answer of a returning-caller lookup ([`crate::ReturningQuery::answer`]).
 #[derive(Debug)]
 pub struct ReturningFound {
-    call_id: String,
-    queue: String,
-    priority: u8,
+    pub(crate) call_id: String,
+    pub(crate) queue: String,
+    pub(crate) priority: u8,
     /// The operator, none, or why there is no answer (an error or the timeout).
-    operator: Result<Option<String>, String>,
+    pub(crate) operator: Result<Option<String>, String>,
 }
 
 impl Core {
-    /// Where returning-caller lookups report (the driver loop's channel). Without it callers
-    /// join their queue at once, without a preference.
-    pub fn set_returning_channel(
-        &mut self,
-        tx: tokio::sync::mpsc::UnboundedSender<ReturningFound>,
-    ) {
-        self.returning_tx = Some(tx);
+    /// Whether the driver answers [`Output::LookupReturning`]. Without, callers join their
+    /// queue at once, without a preference.
+    pub fn set_returning_lookups(&mut self, on: bool) {
+        self.returning = on;
     }
 
     /// The caller reached `queue`: it joins the ACD now, or — when the queue looks for
@@ -584,37 +597,23 @@ impl Core {
             .get(call_id)
             .and_then(|c| callback_number(&c.caller))
             .map(str::to_owned);
-        let (Some(lookback), Some(number), Some(tx)) = (lookback, number, &self.returning_tx)
-        else {
+        let (Some(lookback), Some(number), true) = (lookback, number, self.returning) else {
             return self.acd_join(now, call_id, queue, priority, None);
         };
-        if tokio::runtime::Handle::try_current().is_err() {
-            return self.acd_join(now, call_id, queue, priority, None);
-        }
-        let lookup = self.log.returning_operator(&number, lookback);
-        let (tx, call_id, queue) = (tx.clone(), call_id.to_owned(), queue.to_owned());
-        tokio::spawn(async move {
-            let operator = match tokio::time::timeout(RETURNING_TIMEOUT, lookup).await {
-                Ok(Ok(found)) => Ok(found),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!(
-                    "no answer within {} ms",
-                    RETURNING_TIMEOUT.as_millis()
-                )),
-            };
-            let _ = tx.send(ReturningFound {
-                call_id,
-                queue,
+        self.outputs
+            .push_back(Output::LookupReturning(crate::io::ReturningQuery {
+                number,
+                lookback,
+                call_id: call_id.to_owned(),
+                queue: queue.to_owned(),
                 priority,
-                operator,
-            });
-        });
+            }));
     }
 
     /// A returning-caller lookup answered (or gave up): the caller joins its queue, with the
     /// operator found as its preference. A caller that hung up or moved on meanwhile is left
     /// alone.
-    pub fn returning_found(&mut self, now: Instant, found: ReturningFound) {
+    pub(crate) fn returning_found(&mut self, now: Instant, found: ReturningFound) {
         let Some(call) = self.calls.get(&found.call_id) else {
             return;
         };
