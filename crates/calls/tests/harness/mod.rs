@@ -376,6 +376,9 @@ impl Media {
                     .push_back(MediaEvent::RecordFailed { call_id: leg }),
             },
             MediaCommand::Bridge { a, b } => {
+                // a leg bridged to a third one is taken out of that bridge first
+                self.unbridge(&a);
+                self.unbridge(&b);
                 for (x, y) in [(&a, &b), (&b, &a)] {
                     if let Some(l) = self.legs.get_mut(x) {
                         l.bridged = Some(y.clone());
@@ -397,7 +400,9 @@ impl Media {
     fn unbridge(&mut self, leg: &LegId) {
         let other = self.legs.get_mut(leg).and_then(|l| l.bridged.take());
         if let Some(o) = other.and_then(|o| self.legs.get_mut(&o)) {
-            o.bridged = None;
+            if o.bridged.as_ref() == Some(leg) {
+                o.bridged = None;
+            }
         }
     }
 
@@ -866,5 +871,58 @@ fn short(name: &str) -> String {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default(),
         None => name.to_owned(),
+    }
+}
+
+/// A menu that takes every caller straight into `benefits`.
+pub const QUEUE_MENU: &str = "[[queue]]\nid = \"main\"\nqueue = \"benefits\"\n";
+
+impl World {
+    /// A caller at `caller` reaches the operator whose phone is `phone` (logged in, the only
+    /// one free): returns the caller's dialog, our INVITE to the phone and the phone's dialog.
+    pub fn connected(
+        &mut self,
+        caller: SocketAddr,
+        phone: SocketAddr,
+    ) -> (Dialog, Request, Dialog) {
+        let call = self.call(caller, CITY, "");
+        let invite = self.expect(phone, Method::Invite);
+        self.answer(phone, &invite, "optag");
+        self.expect(phone, Method::Ack);
+        let op = self.dialog_of(phone, &invite, "optag");
+        let op_leg = invite.headers.call_id().unwrap_or("").to_string();
+        assert_eq!(self.leg(&call).bridged.as_deref(), Some(op_leg.as_str()));
+        (call, invite, op)
+    }
+
+    /// The next NOTIFY to `phone`, answered 200: its sipfrag status and Subscription-State.
+    pub fn notify(&mut self, phone: SocketAddr) -> (u16, String) {
+        let n = self.expect(phone, Method::Notify);
+        assert_eq!(n.headers.get(&HeaderName::Event), Some("refer"));
+        let state = n
+            .headers
+            .get(&HeaderName::SubscriptionState)
+            .unwrap_or("")
+            .to_string();
+        self.reply(phone, &n, 200, "");
+        (sip::refer::sipfrag_status(&n.body).unwrap_or(0), state)
+    }
+
+    /// The operator's phone sends REFER to `target` in its dialog `op`; it must get 202.
+    pub fn refer(&mut self, op: &mut Dialog, target: &str) {
+        let refer = op.request(
+            self,
+            "REFER",
+            &format!("Refer-To: <sip:{target}@hotline>\r\n"),
+            "",
+        );
+        self.send_text(op.addr, &refer);
+        assert_eq!(self.final_response(op.addr).status, 202);
+    }
+
+    /// `to` gets a BYE and answers it 200.
+    pub fn bye_answered(&mut self, to: SocketAddr) {
+        let bye = self.expect(to, Method::Bye);
+        self.reply(to, &bye, 200, "");
     }
 }
