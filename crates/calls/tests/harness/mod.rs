@@ -37,6 +37,10 @@ pub fn addr(n: u8) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, n)), 5060)
 }
 
+/// The feature codes' confirmations (in the prompt cache; tests name them in the settings).
+pub const FEATURE_PROMPTS: [&str; 5] =
+    ["op/in", "op/out", "op/paused", "op/unpaused", "op/refused"];
+
 /// Every prompt the test menus name, each `ms` long (tones: only their length matters here).
 const PROMPTS: [(&str, usize); 9] = [
     ("greet", 400),
@@ -116,7 +120,8 @@ pub fn settings(
     let names = media::numbers_ru::PIECES
         .iter()
         .map(|(n, _)| *n)
-        .chain(calls::WAITING_PROMPTS.iter().map(|(n, _)| *n));
+        .chain(calls::WAITING_PROMPTS.iter().map(|(n, _)| *n))
+        .chain(FEATURE_PROMPTS);
     for n in names {
         prompts.push(Arc::new(Prompt::from_pcm(
             PromptName::new(n.to_string()),
@@ -924,5 +929,76 @@ impl World {
     pub fn bye_answered(&mut self, to: SocketAddr) {
         let bye = self.expect(to, Method::Bye);
         self.reply(to, &bye, 200, "");
+    }
+}
+
+impl World {
+    /// An operator's phone at `phone` dials the feature code `code` as `user` with
+    /// `password`: challenged (401), then sent again with credentials. Returns the final
+    /// status; a 200 call is ACKed, plays its confirmation and gets our BYE, which is answered
+    /// (the prompt heard is returned with it).
+    pub fn dial_code(
+        &mut self,
+        phone: SocketAddr,
+        code: &str,
+        user: &str,
+        password: &str,
+    ) -> (u16, Vec<String>) {
+        let call_id = self.token("fc-");
+        let uri = format!("sip:{code}@{GW}");
+        let body = sdp(phone);
+        let msg = |method: &str, cseq: u32, branch: &str, to: &str, extra: &str, body: &str| {
+            format!(
+                "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/TCP {phone};branch={branch}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:{user}@hotline>;tag=f{call_id}\r\n\
+                 To: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n\
+                 Contact: <sip:{user}@{phone};transport=tcp>\r\n{extra}\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let sdp_type = "Content-Type: application/sdp\r\n";
+        let b1 = self.token("z9hG4bK-a");
+        let to = format!("<{uri}>");
+        self.send_text(phone, &msg("INVITE", 1, &b1, &to, sdp_type, &body));
+        let ch = self.final_response(phone);
+        assert_eq!(ch.status, 401, "a feature code needs credentials");
+        let to1 = ch.headers.get(&HeaderName::To).unwrap_or("").to_string();
+        self.send_text(phone, &msg("ACK", 1, &b1, &to1, "", ""));
+        let challenge = ch
+            .headers
+            .get(&HeaderName::WwwAuthenticate)
+            .unwrap_or("")
+            .to_string();
+        let auth = sip::auth::authorization_for(
+            &challenge,
+            &Method::Invite,
+            &uri,
+            user,
+            password,
+            "c2",
+            1,
+        )
+        .expect("credentials for the challenge");
+        let b2 = self.token("z9hG4bK-b");
+        let extra = format!("Authorization: {auth}\r\n{sdp_type}");
+        self.send_text(phone, &msg("INVITE", 2, &b2, &to, &extra, &body));
+        let r = self.final_response(phone);
+        let to2 = r.headers.get(&HeaderName::To).unwrap_or("").to_string();
+        if r.status != 200 {
+            self.send_text(phone, &msg("ACK", 2, &b2, &to2, "", ""));
+            return (r.status, Vec::new());
+        }
+        let b3 = self.token("z9hG4bK-c");
+        self.send_text(phone, &msg("ACK", 2, &b3, &to2, "", ""));
+        let heard = self
+            .media
+            .legs
+            .get(call_id.as_str())
+            .map(|l| l.heard.clone())
+            .unwrap_or_default();
+        self.advance(Duration::from_secs(2));
+        self.bye_answered(phone);
+        (200, heard)
     }
 }
