@@ -55,10 +55,12 @@ pub mod live;
 mod log;
 pub mod settings;
 mod stats;
+mod waiting;
 
 pub use crate::core::feature_codes::{FeatureCodes, FeaturePrompts};
-pub use crate::core::waiting::{ReturningFound, RETURNING_TIMEOUT, WAITING_PROMPTS};
+pub use crate::core::queue::{ReturningFound, RETURNING_TIMEOUT};
 pub use crate::core::{Core, OperatorCommand, OperatorControlError};
+pub use crate::waiting::WAITING_PROMPTS;
 pub use io::{
     recording_file, DtmfVia, Input, LegId, MediaCommand, MediaEvent, MediaPorts, Output,
     ReturningQuery,

@@ -113,7 +113,7 @@ impl Core {
         caller: CallerId,
         operators: Vec<OperatorId>,
     ) {
-        if self.dialling.is_booked(caller) {
+        if self.callbacks.is_booked(caller) {
             // offered before the caller booked a callback: the ACD's CancelOffer follows
             debug!(%caller, "offer to a caller who booked a callback; not rung");
             return;
@@ -308,7 +308,7 @@ impl Core {
             return;
         };
         self.cancel_leg(now, &leg_id);
-        self.dialling.forget_run(caller, &leg_id);
+        self.callbacks.forget_run(caller, &leg_id);
     }
 
     /// A response to one of our INVITEs; `false` when `tx` is not one.
@@ -427,7 +427,7 @@ impl Core {
     fn leg_failed(&mut self, now: Instant, for_: LegFor, status: Option<u16>) {
         match for_ {
             LegFor::Offer { caller, operator } => {
-                self.dialling.forget_caller(caller);
+                self.callbacks.forget_caller(caller);
                 let reason = failure(status);
                 info!(%caller, %operator, ?status, ?reason, "the operator did not answer");
                 if let Some(acd) = self.acd.as_mut() {
@@ -547,7 +547,7 @@ impl Core {
                 self.hangup_op_leg(now, leg_id);
             }
             // a callback: the operator is on the line, now dial the caller's number
-            Some(Ok(())) if self.dialling.is_callback(caller) => {
+            Some(Ok(())) if self.callbacks.is_callback(caller) => {
                 self.callback_operator_answered(now, caller, leg_id)
             }
             _ => {}
