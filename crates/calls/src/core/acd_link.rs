@@ -128,12 +128,8 @@ impl Core {
                     self.stats.queue_leave(&old, &call_id);
                 }
                 self.stats.queue_enter(q.as_str(), &call_id, now);
-                if let (Some(leg), Some(music)) = (&call.leg, self.settings.moh_for(q.as_str())) {
-                    self.outputs.push_back(Output::Media(MediaCommand::PlayMoh {
-                        leg: leg.clone(),
-                        prompts: call.prompts.clone(),
-                        music: music.clone(),
-                    }));
+                if let Some(music) = self.settings.moh_for(q.as_str()) {
+                    call.music(&mut self.outputs, Some(music));
                 }
             }
             a @ (Action::Announce { .. }

@@ -240,13 +240,7 @@ impl Core {
         };
         r.headers.push(HeaderName::Allow, ALLOW);
         r.headers.push(HeaderName::Supported, SUPPORTED.join(", "));
-        if let Some(se) = call.session_expires {
-            r.headers
-                .push(HeaderName::SessionExpires, format!("{se};refresher=uac"));
-            r.headers.push(HeaderName::Require, "timer");
-        }
-        r.headers.push(HeaderName::ContentType, "application/sdp");
-        r.body = body.into_bytes();
+        with_sdp(&mut r, body, call.session_expires);
         let span = call.span.clone();
         let se = call.session_expires;
         let wall = self.wallclock(now);
@@ -343,13 +337,7 @@ impl Core {
             call.sdp_version,
         );
         r.headers.push(HeaderName::Contact, self.contact(call));
-        if let Some(se) = call.session_expires {
-            r.headers
-                .push(HeaderName::SessionExpires, format!("{se};refresher=uac"));
-            r.headers.push(HeaderName::Require, "timer");
-        }
-        r.headers.push(HeaderName::ContentType, "application/sdp");
-        r.body = body.into_bytes();
+        with_sdp(&mut r, body, call.session_expires);
         self.respond(now, &tx, r);
     }
 
@@ -452,4 +440,16 @@ impl Core {
             .push(HeaderName::UserAgent, self.settings.user_agent.as_str());
         bye
     }
+}
+
+/// Our SDP as the body of `r`, with the session timer we granted (RFC 4028: the caller is
+/// the refresher).
+fn with_sdp(r: &mut Response, body: String, session_expires: Option<u32>) {
+    if let Some(se) = session_expires {
+        r.headers
+            .push(HeaderName::SessionExpires, format!("{se};refresher=uac"));
+        r.headers.push(HeaderName::Require, "timer");
+    }
+    r.headers.push(HeaderName::ContentType, "application/sdp");
+    r.body = body.into_bytes();
 }

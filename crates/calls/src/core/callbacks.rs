@@ -277,28 +277,21 @@ impl Core {
         leg_id: &str,
         caller: CallerId,
     ) {
-        let Some(run) = self.callbacks.runs.get_mut(&caller) else {
+        let Some(op_leg) = self.callbacks.runs.get(&caller).map(|r| r.op_leg.clone()) else {
             self.hangup_op_leg(now, leg_id);
             return;
         };
-        let op_media = self.op_legs.get(&run.op_leg).and_then(|l| l.leg.clone());
+        let op_media = self.op_legs.get(&op_leg).and_then(|l| l.leg.clone());
         let callee_media = self.op_legs.get(leg_id).and_then(|l| l.leg.clone());
-        let bridged = match (&op_media, &callee_media) {
-            (Some(a), Some(b)) => {
-                self.outputs.push_back(Output::Media(MediaCommand::Bridge {
-                    a: a.clone(),
-                    b: b.clone(),
-                }));
-                true
-            }
-            _ => false,
-        };
-        if !bridged {
+        if !self.bridge(op_media, callee_media) {
             warn!(%caller, "callback: the operator and the number could not be bridged");
             self.hangup_op_leg(now, leg_id);
             self.callback_callee_failed(now, caller, Some(500));
             return;
         }
+        let Some(run) = self.callbacks.runs.get_mut(&caller) else {
+            return;
+        };
         run.bridged_at = Some(now);
         let (operator, number) = (run.operator.clone(), run.number.clone());
         info!(%caller, %operator, "callback answered; connected to the operator");

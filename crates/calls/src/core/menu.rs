@@ -92,13 +92,9 @@ impl Core {
                         .collect();
                     let seq = call.prompts.sequence(&names);
                     match (&call.leg, seq) {
-                        (Some(leg), Ok(seq)) if names.len() == prompts.len() => {
+                        (Some(_), Ok(seq)) if names.len() == prompts.len() => {
                             debug!(prompts = ?prompts.iter().map(|p| p.name()).collect::<Vec<_>>(), "playing");
-                            self.outputs.push_back(Output::Media(MediaCommand::Play {
-                                leg: leg.clone(),
-                                seq,
-                                generation: call.play_gen,
-                            }));
+                            call.play(&mut self.outputs, seq);
                         }
                         _ => {
                             // only a menu built around the checks (or a leg that failed to
@@ -113,15 +109,7 @@ impl Core {
                         }
                     }
                 }
-                Action::StopPlayback => {
-                    call.play_gen += 1;
-                    if let Some(leg) = &call.leg {
-                        self.outputs
-                            .push_back(Output::Media(MediaCommand::StopPlayback {
-                                leg: leg.clone(),
-                            }));
-                    }
-                }
+                Action::StopPlayback => call.stop_playback(&mut self.outputs),
                 Action::AppendPath(step) => {
                     debug!(%step, "menu");
                     self.log.ivr_step(&appeal, &IvrStep::Path { step, path });
@@ -151,12 +139,8 @@ impl Core {
                     });
                     // The call stays up and waits: music on hold from the next tick (the
                     // queue node's prompt has ended), or silence when the queue has none.
-                    if let (Some(leg), Some(music)) = (&call.leg, self.settings.moh_for(&queue)) {
-                        self.outputs.push_back(Output::Media(MediaCommand::PlayMoh {
-                            leg: leg.clone(),
-                            prompts: call.prompts.clone(),
-                            music: music.clone(),
-                        }));
+                    if let Some(music) = self.settings.moh_for(&queue) {
+                        call.music(&mut self.outputs, Some(music));
                     }
                     self.log
                         .ivr_step(&appeal, &IvrStep::EnteredQueue { queue, priority });

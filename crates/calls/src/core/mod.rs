@@ -21,7 +21,7 @@ use tracing::{debug, info, info_span, warn, Span};
 use crate::io::{DtmfVia, Input, LegId, MediaCommand, MediaEvent, MediaPorts, Output};
 use crate::settings::{menu_prompt_name, DtmfMode, LineSettings, Settings};
 use crate::{CallArrived, CallEnded, CallLog, Caller, EndReason, IvrEnd, IvrStep, Stats};
-use media::prompts::{PromptCache, PromptName};
+use media::prompts::{PromptCache, PromptName, PromptSequence};
 use media::sdp::{self, Negotiated};
 
 mod acd_reload;
@@ -125,6 +125,45 @@ struct Call {
     answer_at: Instant,
     expires_at: Option<Instant>,
     end_at: Instant,
+}
+
+impl Call {
+    /// Plays `seq` on the call's leg under the current playback number (its end comes back
+    /// as `PlaybackFinished` with it).
+    fn play(&self, out: &mut VecDeque<Output>, seq: PromptSequence) {
+        if let Some(leg) = &self.leg {
+            out.push_back(Output::Media(MediaCommand::Play {
+                leg: leg.clone(),
+                seq,
+                generation: self.play_gen,
+            }));
+        }
+    }
+
+    /// Silence from the next tick; the stopped playback's end is never taken (a new number).
+    fn stop_playback(&mut self, out: &mut VecDeque<Output>) {
+        self.play_gen += 1;
+        if let Some(leg) = &self.leg {
+            out.push_back(Output::Media(MediaCommand::StopPlayback {
+                leg: leg.clone(),
+            }));
+        }
+    }
+
+    /// Loops `music` (a queue's music on hold) on the call's leg; silence for `None`.
+    fn music(&self, out: &mut VecDeque<Output>, music: Option<&PromptName>) {
+        let Some(leg) = self.leg.clone() else {
+            return;
+        };
+        out.push_back(Output::Media(match music {
+            Some(music) => MediaCommand::PlayMoh {
+                leg,
+                prompts: self.prompts.clone(),
+                music: music.clone(),
+            },
+            None => MediaCommand::StopPlayback { leg },
+        }));
+    }
 }
 
 pub struct Core {
@@ -271,6 +310,18 @@ impl Core {
     /// Asks the driver to carry out a media command.
     fn media(&mut self, cmd: MediaCommand) {
         self.outputs.push_back(Output::Media(cmd));
+    }
+
+    /// Bridges two legs when both run (a leg the core holds has not been closed); `false`
+    /// when one of them has no media.
+    fn bridge(&mut self, a: Option<LegId>, b: Option<LegId>) -> bool {
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                self.media(MediaCommand::Bridge { a, b });
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The driver's reading of the civil time at `now` (taken once per input, by the driver).

@@ -187,16 +187,7 @@ impl Core {
         };
         let target_media = self.op_legs.get(leg_id).and_then(|l| l.leg.clone());
         let caller_media = self.calls.get(&call_id).and_then(|c| c.leg.clone());
-        let bridged = match (&caller_media, &target_media) {
-            (Some(a), Some(b)) => {
-                self.media(MediaCommand::Bridge {
-                    a: a.clone(),
-                    b: b.clone(),
-                });
-                true
-            }
-            _ => false,
-        };
+        let bridged = self.bridge(caller_media, target_media);
         let Some(t) = self.dialling.transfers.get_mut(&call_id) else {
             self.hangup_op_leg(now, leg_id);
             return;

@@ -137,13 +137,7 @@ impl Core {
                 call.play_gen += 1;
                 let seq = call.prompts.sequence(&names);
                 match (&call.leg, seq) {
-                    (Some(leg), Ok(seq)) => {
-                        self.outputs.push_back(Output::Media(MediaCommand::Play {
-                            leg: leg.clone(),
-                            seq,
-                            generation: call.play_gen,
-                        }))
-                    }
+                    (Some(_), Ok(seq)) => call.play(&mut self.outputs, seq),
                     (_, Err(e)) => {
                         warn!(error = %e, "a queue prompt is not loaded; skipping it");
                         if let Some(w) = call.waiting.as_mut() {
@@ -155,37 +149,14 @@ impl Core {
                     (None, _) => {}
                 }
             }
-            Do::Stop => {
-                call.play_gen += 1;
-                if let Some(leg) = &call.leg {
-                    self.outputs
-                        .push_back(Output::Media(MediaCommand::StopPlayback {
-                            leg: leg.clone(),
-                        }));
-                }
-            }
+            Do::Stop => call.stop_playback(&mut self.outputs),
             Do::Music => {
                 call.play_gen += 1;
                 let music = call
                     .queued
                     .as_deref()
                     .and_then(|q| self.settings.moh_for(q));
-                match (&call.leg, music) {
-                    (Some(leg), Some(music)) => {
-                        self.outputs.push_back(Output::Media(MediaCommand::PlayMoh {
-                            leg: leg.clone(),
-                            prompts: call.prompts.clone(),
-                            music: music.clone(),
-                        }))
-                    }
-                    (Some(leg), None) => {
-                        self.outputs
-                            .push_back(Output::Media(MediaCommand::StopPlayback {
-                                leg: leg.clone(),
-                            }))
-                    }
-                    (None, _) => {}
-                }
+                call.music(&mut self.outputs, music);
             }
             Do::Book(number) => self.confirm_callback(now, call_id, number),
             Do::Record => self.start_message(now, call_id, OVERFLOW_MESSAGE_MAX),

@@ -362,16 +362,7 @@ impl Core {
         }
         let op_media = self.op_legs.get(leg_id).and_then(|l| l.leg.clone());
         let caller_media = self.calls.get(call_id).and_then(|c| c.leg.clone());
-        let bridged = match (&caller_media, &op_media) {
-            (Some(a), Some(b)) => {
-                self.media(MediaCommand::Bridge {
-                    a: a.clone(),
-                    b: b.clone(),
-                });
-                true
-            }
-            _ => false,
-        };
+        let bridged = self.bridge(caller_media, op_media);
         if !bridged {
             warn!("the operator answered the transfer but could not be bridged");
             self.hangup_op_leg(now, leg_id);
