@@ -7,6 +7,7 @@ mod config;
 mod partner;
 mod reload;
 mod report;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -115,7 +116,14 @@ fn check(path: &std::path::Path) -> ExitCode {
                     .map(|a| format!(", {a}"))
                     .unwrap_or_default()
             );
-            println!("  admin     http://{}", c.main.admin.listen);
+            println!(
+                "  admin     {}://{}",
+                c.main.admin.scheme(),
+                c.main.admin.listen
+            );
+            if let Some(leaf) = c.admin_tls.as_ref().and_then(|k| k.cert.first()) {
+                println!("  tls       certificate sha256 {}", tls::fingerprint(leaf));
+            }
             if c.main.admin.token.is_empty() {
                 println!("  warning   admin.token is empty: every /api/v1 call is refused (403)");
             }
@@ -391,15 +399,32 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
                 table: operators.clone(),
                 writer: writer.clone(),
             }));
-        let reloader = Arc::new(
-            reload::ConfigReloader::new(path.to_path_buf(), c.clone(), gw.reloader())
-                .with_operators(operators.clone(), writer.clone()),
-        );
+        let admin_certs = c.admin_tls.clone().map(tls::CertSwitch::new);
+        let mut reloader = reload::ConfigReloader::new(path.to_path_buf(), c.clone(), gw.reloader())
+            .with_operators(operators.clone(), writer.clone());
+        if let Some(certs) = &admin_certs {
+            reloader = reloader.with_admin_certs(certs.clone());
+        }
+        let reloader = Arc::new(reloader);
         // before anything says we are up: SIGHUP's default action would end the process
         let signals = Signals::install()?;
-        let admin_listener = tokio::net::TcpListener::bind(c.main.admin.listen)
+        let tcp = tokio::net::TcpListener::bind(c.main.admin.listen)
             .await
             .with_context(|| format!("cannot bind admin HTTP on {}", c.main.admin.listen))?;
+        let admin_listener = match &admin_certs {
+            None => {
+                if !c.main.admin.listen.ip().is_loopback() {
+                    tracing::warn!(admin = %c.main.admin.listen, "the admin HTTP is plain http:// on an address other hosts reach: tokens, passwords and appeals cross the network unencrypted; set admin.tls_cert and admin.tls_key");
+                }
+                admin::AdminListener::Plain(tcp)
+            }
+            Some(certs) => {
+                if let Some(leaf) = certs.current().cert.first() {
+                    info!(sha256 = %tls::fingerprint(leaf), "admin HTTPS certificate");
+                }
+                admin::AdminListener::Tls(tls::TlsListener::new(tcp, certs.clone()))
+            }
+        };
         let shutdown = CancellationToken::new();
         let admin_stop = CancellationToken::new();
         let admin_state = admin::AdminState {
@@ -418,9 +443,14 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
                 options: c.report_options(),
             },
             patch_lock: Default::default(),
-            partner: c.main.partner.as_ref().map(partner::PartnerLink::from_config),
+            partner: c
+                .main
+                .partner
+                .as_ref()
+                .map(|p| partner::PartnerLink::from_config(p, &c.partner_ca)),
             reloader: Some(reloader.clone()),
             acd: Some(gw.operators()),
+            tls: admin_certs.is_some(),
         };
         let store_task = admin::connect_store(
             c.main.database.url.clone(),
@@ -437,7 +467,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             admin_state.clone(),
             admin_stop.clone(),
         ));
-        info!(config = %path.display(), sip = ?gw.local_addrs(), admin = %c.main.admin.listen, "hotlined started");
+        info!(config = %path.display(), sip = ?gw.local_addrs(), admin = %format!("{}://{}", c.main.admin.scheme(), c.main.admin.listen), "hotlined started");
         let signals = tokio::spawn(signals.wait(shutdown.clone(), reloader));
         gw.run(shutdown.clone()).await;
         admin_stop.cancel();
@@ -534,6 +564,10 @@ impl Signals {
 /// `hotlined reload`: `POST /api/v1/reload` to the admin address of the configuration (with
 /// its `HOTLINE__…` overrides) and its token. Exit 0 when the daemon took the new
 /// configuration, 1 with its problems when it refused it or could not be reached.
+/// A byte stream, plain or TLS.
+trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
+
 fn reload_cli(path: &std::path::Path) -> ExitCode {
     use std::io::{Read, Write};
     let main = match Config::load_main(path) {
@@ -553,24 +587,63 @@ fn reload_cli(path: &std::path::Path) -> ExitCode {
             std::net::Ipv6Addr::LOCALHOST.into()
         });
     }
+    let scheme = main.admin.scheme();
+    // HTTPS: trust the configured certificate file (see `tls::reload_client_config`)
+    let tls = match &main.admin.tls_cert {
+        None => None,
+        Some(cert) => {
+            let file = path
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join(cert);
+            match tls::load_certs(&file) {
+                Ok(certs) => Some(Arc::new(tls::reload_client_config(certs))),
+                Err(e) => {
+                    eprintln!("hotlined reload: admin.tls_cert: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
     let answer = (|| -> std::io::Result<String> {
-        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+        let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
         // loading a configuration decodes every prompt: allow it time
         s.set_read_timeout(Some(Duration::from_secs(120)))?;
-        write!(
-            s,
+        let request = format!(
             "POST /api/v1/reload HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
              Content-Length: 0\r\nConnection: close\r\n\r\n",
             main.admin.token
-        )?;
-        let mut text = String::new();
-        s.read_to_string(&mut text)?;
-        Ok(text)
+        );
+        let exchange = |mut s: Box<dyn ReadWrite>| -> std::io::Result<String> {
+            s.write_all(request.as_bytes())?;
+            s.flush()?;
+            let mut raw = Vec::new();
+            // a server closing TLS without close_notify after a complete answer is fine
+            match s.read_to_end(&mut raw) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+                Err(e) => return Err(e),
+            }
+            Ok(String::from_utf8_lossy(&raw).into_owned())
+        };
+        match &tls {
+            None => exchange(Box::new(s)),
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                let conn = rustls::ClientConnection::new(config.clone(), name)
+                    .map_err(std::io::Error::other)?;
+                exchange(Box::new(rustls::StreamOwned::new(conn, s)))
+            }
+        }
     })();
     let text = match answer {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("hotlined reload: no daemon answers on http://{addr} ({e}); is it running with this configuration?");
+            if let Some(why) = tls::certificate_refusal(&e) {
+                eprintln!("hotlined reload: the daemon on {scheme}://{addr} presented a certificate that is not the one of admin.tls_cert nor verified by it ({why}); if the certificate was replaced, keep its CA in the file or send SIGHUP to the daemon");
+            } else {
+                eprintln!("hotlined reload: no daemon answers on {scheme}://{addr} ({e}); is it running with this configuration?");
+            }
             return ExitCode::FAILURE;
         }
     };

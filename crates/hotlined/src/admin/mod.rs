@@ -80,6 +80,9 @@ pub struct AdminState {
     /// The running gateway's ACD, told of every login, logout, pause and unpause the table
     /// takes; `None` in tests of the API alone.
     pub acd: Option<gateway::OperatorControl>,
+    /// Served over HTTPS (`admin.tls_cert`): what a session cookie's `Secure` follows.
+    #[allow(dead_code)] // the sessions of issue 11 read it
+    pub tls: bool,
 }
 
 /// Who is making a change, for the appeal timeline.
@@ -276,12 +279,21 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-pub async fn serve(listener: TcpListener, state: AdminState, stop: CancellationToken) {
+/// What the admin HTTP is served on: plain TCP, or TLS with the certificate of a
+/// [`crate::tls::CertSwitch`] (which a reload replaces).
+pub enum AdminListener {
+    Plain(TcpListener),
+    Tls(crate::tls::TlsListener),
+}
+
+pub async fn serve(listener: AdminListener, state: AdminState, stop: CancellationToken) {
     let app = router(state);
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-    {
+    let stopped = async move { stop.cancelled().await };
+    let served = match listener {
+        AdminListener::Plain(l) => axum::serve(l, app).with_graceful_shutdown(stopped).await,
+        AdminListener::Tls(l) => axum::serve(l, app).with_graceful_shutdown(stopped).await,
+    };
+    if let Err(e) = served {
         tracing::error!(error = %e, "admin HTTP failed");
     }
 }

@@ -54,6 +54,7 @@ fn state_with(writer: AppealWriter, token: &str) -> AdminState {
         partner: None,
         reloader: None,
         acd: None,
+        tls: false,
     }
 }
 
@@ -1375,6 +1376,7 @@ fn link(name: &str, url: &str) -> crate::partner::PartnerLink {
         retry_min: Duration::from_millis(10),
         retry_max: Duration::from_millis(40),
         wake: Arc::new(tokio::sync::Notify::new()),
+        ca: Arc::from([]),
     }
 }
 
