@@ -240,7 +240,7 @@ impl Core {
                 self.settings.prompts.clone(),
             ),
         };
-        let near = self.op_legs.get(op_leg).map(|l| l.local);
+        let near = self.op_legs.local(op_leg);
         match self.dial_number(
             now,
             &number,
@@ -281,8 +281,8 @@ impl Core {
             self.hangup_op_leg(now, leg_id);
             return;
         };
-        let op_media = self.op_legs.get(&op_leg).and_then(|l| l.leg.clone());
-        let callee_media = self.op_legs.get(leg_id).and_then(|l| l.leg.clone());
+        let op_media = self.op_legs.media(&op_leg);
+        let callee_media = self.op_legs.media(leg_id);
         if !self.bridge(op_media, callee_media) {
             warn!(%caller, "callback: the operator and the number could not be bridged");
             self.hangup_op_leg(now, leg_id);

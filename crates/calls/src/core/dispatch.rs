@@ -48,10 +48,10 @@ impl Core {
                     }
                 }
             }
-            Event::Response { tx, response } if self.op_txs.contains_key(&tx) => {
+            Event::Response { tx, response } if self.op_legs.owns(&tx) => {
                 self.on_op_response(now, &tx, response);
             }
-            Event::Timeout { tx } if self.op_txs.contains_key(&tx) => {
+            Event::Timeout { tx } if self.op_legs.owns(&tx) => {
                 self.on_op_timeout(now, &tx);
             }
             Event::Response { tx, response } => {

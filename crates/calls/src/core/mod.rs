@@ -27,7 +27,7 @@ use media::sdp::{self, Negotiated};
 mod acd_reload;
 pub(crate) mod feature_codes;
 mod operator_legs;
-use operator_legs::{Connected, OpLeg};
+use operator_legs::{Connected, OpLegs};
 mod callbacks;
 mod outbound;
 mod transfer;
@@ -193,10 +193,8 @@ pub struct Core {
     acd_callers: HashMap<CallerId, String>,
     /// The last [`CallerId`] given out.
     next_caller: u64,
-    /// Our calls to operators by our Call-ID (see `operator_legs`).
-    op_legs: HashMap<String, OpLeg>,
-    /// Our INVITEs to operators: transaction → the leg's Call-ID.
-    op_txs: HashMap<TxKey, String>,
+    /// Our calls out: to operators and through the trunk (see `operator_legs`).
+    op_legs: OpLegs,
     /// Whether returning-caller lookups are answered (see `waiting.rs`); without, callers
     /// join their queue at once.
     returning: bool,
@@ -267,8 +265,7 @@ impl Core {
             acd,
             acd_callers: HashMap::new(),
             next_caller: 0,
-            op_legs: HashMap::new(),
-            op_txs: HashMap::new(),
+            op_legs: OpLegs::default(),
             returning: false,
             hours_next: now,
             hours_applied: HashMap::new(),

@@ -185,7 +185,7 @@ impl Core {
             }
             TrunkPurpose::Transfer { call_id } => call_id,
         };
-        let target_media = self.op_legs.get(leg_id).and_then(|l| l.leg.clone());
+        let target_media = self.op_legs.media(leg_id);
         let caller_media = self.calls.get(&call_id).and_then(|c| c.leg.clone());
         let bridged = self.bridge(caller_media, target_media);
         let Some(t) = self.dialling.transfers.get_mut(&call_id) else {

@@ -360,7 +360,7 @@ impl Core {
                 debug!(error = %e, "direct offer already over in the ACD");
             }
         }
-        let op_media = self.op_legs.get(leg_id).and_then(|l| l.leg.clone());
+        let op_media = self.op_legs.media(leg_id);
         let caller_media = self.calls.get(call_id).and_then(|c| c.leg.clone());
         let bridged = self.bridge(caller_media, op_media);
         if !bridged {
@@ -472,18 +472,15 @@ impl Core {
     /// Sends the refer subscription's NOTIFY with `status` on our leg `leg_id` (final statuses
     /// terminate the subscription).
     pub(super) fn refer_notify(&mut self, now: Instant, leg_id: &str, status: u16) {
-        let Some(leg) = self.op_legs.get_mut(leg_id) else {
+        let Some((mut n, peer)) = self.op_legs.request(leg_id, |d, local, transport| {
+            let contact = format!("<sip:hotline@{local}>");
+            sip::refer::notify(d, local, transport, &contact, status)
+        }) else {
             return;
         };
-        let Some((d, peer)) = leg.dialog.as_mut() else {
-            return;
-        };
-        let local = host_port(leg.local);
-        let contact = format!("<sip:hotline@{local}>");
-        let mut n = sip::refer::notify(d, &local, peer.transport, &contact, status);
         n.headers
             .push(HeaderName::UserAgent, self.settings.user_agent.as_str());
-        match self.endpoint.send_request(now, *peer, n) {
+        match self.endpoint.send_request(now, peer, n) {
             Ok(t) => {
                 self.our_requests.insert(t);
             }
