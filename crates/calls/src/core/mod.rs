@@ -206,8 +206,10 @@ pub struct Core {
     book: Arc<dyn crate::OperatorBook>,
     /// Callbacks booked and being dialled (see `callbacks`).
     callbacks: callbacks::Callbacks,
-    /// Transfers to numbers and to operators (see `outbound`, `transfer`).
+    /// Transfers to numbers (see `outbound`).
     dialling: outbound::Dialling,
+    /// Transfers to operators (see `transfer`).
+    direct: transfer::DirectTransfers,
 }
 
 /// What an admin or a softphone feature code asks of an operator.
@@ -271,6 +273,7 @@ impl Core {
             hours_applied: HashMap::new(),
             callbacks: Default::default(),
             dialling: Default::default(),
+            direct: Default::default(),
             settings,
             endpoint,
             registrar,

@@ -43,14 +43,12 @@ struct Transfer {
 pub(super) struct Dialling {
     /// Calls being handed to a number, by Call-ID.
     transfers: HashMap<String, Transfer>,
-    /// Calls being handed to another operator (a REFER naming them), by Call-ID.
-    pub(super) direct: HashMap<String, super::transfer::DirectTransfer>,
 }
 
 impl Dialling {
-    /// Whether a transfer of this call is under way or done.
+    /// Whether a transfer of this call to a number is under way or done.
     pub(super) fn transferring(&self, call_id: &str) -> bool {
-        self.transfers.contains_key(call_id) || self.direct.contains_key(call_id)
+        self.transfers.contains_key(call_id)
     }
 }
 

@@ -26,8 +26,13 @@ use super::operator_legs::LegFor;
 use super::*;
 use crate::{TransferKind, TransferRecord};
 
-/// A caller being handed to another operator (a field of `outbound::Dialling`).
-pub(super) struct DirectTransfer {
+/// Callers being handed to another operator (a REFER naming them), by Call-ID (a field of
+/// [`Core`]; only this module looks inside).
+#[derive(Default)]
+pub(super) struct DirectTransfers(HashMap<String, DirectTransfer>);
+
+/// A caller being handed to another operator.
+struct DirectTransfer {
     /// Our leg ringing the target operator.
     leg: String,
     operator: OperatorId,
@@ -77,7 +82,7 @@ impl Core {
             debug!("REFER on a leg bridged to no caller");
             return self.reply(now, tx, req, 403);
         };
-        if self.dialling.transferring(&call_id) {
+        if self.dialling.transferring(&call_id) || self.direct.0.contains_key(&call_id) {
             return self.reply(now, tx, req, 491);
         }
         let target = match sip::refer::refer_to(req) {
@@ -294,7 +299,7 @@ impl Core {
         match self.ring_operator(now, for_, &target, local, ip, from_user, appeal, prompts) {
             Ok(leg) => {
                 info!(operator = %target, "REFER: ringing the operator for the caller");
-                self.dialling.direct.insert(
+                self.direct.0.insert(
                     call_id.to_string(),
                     DirectTransfer {
                         leg,
@@ -348,7 +353,7 @@ impl Core {
         call_id: &str,
         operator: OperatorId,
     ) {
-        let Some(t) = self.dialling.direct.remove(call_id) else {
+        let Some(t) = self.direct.0.remove(call_id) else {
             self.hangup_op_leg(now, leg_id);
             if let Some(acd) = self.acd.as_mut() {
                 let _ = acd.direct_failed(now, &operator);
@@ -403,7 +408,7 @@ impl Core {
                 debug!(error = %e, "direct offer already over in the ACD");
             }
         }
-        let Some(t) = self.dialling.direct.remove(call_id) else {
+        let Some(t) = self.direct.0.remove(call_id) else {
             return;
         };
         self.direct_over(now, call_id, t, direct_status(status));
@@ -412,15 +417,15 @@ impl Core {
     /// The ACD's ring timeout for a direct offer: stop ringing, a no-answer (480).
     pub(super) fn direct_rang_out(&mut self, now: Instant, operator: &OperatorId) {
         let Some(call_id) = self
-            .dialling
             .direct
+            .0
             .iter()
             .find(|(_, t)| &t.operator == operator)
             .map(|(id, _)| id.clone())
         else {
             return;
         };
-        let Some(t) = self.dialling.direct.remove(&call_id) else {
+        let Some(t) = self.direct.0.remove(&call_id) else {
             return;
         };
         self.cancel_leg(now, &t.leg);
@@ -445,7 +450,7 @@ impl Core {
     /// The caller hung up while an operator rang for them: CANCEL, the ACD frees the operator,
     /// the transferring operator hears 487.
     pub(super) fn caller_gone_from_direct(&mut self, now: Instant, call_id: &str) {
-        let Some(t) = self.dialling.direct.remove(call_id) else {
+        let Some(t) = self.direct.0.remove(call_id) else {
             return;
         };
         self.cancel_leg(now, &t.leg);
@@ -460,7 +465,7 @@ impl Core {
     /// The transferring operator hung up while the target operator rings: `false` when no
     /// direct transfer of `call_id` is under way.
     pub(super) fn direct_transferor_left(&mut self, call_id: &str) -> bool {
-        match self.dialling.direct.get_mut(call_id) {
+        match self.direct.0.get_mut(call_id) {
             Some(t) => {
                 t.referrer_leg.clear();
                 true
