@@ -102,12 +102,12 @@ impl Core {
                 let Some(call) = self.calls.get_mut(&call_id) else {
                     return;
                 };
-                call.acd_caller = None;
+                call.queue.acd_caller = None;
                 let _e = call.span.clone().entered();
                 info!(?outcome, "caller left the ACD");
-                if let Some(queue) = call.queued.take() {
+                if let Some(queue) = call.queue.queued.take() {
                     self.stats.queue_leave(&queue, &call_id);
-                    call.last_queue = Some(queue);
+                    call.queue.last = Some(queue);
                 }
             }
             Action::CancelDirect { operator } => self.direct_rang_out(now, &operator),
@@ -124,7 +124,7 @@ impl Core {
                 };
                 let _e = call.span.clone().entered();
                 info!(to = %q, ?reason, "caller overflowed to another queue");
-                if let Some(old) = call.queued.replace(q.to_string()) {
+                if let Some(old) = call.queue.queued.replace(q.to_string()) {
                     self.stats.queue_leave(&old, &call_id);
                 }
                 self.stats.queue_enter(q.as_str(), &call_id, now);

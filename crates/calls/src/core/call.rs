@@ -140,18 +140,10 @@ impl Core {
             line: line.clone(),
             prompts: self.settings.prompts.clone(),
             caller: caller.clone(),
-            ivr: None,
-            ivr_deadline: None,
+            menu: MenuState::default(),
             play_gen: 0,
-            ivr_end: None,
-            in_ivr: false,
-            queued: None,
-            last_queue: None,
-            acd_caller: None,
-            queued_at: None,
-            priority: 0,
+            queue: QueueState::default(),
             operator: None,
-            waiting: None,
             message_end: None,
             rtp_port,
             ports: Some(ports),
@@ -276,9 +268,9 @@ impl Core {
             call.invite_tx = None;
             call.answer_at = now;
             if let Some(menu) = call.line.menu.clone() {
-                call.in_ivr = true;
+                call.menu.in_ivr = true;
                 self.stats.calls_in_ivr.fetch_add(1, Ordering::Relaxed);
-                call.ivr = Some(
+                call.menu.session = Some(
                     ivr::IvrSession::new(menu, &call.line.start, now, wall)
                         .with_caller(call.caller.clone()),
                 );
@@ -388,13 +380,13 @@ impl Core {
         }
         call.ports = None;
         self.ports.release(call.rtp_port);
-        if std::mem::take(&mut call.in_ivr) {
+        if std::mem::take(&mut call.menu.in_ivr) {
             self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
         }
-        if let Some(queue) = call.queued.take() {
+        if let Some(queue) = call.queue.queued.take() {
             self.stats.queue_leave(&queue, &call.dialog.id.call_id);
         }
-        if let Some(id) = call.acd_caller.take() {
+        if let Some(id) = call.queue.acd_caller.take() {
             self.acd_callers.remove(&id);
             if let Some(acd) = self.acd.as_mut() {
                 if let Err(e) = acd.caller_left(now, id) {
@@ -425,7 +417,7 @@ impl Core {
                 reason,
                 answered,
                 talked,
-                ivr: call.ivr_end,
+                ivr: call.menu.end,
                 operator,
             },
         );

@@ -94,15 +94,15 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
         };
-        let Some(id) = call.acd_caller else {
+        let Some(id) = call.queue.acd_caller else {
             return Ok(());
         };
         let acd = self.acd.as_mut().ok_or(AcdError::UnknownCaller(id))?;
         acd.callback_requested(now, id, number)?;
         // the call may end now without `caller_left`: the callback keeps the place
-        call.acd_caller = None;
+        call.queue.acd_caller = None;
         self.acd_callers.remove(&id);
-        if let Some(queue) = call.queued.take() {
+        if let Some(queue) = call.queue.queued.take() {
             self.stats.queue_leave(&queue, call_id);
         }
         let from_user = call.line.from_user();
@@ -138,13 +138,13 @@ impl Core {
             warn!(error = %e, %queue, "the ACD did not take the callback");
             return;
         }
-        let Some(id) = self.calls.get(call_id).and_then(|c| c.acd_caller) else {
+        let Some(id) = self.calls.get(call_id).and_then(|c| c.queue.acd_caller) else {
             return;
         };
         if let Err(e) = self.book_callback(now, call_id, number) {
             warn!(error = %e, %queue, "the ACD did not take the callback");
             if let Some(call) = self.calls.get_mut(call_id) {
-                call.acd_caller = None;
+                call.queue.acd_caller = None;
             }
             self.acd_callers.remove(&id);
             if let Some(acd) = self.acd.as_mut() {

@@ -21,7 +21,10 @@ use sip::transaction::TxKey;
 use sip::{HeaderName, Peer, Request};
 use tracing::{debug, info, info_span, warn};
 
-use super::{answer_offer, random_token, with_to_tag, Call, CallState, Core, TimerKind};
+use super::{
+    answer_offer, random_token, with_to_tag, Call, CallState, Core, MenuState, QueueState,
+    TimerKind,
+};
 use super::{OperatorCommand, OperatorControlError};
 use crate::settings::{DtmfMode, LineSettings};
 
@@ -231,17 +234,9 @@ impl Core {
             },
             prompts: settings.prompts.clone(),
             caller: operator,
-            ivr: None,
-            ivr_deadline: None,
+            menu: MenuState::default(),
             play_gen: 0,
-            ivr_end: None,
-            in_ivr: false,
-            queued: None,
-            last_queue: None,
-            waiting: None,
-            priority: 0,
-            acd_caller: None,
-            queued_at: None,
+            queue: QueueState::default(),
             operator: None,
             message_end: Some(now + length + TAIL),
             rtp_port,

@@ -39,7 +39,7 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
-        let in_menu = match call.ivr.as_mut() {
+        let in_menu = match call.menu.session.as_mut() {
             Some(s) => {
                 s.handle_digit(now, digit);
                 true
@@ -62,13 +62,13 @@ impl Core {
             let Some(call) = self.calls.get_mut(call_id) else {
                 return;
             };
-            let Some(session) = call.ivr.as_mut() else {
+            let Some(session) = call.menu.session.as_mut() else {
                 return;
             };
             let Some(action) = session.poll_action() else {
                 let next = session.poll_timeout();
-                if next != call.ivr_deadline {
-                    call.ivr_deadline = next;
+                if next != call.menu.deadline {
+                    call.menu.deadline = next;
                     if let Some(at) = next {
                         self.timers
                             .insert((at, call_id.to_string(), TimerKind::Ivr));
@@ -103,7 +103,7 @@ impl Core {
                                 ?prompts,
                                 "prompts not in the cache or no media; skipping them"
                             );
-                            if let Some(s) = call.ivr.as_mut() {
+                            if let Some(s) = call.menu.session.as_mut() {
                                 s.handle_playback_finished(now);
                             }
                         }
@@ -121,18 +121,19 @@ impl Core {
                     .ivr_step(&appeal, &IvrStep::Variable { name, value }),
                 Action::EnterQueue { queue, priority } => {
                     info!(%queue, priority, "caller entered the queue");
-                    call.ivr_end = Some(IvrEnd::Queue);
-                    if std::mem::take(&mut call.in_ivr) {
+                    call.menu.end = Some(IvrEnd::Queue);
+                    if std::mem::take(&mut call.menu.in_ivr) {
                         self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
                     }
-                    if let Some(old) = call.queued.replace(queue.clone()) {
+                    if let Some(old) = call.queue.queued.replace(queue.clone()) {
                         self.stats.queue_leave(&old, call_id);
                     }
                     self.stats.queue_enter(&queue, call_id, now);
-                    call.queued_at.get_or_insert(now);
-                    call.waiting
+                    call.queue.since.get_or_insert(now);
+                    call.queue
+                        .waiting
                         .get_or_insert_with(|| Waiting::new(&call.caller));
-                    let join = call.acd_caller.is_none().then(|| {
+                    let join = call.queue.acd_caller.is_none().then(|| {
                         let prio =
                             u8::try_from(priority.clamp(0, i32::from(u8::MAX))).unwrap_or(u8::MAX);
                         (queue.clone(), prio)
@@ -151,8 +152,8 @@ impl Core {
                 Action::Transfer { number } => {
                     // dialled through the trunk and bridged on the answer (`outbound`)
                     info!("transfer to an outside number");
-                    call.ivr_end = Some(IvrEnd::Transferred);
-                    if std::mem::take(&mut call.in_ivr) {
+                    call.menu.end = Some(IvrEnd::Transferred);
+                    if std::mem::take(&mut call.menu.in_ivr) {
                         self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
                     }
                     self.log.ivr_step(
@@ -168,7 +169,7 @@ impl Core {
                 }
                 Action::Callback { number, queue } => {
                     info!("callback booked");
-                    call.ivr_end = Some(IvrEnd::Callback);
+                    call.menu.end = Some(IvrEnd::Callback);
                     self.log.ivr_step(
                         &appeal,
                         &IvrStep::CallbackRequested {
@@ -177,15 +178,15 @@ impl Core {
                         },
                     );
                     if let Some(queue) = queue {
-                        let prio = call.priority;
+                        let prio = call.queue.priority;
                         self.book_callback_in(now, call_id, &queue, prio, &number);
                     }
                     // the session plays its closing prompt, then asks for the hang-up
                 }
                 Action::StartRecording { max } => self.start_message(now, call_id, max),
                 Action::Hangup => {
-                    if call.ivr_end.is_none() {
-                        call.ivr_end = Some(IvrEnd::Hangup);
+                    if call.menu.end.is_none() {
+                        call.menu.end = Some(IvrEnd::Hangup);
                     }
                     self.end_call(now, call_id, EndReason::IvrHangup);
                 }
@@ -200,7 +201,7 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
-        call.ivr_end = Some(IvrEnd::Message);
+        call.menu.end = Some(IvrEnd::Message);
         let appeal = call.appeal.clone();
         let file = call.leg.clone().map(|leg| {
             let name = format!("{appeal}-message");

@@ -84,32 +84,14 @@ struct Call {
     prompts: Arc<PromptCache>,
     /// The caller's number (From), offered back by callback nodes.
     caller: String,
-    /// The caller's walk through the line's menu (from the answer on).
-    ivr: Option<ivr::IvrSession>,
-    /// When the menu's timer is armed for (a timer entry for another time is stale).
-    ivr_deadline: Option<Instant>,
-    /// Number of the current menu playback; a finish of an older one is ignored.
+    /// The caller's walk through the line's voice menu.
+    menu: MenuState,
+    /// Number of the current playback; a finish of an older one is ignored.
     play_gen: u64,
-    /// Where the menu ended, for the appeal's outcome.
-    ivr_end: Option<IvrEnd>,
-    /// Counted in [`Stats::calls_in_ivr`]: walking the menu, not (yet) in a queue.
-    in_ivr: bool,
-    /// The queue the call waits in (counted in [`Stats::queue_waits`]).
-    queued: Option<String>,
-    /// The queue the caller last left in the ACD (answered there): where a failed transfer
-    /// puts them back.
-    last_queue: Option<String>,
-    /// The call's id in the ACD while it is there (waiting or being offered).
-    acd_caller: Option<CallerId>,
-    /// When the caller entered the queue (the wait an operator's answer reports).
-    queued_at: Option<Instant>,
-    /// The caller's priority in the ACD (kept when a transfer puts it back in a queue).
-    priority: u8,
+    /// The caller's part in the queues.
+    queue: QueueState,
     /// The operator the caller is bridged to.
     operator: Option<Connected>,
-    /// What the caller hears and may do while in a queue (`waiting.rs`), from the queue on
-    /// until an operator answers.
-    waiting: Option<Waiting>,
     /// When a message being recorded ends.
     message_end: Option<Instant>,
     rtp_port: u16,
@@ -125,6 +107,37 @@ struct Call {
     answer_at: Instant,
     expires_at: Option<Instant>,
     end_at: Instant,
+}
+
+/// A call's voice menu (from the answer on).
+#[derive(Default)]
+struct MenuState {
+    session: Option<ivr::IvrSession>,
+    /// When the menu's timer is armed for (a timer entry for another time is stale).
+    deadline: Option<Instant>,
+    /// Where the menu ended, for the appeal's outcome.
+    end: Option<IvrEnd>,
+    /// Counted in [`Stats::calls_in_ivr`]: walking the menu, not (yet) in a queue.
+    in_ivr: bool,
+}
+
+/// A caller's part in the queues.
+#[derive(Default)]
+struct QueueState {
+    /// The queue the call waits in (counted in [`Stats::queue_waits`]).
+    queued: Option<String>,
+    /// The queue the caller last left in the ACD (answered there): where a failed transfer
+    /// puts them back.
+    last: Option<String>,
+    /// The call's id in the ACD while it is there (waiting or being offered).
+    acd_caller: Option<CallerId>,
+    /// When the caller entered the queue (the wait an operator's answer reports).
+    since: Option<Instant>,
+    /// The caller's priority in the ACD (kept when a transfer puts it back in a queue).
+    priority: u8,
+    /// What the caller hears and may do while in a queue (`crate::waiting`), from the queue
+    /// on until an operator answers.
+    waiting: Option<Waiting>,
 }
 
 impl Call {
@@ -440,7 +453,7 @@ impl Core {
                 if call.play_gen != generation {
                     return; // a playback replaced or stopped since
                 }
-                if let Some(s) = call.ivr.as_mut() {
+                if let Some(s) = call.menu.session.as_mut() {
                     s.handle_playback_finished(now);
                 }
                 self.drive_ivr(now, &call_id);
@@ -521,10 +534,10 @@ impl Core {
                 warn!("call reached the maximum duration; hanging up");
                 self.end_call(now, call_id, EndReason::MaxDuration);
             }
-            TimerKind::Ivr if call.ivr_deadline == Some(at) => {
+            TimerKind::Ivr if call.menu.deadline == Some(at) => {
                 if let Some(call) = self.calls.get_mut(call_id) {
-                    call.ivr_deadline = None;
-                    if let Some(s) = call.ivr.as_mut() {
+                    call.menu.deadline = None;
+                    if let Some(s) = call.menu.session.as_mut() {
                         s.handle_timeout(now);
                     }
                 }

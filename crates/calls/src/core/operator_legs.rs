@@ -632,7 +632,7 @@ impl Core {
                 b: op_media,
             }));
         }
-        let waited = now.saturating_duration_since(call.queued_at.unwrap_or(call.answer_at));
+        let waited = now.saturating_duration_since(call.queue.since.unwrap_or(call.answer_at));
         info!(operator = %operator, waited_s = waited.as_secs(), "connected to the operator");
         self.log
             .operator_answered(&call.appeal, operator.as_str(), waited);

@@ -212,7 +212,7 @@ impl Core {
         };
         let _e = call.span.clone().entered();
         info!("transferred: the caller is connected to the number");
-        call.ivr_end = Some(IvrEnd::Transferred);
+        call.menu.end = Some(IvrEnd::Transferred);
         let appeal = call.appeal.clone();
         let conn = call.operator.take();
         if let Some(conn) = &conn {
@@ -279,11 +279,11 @@ impl Core {
         let fallback = self
             .calls
             .get_mut(call_id)
-            .and_then(|c| c.ivr.as_mut())
+            .and_then(|c| c.menu.session.as_mut())
             .is_some_and(|s| s.transfer_failed(now));
         if fallback {
             if let Some(call) = self.calls.get_mut(call_id) {
-                call.ivr_end = None;
+                call.menu.end = None;
             }
             self.drive_ivr(now, call_id);
         } else {

@@ -38,7 +38,7 @@ impl Core {
             return;
         };
         let _e = call.span.clone().entered();
-        let Some(w) = call.waiting.as_mut() else {
+        let Some(w) = call.queue.waiting.as_mut() else {
             return;
         };
         let todo = match step {
@@ -60,10 +60,17 @@ impl Core {
         }
     }
 
+    /// The waiting dialogue of `call_id`, while it waits in a queue.
+    fn waiting_of(&mut self, call_id: &str) -> Option<&mut Waiting> {
+        self.calls
+            .get_mut(call_id)
+            .and_then(|c| c.queue.waiting.as_mut())
+    }
+
     /// A key for a caller waiting in a queue; `false` when the queue does not take keys for
     /// this call (the voice menu gets it).
     pub(super) fn waiting_digit(&mut self, now: Instant, call_id: &str, digit: char) -> bool {
-        let Some(w) = self.calls.get_mut(call_id).and_then(|c| c.waiting.as_mut()) else {
+        let Some(w) = self.waiting_of(call_id) else {
             return false;
         };
         if !w.takes_keys() {
@@ -78,7 +85,7 @@ impl Core {
 
     /// A playback of the waiting caller's leg ended.
     pub(super) fn waiting_playback_finished(&mut self, now: Instant, call_id: &str) {
-        let Some(w) = self.calls.get_mut(call_id).and_then(|c| c.waiting.as_mut()) else {
+        let Some(w) = self.waiting_of(call_id) else {
             return;
         };
         if let Some(todo) = w.playback_finished(now) {
@@ -89,7 +96,7 @@ impl Core {
 
     /// The waiting dialogue's timer (`TimerKind::Waiting`) fired for `at`.
     pub(super) fn waiting_timeout(&mut self, now: Instant, call_id: &str, at: Instant) {
-        let Some(w) = self.calls.get_mut(call_id).and_then(|c| c.waiting.as_mut()) else {
+        let Some(w) = self.waiting_of(call_id) else {
             return;
         };
         if w.deadline() != Some(at) {
@@ -108,7 +115,7 @@ impl Core {
             .get(&caller)
             .and_then(|id| self.calls.get_mut(id))
         {
-            if call.waiting.take().is_some() {
+            if call.queue.waiting.take().is_some() {
                 // a playback of the dialogue that ends now is not ours any more
                 call.play_gen += 1;
             }
@@ -119,7 +126,7 @@ impl Core {
         if let Some(at) = self
             .calls
             .get(call_id)
-            .and_then(|c| c.waiting.as_ref())
+            .and_then(|c| c.queue.waiting.as_ref())
             .and_then(Waiting::deadline)
         {
             self.timers
@@ -140,7 +147,7 @@ impl Core {
                     (Some(_), Ok(seq)) => call.play(&mut self.outputs, seq),
                     (_, Err(e)) => {
                         warn!(error = %e, "a queue prompt is not loaded; skipping it");
-                        if let Some(w) = call.waiting.as_mut() {
+                        if let Some(w) = call.queue.waiting.as_mut() {
                             if let Some(next) = w.playback_finished(now) {
                                 self.waiting_do(now, call_id, next);
                             }
@@ -153,6 +160,7 @@ impl Core {
             Do::Music => {
                 call.play_gen += 1;
                 let music = call
+                    .queue
                     .queued
                     .as_deref()
                     .and_then(|q| self.settings.moh_for(q));
@@ -169,7 +177,7 @@ impl Core {
     /// the closing prompt without leaving the queue.
     fn confirm_callback(&mut self, now: Instant, call_id: &str, number: String) {
         // the queue the place is kept in (booking takes the call out of it)
-        let queue = self.calls.get(call_id).and_then(|c| c.queued.clone());
+        let queue = self.calls.get(call_id).and_then(|c| c.queue.queued.clone());
         let result = self.book_callback(now, call_id, &number);
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
@@ -177,14 +185,14 @@ impl Core {
         let todo = match result {
             Ok(()) => {
                 info!("callback booked; the caller keeps the place in the queue");
-                call.ivr_end = Some(IvrEnd::Callback);
+                call.menu.end = Some(IvrEnd::Callback);
                 self.log
                     .ivr_step(&call.appeal, &IvrStep::CallbackRequested { number, queue });
-                call.waiting.as_mut().map(Waiting::booked)
+                call.queue.waiting.as_mut().map(Waiting::booked)
             }
             Err(e) => {
                 warn!(error = %e, "the ACD did not take the callback; the caller keeps waiting");
-                call.waiting.as_mut().map(Waiting::refused)
+                call.queue.waiting.as_mut().map(Waiting::refused)
             }
         };
         if let Some(todo) = todo {
@@ -249,7 +257,9 @@ impl Core {
         let Some(call) = self.calls.get(&found.call_id) else {
             return;
         };
-        if call.acd_caller.is_some() || call.queued.as_deref() != Some(found.queue.as_str()) {
+        if call.queue.acd_caller.is_some()
+            || call.queue.queued.as_deref() != Some(found.queue.as_str())
+        {
             return;
         }
         let _e = call.span.clone().entered();
@@ -311,8 +321,8 @@ impl Core {
         self.next_caller += 1;
         let id = CallerId(self.next_caller);
         acd.caller_joined(now, id, &QueueId::from(queue), priority, returning)?;
-        call.priority = priority;
-        call.acd_caller = Some(id);
+        call.queue.priority = priority;
+        call.queue.acd_caller = Some(id);
         self.acd_callers.insert(id, call_id.to_string());
         Ok(())
     }

@@ -187,13 +187,13 @@ impl Core {
         let Some(call) = self.calls.get(call_id) else {
             return Ok(());
         };
-        let priority = call.priority;
+        let priority = call.queue.priority;
         self.join_acd(now, call_id, queue, priority, None)?;
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
         };
-        call.queued_at = Some(now);
-        if let Some(old) = call.queued.replace(queue.to_string()) {
+        call.queue.since = Some(now);
+        if let Some(old) = call.queue.queued.replace(queue.to_string()) {
             self.stats.queue_leave(&old, call_id);
         }
         self.stats.queue_enter(queue, call_id, now);
@@ -210,7 +210,7 @@ impl Core {
             &call.appeal,
             &IvrStep::EnteredQueue {
                 queue: queue.to_string(),
-                priority: i32::from(call.priority),
+                priority: i32::from(call.queue.priority),
             },
         );
         self.hold_music(now, call_id);
@@ -222,7 +222,7 @@ impl Core {
         let Some(call) = self.calls.get(call_id) else {
             return;
         };
-        let queue = call.queued.as_ref().or(call.last_queue.as_ref());
+        let queue = call.queue.queued.as_ref().or(call.queue.last.as_ref());
         let music = match queue {
             Some(q) => self.settings.moh_for(q),
             None => self.settings.moh_for(crate::settings::MOH_DEFAULT),
@@ -250,7 +250,7 @@ impl Core {
         let _e = call.span.clone().entered();
         // the operator who referred is gone (their leg cleared, the ACD told)
         call.operator = None;
-        let Some(queue) = call.last_queue.clone() else {
+        let Some(queue) = call.queue.last.clone() else {
             info!("the transfer failed and the caller came from no queue; hanging up");
             return self.end_call(now, call_id, EndReason::TransferFailed);
         };
@@ -275,7 +275,7 @@ impl Core {
             return;
         };
         let _e = call.span.clone().entered();
-        let from_queue = call.last_queue.as_deref().map(QueueId::from);
+        let from_queue = call.queue.last.as_deref().map(QueueId::from);
         let (referrer, talked) = match &call.operator {
             Some(c) => (c.operator.clone(), now.saturating_duration_since(c.since)),
             None => return self.refer_notify(now, op_leg, 403),
