@@ -203,3 +203,65 @@ fn shutdown_refuses_new_calls_then_hangs_up_the_rest() {
     );
     let _ = OperatorCommand::Logout;
 }
+
+/// RFC 4028 the other way: a caller who refreshes the session (UPDATE every 15 minutes) keeps
+/// the call for as long as it likes.
+#[test]
+fn a_refreshed_session_stays_up() {
+    let (mut w, _dir) = world(MENU, "greeting", |_| {});
+    let caller = addr(10);
+    let mut call = w.call(
+        caller,
+        CITY,
+        "Session-Expires: 1800\r\nSupported: timer\r\n",
+    );
+    w.press(&call, '1');
+    for _ in 0..8 {
+        w.advance(Duration::from_secs(15 * 60));
+        let update = call.request(&mut w, "UPDATE", "Session-Expires: 1800\r\n", "");
+        w.send_text(caller, &update);
+        assert_eq!(w.final_response(caller).status, 200);
+    }
+    w.quiet(caller);
+    assert!(w.log.starting("ended").is_empty());
+    assert_eq!(w.elapsed().as_secs() / 3600, 2, "two hours on the line");
+}
+
+/// A call that reaches the line's maximum duration (4 h here) gets our BYE.
+#[test]
+fn a_call_reaching_the_maximum_duration_gets_a_bye() {
+    let (mut w, _dir) = world(MENU, "greeting", |_| {});
+    let caller = addr(10);
+    let call = w.call(caller, CITY, "");
+    w.press(&call, '1');
+    w.advance(Duration::from_secs(4 * 3600 - 60));
+    w.quiet(caller);
+    w.advance(Duration::from_secs(120));
+    w.bye_answered(caller);
+    assert_eq!(
+        w.log.starting("ended"),
+        ["ended A1 max_duration ivr=Some(Queue) operator=-"]
+    );
+}
+
+/// No RTP from the caller for the timeout (the media edge says so): the call is hung up and
+/// counted.
+#[test]
+fn a_call_without_rtp_is_hung_up() {
+    let (mut w, _dir) = world(MENU, "greeting", |_| {});
+    let caller = addr(10);
+    let call = w.call(caller, CITY, "");
+    w.rtp_dead(&call);
+    w.bye_answered(caller);
+    assert!(w.leg(&call).closed);
+    assert_eq!(
+        w.stats
+            .rtp_timeouts
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        w.log.starting("ended"),
+        ["ended A1 rtp_timeout ivr=None operator=-"]
+    );
+}

@@ -254,7 +254,7 @@ impl World {
         self.now - self.start
     }
 
-    fn input(&mut self, input: Input) {
+    pub(crate) fn input(&mut self, input: Input) {
         self.core.handle(self.now, input);
         self.carry_out();
     }

@@ -400,3 +400,12 @@ impl World {
         (200, heard)
     }
 }
+
+impl World {
+    /// The media edge reports no RTP from the caller of `d` for the timeout.
+    pub fn rtp_dead(&mut self, d: &Dialog) {
+        self.input(Input::Media(calls::MediaEvent::Inactive {
+            call_id: d.call_id.as_str().into(),
+        }));
+    }
+}
