@@ -4,6 +4,7 @@ mod acd_config;
 mod admin;
 mod appeal_log;
 mod config;
+mod directory;
 mod partner;
 mod reload;
 mod report;
@@ -153,6 +154,16 @@ fn check(path: &std::path::Path) -> ExitCode {
                     .map(|t| t.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
+            );
+            let d = &c.directory;
+            println!(
+                "  directory {} districts, {} organisations, {} services; {} social categories, {} flags, {} dispositions",
+                d.districts.len(),
+                d.organisations.len(),
+                d.services.len(),
+                d.social_categories.len(),
+                d.flags.len(),
+                d.dispositions.len()
             );
             ExitCode::SUCCESS
         }
@@ -391,9 +402,11 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
                 table: operators.clone(),
                 writer: writer.clone(),
             }));
+        let directory = directory::DirectorySlot::new(Arc::clone(&c.directory));
         let reloader = Arc::new(
             reload::ConfigReloader::new(path.to_path_buf(), c.clone(), gw.reloader())
-                .with_operators(operators.clone(), writer.clone()),
+                .with_operators(operators.clone(), writer.clone())
+                .with_directory(directory.clone()),
         );
         // before anything says we are up: SIGHUP's default action would end the process
         let signals = Signals::install()?;
@@ -421,6 +434,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             partner: c.main.partner.as_ref().map(partner::PartnerLink::from_config),
             reloader: Some(reloader.clone()),
             acd: Some(gw.operators()),
+            directory,
         };
         let store_task = admin::connect_store(
             c.main.database.url.clone(),

@@ -22,6 +22,8 @@ pub struct ConfigReloader {
     /// The admin API's operator table, to follow the operators file (with the writer its
     /// changes are saved through); `None` where there is none.
     operators: Option<(Arc<crate::admin::OperatorTable>, appeals::AppealWriter)>,
+    /// The admin API's case directory, replaced whole by a valid reload.
+    directory: Option<crate::directory::DirectorySlot>,
     busy: tokio::sync::Mutex<()>,
 }
 
@@ -59,6 +61,7 @@ impl ConfigReloader {
             started,
             gateway,
             operators: None,
+            directory: None,
             busy: tokio::sync::Mutex::new(()),
         }
     }
@@ -71,6 +74,13 @@ impl ConfigReloader {
         writer: appeals::AppealWriter,
     ) -> Self {
         self.operators = Some((table, writer));
+        self
+    }
+
+    /// Gives `slot` the directory (districts, organisations, services, code lists) of every
+    /// reload that passed its checks.
+    pub fn with_directory(mut self, slot: crate::directory::DirectorySlot) -> Self {
+        self.directory = Some(slot);
         self
     }
 
@@ -112,6 +122,9 @@ impl ConfigReloader {
             if !added.is_empty() || !removed.is_empty() {
                 info!(added = %added.join(", "), removed = %removed.join(", "), "operators changed");
             }
+        }
+        if let Some(slot) = &self.directory {
+            slot.set(Arc::clone(&new.directory));
         }
         let done = Reloaded {
             lines: new.lines.len(),

@@ -63,6 +63,61 @@ fn check_accepts_the_shipped_config_and_lists_it() {
         lines.iter().filter(|l| l.starts_with("  queue ")).count(),
         6
     );
+    assert!(
+        lines.contains(
+            &"  directory 10 districts, 15 organisations, 7 services; \
+              9 social categories, 5 flags, 6 dispositions"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_accepts_the_minsk_example_and_lists_it() {
+    let out = hotlined()
+        .current_dir(repo())
+        .args([
+            "check",
+            "--config",
+            "config/examples/minsk-139/hotline.toml",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "config/examples/minsk-139/hotline.toml: OK");
+    for want in [
+        "  line      minsk-139 139          Контакт-центр государственных социальных услуг Минска",
+        "  directory 9 districts, 11 organisations, 6 services; \
+         9 social categories, 5 flags, 6 dispositions",
+    ] {
+        assert!(lines.contains(&want), "no line {want:?} in\n{stdout}");
+    }
+}
+
+#[test]
+fn check_reports_unknown_directory_references_at_their_place() {
+    let (dir, path) = config_copy(str::to_string);
+    let orgs = dir.path().join("organisations.toml");
+    let text = std::fs::read_to_string(&orgs).unwrap();
+    let good = "districts = [\"kirovsky\"]";
+    let line = text.lines().position(|l| l == good).unwrap() + 1;
+    std::fs::write(&orgs, text.replace(good, "districts = [\"kirovskiy\"]")).unwrap();
+    let out = hotlined()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [format!(
+            "{}:{line}:14: organisation \"kcson-kirovsky\": unknown district \"kirovskiy\"",
+            orgs.display()
+        )]
+    );
 }
 
 #[test]

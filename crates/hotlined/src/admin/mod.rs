@@ -13,6 +13,7 @@
 //!   [`connect_store`] keeps trying in the background and requests never wait for it.
 
 mod appeals_api;
+mod directory_api;
 mod metrics;
 mod operators;
 mod partner_api;
@@ -80,6 +81,8 @@ pub struct AdminState {
     /// The running gateway's ACD, told of every login, logout, pause and unpause the table
     /// takes; `None` in tests of the API alone.
     pub acd: Option<gateway::OperatorControl>,
+    /// Districts, organisations, services and the case code lists (swapped by reloads).
+    pub directory: crate::directory::DirectorySlot,
 }
 
 /// Who is making a change, for the appeal timeline.
@@ -230,6 +233,14 @@ fn api_routes() -> Routes {
             post(operators::unpause),
         )
         .add("POST", "/api/v1/reload", post(reload))
+        .add("GET", "/api/v1/districts", get(directory_api::districts))
+        .add(
+            "GET",
+            "/api/v1/organisations",
+            get(directory_api::organisations),
+        )
+        .add("GET", "/api/v1/services", get(directory_api::services))
+        .add("GET", "/api/v1/case-codes", get(directory_api::codes))
 }
 
 /// Routes the partner Hotline calls, with the partner token.

@@ -54,7 +54,26 @@ fn state_with(writer: AppealWriter, token: &str) -> AdminState {
         partner: None,
         reloader: None,
         acd: None,
+        directory: crate::directory::DirectorySlot::new(Arc::new(shipped_directory())),
     }
+}
+
+/// The directory of the shipped configuration (Novosibirsk).
+fn shipped_directory() -> crate::directory::Directory {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let mut problems = Vec::new();
+    let d = crate::directory::load(
+        &dir,
+        crate::directory::Files {
+            districts: Some("districts.toml"),
+            organisations: Some("organisations.toml"),
+            services: Some("services.toml"),
+            cases: Some("cases.toml"),
+        },
+        &mut problems,
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    d
 }
 
 async fn env() -> Env {
