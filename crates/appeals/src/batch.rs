@@ -12,6 +12,9 @@
 //! 3. one multi-row `INSERT INTO appeal_events … ON CONFLICT (id) DO NOTHING`;
 //! 4. the rare other operations (callbacks, operator sessions) one statement each, in order.
 //!
+//! Between 1 and 2, one `UPDATE appeals SET citizen_id = …` links the appeals just inserted
+//! to the citizen whose card has the caller's number, when exactly one card has it.
+//!
 //! Each statement is cut into chunks below SQLite's 32 766 and PostgreSQL's 65 535 bound
 //! parameters. When the batch may hold operations that are already in the database (a spool
 //! replayed after a crash or after a commit whose outcome was lost), a `SELECT id FROM
@@ -392,6 +395,7 @@ pub(crate) async fn write(
     let mut tx = db::begin_write(conn).await?;
     statements.fetch_add(1, Ordering::Relaxed);
     let fresh = insert_appeals(&mut tx, &plans, statements).await?;
+    link_citizens(&mut tx, &fresh, statements).await?;
 
     // The events to store, with their numbers.
     let mut events: Vec<(AppealId, i64, &EventRow<'_>)> = Vec::new();
@@ -445,7 +449,7 @@ async fn insert_appeals(
     plans: &[AppealPlan<'_>],
     statements: &AtomicU64,
 ) -> Result<HashSet<AppealId>, sqlx::Error> {
-    const COLS: usize = 8 + FACT_COLUMNS.len();
+    const COLS: usize = 9 + FACT_COLUMNS.len();
     let creates: Vec<_> = plans
         .iter()
         .filter_map(|p| p.create.map(|(at, a)| (p, &p.items[at..], a)))
@@ -453,8 +457,8 @@ async fn insert_appeals(
     let mut fresh = HashSet::new();
     for chunk in creates.chunks(chunk_rows(COLS)) {
         let sql = format!(
-            "INSERT INTO appeals (id, call_id, line, caller_number, arrived_at, status, {}, \
-             last_seq, updated_at) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+            "INSERT INTO appeals (id, call_id, line, caller_number, caller_key, arrived_at, status, \
+             {}, last_seq, updated_at) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
             FACT_COLUMNS.join(", "),
             values_list(Marks::of(conn), chunk.len(), COLS),
         );
@@ -466,6 +470,7 @@ async fn insert_appeals(
                 Bind::Text(&a.call_id),
                 Bind::Text(&a.line),
                 Bind::Text(&a.caller_number),
+                Bind::Owned(crate::phone_key(&a.caller_number)),
                 Bind::Int(ms(a.arrived_at)),
                 Bind::Text("new"),
             ]);
@@ -485,6 +490,35 @@ async fn insert_appeals(
         }
     }
     Ok(fresh)
+}
+
+/// Links each appeal just inserted to the citizen whose card has the caller's number, when
+/// exactly one card has it (none or several: the operator picks). This runs in the writer
+/// task's transaction, after the call was spooled: the call never waits for it.
+async fn link_citizens(
+    conn: &mut AnyConnection,
+    fresh: &HashSet<AppealId>,
+    statements: &AtomicU64,
+) -> Result<(), sqlx::Error> {
+    let ids: Vec<String> = fresh.iter().map(ToString::to_string).collect();
+    for chunk in ids.chunks(chunk_rows(1)) {
+        let marks = values_list(Marks::of(conn), chunk.len(), 1);
+        // `($1), ($2)` → `$1, $2` for the IN list
+        let list = marks.replace(['(', ')'], "");
+        let sql = format!(
+            "UPDATE appeals SET citizen_id = (\
+                SELECT MIN(p.citizen_id) FROM citizen_phones p \
+                WHERE p.phone_key = appeals.caller_key \
+                HAVING COUNT(DISTINCT p.citizen_id) = 1) \
+             WHERE id IN ({list}) AND citizen_id IS NULL AND caller_key IS NOT NULL AND caller_key <> ''"
+        );
+        statements.fetch_add(1, Ordering::Relaxed);
+        let binds = chunk.iter().map(|id| Bind::Text(id)).collect();
+        bind_all(sqlx::query(&sql), binds)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// For appeals that exist already: reserves `last_seq` numbers for their events and sets
@@ -728,8 +762,9 @@ mod tests {
             event(b, EventKind::Ended),
         ];
         let statements = write_ops(&pool, &ops, false).await.unwrap();
-        // BEGIN, INSERT appeals, UPDATE appeals (the ghost), INSERT events, COMMIT.
-        assert_eq!(statements, 5);
+        // BEGIN, INSERT appeals, link citizens, UPDATE appeals (the ghost), INSERT events,
+        // COMMIT.
+        assert_eq!(statements, 6);
         assert_eq!(
             timeline(&pool, a).await,
             [

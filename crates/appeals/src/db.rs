@@ -82,6 +82,13 @@ const MIGRATIONS: &[Migration] = &[
         name: "callback_result",
         sql: include_str!("../migrations/0004_callback_result.sql"),
     },
+    // 5 is the access schema (users, sessions, audit), on its own branch; versions are
+    // applied by number whatever their order, so 6 does not wait for it.
+    Migration {
+        version: 6,
+        name: "cases",
+        sql: include_str!("../migrations/0006_cases.sql"),
+    },
 ];
 
 /// Splits a SQLite URL into the file path (None for in-memory) and the query string.

@@ -344,7 +344,8 @@ impl Store {
         }
         let destination_org = order.destination_org.clone().or(appeal.destination_org);
         sqlx::query(
-            "UPDATE appeals SET status = 'forwarded', destination_org = $2, updated_at = $3 WHERE id = $1",
+            "UPDATE appeals SET status = 'forwarded', destination_org = $2, version = version + 1, \
+             updated_at = $3 WHERE id = $1",
         )
         .bind(id.to_string())
         .bind(destination_org.clone())
@@ -522,13 +523,16 @@ impl Store {
             Some(&partner_actor),
         )
         .await?;
-        if msg.status == Status::Resolved && current == Status::Forwarded {
-            sqlx::query("UPDATE appeals SET status = 'resolved', updated_at = $2 WHERE id = $1")
-                .bind(id.to_string())
-                .bind(ms(now))
-                .execute(&mut *tx)
-                .await?;
-            let data = serde_json::json!({ "from": current, "to": Status::Resolved });
+        if msg.status.is_closed() && current == Status::Forwarded {
+            sqlx::query(
+                "UPDATE appeals SET status = $3, version = version + 1, updated_at = $2 WHERE id = $1",
+            )
+            .bind(id.to_string())
+            .bind(ms(now))
+            .bind(msg.status.as_str())
+            .execute(&mut *tx)
+            .await?;
+            let data = serde_json::json!({ "from": current, "to": msg.status });
             db::append_event(
                 &mut tx,
                 id,

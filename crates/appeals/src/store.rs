@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::db::{self, Backend};
 use crate::model::{
-    Appeal, AppealEvent, AppealId, AppealWithEvents, Callback, CallbackStatus, EventKind,
-    OperatorSession, Status,
+    Appeal, AppealCase, AppealEvent, AppealId, AppealWithEvents, Callback, CallbackStatus,
+    EventKind, OperatorSession, Status,
 };
 use crate::partner;
 use crate::report::{self, DailyReport, ReportOptions};
@@ -62,17 +62,18 @@ impl Default for Page {
 /// Reads appeals and records the admin's changes on them. Cheap to clone (a pool handle).
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
 }
 
 pub(crate) const APPEAL_COLUMNS: &str =
     "id, call_id, line, caller_number, arrived_at, answered_at, ended_at, \
     ivr_path, category, queue, wait_seconds, talk_seconds, operator, outcome, recording, status, \
-    destination_org, notes, partner_ref, updated_at";
+    destination_org, notes, partner_ref, updated_at, citizen_id, service, address, district, \
+    organisation, assignee, due_at, pending_until, disposition, resolution, version";
 
 /// A value bound to a dynamically built query.
-enum Bind {
+pub(crate) enum Bind {
     Text(String),
     Int(i64),
 }
@@ -207,7 +208,7 @@ impl Store {
             return Err(Error::NotFound(id));
         };
         sqlx::query(&format!(
-            "UPDATE appeals SET {column} = $2, updated_at = $3 WHERE id = $1"
+            "UPDATE appeals SET {column} = $2, version = version + 1, updated_at = $3 WHERE id = $1"
         ))
         .bind(id.to_string())
         .bind(value.to_owned())
@@ -360,7 +361,7 @@ fn where_clause(f: &SearchFilter) -> (String, Vec<Bind>) {
     }
 }
 
-fn escape_like(s: &str) -> String {
+pub(crate) fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -371,7 +372,7 @@ fn escape_like(s: &str) -> String {
     out
 }
 
-fn bind_all<'q>(
+pub(crate) fn bind_all<'q>(
     mut q: Query<'q, Any, AnyArguments<'q>>,
     binds: Vec<Bind>,
 ) -> Query<'q, Any, AnyArguments<'q>> {
@@ -427,10 +428,26 @@ pub(crate) fn appeal_from_row(r: &AnyRow) -> Result<Appeal, Error> {
         notes: r.try_get("notes")?,
         partner_ref: r.try_get("partner_ref")?,
         updated_at: time(r.try_get("updated_at")?, "updated_at")?,
+        case: AppealCase {
+            citizen_id: r
+                .try_get::<Option<String>, _>("citizen_id")?
+                .map(|c| parsed(c, "citizen_id"))
+                .transpose()?,
+            service: r.try_get("service")?,
+            address: r.try_get("address")?,
+            district: r.try_get("district")?,
+            organisation: r.try_get("organisation")?,
+            assignee: r.try_get("assignee")?,
+            due_at: opt_time(r.try_get("due_at")?, "due_at")?,
+            pending_until: opt_time(r.try_get("pending_until")?, "pending_until")?,
+            disposition: r.try_get("disposition")?,
+            resolution: r.try_get("resolution")?,
+            version: r.try_get("version")?,
+        },
     })
 }
 
-fn event_from_row(r: &AnyRow) -> Result<AppealEvent, Error> {
+pub(crate) fn event_from_row(r: &AnyRow) -> Result<AppealEvent, Error> {
     let data: String = r.try_get("data")?;
     Ok(AppealEvent {
         id: parsed(r.try_get("id")?, "appeal_events.id")?,

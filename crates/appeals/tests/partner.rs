@@ -140,9 +140,7 @@ async fn exchange(a_db: TestDb, b_db: TestDb) {
         .await
         .unwrap();
     b.set_notes(theirs, "called back", "psy1").await.unwrap();
-    b.set_status(theirs, Status::Resolved, "psy1")
-        .await
-        .unwrap();
+    b.set_status(theirs, Status::Done, "psy1").await.unwrap();
     let queued = b.outbox(Some(theirs)).await.unwrap();
     assert_eq!(queued.len(), 2, "notes are not reported, statuses are");
     assert!(queued.iter().all(|r| r.kind == OutboxKind::Status));
@@ -160,19 +158,19 @@ async fn exchange(a_db: TestDb, b_db: TestDb) {
     assert_eq!(updates[0].data["status"], "in_progress");
     assert_eq!(updates[0].data["partner_actor"], "psy1");
     assert_eq!(updates[0].actor.as_deref(), Some("partner:region"));
-    assert_eq!(updates[1].data["status"], "resolved");
+    assert_eq!(updates[1].data["status"], "done");
     // The partner's `resolved` resolves the forwarded appeal here too.
-    assert_eq!(got.appeal.status, Status::Resolved);
+    assert_eq!(got.appeal.status, Status::Done);
     let last = got.events.last().unwrap();
     assert_eq!(last.kind, EventKind::StatusChanged);
-    assert_eq!(last.data, json!({"from": "forwarded", "to": "resolved"}));
+    assert_eq!(last.data, json!({"from": "forwarded", "to": "done"}));
     assert!(a.outbox(None).await.unwrap().len() == 1);
 
     // A status message replayed under its key changes nothing.
     let st = StatusMessage {
         centre: "region".into(),
         appeal_id: theirs,
-        from: Status::Resolved,
+        from: Status::Done,
         status: Status::InProgress,
         actor: None,
         at: Utc::now(),
@@ -184,7 +182,7 @@ async fn exchange(a_db: TestDb, b_db: TestDb) {
     // … and the partner reopening it is recorded, not mirrored.
     assert_eq!(
         a.get(id).await.unwrap().unwrap().appeal.status,
-        Status::Resolved
+        Status::Done
     );
     assert!(matches!(
         a.receive_status("k-2", AppealId::new(), &st).await,

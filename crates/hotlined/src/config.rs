@@ -1261,7 +1261,7 @@ mod tests {
         // every district has its social service centre, and home care goes to it
         for district in &d.districts {
             let centre = d.suggest("home-care", Some(&district.id)).unwrap();
-            assert_eq!(centre.districts, [district.id.clone()]);
+            assert_eq!(centre.districts, std::slice::from_ref(&district.id));
             assert!(centre
                 .name
                 .contains("Комплексный центр социального обслуживания"));
@@ -1292,7 +1292,7 @@ mod tests {
         );
         for district in &d.districts {
             let centre = d.suggest("home-care", Some(&district.id)).unwrap();
-            assert_eq!(centre.districts, [district.id.clone()]);
+            assert_eq!(centre.districts, std::slice::from_ref(&district.id));
             assert!(centre
                 .name
                 .contains("Территориальный центр социального обслуживания"));

@@ -97,7 +97,7 @@ impl Organisation {
         if self.services.is_empty() {
             self.kind == service.performer
         } else {
-            self.services.iter().any(|s| *s == service.id)
+            self.services.contains(&service.id)
         }
     }
 }

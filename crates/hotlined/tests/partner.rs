@@ -122,7 +122,7 @@ fn two_daemons_forward_an_appeal_and_see_the_status_come_back() {
     });
 
     // B works it; A's timeline gets each status.
-    for status in ["in_progress", "resolved"] {
+    for status in ["in_progress", "done"] {
         let (s, v) = api(
             &b,
             "PATCH",
@@ -148,12 +148,12 @@ fn two_daemons_forward_an_appeal_and_see_the_status_come_back() {
         .filter(|e| e["kind"] == "partner_update" && e["data"].get("status").is_some())
         .collect();
     assert_eq!(updates[0]["data"]["status"], "in_progress");
-    assert_eq!(updates[1]["data"]["status"], "resolved");
+    assert_eq!(updates[1]["data"]["status"], "done");
     assert_eq!(updates[0]["data"]["partner_appeal"], theirs.as_str());
     assert_eq!(updates[0]["data"]["partner_actor"], "op1");
     assert_eq!(updates[0]["actor"], "partner:region");
     // B's `resolved` resolves A's forwarded appeal.
-    assert_eq!(t["status"], "resolved");
+    assert_eq!(t["status"], "done");
     let kinds: Vec<&str> = t["events"]
         .as_array()
         .unwrap()

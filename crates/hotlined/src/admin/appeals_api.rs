@@ -1,19 +1,19 @@
 //! `/api/v1/appeals…` and `/api/v1/reports/daily`.
 //!
-//! The follow-up workflow a PATCH may move an appeal along:
+//! The follow-up workflow a PATCH may move an appeal along is [`Status::can_become`]:
+//! `new → in_progress | declined`; `in_progress → forwarded | pending | done | declined`;
+//! `forwarded → in_progress` (returned) `| pending | done | declined`; `pending →
+//! in_progress | forwarded | done | declined`; `done | declined → in_progress` (reopened).
+//! Setting the status an appeal already has changes nothing and is not recorded. Anything
+//! else is refused with 409 naming what is allowed; a status that does not exist is 422.
 //!
-//! ```text
-//!   new ──► in_progress ──► forwarded ──► resolved
-//!                │  ▲            │            │
-//!                │  └────────────┘ returned   │
-//!                └──────────► resolved ◄──────┘ (reopened: resolved ──► in_progress)
-//! ```
-//!
-//! Allowed: `new → in_progress`; `in_progress → forwarded | resolved`;
-//! `forwarded → in_progress` (the organisation sent it back) `| resolved`;
-//! `resolved → in_progress` (reopened). Setting the status an appeal already has changes
-//! nothing and is not recorded. Everything else — skipping `in_progress` from `new`, going
-//! back to `new` — is refused with 409; a status that does not exist is 422.
+//! The case fields (issue 12): citizen, service, address, district, destination
+//! organisation, assignee, due date, pending date, disposition, resolution. Ids are checked
+//! against the directory (422 naming the field). When a service is set its due date follows
+//! (arrival + the service's days) unless one is given; the destination organisation is
+//! suggested from the service and the district while none is set; a citizen brings their
+//! address and district to an appeal that has none. A PATCH may name the `version` it was
+//! made on: a changed appeal is 409 and nothing is written.
 
 use appeals::{AppealId, Page, SearchFilter, Status};
 use axum::body::Bytes;
@@ -26,21 +26,44 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Actor, AdminState, ApiError};
+use super::citizens_api::{district, line_text, long_text, nullable};
+use super::{audit, Actor, AdminState, ApiError};
 use crate::report::{self, Format};
 
-/// Whether the workflow lets an appeal go from `from` to `to` (see the module docs).
-pub fn transition_allowed(from: Status, to: Status) -> bool {
-    use Status::*;
-    matches!(
-        (from, to),
-        (New, InProgress)
-            | (InProgress, Forwarded)
-            | (InProgress, Resolved)
-            | (Forwarded, InProgress)
-            | (Forwarded, Resolved)
-            | (Resolved, InProgress)
-    )
+/// The statuses an appeal in `from` may move to, for messages.
+pub(super) fn allowed_next(from: Status) -> String {
+    Status::ALL
+        .iter()
+        .filter(|s| from.can_become(**s))
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `page` (from 1) and `per_page` (1 to [`Page::MAX_LIMIT`], default 50) of a list; 400
+/// when out of range.
+pub(super) fn paging(page: Option<u64>, per_page: Option<u32>) -> Result<(u64, u32), ApiError> {
+    let page = page.unwrap_or(1);
+    let per_page = per_page.unwrap_or(PER_PAGE);
+    if page == 0 {
+        return Err(ApiError::bad_request("page counts from 1"));
+    }
+    if !(1..=Page::MAX_LIMIT).contains(&per_page) {
+        return Err(ApiError::bad_request(format!(
+            "per_page must be 1 to {}",
+            Page::MAX_LIMIT
+        )));
+    }
+    Ok((page, per_page))
+}
+
+/// The statuses, for messages.
+fn status_names() -> String {
+    Status::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Longest notes accepted, in characters.
@@ -104,9 +127,7 @@ pub async fn list(
     let status = match given(q.status) {
         None => None,
         Some(v) => Some(v.parse::<Status>().map_err(|_| {
-            ApiError::bad_request(format!(
-                "status={v:?}: expected new, in_progress, forwarded or resolved"
-            ))
+            ApiError::bad_request(format!("status={v:?}: expected one of {}", status_names()))
         })?),
     };
     let filter = SearchFilter {
@@ -121,17 +142,7 @@ pub async fn list(
         status,
         caller: given(q.caller),
     };
-    let page = q.page.unwrap_or(1);
-    let per_page = q.per_page.unwrap_or(PER_PAGE);
-    if page == 0 {
-        return Err(ApiError::bad_request("page counts from 1"));
-    }
-    if !(1..=Page::MAX_LIMIT).contains(&per_page) {
-        return Err(ApiError::bad_request(format!(
-            "per_page must be 1 to {}",
-            Page::MAX_LIMIT
-        )));
-    }
+    let (page, per_page) = paging(q.page, q.per_page)?;
     let store = s.store()?;
     let total = store.count(&filter).await?;
     let offset = (page - 1).saturating_mul(u64::from(per_page));
@@ -169,13 +180,66 @@ pub async fn one(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Change {
+    version: Option<i64>,
     status: Option<String>,
     notes: Option<String>,
     destination_org: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    citizen_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    service: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    district: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    organisation: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    assignee: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    due_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pending_until: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    disposition: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    resolution: Option<Option<String>>,
 }
 
-/// `PATCH /api/v1/appeals/{id}`: status, notes, destination organisation. Each change is
-/// recorded on the timeline with the actor; the answer is the appeal as it now stands.
+impl Change {
+    fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.notes.is_none()
+            && self.destination_org.is_none()
+            && self.citizen_id.is_none()
+            && self.service.is_none()
+            && self.address.is_none()
+            && self.district.is_none()
+            && self.organisation.is_none()
+            && self.assignee.is_none()
+            && self.due_at.is_none()
+            && self.pending_until.is_none()
+            && self.disposition.is_none()
+            && self.resolution.is_none()
+    }
+}
+
+/// Longest login accepted as an assignee.
+const MAX_LOGIN: usize = 64;
+/// Longest address accepted.
+const MAX_ADDRESS: usize = 500;
+
+/// Checks `f` on the value of a nullable field (`None` absent, `Some(None)` cleared).
+fn each<T, U>(
+    v: Option<Option<T>>,
+    f: impl FnOnce(T) -> Result<U, ApiError>,
+) -> Result<Option<Option<U>>, ApiError> {
+    v.map(|v| v.map(f).transpose()).transpose()
+}
+
+/// `PATCH /api/v1/appeals/{id}`: status, notes, destination organisation (free text) and
+/// the case fields (see the module docs). Each change is recorded on the timeline with the
+/// actor; the answer is the appeal as it now stands.
 pub async fn update(
     State(s): State<AdminState>,
     Extension(Actor(actor)): Extension<Actor>,
@@ -183,74 +247,159 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let change: Change = serde_json::from_slice(&body)
+    let c: Change = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))?;
-    if change.status.is_none() && change.notes.is_none() && change.destination_org.is_none() {
+    if c.is_empty() {
         return Err(ApiError::bad_request(
-            "nothing to change: give status, notes or destination_org",
+            "nothing to change: give status, notes, destination_org or a case field",
         ));
     }
-    let status = match &change.status {
+    let tz = s.reports.tz;
+    let d = s.directory.get();
+    let store = s.store()?;
+    let status = match &c.status {
         None => None,
         Some(v) => Some(v.parse::<Status>().map_err(|_| {
-            ApiError::unprocessable(format!(
-                "status {v:?} does not exist: new, in_progress, forwarded or resolved"
-            ))
+            ApiError::unprocessable(format!("status {v:?} does not exist: {}", status_names()))
         })?),
     };
-    if let Some(n) = &change.notes {
-        if n.chars().count() > MAX_NOTES {
-            return Err(ApiError::unprocessable(format!(
-                "notes are longer than {MAX_NOTES} characters"
-            )));
-        }
+    if let Some(n) = &c.notes {
+        long_text("notes", n, MAX_NOTES)?;
     }
-    let org = change.destination_org.as_deref().map(str::trim);
-    if let Some(o) = org {
+    let org_text = c.destination_org.as_deref().map(str::trim);
+    if let Some(o) = org_text {
         if o.is_empty() || o.chars().count() > MAX_ORG || o.chars().any(char::is_control) {
             return Err(ApiError::unprocessable(format!(
                 "destination_org must be 1 to {MAX_ORG} characters on one line"
             )));
         }
     }
-    let store = s.store()?;
+    let citizen_id = each(c.citizen_id, |v| {
+        uuid::Uuid::parse_str(&v)
+            .map_err(|_| ApiError::unprocessable(format!("citizen_id: {v:?} is not a citizen id")))
+    })?;
+    let citizen = match citizen_id {
+        Some(Some(cid)) => match store.citizen(cid).await? {
+            Some(c) => Some(c),
+            None => {
+                return Err(ApiError::unprocessable(format!(
+                    "citizen_id: no citizen {cid}"
+                )))
+            }
+        },
+        _ => None,
+    };
+    let service = each(c.service, |v| match d.service(&v) {
+        Some(x) => Ok(x.clone()),
+        None => Err(ApiError::unprocessable(format!(
+            "service: no service {v:?} (see GET /api/v1/services)"
+        ))),
+    })?;
+    let mut address = each(c.address, |v| line_text("address", &v, MAX_ADDRESS))?;
+    let mut district_id = each(c.district, |v| district(&d, "district", &v))?;
+    let mut organisation = each(c.organisation, |v| match d.organisation(&v) {
+        Some(x) => Ok(x.id.clone()),
+        None => Err(ApiError::unprocessable(format!(
+            "organisation: no organisation {v:?} (see GET /api/v1/organisations)"
+        ))),
+    })?;
+    let assignee = each(c.assignee, |v| line_text("assignee", &v, MAX_LOGIN))?;
+    let mut due_at = each(c.due_at, |v| instant_422("due_at", &v, tz, true))?;
+    let pending_until = each(c.pending_until, |v| {
+        instant_422("pending_until", &v, tz, true)
+    })?;
+    let disposition = each(c.disposition, |v| {
+        if d.has_disposition(&v) {
+            Ok(v)
+        } else {
+            Err(ApiError::unprocessable(format!(
+                "disposition: no disposition {v:?} (see GET /api/v1/case-codes)"
+            )))
+        }
+    })?;
+    let resolution = each(c.resolution, |v| long_text("resolution", &v, MAX_NOTES))?;
+
     let _one_at_a_time = s.patch_lock.lock().await;
     let Some(current) = store.get(id).await? else {
         return Err(ApiError::not_found(format!("no appeal {id}")));
     };
-    let current = current.appeal;
-    if let Some(to) = status {
-        if to != current.status && !transition_allowed(current.status, to) {
-            let allowed: Vec<&str> = Status::ALL
-                .iter()
-                .filter(|s| transition_allowed(current.status, **s))
-                .map(|s| s.as_str())
-                .collect();
-            return Err(ApiError::conflict(format!(
-                "appeal {id} is {}: it cannot become {}; allowed next: {}",
-                current.status,
-                to,
-                allowed.join(", ")
-            )));
+    let cur = &current.appeal;
+    // A citizen brings their address and district to an appeal that has none.
+    if let Some(citizen) = &citizen {
+        if address.is_none() && cur.case.address.is_none() && citizen.address.is_some() {
+            address = Some(citizen.address.clone());
+        }
+        if district_id.is_none() && cur.case.district.is_none() && citizen.district.is_some() {
+            district_id = Some(citizen.district.clone());
         }
     }
-    if let Some(to) = status.filter(|to| *to != current.status) {
-        store.set_status(id, to, &actor).await?;
-        // An appeal from the partner queued its new status for the partner: send it now.
+    // A new service sets the due date (arrival + its days) unless one is given.
+    if let Some(Some(svc)) = &service {
+        if due_at.is_none() && cur.case.service.as_deref() != Some(svc.id.as_str()) {
+            due_at = Some(Some(
+                cur.arrived_at + chrono::Duration::days(i64::from(svc.days)),
+            ));
+        }
+    }
+    // The destination is suggested from the service and the district while none is set.
+    if organisation.is_none() && cur.case.organisation.is_none() {
+        let svc = match &service {
+            Some(v) => v.as_ref().map(|x| x.id.clone()),
+            None => cur.case.service.clone(),
+        };
+        let dist = match &district_id {
+            Some(v) => v.clone(),
+            None => cur.case.district.clone(),
+        };
+        if let Some(o) = svc.and_then(|svc| d.suggest(&svc, dist.as_deref())) {
+            organisation = Some(Some(o.id.clone()));
+        }
+    }
+    // Pending needs a date in the future to be pending until.
+    if status == Some(Status::Pending) && status != Some(cur.status) {
+        let until = match &pending_until {
+            Some(v) => *v,
+            None => cur.case.pending_until,
+        };
+        if until.is_none_or(|u| u <= Utc::now()) {
+            return Err(ApiError::unprocessable(
+                "pending_until: a pending appeal needs a date in the future",
+            ));
+        }
+    }
+    let change = appeals::CaseChange {
+        status,
+        notes: c.notes,
+        destination_org: org_text.map(str::to_owned),
+        citizen_id,
+        service: service.map(|v| v.map(|x| x.id)),
+        address,
+        district: district_id,
+        organisation,
+        assignee,
+        due_at,
+        pending_until,
+        disposition,
+        resolution,
+    };
+    let updated = store.update_case(id, c.version, &change, &actor).await?;
+    audit::record(&actor, "appeal.update", &id.to_string());
+    // An appeal from the partner queued its new status for the partner: send it now.
+    if updated.appeal.status != cur.status {
         if let Some(link) = &s.partner {
             link.wake.notify_one();
         }
     }
-    if let Some(n) = change.notes.filter(|n| Some(n) != current.notes.as_ref()) {
-        store.set_notes(id, &n, &actor).await?;
-    }
-    if let Some(o) = org.filter(|o| Some(*o) != current.destination_org.as_deref()) {
-        store.set_destination(id, o, &actor).await?;
-    }
-    match store.get(id).await? {
-        Some(a) => Ok(Json(a).into_response()),
-        None => Err(ApiError::not_found(format!("no appeal {id}"))),
-    }
+    Ok(Json(updated).into_response())
+}
+
+/// [`instant`] for a body field: 422 naming it.
+fn instant_422(name: &str, s: &str, tz: FixedOffset, end: bool) -> Result<DateTime<Utc>, ApiError> {
+    instant(name, s, tz, end).map_err(|_| {
+        ApiError::unprocessable(format!(
+            "{name}: {s:?} is not YYYY-MM-DD or an RFC 3339 time"
+        ))
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,12 +13,15 @@
 //!   [`connect_store`] keeps trying in the background and requests never wait for it.
 
 mod appeals_api;
+mod audit;
+mod citizens_api;
 mod directory_api;
 mod metrics;
 mod operators;
 mod partner_api;
 #[cfg(test)]
 mod tests;
+mod worklists_api;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -130,9 +133,14 @@ impl From<appeals::Error> for ApiError {
     fn from(e: appeals::Error) -> Self {
         match e {
             appeals::Error::NotFound(id) => ApiError::not_found(format!("no appeal {id}")),
-            e @ (appeals::Error::NotForwardable { .. } | appeals::Error::AlreadyForwarded(_)) => {
-                ApiError::conflict(e.to_string())
-            }
+            e @ (appeals::Error::NotForwardable { .. }
+            | appeals::Error::AlreadyForwarded(_)
+            | appeals::Error::Stale { .. }) => ApiError::conflict(e.to_string()),
+            appeals::Error::Transition { id, from, to } => ApiError::conflict(format!(
+                "appeal {id} is {from}: it cannot become {to}; allowed next: {}",
+                appeals_api::allowed_next(from)
+            )),
+            appeals::Error::CitizenNotFound(id) => ApiError::not_found(format!("no citizen {id}")),
             appeals::Error::Db(e) => {
                 tracing::warn!(error = %e, "admin API: database error");
                 ApiError::new(
@@ -241,6 +249,20 @@ fn api_routes() -> Routes {
         )
         .add("GET", "/api/v1/services", get(directory_api::services))
         .add("GET", "/api/v1/case-codes", get(directory_api::codes))
+        .add("GET", "/api/v1/citizens", get(citizens_api::list))
+        .add("POST", "/api/v1/citizens", post(citizens_api::create))
+        .add("GET", "/api/v1/citizens/{id}", get(citizens_api::one))
+        .add(
+            "PATCH",
+            "/api/v1/citizens/{id}",
+            patch(citizens_api::update),
+        )
+        .add("GET", "/api/v1/worklists/{list}", get(worklists_api::list))
+        .add(
+            "POST",
+            "/api/v1/worklists/missed/{id}/close",
+            post(worklists_api::close_missed),
+        )
 }
 
 /// Routes the partner Hotline calls, with the partner token.

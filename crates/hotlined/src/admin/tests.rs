@@ -417,10 +417,12 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
     assert_eq!(one["events"][0]["kind"], "created");
 
     // Skipping in_progress is refused, and says what is allowed.
-    let refused = call(&e.state, "PATCH", &path, r#"{"status":"resolved"}"#).await;
+    let refused = call(&e.state, "PATCH", &path, r#"{"status":"done"}"#).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert!(
-        refused.error().contains("allowed next: in_progress"),
+        refused
+            .error()
+            .contains("allowed next: in_progress, declined"),
         "{}",
         refused.body
     );
@@ -477,11 +479,7 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
     assert_eq!(same.status, StatusCode::OK);
     assert_eq!(e.store.get(id).await.unwrap().unwrap().events.len(), before);
 
-    for (to, ok) in [
-        ("resolved", true),
-        ("in_progress", true),
-        ("resolved", true),
-    ] {
+    for (to, ok) in [("done", true), ("in_progress", true), ("done", true)] {
         let a = call(&e.state, "PATCH", &path, &format!(r#"{{"status":"{to}"}}"#)).await;
         assert_eq!(a.status == StatusCode::OK, ok, "{to}: {}", a.body);
     }
@@ -510,9 +508,9 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
         vec![
             ("new", "in_progress"),
             ("in_progress", "forwarded"),
-            ("forwarded", "resolved"),
-            ("resolved", "in_progress"),
-            ("in_progress", "resolved"),
+            ("forwarded", "done"),
+            ("done", "in_progress"),
+            ("in_progress", "done"),
         ]
     );
 
@@ -569,17 +567,27 @@ fn transitions_table() {
     let allowed: Vec<_> = Status::ALL
         .iter()
         .flat_map(|a| Status::ALL.iter().map(move |b| (*a, *b)))
-        .filter(|(a, b)| appeals_api::transition_allowed(*a, *b))
+        .filter(|(a, b)| a.can_become(*b))
         .collect();
     assert_eq!(
         allowed,
         vec![
             (New, InProgress),
+            (New, Declined),
             (InProgress, Forwarded),
-            (InProgress, Resolved),
+            (InProgress, Pending),
+            (InProgress, Done),
+            (InProgress, Declined),
             (Forwarded, InProgress),
-            (Forwarded, Resolved),
-            (Resolved, InProgress),
+            (Forwarded, Pending),
+            (Forwarded, Done),
+            (Forwarded, Declined),
+            (Pending, InProgress),
+            (Pending, Forwarded),
+            (Pending, Done),
+            (Pending, Declined),
+            (Done, InProgress),
+            (Declined, InProgress),
         ]
     );
 }
