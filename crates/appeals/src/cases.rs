@@ -432,6 +432,16 @@ impl Store {
         }
         let mut sets: Vec<(&'static str, Val)> = Vec::new();
         let mut events: Vec<(EventKind, serde_json::Value)> = Vec::new();
+        let status_to = change.status.filter(|to| *to != cur.status);
+        if let Some(to) = status_to {
+            let mut data = serde_json::json!({ "from": cur.status, "to": to });
+            if cur.status.is_closed() {
+                data["reopened"] = serde_json::json!(true);
+            }
+            events.push((EventKind::StatusChanged, data));
+            sets.push(("status", Val::Text(Some(to.as_str().to_owned()))));
+        }
+
         let c = &cur.case;
         macro_rules! text_field {
             ($field:ident, $column:literal) => {
@@ -511,16 +521,6 @@ impl Store {
             ));
             sets.push(("destination_org", Val::Text(Some(o.clone()))));
         }
-        let status_to = change.status.filter(|to| *to != cur.status);
-        if let Some(to) = status_to {
-            let mut data = serde_json::json!({ "from": cur.status, "to": to });
-            if cur.status.is_closed() {
-                data["reopened"] = serde_json::json!(true);
-            }
-            events.push((EventKind::StatusChanged, data));
-            sets.push(("status", Val::Text(Some(to.as_str().to_owned()))));
-        }
-
         if !sets.is_empty() {
             let assigns: Vec<String> = sets
                 .iter()

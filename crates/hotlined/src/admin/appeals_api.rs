@@ -324,7 +324,15 @@ pub async fn update(
         return Err(ApiError::not_found(format!("no appeal {id}")));
     };
     let cur = &current.appeal;
-    // A citizen brings their address and district to an appeal that has none.
+    // A citizen — picked now, or linked by the caller's number — brings their address and
+    // district to an appeal that has none.
+    let citizen = match (citizen, citizen_id, cur.case.citizen_id) {
+        (Some(c), _, _) => Some(c),
+        (None, None, Some(linked)) if cur.case.address.is_none() || cur.case.district.is_none() => {
+            store.citizen(linked).await?
+        }
+        _ => None,
+    };
     if let Some(citizen) = &citizen {
         if address.is_none() && cur.case.address.is_none() && citizen.address.is_some() {
             address = Some(citizen.address.clone());
