@@ -15,7 +15,7 @@ use crate::db::{self, ms};
 use crate::model::{Appeal, AppealId, AppealWithEvents, EventKind, Status};
 use crate::partner;
 use crate::store::{
-    appeal_from_row, bind_all, escape_like, opt_time, parsed, time, Bind, Page, Store,
+    appeal_from_row, bind_all, escape_like, opt_parsed, opt_time, parsed, time, Bind, Page, Store,
     APPEAL_COLUMNS,
 };
 use crate::{phone_key, Error};
@@ -36,10 +36,22 @@ pub struct Consent {
     pub at: DateTime<Utc>,
 }
 
-/// A citizen's card.
+/// A citizen's card as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Citizen {
     pub id: Uuid,
+    /// What the card says.
+    #[serde(flatten)]
+    pub card: CitizenFields,
+    /// Bumped by every change; an edit names the version it was made on.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a card says (all of it when one is created).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CitizenFields {
     pub name: String,
     /// As written, in the card's order.
     pub phones: Vec<String>,
@@ -48,24 +60,6 @@ pub struct Citizen {
     pub district: Option<String>,
     pub birth_year: Option<i32>,
     /// Social category ids.
-    pub categories: Vec<String>,
-    pub flags: Vec<Flag>,
-    pub consent: Option<Consent>,
-    pub notes: Option<String>,
-    /// Bumped by every change; an edit names the version it was made on.
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A new card's contents.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CitizenFields {
-    pub name: String,
-    pub phones: Vec<String>,
-    pub address: Option<String>,
-    pub district: Option<String>,
-    pub birth_year: Option<i32>,
     pub categories: Vec<String>,
     pub flags: Vec<Flag>,
     pub consent: Option<Consent>,
@@ -149,20 +143,22 @@ fn citizen_from_row(r: &AnyRow, phones: Vec<String>) -> Result<Citizen, Error> {
     let consent_at = opt_time(r.try_get("consent_at")?, "citizens.consent_at")?;
     Ok(Citizen {
         id: parsed(r.try_get("id")?, "citizens.id")?,
-        name: r.try_get("name")?,
-        phones,
-        address: r.try_get("address")?,
-        district: r.try_get("district")?,
-        birth_year: r
-            .try_get::<Option<i64>, _>("birth_year")?
-            .and_then(|y| i32::try_from(y).ok()),
-        categories: json_list(r.try_get("categories")?, "citizens.categories")?,
-        flags: json_list(r.try_get("flags")?, "citizens.flags")?,
-        consent: match (consent_by, consent_at) {
-            (Some(by), Some(at)) => Some(Consent { by, at }),
-            _ => None,
+        card: CitizenFields {
+            name: r.try_get("name")?,
+            phones,
+            address: r.try_get("address")?,
+            district: r.try_get("district")?,
+            birth_year: r
+                .try_get::<Option<i64>, _>("birth_year")?
+                .and_then(|y| i32::try_from(y).ok()),
+            categories: json_list(r.try_get("categories")?, "citizens.categories")?,
+            flags: json_list(r.try_get("flags")?, "citizens.flags")?,
+            consent: match (consent_by, consent_at) {
+                (Some(by), Some(at)) => Some(Consent { by, at }),
+                _ => None,
+            },
+            notes: r.try_get("notes")?,
         },
-        notes: r.try_get("notes")?,
         version: r.try_get("version")?,
         created_at: time(r.try_get("created_at")?, "citizens.created_at")?,
         updated_at: time(r.try_get("updated_at")?, "citizens.updated_at")?,
@@ -314,7 +310,7 @@ impl Store {
         version: i64,
         p: &CitizenPatch,
     ) -> Result<Citizen, Error> {
-        let Some(cur) = self.citizen(id).await? else {
+        let Some(Citizen { card: cur, .. }) = self.citizen(id).await? else {
             return Err(Error::CitizenNotFound(id));
         };
         let name = p.name.clone().unwrap_or(cur.name);
@@ -629,10 +625,7 @@ impl Store {
             out.push(MissedCaller {
                 appeal_id: parsed(last.try_get("id")?, "id")?,
                 caller_number: last.try_get("caller_number")?,
-                citizen_id: last
-                    .try_get::<Option<String>, _>("citizen_id")?
-                    .map(|c| parsed(c, "citizen_id"))
-                    .transpose()?,
+                citizen_id: opt_parsed(last.try_get("citizen_id")?, "citizen_id")?,
                 line: last.try_get("line")?,
                 first_missed_at: time(r.try_get("first_at")?, "arrived_at")?,
                 last_missed_at: time(last_at, "arrived_at")?,

@@ -403,6 +403,13 @@ pub(crate) fn parsed<T: std::str::FromStr>(s: String, column: &'static str) -> R
     s.parse().map_err(|_| Error::BadValue { column, value: s })
 }
 
+pub(crate) fn opt_parsed<T: std::str::FromStr>(
+    s: Option<String>,
+    column: &'static str,
+) -> Result<Option<T>, Error> {
+    s.map(|s| parsed(s, column)).transpose()
+}
+
 pub(crate) fn appeal_from_row(r: &AnyRow) -> Result<Appeal, Error> {
     Ok(Appeal {
         id: parsed(r.try_get("id")?, "id")?,
@@ -418,10 +425,7 @@ pub(crate) fn appeal_from_row(r: &AnyRow) -> Result<Appeal, Error> {
         wait_seconds: r.try_get("wait_seconds")?,
         talk_seconds: r.try_get("talk_seconds")?,
         operator: r.try_get("operator")?,
-        outcome: r
-            .try_get::<Option<String>, _>("outcome")?
-            .map(|o| parsed(o, "outcome"))
-            .transpose()?,
+        outcome: opt_parsed(r.try_get("outcome")?, "outcome")?,
         recording: r.try_get("recording")?,
         status: parsed(r.try_get("status")?, "status")?,
         destination_org: r.try_get("destination_org")?,
@@ -429,10 +433,7 @@ pub(crate) fn appeal_from_row(r: &AnyRow) -> Result<Appeal, Error> {
         partner_ref: r.try_get("partner_ref")?,
         updated_at: time(r.try_get("updated_at")?, "updated_at")?,
         case: AppealCase {
-            citizen_id: r
-                .try_get::<Option<String>, _>("citizen_id")?
-                .map(|c| parsed(c, "citizen_id"))
-                .transpose()?,
+            citizen_id: opt_parsed(r.try_get("citizen_id")?, "citizen_id")?,
             service: r.try_get("service")?,
             address: r.try_get("address")?,
             district: r.try_get("district")?,

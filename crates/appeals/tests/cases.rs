@@ -61,10 +61,10 @@ async fn citizens_and_versions(db: TestDb) {
     let store = Store::connect(&db.url).await.unwrap();
     let c = store.create_citizen(&ivanova()).await.unwrap();
     assert_eq!(c.version, 1);
-    assert_eq!(c.phones, ["8 913 123-45-67", "+7 (383) 222-33-44"]);
+    assert_eq!(c.card.phones, ["8 913 123-45-67", "+7 (383) 222-33-44"]);
     let got = store.citizen(c.id).await.unwrap().unwrap();
     assert_eq!(got, c);
-    assert_eq!(got.consent.as_ref().unwrap().by, "op1");
+    assert_eq!(got.card.consent.as_ref().unwrap().by, "op1");
 
     // found by a part of the name and by the number in any form
     let by_name = store.find_citizens(Some("Мария"), None, ALL).await.unwrap();
@@ -92,10 +92,10 @@ async fn citizens_and_versions(db: TestDb) {
     };
     let v2 = store.update_citizen(c.id, 1, &patch).await.unwrap();
     assert_eq!(v2.version, 2);
-    assert_eq!(v2.phones, ["+79131234567"]);
-    assert_eq!(v2.address, None);
-    assert_eq!(v2.district.as_deref(), Some("kirovsky"), "untouched");
-    assert_eq!(v2.flags[0].until, NaiveDate::from_ymd_opt(2027, 1, 31));
+    assert_eq!(v2.card.phones, ["+79131234567"]);
+    assert_eq!(v2.card.address, None);
+    assert_eq!(v2.card.district.as_deref(), Some("kirovsky"), "untouched");
+    assert_eq!(v2.card.flags[0].until, NaiveDate::from_ymd_opt(2027, 1, 31));
 
     // one made on the old version is refused and writes nothing
     let stale = store
@@ -113,7 +113,7 @@ async fn citizens_and_versions(db: TestDb) {
         "{stale:?}"
     );
     assert_eq!(
-        store.citizen(c.id).await.unwrap().unwrap().name,
+        store.citizen(c.id).await.unwrap().unwrap().card.name,
         "Иванова Мария Петровна"
     );
     let missing = store

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::citizens_api::{district, line_text, long_text, nullable};
-use super::{audit, Actor, AdminState, ApiError};
+use super::{audit, json_body, query_error, Actor, AdminState, ApiError};
 use crate::report::{self, Format};
 
 /// The statuses an appeal in `from` may move to, for messages.
@@ -72,10 +72,6 @@ const MAX_NOTES: usize = 10_000;
 const MAX_ORG: usize = 200;
 /// Default page size.
 const PER_PAGE: u32 = 50;
-
-fn query_error(e: QueryRejection) -> ApiError {
-    ApiError::bad_request(format!("bad query: {}", e.body_text()))
-}
 
 pub(super) fn path_id(p: Result<Path<String>, PathRejection>) -> Result<AppealId, ApiError> {
     let Path(id) = p.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -247,8 +243,7 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let c: Change = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))?;
+    let c: Change = json_body(&body)?;
     if c.is_empty() {
         return Err(ApiError::bad_request(
             "nothing to change: give status, notes, destination_org or a case field",
@@ -334,11 +329,11 @@ pub async fn update(
         _ => None,
     };
     if let Some(citizen) = &citizen {
-        if address.is_none() && cur.case.address.is_none() && citizen.address.is_some() {
-            address = Some(citizen.address.clone());
+        if address.is_none() && cur.case.address.is_none() && citizen.card.address.is_some() {
+            address = Some(citizen.card.address.clone());
         }
-        if district_id.is_none() && cur.case.district.is_none() && citizen.district.is_some() {
-            district_id = Some(citizen.district.clone());
+        if district_id.is_none() && cur.case.district.is_none() && citizen.card.district.is_some() {
+            district_id = Some(citizen.card.district.clone());
         }
     }
     // A new service sets the due date (arrival + its days) unless one is given.
@@ -439,8 +434,7 @@ pub async fn forward(
     let body: ForwardBody = if body.iter().all(u8::is_ascii_whitespace) {
         ForwardBody::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))?
+        json_body(&body)?
     };
     if let Some(n) = &body.note {
         if n.chars().count() > MAX_NOTES {

@@ -20,7 +20,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{audit, Actor, AdminState, ApiError};
+use super::{audit, json_body, query_error, Actor, AdminState, ApiError};
 use crate::directory::Directory;
 
 /// Longest name, address and notes accepted, in characters.
@@ -172,10 +172,6 @@ struct Change {
     notes: Option<Option<String>>,
 }
 
-fn body<T: serde::de::DeserializeOwned>(b: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(b).map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
-}
-
 fn citizen_id(p: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
     let Path(id) = p.map_err(|e| ApiError::bad_request(e.body_text()))?;
     Uuid::parse_str(&id).map_err(|_| ApiError::bad_request(format!("{id:?} is not a citizen id")))
@@ -187,7 +183,7 @@ pub async fn create(
     Extension(Actor(actor)): Extension<Actor>,
     b: Bytes,
 ) -> Result<Response, ApiError> {
-    let n: NewCitizen = body(&b)?;
+    let n: NewCitizen = json_body(&b)?;
     let d = s.directory.get();
     let fields = CitizenFields {
         name: line_text("name", &n.name, MAX_NAME)?,
@@ -231,7 +227,7 @@ pub async fn list(
     State(s): State<AdminState>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+    let Query(q) = q.map_err(query_error)?;
     let (page, per_page) = super::appeals_api::paging(q.page, q.per_page)?;
     let name = q.name.as_deref().map(str::trim).filter(|v| !v.is_empty());
     let phone = q.phone.as_deref().map(str::trim).filter(|v| !v.is_empty());
@@ -288,7 +284,7 @@ pub async fn update(
     b: Bytes,
 ) -> Result<Response, ApiError> {
     let id = citizen_id(id)?;
-    let c: Change = body(&b)?;
+    let c: Change = json_body(&b)?;
     let d = s.directory.get();
     let store = s.store()?;
     let Some(current) = store.citizen(id).await? else {
@@ -298,7 +294,7 @@ pub async fn update(
         None => None,
         Some(false) => Some(None),
         // already given: who and when stay as first recorded
-        Some(true) if current.consent.is_some() => None,
+        Some(true) if current.card.consent.is_some() => None,
         Some(true) => Some(Some(Consent {
             by: actor.clone(),
             at: Utc::now(),

@@ -9,7 +9,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AdminState, ApiError};
+use super::{query_error, AdminState, ApiError};
 
 /// `GET /api/v1/districts`.
 pub async fn districts(State(s): State<AdminState>) -> Response {
@@ -49,7 +49,7 @@ pub async fn organisations(
     State(s): State<AdminState>,
     q: Result<Query<OrgQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+    let Query(q) = q.map_err(query_error)?;
     let d = s.directory.get();
     if let Some(district) = &q.district {
         if d.district(district).is_none() {

@@ -156,6 +156,16 @@ impl From<appeals::Error> for ApiError {
     }
 }
 
+/// A JSON request body; 400 saying what is wrong with it.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
+}
+
+/// A query string that did not parse: 400.
+pub(crate) fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::bad_request(format!("bad query: {}", e.body_text()))
+}
+
 impl AdminState {
     /// The store, or 503 while the database has not been reached.
     fn store(&self) -> Result<&Store, ApiError> {

@@ -2331,7 +2331,7 @@ async fn citizens_are_created_found_changed_with_versions_and_checked() {
     // nothing of the refused edits was written
     let now = e.store.citizen(id.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(
-        (now.version, now.name.as_str()),
+        (now.version, now.card.name.as_str()),
         (2, "Иванова Мария Петровна")
     );
     let missing = call(

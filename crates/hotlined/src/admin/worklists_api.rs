@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::appeals_api::{paging, path_id};
 use super::citizens_api::line_text;
-use super::{audit, Actor, AdminState, ApiError};
+use super::{audit, json_body, query_error, Actor, AdminState, ApiError};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,7 +39,7 @@ pub async fn list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Path(list) = list.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+    let Query(q) = q.map_err(query_error)?;
     let (page, per_page) = paging(q.page, q.per_page)?;
     let p = Page {
         offset: (page - 1).saturating_mul(u64::from(per_page)),
@@ -97,8 +97,7 @@ pub async fn close_missed(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let c: Close = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))?;
+    let c: Close = json_body(&body)?;
     let reason = line_text("reason", &c.reason, 500)?;
     s.store()?.close_missed(id, &actor, &reason).await?;
     audit::record(&actor, "missed.close", &id.to_string());
