@@ -33,6 +33,7 @@ unit:
 
 check-config: build
 	$(HOTLINED) check --config $(CONFIG)
+	$(HOTLINED) check --config config/examples/minsk-139/hotline.toml
 
 # run.sh empties sip-test/out, so the report check runs after it; both always run
 sip-test: deps build
