@@ -34,6 +34,24 @@ pub struct SearchFilter {
     pub status: Option<Status>,
     /// Digits contained in the caller's number (`913` finds `+79131234567`).
     pub caller: Option<String>,
+    /// Service id, exactly.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// District id, exactly.
+    #[serde(default)]
+    pub district: Option<String>,
+    /// Destination organisation id, exactly.
+    #[serde(default)]
+    pub organisation: Option<String>,
+    /// Assignee's login, exactly.
+    #[serde(default)]
+    pub assignee: Option<String>,
+    /// The citizen's appeals.
+    #[serde(default)]
+    pub citizen_id: Option<Uuid>,
+    /// Open (not done, not declined) and due before this instant: overdue at it.
+    #[serde(default)]
+    pub overdue_at: Option<DateTime<Utc>>,
 }
 
 /// A page of results: skip `offset`, return at most `limit`.
@@ -347,6 +365,25 @@ fn where_clause(f: &SearchFilter) -> (String, Vec<Bind>) {
     }
     if let Some(status) = f.status {
         push("status = $?", Bind::Text(status.as_str().to_owned()));
+    }
+    for (column, v) in [
+        ("service", &f.service),
+        ("district", &f.district),
+        ("organisation", &f.organisation),
+        ("assignee", &f.assignee),
+    ] {
+        if let Some(v) = v {
+            push(&format!("{column} = $?"), Bind::Text(v.clone()));
+        }
+    }
+    if let Some(c) = f.citizen_id {
+        push("citizen_id = $?", Bind::Text(c.to_string()));
+    }
+    if let Some(at) = f.overdue_at {
+        push(
+            "due_at < $? AND status NOT IN ('done', 'declined')",
+            Bind::Int(db::ms(at)),
+        );
     }
     if let Some(caller) = &f.caller {
         push(

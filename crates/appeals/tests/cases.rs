@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use appeals::{
     AppealUpdate, CallbackStatus, CaseChange, CitizenFields, CitizenPatch, Consent, Error,
-    EventKind, Flag, NewAppeal, NewCallback, Outcome, Page, Status, Store, Worklist,
+    EventKind, Flag, NewAppeal, NewCallback, Outcome, Page, SearchFilter, Status, Store, Worklist,
 };
 use chrono::{NaiveDate, TimeDelta, Utc};
 use common::{at, TestDb};
@@ -379,6 +379,75 @@ async fn worklists(db: TestDb) {
             .unwrap();
     }
     assert_eq!(list(Worklist::Overdue).await, [ids[1]]);
+
+    // the same through the search filters
+    store
+        .update_case(
+            ids[2],
+            None,
+            &CaseChange {
+                service: Some(Some("delivery".into())),
+                district: Some(Some("kirovsky".into())),
+                organisation: Some(Some("kcson-kirovsky".into())),
+                ..CaseChange::default()
+            },
+            "op2",
+        )
+        .await
+        .unwrap();
+    let search = |f: SearchFilter| {
+        let store = store.clone();
+        async move {
+            let mut found: Vec<_> = store
+                .search(&f, ALL)
+                .await
+                .unwrap()
+                .iter()
+                .map(|a| a.id)
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    assert_eq!(
+        search(SearchFilter {
+            assignee: Some("op1".into()),
+            ..SearchFilter::default()
+        })
+        .await,
+        [ids[0], ids[1], ids[3]]
+    );
+    assert_eq!(
+        search(SearchFilter {
+            overdue_at: Some(now),
+            ..SearchFilter::default()
+        })
+        .await,
+        [ids[1]]
+    );
+    for f in [
+        SearchFilter {
+            service: Some("delivery".into()),
+            ..SearchFilter::default()
+        },
+        SearchFilter {
+            district: Some("kirovsky".into()),
+            organisation: Some("kcson-kirovsky".into()),
+            ..SearchFilter::default()
+        },
+    ] {
+        assert_eq!(search(f).await, [ids[2]]);
+    }
+    assert_eq!(
+        store
+            .count(&SearchFilter {
+                district: Some("leninsky".into()),
+                ..SearchFilter::default()
+            })
+            .await
+            .unwrap(),
+        0
+    );
     w.shutdown().await;
 }
 

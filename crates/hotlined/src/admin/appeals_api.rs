@@ -109,11 +109,19 @@ pub struct ListQuery {
     category: Option<String>,
     status: Option<String>,
     caller: Option<String>,
+    service: Option<String>,
+    district: Option<String>,
+    organisation: Option<String>,
+    assignee: Option<String>,
+    citizen_id: Option<String>,
+    overdue: Option<bool>,
     page: Option<u64>,
     per_page: Option<u32>,
 }
 
-/// `GET /api/v1/appeals`: newest first, paged (`page` from 1, `per_page` 1–1000, default 50).
+/// `GET /api/v1/appeals`: newest first, paged (`page` from 1, `per_page` 1–1000, default 50);
+/// filters `from`, `to`, `line`, `category`, `status`, `caller` (digits), `service`,
+/// `district`, `organisation`, `assignee`, `citizen_id` (exact ids) and `overdue=true`.
 pub async fn list(
     State(s): State<AdminState>,
     q: Result<Query<ListQuery>, QueryRejection>,
@@ -137,6 +145,18 @@ pub async fn list(
         category: given(q.category),
         status,
         caller: given(q.caller),
+        service: given(q.service),
+        district: given(q.district),
+        organisation: given(q.organisation),
+        assignee: given(q.assignee),
+        citizen_id: given(q.citizen_id)
+            .map(|v| {
+                uuid::Uuid::parse_str(&v).map_err(|_| {
+                    ApiError::bad_request(format!("citizen_id={v:?} is not a citizen id"))
+                })
+            })
+            .transpose()?,
+        overdue_at: q.overdue.unwrap_or(false).then(Utc::now),
     };
     let (page, per_page) = paging(q.page, q.per_page)?;
     let store = s.store()?;

@@ -2454,6 +2454,41 @@ async fn appeal_case_fields_are_derived_checked_and_versioned() {
     assert!(theirs["appeals"].as_array().unwrap().is_empty());
     let nope = call(&e.state, "GET", "/api/v1/worklists/someday", "").await;
     assert_eq!(nope.status, StatusCode::NOT_FOUND);
+
+    // the appeals search takes the case fields as filters
+    let other = e.appeal(Utc::now(), "city", "+79130000010", AppealUpdate::default());
+    e.flush().await;
+    let found = |q: &str| {
+        let state = e.state.clone();
+        let q = q.to_owned();
+        async move {
+            let v = call(&state, "GET", &format!("/api/v1/appeals?{q}"), "")
+                .await
+                .json();
+            v["appeals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found("organisation=dsp-mayor").await, [id.to_string()]);
+    assert_eq!(
+        found(&format!(
+            "citizen_id={}&service=home-care&assignee=op1",
+            c["id"].as_str().unwrap()
+        ))
+        .await,
+        [id.to_string()]
+    );
+    assert_eq!(found("district=leninsky").await, [id.to_string()]);
+    assert!(found("overdue=true").await.is_empty());
+    assert_eq!(found("").await.len(), 2, "{other}");
+    for bad in ["citizen_id=x", "overdue=maybe"] {
+        let a = call(&e.state, "GET", &format!("/api/v1/appeals?{bad}"), "").await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
 }
 
 /// Minsk's 139 on its example directory: a citizen of Заводской district asks for home
