@@ -523,9 +523,13 @@ impl Store {
                 .enumerate()
                 .map(|(i, (col, _))| format!("{col} = ${}", i + 3))
                 .collect();
+            // The version read above is checked again in the write itself: on PostgreSQL
+            // the SELECT took no lock, and a change committed since must not be overwritten.
             let sql = format!(
-                "UPDATE appeals SET {}, version = version + 1, updated_at = $2 WHERE id = $1",
-                assigns.join(", ")
+                "UPDATE appeals SET {}, version = version + 1, updated_at = $2 \
+                 WHERE id = $1 AND version = ${}",
+                assigns.join(", "),
+                sets.len() + 3
             );
             let mut q = sqlx::query(&sql).bind(id.to_string()).bind(ms(now));
             for (_, v) in sets {
@@ -534,7 +538,16 @@ impl Store {
                     Val::Int(i) => q.bind(i),
                 };
             }
-            q.execute(&mut *tx).await?;
+            let done = q.bind(cur.case.version).execute(&mut *tx).await?;
+            if done.rows_affected() == 0 {
+                tx.rollback().await?;
+                let current = self.get(id).await?.map_or(0, |a| a.appeal.case.version);
+                return Err(Error::Stale {
+                    what: "appeal",
+                    id: id.to_string(),
+                    current,
+                });
+            }
             for (kind, data) in &events {
                 db::append_event(&mut tx, id, Uuid::now_v7(), now, *kind, data, Some(actor))
                     .await?;

@@ -309,6 +309,46 @@ async fn case_fields_timeline_and_versions(db: TestDb) {
 
 on_both!(case_fields_timeline_and_versions);
 
+/// Two edits made on the same version at the same time: one goes in, the other is stale.
+async fn concurrent_edits_on_one_version(db: TestDb) {
+    let store = Store::connect(&db.url).await.unwrap();
+    let w = db.writer();
+    let id = w.create(call(1, "+79130000001", at(9, 0, 0)));
+    assert!(w.flushed(FLUSH).await);
+    for round in 0..5 {
+        let version = store.get(id).await.unwrap().unwrap().appeal.case.version;
+        let edit = |who: &'static str| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .update_case(
+                        id,
+                        Some(version),
+                        &CaseChange {
+                            assignee: Some(Some(format!("{who}-{round}"))),
+                            ..CaseChange::default()
+                        },
+                        who,
+                    )
+                    .await
+            })
+        };
+        let (a, b) = (edit("op1"), edit("op2"));
+        let results = [a.await.unwrap(), b.await.unwrap()];
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let stale = results
+            .iter()
+            .filter(|r| matches!(r, Err(Error::Stale { .. })))
+            .count();
+        assert_eq!((ok, stale), (1, 1), "{results:?}");
+        let now = store.get(id).await.unwrap().unwrap().appeal.case.version;
+        assert_eq!(now, version + 1);
+    }
+    w.shutdown().await;
+}
+
+on_both!(concurrent_edits_on_one_version);
+
 async fn worklists(db: TestDb) {
     let store = Store::connect(&db.url).await.unwrap();
     let w = db.writer();
