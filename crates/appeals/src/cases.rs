@@ -202,32 +202,62 @@ fn field_event(field: &str, from: &serde_json::Value, to: &serde_json::Value) ->
     serde_json::json!({ "field": field, "from": from, "to": to })
 }
 
+/// Inserts a card with its phones on `conn`; returns its id.
+async fn insert_citizen(conn: &mut AnyConnection, f: &CitizenFields) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    let now = db::ms(Utc::now());
+    sqlx::query(
+        "INSERT INTO citizens (id, name, address, district, birth_year, categories, flags, \
+             consent_by, consent_at, notes, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11)",
+    )
+    .bind(id.to_string())
+    .bind(f.name.clone())
+    .bind(f.address.clone())
+    .bind(f.district.clone())
+    .bind(f.birth_year.map(i64::from))
+    .bind(to_json(&f.categories))
+    .bind(to_json(&f.flags))
+    .bind(f.consent.as_ref().map(|c| c.by.clone()))
+    .bind(f.consent.as_ref().map(|c| ms(c.at)))
+    .bind(f.notes.clone())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    put_phones(conn, id, &f.phones).await?;
+    Ok(id)
+}
+
+/// The card a partner's forward is about: the one card that has one of its numbers, else a
+/// new card made from it.
+pub(crate) async fn find_or_create_citizen(
+    conn: &mut AnyConnection,
+    card: &CitizenFields,
+) -> Result<Uuid, Error> {
+    let keys: Vec<String> = card.phones.iter().map(|p| phone_key(p)).collect();
+    if !keys.is_empty() {
+        let marks: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT DISTINCT citizen_id FROM citizen_phones WHERE phone_key IN ({})",
+            marks.join(", ")
+        );
+        let binds = keys.into_iter().map(Bind::Text).collect();
+        let found = bind_all(sqlx::query(&sql), binds)
+            .fetch_all(&mut *conn)
+            .await?;
+        if let [one] = found.as_slice() {
+            return parsed(one.try_get(0)?, "citizen_phones.citizen_id");
+        }
+    }
+    Ok(insert_citizen(conn, card).await?)
+}
+
 impl Store {
     /// Creates a card.
     pub async fn create_citizen(&self, f: &CitizenFields) -> Result<Citizen, Error> {
-        let id = Uuid::now_v7();
-        let now = db::ms(Utc::now());
         let mut conn = self.pool.acquire().await?;
         let mut tx = db::begin_write(&mut conn).await?;
-        sqlx::query(
-            "INSERT INTO citizens (id, name, address, district, birth_year, categories, flags, \
-             consent_by, consent_at, notes, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11)",
-        )
-        .bind(id.to_string())
-        .bind(f.name.clone())
-        .bind(f.address.clone())
-        .bind(f.district.clone())
-        .bind(f.birth_year.map(i64::from))
-        .bind(to_json(&f.categories))
-        .bind(to_json(&f.flags))
-        .bind(f.consent.as_ref().map(|c| c.by.clone()))
-        .bind(f.consent.as_ref().map(|c| ms(c.at)))
-        .bind(f.notes.clone())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        put_phones(&mut tx, id, &f.phones).await?;
+        let id = insert_citizen(&mut tx, f).await?;
         tx.commit().await?;
         self.citizen(id).await?.ok_or(Error::CitizenNotFound(id))
     }

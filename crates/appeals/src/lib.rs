@@ -40,8 +40,8 @@ pub use model::{
     Status, UnknownValue,
 };
 pub use partner::{
-    ForwardAccepted, ForwardMessage, ForwardOrder, OutboxKind, OutboxMessage, OutboxRow, Received,
-    StatusMessage,
+    ForwardAccepted, ForwardCase, ForwardMessage, ForwardOrder, OutboxKind, OutboxMessage,
+    OutboxRow, Received, StatusMessage,
 };
 pub use report::{DailyReport, Figures, Group, HourFigures, ReportOptions};
 pub use store::{Page, SearchFilter, Store};
