@@ -60,8 +60,21 @@ UPDATE appeals SET caller_key = CASE
     WHEN LENGTH(caller_key) = 10 AND SUBSTR(caller_key, 1, 1) = '9' THEN '7' || caller_key
     ELSE caller_key END;
 
+-- Callbacks get the same key for their number: a done callback reaches a missed caller.
+ALTER TABLE callbacks ADD COLUMN number_key TEXT;
+UPDATE callbacks SET number_key =
+    REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(number, '+', ''), ' ', ''), '-', ''), '(', ''), ')', '');
+UPDATE callbacks SET number_key = CASE
+    WHEN LENGTH(number_key) = 11 AND SUBSTR(number_key, 1, 2) = '80' THEN '375' || SUBSTR(number_key, 3)
+    WHEN LENGTH(number_key) = 11 AND SUBSTR(number_key, 1, 1) = '8' THEN '7' || SUBSTR(number_key, 2)
+    WHEN LENGTH(number_key) = 10 AND SUBSTR(number_key, 1, 1) = '9' THEN '7' || number_key
+    ELSE number_key END;
+
 CREATE INDEX appeals_citizen ON appeals (citizen_id, arrived_at);
-CREATE INDEX appeals_caller_key ON appeals (caller_key, arrived_at);
+-- The missed worklist: a caller's abandoned calls, their answered ones, done callbacks.
+CREATE INDEX appeals_abandoned ON appeals (caller_key, arrived_at) WHERE outcome = 'abandoned';
+CREATE INDEX appeals_answered ON appeals (caller_key, arrived_at) WHERE answered_at IS NOT NULL;
+CREATE INDEX callbacks_done ON callbacks (number_key, completed_at) WHERE status = 'done';
 CREATE INDEX appeals_due ON appeals (due_at);
 CREATE INDEX appeals_assignee ON appeals (assignee, due_at);
 

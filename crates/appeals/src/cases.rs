@@ -632,8 +632,8 @@ impl Store {
 
     /// Callers who hung up in the queue or before the answer without reaching a person
     /// (outcome `abandoned`) and have not been reached since — no later call of theirs
-    /// answered, no callback to them done, not closed by a supervisor — one row per caller,
-    /// the longest waiting first.
+    /// answered, no callback to their number done, not closed by a supervisor — one row per
+    /// caller, the longest waiting first.
     pub async fn missed(&self, page: Page) -> Result<Vec<MissedCaller>, Error> {
         let sql =
             "SELECT a.caller_key, MIN(a.arrived_at) AS first_at, MAX(a.arrived_at) AS last_at, \
@@ -641,9 +641,8 @@ impl Store {
              WHERE a.outcome = 'abandoned' AND a.caller_key IS NOT NULL AND a.caller_key <> '' \
              AND NOT EXISTS (SELECT 1 FROM appeals b WHERE b.caller_key = a.caller_key \
                  AND b.arrived_at > a.arrived_at AND b.answered_at IS NOT NULL) \
-             AND NOT EXISTS (SELECT 1 FROM callbacks c JOIN appeals cb ON cb.id = c.appeal_id \
-                 WHERE cb.caller_key = a.caller_key AND c.status = 'done' \
-                 AND c.completed_at > a.arrived_at) \
+             AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.number_key = a.caller_key \
+                 AND c.status = 'done' AND c.completed_at > a.arrived_at) \
              AND NOT EXISTS (SELECT 1 FROM missed_closures m WHERE m.caller_key = a.caller_key \
                  AND m.closed_at >= a.arrived_at) \
              GROUP BY a.caller_key ORDER BY first_at, a.caller_key LIMIT $1 OFFSET $2";

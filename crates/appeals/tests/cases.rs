@@ -694,6 +694,12 @@ async fn upgrade_from_the_previous_schema(db: TestDb) {
         assert_eq!(key, Some(appeals::phone_key(numbers[i])), "{}", numbers[i]);
     }
     assert_eq!(store.callbacks(None).await.unwrap().len(), 1);
+    let key: Option<String> = sqlx::query("SELECT number_key FROM callbacks")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(key, Some(appeals::phone_key("+79131234567")));
     // and the upgraded database takes the new work: a card with the number, a new call linked
     let c = store.create_citizen(&ivanova()).await.unwrap();
     let w = db.writer();
