@@ -469,8 +469,9 @@ impl Store {
         }
 
         let c = &cur.case;
-        macro_rules! text_field {
-            ($field:ident, $column:literal) => {
+        // One field: when the change gives a new value, an event and a column to set.
+        macro_rules! field {
+            ($field:ident, $column:literal, $val:expr) => {
                 if let Some(new) = &change.$field {
                     if *new != c.$field {
                         events.push((
@@ -481,50 +482,25 @@ impl Store {
                                 &serde_json::json!(new),
                             ),
                         ));
-                        sets.push(($column, Val::Text(new.clone())));
+                        sets.push(($column, $val(new)));
                     }
                 }
             };
         }
-        macro_rules! time_field {
-            ($field:ident, $column:literal) => {
-                if let Some(new) = &change.$field {
-                    if *new != c.$field {
-                        events.push((
-                            EventKind::CaseUpdated,
-                            field_event(
-                                $column,
-                                &serde_json::json!(c.$field),
-                                &serde_json::json!(new),
-                            ),
-                        ));
-                        sets.push(($column, Val::Int(new.map(ms))));
-                    }
-                }
-            };
-        }
-        if let Some(new) = &change.citizen_id {
-            if *new != c.citizen_id {
-                events.push((
-                    EventKind::CaseUpdated,
-                    field_event(
-                        "citizen_id",
-                        &serde_json::json!(c.citizen_id),
-                        &serde_json::json!(new),
-                    ),
-                ));
-                sets.push(("citizen_id", Val::Text(new.map(|u| u.to_string()))));
-            }
-        }
-        text_field!(service, "service");
-        text_field!(address, "address");
-        text_field!(district, "district");
-        text_field!(organisation, "organisation");
-        text_field!(assignee, "assignee");
-        time_field!(due_at, "due_at");
-        time_field!(pending_until, "pending_until");
-        text_field!(disposition, "disposition");
-        text_field!(resolution, "resolution");
+        let text = |v: &Option<String>| Val::Text(v.clone());
+        let millis = |v: &Option<DateTime<Utc>>| Val::Int(v.map(ms));
+        field!(citizen_id, "citizen_id", |v: &Option<Uuid>| Val::Text(
+            v.map(|u| u.to_string())
+        ));
+        field!(service, "service", text);
+        field!(address, "address", text);
+        field!(district, "district", text);
+        field!(organisation, "organisation", text);
+        field!(assignee, "assignee", text);
+        field!(due_at, "due_at", millis);
+        field!(pending_until, "pending_until", millis);
+        field!(disposition, "disposition", text);
+        field!(resolution, "resolution", text);
         if let Some(n) = change
             .notes
             .as_ref()
