@@ -82,8 +82,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "callback_result",
         sql: include_str!("../migrations/0004_callback_result.sql"),
     },
-    // 5 is the access schema (users, sessions, audit), on its own branch; versions are
-    // applied by number whatever their order, so 6 does not wait for it.
+    Migration {
+        version: 5,
+        name: "access",
+        sql: include_str!("../migrations/0005_access.sql"),
+    },
     Migration {
         version: 6,
         name: "cases",

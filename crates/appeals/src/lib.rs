@@ -6,6 +6,8 @@
 //!   batches, in order, surviving database outages and `kill -9` (see [`writer`]).
 //! - [`operator_state`] — operators' logins and pauses saved through the same spool and
 //!   read back at start.
+//! - [`access`] — accounts, sessions, API tokens, login throttling, the audit log and
+//!   retention (masking old caller numbers).
 //! - [`partner`] — the outbox and inbox of the partner-centre exchange.
 //! - [`Store`] — search, one appeal with its timeline, the admin's changes (recorded as events
 //!   with who made them) and the [`DailyReport`].
@@ -17,6 +19,7 @@
 //! Invariants: nothing here knows about SIP or sockets; the only files it writes are the
 //! database (SQLite) and the spool folder.
 
+pub mod access;
 mod batch;
 pub mod cases;
 pub mod db;
@@ -30,6 +33,10 @@ pub mod writer;
 
 use std::path::PathBuf;
 
+pub use access::{
+    AuditEntry, AuditFilter, AuditRow, Masked, NewUser, Role, SessionRecord, Throttle, TokenInfo,
+    User, UserChange,
+};
 pub use cases::{
     CaseChange, Citizen, CitizenFields, CitizenPatch, Consent, Flag, MissedCaller, Worklist,
 };
@@ -140,6 +147,12 @@ pub enum Error {
         /// The status asked for.
         to: Status,
     },
+    /// An account with this login exists already.
+    #[error("user {0:?} exists already")]
+    UserExists(String),
+    /// No account has this login.
+    #[error("no user {0:?}")]
+    NoUser(String),
     /// A stored value could not be read back.
     #[error("column {column} holds an invalid value {value:?}")]
     BadValue {

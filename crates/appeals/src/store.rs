@@ -52,6 +52,9 @@ pub struct SearchFilter {
     /// Open (not done, not declined) and due before this instant: overdue at it.
     #[serde(default)]
     pub overdue_at: Option<DateTime<Utc>>,
+    /// The operator who answered, exactly (an operator's own appeals).
+    #[serde(default)]
+    pub operator: Option<String>,
 }
 
 /// A page of results: skip `offset`, return at most `limit`.
@@ -390,6 +393,9 @@ fn where_clause(f: &SearchFilter) -> (String, Vec<Bind>) {
             "caller_number LIKE $? ESCAPE '\\'",
             Bind::Text(format!("%{}%", escape_like(caller))),
         );
+    }
+    if let Some(operator) = &f.operator {
+        push("operator = $?", Bind::Text(operator.clone()));
     }
     if conds.is_empty() {
         (String::new(), binds)

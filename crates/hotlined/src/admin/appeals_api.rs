@@ -26,8 +26,9 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::access::Caller;
 use super::citizens_api::{district, line_text, long_text, nullable};
-use super::{audit, json_body, query_error, Actor, AdminState, ApiError};
+use super::{json_body, query_error, Actor, AdminState, ApiError};
 use crate::report::{self, Format};
 
 /// The statuses an appeal in `from` may move to, for messages.
@@ -87,7 +88,12 @@ fn given(v: Option<String>) -> Option<String> {
 /// An instant from RFC 3339 (`2026-11-23T10:00:00+07:00`), or a day (`2026-11-23`) at the
 /// report offset: its start for `from`, the start of the next day for `to`, so `to=DAY`
 /// includes that day.
-fn instant(name: &str, s: &str, tz: FixedOffset, end: bool) -> Result<DateTime<Utc>, ApiError> {
+pub(super) fn instant(
+    name: &str,
+    s: &str,
+    tz: FixedOffset,
+    end: bool,
+) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -119,11 +125,76 @@ pub struct ListQuery {
     per_page: Option<u32>,
 }
 
+/// 403 unless the caller may see every appeal, or this one is theirs: an operator's when
+/// they handled it, an organisation's when it is the appeal's destination organisation.
+fn may_see(who: &Caller, a: &appeals::Appeal) -> Result<(), ApiError> {
+    if who.sees_all() {
+        return Ok(());
+    }
+    let (mine, whose) = match who.role {
+        appeals::Role::Organisation => (
+            who.organisation_id.is_some() && a.case.organisation == who.organisation_id,
+            "an organisation sees the applications routed to it",
+        ),
+        _ => (
+            a.operator.as_deref() == Some(who.id.as_str()),
+            "an operator sees the appeals they handled",
+        ),
+    };
+    if mine {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "appeal {} is not yours: {whose}",
+            a.id
+        )))
+    }
+}
+
+/// The fields of the appeal PATCH an organisation may send: the status of its work, the
+/// resolution and a comment (the notes), with the version.
+const ORGANISATION_MAY_CHANGE: &str = "status (in_progress, done, declined), resolution, notes";
+
+/// The statuses an organisation may set on an application routed to it.
+const ORGANISATION_STATUSES: &[Status] = &[Status::InProgress, Status::Done, Status::Declined];
+
+/// Appeal fields whose old and new values go into the audit log; the others (notes,
+/// address, resolution: personal data) are recorded as changed, without their text.
+const APPEAL_FIELDS_SHOWN: &[&str] = &[
+    "status",
+    "destination_org",
+    "citizen_id",
+    "service",
+    "district",
+    "organisation",
+    "assignee",
+    "due_at",
+    "pending_until",
+    "disposition",
+];
+
+/// The appeal, when the caller may see it (404 / 403 otherwise).
+async fn visible(
+    s: &AdminState,
+    who: &Caller,
+    id: AppealId,
+) -> Result<appeals::AppealWithEvents, ApiError> {
+    match s.store()?.get(id).await? {
+        Some(a) => {
+            may_see(who, &a.appeal)?;
+            Ok(a)
+        }
+        None => Err(ApiError::not_found(format!("no appeal {id}"))),
+    }
+}
+
 /// `GET /api/v1/appeals`: newest first, paged (`page` from 1, `per_page` 1–1000, default 50);
 /// filters `from`, `to`, `line`, `category`, `status`, `caller` (digits), `service`,
 /// `district`, `organisation`, `assignee`, `citizen_id` (exact ids) and `overdue=true`.
+/// An operator gets the appeals they handled, an organisation the applications routed to it.
 pub async fn list(
     State(s): State<AdminState>,
+    Extension(who): Extension<Caller>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(query_error)?;
@@ -134,7 +205,7 @@ pub async fn list(
             ApiError::bad_request(format!("status={v:?}: expected one of {}", status_names()))
         })?),
     };
-    let filter = SearchFilter {
+    let mut filter = SearchFilter {
         from: given(q.from)
             .map(|v| instant("from", &v, tz, false))
             .transpose()?,
@@ -157,7 +228,24 @@ pub async fn list(
             })
             .transpose()?,
         overdue_at: q.overdue.unwrap_or(false).then(Utc::now),
+        operator: None,
     };
+    if !who.sees_all() {
+        match who.role {
+            appeals::Role::Organisation => {
+                let own = who.organisation_id.clone().ok_or_else(|| {
+                    ApiError::forbidden("this organisation account names no organisation")
+                })?;
+                if filter.organisation.as_ref().is_some_and(|o| *o != own) {
+                    return Err(ApiError::forbidden(
+                        "an organisation sees only the applications routed to it",
+                    ));
+                }
+                filter.organisation = Some(own);
+            }
+            _ => filter.operator = Some(who.id.clone()),
+        }
+    }
     let (page, per_page) = paging(q.page, q.per_page)?;
     let store = s.store()?;
     let total = store.count(&filter).await?;
@@ -184,13 +272,41 @@ pub async fn list(
 /// `GET /api/v1/appeals/{id}`: the appeal with its timeline.
 pub async fn one(
     State(s): State<AdminState>,
+    Extension(who): Extension<Caller>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    match s.store()?.get(id).await? {
-        Some(a) => Ok(Json(a).into_response()),
-        None => Err(ApiError::not_found(format!("no appeal {id}"))),
-    }
+    Ok(Json(visible(&s, &who, id).await?).into_response())
+}
+
+/// `GET /api/v1/appeals/{id}/recording`: the appeal's recording (or message) as WAV; 404
+/// when it has none or the file is gone (retention). Every fetch is in the audit log.
+pub async fn recording(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Caller>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let a = visible(&s, &who, id).await?.appeal;
+    let Some(file) = a.recording else {
+        return Err(ApiError::not_found(format!("appeal {id} has no recording")));
+    };
+    let path = std::path::Path::new(&file);
+    let path = if path.is_absolute() || path.exists() {
+        path.to_path_buf()
+    } else {
+        s.access.recordings_dir.join(path)
+    };
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| ApiError::not_found(format!("the recording of appeal {id} is gone")))?;
+    s.audit(who.audit(
+        "recording_fetched",
+        Some(id.to_string()),
+        json!({ "bytes": bytes.len() }),
+    ))
+    .await;
+    Ok(([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +356,36 @@ impl Change {
     }
 }
 
+/// 403 naming the first field of `c` an organisation may not change, or a status it may
+/// not set.
+fn organisation_may(c: &Change) -> Result<(), ApiError> {
+    let others = [
+        ("destination_org", c.destination_org.is_some()),
+        ("citizen_id", c.citizen_id.is_some()),
+        ("service", c.service.is_some()),
+        ("address", c.address.is_some()),
+        ("district", c.district.is_some()),
+        ("organisation", c.organisation.is_some()),
+        ("assignee", c.assignee.is_some()),
+        ("due_at", c.due_at.is_some()),
+        ("pending_until", c.pending_until.is_some()),
+        ("disposition", c.disposition.is_some()),
+    ];
+    if let Some((field, _)) = others.iter().find(|(_, given)| *given) {
+        return Err(ApiError::forbidden(format!(
+            "{field}: an organisation may change only {ORGANISATION_MAY_CHANGE}"
+        )));
+    }
+    if let Some(v) = &c.status {
+        if !ORGANISATION_STATUSES.iter().any(|s| s.as_str() == v) {
+            return Err(ApiError::forbidden(format!(
+                "status {v:?}: an organisation may set only in_progress, done or declined"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Longest login accepted as an assignee.
 const MAX_LOGIN: usize = 64;
 /// Longest address accepted.
@@ -259,6 +405,7 @@ fn each<T, U>(
 pub async fn update(
     State(s): State<AdminState>,
     Extension(Actor(actor)): Extension<Actor>,
+    Extension(who): Extension<Caller>,
     id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -268,6 +415,9 @@ pub async fn update(
         return Err(ApiError::bad_request(
             "nothing to change: give status, notes, destination_org or a case field",
         ));
+    }
+    if who.role == appeals::Role::Organisation {
+        organisation_may(&c)?;
     }
     let tz = s.reports.tz;
     let d = s.directory.get();
@@ -339,6 +489,7 @@ pub async fn update(
         return Err(ApiError::not_found(format!("no appeal {id}")));
     };
     let cur = &current.appeal;
+    may_see(&who, cur)?;
     // A citizen — picked now, or linked by the caller's number — brings their address and
     // district to an appeal that has none.
     let citizen = match (citizen, citizen_id, cur.case.citizen_id) {
@@ -406,7 +557,15 @@ pub async fn update(
         resolution,
     };
     let updated = store.update_case(id, c.version, &change, &actor).await?;
-    audit::record(&actor, "appeal.update", &id.to_string());
+    let changed = super::audit::changes(
+        &serde_json::to_value(cur).unwrap_or_default(),
+        &serde_json::to_value(&updated.appeal).unwrap_or_default(),
+        APPEAL_FIELDS_SHOWN,
+    );
+    if !changed.is_empty() {
+        s.audit(who.audit("appeal_changed", Some(id.to_string()), changed.into()))
+            .await;
+    }
     // An appeal from the partner queued its new status for the partner: send it now.
     if updated.appeal.status != cur.status {
         if let Some(link) = &s.partner {
@@ -442,10 +601,14 @@ struct ForwardBody {
 pub async fn forward(
     State(s): State<AdminState>,
     Extension(Actor(actor)): Extension<Actor>,
+    Extension(who): Extension<Caller>,
     id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
+    if !who.sees_all() {
+        visible(&s, &who, id).await?;
+    }
     let Some(link) = &s.partner else {
         return Err(ApiError::conflict(
             "no partner configured: add a [partner] section to forward appeals",
@@ -472,6 +635,7 @@ pub async fn forward(
         }
     }
     let store = s.store()?;
+    let org_audit = org.clone();
     let key = {
         let _one_at_a_time = s.patch_lock.lock().await;
         store
@@ -486,6 +650,12 @@ pub async fn forward(
             .await?
     };
     link.wake.notify_one();
+    s.audit(who.audit(
+        "appeal_forwarded",
+        Some(id.to_string()),
+        json!({ "idempotency_key": key, "destination_org": org_audit }),
+    ))
+    .await;
     match store.get(id).await? {
         Some(a) => Ok((
             StatusCode::ACCEPTED,
@@ -508,6 +678,7 @@ pub struct DailyQuery {
 /// and anything else JSON.
 pub async fn daily_report(
     State(s): State<AdminState>,
+    Extension(who): Extension<Caller>,
     headers: HeaderMap,
     q: Result<Query<DailyQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -541,6 +712,14 @@ pub async fn daily_report(
         }
     };
     let store = s.store()?;
+    if !matches!(format, Format::Json) {
+        s.audit(who.audit(
+            "export",
+            None,
+            json!({ "what": "daily_report", "day": day, "format": if matches!(format, Format::Csv) { "csv" } else { "html" } }),
+        ))
+        .await;
+    }
     let r = report::build(store, day, day, tz, &s.reports.options)
         .await
         .map_err(|e| match e {

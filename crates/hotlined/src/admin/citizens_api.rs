@@ -17,9 +17,10 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{Datelike, Utc};
 use serde::{Deserialize, Deserializer};
-use serde_json::json;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::access::Caller;
 use super::{audit, json_body, query_error, Actor, AdminState, ApiError};
 use crate::directory::Directory;
 
@@ -177,10 +178,15 @@ fn citizen_id(p: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> 
     Uuid::parse_str(&id).map_err(|_| ApiError::bad_request(format!("{id:?} is not a citizen id")))
 }
 
+/// Citizen fields whose old and new values go into the audit log; the others (name,
+/// numbers, address, birth year, categories, flags, notes) are recorded as changed only.
+const CITIZEN_FIELDS_SHOWN: &[&str] = &["district", "consent"];
+
 /// `POST /api/v1/citizens`: 201 with the card.
 pub async fn create(
     State(s): State<AdminState>,
     Extension(Actor(actor)): Extension<Actor>,
+    Extension(who): Extension<Caller>,
     b: Bytes,
 ) -> Result<Response, ApiError> {
     let n: NewCitizen = json_body(&b)?;
@@ -209,7 +215,13 @@ pub async fn create(
             .transpose()?,
     };
     let c = s.store()?.create_citizen(&fields).await?;
-    audit::record(&actor, "citizen.create", &c.id.to_string());
+    let made = audit::changes(
+        &Value::Null,
+        &serde_json::to_value(&c).unwrap_or_default(),
+        CITIZEN_FIELDS_SHOWN,
+    );
+    s.audit(who.audit("citizen_created", Some(c.id.to_string()), made.into()))
+        .await;
     Ok((StatusCode::CREATED, Json(c)).into_response())
 }
 
@@ -280,6 +292,7 @@ pub async fn one(
 pub async fn update(
     State(s): State<AdminState>,
     Extension(Actor(actor)): Extension<Actor>,
+    Extension(who): Extension<Caller>,
     id: Result<Path<String>, PathRejection>,
     b: Bytes,
 ) -> Result<Response, ApiError> {
@@ -327,6 +340,14 @@ pub async fn update(
             .transpose()?,
     };
     let updated = store.update_citizen(id, c.version, &patch).await?;
-    audit::record(&actor, "citizen.update", &id.to_string());
+    let changed = audit::changes(
+        &serde_json::to_value(&current).unwrap_or_default(),
+        &serde_json::to_value(&updated).unwrap_or_default(),
+        CITIZEN_FIELDS_SHOWN,
+    );
+    if !changed.is_empty() {
+        s.audit(who.audit("citizen_changed", Some(id.to_string()), changed.into()))
+            .await;
+    }
     with_appeals(&s, updated).await
 }

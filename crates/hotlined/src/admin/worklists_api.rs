@@ -1,6 +1,6 @@
 //! `/api/v1/worklists/{mine|overdue|due-today|missed}`: what to work on.
 //!
-//! - `mine`: open appeals assigned to the requester (`X-Hotline-Actor`), soonest due first;
+//! - `mine`: open appeals assigned to the requesting account, soonest due first;
 //! - `overdue`: open appeals past their due date, most overdue first;
 //! - `due-today`: open appeals due today (at `reports.timezone`);
 //! - `missed`: callers who hung up in the queue or before the answer without reaching a
@@ -22,7 +22,8 @@ use serde_json::json;
 
 use super::appeals_api::{paging, path_id};
 use super::citizens_api::line_text;
-use super::{audit, json_body, query_error, Actor, AdminState, ApiError};
+use super::access::Caller;
+use super::{json_body, query_error, Actor, AdminState, ApiError};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,10 +36,16 @@ pub struct ListQuery {
 pub async fn list(
     State(s): State<AdminState>,
     Extension(Actor(actor)): Extension<Actor>,
+    Extension(who): Extension<Caller>,
     list: Result<Path<String>, PathRejection>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Path(list) = list.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if !who.sees_all() && list != "mine" {
+        return Err(ApiError::forbidden(format!(
+            "worklist {list:?}: an operator has their own list, mine"
+        )));
+    }
     let Query(q) = q.map_err(query_error)?;
     let (page, per_page) = paging(q.page, q.per_page)?;
     let p = Page {
@@ -93,6 +100,7 @@ struct Close {
 pub async fn close_missed(
     State(s): State<AdminState>,
     Extension(Actor(actor)): Extension<Actor>,
+    Extension(who): Extension<Caller>,
     id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -100,6 +108,12 @@ pub async fn close_missed(
     let c: Close = json_body(&body)?;
     let reason = line_text("reason", &c.reason, 500)?;
     s.store()?.close_missed(id, &actor, &reason).await?;
-    audit::record(&actor, "missed.close", &id.to_string());
+    // the reason is free text about a person: the audit line says only that there was one
+    s.audit(who.audit(
+        "missed_closed",
+        Some(id.to_string()),
+        json!({ "reason_chars": reason.chars().count() }),
+    ))
+    .await;
     Ok(Json(json!({ "closed": true, "appeal": id })).into_response())
 }
