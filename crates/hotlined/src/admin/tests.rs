@@ -208,6 +208,32 @@ pub(super) async fn user_token(state: &AdminState, id: &str, role: appeals::Role
     token
 }
 
+/// A request with a personal API token.
+async fn call_by(state: &AdminState, token: &str, method: &str, path: &str, body: &str) -> Answer {
+    let auth = format!("Bearer {token}");
+    send(state, req(method, path, body, &[("authorization", auth.as_str())])).await
+}
+
+/// The audit rows with this action, oldest first.
+async fn audit_of(state: &AdminState, action: &str) -> Vec<appeals::AuditEntry> {
+    let mut rows: Vec<appeals::AuditEntry> = state
+        .store
+        .get()
+        .unwrap()
+        .audit_search(&appeals::AuditFilter {
+            action: Some(action.into()),
+            limit: 10_000,
+            ..appeals::AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect();
+    rows.sort_by_key(|e| e.at);
+    rows
+}
+
 /// An authorised request.
 async fn call(state: &AdminState, method: &str, path: &str, body: &str) -> Answer {
     call_as(state, method, path, body, &[]).await
@@ -2314,14 +2340,15 @@ async fn directory_routes_list_the_configuration_and_suggest() {
 #[tokio::test]
 async fn citizens_are_created_found_changed_with_versions_and_checked() {
     let e = env().await;
-    let made = call_as(
+    let op1 = user_token(&e.state, "op1", appeals::Role::Operator).await;
+    let made = call_by(
         &e.state,
+        &op1,
         "POST",
         "/api/v1/citizens",
         r#"{"name":"Иванова Мария Петровна","phones":["8 913 123-45-67"],
             "address":"ул. Петухова, 12","district":"kirovsky","birth_year":1941,
             "categories":["pensioner"],"flags":[{"flag":"hard-of-hearing"}],"consent":true}"#,
-        &[("x-hotline-actor", "op1")],
     )
     .await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
@@ -2357,6 +2384,22 @@ async fn citizens_are_created_found_changed_with_versions_and_checked() {
     assert_eq!(v["version"], 2);
     assert_eq!(v["address"], Value::Null);
     assert_eq!(v["flags"][0]["until"], "2027-03-01");
+    // both are in the audit log: who, and what changed, without the personal text
+    let created = audit_of(&e.state, "citizen_created").await;
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].actor, "op1");
+    assert_eq!(created[0].role.as_deref(), Some("operator"));
+    assert_eq!(created[0].target.as_deref(), Some(id.as_str()));
+    assert_eq!(created[0].details["district"]["to"], "kirovsky");
+    assert_eq!(created[0].details["name"], json!({ "changed": true }));
+    let changed = audit_of(&e.state, "citizen_changed").await;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].actor, crate::admin::access::LEGACY_ACTOR);
+    assert_eq!(
+        changed[0].details,
+        json!({ "address": { "changed": true }, "flags": { "changed": true } })
+    );
+    assert!(!changed[0].details.to_string().contains("Петухова"));
     let stale = call(
         &e.state,
         "PATCH",
@@ -2493,27 +2536,30 @@ async fn appeal_case_fields_are_derived_checked_and_versioned() {
     assert_eq!(pending.status, StatusCode::OK, "{}", pending.body);
     assert_eq!(pending.json()["status"], "pending");
 
-    // mine, as the assignee sees it
-    let mine = call_as(
-        &e.state,
-        "GET",
-        "/api/v1/worklists/mine",
-        "",
-        &[("x-hotline-actor", "op1")],
-    )
-    .await
-    .json();
+    // every edit is an audit row with what changed
+    let edits = audit_of(&e.state, "appeal_changed").await;
+    assert!(edits.iter().all(|r| r.actor == crate::admin::access::LEGACY_ACTOR));
+    assert!(
+        edits
+            .iter()
+            .any(|r| r.target.as_deref() == Some(id.to_string().as_str())
+                && r.details["status"] == json!({ "from": "in_progress", "to": "pending" })),
+        "{edits:?}"
+    );
+
+    // mine, as the assignee sees it; an operator has no other worklist
+    let op1 = user_token(&e.state, "op1", appeals::Role::Operator).await;
+    let op2 = user_token(&e.state, "op2", appeals::Role::Operator).await;
+    let mine = call_by(&e.state, &op1, "GET", "/api/v1/worklists/mine", "")
+        .await
+        .json();
     assert_eq!(mine["appeals"][0]["id"], id.to_string());
-    let theirs = call_as(
-        &e.state,
-        "GET",
-        "/api/v1/worklists/mine",
-        "",
-        &[("x-hotline-actor", "op2")],
-    )
-    .await
-    .json();
+    let theirs = call_by(&e.state, &op2, "GET", "/api/v1/worklists/mine", "")
+        .await
+        .json();
     assert!(theirs["appeals"].as_array().unwrap().is_empty());
+    let overdue = call_by(&e.state, &op2, "GET", "/api/v1/worklists/overdue", "").await;
+    assert_eq!(overdue.status, StatusCode::FORBIDDEN, "{}", overdue.body);
     let nope = call(&e.state, "GET", "/api/v1/worklists/someday", "").await;
     assert_eq!(nope.status, StatusCode::NOT_FOUND);
 
@@ -2669,15 +2715,23 @@ async fn missed_callers_are_listed_and_closed_with_a_reason() {
     let empty = call(&e.state, "POST", &close, r#"{"reason":" "}"#).await;
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(empty.error().starts_with("reason:"));
-    let done = call_as(
+    let op1 = user_token(&e.state, "op1", appeals::Role::Operator).await;
+    let refused = call_by(&e.state, &op1, "POST", &close, r#"{"reason":"сам"}"#).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let sup1 = user_token(&e.state, "sup1", appeals::Role::Supervisor).await;
+    let done = call_by(
         &e.state,
+        &sup1,
         "POST",
         &close,
         r#"{"reason":"дозвонились с личного телефона"}"#,
-        &[("x-hotline-actor", "sup1")],
     )
     .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let closed = audit_of(&e.state, "missed_closed").await;
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].actor, "sup1");
+    assert_eq!(closed[0].target.as_deref(), Some(first.to_string().as_str()));
     let list = call(&e.state, "GET", "/api/v1/worklists/missed", "")
         .await
         .json();
