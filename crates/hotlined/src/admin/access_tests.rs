@@ -1020,7 +1020,10 @@ async fn minsk_home_care_to_the_territorial_centre_and_back(db: Db) {
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let a = a.json();
     assert_eq!(a["district"], "moskovsky");
-    assert_eq!(a["organisation"], "tcson-moskovsky", "the district's centre");
+    assert_eq!(
+        a["organisation"], "tcson-moskovsky",
+        "the district's centre"
+    );
     let due: DateTime<Utc> = a["due_at"].as_str().unwrap().parse().unwrap();
     assert_eq!(
         due.timestamp_millis(),
@@ -1065,11 +1068,15 @@ async fn minsk_home_care_to_the_territorial_centre_and_back(db: Db) {
     assert_eq!(grab.status, StatusCode::FORBIDDEN, "{}", grab.body);
     // and the directory is theirs to read, citizens are not
     assert_eq!(
-        call_by(&s, leninsky, "GET", "/api/v1/services", "").await.status,
+        call_by(&s, leninsky, "GET", "/api/v1/services", "")
+            .await
+            .status,
         StatusCode::OK
     );
     assert_eq!(
-        call_by(&s, leninsky, "GET", "/api/v1/citizens", "").await.status,
+        call_by(&s, leninsky, "GET", "/api/v1/citizens", "")
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
 
@@ -1088,7 +1095,11 @@ async fn minsk_home_care_to_the_territorial_centre_and_back(db: Db) {
     )
     .await;
     assert_eq!(reroute.status, StatusCode::FORBIDDEN, "{}", reroute.body);
-    assert!(reroute.error().starts_with("organisation:"), "{}", reroute.body);
+    assert!(
+        reroute.error().starts_with("organisation:"),
+        "{}",
+        reroute.body
+    );
     let pending = call_by(
         &s,
         moskovsky,
@@ -1125,7 +1136,10 @@ async fn minsk_home_care_to_the_territorial_centre_and_back(db: Db) {
         by_centre[0].details["status"],
         json!({ "from": "forwarded", "to": "done" })
     );
-    assert_eq!(by_centre[0].details["resolution"], json!({ "changed": true }));
+    assert_eq!(
+        by_centre[0].details["resolution"],
+        json!({ "changed": true })
+    );
 
     // an application past its due date is overdue; the done one is not
     let late = s.writer.create(NewAppeal {

@@ -211,7 +211,11 @@ pub(super) async fn user_token(state: &AdminState, id: &str, role: appeals::Role
 /// A request with a personal API token.
 async fn call_by(state: &AdminState, token: &str, method: &str, path: &str, body: &str) -> Answer {
     let auth = format!("Bearer {token}");
-    send(state, req(method, path, body, &[("authorization", auth.as_str())])).await
+    send(
+        state,
+        req(method, path, body, &[("authorization", auth.as_str())]),
+    )
+    .await
 }
 
 /// The audit rows with this action, oldest first.
@@ -2538,7 +2542,9 @@ async fn appeal_case_fields_are_derived_checked_and_versioned() {
 
     // every edit is an audit row with what changed
     let edits = audit_of(&e.state, "appeal_changed").await;
-    assert!(edits.iter().all(|r| r.actor == crate::admin::access::LEGACY_ACTOR));
+    assert!(edits
+        .iter()
+        .all(|r| r.actor == crate::admin::access::LEGACY_ACTOR));
     assert!(
         edits
             .iter()
@@ -2731,7 +2737,10 @@ async fn missed_callers_are_listed_and_closed_with_a_reason() {
     let closed = audit_of(&e.state, "missed_closed").await;
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0].actor, "sup1");
-    assert_eq!(closed[0].target.as_deref(), Some(first.to_string().as_str()));
+    assert_eq!(
+        closed[0].target.as_deref(),
+        Some(first.to_string().as_str())
+    );
     let list = call(&e.state, "GET", "/api/v1/worklists/missed", "")
         .await
         .json();

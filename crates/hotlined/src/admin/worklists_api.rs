@@ -20,9 +20,9 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::access::Caller;
 use super::appeals_api::{paging, path_id};
 use super::citizens_api::line_text;
-use super::access::Caller;
 use super::{json_body, query_error, Actor, AdminState, ApiError};
 
 #[derive(Debug, Deserialize)]
