@@ -101,7 +101,7 @@ pub struct ListQuery {
 }
 
 /// 403 unless the caller may see every appeal, or handled this one (an operator's own).
-fn may_see(who: &Caller, a: &appeals::Appeal) -> Result<(), ApiError> {
+pub(crate) fn may_see(who: &Caller, a: &appeals::Appeal) -> Result<(), ApiError> {
     if who.sees_all() || a.operator.as_deref() == Some(who.id.as_str()) {
         Ok(())
     } else {

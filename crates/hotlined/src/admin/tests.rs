@@ -51,6 +51,7 @@ fn state_with(writer: AppealWriter, token: &str) -> AdminState {
         reports: ReportSettings {
             tz: nsk(),
             options: ReportOptions::default(),
+            board: Default::default(),
         },
         patch_lock: Default::default(),
         partner: None,
