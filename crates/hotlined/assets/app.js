@@ -242,19 +242,20 @@
       return p;
     }
     function schedule(ms) { clearTimeout(timer); timer = setTimeout(save, ms); }
+    function say(msg, good) { saved.dataset.ok = good ? "1" : "0"; text(saved, msg); }
     function save() {
       var appeal = form.dataset.appeal;
       if (!appeal || sending || !dirty) { return; }
       var p = payload();
       if (Object.keys(p).filter(function (k) { return k !== "version"; }).length === 0) { dirty = false; return; }
       sending = true; dirty = false;
-      text(saved, T.saving);
+      say(T.saving, true);
       api("PATCH", "/api/v1/appeals/" + encodeURIComponent(appeal), p).then(function (r) {
         sending = false;
         if (r.status === 200) {
           backoff = 2000;
           if (r.json && r.json.version != null) { form.dataset.version = r.json.version; }
-          text(saved, T.saved);
+          say(T.saved, true);
           if (!dirty) { try { localStorage.removeItem(draftKey(appeal)); } catch (e) { /* ignore */ } } else { schedule(300); }
           return;
         }
@@ -269,11 +270,11 @@
         }
         if (r.status === 400 || r.status === 422) {
           dirty = false;
-          text(saved, T.save_refused + ": " + problem(r));
+          say(T.save_refused + ": " + problem(r), false);
           return;
         }
         // no connection, the database away, or the call not answered yet: keep and retry
-        text(saved, r.status === 0 || r.status >= 500 ? T.unsaved : T.save_refused + ": " + problem(r));
+        say(r.status === 0 || r.status >= 500 ? T.unsaved : r.status === 403 ? T.save_after_answer : T.save_refused + ": " + problem(r), false);
         schedule(backoff);
         backoff = Math.min(backoff * 2, 15000);
       });

@@ -85,6 +85,7 @@ texts! {
     saving: "Сохраняется…", "Saving…";
     unsaved: "Не сохранено: нет связи. Текст сохранён в браузере, повторим автоматически.", "Not saved: no connection. Kept in the browser; retrying.";
     save_refused: "Не сохранено", "Not saved";
+    save_after_answer: "Текст сохранён в браузере; в обращение он попадёт, как только звонок будет принят.", "Kept in the browser; it goes into the appeal once the call is answered.";
     save_now: "Сохранить", "Save";
     forward_partner: "Передать в партнёрский центр", "Forward to the partner centre";
     transfer: "Перевести звонок", "Transfer the call";
