@@ -251,7 +251,7 @@ pub async fn guard(State(s): State<AdminState>, mut req: Request, next: Next) ->
                 Ok(Some(c)) => c,
                 Ok(None) => return crate::web::errors::to_login(),
                 Err(answer) if answer.status() == StatusCode::FORBIDDEN => {
-                    return crate::web::errors::no_access(&headers)
+                    return crate::web::errors::no_access()
                 }
                 Err(answer) if answer.status() == StatusCode::SERVICE_UNAVAILABLE => {
                     return crate::web::errors::no_database()

@@ -108,14 +108,14 @@ async fn pages_by_role(db: Db) {
         "id=\"worklist-missed\"",
         "id=\"live-status\" data-live=\"down\"",
         "<span id=\"user-name\">Имя op1</span>",
-        "<html lang=\"ru\">",
+        "<html lang=\"ru\" class=\"ws\">",
         "Рабочее место",
     ] {
         assert!(desk.body.contains(hook), "desk lacks {hook}");
     }
     // English on ?lang=en, remembered in a cookie
     let en = get(&s, "/desk?lang=en", &op).await;
-    assert!(en.body.contains("<html lang=\"en\">") && en.body.contains("Log in to queues"));
+    assert!(en.body.contains("<html lang=\"en\"") && en.body.contains("Log in to queues"));
     let set = en.headers["set-cookie"].to_str().unwrap();
     assert!(set.starts_with("hotline_lang=en"), "{set}");
     let again = get(&s, "/desk", &format!("{op}; hotline_lang=en")).await;

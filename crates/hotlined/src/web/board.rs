@@ -10,15 +10,13 @@ use std::time::Instant;
 
 use appeals::{Page, SearchFilter};
 use askama::Template;
-use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Extension;
 use chrono::Utc;
 
-use super::chrome::Chrome;
+use super::chrome::{Chrome, Viewer};
 use super::errors;
-use crate::admin::access::Caller;
 use crate::admin::AdminState;
 
 /// One queue's tile.
@@ -88,13 +86,8 @@ pub fn colour(
 }
 
 /// `GET /board`.
-pub async fn page(
-    State(s): State<AdminState>,
-    Extension(who): Extension<Caller>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    let c = Chrome::new(&who, &headers, uri.query(), "board", "/board", s.reports.tz);
+pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
+    let c = v.chrome("board", "/board", s.reports.tz);
     let mut today: BTreeMap<String, Today> = BTreeMap::new();
     if let Ok(store) = s.store() {
         let day = Utc::now().with_timezone(&s.reports.tz).date_naive();
@@ -170,12 +163,7 @@ pub async fn page(
         .views(&contacts, Instant::now())
         .into_iter()
         .map(|v| {
-            let state = s
-                .stats
-                .activity
-                .of(&v.id)
-                .map(gateway::live::Activity::as_str)
-                .unwrap_or(v.state.as_str());
+            let state = super::desk::live_state(&s, &v.id, v.state);
             OperatorRow {
                 since: v
                     .paused_since

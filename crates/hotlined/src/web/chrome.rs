@@ -2,6 +2,8 @@
 //! the live-connection indicator and the large-text switch (`layout.html`).
 
 use appeals::Role;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use chrono::{DateTime, FixedOffset, Utc};
@@ -35,14 +37,7 @@ impl Lang {
         if let Some(l) = asked {
             return (l, true);
         }
-        let cookie = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .filter_map(Result::ok)
-            .find(|c| c.name() == LANG_COOKIE)
-            .map(|c| c.value() == "en");
+        let cookie = super::cookies::named(headers, LANG_COOKIE).map(|v| v == "en");
         (
             if cookie == Some(true) {
                 Lang::En
@@ -66,6 +61,58 @@ impl Lang {
             Lang::En => &texts::EN,
         }
     }
+}
+
+/// Who opened a page, and how: the guard's [`Caller`], the request's headers (language
+/// cookie) and query (`?lang=`). Every page handler takes one.
+pub struct Viewer {
+    pub who: Caller,
+    headers: HeaderMap,
+    query: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // the guard puts the caller there for every `Rule::PageFor` route
+        let who = parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(super::errors::to_login)?;
+        Ok(Viewer {
+            who,
+            headers: parts.headers.clone(),
+            query: parts.uri.query().map(str::to_owned),
+        })
+    }
+}
+
+impl Viewer {
+    /// The layout's data for `page` at `path`.
+    pub fn chrome(&self, page: &'static str, path: impl Into<String>, tz: FixedOffset) -> Chrome {
+        Chrome::new(
+            &self.who,
+            &self.headers,
+            self.query.as_deref(),
+            page,
+            path,
+            tz,
+        )
+    }
+
+    /// The request's query string.
+    pub fn query(&self) -> Option<&str> {
+        self.query.as_deref()
+    }
+}
+
+/// An appeal id from a route's `{id}`.
+pub fn appeal_id(
+    id: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+) -> Option<appeals::AppealId> {
+    id.ok().and_then(|axum::extract::Path(p)| p.parse().ok())
 }
 
 /// One navigation link.
@@ -163,11 +210,6 @@ impl Chrome {
         at.with_timezone(&self.tz)
             .format("%d.%m.%Y %H:%M")
             .to_string()
-    }
-
-    /// A UTC instant as local `HH:MM:SS`.
-    pub fn clock(&self, at: &DateTime<Utc>) -> String {
-        at.with_timezone(&self.tz).format("%H:%M:%S").to_string()
     }
 
     /// A work state's name.

@@ -5,18 +5,16 @@
 
 use std::time::Instant;
 
-use appeals::{Appeal, AppealId, Page, Role, SearchFilter};
+use appeals::{Appeal, Page, Role, SearchFilter};
 use askama::Template;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Extension;
 use chrono::{Duration, Utc};
 
-use super::chrome::{is_open, status_label, Chrome};
+use super::chrome::{appeal_id, is_open, status_label, Chrome, Viewer};
 use super::errors;
-use crate::admin::access::Caller;
 use crate::admin::AdminState;
 
 /// One queue the operator may be sent to or transfer to.
@@ -76,8 +74,7 @@ pub fn operator_state(
 ) -> Option<(&'static str, String, String, Vec<String>)> {
     let contacts = s.stats.registered_contacts();
     let v = s.operators.view_of(id, &contacts, Instant::now())?;
-    let activity = s.stats.activity.of(id).map(gateway::live::Activity::as_str);
-    let state = activity.unwrap_or(v.state.as_str());
+    let state = live_state(s, id, v.state);
     let since = v
         .paused_since
         .or(v.logged_in_since)
@@ -89,6 +86,16 @@ pub fn operator_state(
         v.pause_reason.clone().unwrap_or_default(),
         v.queues,
     ))
+}
+
+/// An operator's state id: what the ACD has them doing (ringing, on a call, wrap-up), else
+/// the table's (logged out, available, paused).
+pub fn live_state(s: &AdminState, id: &str, table: crate::admin::WorkState) -> &'static str {
+    s.stats
+        .activity
+        .of(id)
+        .map(gateway::live::Activity::as_str)
+        .unwrap_or(table.as_str())
 }
 
 /// The configured queues with their titles.
@@ -118,16 +125,11 @@ fn work_item(c: &Chrome, a: &Appeal) -> WorkItem {
 }
 
 /// `GET /desk`.
-pub async fn page(
-    State(s): State<AdminState>,
-    Extension(who): Extension<Caller>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    let c = Chrome::new(&who, &headers, uri.query(), "desk", "/desk", s.reports.tz);
+pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
+    let c = v.chrome("desk", "/desk", s.reports.tz);
     // a supervisor looking at the desk sees the first operator's (read-only use)
-    let operator = if who.role == Role::Operator {
-        who.id.clone()
+    let operator = if v.who.role == Role::Operator {
+        v.who.id.clone()
     } else {
         let contacts = s.stats.registered_contacts();
         s.operators
@@ -135,7 +137,7 @@ pub async fn page(
             .into_iter()
             .next()
             .map(|v| v.id)
-            .unwrap_or_else(|| who.id.clone())
+            .unwrap_or_else(|| v.who.id.clone())
     };
     let (state, since, reason, my_queues) = operator_state(&s, &operator).unwrap_or((
         "logged_out",
@@ -157,12 +159,7 @@ pub async fn page(
         .into_iter()
         .filter(|v| v.id != operator)
         .map(|v| {
-            let state = s
-                .stats
-                .activity
-                .of(&v.id)
-                .map(gateway::live::Activity::as_str)
-                .unwrap_or(v.state.as_str());
+            let state = live_state(&s, &v.id, v.state);
             Colleague {
                 id: v.id,
                 name: v.name,
@@ -230,11 +227,7 @@ pub async fn page(
             }
         }
     }
-    let since_shown = chrono::DateTime::parse_from_rfc3339(&since)
-        .map(|t| c.clock(&t.with_timezone(&Utc)))
-        .unwrap_or_default();
     let reason = c.reason_label(&reason).to_owned();
-    let _ = since_shown;
     let page = DeskPage {
         operator,
         state,
@@ -282,13 +275,11 @@ struct Pop {
 /// `GET /desk/pop/{appeal}`: the screen pop, an HTML fragment.
 pub async fn pop(
     State(s): State<AdminState>,
-    Extension(who): Extension<Caller>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    v: Viewer,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let c = Chrome::new(&who, &headers, uri.query(), "desk", "/desk", s.reports.tz);
-    let Some(id) = id.ok().and_then(|Path(p)| p.parse::<AppealId>().ok()) else {
+    let c = v.chrome("desk", "/desk", s.reports.tz);
+    let Some(id) = appeal_id(id) else {
         return errors::fragment(StatusCode::BAD_REQUEST, "Неверный номер обращения.");
     };
     let Ok(store) = s.store() else {

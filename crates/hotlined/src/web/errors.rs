@@ -59,7 +59,7 @@ pub fn to_login() -> Response {
 }
 
 /// 403: the signed-in person's role may not open this page.
-pub fn no_access(_headers: &axum::http::HeaderMap) -> Response {
+pub fn no_access() -> Response {
     page(
         StatusCode::FORBIDDEN,
         "Нет доступа",

@@ -3,17 +3,17 @@
 //! `csrf`, `comment`, `action` = `comment` or `done`) adds a comment to the timeline or
 //! marks the application done. Supervisors and admins see every routed application.
 
-use appeals::{AppealId, EventKind, Page, Role, SearchFilter, Status};
+use appeals::{EventKind, Page, Role, SearchFilter, Status};
 use askama::Template;
 use axum::extract::rejection::{FormRejection, PathRejection};
-use axum::extract::{OriginalUri, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::chrome::{is_open, status_label, Chrome};
+use super::chrome::{appeal_id, is_open, status_label, Chrome, Viewer};
 use super::{csrf, errors};
 use crate::admin::access::{Caller, Via};
 use crate::admin::AdminState;
@@ -54,21 +54,16 @@ fn organisation_of(who: &Caller) -> Option<String> {
 const LOOK_BACK: u32 = 1000;
 
 /// `GET /org`.
-pub async fn page(
-    State(s): State<AdminState>,
-    Extension(who): Extension<Caller>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    let c = Chrome::new(&who, &headers, uri.query(), "org", "/org", s.reports.tz);
-    let message = uri
+pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
+    let c = v.chrome("org", "/org", s.reports.tz);
+    let message = v
         .query()
         .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("done=")))
         .map(|_| c.t.done_ok.to_owned());
     let Ok(store) = s.store() else {
         return errors::no_database();
     };
-    let mine = organisation_of(&who);
+    let mine = organisation_of(&v.who);
     let list = match store
         .search(
             &SearchFilter::default(),
@@ -144,7 +139,7 @@ pub async fn act(
             "Форма устарела или отправлена не с этой страницы. Обновите страницу и повторите.",
         );
     }
-    let Some(id) = id.ok().and_then(|Path(p)| p.parse::<AppealId>().ok()) else {
+    let Some(id) = appeal_id(id) else {
         return errors::page(
             StatusCode::BAD_REQUEST,
             "Неверный номер заявки",
@@ -196,7 +191,7 @@ pub async fn act(
         Some(m) => !m.is_empty() && appeal.destination_org.as_deref() == Some(m.as_str()),
     };
     if !ours {
-        return errors::no_access(&HeaderMap::new());
+        return errors::no_access();
     }
     if !comment.is_empty() {
         s.writer.event_by(

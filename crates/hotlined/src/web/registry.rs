@@ -3,19 +3,17 @@
 //! (the citizen card). An operator sees the appeals they handled; supervisors and admins
 //! see every one.
 
-use appeals::{Appeal, AppealId, Page, SearchFilter, Status};
+use appeals::{Appeal, Page, SearchFilter, Status};
 use askama::Template;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use chrono::{NaiveDate, TimeZone};
 use serde::Deserialize;
 
-use super::chrome::{event_label, outcome_label, status_label, Chrome};
+use super::chrome::{appeal_id, event_label, outcome_label, status_label, Chrome, Viewer};
 use super::errors;
-use crate::admin::access::Caller;
 use crate::admin::AdminState;
 
 /// How many rows a registry page shows.
@@ -195,19 +193,10 @@ fn csv_field(s: &str) -> String {
 /// `GET /registry`.
 pub async fn page(
     State(s): State<AdminState>,
-    Extension(who): Extension<Caller>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    v: Viewer,
     q: Result<Query<SearchForm>, QueryRejection>,
 ) -> Response {
-    let c = Chrome::new(
-        &who,
-        &headers,
-        uri.query(),
-        "registry",
-        "/registry",
-        s.reports.tz,
-    );
+    let c = v.chrome("registry", "/registry", s.reports.tz);
     let form = q.map(|Query(f)| f).unwrap_or_default();
     let _ = &form.lang;
     let page_no = form.page.unwrap_or(1).max(1);
@@ -216,8 +205,8 @@ pub async fn page(
     match filter_of(&c, &form) {
         Err(e) => error = Some(e),
         Ok(mut filter) => {
-            if !who.sees_all() {
-                filter.operator = Some(who.id.clone());
+            if !v.who.sees_all() {
+                filter.operator = Some(v.who.id.clone());
             }
             let Ok(store) = s.store() else {
                 return errors::no_database();
@@ -262,7 +251,7 @@ pub async fn page(
                     out.push_str(&line.join(","));
                     out.push_str("\r\n");
                 }
-                s.audit(who.audit(
+                s.audit(v.who.audit(
                     "export",
                     None,
                     serde_json::json!({ "what": "registry", "rows": csv_source.len() }),
@@ -367,12 +356,10 @@ fn details(data: &serde_json::Value) -> String {
 /// `GET /appeals/{id}`.
 pub async fn appeal(
     State(s): State<AdminState>,
-    Extension(who): Extension<Caller>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    v: Viewer,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let Some(id) = id.ok().and_then(|Path(p)| p.parse::<AppealId>().ok()) else {
+    let Some(id) = appeal_id(id) else {
         return errors::page(
             StatusCode::BAD_REQUEST,
             "Неверный номер обращения",
@@ -380,7 +367,7 @@ pub async fn appeal(
         );
     };
     let path = format!("/appeals/{id}");
-    let c = Chrome::new(&who, &headers, uri.query(), "registry", path, s.reports.tz);
+    let c = v.chrome("registry", path, s.reports.tz);
     let Ok(store) = s.store() else {
         return errors::no_database();
     };
@@ -395,8 +382,8 @@ pub async fn appeal(
         }
         Err(_) => return errors::no_database(),
     };
-    if crate::admin::appeals_api::may_see(&who, &found.appeal).is_err() {
-        return errors::no_access(&headers);
+    if crate::admin::appeals_api::may_see(&v.who, &found.appeal).is_err() {
+        return errors::no_access();
     }
     let a = &found.appeal;
     let secs = |v: Option<i64>| v.map_or_else(|| "—".to_owned(), |v| v.to_string());
@@ -429,10 +416,7 @@ pub async fn appeal(
 
 /// `GET /citizens/{id}`: the citizen card. Citizens come with the case records; until the
 /// store keeps them, every id is unknown.
-pub async fn citizen(
-    Extension(_who): Extension<Caller>,
-    id: Result<Path<String>, PathRejection>,
-) -> Response {
+pub async fn citizen(_v: Viewer, id: Result<Path<String>, PathRejection>) -> Response {
     let _ = id;
     errors::page(
         StatusCode::NOT_FOUND,

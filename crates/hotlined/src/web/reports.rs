@@ -4,15 +4,13 @@
 //! `GET /api/v1/reports/daily`).
 
 use askama::Template;
-use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Extension;
 use chrono::{NaiveDate, Utc};
 
-use super::chrome::Chrome;
+use super::chrome::{Chrome, Viewer};
 use super::errors;
-use crate::admin::access::Caller;
 use crate::admin::AdminState;
 
 /// One figure card.
@@ -47,21 +45,9 @@ fn secs(v: Option<f64>) -> String {
 }
 
 /// `GET /reports`.
-pub async fn page(
-    State(s): State<AdminState>,
-    Extension(who): Extension<Caller>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    let c = Chrome::new(
-        &who,
-        &headers,
-        uri.query(),
-        "reports",
-        "/reports",
-        s.reports.tz,
-    );
-    let asked = uri
+pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
+    let c = v.chrome("reports", "/reports", s.reports.tz);
+    let asked = v
         .query()
         .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("day=")))
         .filter(|d| !d.is_empty());
