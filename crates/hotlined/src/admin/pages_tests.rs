@@ -32,7 +32,14 @@ async fn appeal(
     );
     assert!(s.writer.flushed(Duration::from_secs(10)).await);
     if let Some(o) = org {
-        store(s).set_destination(id, o, "test").await.unwrap();
+        let change = appeals::CaseChange {
+            organisation: Some(Some(o.into())),
+            ..appeals::CaseChange::default()
+        };
+        store(s)
+            .update_case(id, None, &change, "test")
+            .await
+            .unwrap();
     }
     id
 }

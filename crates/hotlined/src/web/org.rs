@@ -1,5 +1,5 @@
 //! `GET /org` — a territorial centre's view: the applications routed to the account's
-//! organisation (the appeal's destination), each with its comments; `POST /org/{id}` (form
+//! organisation (the case's organisation), each with its comments; `POST /org/{id}` (form
 //! `csrf`, `comment`, `action` = `comment` or `done`) adds a comment to the timeline or
 //! marks the application done. Supervisors and admins see every routed application.
 
@@ -50,6 +50,15 @@ fn organisation_of(who: &Caller) -> Option<String> {
     }
 }
 
+/// Whether the appeal is routed to `org` (the case's organisation, as the API's
+/// `may_see` has it), or to any organisation when `org` is `None`.
+fn routed_to(a: &appeals::Appeal, org: Option<&str>) -> bool {
+    match org {
+        None => a.case.organisation.is_some() || a.destination_org.is_some(),
+        Some(m) => !m.is_empty() && a.case.organisation.as_deref() == Some(m),
+    }
+}
+
 /// How many recent appeals the view looks through for routed ones.
 const LOOK_BACK: u32 = 1000;
 
@@ -64,9 +73,17 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
         return errors::no_database();
     };
     let mine = organisation_of(&v.who);
+    let filter = SearchFilter {
+        organisation: mine.clone().filter(|m| !m.is_empty()),
+        ..SearchFilter::default()
+    };
+    if mine.as_deref() == Some("") {
+        // an organisation account without its organisation sees nothing
+        return errors::no_access();
+    }
     let list = match store
         .search(
-            &SearchFilter::default(),
+            &filter,
             Page {
                 offset: 0,
                 limit: LOOK_BACK,
@@ -79,16 +96,17 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
     };
     let rows = list
         .iter()
-        .filter(|a| match (&mine, &a.destination_org) {
-            (_, None) => false,
-            (None, Some(_)) => true,
-            (Some(m), Some(d)) => !m.is_empty() && m == d,
-        })
+        .filter(|a| routed_to(a, mine.as_deref()))
         .map(|a| Application {
             id: a.id.to_string(),
             when: c.when(&a.arrived_at),
             caller: a.caller_number.clone(),
-            organisation: a.destination_org.clone().unwrap_or_default(),
+            organisation: a
+                .case
+                .organisation
+                .clone()
+                .or_else(|| a.destination_org.clone())
+                .unwrap_or_default(),
             notes: a.notes.clone().unwrap_or_default(),
             status: status_label(c.lang, a.status.as_str()),
             open: is_open(a.status.as_str()),
@@ -186,10 +204,7 @@ pub async fn act(
         }
         Err(_) => return errors::no_database(),
     };
-    let ours = match organisation_of(&who) {
-        None => appeal.destination_org.is_some(),
-        Some(m) => !m.is_empty() && appeal.destination_org.as_deref() == Some(m.as_str()),
-    };
+    let ours = routed_to(&appeal, organisation_of(&who).as_deref());
     if !ours {
         return errors::no_access();
     }

@@ -133,7 +133,7 @@ fn filter_of(c: &Chrome, f: &SearchForm) -> Result<SearchFilter, String> {
         category: None,
         status,
         caller: Some(digits).filter(|d| !d.is_empty()),
-        operator: None,
+        ..SearchFilter::default()
     })
 }
 
