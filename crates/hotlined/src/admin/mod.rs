@@ -309,7 +309,7 @@ fn page_routes() -> Routes {
         .add("GET", "/board", get(web::board::page))
         .add("GET", "/registry", get(web::registry::page))
         .add("GET", "/appeals/{id}", get(web::registry::appeal))
-        .add("GET", "/citizens/{id}", get(web::registry::citizen))
+        .add("GET", "/citizens/{id}", get(web::citizen::page))
         .add("GET", "/reports", get(web::reports::page))
         .add("GET", "/org", get(web::org::page))
         .add("POST", "/org/{id}", post(web::org::act))

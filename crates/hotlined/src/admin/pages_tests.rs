@@ -1,7 +1,7 @@
 //! The workspace pages through the router, on SQLite and PostgreSQL: where `/` sends each
 //! role, who may open which page (an operator gets a 403 page on the board), the hooks the
 //! browser tests rely on, an operator's registry keeping to their own appeals, the screen
-//! pop with the caller's earlier appeal, English on `?lang=en`, and an organisation seeing
+//! pop with the caller's earlier appeal, the citizen card and the card in the pop, English on `?lang=en`, and an organisation seeing
 //! and closing only its own applications.
 
 use appeals::{AppealUpdate, NewAppeal};
@@ -319,4 +319,107 @@ async fn organisation_sees_and_closes_its_own(db: Db) {
         !view.body.contains("data-action=\"done\""),
         "done rows have no done button"
     );
+}
+
+on_both!(citizen_card_and_its_pop);
+async fn citizen_card_and_its_pop(db: Db) {
+    let s = state_on(&db, AccessSettings::default()).await;
+    make_user(&s, "op1", Role::Operator, "op1-secret").await;
+    let op = session(&s, "op1", "op1-secret").await;
+    let today = Utc::now().date_naive();
+    let card = store(&s)
+        .create_citizen(&appeals::CitizenFields {
+            name: "Иванова Мария Петровна".into(),
+            phones: vec!["+79137770001".into()],
+            address: Some("ул. Ленина, 1".into()),
+            district: Some("dzerzhinsky".into()),
+            birth_year: Some(1941),
+            categories: vec!["pensioner".into()],
+            flags: vec![
+                appeals::Flag {
+                    flag: "hard-of-hearing".into(),
+                    until: None,
+                },
+                appeals::Flag {
+                    flag: "lives-alone".into(),
+                    until: today.pred_opt(),
+                },
+            ],
+            consent: Some(appeals::Consent {
+                by: "op1".into(),
+                at: Utc::now(),
+            }),
+            notes: Some("Звонить после обеда".into()),
+        })
+        .await
+        .unwrap();
+    // an appeal linked to the card; a later call from the card's number, not yet linked
+    let first = appeal(&s, "+79130000099", Some("op1"), None).await;
+    let link = appeals::CaseChange {
+        citizen_id: Some(Some(card.id)),
+        ..appeals::CaseChange::default()
+    };
+    store(&s)
+        .update_case(first, None, &link, "test")
+        .await
+        .unwrap();
+    let second = appeal(&s, "+79130000098", Some("op1"), None).await;
+    store(&s)
+        .update_case(second, None, &link, "test")
+        .await
+        .unwrap();
+
+    // the card: name, numbers, district and category by name, flags with expiry, consent,
+    // notes, its appeals newest first
+    let page = get(&s, &format!("/citizens/{}", card.id), &op).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let b = &page.body;
+    for want in [
+        "Иванова Мария Петровна",
+        "data-phone=\"+79137770001\"",
+        "ул. Ленина, 1",
+        "Дзержинский",
+        "Пенсионер",
+        "1941",
+        "Звонить после обеда",
+        "получено: op1",
+        "<span class=\"flag\" data-flag=\"hard-of-hearing\">Плохо слышит</span>",
+        "data-flag=\"lives-alone\" data-expired=\"true\"",
+    ] {
+        assert!(b.contains(want), "{want} in {b}");
+    }
+    let at = |id: AppealId| b.find(&format!("<li data-appeal-id=\"{id}\"")).unwrap();
+    assert!(at(second) < at(first), "newest first");
+    assert_eq!(
+        get(&s, &format!("/citizens/{}", uuid::Uuid::now_v7()), &op)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&s, "/citizens/nope", &op).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // the pop of a linked appeal shows the card; of an unlinked call, the card with the
+    // caller's number; flags in force in plain sight, the expired one not
+    let link_href = format!("href=\"/citizens/{}\"", card.id);
+    let linked = get(&s, &format!("/desk/pop/{first}"), &op).await;
+    assert!(linked.body.contains(&link_href), "{}", linked.body);
+    let ringing = appeal(&s, "+7 913 777-00-01", None, None).await;
+    let pop = get(&s, &format!("/desk/pop/{ringing}"), &op).await;
+    assert_eq!(pop.status, StatusCode::OK);
+    let p = &pop.body;
+    assert!(p.contains(&format!(
+        "id=\"citizen-card\" class=\"citizen\" data-citizen-id=\"{}\"",
+        card.id
+    )));
+    assert!(p.contains(&link_href) && p.contains("Иванова Мария Петровна"));
+    let flags = &p[p.find("id=\"citizen-flags\"").unwrap()..];
+    assert!(flags.contains("Плохо слышит") && !flags.contains("Проживает один"));
+    assert!(!p.contains("не найден"));
+    // nobody has this number: "не найден"
+    let stranger = appeal(&s, "+79135550000", None, None).await;
+    let none = get(&s, &format!("/desk/pop/{stranger}"), &op).await;
+    assert!(none.body.contains("не найден") && none.body.contains("data-citizen-id=\"\""));
 }

@@ -270,6 +270,7 @@ struct Pop {
     calls_30d: usize,
     open: usize,
     earlier: Vec<Earlier>,
+    citizen: Option<super::citizen::CardView>,
 }
 
 /// `GET /desk/pop/{appeal}`: the screen pop, an HTML fragment.
@@ -354,7 +355,17 @@ pub async fn pop(
         .as_deref()
         .map(|p| p.split('>').map(str::to_owned).collect())
         .unwrap_or_default();
+    // a card that cannot be read leaves the pop without it rather than without the call
+    let citizen = super::citizen::for_call(store, appeal.case.citizen_id, &appeal.caller_number)
+        .await
+        .ok()
+        .flatten()
+        .map(|x| {
+            let d = s.directory.get();
+            super::citizen::card_view(&c, &d, &x, super::citizen::today(&c))
+        });
     let body = Pop {
+        citizen,
         appeal: appeal.id.to_string(),
         number: appeal.caller_number.clone(),
         queue: appeal.queue.clone().unwrap_or_default(),

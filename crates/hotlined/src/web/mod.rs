@@ -20,6 +20,7 @@
 
 pub mod board;
 pub mod chrome;
+pub mod citizen;
 pub mod cookies;
 pub mod csrf;
 pub mod desk;

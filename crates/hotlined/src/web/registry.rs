@@ -413,14 +413,3 @@ pub async fn appeal(
     };
     page.c.finish(errors::html(StatusCode::OK, page.render()))
 }
-
-/// `GET /citizens/{id}`: the citizen card. Citizens come with the case records; until the
-/// store keeps them, every id is unknown.
-pub async fn citizen(_v: Viewer, id: Result<Path<String>, PathRejection>) -> Response {
-    let _ = id;
-    errors::page(
-        StatusCode::NOT_FOUND,
-        "Заявитель не найден",
-        "Карточки заявителя с таким номером нет. Найдите обращение в реестре по номеру телефона.",
-    )
-}

@@ -152,6 +152,15 @@ texts! {
     recording: "Запись разговора", "Recording";
     listen: "Прослушать", "Listen";
     citizen_title: "Карточка заявителя", "Citizen card";
+    phones: "Телефоны", "Phones";
+    birth_year: "Год рождения", "Birth year";
+    categories: "Льготные категории", "Social categories";
+    consent: "Согласие на обработку данных", "Consent to data processing";
+    consent_given: "получено", "given";
+    consent_none: "не получено", "not given";
+    citizen_notes: "Заметки", "Notes";
+    until: "до", "until";
+    open_card: "Открыть карточку", "Open the card";
     reports_title: "Отчёт за день", "Daily report";
     day: "День", "Day";
     show: "Показать", "Show";
