@@ -183,6 +183,7 @@
         form.dataset.version = "";
         form.reset();
         restoreDraft(d.appeal);
+        if (caseFields && !form.dataset.version) { fetchVersion(d.appeal); }
         text($("#form-appeal"), "");
         text(saved, "");
       }
@@ -241,6 +242,36 @@
       }
       return p;
     }
+    function fetchVersion(appeal) {
+      api("GET", "/api/v1/appeals/" + encodeURIComponent(appeal)).then(function (g) {
+        if (form.dataset.appeal === appeal && !form.dataset.version && g.json && g.json.version != null) {
+          form.dataset.version = g.json.version;
+        }
+      });
+    }
+    // "district: no district …" → «Поле «Район»: …» with the form's own label
+    function fieldProblem(r) {
+      var m = r.json && r.json.error ? /^([a-z_]+):/.exec(r.json.error) : null;
+      var name = (r.json && r.json.field) || (m && m[1]);
+      var el = name && form.elements[name];
+      var lbl = el && el.id ? $('label[for="' + el.id + '"]') : null;
+      if (!lbl) { return T.save_refused + ": " + problem(r); }
+      el.setAttribute("aria-invalid", "true");
+      return T.field_refused.replace("{field}", lbl.textContent.trim());
+    }
+    // the organisation the directory suggests for the service and district chosen
+    function suggest() {
+      var hint = $("#org-suggested"), sv = form.elements.service, ds = form.elements.district;
+      if (!hint || !sv || !sv.value) { if (hint) { text(hint, ""); } return; }
+      var q = "?service=" + encodeURIComponent(sv.value) + (ds && ds.value ? "&district=" + encodeURIComponent(ds.value) : "");
+      api("GET", "/api/v1/organisations" + q).then(function (r) {
+        var id = r.json && r.json.suggested, org = form.elements.organisation;
+        if (!id || !org) { text(hint, ""); return; }
+        var opt = $all("#f-organisation option").filter(function (o) { return o.value === id; })[0];
+        text(hint, T.suggested_org + ": " + (opt ? opt.textContent : id));
+        if (!org.value) { org.value = id; dirty = true; keepDraft(); schedule(300); }
+      });
+    }
     function schedule(ms) { clearTimeout(timer); timer = setTimeout(save, ms); }
     function say(msg, good) { saved.dataset.ok = good ? "1" : "0"; text(saved, msg); }
     function save() {
@@ -269,8 +300,9 @@
           return;
         }
         if (r.status === 400 || r.status === 422) {
+          // the notes and the draft stay; the message names the field in the page's language
           dirty = false;
-          say(T.save_refused + ": " + problem(r), false);
+          say(fieldProblem(r), false);
           return;
         }
         // no connection, the database away, or the call not answered yet: keep and retry
@@ -280,7 +312,11 @@
       });
     }
     form.addEventListener("input", function () { dirty = true; keepDraft(); text(saved, ""); schedule(800); });
-    form.addEventListener("change", function () { dirty = true; keepDraft(); schedule(300); });
+    form.addEventListener("change", function (e) {
+      dirty = true; keepDraft(); schedule(300);
+      if (e.target && e.target.removeAttribute) { e.target.removeAttribute("aria-invalid"); }
+      if (e.target && (e.target.name === "service" || e.target.name === "district")) { suggest(); }
+    });
     form.addEventListener("submit", function (e) { e.preventDefault(); dirty = true; keepDraft(); schedule(0); });
     window.addEventListener("online", function () { schedule(0); });
     onReconnect.push(function () { schedule(0); });

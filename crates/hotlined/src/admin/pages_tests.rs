@@ -423,3 +423,78 @@ async fn citizen_card_and_its_pop(db: Db) {
     let none = get(&s, &format!("/desk/pop/{stranger}"), &op).await;
     assert!(none.body.contains("не найден") && none.body.contains("data-citizen-id=\"\""));
 }
+
+on_both!(desk_case_form_and_worklists);
+async fn desk_case_form_and_worklists(db: Db) {
+    let s = state_on(&db, AccessSettings::default()).await;
+    make_user(&s, "op1", Role::Operator, "op1-secret").await;
+    make_user(&s, "sup", Role::Supervisor, "sup-secret").await;
+    let op = session(&s, "op1", "op1-secret").await;
+    let sup = session(&s, "sup", "sup-secret").await;
+    // assigned to op1 and due today; a caller who hung up before anyone answered
+    let assigned = appeal(&s, "+79130000011", Some("op1"), None).await;
+    let work = appeals::CaseChange {
+        assignee: Some(Some("op1".into())),
+        due_at: Some(Some(Utc::now() + Duration::from_secs(60))),
+        ..appeals::CaseChange::default()
+    };
+    store(&s)
+        .update_case(assigned, None, &work, "test")
+        .await
+        .unwrap();
+    let not_mine = appeal(&s, "+79130000012", Some("op1"), None).await;
+    let gone = appeal(&s, "+79130000013", None, None).await;
+    s.writer.update(
+        gone,
+        AppealUpdate {
+            outcome: Some(appeals::Outcome::Abandoned),
+            ..AppealUpdate::default()
+        },
+    );
+    assert!(s.writer.flushed(Duration::from_secs(10)).await);
+
+    let desk = get(&s, "/desk", &op).await;
+    assert_eq!(desk.status, StatusCode::OK);
+    let b = &desk.body;
+    // the case form: on, selects filled from the directory and the case codes
+    assert!(b.contains("data-case-fields=\"1\""));
+    for want in [
+        "<select id=\"f-service\" name=\"service\">",
+        "<option value=\"home-care\">Социальное обслуживание на дому</option>",
+        "<select id=\"f-district\" name=\"district\">",
+        "<option value=\"dzerzhinsky\">Дзержинский</option>",
+        "<select id=\"f-organisation\" name=\"organisation\">",
+        "<option value=\"consulted\">Консультация дана</option>",
+        "id=\"org-suggested\"",
+    ] {
+        assert!(b.contains(want), "desk lacks {want}");
+    }
+    let org = s.directory.get().organisations[0].clone();
+    assert!(b.contains(&format!("<option value=\"{}\">", org.id)));
+    // worklists: mine is the assigned one (not every appeal the operator answered); the
+    // supervisors' lists are not an operator's
+    let list = |body: &str, id: &str| -> String {
+        let from = body.find(&format!("<ul id=\"{id}\"")).unwrap();
+        let to = from + body[from..].find("</ul>").unwrap();
+        body[from..to].to_owned()
+    };
+    let mine = list(b, "worklist-mine");
+    assert!(
+        mine.contains(&format!("data-appeal-id=\"{assigned}\"")),
+        "{mine}"
+    );
+    assert!(!mine.contains(&not_mine.to_string()));
+    assert!(list(b, "worklist-missed").contains("старшие смены"));
+    assert!(!b.contains(&gone.to_string()));
+    let sdesk = get(&s, "/desk", &sup).await;
+    let missed = list(&sdesk.body, "worklist-missed");
+    assert!(
+        missed.contains(&format!("data-appeal-id=\"{gone}\"")) && missed.contains("+79130000013"),
+        "{missed}"
+    );
+    let due = list(&sdesk.body, "worklist-due");
+    assert!(
+        due.contains(&format!("data-appeal-id=\"{assigned}\"")),
+        "{due}"
+    );
+}

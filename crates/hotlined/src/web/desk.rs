@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use appeals::{Appeal, Page, Role, SearchFilter};
+use appeals::{Appeal, Page, Role, SearchFilter, Worklist};
 use askama::Template;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -32,6 +32,20 @@ pub struct WorkItem {
     pub status: String,
 }
 
+/// One option of a select filled from the directory.
+pub struct Opt {
+    pub id: String,
+    pub name: String,
+}
+
+/// A missed caller on the worklist.
+pub struct MissedItem {
+    pub id: String,
+    pub when: String,
+    pub caller: String,
+    pub calls: i64,
+}
+
 /// A colleague a call may be transferred to.
 pub struct Colleague {
     pub id: String,
@@ -53,7 +67,15 @@ struct DeskPage {
     queues: Vec<QueueItem>,
     colleagues: Vec<Colleague>,
     mine: Vec<WorkItem>,
-    missed: Vec<WorkItem>,
+    due: Vec<WorkItem>,
+    missed: Vec<MissedItem>,
+    /// Whether the viewer may see the due-today and missed lists (supervisors and admins:
+    /// the worklists route gives an operator `mine` only).
+    all_lists: bool,
+    services: Vec<Opt>,
+    districts: Vec<Opt>,
+    organisations: Vec<Opt>,
+    dispositions: Vec<Opt>,
     calls: u64,
     answered: u64,
     avg_talk: String,
@@ -64,8 +86,8 @@ struct DeskPage {
     case_fields: bool,
 }
 
-/// The appeal store keeps case fields (set when the cases work is in).
-const CASE_FIELDS: bool = false;
+/// `PATCH /api/v1/appeals/{id}` takes the case fields with the `version` (issue 12).
+const CASE_FIELDS: bool = true;
 
 /// The operator's current state id and since when (RFC 3339).
 pub fn operator_state(
@@ -167,47 +189,36 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
             }
         })
         .collect();
-    let (mut mine, mut missed) = (Vec::new(), Vec::new());
+    let (mut mine, mut due, mut missed) = (Vec::new(), Vec::new(), Vec::new());
+    let all_lists = v.who.sees_all();
     let (mut calls, mut answered, mut avg_talk) = (0, 0, String::from("—"));
     if let Ok(store) = s.store() {
-        let f = SearchFilter {
-            operator: Some(operator.clone()),
-            ..SearchFilter::default()
-        };
+        // the worklists route's lists: `mine` for everyone, the others for supervisors
+        let now = Utc::now();
         let page = Page {
             offset: 0,
-            limit: 200,
+            limit: 20,
         };
-        if let Ok(list) = store.search(&f, page).await {
-            mine = list
-                .iter()
-                .filter(|a| is_open(a.status.as_str()))
-                .take(20)
-                .map(|a| work_item(&c, a))
-                .collect();
+        if let Ok(list) = store.worklist(Worklist::Mine(&operator), now, page).await {
+            mine = list.iter().map(|a| work_item(&c, a)).collect();
         }
-        let today = Utc::now().with_timezone(&s.reports.tz).date_naive();
-        let (from, _) = appeals::report::day_bounds(today, s.reports.tz);
-        let f = SearchFilter {
-            from: Some(from.max(Utc::now() - Duration::days(1))),
-            ..SearchFilter::default()
-        };
-        if let Ok(list) = store
-            .search(
-                &f,
-                Page {
-                    offset: 0,
-                    limit: 500,
-                },
-            )
-            .await
-        {
-            missed = list
-                .iter()
-                .filter(|a| a.outcome == Some(appeals::Outcome::Abandoned))
-                .take(20)
-                .map(|a| work_item(&c, a))
-                .collect();
+        let today = now.with_timezone(&s.reports.tz).date_naive();
+        if all_lists {
+            let (from, to) = appeals::report::day_bounds(today, s.reports.tz);
+            if let Ok(list) = store.worklist(Worklist::Due { from, to }, now, page).await {
+                due = list.iter().map(|a| work_item(&c, a)).collect();
+            }
+            if let Ok(list) = store.missed(page).await {
+                missed = list
+                    .iter()
+                    .map(|m| MissedItem {
+                        id: m.appeal_id.to_string(),
+                        when: c.when(&m.last_missed_at),
+                        caller: m.caller_number.clone(),
+                        calls: m.calls,
+                    })
+                    .collect();
+            }
         }
         if let Ok(r) =
             crate::report::build(store, today, today, s.reports.tz, &s.reports.options).await
@@ -228,6 +239,18 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
         }
     }
     let reason = c.reason_label(&reason).to_owned();
+    let d = s.directory.get();
+    let opts = |it: &mut dyn Iterator<Item = (&String, &String)>| -> Vec<Opt> {
+        it.map(|(id, name)| Opt {
+            id: id.clone(),
+            name: name.clone(),
+        })
+        .collect()
+    };
+    let services = opts(&mut d.services.iter().map(|x| (&x.id, &x.title)));
+    let districts = opts(&mut d.districts.iter().map(|x| (&x.id, &x.name)));
+    let organisations = opts(&mut d.organisations.iter().map(|x| (&x.id, &x.name)));
+    let dispositions = opts(&mut d.dispositions.iter().map(|x| (&x.id, &x.name)));
     let page = DeskPage {
         operator,
         state,
@@ -237,7 +260,13 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
         queues,
         colleagues,
         mine,
+        due,
         missed,
+        all_lists,
+        services,
+        districts,
+        organisations,
+        dispositions,
         calls,
         answered,
         avg_talk,
