@@ -1,8 +1,9 @@
 //! The workspace pages through the router, on SQLite and PostgreSQL: where `/` sends each
 //! role, who may open which page (an operator gets a 403 page on the board), the hooks the
 //! browser tests rely on, an operator's registry keeping to their own appeals, the screen
-//! pop with the caller's earlier appeal, the citizen card and the card in the pop, English on `?lang=en`, and an organisation seeing
-//! and closing only its own applications.
+//! pop with the caller's earlier appeal and the citizen's card, the citizen card page, the
+//! desk's case form and worklists, English on `?lang=en`, and an organisation seeing and
+//! closing only its own applications.
 
 use appeals::{AppealUpdate, NewAppeal};
 
