@@ -419,6 +419,29 @@ async fn citizen_card_and_its_pop(db: Db) {
     let flags = &p[p.find("id=\"citizen-flags\"").unwrap()..];
     assert!(flags.contains("Плохо слышит") && !flags.contains("Проживает один"));
     assert!(!p.contains("не найден"));
+    // two cards with one number: both offered, neither taken for the caller
+    let twin = store(&s)
+        .create_citizen(&appeals::CitizenFields {
+            name: "Иванов Пётр Ильич".into(),
+            phones: vec!["+79137770002".into()],
+            ..appeals::CitizenFields::default()
+        })
+        .await
+        .unwrap();
+    let sister = store(&s)
+        .create_citizen(&appeals::CitizenFields {
+            name: "Иванова Анна Ильинична".into(),
+            phones: vec!["+79137770002".into()],
+            ..appeals::CitizenFields::default()
+        })
+        .await
+        .unwrap();
+    let shared = appeal(&s, "+79137770002", None, None).await;
+    let two = get(&s, &format!("/desk/pop/{shared}"), &op).await;
+    assert!(two.body.contains("несколько заявителей"), "{}", two.body);
+    for id in [twin.id, sister.id] {
+        assert!(two.body.contains(&format!("<li data-citizen-id=\"{id}\">")));
+    }
     // nobody has this number: "не найден"
     let stranger = appeal(&s, "+79135550000", None, None).await;
     let none = get(&s, &format!("/desk/pop/{stranger}"), &op).await;

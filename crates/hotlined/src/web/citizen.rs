@@ -97,32 +97,31 @@ pub fn today(c: &Chrome) -> NaiveDate {
     Utc::now().with_timezone(&c.tz).date_naive()
 }
 
-/// The card for a call: the citizen linked to it, else the only card with its number.
-/// `None` when there is none or more than one card has that number.
+/// The cards for a call: the citizen linked to it, else the cards that have its number
+/// (at most five; one is the caller's card, more leave the operator to choose).
 pub async fn for_call(
     store: &Store,
     linked: Option<Uuid>,
     number: &str,
-) -> Result<Option<Citizen>, appeals::Error> {
+) -> Result<Vec<Citizen>, appeals::Error> {
     if let Some(id) = linked {
         if let Some(x) = store.citizen(id).await? {
-            return Ok(Some(x));
+            return Ok(vec![x]);
         }
     }
     if number.chars().filter(char::is_ascii_digit).count() < 5 {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let mut found = store
+    store
         .find_citizens(
             None,
             Some(number),
             Page {
                 offset: 0,
-                limit: 2,
+                limit: 5,
             },
         )
-        .await?;
-    Ok(if found.len() == 1 { found.pop() } else { None })
+        .await
 }
 
 /// One of the citizen's appeals.

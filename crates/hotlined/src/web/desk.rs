@@ -300,6 +300,8 @@ struct Pop {
     open: usize,
     earlier: Vec<Earlier>,
     citizen: Option<super::citizen::CardView>,
+    /// More than one card has the caller's number: the operator picks.
+    several: Vec<super::citizen::CardView>,
 }
 
 /// `GET /desk/pop/{appeal}`: the screen pop, an HTML fragment.
@@ -385,16 +387,22 @@ pub async fn pop(
         .map(|p| p.split('>').map(str::to_owned).collect())
         .unwrap_or_default();
     // a card that cannot be read leaves the pop without it rather than without the call
-    let citizen = super::citizen::for_call(store, appeal.case.citizen_id, &appeal.caller_number)
-        .await
-        .ok()
-        .flatten()
-        .map(|x| {
-            let d = s.directory.get();
-            super::citizen::card_view(&c, &d, &x, super::citizen::today(&c))
-        });
+    let d = s.directory.get();
+    let mut cards: Vec<super::citizen::CardView> =
+        super::citizen::for_call(store, appeal.case.citizen_id, &appeal.caller_number)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|x| super::citizen::card_view(&c, &d, x, super::citizen::today(&c)))
+            .collect();
+    let (citizen, several) = if cards.len() == 1 {
+        (cards.pop(), Vec::new())
+    } else {
+        (None, cards)
+    };
     let body = Pop {
         citizen,
+        several,
         appeal: appeal.id.to_string(),
         number: appeal.caller_number.clone(),
         queue: appeal.queue.clone().unwrap_or_default(),
