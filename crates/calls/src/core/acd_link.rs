@@ -2,6 +2,7 @@
 //! ACD's actions carried out.
 
 use super::*;
+use crate::live::QueueExit;
 
 impl Core {
     /// Applies an operator's login, logout, pause or unpause: first to the operator book
@@ -96,6 +97,7 @@ impl Core {
             }
             Action::Left { caller, outcome } => {
                 self.callback_left(caller, &outcome);
+                let at = self.wallclock(now);
                 let Some(call_id) = self.acd_callers.remove(&caller) else {
                     return;
                 };
@@ -106,7 +108,16 @@ impl Core {
                 let _e = call.span.clone().entered();
                 info!(?outcome, "caller left the ACD");
                 if let Some(queue) = call.queue.queued.take() {
-                    self.stats.queue_leave(&queue, &call_id);
+                    let exit = match outcome {
+                        acd::Outcome::Answered { .. } => QueueExit::Answered,
+                        acd::Outcome::Abandoned => QueueExit::Abandoned,
+                        acd::Outcome::Overflowed => QueueExit::Overflowed,
+                        acd::Outcome::CalledBack { .. } | acd::Outcome::CallbackFailed { .. } => {
+                            QueueExit::Callback
+                        }
+                    };
+                    let out = &mut self.outputs;
+                    queue_left(out, &self.stats, at, now, call, &call_id, &queue, exit);
                     call.queue.last = Some(queue);
                 }
             }
@@ -119,15 +130,18 @@ impl Core {
                 let Some(call_id) = self.acd_callers.get(&caller).cloned() else {
                     return;
                 };
+                let at = self.wallclock(now);
                 let Some(call) = self.calls.get_mut(&call_id) else {
                     return;
                 };
                 let _e = call.span.clone().entered();
                 info!(to = %q, ?reason, "caller overflowed to another queue");
+                let (out, stats) = (&mut self.outputs, &self.stats);
                 if let Some(old) = call.queue.queued.replace(q.to_string()) {
-                    self.stats.queue_leave(&old, &call_id);
+                    queue_left(out, stats, at, now, call, &call_id, &old, QueueExit::Moved);
                 }
-                self.stats.queue_enter(q.as_str(), &call_id, now);
+                call.queue.since = Some(now);
+                queue_joined(out, stats, at, now, call, &call_id, q.as_str());
                 if let Some(music) = self.settings.moh_for(q.as_str()) {
                     call.music(&mut self.outputs, Some(music));
                 }

@@ -384,7 +384,19 @@ impl Core {
             self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
         }
         if let Some(queue) = call.queue.queued.take() {
-            self.stats.queue_leave(&queue, &call.dialog.id.call_id);
+            let at = self.wallclock(now);
+            let id = call.dialog.id.call_id.clone();
+            let exit = crate::live::QueueExit::Abandoned;
+            queue_left(
+                &mut self.outputs,
+                &self.stats,
+                at,
+                now,
+                call,
+                &id,
+                &queue,
+                exit,
+            );
         }
         if let Some(id) = call.queue.acd_caller.take() {
             self.acd_callers.remove(&id);

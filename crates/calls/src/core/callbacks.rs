@@ -91,6 +91,7 @@ impl Core {
         call_id: &str,
         number: &str,
     ) -> Result<(), AcdError> {
+        let at = self.wallclock(now);
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
         };
@@ -103,7 +104,17 @@ impl Core {
         call.queue.acd_caller = None;
         self.acd_callers.remove(&id);
         if let Some(queue) = call.queue.queued.take() {
-            self.stats.queue_leave(&queue, call_id);
+            let exit = crate::live::QueueExit::Callback;
+            queue_left(
+                &mut self.outputs,
+                &self.stats,
+                at,
+                now,
+                call,
+                call_id,
+                &queue,
+                exit,
+            );
         }
         let from_user = call.line.from_user();
         self.callbacks.bookings.insert(

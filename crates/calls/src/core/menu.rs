@@ -58,6 +58,7 @@ impl Core {
     /// Carries out what the call's voice menu asks for, in order, then arms its timer.
     /// See `ivr::session` for the contract (drain `poll_action`, then `poll_timeout`).
     pub(super) fn drive_ivr(&mut self, now: Instant, call_id: &str) {
+        let at = self.wallclock(now);
         loop {
             let Some(call) = self.calls.get_mut(call_id) else {
                 return;
@@ -125,11 +126,13 @@ impl Core {
                     if std::mem::take(&mut call.menu.in_ivr) {
                         self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
                     }
+                    let (out, stats) = (&mut self.outputs, &self.stats);
                     if let Some(old) = call.queue.queued.replace(queue.clone()) {
-                        self.stats.queue_leave(&old, call_id);
+                        let moved = crate::live::QueueExit::Moved;
+                        queue_left(out, stats, at, now, call, call_id, &old, moved);
                     }
-                    self.stats.queue_enter(&queue, call_id, now);
                     call.queue.since.get_or_insert(now);
+                    queue_joined(out, stats, at, now, call, call_id, &queue);
                     call.queue
                         .waiting
                         .get_or_insert_with(|| Waiting::new(&call.caller));

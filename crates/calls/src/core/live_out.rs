@@ -1,0 +1,156 @@
+//! The live events call control puts out ([`crate::live::LiveEvent`]): operators' states
+//! (compared after every input), offers (our legs to operators) and queue joins and leaves.
+//! Every event goes out in the same drain as the SIP and media outputs of the input that
+//! caused it.
+
+use super::operator_legs::LegFor;
+use super::*;
+use crate::live::{
+    LiveEvent, OfferLive, OfferPhase, OperatorLive, OperatorPhase, QueueChange, QueueExit,
+    QueueLive,
+};
+
+/// The operators' states last put out, by login (a field of [`Core`]).
+#[derive(Default)]
+pub(super) struct LiveOperators(HashMap<String, OperatorLive>);
+
+impl Core {
+    /// Puts out an `Operator` event for every operator whose state, pause reason or queues
+    /// differ from the last one put out (at the start: every operator).
+    pub(super) fn publish_operators(&mut self, now: Instant) {
+        let Some(acd) = &self.acd else {
+            return;
+        };
+        let at = self.wallclock(now);
+        for id in acd.operators() {
+            let Some(status) = acd.operator_status(id) else {
+                continue;
+            };
+            let (state, reason) = OperatorPhase::of(&status.state);
+            let queues: Vec<String> = acd
+                .logged_in_queues(id)
+                .iter()
+                .map(|q| q.as_str().to_owned())
+                .collect();
+            let same = self
+                .live_ops
+                .0
+                .get(id.as_str())
+                .is_some_and(|o| o.state == state && o.reason == reason && o.queues == queues);
+            if same {
+                continue;
+            }
+            let ev = OperatorLive {
+                id: id.as_str().to_owned(),
+                state,
+                since: at,
+                reason,
+                queues,
+            };
+            self.live_ops.0.insert(ev.id.clone(), ev.clone());
+            self.outputs
+                .push_back(Output::Live(LiveEvent::Operator(ev)));
+        }
+    }
+
+    /// The offer an operator leg for `for_` carries: the caller's appeal, number, path, queue
+    /// and wait (`None` for a leg with no caller on the line: a callback's operator).
+    pub(super) fn offer_live(
+        &self,
+        now: Instant,
+        for_: &LegFor,
+        leg_id: &str,
+    ) -> Option<OfferLive> {
+        let (call_id, operator) = match for_ {
+            LegFor::Offer { caller, operator } => (self.acd_callers.get(caller)?, operator),
+            LegFor::Direct { call_id, operator } => (call_id, operator),
+            LegFor::Trunk(_) => return None,
+        };
+        let call = self.calls.get(call_id)?;
+        let queue = call.queue.queued.clone().or(call.queue.last.clone());
+        let waited = call
+            .queue
+            .since
+            .map(|s| now.saturating_duration_since(s))
+            .unwrap_or_default();
+        Some(OfferLive {
+            operator: operator.as_str().to_owned(),
+            appeal: call.appeal.clone(),
+            call: leg_id.to_owned(),
+            queue,
+            caller: call.caller.clone(),
+            path: call.ivr_path(),
+            waited,
+            phase: OfferPhase::Ringing,
+            at: self.wallclock(now),
+        })
+    }
+}
+
+/// Puts out an offer's new phase.
+pub(super) fn offer_event(
+    out: &mut VecDeque<Output>,
+    offer: &OfferLive,
+    phase: OfferPhase,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    out.push_back(Output::Live(LiveEvent::Offer(OfferLive {
+        phase,
+        at,
+        ..offer.clone()
+    })));
+}
+
+/// The caller of `call_id` waits in `queue` from `now`: counted in [`Stats`], and a `Queue`
+/// event `Joined`. The one place a caller enters a queue's figures.
+pub(super) fn queue_joined(
+    out: &mut VecDeque<Output>,
+    stats: &Stats,
+    at: chrono::DateTime<chrono::Utc>,
+    now: Instant,
+    call: &Call,
+    call_id: &str,
+    queue: &str,
+) {
+    stats.queue_enter(queue, call_id, now);
+    out.push_back(Output::Live(LiveEvent::Queue(QueueLive {
+        queue: queue.to_owned(),
+        appeal: call.appeal.clone(),
+        call: call_id.to_owned(),
+        change: QueueChange::Joined {
+            since: at,
+            path: call.ivr_path(),
+            caller: call.caller.clone(),
+        },
+        at,
+    })));
+}
+
+/// The caller of `call_id` left `queue` (`exit` says why): no longer counted in [`Stats`],
+/// and a `Queue` event `Left`. The one place a caller leaves a queue's figures.
+// the call's parts are borrowed apart from `Core`'s, so they come one by one
+#[allow(clippy::too_many_arguments)]
+pub(super) fn queue_left(
+    out: &mut VecDeque<Output>,
+    stats: &Stats,
+    at: chrono::DateTime<chrono::Utc>,
+    now: Instant,
+    call: &Call,
+    call_id: &str,
+    queue: &str,
+    exit: QueueExit,
+) {
+    stats.queue_leave(queue, call_id);
+    let waited = call
+        .queue
+        .since
+        .map(|s| now.saturating_duration_since(s))
+        .unwrap_or_default();
+    out.push_back(Output::Live(LiveEvent::Queue(QueueLive {
+        queue: queue.to_owned(),
+        appeal: call.appeal.clone(),
+        call: call_id.to_owned(),
+        change: QueueChange::Left { exit, waited },
+        at,
+    })));
+}
