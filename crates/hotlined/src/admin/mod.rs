@@ -15,6 +15,9 @@
 
 pub mod access;
 mod appeals_api;
+mod events;
+#[cfg(test)]
+mod events_tests;
 mod metrics;
 mod operators;
 mod partner_api;
@@ -88,6 +91,8 @@ pub struct AdminState {
     /// The running gateway's ACD, told of every login, logout, pause and unpause the table
     /// takes; `None` in tests of the API alone.
     pub acd: Option<gateway::OperatorControl>,
+    /// The workspace's live picture (`GET /events`).
+    pub live: Arc<crate::live::Live>,
 }
 
 /// Sessions, login throttling and retention (`[admin]`, `[retention]`).
@@ -305,6 +310,12 @@ fn api_routes() -> Routes {
             "/api/v1/operators/{id}/unpause",
             post(operators::unpause),
         )
+        .add(
+            "POST",
+            "/api/v1/operators/{id}/transfer",
+            post(events::transfer),
+        )
+        .add("GET", "/events", get(events::events))
         .add("POST", "/api/v1/reload", post(reload))
         .add("GET", "/api/v1/users", get(users_api::list))
         .add("POST", "/api/v1/users", post(users_api::create))
