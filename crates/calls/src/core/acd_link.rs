@@ -107,17 +107,15 @@ impl Core {
                 call.queue.acd_caller = None;
                 let _e = call.span.clone().entered();
                 info!(?outcome, "caller left the ACD");
-                if let Some(queue) = call.queue.queued.take() {
-                    let exit = match outcome {
-                        acd::Outcome::Answered { .. } => QueueExit::Answered,
-                        acd::Outcome::Abandoned => QueueExit::Abandoned,
-                        acd::Outcome::Overflowed => QueueExit::Overflowed,
-                        acd::Outcome::CalledBack { .. } | acd::Outcome::CallbackFailed { .. } => {
-                            QueueExit::Callback
-                        }
-                    };
-                    let out = &mut self.outputs;
-                    queue_left(out, &self.stats, at, now, call, &call_id, &queue, exit);
+                let exit = match outcome {
+                    acd::Outcome::Answered { .. } => QueueExit::Answered,
+                    acd::Outcome::Abandoned => QueueExit::Abandoned,
+                    acd::Outcome::Overflowed => QueueExit::Overflowed,
+                    acd::Outcome::CalledBack { .. } | acd::Outcome::CallbackFailed { .. } => {
+                        QueueExit::Callback
+                    }
+                };
+                if let Some(queue) = queue_figures!(self, at, now).leave(call, &call_id, exit) {
                     call.queue.last = Some(queue);
                 }
             }
@@ -136,12 +134,8 @@ impl Core {
                 };
                 let _e = call.span.clone().entered();
                 info!(to = %q, ?reason, "caller overflowed to another queue");
-                let (out, stats) = (&mut self.outputs, &self.stats);
-                if let Some(old) = call.queue.queued.replace(q.to_string()) {
-                    queue_left(out, stats, at, now, call, &call_id, &old, QueueExit::Moved);
-                }
-                call.queue.since = Some(now);
-                queue_joined(out, stats, at, now, call, &call_id, q.as_str());
+                // the caller's wait goes on from their arrival (the ACD keeps it too)
+                queue_figures!(self, at, now).enter(call, &call_id, q.as_str());
                 if let Some(music) = self.settings.moh_for(q.as_str()) {
                     call.music(&mut self.outputs, Some(music));
                 }

@@ -103,19 +103,8 @@ impl Core {
         // the call may end now without `caller_left`: the callback keeps the place
         call.queue.acd_caller = None;
         self.acd_callers.remove(&id);
-        if let Some(queue) = call.queue.queued.take() {
-            let exit = crate::live::QueueExit::Callback;
-            queue_left(
-                &mut self.outputs,
-                &self.stats,
-                at,
-                now,
-                call,
-                call_id,
-                &queue,
-                exit,
-            );
-        }
+        let callback = crate::live::QueueExit::Callback;
+        queue_figures!(self, at, now).leave(call, call_id, callback);
         let from_user = call.line.from_user();
         self.callbacks.bookings.insert(
             id,

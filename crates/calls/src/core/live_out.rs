@@ -101,56 +101,59 @@ pub(super) fn offer_event(
     })));
 }
 
-/// The caller of `call_id` waits in `queue` from `now`: counted in [`Stats`], and a `Queue`
-/// event `Joined`. The one place a caller enters a queue's figures.
-pub(super) fn queue_joined(
-    out: &mut VecDeque<Output>,
-    stats: &Stats,
-    at: chrono::DateTime<chrono::Utc>,
-    now: Instant,
-    call: &Call,
-    call_id: &str,
-    queue: &str,
-) {
-    stats.queue_enter(queue, call_id, now);
-    out.push_back(Output::Live(LiveEvent::Queue(QueueLive {
-        queue: queue.to_owned(),
-        appeal: call.appeal.clone(),
-        call: call_id.to_owned(),
-        change: QueueChange::Joined {
-            since: at,
-            path: call.ivr_path(),
-            caller: call.caller.clone(),
-        },
-        at,
-    })));
+/// Where a caller's queue moves are counted ([`Stats`]' queue figures) and told (`Queue`
+/// events): the one place a caller enters or leaves a queue's figures. Built from `Core`'s
+/// fields for one input (`Core::queue_figures!`), so a call of `Core::calls` may be borrowed
+/// alongside.
+pub(super) struct QueueFigures<'a> {
+    pub out: &'a mut VecDeque<Output>,
+    pub stats: &'a Stats,
+    /// The civil time of the input.
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub now: Instant,
 }
 
-/// The caller of `call_id` left `queue` (`exit` says why): no longer counted in [`Stats`],
-/// and a `Queue` event `Left`. The one place a caller leaves a queue's figures.
-// the call's parts are borrowed apart from `Core`'s, so they come one by one
-#[allow(clippy::too_many_arguments)]
-pub(super) fn queue_left(
-    out: &mut VecDeque<Output>,
-    stats: &Stats,
-    at: chrono::DateTime<chrono::Utc>,
-    now: Instant,
-    call: &Call,
-    call_id: &str,
-    queue: &str,
-    exit: QueueExit,
-) {
-    stats.queue_leave(queue, call_id);
-    let waited = call
-        .queue
-        .since
-        .map(|s| now.saturating_duration_since(s))
-        .unwrap_or_default();
-    out.push_back(Output::Live(LiveEvent::Queue(QueueLive {
-        queue: queue.to_owned(),
-        appeal: call.appeal.clone(),
-        call: call_id.to_owned(),
-        change: QueueChange::Left { exit, waited },
-        at,
-    })));
+impl QueueFigures<'_> {
+    /// The caller of `call_id` waits in `queue` (left the one it was in, if any: `Moved`).
+    /// The call's `queue.since` is the caller's business.
+    pub fn enter(&mut self, call: &mut Call, call_id: &str, queue: &str) {
+        if let Some(old) = call.queue.queued.replace(queue.to_owned()) {
+            self.left(call, call_id, &old, QueueExit::Moved);
+        }
+        self.stats.queue_enter(queue, call_id, self.now);
+        let change = QueueChange::Joined {
+            since: self.at,
+            path: call.ivr_path(),
+            caller: call.caller.clone(),
+        };
+        self.event(call, call_id, queue, change);
+    }
+
+    /// The caller of `call_id` left the queue it waited in (`exit` says why); the queue, or
+    /// `None` when it was in none.
+    pub fn leave(&mut self, call: &mut Call, call_id: &str, exit: QueueExit) -> Option<String> {
+        let queue = call.queue.queued.take()?;
+        self.left(call, call_id, &queue, exit);
+        Some(queue)
+    }
+
+    fn left(&mut self, call: &Call, call_id: &str, queue: &str, exit: QueueExit) {
+        self.stats.queue_leave(queue, call_id);
+        let waited = call
+            .queue
+            .since
+            .map(|s| self.now.saturating_duration_since(s))
+            .unwrap_or_default();
+        self.event(call, call_id, queue, QueueChange::Left { exit, waited });
+    }
+
+    fn event(&mut self, call: &Call, call_id: &str, queue: &str, change: QueueChange) {
+        self.out.push_back(Output::Live(LiveEvent::Queue(QueueLive {
+            queue: queue.to_owned(),
+            appeal: call.appeal.clone(),
+            call: call_id.to_owned(),
+            change,
+            at: self.at,
+        })));
+    }
 }

@@ -126,13 +126,8 @@ impl Core {
                     if std::mem::take(&mut call.menu.in_ivr) {
                         self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
                     }
-                    let (out, stats) = (&mut self.outputs, &self.stats);
-                    if let Some(old) = call.queue.queued.replace(queue.clone()) {
-                        let moved = crate::live::QueueExit::Moved;
-                        queue_left(out, stats, at, now, call, call_id, &old, moved);
-                    }
+                    queue_figures!(self, at, now).enter(call, call_id, &queue);
                     call.queue.since.get_or_insert(now);
-                    queue_joined(out, stats, at, now, call, call_id, &queue);
                     call.queue
                         .waiting
                         .get_or_insert_with(|| Waiting::new(&call.caller));

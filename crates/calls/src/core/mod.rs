@@ -39,7 +39,20 @@ mod acd_link;
 mod call;
 mod dispatch;
 mod live_out;
-use live_out::{queue_joined, queue_left};
+use live_out::QueueFigures;
+
+/// The [`QueueFigures`] of `$core` (a `Core`) at `$now`, borrowing only its outputs and stats.
+macro_rules! queue_figures {
+    ($core:ident, $at:expr, $now:expr) => {
+        QueueFigures {
+            out: &mut $core.outputs,
+            stats: &$core.stats,
+            at: $at,
+            now: $now,
+        }
+    };
+}
+use queue_figures;
 mod menu;
 mod sip_msg;
 use sip_msg::*;

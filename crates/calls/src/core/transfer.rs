@@ -272,13 +272,8 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
         };
-        let (out, stats) = (&mut self.outputs, &self.stats);
-        if let Some(old) = call.queue.queued.replace(queue.to_string()) {
-            let moved = crate::live::QueueExit::Moved;
-            queue_left(out, stats, at, now, call, call_id, &old, moved);
-        }
+        queue_figures!(self, at, now).enter(call, call_id, queue);
         call.queue.since = Some(now);
-        queue_joined(out, stats, at, now, call, call_id, queue);
         Ok(())
     }
 
