@@ -63,15 +63,15 @@ impl OperatorPhase {
 
     /// The phase of an ACD state, and the pause's reason (`no_answer` for the automatic pause
     /// after missed offers).
-    pub fn of(state: &OperatorState) -> (OperatorPhase, Option<String>) {
+    pub fn of(state: &OperatorState) -> (OperatorPhase, Option<&str>) {
         match state {
             OperatorState::LoggedOut => (OperatorPhase::LoggedOut, None),
             OperatorState::Available => (OperatorPhase::Available, None),
             OperatorState::Paused(PauseReason::Requested(r)) => {
-                (OperatorPhase::Paused, Some(r.clone()))
+                (OperatorPhase::Paused, Some(r.as_str()))
             }
             OperatorState::Paused(PauseReason::NoAnswer(_)) => {
-                (OperatorPhase::Paused, Some("no_answer".into()))
+                (OperatorPhase::Paused, Some("no_answer"))
             }
             other => match Activity::of(other) {
                 Some(Activity::Ringing) => (OperatorPhase::Ringing, None),

@@ -12,42 +12,58 @@ use crate::live::{
 
 /// The operators' states last put out, by login (a field of [`Core`]).
 #[derive(Default)]
-pub(super) struct LiveOperators(HashMap<String, OperatorLive>);
+pub(super) struct LiveOperators {
+    last: HashMap<String, OperatorLive>,
+    /// A command or a reload may have changed operators' queues: compare them too at the
+    /// next publish (otherwise only states and reasons are compared, allocating nothing).
+    queues_changed: bool,
+}
+
+impl LiveOperators {
+    pub(super) fn queues_may_change(&mut self) {
+        self.queues_changed = true;
+    }
+}
 
 impl Core {
     /// Puts out an `Operator` event for every operator whose state, pause reason or queues
-    /// differ from the last one put out (at the start: every operator).
+    /// differ from the last one put out (at the start: every operator). Runs after every
+    /// input: states and reasons are compared in place, queues only after a command.
     pub(super) fn publish_operators(&mut self, now: Instant) {
         let Some(acd) = &self.acd else {
             return;
         };
         let at = self.wallclock(now);
+        let check_queues = std::mem::take(&mut self.live_ops.queues_changed);
         for id in acd.operators() {
             let Some(status) = acd.operator_status(id) else {
                 continue;
             };
             let (state, reason) = OperatorPhase::of(&status.state);
-            let queues: Vec<String> = acd
-                .logged_in_queues(id)
-                .iter()
-                .map(|q| q.as_str().to_owned())
-                .collect();
-            let same = self
-                .live_ops
-                .0
-                .get(id.as_str())
-                .is_some_and(|o| o.state == state && o.reason == reason && o.queues == queues);
+            let prev = self.live_ops.last.get(id.as_str());
+            let queues = (check_queues || prev.is_none()).then(|| {
+                let q = acd.logged_in_queues(id);
+                q.iter().map(|q| q.as_str().to_owned()).collect::<Vec<_>>()
+            });
+            let same = prev.is_some_and(|o| {
+                o.state == state
+                    && o.reason.as_deref() == reason
+                    && queues.as_ref().is_none_or(|q| &o.queues == q)
+            });
             if same {
                 continue;
             }
+            let queues = queues
+                .or_else(|| prev.map(|o| o.queues.clone()))
+                .unwrap_or_default();
             let ev = OperatorLive {
                 id: id.as_str().to_owned(),
                 state,
                 since: at,
-                reason,
+                reason: reason.map(str::to_owned),
                 queues,
             };
-            self.live_ops.0.insert(ev.id.clone(), ev.clone());
+            self.live_ops.last.insert(ev.id.clone(), ev.clone());
             self.outputs
                 .push_back(Output::Live(LiveEvent::Operator(ev)));
         }

@@ -386,6 +386,7 @@ impl Core {
         let ignored = settings.keep_restart_only(&self.settings);
         let old = self.settings.clone();
         self.settings = Arc::new(settings);
+        self.live_ops.queues_may_change();
         self.reload_operators(now, &old);
         ignored
     }
