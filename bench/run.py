@@ -15,6 +15,11 @@ SECTIONS
                hotlined and against a SIPp uas doing the same, until > 0.1 % fail
   call-rate    calls answered and hung up at once, at rising rates, against hotlined and against
                SIPp's own `-sn uas` at the same rate (the baseline), until > 0.1 % fail
+  live         600 calls/s into queue `bench` (each waits 0.5 s with music, then hangs up: a
+               join and an abandon per call) with 200 `GET /events` streams open (bearer token),
+               against the same load without streams: every queue event's delivery latency
+               (receipt - the event's `at`) on every stream, events per stream, and the
+               daemon's extra CPU
 
 Every SIPp gets explicit -i/-p/-mp/-cp ports from sip-test/free_port.py, `-nostdin`,
 `-timeout` (its own global limit) and a hard `timeout -k` around it; every load is bounded in
@@ -828,6 +833,129 @@ def section_bridged(binary: str, config: str, work: str, quick: bool) -> list[di
     return rows
 
 
+class SseClient(threading.Thread):
+    """One page's `GET /events`: counts the queue events whose `at` falls after `since` and
+    their delivery latency (receipt time - `at`, both on this machine's clock)."""
+
+    def __init__(self, admin: str, token: str):
+        super().__init__(daemon=True)
+        self.admin, self.token = admin, token
+        self.since = float("inf")
+        self.latencies: list[float] = []
+        self.snapshot = 0
+        self.error: str | None = None
+        self.stop = threading.Event()
+        self.connected = threading.Event()
+
+    def run(self) -> None:
+        import http.client
+        host, port = self.admin.rsplit(":", 1)
+        try:
+            c = http.client.HTTPConnection(host, int(port), timeout=30)
+            c.request("GET", "/events", headers={"Authorization": f"Bearer {self.token}",
+                                                  "Accept": "text/event-stream"})
+            r = c.getresponse()
+            if r.status != 200:
+                self.error = f"HTTP {r.status}"
+                return
+            self.connected.set()
+            kind = None
+            while not self.stop.is_set():
+                line = r.fp.readline()
+                if not line:
+                    break
+                if line.startswith(b"event: "):
+                    kind = line[7:].strip()
+                elif line.startswith(b"data: ") and kind == b"queue":
+                    now = time.time()
+                    m = re.search(rb'"at":"([^"]+)"', line)
+                    if not m:
+                        continue
+                    at = datetime.datetime.fromisoformat(m.group(1).decode().replace("Z", "+00:00")).timestamp()
+                    if at >= self.since:
+                        self.latencies.append(now - at)
+                    else:
+                        self.snapshot += 1
+            c.close()
+        except Exception as e:  # a stream that broke is reported, not fatal to the bench
+            self.error = str(e)
+            self.connected.set()
+
+
+def section_live(binary: str, config: str, work: str, quick: bool) -> dict:
+    """The same queue load twice on one daemon: without pages, then with 200 event streams."""
+    rate, secs, clients = (600, 5, 200) if quick else (600, 20, 200)
+    d = start_daemon(binary, config, work, "live")
+    out: dict = {"rate": rate, "seconds": secs, "clients": clients, "daemon_env": d.env}
+    try:
+        runs = {}
+        streams: list[SseClient] = []
+        for phase in ("without", "with"):
+            if phase == "with":
+                streams = [SseClient(d.admin, ADMIN_TOKEN) for _ in range(clients)]
+                for s in streams:
+                    s.start()
+                for s in streams:
+                    s.connected.wait(30)
+                time.sleep(1.0)
+                idle_pages = metrics(d).get("hotline_live_pages")
+                out["pages_open"] = idle_pages
+                t_start = time.time()
+                for s in streams:
+                    s.since = t_start
+            load = Load(f"live-{phase}", d.sip, QUEUE_NUMBER, rate, rate * secs, hold_ms=500,
+                        limit=secs + 30, procs=max(1, math.ceil(rate * 0.5 / RTP_PER_SIPP)) + 1)
+            log(f"live: {rate} calls/s for {secs} s into queue bench, {phase} {clients} event streams")
+            res, sampler = run_load(load, work, {"hotlined": d.pid})
+            runs[phase] = {"ok": res.ok, "failed": res.failed, "unfinished": res.unfinished,
+                           "cpu": sampler.cpu_share("hotlined"), "elapsed": res.elapsed,
+                           "cmds": res.commands}
+            wait_idle(d)
+            time.sleep(1.5)  # the last flushes reach the streams
+        for s in streams:
+            s.stop.set()
+        lat = sorted(x for s in streams for x in s.latencies)
+        counts = [len(s.latencies) for s in streams]
+        out.update({
+            "runs": runs,
+            "errors": sorted({s.error for s in streams if s.error}),
+            "events_min": min(counts) if counts else 0, "events_max": max(counts) if counts else 0,
+            "events_total": len(lat),
+            "lat_p50": pct(lat, 50), "lat_p99": pct(lat, 99), "lat_max": lat[-1] if lat else None,
+            "late_over_1s": sum(1 for x in lat if x > 1.0),
+        })
+        log(f"  streams {clients}: events/stream {out['events_min']}..{out['events_max']}, "
+            f"latency p50 {fmt(out['lat_p50'], 3)} p99 {fmt(out['lat_p99'], 3)} max {fmt(out['lat_max'], 3)} s, "
+            f"cpu without {fmt(runs['without']['cpu'], 3)} with {fmt(runs['with']['cpu'], 3)}")
+    finally:
+        stop(d.proc)
+    return out
+
+
+def render_live(w, lv: dict) -> None:
+    r = lv["runs"]
+    w("### Live events: 200 pages during 600 calls/s")
+    w("")
+    w(f"{lv['rate']} calls/s for {lv['seconds']} s into queue `bench` (nobody answers: each caller "
+      "waits 0.5 s with music and hangs up, so every call is a join and an abandon), first without "
+      f"pages, then with {lv['clients']} `GET /events` streams open (admin bearer token: every "
+      "queue event). A queue's changes go out at most every 100 ms as one event; latency is "
+      "the stream's receipt time minus the event's `at` (its oldest change), same clock.")
+    w("")
+    w("| measure | without pages | with pages |")
+    w("| --- | --- | --- |")
+    w(f"| calls ok / failed / unfinished | {r['without']['ok']} / {r['without']['failed']} / "
+      f"{r['without']['unfinished']} | {r['with']['ok']} / {r['with']['failed']} / {r['with']['unfinished']} |")
+    w(f"| daemon CPU (share of one core) | {fmt(r['without']['cpu'], 3)} | {fmt(r['with']['cpu'], 3)} |")
+    w("")
+    w(f"Streams open (`hotline_live_pages`): {lv.get('pages_open')}; stream errors: "
+      f"{', '.join(lv['errors']) or 'none'}. Queue events received per stream: "
+      f"{lv['events_min']}–{lv['events_max']} ({lv['events_total']} in all). Delivery latency: "
+      f"p50 {fmt(lv['lat_p50'], 3)} s, p99 {fmt(lv['lat_p99'], 3)} s, max {fmt(lv['lat_max'], 3)} s; "
+      f"{lv['late_over_1s']} later than 1 s.")
+    w("")
+
+
 def section_call_rate(binary: str, config: str, work: str, quick: bool, ivr: bool = False) -> dict:
     """Rising call rates against hotlined and the SIPp baseline at each rate, until > 0.1 %
     fail. `ivr`: calls to line 5550101 (a 3.75 s prompt over RTP, then our BYE; uac_ivr.xml),
@@ -1049,6 +1177,7 @@ def render(meta: dict, res: dict) -> str:
     w = out.append
     micro, conc, bridged = res.get("micro"), res.get("concurrency"), res.get("bridged")
     ivr, rate = res.get("ivr-rate"), res.get("call-rate")
+    live = res.get("live")
     w(f"Run: `{meta['command']}`, finished {meta['date']}, {meta['wall']:.0f} s wall time.")
     for name, r_ in (meta.get("runs") or {}).items():
         w(f"- `{name}` measured {r_['date']} ({r_['wall']:.0f} s; load average after it {' '.join(r_['load'])})")
@@ -1185,6 +1314,8 @@ def render(meta: dict, res: dict) -> str:
             for x in s["cmds"]:
                 w(x)
     w("```")
+    if live:
+        render_live(w, live)
     return "\n".join(out)
 
 
@@ -1208,7 +1339,7 @@ def write_doc(path: str, body: str) -> None:
         fh.write(text)
 
 
-SECTIONS = ("micro", "concurrency", "bridged", "ivr-rate", "call-rate")
+SECTIONS = ("micro", "concurrency", "bridged", "ivr-rate", "call-rate", "live")
 RESULTS = os.path.join(ROOT, "target", "bench-results.json")
 
 
@@ -1265,6 +1396,8 @@ def main() -> int:
                 results[name] = section_call_rate(a.hotlined, config, work, a.quick, ivr=True)
             elif name == "call-rate":
                 results[name] = section_call_rate(a.hotlined, config, work, a.quick)
+            elif name == "live":
+                results[name] = section_live(a.hotlined, config, work, a.quick)
             runs[name] = {"date": meta["date"], "wall": time.monotonic() - s0,
                           "load": open("/proc/loadavg").read().split()[:3]}
     finally:

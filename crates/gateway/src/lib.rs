@@ -4,7 +4,8 @@
 //! Real time enters in exactly one place: [`Gateway::run`]'s loop, which sleeps until the
 //! core's next deadline, hands it `Instant::now()` with each input, and carries out every
 //! [`calls::Output`] it drains (SIP to the transport, media commands to the media edge,
-//! returning-caller lookups to a task).
+//! returning-caller lookups to a task, live events into a `tokio::sync::broadcast` that never
+//! blocks the loop).
 
 mod media;
 mod transport;
@@ -27,10 +28,11 @@ pub use calls::{
     DtmfMode, DtmfVia, EndReason, FeatureCodes, FeaturePrompts, IvrEnd, IvrStep, LineSettings,
     LookupError, NoCallLog, NoOperatorBook, OperatorBook, OperatorCommand, OperatorControlError,
     OperatorRefusal, OperatorSettings, QueueWait, RegisteredContact, ResponseCount,
-    ReturningLookup, Settings, Stats, TransferKind, TransferRecord, TrunkOutbound, TrunkSettings,
-    DTMF_KINDS, SIP_RESPONSE_CODES, WAITING_PROMPTS,
+    ReturningLookup, Settings, Stats, TransferError, TransferKind, TransferRecord, TransferTarget,
+    TrunkOutbound, TrunkSettings, DTMF_KINDS, SIP_RESPONSE_CODES, WAITING_PROMPTS,
 };
 use calls::{Core, Input, Output};
+use tokio::sync::broadcast;
 
 /// A new configuration for the running gateway, and where to say it was taken.
 type ReloadRequest = (Settings, tokio::sync::oneshot::Sender<Vec<&'static str>>);
@@ -52,6 +54,11 @@ enum OperatorRequest {
     Status(
         String,
         tokio::sync::oneshot::Sender<Option<acd::OperatorStatus>>,
+    ),
+    Transfer(
+        String,
+        TransferTarget,
+        tokio::sync::oneshot::Sender<Result<(), TransferError>>,
     ),
 }
 
@@ -88,6 +95,24 @@ impl OperatorControl {
             .send(OperatorRequest::Status(operator.to_string(), done))
             .map_err(|_| OperatorControlError::Stopped)?;
         answer.await.map_err(|_| OperatorControlError::Stopped)
+    }
+
+    /// Moves the caller talking to `operator` to `target`, as the operator's REFER would;
+    /// returns once the transfer started, or why not.
+    pub async fn transfer(
+        &self,
+        operator: &str,
+        target: TransferTarget,
+    ) -> Result<(), TransferError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(OperatorRequest::Transfer(
+                operator.to_string(),
+                target,
+                done,
+            ))
+            .map_err(|_| TransferError::Stopped)?;
+        answer.await.map_err(|_| TransferError::Stopped)?
     }
 }
 
@@ -134,6 +159,7 @@ pub struct Gateway {
     ops_tx: mpsc::UnboundedSender<OperatorRequest>,
     ops_rx: mpsc::UnboundedReceiver<OperatorRequest>,
     book: Arc<dyn OperatorBook>,
+    live: Option<broadcast::Sender<calls::live::LiveEvent>>,
 }
 
 impl Gateway {
@@ -155,6 +181,7 @@ impl Gateway {
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();
         let (ops_tx, ops_rx) = mpsc::unbounded_channel();
         Ok(Gateway {
+            live: None,
             book: Arc::new(NoOperatorBook),
             ops_tx,
             ops_rx,
@@ -180,6 +207,13 @@ impl Gateway {
     /// one, the ACD alone keeps it and every operator starts logged out.
     pub fn with_operator_book(mut self, book: Arc<dyn OperatorBook>) -> Self {
         self.book = book;
+        self
+    }
+
+    /// Where call control's live events go (`send` never blocks; with no receiver, or a
+    /// receiver that lags, events are dropped or overwritten, never waited for).
+    pub fn with_live_events(mut self, tx: broadcast::Sender<calls::live::LiveEvent>) -> Self {
+        self.live = Some(tx);
         self
     }
 
@@ -298,6 +332,7 @@ impl Gateway {
             media: edge,
             returning: returning_tx,
             log: self.log.clone(),
+            live: self.live.clone(),
         };
         // operators' saved state, before the first message is handled
         core.restore_operators(start, self.book.restored());
@@ -350,6 +385,11 @@ impl Gateway {
                         }
                         OperatorRequest::Status(op, done) => {
                             let _ = done.send(core.operator_status(&op));
+                        }
+                        OperatorRequest::Transfer(op, target, done) => {
+                            let now = clock(&mut core);
+                            let _ = done.send(core.transfer(now, &op, target));
+                            io.carry_out(now, &mut core);
                         }
                     }
                     None
@@ -424,6 +464,7 @@ struct Edge {
     media: media::MediaEdge,
     returning: mpsc::UnboundedSender<calls::ReturningFound>,
     log: Arc<dyn CallLog>,
+    live: Option<broadcast::Sender<calls::live::LiveEvent>>,
 }
 
 impl Edge {
@@ -433,6 +474,12 @@ impl Edge {
             match output {
                 Output::Transmit(t) => self.out.send(t.peer, t.bytes),
                 Output::Media(cmd) => self.media.execute(now, cmd),
+                Output::Live(ev) => {
+                    if let Some(tx) = &self.live {
+                        // no receiver yet is not an error; a full channel overwrites its oldest
+                        let _ = tx.send(ev);
+                    }
+                }
                 Output::LookupReturning(query) => {
                     let lookup = self.log.returning_operator(&query.number, query.lookback);
                     let tx = self.returning.clone();

@@ -6,6 +6,7 @@ mod admin;
 mod appeal_log;
 mod config;
 mod directory;
+mod live;
 mod partner;
 mod reload;
 mod report;
@@ -437,12 +438,17 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         if restored > 0 {
             info!(operators = restored, "operators' logins and pauses restored");
         }
+        // the workspace's live picture, fed by the gateway's live events
+        let live = live::Live::new(live::setup(&c));
+        let (live_tx, live_rx) = live::channel();
+        let live_task = live::spawn(live.clone(), live_rx);
         let gw = Gateway::bind(gateway_settings(&c), stats.clone(), log)
             .await?
             .with_operator_book(Arc::new(admin::TableBook {
                 table: operators.clone(),
                 writer: writer.clone(),
-            }));
+            }))
+            .with_live_events(live_tx);
         let directory = directory::DirectorySlot::new(Arc::clone(&c.directory));
         let admin_certs = c.admin_tls.clone().map(tls::CertSwitch::new);
         let mut reloader = reload::ConfigReloader::new(path.to_path_buf(), c.clone(), gw.reloader())
@@ -512,6 +518,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             reloader: Some(reloader.clone()),
             acd: Some(gw.operators()),
             directory,
+            live,
             tls: admin_certs.is_some(),
         };
         // a first start on a loopback address gets the demo accounts
@@ -546,6 +553,9 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             admin_state.store.clone(),
         ));
         gw.run(shutdown.clone()).await;
+        // open live pages end their streams, so the admin server's graceful stop can finish
+        admin_state.live.close();
+        let _ = live_task.await;
         admin_stop.cancel();
         let _ = admin.await;
         let _ = store_task.await;

@@ -383,9 +383,9 @@ impl Core {
         if std::mem::take(&mut call.menu.in_ivr) {
             self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
         }
-        if let Some(queue) = call.queue.queued.take() {
-            self.stats.queue_leave(&queue, &call.dialog.id.call_id);
-        }
+        let (at, id) = (self.wallclock(now), call.dialog.id.call_id.clone());
+        let abandoned = crate::live::QueueExit::Abandoned;
+        queue_figures!(self, at, now).leave(call, &id, abandoned);
         if let Some(id) = call.queue.acd_caller.take() {
             self.acd_callers.remove(&id);
             if let Some(acd) = self.acd.as_mut() {

@@ -134,6 +134,12 @@ pub fn render(s: &AdminState) -> String {
         "Answered calls walking their line's voice menu now (not yet in a queue).",
         st.calls_in_ivr.load(Ordering::Relaxed),
     );
+    m.single(
+        "hotline_live_pages",
+        "gauge",
+        "Workspace pages with a live event stream open (GET /events).",
+        s.live.pages() as u64,
+    );
     let queues = queue_figures(s, Instant::now());
     m.family(
         "hotline_queue_waiting",
