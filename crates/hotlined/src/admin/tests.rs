@@ -137,17 +137,22 @@ fn req(method: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> Reques
     b.body(Body::from(body.to_owned())).unwrap()
 }
 
-/// An account with this password (tests choose it; no rules checked).
-pub(super) async fn make_user(state: &AdminState, id: &str, role: appeals::Role, password: &str) {
-    let audit = appeals::AuditEntry {
+/// An audit line by the tests themselves.
+fn test_audit(action: &str, target: &str) -> appeals::AuditEntry {
+    appeals::AuditEntry {
         at: Utc::now(),
         actor: "test".into(),
         role: None,
         address: None,
-        action: "user_created".into(),
-        target: Some(id.into()),
+        action: action.into(),
+        target: Some(target.into()),
         details: json!({}),
-    };
+    }
+}
+
+/// An account with this password (tests choose it; no rules checked).
+pub(super) async fn make_user(state: &AdminState, id: &str, role: appeals::Role, password: &str) {
+    let audit = test_audit("user_created", id);
     state
         .store
         .get()
@@ -170,15 +175,7 @@ pub(super) async fn make_user(state: &AdminState, id: &str, role: appeals::Role,
 pub(super) async fn user_token(state: &AdminState, id: &str, role: appeals::Role) -> String {
     make_user(state, id, role, "test-password-1").await;
     let token = crate::accounts::new_api_token();
-    let audit = appeals::AuditEntry {
-        at: Utc::now(),
-        actor: "test".into(),
-        role: None,
-        address: None,
-        action: "token_created".into(),
-        target: Some(id.into()),
-        details: json!({}),
-    };
+    let audit = test_audit("token_created", id);
     state
         .store
         .get()
