@@ -27,7 +27,6 @@ import re
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 import urllib.error
@@ -254,22 +253,6 @@ class Sipp:
 # --- the browser -----------------------------------------------------------------------------
 
 
-def chromium():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--no-first-run", "--window-size=1366,768", "--lang=ru",
-              f"--user-data-dir={tempfile.mkdtemp(prefix='hotline-ws-chromium-')}"):
-        opts.add_argument(a)
-    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-    d.set_page_load_timeout(30)
-    return d
-
-
 class Page:
     """One signed-in browser (its own profile, so its own session cookie)."""
 
@@ -278,7 +261,9 @@ class Page:
 
         self.By = By
         self.base, self.out, self.who = base, out, who
-        self.d = chromium()
+        from browser import chromium
+
+        self.d = chromium(1366, 768)
 
     def login(self, user, password):
         By = self.By

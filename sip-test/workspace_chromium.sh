@@ -18,58 +18,20 @@ set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 2
+NAME=workspace
 OUT="$ROOT/sip-test/out/workspace"
-rm -rf "$OUT"
-mkdir -p "$OUT"
-HOTLINED=${HOTLINED:-target/debug/hotlined}
+# shellcheck source=sip-test/browser_lib.sh
+. "$ROOT/sip-test/browser_lib.sh"
 TOKEN=workspace-test-token
-DAEMON_PID=
 MODE=()
 [ "${1:-}" = --sip-only ] && MODE=(--sip-only)
 
-fail() {
-    echo "FAIL workspace ($1)"
-    [ -f "$OUT/hotlined.stderr.log" ] && tail -n 20 "$OUT/hotlined.stderr.log" >&2
-    exit 1
-}
-
-cleanup() {
-    if [ -n "$DAEMON_PID" ]; then
-        kill -TERM "$DAEMON_PID" 2>/dev/null
-        wait "$DAEMON_PID" 2>/dev/null
-    fi
-}
-trap cleanup EXIT
-
 scripts/ensure-tools.sh sipp chromium chromedriver selenium curl python3 >/dev/null ||
     fail "cannot install sip-tester, chromium, chromium-driver, python3-selenium"
-[ -x "$HOTLINED" ] || fail "no daemon binary at $HOTLINED: build it first"
-
 cp -r config "$OUT/config"
-/usr/bin/python3 sip-test/workspace_chromium.py config "$OUT/config" || fail "could not prepare the config copy"
-SIP_PORT=$(python3 sip-test/free_port.py 1) || fail "no free port"
-SIP_PORT6=$(python3 sip-test/free_port.py 1 "$SIP_PORT") || fail "no free port"
-ADMIN_PORT=$(python3 sip-test/free_port.py 1 "$SIP_PORT" "$SIP_PORT6") || fail "no free port"
-BASE="http://127.0.0.1:$ADMIN_PORT"
-
-HOTLINE__SIP__LISTEN="127.0.0.1:$SIP_PORT" \
-    HOTLINE__SIP__LISTEN_V6="[::1]:$SIP_PORT6" \
-    HOTLINE__ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" \
-    HOTLINE__ADMIN__TOKEN="$TOKEN" \
-    HOTLINE__DATABASE__URL="sqlite://$OUT/hotline.db" \
-    HOTLINE__DATABASE__SPOOL_DIR="$OUT/spool" \
-    HOTLINE__RECORDING__DIR="$OUT/recordings" \
-    HOTLINE__CALLS__SHUTDOWN_GRACE=1 \
-    "$HOTLINED" run --config "$OUT/config/hotline.toml" >/dev/null 2>"$OUT/hotlined.stderr.log" &
-DAEMON_PID=$!
-# up, with its demo accounts made
-for ((i = 0; i < 300; i++)); do
-    grep -q "demo accounts made" "$OUT/hotlined.stderr.log" 2>/dev/null &&
-        curl -fsS -o /dev/null --max-time 1 "$BASE/health" 2>/dev/null && break
-    kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited at start"
-    sleep 0.1
-done
-grep -q "demo accounts made" "$OUT/hotlined.stderr.log" || fail "no demo accounts in the log"
+/usr/bin/python3 sip-test/workspace_chromium.py config "$OUT/config" ||
+    fail "could not prepare the config copy"
+start_daemon "$OUT/config/hotline.toml" HOTLINE__ADMIN__TOKEN="$TOKEN"
 
 # Debian's python3: python3-selenium is installed for it, whatever python3 comes first in PATH
 timeout -k 5 300 /usr/bin/python3 sip-test/workspace_chromium.py run "$BASE" "$OUT" \
