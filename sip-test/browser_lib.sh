@@ -1,8 +1,9 @@
 # shellcheck shell=bash
-# Shared by the Chromium checks that sign in through the login form (login_chromium.sh,
-# workspace_chromium.sh): a fresh output folder, FAIL and clean-up, and a fresh daemon on free
-# loopback ports that has made its demo accounts. Set NAME (the check's name in PASS/FAIL
-# lines) and OUT (its output folder, emptied here) before sourcing; run from the repository root.
+# Shared by the Chromium checks (login_chromium.sh, workspace_chromium.sh, report_chromium.sh):
+# a fresh output folder, FAIL and clean-up (plus the caller's cleanup_more, when it defines one),
+# and a fresh daemon on free loopback ports that has made its demo accounts (start_daemon).
+# Set NAME (the check's name in PASS/FAIL lines) and OUT (its output folder, emptied here)
+# before sourcing; run from the repository root.
 
 HOTLINED=${HOTLINED:-target/debug/hotlined}
 DAEMON_PID=
@@ -20,6 +21,7 @@ cleanup() {
         kill -TERM "$DAEMON_PID" 2>/dev/null
         wait "$DAEMON_PID" 2>/dev/null
     fi
+    if declare -F cleanup_more >/dev/null; then cleanup_more; fi
 }
 trap cleanup EXIT
 
