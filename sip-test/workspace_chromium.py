@@ -443,6 +443,14 @@ def run(base, out, target, db, token, config_dir, sip_only):
     sipps, pages = [], []
     try:
         return steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages)
+    except Failed:
+        # what each page showed when it failed
+        for i, p in enumerate(pages):
+            try:
+                p.shot(f"failed-{i + 1}-{p.who.replace(' ', '-').replace(chr(39), '')}")
+            except Exception as e:  # the browser itself gone: the failure says enough
+                print(f"no screenshot of {p.who}: {e}", file=sys.stderr)
+        raise
     finally:
         for p in pages:
             p.quit()
