@@ -197,7 +197,9 @@ impl Daemon {
     }
 
     pub fn wait_for_log(&self, what: &str) {
-        let until = Instant::now() + Duration::from_secs(5);
+        // generous: a loaded machine (several builds at once) can take seconds to start a
+        // debug daemon; a healthy one answers at once, so this only bounds a failure
+        let until = Instant::now() + Duration::from_secs(30);
         while !self.log().contains(what) {
             assert!(
                 Instant::now() < until,
