@@ -598,8 +598,8 @@ def steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages):
         others = [o.get_attribute("value") for o in org_field.find_elements(desk.By.TAG_NAME, "option")
                   if o.get_attribute("value") not in ("", None, fields["organisation"][0])]
         other_org = others[0] if others else OTHER_ORG
-        until("the appeal autosaved", lambda: "Сохранено" in desk.one(
-            "the save mark", "#appeal-saved").text, 10)
+        until("the appeal autosaved («Сохранено»)", lambda: desk.one(
+            "the save mark", "#appeal-saved").text.strip().startswith("Сохранено"), 10)
         desk.shot("5-desk-appeal-form")
         ok(f"op1 answered on the phone, the board showed op1 on_call, the form saved: "
            f"{ {k: v[1] for k, v in fields.items()} }")
