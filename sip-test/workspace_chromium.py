@@ -289,7 +289,11 @@ class Page:
     def open(self, path):
         self.d.get(self.base + path)
 
-    def shot(self, name):
+    def shot(self, name, show=None):
+        """A screenshot into OUT/NAME.png, with the element SHOW (CSS) scrolled into view."""
+        if show:
+            for el in self.css(show)[:1]:
+                self.d.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
         self.d.save_screenshot(os.path.join(self.out, f"{name}.png"))
 
     def css(self, sel):
@@ -579,7 +583,7 @@ def steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages):
             raise Failed(f"the board's waiting row named {waiting_appeal}, the call is {aid}")
         board.attr_is("op1 on the call on the board", 'tr[data-operator="op1"]', "data-state",
                       "on_call", 5)
-        board.shot("4-board-op1-on-call")
+        board.shot("4-board-op1-on-call", 'tr[data-operator="op1"]')
         desk.attr_is("op1 on the call on the desk", "#desk-state", "data-state", "on_call", 5)
         # the form says whether the store keeps the case fields (service, district, address,
         # disposition: the cases work); without them notes and the organisation are what is kept
@@ -611,7 +615,7 @@ def steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages):
     if not sip_only:
         board.attr_is("op1 in wrap-up on the board", 'tr[data-operator="op1"]', "data-state",
                       "wrap_up", 5)
-        board.shot("6-board-op1-wrap-up")
+        board.shot("6-board-op1-wrap-up", 'tr[data-operator="op1"]')
         desk.one("the wrap-up countdown", "#wrapup-countdown")
 
     def timeline():
@@ -671,7 +675,10 @@ def steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages):
     desk.shot("9-op1-board-403")
     if code != 403:
         raise Failed(f"op1's session got {code} on /board")
-    ok("op1's session gets 403 on /board")
+    said = desk.d.find_element(desk.By.TAG_NAME, "body").text
+    if "доступ" not in said:
+        raise Failed(f"op1's 403 page does not say in Russian there is no access: {said[:200]!r}")
+    ok("op1's session gets 403 on /board, a Russian page saying there is no access")
 
     # 11. an organisation's account sees only the applications routed to it
     body = {"status": "in_progress", "destination_org": other_org}
