@@ -405,8 +405,8 @@ def best_match(segment_env, prompt_path):
 def check_music(recording, transferred_ms, ended_ms, config_dir):
     """The recording's right channel (what the daemon sent the caller) from 3 s after the
     transfer to the caller's hang-up must follow home-care's music, and clearly better than the
-    music the caller had in benefits (the shipped default) — and before the transfer, in the
-    operator's part, it must not follow home-care's music."""
+    music the caller had in benefits (the shipped default) or than the 4.5 s before the
+    transfer do (the operator's part: a short window, so its best offset alone reaches ~0.5)."""
     _, end = read_channel(recording, 1, 0, 0)
     moved = end - (ended_ms - transferred_ms) / 1000
     if end - moved < 8:
@@ -421,7 +421,7 @@ def check_music(recording, transferred_ms, ended_ms, config_dir):
     detail = (f"after the transfer the caller's audio follows home-care's music by {home:.2f} "
               f"(benefits' music {default:.2f}; before the transfer {control:.2f}), "
               f"{end - moved:.1f} s in home-care")
-    if home < 0.8 or default > home - 0.3 or control > 0.5 or loud < 50:
+    if home < 0.8 or default > home - 0.3 or control > home - 0.3 or loud < 50:
         raise Failed(detail + f", loudness {loud:.0f}")
     return detail
 
