@@ -39,6 +39,7 @@ from queue_check import corr, envelope  # noqa: E402  (the same loudness envelop
 
 CALLER = "+79135550177"
 CID_PREFIX = "hotline-ws-"
+HOME_CARE_MOH = "prompts/moh/home-care-test.wav"
 # what op1 writes down besides the directory's choices (directory_choices)
 TYPED = {
     "address": "ул. Тестовая, 13",
