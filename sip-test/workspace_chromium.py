@@ -536,7 +536,7 @@ def steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages):
         if "benefits" not in api.operator("op1").get("queues", []):
             raise Failed(f"op1 is not in benefits after #btn-login: {api.operator('op1')}")
         desk.shot("1-desk-available")
-        fill(desk, "pause reason", "select#pause-reason", None)
+        fill(desk, "the pause reason", "select#pause-reason", ("break", "Перерыв"))
         desk.one("the pause button", "#btn-pause").click()
         desk.attr_is("op1 paused", "#desk-state", "data-state", "paused")
         ok("op1 signed in through /login, the desk logged op1 in to benefits (#btn-login) and paused")
