@@ -58,13 +58,12 @@ try:
 
     # op1 logs in and sees their name
     login("op1", "op1-secret")
-    who = wait.until(EC.presence_of_element_located((By.ID, "who")))
+    who = wait.until(EC.presence_of_element_located((By.ID, "user-name")))
     if who.text != "Оператор 1":
         fail(f"the header shows {who.text!r}, not Оператор 1")
-    title = driver.find_element(By.ID, "home-title").text
-    role = driver.find_element(By.ID, "user-role").text
-    if "Оператор 1" not in title or role != "оператор":
-        fail(f"landing page: {title!r}, role {role!r}")
+    role = driver.find_element(By.TAG_NAME, "body").get_attribute("data-role")
+    if not driver.current_url.endswith("/desk") or role != "operator":
+        fail(f"landing page: {driver.current_url!r}, role {role!r}")
     driver.save_screenshot(f"{out}/2-op1-logged-in.png")
     ok(f"op1 logged in through the form and sees {who.text!r} ({role})")
 
@@ -82,7 +81,7 @@ try:
 
     # logout through the button
     driver.get(base + "/")
-    wait.until(EC.presence_of_element_located((By.ID, "who")))
+    wait.until(EC.presence_of_element_located((By.ID, "user-name")))
     driver.find_element(By.CSS_SELECTOR, "form.logout button").click()
     wait.until(EC.presence_of_element_located((By.ID, "login")))
     if status_of("/api/v1/me") != 401:
@@ -102,7 +101,7 @@ try:
     driver.save_screenshot(f"{out}/5-locked.png")
     login("op2", "op2-secret")
     alert = wait.until(EC.presence_of_element_located((By.ID, "login-error"))).text
-    if "заблокирован" not in alert or driver.find_elements(By.ID, "who"):
+    if "заблокирован" not in alert or driver.find_elements(By.ID, "user-name"):
         fail(f"the right password while locked: {alert!r}")
     driver.save_screenshot(f"{out}/6-locked-right-password.png")
     ok(f"five wrong passwords lock op2: {alert!r}; the right one is refused while locked")

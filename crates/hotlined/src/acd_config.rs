@@ -76,6 +76,14 @@ pub struct QueueDef {
 }
 
 impl QueueDef {
+    /// Seconds of wrap-up after each call (the ACD's default when not written).
+    pub fn wrap_up_seconds(&self) -> u64 {
+        match &self.raw.wrap_up_seconds {
+            Some(v) => u64::try_from(*v.get_ref()).unwrap_or(0),
+            None => acd::QueueConfig::new(self.name.as_str()).wrap_up.as_secs(),
+        }
+    }
+
     /// The queue's music on hold as written (relative to the configuration folder), or
     /// [`DEFAULT_MOH`]; `None` when the path is not a plain path under `prompts/` (a problem
     /// the checks report).

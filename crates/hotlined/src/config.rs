@@ -313,6 +313,13 @@ pub struct ReportsSection {
     /// The UTC offset report days and hours are taken at, `+HH:MM` (a fixed offset, not a
     /// zone name: Novosibirsk has kept +07:00 all year since 2016).
     pub timezone: String,
+    /// The board colours a queue amber when its longest wait reaches this many seconds…
+    pub wait_warn_seconds: i64,
+    /// …and red at this many.
+    pub wait_alarm_seconds: i64,
+    /// The service level aimed at, percent: below it the board colours the queue amber,
+    /// and red below it by more than 15 points.
+    pub service_level_target_percent: i64,
 }
 
 impl Default for ReportsSection {
@@ -320,6 +327,9 @@ impl Default for ReportsSection {
         ReportsSection {
             service_level_seconds: 20,
             timezone: "+07:00".into(),
+            wait_warn_seconds: 30,
+            wait_alarm_seconds: 60,
+            service_level_target_percent: 80,
         }
     }
 }
@@ -882,6 +892,36 @@ impl Config {
                 ),
             });
         }
+        {
+            let r = &main.reports;
+            let bad = if !(1..=3600).contains(&r.wait_warn_seconds) {
+                Some((
+                    "wait_warn_seconds",
+                    "reports.wait_warn_seconds must be 1..3600",
+                ))
+            } else if !(r.wait_warn_seconds..=3600).contains(&r.wait_alarm_seconds) {
+                Some((
+                    "wait_alarm_seconds",
+                    "reports.wait_alarm_seconds must be wait_warn_seconds..3600",
+                ))
+            } else if !(1..=100).contains(&r.service_level_target_percent) {
+                Some((
+                    "service_level_target_percent",
+                    "reports.service_level_target_percent must be 1..100",
+                ))
+            } else {
+                None
+            };
+            if let Some((key, message)) = bad {
+                let (line, col) = locate(&text, key, 0);
+                problems.push(Problem {
+                    path: main_path.display().to_string(),
+                    line,
+                    col,
+                    message: message.into(),
+                });
+            }
+        }
         if !(0..=3600).contains(&main.reports.service_level_seconds) {
             let (line, col) = locate(&text, "service_level_seconds", 0);
             problems.push(Problem {
@@ -1074,6 +1114,16 @@ impl Config {
     }
 
     /// The report settings.
+    /// The board's colour thresholds (`[reports]`).
+    pub fn board_thresholds(&self) -> crate::admin::BoardThresholds {
+        let r = &self.main.reports;
+        crate::admin::BoardThresholds {
+            wait_warn_seconds: u64::try_from(r.wait_warn_seconds).unwrap_or(30),
+            wait_alarm_seconds: u64::try_from(r.wait_alarm_seconds).unwrap_or(60),
+            service_level_target: r.service_level_target_percent as f64 / 100.0,
+        }
+    }
+
     pub fn report_options(&self) -> appeals::ReportOptions {
         appeals::ReportOptions {
             service_level_seconds: self.main.reports.service_level_seconds,

@@ -492,13 +492,16 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             writer: writer.clone(),
             operators,
             // every configured queue is listed, waiting or not; the gateway adds live figures
-            queues: Arc::new(admin::QueueBoard::new(
-                c.queues.iter().map(|q| q.name.clone()),
+            queues: Arc::new(admin::QueueBoard::described(
+                c.queues
+                    .iter()
+                    .map(|q| (q.name.clone(), q.title.clone(), q.wrap_up_seconds())),
             )),
             calls,
             reports: admin::ReportSettings {
                 tz: c.report_tz(),
                 options: c.report_options(),
+                board: c.board_thresholds(),
             },
             patch_lock: Default::default(),
             partner: c

@@ -283,7 +283,7 @@ fn figures_table(out: &mut String, title: &str, key_header: &str, rows: &[(Strin
     }
 }
 
-fn group_rows<'a>(groups: &'a [Group], none: &str) -> Vec<(String, &'a Figures)> {
+pub(crate) fn group_rows<'a>(groups: &'a [Group], none: &str) -> Vec<(String, &'a Figures)> {
     groups
         .iter()
         .map(|g| (key_label(&g.key, none), &g.figures))
@@ -487,7 +487,7 @@ fn parts(f: &Figures) -> [(u64, &'static str, &'static str); 3] {
 }
 
 /// Calls per hour as vertical stacked bars.
-fn hour_chart(out: &mut String, hours: &[HourFigures]) {
+pub(crate) fn hour_chart(out: &mut String, hours: &[HourFigures]) {
     let (w, h, left, top, bottom) = (760.0_f64, 240.0_f64, 40.0_f64, 16.0_f64, 28.0_f64);
     let plot_h = h - top - bottom;
     let max = nice_max(hours.iter().map(|x| x.figures.calls).max().unwrap_or(0));
@@ -551,7 +551,7 @@ fn hour_chart(out: &mut String, hours: &[HourFigures]) {
 }
 
 /// Calls per group as horizontal stacked bars.
-fn group_chart(out: &mut String, chart: &str, label: &str, rows: &[(String, &Figures)]) {
+pub(crate) fn group_chart(out: &mut String, chart: &str, label: &str, rows: &[(String, &Figures)]) {
     if rows.is_empty() {
         out.push_str("<p class=\"sub\">No calls.</p>");
         return;

@@ -245,6 +245,23 @@ pub async fn guard(State(s): State<AdminState>, mut req: Request, next: Next) ->
     match rule {
         Rule::Open | Rule::Page => next.run(req).await,
         Rule::Partner => partner_api::authenticate(State(s), req, next).await,
+        Rule::PageFor(_) => {
+            let headers = req.headers().clone();
+            let caller = match s.identify(&headers, address_of(&req), rule).await {
+                Ok(Some(c)) => c,
+                Ok(None) => return crate::web::errors::to_login(),
+                Err(answer) if answer.status() == StatusCode::FORBIDDEN => {
+                    return crate::web::errors::no_access()
+                }
+                Err(answer) if answer.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                    return crate::web::errors::no_database()
+                }
+                Err(_) => return crate::web::errors::to_login(),
+            };
+            req.extensions_mut().insert(Actor(caller.id.clone()));
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
         Rule::Roles(_) => {
             let headers = req.headers().clone();
             let address = address_of(&req);

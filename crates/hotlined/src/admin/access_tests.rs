@@ -130,7 +130,11 @@ async fn session(s: &AdminState, login: &str, password: &str) -> String {
 
 /// The CSRF token of the landing page's logout form.
 async fn csrf_of(s: &AdminState, cookie: &str) -> String {
-    let home = send(s, req("GET", "/", "", &[("cookie", cookie)])).await;
+    let root = send(s, req("GET", "/", "", &[("cookie", cookie)])).await;
+    assert_eq!(root.status, StatusCode::SEE_OTHER);
+    let to = root.headers["location"].to_str().unwrap().to_owned();
+    let home = send(s, req("GET", &to, "", &[("cookie", cookie)])).await;
+    assert_eq!(home.status, StatusCode::OK, "{to}");
     let needle = "name=\"csrf\" value=\"";
     let at = home.body.find(needle).unwrap() + needle.len();
     home.body[at..at + home.body[at..].find('"').unwrap()].to_owned()
@@ -182,8 +186,13 @@ async fn login_sessions_and_csrf(db: Db) {
     let hashes: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(hashes, [crate::accounts::secret_hash(value)]);
 
-    let home = send(&s, req("GET", "/", "", &[("cookie", &cookie)])).await;
-    assert!(home.body.contains("Имя op1") && home.body.contains("оператор"));
+    let root = send(&s, req("GET", "/", "", &[("cookie", &cookie)])).await;
+    assert_eq!(root.status, StatusCode::SEE_OTHER);
+    assert_eq!(root.headers["location"], "/desk");
+    let home = send(&s, req("GET", "/desk", "", &[("cookie", &cookie)])).await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.body.contains("<span id=\"user-name\">Имя op1</span>"));
+    assert!(home.body.contains("data-role=\"operator\""));
     let me = send(&s, req("GET", "/api/v1/me", "", &[("cookie", &cookie)])).await;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.json()["id"], "op1");
@@ -849,10 +858,15 @@ async fn route_walk_every_route_with_every_role() {
                     "{method} {path}: {}",
                     anonymous.status
                 ),
-                permissions::Rule::Roles(_) => {
+                permissions::Rule::Roles(_) | permissions::Rule::PageFor(_) => {
+                    let want = if matches!(rule, permissions::Rule::PageFor(_)) {
+                        // a page sends whoever is not signed in to the login page
+                        StatusCode::SEE_OTHER
+                    } else {
+                        StatusCode::UNAUTHORIZED
+                    };
                     assert_eq!(
-                        anonymous.status,
-                        StatusCode::UNAUTHORIZED,
+                        anonymous.status, want,
                         "{method} {path} without credentials"
                     );
                     for (role, token) in &tokens {
@@ -1181,3 +1195,6 @@ async fn minsk_home_care_to_the_territorial_centre_and_back(db: Db) {
 }
 
 on_both!(minsk_home_care_to_the_territorial_centre_and_back);
+
+#[path = "pages_tests.rs"]
+mod pages_tests;

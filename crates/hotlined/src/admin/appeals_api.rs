@@ -127,7 +127,7 @@ pub struct ListQuery {
 
 /// 403 unless the caller may see every appeal, or this one is theirs: an operator's when
 /// they handled it, an organisation's when it is the appeal's destination organisation.
-fn may_see(who: &Caller, a: &appeals::Appeal) -> Result<(), ApiError> {
+pub(crate) fn may_see(who: &Caller, a: &appeals::Appeal) -> Result<(), ApiError> {
     if who.sees_all() {
         return Ok(());
     }

@@ -14,7 +14,7 @@
 //!   [`connect_store`] keeps trying in the background and requests never wait for it.
 
 pub mod access;
-mod appeals_api;
+pub(crate) mod appeals_api;
 mod audit;
 mod citizens_api;
 mod directory_api;
@@ -44,7 +44,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::appeal_log::CallCounters;
-pub use operators::{OperatorTable, QueueBoard, TableBook};
+pub(crate) use metrics::queue_figures;
+pub use operators::{OperatorTable, QueueBoard, TableBook, WorkState};
 
 /// The database handle once it has been reached; empty while it is down at start.
 pub type StoreSlot = Arc<OnceLock<Store>>;
@@ -56,6 +57,29 @@ pub struct ReportSettings {
     pub tz: FixedOffset,
     /// Service-level threshold.
     pub options: ReportOptions,
+    /// When the board colours a queue.
+    pub board: BoardThresholds,
+}
+
+/// When the supervisor's board colours a queue amber or red (`[reports]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BoardThresholds {
+    /// Longest wait, seconds: amber from here…
+    pub wait_warn_seconds: u64,
+    /// …red from here.
+    pub wait_alarm_seconds: u64,
+    /// The service level aimed at (0..1).
+    pub service_level_target: f64,
+}
+
+impl Default for BoardThresholds {
+    fn default() -> Self {
+        BoardThresholds {
+            wait_warn_seconds: 30,
+            wait_alarm_seconds: 60,
+            service_level_target: 0.8,
+        }
+    }
 }
 
 /// Everything the handlers read. Cheap to clone.
@@ -279,6 +303,16 @@ fn page_routes() -> Routes {
         .add("POST", "/login", post(web::login::login))
         .add("POST", "/logout", post(web::login::logout))
         .add("GET", "/assets/style.css", get(web::style))
+        .add("GET", "/assets/app.js", get(web::script))
+        .add("GET", "/desk", get(web::desk::page))
+        .add("GET", "/desk/pop/{id}", get(web::desk::pop))
+        .add("GET", "/board", get(web::board::page))
+        .add("GET", "/registry", get(web::registry::page))
+        .add("GET", "/appeals/{id}", get(web::registry::appeal))
+        .add("GET", "/citizens/{id}", get(web::registry::citizen))
+        .add("GET", "/reports", get(web::reports::page))
+        .add("GET", "/org", get(web::org::page))
+        .add("POST", "/org/{id}", post(web::org::act))
 }
 
 fn api_routes() -> Routes {

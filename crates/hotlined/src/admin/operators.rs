@@ -499,6 +499,10 @@ fn with_activity(mut v: OperatorView, board: &gateway::live::ActivityBoard) -> O
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueueState {
     pub name: String,
+    /// What the queue is for (`title` in the queues file).
+    pub title: String,
+    /// Wrap-up after each call, seconds.
+    pub wrap_up_seconds: u64,
     /// Callers waiting now.
     pub waiting: u64,
     /// How long the longest-waiting caller has waited, seconds.
@@ -514,6 +518,7 @@ pub struct QueueBoard {
 
 impl QueueBoard {
     /// Empty queues with these names.
+    #[cfg(test)]
     pub fn new(names: impl IntoIterator<Item = String>) -> Self {
         QueueBoard {
             inner: Mutex::new(
@@ -521,6 +526,8 @@ impl QueueBoard {
                     .into_iter()
                     .map(|name| QueueState {
                         name,
+                        title: String::new(),
+                        wrap_up_seconds: 0,
                         waiting: 0,
                         longest_wait_seconds: 0,
                     })
@@ -530,6 +537,24 @@ impl QueueBoard {
     }
 
     /// The queues now.
+    /// The configured queues: (name, title, wrap-up seconds).
+    pub fn described(queues: impl IntoIterator<Item = (String, String, u64)>) -> Self {
+        QueueBoard {
+            inner: Mutex::new(
+                queues
+                    .into_iter()
+                    .map(|(name, title, wrap_up_seconds)| QueueState {
+                        name,
+                        title,
+                        wrap_up_seconds,
+                        waiting: 0,
+                        longest_wait_seconds: 0,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
     pub fn snapshot(&self) -> Vec<QueueState> {
         self.inner
             .lock()

@@ -34,6 +34,9 @@ pub enum Rule {
     Page,
     /// The partner Hotline, with `partner.token` only.
     Partner,
+    /// A page for signed-in people of these roles: nobody signed in is sent to the login
+    /// page (303 to `/`), another role gets a page saying so (403), in Russian.
+    PageFor(&'static [(Role, Grant)]),
     /// Signed-in people of these roles (a session cookie or a bearer token).
     Roles(&'static [(Role, Grant)]),
 }
@@ -62,6 +65,16 @@ const CASES: Rule = Rule::Roles(&[
 ]);
 /// Supervising: reports, every callback.
 const SUPERVISE: Rule = Rule::Roles(&[(Supervisor, All), (Admin, All)]);
+/// The operator's desk and the live events behind it; a supervisor may look at a desk.
+const DESK: Rule = Rule::PageFor(&[(Operator, Own), (Supervisor, All), (Admin, All)]);
+/// The supervisor's board.
+const BOARD: Rule = Rule::PageFor(&[(Supervisor, All), (Admin, All)]);
+/// The registry: operators see their own appeals, supervisors and admins every one.
+const REGISTRY: Rule = Rule::PageFor(&[(Operator, Own), (Supervisor, All), (Admin, All)]);
+/// The reports page.
+const REPORTS: Rule = Rule::PageFor(&[(Supervisor, All), (Admin, All)]);
+/// The organisation's view: its own applications (supervisors and admins see every one).
+const ORG: Rule = Rule::PageFor(&[(Organisation, Own), (Supervisor, All), (Admin, All)]);
 /// Running the service: users, tokens, reloads, retention, the audit log.
 const ADMIN: Rule = Rule::Roles(&[(Admin, All)]);
 
@@ -73,6 +86,16 @@ pub const TABLE: &[(&str, &str, Rule)] = &[
     ("GET", "/", Rule::Page),
     ("POST", "/login", Rule::Page),
     ("POST", "/logout", Rule::Page),
+    ("GET", "/assets/app.js", Rule::Open),
+    ("GET", "/desk", DESK),
+    ("GET", "/desk/pop/{id}", DESK),
+    ("GET", "/board", BOARD),
+    ("GET", "/registry", REGISTRY),
+    ("GET", "/appeals/{id}", REGISTRY),
+    ("GET", "/citizens/{id}", REGISTRY),
+    ("GET", "/reports", REPORTS),
+    ("GET", "/org", ORG),
+    ("POST", "/org/{id}", ORG),
     ("GET", "/api/v1/openapi.json", ANYONE),
     ("GET", "/api/v1/me", ANYONE),
     ("GET", "/api/v1/appeals", CASES),
@@ -123,7 +146,9 @@ pub fn rule(method: &str, pattern: &str) -> Option<Rule> {
 /// What `role` may do under `rule`; `None` = 403.
 pub fn grant(rule: Rule, role: Role) -> Option<Grant> {
     match rule {
-        Rule::Roles(roles) => roles.iter().find(|(r, _)| *r == role).map(|(_, g)| *g),
+        Rule::Roles(roles) | Rule::PageFor(roles) => {
+            roles.iter().find(|(r, _)| *r == role).map(|(_, g)| *g)
+        }
         Rule::Open | Rule::Page | Rule::Partner => None,
     }
 }

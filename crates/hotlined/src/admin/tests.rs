@@ -51,6 +51,7 @@ fn state_with(writer: AppealWriter, token: &str) -> AdminState {
         reports: ReportSettings {
             tz: nsk(),
             options: ReportOptions::default(),
+            board: Default::default(),
         },
         patch_lock: Default::default(),
         partner: None,
@@ -1366,7 +1367,8 @@ async fn openapi_lists_every_route_and_every_route_is_served() {
         };
         let a = call(&e.state, method, &concrete, body).await;
         assert_ne!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
-        if a.status == StatusCode::NOT_FOUND {
+        // a page's own 404 is HTML; the router's is JSON
+        if a.status == StatusCode::NOT_FOUND && !a.body.starts_with('<') {
             assert_ne!(a.error(), "no such route", "{method} {path}");
         }
     }

@@ -9,15 +9,19 @@ pub const SESSION: &str = "hotline_session";
 
 /// The session cookie's value, when the request carries one.
 pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    named(headers, SESSION).filter(|v| !v.is_empty())
+}
+
+/// The value of the request's cookie `name`.
+pub fn named(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name() == SESSION)
+        .find(|c| c.name() == name)
         .map(|c| c.value().to_owned())
-        .filter(|v| !v.is_empty())
 }
 
 fn build(value: String, secure: bool, clear: bool) -> HeaderValue {

@@ -48,3 +48,37 @@ pub fn no_database() -> Response {
         "Сервер не может связаться с базой данных. Попробуйте войти через минуту.",
     )
 }
+
+/// Nobody is signed in: to the login page.
+pub fn to_login() -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, "/"), (header::CACHE_CONTROL, "no-store")],
+    )
+        .into_response()
+}
+
+/// 403: the signed-in person's role may not open this page.
+pub fn no_access() -> Response {
+    page(
+        StatusCode::FORBIDDEN,
+        "Нет доступа",
+        "У вашей учётной записи нет доступа к этой странице. Вернитесь на главную — там \
+         открывается ваше рабочее место; если доступ нужен, обратитесь к администратору.",
+    )
+}
+
+/// An HTML fragment saying what went wrong (for parts a page loads by itself).
+pub fn fragment(status: StatusCode, message: &str) -> Response {
+    let mut text = String::from("<p class=\"alert\" role=\"alert\">");
+    for ch in message.chars() {
+        match ch {
+            '<' => text.push_str("&lt;"),
+            '>' => text.push_str("&gt;"),
+            '&' => text.push_str("&amp;"),
+            c => text.push(c),
+        }
+    }
+    text.push_str("</p>");
+    html(status, Ok(text))
+}

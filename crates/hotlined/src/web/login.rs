@@ -1,4 +1,4 @@
-//! The login page, the landing page behind it, and logout.
+//! The login page, the way from `/` to the role's home, and logout.
 //!
 //! Throttling: every refused login counts against the login as typed (whether or not such
 //! an account exists, so the answer never tells) and against the source address; at
@@ -19,7 +19,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{cookies, csrf, errors, role_ru};
+use super::{cookies, csrf, errors};
 use crate::accounts::{self, MAX_LOGIN, MAX_PASSWORD};
 use crate::admin::AdminState;
 
@@ -29,16 +29,6 @@ use crate::admin::AdminState;
 struct LoginPage<'a> {
     login: &'a str,
     error: Option<&'a str>,
-}
-
-/// `home.html`: who is logged in.
-#[derive(Template)]
-#[template(path = "home.html")]
-struct HomePage<'a> {
-    display_name: &'a str,
-    login: &'a str,
-    role: &'a str,
-    csrf: &'a str,
 }
 
 const WRONG: &str = "Неверное имя пользователя или пароль.";
@@ -54,19 +44,18 @@ fn locked_message(minutes: u32) -> String {
     )
 }
 
-/// `GET /`: the landing page with a live session, the login page otherwise.
+/// `GET /`: with a live session, 303 to the role's home ([`super::home_of`]); the login
+/// page otherwise.
 pub async fn page(State(s): State<AdminState>, headers: HeaderMap) -> Response {
     match s.session_of(&headers).await {
-        Ok(Some((_, session))) => errors::html(
-            StatusCode::OK,
-            HomePage {
-                display_name: &session.user.display_name,
-                login: &session.user.id,
-                role: role_ru(session.user.role),
-                csrf: &session.csrf,
-            }
-            .render(),
-        ),
+        Ok(Some((_, session))) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, super::home_of(session.user.role)),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+        )
+            .into_response(),
         Ok(None) => login_page(StatusCode::OK, "", None),
         Err(_) => errors::no_database(),
     }

@@ -8,12 +8,27 @@
 //! - `POST /login` (form `login`, `password`) — a session cookie and a redirect to `/`; a
 //!   refusal is 401 with the page and a message, a lock 429.
 //! - `POST /logout` (form `csrf`) — ends the session.
-//! - `GET /assets/style.css` — the one stylesheet.
+//! - `GET /assets/style.css`, `GET /assets/app.js` — the one stylesheet and the one script.
+//!
+//! The workspace (issue 13), each page a module with its template, the routes' lines in
+//! `admin::permissions::TABLE` as `Rule::PageFor` (nobody signed in: to the login page;
+//! another role: a 403 page in Russian): `desk.rs` (`/desk`, `/desk/pop/{appeal}`),
+//! `board.rs` (`/board`), `registry.rs` (`/registry`, `/appeals/{id}`, `/citizens/{id}`),
+//! `reports.rs` (`/reports`), `org.rs` (`/org`, `POST /org/{id}`). `chrome.rs` is what
+//! every page shares (`layout.html`: language, navigation, live status, large text);
+//! `texts.rs` the words in Russian and English.
 
+pub mod board;
+pub mod chrome;
 pub mod cookies;
 pub mod csrf;
+pub mod desk;
 pub mod errors;
 pub mod login;
+pub mod org;
+pub mod registry;
+pub mod reports;
+pub mod texts;
 
 use appeals::Role;
 use axum::http::header;
@@ -21,6 +36,29 @@ use axum::response::IntoResponse;
 
 /// The stylesheet, embedded.
 const STYLE: &str = include_str!("../../assets/style.css");
+/// The pages' one script, embedded.
+const SCRIPT: &str = include_str!("../../assets/app.js");
+
+/// `GET /assets/app.js`.
+pub async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        SCRIPT,
+    )
+}
+
+/// Where a role starts: operator → the desk, supervisor and admin → the board,
+/// organisation → its applications.
+pub fn home_of(role: Role) -> &'static str {
+    match role {
+        Role::Operator => "/desk",
+        Role::Supervisor | Role::Admin => "/board",
+        Role::Organisation => "/org",
+    }
+}
 
 /// `GET /assets/style.css`.
 pub async fn style() -> impl IntoResponse {
@@ -31,14 +69,4 @@ pub async fn style() -> impl IntoResponse {
         ],
         STYLE,
     )
-}
-
-/// A role's name on screen.
-pub fn role_ru(role: Role) -> &'static str {
-    match role {
-        Role::Operator => "оператор",
-        Role::Supervisor => "супервизор",
-        Role::Admin => "администратор",
-        Role::Organisation => "организация",
-    }
 }

@@ -1,0 +1,430 @@
+// Hotline workspace pages: the live connection (Server-Sent Events from /events), the
+// operator's desk and the supervisor's board. Plain JavaScript, no build step; the pages
+// work without it for reading (registry, card, reports), the live parts need it.
+"use strict";
+(function () {
+  var body = document.body;
+  var T = {};
+  try { T = JSON.parse(document.getElementById("texts").textContent); } catch (e) { T = {}; }
+  var csrf = body.dataset.csrf || "";
+  var me = body.dataset.me || "";
+
+  function $(sel, root) { return (root || document).querySelector(sel); }
+  function $all(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
+  function text(el, s) { if (el) { el.textContent = s; } }
+  function esc(s) {
+    return String(s == null ? "" : s).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+  function stateLabel(s) { return T["st_" + s] || s; }
+  function reasonLabel(r) { return r ? (T["reason_" + r] || r) : ""; }
+  function seconds(since) {
+    var t = Date.parse(since);
+    return isNaN(t) ? null : Math.max(0, Math.floor((Date.now() - t) / 1000));
+  }
+  function mmss(s) {
+    if (s == null) { return ""; }
+    var m = Math.floor(s / 60), r = s % 60;
+    return (m >= 60 ? Math.floor(m / 60) + ":" + ("0" + m % 60).slice(-2) : m) + ":" + ("0" + r).slice(-2);
+  }
+
+  // JSON API calls with the session's CSRF token. Resolves to {status, json}; a network
+  // failure resolves to status 0.
+  function api(method, url, payload) {
+    var opts = { method: method, credentials: "same-origin", headers: { "X-CSRF-Token": csrf } };
+    if (payload !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(payload);
+    }
+    return fetch(url, opts).then(function (r) {
+      return r.text().then(function (t) {
+        var j = null;
+        try { j = t ? JSON.parse(t) : null; } catch (e) { j = null; }
+        return { status: r.status, json: j };
+      });
+    }, function () { return { status: 0, json: null }; });
+  }
+  function problem(r) {
+    if (r.status === 0) { return T.error_try_again; }
+    return (r.json && r.json.error) ? r.json.error : (T.error_try_again + " (" + r.status + ")");
+  }
+
+  // ---- large text ---------------------------------------------------------------------
+  var large = $("#btn-large");
+  function setLarge(on) {
+    document.documentElement.classList.toggle("large", on);
+    if (large) { large.setAttribute("aria-pressed", on ? "true" : "false"); }
+    try { localStorage.setItem("hotline-large", on ? "1" : "0"); } catch (e) { /* private mode */ }
+  }
+  try { setLarge(localStorage.getItem("hotline-large") === "1"); } catch (e) { setLarge(false); }
+  if (large) { large.addEventListener("click", function () { setLarge(!document.documentElement.classList.contains("large")); }); }
+
+  // ---- the live connection ------------------------------------------------------------
+  var status = $("#live-status");
+  var banner = $("#live-banner");
+  var handlers = {};
+  var onReconnect = [];
+  function setLive(up) {
+    if (!status || status.dataset.live === "off") { return; }
+    var was = status.dataset.live;
+    status.dataset.live = up ? "up" : "down";
+    text(status, up ? status.dataset.up : status.dataset.down);
+    if (banner) { banner.hidden = up; }
+    if (up && was === "down") { onReconnect.forEach(function (f) { f(); }); }
+  }
+  function connect() {
+    if (!window.EventSource) { return; }
+    var delay = 1000;
+    var es;
+    function open() {
+      es = new EventSource("/events", { withCredentials: true });
+      es.onopen = function () { delay = 1000; setLive(true); };
+      es.onerror = function () {
+        setLive(false);
+        // the browser retries by itself unless the answer closed the stream for good
+        if (es.readyState === EventSource.CLOSED) {
+          setTimeout(open, delay);
+          delay = Math.min(delay * 2, 15000);
+        }
+      };
+      ["operator", "queue", "offer"].forEach(function (kind) {
+        es.addEventListener(kind, function (ev) {
+          var d;
+          try { d = JSON.parse(ev.data); } catch (e) { return; }
+          (handlers[kind] || []).forEach(function (f) { f(d); });
+        });
+      });
+    }
+    open();
+  }
+  function on(kind, f) { (handlers[kind] = handlers[kind] || []).push(f); }
+
+  // once a second: times in state, waits, the wrap-up countdown
+  var tickers = [];
+  setInterval(function () { tickers.forEach(function (f) { f(); }); }, 1000);
+
+  // ---- the operator's desk ------------------------------------------------------------
+  function desk() {
+    var root = $(".desk");
+    var operator = root.dataset.operator;
+    var stateEl = $("#desk-state");
+    var countdown = $("#wrapup-countdown");
+    var wrapup = parseInt(root.dataset.wrapupS, 10) || 0;
+    var form = $("#appeal-form");
+    var fields = $("#appeal-fields");
+    var saved = $("#appeal-saved");
+    var pop = $("#screen-pop");
+    var err = $("#desk-error");
+    var caseFields = form.dataset.caseFields === "1";
+
+    function showError(msg) { err.hidden = !msg; text(err, msg || ""); }
+    function applyState(d) {
+      stateEl.dataset.state = d.state;
+      stateEl.dataset.since = d.since || "";
+      text(stateEl, stateLabel(d.state));
+      text($("#state-reason"), d.state === "paused" ? reasonLabel(d.reason) : "");
+      if (d.queues) { text($("#my-queues"), d.queues.length ? d.queues.join(", ") : T.no_queues); }
+      var s = d.state;
+      $("#btn-login").disabled = s !== "logged_out";
+      $("#btn-pause").disabled = s === "logged_out" || s === "paused";
+      $("#btn-resume").disabled = s !== "paused";
+      $("#btn-logout").disabled = s === "logged_out";
+      $all("[data-transfer-queue],[data-transfer-operator],[data-transfer-organisation],[data-transfer-number]")
+        .forEach(function (b) { b.disabled = s !== "on_call"; });
+      if (s === "wrap_up" && form.elements.disposition && !form.elements.disposition.value) {
+        text(saved, T.disposition_needed);
+      }
+    }
+    applyState({ state: stateEl.dataset.state, since: stateEl.dataset.since, reason: null });
+    tickers.push(function () {
+      var s = seconds(stateEl.dataset.since);
+      text($("#state-time"), s == null ? "" : mmss(s));
+      if (stateEl.dataset.state === "wrap_up" && wrapup > 0) {
+        countdown.hidden = false;
+        text($("[data-left]", countdown), String(Math.max(0, wrapup - (s || 0))));
+      } else {
+        countdown.hidden = true;
+      }
+    });
+
+    function command(verb, payload) {
+      showError("");
+      return api("POST", "/api/v1/operators/" + encodeURIComponent(operator) + "/" + verb, payload).then(function (r) {
+        if (r.status === 200 && r.json) {
+          applyState({ state: r.json.activity || r.json.state, since: r.json.paused_since || r.json.logged_in_since,
+            reason: r.json.pause_reason, queues: r.json.queues });
+        } else { showError(problem(r)); }
+      });
+    }
+    $("#btn-login").addEventListener("click", function () { command("login", {}); });
+    $("#btn-pause").addEventListener("click", function () { command("pause", { reason: $("#pause-reason").value }); });
+    $("#btn-resume").addEventListener("click", function () { command("unpause"); });
+    $("#btn-logout").addEventListener("click", function () { command("logout"); });
+
+    on("operator", function (d) {
+      if (d.id === operator) { applyState(d); }
+      var b = $('[data-transfer-operator="' + d.id + '"]');
+      if (b) { b.dataset.state = d.state; }
+    });
+
+    // -- the screen pop
+    function loadPop(appeal, tries) {
+      fetch("/desk/pop/" + encodeURIComponent(appeal), { credentials: "same-origin" }).then(function (r) {
+        if (r.status === 404 && tries < 15) { setTimeout(function () { loadPop(appeal, tries + 1); }, 300); return null; }
+        return r.text();
+      }).then(function (html) {
+        if (html != null && form.dataset.appeal === appeal) { pop.innerHTML = html; }
+      }, function () { if (tries < 15) { setTimeout(function () { loadPop(appeal, tries + 1); }, 1000); } });
+    }
+    function startCall(d) {
+      if (form.dataset.appeal !== d.appeal) {
+        form.dataset.appeal = d.appeal;
+        form.dataset.version = "";
+        form.reset();
+        restoreDraft(d.appeal);
+        text($("#form-appeal"), "");
+        text(saved, "");
+      }
+      fields.disabled = false;
+      $("#no-call").hidden = true;
+      pop.hidden = false;
+      pop.classList.remove("ended");
+      // what the offer already says, at once; the card follows from the server
+      pop.innerHTML = '<div class="pop"><p class="number"><span class="lbl">' + esc(T.caller_number) +
+        '</span> <strong data-caller-number="' + esc(d.caller || "") + '">' + esc(d.caller || "") + "</strong></p>" +
+        '<p><span class="lbl">' + esc(T.ivr_path) + ':</span> <span id="ivr-path">' + esc((d.path || []).join(" → ")) +
+        '</span> · <span class="lbl">' + esc(T.waited) + ':</span> <span id="waited">' + esc(d.waited_s) + " " + esc(T.seconds) + "</span></p></div>";
+      loadPop(d.appeal, 0);
+    }
+    on("offer", function (d) {
+      if (d.operator !== operator) { return; }
+      if (d.phase === "ringing" || d.phase === "answered") { startCall(d); }
+      if (d.phase === "ended" || d.phase === "cancelled") { pop.classList.add("ended"); }
+    });
+
+    // -- the appeal form: saved as typed; what is not saved yet stays in localStorage
+    var timer = null, backoff = 2000, sending = false, dirty = false;
+    function draftKey(appeal) { return "hotline-draft-" + appeal; }
+    function values() {
+      var v = {};
+      ["service", "district", "address", "notes", "disposition", "organisation"].forEach(function (n) {
+        if (form.elements[n]) { v[n] = form.elements[n].value; }
+      });
+      return v;
+    }
+    function keepDraft() {
+      try {
+        localStorage.setItem(draftKey(form.dataset.appeal), JSON.stringify({ at: Date.now(), version: form.dataset.version, values: values() }));
+      } catch (e) { /* full or private: the text stays in the page */ }
+    }
+    function restoreDraft(appeal) {
+      var d = null;
+      try { d = JSON.parse(localStorage.getItem(draftKey(appeal)) || "null"); } catch (e) { d = null; }
+      if (!d || !d.values) { return false; }
+      Object.keys(d.values).forEach(function (n) { if (form.elements[n]) { form.elements[n].value = d.values[n]; } });
+      form.dataset.version = d.version || "";
+      dirty = true;
+      schedule(200);
+      return true;
+    }
+    function payload() {
+      var v = values(), p = {};
+      if (v.notes) { p.notes = v.notes; }
+      if (caseFields) {
+        ["service", "district", "address", "disposition", "organisation"].forEach(function (n) {
+          if (v[n] !== undefined) { p[n] = v[n] === "" ? null : v[n]; }
+        });
+        if (form.dataset.version) { p.version = parseInt(form.dataset.version, 10); }
+      } else if (v.organisation) {
+        p.destination_org = v.organisation;
+      }
+      return p;
+    }
+    function schedule(ms) { clearTimeout(timer); timer = setTimeout(save, ms); }
+    function say(msg, good) { saved.dataset.ok = good ? "1" : "0"; text(saved, msg); }
+    function save() {
+      var appeal = form.dataset.appeal;
+      if (!appeal || sending || !dirty) { return; }
+      var p = payload();
+      if (Object.keys(p).filter(function (k) { return k !== "version"; }).length === 0) { dirty = false; return; }
+      sending = true; dirty = false;
+      say(T.saving, true);
+      api("PATCH", "/api/v1/appeals/" + encodeURIComponent(appeal), p).then(function (r) {
+        sending = false;
+        if (r.status === 200) {
+          backoff = 2000;
+          if (r.json && r.json.version != null) { form.dataset.version = r.json.version; }
+          say(T.saved, true);
+          if (!dirty) { try { localStorage.removeItem(draftKey(appeal)); } catch (e) { /* ignore */ } } else { schedule(300); }
+          return;
+        }
+        dirty = true;
+        if (r.status === 409 && caseFields) {
+          // someone else changed it: take the current version and send ours again
+          api("GET", "/api/v1/appeals/" + encodeURIComponent(appeal)).then(function (g) {
+            if (g.json && g.json.version != null) { form.dataset.version = g.json.version; }
+            schedule(200);
+          });
+          return;
+        }
+        if (r.status === 400 || r.status === 422) {
+          dirty = false;
+          say(T.save_refused + ": " + problem(r), false);
+          return;
+        }
+        // no connection, the database away, or the call not answered yet: keep and retry
+        say(r.status === 0 || r.status >= 500 ? T.unsaved : r.status === 403 ? T.save_after_answer : T.save_refused + ": " + problem(r), false);
+        schedule(backoff);
+        backoff = Math.min(backoff * 2, 15000);
+      });
+    }
+    form.addEventListener("input", function () { dirty = true; keepDraft(); text(saved, ""); schedule(800); });
+    form.addEventListener("change", function () { dirty = true; keepDraft(); schedule(300); });
+    form.addEventListener("submit", function (e) { e.preventDefault(); dirty = true; keepDraft(); schedule(0); });
+    window.addEventListener("online", function () { schedule(0); });
+    onReconnect.push(function () { schedule(0); });
+    // a draft left by a reload or a crash comes back
+    try {
+      Object.keys(localStorage).filter(function (k) { return k.indexOf("hotline-draft-") === 0; })
+        .sort(function (a, b) { return JSON.parse(localStorage.getItem(b)).at - JSON.parse(localStorage.getItem(a)).at; })
+        .slice(0, 1).forEach(function (k) {
+          var appeal = k.slice("hotline-draft-".length);
+          form.dataset.appeal = appeal;
+          fields.disabled = false;
+          text($("#form-appeal"), appeal.slice(0, 8));
+          restoreDraft(appeal);
+        });
+    } catch (e) { /* nothing kept */ }
+
+    $("#btn-forward").addEventListener("click", function () {
+      var appeal = form.dataset.appeal;
+      if (!appeal) { return; }
+      api("POST", "/api/v1/appeals/" + encodeURIComponent(appeal) + "/forward", {}).then(function (r) {
+        text(saved, r.status < 300 ? T.done_ok : T.save_refused + ": " + problem(r));
+      });
+    });
+
+    // -- transfers move the live call
+    $("#transfer").addEventListener("click", function (e) {
+      var b = e.target.closest("button");
+      if (!b || b.disabled) { return; }
+      var p = null;
+      if (b.dataset.transferQueue) { p = { queue: b.dataset.transferQueue }; }
+      if (b.dataset.transferOperator) { p = { operator: b.dataset.transferOperator }; }
+      if (b.dataset.transferOrganisation) { p = { organisation: b.dataset.transferOrganisation }; }
+      if (!p) { return; }
+      var st = $("#transfer-status");
+      api("POST", "/api/v1/operators/" + encodeURIComponent(operator) + "/transfer", p).then(function (r) {
+        text(st, r.status === 202 || r.status === 200 ? T.transfer_sent : problem(r));
+      });
+    });
+  }
+
+  // ---- the supervisor's board ---------------------------------------------------------
+  function board() {
+    var root = $("#board");
+    var warn = parseInt(root.dataset.warnS, 10) || 30;
+    var alarm = parseInt(root.dataset.alarmS, 10) || 60;
+    var target = (parseInt(root.dataset.slTarget, 10) || 80) / 100;
+    var err = $("#board-error");
+
+    function colour(longest, sl) {
+      var w = longest >= alarm ? 2 : longest >= warn ? 1 : 0;
+      var s = sl == null ? 0 : sl < target - 0.15 ? 2 : sl < target ? 1 : 0;
+      return ["ok", "warn", "alarm"][Math.max(w, s)];
+    }
+    on("queue", function (d) {
+      var sec = $('section[data-queue="' + d.id + '"]');
+      if (!sec) { return; }
+      var waiting = d.waiting || [];
+      text($("[data-waiting-count]", sec), String(waiting.length));
+      var longest = $("[data-longest-wait]", sec);
+      longest.dataset.since = waiting.length ? waiting.map(function (w) { return w.since; }).sort()[0] : "";
+      text(longest, String(d.longest_wait_s || 0));
+      text($("[data-answered]", sec), String(d.answered_today || 0));
+      text($("[data-abandoned]", sec), String(d.abandoned_today || 0));
+      text($("[data-service-level]", sec), d.service_level == null ? "—" : Math.round(d.service_level * 100) + "%");
+      sec.dataset.sl = d.service_level == null ? "" : d.service_level;
+      var c = colour(d.longest_wait_s || 0, d.service_level);
+      sec.dataset.colour = c;
+      sec.className = sec.className.replace(/colour-\w+/, "colour-" + c);
+      var list = $("[data-waiting-list]", sec);
+      if (!waiting.length) {
+        list.innerHTML = '<tr class="none"><td colspan="3">' + esc(T.nobody_waits) + "</td></tr>";
+        return;
+      }
+      list.innerHTML = waiting.map(function (w) {
+        return '<tr data-waiting-appeal="' + esc(w.appeal) + '" data-since="' + esc(w.since) + '"><td>' +
+          esc(w.caller || "—") + '</td><td data-wait>' + esc(seconds(w.since)) + "</td><td>" +
+          esc((w.path || []).join(" → ")) + "</td></tr>";
+      }).join("");
+    });
+    on("operator", function (d) {
+      var row = $('tr[data-operator="' + d.id + '"]');
+      if (!row) {
+        var tpl = $("#operator-rows tr");
+        if (!tpl) { return; }
+        row = tpl.cloneNode(true);
+        row.dataset.operator = d.id;
+        $("th", row).textContent = (d.name || d.id) + " (" + d.id + ")";
+        $all("[data-operator-id]", row).forEach(function (b) { b.dataset.operatorId = d.id; });
+        $("#operator-rows").appendChild(row);
+      }
+      row.dataset.state = d.state;
+      row.dataset.since = d.since || "";
+      var st = $('[data-cell="state"] .state', row);
+      st.dataset.state = d.state;
+      text(st, stateLabel(d.state));
+      text($('[data-cell="reason"]', row), d.state === "paused" ? reasonLabel(d.reason) : "");
+      text($('[data-cell="queues"]', row), (d.queues || []).join(", "));
+    });
+    tickers.push(function () {
+      $all("tr[data-operator]").forEach(function (row) { text($('[data-cell="time"]', row), mmss(seconds(row.dataset.since))); });
+      $all("tr[data-waiting-appeal]").forEach(function (row) { text($("[data-wait]", row), String(seconds(row.dataset.since))); });
+      $all("[data-longest-wait]").forEach(function (el) {
+        if (!el.dataset.since) { return; }
+        var s = seconds(el.dataset.since) || 0;
+        text(el, String(s));
+        var sec = el.closest("section[data-queue]");
+        var sl = sec.dataset.sl === "" || sec.dataset.sl == null ? null : parseFloat(sec.dataset.sl);
+        var c = colour(s, sl);
+        sec.dataset.colour = c;
+        sec.className = sec.className.replace(/colour-\w+/, "colour-" + c);
+      });
+    });
+    $("#operator-rows").addEventListener("click", function (e) {
+      var b = e.target.closest("button[data-action]");
+      if (!b) { return; }
+      var id = b.dataset.operatorId;
+      var verb = b.dataset.action === "pause" ? "pause" : "logout";
+      err.hidden = true;
+      api("POST", "/api/v1/operators/" + encodeURIComponent(id) + "/" + verb, verb === "pause" ? { reason: "supervisor" } : undefined)
+        .then(function (r) {
+          if (r.status !== 200) { err.hidden = false; text(err, problem(r)); return; }
+          var v = r.json;
+          handlers.operator.forEach(function (f) {
+            f({ id: v.id, name: v.name, state: v.activity || v.state, since: v.paused_since || v.logged_in_since, reason: v.pause_reason, queues: v.queues });
+          });
+        });
+    });
+    $("#reassign-form").addEventListener("submit", function (e) {
+      e.preventDefault();
+      var id = $("#re-appeal").value.trim();
+      var who = $("#re-operator").value;
+      var st = $("#reassign-status");
+      api("GET", "/api/v1/appeals/" + encodeURIComponent(id)).then(function (g) {
+        if (g.status !== 200) { text(st, problem(g)); return; }
+        var p = { assignee: who };
+        if (g.json && g.json.version != null) { p.version = g.json.version; }
+        api("PATCH", "/api/v1/appeals/" + encodeURIComponent(id), p).then(function (r) {
+          text(st, r.status === 200 ? T.done_ok : problem(r));
+        });
+      });
+    });
+  }
+
+  if ($(".desk")) { desk(); }
+  if ($("#board")) { board(); }
+  if (body.dataset.liveStream === "on") { connect(); }
+})();

@@ -1,0 +1,426 @@
+//! The registry pages: `GET /registry` (search and filters, a CSV export of what was
+//! found), `GET /appeals/{id}` (the appeal card with its timeline), `GET /citizens/{id}`
+//! (the citizen card). An operator sees the appeals they handled; supervisors and admins
+//! see every one.
+
+use appeals::{Appeal, Page, SearchFilter, Status};
+use askama::Template;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{NaiveDate, TimeZone};
+use serde::Deserialize;
+
+use super::chrome::{appeal_id, event_label, outcome_label, status_label, Chrome, Viewer};
+use super::errors;
+use crate::admin::AdminState;
+
+/// How many rows a registry page shows.
+const PER_PAGE: u32 = 50;
+
+/// The search form.
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchForm {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    line: String,
+    #[serde(default)]
+    page: Option<u64>,
+    #[serde(default)]
+    format: String,
+    #[serde(default)]
+    lang: String,
+}
+
+/// One result row.
+pub struct Row {
+    pub id: String,
+    pub when: String,
+    pub caller: String,
+    pub line: String,
+    pub queue: String,
+    pub operator: String,
+    pub outcome: String,
+    pub status: String,
+    pub notes: String,
+}
+
+/// A status the filter offers: (id, name, chosen).
+pub struct Choice {
+    pub id: &'static str,
+    pub name: String,
+    pub chosen: bool,
+}
+
+/// `registry.html`.
+#[derive(Template)]
+#[template(path = "registry.html")]
+struct RegistryPage {
+    c: Chrome,
+    form: SearchForm,
+    statuses: Vec<Choice>,
+    rows: Vec<Row>,
+    total: u64,
+    error: Option<String>,
+    prev: Option<String>,
+    next: Option<String>,
+    export: String,
+}
+
+fn row(c: &Chrome, a: &Appeal) -> Row {
+    Row {
+        id: a.id.to_string(),
+        when: c.when(&a.arrived_at),
+        caller: a.caller_number.clone(),
+        line: a.line.clone(),
+        queue: a.queue.clone().unwrap_or_default(),
+        operator: a.operator.clone().unwrap_or_default(),
+        outcome: outcome_label(c.lang, a.outcome.map_or("", |o| o.as_str())),
+        status: status_label(c.lang, a.status.as_str()),
+        notes: a.notes.clone().unwrap_or_default(),
+    }
+}
+
+/// The filter a form asks for, or the field that is wrong (in the page's language).
+fn filter_of(c: &Chrome, f: &SearchForm) -> Result<SearchFilter, String> {
+    let day = |v: &str, what: &str| -> Result<Option<NaiveDate>, String> {
+        if v.trim().is_empty() {
+            return Ok(None);
+        }
+        NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| match c.lang {
+                super::chrome::Lang::Ru => {
+                    format!("Поле «{what}»: укажите дату в виде ГГГГ-ММ-ДД.")
+                }
+                super::chrome::Lang::En => format!("{what}: give a date as YYYY-MM-DD."),
+            })
+    };
+    let from = day(&f.from, c.t.date_from)?;
+    let to = day(&f.to, c.t.date_to)?;
+    let start = |d: NaiveDate| {
+        c.tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
+            .single()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    let digits: String = f.q.chars().filter(char::is_ascii_digit).collect();
+    if !f.q.trim().is_empty() && digits.is_empty() {
+        return Err(match c.lang {
+            super::chrome::Lang::Ru => format!("Поле «{}»: введите цифры номера.", c.t.search_q),
+            super::chrome::Lang::En => format!("{}: type the number's digits.", c.t.search_q),
+        });
+    }
+    let status = if f.status.is_empty() {
+        None
+    } else {
+        Some(f.status.parse::<Status>().map_err(|_| match c.lang {
+            super::chrome::Lang::Ru => format!("Поле «{}»: выберите статус из списка.", c.t.status),
+            super::chrome::Lang::En => format!("{}: choose a status from the list.", c.t.status),
+        })?)
+    };
+    Ok(SearchFilter {
+        from: from.and_then(start),
+        to: to.and_then(|d| d.succ_opt()).and_then(start),
+        line: Some(f.line.trim().to_owned()).filter(|l| !l.is_empty()),
+        category: None,
+        status,
+        caller: Some(digits).filter(|d| !d.is_empty()),
+        ..SearchFilter::default()
+    })
+}
+
+fn query_string(f: &SearchForm, page: Option<u64>, format: Option<&str>) -> String {
+    let mut out = url_pairs(&[
+        ("q", &f.q),
+        ("status", &f.status),
+        ("from", &f.from),
+        ("to", &f.to),
+        ("line", &f.line),
+    ]);
+    if let Some(p) = page {
+        out.push_str(&format!("&page={p}"));
+    }
+    if let Some(x) = format {
+        out.push_str(&format!("&format={x}"));
+    }
+    out
+}
+
+fn url_pairs(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        if v.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(k);
+        out.push('=');
+        for b in v.bytes() {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    // a leading = + - @ would be a formula in a spreadsheet
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// `GET /registry`.
+pub async fn page(
+    State(s): State<AdminState>,
+    v: Viewer,
+    q: Result<Query<SearchForm>, QueryRejection>,
+) -> Response {
+    let c = v.chrome("registry", "/registry", s.reports.tz);
+    let form = q.map(|Query(f)| f).unwrap_or_default();
+    let _ = &form.lang;
+    let page_no = form.page.unwrap_or(1).max(1);
+    let mut error = None;
+    let (mut rows, mut total) = (Vec::new(), 0);
+    match filter_of(&c, &form) {
+        Err(e) => error = Some(e),
+        Ok(mut filter) => {
+            if !v.who.sees_all() {
+                filter.operator = Some(v.who.id.clone());
+            }
+            let Ok(store) = s.store() else {
+                return errors::no_database();
+            };
+            let csv = form.format == "csv";
+            let p = if csv {
+                Page {
+                    offset: 0,
+                    limit: Page::MAX_LIMIT,
+                }
+            } else {
+                Page {
+                    offset: (page_no - 1) * u64::from(PER_PAGE),
+                    limit: PER_PAGE,
+                }
+            };
+            let csv_source = match (store.search(&filter, p).await, store.count(&filter).await) {
+                (Ok(list), Ok(n)) => {
+                    rows = list.iter().map(|a| row(&c, a)).collect();
+                    total = n;
+                    list
+                }
+                _ => return errors::no_database(),
+            };
+            if csv {
+                let mut out = String::from(
+                    "id,arrived_at,caller,line,queue,operator,outcome,status,notes\r\n",
+                );
+                for a in &csv_source {
+                    let fields = [
+                        a.id.to_string(),
+                        a.arrived_at.to_rfc3339(),
+                        a.caller_number.clone(),
+                        a.line.clone(),
+                        a.queue.clone().unwrap_or_default(),
+                        a.operator.clone().unwrap_or_default(),
+                        a.outcome.map(|o| o.as_str().to_owned()).unwrap_or_default(),
+                        a.status.as_str().to_owned(),
+                        a.notes.clone().unwrap_or_default(),
+                    ];
+                    let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                    out.push_str(&line.join(","));
+                    out.push_str("\r\n");
+                }
+                s.audit(v.who.audit(
+                    "export",
+                    None,
+                    serde_json::json!({ "what": "registry", "rows": csv_source.len() }),
+                ))
+                .await;
+                return (
+                    [
+                        (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                        (
+                            header::CONTENT_DISPOSITION,
+                            "attachment; filename=\"appeals.csv\"",
+                        ),
+                        (header::CACHE_CONTROL, "no-store"),
+                    ],
+                    out,
+                )
+                    .into_response();
+            }
+        }
+    }
+    let statuses = [
+        "new",
+        "in_progress",
+        "forwarded",
+        "pending",
+        "resolved",
+        "declined",
+    ]
+    .into_iter()
+    .filter(|id| id.parse::<Status>().is_ok())
+    .map(|id| Choice {
+        id,
+        name: status_label(c.lang, id),
+        chosen: form.status == id,
+    })
+    .collect();
+    let shown = (page_no - 1) * u64::from(PER_PAGE) + rows.len() as u64;
+    let prev = (page_no > 1).then(|| query_string(&form, Some(page_no - 1), None));
+    let next = (shown < total).then(|| query_string(&form, Some(page_no + 1), None));
+    let export = query_string(&form, None, Some("csv"));
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = RegistryPage {
+        form,
+        statuses,
+        rows,
+        total,
+        error,
+        prev,
+        next,
+        export,
+        c,
+    };
+    page.c.finish(errors::html(status, page.render()))
+}
+
+/// One timeline entry.
+pub struct TimelineItem {
+    pub when: String,
+    pub kind: String,
+    pub kind_id: String,
+    pub details: String,
+    pub actor: String,
+}
+
+/// `appeal.html`.
+#[derive(Template)]
+#[template(path = "appeal.html")]
+struct AppealPage {
+    c: Chrome,
+    a: Row,
+    answered: String,
+    ended: String,
+    wait: String,
+    talk: String,
+    ivr_path: String,
+    category: String,
+    destination: String,
+    recording: bool,
+    timeline: Vec<TimelineItem>,
+}
+
+/// A timeline event's details as short text: its JSON fields `key: value`.
+fn details(data: &serde_json::Value) -> String {
+    match data {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}: {s}"),
+                other => format!("{k}: {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// `GET /appeals/{id}`.
+pub async fn appeal(
+    State(s): State<AdminState>,
+    v: Viewer,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Some(id) = appeal_id(id) else {
+        return errors::page(
+            StatusCode::BAD_REQUEST,
+            "Неверный номер обращения",
+            "Номер обращения — 36 знаков, как в реестре. Откройте обращение из реестра.",
+        );
+    };
+    let path = format!("/appeals/{id}");
+    let c = v.chrome("registry", path, s.reports.tz);
+    let Ok(store) = s.store() else {
+        return errors::no_database();
+    };
+    let found = match store.get(id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            return errors::page(
+                StatusCode::NOT_FOUND,
+                "Обращение не найдено",
+                "Такого обращения нет. Найдите его в реестре по номеру телефона.",
+            )
+        }
+        Err(_) => return errors::no_database(),
+    };
+    if crate::admin::appeals_api::may_see(&v.who, &found.appeal).is_err() {
+        return errors::no_access();
+    }
+    let a = &found.appeal;
+    let secs = |v: Option<i64>| v.map_or_else(|| "—".to_owned(), |v| v.to_string());
+    let timeline = found
+        .events
+        .iter()
+        .map(|e| TimelineItem {
+            when: c.when(&e.at),
+            kind: event_label(c.lang, e.kind.as_str()),
+            kind_id: e.kind.as_str().to_owned(),
+            details: details(&e.data),
+            actor: e.actor.clone().unwrap_or_default(),
+        })
+        .collect();
+    let page = AppealPage {
+        a: row(&c, a),
+        answered: a.answered_at.map(|t| c.when(&t)).unwrap_or_default(),
+        ended: a.ended_at.map(|t| c.when(&t)).unwrap_or_default(),
+        wait: secs(a.wait_seconds),
+        talk: secs(a.talk_seconds),
+        ivr_path: a.ivr_path.clone().unwrap_or_default(),
+        category: a.category.clone().unwrap_or_default(),
+        destination: a.destination_org.clone().unwrap_or_default(),
+        recording: a.recording.is_some(),
+        timeline,
+        c,
+    };
+    page.c.finish(errors::html(StatusCode::OK, page.render()))
+}
+
+/// `GET /citizens/{id}`: the citizen card. Citizens come with the case records; until the
+/// store keeps them, every id is unknown.
+pub async fn citizen(_v: Viewer, id: Result<Path<String>, PathRejection>) -> Response {
+    let _ = id;
+    errors::page(
+        StatusCode::NOT_FOUND,
+        "Заявитель не найден",
+        "Карточки заявителя с таким номером нет. Найдите обращение в реестре по номеру телефона.",
+    )
+}
