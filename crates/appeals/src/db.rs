@@ -85,7 +85,7 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// Splits a SQLite URL into the file path (None for in-memory) and the query string.
-fn sqlite_path(url: &str) -> (Option<PathBuf>, Option<&str>) {
+pub(crate) fn sqlite_path(url: &str) -> (Option<PathBuf>, Option<&str>) {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
