@@ -270,6 +270,7 @@ def start_daemon(binary: str, config: str, workdir: str, tag: str) -> Daemon:
         "HOTLINE__ADMIN__LISTEN": f"127.0.0.1:{admin_port}",
         "HOTLINE__DATABASE__URL": f"sqlite://{data}/hotline.db",
         "HOTLINE__DATABASE__SPOOL_DIR": f"{data}/spool",
+        "HOTLINE__RECORDING__DIR": f"{data}/recordings",
         "HOTLINE__LOG__LEVEL": "warn",
         "HOTLINE__CALLS__SHUTDOWN_GRACE": "2",
         "HOTLINE__RTP__PORT_MIN": str(RTP_MIN),

@@ -150,11 +150,12 @@ fn identity_names_the_database_without_its_password() {
     let id_b = appeals::spool::database_identity(&b).unwrap();
     assert_eq!(id_b, format!("sqlite:{}/hotline.db", real.display()));
     assert!(appeals::spool::database_identity(&a).is_ok());
-    let pg = appeals::spool::database_identity("postgres://u:secret@db.example:5433/hotline")
-        .unwrap();
+    let pg =
+        appeals::spool::database_identity("postgres://u:secret@db.example:5433/hotline").unwrap();
     assert_eq!(pg, "postgres://u@db.example:5433/hotline");
-    let pg2 =
-        appeals::spool::database_identity("postgresql://u:other@db.example:5433/hotline?sslmode=disable")
-            .unwrap();
+    let pg2 = appeals::spool::database_identity(
+        "postgresql://u:other@db.example:5433/hotline?sslmode=disable",
+    )
+    .unwrap();
     assert_eq!(pg, pg2);
 }

@@ -2,7 +2,7 @@
 //! environment overrides. Every problem is reported as `path:line:col: message`.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -154,7 +154,8 @@ impl Default for RtpSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordingSection {
-    /// Where recordings of lines with `record = true` go, as `<appeal id>.wav`.
+    /// Where recordings of lines with `record = true` go, as `<appeal id>.wav`; a relative
+    /// path is taken from the main file's folder.
     pub dir: String,
 }
 
@@ -185,10 +186,12 @@ impl Default for AdminSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSection {
-    /// `sqlite://data/hotline.db` (created on first run) or `postgres://user:pass@host/db`.
+    /// `sqlite://data/hotline.db` (created on first run; a relative path is taken from the
+    /// main file's folder) or `postgres://user:pass@host/db`.
     pub url: String,
     /// Every appeal write goes to this append-only spool first, so that nothing is lost while
-    /// the database is down or the daemon is killed.
+    /// the database is down or the daemon is killed. Relative to the main file's folder; one
+    /// daemon at a time (it holds a lock on the folder).
     pub spool_dir: String,
 }
 
@@ -678,7 +681,10 @@ fn main_with_env(
         .build()
         .and_then(|c| c.try_deserialize::<MainFile>());
     match layered {
-        Ok(m) => Ok((m, text)),
+        Ok(mut m) => {
+            resolve_data_paths(&mut m, main_path);
+            Ok((m, text))
+        }
         Err(e) => {
             let vars: Vec<_> = env.keys().cloned().collect();
             Err(ConfigErrors(vec![Problem {
@@ -687,6 +693,72 @@ fn main_with_env(
                 col: 0,
                 message: e.to_string(),
             }]))
+        }
+    }
+}
+
+/// The folder relative paths in `main_path` are taken from: the file's own folder, made
+/// absolute (never the working directory the daemon happens to start in).
+pub fn config_folder(main_path: &Path) -> PathBuf {
+    let dir = main_path.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    std::fs::canonicalize(dir)
+        .or_else(|_| std::path::absolute(dir))
+        .unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// `base` joined with `rel`, with `.` and `..` taken out (`config/../data` → `data`).
+fn join_clean(base: &Path, rel: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in base.join(rel).components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    out.push(c);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `database.spool_dir`, `recording.dir` and a SQLite `database.url` given as relative paths
+/// (in the file, by default or from the environment) are made absolute against the main
+/// file's folder, like every file the configuration names.
+fn resolve_data_paths(m: &mut MainFile, main_path: &Path) {
+    let base = config_folder(main_path);
+    let resolve = |p: &str| -> String {
+        let path = Path::new(p);
+        if path.is_absolute() {
+            p.to_owned()
+        } else {
+            join_clean(&base, path).display().to_string()
+        }
+    };
+    m.database.spool_dir = resolve(&m.database.spool_dir);
+    m.recording.dir = resolve(&m.recording.dir);
+    let url = &m.database.url;
+    if let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let (file, query) = match rest.split_once('?') {
+            Some((f, q)) => (f, Some(q)),
+            None => (rest, None),
+        };
+        if !file.is_empty() && file != ":memory:" && !Path::new(file).is_absolute() {
+            let mut resolved = format!("sqlite://{}", resolve(file));
+            if let Some(q) = query {
+                resolved.push('?');
+                resolved.push_str(q);
+            }
+            m.database.url = resolved;
         }
     }
 }

@@ -126,6 +126,10 @@ impl Site {
                 "HOTLINE__DATABASE__SPOOL_DIR",
                 self.dir.path().join("spool"),
             )
+            .env(
+                "HOTLINE__RECORDING__DIR",
+                self.dir.path().join("recordings"),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -182,6 +186,11 @@ impl Daemon {
         let mut d = site.start(env);
         d._site = Some(site);
         d
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The configuration folder of the daemon's site (when it owns one).
