@@ -636,6 +636,11 @@ impl Core {
     }
 
     /// Stop taking new calls; calls in progress go on.
+    /// Whether a call with this Call-ID is up or being set up (overload shedding asks).
+    pub fn has_call(&self, call_id: &str) -> bool {
+        self.calls.contains_key(call_id)
+    }
+
     pub fn begin_drain(&mut self) {
         self.draining = true;
     }

@@ -7,6 +7,7 @@
 mod core;
 pub mod live;
 mod media;
+mod overload;
 pub mod settings;
 mod transport;
 
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use media::DtmfVia;
+pub use overload::{OverloadSettings, ShedReason};
 pub use settings::{
     DtmfMode, LineSettings, OperatorSettings, Settings, TrunkOutbound, TrunkSettings,
 };
@@ -487,6 +489,10 @@ pub struct Stats {
     queues: Mutex<Vec<(String, Waiters)>>,
     /// Operators ringing, on a call or in wrap-up in the ACD now.
     pub activity: live::ActivityBoard,
+    /// New INVITEs answered 503 because the daemon was behind, by [`ShedReason::ALL`].
+    invites_shed: [AtomicU64; 4],
+    /// The media thread's average lateness on its 1 ms grid, in microseconds.
+    media_late_us: AtomicU64,
 }
 
 /// The calls waiting in one queue: when each entered it, and its Call-ID.
@@ -644,6 +650,29 @@ impl Stats {
             .collect()
     }
 
+    fn count_shed(&self, reason: ShedReason) {
+        if let Some(n) = self.invites_shed.get(reason.index()) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// New INVITEs shed with 503 since start, by reason (see `overload.rs`).
+    pub fn invites_shed(&self) -> [(ShedReason, u64); 4] {
+        ShedReason::ALL.map(|r| {
+            (
+                r,
+                self.invites_shed
+                    .get(r.index())
+                    .map_or(0, |n| n.load(Ordering::Relaxed)),
+            )
+        })
+    }
+
+    /// How late the media thread is on its 1 ms grid (a moving average; zero without legs).
+    pub fn media_late(&self) -> Duration {
+        Duration::from_micros(self.media_late_us.load(Ordering::Relaxed))
+    }
+
     fn count_request(&self, method: &str) {
         if let Ok(mut v) = self.requests.lock() {
             if let Some((_, n)) = v.iter_mut().find(|(m, _)| m == method) {
@@ -717,6 +746,7 @@ pub struct Gateway {
     ops_tx: mpsc::UnboundedSender<OperatorRequest>,
     ops_rx: mpsc::UnboundedReceiver<OperatorRequest>,
     book: Arc<dyn OperatorBook>,
+    overload: OverloadSettings,
 }
 
 impl Gateway {
@@ -739,6 +769,7 @@ impl Gateway {
         let (ops_tx, ops_rx) = mpsc::unbounded_channel();
         Ok(Gateway {
             book: Arc::new(NoOperatorBook),
+            overload: OverloadSettings::default(),
             ops_tx,
             ops_rx,
             reload_tx,
@@ -766,6 +797,12 @@ impl Gateway {
         self
     }
 
+    /// When new INVITEs are shed under overload (default [`OverloadSettings::default`]).
+    pub fn with_overload(mut self, overload: OverloadSettings) -> Self {
+        self.overload = overload;
+        self
+    }
+
     /// A handle to log operators in and out of the ACD (and pause them) once it runs.
     pub fn operators(&self) -> OperatorControl {
         OperatorControl {
@@ -783,9 +820,21 @@ impl Gateway {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let settings = self.settings.clone();
         let stop_io = CancellationToken::new();
-        let (core_tx, mut core_rx) = mpsc::channel::<Inbound>(4096);
+        // calls already up first: new INVITEs wait in their own queue (overload.rs)
+        let (established_tx, mut established_rx) = mpsc::channel::<Inbound>(4096);
+        let (new_calls_tx, mut new_calls_rx) =
+            mpsc::channel::<Inbound>(self.overload.max_queue.saturating_mul(2).max(64));
+        let core_tx = transport::CoreTx {
+            established: established_tx,
+            new_calls: new_calls_tx,
+        };
+        let admission = overload::Admission {
+            settings: self.overload,
+        };
         let limits = Arc::new(Limits {
             max_message_size: settings.max_message_size,
+            retry_after: self.overload.retry_after,
+            stats: self.stats.clone(),
         });
         let ua: Arc<str> = Arc::from(settings.user_agent.as_str());
         let mut tasks = tokio::task::JoinSet::new();
@@ -895,8 +944,14 @@ impl Gateway {
                 }
             };
             tokio::select! {
-                m = core_rx.recv() => match m {
-                    Some(Inbound::Message { peer, local, msg }) => {
+                // in this order: the clock, the calls already up, the media, and new calls last
+                biased;
+                _ = sleep => {
+                    let now = clock(&mut core);
+                    core.handle_timeout(now);
+                }
+                m = established_rx.recv() => match m {
+                    Some(Inbound::Message { peer, local, msg, .. }) => {
                         let now = clock(&mut core);
                         core.handle_message(now, peer, local, *msg);
                     }
@@ -911,10 +966,6 @@ impl Gateway {
                 Some(ev) = media_rx.recv() => {
                     let now = clock(&mut core);
                     core.handle_media(now, ev);
-                }
-                _ = sleep => {
-                    let now = clock(&mut core);
-                    core.handle_timeout(now);
                 }
                 Some(found) = returning_rx.recv() => {
                     let now = clock(&mut core);
@@ -951,6 +1002,25 @@ impl Gateway {
                     }
                     core.hangup_all(Instant::now());
                     final_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(5));
+                }
+                Some(m) = new_calls_rx.recv() => {
+                    if let Inbound::Message { peer, local, msg, received } = m {
+                        let now = clock(&mut core);
+                        let shed = admission.check(now, received, new_calls_rx.len(), self.stats.media_late());
+                        match (shed, &*msg) {
+                            (Some(reason), sip::Message::Request(req))
+                                if !req.headers.call_id().is_ok_and(|id| core.has_call(id)) =>
+                            {
+                                self.stats.count_request(req.method.as_str());
+                                self.stats.count_shed(reason);
+                                let busy = overload::busy_response(req, &settings.user_agent, admission.settings.retry_after);
+                                self.stats.count_sent(&busy);
+                                core.out.send(peer, busy);
+                            }
+                            // a retransmission of an INVITE the core has taken goes to it
+                            _ => core.handle_message(now, peer, local, *msg),
+                        }
+                    }
                 }
             }
             if grace_deadline.is_some() && core.calls() == 0 {

@@ -126,9 +126,16 @@ struct Server {
 
 impl Server {
     async fn start(s: Settings) -> Server {
+        Self::start_with(s, gateway::OverloadSettings::default()).await
+    }
+
+    async fn start_with(s: Settings, overload: gateway::OverloadSettings) -> Server {
         let stats = Arc::new(Stats::default());
         let log = Arc::new(RecordingLog::default());
-        let gw = Gateway::bind(s, stats.clone(), log.clone()).await.unwrap();
+        let gw = Gateway::bind(s, stats.clone(), log.clone())
+            .await
+            .unwrap()
+            .with_overload(overload);
         let addr = gw.local_addrs()[0];
         assert_ne!(addr.port(), 0, "port 0 resolved");
         let stop = CancellationToken::new();
@@ -1264,4 +1271,51 @@ async fn shutdown_returns_promptly_when_the_last_call_ends() {
     assert!(took < Duration::from_millis(1500), "took {took:?}");
     // it never sent a BYE of its own
     uac.expect_silence(Duration::from_millis(50)).await;
+}
+
+/// A gateway that is "behind" for every new INVITE (no queueing delay allowed) sheds each one
+/// with a stateless 503 + Retry-After before any call state exists, while requests inside
+/// dialogs and out-of-dialog ones other than INVITE are still served.
+#[tokio::test]
+async fn new_invites_are_shed_with_503_while_other_requests_are_served() {
+    let gw = Server::start_with(
+        settings(),
+        gateway::OverloadSettings {
+            max_queue_delay: Duration::ZERO,
+            retry_after: 7,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut uac = Uac::udp(gw.addr).await;
+    let leg = Leg::new(CITY);
+    let b = branch();
+    let invite = leg.request(&uac, "INVITE", 1, &b, &[], &g711_offer());
+    uac.send(&invite).await;
+    let r = uac.expect(503).await;
+    assert_eq!(header(&r, "Retry-After"), "7");
+    assert_eq!(header(&r, "Call-ID"), leg.call_id);
+    assert!(to_tag(&r).is_some());
+    // its retransmission is shed again; the ACK of the 503 is absorbed
+    uac.send(&invite).await;
+    let again = uac.expect(503).await;
+    ack_failure(&mut uac, &leg, 1, &b, &again).await;
+    uac.expect_silence(Duration::from_millis(100)).await;
+    // no call, no appeal
+    assert!(gw.log.arrived.lock().unwrap().is_empty());
+    assert_eq!(gw.stat(calls_total), 0);
+    let shed: Vec<(gateway::ShedReason, u64)> = gw.stats.invites_shed().to_vec();
+    assert_eq!(shed[0], (gateway::ShedReason::QueueDelay, 2));
+    assert!(shed[1..].iter().all(|(_, n)| *n == 0), "{shed:?}");
+    // an in-dialog BYE (To tag) is not a new call: answered (481: no such dialog)
+    let mut in_dialog = Leg::new(CITY);
+    in_dialog.to_tag = Some("theirs".into());
+    let bye = in_dialog.request(&uac, "BYE", 2, &branch(), &[], "");
+    uac.send(&bye).await;
+    uac.expect(481).await;
+    // and OPTIONS is answered
+    let options = Leg::new(CITY).request(&uac, "OPTIONS", 1, &branch(), &[], "");
+    uac.send(&options).await;
+    uac.expect(200).await;
+    gw.assert_alive();
 }

@@ -39,6 +39,8 @@ pub struct MainFile {
     pub reports: ReportsSection,
     #[serde(default)]
     pub recording: RecordingSection,
+    #[serde(default)]
+    pub overload: OverloadSection,
     /// The partner centre appeals are exchanged with; none when absent.
     #[serde(default)]
     pub partner: Option<PartnerSection>,
@@ -242,6 +244,45 @@ impl Default for CallsSection {
             session_expires: 1800,
             max_duration: 4 * 3600,
             shutdown_grace: 30,
+        }
+    }
+}
+
+/// `[overload]`: when new INVITEs are shed with 503 + `Retry-After` (calls already up are
+/// never shed; see the gateway's `overload.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OverloadSection {
+    /// A new INVITE that waited longer than this for call control is shed, milliseconds.
+    pub queue_delay_ms: u64,
+    /// A new INVITE with more than this many waiting behind it is shed.
+    pub queue_max: usize,
+    /// New INVITEs are shed while the media thread is late by more than this on average,
+    /// milliseconds.
+    pub media_late_ms: u64,
+    /// The shed 503's `Retry-After`, seconds.
+    pub retry_after: u32,
+}
+
+impl Default for OverloadSection {
+    fn default() -> Self {
+        let d = gateway::OverloadSettings::default();
+        OverloadSection {
+            queue_delay_ms: u64::try_from(d.max_queue_delay.as_millis()).unwrap_or(50),
+            queue_max: d.max_queue,
+            media_late_ms: u64::try_from(d.max_media_late.as_millis()).unwrap_or(5),
+            retry_after: d.retry_after,
+        }
+    }
+}
+
+impl OverloadSection {
+    pub fn settings(&self) -> gateway::OverloadSettings {
+        gateway::OverloadSettings {
+            max_queue_delay: Duration::from_millis(self.queue_delay_ms),
+            max_queue: self.queue_max,
+            max_media_late: Duration::from_millis(self.media_late_ms),
+            retry_after: self.retry_after,
         }
     }
 }
@@ -910,6 +951,15 @@ impl Config {
             if p.retry_min_ms == 0 || p.retry_min_ms > p.retry_max_ms {
                 say("partner.retry_min_ms must be 1..=retry_max_ms".into());
             }
+        }
+        if main.overload.queue_delay_ms == 0 || main.overload.queue_max == 0 {
+            let (line, col) = locate(&text, "[overload]", 0);
+            problems.push(Problem {
+                path: main_path.display().to_string(),
+                line,
+                col,
+                message: "overload.queue_delay_ms and overload.queue_max must be above 0".into(),
+            });
         }
         if main.rtp.port_min >= main.rtp.port_max {
             let (line, col) = locate(&text, "port_min", 0);

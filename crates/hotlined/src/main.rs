@@ -451,7 +451,8 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             .with_operator_book(Arc::new(admin::TableBook {
                 table: operators.clone(),
                 writer: writer.clone(),
-            }));
+            }))
+            .with_overload(c.main.overload.settings());
         let reloader = Arc::new(
             reload::ConfigReloader::new(path.to_path_buf(), c.clone(), gw.reloader())
                 .with_operators(operators.clone(), writer.clone()),

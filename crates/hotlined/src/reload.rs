@@ -153,6 +153,7 @@ fn restart_only_changes(running: &Config, new: &Config) -> Vec<String> {
         "database.spool_dir",
         a.database.spool_dir == b.database.spool_dir,
     );
+    differ("overload", a.overload.settings() == b.overload.settings());
     differ(
         "log.level/format",
         a.log.level == b.log.level && a.log.format == b.log.format,
