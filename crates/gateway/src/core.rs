@@ -670,6 +670,9 @@ impl Core {
         self.stats
             .calls
             .store(self.calls.len() as u64, Ordering::Relaxed);
+        self.stats
+            .call_timers
+            .store(self.timers.len() as u64, Ordering::Relaxed);
         if let Some(acd) = &self.acd {
             self.stats.activity.publish(acd);
         }
@@ -1461,6 +1464,18 @@ impl Core {
 
     /// Write the end of a call to its appeal and release its media.
     fn ended(&mut self, now: Instant, call: &mut Call, reason: EndReason) {
+        // Its long timers go with it: left in the set, they would stay until they fire (the
+        // maximum duration's after four hours by default), about 130 bytes a call.
+        let id = &call.dialog.id.call_id;
+        for key in [
+            (call.answer_at, TimerKind::Answer),
+            (call.end_at, TimerKind::MaxDuration),
+        ]
+        .into_iter()
+        .chain(call.expires_at.map(|at| (at, TimerKind::SessionExpiry)))
+        {
+            self.timers.remove(&(key.0, id.clone(), key.1));
+        }
         if let Some(leg) = call.leg.take() {
             leg.close(now);
         }

@@ -489,6 +489,9 @@ pub struct Stats {
     queues: Mutex<Vec<(String, Waiters)>>,
     /// Operators ringing, on a call or in wrap-up in the ACD now.
     pub activity: live::ActivityBoard,
+    /// Call timers pending in call control (gauge): each call's answer, session expiry and
+    /// maximum duration, menu and waiting timeouts. Falls back to zero when no call is up.
+    pub call_timers: AtomicU64,
     /// New INVITEs answered 503 because the daemon was behind, by [`ShedReason::ALL`].
     invites_shed: [AtomicU64; 4],
     /// The media thread's average lateness on its 1 ms grid, in microseconds.

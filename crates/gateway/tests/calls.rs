@@ -1319,3 +1319,44 @@ async fn new_invites_are_shed_with_503_while_other_requests_are_served() {
     uac.expect(200).await;
     gw.assert_alive();
 }
+
+/// Nothing of a call stays in call control once it has ended, however it ended: its timers
+/// (answer, session expiry with Session-Expires, the four-hour maximum duration) go with it.
+/// They used to stay until they fired — about 130 bytes a call for four hours.
+#[tokio::test]
+async fn ended_calls_leave_no_timers_behind() {
+    let gw = Server::start(settings()).await;
+    let mut uac = Uac::udp(gw.addr).await;
+    for i in 0..3u32 {
+        // answered, with a session timer, hung up by the caller
+        let mut leg = Leg::new(CITY);
+        establish(
+            &mut uac,
+            &mut leg,
+            &["Session-Expires: 1800", "Supported: timer"],
+        )
+        .await;
+        bye(&mut uac, &leg, 2).await;
+        // cancelled while ringing
+        let leg = Leg::new(SLOW);
+        let b = branch();
+        uac.send(&leg.request(&uac, "INVITE", 1, &b, &[], &g711_offer()))
+            .await;
+        uac.expect(100).await;
+        uac.expect(180).await;
+        uac.send(&leg.request(&uac, "CANCEL", 1, &b, &[], "")).await;
+        for _ in 0..2 {
+            let r = uac.final_response().await;
+            if r.status == 487 {
+                ack_failure(&mut uac, &leg, 1, &b, &r).await;
+            }
+        }
+        wait_for("the calls to go", || gw.stat(calls) == 0).await;
+        assert_eq!(gw.stat(calls_total), u64::from(2 * (i + 1)));
+    }
+    wait_for("no timer left", || {
+        gw.stats.call_timers.load(Ordering::Relaxed) == 0
+    })
+    .await;
+    gw.assert_alive();
+}

@@ -213,6 +213,12 @@ pub fn render(s: &AdminState) -> String {
         "Calls hung up because no RTP arrived for the configured timeout.",
         st.rtp_timeouts.load(Ordering::Relaxed),
     );
+    m.single(
+        "hotline_call_timers",
+        "gauge",
+        "Timers pending in call control (answer, session expiry, maximum duration, menu and waiting timeouts of the calls up).",
+        st.call_timers.load(Ordering::Relaxed),
+    );
     m.family(
         "hotline_sip_invites_shed_total",
         "counter",
