@@ -22,6 +22,12 @@ use tracing::{error, info};
 
 use crate::config::Config;
 
+/// mimalloc, not the system's malloc: it returns the pages a burst of calls used to the system
+/// within moments of their being freed, where glibc's arenas kept the peak (25 MB idle grew to
+/// 229 MB after three 15 s bursts at 3 000 calls/s, and stayed); docs/BENCHMARKS.md, soak.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "hotlined",
