@@ -411,7 +411,7 @@ class LoadResult:
     exit_codes: list[int | None] = field(default_factory=list)
     media_ports: list[int] = field(default_factory=list)
     jitter: dict = field(default_factory=dict)
-    rtt_by_rtd: dict[str, list[float]] = field(default_factory=dict)  # SIPp's rtd number -> ms
+    rtt_by_rtd: dict[str, list[float]] = field(default_factory=dict)  # rtd name -> ms
 
     @property
     def unfinished(self) -> int:
@@ -1095,7 +1095,7 @@ def section_overload(binary: str, config: str, work: str, quick: bool, clean: in
             if "503" in k and "Recv" in k:
                 shed_503 += as_int(v)
     res_p = out.get("res")
-    bye_ms = (res_p.rtt_by_rtd.get("2") or [None])[0] if res_p else None
+    bye_ms = max(res_p.rtt_by_rtd.get("bye") or [None], key=lambda x: x or 0) if res_p else None
     shed = metric_sum(m1, "hotline_sip_invites_shed_total") - metric_sum(m0, "hotline_sip_invites_shed_total")
     taken = metric_sum(m1, "hotline_calls_total") - metric_sum(m0, "hotline_calls_total")
     by_reason = {k.split('reason="')[1].rstrip('"}'): v - m0.get(k, 0.0)

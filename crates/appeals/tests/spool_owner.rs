@@ -22,11 +22,12 @@ async fn appeals_in(url: &str) -> i64 {
         .get::<i64, _>(0)
 }
 
-/// `a` is not reachable yet (`broken_url`), so what is written for it stays in the spool.
-async fn spool_of_a_is_not_replayed_into_b(a: TestDb, b: TestDb) {
+/// Writes `n` appeals for `a` while it cannot be reached (`broken_url`), so they stay in its
+/// spool; returns that URL.
+async fn pending_for(a: &TestDb, n: u32) -> String {
     let url_a = a.broken_url();
     let w = AppealWriter::start(a.writer_config(&url_a)).unwrap();
-    for i in 0..10 {
+    for i in 0..n {
         w.create(NewAppeal {
             call_id: format!("call-{i}"),
             line: "3758787".into(),
@@ -34,7 +35,12 @@ async fn spool_of_a_is_not_replayed_into_b(a: TestDb, b: TestDb) {
             arrived_at: common::at(9, 0, i),
         });
     }
-    assert_eq!(w.shutdown().await.backlog, 10);
+    assert_eq!(w.shutdown().await.backlog, u64::from(n));
+    url_a
+}
+
+async fn spool_of_a_is_not_replayed_into_b(a: TestDb, b: TestDb) {
+    let url_a = pending_for(&a, 10).await;
     let spool_file = a.spool().join("appeals.jsonl");
     let saved = std::fs::read(&spool_file).unwrap();
 
@@ -82,17 +88,7 @@ async fn spool_of_a_is_not_replayed_into_b(a: TestDb, b: TestDb) {
 
 /// Moving a spool on purpose: `adopt` gives its waiting operations to database B.
 async fn adopted_spool_goes_to_the_new_database(a: TestDb, b: TestDb) {
-    let url_a = a.broken_url();
-    let w = AppealWriter::start(a.writer_config(&url_a)).unwrap();
-    for i in 0..5 {
-        w.create(NewAppeal {
-            call_id: format!("call-{i}"),
-            line: "3758787".into(),
-            caller_number: "+79130000000".into(),
-            arrived_at: common::at(10, 0, i),
-        });
-    }
-    assert_eq!(w.shutdown().await.backlog, 5);
+    let url_a = pending_for(&a, 5).await;
     let (previous, waiting) = appeals::spool::adopt(&a.spool(), &b.url).unwrap();
     assert_eq!(
         previous,

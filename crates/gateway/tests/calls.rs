@@ -521,6 +521,23 @@ async fn establish(uac: &mut Uac, leg: &mut Leg, extra: &[&str]) -> Response {
     ok
 }
 
+/// CANCEL of a ringing INVITE (same branch and Request-URI, no To tag); ACKs the 487.
+/// Returns the final responses seen as (CSeq, status), sorted.
+async fn cancel(uac: &mut Uac, leg: &Leg, invite_branch: &str) -> Vec<(String, u16)> {
+    uac.send(&leg.request(uac, "CANCEL", 1, invite_branch, &[], ""))
+        .await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let r = uac.final_response().await;
+        seen.push((header(&r, "CSeq").to_string(), r.status));
+        if r.status == 487 {
+            ack_failure(uac, leg, 1, invite_branch, &r).await;
+        }
+    }
+    seen.sort();
+    seen
+}
+
 async fn bye(uac: &mut Uac, leg: &Leg, cseq: u32) {
     let bye = leg.request(uac, "BYE", cseq, &branch(), &[], "");
     uac.send(&bye).await;
@@ -812,17 +829,7 @@ async fn cancel_while_ringing_gets_200_and_487() {
     uac.expect(180).await;
     assert_eq!(gw.stat(calls), 1);
 
-    // CANCEL: same branch and Request-URI as the INVITE, no To tag
-    uac.send(&leg.request(&uac, "CANCEL", 1, &b, &[], "")).await;
-    let mut seen = Vec::new();
-    for _ in 0..2 {
-        let r = uac.final_response().await;
-        seen.push((header(&r, "CSeq").to_string(), r.status));
-        if r.status == 487 {
-            ack_failure(&mut uac, &leg, 1, &b, &r).await;
-        }
-    }
-    seen.sort();
+    let seen = cancel(&mut uac, &leg, &b).await;
     assert_eq!(
         seen,
         vec![("1 CANCEL".to_string(), 200), ("1 INVITE".to_string(), 487)]
@@ -1344,13 +1351,7 @@ async fn ended_calls_leave_no_timers_behind() {
             .await;
         uac.expect(100).await;
         uac.expect(180).await;
-        uac.send(&leg.request(&uac, "CANCEL", 1, &b, &[], "")).await;
-        for _ in 0..2 {
-            let r = uac.final_response().await;
-            if r.status == 487 {
-                ack_failure(&mut uac, &leg, 1, &b, &r).await;
-            }
-        }
+        cancel(&mut uac, &leg, &b).await;
         wait_for("the calls to go", || gw.stat(calls) == 0).await;
         assert_eq!(gw.stat(calls_total), u64::from(2 * (i + 1)));
     }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{hotlined, ring, Site};
+use common::{ring, Site};
 
 /// Rings the city line (2 s of ringing) and CANCELs it; returns once the INVITE got its 487.
 fn cancelled_call(sip: SocketAddr, call_id: &str) {
@@ -55,25 +55,9 @@ fn cancelled_call(sip: SocketAddr, call_id: &str) {
     }
 }
 
-/// `hotlined run` on `site`'s configuration with its own ports and database, and `env`.
+/// `hotlined run` on `site` (its own ports, database and folders) with `env` on top, to the end.
 fn second_daemon(site: &Site, env: &[(&str, &Path)]) -> Output {
-    let mut cmd = hotlined();
-    cmd.args(["run", "--config"])
-        .arg(&site.config)
-        .env("HOTLINE__SIP__LISTEN", site.sip.to_string())
-        .env("HOTLINE__ADMIN__LISTEN", site.admin.to_string())
-        .env(
-            "HOTLINE__DATABASE__URL",
-            format!("sqlite://{}", site.db_path().display()),
-        )
-        .env(
-            "HOTLINE__DATABASE__SPOOL_DIR",
-            site.dir.path().join("spool"),
-        )
-        .env(
-            "HOTLINE__RECORDING__DIR",
-            site.dir.path().join("recordings"),
-        );
+    let mut cmd = site.command();
     for (k, v) in env {
         cmd.env(k, v);
     }

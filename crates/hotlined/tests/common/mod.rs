@@ -108,8 +108,9 @@ impl Site {
         self.dir.path().join("hotline.db")
     }
 
-    /// Starts `hotlined run` on this site with `env` added, and waits for it to be up.
-    pub fn start(&self, env: &[(&str, &str)]) -> Daemon {
+    /// `hotlined run` on this site: its ports, and its database, spool and recordings in the
+    /// site's folder (not the crate's).
+    pub fn command(&self) -> Command {
         let mut cmd = hotlined();
         cmd.args(["run", "--config"])
             .arg(&self.config)
@@ -117,7 +118,6 @@ impl Site {
             .env("HOTLINE__ADMIN__LISTEN", self.admin.to_string())
             .env("HOTLINE__CALLS__SHUTDOWN_GRACE", "1")
             .env("HOTLINE__SIP__T1_MS", "20")
-            // the database and spool live in the test's folder, not the crate's
             .env(
                 "HOTLINE__DATABASE__URL",
                 format!("sqlite://{}", self.db_path().display()),
@@ -129,9 +129,14 @@ impl Site {
             .env(
                 "HOTLINE__RECORDING__DIR",
                 self.dir.path().join("recordings"),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            );
+        cmd
+    }
+
+    /// Starts `hotlined run` on this site with `env` added, and waits for it to be up.
+    pub fn start(&self, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = self.command();
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
