@@ -18,7 +18,7 @@ SECTIONS
   overload     a probe call held with RTP, then 15 s of INVITEs at 3x the clean call rate (the
                call-rate section's held rate when it ran, else 1 000/s): the probe's BYE is
                answered, its RTP send jitter p99 (tcpdump) and every flood INVITE answered 200/503
-  soak         100 calls/s for 30 min (--quick: 20/s for 2 min), IVR calls with RTP both ways and
+  soak         100 calls/s for 30 min (--quick: 50/s for 2 min), IVR calls with RTP both ways and
                10 % to SIPp operator phones: RSS, open fds, threads and CPU per call each minute;
                then a 15 s burst at 3x the rate: RSS before, at the peak and a minute after
 
@@ -967,7 +967,7 @@ def section_soak(binary: str, config: str, work: str, quick: bool) -> dict:
     SIPp operator phones answer and the caller hangs up after 3 s. RSS, open fds, threads and
     CPU per call sampled every period; then, with the daemon idle again, a 15 s burst of IVR
     calls at 3x the rate with RSS before it, at its peak and a minute after it."""
-    rate, duration, period, warm = (20, 120, 15, 30) if quick else (100, 1800, 60, 300)
+    rate, duration, period, warm = (50, 120, 15, 30) if quick else (100, 1800, 60, 300)
     d = start_daemon(binary, config, work, "soak")
     q_rate = rate * SOAK_QUEUE_SHARE
     ivr_rate = rate - q_rate

@@ -673,6 +673,10 @@ impl Core {
         self.stats
             .call_timers
             .store(self.timers.len() as u64, Ordering::Relaxed);
+        // after a burst, the calls table (each `Call` is stored inline) gives its room back
+        if self.calls.capacity() > 256 && self.calls.len() * 4 < self.calls.capacity() {
+            self.calls.shrink_to(self.calls.len() * 2);
+        }
         if let Some(acd) = &self.acd {
             self.stats.activity.publish(acd);
         }
