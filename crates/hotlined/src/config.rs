@@ -268,7 +268,7 @@ impl Default for OverloadSection {
     fn default() -> Self {
         let d = gateway::OverloadSettings::default();
         OverloadSection {
-            queue_delay_ms: u64::try_from(d.max_queue_delay.as_millis()).unwrap_or(50),
+            queue_delay_ms: u64::try_from(d.max_queue_delay.as_millis()).unwrap_or(200),
             queue_max: d.max_queue,
             media_late_ms: u64::try_from(d.max_media_late.as_millis()).unwrap_or(5),
             retry_after: d.retry_after,

@@ -234,7 +234,7 @@ pub fn render(s: &AdminState) -> String {
     m.single(
         "hotline_media_late_microseconds",
         "gauge",
-        "How late the media thread is on its 1 ms grid (a moving average over about 8 ms).",
+        "How late the media thread is on its 1 ms grid (a moving average over about 64 ms).",
         u64::try_from(st.media_late().as_micros()).unwrap_or(u64::MAX),
     );
     m.family(
