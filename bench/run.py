@@ -1005,7 +1005,8 @@ def section_soak(binary: str, config: str, work: str, quick: bool) -> dict:
         r_.exit_codes.append(p.returncode)
     for r_ in (res_ivr, res_q):
         read_sipp(r_, [pd for rr, _, pd in procs if rr is r_])
-    samples.append(soak_sample(d, t0))
+    if samples[-1]["t"] < duration - 1:
+        samples.append(soak_sample(d, t0))
     rows = []
     for a, b in zip(samples, samples[1:]):
         calls = b["calls_total"] - a["calls_total"]
