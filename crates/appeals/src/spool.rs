@@ -46,7 +46,13 @@ pub fn database_identity(url: &str) -> Result<String, Error> {
                 .ancestors()
                 .find_map(|a| {
                     let real = std::fs::canonicalize(a).ok()?;
-                    Some(real.join(abs.strip_prefix(a).ok()?))
+                    let rest = abs.strip_prefix(a).ok()?;
+                    // (joining an empty rest would add a trailing `/`)
+                    Some(if rest.as_os_str().is_empty() {
+                        real
+                    } else {
+                        real.join(rest)
+                    })
                 })
                 .unwrap_or(abs);
             Ok(format!("sqlite:{}", real.display()))

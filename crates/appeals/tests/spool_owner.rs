@@ -146,6 +146,9 @@ fn identity_names_the_database_without_its_password() {
     let id_b = appeals::spool::database_identity(&b).unwrap();
     assert_eq!(id_b, format!("sqlite:{}/hotline.db", real.display()));
     assert!(appeals::spool::database_identity(&a).is_ok());
+    // the same once the file exists (the folder was resolved before, the file is now)
+    std::fs::write(dir.path().join("hotline.db"), b"").unwrap();
+    assert_eq!(appeals::spool::database_identity(&b).unwrap(), id_b);
     let pg =
         appeals::spool::database_identity("postgres://u:secret@db.example:5433/hotline").unwrap();
     assert_eq!(pg, "postgres://u@db.example:5433/hotline");
