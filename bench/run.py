@@ -136,26 +136,24 @@ def proc_ticks(pid: int) -> int | None:
         return None
 
 
-def proc_rss_kib(pid: int) -> int | None:
+def proc_status(pid: int, key: str) -> int | None:
+    """A number from /proc/PID/status (`VmRSS:` in KiB, `Threads:`…)."""
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key):
                     return int(line.split()[1])
     except (OSError, ValueError):
         pass
     return None
+
+
+def proc_rss_kib(pid: int) -> int | None:
+    return proc_status(pid, "VmRSS:")
 
 
 def proc_threads(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("Threads:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
+    return proc_status(pid, "Threads:")
 
 
 def proc_fds(pid: int) -> int | None:
