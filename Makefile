@@ -18,10 +18,11 @@ build:
 test: deps lint unit check-config sip-test
 
 # Debian tools the tests use (SIPp also ships the RTP/DTMF pcaps some unit tests read;
-# Chromium renders the HTML report in sip-test/report_chromium.sh; baresip is an operator phone
-# in sip-test/queue.sh)
+# Chromium renders the HTML report in sip-test/report_chromium.sh and, driven through
+# chromium-driver by python3-selenium, the login form in sip-test/login_chromium.sh; baresip is
+# an operator phone in sip-test/queue.sh)
 deps:
-	scripts/ensure-tools.sh sipp sipsak curl python3 psql chromium baresip
+	scripts/ensure-tools.sh sipp sipsak curl python3 psql chromium chromedriver selenium baresip
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -34,12 +35,13 @@ unit:
 check-config: build
 	$(HOTLINED) check --config $(CONFIG)
 
-# run.sh empties sip-test/out, so the report check runs after it; both always run
+# run.sh empties sip-test/out, so the Chromium checks run after it; all always run
 sip-test: deps build
 	HOTLINED=$(HOTLINED) bash sip-test/run.sh; a=$$?; \
 	HOTLINED=$(HOTLINED) scripts/with-postgres.sh bash sip-test/durability.sh; b=$$?; \
 	HOTLINED=$(HOTLINED) bash sip-test/report_chromium.sh; c=$$?; \
-	[ $$a -eq 0 ] && [ $$b -eq 0 ] && [ $$c -eq 0 ]
+	HOTLINED=$(HOTLINED) bash sip-test/login_chromium.sh; d=$$?; \
+	[ $$a -eq 0 ] && [ $$b -eq 0 ] && [ $$c -eq 0 ] && [ $$d -eq 0 ]
 
 ## make prompts: regenerate the Russian prompts (menus from config/prompts/ru/prompts.toml, and the
 ## numbers) with espeak-ng and sox; commit the WAVs. Admins may replace any WAV with a recording.

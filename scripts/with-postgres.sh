@@ -55,17 +55,18 @@ if [ "$(id -u)" -eq 0 ]; then
     RUN_AS=(runuser -u "$PG_USER" --)
 fi
 
-# A free loopback port: nothing answers a connection to it.
+# A free loopback port: nothing answers a connection to it. Another process may still take
+# it before the server binds it, so the start below tries again on a new port.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-PORT=""
-for _ in $(seq 1 50); do
-    candidate=$(( 20000 + RANDOM % 40000 ))
-    if port_free "$candidate"; then PORT=$candidate; break; fi
-done
-if [ -z "$PORT" ]; then
+pick_port() {
+    local candidate
+    for _ in $(seq 1 50); do
+        candidate=$(( 20000 + RANDOM % 40000 ))
+        if port_free "$candidate"; then echo "$candidate"; return 0; fi
+    done
     echo "with-postgres: no free port found" >&2
-    exit 1
-fi
+    return 1
+}
 
 WORK="$(mktemp -d /tmp/hotline-pg.XXXXXX)"
 chmod 755 "$WORK"
@@ -86,11 +87,11 @@ trap 'exit 130' INT TERM
     exit 1
 }
 # The server's settings go into its own postgresql.conf (root may write it; the file keeps its
-# owner), so a later `pg_ctl start` without options comes back on the same port.
+# owner), so a later `pg_ctl start` without options comes back on the same port. The port line
+# is written on each attempt.
 cat >>"$WORK/data/postgresql.conf" <<EOF
 
 # with-postgres.sh: a throw-away test cluster
-port = $PORT
 unix_socket_directories = '$WORK'
 listen_addresses = '127.0.0.1'
 fsync = off
@@ -98,10 +99,19 @@ max_connections = 200
 EOF
 PG_CTL=("${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -t 30)
 STARTED=1
-"${PG_CTL[@]}" -w start >/dev/null || {
+PORT=""
+for attempt in 1 2 3 4 5; do
+    PORT="$(pick_port)"
+    sed -i '/^port = [0-9]*$/d' "$WORK/data/postgresql.conf"
+    echo "port = $PORT" >>"$WORK/data/postgresql.conf"
+    if "${PG_CTL[@]}" -w start >/dev/null; then break; fi
+    if [ "$attempt" -lt 5 ] && grep -q "Address already in use" "$WORK/server.log"; then
+        echo "with-postgres: port $PORT was taken before the server bound it; trying another" >&2
+        continue
+    fi
     cat "$WORK/server.log" >&2
     exit 1
-}
+done
 "${RUN_AS[@]}" "$PG_BIN/createdb" -h 127.0.0.1 -p "$PORT" -U hotline hotline_test
 
 export HOTLINE_TEST_PG_URL="postgres://hotline@127.0.0.1:$PORT/hotline_test"

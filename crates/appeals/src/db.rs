@@ -82,6 +82,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "callback_result",
         sql: include_str!("../migrations/0004_callback_result.sql"),
     },
+    Migration {
+        version: 5,
+        name: "access",
+        sql: include_str!("../migrations/0005_access.sql"),
+    },
 ];
 
 /// Splits a SQLite URL into the file path (None for in-memory) and the query string.

@@ -6,6 +6,8 @@
 //!   batches, in order, surviving database outages and `kill -9` (see [`writer`]).
 //! - [`operator_state`] — operators' logins and pauses saved through the same spool and
 //!   read back at start.
+//! - [`access`] — accounts, sessions, API tokens, login throttling, the audit log and
+//!   retention (masking old caller numbers).
 //! - [`partner`] — the outbox and inbox of the partner-centre exchange.
 //! - [`Store`] — search, one appeal with its timeline, the admin's changes (recorded as events
 //!   with who made them) and the [`DailyReport`].
@@ -17,6 +19,7 @@
 //! Invariants: nothing here knows about SIP or sockets; the only files it writes are the
 //! database (SQLite) and the spool folder.
 
+pub mod access;
 mod batch;
 pub mod db;
 pub mod model;
@@ -29,6 +32,10 @@ pub mod writer;
 
 use std::path::PathBuf;
 
+pub use access::{
+    AuditEntry, AuditFilter, AuditRow, Masked, NewUser, Role, SessionRecord, Throttle, TokenInfo,
+    User, UserChange,
+};
 pub use db::Backend;
 pub use model::{
     Appeal, AppealEvent, AppealId, AppealUpdate, AppealWithEvents, Callback, CallbackProgress,
@@ -103,6 +110,12 @@ pub enum Error {
     /// The appeal was sent to the partner centre before.
     #[error("appeal {0} was already forwarded to the partner centre")]
     AlreadyForwarded(AppealId),
+    /// An account with this login exists already.
+    #[error("user {0:?} exists already")]
+    UserExists(String),
+    /// No account has this login.
+    #[error("no user {0:?}")]
+    NoUser(String),
     /// A stored value could not be read back.
     #[error("column {column} holds an invalid value {value:?}")]
     BadValue {

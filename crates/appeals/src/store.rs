@@ -34,6 +34,9 @@ pub struct SearchFilter {
     pub status: Option<Status>,
     /// Digits contained in the caller's number (`913` finds `+79131234567`).
     pub caller: Option<String>,
+    /// The operator who answered, exactly (an operator's own appeals).
+    #[serde(default)]
+    pub operator: Option<String>,
 }
 
 /// A page of results: skip `offset`, return at most `limit`.
@@ -352,6 +355,9 @@ fn where_clause(f: &SearchFilter) -> (String, Vec<Bind>) {
             "caller_number LIKE $? ESCAPE '\\'",
             Bind::Text(format!("%{}%", escape_like(caller))),
         );
+    }
+    if let Some(operator) = &f.operator {
+        push("operator = $?", Bind::Text(operator.clone()));
     }
     if conds.is_empty() {
         (String::new(), binds)

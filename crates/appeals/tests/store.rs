@@ -975,5 +975,5 @@ async fn sqlite_created_in_wal_mode() {
     // Connecting again does not re-run the migrations.
     store.close().await;
     let again = Store::connect(&db.url).await.unwrap();
-    assert_eq!(count(&again, "hotline_migrations").await, 4);
+    assert_eq!(count(&again, "hotline_migrations").await, 5);
 }

@@ -18,7 +18,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::super::{LegShared, LegStart, MediaEdge, MediaEvent, PortPool};
+use super::super::{LegShared, LegStart, MediaEdge, MediaEvent, PortPool, SharedPorts};
 use super::*;
 
 const WAIT: Duration = Duration::from_secs(2);
@@ -68,7 +68,7 @@ impl Rig {
         let stop = CancellationToken::new();
         let base = 42_000 + (std::process::id() % 500) as u16 * 20;
         let (edge, _tick) = MediaEdge::start(
-            PortPool::new(base, base + 1999),
+            SharedPorts::new(PortPool::new(base, base + 1999)),
             dir.clone(),
             DtmfDetector::new(8000),
             tx,
@@ -105,7 +105,7 @@ impl Rig {
         let ports = self
             .edge()
             .ports
-            .allocate("127.0.0.1".parse().unwrap())
+            .bind("127.0.0.1".parse().unwrap())
             .unwrap();
         let neg = Negotiated {
             law,

@@ -1,20 +1,18 @@
-//! The tokio edge of Hotline: SIP sockets, the clock, and the task that drives the sans-IO
-//! cores (`sip` transactions and registrar) and call control.
+//! The tokio edge of Hotline: SIP sockets, the media thread and the recorder, and the task
+//! that drives the sans-IO call control ([`calls::Core`]) with real time.
 //!
 //! Real time enters in exactly one place: [`Gateway::run`]'s loop, which sleeps until the
-//! cores' next deadline and hands them `Instant::now()`.
+//! core's next deadline, hands it `Instant::now()` with each input, and carries out every
+//! [`calls::Output`] it drains (SIP to the transport, media commands to the media edge,
+//! returning-caller lookups to a task).
 
-mod core;
-pub mod live;
 mod media;
 mod overload;
-pub mod settings;
 mod transport;
 
-use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use sip::auth::DigestServer;
@@ -25,11 +23,16 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub use media::DtmfVia;
-pub use overload::{OverloadSettings, ShedReason};
-pub use settings::{
-    DtmfMode, LineSettings, OperatorSettings, Settings, TrunkOutbound, TrunkSettings,
+pub use calls::{
+    live, settings, CallArrived, CallEnded, CallLog, CallbackAttempt, CallbackOutcome, Caller,
+    DtmfMode, DtmfVia, EndReason, FeatureCodes, FeaturePrompts, IvrEnd, IvrStep, LineSettings,
+    LookupError, NoCallLog, NoOperatorBook, OperatorBook, OperatorCommand, OperatorControlError,
+    OperatorRefusal, OperatorSettings, QueueWait, RegisteredContact, ResponseCount,
+    ReturningLookup, Settings, ShedReason, Stats, TransferKind, TransferRecord, TrunkOutbound,
+    TrunkSettings, DTMF_KINDS, SIP_RESPONSE_CODES, WAITING_PROMPTS,
 };
+use calls::{Core, Input, Output};
+pub use overload::OverloadSettings;
 
 /// A new configuration for the running gateway, and where to say it was taken.
 type ReloadRequest = (Settings, tokio::sync::oneshot::Sender<Vec<&'static str>>);
@@ -40,10 +43,6 @@ type ReloadRequest = (Settings, tokio::sync::oneshot::Sender<Vec<&'static str>>)
 pub struct Reloader {
     tx: mpsc::UnboundedSender<ReloadRequest>,
 }
-
-pub use core::feature_codes::{FeatureCodes, FeaturePrompts};
-pub use core::waiting::WAITING_PROMPTS;
-pub use core::{OperatorCommand, OperatorControlError};
 
 /// What the admin API asks of the running gateway about operators.
 enum OperatorRequest {
@@ -94,51 +93,6 @@ impl OperatorControl {
     }
 }
 
-/// Why the [`OperatorBook`] refused an operator command.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OperatorRefusal {
-    /// No configured operator has this login.
-    #[error("no operator {0:?}")]
-    Unknown(String),
-    /// The command does not apply to the operator's state (`state` as the book names it:
-    /// `logged_out`, `available`, `paused`).
-    #[error("operator {operator:?} is {state}: cannot {action}")]
-    WrongState {
-        operator: String,
-        state: &'static str,
-        action: &'static str,
-    },
-}
-
-/// Where operators' work state is kept (the daemon's operator table, saved to the database).
-/// Every login, logout, pause and unpause — from the admin API through [`OperatorControl`] or
-/// from a softphone's feature code — is checked and recorded here first, then applied to the
-/// ACD: one path for both. Called on the core task: implementations must never block (the
-/// daemon's appends to the appeal spool and takes a short lock).
-pub trait OperatorBook: Send + Sync + 'static {
-    /// Checks and records `cmd` for `operator`.
-    fn apply(&self, operator: &str, cmd: &OperatorCommand) -> Result<(), OperatorRefusal>;
-    /// The state restored at start, as commands for the ACD (`Login`, then `Pause` for a
-    /// paused operator); the gateway applies them before it handles the first message.
-    fn restored(&self) -> Vec<(String, OperatorCommand)> {
-        Vec::new()
-    }
-    /// A reload changed the skills of a logged-in operator: these are the queues the ACD
-    /// now serves them from (the book records them as the login's queues).
-    fn queues_changed(&self, _operator: &str, _queues: &[String]) {}
-}
-
-/// An [`OperatorBook`] that keeps nothing and refuses nothing (tests, tools): the ACD alone
-/// decides.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoOperatorBook;
-
-impl OperatorBook for NoOperatorBook {
-    fn apply(&self, _: &str, _: &OperatorCommand) -> Result<(), OperatorRefusal> {
-        Ok(())
-    }
-}
-
 /// The gateway is not running any more (shut down).
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the SIP gateway is not running")]
@@ -156,573 +110,6 @@ impl Reloader {
     }
 }
 use transport::{Inbound, Limits, Outbound};
-
-/// A caller number as it may appear in logs: masked unless redaction is turned off.
-pub struct Caller<'a> {
-    number: &'a str,
-    redact: bool,
-}
-
-impl<'a> Caller<'a> {
-    pub fn new(number: &'a str, redact: bool) -> Caller<'a> {
-        Caller { number, redact }
-    }
-}
-
-impl fmt::Display for Caller<'_> {
-    /// Redacted: every character but the last two becomes `*` (`*****87`), enough to tell
-    /// calls apart in a log without exposing who called.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.redact {
-            return f.write_str(self.number);
-        }
-        let n = self.number.chars().count();
-        for (i, c) in self.number.chars().enumerate() {
-            if i + 2 >= n && n > 4 {
-                write!(f, "{c}")?;
-            } else {
-                f.write_str("*")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// How a call ended, for its appeal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndReason {
-    /// The caller sent BYE.
-    CallerHungUp,
-    /// The caller cancelled before we answered.
-    CallerCancelled,
-    /// RFC 4028 session timer ran out without a refresh.
-    SessionExpired,
-    /// The call reached `calls.max_duration`.
-    MaxDuration,
-    /// The daemon's shutdown grace period ended.
-    Shutdown,
-    /// Our 200 OK was never acknowledged.
-    NoAck,
-    /// No RTP from the caller for `rtp.timeout_seconds` (a dead call).
-    RtpTimeout,
-    /// Every RTP port of the range was taken: the call got 503.
-    NoMediaPort,
-    /// The voice menu ended the call (a `hangup` node, a booked callback's closing prompt, a
-    /// transfer, or a message that reached its longest length).
-    IvrHangup,
-    /// The operator the caller was bridged to hung up.
-    OperatorHungUp,
-    /// The outside number the caller was transferred to hung up.
-    TransferEnded,
-    /// A transfer to an outside number failed with nobody left to take the caller (the menu
-    /// had no fallback, or the operator who transferred had hung up).
-    TransferFailed,
-}
-
-impl EndReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndReason::CallerHungUp => "caller_hung_up",
-            EndReason::CallerCancelled => "caller_cancelled",
-            EndReason::SessionExpired => "session_expired",
-            EndReason::MaxDuration => "max_duration",
-            EndReason::Shutdown => "shutdown",
-            EndReason::NoAck => "no_ack",
-            EndReason::RtpTimeout => "rtp_timeout",
-            EndReason::NoMediaPort => "no_media_port",
-            EndReason::IvrHangup => "ivr_hangup",
-            EndReason::OperatorHungUp => "operator_hung_up",
-            EndReason::TransferEnded => "transfer_ended",
-            EndReason::TransferFailed => "transfer_failed",
-        }
-    }
-}
-
-/// A call that reached a line.
-#[derive(Debug, Clone)]
-pub struct CallArrived<'a> {
-    pub call_id: &'a str,
-    pub line: &'a str,
-    pub caller: &'a str,
-}
-
-/// A call that ended.
-#[derive(Debug, Clone)]
-pub struct CallEnded {
-    pub reason: EndReason,
-    /// Whether the line had answered (200 OK sent).
-    pub answered: bool,
-    /// From answer to end (zero when never answered).
-    pub talked: Duration,
-    /// Where the voice menu left the caller, when the line has one and it got that far.
-    pub ivr: Option<IvrEnd>,
-    /// The operator the caller talked to and for how long (from the bridge to the end).
-    pub operator: Option<(String, Duration)>,
-}
-
-/// Where a call's voice menu ended, for the appeal's outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IvrEnd {
-    /// The caller entered a queue (whether an operator answered is [`CallEnded::operator`]).
-    Queue,
-    /// Sent to an outside number (see [`IvrStep::Transferred`] and [`CallLog::transferred`]).
-    Transferred,
-    /// A callback was booked.
-    Callback,
-    /// The caller left a message.
-    Message,
-    /// A `hangup` node ended the call.
-    Hangup,
-}
-
-/// One step of a call's voice menu, for its appeal (issue 4 item 7).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IvrStep {
-    /// A step of the path (`main`, `main:1`, `main:timeout`, `hours:closed`…) and the whole
-    /// path so far joined with `>` (what the appeal's `ivr_path` becomes).
-    Path { step: String, path: String },
-    /// The appeal's category.
-    Category(String),
-    /// The queue priority from here on.
-    Priority(i32),
-    /// A variable the menu set or collected.
-    Variable { name: String, value: String },
-    /// The caller entered a queue; the call stays up hearing the queue's music on hold.
-    EnteredQueue { queue: String, priority: i32 },
-    /// The menu sends the caller to an outside number: it is dialled through the trunk and
-    /// bridged on the answer ([`CallLog::transferred`] says how it went).
-    Transferred { number: String },
-    /// A callback was booked to `number`; the call ends after the closing prompt.
-    CallbackRequested {
-        number: String,
-        /// The queue whose place the callback keeps (`None`: a menu callback node without one).
-        queue: Option<String>,
-    },
-    /// A message is being recorded to `file` (at most `max`); the call ends after it.
-    Message { file: String, max: Duration },
-}
-
-/// Where call control writes down each call: the daemon backs it with the appeals store.
-/// Implementations must never block (the core task calls them inline).
-pub trait CallLog: Send + Sync + 'static {
-    /// A call reached a line; returns the appeal id (made locally, never waits for a database).
-    fn call_arrived(&self, call: &CallArrived<'_>) -> String;
-    /// The call ended.
-    fn call_ended(&self, appeal: &str, end: &CallEnded);
-    /// The caller pressed `digit` (`0`–`9`, `*`, `#`, `A`–`D`), received `via` `rfc4733`,
-    /// `info` or `inband`. Only digits the line's DTMF mode takes are reported, each once.
-    fn digit(&self, appeal: &str, digit: char, via: &str) {
-        let _ = (appeal, digit, via);
-    }
-    /// The call's voice menu took a step (path, category, variables, where it ended).
-    fn ivr_step(&self, appeal: &str, step: &IvrStep) {
-        let _ = (appeal, step);
-    }
-    /// An operator answered the waiting caller after `waited` in the queue; they are bridged.
-    fn operator_answered(&self, appeal: &str, operator: &str, waited: Duration) {
-        let _ = (appeal, operator, waited);
-    }
-    /// Returning callers: the operator who handled `caller`'s latest open (not resolved)
-    /// appeal that arrived within `lookback`, if any. Called when a caller with a number
-    /// enters a queue with `returning_days`; the gateway awaits the answer on a task of its
-    /// own, bounded by a short timeout, and the caller joins the queue without a preference
-    /// when it fails or is late (the call never waits for a database). The default finds none.
-    fn returning_operator(&self, caller: &str, lookback: Duration) -> ReturningLookup {
-        let _ = (caller, lookback);
-        Box::pin(std::future::ready(Ok(None)))
-    }
-    /// A transfer of the caller (by an operator's REFER or a menu's transfer node) reached its
-    /// target (`status` 200) or failed with `status`.
-    fn transferred(&self, appeal: &str, transfer: &TransferRecord<'_>) {
-        let _ = (appeal, transfer);
-    }
-    /// The operator of a booked callback is on the line and its number is being dialled:
-    /// attempt `attempt` (1 for the first); `appeal` is the booking call's.
-    fn callback_dialling(&self, appeal: &str, operator: &str, attempt: u32) {
-        let _ = (appeal, operator, attempt);
-    }
-    /// One attempt to call a booked callback's number ended; `appeal` is the booking call's.
-    /// Unless it was answered the ACD tries again later, or gives up ([`CallLog::callback_failed`]).
-    fn callback_attempt(&self, appeal: &str, attempt: &CallbackAttempt<'_>) {
-        let _ = (appeal, attempt);
-    }
-    /// The ACD gave a booked callback up after `attempts` attempts (or with none, when it
-    /// could not be placed before the queue's limits).
-    fn callback_failed(&self, appeal: &str, attempts: u32) {
-        let _ = (appeal, attempts);
-    }
-    /// A callback's talk ended: the caller talked to `operator` for `talked` (from the
-    /// bridge). The appeal's outcome stays `callback`, now with the operator and talk time.
-    fn callback_talked(&self, appeal: &str, operator: &str, talked: Duration) {
-        let _ = (appeal, operator, talked);
-    }
-}
-
-/// The answer to [`CallLog::returning_operator`]: the operator's login, or none.
-pub type ReturningLookup = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Option<String>, LookupError>> + Send + 'static>,
->;
-
-/// Why [`CallLog::returning_operator`] could not answer.
-#[derive(Debug, thiserror::Error)]
-pub enum LookupError {
-    /// The appeal store is not connected (yet, or any more).
-    #[error("the appeal store is not connected")]
-    NotConnected,
-    /// The query failed.
-    #[error("the appeal store query failed: {0}")]
-    Query(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// What a caller was transferred to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransferKind {
-    /// A queue of the ACD (the caller waits there again).
-    Queue,
-    /// An outside number dialled through the trunk.
-    Number,
-    /// Another operator, rung directly (an operator's REFER naming them).
-    Operator,
-}
-
-impl TransferKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransferKind::Queue => "queue",
-            TransferKind::Number => "number",
-            TransferKind::Operator => "operator",
-        }
-    }
-}
-
-/// A transfer of a caller, for its appeal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransferRecord<'a> {
-    /// The operator whose REFER asked for it (`None`: the voice menu).
-    pub operator: Option<&'a str>,
-    /// The queue name, the number or the operator.
-    pub target: &'a str,
-    pub kind: TransferKind,
-    /// 200 when the caller reached the target, else the failure (the SIP status).
-    pub status: u16,
-    /// How long the caller talked to that operator before the transfer.
-    pub operator_talked: Option<Duration>,
-}
-
-/// How one callback attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallbackOutcome {
-    Answered,
-    NoAnswer,
-    Busy,
-    /// The number could not be reached (a trunk error, no trunk).
-    Failed,
-    /// The operator hung up before the number answered.
-    OperatorLeft,
-}
-
-impl CallbackOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallbackOutcome::Answered => "answered",
-            CallbackOutcome::NoAnswer => "no_answer",
-            CallbackOutcome::Busy => "busy",
-            CallbackOutcome::Failed => "failed",
-            CallbackOutcome::OperatorLeft => "operator_left",
-        }
-    }
-}
-
-/// One attempt to call a callback's number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallbackAttempt<'a> {
-    pub number: &'a str,
-    /// The operator who waited on the line.
-    pub operator: &'a str,
-    /// 1 for the first attempt.
-    pub attempt: u32,
-    pub result: CallbackOutcome,
-}
-
-/// A `CallLog` that writes nothing (tests, tools).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoCallLog;
-
-impl CallLog for NoCallLog {
-    fn call_arrived(&self, _: &CallArrived<'_>) -> String {
-        String::new()
-    }
-    fn call_ended(&self, _: &str, _: &CallEnded) {}
-}
-
-/// Live figures the admin API and metrics read.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub ready: AtomicBool,
-    pub draining: AtomicBool,
-    pub calls: AtomicU64,
-    pub calls_total: AtomicU64,
-    pub calls_answered: AtomicU64,
-    pub calls_cancelled: AtomicU64,
-    pub registrations: AtomicU64,
-    /// Answered calls walking their line's voice menu now (gauge): from the answer until
-    /// they enter a queue or end.
-    pub calls_in_ivr: AtomicU64,
-    /// RTP packets sent on every leg (added by the media thread once per 1 ms sub-tick).
-    pub rtp_packets_sent: AtomicU64,
-    /// Datagrams that reached a leg's RTP port (added by the media thread).
-    pub rtp_packets_received: AtomicU64,
-    /// Packets the legs' receivers counted as lost (RFC 3550 A.3, per remote source; a
-    /// packet counted lost that turns up late stays counted).
-    pub rtp_packets_lost: AtomicU64,
-    /// Calls hung up because no RTP arrived for the configured timeout.
-    pub rtp_timeouts: AtomicU64,
-    /// RTP legs the media thread serves now (gauge; a closed leg until its RTCP BYE is out).
-    pub rtp_legs_active: AtomicU64,
-    /// DTMF digits received, by [`DtmfVia`] (in the order of [`DTMF_KINDS`]).
-    dtmf: [AtomicU64; 3],
-    /// SIP responses sent, by [`SIP_RESPONSE_CODES`]; then one "other" slot per class 1xx–6xx.
-    responses: [AtomicU64; SIP_RESPONSE_CODES.len() + 6],
-    requests: Mutex<Vec<(String, u64)>>,
-    contacts: Mutex<Vec<RegisteredContact>>,
-    /// Callers waiting in each queue, by the time they entered it (see [`QueueWait`]).
-    queues: Mutex<Vec<(String, Waiters)>>,
-    /// Operators ringing, on a call or in wrap-up in the ACD now.
-    pub activity: live::ActivityBoard,
-    /// Call timers pending in call control (gauge): each call's answer, session expiry and
-    /// maximum duration, menu and waiting timeouts. Falls back to zero when no call is up.
-    pub call_timers: AtomicU64,
-    /// New INVITEs answered 503 because the daemon was behind, by [`ShedReason::ALL`].
-    invites_shed: [AtomicU64; 4],
-    /// The media thread's average lateness on its 1 ms grid, in microseconds.
-    media_late_us: AtomicU64,
-}
-
-/// The calls waiting in one queue: when each entered it, and its Call-ID.
-type Waiters = Vec<(Instant, Arc<str>)>;
-
-/// The DTMF kinds [`Stats::dtmf_digits`] reports, in its order.
-pub const DTMF_KINDS: [DtmfVia; 3] = [DtmfVia::Rfc4733, DtmfVia::Info, DtmfVia::Inband];
-
-/// Status codes [`Stats::responses`] counts one by one; any other is counted as `other` in
-/// its class.
-pub const SIP_RESPONSE_CODES: [u16; 26] = [
-    100, 180, 183, 200, 400, 401, 403, 404, 405, 407, 408, 415, 420, 422, 480, 481, 482, 483, 486,
-    487, 488, 491, 500, 501, 503, 603,
-];
-
-/// SIP responses sent with one status code (or the uncommon codes of one class).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponseCount {
-    /// `1xx` … `6xx`.
-    pub class: &'static str,
-    /// The code, or `None` for the class's codes not in [`SIP_RESPONSE_CODES`].
-    pub code: Option<u16>,
-    pub count: u64,
-}
-
-/// Callers waiting in one queue now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueWait {
-    pub queue: String,
-    /// Callers in the queue now.
-    pub waiting: u64,
-    /// When the longest-waiting of them entered it (`None` when nobody waits).
-    pub oldest: Option<Instant>,
-}
-
-impl QueueWait {
-    /// How long the longest-waiting caller has waited at `now` (zero when nobody waits).
-    pub fn longest_wait(&self, now: Instant) -> Duration {
-        self.oldest
-            .map(|t| now.saturating_duration_since(t))
-            .unwrap_or_default()
-    }
-}
-
-const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
-
-/// One registered contact of an operator, as the registrar holds it now: a read-only copy
-/// the core publishes after every REGISTER and expiry, for the admin API.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RegisteredContact {
-    /// The operator's login (the registered user).
-    pub operator: String,
-    /// The contact URI the phone registered.
-    pub contact: String,
-    /// Where the REGISTER came from (the address that reaches the phone).
-    pub source: SocketAddr,
-    /// `UDP` or `TCP`.
-    pub transport: &'static str,
-    /// When the binding runs out unless refreshed.
-    pub expires_at: Instant,
-}
-
-impl Stats {
-    /// One DTMF digit received (the call control counts every digit that reaches a call,
-    /// kept or not).
-    pub fn count_digit(&self, via: DtmfVia) {
-        if let Some(i) = DTMF_KINDS.iter().position(|k| *k == via) {
-            if let Some(n) = self.dtmf.get(i) {
-                n.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// DTMF digits received so far, by kind.
-    pub fn dtmf_digits(&self) -> [(DtmfVia, u64); 3] {
-        let mut out = DTMF_KINDS.map(|k| (k, 0));
-        for ((_, n), a) in out.iter_mut().zip(&self.dtmf) {
-            *n = a.load(Ordering::Relaxed);
-        }
-        out
-    }
-
-    /// Counts one outgoing SIP message when it is a response (`SIP/2.0 NNN …`); the call
-    /// control calls it for everything it sends.
-    pub fn count_sent(&self, bytes: &[u8]) {
-        if bytes.get(..8) != Some(b"SIP/2.0 ") {
-            return;
-        }
-        let Some(&[a, b, c]) = bytes.get(8..11) else {
-            return;
-        };
-        if ![a, b, c].iter().all(u8::is_ascii_digit) {
-            return;
-        }
-        let code = u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
-        let slot = match SIP_RESPONSE_CODES.binary_search(&code) {
-            Ok(i) => i,
-            Err(_) if (1..=6).contains(&(code / 100)) => {
-                SIP_RESPONSE_CODES.len() + usize::from(code / 100) - 1
-            }
-            Err(_) => return,
-        };
-        if let Some(n) = self.responses.get(slot) {
-            n.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// SIP responses sent (retransmissions included), for every code counted one by one
-    /// and every class's `other`, zeros included.
-    pub fn responses(&self) -> Vec<ResponseCount> {
-        let codes = SIP_RESPONSE_CODES.iter().map(|&c| (Some(c), c / 100));
-        let others = (1..=6u16).map(|class| (None, class));
-        codes
-            .chain(others)
-            .zip(&self.responses)
-            .map(|((code, class), n)| ResponseCount {
-                class: CLASSES
-                    .get(usize::from(class).saturating_sub(1))
-                    .copied()
-                    .unwrap_or("other"),
-                code,
-                count: n.load(Ordering::Relaxed),
-            })
-            .collect()
-    }
-
-    /// A call entered `queue` at `since` (the voice menu's queue node; the ACD later).
-    pub fn queue_enter(&self, queue: &str, call_id: &str, since: Instant) {
-        let mut qs = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        if !qs.iter().any(|(q, _)| q == queue) {
-            qs.push((queue.to_string(), Vec::new()));
-        }
-        if let Some((_, w)) = qs.iter_mut().find(|(q, _)| q == queue) {
-            w.push((since, Arc::from(call_id)));
-        }
-    }
-
-    /// A call left `queue` (it ended, or, later, an operator took it).
-    pub fn queue_leave(&self, queue: &str, call_id: &str) {
-        let mut qs = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, w)) = qs.iter_mut().find(|(q, _)| q == queue) {
-            w.retain(|(_, c)| &**c != call_id);
-        }
-    }
-
-    /// Every queue a call has entered since the start, with its callers waiting now.
-    pub fn queue_waits(&self) -> Vec<QueueWait> {
-        let qs = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        qs.iter()
-            .map(|(q, w)| QueueWait {
-                queue: q.clone(),
-                waiting: w.len() as u64,
-                oldest: w.iter().map(|(t, _)| *t).min(),
-            })
-            .collect()
-    }
-
-    fn count_shed(&self, reason: ShedReason) {
-        if let Some(n) = self.invites_shed.get(reason.index()) {
-            n.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// New INVITEs shed with 503 since start, by reason (see `overload.rs`).
-    pub fn invites_shed(&self) -> [(ShedReason, u64); 4] {
-        ShedReason::ALL.map(|r| {
-            (
-                r,
-                self.invites_shed
-                    .get(r.index())
-                    .map_or(0, |n| n.load(Ordering::Relaxed)),
-            )
-        })
-    }
-
-    /// How late the media thread is on its 1 ms grid (a moving average; zero without legs).
-    pub fn media_late(&self) -> Duration {
-        Duration::from_micros(self.media_late_us.load(Ordering::Relaxed))
-    }
-
-    fn count_request(&self, method: &str) {
-        if let Ok(mut v) = self.requests.lock() {
-            if let Some((_, n)) = v.iter_mut().find(|(m, _)| m == method) {
-                *n += 1;
-            } else if v.len() < 64 {
-                v.push((method.to_string(), 1));
-            }
-        }
-    }
-    /// Replaces the contact snapshot with the registrar's bindings and updates the
-    /// `registrations` count.
-    pub(crate) fn publish_registrations(&self, registrar: &Registrar) {
-        let contacts: Vec<RegisteredContact> = registrar
-            .users()
-            .into_iter()
-            .flat_map(|(user, bindings)| {
-                bindings.iter().map(move |b| RegisteredContact {
-                    operator: user.to_string(),
-                    contact: b.uri.to_string(),
-                    source: b.source.addr,
-                    transport: b.source.transport.as_str(),
-                    expires_at: b.expires_at,
-                })
-            })
-            .collect();
-        self.publish_contacts(contacts);
-    }
-
-    /// Replaces the contact snapshot (and the `registrations` count) with `contacts`.
-    pub fn publish_contacts(&self, contacts: Vec<RegisteredContact>) {
-        self.registrations
-            .store(contacts.len() as u64, Ordering::Relaxed);
-        if let Ok(mut c) = self.contacts.lock() {
-            *c = contacts;
-        }
-    }
-
-    /// The operators' registered contacts as of the last REGISTER or expiry, by operator.
-    pub fn registered_contacts(&self) -> Vec<RegisteredContact> {
-        self.contacts.lock().map(|v| v.clone()).unwrap_or_default()
-    }
-
-    /// SIP requests received, by method.
-    pub fn requests(&self) -> Vec<(String, u64)> {
-        self.requests.lock().map(|v| v.clone()).unwrap_or_default()
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -902,29 +289,41 @@ impl Gateway {
             DigestServer::new(settings.realm.clone(), key, Duration::from_secs(300), start);
         trunk_auth.set_algorithms(&settings.digest_algorithms);
         let (media_tx, mut media_rx) = mpsc::unbounded_channel();
+        let ports = media::SharedPorts::new(media::PortPool::new(
+            settings.rtp_ports.0,
+            settings.rtp_ports.1,
+        ));
         let (edge, pacing) = media::MediaEdge::start(
-            media::PortPool::new(settings.rtp_ports.0, settings.rtp_ports.1),
+            ports.clone(),
             settings.recordings_dir.clone(),
             self.detector,
             media_tx,
             stop_io.clone(),
             self.stats.clone(),
         );
-        let mut core = core::Core::new(
+        let mut core = Core::new(
+            start,
+            SystemTime::now(),
             settings.clone(),
             Endpoint::new(timers),
             registrar,
             trunk_auth,
             self.stats.clone(),
             self.log.clone(),
-            out,
-            edge,
+            Box::new(ports),
             self.book.clone(),
         );
         let (returning_tx, mut returning_rx) = mpsc::unbounded_channel();
-        core.set_returning_channel(returning_tx);
+        core.set_returning_lookups(true);
+        let mut io = Edge {
+            out,
+            media: edge,
+            returning: returning_tx,
+            log: self.log.clone(),
+        };
         // operators' saved state, before the first message is handled
         core.restore_operators(start, self.book.restored());
+        io.carry_out(start, &mut core);
         self.stats.ready.store(true, Ordering::Relaxed);
 
         // Shutdown runs in two steps: the grace period (calls may end by themselves), then a
@@ -946,54 +345,53 @@ impl Gateway {
                     None => std::future::pending::<()>().await,
                 }
             };
-            tokio::select! {
+            let input = tokio::select! {
                 // in this order: the clock, the calls already up, the media, and new calls last
                 biased;
-                _ = sleep => {
-                    let now = clock(&mut core);
-                    core.handle_timeout(now);
-                }
+                _ = sleep => Some(Input::Timeout),
                 m = established_rx.recv() => match m {
                     Some(Inbound::Message { peer, local, msg, .. }) => {
-                        let now = clock(&mut core);
-                        core.handle_message(now, peer, local, *msg);
+                        Some(Input::Sip { peer, local, msg: *msg })
                     }
                     Some(Inbound::TcpOpened { peer, tx }) => {
-                        core.out.tcp.insert(peer, tx);
+                        io.out.tcp.insert(peer, tx);
+                        None
                     }
                     Some(Inbound::TcpClosed { peer }) => {
-                        core.out.tcp.remove(&peer);
+                        io.out.tcp.remove(&peer);
+                        None
                     }
                     None => break,
                 },
-                Some(ev) = media_rx.recv() => {
-                    let now = clock(&mut core);
-                    core.handle_media(now, ev);
-                }
-                Some(found) = returning_rx.recv() => {
-                    let now = clock(&mut core);
-                    core.returning_found(now, found);
-                }
-                Some(req) = self.ops_rx.recv() => match req {
-                    OperatorRequest::Command(op, cmd, done) => {
-                        let now = clock(&mut core);
-                        let _ = done.send(core.operator_command(now, &op, cmd));
+                Some(ev) = media_rx.recv() => Some(Input::Media(ev)),
+                Some(found) = returning_rx.recv() => Some(Input::Returning(found)),
+                Some(req) = self.ops_rx.recv() => {
+                    match req {
+                        OperatorRequest::Command(op, cmd, done) => {
+                            let now = clock(&mut core);
+                            let _ = done.send(core.operator_command(now, &op, cmd));
+                            io.carry_out(now, &mut core);
+                        }
+                        OperatorRequest::Status(op, done) => {
+                            let _ = done.send(core.operator_status(&op));
+                        }
                     }
-                    OperatorRequest::Status(op, done) => {
-                        let _ = done.send(core.operator_status(&op));
-                    }
-                },
+                    None
+                }
                 Some((new, done)) = self.reload_rx.recv() => {
                     let now = clock(&mut core);
                     let ignored = core.reload(now, new);
+                    io.carry_out(now, &mut core);
                     info!(lines = core.lines(), "configuration reloaded: new calls get it, calls in progress keep theirs");
                     let _ = done.send(ignored);
+                    None
                 }
                 _ = shutdown.cancelled(), if grace_deadline.is_none() => {
                     info!(calls = core.calls(), grace_s = settings.shutdown_grace.as_secs(), "shutting down: new calls get 503, calls in progress may finish");
                     self.stats.draining.store(true, Ordering::Relaxed);
                     core.begin_drain();
                     grace_deadline = Some(tokio::time::Instant::now() + settings.shutdown_grace);
+                    None
                 }
                 _ = shutdown_step => {
                     if final_deadline.is_some() {
@@ -1003,11 +401,14 @@ impl Gateway {
                     if core.calls() > 0 {
                         warn!(calls = core.calls(), "grace period over: hanging up the remaining calls");
                     }
-                    core.hangup_all(Instant::now());
+                    let now = clock(&mut core);
+                    core.hangup_all(now);
+                    io.carry_out(now, &mut core);
                     final_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(5));
+                    None
                 }
-                Some(m) = new_calls_rx.recv() => {
-                    if let Inbound::Message { peer, local, msg, received } = m {
+                Some(m) = new_calls_rx.recv() => match m {
+                    Inbound::Message { peer, local, msg, received } => {
                         let now = clock(&mut core);
                         let shed = admission.check(now, received, new_calls_rx.len(), self.stats.media_late());
                         match (shed, &*msg) {
@@ -1018,13 +419,20 @@ impl Gateway {
                                 self.stats.count_shed(reason);
                                 let busy = overload::busy_response(req, &settings.user_agent, admission.settings.retry_after);
                                 self.stats.count_sent(&busy);
-                                core.out.send(peer, busy);
+                                io.out.send(peer, busy);
+                                None
                             }
                             // a retransmission of an INVITE the core has taken goes to it
-                            _ => core.handle_message(now, peer, local, *msg),
+                            _ => Some(Input::Sip { peer, local, msg: *msg }),
                         }
                     }
-                }
+                    _ => None,
+                },
+            };
+            if let Some(input) = input {
+                let now = clock(&mut core);
+                core.handle(now, input);
+                io.carry_out(now, &mut core);
             }
             if grace_deadline.is_some() && core.calls() == 0 {
                 if core.outstanding_requests() == 0 {
@@ -1038,7 +446,7 @@ impl Gateway {
         stop_io.cancel();
         let _ = pacing.await;
         // every recording gets its final header before we say we stopped
-        if let Some(writer) = core.finish_media() {
+        if let Some(writer) = io.media.finish() {
             let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         }
         while tasks.join_next().await.is_some() {}
@@ -1048,10 +456,44 @@ impl Gateway {
 
 /// The time for one input to the core: the monotonic clock, and the civil time read with it
 /// (the only place the wall clock is read; voice-menu schedules run on it).
-fn clock(core: &mut core::Core) -> Instant {
+fn clock(core: &mut Core) -> Instant {
     let now = Instant::now();
     core.set_wallclock(now, SystemTime::now());
     now
+}
+
+/// What carries out the core's outputs: the transport, the media edge, and the tasks that
+/// answer returning-caller lookups.
+struct Edge {
+    out: Outbound,
+    media: media::MediaEdge,
+    returning: mpsc::UnboundedSender<calls::ReturningFound>,
+    log: Arc<dyn CallLog>,
+}
+
+impl Edge {
+    /// Drains the core's outputs (after every input and command) and carries each out.
+    fn carry_out(&mut self, now: Instant, core: &mut Core) {
+        while let Some(output) = core.poll_output() {
+            match output {
+                Output::Transmit(t) => self.out.send(t.peer, t.bytes),
+                Output::Media(cmd) => self.media.execute(now, cmd),
+                Output::LookupReturning(query) => {
+                    let lookup = self.log.returning_operator(&query.number, query.lookback);
+                    let tx = self.returning.clone();
+                    tokio::spawn(async move {
+                        let timeout = calls::RETURNING_TIMEOUT;
+                        let operator = match tokio::time::timeout(timeout, lookup).await {
+                            Ok(Ok(found)) => Ok(found),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+                        };
+                        let _ = tx.send(query.answer(operator));
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// Bind UDP and TCP on one address. With port 0, TCP takes the port the OS gave UDP so a single
@@ -1084,98 +526,4 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), Gateway
         addr,
         source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Caller, DtmfVia, ResponseCount, Stats};
-    use std::time::{Duration, Instant};
-
-    fn count(s: &Stats, class: &str, code: Option<u16>) -> u64 {
-        s.responses()
-            .into_iter()
-            .find(|r| r.class == class && r.code == code)
-            .map(|r| r.count)
-            .unwrap()
-    }
-
-    #[test]
-    fn responses_are_counted_by_code_and_class() {
-        let s = Stats::default();
-        s.count_sent(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n");
-        s.count_sent(b"SIP/2.0 200 OK\r\n\r\n");
-        s.count_sent(b"SIP/2.0 100 Trying\r\n\r\n");
-        s.count_sent(b"SIP/2.0 486 Busy Here\r\n\r\n");
-        s.count_sent(b"SIP/2.0 499 Odd\r\n\r\n");
-        s.count_sent(b"SIP/2.0 699 Odd\r\n\r\n");
-        // requests, garbage and codes outside 1xx-6xx are not responses
-        s.count_sent(b"BYE sip:a@b SIP/2.0\r\n\r\n");
-        s.count_sent(b"SIP/2.0 2x0 OK\r\n\r\n");
-        s.count_sent(b"SIP/2.0 20");
-        s.count_sent(b"SIP/2.0 700 Nope\r\n\r\n");
-        s.count_sent(b"");
-        assert_eq!(count(&s, "2xx", Some(200)), 2);
-        assert_eq!(count(&s, "1xx", Some(100)), 1);
-        assert_eq!(count(&s, "4xx", Some(486)), 1);
-        assert_eq!(count(&s, "4xx", None), 1);
-        assert_eq!(count(&s, "6xx", None), 1);
-        let all = s.responses();
-        assert_eq!(all.iter().map(|r| r.count).sum::<u64>(), 6);
-        // every code sits in its own class, and each class has one `other`
-        assert!(all.iter().all(|r: &ResponseCount| r.code.is_none_or(|c| r
-            .class
-            .starts_with(char::from_digit(u32::from(c / 100), 10).unwrap()))));
-        assert_eq!(all.iter().filter(|r| r.code.is_none()).count(), 6);
-    }
-
-    #[test]
-    fn digits_and_queue_waits_are_counted() {
-        let s = Stats::default();
-        s.count_digit(DtmfVia::Info);
-        s.count_digit(DtmfVia::Inband);
-        s.count_digit(DtmfVia::Inband);
-        assert_eq!(
-            s.dtmf_digits(),
-            [
-                (DtmfVia::Rfc4733, 0),
-                (DtmfVia::Info, 1),
-                (DtmfVia::Inband, 2)
-            ]
-        );
-        let t0 = Instant::now();
-        s.queue_enter("benefits", "c1", t0);
-        s.queue_enter("benefits", "c2", t0 + Duration::from_secs(5));
-        s.queue_enter("general", "c3", t0 + Duration::from_secs(1));
-        let w = s.queue_waits();
-        assert_eq!(w.len(), 2);
-        assert_eq!((w[0].queue.as_str(), w[0].waiting), ("benefits", 2));
-        assert_eq!(
-            w[0].longest_wait(t0 + Duration::from_secs(10)),
-            Duration::from_secs(10)
-        );
-        s.queue_leave("benefits", "c1");
-        s.queue_leave("general", "c3");
-        let w = s.queue_waits();
-        assert_eq!(w[0].waiting, 1);
-        assert_eq!(
-            w[0].longest_wait(t0 + Duration::from_secs(10)),
-            Duration::from_secs(5)
-        );
-        // an empty queue stays listed, with no wait
-        assert_eq!((w[1].waiting, w[1].oldest), (0, None));
-        assert_eq!(w[1].longest_wait(t0), Duration::ZERO);
-    }
-
-    #[test]
-    fn caller_numbers_are_masked() {
-        assert_eq!(
-            Caller::new("+79131234567", true).to_string(),
-            "**********67"
-        );
-        assert_eq!(
-            Caller::new("+79131234567", false).to_string(),
-            "+79131234567"
-        );
-        assert_eq!(Caller::new("101", true).to_string(), "***");
-    }
 }

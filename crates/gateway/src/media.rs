@@ -40,6 +40,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use calls::{DtmfVia, LegId, MediaCommand, MediaEvent, MediaPorts};
+
 use crate::Stats;
 
 // A child module so that it reaches a leg's state without widening its fields.
@@ -50,43 +52,6 @@ pub(crate) mod rtp_thread;
 
 /// Packet time of every leg and period of the pacing tick.
 pub const PTIME: Duration = Duration::from_millis(20);
-
-/// How a DTMF digit reached us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DtmfVia {
-    /// RTP telephone-event (RFC 4733).
-    Rfc4733,
-    /// SIP INFO.
-    Info,
-    /// Tones in the audio.
-    Inband,
-}
-
-impl DtmfVia {
-    /// The name written to the appeal (`via` of an `ivr_choice` event).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DtmfVia::Rfc4733 => "rfc4733",
-            DtmfVia::Info => "info",
-            DtmfVia::Inband => "inband",
-        }
-    }
-}
-
-/// Something a leg tells the call control.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum MediaEvent {
-    /// A key press.
-    Digit {
-        call_id: Arc<str>,
-        digit: char,
-        via: DtmfVia,
-    },
-    /// No RTP for the configured timeout.
-    Inactive { call_id: Arc<str> },
-    /// The prompts of [`LegShared::play`] number `generation` have all been sent.
-    PlaybackFinished { call_id: Arc<str>, generation: u64 },
-}
 
 /// The RTP/RTCP port pairs of the configured range, handed out and taken back.
 #[derive(Debug)]
@@ -336,9 +301,61 @@ pub(crate) struct LegStart<'a> {
     pub timeout: Option<Duration>,
 }
 
-/// The media side of the gateway, owned by the core.
+/// The port pool as call control sees it ([`MediaPorts`]): a pair is bound when the core takes
+/// it and its sockets wait here until [`MediaCommand::Start`] hands them to a leg.
+#[derive(Clone)]
+pub(crate) struct SharedPorts(Arc<Mutex<PortsInner>>);
+
+struct PortsInner {
+    pool: PortPool,
+    bound: HashMap<u16, BoundPorts>,
+}
+
+impl SharedPorts {
+    pub fn new(pool: PortPool) -> SharedPorts {
+        SharedPorts(Arc::new(Mutex::new(PortsInner {
+            pool,
+            bound: HashMap::new(),
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PortsInner> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Binds a pair outside of call control (tests of the media edge).
+    #[cfg(test)]
+    pub fn bind(&self, ip: IpAddr) -> Option<BoundPorts> {
+        self.lock().pool.allocate(ip)
+    }
+
+    /// The sockets of a pair taken and not started yet.
+    fn take(&self, port: u16) -> Option<BoundPorts> {
+        self.lock().bound.remove(&port)
+    }
+}
+
+impl MediaPorts for SharedPorts {
+    fn allocate(&mut self, ip: IpAddr) -> Option<u16> {
+        let mut inner = self.lock();
+        let ports = inner.pool.allocate(ip)?;
+        let port = ports.port;
+        inner.bound.insert(port, ports);
+        Some(port)
+    }
+
+    fn release(&mut self, port: u16) {
+        let mut inner = self.lock();
+        inner.bound.remove(&port);
+        inner.pool.release(port);
+    }
+}
+
+/// The media side of the gateway: carries out the core's [`MediaCommand`]s.
 pub(crate) struct MediaEdge {
-    pub ports: PortPool,
+    ports: SharedPorts,
+    /// The running legs, by the Call-ID of the call each carries.
+    legs: HashMap<LegId, Arc<LegShared>>,
     /// One channel per media thread.
     to_tick: Vec<std::sync::mpsc::Sender<Arc<LegShared>>>,
     /// The phase and the media thread of the next leg (both round-robin).
@@ -359,7 +376,7 @@ impl MediaEdge {
     /// thread adds the legs' packet counts to `stats`; the receiver resolves when it has ended
     /// after `stop`.
     pub fn start(
-        ports: PortPool,
+        ports: SharedPorts,
         recordings: PathBuf,
         detector: DtmfDetector,
         events: mpsc::UnboundedSender<MediaEvent>,
@@ -391,6 +408,7 @@ impl MediaEdge {
         (
             MediaEdge {
                 ports,
+                legs: HashMap::new(),
                 to_tick,
                 next_phase: 0,
                 next_thread: 0,
@@ -481,18 +499,12 @@ impl MediaEdge {
         Some(shared)
     }
 
-    /// Starts recording a voice-menu message on `leg` to `<recordings>/<appeal>-message.wav`
-    /// (the same stereo layout as call recordings: caller left, what we play right); it ends
-    /// when the leg is closed. Returns the file.
-    pub fn record_message(
-        &mut self,
-        leg: &LegShared,
-        appeal: &str,
-        now: Instant,
-    ) -> Option<PathBuf> {
-        let name = format!("{appeal}-message");
-        let tap = self.recorder.open(&name, now)?;
-        let path = self.recorder.path_for(&name);
+    /// Starts recording a voice-menu message on `leg` to `<recordings>/<name>.wav` (the same
+    /// stereo layout as call recordings: caller left, what we play right); it ends when the
+    /// leg is closed. Returns the file.
+    pub fn record_message(&mut self, leg: &LegShared, name: &str, now: Instant) -> Option<PathBuf> {
+        let tap = self.recorder.open(name, now)?;
+        let path = self.recorder.path_for(name);
         let mut st = leg.lock();
         if st.closed {
             tap.close();
@@ -502,6 +514,112 @@ impl MediaEdge {
             old.close();
         }
         Some(path)
+    }
+
+    /// Carries out one command of the call control at `now`.
+    pub fn execute(&mut self, now: Instant, cmd: MediaCommand) {
+        match cmd {
+            MediaCommand::Start {
+                leg,
+                appeal,
+                port,
+                neg,
+                prompts,
+                greeting,
+                inband,
+                record,
+                timeout,
+            } => {
+                let Some(ports) = self.ports.take(port) else {
+                    warn!(port, "no bound ports for a new leg; it has no media");
+                    return;
+                };
+                let started = self.start_leg(
+                    now,
+                    LegStart {
+                        call_id: &leg,
+                        appeal: &appeal,
+                        ports,
+                        neg,
+                        prompts: &prompts,
+                        greeting: greeting.as_ref(),
+                        inband,
+                        record,
+                        timeout,
+                    },
+                );
+                if let Some(started) = started {
+                    self.legs.insert(leg, started);
+                }
+            }
+            MediaCommand::Update { leg, neg, timeout } => {
+                if let Some(l) = self.legs.get(&leg) {
+                    l.update(now, &neg, timeout);
+                }
+            }
+            MediaCommand::Play {
+                leg,
+                seq,
+                generation,
+            } => match self.legs.get(&leg) {
+                Some(l) => l.play(seq, generation),
+                // no media: go on as if it had played
+                None => {
+                    let _ = self.events.send(MediaEvent::PlaybackFinished {
+                        call_id: leg,
+                        generation,
+                    });
+                }
+            },
+            MediaCommand::PlayMoh {
+                leg,
+                prompts,
+                music,
+            } => {
+                if let Some(l) = self.legs.get(&leg).cloned() {
+                    if let Err(e) = self.play_moh(&l, &prompts, &music) {
+                        warn!(%e, "music on hold not loaded; the caller waits in silence");
+                    }
+                }
+            }
+            MediaCommand::StopPlayback { leg } => {
+                if let Some(l) = self.legs.get(&leg) {
+                    l.stop_playback();
+                }
+            }
+            MediaCommand::StopInband { leg } => {
+                if let Some(l) = self.legs.get(&leg) {
+                    l.stop_inband();
+                }
+            }
+            MediaCommand::RecordMessage { leg, name } => {
+                let recording = self
+                    .legs
+                    .get(&leg)
+                    .cloned()
+                    .and_then(|l| self.record_message(&l, &name, now));
+                if recording.is_none() {
+                    let _ = self.events.send(MediaEvent::RecordFailed { call_id: leg });
+                }
+            }
+            MediaCommand::Bridge { a, b } => {
+                if let (Some(a), Some(b)) = (self.legs.get(&a), self.legs.get(&b)) {
+                    if let Err(e) = self.bridge(a, b) {
+                        warn!(error = %e, "could not bridge two legs");
+                    }
+                }
+            }
+            MediaCommand::Unbridge { leg } => {
+                if let Some(l) = self.legs.get(&leg) {
+                    self.unbridge(l);
+                }
+            }
+            MediaCommand::Close { leg } => {
+                if let Some(l) = self.legs.remove(&leg) {
+                    l.close(now);
+                }
+            }
+        }
     }
 
     /// Waits for the recording writer to finish every file (at shutdown).
@@ -771,12 +889,7 @@ impl Recorder {
 
     /// `<dir>/<name>.wav`, with anything but letters, digits, `-` and `_` left out of the name.
     fn path_for(&self, name: &str) -> PathBuf {
-        let name: String = name
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .collect();
-        let name = if name.is_empty() { "call".into() } else { name };
-        self.dir.join(format!("{name}.wav"))
+        calls::recording_file(&self.dir, name)
     }
 
     fn finish(mut self) -> Option<std::thread::JoinHandle<()>> {

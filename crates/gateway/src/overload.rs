@@ -23,6 +23,7 @@
 
 use std::time::{Duration, Instant};
 
+use calls::ShedReason;
 use sip::{HeaderName, Message, Request, Response};
 
 /// When new INVITEs are shed, and what they are told.
@@ -50,43 +51,6 @@ impl Default for OverloadSettings {
             max_media_late: Duration::from_millis(5),
             retry_after: 2,
         }
-    }
-}
-
-/// Why a new INVITE was shed (a `/metrics` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShedReason {
-    /// It waited longer than `max_queue_delay`.
-    QueueDelay,
-    /// Too many waited before it.
-    QueueDepth,
-    /// The media thread is late.
-    MediaLate,
-    /// The new calls queue was full: answered by the receive task.
-    QueueFull,
-}
-
-impl ShedReason {
-    /// Every reason, in the order of [`crate::Stats::invites_shed`].
-    pub const ALL: [ShedReason; 4] = [
-        ShedReason::QueueDelay,
-        ShedReason::QueueDepth,
-        ShedReason::MediaLate,
-        ShedReason::QueueFull,
-    ];
-
-    /// The `reason` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ShedReason::QueueDelay => "queue_delay",
-            ShedReason::QueueDepth => "queue_depth",
-            ShedReason::MediaLate => "media_late",
-            ShedReason::QueueFull => "queue_full",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
     }
 }
 

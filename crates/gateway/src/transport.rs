@@ -19,8 +19,9 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::overload::{self, ShedReason};
+use crate::overload;
 use crate::Stats;
+use calls::ShedReason;
 
 /// What the transports hand to the core.
 #[derive(Debug)]

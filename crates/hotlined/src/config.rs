@@ -41,6 +41,9 @@ pub struct MainFile {
     pub recording: RecordingSection,
     #[serde(default)]
     pub overload: OverloadSection,
+    /// How long recordings and caller numbers are kept (off by default).
+    #[serde(default)]
+    pub retention: RetentionSection,
     /// The partner centre appeals are exchanged with; none when absent.
     #[serde(default)]
     pub partner: Option<PartnerSection>,
@@ -173,7 +176,25 @@ impl Default for RecordingSection {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
     pub listen: SocketAddr,
+    /// The shared legacy bearer token: works as an admin while set (a warning at start);
+    /// empty = none. Personal accounts and their API tokens replace it.
     pub token: String,
+    /// HTTPS: the certificate chain (PEM, leaf first), relative to the main file's folder.
+    /// With `tls_key`, or neither (plain HTTP). Reloaded with the configuration.
+    pub tls_cert: Option<String>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<String>,
+    /// A browser session ends after this many minutes without a request.
+    pub session_idle_minutes: u32,
+    /// …and this many hours after the login, whatever happens.
+    pub session_max_hours: u32,
+    /// Failed logins to one account before it is locked.
+    pub lockout_failures: u32,
+    /// Failed logins from one address before it is locked (an office behind one NAT shares
+    /// an address: higher than the account's).
+    pub address_lockout_failures: u32,
+    /// How long a lock lasts, minutes.
+    pub lockout_minutes: u32,
 }
 
 impl Default for AdminSection {
@@ -181,8 +202,37 @@ impl Default for AdminSection {
         AdminSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             token: String::new(),
+            tls_cert: None,
+            tls_key: None,
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            lockout_failures: 5,
+            address_lockout_failures: 20,
+            lockout_minutes: 15,
         }
     }
+}
+
+impl AdminSection {
+    /// `https` when a certificate is configured, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// `[retention]`: personal data is kept only as long as configured. 0 = kept (the default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSection {
+    /// Recordings (call recordings and messages) are deleted this many days after the call.
+    pub recordings_days: u32,
+    /// Caller numbers in appeals (and their callbacks) are masked this many days after the
+    /// call, all but the last two digits.
+    pub mask_callers_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -313,9 +363,14 @@ pub struct PartnerSection {
     /// Our centre's name, sent with every message and used in the partner's `partner_ref`
     /// (letters, digits, `-`, `_`, `.`).
     pub name: String,
-    /// The partner's admin base URL, `http://host:port` (plain HTTP: put a TLS proxy in front
-    /// when the link leaves a trusted network).
+    /// The partner's admin base URL, `https://host:port` (its certificate verified against
+    /// the system's CAs and `ca`) or `http://host:port` (unencrypted: a warning at start
+    /// unless the host is a loopback address).
     pub url: String,
+    /// Extra CA certificates (PEM) to trust for the partner's certificate, e.g. the partner's
+    /// own self-signed one; relative to the main file's folder.
+    #[serde(default)]
+    pub ca: Option<String>,
     /// Shared token: sent to the partner, and the only token our `/api/v1/partner/…` routes
     /// accept (never the admin token).
     pub token: String,
@@ -489,6 +544,10 @@ pub struct Config {
     /// [`gateway::settings::menu_prompt_name`] of the WAV file, so queues sharing a file share
     /// one decoded copy).
     pub moh: std::collections::HashMap<String, media::prompts::PromptName>,
+    /// The admin HTTPS certificate and key (`admin.tls_cert`/`tls_key`), read and checked.
+    pub admin_tls: Option<Arc<rustls::sign::CertifiedKey>>,
+    /// The CA certificates of `partner.ca`, checked.
+    pub partner_ca: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 /// The name a line's greeting has in the prompt cache.
@@ -676,6 +735,21 @@ fn locate(text: &str, needle: &str, nth: usize) -> (usize, usize) {
         .nth(nth)
         .map(|(off, _)| line_col(text, off))
         .unwrap_or((1, 1))
+}
+
+/// Where `key = …` is set (not in a comment); (1, 1) when only the environment sets it.
+fn locate_key(text: &str, key: &str) -> (usize, usize) {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') {
+                return line_col(text, offset + (line.len() - trimmed.len()));
+            }
+        }
+        offset += line.len();
+    }
+    (1, 1)
 }
 
 fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, Problem> {
@@ -916,6 +990,26 @@ impl Config {
                 message: "reports.service_level_seconds must be 0..3600".into(),
             });
         }
+        {
+            let a = &main.admin;
+            let (line, col) = locate(&text, "[admin]", 0);
+            for (key, v) in [
+                ("session_idle_minutes", a.session_idle_minutes),
+                ("session_max_hours", a.session_max_hours),
+                ("lockout_failures", a.lockout_failures),
+                ("address_lockout_failures", a.address_lockout_failures),
+                ("lockout_minutes", a.lockout_minutes),
+            ] {
+                if v == 0 {
+                    problems.push(Problem {
+                        path: main_path.display().to_string(),
+                        line,
+                        col,
+                        message: format!("admin.{key} must be at least 1"),
+                    });
+                }
+            }
+        }
         if let Some(p) = &main.partner {
             let (line, col) = locate(&text, "[partner]", 0);
             let mut say = |message: String| {
@@ -937,11 +1031,20 @@ impl Config {
                     p.name
                 ));
             }
-            if p.url.parse::<hyper::Uri>().ok().is_none_or(|u| {
-                u.scheme_str() != Some("http") || u.host().is_none() || u.query().is_some()
+            let uri = p.url.parse::<hyper::Uri>().ok();
+            if uri.as_ref().is_none_or(|u| {
+                !matches!(u.scheme_str(), Some("http" | "https"))
+                    || u.host().is_none()
+                    || u.query().is_some()
             }) {
                 say(format!(
-                    "partner.url {:?} must be an http://host:port base URL",
+                    "partner.url {:?} must be an https://host:port (or http://) base URL",
+                    p.url
+                ));
+            }
+            if p.ca.is_some() && uri.as_ref().and_then(|u| u.scheme_str()) == Some("http") {
+                say(format!(
+                    "partner.ca is set but partner.url {:?} is plain http://: use https://",
                     p.url
                 ));
             }
@@ -961,6 +1064,7 @@ impl Config {
                 message: "overload.queue_delay_ms and overload.queue_max must be above 0".into(),
             });
         }
+        let (admin_tls, partner_ca) = check_tls_files(main_path, &text, dir, &main, &mut problems);
         if main.rtp.port_min >= main.rtp.port_max {
             let (line, col) = locate(&text, "port_min", 0);
             problems.push(Problem {
@@ -1051,6 +1155,8 @@ impl Config {
             trunk_nets,
             trunk_outbound,
             prompts: Arc::new(prompts),
+            admin_tls,
+            partner_ca,
         })
     }
 
@@ -1070,6 +1176,78 @@ impl Config {
             service_level_seconds: self.main.reports.service_level_seconds,
         }
     }
+}
+
+/// Reads and checks the admin HTTPS certificate and key (both or neither) and the partner's
+/// CA file; a problem is located at the key naming the file.
+fn check_tls_files(
+    path: &Path,
+    text: &str,
+    dir: &Path,
+    main: &MainFile,
+    problems: &mut Vec<Problem>,
+) -> (
+    Option<Arc<rustls::sign::CertifiedKey>>,
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+) {
+    let mut say = |key: &str, message: String| {
+        let (line, col) = locate_key(text, key);
+        problems.push(Problem {
+            path: path.display().to_string(),
+            line,
+            col,
+            message,
+        });
+    };
+    let a = &main.admin;
+    let admin_tls = match (&a.tls_cert, &a.tls_key) {
+        (None, None) => None,
+        (Some(_), None) => {
+            say(
+                "tls_cert",
+                "admin.tls_cert needs admin.tls_key (both or neither)".into(),
+            );
+            None
+        }
+        (None, Some(_)) => {
+            say(
+                "tls_key",
+                "admin.tls_key needs admin.tls_cert (both or neither)".into(),
+            );
+            None
+        }
+        (Some(cert), Some(key)) => {
+            match crate::tls::load_certified_key(&dir.join(cert), &dir.join(key)) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    // the key file's problems at `tls_key`, the rest at `tls_cert`
+                    let at = match &e {
+                        crate::tls::PemError::Read { path, .. }
+                        | crate::tls::PemError::NotPem { path, .. }
+                        | crate::tls::PemError::Missing { path, .. }
+                            if *path == dir.join(key).display().to_string() =>
+                        {
+                            "tls_key"
+                        }
+                        _ => "tls_cert",
+                    };
+                    say(at, format!("admin.{at}: {e}"));
+                    None
+                }
+            }
+        }
+    };
+    let partner_ca = match main.partner.as_ref().and_then(|p| p.ca.as_ref()) {
+        None => Vec::new(),
+        Some(ca) => match crate::tls::load_ca(&dir.join(ca)) {
+            Ok(certs) => certs,
+            Err(e) => {
+                say("ca", format!("partner.ca: {e}"));
+                Vec::new()
+            }
+        },
+    };
+    (admin_tls, partner_ca)
 }
 
 /// Checks `[feature_codes]` and loads its prompts: every code is `*` and 1 to 6 digits, no
@@ -1606,7 +1784,9 @@ mod tests {
             ("city", "http://127.0.0.1:18081", "shared")
         );
         assert_eq!((p.retry_min_ms, p.retry_max_ms), (500, 60_000));
-        for bad in ["https://region.example", "127.0.0.1:18081", "http://h/?x=1"] {
+        let c = Config::load_with_env(&repo_config(), env("https://region.example")).unwrap();
+        assert_eq!(c.main.partner.unwrap().url, "https://region.example");
+        for bad in ["ftp://region.example", "127.0.0.1:18081", "http://h/?x=1"] {
             let e = Config::load_with_env(&repo_config(), env(bad)).unwrap_err();
             assert!(e.to_string().contains("partner.url"), "{bad}: {e}");
         }

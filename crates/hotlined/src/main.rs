@@ -1,5 +1,6 @@
 //! `hotlined`: the Hotline daemon.
 
+mod accounts;
 mod acd_config;
 mod admin;
 mod appeal_log;
@@ -8,6 +9,10 @@ mod data_dirs;
 mod partner;
 mod reload;
 mod report;
+mod retention;
+mod tls;
+mod user_cli;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,6 +89,11 @@ enum Command {
         #[command(subcommand)]
         command: SpoolCommand,
     },
+    /// Personal accounts in the database: add, passwd, disable, enable, list.
+    User {
+        #[command(subcommand)]
+        command: user_cli::UserCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -128,6 +138,22 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::User { command } => {
+            let c = match Config::load(&cli.config) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprintln!("hotlined user: invalid configuration:\n{errors}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match user_cli::run(&c, command) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hotlined user: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run => match run(&cli.config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -151,9 +177,16 @@ fn check(path: &std::path::Path) -> ExitCode {
                     .map(|a| format!(", {a}"))
                     .unwrap_or_default()
             );
-            println!("  admin     http://{}", c.main.admin.listen);
-            if c.main.admin.token.is_empty() {
-                println!("  warning   admin.token is empty: every /api/v1 call is refused (403)");
+            println!(
+                "  admin     {}://{}",
+                c.main.admin.scheme(),
+                c.main.admin.listen
+            );
+            if let Some(leaf) = c.admin_tls.as_ref().and_then(|k| k.cert.first()) {
+                println!("  tls       certificate sha256 {}", tls::fingerprint(leaf));
+            }
+            if !c.main.admin.token.is_empty() {
+                println!("  warning   admin.token is set: the shared legacy token acts as an admin; give people accounts and API tokens instead");
             }
             println!(
                 "  database  {}",
@@ -418,6 +451,14 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async move {
+        // Before any port is bound: a non-loopback admin address needs a real admin.
+        let loopback = c.main.admin.listen.ip().is_loopback();
+        if !loopback {
+            access_preflight(&c).await?;
+        }
+        if !c.main.admin.token.is_empty() {
+            tracing::warn!("admin.token is set: the shared legacy bearer token acts as an admin (actor admin-token); give people accounts and API tokens and remove it");
+        }
         let stats = Arc::new(Stats::default());
         // Operators' saved work state, before the writer takes over the spool and before the
         // SIP port is served: a database that does not answer within a few seconds costs the
@@ -459,20 +500,49 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
                 writer: writer.clone(),
             }))
             .with_overload(c.main.overload.settings());
-        let reloader = Arc::new(
-            reload::ConfigReloader::new(path.to_path_buf(), c.clone(), gw.reloader())
-                .with_operators(operators.clone(), writer.clone()),
-        );
+        let admin_certs = c.admin_tls.clone().map(tls::CertSwitch::new);
+        let mut reloader = reload::ConfigReloader::new(path.to_path_buf(), c.clone(), gw.reloader())
+            .with_operators(operators.clone(), writer.clone());
+        if let Some(certs) = &admin_certs {
+            reloader = reloader.with_admin_certs(certs.clone());
+        }
+        let reloader = Arc::new(reloader);
         // before anything says we are up: SIGHUP's default action would end the process
         let signals = Signals::install()?;
-        let admin_listener = tokio::net::TcpListener::bind(c.main.admin.listen)
+        let tcp = tokio::net::TcpListener::bind(c.main.admin.listen)
             .await
             .with_context(|| format!("cannot bind admin HTTP on {}", c.main.admin.listen))?;
+        let admin_listener = match &admin_certs {
+            None => {
+                if !c.main.admin.listen.ip().is_loopback() {
+                    tracing::warn!(admin = %c.main.admin.listen, "the admin HTTP is plain http:// on an address other hosts reach: tokens, passwords and appeals cross the network unencrypted; set admin.tls_cert and admin.tls_key");
+                }
+                admin::AdminListener::Plain(tcp)
+            }
+            Some(certs) => {
+                if let Some(leaf) = certs.current().cert.first() {
+                    info!(sha256 = %tls::fingerprint(leaf), "admin HTTPS certificate");
+                }
+                admin::AdminListener::Tls(tls::TlsListener::new(tcp, certs.clone()))
+            }
+        };
         let shutdown = CancellationToken::new();
         let admin_stop = CancellationToken::new();
+        let a = &c.main.admin;
+        let access = Arc::new(admin::AccessSettings {
+            session_idle: chrono::Duration::minutes(i64::from(a.session_idle_minutes)),
+            session_max: chrono::Duration::hours(i64::from(a.session_max_hours)),
+            lockout_failures: a.lockout_failures,
+            address_lockout_failures: a.address_lockout_failures,
+            lockout_minutes: a.lockout_minutes,
+            recordings_days: c.main.retention.recordings_days,
+            mask_callers_days: c.main.retention.mask_callers_days,
+            recordings_dir: c.main.recording.dir.clone().into(),
+        });
         let admin_state = admin::AdminState {
             stats: stats.clone(),
             token: Arc::from(c.main.admin.token.as_str()),
+            access: access.clone(),
             store: store_slot,
             writer: writer.clone(),
             operators,
@@ -486,15 +556,30 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
                 options: c.report_options(),
             },
             patch_lock: Default::default(),
-            partner: c.main.partner.as_ref().map(partner::PartnerLink::from_config),
+            partner: c
+                .main
+                .partner
+                .as_ref()
+                .map(|p| partner::PartnerLink::from_config(p, &c.partner_ca)),
             reloader: Some(reloader.clone()),
             acd: Some(gw.operators()),
+            tls: admin_certs.is_some(),
         };
+        // a first start on a loopback address gets the demo accounts
+        let demo = loopback.then(|| {
+            c.operators
+                .iter()
+                .map(|o| (o.login.clone(), o.name.clone(), o.password.clone()))
+                .collect()
+        });
         let store_task = admin::connect_store(
             c.main.database.url.clone(),
             admin_state.store.clone(),
             admin_stop.clone(),
+            demo,
         );
+        let retention_task =
+            retention::spawn(admin_state.store.clone(), access, admin_stop.clone());
         // The partner outbox is delivered for as long as the daemon runs (and resumes after a
         // restart: it lives in the database).
         let sender = admin_state.partner.clone().map(|link| {
@@ -505,12 +590,19 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             admin_state.clone(),
             admin_stop.clone(),
         ));
-        info!(config = %path.display(), sip = ?gw.local_addrs(), admin = %c.main.admin.listen, "hotlined started");
-        let signals = tokio::spawn(signals.wait(shutdown.clone(), reloader));
+        info!(config = %path.display(), sip = ?gw.local_addrs(), admin = %format!("{}://{}", c.main.admin.scheme(), c.main.admin.listen), "hotlined started");
+        let signals = tokio::spawn(signals.wait(
+            shutdown.clone(),
+            reloader,
+            admin_state.store.clone(),
+        ));
         gw.run(shutdown.clone()).await;
         admin_stop.cancel();
         let _ = admin.await;
         let _ = store_task.await;
+        if let Some(t) = retention_task {
+            let _ = t.await;
+        }
         if let Some(sender) = sender {
             let _ = sender.await;
         }
@@ -524,6 +616,34 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         info!("hotlined stopped");
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// A non-loopback admin address: refuses the shared token's example value and a database
+/// without an enabled admin account (the demo accounts are made on loopback only).
+async fn access_preflight(c: &Config) -> anyhow::Result<()> {
+    let listen = c.main.admin.listen;
+    if c.main.admin.token == "change-me" {
+        anyhow::bail!(
+            "admin.listen is {listen}, not a loopback address, and admin.token is still the example \"change-me\": \
+             set a long random token, or an empty one (\"\") to use personal accounts only"
+        );
+    }
+    let store = tokio::time::timeout(
+        Duration::from_secs(15),
+        appeals::Store::connect(&c.main.database.url),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("admin.listen is {listen}, not a loopback address: the database must be reachable at start to check that an admin account exists (no answer in 15 s)"))?
+    .with_context(|| format!("admin.listen is {listen}, not a loopback address: the database must be reachable at start to check that an admin account exists"))?;
+    let admins = store.user_counts().await.map(|(_, a)| a);
+    store.close().await;
+    if admins? == 0 {
+        anyhow::bail!(
+            "admin.listen is {listen}, not a loopback address, and there is no enabled admin account: \
+             make one first with `hotlined user add NAME --role admin --config …` (demo accounts are made on a loopback address only)"
+        );
+    }
+    Ok(())
 }
 
 /// `hotlined report`: reads the database named in the configuration (it must be reachable).
@@ -575,8 +695,13 @@ impl Signals {
 
     /// SIGTERM / SIGINT start the graceful shutdown; a second one is not needed (the grace
     /// period is bounded), but is logged. SIGHUP reloads the configuration (its outcome is
-    /// logged: see `reload`).
-    async fn wait(mut self, shutdown: CancellationToken, reloader: Arc<reload::ConfigReloader>) {
+    /// logged: see `reload`, and in the audit log as `config_reloaded` by `sighup`).
+    async fn wait(
+        mut self,
+        shutdown: CancellationToken,
+        reloader: Arc<reload::ConfigReloader>,
+        store: admin::StoreSlot,
+    ) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => info!("SIGTERM"),
@@ -584,10 +709,30 @@ impl Signals {
                 _ = self.hup.recv() => {
                     info!("SIGHUP");
                     let r = reloader.clone();
+                    let store = store.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = r.reload("SIGHUP").await {
+                        let outcome = r.reload("SIGHUP").await;
+                        let details = match &outcome {
+                            Ok(done) => serde_json::json!({ "reloaded": true, "restart_needed": done.restart_needed }),
+                            Err(e) => serde_json::json!({ "reloaded": false, "error": e.to_string() }),
+                        };
+                        if let Err(e) = outcome {
                             if !matches!(e, reload::ReloadError::Invalid(_)) {
                                 error!(error = %e, "reload failed");
+                            }
+                        }
+                        if let Some(store) = store.get() {
+                            let line = appeals::AuditEntry {
+                                at: chrono::Utc::now(),
+                                actor: "sighup".into(),
+                                role: None,
+                                address: None,
+                                action: "config_reloaded".into(),
+                                target: None,
+                                details,
+                            };
+                            if let Err(e) = store.audit(&line).await {
+                                error!(error = %e, "audit line not written");
                             }
                         }
                     });
@@ -602,6 +747,10 @@ impl Signals {
 /// `hotlined reload`: `POST /api/v1/reload` to the admin address of the configuration (with
 /// its `HOTLINE__…` overrides) and its token. Exit 0 when the daemon took the new
 /// configuration, 1 with its problems when it refused it or could not be reached.
+/// A byte stream, plain or TLS.
+trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
+
 fn reload_cli(path: &std::path::Path) -> ExitCode {
     use std::io::{Read, Write};
     let main = match Config::load_main(path) {
@@ -621,24 +770,67 @@ fn reload_cli(path: &std::path::Path) -> ExitCode {
             std::net::Ipv6Addr::LOCALHOST.into()
         });
     }
+    let scheme = main.admin.scheme();
+    // HTTPS: trust the configured certificate file (see `tls::reload_client_config`)
+    let tls = match &main.admin.tls_cert {
+        None => None,
+        Some(cert) => {
+            let file = path
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join(cert);
+            match tls::load_certs(&file) {
+                Ok(certs) => Some(Arc::new(tls::reload_client_config(certs))),
+                Err(e) => {
+                    eprintln!("hotlined reload: admin.tls_cert: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
     let answer = (|| -> std::io::Result<String> {
-        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+        let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
         // loading a configuration decodes every prompt: allow it time
         s.set_read_timeout(Some(Duration::from_secs(120)))?;
-        write!(
-            s,
-            "POST /api/v1/reload HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
-             Content-Length: 0\r\nConnection: close\r\n\r\n",
-            main.admin.token
-        )?;
-        let mut text = String::new();
-        s.read_to_string(&mut text)?;
-        Ok(text)
+        // an admin's personal API token, else the shared legacy token of the configuration
+        let token = std::env::var("HOTLINE_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| main.admin.token.clone());
+        let request = format!(
+            "POST /api/v1/reload HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let exchange = |mut s: Box<dyn ReadWrite>| -> std::io::Result<String> {
+            s.write_all(request.as_bytes())?;
+            s.flush()?;
+            let mut raw = Vec::new();
+            // a server closing TLS without close_notify after a complete answer is fine
+            match s.read_to_end(&mut raw) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+                Err(e) => return Err(e),
+            }
+            Ok(String::from_utf8_lossy(&raw).into_owned())
+        };
+        match &tls {
+            None => exchange(Box::new(s)),
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                let conn = rustls::ClientConnection::new(config.clone(), name)
+                    .map_err(std::io::Error::other)?;
+                exchange(Box::new(rustls::StreamOwned::new(conn, s)))
+            }
+        }
     })();
     let text = match answer {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("hotlined reload: no daemon answers on http://{addr} ({e}); is it running with this configuration?");
+            if let Some(why) = tls::certificate_refusal(&e) {
+                eprintln!("hotlined reload: the daemon on {scheme}://{addr} presented a certificate that is not the one of admin.tls_cert nor verified by it ({why}); if the certificate was replaced, keep its CA in the file or send SIGHUP to the daemon");
+            } else {
+                eprintln!("hotlined reload: no daemon answers on {scheme}://{addr} ({e}); is it running with this configuration?");
+            }
             return ExitCode::FAILURE;
         }
     };

@@ -15,9 +15,14 @@
 //! - any other 4xx: the partner will never take it; the row is given up and the appeal's
 //!   timeline says so.
 //!
-//! HTTP client: `hyper-util`'s pooled HTTP/1.1 client (already in the tree under axum; no
-//! TLS, no OpenSSL). Partner URLs are `http://`; a link over an untrusted network goes
-//! through a TLS-terminating proxy.
+//! - a partner certificate that does not verify (unknown CA, wrong name, expired): a
+//!   [`SendError::Certificate`], retried like a connection error (the certificate may be
+//!   fixed on either side), and logged as such.
+//!
+//! HTTP client: `hyper-util`'s pooled HTTP/1.1 client (already in the tree under axum) with
+//! `hyper-rustls`: `https://` partners are verified against the system's CAs plus
+//! `partner.ca` (see `tls::client_config`); `http://` still works, with a warning at start
+//! unless the partner is on a loopback address.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,9 +32,11 @@ use chrono::Utc;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -60,11 +67,13 @@ pub struct PartnerLink {
     pub retry_max: Duration,
     /// Wakes the sender when something is queued.
     pub wake: Arc<Notify>,
+    /// Extra CA certificates trusted for an `https://` partner (`partner.ca`).
+    pub ca: Arc<[CertificateDer<'static>]>,
 }
 
 impl PartnerLink {
-    /// From the checked `[partner]` section.
-    pub fn from_config(p: &PartnerSection) -> Self {
+    /// From the checked `[partner]` section and the certificates of its `ca` file.
+    pub fn from_config(p: &PartnerSection, ca: &[CertificateDer<'static>]) -> Self {
         PartnerLink {
             name: Arc::from(p.name.as_str()),
             url: Arc::from(p.url.trim_end_matches('/')),
@@ -72,7 +81,23 @@ impl PartnerLink {
             retry_min: Duration::from_millis(p.retry_min_ms),
             retry_max: Duration::from_millis(p.retry_max_ms),
             wake: Arc::new(Notify::new()),
+            ca: Arc::from(ca),
         }
+    }
+
+    /// True when the link is plain `http://` to a host other than a loopback address.
+    pub fn unencrypted_off_host(&self) -> bool {
+        let Ok(uri) = self.url.parse::<Uri>() else {
+            return false;
+        };
+        if uri.scheme_str() != Some("http") {
+            return false;
+        }
+        let host = uri.host().unwrap_or("").trim_matches(['[', ']']);
+        !(host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()))
     }
 }
 
@@ -85,6 +110,9 @@ pub enum SendError {
     /// Could not connect, or the connection broke.
     #[error("partner unreachable: {0}")]
     Connect(String),
+    /// The partner's TLS certificate did not verify.
+    #[error("partner's certificate refused ({0}); is its CA in partner.ca?")]
+    Certificate(String),
     /// No answer in time.
     #[error("partner did not answer within {0:?}")]
     Timeout(Duration),
@@ -120,7 +148,7 @@ impl SendError {
             // trying again safe.
             SendError::BadAnswer(_) => true,
             SendError::Url(_) => false,
-            SendError::Connect(_) | SendError::Timeout(_) => true,
+            SendError::Connect(_) | SendError::Certificate(_) | SendError::Timeout(_) => true,
         }
     }
 }
@@ -136,18 +164,26 @@ pub fn backoff(attempts: i64, min: Duration, max: Duration) -> Duration {
 #[derive(Clone)]
 pub struct PartnerClient {
     link: PartnerLink,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl PartnerClient {
-    /// A pooled HTTP/1.1 client for `link`.
+    /// A pooled HTTP/1.1 client for `link`, `https://` or `http://` (reads the system's CA
+    /// certificates: file I/O).
     pub fn new(link: PartnerLink) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(ATTEMPT_TIMEOUT));
         connector.set_nodelay(true);
+        // the TLS layer takes https:// URLs to it
+        connector.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(crate::tls::client_config(&link.ca))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         PartnerClient {
             link,
-            http: Client::builder(TokioExecutor::new()).build(connector),
+            http: Client::builder(TokioExecutor::new()).build(https),
         }
     }
 
@@ -170,11 +206,13 @@ impl PartnerClient {
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|_| SendError::Url(url.clone()))?;
         let attempt = async {
-            let res = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| SendError::Connect(error_chain(&e)))?;
+            let res =
+                self.http.request(req).await.map_err(
+                    |e| match crate::tls::certificate_refusal(&e) {
+                        Some(why) => SendError::Certificate(why),
+                        None => SendError::Connect(error_chain(&e)),
+                    },
+                )?;
             let status = res.status();
             let body = http_body_util::Limited::new(res.into_body(), MAX_ANSWER)
                 .collect()
@@ -263,7 +301,21 @@ pub fn spawn_sender(
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let client = PartnerClient::new(link.clone());
+        if link.unencrypted_off_host() {
+            tracing::warn!(url = %link.url, "the partner link is plain http:// to another host: appeals cross the network unencrypted; use https://");
+        }
+        let client = match tokio::task::spawn_blocking({
+            let link = link.clone();
+            move || PartnerClient::new(link)
+        })
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "partner sender: the HTTP client could not be made");
+                return;
+            }
+        };
         loop {
             let pause = match slot.get() {
                 None => Duration::from_millis(200),
@@ -308,6 +360,33 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_flagged_only_off_the_host() {
+        let link = |url: &str| {
+            let p = PartnerSection {
+                name: "city".into(),
+                url: url.into(),
+                token: "t".into(),
+                ca: None,
+                retry_min_ms: 1,
+                retry_max_ms: 2,
+            };
+            PartnerLink::from_config(&p, &[]).unencrypted_off_host()
+        };
+        for quiet in [
+            "http://127.0.0.1:8080",
+            "http://[::1]:8080",
+            "http://localhost:8080",
+            "https://region.example",
+            "https://192.0.2.1:8443",
+        ] {
+            assert!(!link(quiet), "{quiet}");
+        }
+        for loud in ["http://192.0.2.1:8080", "http://region.example"] {
+            assert!(link(loud), "{loud}");
+        }
+    }
+
+    #[test]
     fn which_failures_are_retried() {
         let st = |s: u16| SendError::Status {
             status: StatusCode::from_u16(s).unwrap(),
@@ -320,6 +399,7 @@ mod tests {
             assert!(!st(s).retryable(), "{s}");
         }
         assert!(SendError::Connect("refused".into()).retryable());
+        assert!(SendError::Certificate("UnknownIssuer".into()).retryable());
         assert!(SendError::Timeout(ATTEMPT_TIMEOUT).retryable());
         assert!(!SendError::Url("x".into()).retryable());
     }

@@ -22,6 +22,9 @@ pub struct ConfigReloader {
     /// The admin API's operator table, to follow the operators file (with the writer its
     /// changes are saved through); `None` where there is none.
     operators: Option<(Arc<crate::admin::OperatorTable>, appeals::AppealWriter)>,
+    /// The admin HTTPS certificate, replaced by the configured one at every reload; `None`
+    /// when the admin HTTP is plain.
+    admin_certs: Option<Arc<crate::tls::CertSwitch>>,
     busy: tokio::sync::Mutex<()>,
 }
 
@@ -59,6 +62,7 @@ impl ConfigReloader {
             started,
             gateway,
             operators: None,
+            admin_certs: None,
             busy: tokio::sync::Mutex::new(()),
         }
     }
@@ -71,6 +75,13 @@ impl ConfigReloader {
         writer: appeals::AppealWriter,
     ) -> Self {
         self.operators = Some((table, writer));
+        self
+    }
+
+    /// Serves the configured admin certificate from `certs` after every reload: new
+    /// connections get it, open ones keep theirs.
+    pub fn with_admin_certs(mut self, certs: Arc<crate::tls::CertSwitch>) -> Self {
+        self.admin_certs = Some(certs);
         self
     }
 
@@ -113,6 +124,15 @@ impl ConfigReloader {
                 info!(added = %added.join(", "), removed = %removed.join(", "), "operators changed");
             }
         }
+        if let (Some(certs), Some(new_key)) = (&self.admin_certs, &new.admin_tls) {
+            let old = certs.current();
+            if old.cert != new_key.cert {
+                certs.replace(new_key.clone());
+                if let Some(leaf) = new_key.cert.first() {
+                    info!(sha256 = %crate::tls::fingerprint(leaf), "admin HTTPS certificate replaced: new connections get it");
+                }
+            }
+        }
         let done = Reloaded {
             lines: new.lines.len(),
             menus: new.menus.len(),
@@ -148,12 +168,42 @@ fn restart_only_changes(running: &Config, new: &Config) -> Vec<String> {
     differ("sip.listen_v6", a.sip.listen_v6 == b.sip.listen_v6);
     differ("admin.listen", a.admin.listen == b.admin.listen);
     differ("admin.token", a.admin.token == b.admin.token);
+    // a certificate can be replaced; turning HTTPS on or off needs a restart
+    differ(
+        "admin.tls_cert/tls_key",
+        a.admin.tls_cert.is_some() == b.admin.tls_cert.is_some(),
+    );
     differ("database.url", a.database.url == b.database.url);
     differ(
         "database.spool_dir",
         a.database.spool_dir == b.database.spool_dir,
     );
     differ("overload", a.overload.settings() == b.overload.settings());
+    // the partner sender is made at start (its TLS roots included)
+    differ(
+        "partner",
+        match (&a.partner, &b.partner) {
+            (None, None) => true,
+            (Some(x), Some(y)) => {
+                (
+                    &x.name,
+                    &x.url,
+                    &x.token,
+                    &x.ca,
+                    x.retry_min_ms,
+                    x.retry_max_ms,
+                ) == (
+                    &y.name,
+                    &y.url,
+                    &y.token,
+                    &y.ca,
+                    y.retry_min_ms,
+                    y.retry_max_ms,
+                ) && running.partner_ca == new.partner_ca
+            }
+            _ => false,
+        },
+    );
     differ(
         "log.level/format",
         a.log.level == b.log.level && a.log.format == b.log.format,
@@ -164,4 +214,68 @@ fn restart_only_changes(running: &Config, new: &Config) -> Vec<String> {
             && a.reports.service_level_seconds == b.reports.service_level_seconds,
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped configuration with `HOTLINE__…` variables `env`.
+    fn shipped(env: &[(&str, &str)]) -> Config {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/hotline.toml");
+        Config::load_with_env(
+            &path,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn turning_https_on_and_changing_the_partner_need_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (c, k) = (dir.path().join("a.pem"), dir.path().join("a.key"));
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        let (c, k) = (c.display().to_string(), k.display().to_string());
+        let plain = shipped(&[]);
+        let https = shipped(&[
+            ("HOTLINE__ADMIN__TLS_CERT", &c),
+            ("HOTLINE__ADMIN__TLS_KEY", &k),
+        ]);
+        assert!(https.admin_tls.is_some());
+        assert_eq!(
+            restart_only_changes(&plain, &https),
+            ["admin.tls_cert/tls_key"]
+        );
+        assert_eq!(
+            restart_only_changes(&https, &plain),
+            ["admin.tls_cert/tls_key"]
+        );
+        // the same files again: nothing to restart for (the certificate itself is reloaded)
+        assert!(restart_only_changes(&https, &https.clone()).is_empty());
+
+        let partner = |ca: Option<&str>| {
+            let mut env = vec![
+                ("HOTLINE__PARTNER__NAME", "city"),
+                ("HOTLINE__PARTNER__URL", "https://127.0.0.1:1"),
+                ("HOTLINE__PARTNER__TOKEN", "t"),
+            ];
+            if let Some(ca) = ca {
+                env.push(("HOTLINE__PARTNER__CA", ca));
+            }
+            shipped(&env)
+        };
+        assert_eq!(restart_only_changes(&plain, &partner(None)), ["partner"]);
+        assert_eq!(
+            restart_only_changes(&partner(None), &partner(Some(&c))),
+            ["partner"]
+        );
+        assert!(restart_only_changes(&partner(Some(&c)), &partner(Some(&c))).is_empty());
+    }
 }

@@ -26,6 +26,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::access::Caller;
 use super::{Actor, AdminState, ApiError};
 use crate::report::{self, Format};
 
@@ -68,7 +69,12 @@ fn given(v: Option<String>) -> Option<String> {
 /// An instant from RFC 3339 (`2026-11-23T10:00:00+07:00`), or a day (`2026-11-23`) at the
 /// report offset: its start for `from`, the start of the next day for `to`, so `to=DAY`
 /// includes that day.
-fn instant(name: &str, s: &str, tz: FixedOffset, end: bool) -> Result<DateTime<Utc>, ApiError> {
+pub(super) fn instant(
+    name: &str,
+    s: &str,
+    tz: FixedOffset,
+    end: bool,
+) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -94,9 +100,38 @@ pub struct ListQuery {
     per_page: Option<u32>,
 }
 
+/// 403 unless the caller may see every appeal, or handled this one (an operator's own).
+fn may_see(who: &Caller, a: &appeals::Appeal) -> Result<(), ApiError> {
+    if who.sees_all() || a.operator.as_deref() == Some(who.id.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "appeal {} is not yours: an operator sees the appeals they handled",
+            a.id
+        )))
+    }
+}
+
+/// The appeal, when the caller may see it (404 / 403 otherwise).
+async fn visible(
+    s: &AdminState,
+    who: &Caller,
+    id: AppealId,
+) -> Result<appeals::AppealWithEvents, ApiError> {
+    match s.store()?.get(id).await? {
+        Some(a) => {
+            may_see(who, &a.appeal)?;
+            Ok(a)
+        }
+        None => Err(ApiError::not_found(format!("no appeal {id}"))),
+    }
+}
+
 /// `GET /api/v1/appeals`: newest first, paged (`page` from 1, `per_page` 1–1000, default 50).
+/// An operator gets the appeals they handled.
 pub async fn list(
     State(s): State<AdminState>,
+    Extension(who): Extension<Caller>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(query_error)?;
@@ -120,6 +155,7 @@ pub async fn list(
         category: given(q.category),
         status,
         caller: given(q.caller),
+        operator: (!who.sees_all()).then(|| who.id.clone()),
     };
     let page = q.page.unwrap_or(1);
     let per_page = q.per_page.unwrap_or(PER_PAGE);
@@ -157,13 +193,41 @@ pub async fn list(
 /// `GET /api/v1/appeals/{id}`: the appeal with its timeline.
 pub async fn one(
     State(s): State<AdminState>,
+    Extension(who): Extension<Caller>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    match s.store()?.get(id).await? {
-        Some(a) => Ok(Json(a).into_response()),
-        None => Err(ApiError::not_found(format!("no appeal {id}"))),
-    }
+    Ok(Json(visible(&s, &who, id).await?).into_response())
+}
+
+/// `GET /api/v1/appeals/{id}/recording`: the appeal's recording (or message) as WAV; 404
+/// when it has none or the file is gone (retention). Every fetch is in the audit log.
+pub async fn recording(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Caller>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let a = visible(&s, &who, id).await?.appeal;
+    let Some(file) = a.recording else {
+        return Err(ApiError::not_found(format!("appeal {id} has no recording")));
+    };
+    let path = std::path::Path::new(&file);
+    let path = if path.is_absolute() || path.exists() {
+        path.to_path_buf()
+    } else {
+        s.access.recordings_dir.join(path)
+    };
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| ApiError::not_found(format!("the recording of appeal {id} is gone")))?;
+    s.audit(who.audit(
+        "recording_fetched",
+        Some(id.to_string()),
+        json!({ "bytes": bytes.len() }),
+    ))
+    .await;
+    Ok(([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +243,7 @@ struct Change {
 pub async fn update(
     State(s): State<AdminState>,
     Extension(Actor(actor)): Extension<Actor>,
+    Extension(who): Extension<Caller>,
     id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -219,6 +284,7 @@ pub async fn update(
         return Err(ApiError::not_found(format!("no appeal {id}")));
     };
     let current = current.appeal;
+    may_see(&who, &current)?;
     if let Some(to) = status {
         if to != current.status && !transition_allowed(current.status, to) {
             let allowed: Vec<&str> = Status::ALL
@@ -234,8 +300,10 @@ pub async fn update(
             )));
         }
     }
+    let mut changed = serde_json::Map::new();
     if let Some(to) = status.filter(|to| *to != current.status) {
         store.set_status(id, to, &actor).await?;
+        changed.insert("status".into(), json!({ "from": current.status, "to": to }));
         // An appeal from the partner queued its new status for the partner: send it now.
         if let Some(link) = &s.partner {
             link.wake.notify_one();
@@ -243,9 +311,22 @@ pub async fn update(
     }
     if let Some(n) = change.notes.filter(|n| Some(n) != current.notes.as_ref()) {
         store.set_notes(id, &n, &actor).await?;
+        // the notes' text is personal data kept on the appeal, not copied into the log
+        changed.insert(
+            "notes".into(),
+            json!({ "changed": true, "chars": n.chars().count() }),
+        );
     }
     if let Some(o) = org.filter(|o| Some(*o) != current.destination_org.as_deref()) {
         store.set_destination(id, o, &actor).await?;
+        changed.insert(
+            "destination_org".into(),
+            json!({ "from": current.destination_org, "to": o }),
+        );
+    }
+    if !changed.is_empty() {
+        s.audit(who.audit("appeal_changed", Some(id.to_string()), changed.into()))
+            .await;
     }
     match store.get(id).await? {
         Some(a) => Ok(Json(a).into_response()),
@@ -270,10 +351,14 @@ struct ForwardBody {
 pub async fn forward(
     State(s): State<AdminState>,
     Extension(Actor(actor)): Extension<Actor>,
+    Extension(who): Extension<Caller>,
     id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
+    if !who.sees_all() {
+        visible(&s, &who, id).await?;
+    }
     let Some(link) = &s.partner else {
         return Err(ApiError::conflict(
             "no partner configured: add a [partner] section to forward appeals",
@@ -301,6 +386,7 @@ pub async fn forward(
         }
     }
     let store = s.store()?;
+    let org_audit = org.clone();
     let key = {
         let _one_at_a_time = s.patch_lock.lock().await;
         store
@@ -315,6 +401,12 @@ pub async fn forward(
             .await?
     };
     link.wake.notify_one();
+    s.audit(who.audit(
+        "appeal_forwarded",
+        Some(id.to_string()),
+        json!({ "idempotency_key": key, "destination_org": org_audit }),
+    ))
+    .await;
     match store.get(id).await? {
         Some(a) => Ok((
             StatusCode::ACCEPTED,
@@ -337,6 +429,7 @@ pub struct DailyQuery {
 /// and anything else JSON.
 pub async fn daily_report(
     State(s): State<AdminState>,
+    Extension(who): Extension<Caller>,
     headers: HeaderMap,
     q: Result<Query<DailyQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -370,6 +463,14 @@ pub async fn daily_report(
         }
     };
     let store = s.store()?;
+    if !matches!(format, Format::Json) {
+        s.audit(who.audit(
+            "export",
+            None,
+            json!({ "what": "daily_report", "day": day, "format": if matches!(format, Format::Csv) { "csv" } else { "html" } }),
+        ))
+        .await;
+    }
     let r = report::build(store, day, day, tz, &s.reports.options)
         .await
         .map_err(|e| match e {

@@ -1,23 +1,27 @@
 //! The admin HTTP API (INTERFACE.md, described in `openapi.json`, served at
 //! `/api/v1/openapi.json`).
 //!
-//! - `/health` and `/metrics` are open; everything under `/api/v1` needs
-//!   `Authorization: Bearer <admin.token>` (compared in constant time), except
-//!   `/api/v1/partner/…`, which the partner Hotline calls with `partner.token` (see
-//!   `partner_api`). An empty configured
-//!   token closes the API: every call gets 403 (`hotlined check` warns about it).
-//! - The actor recorded on an appeal's timeline is the `X-Hotline-Actor` header, or `admin`
-//!   (the name of the one configured token) when it is absent.
+//! - Who may call what is one table, `permissions::TABLE` (route × role), enforced by one
+//!   middleware, `access::guard`: `/health` and `/metrics` are open; the rest of `/api/v1`
+//!   needs a session cookie (with its CSRF token on anything that changes something) or a
+//!   bearer token — a personal API token, or the shared legacy `admin.token` (an admin)
+//!   while it is configured; `/api/v1/partner/…` takes `partner.token` only (see
+//!   `partner_api`). No credentials: 401; not for this role: 403.
+//! - The actor recorded on an appeal's timeline and in the audit log is the authenticated
+//!   account (`admin-token` for the legacy token).
 //! - Every error is JSON `{ "error": "…" }`; malformed input is 400, never a panic.
 //! - Store-backed routes (appeals, reports) answer 503 while the database cannot be reached;
 //!   [`connect_store`] keeps trying in the background and requests never wait for it.
 
+pub mod access;
 mod appeals_api;
 mod metrics;
 mod operators;
 mod partner_api;
+pub mod permissions;
 #[cfg(test)]
 mod tests;
+mod users_api;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -25,7 +29,7 @@ use std::time::Duration;
 use appeals::{AppealWriter, ReportOptions, Store};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, MethodRouter};
 use axum::{Json, Router};
@@ -55,8 +59,12 @@ pub struct ReportSettings {
 pub struct AdminState {
     /// The gateway's live figures and registered contacts.
     pub stats: Arc<Stats>,
-    /// Bearer token for `/api/v1`; empty closes the API.
+    /// The shared legacy bearer token (acts as an admin); empty = none.
     pub token: Arc<str>,
+    /// Sessions, lock-out and retention settings.
+    pub access: Arc<AccessSettings>,
+    /// The admin address serves HTTPS (`admin.tls_cert`): the session cookie is `Secure`.
+    pub tls: bool,
     /// The database, once connected.
     pub store: StoreSlot,
     /// The spool-first writer (operator sessions, writer figures for `/metrics`).
@@ -82,18 +90,52 @@ pub struct AdminState {
     pub acd: Option<gateway::OperatorControl>,
 }
 
-/// Who is making a change, for the appeal timeline.
+/// Sessions, login throttling and retention (`[admin]`, `[retention]`).
+#[derive(Clone, Debug)]
+pub struct AccessSettings {
+    /// A session ends after this long without a request…
+    pub session_idle: chrono::Duration,
+    /// …and this long after the login.
+    pub session_max: chrono::Duration,
+    /// Failures before an account is locked.
+    pub lockout_failures: u32,
+    /// Failures before an address is locked.
+    pub address_lockout_failures: u32,
+    /// How long a lock lasts.
+    pub lockout_minutes: u32,
+    /// Recordings are deleted this many days after the call (0 = kept).
+    pub recordings_days: u32,
+    /// Caller numbers are masked this many days after the call (0 = kept).
+    pub mask_callers_days: u32,
+    /// Where recordings are written (relative recording paths are under it).
+    pub recordings_dir: std::path::PathBuf,
+}
+
+impl Default for AccessSettings {
+    fn default() -> Self {
+        AccessSettings {
+            session_idle: chrono::Duration::minutes(30),
+            session_max: chrono::Duration::hours(12),
+            lockout_failures: 5,
+            address_lockout_failures: 20,
+            lockout_minutes: 15,
+            recordings_days: 0,
+            mask_callers_days: 0,
+            recordings_dir: "data/recordings".into(),
+        }
+    }
+}
+
+/// Who is making a change, for the appeal timeline: the authenticated account.
 #[derive(Clone, Debug)]
 pub struct Actor(pub String);
 
-/// The actor when the request names none: the name of the configured token.
-pub const DEFAULT_ACTOR: &str = "admin";
-
-/// A JSON error answer.
+/// A JSON error answer: `{ "error": "…" }`, plus `"field"` when one input field is wrong.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    field: Option<&'static str>,
 }
 
 impl ApiError {
@@ -101,7 +143,19 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            field: None,
         }
+    }
+    /// 422 naming the input field that is wrong.
+    pub fn field(e: crate::accounts::FieldError) -> Self {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: e.to_string(),
+            field: Some(e.field),
+        }
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -119,7 +173,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let body = match self.field {
+            Some(f) => json!({ "error": self.message, "field": f }),
+            None => json!({ "error": self.message }),
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -127,6 +185,8 @@ impl From<appeals::Error> for ApiError {
     fn from(e: appeals::Error) -> Self {
         match e {
             appeals::Error::NotFound(id) => ApiError::not_found(format!("no appeal {id}")),
+            appeals::Error::NoUser(id) => ApiError::not_found(format!("no user {id:?}")),
+            e @ appeals::Error::UserExists(_) => ApiError::conflict(e.to_string()),
             e @ (appeals::Error::NotForwardable { .. } | appeals::Error::AlreadyForwarded(_)) => {
                 ApiError::conflict(e.to_string())
             }
@@ -147,7 +207,7 @@ impl From<appeals::Error> for ApiError {
 
 impl AdminState {
     /// The store, or 503 while the database has not been reached.
-    fn store(&self) -> Result<&Store, ApiError> {
+    pub(crate) fn store(&self) -> Result<&Store, ApiError> {
         self.store.get().ok_or_else(|| {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -190,9 +250,20 @@ fn open_routes() -> Routes {
         .add("GET", "/metrics", get(metrics::metrics))
 }
 
+/// The pages (`crate::web`).
+fn page_routes() -> Routes {
+    use crate::web;
+    Routes::new()
+        .add("GET", "/", get(web::login::page))
+        .add("POST", "/login", post(web::login::login))
+        .add("POST", "/logout", post(web::login::logout))
+        .add("GET", "/assets/style.css", get(web::style))
+}
+
 fn api_routes() -> Routes {
     Routes::new()
         .add("GET", "/api/v1/openapi.json", get(openapi))
+        .add("GET", "/api/v1/me", get(users_api::me))
         .add("GET", "/api/v1/appeals", get(appeals_api::list))
         .add("GET", "/api/v1/appeals/{id}", get(appeals_api::one))
         .add("PATCH", "/api/v1/appeals/{id}", patch(appeals_api::update))
@@ -200,6 +271,11 @@ fn api_routes() -> Routes {
             "POST",
             "/api/v1/appeals/{id}/forward",
             post(appeals_api::forward),
+        )
+        .add(
+            "GET",
+            "/api/v1/appeals/{id}/recording",
+            get(appeals_api::recording),
         )
         .add(
             "GET",
@@ -230,6 +306,27 @@ fn api_routes() -> Routes {
             post(operators::unpause),
         )
         .add("POST", "/api/v1/reload", post(reload))
+        .add("GET", "/api/v1/users", get(users_api::list))
+        .add("POST", "/api/v1/users", post(users_api::create))
+        .add("GET", "/api/v1/users/{id}", get(users_api::one))
+        .add("PATCH", "/api/v1/users/{id}", patch(users_api::update))
+        .add("GET", "/api/v1/users/{id}/tokens", get(users_api::tokens))
+        .add(
+            "POST",
+            "/api/v1/users/{id}/tokens",
+            post(users_api::create_token),
+        )
+        .add(
+            "DELETE",
+            "/api/v1/tokens/{id}",
+            axum::routing::delete(users_api::revoke_token),
+        )
+        .add("GET", "/api/v1/audit", get(users_api::audit))
+        .add(
+            "POST",
+            "/api/v1/retention/run",
+            post(users_api::retention_run),
+        )
 }
 
 /// Routes the partner Hotline calls, with the partner token.
@@ -251,53 +348,97 @@ fn partner_routes() -> Routes {
 #[cfg(test)]
 fn route_list() -> Vec<(&'static str, &'static str)> {
     let mut list = open_routes().list;
+    list.extend(page_routes().list);
     list.extend(api_routes().list);
     list.extend(partner_routes().list);
     list
 }
 
-/// The whole admin router.
+/// The whole admin router: every route behind the one permission middleware.
 pub fn router(state: AdminState) -> Router {
-    let api = api_routes()
-        .router
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    let partner = partner_routes()
-        .router
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            partner_api::authenticate,
-        ));
     open_routes()
         .router
-        .merge(api)
-        .merge(partner)
+        .merge(page_routes().router)
+        .merge(api_routes().router)
+        .merge(partner_routes().router)
+        .route_layer(middleware::from_fn_with_state(state.clone(), access::guard))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)
 }
 
-pub async fn serve(listener: TcpListener, state: AdminState, stop: CancellationToken) {
+/// What the admin HTTP is served on: plain TCP, or TLS with the certificate of a
+/// [`crate::tls::CertSwitch`] (which a reload replaces).
+pub enum AdminListener {
+    Plain(TcpListener),
+    Tls(crate::tls::TlsListener),
+}
+
+pub async fn serve(listener: AdminListener, state: AdminState, stop: CancellationToken) {
     let app = router(state);
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-    {
+    let stopped = async move { stop.cancelled().await };
+    let served = match listener {
+        AdminListener::Plain(l) => serve_on(l, app, stopped).await,
+        AdminListener::Tls(l) => serve_on(l, app, stopped).await,
+    };
+    if let Err(e) = served {
         tracing::error!(error = %e, "admin HTTP failed");
     }
 }
 
+/// Serves `app` on any listener, each connection's requests carrying the peer's address as
+/// `ConnectInfo<SocketAddr>` (the login throttle's and the audit log's "address"). axum's own
+/// `into_make_service_with_connect_info` knows only its `TcpListener`.
+async fn serve_on<L>(
+    listener: L,
+    app: Router,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+{
+    let make = tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, L>| {
+        let peer = *incoming.remote_addr();
+        std::future::ready(Ok::<_, std::convert::Infallible>(
+            app.clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        ))
+    });
+    axum::serve(listener, make)
+        .with_graceful_shutdown(stopped)
+        .await
+}
+
+/// The operators a first start makes demo accounts for: (login, name, plain password).
+pub type DemoOperators = Vec<(String, String, Option<String>)>;
+
 /// Connects the store in the background, retrying with a growing pause (1 s … 30 s) until
-/// the database answers or `stop` is cancelled; then fills `slot`.
+/// the database answers or `stop` is cancelled; then fills `slot`. With `demo` (a loopback
+/// admin address) an empty account table gets the demo accounts first.
 pub fn connect_store(
     url: String,
     slot: StoreSlot,
     stop: CancellationToken,
+    demo: Option<DemoOperators>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut pause = Duration::from_secs(1);
         loop {
             match Store::connect(&url).await {
                 Ok(store) => {
+                    if let Some(ops) = &demo {
+                        match crate::accounts::seed_demo(&store, ops).await {
+                            Ok(made) if !made.is_empty() => tracing::warn!(
+                                accounts = %made.join(", "),
+                                "first start on a loopback admin address: demo accounts made — \
+                                 operators log in with their operators.toml passwords, \
+                                 supervisor / supervisor-secret, admin / admin-secret; \
+                                 change them before real use"
+                            ),
+                            Ok(_) => {}
+                            Err(e) => tracing::error!(error = %e, "demo accounts not made"),
+                        }
+                    }
                     let _ = slot.set(store);
                     tracing::info!("admin API: database connected");
                     return;
@@ -328,16 +469,18 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The token of an `Authorization: Bearer …` header (scheme case-insensitive).
 pub(crate) fn bearer(req: &Request) -> Option<&str> {
-    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_in(req.headers())
+}
+
+/// The token of an `Authorization: Bearer …` header among `headers`.
+pub(crate) fn bearer_in(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
 }
-
-/// The longest actor name accepted.
-const MAX_ACTOR: usize = 64;
 
 pub(crate) fn unauthorized(error: Option<&str>, message: &str) -> Response {
     let challenge = match error {
@@ -349,38 +492,6 @@ pub(crate) fn unauthorized(error: Option<&str>, message: &str) -> Response {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     r
-}
-
-/// Bearer-token check for `/api/v1`, and the actor for the handlers.
-async fn authenticate(State(s): State<AdminState>, mut req: Request, next: Next) -> Response {
-    if s.token.is_empty() {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "the admin API is closed: admin.token is empty in the configuration",
-        )
-        .into_response();
-    }
-    match bearer(&req) {
-        None => return unauthorized(None, "a bearer token is required"),
-        Some(t) if !constant_time_eq(t.as_bytes(), s.token.as_bytes()) => {
-            return unauthorized(Some("invalid_token"), "the bearer token is not valid");
-        }
-        Some(_) => {}
-    }
-    let actor = match req.headers().get("x-hotline-actor") {
-        None => DEFAULT_ACTOR.to_owned(),
-        Some(v) => match v.to_str().map(str::trim) {
-            Ok(a) if !a.is_empty() && a.chars().count() <= MAX_ACTOR => a.to_owned(),
-            _ => {
-                return ApiError::bad_request(format!(
-                    "X-Hotline-Actor must be 1 to {MAX_ACTOR} visible ASCII characters"
-                ))
-                .into_response()
-            }
-        },
-    };
-    req.extensions_mut().insert(Actor(actor));
-    next.run(req).await
 }
 
 /// 200 when SIP is up and taking calls; 503 while starting or draining.
@@ -404,7 +515,10 @@ async fn openapi() -> impl IntoResponse {
 /// Loads the configuration again (as SIGHUP does): 200 with what new calls get and the
 /// settings that need a restart; 422 with every `path:line:col` problem when it is invalid
 /// (the running configuration is kept); 503 while shutting down.
-async fn reload(State(s): State<AdminState>) -> Response {
+async fn reload(
+    State(s): State<AdminState>,
+    axum::Extension(who): axum::Extension<access::Caller>,
+) -> Response {
     use crate::reload::ReloadError;
     let Some(r) = &s.reloader else {
         return ApiError::new(
@@ -413,7 +527,13 @@ async fn reload(State(s): State<AdminState>) -> Response {
         )
         .into_response();
     };
-    match r.reload("admin API").await {
+    let outcome = r.reload("admin API").await;
+    let details = match &outcome {
+        Ok(done) => json!({ "reloaded": true, "restart_needed": done.restart_needed }),
+        Err(e) => json!({ "reloaded": false, "error": e.to_string() }),
+    };
+    s.audit(who.audit("config_reloaded", None, details)).await;
+    match outcome {
         Ok(done) => {
             let message = if done.restart_needed.is_empty() {
                 "configuration reloaded: new calls get it, calls in progress keep theirs".to_owned()

@@ -24,13 +24,14 @@ use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use gateway::RegisteredContact;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::access::Caller;
 use super::{AdminState, ApiError};
 
 /// An operator's work state.
@@ -556,13 +557,14 @@ pub async fn queues(State(s): State<AdminState>) -> Response {
     Json(json!({ "queues": queues })).into_response()
 }
 
-/// `GET /api/v1/operators`.
-pub async fn list(State(s): State<AdminState>) -> Response {
+/// `GET /api/v1/operators` (an operator sees their own line).
+pub async fn list(State(s): State<AdminState>, Extension(who): Extension<Caller>) -> Response {
     let contacts = s.stats.registered_contacts();
     let views: Vec<OperatorView> = s
         .operators
         .views(&contacts, Instant::now())
         .into_iter()
+        .filter(|v| who.sees_all() || v.id == who.id)
         .map(|v| with_activity(v, &s.stats.activity))
         .collect();
     Json(json!({ "operators": views })).into_response()
@@ -598,10 +600,17 @@ fn valid_name(s: &str) -> bool {
 
 async fn act(
     s: AdminState,
+    who: Caller,
     id: Result<Path<String>, PathRejection>,
     action: Action,
 ) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if !who.sees_all() && id != who.id {
+        return Err(ApiError::forbidden(
+            "an operator changes only their own state",
+        ));
+    }
+    let verb = action.verb();
     let cmd = match &action {
         Action::Login { queues } => gateway::OperatorCommand::Login {
             queues: queues.clone(),
@@ -644,6 +653,12 @@ async fn act(
             Err(e) => tracing::warn!(operator = %id, error = %e, "the ACD did not take the change"),
         },
     }
+    s.audit(who.audit(
+        "operator_changed",
+        Some(id.clone()),
+        json!({ "command": verb }),
+    ))
+    .await;
     let contacts = s.stats.registered_contacts();
     match s.operators.view_of(&id, &contacts, Instant::now()) {
         Some(v) => Ok(Json(with_activity(v, &s.stats.activity)).into_response()),
@@ -654,6 +669,7 @@ async fn act(
 /// `POST /api/v1/operators/{id}/login` with an optional `{ "queues": [...] }`.
 pub async fn login(
     State(s): State<AdminState>,
+    Extension(who): Extension<Caller>,
     id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -663,20 +679,22 @@ pub async fn login(
             "queues: at most 32 names of letters, digits, - _ .",
         ));
     }
-    act(s, id, Action::Login { queues: b.queues }).await
+    act(s, who, id, Action::Login { queues: b.queues }).await
 }
 
 /// `POST /api/v1/operators/{id}/logout`.
 pub async fn logout(
     State(s): State<AdminState>,
+    Extension(who): Extension<Caller>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    act(s, id, Action::Logout).await
+    act(s, who, id, Action::Logout).await
 }
 
 /// `POST /api/v1/operators/{id}/pause` with an optional `{ "reason": "…" }`.
 pub async fn pause(
     State(s): State<AdminState>,
+    Extension(who): Extension<Caller>,
     id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -688,13 +706,14 @@ pub async fn pause(
             ));
         }
     }
-    act(s, id, Action::Pause { reason: b.reason }).await
+    act(s, who, id, Action::Pause { reason: b.reason }).await
 }
 
 /// `POST /api/v1/operators/{id}/unpause`.
 pub async fn unpause(
     State(s): State<AdminState>,
+    Extension(who): Extension<Caller>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    act(s, id, Action::Unpause).await
+    act(s, who, id, Action::Unpause).await
 }

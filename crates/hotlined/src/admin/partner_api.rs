@@ -46,6 +46,19 @@ pub async fn authenticate(State(s): State<AdminState>, req: Request, next: Next)
     }
 }
 
+/// An audit line by the partner centre.
+fn partner_audit(action: &str, target: String, details: serde_json::Value) -> appeals::AuditEntry {
+    appeals::AuditEntry {
+        at: chrono::Utc::now(),
+        actor: "partner".into(),
+        role: None,
+        address: None,
+        action: action.into(),
+        target: Some(target),
+        details,
+    }
+}
+
 /// The `Idempotency-Key` header: 1–128 visible ASCII characters.
 fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     let v = headers
@@ -94,6 +107,12 @@ pub async fn receive_forward(
     let r = store.receive_forward(&key, &msg, &ours).await?;
     if r.created {
         tracing::info!(appeal = %r.accepted.appeal_id, from = %msg.centre, partner_appeal = %msg.appeal_id, "appeal received from the partner");
+        s.audit(partner_audit(
+            "appeal_received",
+            r.accepted.appeal_id.to_string(),
+            json!({ "centre": msg.centre, "partner_appeal": msg.appeal_id, "idempotency_key": key }),
+        ))
+        .await;
     }
     let status = if r.created {
         StatusCode::CREATED
@@ -121,6 +140,12 @@ pub async fn receive_status(
     let applied = store.receive_status(&key, id, &msg).await?;
     if applied {
         tracing::info!(appeal = %id, from = %msg.centre, status = %msg.status, "partner reported a status");
+        s.audit(partner_audit(
+            "appeal_changed",
+            id.to_string(),
+            json!({ "status": { "to": msg.status }, "centre": msg.centre, "idempotency_key": key }),
+        ))
+        .await;
     }
     Ok(Json(json!({ "appeal_id": id, "duplicate": !applied })).into_response())
 }

@@ -211,7 +211,9 @@ impl Daemon {
     }
 
     pub fn wait_for_log(&self, what: &str) {
-        let until = Instant::now() + Duration::from_secs(5);
+        // generous: a loaded machine (several builds at once) can take seconds to start a
+        // debug daemon; a healthy one answers at once, so this only bounds a failure
+        let until = Instant::now() + Duration::from_secs(30);
         while !self.log().contains(what) {
             assert!(
                 Instant::now() < until,
@@ -289,6 +291,21 @@ pub fn http(
 ) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(request(addr, method, path, headers, body).as_bytes())
+        .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    answer(raw)
+}
+
+/// The text of an HTTP/1.1 request with `Connection: close` (JSON when there is a body).
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> String {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -300,10 +317,12 @@ pub fn http(
         head.push_str("Content-Type: application/json\r\n");
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes()).ok()?;
-    s.write_all(body.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
+    head.push_str(body);
+    head
+}
+
+/// Status code and body of a whole HTTP/1.1 answer (chunked or not).
+pub fn answer(raw: Vec<u8>) -> Option<(u16, String)> {
     let text = String::from_utf8(raw).ok()?;
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;

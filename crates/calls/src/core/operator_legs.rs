@@ -57,8 +57,9 @@ pub(super) struct OpLeg {
     pub(super) dialog: Option<(Dialog, Peer)>,
     pub(super) local: SocketAddr,
     rtp_port: u16,
-    ports: Option<BoundPorts>,
-    pub(super) leg: Option<Arc<LegShared>>,
+    /// The port pair taken for the leg, until its media starts at the answer.
+    ports: Option<u16>,
+    pub(super) leg: Option<LegId>,
     /// The appeal the leg's media belongs to (recording names) and the prompts it may play.
     appeal: String,
     prompts: Arc<PromptCache>,
@@ -87,10 +88,50 @@ pub(super) struct LegSpec {
     pub credentials: Option<(String, String)>,
 }
 
+/// Our calls out and their INVITE transactions (a field of [`Core`]): the rest of the core
+/// reaches a leg only through these methods.
+#[derive(Default)]
+pub(super) struct OpLegs {
+    /// By our Call-ID.
+    legs: HashMap<String, OpLeg>,
+    /// Our INVITEs: transaction → the leg's Call-ID.
+    txs: HashMap<TxKey, String>,
+}
+
+impl OpLegs {
+    /// Whether `tx` is one of our INVITEs (its responses and timeout are the legs').
+    pub(super) fn owns(&self, tx: &TxKey) -> bool {
+        self.txs.contains_key(tx)
+    }
+
+    /// The leg's media, once it was answered.
+    pub(super) fn media(&self, leg_id: &str) -> Option<LegId> {
+        self.legs.get(leg_id).and_then(|l| l.leg.clone())
+    }
+
+    /// Our address on the leg (its Via and Contact).
+    pub(super) fn local(&self, leg_id: &str) -> Option<SocketAddr> {
+        self.legs.get(leg_id).map(|l| l.local)
+    }
+
+    /// A request in the answered leg's dialog, built by `build` from the dialog, our
+    /// `host:port` and the transport; with where to send it. `None` before the answer.
+    pub(super) fn request(
+        &mut self,
+        leg_id: &str,
+        build: impl FnOnce(&mut Dialog, &str, sip::Transport) -> Request,
+    ) -> Option<(Request, Peer)> {
+        let leg = self.legs.get_mut(leg_id)?;
+        let local = host_port(leg.local);
+        let (d, peer) = leg.dialog.as_mut()?;
+        Some((build(d, &local, peer.transport), *peer))
+    }
+}
+
 /// The operator a caller talks to.
 pub(super) struct Connected {
     pub operator: OperatorId,
-    /// Our Call-ID towards the operator ([`Core::op_legs`]).
+    /// Our Call-ID towards the operator (a leg of [`OpLegs`]).
     pub leg: String,
     pub since: Instant,
 }
@@ -112,7 +153,7 @@ impl Core {
         caller: CallerId,
         operators: Vec<OperatorId>,
     ) {
-        if self.dialling.is_booked(caller) {
+        if self.callbacks.is_booked(caller) {
             // offered before the caller booked a callback: the ACD's CancelOffer follows
             debug!(%caller, "offer to a caller who booked a callback; not rung");
             return;
@@ -198,12 +239,8 @@ impl Core {
         now: Instant,
         spec: LegSpec,
     ) -> Result<String, &'static str> {
-        let ports = self
-            .media
-            .ports
-            .allocate(spec.ip)
-            .ok_or("no free RTP port")?;
-        let rtp_port = ports.port;
+        let ports = self.ports.allocate(spec.ip).ok_or("no free RTP port")?;
+        let rtp_port = ports;
         let leg_id = random_token(24);
         let from_user = sip::message::escape(&spec.from_user, |c| {
             c.is_ascii_alphanumeric() || "-_.+".contains(c)
@@ -243,7 +280,7 @@ impl Core {
             r.body = body.clone().into_bytes();
             match self.endpoint.send_request(now, peer, r.clone()) {
                 Ok(tx) => {
-                    self.op_txs.insert(tx.clone(), leg_id.clone());
+                    self.op_legs.txs.insert(tx.clone(), leg_id.clone());
                     forks.push(OpFork {
                         tx,
                         invite: r,
@@ -254,10 +291,10 @@ impl Core {
             }
         }
         if forks.is_empty() {
-            self.media.ports.release(rtp_port);
+            self.ports.release(rtp_port);
             return Err("no INVITE could be sent");
         }
-        self.op_legs.insert(
+        self.op_legs.legs.insert(
             leg_id.clone(),
             OpLeg {
                 for_: spec.for_,
@@ -281,7 +318,7 @@ impl Core {
     /// Gives up on a leg that has not been answered: CANCEL every fork (a late 200 is hung
     /// up, a late failure not reported). `false` when the leg is unknown or already answered.
     pub(super) fn cancel_leg(&mut self, now: Instant, leg_id: &str) -> bool {
-        let Some(leg) = self.op_legs.get_mut(leg_id) else {
+        let Some(leg) = self.op_legs.legs.get_mut(leg_id) else {
             return false;
         };
         if leg.dialog.is_some() || leg.cancelled {
@@ -304,6 +341,7 @@ impl Core {
         };
         let Some(leg_id) = self
             .op_legs
+            .legs
             .iter()
             .find(|(_, l)| l.for_ == offer && l.dialog.is_none() && !l.cancelled)
             .map(|(id, _)| id.clone())
@@ -311,12 +349,12 @@ impl Core {
             return;
         };
         self.cancel_leg(now, &leg_id);
-        self.dialling.forget_run(caller, &leg_id);
+        self.callbacks.forget_run(caller, &leg_id);
     }
 
     /// A response to one of our INVITEs; `false` when `tx` is not one.
     pub(super) fn on_op_response(&mut self, now: Instant, tx: &TxKey, response: Response) -> bool {
-        let Some(leg_id) = self.op_txs.get(tx).cloned() else {
+        let Some(leg_id) = self.op_legs.txs.get(tx).cloned() else {
             return false;
         };
         match response.status {
@@ -338,7 +376,7 @@ impl Core {
         tx: &TxKey,
         response: &Response,
     ) -> bool {
-        let Some(leg) = self.op_legs.get_mut(leg_id) else {
+        let Some(leg) = self.op_legs.legs.get_mut(leg_id) else {
             return false;
         };
         let Some((user, password)) = leg.credentials.clone() else {
@@ -382,8 +420,8 @@ impl Core {
         r.headers.push(header.0, header.1);
         match self.endpoint.send_request(now, fork.peer, r.clone()) {
             Ok(new_tx) => {
-                self.op_txs.remove(tx);
-                self.op_txs.insert(new_tx.clone(), leg_id.to_string());
+                self.op_legs.txs.remove(tx);
+                self.op_legs.txs.insert(new_tx.clone(), leg_id.to_string());
                 fork.tx = new_tx;
                 fork.invite = r;
                 leg.authenticated = true;
@@ -402,7 +440,7 @@ impl Core {
 
     /// Our INVITE to an operator timed out; `false` when `tx` is not one.
     pub(super) fn on_op_timeout(&mut self, now: Instant, tx: &TxKey) -> bool {
-        let Some(leg_id) = self.op_txs.get(tx).cloned() else {
+        let Some(leg_id) = self.op_legs.txs.get(tx).cloned() else {
             return false;
         };
         self.op_fork_failed(now, &leg_id, tx, None);
@@ -410,8 +448,8 @@ impl Core {
     }
 
     fn op_fork_failed(&mut self, now: Instant, leg_id: &str, tx: &TxKey, status: Option<u16>) {
-        self.op_txs.remove(tx);
-        let Some(leg) = self.op_legs.get_mut(leg_id) else {
+        self.op_legs.txs.remove(tx);
+        let Some(leg) = self.op_legs.legs.get_mut(leg_id) else {
             return;
         };
         leg.forks.retain(|f| f.tx != *tx);
@@ -430,7 +468,7 @@ impl Core {
     fn leg_failed(&mut self, now: Instant, for_: LegFor, status: Option<u16>) {
         match for_ {
             LegFor::Offer { caller, operator } => {
-                self.dialling.forget_caller(caller);
+                self.callbacks.forget_caller(caller);
                 let reason = failure(status);
                 info!(%caller, %operator, ?status, ?reason, "the operator did not answer");
                 if let Some(acd) = self.acd.as_mut() {
@@ -447,7 +485,7 @@ impl Core {
     }
 
     fn op_answered(&mut self, now: Instant, leg_id: &str, tx: &TxKey, response: &Response) {
-        let Some(leg) = self.op_legs.get_mut(leg_id) else {
+        let Some(leg) = self.op_legs.legs.get_mut(leg_id) else {
             return;
         };
         let Some(fork) = leg.forks.iter().find(|f| f.tx == *tx) else {
@@ -503,20 +541,21 @@ impl Core {
         let ports = leg.ports.take();
         let neg = sdp::answer_body(&response.body);
         let started = match (neg, ports) {
-            (Ok(neg), Some(ports)) => self.media.start_leg(
-                now,
-                LegStart {
-                    call_id: leg_id,
-                    appeal: &appeal,
-                    ports,
+            (Ok(neg), Some(port)) => {
+                let leg = LegId::from(leg_id);
+                self.media(MediaCommand::Start {
+                    leg: leg.clone(),
+                    appeal,
+                    port,
                     neg,
-                    prompts: &prompts,
+                    prompts,
                     greeting: None,
                     inband: false,
                     record: false,
                     timeout: None,
-                },
-            ),
+                });
+                Some(leg)
+            }
             (Err(e), _) => {
                 warn!(error = %e, "the SDP answer to our INVITE is unusable");
                 None
@@ -528,7 +567,7 @@ impl Core {
             self.leg_failed(now, for_, None);
             return;
         };
-        if let Some(leg) = self.op_legs.get_mut(leg_id) {
+        if let Some(leg) = self.op_legs.legs.get_mut(leg_id) {
             leg.leg = Some(started);
         }
         let (caller, op) = match for_ {
@@ -549,7 +588,7 @@ impl Core {
                 self.hangup_op_leg(now, leg_id);
             }
             // a callback: the operator is on the line, now dial the caller's number
-            Some(Ok(())) if self.dialling.is_callback(caller) => {
+            Some(Ok(())) if self.callbacks.is_callback(caller) => {
                 self.callback_operator_answered(now, caller, leg_id)
             }
             _ => {}
@@ -560,6 +599,7 @@ impl Core {
     pub(super) fn connect(&mut self, now: Instant, caller: CallerId, operator: OperatorId) {
         let leg_id = self
             .op_legs
+            .legs
             .iter()
             .find(|(_, l)| {
                 l.dialog.is_some()
@@ -577,7 +617,7 @@ impl Core {
             .acd_callers
             .get(&caller)
             .and_then(|id| self.calls.get_mut(id));
-        let op_media = self.op_legs.get(&leg_id).and_then(|l| l.leg.clone());
+        let op_media = self.op_legs.legs.get(&leg_id).and_then(|l| l.leg.clone());
         let (Some(call), Some(op_media)) = (call, op_media) else {
             self.hangup_op_leg(now, &leg_id);
             if let Some(acd) = self.acd.as_mut() {
@@ -587,11 +627,12 @@ impl Core {
         };
         let _e = call.span.clone().entered();
         if let Some(caller_media) = &call.leg {
-            if let Err(e) = self.media.bridge(caller_media, &op_media) {
-                warn!(error = %e, "could not bridge the caller and the operator");
-            }
+            self.outputs.push_back(Output::Media(MediaCommand::Bridge {
+                a: caller_media.clone(),
+                b: op_media,
+            }));
         }
-        let waited = now.saturating_duration_since(call.queued_at.unwrap_or(call.answer_at));
+        let waited = now.saturating_duration_since(call.queue.since.unwrap_or(call.answer_at));
         info!(operator = %operator, waited_s = waited.as_secs(), "connected to the operator");
         self.log
             .operator_answered(&call.appeal, operator.as_str(), waited);
@@ -614,13 +655,14 @@ impl Core {
             .headers
             .call_id()
             .ok()
-            .filter(|id| self.op_legs.contains_key(*id))
+            .filter(|id| self.op_legs.legs.contains_key(*id))
             .map(str::to_string)
         else {
             return Some(req);
         };
         let ours = self
             .op_legs
+            .legs
             .get(&leg_id)
             .and_then(|l| l.dialog.as_ref())
             .is_some_and(|(d, _)| d.matches(&req));
@@ -631,7 +673,7 @@ impl Core {
         match req.method {
             Method::Bye => {
                 self.reply(now, tx, &req, 200);
-                let for_ = self.op_legs.get(&leg_id).map(|l| l.for_.clone());
+                let for_ = self.op_legs.legs.get(&leg_id).map(|l| l.for_.clone());
                 match for_ {
                     Some(LegFor::Offer { operator, .. } | LegFor::Direct { operator, .. }) => {
                         self.operator_hung_up(now, &leg_id, operator)
@@ -698,7 +740,7 @@ impl Core {
 
     /// Sends BYE on the leg's dialog (when it has one) and drops the leg.
     pub(super) fn hangup_op_leg(&mut self, now: Instant, leg_id: &str) {
-        if let Some(leg) = self.op_legs.get_mut(leg_id) {
+        if let Some(leg) = self.op_legs.legs.get_mut(leg_id) {
             if let Some((d, peer)) = leg.dialog.as_mut() {
                 let bye = d.request(Method::Bye, &host_port(leg.local), peer.transport);
                 match self.endpoint.send_request(now, *peer, bye) {
@@ -713,16 +755,15 @@ impl Core {
     }
 
     /// Forgets the leg: media closed, ports back, transactions unmapped.
-    pub(super) fn drop_op_leg(&mut self, now: Instant, leg_id: &str) {
-        let Some(leg) = self.op_legs.remove(leg_id) else {
+    pub(super) fn drop_op_leg(&mut self, _now: Instant, leg_id: &str) {
+        let Some(leg) = self.op_legs.legs.remove(leg_id) else {
             return;
         };
-        if let Some(m) = &leg.leg {
-            self.media.unbridge(m);
-            m.close(now);
+        if let Some(m) = leg.leg {
+            self.media(MediaCommand::Unbridge { leg: m.clone() });
+            self.media(MediaCommand::Close { leg: m });
         }
-        drop(leg.ports);
-        self.media.ports.release(leg.rtp_port);
-        self.op_txs.retain(|_, id| id != leg_id);
+        self.ports.release(leg.rtp_port);
+        self.op_legs.txs.retain(|_, id| id != leg_id);
     }
 }

@@ -26,8 +26,13 @@ use super::operator_legs::LegFor;
 use super::*;
 use crate::{TransferKind, TransferRecord};
 
-/// A caller being handed to another operator (a field of `outbound::Dialling`).
-pub(super) struct DirectTransfer {
+/// Callers being handed to another operator (a REFER naming them), by Call-ID (a field of
+/// [`Core`]; only this module looks inside).
+#[derive(Default)]
+pub(super) struct DirectTransfers(HashMap<String, DirectTransfer>);
+
+/// A caller being handed to another operator.
+struct DirectTransfer {
     /// Our leg ringing the target operator.
     leg: String,
     operator: OperatorId,
@@ -77,7 +82,7 @@ impl Core {
             debug!("REFER on a leg bridged to no caller");
             return self.reply(now, tx, req, 403);
         };
-        if self.dialling.transferring(&call_id) {
+        if self.dialling.transferring(&call_id) || self.direct.0.contains_key(&call_id) {
             return self.reply(now, tx, req, 491);
         }
         let target = match sip::refer::refer_to(req) {
@@ -182,13 +187,13 @@ impl Core {
         let Some(call) = self.calls.get(call_id) else {
             return Ok(());
         };
-        let priority = call.priority;
+        let priority = call.queue.priority;
         self.join_acd(now, call_id, queue, priority, None)?;
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
         };
-        call.queued_at = Some(now);
-        if let Some(old) = call.queued.replace(queue.to_string()) {
+        call.queue.since = Some(now);
+        if let Some(old) = call.queue.queued.replace(queue.to_string()) {
             self.stats.queue_leave(&old, call_id);
         }
         self.stats.queue_enter(queue, call_id, now);
@@ -205,7 +210,7 @@ impl Core {
             &call.appeal,
             &IvrStep::EnteredQueue {
                 queue: queue.to_string(),
-                priority: i32::from(call.priority),
+                priority: i32::from(call.queue.priority),
             },
         );
         self.hold_music(now, call_id);
@@ -217,22 +222,23 @@ impl Core {
         let Some(call) = self.calls.get(call_id) else {
             return;
         };
-        let queue = call.queued.as_ref().or(call.last_queue.as_ref());
+        let queue = call.queue.queued.as_ref().or(call.queue.last.as_ref());
         let music = match queue {
             Some(q) => self.settings.moh_for(q),
             None => self.settings.moh_for(crate::settings::MOH_DEFAULT),
         };
-        let Some(leg) = &call.leg else {
+        let Some(leg) = call.leg.clone() else {
             return;
         };
-        match music {
-            Some(music) => {
-                if let Err(e) = self.media.play_moh(leg, &call.prompts, music) {
-                    warn!(%e, "music on hold not loaded; the caller waits in silence");
-                }
-            }
-            None => self.media.unbridge(leg),
-        }
+        let cmd = match music {
+            Some(music) => MediaCommand::PlayMoh {
+                leg,
+                prompts: call.prompts.clone(),
+                music: music.clone(),
+            },
+            None => MediaCommand::Unbridge { leg },
+        };
+        self.media(cmd);
     }
 
     /// A transfer failed after the transferring operator hung up: the caller goes back into
@@ -244,7 +250,7 @@ impl Core {
         let _e = call.span.clone().entered();
         // the operator who referred is gone (their leg cleared, the ACD told)
         call.operator = None;
-        let Some(queue) = call.last_queue.clone() else {
+        let Some(queue) = call.queue.last.clone() else {
             info!("the transfer failed and the caller came from no queue; hanging up");
             return self.end_call(now, call_id, EndReason::TransferFailed);
         };
@@ -269,7 +275,7 @@ impl Core {
             return;
         };
         let _e = call.span.clone().entered();
-        let from_queue = call.last_queue.as_deref().map(QueueId::from);
+        let from_queue = call.queue.last.as_deref().map(QueueId::from);
         let (referrer, talked) = match &call.operator {
             Some(c) => (c.operator.clone(), now.saturating_duration_since(c.since)),
             None => return self.refer_notify(now, op_leg, 403),
@@ -293,7 +299,7 @@ impl Core {
         match self.ring_operator(now, for_, &target, local, ip, from_user, appeal, prompts) {
             Ok(leg) => {
                 info!(operator = %target, "REFER: ringing the operator for the caller");
-                self.dialling.direct.insert(
+                self.direct.0.insert(
                     call_id.to_string(),
                     DirectTransfer {
                         leg,
@@ -347,7 +353,7 @@ impl Core {
         call_id: &str,
         operator: OperatorId,
     ) {
-        let Some(t) = self.dialling.direct.remove(call_id) else {
+        let Some(t) = self.direct.0.remove(call_id) else {
             self.hangup_op_leg(now, leg_id);
             if let Some(acd) = self.acd.as_mut() {
                 let _ = acd.direct_failed(now, &operator);
@@ -359,12 +365,9 @@ impl Core {
                 debug!(error = %e, "direct offer already over in the ACD");
             }
         }
-        let op_media = self.op_legs.get(leg_id).and_then(|l| l.leg.clone());
+        let op_media = self.op_legs.media(leg_id);
         let caller_media = self.calls.get(call_id).and_then(|c| c.leg.clone());
-        let bridged = match (&caller_media, &op_media) {
-            (Some(a), Some(b)) => self.media.bridge(a, b).is_ok(),
-            _ => false,
-        };
+        let bridged = self.bridge(caller_media, op_media);
         if !bridged {
             warn!("the operator answered the transfer but could not be bridged");
             self.hangup_op_leg(now, leg_id);
@@ -405,7 +408,7 @@ impl Core {
                 debug!(error = %e, "direct offer already over in the ACD");
             }
         }
-        let Some(t) = self.dialling.direct.remove(call_id) else {
+        let Some(t) = self.direct.0.remove(call_id) else {
             return;
         };
         self.direct_over(now, call_id, t, direct_status(status));
@@ -414,15 +417,15 @@ impl Core {
     /// The ACD's ring timeout for a direct offer: stop ringing, a no-answer (480).
     pub(super) fn direct_rang_out(&mut self, now: Instant, operator: &OperatorId) {
         let Some(call_id) = self
-            .dialling
             .direct
+            .0
             .iter()
             .find(|(_, t)| &t.operator == operator)
             .map(|(id, _)| id.clone())
         else {
             return;
         };
-        let Some(t) = self.dialling.direct.remove(&call_id) else {
+        let Some(t) = self.direct.0.remove(&call_id) else {
             return;
         };
         self.cancel_leg(now, &t.leg);
@@ -447,7 +450,7 @@ impl Core {
     /// The caller hung up while an operator rang for them: CANCEL, the ACD frees the operator,
     /// the transferring operator hears 487.
     pub(super) fn caller_gone_from_direct(&mut self, now: Instant, call_id: &str) {
-        let Some(t) = self.dialling.direct.remove(call_id) else {
+        let Some(t) = self.direct.0.remove(call_id) else {
             return;
         };
         self.cancel_leg(now, &t.leg);
@@ -462,7 +465,7 @@ impl Core {
     /// The transferring operator hung up while the target operator rings: `false` when no
     /// direct transfer of `call_id` is under way.
     pub(super) fn direct_transferor_left(&mut self, call_id: &str) -> bool {
-        match self.dialling.direct.get_mut(call_id) {
+        match self.direct.0.get_mut(call_id) {
             Some(t) => {
                 t.referrer_leg.clear();
                 true
@@ -474,18 +477,15 @@ impl Core {
     /// Sends the refer subscription's NOTIFY with `status` on our leg `leg_id` (final statuses
     /// terminate the subscription).
     pub(super) fn refer_notify(&mut self, now: Instant, leg_id: &str, status: u16) {
-        let Some(leg) = self.op_legs.get_mut(leg_id) else {
+        let Some((mut n, peer)) = self.op_legs.request(leg_id, |d, local, transport| {
+            let contact = format!("<sip:hotline@{local}>");
+            sip::refer::notify(d, local, transport, &contact, status)
+        }) else {
             return;
         };
-        let Some((d, peer)) = leg.dialog.as_mut() else {
-            return;
-        };
-        let local = host_port(leg.local);
-        let contact = format!("<sip:hotline@{local}>");
-        let mut n = sip::refer::notify(d, &local, peer.transport, &contact, status);
         n.headers
             .push(HeaderName::UserAgent, self.settings.user_agent.as_str());
-        match self.endpoint.send_request(now, *peer, n) {
+        match self.endpoint.send_request(now, peer, n) {
             Ok(t) => {
                 self.our_requests.insert(t);
             }

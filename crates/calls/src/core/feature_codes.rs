@@ -21,7 +21,10 @@ use sip::transaction::TxKey;
 use sip::{HeaderName, Peer, Request};
 use tracing::{debug, info, info_span, warn};
 
-use super::{answer_offer, random_token, with_to_tag, Call, CallState, Core, TimerKind};
+use super::{
+    answer_offer, random_token, with_to_tag, Call, CallState, Core, MenuState, QueueState,
+    TimerKind,
+};
 use super::{OperatorCommand, OperatorControlError};
 use crate::settings::{DtmfMode, LineSettings};
 
@@ -177,7 +180,7 @@ impl Core {
             }
         };
         let local = self.last_local.unwrap_or(peer.addr);
-        let Some(ports) = self.media.ports.allocate(local.ip()) else {
+        let Some(ports) = self.ports.allocate(local.ip()) else {
             warn!("no free RTP port for a feature-code call");
             let mut r = with_to_tag(req.response(503), &req, None);
             r.headers.push(HeaderName::RetryAfter, "5");
@@ -207,7 +210,7 @@ impl Core {
             .and_then(|p| settings.prompts.get(p))
             .map(|p| p.duration())
             .unwrap_or_default();
-        let rtp_port = ports.port;
+        let rtp_port = ports;
         let call = Call {
             span,
             appeal: String::new(),
@@ -231,17 +234,9 @@ impl Core {
             },
             prompts: settings.prompts.clone(),
             caller: operator,
-            ivr: None,
-            ivr_deadline: None,
+            menu: MenuState::default(),
             play_gen: 0,
-            ivr_end: None,
-            in_ivr: false,
-            queued: None,
-            last_queue: None,
-            waiting: None,
-            priority: 0,
-            acd_caller: None,
-            queued_at: None,
+            queue: QueueState::default(),
             operator: None,
             message_end: Some(now + length + TAIL),
             rtp_port,

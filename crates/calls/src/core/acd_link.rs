@@ -1,0 +1,146 @@
+//! The core's side of the ACD: operators' commands (book, then ACD), registrations, and the
+//! ACD's actions carried out.
+
+use super::*;
+
+impl Core {
+    /// Applies an operator's login, logout, pause or unpause: first to the operator book
+    /// (checked, recorded), then to the ACD. The admin API and the feature codes both come
+    /// here. A login's queues are resolved by the ACD first (`Acd::login_queues`: none named
+    /// means every skill queue; a queue outside the skills is refused before the book hears
+    /// of it), so the book records the queues the ACD serves the operator from.
+    pub fn operator_command(
+        &mut self,
+        now: Instant,
+        operator: &str,
+        cmd: OperatorCommand,
+    ) -> Result<(), OperatorControlError> {
+        let op = OperatorId::from(operator);
+        let cmd = match (cmd, self.acd.as_ref()) {
+            (OperatorCommand::Login { queues }, Some(acd)) => {
+                let named: Vec<acd::QueueId> = queues
+                    .iter()
+                    .map(|q| acd::QueueId::from(q.as_str()))
+                    .collect();
+                OperatorCommand::Login {
+                    queues: acd
+                        .login_queues(&op, &named)?
+                        .iter()
+                        .map(|q| q.as_str().to_owned())
+                        .collect(),
+                }
+            }
+            (cmd, _) => cmd,
+        };
+        self.book
+            .apply(operator, &cmd)
+            .map_err(OperatorControlError::Refused)?;
+        let acd = self.acd.as_mut().ok_or(OperatorControlError::NoAcd)?;
+        let registered = !self.registrar.lookup(now, operator).is_empty();
+        let what = format!("{cmd:?}");
+        match cmd {
+            OperatorCommand::Login { queues } => {
+                // the phone may have registered before the operator logged in
+                acd.set_registered(now, &op, registered)?;
+                let queues: Vec<acd::QueueId> = queues
+                    .iter()
+                    .map(|q| acd::QueueId::from(q.as_str()))
+                    .collect();
+                acd.login_to(now, &op, &queues)?;
+            }
+            OperatorCommand::Logout => acd.logout(now, &op)?,
+            OperatorCommand::Pause { reason } => {
+                acd.pause(now, &op, acd::PauseReason::Requested(reason))?
+            }
+            OperatorCommand::Unpause => acd.unpause(now, &op)?,
+        }
+        info!(operator, command = %what, "operator state changed in the ACD");
+        self.drain(now);
+        Ok(())
+    }
+
+    /// Tells the ACD which of the users whose bindings changed still have a live contact.
+    pub(super) fn registrations_changed(
+        &mut self,
+        now: Instant,
+        changes: &[sip::registrar::BindingChange],
+    ) {
+        let Some(acd) = self.acd.as_mut() else {
+            return;
+        };
+        let users: BTreeSet<&str> = changes.iter().map(|c| c.user.as_str()).collect();
+        for user in users {
+            let registered = !self.registrar.lookup(now, user).is_empty();
+            match acd.set_registered(now, &OperatorId::from(user), registered) {
+                Ok(()) | Err(AcdError::UnknownOperator(_)) => {}
+                Err(e) => debug!(error = %e, "registration not taken by the ACD"),
+            }
+        }
+    }
+
+    /// Carries out what the ACD asks for, until it has nothing more.
+    pub(super) fn drive_acd(&mut self, now: Instant) {
+        while let Some(action) = self.acd.as_mut().and_then(Acd::poll_action) {
+            self.on_acd_action(now, action);
+        }
+    }
+
+    pub(super) fn on_acd_action(&mut self, now: Instant, action: acd::Action) {
+        use acd::Action;
+        match action {
+            Action::Offer { caller, operators } => self.offer_operators(now, caller, operators),
+            Action::CancelOffer { caller, operator } => self.cancel_offer(now, caller, &operator),
+            Action::Connect { caller, operator } => {
+                self.waiting_over(caller);
+                self.connect(now, caller, operator)
+            }
+            Action::Left { caller, outcome } => {
+                self.callback_left(caller, &outcome);
+                let Some(call_id) = self.acd_callers.remove(&caller) else {
+                    return;
+                };
+                let Some(call) = self.calls.get_mut(&call_id) else {
+                    return;
+                };
+                call.queue.acd_caller = None;
+                let _e = call.span.clone().entered();
+                info!(?outcome, "caller left the ACD");
+                if let Some(queue) = call.queue.queued.take() {
+                    self.stats.queue_leave(&queue, &call_id);
+                    call.queue.last = Some(queue);
+                }
+            }
+            Action::CancelDirect { operator } => self.direct_rang_out(now, &operator),
+            Action::Overflow {
+                caller,
+                to: acd::OverflowAction::Queue(q),
+                reason,
+            } => {
+                let Some(call_id) = self.acd_callers.get(&caller).cloned() else {
+                    return;
+                };
+                let Some(call) = self.calls.get_mut(&call_id) else {
+                    return;
+                };
+                let _e = call.span.clone().entered();
+                info!(to = %q, ?reason, "caller overflowed to another queue");
+                if let Some(old) = call.queue.queued.replace(q.to_string()) {
+                    self.stats.queue_leave(&old, &call_id);
+                }
+                self.stats.queue_enter(q.as_str(), &call_id, now);
+                if let Some(music) = self.settings.moh_for(q.as_str()) {
+                    call.music(&mut self.outputs, Some(music));
+                }
+            }
+            a @ (Action::Announce { .. }
+            | Action::OfferCallback { .. }
+            | Action::Overflow { .. }) => self.on_waiting_action(now, a),
+            Action::StartCallback {
+                caller,
+                number,
+                operator,
+            } => self.start_callback(now, caller, number, operator),
+            other => debug!(action = ?other, "ACD action not carried out yet"),
+        }
+    }
+}

@@ -1,0 +1,570 @@
+//! Call control: the one place that owns the transaction endpoint, the registrar and every call.
+//!
+//! `Core` is driven like the sans-IO cores it holds: [`Input`]s and the time go in, [`Output`]s
+//! come out (see the crate's top comment). One driver owns it, so it needs no locks.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use acd::{Acd, AcdError, CallerId, OperatorId, QueueId};
+use rand::Rng;
+use sip::auth::{AuthOutcome, DigestServer};
+use sip::dialog::{Dialog, DialogError};
+use sip::registrar::Registrar;
+use sip::transaction::{Endpoint, Event, TxKey};
+use sip::{HeaderName, Message, Method, Peer, Request, Response};
+use tracing::{debug, info, info_span, warn, Span};
+
+use crate::io::{DtmfVia, Input, LegId, MediaCommand, MediaEvent, MediaPorts, Output};
+use crate::settings::{menu_prompt_name, DtmfMode, LineSettings, Settings};
+use crate::{CallArrived, CallEnded, CallLog, Caller, EndReason, IvrEnd, IvrStep, Stats};
+use media::prompts::{PromptCache, PromptName, PromptSequence};
+use media::sdp::{self, Negotiated};
+
+mod acd_reload;
+pub(crate) mod feature_codes;
+mod operator_legs;
+use operator_legs::{Connected, OpLegs};
+mod callbacks;
+mod outbound;
+mod transfer;
+
+pub(crate) mod queue;
+use crate::waiting::Waiting;
+
+mod acd_link;
+mod call;
+mod dispatch;
+mod menu;
+mod sip_msg;
+use sip_msg::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    /// 180 sent; the 200 goes out at `answer_at`.
+    Ringing,
+    /// 200 sent.
+    Answered,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Answer,
+    SessionExpiry,
+    MaxDuration,
+    /// The voice menu's `poll_timeout` (a menu or collect waiting for a key).
+    Ivr,
+    /// A voice-menu message reached its longest length.
+    MessageEnd,
+    /// The waiting caller's callback dialogue waits for a key (`waiting.rs`).
+    Waiting,
+    /// A feature-code call's confirmation has played (its `message_end`): hang up.
+    FeatureCodeDone,
+}
+
+struct Call {
+    span: Span,
+    /// The appeal this call is written down as.
+    appeal: String,
+    peer: Peer,
+    local: SocketAddr,
+    state: CallState,
+    invite_tx: Option<TxKey>,
+    invite: Request,
+    /// Our UAS dialog with the caller (tags, route set, remote target, CSeqs).
+    dialog: Dialog,
+    neg: Option<Negotiated>,
+    /// The line's settings (greeting, DTMF mode, recording, menu) as they were when the call
+    /// arrived: a reload does not change them for this call.
+    line: LineSettings,
+    /// The prompts of the configuration the call arrived under.
+    prompts: Arc<PromptCache>,
+    /// The caller's number (From), offered back by callback nodes.
+    caller: String,
+    /// The caller's walk through the line's voice menu.
+    menu: MenuState,
+    /// Number of the current playback; a finish of an older one is ignored.
+    play_gen: u64,
+    /// The caller's part in the queues.
+    queue: QueueState,
+    /// The operator the caller is bridged to.
+    operator: Option<Connected>,
+    /// When a message being recorded ends.
+    message_end: Option<Instant>,
+    rtp_port: u16,
+    /// The RTP/RTCP pair taken when the INVITE arrived and not started yet (until the answer).
+    ports: Option<u16>,
+    /// The running RTP leg (from the answer on).
+    leg: Option<LegId>,
+    /// The kind of DTMF that won in `auto` mode (the first to arrive).
+    dtmf_via: Option<DtmfVia>,
+    sdp_session: u64,
+    sdp_version: u64,
+    session_expires: Option<u32>,
+    answer_at: Instant,
+    expires_at: Option<Instant>,
+    end_at: Instant,
+}
+
+/// A call's voice menu (from the answer on).
+#[derive(Default)]
+struct MenuState {
+    session: Option<ivr::IvrSession>,
+    /// When the menu's timer is armed for (a timer entry for another time is stale).
+    deadline: Option<Instant>,
+    /// Where the menu ended, for the appeal's outcome.
+    end: Option<IvrEnd>,
+    /// Counted in [`Stats::calls_in_ivr`]: walking the menu, not (yet) in a queue.
+    in_ivr: bool,
+}
+
+/// A caller's part in the queues.
+#[derive(Default)]
+struct QueueState {
+    /// The queue the call waits in (counted in [`Stats::queue_waits`]).
+    queued: Option<String>,
+    /// The queue the caller last left in the ACD (answered there): where a failed transfer
+    /// puts them back.
+    last: Option<String>,
+    /// The call's id in the ACD while it is there (waiting or being offered).
+    acd_caller: Option<CallerId>,
+    /// When the caller entered the queue (the wait an operator's answer reports).
+    since: Option<Instant>,
+    /// The caller's priority in the ACD (kept when a transfer puts it back in a queue).
+    priority: u8,
+    /// What the caller hears and may do while in a queue (`crate::waiting`), from the queue
+    /// on until an operator answers.
+    waiting: Option<Waiting>,
+}
+
+impl Call {
+    /// Plays `seq` on the call's leg under the current playback number (its end comes back
+    /// as `PlaybackFinished` with it).
+    fn play(&self, out: &mut VecDeque<Output>, seq: PromptSequence) {
+        if let Some(leg) = &self.leg {
+            out.push_back(Output::Media(MediaCommand::Play {
+                leg: leg.clone(),
+                seq,
+                generation: self.play_gen,
+            }));
+        }
+    }
+
+    /// Silence from the next tick; the stopped playback's end is never taken (a new number).
+    fn stop_playback(&mut self, out: &mut VecDeque<Output>) {
+        self.play_gen += 1;
+        if let Some(leg) = &self.leg {
+            out.push_back(Output::Media(MediaCommand::StopPlayback {
+                leg: leg.clone(),
+            }));
+        }
+    }
+
+    /// Loops `music` (a queue's music on hold) on the call's leg; silence for `None`.
+    fn music(&self, out: &mut VecDeque<Output>, music: Option<&PromptName>) {
+        let Some(leg) = self.leg.clone() else {
+            return;
+        };
+        out.push_back(Output::Media(match music {
+            Some(music) => MediaCommand::PlayMoh {
+                leg,
+                prompts: self.prompts.clone(),
+                music: music.clone(),
+            },
+            None => MediaCommand::StopPlayback { leg },
+        }));
+    }
+}
+
+pub struct Core {
+    settings: Arc<Settings>,
+    endpoint: Endpoint,
+    registrar: Registrar,
+    trunk_auth: DigestServer,
+    calls: HashMap<String, Call>,
+    timers: BTreeSet<(Instant, String, TimerKind)>,
+    draining: bool,
+    /// RTP ports for new legs (the media edge binds them).
+    ports: Box<dyn MediaPorts>,
+    /// What the driver has still to carry out, in order ([`Core::poll_output`]).
+    outputs: VecDeque<Output>,
+    stats: Arc<Stats>,
+    log: Arc<dyn CallLog>,
+    /// Client transactions we started and still wait on.
+    our_requests: std::collections::HashSet<TxKey>,
+    /// Our address the last message arrived on (for the Contact of a new call).
+    last_local: Option<SocketAddr>,
+    /// The civil time at an instant, as the driver last read it ([`Core::set_wallclock`]):
+    /// voice-menu schedules run on it, and the core never reads the clock itself.
+    wall: (Instant, SystemTime),
+    /// The ACD, built once from [`Settings::acd`] (a reload keeps it); `None` without one.
+    acd: Option<Acd>,
+    /// Callers in the ACD: their id → the call's Call-ID.
+    acd_callers: HashMap<CallerId, String>,
+    /// The last [`CallerId`] given out.
+    next_caller: u64,
+    /// Our calls out: to operators and through the trunk (see `operator_legs`).
+    op_legs: OpLegs,
+    /// Whether returning-caller lookups are answered (see `waiting.rs`); without, callers
+    /// join their queue at once.
+    returning: bool,
+    /// When the lines' working hours are next looked at for the queues (`waiting.rs`).
+    hours_next: Instant,
+    /// Each queue's open/closed as last told to the ACD.
+    hours_applied: HashMap<String, bool>,
+    /// Where operators' work state is checked and kept before the ACD hears of a change.
+    book: Arc<dyn crate::OperatorBook>,
+    /// Callbacks booked and being dialled (see `callbacks`).
+    callbacks: callbacks::Callbacks,
+    /// Transfers to numbers (see `outbound`).
+    dialling: outbound::Dialling,
+    /// Transfers to operators (see `transfer`).
+    direct: transfer::DirectTransfers,
+}
+
+/// What an admin or a softphone feature code asks of an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorCommand {
+    /// Start work; `queues` as the admin named them (empty: every queue of the skills).
+    Login {
+        queues: Vec<String>,
+    },
+    Logout,
+    Pause {
+        reason: String,
+    },
+    Unpause,
+}
+
+/// Why an [`OperatorCommand`] was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperatorControlError {
+    #[error("the SIP gateway is not running")]
+    Stopped,
+    #[error("no ACD runs (no queues configured)")]
+    NoAcd,
+    #[error(transparent)]
+    Acd(#[from] AcdError),
+    /// The operator book refused it (unknown operator, or not in a state it applies to).
+    #[error(transparent)]
+    Refused(crate::OperatorRefusal),
+}
+
+impl Core {
+    // the parts are built in `Gateway::run`; a builder would only rename the arguments
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        now: Instant,
+        wall: SystemTime,
+        settings: Arc<Settings>,
+        endpoint: Endpoint,
+        registrar: Registrar,
+        trunk_auth: DigestServer,
+        stats: Arc<Stats>,
+        log: Arc<dyn CallLog>,
+        ports: Box<dyn MediaPorts>,
+        book: Arc<dyn crate::OperatorBook>,
+    ) -> Core {
+        let acd = settings.acd.clone().and_then(|c| match Acd::new(c) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                warn!(error = %e, "the ACD configuration is unusable; queues get no operators");
+                None
+            }
+        });
+        Core {
+            book,
+            acd,
+            acd_callers: HashMap::new(),
+            next_caller: 0,
+            op_legs: OpLegs::default(),
+            returning: false,
+            hours_next: now,
+            hours_applied: HashMap::new(),
+            callbacks: Default::default(),
+            dialling: Default::default(),
+            direct: Default::default(),
+            settings,
+            endpoint,
+            registrar,
+            trunk_auth,
+            calls: HashMap::new(),
+            timers: BTreeSet::new(),
+            draining: false,
+            ports,
+            outputs: VecDeque::new(),
+            stats,
+            log,
+            our_requests: Default::default(),
+            last_local: None,
+            wall: (now, wall),
+        }
+    }
+
+    /// Takes one input (see the crate's top comment); drain [`Core::poll_output`] after it.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Sip { peer, local, msg } => self.handle_message(now, peer, local, msg),
+            Input::Media(ev) => self.handle_media(now, ev),
+            Input::Returning(found) => self.returning_found(now, found),
+            Input::Timeout => self.handle_timeout(now),
+        }
+    }
+
+    /// The next thing to carry out, in order; `None` when there is nothing more until the
+    /// next input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Asks the driver to carry out a media command.
+    fn media(&mut self, cmd: MediaCommand) {
+        self.outputs.push_back(Output::Media(cmd));
+    }
+
+    /// Bridges two legs when both run (a leg the core holds has not been closed); `false`
+    /// when one of them has no media.
+    fn bridge(&mut self, a: Option<LegId>, b: Option<LegId>) -> bool {
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                self.media(MediaCommand::Bridge { a, b });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The driver's reading of the civil time at `now` (taken once per input, by the driver).
+    pub fn set_wallclock(&mut self, now: Instant, wall: SystemTime) {
+        self.wall = (now, wall);
+    }
+
+    fn wallclock(&self, now: Instant) -> chrono::DateTime<chrono::Utc> {
+        let (at, wall) = self.wall;
+        let t = if now >= at {
+            wall.checked_add(now - at)
+        } else {
+            wall.checked_sub(at - now)
+        };
+        chrono::DateTime::from(t.unwrap_or(wall))
+    }
+
+    /// A reloaded configuration: calls that arrive from now on get its lines, menus, prompts,
+    /// trunks and operators; calls in progress keep what they started with. Settings only a
+    /// restart can change stay as they are; their names are returned when they differ.
+    pub fn reload(&mut self, now: Instant, mut settings: Settings) -> Vec<&'static str> {
+        let ignored = settings.keep_restart_only(&self.settings);
+        let old = self.settings.clone();
+        self.settings = Arc::new(settings);
+        self.reload_operators(now, &old);
+        ignored
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Whether a call with this Call-ID is up or being set up (overload shedding asks).
+    pub fn has_call(&self, call_id: &str) -> bool {
+        self.calls.contains_key(call_id)
+    }
+
+    /// Lines of the configuration new calls get.
+    pub fn lines(&self) -> usize {
+        self.settings.lines.len()
+    }
+
+    /// Requests we sent (BYEs) still waiting for their final response.
+    pub fn outstanding_requests(&self) -> usize {
+        self.our_requests.len()
+    }
+
+    /// The earliest moment something has to happen.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let call = self.timers.iter().next().map(|(t, _, _)| *t);
+        [
+            call,
+            self.endpoint.poll_timeout(),
+            self.registrar.poll_timeout(),
+            self.acd.as_ref().and_then(Acd::poll_timeout),
+            self.acd.as_ref().map(|_| self.hours_next),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn handle_message(&mut self, now: Instant, peer: Peer, local: SocketAddr, msg: Message) {
+        if let Message::Request(r) = &msg {
+            self.stats.count_request(r.method.as_str());
+            // remember where requests for this transaction came in, for our answers' Contact
+            if let Ok(id) = r.headers.call_id() {
+                if let Some(call) = self.calls.get_mut(id) {
+                    call.local = local;
+                }
+            }
+        }
+        self.last_local = Some(local);
+        self.endpoint.handle_message(now, peer, msg);
+        self.drain(now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.endpoint.handle_timeout(now);
+        let expired = self.registrar.expire(now);
+        for change in &expired {
+            debug!(?change, "registration expired");
+        }
+        if !expired.is_empty() {
+            self.stats.publish_registrations(&self.registrar);
+            self.registrations_changed(now, &expired);
+        }
+        self.check_hours(now);
+        if let Some(acd) = self.acd.as_mut() {
+            if acd.poll_timeout().is_some_and(|at| at <= now) {
+                acd.handle_timeout(now);
+            }
+        }
+        while let Some((at, _, _)) = self.timers.iter().next() {
+            if *at > now {
+                break;
+            }
+            let Some((at, call_id, kind)) = self.timers.pop_first() else {
+                break;
+            };
+            self.fire(now, at, &call_id, kind);
+        }
+        self.drain(now);
+    }
+
+    /// What the RTP legs report: digits and dead calls.
+    fn handle_media(&mut self, now: Instant, ev: MediaEvent) {
+        match ev {
+            MediaEvent::Digit {
+                call_id,
+                digit,
+                via,
+            } => self.digit(now, &call_id, digit, via),
+            MediaEvent::PlaybackFinished {
+                call_id,
+                generation,
+            } => {
+                let Some(call) = self.calls.get_mut(&*call_id) else {
+                    return;
+                };
+                if call.play_gen != generation {
+                    return; // a playback replaced or stopped since
+                }
+                if let Some(s) = call.menu.session.as_mut() {
+                    s.handle_playback_finished(now);
+                }
+                self.drive_ivr(now, &call_id);
+                self.waiting_playback_finished(now, &call_id);
+                self.drain(now);
+            }
+            MediaEvent::RecordFailed { call_id } => {
+                if let Some(call) = self.calls.get(&*call_id) {
+                    let _e = call.span.clone().entered();
+                    warn!("cannot record the message; ending the call");
+                    self.end_call(now, &call_id, EndReason::IvrHangup);
+                    self.drain(now);
+                }
+            }
+            MediaEvent::Inactive { call_id } => {
+                if let Some(call) = self.calls.get(&*call_id) {
+                    self.stats.rtp_timeouts.fetch_add(1, Ordering::Relaxed);
+                    let _e = call.span.clone().entered();
+                    warn!(
+                        timeout_s = self.settings.rtp_timeout.unwrap_or_default().as_secs(),
+                        "no RTP from the caller; hanging up"
+                    );
+                    self.end_call(now, &call_id, EndReason::RtpTimeout);
+                    self.drain(now);
+                }
+            }
+        }
+    }
+
+    /// Stop taking new calls; calls in progress go on.
+    pub fn begin_drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// Hang up every call (end of the shutdown grace period).
+    pub fn hangup_all(&mut self, now: Instant) {
+        let ids: Vec<String> = self.calls.keys().cloned().collect();
+        for id in ids {
+            self.end_call(now, &id, EndReason::Shutdown);
+        }
+        self.drain(now);
+    }
+
+    /// Drain the endpoint's outputs after every input.
+    fn drain(&mut self, now: Instant) {
+        loop {
+            self.drive_acd(now);
+            while let Some(t) = self.endpoint.poll_transmit() {
+                self.stats.count_sent(&t.bytes);
+                self.outputs.push_back(Output::Transmit(t));
+            }
+            let Some(ev) = self.endpoint.poll_event() else {
+                break;
+            };
+            self.on_event(now, ev);
+        }
+        self.stats
+            .calls
+            .store(self.calls.len() as u64, Ordering::Relaxed);
+        self.stats
+            .call_timers
+            .store(self.timers.len() as u64, Ordering::Relaxed);
+        // after a burst, the calls table (each `Call` is stored inline) gives its room back
+        if self.calls.capacity() > 256 && self.calls.len() * 4 < self.calls.capacity() {
+            self.calls.shrink_to(self.calls.len() * 2);
+        }
+        if let Some(acd) = &self.acd {
+            self.stats.activity.publish(acd);
+        }
+    }
+
+    fn fire(&mut self, now: Instant, at: Instant, call_id: &str, kind: TimerKind) {
+        let Some(call) = self.calls.get(call_id) else {
+            return;
+        };
+        match kind {
+            TimerKind::Answer if call.answer_at == at => self.answer(now, call_id),
+            TimerKind::SessionExpiry if call.expires_at == Some(at) => {
+                let _e = call.span.clone().entered();
+                warn!("session timer expired without a refresh; hanging up");
+                self.end_call(now, call_id, EndReason::SessionExpired);
+            }
+            TimerKind::MaxDuration if call.end_at == at => {
+                let _e = call.span.clone().entered();
+                warn!("call reached the maximum duration; hanging up");
+                self.end_call(now, call_id, EndReason::MaxDuration);
+            }
+            TimerKind::Ivr if call.menu.deadline == Some(at) => {
+                if let Some(call) = self.calls.get_mut(call_id) {
+                    call.menu.deadline = None;
+                    if let Some(s) = call.menu.session.as_mut() {
+                        s.handle_timeout(now);
+                    }
+                }
+                self.drive_ivr(now, call_id);
+            }
+            TimerKind::Waiting => self.waiting_timeout(now, call_id, at),
+            TimerKind::MessageEnd if call.message_end == Some(at) => {
+                let _e = call.span.clone().entered();
+                info!("message reached its longest length; hanging up");
+                self.end_call(now, call_id, EndReason::IvrHangup);
+            }
+            TimerKind::FeatureCodeDone if call.message_end == Some(at) => {
+                self.end_call(now, call_id, EndReason::IvrHangup);
+            }
+            _ => {}
+        }
+    }
+}

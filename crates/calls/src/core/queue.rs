@@ -1,0 +1,475 @@
+//! The core's side of a caller in a queue: the ACD's `Announce`, `OfferCallback` and
+//! `Overflow` carried out through the caller's [`Waiting`] dialogue (see `crate::waiting`),
+//! joining the ACD (with a returning-caller lookup first when the queue asks for one), and the
+//! lines' working hours opening and closing the queues.
+
+use super::*;
+use crate::waiting::{callback_number, Do, OVERFLOW_MESSAGE_MAX};
+use acd::Estimate;
+
+impl Core {
+    /// Carries out one of the ACD's actions for a waiting caller: `Announce`, `OfferCallback`
+    /// and `Overflow` to a message or a callback (an overflow to another queue is the core's).
+    pub(super) fn on_waiting_action(&mut self, now: Instant, action: acd::Action) {
+        use acd::{Action, OverflowAction};
+        let (caller, step) = match action {
+            Action::Announce {
+                caller,
+                position,
+                estimated_wait,
+            } => (caller, Step::Announce(position, estimated_wait)),
+            Action::OfferCallback { caller }
+            | Action::Overflow {
+                caller,
+                to: OverflowAction::Callback,
+                ..
+            } => (caller, Step::Offer),
+            Action::Overflow {
+                caller,
+                to: OverflowAction::Message,
+                ..
+            } => (caller, Step::Message),
+            _ => return,
+        };
+        let Some(call_id) = self.acd_callers.get(&caller).cloned() else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&call_id) else {
+            return;
+        };
+        let _e = call.span.clone().entered();
+        let Some(w) = call.queue.waiting.as_mut() else {
+            return;
+        };
+        let todo = match step {
+            Step::Announce(position, wait) => {
+                debug!(position, ?wait, "announcing the place in the queue");
+                w.announce(position, wait)
+            }
+            Step::Offer => {
+                info!("callback offered");
+                w.offer_callback()
+            }
+            Step::Message => {
+                info!("queue overflowed to a message");
+                Some(w.leave_message())
+            }
+        };
+        if let Some(todo) = todo {
+            self.waiting_do(now, &call_id, todo);
+        }
+    }
+
+    /// The waiting dialogue of `call_id`, while it waits in a queue.
+    fn waiting_of(&mut self, call_id: &str) -> Option<&mut Waiting> {
+        self.calls
+            .get_mut(call_id)
+            .and_then(|c| c.queue.waiting.as_mut())
+    }
+
+    /// A key for a caller waiting in a queue; `false` when the queue does not take keys for
+    /// this call (the voice menu gets it).
+    pub(super) fn waiting_digit(&mut self, now: Instant, call_id: &str, digit: char) -> bool {
+        let Some(w) = self.waiting_of(call_id) else {
+            return false;
+        };
+        if !w.takes_keys() {
+            return true;
+        }
+        if let Some(todo) = w.digit(now, digit) {
+            self.waiting_do(now, call_id, todo);
+        }
+        self.arm_waiting_timer(call_id);
+        true
+    }
+
+    /// A playback of the waiting caller's leg ended.
+    pub(super) fn waiting_playback_finished(&mut self, now: Instant, call_id: &str) {
+        let Some(w) = self.waiting_of(call_id) else {
+            return;
+        };
+        if let Some(todo) = w.playback_finished(now) {
+            self.waiting_do(now, call_id, todo);
+        }
+        self.arm_waiting_timer(call_id);
+    }
+
+    /// The waiting dialogue's timer (`TimerKind::Waiting`) fired for `at`.
+    pub(super) fn waiting_timeout(&mut self, now: Instant, call_id: &str, at: Instant) {
+        let Some(w) = self.waiting_of(call_id) else {
+            return;
+        };
+        if w.deadline() != Some(at) {
+            return; // re-armed or cleared since
+        }
+        if let Some(todo) = w.handle_timeout(now) {
+            self.waiting_do(now, call_id, todo);
+        }
+    }
+
+    /// The caller is connected to an operator (or gone from the queue): the dialogue ends
+    /// and nothing of it plays any more (the bridge has replaced the leg's source).
+    pub(super) fn waiting_over(&mut self, caller: CallerId) {
+        if let Some(call) = self
+            .acd_callers
+            .get(&caller)
+            .and_then(|id| self.calls.get_mut(id))
+        {
+            if call.queue.waiting.take().is_some() {
+                // a playback of the dialogue that ends now is not ours any more
+                call.play_gen += 1;
+            }
+        }
+    }
+
+    fn arm_waiting_timer(&mut self, call_id: &str) {
+        if let Some(at) = self
+            .calls
+            .get(call_id)
+            .and_then(|c| c.queue.waiting.as_ref())
+            .and_then(Waiting::deadline)
+        {
+            self.timers
+                .insert((at, call_id.to_string(), TimerKind::Waiting));
+        }
+    }
+
+    fn waiting_do(&mut self, now: Instant, call_id: &str, todo: Do) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let _e = call.span.clone().entered();
+        match todo {
+            Do::Play(names) => {
+                call.play_gen += 1;
+                let seq = call.prompts.sequence(&names);
+                match (&call.leg, seq) {
+                    (Some(_), Ok(seq)) => call.play(&mut self.outputs, seq),
+                    (_, Err(e)) => {
+                        warn!(error = %e, "a queue prompt is not loaded; skipping it");
+                        if let Some(w) = call.queue.waiting.as_mut() {
+                            if let Some(next) = w.playback_finished(now) {
+                                self.waiting_do(now, call_id, next);
+                            }
+                        }
+                    }
+                    (None, _) => {}
+                }
+            }
+            Do::Stop => call.stop_playback(&mut self.outputs),
+            Do::Music => {
+                call.play_gen += 1;
+                let music = call
+                    .queue
+                    .queued
+                    .as_deref()
+                    .and_then(|q| self.settings.moh_for(q));
+                call.music(&mut self.outputs, music);
+            }
+            Do::Book(number) => self.confirm_callback(now, call_id, number),
+            Do::Record => self.start_message(now, call_id, OVERFLOW_MESSAGE_MAX),
+            Do::Hangup => self.end_call(now, call_id, EndReason::IvrHangup),
+        }
+    }
+
+    /// The caller confirmed `number`: the ACD keeps the place in line (`book_callback`, which
+    /// also keeps what dialling needs), the appeal gets the request, and the call ends after
+    /// the closing prompt without leaving the queue.
+    fn confirm_callback(&mut self, now: Instant, call_id: &str, number: String) {
+        // the queue the place is kept in (booking takes the call out of it)
+        let queue = self.calls.get(call_id).and_then(|c| c.queue.queued.clone());
+        let result = self.book_callback(now, call_id, &number);
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let todo = match result {
+            Ok(()) => {
+                info!("callback booked; the caller keeps the place in the queue");
+                call.menu.end = Some(IvrEnd::Callback);
+                self.log
+                    .ivr_step(&call.appeal, &IvrStep::CallbackRequested { number, queue });
+                call.queue.waiting.as_mut().map(Waiting::booked)
+            }
+            Err(e) => {
+                warn!(error = %e, "the ACD did not take the callback; the caller keeps waiting");
+                call.queue.waiting.as_mut().map(Waiting::refused)
+            }
+        };
+        if let Some(todo) = todo {
+            self.waiting_do(now, call_id, todo);
+        }
+    }
+}
+
+/// How long a returning-caller lookup may take before the caller joins without a preference.
+pub const RETURNING_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The answer of a returning-caller lookup ([`crate::ReturningQuery::answer`]).
+#[derive(Debug)]
+pub struct ReturningFound {
+    pub(crate) call_id: String,
+    pub(crate) queue: String,
+    pub(crate) priority: u8,
+    /// The operator, none, or why there is no answer (an error or the timeout).
+    pub(crate) operator: Result<Option<String>, String>,
+}
+
+impl Core {
+    /// Whether the driver answers [`Output::LookupReturning`]. Without, callers join their
+    /// queue at once, without a preference.
+    pub fn set_returning_lookups(&mut self, on: bool) {
+        self.returning = on;
+    }
+
+    /// The caller reached `queue`: it joins the ACD now, or — when the queue looks for
+    /// returning callers and the caller has a number — once the store said who handled the
+    /// caller's open appeal (at most [`RETURNING_TIMEOUT`] later; the music plays meanwhile).
+    pub(super) fn queue_join(&mut self, now: Instant, call_id: &str, queue: &str, priority: u8) {
+        let lookback = self
+            .settings
+            .acd
+            .as_ref()
+            .and_then(|a| a.queues.iter().find(|q| q.id.as_str() == queue))
+            .and_then(|q| q.returning)
+            .map(|r| r.lookback);
+        let number = self
+            .calls
+            .get(call_id)
+            .and_then(|c| callback_number(&c.caller))
+            .map(str::to_owned);
+        let (Some(lookback), Some(number), true) = (lookback, number, self.returning) else {
+            return self.acd_join(now, call_id, queue, priority, None);
+        };
+        self.outputs
+            .push_back(Output::LookupReturning(crate::io::ReturningQuery {
+                number,
+                lookback,
+                call_id: call_id.to_owned(),
+                queue: queue.to_owned(),
+                priority,
+            }));
+    }
+
+    /// A returning-caller lookup answered (or gave up): the caller joins its queue, with the
+    /// operator found as its preference. A caller that hung up or moved on meanwhile is left
+    /// alone.
+    pub(crate) fn returning_found(&mut self, now: Instant, found: ReturningFound) {
+        let Some(call) = self.calls.get(&found.call_id) else {
+            return;
+        };
+        if call.queue.acd_caller.is_some()
+            || call.queue.queued.as_deref() != Some(found.queue.as_str())
+        {
+            return;
+        }
+        let _e = call.span.clone().entered();
+        let operator = match found.operator {
+            Ok(Some(op)) => {
+                info!(operator = %op, "returning caller: their operator goes first");
+                Some(OperatorId::from(op.as_str()))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                warn!(error = %e, "returning-caller lookup failed; the caller joins without a preference");
+                None
+            }
+        };
+        self.acd_join(
+            now,
+            &found.call_id,
+            &found.queue,
+            found.priority,
+            operator.as_ref(),
+        );
+        self.drain(now);
+    }
+
+    /// The caller joins the ACD's `queue` (when there is an ACD), logging a refusal.
+    fn acd_join(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        queue: &str,
+        priority: u8,
+        returning: Option<&OperatorId>,
+    ) {
+        if self.acd.is_none() {
+            return;
+        }
+        if let Err(e) = self.join_acd(now, call_id, queue, priority, returning) {
+            warn!(error = %e, "the ACD did not take the caller");
+        }
+    }
+
+    /// The one place a call becomes an ACD caller: `caller_joined` with a fresh [`CallerId`],
+    /// and the call and the id map told. A call that is gone joins nothing (`Ok`).
+    pub(super) fn join_acd(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        queue: &str,
+        priority: u8,
+        returning: Option<&OperatorId>,
+    ) -> Result<(), AcdError> {
+        let acd = self
+            .acd
+            .as_mut()
+            .ok_or_else(|| AcdError::UnknownQueue(QueueId::from(queue)))?;
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return Ok(());
+        };
+        self.next_caller += 1;
+        let id = CallerId(self.next_caller);
+        acd.caller_joined(now, id, &QueueId::from(queue), priority, returning)?;
+        call.queue.priority = priority;
+        call.queue.acd_caller = Some(id);
+        self.acd_callers.insert(id, call_id.to_string());
+        Ok(())
+    }
+}
+
+/// How often the lines' working hours are looked at for the queues' callback hours.
+pub(crate) const HOURS_EVERY: Duration = Duration::from_secs(30);
+
+/// The line's working hours: its menu's `schedule` node (the start node when it is one, else
+/// the first), or none for a line without a menu or a schedule.
+fn line_hours(line: &LineSettings) -> Option<&ivr::schedule::Timetable> {
+    let menu = line.menu.as_ref()?;
+    let start = match menu.node(&line.start) {
+        Some(ivr::Node::Schedule(s)) => Some(&s.timetable),
+        _ => None,
+    };
+    start.or_else(|| {
+        menu.nodes().values().find_map(|n| match n {
+            ivr::Node::Schedule(s) => Some(&s.timetable),
+            _ => None,
+        })
+    })
+}
+
+/// Whether each queue is within working hours at `at`: a queue is open when any line with
+/// hours whose menu sends callers to it is open. Queues only lines without hours reach are
+/// not listed (they stay open).
+pub(crate) fn queue_hours(
+    lines: &[LineSettings],
+    at: chrono::DateTime<chrono::Utc>,
+) -> std::collections::BTreeMap<String, bool> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in lines {
+        let (Some(hours), Some(menu)) = (line_hours(line), line.menu.as_ref()) else {
+            continue;
+        };
+        let open = hours.verdict(at) == ivr::schedule::Verdict::Open;
+        for node in menu.nodes().values() {
+            if let ivr::Node::Queue(q) = node {
+                *out.entry(q.queue.clone()).or_insert(false) |= open;
+            }
+        }
+    }
+    out
+}
+
+impl Core {
+    /// Every [`HOURS_EVERY`]: tells the ACD which queues are within their lines' working hours
+    /// (`Acd::set_open`, when it changes), so callbacks are dialled only then.
+    pub(super) fn check_hours(&mut self, now: Instant) {
+        if now < self.hours_next {
+            return;
+        }
+        self.hours_next = now + HOURS_EVERY;
+        let wall = self.wallclock(now);
+        let Some(acd) = self.acd.as_mut() else {
+            return;
+        };
+        for (queue, open) in queue_hours(&self.settings.lines, wall) {
+            if self.hours_applied.get(&queue) == Some(&open) {
+                continue;
+            }
+            match acd.set_open(now, &QueueId::from(queue.as_str()), open) {
+                Ok(()) => {
+                    info!(%queue, open, "queue hours for callbacks");
+                    self.hours_applied.insert(queue, open);
+                }
+                Err(e) => debug!(error = %e, %queue, "queue hours not taken by the ACD"),
+            }
+        }
+    }
+}
+
+/// What an ACD action asks of the waiting caller.
+enum Step {
+    Announce(usize, Estimate),
+    Offer,
+    Message,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line whose menu starts with `mon-fri 09:00-18:00` (Novosibirsk) and sends callers to
+    /// `q1` or `q2`; a second line without hours reaches `q3`.
+    fn lines(dir: &std::path::Path) -> Vec<LineSettings> {
+        std::fs::create_dir_all(dir.join("p")).unwrap();
+        std::fs::write(dir.join("p/prompts.toml"), "").unwrap();
+        let load = |name: &str, text: &str, start: &str| {
+            let file = dir.join(name);
+            std::fs::write(&file, text).unwrap();
+            let cx = ivr::Context {
+                start,
+                start_at: None,
+                queues: None,
+            };
+            LineSettings {
+                id: name.into(),
+                numbers: vec![],
+                name: name.into(),
+                ring: Duration::ZERO,
+                greeting: None,
+                dtmf: crate::DtmfMode::Auto,
+                record: false,
+                menu: Some(Arc::new(ivr::load(&[file], &cx).unwrap())),
+                start: start.into(),
+            }
+        };
+        vec![
+            load(
+                "hours.toml",
+                "prompts = \"p\"\noperator = \"q1\"\n\
+                 [[schedule]]\nid = \"hours\"\ntimezone = \"Asia/Novosibirsk\"\n\
+                 hours = [\"mon-fri 09:00-18:00\"]\nopen = \"q1\"\nclosed = \"q2\"\n\
+                 [[queue]]\nid = \"q1\"\nqueue = \"q1\"\n\
+                 [[queue]]\nid = \"q2\"\nqueue = \"q2\"\n",
+                "hours",
+            ),
+            load(
+                "always.toml",
+                "prompts = \"p\"\noperator = \"q3\"\n\
+                 [[queue]]\nid = \"q3\"\nqueue = \"q3\"\n",
+                "q3",
+            ),
+        ]
+    }
+
+    #[test]
+    fn queues_follow_the_hours_of_the_lines_that_reach_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = lines(dir.path());
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        // Monday 10:00 in Novosibirsk (UTC+7): open
+        let open = queue_hours(&lines, at("2026-11-23T10:00:00+07:00"));
+        assert_eq!(open.get("q1"), Some(&true));
+        assert_eq!(open.get("q2"), Some(&true));
+        // Monday 20:00 and Sunday noon: closed; q3 only a line without hours reaches
+        for closed in ["2026-11-23T20:00:00+07:00", "2026-11-22T12:00:00+07:00"] {
+            let h = queue_hours(&lines, at(closed));
+            assert_eq!(h.get("q1"), Some(&false), "{closed}");
+            assert_eq!(h.get("q2"), Some(&false), "{closed}");
+            assert_eq!(h.get("q3"), None, "{closed}");
+        }
+    }
+}

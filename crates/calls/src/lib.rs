@@ -1,0 +1,78 @@
+//! Call control without I/O: the hotline's calls, their voice menus, queue waiting, operator
+//! legs, transfers, callbacks and feature codes, as one sans-IO state machine ([`Core`]).
+//!
+//! Nothing here owns a socket, a thread, a task or a clock: every entry point takes `now`, and
+//! everything the core wants done comes out as an [`Output`]. The `gateway` crate is the only
+//! driver in the daemon (sockets, the media thread, the recorder, real time); the in-memory
+//! harness of this crate's tests is the other one (simulated phones and trunk, a virtual clock
+//! that jumps to the next wake-up).
+//!
+//! # The contract (quinn's `handle_*` / `poll_*`, str0m's run loop)
+//!
+//! Inputs — one type, [`Input`], given to [`Core::handle`] with the time it happened:
+//! - [`Input::Sip`]: a parsed SIP message from the transport (the transaction endpoint inside
+//!   the core answers retransmissions and runs timers A–K);
+//! - [`Input::Media`]: what a call's media reports ([`MediaEvent`]: a digit, a playback that
+//!   finished, no RTP for the timeout, a message that could not be recorded);
+//! - [`Input::Returning`]: a returning-caller lookup answered ([`Output::LookupReturning`]);
+//! - [`Input::Timeout`]: the time reached [`Core::poll_timeout`].
+//!
+//! Commands — methods, because their caller waits for the answer: [`Core::operator_command`]
+//! and [`Core::operator_status`] (the admin API and the workspace), [`Core::reload`],
+//! [`Core::begin_drain`] and [`Core::hangup_all`] (shutdown), [`Core::restore_operators`].
+//!
+//! Outputs — one type, [`Output`], drained with [`Core::poll_output`] after every input and
+//! command until it returns `None`, in order:
+//! - [`Output::Transmit`]: bytes for a peer (the transport frames them);
+//! - [`Output::Media`]: a [`MediaCommand`] for the media edge: start a leg on ports the core
+//!   took with [`MediaPorts`], update it, play prompts or music, stop, bridge two legs, record
+//!   a message, close;
+//! - [`Output::LookupReturning`]: ask the appeal store who served this caller before; the
+//!   answer comes back as [`Input::Returning`] (or never: the core asks at most once per join
+//!   and the driver bounds the wait).
+//!
+//! Then [`Core::poll_timeout`] says when to call again with [`Input::Timeout`].
+//!
+//! Appeal-log events go to the [`CallLog`] the core was built with (the daemon's appends a line
+//! to the spool and never blocks; the harness records them); live figures for the workspace and
+//! metrics go to [`Stats`] and its [`live::ActivityBoard`].
+//!
+//! # Parts of a call
+//! - `core` — the request dispatch (OPTIONS, REGISTER, INVITE/re-INVITE, BYE, INFO, UPDATE),
+//!   the caller's call (`Call`), its timers and voice menu, the drain of the ACD's actions.
+//! - `operator_legs` — our UAC legs (forks, CANCEL, ACK, BYE) for every call we place.
+//! - `waiting` — what a waiting caller hears and may do (announcements, callback offer,
+//!   overflow), returning callers, working hours.
+//! - `transfer` — REFER from an operator's leg: to a queue, an operator or a number.
+//! - `outbound` — calls through the trunk: callbacks and transfers to numbers.
+//! - `feature_codes` — `*1`…`*4` from operators' phones.
+//! - `acd_reload` — a reload's operators reaching the running ACD.
+//! - `settings` — the plain configuration values the core runs on.
+
+mod core;
+mod io;
+pub mod live;
+mod log;
+pub mod settings;
+mod stats;
+mod waiting;
+
+pub use crate::core::feature_codes::{FeatureCodes, FeaturePrompts};
+pub use crate::core::queue::{ReturningFound, RETURNING_TIMEOUT};
+pub use crate::core::{Core, OperatorCommand, OperatorControlError};
+pub use crate::waiting::WAITING_PROMPTS;
+pub use io::{
+    recording_file, DtmfVia, Input, LegId, MediaCommand, MediaEvent, MediaPorts, Output,
+    ReturningQuery,
+};
+pub use log::{
+    CallArrived, CallEnded, CallLog, CallbackAttempt, CallbackOutcome, Caller, EndReason, IvrEnd,
+    IvrStep, LookupError, NoCallLog, NoOperatorBook, OperatorBook, OperatorRefusal,
+    ReturningLookup, TransferKind, TransferRecord,
+};
+pub use settings::{
+    DtmfMode, LineSettings, OperatorSettings, Settings, TrunkOutbound, TrunkSettings,
+};
+pub use stats::{
+    QueueWait, RegisteredContact, ResponseCount, ShedReason, Stats, DTMF_KINDS, SIP_RESPONSE_CODES,
+};

@@ -1,0 +1,350 @@
+//! What call control writes down about each call ([`CallLog`]), the operator book it asks
+//! before changing an operator's work state, and how caller numbers appear in logs.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::OperatorCommand;
+
+/// Why the [`OperatorBook`] refused an operator command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperatorRefusal {
+    /// No configured operator has this login.
+    #[error("no operator {0:?}")]
+    Unknown(String),
+    /// The command does not apply to the operator's state (`state` as the book names it:
+    /// `logged_out`, `available`, `paused`).
+    #[error("operator {operator:?} is {state}: cannot {action}")]
+    WrongState {
+        operator: String,
+        state: &'static str,
+        action: &'static str,
+    },
+}
+
+/// Where operators' work state is kept (the daemon's operator table, saved to the database).
+/// Every login, logout, pause and unpause — from the admin API through [`OperatorControl`] or
+/// from a softphone's feature code — is checked and recorded here first, then applied to the
+/// ACD: one path for both. Called on the core task: implementations must never block (the
+/// daemon's appends to the appeal spool and takes a short lock).
+pub trait OperatorBook: Send + Sync + 'static {
+    /// Checks and records `cmd` for `operator`.
+    fn apply(&self, operator: &str, cmd: &OperatorCommand) -> Result<(), OperatorRefusal>;
+    /// The state restored at start, as commands for the ACD (`Login`, then `Pause` for a
+    /// paused operator); the gateway applies them before it handles the first message.
+    fn restored(&self) -> Vec<(String, OperatorCommand)> {
+        Vec::new()
+    }
+    /// A reload changed the skills of a logged-in operator: these are the queues the ACD
+    /// now serves them from (the book records them as the login's queues).
+    fn queues_changed(&self, _operator: &str, _queues: &[String]) {}
+}
+
+/// An [`OperatorBook`] that keeps nothing and refuses nothing (tests, tools): the ACD alone
+/// decides.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoOperatorBook;
+
+impl OperatorBook for NoOperatorBook {
+    fn apply(&self, _: &str, _: &OperatorCommand) -> Result<(), OperatorRefusal> {
+        Ok(())
+    }
+}
+
+/// A caller number as it may appear in logs: masked unless redaction is turned off.
+pub struct Caller<'a> {
+    number: &'a str,
+    redact: bool,
+}
+
+impl<'a> Caller<'a> {
+    pub fn new(number: &'a str, redact: bool) -> Caller<'a> {
+        Caller { number, redact }
+    }
+}
+
+impl fmt::Display for Caller<'_> {
+    /// Redacted: every character but the last two becomes `*` (`*****87`), enough to tell
+    /// calls apart in a log without exposing who called.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.redact {
+            return f.write_str(self.number);
+        }
+        let n = self.number.chars().count();
+        for (i, c) in self.number.chars().enumerate() {
+            if i + 2 >= n && n > 4 {
+                write!(f, "{c}")?;
+            } else {
+                f.write_str("*")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a call ended, for its appeal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The caller sent BYE.
+    CallerHungUp,
+    /// The caller cancelled before we answered.
+    CallerCancelled,
+    /// RFC 4028 session timer ran out without a refresh.
+    SessionExpired,
+    /// The call reached `calls.max_duration`.
+    MaxDuration,
+    /// The daemon's shutdown grace period ended.
+    Shutdown,
+    /// Our 200 OK was never acknowledged.
+    NoAck,
+    /// No RTP from the caller for `rtp.timeout_seconds` (a dead call).
+    RtpTimeout,
+    /// Every RTP port of the range was taken: the call got 503.
+    NoMediaPort,
+    /// The voice menu ended the call (a `hangup` node, a booked callback's closing prompt, a
+    /// transfer, or a message that reached its longest length).
+    IvrHangup,
+    /// The operator the caller was bridged to hung up.
+    OperatorHungUp,
+    /// The outside number the caller was transferred to hung up.
+    TransferEnded,
+    /// A transfer to an outside number failed with nobody left to take the caller (the menu
+    /// had no fallback, or the operator who transferred had hung up).
+    TransferFailed,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::CallerHungUp => "caller_hung_up",
+            EndReason::CallerCancelled => "caller_cancelled",
+            EndReason::SessionExpired => "session_expired",
+            EndReason::MaxDuration => "max_duration",
+            EndReason::Shutdown => "shutdown",
+            EndReason::NoAck => "no_ack",
+            EndReason::RtpTimeout => "rtp_timeout",
+            EndReason::NoMediaPort => "no_media_port",
+            EndReason::IvrHangup => "ivr_hangup",
+            EndReason::OperatorHungUp => "operator_hung_up",
+            EndReason::TransferEnded => "transfer_ended",
+            EndReason::TransferFailed => "transfer_failed",
+        }
+    }
+}
+
+/// A call that reached a line.
+#[derive(Debug, Clone)]
+pub struct CallArrived<'a> {
+    pub call_id: &'a str,
+    pub line: &'a str,
+    pub caller: &'a str,
+}
+
+/// A call that ended.
+#[derive(Debug, Clone)]
+pub struct CallEnded {
+    pub reason: EndReason,
+    /// Whether the line had answered (200 OK sent).
+    pub answered: bool,
+    /// From answer to end (zero when never answered).
+    pub talked: Duration,
+    /// Where the voice menu left the caller, when the line has one and it got that far.
+    pub ivr: Option<IvrEnd>,
+    /// The operator the caller talked to and for how long (from the bridge to the end).
+    pub operator: Option<(String, Duration)>,
+}
+
+/// Where a call's voice menu ended, for the appeal's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IvrEnd {
+    /// The caller entered a queue (whether an operator answered is [`CallEnded::operator`]).
+    Queue,
+    /// Sent to an outside number (see [`IvrStep::Transferred`] and [`CallLog::transferred`]).
+    Transferred,
+    /// A callback was booked.
+    Callback,
+    /// The caller left a message.
+    Message,
+    /// A `hangup` node ended the call.
+    Hangup,
+}
+
+/// One step of a call's voice menu, for its appeal (issue 4 item 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IvrStep {
+    /// A step of the path (`main`, `main:1`, `main:timeout`, `hours:closed`…) and the whole
+    /// path so far joined with `>` (what the appeal's `ivr_path` becomes).
+    Path { step: String, path: String },
+    /// The appeal's category.
+    Category(String),
+    /// The queue priority from here on.
+    Priority(i32),
+    /// A variable the menu set or collected.
+    Variable { name: String, value: String },
+    /// The caller entered a queue; the call stays up hearing the queue's music on hold.
+    EnteredQueue { queue: String, priority: i32 },
+    /// The menu sends the caller to an outside number: it is dialled through the trunk and
+    /// bridged on the answer ([`CallLog::transferred`] says how it went).
+    Transferred { number: String },
+    /// A callback was booked to `number`; the call ends after the closing prompt.
+    CallbackRequested {
+        number: String,
+        /// The queue whose place the callback keeps (`None`: a menu callback node without one).
+        queue: Option<String>,
+    },
+    /// A message is being recorded to `file` (at most `max`); the call ends after it.
+    Message { file: String, max: Duration },
+}
+
+/// Where call control writes down each call: the daemon backs it with the appeals store.
+/// Implementations must never block (the core task calls them inline).
+pub trait CallLog: Send + Sync + 'static {
+    /// A call reached a line; returns the appeal id (made locally, never waits for a database).
+    fn call_arrived(&self, call: &CallArrived<'_>) -> String;
+    /// The call ended.
+    fn call_ended(&self, appeal: &str, end: &CallEnded);
+    /// The caller pressed `digit` (`0`–`9`, `*`, `#`, `A`–`D`), received `via` `rfc4733`,
+    /// `info` or `inband`. Only digits the line's DTMF mode takes are reported, each once.
+    fn digit(&self, appeal: &str, digit: char, via: &str) {
+        let _ = (appeal, digit, via);
+    }
+    /// The call's voice menu took a step (path, category, variables, where it ended).
+    fn ivr_step(&self, appeal: &str, step: &IvrStep) {
+        let _ = (appeal, step);
+    }
+    /// An operator answered the waiting caller after `waited` in the queue; they are bridged.
+    fn operator_answered(&self, appeal: &str, operator: &str, waited: Duration) {
+        let _ = (appeal, operator, waited);
+    }
+    /// Returning callers: the operator who handled `caller`'s latest open (not resolved)
+    /// appeal that arrived within `lookback`, if any. Called when a caller with a number
+    /// enters a queue with `returning_days`; the gateway awaits the answer on a task of its
+    /// own, bounded by a short timeout, and the caller joins the queue without a preference
+    /// when it fails or is late (the call never waits for a database). The default finds none.
+    fn returning_operator(&self, caller: &str, lookback: Duration) -> ReturningLookup {
+        let _ = (caller, lookback);
+        Box::pin(std::future::ready(Ok(None)))
+    }
+    /// A transfer of the caller (by an operator's REFER or a menu's transfer node) reached its
+    /// target (`status` 200) or failed with `status`.
+    fn transferred(&self, appeal: &str, transfer: &TransferRecord<'_>) {
+        let _ = (appeal, transfer);
+    }
+    /// The operator of a booked callback is on the line and its number is being dialled:
+    /// attempt `attempt` (1 for the first); `appeal` is the booking call's.
+    fn callback_dialling(&self, appeal: &str, operator: &str, attempt: u32) {
+        let _ = (appeal, operator, attempt);
+    }
+    /// One attempt to call a booked callback's number ended; `appeal` is the booking call's.
+    /// Unless it was answered the ACD tries again later, or gives up ([`CallLog::callback_failed`]).
+    fn callback_attempt(&self, appeal: &str, attempt: &CallbackAttempt<'_>) {
+        let _ = (appeal, attempt);
+    }
+    /// The ACD gave a booked callback up after `attempts` attempts (or with none, when it
+    /// could not be placed before the queue's limits).
+    fn callback_failed(&self, appeal: &str, attempts: u32) {
+        let _ = (appeal, attempts);
+    }
+    /// A callback's talk ended: the caller talked to `operator` for `talked` (from the
+    /// bridge). The appeal's outcome stays `callback`, now with the operator and talk time.
+    fn callback_talked(&self, appeal: &str, operator: &str, talked: Duration) {
+        let _ = (appeal, operator, talked);
+    }
+}
+
+/// The answer to [`CallLog::returning_operator`]: the operator's login, or none.
+pub type ReturningLookup = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Option<String>, LookupError>> + Send + 'static>,
+>;
+
+/// Why [`CallLog::returning_operator`] could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The appeal store is not connected (yet, or any more).
+    #[error("the appeal store is not connected")]
+    NotConnected,
+    /// The query failed.
+    #[error("the appeal store query failed: {0}")]
+    Query(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What a caller was transferred to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferKind {
+    /// A queue of the ACD (the caller waits there again).
+    Queue,
+    /// An outside number dialled through the trunk.
+    Number,
+    /// Another operator, rung directly (an operator's REFER naming them).
+    Operator,
+}
+
+impl TransferKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferKind::Queue => "queue",
+            TransferKind::Number => "number",
+            TransferKind::Operator => "operator",
+        }
+    }
+}
+
+/// A transfer of a caller, for its appeal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRecord<'a> {
+    /// The operator whose REFER asked for it (`None`: the voice menu).
+    pub operator: Option<&'a str>,
+    /// The queue name, the number or the operator.
+    pub target: &'a str,
+    pub kind: TransferKind,
+    /// 200 when the caller reached the target, else the failure (the SIP status).
+    pub status: u16,
+    /// How long the caller talked to that operator before the transfer.
+    pub operator_talked: Option<Duration>,
+}
+
+/// How one callback attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    Answered,
+    NoAnswer,
+    Busy,
+    /// The number could not be reached (a trunk error, no trunk).
+    Failed,
+    /// The operator hung up before the number answered.
+    OperatorLeft,
+}
+
+impl CallbackOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackOutcome::Answered => "answered",
+            CallbackOutcome::NoAnswer => "no_answer",
+            CallbackOutcome::Busy => "busy",
+            CallbackOutcome::Failed => "failed",
+            CallbackOutcome::OperatorLeft => "operator_left",
+        }
+    }
+}
+
+/// One attempt to call a callback's number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackAttempt<'a> {
+    pub number: &'a str,
+    /// The operator who waited on the line.
+    pub operator: &'a str,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub result: CallbackOutcome,
+}
+
+/// A `CallLog` that writes nothing (tests, tools).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoCallLog;
+
+impl CallLog for NoCallLog {
+    fn call_arrived(&self, _: &CallArrived<'_>) -> String {
+        String::new()
+    }
+    fn call_ended(&self, _: &str, _: &CallEnded) {}
+}
