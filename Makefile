@@ -34,6 +34,7 @@ unit:
 
 check-config: build
 	$(HOTLINED) check --config $(CONFIG)
+	$(HOTLINED) check --config config/examples/minsk-139/hotline.toml
 
 # run.sh empties sip-test/out, so the Chromium checks run after it; all always run
 sip-test: deps build

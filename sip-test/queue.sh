@@ -32,6 +32,9 @@
 #                             op13 is paused; unpaused, op13 is rung and the
 #                             trunk's far end (SIPp) answers the call to the
 #                             booked number
+#   queue-missed              before that, the same number called and hung up
+#                             waiting in home-care: it is on the `missed`
+#                             worklist, and the answered callback takes it off
 #
 # Usage: sip-test/queue.sh [CHECK-GLOB...]   (run.sh runs it with its own
 # arguments, so `make test` does too; a glob matching any check of the load
@@ -49,7 +52,7 @@ SELECT=("$@")
 LOAD_CHECKS=(queue-operators-register queue-50-callers queue-50-operators queue-50-appeals
     queue-50-rtp queue-live)
 BARESIP_CHECKS=(queue-baresip)
-OUTBOUND_CHECKS=(queue-refer queue-callback)
+OUTBOUND_CHECKS=(queue-refer queue-callback queue-missed)
 
 any_wanted() {
     local n
@@ -147,6 +150,14 @@ api() {
     shift
     curl -sS --max-time 5 -H "Authorization: Bearer $ADMIN_TOKEN" "$@" "http://$ADMIN_ADDR$path"
 }
+
+# The numbers on the `missed` worklist, space-separated.
+missed_numbers() {
+    api /api/v1/worklists/missed | python3 -c \
+        'import json, sys; print(" ".join(c["caller_number"] for c in json.load(sys.stdin)["callers"]))'
+}
+# What queue_caller_gives_up.xml and callback_caller.xml call from (-m 1: call number 1).
+MISSED_NUMBER=+79137771
 
 for tool in sipp python3 curl timeout; do
     if ! command -v "$tool" >/dev/null; then
@@ -456,6 +467,22 @@ if [ $RUN_OUTBOUND -eq 1 ]; then
     TRUNK_PID=$BG_PID
     api "/api/v1/operators/$HOME_OP/pause" -X POST -o /dev/null -d '{"reason":"callback test"}' \
         -H 'Content-Type: application/json'
+    # 5a. The same number first gives up waiting: a missed caller until reached.
+    missed_started=$SECONDS
+    sipp_run queue-missed-caller 40 127.0.0.1 \
+        "SuccessfulCall(C)==1" "FailedCall(C)==0" \
+        -- -sf "$SCENARIOS/queue_caller_gives_up.xml" "$TARGET4" -t u1 -s 3758787 \
+        -m 1 -cid_str "hotline-missed-%u-%p@%s" >"$OUT/queue-missed-caller.result" 2>&1
+    missed_caller=$LAST_RESULT
+    if [ "$missed_caller" = PASS ]; then PASSED=$((PASSED - 1)); elif [ "$missed_caller" = FAIL ]; then FAILED=$((FAILED - 1)); fi
+    missed_before=""
+    if [ "$missed_caller" = PASS ]; then
+        for ((i = 0; i < 50; i++)); do
+            missed_before=$(missed_numbers)
+            case " $missed_before " in *" $MISSED_NUMBER "*) break ;; esac
+            sleep 0.1
+        done
+    fi
     sipp_run queue-callback-caller 70 127.0.0.1 \
         "SuccessfulCall(C)==1" "FailedCall(C)==0" \
         -- -sf "$SCENARIOS/callback_caller.xml" "$TARGET4" -t u1 -s 3758787 \
@@ -481,6 +508,20 @@ if [ $RUN_OUTBOUND -eq 1 ]; then
         pass queue-callback "$((SECONDS - started))s, $got"
     else
         fail queue-callback "$got"
+    fi
+    if [ "$missed_caller" = PASS ] && wanted queue-missed; then
+        missed_after=$(missed_numbers)
+        case " $missed_before " in
+        *" $MISSED_NUMBER "*)
+            case " $missed_after " in
+            *" $MISSED_NUMBER "*)
+                fail queue-missed "$MISSED_NUMBER still missed after the answered callback: $missed_after" ;;
+            *) pass queue-missed "$((SECONDS - missed_started))s, $MISSED_NUMBER listed after hanging up, gone after the callback" ;;
+            esac ;;
+        *) fail queue-missed "$MISSED_NUMBER not on the missed worklist after hanging up: [$missed_before]" ;;
+        esac
+    elif wanted queue-missed; then
+        fail queue-missed "the caller: $(cat "$OUT/queue-missed-caller.result")"
     fi
 fi
 stop_operators

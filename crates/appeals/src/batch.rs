@@ -12,6 +12,9 @@
 //! 3. one multi-row `INSERT INTO appeal_events … ON CONFLICT (id) DO NOTHING`;
 //! 4. the rare other operations (callbacks, operator sessions) one statement each, in order.
 //!
+//! The insert links each new appeal to the citizen whose card has the caller's number, when
+//! exactly one card has it: `citizen_id` is a sub-select on `citizen_phones` in the row.
+//!
 //! Each statement is cut into chunks below SQLite's 32 766 and PostgreSQL's 65 535 bound
 //! parameters. When the batch may hold operations that are already in the database (a spool
 //! replayed after a crash or after a commit whose outcome was lost), a `SELECT id FROM
@@ -122,6 +125,17 @@ impl Marks {
 
 /// `($1, $2), ($3, $4)` (or with `?`) for `rows` rows of `cols` placeholders.
 fn values_list(marks: Marks, rows: usize, cols: usize) -> String {
+    values_list_with(marks, rows, cols, |_, m| m)
+}
+
+/// [`values_list`] with each placeholder passed through `wrap(column, placeholder)`, for a
+/// column whose value is an expression of its parameter.
+fn values_list_with(
+    marks: Marks,
+    rows: usize,
+    cols: usize,
+    wrap: impl Fn(usize, String) -> String,
+) -> String {
     let mut s = String::with_capacity(rows * cols * 6);
     let mut n = 0;
     for r in 0..rows {
@@ -134,13 +148,11 @@ fn values_list(marks: Marks, rows: usize, cols: usize) -> String {
                 s.push_str(", ");
             }
             n += 1;
-            match marks {
-                Marks::Numbered => {
-                    s.push('$');
-                    s.push_str(&n.to_string());
-                }
-                Marks::Anonymous => s.push('?'),
-            }
+            let mark = match marks {
+                Marks::Numbered => format!("${n}"),
+                Marks::Anonymous => "?".to_owned(),
+            };
+            s.push_str(&wrap(c, mark));
         }
         s.push(')');
     }
@@ -445,7 +457,10 @@ async fn insert_appeals(
     plans: &[AppealPlan<'_>],
     statements: &AtomicU64,
 ) -> Result<HashSet<AppealId>, sqlx::Error> {
-    const COLS: usize = 8 + FACT_COLUMNS.len();
+    const COLS: usize = 10 + FACT_COLUMNS.len();
+    /// Where the citizen column is in a row: its value is the one card with the caller's
+    /// number, when exactly one card has it (none or several: NULL, the operator picks).
+    const CITIZEN_COL: usize = 5;
     let creates: Vec<_> = plans
         .iter()
         .filter_map(|p| p.create.map(|(at, a)| (p, &p.items[at..], a)))
@@ -453,10 +468,20 @@ async fn insert_appeals(
     let mut fresh = HashSet::new();
     for chunk in creates.chunks(chunk_rows(COLS)) {
         let sql = format!(
-            "INSERT INTO appeals (id, call_id, line, caller_number, arrived_at, status, {}, \
-             last_seq, updated_at) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+            "INSERT INTO appeals (id, call_id, line, caller_number, caller_key, citizen_id, \
+             arrived_at, status, {}, last_seq, updated_at) VALUES {} \
+             ON CONFLICT (id) DO NOTHING RETURNING id",
             FACT_COLUMNS.join(", "),
-            values_list(Marks::of(conn), chunk.len(), COLS),
+            values_list_with(Marks::of(conn), chunk.len(), COLS, |col, mark| {
+                if col == CITIZEN_COL {
+                    format!(
+                        "(SELECT MIN(p.citizen_id) FROM citizen_phones p \
+                         WHERE p.phone_key = {mark} HAVING COUNT(DISTINCT p.citizen_id) = 1)"
+                    )
+                } else {
+                    mark
+                }
+            }),
         );
         let mut binds = Vec::with_capacity(chunk.len() * COLS);
         for (p, items, a) in chunk {
@@ -466,6 +491,8 @@ async fn insert_appeals(
                 Bind::Text(&a.call_id),
                 Bind::Text(&a.line),
                 Bind::Text(&a.caller_number),
+                Bind::Owned(crate::phone_key(&a.caller_number)),
+                Bind::Owned(crate::phone_key(&a.caller_number)),
                 Bind::Int(ms(a.arrived_at)),
                 Bind::Text("new"),
             ]);

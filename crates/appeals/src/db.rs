@@ -87,6 +87,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "access",
         sql: include_str!("../migrations/0005_access.sql"),
     },
+    Migration {
+        version: 6,
+        name: "cases",
+        sql: include_str!("../migrations/0006_cases.sql"),
+    },
 ];
 
 /// Splits a SQLite URL into the file path (None for in-memory) and the query string.
@@ -273,8 +278,9 @@ pub(crate) async fn insert_callback(
     c: &NewCallback,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO callbacks (id, appeal_id, number, queue, requested_at, due_at, status, attempts, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO callbacks (id, appeal_id, number, number_key, queue, requested_at, due_at, \
+         status, attempts, updated_at) \
+         VALUES ($1, $2, $3, $8, $4, $5, $6, 'pending', 0, $7) ON CONFLICT (id) DO NOTHING",
     )
     .bind(id.to_string())
     .bind(c.appeal_id.to_string())
@@ -283,6 +289,7 @@ pub(crate) async fn insert_callback(
     .bind(ms(c.requested_at))
     .bind(c.due_at.map(ms))
     .bind(ms(c.requested_at))
+    .bind(crate::phone_key(&c.number))
     .execute(&mut *conn)
     .await?;
     Ok(())

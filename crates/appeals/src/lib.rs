@@ -21,6 +21,7 @@
 
 pub mod access;
 mod batch;
+pub mod cases;
 pub mod db;
 pub mod model;
 pub mod operator_state;
@@ -36,6 +37,9 @@ pub use access::{
     AuditEntry, AuditFilter, AuditRow, Masked, NewUser, Role, SessionRecord, Throttle, TokenInfo,
     User, UserChange,
 };
+pub use cases::{
+    CaseChange, Citizen, CitizenFields, CitizenPatch, Consent, Flag, MissedCaller, Worklist,
+};
 pub use db::Backend;
 pub use model::{
     Appeal, AppealEvent, AppealId, AppealUpdate, AppealWithEvents, Callback, CallbackProgress,
@@ -43,12 +47,35 @@ pub use model::{
     Status, UnknownValue,
 };
 pub use partner::{
-    ForwardAccepted, ForwardMessage, ForwardOrder, OutboxKind, OutboxMessage, OutboxRow, Received,
-    StatusMessage,
+    ForwardAccepted, ForwardCase, ForwardMessage, ForwardOrder, OutboxKind, OutboxMessage,
+    OutboxRow, Received, StatusMessage,
 };
 pub use report::{DailyReport, Figures, Group, HourFigures, ReportOptions};
 pub use store::{Page, SearchFilter, Store};
 pub use writer::{AppealWriter, WriterConfig, WriterStats};
+
+/// The form phone numbers are matched in: the digits of `number` with `+`, spaces, dashes
+/// and brackets removed, and the national prefixes made international — 11 digits `80…`
+/// (Belarus) become `375…`, 11 digits `8…` become `7…`, 10 digits `9…` (a Russian mobile
+/// without prefix) become `79…`. Migration 6 computes the same key in SQL for the calls
+/// stored before it: change both together.
+pub fn phone_key(number: &str) -> String {
+    let k: String = number
+        .chars()
+        .filter(|c| !matches!(c, '+' | ' ' | '-' | '(' | ')'))
+        .collect();
+    // lengths in characters, as SQL's LENGTH counts them
+    let len = k.chars().count();
+    if len == 11 && k.starts_with("80") {
+        format!("375{}", &k[2..])
+    } else if len == 11 && k.starts_with('8') {
+        format!("7{}", &k[1..])
+    } else if len == 10 && k.starts_with('9') {
+        format!("7{k}")
+    } else {
+        k
+    }
+}
 
 /// What can go wrong in the appeal store.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +137,29 @@ pub enum Error {
     /// The appeal was sent to the partner centre before.
     #[error("appeal {0} was already forwarded to the partner centre")]
     AlreadyForwarded(AppealId),
+    /// No citizen has this id.
+    #[error("citizen {0} not found")]
+    CitizenNotFound(uuid::Uuid),
+    /// The record changed since the version the edit was made on; nothing was written.
+    #[error("the {what} {id} has changed: it is at version {current}; reload it and edit again")]
+    Stale {
+        /// `appeal` or `citizen`.
+        what: &'static str,
+        /// Its id.
+        id: String,
+        /// Its version now.
+        current: i64,
+    },
+    /// The workflow does not allow this status change.
+    #[error("appeal {id} is {from}: it cannot become {to}")]
+    Transition {
+        /// The appeal.
+        id: AppealId,
+        /// Its status.
+        from: Status,
+        /// The status asked for.
+        to: Status,
+    },
     /// An account with this login exists already.
     #[error("user {0:?} exists already")]
     UserExists(String),

@@ -51,11 +51,11 @@ pub struct UnknownValue {
 
 /// Declares a closed enum stored as snake_case text, with `as_str`, `FromStr` and serde.
 macro_rules! text_enum {
-    ($(#[$m:meta])* $name:ident, $what:literal { $($(#[$vm:meta])* $var:ident = $s:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident, $what:literal { $($(#[$vm:meta])* $var:ident = $s:literal $(| $alias:literal)*),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         pub enum $name {
-            $($(#[$vm])* #[serde(rename = $s)] $var),+
+            $($(#[$vm])* #[serde(rename = $s $(, alias = $alias)*)] $var),+
         }
 
         impl $name {
@@ -78,7 +78,7 @@ macro_rules! text_enum {
             type Err = UnknownValue;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
-                    $($s => Ok($name::$var),)+
+                    $($s $(| $alias)* => Ok($name::$var),)+
                     _ => Err(UnknownValue { what: $what, value: s.to_owned() }),
                 }
             }
@@ -115,10 +115,46 @@ text_enum!(
         InProgress = "in_progress",
         /// Sent to another organisation or the partner centre.
         Forwarded = "forwarded",
-        /// Done.
-        Resolved = "resolved",
+        /// Waiting for something until a date (`pending_until`).
+        Pending = "pending",
+        /// Carried out (stored as `resolved` before the cases schema, migration 6).
+        Done = "done" | "resolved",
+        /// Refused: not eligible, not ours, withdrawn.
+        Declined = "declined",
     }
 );
+
+impl Status {
+    /// Whether the follow-up work is over (`done`, `declined`); a reopen brings it back.
+    pub fn is_closed(self) -> bool {
+        matches!(self, Status::Done | Status::Declined)
+    }
+
+    /// Whether the workflow lets an appeal go from `self` to `to`:
+    ///
+    /// ```text
+    ///   new ──► in_progress ──► forwarded ──► done | declined
+    ///    │          ▲ │  ▲          │  ▲
+    ///    │          │ ▼  └──────────┘  │ (returned)
+    ///    │          pending until ─────┘
+    ///    └──► declined          done | declined ──► in_progress (reopened)
+    /// ```
+    ///
+    /// `new → in_progress | declined`; `in_progress → forwarded | pending | done |
+    /// declined`; `forwarded → in_progress | pending | done | declined`; `pending →
+    /// in_progress | forwarded | done | declined`; `done | declined → in_progress` (reopen).
+    pub fn can_become(self, to: Status) -> bool {
+        use Status::*;
+        matches!(
+            (self, to),
+            (New, InProgress | Declined)
+                | (InProgress, Forwarded | Pending | Done | Declined)
+                | (Forwarded, InProgress | Pending | Done | Declined)
+                | (Pending, InProgress | Forwarded | Done | Declined)
+                | (Done | Declined, InProgress)
+        )
+    }
+}
 
 text_enum!(
     /// What happened, on an appeal's timeline (like Asterisk's queue_log verbs).
@@ -160,6 +196,12 @@ text_enum!(
         Forwarded = "forwarded",
         /// The partner centre reported a change.
         PartnerUpdate = "partner_update",
+        /// A field of the case record changed (`{ "field", "from", "to" }`): citizen,
+        /// service, address, district, organisation, assignee, due date, pending date,
+        /// disposition, resolution.
+        CaseUpdated = "case_updated",
+        /// The call was linked to the citizen whose card has the caller's number.
+        CitizenLinked = "citizen_linked",
     }
 );
 
@@ -260,6 +302,39 @@ pub struct Appeal {
     pub partner_ref: Option<String>,
     /// Last change to the row.
     pub updated_at: DateTime<Utc>,
+    /// The case record: who, what, where, to whom, by when.
+    #[serde(flatten)]
+    pub case: AppealCase,
+}
+
+/// What the case work adds to an appeal (issue 12): the citizen, the service asked for,
+/// where (for deliveries), the organisation it goes to, who works on it, by when, and how
+/// it was closed. Ids are the directory's (districts, services, organisations, dispositions).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppealCase {
+    /// The citizen (заявитель).
+    pub citizen_id: Option<Uuid>,
+    /// The service asked for.
+    pub service: Option<String>,
+    /// The address to deliver to or visit.
+    pub address: Option<String>,
+    /// Its district.
+    pub district: Option<String>,
+    /// The destination organisation.
+    pub organisation: Option<String>,
+    /// Who works on it (an operator's or supervisor's login).
+    pub assignee: Option<String>,
+    /// By when it must be done.
+    pub due_at: Option<DateTime<Utc>>,
+    /// While `pending`: until when.
+    pub pending_until: Option<DateTime<Utc>>,
+    /// The wrap-up code it was closed with.
+    pub disposition: Option<String>,
+    /// What was done.
+    pub resolution: Option<String>,
+    /// Bumped by every change made through the admin API; an edit names the version it was
+    /// made on, and a stale one is refused.
+    pub version: i64,
 }
 
 /// One entry on an appeal's timeline.

@@ -70,6 +70,29 @@ pub struct ForwardMessage {
     /// The sender's notes on the appeal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// What the partner needs to act on the case (issue 12); none from a sender without
+    /// cases, or when the appeal has no case fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<ForwardCase>,
+}
+
+/// The case fields a forward carries: who (the citizen's card as the sender has it), what,
+/// where and by when. Directory ids (service, district) are the sender's: partners that
+/// exchange appeals share them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardCase {
+    /// The citizen: name, phones, address, district…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub citizen: Option<crate::cases::CitizenFields>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub district: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
 }
 
 /// What the partner answers to a forward, and we store: its appeal id and its reference.
@@ -344,14 +367,40 @@ impl Store {
         }
         let destination_org = order.destination_org.clone().or(appeal.destination_org);
         sqlx::query(
-            "UPDATE appeals SET status = 'forwarded', destination_org = $2, updated_at = $3 WHERE id = $1",
+            "UPDATE appeals SET status = 'forwarded', destination_org = $2, version = version + 1, \
+             updated_at = $3 WHERE id = $1",
         )
         .bind(id.to_string())
         .bind(destination_org.clone())
         .bind(ms(now))
         .execute(&mut *tx)
         .await?;
+        let c = &appeal.case;
+        let citizen = match c.citizen_id {
+            // read on another connection: the card is not part of this change
+            Some(cid) => self.citizen(cid).await?.map(|x| {
+                let mut card = x.card;
+                // the consent was given to us; notes are ours
+                card.consent = None;
+                card.notes = None;
+                card
+            }),
+            None => None,
+        };
+        let case = (citizen.is_some()
+            || c.service.is_some()
+            || c.address.is_some()
+            || c.district.is_some()
+            || c.due_at.is_some())
+        .then(|| ForwardCase {
+            citizen,
+            service: c.service.clone(),
+            address: c.address.clone(),
+            district: c.district.clone(),
+            due_at: c.due_at,
+        });
         let msg = ForwardMessage {
+            case,
             centre: String::new(),
             appeal_id: id,
             note: order.note.clone(),
@@ -444,6 +493,24 @@ impl Store {
         .bind(partner_ref.clone())
         .execute(&mut *tx)
         .await?;
+        if let Some(case) = &msg.case {
+            let citizen = match &case.citizen {
+                Some(card) => Some(crate::cases::find_or_create_citizen(&mut tx, card).await?),
+                None => None,
+            };
+            sqlx::query(
+                "UPDATE appeals SET citizen_id = $2, service = $3, address = $4, district = $5, \
+                 due_at = $6 WHERE id = $1",
+            )
+            .bind(id.to_string())
+            .bind(citizen.map(|c| c.to_string()))
+            .bind(case.service.clone())
+            .bind(case.address.clone())
+            .bind(case.district.clone())
+            .bind(case.due_at.map(ms))
+            .execute(&mut *tx)
+            .await?;
+        }
         let data = serde_json::json!({
             "from_partner": msg.centre,
             "partner_appeal": msg.appeal_id,
@@ -522,13 +589,16 @@ impl Store {
             Some(&partner_actor),
         )
         .await?;
-        if msg.status == Status::Resolved && current == Status::Forwarded {
-            sqlx::query("UPDATE appeals SET status = 'resolved', updated_at = $2 WHERE id = $1")
-                .bind(id.to_string())
-                .bind(ms(now))
-                .execute(&mut *tx)
-                .await?;
-            let data = serde_json::json!({ "from": current, "to": Status::Resolved });
+        if msg.status.is_closed() && current == Status::Forwarded {
+            sqlx::query(
+                "UPDATE appeals SET status = $3, version = version + 1, updated_at = $2 WHERE id = $1",
+            )
+            .bind(id.to_string())
+            .bind(ms(now))
+            .bind(msg.status.as_str())
+            .execute(&mut *tx)
+            .await?;
+            let data = serde_json::json!({ "from": current, "to": msg.status });
             db::append_event(
                 &mut tx,
                 id,

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::db::{self, Backend};
 use crate::model::{
-    Appeal, AppealEvent, AppealId, AppealWithEvents, Callback, CallbackStatus, EventKind,
-    OperatorSession, Status,
+    Appeal, AppealCase, AppealEvent, AppealId, AppealWithEvents, Callback, CallbackStatus,
+    EventKind, OperatorSession, Status,
 };
 use crate::partner;
 use crate::report::{self, DailyReport, ReportOptions};
@@ -34,6 +34,24 @@ pub struct SearchFilter {
     pub status: Option<Status>,
     /// Digits contained in the caller's number (`913` finds `+79131234567`).
     pub caller: Option<String>,
+    /// Service id, exactly.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// District id, exactly.
+    #[serde(default)]
+    pub district: Option<String>,
+    /// Destination organisation id, exactly.
+    #[serde(default)]
+    pub organisation: Option<String>,
+    /// Assignee's login, exactly.
+    #[serde(default)]
+    pub assignee: Option<String>,
+    /// The citizen's appeals.
+    #[serde(default)]
+    pub citizen_id: Option<Uuid>,
+    /// Open (not done, not declined) and due before this instant: overdue at it.
+    #[serde(default)]
+    pub overdue_at: Option<DateTime<Utc>>,
     /// The operator who answered, exactly (an operator's own appeals).
     #[serde(default)]
     pub operator: Option<String>,
@@ -65,17 +83,18 @@ impl Default for Page {
 /// Reads appeals and records the admin's changes on them. Cheap to clone (a pool handle).
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
 }
 
 pub(crate) const APPEAL_COLUMNS: &str =
     "id, call_id, line, caller_number, arrived_at, answered_at, ended_at, \
     ivr_path, category, queue, wait_seconds, talk_seconds, operator, outcome, recording, status, \
-    destination_org, notes, partner_ref, updated_at";
+    destination_org, notes, partner_ref, updated_at, citizen_id, service, address, district, \
+    organisation, assignee, due_at, pending_until, disposition, resolution, version";
 
 /// A value bound to a dynamically built query.
-enum Bind {
+pub(crate) enum Bind {
     Text(String),
     Int(i64),
 }
@@ -210,7 +229,7 @@ impl Store {
             return Err(Error::NotFound(id));
         };
         sqlx::query(&format!(
-            "UPDATE appeals SET {column} = $2, updated_at = $3 WHERE id = $1"
+            "UPDATE appeals SET {column} = $2, version = version + 1, updated_at = $3 WHERE id = $1"
         ))
         .bind(id.to_string())
         .bind(value.to_owned())
@@ -350,6 +369,25 @@ fn where_clause(f: &SearchFilter) -> (String, Vec<Bind>) {
     if let Some(status) = f.status {
         push("status = $?", Bind::Text(status.as_str().to_owned()));
     }
+    for (column, v) in [
+        ("service", &f.service),
+        ("district", &f.district),
+        ("organisation", &f.organisation),
+        ("assignee", &f.assignee),
+    ] {
+        if let Some(v) = v {
+            push(&format!("{column} = $?"), Bind::Text(v.clone()));
+        }
+    }
+    if let Some(c) = f.citizen_id {
+        push("citizen_id = $?", Bind::Text(c.to_string()));
+    }
+    if let Some(at) = f.overdue_at {
+        push(
+            "due_at < $? AND status NOT IN ('done', 'declined')",
+            Bind::Int(db::ms(at)),
+        );
+    }
     if let Some(caller) = &f.caller {
         push(
             "caller_number LIKE $? ESCAPE '\\'",
@@ -366,7 +404,7 @@ fn where_clause(f: &SearchFilter) -> (String, Vec<Bind>) {
     }
 }
 
-fn escape_like(s: &str) -> String {
+pub(crate) fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -377,7 +415,7 @@ fn escape_like(s: &str) -> String {
     out
 }
 
-fn bind_all<'q>(
+pub(crate) fn bind_all<'q>(
     mut q: Query<'q, Any, AnyArguments<'q>>,
     binds: Vec<Bind>,
 ) -> Query<'q, Any, AnyArguments<'q>> {
@@ -408,6 +446,13 @@ pub(crate) fn parsed<T: std::str::FromStr>(s: String, column: &'static str) -> R
     s.parse().map_err(|_| Error::BadValue { column, value: s })
 }
 
+pub(crate) fn opt_parsed<T: std::str::FromStr>(
+    s: Option<String>,
+    column: &'static str,
+) -> Result<Option<T>, Error> {
+    s.map(|s| parsed(s, column)).transpose()
+}
+
 pub(crate) fn appeal_from_row(r: &AnyRow) -> Result<Appeal, Error> {
     Ok(Appeal {
         id: parsed(r.try_get("id")?, "id")?,
@@ -423,20 +468,30 @@ pub(crate) fn appeal_from_row(r: &AnyRow) -> Result<Appeal, Error> {
         wait_seconds: r.try_get("wait_seconds")?,
         talk_seconds: r.try_get("talk_seconds")?,
         operator: r.try_get("operator")?,
-        outcome: r
-            .try_get::<Option<String>, _>("outcome")?
-            .map(|o| parsed(o, "outcome"))
-            .transpose()?,
+        outcome: opt_parsed(r.try_get("outcome")?, "outcome")?,
         recording: r.try_get("recording")?,
         status: parsed(r.try_get("status")?, "status")?,
         destination_org: r.try_get("destination_org")?,
         notes: r.try_get("notes")?,
         partner_ref: r.try_get("partner_ref")?,
         updated_at: time(r.try_get("updated_at")?, "updated_at")?,
+        case: AppealCase {
+            citizen_id: opt_parsed(r.try_get("citizen_id")?, "citizen_id")?,
+            service: r.try_get("service")?,
+            address: r.try_get("address")?,
+            district: r.try_get("district")?,
+            organisation: r.try_get("organisation")?,
+            assignee: r.try_get("assignee")?,
+            due_at: opt_time(r.try_get("due_at")?, "due_at")?,
+            pending_until: opt_time(r.try_get("pending_until")?, "pending_until")?,
+            disposition: r.try_get("disposition")?,
+            resolution: r.try_get("resolution")?,
+            version: r.try_get("version")?,
+        },
     })
 }
 
-fn event_from_row(r: &AnyRow) -> Result<AppealEvent, Error> {
+pub(crate) fn event_from_row(r: &AnyRow) -> Result<AppealEvent, Error> {
     let data: String = r.try_get("data")?;
     Ok(AppealEvent {
         id: parsed(r.try_get("id")?, "appeal_events.id")?,

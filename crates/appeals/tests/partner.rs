@@ -10,8 +10,8 @@ mod common;
 use std::time::Duration;
 
 use appeals::{
-    AppealId, EventKind, ForwardMessage, ForwardOrder, NewAppeal, OutboxKind, Status,
-    StatusMessage, Store,
+    AppealId, CaseChange, CitizenFields, EventKind, ForwardMessage, ForwardOrder, NewAppeal,
+    OutboxKind, Status, StatusMessage, Store,
 };
 use chrono::Utc;
 use common::{at, TestDb};
@@ -140,9 +140,7 @@ async fn exchange(a_db: TestDb, b_db: TestDb) {
         .await
         .unwrap();
     b.set_notes(theirs, "called back", "psy1").await.unwrap();
-    b.set_status(theirs, Status::Resolved, "psy1")
-        .await
-        .unwrap();
+    b.set_status(theirs, Status::Done, "psy1").await.unwrap();
     let queued = b.outbox(Some(theirs)).await.unwrap();
     assert_eq!(queued.len(), 2, "notes are not reported, statuses are");
     assert!(queued.iter().all(|r| r.kind == OutboxKind::Status));
@@ -160,19 +158,19 @@ async fn exchange(a_db: TestDb, b_db: TestDb) {
     assert_eq!(updates[0].data["status"], "in_progress");
     assert_eq!(updates[0].data["partner_actor"], "psy1");
     assert_eq!(updates[0].actor.as_deref(), Some("partner:region"));
-    assert_eq!(updates[1].data["status"], "resolved");
+    assert_eq!(updates[1].data["status"], "done");
     // The partner's `resolved` resolves the forwarded appeal here too.
-    assert_eq!(got.appeal.status, Status::Resolved);
+    assert_eq!(got.appeal.status, Status::Done);
     let last = got.events.last().unwrap();
     assert_eq!(last.kind, EventKind::StatusChanged);
-    assert_eq!(last.data, json!({"from": "forwarded", "to": "resolved"}));
+    assert_eq!(last.data, json!({"from": "forwarded", "to": "done"}));
     assert!(a.outbox(None).await.unwrap().len() == 1);
 
     // A status message replayed under its key changes nothing.
     let st = StatusMessage {
         centre: "region".into(),
         appeal_id: theirs,
-        from: Status::Resolved,
+        from: Status::Done,
         status: Status::InProgress,
         actor: None,
         at: Utc::now(),
@@ -184,7 +182,7 @@ async fn exchange(a_db: TestDb, b_db: TestDb) {
     // … and the partner reopening it is recorded, not mirrored.
     assert_eq!(
         a.get(id).await.unwrap().unwrap().appeal.status,
-        Status::Resolved
+        Status::Done
     );
     assert!(matches!(
         a.receive_status("k-2", AppealId::new(), &st).await,
@@ -262,4 +260,101 @@ async fn retry_and_give_up() {
         "422: bad appeal"
     );
     w.shutdown().await;
+}
+
+/// A forward carries what the partner needs to act: the citizen, the service, the address
+/// and district, the due date. The partner links the appeal to its own card with one of the
+/// numbers, or makes one; the citizen's consent and notes stay with the sender.
+async fn forward_carries_the_case(a_db: TestDb, b_db: TestDb) {
+    let a = Store::connect(&a_db.url).await.unwrap();
+    let b = Store::connect(&b_db.url).await.unwrap();
+    let w = a_db.writer();
+    let card = CitizenFields {
+        name: "Иванова Мария Петровна".into(),
+        phones: vec!["+7 913 123-45-67".into()],
+        address: Some("ул. Петухова, 12".into()),
+        district: Some("kirovsky".into()),
+        notes: Some("только для нас".into()),
+        consent: Some(appeals::Consent {
+            by: "op1".into(),
+            at: at(8, 0, 0),
+        }),
+        ..CitizenFields::default()
+    };
+    let citizen = a.create_citizen(&card).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        ids.push(w.create(NewAppeal {
+            call_id: format!("call-{i}"),
+            line: "city".into(),
+            caller_number: "+79131234567".into(),
+            arrived_at: at(9, i, 0),
+        }));
+    }
+    assert!(w.flushed(Duration::from_secs(30)).await);
+    let due = at(9, 0, 0) + chrono::Duration::days(10);
+    for id in &ids {
+        a.update_case(
+            *id,
+            None,
+            &CaseChange {
+                service: Some(Some("long-term-care".into())),
+                address: Some(Some("ул. Петухова, 12".into())),
+                district: Some(Some("kirovsky".into())),
+                due_at: Some(Some(due)),
+                ..CaseChange::default()
+            },
+            "op1",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            a.get(*id).await.unwrap().unwrap().appeal.case.citizen_id,
+            Some(citizen.id)
+        );
+        a.forward(*id, &ForwardOrder::default()).await.unwrap();
+    }
+    assert_eq!(deliver(&a, &b, "city", "region").await, 2);
+    let received: Vec<_> = sqlx::query("SELECT id FROM appeals ORDER BY id")
+        .fetch_all(b.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>(0).parse::<AppealId>().unwrap())
+        .collect();
+    assert_eq!(received.len(), 2);
+    let mut cards = Vec::new();
+    for id in received {
+        let got = b.get(id).await.unwrap().unwrap().appeal;
+        assert_eq!(got.case.service.as_deref(), Some("long-term-care"));
+        assert_eq!(got.case.district.as_deref(), Some("kirovsky"));
+        assert_eq!(got.case.address.as_deref(), Some("ул. Петухова, 12"));
+        assert_eq!(got.case.due_at, Some(due));
+        cards.push(got.case.citizen_id.unwrap());
+    }
+    // the second forward found the card the first one made
+    assert_eq!(cards[0], cards[1]);
+    let theirs = b.citizen(cards[0]).await.unwrap().unwrap();
+    assert_eq!(theirs.card.name, "Иванова Мария Петровна");
+    assert_eq!(theirs.card.phones, ["+7 913 123-45-67"]);
+    assert_eq!(theirs.card.consent, None);
+    assert_eq!(theirs.card.notes, None);
+    assert_eq!(count(&b, "SELECT COUNT(*) FROM citizens").await, 1);
+    w.shutdown().await;
+}
+
+#[tokio::test]
+async fn forward_carries_the_case_on_sqlite() {
+    forward_carries_the_case(common::sqlite(), common::sqlite()).await;
+}
+
+#[tokio::test]
+async fn forward_carries_the_case_on_postgres() {
+    let (Some(a), Some(b)) = (
+        common::postgres("case forward (A)", true).await,
+        common::postgres("case forward (B)", true).await,
+    ) else {
+        return;
+    };
+    forward_carries_the_case(a, b).await;
 }

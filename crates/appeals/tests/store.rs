@@ -163,7 +163,7 @@ async fn admin_changes_are_events(db: TestDb) {
         .await
         .unwrap();
     // The call path keeps writing after the admin did: numbering stays one sequence.
-    w.event(id, EventKind::PartnerUpdate, json!({"status": "resolved"}));
+    w.event(id, EventKind::PartnerUpdate, json!({"status": "done"}));
     assert!(w.flushed(FLUSH).await);
 
     let got = store.get(id).await.unwrap().unwrap();
@@ -202,7 +202,7 @@ async fn admin_changes_are_events(db: TestDb) {
 
     let missing = AppealId::new();
     assert!(matches!(
-        store.set_status(missing, Status::Resolved, "x").await,
+        store.set_status(missing, Status::Done, "x").await,
         Err(appeals::Error::NotFound(i)) if i == missing
     ));
     w.shutdown().await;
@@ -975,5 +975,8 @@ async fn sqlite_created_in_wal_mode() {
     // Connecting again does not re-run the migrations.
     store.close().await;
     let again = Store::connect(&db.url).await.unwrap();
-    assert_eq!(count(&again, "hotline_migrations").await, 5);
+    let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .unwrap()
+        .count();
+    assert_eq!(count(&again, "hotline_migrations").await, shipped as i64);
 }

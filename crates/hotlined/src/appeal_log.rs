@@ -92,7 +92,7 @@ pub async fn returning_operator(
         .map_err(|e| LookupError::Query(Box::new(e)))?;
     Ok(found
         .into_iter()
-        .filter(|a| a.caller_number == caller && a.status != appeals::Status::Resolved)
+        .filter(|a| a.caller_number == caller && !a.status.is_closed())
         .find_map(|a| a.operator))
 }
 
@@ -473,7 +473,7 @@ mod tests {
         appeal(0, caller, None); // the call in progress
         assert!(writer.flushed(std::time::Duration::from_secs(10)).await);
         store
-            .set_status(resolved, Status::Resolved, "test")
+            .set_status(resolved, Status::Done, "test")
             .await
             .unwrap();
         let week = now - chrono::Duration::days(7);

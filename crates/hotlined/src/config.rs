@@ -60,6 +60,18 @@ pub struct MainFile {
     /// The codes operators dial from their softphones.
     #[serde(default)]
     pub feature_codes: FeatureCodesSection,
+    /// The case directory (see `directory.rs`): city districts…
+    #[serde(default)]
+    pub districts: Option<String>,
+    /// …the organisations requests are passed to…
+    #[serde(default)]
+    pub organisations: Option<String>,
+    /// …the services citizens ask for…
+    #[serde(default)]
+    pub services: Option<String>,
+    /// …and the case records' code lists (social categories, flags, dispositions).
+    #[serde(default)]
+    pub cases: Option<String>,
 }
 
 /// `[feature_codes]`: what an operator dials to log in, log out, pause (with a reason's
@@ -544,6 +556,8 @@ pub struct Config {
     /// [`gateway::settings::menu_prompt_name`] of the WAV file, so queues sharing a file share
     /// one decoded copy).
     pub moh: std::collections::HashMap<String, media::prompts::PromptName>,
+    /// Districts, organisations, services and the case code lists, checked.
+    pub directory: Arc<crate::directory::Directory>,
     /// The admin HTTPS certificate and key (`admin.tls_cert`/`tls_key`), read and checked.
     pub admin_tls: Option<Arc<rustls::sign::CertifiedKey>>,
     /// The CA certificates of `partner.ca`, checked.
@@ -1140,10 +1154,21 @@ impl Config {
             &operators,
             &mut problems,
         );
+        let directory = crate::directory::load(
+            dir,
+            crate::directory::Files {
+                districts: main.districts.as_deref(),
+                organisations: main.organisations.as_deref(),
+                services: main.services.as_deref(),
+                cases: main.cases.as_deref(),
+            },
+            &mut problems,
+        );
         if !problems.is_empty() {
             return Err(ConfigErrors(problems));
         }
         Ok(Config {
+            directory: Arc::new(directory),
             feature_codes,
             acd,
             moh: moh_names(dir, &queues),
@@ -1531,6 +1556,47 @@ mod tests {
         assert_eq!(c.lines.len(), 2);
         assert!(c.operators.len() >= 6);
         assert_eq!(c.main.sip.listen, SocketAddr::from(([127, 0, 0, 1], 5060)));
+        let d = &c.directory;
+        assert_eq!(d.districts.len(), 10);
+        // every district has its social service centre, and home care goes to it
+        for district in &d.districts {
+            let centre = d.suggest("home-care", Some(&district.id)).unwrap();
+            assert_eq!(centre.districts, std::slice::from_ref(&district.id));
+            assert!(centre
+                .name
+                .contains("Комплексный центр социального обслуживания"));
+        }
+    }
+
+    #[test]
+    fn minsk_example_loads_with_a_centre_per_district() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../config/examples/minsk-139/hotline.toml");
+        let c = Config::load_with_env(&path, std::iter::empty()).unwrap();
+        assert_eq!(c.lines.len(), 1);
+        let d = &c.directory;
+        let names: Vec<&str> = d.districts.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Заводской",
+                "Ленинский",
+                "Московский",
+                "Октябрьский",
+                "Партизанский",
+                "Первомайский",
+                "Советский",
+                "Фрунзенский",
+                "Центральный"
+            ]
+        );
+        for district in &d.districts {
+            let centre = d.suggest("home-care", Some(&district.id)).unwrap();
+            assert_eq!(centre.districts, std::slice::from_ref(&district.id));
+            assert!(centre
+                .name
+                .contains("Территориальный центр социального обслуживания"));
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod admin;
 mod appeal_log;
 mod config;
 mod data_dirs;
+mod directory;
 mod partner;
 mod reload;
 mod report;
@@ -227,6 +228,16 @@ fn check(path: &std::path::Path) -> ExitCode {
                     .map(|t| t.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
+            );
+            let d = &c.directory;
+            println!(
+                "  directory {} districts, {} organisations, {} services; {} social categories, {} flags, {} dispositions",
+                d.districts.len(),
+                d.organisations.len(),
+                d.services.len(),
+                d.social_categories.len(),
+                d.flags.len(),
+                d.dispositions.len()
             );
             ExitCode::SUCCESS
         }
@@ -500,9 +511,11 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
                 writer: writer.clone(),
             }))
             .with_overload(c.main.overload.settings());
+        let directory = directory::DirectorySlot::new(Arc::clone(&c.directory));
         let admin_certs = c.admin_tls.clone().map(tls::CertSwitch::new);
         let mut reloader = reload::ConfigReloader::new(path.to_path_buf(), c.clone(), gw.reloader())
-            .with_operators(operators.clone(), writer.clone());
+            .with_operators(operators.clone(), writer.clone())
+            .with_directory(directory.clone());
         if let Some(certs) = &admin_certs {
             reloader = reloader.with_admin_certs(certs.clone());
         }
@@ -563,6 +576,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
                 .map(|p| partner::PartnerLink::from_config(p, &c.partner_ca)),
             reloader: Some(reloader.clone()),
             acd: Some(gw.operators()),
+            directory,
             tls: admin_certs.is_some(),
         };
         // a first start on a loopback address gets the demo accounts

@@ -22,6 +22,8 @@ pub struct ConfigReloader {
     /// The admin API's operator table, to follow the operators file (with the writer its
     /// changes are saved through); `None` where there is none.
     operators: Option<(Arc<crate::admin::OperatorTable>, appeals::AppealWriter)>,
+    /// The admin API's case directory, replaced whole by a valid reload.
+    directory: Option<crate::directory::DirectorySlot>,
     /// The admin HTTPS certificate, replaced by the configured one at every reload; `None`
     /// when the admin HTTP is plain.
     admin_certs: Option<Arc<crate::tls::CertSwitch>>,
@@ -62,6 +64,7 @@ impl ConfigReloader {
             started,
             gateway,
             operators: None,
+            directory: None,
             admin_certs: None,
             busy: tokio::sync::Mutex::new(()),
         }
@@ -75,6 +78,13 @@ impl ConfigReloader {
         writer: appeals::AppealWriter,
     ) -> Self {
         self.operators = Some((table, writer));
+        self
+    }
+
+    /// Gives `slot` the directory (districts, organisations, services, code lists) of every
+    /// reload that passed its checks.
+    pub fn with_directory(mut self, slot: crate::directory::DirectorySlot) -> Self {
+        self.directory = Some(slot);
         self
     }
 
@@ -123,6 +133,9 @@ impl ConfigReloader {
             if !added.is_empty() || !removed.is_empty() {
                 info!(added = %added.join(", "), removed = %removed.join(", "), "operators changed");
             }
+        }
+        if let Some(slot) = &self.directory {
+            slot.set(Arc::clone(&new.directory));
         }
         if let (Some(certs), Some(new_key)) = (&self.admin_certs, &new.admin_tls) {
             let old = certs.current();

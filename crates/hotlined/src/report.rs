@@ -758,6 +758,7 @@ mod tests {
             notes: None,
             partner_ref: None,
             updated_at: at,
+            case: Default::default(),
         }
     }
 

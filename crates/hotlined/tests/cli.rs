@@ -63,6 +63,61 @@ fn check_accepts_the_shipped_config_and_lists_it() {
         lines.iter().filter(|l| l.starts_with("  queue ")).count(),
         6
     );
+    assert!(
+        lines.contains(
+            &"  directory 10 districts, 15 organisations, 7 services; \
+              9 social categories, 5 flags, 6 dispositions"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_accepts_the_minsk_example_and_lists_it() {
+    let out = hotlined()
+        .current_dir(repo())
+        .args([
+            "check",
+            "--config",
+            "config/examples/minsk-139/hotline.toml",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "config/examples/minsk-139/hotline.toml: OK");
+    for want in [
+        "  line      minsk-139 139          Контакт-центр государственных социальных услуг Минска",
+        "  directory 9 districts, 11 organisations, 6 services; \
+         9 social categories, 5 flags, 6 dispositions",
+    ] {
+        assert!(lines.contains(&want), "no line {want:?} in\n{stdout}");
+    }
+}
+
+#[test]
+fn check_reports_unknown_directory_references_at_their_place() {
+    let (dir, path) = config_copy(str::to_string);
+    let orgs = dir.path().join("organisations.toml");
+    let text = std::fs::read_to_string(&orgs).unwrap();
+    let good = "districts = [\"kirovsky\"]";
+    let line = text.lines().position(|l| l == good).unwrap() + 1;
+    std::fs::write(&orgs, text.replace(good, "districts = [\"kirovskiy\"]")).unwrap();
+    let out = hotlined()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [format!(
+            "{}:{line}:14: organisation \"kcson-kirovsky\": unknown district \"kirovskiy\"",
+            orgs.display()
+        )]
+    );
 }
 
 #[test]
@@ -691,4 +746,60 @@ fn subcommands_end_quietly_on_a_closed_pipe() {
         );
         assert!(stderr.is_empty(), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn reload_swaps_the_directory_and_refuses_a_bad_one() {
+    let d = Daemon::start_in(&[], |_| {});
+    let dir = d.dir().to_path_buf();
+    let districts = |d: &Daemon| {
+        let (status, body) = http(d.admin, "GET", "/api/v1/districts");
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["districts"].as_array().unwrap().len()
+    };
+    assert_eq!(districts(&d), 10);
+
+    // a new district and its centre
+    let path = dir.join("districts.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("{text}\n[[district]]\nid = \"novy\"\nname = \"Новый\"\n"),
+    )
+    .unwrap();
+    let orgs = dir.join("organisations.toml");
+    let good = std::fs::read_to_string(&orgs).unwrap();
+    let with_centre = format!(
+        "{good}\n[[organisation]]\nid = \"kcson-novy\"\nname = \"Центр Нового района\"\n\
+         kind = \"territorial_centre\"\ndistricts = [\"novy\"]\n"
+    );
+    std::fs::write(&orgs, &with_centre).unwrap();
+    let (status, body) = http(d.admin, "POST", "/api/v1/reload");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(districts(&d), 11);
+    let (_, body) = http(
+        d.admin,
+        "GET",
+        "/api/v1/organisations?service=home-care&district=novy",
+    );
+    assert!(body.contains("\"suggested\":\"kcson-novy\""), "{body}");
+
+    // a centre naming a district nobody defined: refused where it is, the running one kept
+    let bad = with_centre.replace("districts = [\"novy\"]", "districts = [\"novyi\"]");
+    let line = bad.lines().position(|l| l.contains("novyi")).unwrap() + 1;
+    std::fs::write(&orgs, &bad).unwrap();
+    let (status, body) = http(d.admin, "POST", "/api/v1/reload");
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains(&format!("{}:{line}:14: ", orgs.display()))
+            && body.contains("unknown district \\\"novyi\\\""),
+        "{body}"
+    );
+    let (_, body) = http(
+        d.admin,
+        "GET",
+        "/api/v1/organisations?service=home-care&district=novy",
+    );
+    assert!(body.contains("\"suggested\":\"kcson-novy\""), "{body}");
 }

@@ -3,24 +3,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use std::process::Output;
+
+use common::{copy_tree, repo};
 
 fn hotlined(args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hotlined"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HOTLINE") {
-            c.env_remove(k);
-        }
-    }
-    c.current_dir(repo()).args(args).output().unwrap()
+    common::hotlined()
+        .current_dir(repo())
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn text(o: &Output) -> String {
@@ -29,19 +23,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -38,12 +38,39 @@ fn start(site: &Site, env: &[(String, String)]) -> Daemon {
     site.start(&env)
 }
 
-/// An admin API call: status and JSON body.
+/// An admin API call with the legacy admin token: status and JSON body.
 fn api(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let (status, text) = http(d.admin, method, path, &[("Authorization", ADMIN)], body)
+    api_as(d, ADMIN, method, path, body)
+}
+
+/// An admin API call with the `Authorization` value `auth`: status and JSON body.
+fn api_as(d: &Daemon, auth: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let (status, text) = http(d.admin, method, path, &[("Authorization", auth)], body)
         .unwrap_or_else(|| panic!("{method} {path}: no answer"));
     let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, v)
+}
+
+/// A supervisor's personal account on `d`, made through the users API: the
+/// `Authorization` value of its API token.
+fn supervisor(d: &Daemon, login: &str) -> String {
+    let (s, v) = api(
+        d,
+        "POST",
+        "/api/v1/users",
+        &json!({ "login": login, "display_name": "Смирнова О. В.", "role": "supervisor",
+                 "password": "Region-centre-2026" })
+        .to_string(),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = api(
+        d,
+        "POST",
+        &format!("/api/v1/users/{login}/tokens"),
+        r#"{"name":"partner test"}"#,
+    );
+    assert_eq!(s, 201, "{v}");
+    format!("Bearer {}", v["token"].as_str().unwrap())
 }
 
 /// The appeals on `d` (newest first), once its database is connected (503 until then).
@@ -115,10 +142,13 @@ fn two_daemons_forward_an_appeal_and_see_the_status_come_back() {
         (timeline(&a, &id)["partner_ref"] == want_ref.as_str()).then_some(())
     });
 
-    // B works it; A's timeline gets each status.
-    for status in ["in_progress", "resolved"] {
-        let (s, v) = api(
+    // A supervisor on B works it with their own account; A's timeline gets each status
+    // with who made it.
+    let smirnova = supervisor(&b, "smirnova");
+    for status in ["in_progress", "done"] {
+        let (s, v) = api_as(
             &b,
+            &smirnova,
             "PATCH",
             &format!("/api/v1/appeals/{theirs}"),
             &json!({ "status": status }).to_string(),
@@ -142,12 +172,13 @@ fn two_daemons_forward_an_appeal_and_see_the_status_come_back() {
         .filter(|e| e["kind"] == "partner_update" && e["data"].get("status").is_some())
         .collect();
     assert_eq!(updates[0]["data"]["status"], "in_progress");
-    assert_eq!(updates[1]["data"]["status"], "resolved");
+    assert_eq!(updates[1]["data"]["status"], "done");
     assert_eq!(updates[0]["data"]["partner_appeal"], theirs.as_str());
-    assert_eq!(updates[0]["data"]["partner_actor"], "admin-token"); // the shared legacy token's actor
+    assert_eq!(updates[0]["data"]["partner_actor"], "smirnova");
+    assert_eq!(updates[1]["data"]["partner_actor"], "smirnova");
     assert_eq!(updates[0]["actor"], "partner:region");
     // B's `resolved` resolves A's forwarded appeal.
-    assert_eq!(t["status"], "resolved");
+    assert_eq!(t["status"], "done");
     let kinds: Vec<&str> = t["events"]
         .as_array()
         .unwrap()

@@ -802,6 +802,19 @@ async fn route_walk_every_route_with_every_role() {
         },
     );
     assert!(s.writer.flushed(Duration::from_secs(10)).await);
+    // …and routed to the organisation account's organisation, so its routes let it through
+    store(&s)
+        .update_case(
+            appeal,
+            None,
+            &appeals::CaseChange {
+                organisation: Some(Some("tc-1".into())),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
 
     let doc: Value = serde_json::from_str(OPENAPI).unwrap();
     let mut walked = 0;
@@ -817,6 +830,7 @@ async fn route_walk_every_route_with_every_role() {
                     path.replace("{id}", &uuid::Uuid::now_v7().to_string())
                 } else {
                     path.replace("{id}", &appeal.to_string())
+                        .replace("{list}", "mine")
                 };
             let body = match (method.as_str(), path.as_str()) {
                 ("PATCH", p) if p.starts_with("/api/v1/users") => r#"{"display_name":"X"}"#,
@@ -919,3 +933,251 @@ async fn route_walk_every_route_with_every_role() {
     .await;
     assert_eq!(ops.json()["operators"].as_array().unwrap().len(), 1);
 }
+
+/// Issue 12's Minsk flow through the API on `config/examples/minsk-139`: a citizen of the
+/// Moscow district asks for home care, the suggested destination is that district's
+/// territorial centre, the operator forwards it, the centre's own organisation account
+/// (made through the users API) marks it done; another centre's account neither sees nor
+/// changes it; an application past its due date is on `overdue`.
+async fn minsk_home_care_to_the_territorial_centre_and_back(db: Db) {
+    let s = state_on(&db, AccessSettings::default()).await;
+    s.directory.set(Arc::new(super::minsk_directory()));
+    let op1 = user_token(&s, "op1", Role::Operator).await;
+    let sup = user_token(&s, "sup1", Role::Supervisor).await;
+    let admin = |method: &'static str, path: String, body: String| {
+        let s = s.clone();
+        async move { call(&s, method, &path, &body).await }
+    };
+    // the centres' accounts, through the users API, each with its organisation
+    let mut centre = std::collections::HashMap::new();
+    for (login, org) in [
+        ("tc-moskovsky", "tcson-moskovsky"),
+        ("tc-leninsky", "tcson-leninsky"),
+    ] {
+        let made = admin(
+            "POST",
+            "/api/v1/users".into(),
+            json!({ "login": login, "display_name": format!("ТЦСОН {org}"), "role": "organisation",
+                    "organisation_id": org, "password": "Minsk-139-centre" })
+            .to_string(),
+        )
+        .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+        assert_eq!(made.json()["organisation_id"], org);
+        let t = admin(
+            "POST",
+            format!("/api/v1/users/{login}/tokens"),
+            r#"{"name":"centre"}"#.into(),
+        )
+        .await;
+        assert_eq!(t.status, StatusCode::CREATED, "{}", t.body);
+        centre.insert(login, t.json()["token"].as_str().unwrap().to_owned());
+    }
+    let (moskovsky, leninsky) = (&centre["tc-moskovsky"], &centre["tc-leninsky"]);
+
+    // the operator makes the citizen's card; her call is linked to it by the number
+    let card = call_by(
+        &s,
+        &op1,
+        "POST",
+        "/api/v1/citizens",
+        r#"{"name":"Ковалёва Нина Степановна","phones":["+375 29 123-45-67"],
+            "address":"ул. Есенина, 16","district":"moskovsky","birth_year":1938,
+            "categories":["pensioner"],"consent":true}"#,
+    )
+    .await;
+    assert_eq!(card.status, StatusCode::CREATED, "{}", card.body);
+    let citizen = card.json()["id"].as_str().unwrap().to_owned();
+    let arrived = Utc::now();
+    let id = s.writer.create(NewAppeal {
+        call_id: "minsk-1".into(),
+        line: "minsk-139".into(),
+        caller_number: "+375291234567".into(),
+        arrived_at: arrived,
+    });
+    s.writer.update(
+        id,
+        AppealUpdate {
+            operator: Some("op1".into()),
+            ..AppealUpdate::default()
+        },
+    );
+    assert!(s.writer.flushed(Duration::from_secs(10)).await);
+    let path = format!("/api/v1/appeals/{id}");
+    let a = call_by(&s, &op1, "GET", &path, "").await.json();
+    assert_eq!(a["citizen_id"], citizen);
+
+    // home care: the district comes from the card, the destination is suggested
+    let a = call_by(
+        &s,
+        &op1,
+        "PATCH",
+        &path,
+        &json!({ "version": a["version"], "status": "in_progress", "service": "home-care" })
+            .to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = a.json();
+    assert_eq!(a["district"], "moskovsky");
+    assert_eq!(
+        a["organisation"], "tcson-moskovsky",
+        "the district's centre"
+    );
+    let due: DateTime<Utc> = a["due_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        due.timestamp_millis(),
+        (arrived + chrono::Duration::days(10)).timestamp_millis()
+    );
+    let a = call_by(
+        &s,
+        &op1,
+        "PATCH",
+        &path,
+        &json!({ "version": a["version"], "status": "forwarded" }).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let version = a.json()["version"].clone();
+
+    // another centre: not in its list, and neither readable nor changeable
+    let list = call_by(&s, leninsky, "GET", "/api/v1/appeals", "").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert_eq!(list.json()["total"], 0);
+    let peek = call_by(
+        &s,
+        leninsky,
+        "GET",
+        "/api/v1/appeals?organisation=tcson-moskovsky",
+        "",
+    )
+    .await;
+    assert_eq!(peek.status, StatusCode::FORBIDDEN, "{}", peek.body);
+    assert_eq!(
+        call_by(&s, leninsky, "GET", &path, "").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let grab = call_by(
+        &s,
+        leninsky,
+        "PATCH",
+        &path,
+        &json!({ "version": version, "status": "done" }).to_string(),
+    )
+    .await;
+    assert_eq!(grab.status, StatusCode::FORBIDDEN, "{}", grab.body);
+    // and the directory is theirs to read, citizens are not
+    assert_eq!(
+        call_by(&s, leninsky, "GET", "/api/v1/services", "")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call_by(&s, leninsky, "GET", "/api/v1/citizens", "")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // the centre sees its application, may not reroute it, and marks it done
+    let mine = call_by(&s, moskovsky, "GET", "/api/v1/appeals", "")
+        .await
+        .json();
+    assert_eq!(mine["total"], 1);
+    assert_eq!(mine["appeals"][0]["id"], id.to_string());
+    let reroute = call_by(
+        &s,
+        moskovsky,
+        "PATCH",
+        &path,
+        &json!({ "version": version, "organisation": "tcson-leninsky" }).to_string(),
+    )
+    .await;
+    assert_eq!(reroute.status, StatusCode::FORBIDDEN, "{}", reroute.body);
+    assert!(
+        reroute.error().starts_with("organisation:"),
+        "{}",
+        reroute.body
+    );
+    let pending = call_by(
+        &s,
+        moskovsky,
+        "PATCH",
+        &path,
+        &json!({ "version": version, "status": "pending", "pending_until": "2099-01-01" })
+            .to_string(),
+    )
+    .await;
+    assert_eq!(pending.status, StatusCode::FORBIDDEN, "{}", pending.body);
+    let done = call_by(
+        &s,
+        moskovsky,
+        "PATCH",
+        &path,
+        &json!({ "version": version, "status": "done",
+                 "resolution": "Назначен социальный работник, посещения 2 раза в неделю" })
+        .to_string(),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let closed = call_by(&s, &op1, "GET", &path, "").await.json();
+    assert_eq!(closed["status"], "done");
+    assert!(closed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["actor"] == "tc-moskovsky"));
+    let rows = audit_of(&s, "appeal_changed").await;
+    let by_centre: Vec<_> = rows.iter().filter(|r| r.actor == "tc-moskovsky").collect();
+    assert_eq!(by_centre.len(), 1, "{rows:?}");
+    assert_eq!(by_centre[0].role.as_deref(), Some("organisation"));
+    assert_eq!(
+        by_centre[0].details["status"],
+        json!({ "from": "forwarded", "to": "done" })
+    );
+    assert_eq!(
+        by_centre[0].details["resolution"],
+        json!({ "changed": true })
+    );
+
+    // an application past its due date is overdue; the done one is not
+    let late = s.writer.create(NewAppeal {
+        call_id: "minsk-2".into(),
+        line: "minsk-139".into(),
+        caller_number: "+375297654321".into(),
+        arrived_at: Utc::now() - chrono::Duration::days(12),
+    });
+    assert!(s.writer.flushed(Duration::from_secs(10)).await);
+    let l = call_by(
+        &s,
+        &sup,
+        "PATCH",
+        &format!("/api/v1/appeals/{late}"),
+        r#"{"status":"in_progress","service":"home-care","district":"leninsky"}"#,
+    )
+    .await;
+    assert_eq!(l.status, StatusCode::OK, "{}", l.body);
+    assert_eq!(l.json()["organisation"], "tcson-leninsky");
+    let overdue = call_by(&s, &sup, "GET", "/api/v1/worklists/overdue", "")
+        .await
+        .json();
+    let ids: Vec<&str> = overdue["appeals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [late.to_string()]);
+    // …and in the Leninsky centre's list, not the Moscow one's
+    let theirs = call_by(&s, leninsky, "GET", "/api/v1/appeals?overdue=true", "")
+        .await
+        .json();
+    assert_eq!(theirs["appeals"][0]["id"], late.to_string());
+    let ours = call_by(&s, moskovsky, "GET", "/api/v1/appeals?overdue=true", "")
+        .await
+        .json();
+    assert_eq!(ours["total"], 0);
+}
+
+on_both!(minsk_home_care_to_the_territorial_centre_and_back);

@@ -1,19 +1,19 @@
 //! `/api/v1/appeals…` and `/api/v1/reports/daily`.
 //!
-//! The follow-up workflow a PATCH may move an appeal along:
+//! The follow-up workflow a PATCH may move an appeal along is [`Status::can_become`]:
+//! `new → in_progress | declined`; `in_progress → forwarded | pending | done | declined`;
+//! `forwarded → in_progress` (returned) `| pending | done | declined`; `pending →
+//! in_progress | forwarded | done | declined`; `done | declined → in_progress` (reopened).
+//! Setting the status an appeal already has changes nothing and is not recorded. Anything
+//! else is refused with 409 naming what is allowed; a status that does not exist is 422.
 //!
-//! ```text
-//!   new ──► in_progress ──► forwarded ──► resolved
-//!                │  ▲            │            │
-//!                │  └────────────┘ returned   │
-//!                └──────────► resolved ◄──────┘ (reopened: resolved ──► in_progress)
-//! ```
-//!
-//! Allowed: `new → in_progress`; `in_progress → forwarded | resolved`;
-//! `forwarded → in_progress` (the organisation sent it back) `| resolved`;
-//! `resolved → in_progress` (reopened). Setting the status an appeal already has changes
-//! nothing and is not recorded. Everything else — skipping `in_progress` from `new`, going
-//! back to `new` — is refused with 409; a status that does not exist is 422.
+//! The case fields (issue 12): citizen, service, address, district, destination
+//! organisation, assignee, due date, pending date, disposition, resolution. Ids are checked
+//! against the directory (422 naming the field). When a service is set its due date follows
+//! (arrival + the service's days) unless one is given; the destination organisation is
+//! suggested from the service and the district while none is set; a citizen brings their
+//! address and district to an appeal that has none. A PATCH may name the `version` it was
+//! made on: a changed appeal is 409 and nothing is written.
 
 use appeals::{AppealId, Page, SearchFilter, Status};
 use axum::body::Bytes;
@@ -27,21 +27,44 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::access::Caller;
-use super::{Actor, AdminState, ApiError};
+use super::citizens_api::{district, line_text, long_text, nullable};
+use super::{json_body, query_error, Actor, AdminState, ApiError};
 use crate::report::{self, Format};
 
-/// Whether the workflow lets an appeal go from `from` to `to` (see the module docs).
-pub fn transition_allowed(from: Status, to: Status) -> bool {
-    use Status::*;
-    matches!(
-        (from, to),
-        (New, InProgress)
-            | (InProgress, Forwarded)
-            | (InProgress, Resolved)
-            | (Forwarded, InProgress)
-            | (Forwarded, Resolved)
-            | (Resolved, InProgress)
-    )
+/// The statuses an appeal in `from` may move to, for messages.
+pub(super) fn allowed_next(from: Status) -> String {
+    Status::ALL
+        .iter()
+        .filter(|s| from.can_become(**s))
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `page` (from 1) and `per_page` (1 to [`Page::MAX_LIMIT`], default 50) of a list; 400
+/// when out of range.
+pub(super) fn paging(page: Option<u64>, per_page: Option<u32>) -> Result<(u64, u32), ApiError> {
+    let page = page.unwrap_or(1);
+    let per_page = per_page.unwrap_or(PER_PAGE);
+    if page == 0 {
+        return Err(ApiError::bad_request("page counts from 1"));
+    }
+    if !(1..=Page::MAX_LIMIT).contains(&per_page) {
+        return Err(ApiError::bad_request(format!(
+            "per_page must be 1 to {}",
+            Page::MAX_LIMIT
+        )));
+    }
+    Ok((page, per_page))
+}
+
+/// The statuses, for messages.
+fn status_names() -> String {
+    Status::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Longest notes accepted, in characters.
@@ -50,10 +73,6 @@ const MAX_NOTES: usize = 10_000;
 const MAX_ORG: usize = 200;
 /// Default page size.
 const PER_PAGE: u32 = 50;
-
-fn query_error(e: QueryRejection) -> ApiError {
-    ApiError::bad_request(format!("bad query: {}", e.body_text()))
-}
 
 pub(super) fn path_id(p: Result<Path<String>, PathRejection>) -> Result<AppealId, ApiError> {
     let Path(id) = p.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -96,21 +115,63 @@ pub struct ListQuery {
     category: Option<String>,
     status: Option<String>,
     caller: Option<String>,
+    service: Option<String>,
+    district: Option<String>,
+    organisation: Option<String>,
+    assignee: Option<String>,
+    citizen_id: Option<String>,
+    overdue: Option<bool>,
     page: Option<u64>,
     per_page: Option<u32>,
 }
 
-/// 403 unless the caller may see every appeal, or handled this one (an operator's own).
+/// 403 unless the caller may see every appeal, or this one is theirs: an operator's when
+/// they handled it, an organisation's when it is the appeal's destination organisation.
 fn may_see(who: &Caller, a: &appeals::Appeal) -> Result<(), ApiError> {
-    if who.sees_all() || a.operator.as_deref() == Some(who.id.as_str()) {
+    if who.sees_all() {
+        return Ok(());
+    }
+    let (mine, whose) = match who.role {
+        appeals::Role::Organisation => (
+            who.organisation_id.is_some() && a.case.organisation == who.organisation_id,
+            "an organisation sees the applications routed to it",
+        ),
+        _ => (
+            a.operator.as_deref() == Some(who.id.as_str()),
+            "an operator sees the appeals they handled",
+        ),
+    };
+    if mine {
         Ok(())
     } else {
         Err(ApiError::forbidden(format!(
-            "appeal {} is not yours: an operator sees the appeals they handled",
+            "appeal {} is not yours: {whose}",
             a.id
         )))
     }
 }
+
+/// The fields of the appeal PATCH an organisation may send: the status of its work, the
+/// resolution and a comment (the notes), with the version.
+const ORGANISATION_MAY_CHANGE: &str = "status (in_progress, done, declined), resolution, notes";
+
+/// The statuses an organisation may set on an application routed to it.
+const ORGANISATION_STATUSES: &[Status] = &[Status::InProgress, Status::Done, Status::Declined];
+
+/// Appeal fields whose old and new values go into the audit log; the others (notes,
+/// address, resolution: personal data) are recorded as changed, without their text.
+const APPEAL_FIELDS_SHOWN: &[&str] = &[
+    "status",
+    "destination_org",
+    "citizen_id",
+    "service",
+    "district",
+    "organisation",
+    "assignee",
+    "due_at",
+    "pending_until",
+    "disposition",
+];
 
 /// The appeal, when the caller may see it (404 / 403 otherwise).
 async fn visible(
@@ -127,8 +188,10 @@ async fn visible(
     }
 }
 
-/// `GET /api/v1/appeals`: newest first, paged (`page` from 1, `per_page` 1–1000, default 50).
-/// An operator gets the appeals they handled.
+/// `GET /api/v1/appeals`: newest first, paged (`page` from 1, `per_page` 1–1000, default 50);
+/// filters `from`, `to`, `line`, `category`, `status`, `caller` (digits), `service`,
+/// `district`, `organisation`, `assignee`, `citizen_id` (exact ids) and `overdue=true`.
+/// An operator gets the appeals they handled, an organisation the applications routed to it.
 pub async fn list(
     State(s): State<AdminState>,
     Extension(who): Extension<Caller>,
@@ -139,12 +202,10 @@ pub async fn list(
     let status = match given(q.status) {
         None => None,
         Some(v) => Some(v.parse::<Status>().map_err(|_| {
-            ApiError::bad_request(format!(
-                "status={v:?}: expected new, in_progress, forwarded or resolved"
-            ))
+            ApiError::bad_request(format!("status={v:?}: expected one of {}", status_names()))
         })?),
     };
-    let filter = SearchFilter {
+    let mut filter = SearchFilter {
         from: given(q.from)
             .map(|v| instant("from", &v, tz, false))
             .transpose()?,
@@ -155,19 +216,37 @@ pub async fn list(
         category: given(q.category),
         status,
         caller: given(q.caller),
-        operator: (!who.sees_all()).then(|| who.id.clone()),
+        service: given(q.service),
+        district: given(q.district),
+        organisation: given(q.organisation),
+        assignee: given(q.assignee),
+        citizen_id: given(q.citizen_id)
+            .map(|v| {
+                uuid::Uuid::parse_str(&v).map_err(|_| {
+                    ApiError::bad_request(format!("citizen_id={v:?} is not a citizen id"))
+                })
+            })
+            .transpose()?,
+        overdue_at: q.overdue.unwrap_or(false).then(Utc::now),
+        operator: None,
     };
-    let page = q.page.unwrap_or(1);
-    let per_page = q.per_page.unwrap_or(PER_PAGE);
-    if page == 0 {
-        return Err(ApiError::bad_request("page counts from 1"));
+    if !who.sees_all() {
+        match who.role {
+            appeals::Role::Organisation => {
+                let own = who.organisation_id.clone().ok_or_else(|| {
+                    ApiError::forbidden("this organisation account names no organisation")
+                })?;
+                if filter.organisation.as_ref().is_some_and(|o| *o != own) {
+                    return Err(ApiError::forbidden(
+                        "an organisation sees only the applications routed to it",
+                    ));
+                }
+                filter.organisation = Some(own);
+            }
+            _ => filter.operator = Some(who.id.clone()),
+        }
     }
-    if !(1..=Page::MAX_LIMIT).contains(&per_page) {
-        return Err(ApiError::bad_request(format!(
-            "per_page must be 1 to {}",
-            Page::MAX_LIMIT
-        )));
-    }
+    let (page, per_page) = paging(q.page, q.per_page)?;
     let store = s.store()?;
     let total = store.count(&filter).await?;
     let offset = (page - 1).saturating_mul(u64::from(per_page));
@@ -233,13 +312,96 @@ pub async fn recording(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Change {
+    version: Option<i64>,
     status: Option<String>,
     notes: Option<String>,
     destination_org: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    citizen_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    service: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    district: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    organisation: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    assignee: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    due_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pending_until: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    disposition: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    resolution: Option<Option<String>>,
 }
 
-/// `PATCH /api/v1/appeals/{id}`: status, notes, destination organisation. Each change is
-/// recorded on the timeline with the actor; the answer is the appeal as it now stands.
+impl Change {
+    fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.notes.is_none()
+            && self.destination_org.is_none()
+            && self.citizen_id.is_none()
+            && self.service.is_none()
+            && self.address.is_none()
+            && self.district.is_none()
+            && self.organisation.is_none()
+            && self.assignee.is_none()
+            && self.due_at.is_none()
+            && self.pending_until.is_none()
+            && self.disposition.is_none()
+            && self.resolution.is_none()
+    }
+}
+
+/// 403 naming the first field of `c` an organisation may not change, or a status it may
+/// not set.
+fn organisation_may(c: &Change) -> Result<(), ApiError> {
+    let others = [
+        ("destination_org", c.destination_org.is_some()),
+        ("citizen_id", c.citizen_id.is_some()),
+        ("service", c.service.is_some()),
+        ("address", c.address.is_some()),
+        ("district", c.district.is_some()),
+        ("organisation", c.organisation.is_some()),
+        ("assignee", c.assignee.is_some()),
+        ("due_at", c.due_at.is_some()),
+        ("pending_until", c.pending_until.is_some()),
+        ("disposition", c.disposition.is_some()),
+    ];
+    if let Some((field, _)) = others.iter().find(|(_, given)| *given) {
+        return Err(ApiError::forbidden(format!(
+            "{field}: an organisation may change only {ORGANISATION_MAY_CHANGE}"
+        )));
+    }
+    if let Some(v) = &c.status {
+        if !ORGANISATION_STATUSES.iter().any(|s| s.as_str() == v) {
+            return Err(ApiError::forbidden(format!(
+                "status {v:?}: an organisation may set only in_progress, done or declined"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Longest login accepted as an assignee.
+const MAX_LOGIN: usize = 64;
+/// Longest address accepted.
+const MAX_ADDRESS: usize = 500;
+
+/// Checks `f` on the value of a nullable field (`None` absent, `Some(None)` cleared).
+fn each<T, U>(
+    v: Option<Option<T>>,
+    f: impl FnOnce(T) -> Result<U, ApiError>,
+) -> Result<Option<Option<U>>, ApiError> {
+    v.map(|v| v.map(f).transpose()).transpose()
+}
+
+/// `PATCH /api/v1/appeals/{id}`: status, notes, destination organisation (free text) and
+/// the case fields (see the module docs). Each change is recorded on the timeline with the
+/// actor; the answer is the appeal as it now stands.
 pub async fn update(
     State(s): State<AdminState>,
     Extension(Actor(actor)): Extension<Actor>,
@@ -248,90 +410,178 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let change: Change = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))?;
-    if change.status.is_none() && change.notes.is_none() && change.destination_org.is_none() {
+    let c: Change = json_body(&body)?;
+    if c.is_empty() {
         return Err(ApiError::bad_request(
-            "nothing to change: give status, notes or destination_org",
+            "nothing to change: give status, notes, destination_org or a case field",
         ));
     }
-    let status = match &change.status {
+    if who.role == appeals::Role::Organisation {
+        organisation_may(&c)?;
+    }
+    let tz = s.reports.tz;
+    let d = s.directory.get();
+    let store = s.store()?;
+    let status = match &c.status {
         None => None,
         Some(v) => Some(v.parse::<Status>().map_err(|_| {
-            ApiError::unprocessable(format!(
-                "status {v:?} does not exist: new, in_progress, forwarded or resolved"
-            ))
+            ApiError::unprocessable(format!("status {v:?} does not exist: {}", status_names()))
         })?),
     };
-    if let Some(n) = &change.notes {
-        if n.chars().count() > MAX_NOTES {
-            return Err(ApiError::unprocessable(format!(
-                "notes are longer than {MAX_NOTES} characters"
-            )));
-        }
+    if let Some(n) = &c.notes {
+        long_text("notes", n, MAX_NOTES)?;
     }
-    let org = change.destination_org.as_deref().map(str::trim);
-    if let Some(o) = org {
+    let org_text = c.destination_org.as_deref().map(str::trim);
+    if let Some(o) = org_text {
         if o.is_empty() || o.chars().count() > MAX_ORG || o.chars().any(char::is_control) {
             return Err(ApiError::unprocessable(format!(
                 "destination_org must be 1 to {MAX_ORG} characters on one line"
             )));
         }
     }
-    let store = s.store()?;
+    let citizen_id = each(c.citizen_id, |v| {
+        uuid::Uuid::parse_str(&v)
+            .map_err(|_| ApiError::unprocessable(format!("citizen_id: {v:?} is not a citizen id")))
+    })?;
+    let citizen = match citizen_id {
+        Some(Some(cid)) => match store.citizen(cid).await? {
+            Some(c) => Some(c),
+            None => {
+                return Err(ApiError::unprocessable(format!(
+                    "citizen_id: no citizen {cid}"
+                )))
+            }
+        },
+        _ => None,
+    };
+    let service = each(c.service, |v| match d.service(&v) {
+        Some(x) => Ok(x.clone()),
+        None => Err(ApiError::unprocessable(format!(
+            "service: no service {v:?} (see GET /api/v1/services)"
+        ))),
+    })?;
+    let mut address = each(c.address, |v| line_text("address", &v, MAX_ADDRESS))?;
+    let mut district_id = each(c.district, |v| district(&d, "district", &v))?;
+    let mut organisation = each(c.organisation, |v| match d.organisation(&v) {
+        Some(x) => Ok(x.id.clone()),
+        None => Err(ApiError::unprocessable(format!(
+            "organisation: no organisation {v:?} (see GET /api/v1/organisations)"
+        ))),
+    })?;
+    let assignee = each(c.assignee, |v| line_text("assignee", &v, MAX_LOGIN))?;
+    let mut due_at = each(c.due_at, |v| instant_422("due_at", &v, tz, true))?;
+    let pending_until = each(c.pending_until, |v| {
+        instant_422("pending_until", &v, tz, true)
+    })?;
+    let disposition = each(c.disposition, |v| {
+        if d.has_disposition(&v) {
+            Ok(v)
+        } else {
+            Err(ApiError::unprocessable(format!(
+                "disposition: no disposition {v:?} (see GET /api/v1/case-codes)"
+            )))
+        }
+    })?;
+    let resolution = each(c.resolution, |v| long_text("resolution", &v, MAX_NOTES))?;
+
     let _one_at_a_time = s.patch_lock.lock().await;
     let Some(current) = store.get(id).await? else {
         return Err(ApiError::not_found(format!("no appeal {id}")));
     };
-    let current = current.appeal;
-    may_see(&who, &current)?;
-    if let Some(to) = status {
-        if to != current.status && !transition_allowed(current.status, to) {
-            let allowed: Vec<&str> = Status::ALL
-                .iter()
-                .filter(|s| transition_allowed(current.status, **s))
-                .map(|s| s.as_str())
-                .collect();
-            return Err(ApiError::conflict(format!(
-                "appeal {id} is {}: it cannot become {}; allowed next: {}",
-                current.status,
-                to,
-                allowed.join(", ")
-            )));
+    let cur = &current.appeal;
+    may_see(&who, cur)?;
+    // A citizen — picked now, or linked by the caller's number — brings their address and
+    // district to an appeal that has none.
+    let citizen = match (citizen, citizen_id, cur.case.citizen_id) {
+        (Some(c), _, _) => Some(c),
+        (None, None, Some(linked)) if cur.case.address.is_none() || cur.case.district.is_none() => {
+            store.citizen(linked).await?
+        }
+        _ => None,
+    };
+    if let Some(citizen) = &citizen {
+        if address.is_none() && cur.case.address.is_none() && citizen.card.address.is_some() {
+            address = Some(citizen.card.address.clone());
+        }
+        if district_id.is_none() && cur.case.district.is_none() && citizen.card.district.is_some() {
+            district_id = Some(citizen.card.district.clone());
         }
     }
-    let mut changed = serde_json::Map::new();
-    if let Some(to) = status.filter(|to| *to != current.status) {
-        store.set_status(id, to, &actor).await?;
-        changed.insert("status".into(), json!({ "from": current.status, "to": to }));
-        // An appeal from the partner queued its new status for the partner: send it now.
-        if let Some(link) = &s.partner {
-            link.wake.notify_one();
+    // A new service sets the due date (arrival + its days) unless one is given.
+    if let Some(Some(svc)) = &service {
+        if due_at.is_none() && cur.case.service.as_deref() != Some(svc.id.as_str()) {
+            due_at = Some(Some(
+                cur.arrived_at + chrono::Duration::days(i64::from(svc.days)),
+            ));
         }
     }
-    if let Some(n) = change.notes.filter(|n| Some(n) != current.notes.as_ref()) {
-        store.set_notes(id, &n, &actor).await?;
-        // the notes' text is personal data kept on the appeal, not copied into the log
-        changed.insert(
-            "notes".into(),
-            json!({ "changed": true, "chars": n.chars().count() }),
-        );
+    // The destination is suggested from the service and the district while none is set.
+    if organisation.is_none() && cur.case.organisation.is_none() {
+        let svc = match &service {
+            Some(v) => v.as_ref().map(|x| x.id.clone()),
+            None => cur.case.service.clone(),
+        };
+        let dist = match &district_id {
+            Some(v) => v.clone(),
+            None => cur.case.district.clone(),
+        };
+        if let Some(o) = svc.and_then(|svc| d.suggest(&svc, dist.as_deref())) {
+            organisation = Some(Some(o.id.clone()));
+        }
     }
-    if let Some(o) = org.filter(|o| Some(*o) != current.destination_org.as_deref()) {
-        store.set_destination(id, o, &actor).await?;
-        changed.insert(
-            "destination_org".into(),
-            json!({ "from": current.destination_org, "to": o }),
-        );
+    // Pending needs a date in the future to be pending until.
+    if status == Some(Status::Pending) && status != Some(cur.status) {
+        let until = match &pending_until {
+            Some(v) => *v,
+            None => cur.case.pending_until,
+        };
+        if until.is_none_or(|u| u <= Utc::now()) {
+            return Err(ApiError::unprocessable(
+                "pending_until: a pending appeal needs a date in the future",
+            ));
+        }
     }
+    let change = appeals::CaseChange {
+        status,
+        notes: c.notes,
+        destination_org: org_text.map(str::to_owned),
+        citizen_id,
+        service: service.map(|v| v.map(|x| x.id)),
+        address,
+        district: district_id,
+        organisation,
+        assignee,
+        due_at,
+        pending_until,
+        disposition,
+        resolution,
+    };
+    let updated = store.update_case(id, c.version, &change, &actor).await?;
+    let changed = super::audit::changes(
+        &serde_json::to_value(cur).unwrap_or_default(),
+        &serde_json::to_value(&updated.appeal).unwrap_or_default(),
+        APPEAL_FIELDS_SHOWN,
+    );
     if !changed.is_empty() {
         s.audit(who.audit("appeal_changed", Some(id.to_string()), changed.into()))
             .await;
     }
-    match store.get(id).await? {
-        Some(a) => Ok(Json(a).into_response()),
-        None => Err(ApiError::not_found(format!("no appeal {id}"))),
+    // An appeal from the partner queued its new status for the partner: send it now.
+    if updated.appeal.status != cur.status {
+        if let Some(link) = &s.partner {
+            link.wake.notify_one();
+        }
     }
+    Ok(Json(updated).into_response())
+}
+
+/// [`instant`] for a body field: 422 naming it.
+fn instant_422(name: &str, s: &str, tz: FixedOffset, end: bool) -> Result<DateTime<Utc>, ApiError> {
+    instant(name, s, tz, end).map_err(|_| {
+        ApiError::unprocessable(format!(
+            "{name}: {s:?} is not YYYY-MM-DD or an RFC 3339 time"
+        ))
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -367,8 +617,7 @@ pub async fn forward(
     let body: ForwardBody = if body.iter().all(u8::is_ascii_whitespace) {
         ForwardBody::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))?
+        json_body(&body)?
     };
     if let Some(n) = &body.note {
         if n.chars().count() > MAX_NOTES {

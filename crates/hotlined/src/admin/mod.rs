@@ -15,6 +15,9 @@
 
 pub mod access;
 mod appeals_api;
+mod audit;
+mod citizens_api;
+mod directory_api;
 mod metrics;
 mod operators;
 mod partner_api;
@@ -22,6 +25,7 @@ pub mod permissions;
 #[cfg(test)]
 mod tests;
 mod users_api;
+mod worklists_api;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -88,6 +92,8 @@ pub struct AdminState {
     /// The running gateway's ACD, told of every login, logout, pause and unpause the table
     /// takes; `None` in tests of the API alone.
     pub acd: Option<gateway::OperatorControl>,
+    /// Districts, organisations, services and the case code lists (swapped by reloads).
+    pub directory: crate::directory::DirectorySlot,
 }
 
 /// Sessions, login throttling and retention (`[admin]`, `[retention]`).
@@ -186,10 +192,15 @@ impl From<appeals::Error> for ApiError {
         match e {
             appeals::Error::NotFound(id) => ApiError::not_found(format!("no appeal {id}")),
             appeals::Error::NoUser(id) => ApiError::not_found(format!("no user {id:?}")),
-            e @ appeals::Error::UserExists(_) => ApiError::conflict(e.to_string()),
-            e @ (appeals::Error::NotForwardable { .. } | appeals::Error::AlreadyForwarded(_)) => {
-                ApiError::conflict(e.to_string())
-            }
+            e @ (appeals::Error::NotForwardable { .. }
+            | appeals::Error::AlreadyForwarded(_)
+            | appeals::Error::UserExists(_)
+            | appeals::Error::Stale { .. }) => ApiError::conflict(e.to_string()),
+            appeals::Error::Transition { id, from, to } => ApiError::conflict(format!(
+                "appeal {id} is {from}: it cannot become {to}; allowed next: {}",
+                appeals_api::allowed_next(from)
+            )),
+            appeals::Error::CitizenNotFound(id) => ApiError::not_found(format!("no citizen {id}")),
             appeals::Error::Db(e) => {
                 tracing::warn!(error = %e, "admin API: database error");
                 ApiError::new(
@@ -203,6 +214,16 @@ impl From<appeals::Error> for ApiError {
             }
         }
     }
+}
+
+/// A JSON request body; 400 saying what is wrong with it.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
+}
+
+/// A query string that did not parse: 400.
+pub(crate) fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::bad_request(format!("bad query: {}", e.body_text()))
 }
 
 impl AdminState {
@@ -306,6 +327,28 @@ fn api_routes() -> Routes {
             post(operators::unpause),
         )
         .add("POST", "/api/v1/reload", post(reload))
+        .add("GET", "/api/v1/districts", get(directory_api::districts))
+        .add(
+            "GET",
+            "/api/v1/organisations",
+            get(directory_api::organisations),
+        )
+        .add("GET", "/api/v1/services", get(directory_api::services))
+        .add("GET", "/api/v1/case-codes", get(directory_api::codes))
+        .add("GET", "/api/v1/citizens", get(citizens_api::list))
+        .add("POST", "/api/v1/citizens", post(citizens_api::create))
+        .add("GET", "/api/v1/citizens/{id}", get(citizens_api::one))
+        .add(
+            "PATCH",
+            "/api/v1/citizens/{id}",
+            patch(citizens_api::update),
+        )
+        .add("GET", "/api/v1/worklists/{list}", get(worklists_api::list))
+        .add(
+            "POST",
+            "/api/v1/worklists/missed/{id}/close",
+            post(worklists_api::close_missed),
+        )
         .add("GET", "/api/v1/users", get(users_api::list))
         .add("POST", "/api/v1/users", post(users_api::create))
         .add("GET", "/api/v1/users/{id}", get(users_api::one))

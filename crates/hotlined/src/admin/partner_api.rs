@@ -95,8 +95,7 @@ pub async fn receive_forward(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let msg: ForwardMessage = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))?;
+    let msg: ForwardMessage = super::json_body(&body)?;
     check_centre(&msg.centre)?;
     let ours = s
         .partner
@@ -131,8 +130,7 @@ pub async fn receive_status(
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     let key = idempotency_key(&headers)?;
-    let msg: StatusMessage = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))?;
+    let msg: StatusMessage = super::json_body(&body)?;
     check_centre(&msg.centre)?;
     let store = s.store()?;
     // Changes to one appeal go one at a time, as the admin's PATCH does.

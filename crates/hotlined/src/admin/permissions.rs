@@ -50,8 +50,16 @@ const ANYONE: Rule = Rule::Roles(&[
 ]);
 /// Operational work: operators on their own, supervisors (and admins) on everything.
 const OPS: Rule = Rule::Roles(&[(Operator, Own), (Supervisor, All), (Admin, All)]);
-/// Live figures everyone on the phones may see.
+/// Everyone on the phones: the live figures, citizens' cards (operators take calls from anyone).
 const LIVE: Rule = Rule::Roles(&[(Operator, All), (Supervisor, All), (Admin, All)]);
+/// The applications an organisation works on: operators their own, organisations those
+/// routed to them, supervisors (and admins) every one.
+const CASES: Rule = Rule::Roles(&[
+    (Operator, Own),
+    (Supervisor, All),
+    (Admin, All),
+    (Organisation, Own),
+]);
 /// Supervising: reports, every callback.
 const SUPERVISE: Rule = Rule::Roles(&[(Supervisor, All), (Admin, All)]);
 /// Running the service: users, tokens, reloads, retention, the audit log.
@@ -67,9 +75,9 @@ pub const TABLE: &[(&str, &str, Rule)] = &[
     ("POST", "/logout", Rule::Page),
     ("GET", "/api/v1/openapi.json", ANYONE),
     ("GET", "/api/v1/me", ANYONE),
-    ("GET", "/api/v1/appeals", OPS),
-    ("GET", "/api/v1/appeals/{id}", OPS),
-    ("PATCH", "/api/v1/appeals/{id}", OPS),
+    ("GET", "/api/v1/appeals", CASES),
+    ("GET", "/api/v1/appeals/{id}", CASES),
+    ("PATCH", "/api/v1/appeals/{id}", CASES),
     ("POST", "/api/v1/appeals/{id}/forward", OPS),
     ("GET", "/api/v1/appeals/{id}/recording", OPS),
     ("GET", "/api/v1/reports/daily", SUPERVISE),
@@ -81,6 +89,16 @@ pub const TABLE: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/operators/{id}/pause", OPS),
     ("POST", "/api/v1/operators/{id}/unpause", OPS),
     ("POST", "/api/v1/reload", ADMIN),
+    ("GET", "/api/v1/districts", ANYONE),
+    ("GET", "/api/v1/organisations", ANYONE),
+    ("GET", "/api/v1/services", ANYONE),
+    ("GET", "/api/v1/case-codes", ANYONE),
+    ("GET", "/api/v1/citizens", LIVE),
+    ("POST", "/api/v1/citizens", LIVE),
+    ("GET", "/api/v1/citizens/{id}", LIVE),
+    ("PATCH", "/api/v1/citizens/{id}", LIVE),
+    ("GET", "/api/v1/worklists/{list}", OPS),
+    ("POST", "/api/v1/worklists/missed/{id}/close", SUPERVISE),
     ("GET", "/api/v1/users", ADMIN),
     ("POST", "/api/v1/users", ADMIN),
     ("GET", "/api/v1/users/{id}", ADMIN),

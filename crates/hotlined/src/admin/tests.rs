@@ -56,7 +56,26 @@ fn state_with(writer: AppealWriter, token: &str) -> AdminState {
         partner: None,
         reloader: None,
         acd: None,
+        directory: crate::directory::DirectorySlot::new(Arc::new(shipped_directory())),
     }
+}
+
+/// The directory of the shipped configuration (Novosibirsk).
+fn shipped_directory() -> crate::directory::Directory {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let mut problems = Vec::new();
+    let d = crate::directory::load(
+        &dir,
+        crate::directory::Files {
+            districts: Some("districts.toml"),
+            organisations: Some("organisations.toml"),
+            services: Some("services.toml"),
+            cases: Some("cases.toml"),
+        },
+        &mut problems,
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    d
 }
 
 async fn env() -> Env {
@@ -184,6 +203,36 @@ pub(super) async fn user_token(state: &AdminState, id: &str, role: appeals::Role
         .await
         .unwrap();
     token
+}
+
+/// A request with a personal API token.
+async fn call_by(state: &AdminState, token: &str, method: &str, path: &str, body: &str) -> Answer {
+    let auth = format!("Bearer {token}");
+    send(
+        state,
+        req(method, path, body, &[("authorization", auth.as_str())]),
+    )
+    .await
+}
+
+/// The audit rows with this action, oldest first.
+async fn audit_of(state: &AdminState, action: &str) -> Vec<appeals::AuditEntry> {
+    let mut rows: Vec<appeals::AuditEntry> = state
+        .store
+        .get()
+        .unwrap()
+        .audit_search(&appeals::AuditFilter {
+            action: Some(action.into()),
+            limit: 10_000,
+            ..appeals::AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect();
+    rows.sort_by_key(|e| e.at);
+    rows
 }
 
 /// An authorised request.
@@ -423,7 +472,7 @@ async fn search_filters_and_pages_newest_first() {
     assert_eq!(ids_of(&rfc), vec![ids[4].to_string(), ids[3].to_string()]);
 
     for bad in [
-        "/api/v1/appeals?status=done",
+        "/api/v1/appeals?status=finished",
         "/api/v1/appeals?per_page=0",
         "/api/v1/appeals?per_page=1001",
         "/api/v1/appeals?page=0",
@@ -450,10 +499,12 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
     assert_eq!(one["events"][0]["kind"], "created");
 
     // Skipping in_progress is refused, and says what is allowed.
-    let refused = call(&e.state, "PATCH", &path, r#"{"status":"resolved"}"#).await;
+    let refused = call(&e.state, "PATCH", &path, r#"{"status":"done"}"#).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert!(
-        refused.error().contains("allowed next: in_progress"),
+        refused
+            .error()
+            .contains("allowed next: in_progress, declined"),
         "{}",
         refused.body
     );
@@ -516,11 +567,7 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
     assert_eq!(same.status, StatusCode::OK);
     assert_eq!(e.store.get(id).await.unwrap().unwrap().events.len(), before);
 
-    for (to, ok) in [
-        ("resolved", true),
-        ("in_progress", true),
-        ("resolved", true),
-    ] {
+    for (to, ok) in [("done", true), ("in_progress", true), ("done", true)] {
         let a = call(&e.state, "PATCH", &path, &format!(r#"{{"status":"{to}"}}"#)).await;
         assert_eq!(a.status == StatusCode::OK, ok, "{to}: {}", a.body);
     }
@@ -549,9 +596,9 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
         vec![
             ("new", "in_progress"),
             ("in_progress", "forwarded"),
-            ("forwarded", "resolved"),
-            ("resolved", "in_progress"),
-            ("in_progress", "resolved"),
+            ("forwarded", "done"),
+            ("done", "in_progress"),
+            ("in_progress", "done"),
         ]
     );
 
@@ -599,17 +646,27 @@ fn transitions_table() {
     let allowed: Vec<_> = Status::ALL
         .iter()
         .flat_map(|a| Status::ALL.iter().map(move |b| (*a, *b)))
-        .filter(|(a, b)| appeals_api::transition_allowed(*a, *b))
+        .filter(|(a, b)| a.can_become(*b))
         .collect();
     assert_eq!(
         allowed,
         vec![
             (New, InProgress),
+            (New, Declined),
             (InProgress, Forwarded),
-            (InProgress, Resolved),
+            (InProgress, Pending),
+            (InProgress, Done),
+            (InProgress, Declined),
             (Forwarded, InProgress),
-            (Forwarded, Resolved),
-            (Resolved, InProgress),
+            (Forwarded, Pending),
+            (Forwarded, Done),
+            (Forwarded, Declined),
+            (Pending, InProgress),
+            (Pending, Forwarded),
+            (Pending, Done),
+            (Pending, Declined),
+            (Done, InProgress),
+            (Declined, InProgress),
         ]
     );
 }
@@ -2218,3 +2275,472 @@ async fn callbacks_show_their_attempts() {
 
 #[path = "access_tests.rs"]
 mod access_tests;
+
+// --- cases (issue 12): directory, citizens, case fields, worklists --------------------
+
+/// The directory of `config/examples/minsk-139`.
+fn minsk_directory() -> crate::directory::Directory {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../config/examples/minsk-139/hotline.toml");
+    let c = crate::config::Config::load_with_env(&path, std::iter::empty()).unwrap();
+    (*c.directory).clone()
+}
+
+#[tokio::test]
+async fn directory_routes_list_the_configuration_and_suggest() {
+    let e = env().await;
+    let d = call(&e.state, "GET", "/api/v1/districts", "").await.json();
+    let names: Vec<&str> = d["districts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 10);
+    assert!(names.contains(&"Заельцовский") && names.contains(&"Первомайский"));
+    let s = call(&e.state, "GET", "/api/v1/services", "").await.json();
+    let home = s["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == "home-care")
+        .unwrap()
+        .clone();
+    assert_eq!(home["performer"], "territorial_centre");
+    assert_eq!(home["days"], 10);
+    let o = call(
+        &e.state,
+        "GET",
+        "/api/v1/organisations?service=home-care&district=kirovsky",
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(o["suggested"], "kcson-kirovsky");
+    assert!(o["organisations"].as_array().unwrap().len() >= 10);
+    let codes = call(&e.state, "GET", "/api/v1/case-codes", "").await.json();
+    assert!(codes["dispositions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == "application"));
+    for (q, field) in [
+        ("service=flying", "service:"),
+        ("service=home-care&district=nowhere", "district:"),
+    ] {
+        let a = call(&e.state, "GET", &format!("/api/v1/organisations?{q}"), "").await;
+        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{q}");
+        assert!(a.error().starts_with(field), "{}", a.body);
+    }
+    // a reload swaps the directory whole
+    e.state.directory.set(Arc::new(minsk_directory()));
+    let d = call(&e.state, "GET", "/api/v1/districts", "").await.json();
+    assert_eq!(d["districts"].as_array().unwrap().len(), 9);
+}
+
+#[tokio::test]
+async fn citizens_are_created_found_changed_with_versions_and_checked() {
+    let e = env().await;
+    let op1 = user_token(&e.state, "op1", appeals::Role::Operator).await;
+    let made = call_by(
+        &e.state,
+        &op1,
+        "POST",
+        "/api/v1/citizens",
+        r#"{"name":"Иванова Мария Петровна","phones":["8 913 123-45-67"],
+            "address":"ул. Петухова, 12","district":"kirovsky","birth_year":1941,
+            "categories":["pensioner"],"flags":[{"flag":"hard-of-hearing"}],"consent":true}"#,
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let c = made.json();
+    let id = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(c["consent"]["by"], "op1");
+    assert_eq!(c["version"], 1);
+    assert_eq!(c["phones"], json!(["8 913 123-45-67"]));
+
+    // a call from that number is linked to the card, which lists it
+    let appeal = e.appeal(Utc::now(), "city", "+79131234567", AppealUpdate::default());
+    e.flush().await;
+    let card = call(&e.state, "GET", &format!("/api/v1/citizens/{id}"), "")
+        .await
+        .json();
+    assert_eq!(card["appeals"][0]["id"], appeal.to_string());
+    assert_eq!(card["appeals"][0]["citizen_id"], id);
+    let found = call(&e.state, "GET", "/api/v1/citizens?phone=%2B79131234567", "")
+        .await
+        .json();
+    assert_eq!(found["citizens"][0]["id"], id);
+
+    let path = format!("/api/v1/citizens/{id}");
+    let changed = call(
+        &e.state,
+        "PATCH",
+        &path,
+        r#"{"version":1,"address":null,"flags":[{"flag":"lives-alone","until":"2027-03-01"}]}"#,
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let v = changed.json();
+    assert_eq!(v["version"], 2);
+    assert_eq!(v["address"], Value::Null);
+    assert_eq!(v["flags"][0]["until"], "2027-03-01");
+    // both are in the audit log: who, and what changed, without the personal text
+    let created = audit_of(&e.state, "citizen_created").await;
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].actor, "op1");
+    assert_eq!(created[0].role.as_deref(), Some("operator"));
+    assert_eq!(created[0].target.as_deref(), Some(id.as_str()));
+    assert_eq!(created[0].details["district"]["to"], "kirovsky");
+    assert_eq!(created[0].details["name"], json!({ "changed": true }));
+    let changed = audit_of(&e.state, "citizen_changed").await;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].actor, crate::admin::access::LEGACY_ACTOR);
+    assert_eq!(
+        changed[0].details,
+        json!({ "address": { "changed": true }, "flags": { "changed": true } })
+    );
+    assert!(!changed[0].details.to_string().contains("Петухова"));
+    let stale = call(
+        &e.state,
+        "PATCH",
+        &path,
+        r#"{"version":1,"name":"Петрова"}"#,
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    assert!(stale.error().contains("version 2"), "{}", stale.body);
+    let no_version = call(&e.state, "PATCH", &path, r#"{"name":"Петрова"}"#).await;
+    assert_eq!(no_version.status, StatusCode::BAD_REQUEST);
+
+    for (body, field) in [
+        (r#"{"name":"А","district":"atlantis"}"#, "district:"),
+        (r#"{"name":"А","categories":["astronaut"]}"#, "categories:"),
+        (r#"{"name":"А","flags":[{"flag":"grumpy"}]}"#, "flags:"),
+        (r#"{"name":"А","phones":["call me"]}"#, "phones:"),
+        (r#"{"name":"  "}"#, "name:"),
+        (r#"{"name":"А","birth_year":1700}"#, "birth_year:"),
+    ] {
+        let a = call(&e.state, "POST", "/api/v1/citizens", body).await;
+        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(a.error().starts_with(field), "{body}: {}", a.body);
+    }
+    let a = call(
+        &e.state,
+        "PATCH",
+        &path,
+        r#"{"version":2,"district":"atlantis"}"#,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.error().starts_with("district:"));
+    // nothing of the refused edits was written
+    let now = e.store.citizen(id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(
+        (now.version, now.card.name.as_str()),
+        (2, "Иванова Мария Петровна")
+    );
+    let missing = call(
+        &e.state,
+        "GET",
+        &format!("/api/v1/citizens/{}", uuid::Uuid::now_v7()),
+        "",
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn appeal_case_fields_are_derived_checked_and_versioned() {
+    let e = env().await;
+    let c = call(
+        &e.state,
+        "POST",
+        "/api/v1/citizens",
+        r#"{"name":"Петров","address":"ул. Станиславского, 3","district":"leninsky"}"#,
+    )
+    .await
+    .json();
+    let arrived = Utc::now() - chrono::Duration::hours(1);
+    let id = e.appeal(arrived, "city", "+79130000009", AppealUpdate::default());
+    e.flush().await;
+    let path = format!("/api/v1/appeals/{id}");
+    let body = format!(
+        r#"{{"version":1,"status":"in_progress","citizen_id":"{}","service":"home-care","assignee":"op1"}}"#,
+        c["id"].as_str().unwrap()
+    );
+    let a = call(&e.state, "PATCH", &path, &body).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let v = a.json();
+    assert_eq!(v["district"], "leninsky", "from the citizen");
+    assert_eq!(v["address"], "ул. Станиславского, 3");
+    assert_eq!(v["organisation"], "kcson-leninsky", "suggested");
+    let due: DateTime<Utc> = v["due_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        due.timestamp_millis(),
+        (arrived + chrono::Duration::days(10)).timestamp_millis()
+    );
+    assert_eq!(v["version"], 2);
+
+    // the operator overrides the destination; a stale edit is refused and writes nothing
+    let o = call(
+        &e.state,
+        "PATCH",
+        &path,
+        r#"{"version":2,"organisation":"dsp-mayor"}"#,
+    )
+    .await;
+    assert_eq!(o.status, StatusCode::OK, "{}", o.body);
+    assert_eq!(o.json()["organisation"], "dsp-mayor");
+    let stale = call(
+        &e.state,
+        "PATCH",
+        &path,
+        r#"{"version":2,"assignee":"op2"}"#,
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    assert_eq!(
+        e.store
+            .get(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .appeal
+            .case
+            .assignee
+            .as_deref(),
+        Some("op1")
+    );
+
+    for (body, status, field) in [
+        (r#"{"service":"flying"}"#, 422, "service:"),
+        (r#"{"organisation":"nowhere"}"#, 422, "organisation:"),
+        (r#"{"district":"atlantis"}"#, 422, "district:"),
+        (r#"{"disposition":"shrug"}"#, 422, "disposition:"),
+        (r#"{"citizen_id":"not-a-uuid"}"#, 422, "citizen_id:"),
+        (r#"{"due_at":"someday"}"#, 422, "due_at:"),
+        (r#"{"status":"pending"}"#, 422, "pending_until:"),
+        (r#"{"colour":"red"}"#, 400, "bad JSON"),
+    ] {
+        let a = call(&e.state, "PATCH", &path, body).await;
+        assert_eq!(a.status.as_u16(), status, "{body}: {}", a.body);
+        assert!(a.error().starts_with(field), "{body}: {}", a.body);
+    }
+    let pending = call(
+        &e.state,
+        "PATCH",
+        &path,
+        r#"{"status":"pending","pending_until":"2099-01-15"}"#,
+    )
+    .await;
+    assert_eq!(pending.status, StatusCode::OK, "{}", pending.body);
+    assert_eq!(pending.json()["status"], "pending");
+
+    // every edit is an audit row with what changed
+    let edits = audit_of(&e.state, "appeal_changed").await;
+    assert!(edits
+        .iter()
+        .all(|r| r.actor == crate::admin::access::LEGACY_ACTOR));
+    assert!(
+        edits
+            .iter()
+            .any(|r| r.target.as_deref() == Some(id.to_string().as_str())
+                && r.details["status"] == json!({ "from": "in_progress", "to": "pending" })),
+        "{edits:?}"
+    );
+
+    // mine, as the assignee sees it; an operator has no other worklist
+    let op1 = user_token(&e.state, "op1", appeals::Role::Operator).await;
+    let op2 = user_token(&e.state, "op2", appeals::Role::Operator).await;
+    let mine = call_by(&e.state, &op1, "GET", "/api/v1/worklists/mine", "")
+        .await
+        .json();
+    assert_eq!(mine["appeals"][0]["id"], id.to_string());
+    let theirs = call_by(&e.state, &op2, "GET", "/api/v1/worklists/mine", "")
+        .await
+        .json();
+    assert!(theirs["appeals"].as_array().unwrap().is_empty());
+    let overdue = call_by(&e.state, &op2, "GET", "/api/v1/worklists/overdue", "").await;
+    assert_eq!(overdue.status, StatusCode::FORBIDDEN, "{}", overdue.body);
+    let nope = call(&e.state, "GET", "/api/v1/worklists/someday", "").await;
+    assert_eq!(nope.status, StatusCode::NOT_FOUND);
+
+    // the appeals search takes the case fields as filters
+    let other = e.appeal(Utc::now(), "city", "+79130000010", AppealUpdate::default());
+    e.flush().await;
+    let found = |q: &str| {
+        let state = e.state.clone();
+        let q = q.to_owned();
+        async move {
+            let v = call(&state, "GET", &format!("/api/v1/appeals?{q}"), "")
+                .await
+                .json();
+            v["appeals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found("organisation=dsp-mayor").await, [id.to_string()]);
+    assert_eq!(
+        found(&format!(
+            "citizen_id={}&service=home-care&assignee=op1",
+            c["id"].as_str().unwrap()
+        ))
+        .await,
+        [id.to_string()]
+    );
+    assert_eq!(found("district=leninsky").await, [id.to_string()]);
+    assert!(found("overdue=true").await.is_empty());
+    assert_eq!(found("").await.len(), 2, "{other}");
+    for bad in ["citizen_id=x", "overdue=maybe"] {
+        let a = call(&e.state, "GET", &format!("/api/v1/appeals?{bad}"), "").await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+/// Minsk's 139 on its example directory: a citizen of Заводской district asks for home
+/// care; the application goes to that district's territorial centre, is forwarded and done;
+/// one past its due date is overdue.
+#[tokio::test]
+async fn minsk_home_care_goes_to_the_districts_centre_and_overdue_is_listed() {
+    let e = env().await;
+    e.state.directory.set(Arc::new(minsk_directory()));
+    let c = call(
+        &e.state,
+        "POST",
+        "/api/v1/citizens",
+        r#"{"name":"Ковалёва Нина Ивановна","phones":["+375 29 123-45-67"],
+            "address":"ул. Ангарская, 20","district":"zavodskoy","consent":true}"#,
+    )
+    .await
+    .json();
+    let cid = c["id"].as_str().unwrap();
+    // she calls 139 from her mobile, dialled nationally
+    let id = e.appeal(
+        Utc::now(),
+        "minsk-139",
+        "80291234567",
+        AppealUpdate::default(),
+    );
+    let late = e.appeal(
+        Utc::now() - chrono::Duration::days(20),
+        "minsk-139",
+        "80291234567",
+        AppealUpdate::default(),
+    );
+    e.flush().await;
+    let path = format!("/api/v1/appeals/{id}");
+    let a = call(
+        &e.state,
+        "PATCH",
+        &path,
+        r#"{"status":"in_progress","service":"home-care"}"#,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let v = a.json();
+    assert_eq!(v["citizen_id"], cid, "linked by her number");
+    assert_eq!(v["district"], "zavodskoy", "from her card");
+    assert_eq!(
+        v["organisation"], "tcson-zavodskoy",
+        "that district's centre"
+    );
+    for status in ["forwarded", "done"] {
+        let a = call(
+            &e.state,
+            "PATCH",
+            &path,
+            &format!(r#"{{"status":"{status}","disposition":"application"}}"#),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    }
+    assert_eq!(
+        e.store.get(id).await.unwrap().unwrap().appeal.status,
+        appeals::Status::Done
+    );
+    // the one registered 20 days ago for a 10-day service is overdue
+    let a = call(
+        &e.state,
+        "PATCH",
+        &format!("/api/v1/appeals/{late}"),
+        r#"{"status":"in_progress","service":"home-care"}"#,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let overdue = call(&e.state, "GET", "/api/v1/worklists/overdue", "")
+        .await
+        .json();
+    let ids: Vec<&str> = overdue["appeals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [late.to_string()]);
+}
+
+#[tokio::test]
+async fn missed_callers_are_listed_and_closed_with_a_reason() {
+    let e = env().await;
+    let gone = AppealUpdate {
+        outcome: Some(Outcome::Abandoned),
+        ..AppealUpdate::default()
+    };
+    let first = e.appeal(
+        Utc::now() - chrono::Duration::hours(2),
+        "city",
+        "+79130000001",
+        gone.clone(),
+    );
+    let second = e.appeal(
+        Utc::now() - chrono::Duration::hours(1),
+        "city",
+        "+79130000002",
+        gone,
+    );
+    e.flush().await;
+    let list = call(&e.state, "GET", "/api/v1/worklists/missed", "")
+        .await
+        .json();
+    let ids: Vec<&str> = list["callers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["appeal_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [first.to_string(), second.to_string()]);
+    let close = format!("/api/v1/worklists/missed/{first}/close");
+    let empty = call(&e.state, "POST", &close, r#"{"reason":" "}"#).await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(empty.error().starts_with("reason:"));
+    let op1 = user_token(&e.state, "op1", appeals::Role::Operator).await;
+    let refused = call_by(&e.state, &op1, "POST", &close, r#"{"reason":"сам"}"#).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let sup1 = user_token(&e.state, "sup1", appeals::Role::Supervisor).await;
+    let done = call_by(
+        &e.state,
+        &sup1,
+        "POST",
+        &close,
+        r#"{"reason":"дозвонились с личного телефона"}"#,
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let closed = audit_of(&e.state, "missed_closed").await;
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].actor, "sup1");
+    assert_eq!(
+        closed[0].target.as_deref(),
+        Some(first.to_string().as_str())
+    );
+    let list = call(&e.state, "GET", "/api/v1/worklists/missed", "")
+        .await
+        .json();
+    assert_eq!(list["callers"][0]["appeal_id"], second.to_string());
+    assert_eq!(list["callers"].as_array().unwrap().len(), 1);
+}

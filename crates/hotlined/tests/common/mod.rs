@@ -39,7 +39,11 @@ pub fn copy_tree(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
         let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
+        let kind = e.file_type().unwrap();
+        if kind.is_symlink() {
+            // config/examples/*/prompts links to the shipped prompts: keep it a link
+            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), target).unwrap();
+        } else if kind.is_dir() {
             copy_tree(&e.path(), &target);
         } else {
             std::fs::copy(e.path(), target).unwrap();

@@ -1,0 +1,706 @@
+//! Citizens and the appeal as a case record (issue 12, migration 6): citizens' cards with
+//! their phones, the case fields of an appeal changed in one transaction with a timeline
+//! entry per field and a version check, and the worklists.
+//!
+//! Directory ids (districts, services, organisations, categories, flags, dispositions) are
+//! stored as given: the daemon checks them against its configuration before calling here.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use uuid::Uuid;
+
+use crate::db::{self, ms};
+use crate::model::{Appeal, AppealId, AppealWithEvents, EventKind, Status};
+use crate::partner;
+use crate::store::{
+    appeal_from_row, bind_all, escape_like, opt_parsed, opt_time, parsed, time, Bind, Page, Store,
+    APPEAL_COLUMNS,
+};
+use crate::{phone_key, Error};
+
+/// A flag on a citizen's card, until a day (inclusive) or for good.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flag {
+    pub flag: String,
+    #[serde(default)]
+    pub until: Option<NaiveDate>,
+}
+
+/// Consent to the processing of personal data: who recorded it, when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A citizen's card as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Citizen {
+    pub id: Uuid,
+    /// What the card says.
+    #[serde(flatten)]
+    pub card: CitizenFields,
+    /// Bumped by every change; an edit names the version it was made on.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a card says (all of it when one is created).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CitizenFields {
+    pub name: String,
+    /// As written, in the card's order.
+    pub phones: Vec<String>,
+    pub address: Option<String>,
+    /// A district id.
+    pub district: Option<String>,
+    pub birth_year: Option<i32>,
+    /// Social category ids.
+    pub categories: Vec<String>,
+    pub flags: Vec<Flag>,
+    pub consent: Option<Consent>,
+    pub notes: Option<String>,
+}
+
+/// A change to a card: `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CitizenPatch {
+    pub name: Option<String>,
+    pub phones: Option<Vec<String>>,
+    pub address: Option<Option<String>>,
+    pub district: Option<Option<String>>,
+    pub birth_year: Option<Option<i32>>,
+    pub categories: Option<Vec<String>>,
+    pub flags: Option<Vec<Flag>>,
+    pub consent: Option<Option<Consent>>,
+    pub notes: Option<Option<String>>,
+}
+
+/// A change to an appeal's follow-up and case fields: `None` leaves a field alone,
+/// `Some(None)` clears it. Each field that really changes gets its timeline entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CaseChange {
+    pub status: Option<Status>,
+    pub notes: Option<String>,
+    pub destination_org: Option<String>,
+    pub citizen_id: Option<Option<Uuid>>,
+    pub service: Option<Option<String>>,
+    pub address: Option<Option<String>>,
+    pub district: Option<Option<String>>,
+    pub organisation: Option<Option<String>>,
+    pub assignee: Option<Option<String>>,
+    pub due_at: Option<Option<DateTime<Utc>>>,
+    pub pending_until: Option<Option<DateTime<Utc>>>,
+    pub disposition: Option<Option<String>>,
+    pub resolution: Option<Option<String>>,
+}
+
+/// The worklists of appeals (the `missed` one is of callers: [`Store::missed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Worklist<'a> {
+    /// Open appeals assigned to this login, soonest due first.
+    Mine(&'a str),
+    /// Open appeals past their due date, most overdue first.
+    Overdue,
+    /// Open appeals due in `[from, to)` (a local day), soonest first.
+    Due {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    },
+}
+
+/// A caller who hung up before reaching a person and has not been reached since.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissedCaller {
+    /// Their latest missed call (what `close` takes).
+    pub appeal_id: AppealId,
+    pub caller_number: String,
+    pub citizen_id: Option<Uuid>,
+    pub line: String,
+    /// The first missed call not reached since.
+    pub first_missed_at: DateTime<Utc>,
+    pub last_missed_at: DateTime<Utc>,
+    /// Missed calls since they were last reached.
+    pub calls: i64,
+}
+
+const CITIZEN_COLUMNS: &str = "id, name, address, district, birth_year, categories, flags, \
+    consent_by, consent_at, notes, version, created_at, updated_at";
+
+/// Open: not done, not declined.
+const OPEN: &str = "status NOT IN ('done', 'declined')";
+
+fn json_list<T: serde::de::DeserializeOwned>(s: String, column: &'static str) -> Result<T, Error> {
+    serde_json::from_str(&s).map_err(|_| Error::BadValue { column, value: s })
+}
+
+fn citizen_from_row(r: &AnyRow, phones: Vec<String>) -> Result<Citizen, Error> {
+    let consent_by: Option<String> = r.try_get("consent_by")?;
+    let consent_at = opt_time(r.try_get("consent_at")?, "citizens.consent_at")?;
+    Ok(Citizen {
+        id: parsed(r.try_get("id")?, "citizens.id")?,
+        card: CitizenFields {
+            name: r.try_get("name")?,
+            phones,
+            address: r.try_get("address")?,
+            district: r.try_get("district")?,
+            birth_year: r
+                .try_get::<Option<i64>, _>("birth_year")?
+                .and_then(|y| i32::try_from(y).ok()),
+            categories: json_list(r.try_get("categories")?, "citizens.categories")?,
+            flags: json_list(r.try_get("flags")?, "citizens.flags")?,
+            consent: match (consent_by, consent_at) {
+                (Some(by), Some(at)) => Some(Consent { by, at }),
+                _ => None,
+            },
+            notes: r.try_get("notes")?,
+        },
+        version: r.try_get("version")?,
+        created_at: time(r.try_get("created_at")?, "citizens.created_at")?,
+        updated_at: time(r.try_get("updated_at")?, "citizens.updated_at")?,
+    })
+}
+
+fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+async fn put_phones(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    phones: &[String],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM citizen_phones WHERE citizen_id = $1")
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    let mut seen = std::collections::HashSet::new();
+    for (i, p) in phones.iter().enumerate() {
+        let key = phone_key(p);
+        if !seen.insert(key.clone()) {
+            continue; // the same number written twice
+        }
+        sqlx::query(
+            "INSERT INTO citizen_phones (citizen_id, position, phone, phone_key) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id.to_string())
+        .bind(i as i64)
+        .bind(p.clone())
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// One event of a changed case field.
+fn field_event(field: &str, from: &serde_json::Value, to: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({ "field": field, "from": from, "to": to })
+}
+
+/// Inserts a card with its phones on `conn`; returns its id.
+async fn insert_citizen(conn: &mut AnyConnection, f: &CitizenFields) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    let now = db::ms(Utc::now());
+    sqlx::query(
+        "INSERT INTO citizens (id, name, address, district, birth_year, categories, flags, \
+             consent_by, consent_at, notes, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11)",
+    )
+    .bind(id.to_string())
+    .bind(f.name.clone())
+    .bind(f.address.clone())
+    .bind(f.district.clone())
+    .bind(f.birth_year.map(i64::from))
+    .bind(to_json(&f.categories))
+    .bind(to_json(&f.flags))
+    .bind(f.consent.as_ref().map(|c| c.by.clone()))
+    .bind(f.consent.as_ref().map(|c| ms(c.at)))
+    .bind(f.notes.clone())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    put_phones(conn, id, &f.phones).await?;
+    Ok(id)
+}
+
+/// The card a partner's forward is about: the one card that has one of its numbers, else a
+/// new card made from it.
+pub(crate) async fn find_or_create_citizen(
+    conn: &mut AnyConnection,
+    card: &CitizenFields,
+) -> Result<Uuid, Error> {
+    let keys: Vec<String> = card.phones.iter().map(|p| phone_key(p)).collect();
+    if !keys.is_empty() {
+        let marks: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT DISTINCT citizen_id FROM citizen_phones WHERE phone_key IN ({})",
+            marks.join(", ")
+        );
+        let binds = keys.into_iter().map(Bind::Text).collect();
+        let found = bind_all(sqlx::query(&sql), binds)
+            .fetch_all(&mut *conn)
+            .await?;
+        if let [one] = found.as_slice() {
+            return parsed(one.try_get(0)?, "citizen_phones.citizen_id");
+        }
+    }
+    Ok(insert_citizen(conn, card).await?)
+}
+
+impl Store {
+    /// Creates a card.
+    pub async fn create_citizen(&self, f: &CitizenFields) -> Result<Citizen, Error> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = db::begin_write(&mut conn).await?;
+        let id = insert_citizen(&mut tx, f).await?;
+        tx.commit().await?;
+        self.citizen(id).await?.ok_or(Error::CitizenNotFound(id))
+    }
+
+    /// One card, or `None`.
+    pub async fn citizen(&self, id: Uuid) -> Result<Option<Citizen>, Error> {
+        let mut found = self
+            .citizens_where("id = $1", vec![Bind::Text(id.to_string())])
+            .await?;
+        Ok(found.pop())
+    }
+
+    /// Cards whose name contains `name` and/or who have a phone with the key of `phone`,
+    /// by name.
+    pub async fn find_citizens(
+        &self,
+        name: Option<&str>,
+        phone: Option<&str>,
+        page: Page,
+    ) -> Result<Vec<Citizen>, Error> {
+        let mut conds = Vec::new();
+        let mut binds = Vec::new();
+        if let Some(n) = name {
+            binds.push(Bind::Text(format!("%{}%", escape_like(n))));
+            conds.push(format!("name LIKE ${} ESCAPE '\\'", binds.len()));
+        }
+        if let Some(p) = phone {
+            binds.push(Bind::Text(phone_key(p)));
+            conds.push(format!(
+                "id IN (SELECT citizen_id FROM citizen_phones WHERE phone_key = ${})",
+                binds.len()
+            ));
+        }
+        let cond = if conds.is_empty() {
+            "1 = 1".to_owned()
+        } else {
+            conds.join(" AND ")
+        };
+        let n = binds.len();
+        binds.push(Bind::Int(i64::from(page.limit.min(Page::MAX_LIMIT))));
+        binds.push(Bind::Int(i64::try_from(page.offset).unwrap_or(i64::MAX)));
+        self.citizens_where(
+            &format!(
+                "{cond} ORDER BY name, id LIMIT ${} OFFSET ${}",
+                n + 1,
+                n + 2
+            ),
+            binds,
+        )
+        .await
+    }
+
+    async fn citizens_where(&self, cond: &str, binds: Vec<Bind>) -> Result<Vec<Citizen>, Error> {
+        let sql = format!("SELECT {CITIZEN_COLUMNS} FROM citizens WHERE {cond}");
+        let rows = bind_all(sqlx::query(&sql), binds)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            let phones = sqlx::query(
+                "SELECT phone FROM citizen_phones WHERE citizen_id = $1 ORDER BY position",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|p| p.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?;
+            out.push(citizen_from_row(r, phones)?);
+        }
+        Ok(out)
+    }
+
+    /// Changes a card made on `version`: a card changed since is [`Error::Stale`] and
+    /// nothing is written.
+    pub async fn update_citizen(
+        &self,
+        id: Uuid,
+        version: i64,
+        p: &CitizenPatch,
+    ) -> Result<Citizen, Error> {
+        let Some(Citizen { card: cur, .. }) = self.citizen(id).await? else {
+            return Err(Error::CitizenNotFound(id));
+        };
+        let name = p.name.clone().unwrap_or(cur.name);
+        let address = p.address.clone().unwrap_or(cur.address);
+        let district = p.district.clone().unwrap_or(cur.district);
+        let birth_year = p.birth_year.unwrap_or(cur.birth_year);
+        let categories = p.categories.clone().unwrap_or(cur.categories);
+        let flags = p.flags.clone().unwrap_or(cur.flags);
+        let consent = p.consent.clone().unwrap_or(cur.consent);
+        let notes = p.notes.clone().unwrap_or(cur.notes);
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = db::begin_write(&mut conn).await?;
+        // The version check and the write are one statement: two edits made on the same
+        // version cannot both pass.
+        let done = sqlx::query(
+            "UPDATE citizens SET name = $3, address = $4, district = $5, birth_year = $6, \
+             categories = $7, flags = $8, consent_by = $9, consent_at = $10, notes = $11, \
+             version = version + 1, updated_at = $12 WHERE id = $1 AND version = $2",
+        )
+        .bind(id.to_string())
+        .bind(version)
+        .bind(name)
+        .bind(address)
+        .bind(district)
+        .bind(birth_year.map(i64::from))
+        .bind(to_json(&categories))
+        .bind(to_json(&flags))
+        .bind(consent.as_ref().map(|c| c.by.clone()))
+        .bind(consent.as_ref().map(|c| ms(c.at)))
+        .bind(notes)
+        .bind(db::ms(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            let current = self.citizen(id).await?.map_or(0, |c| c.version);
+            return Err(Error::Stale {
+                what: "citizen",
+                id: id.to_string(),
+                current,
+            });
+        }
+        if let Some(phones) = &p.phones {
+            put_phones(&mut tx, id, phones).await?;
+        }
+        tx.commit().await?;
+        self.citizen(id).await?.ok_or(Error::CitizenNotFound(id))
+    }
+
+    /// A citizen's appeals, newest first.
+    pub async fn citizen_appeals(&self, id: Uuid, page: Page) -> Result<Vec<Appeal>, Error> {
+        let sql = format!(
+            "SELECT {APPEAL_COLUMNS} FROM appeals WHERE citizen_id = $1 \
+             ORDER BY arrived_at DESC, id DESC LIMIT $2 OFFSET $3"
+        );
+        sqlx::query(&sql)
+            .bind(id.to_string())
+            .bind(i64::from(page.limit.min(Page::MAX_LIMIT)))
+            .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(appeal_from_row)
+            .collect()
+    }
+
+    /// Applies `change` to an appeal made on `version` (when given; a stale one is
+    /// [`Error::Stale`]), in one transaction: the status move is checked
+    /// ([`Status::can_become`], else [`Error::Transition`]), each field that really changes
+    /// gets its timeline entry by `actor`, and the version goes up once. A status change of
+    /// an appeal from the partner is queued for the partner, as [`Store::set_status`] does.
+    /// Returns the appeal as it now stands.
+    pub async fn update_case(
+        &self,
+        id: AppealId,
+        version: Option<i64>,
+        change: &CaseChange,
+        actor: &str,
+    ) -> Result<AppealWithEvents, Error> {
+        let now = Utc::now();
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = db::begin_write(&mut conn).await?;
+        let sql = format!("SELECT {APPEAL_COLUMNS} FROM appeals WHERE id = $1");
+        let Some(row) = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Err(Error::NotFound(id));
+        };
+        let cur = appeal_from_row(&row)?;
+        if let Some(v) = version {
+            if v != cur.case.version {
+                return Err(Error::Stale {
+                    what: "appeal",
+                    id: id.to_string(),
+                    current: cur.case.version,
+                });
+            }
+        }
+        if let Some(to) = change.status {
+            if to != cur.status && !cur.status.can_become(to) {
+                return Err(Error::Transition {
+                    id,
+                    from: cur.status,
+                    to,
+                });
+            }
+        }
+
+        // (column, new value as bound, event kind, event data) for every real change
+        enum Val {
+            Text(Option<String>),
+            Int(Option<i64>),
+        }
+        let mut sets: Vec<(&'static str, Val)> = Vec::new();
+        let mut events: Vec<(EventKind, serde_json::Value)> = Vec::new();
+        let status_to = change.status.filter(|to| *to != cur.status);
+        if let Some(to) = status_to {
+            let mut data = serde_json::json!({ "from": cur.status, "to": to });
+            if cur.status.is_closed() {
+                data["reopened"] = serde_json::json!(true);
+            }
+            events.push((EventKind::StatusChanged, data));
+            sets.push(("status", Val::Text(Some(to.as_str().to_owned()))));
+        }
+
+        let c = &cur.case;
+        // One field: when the change gives a new value, an event and a column to set.
+        macro_rules! field {
+            ($field:ident, $column:literal, $val:expr) => {
+                if let Some(new) = &change.$field {
+                    if *new != c.$field {
+                        events.push((
+                            EventKind::CaseUpdated,
+                            field_event(
+                                $column,
+                                &serde_json::json!(c.$field),
+                                &serde_json::json!(new),
+                            ),
+                        ));
+                        sets.push(($column, $val(new)));
+                    }
+                }
+            };
+        }
+        let text = |v: &Option<String>| Val::Text(v.clone());
+        let millis = |v: &Option<DateTime<Utc>>| Val::Int(v.map(ms));
+        field!(citizen_id, "citizen_id", |v: &Option<Uuid>| Val::Text(
+            v.map(|u| u.to_string())
+        ));
+        field!(service, "service", text);
+        field!(address, "address", text);
+        field!(district, "district", text);
+        field!(organisation, "organisation", text);
+        field!(assignee, "assignee", text);
+        field!(due_at, "due_at", millis);
+        field!(pending_until, "pending_until", millis);
+        field!(disposition, "disposition", text);
+        field!(resolution, "resolution", text);
+        if let Some(n) = change
+            .notes
+            .as_ref()
+            .filter(|n| Some(*n) != cur.notes.as_ref())
+        {
+            events.push((
+                EventKind::NoteAdded,
+                serde_json::json!({ "from": cur.notes, "to": n }),
+            ));
+            sets.push(("notes", Val::Text(Some(n.clone()))));
+        }
+        if let Some(o) = change
+            .destination_org
+            .as_ref()
+            .filter(|o| Some(*o) != cur.destination_org.as_ref())
+        {
+            events.push((
+                EventKind::DestinationSet,
+                serde_json::json!({ "from": cur.destination_org, "to": o }),
+            ));
+            sets.push(("destination_org", Val::Text(Some(o.clone()))));
+        }
+        if !sets.is_empty() {
+            let assigns: Vec<String> = sets
+                .iter()
+                .enumerate()
+                .map(|(i, (col, _))| format!("{col} = ${}", i + 3))
+                .collect();
+            // The version read above is checked again in the write itself: on PostgreSQL
+            // the SELECT took no lock, and a change committed since must not be overwritten.
+            let sql = format!(
+                "UPDATE appeals SET {}, version = version + 1, updated_at = $2 \
+                 WHERE id = $1 AND version = ${}",
+                assigns.join(", "),
+                sets.len() + 3
+            );
+            let mut q = sqlx::query(&sql).bind(id.to_string()).bind(ms(now));
+            for (_, v) in sets {
+                q = match v {
+                    Val::Text(t) => q.bind(t),
+                    Val::Int(i) => q.bind(i),
+                };
+            }
+            let done = q.bind(cur.case.version).execute(&mut *tx).await?;
+            if done.rows_affected() == 0 {
+                tx.rollback().await?;
+                let current = self.get(id).await?.map_or(0, |a| a.appeal.case.version);
+                return Err(Error::Stale {
+                    what: "appeal",
+                    id: id.to_string(),
+                    current,
+                });
+            }
+            for (kind, data) in &events {
+                db::append_event(&mut tx, id, Uuid::now_v7(), now, *kind, data, Some(actor))
+                    .await?;
+            }
+            if let Some(to) = status_to {
+                partner::status_changed(&mut tx, id, cur.status, to, actor, now).await?;
+            }
+        }
+        tx.commit().await?;
+        self.get(id).await?.ok_or(Error::NotFound(id))
+    }
+
+    /// One page of a worklist of appeals.
+    pub async fn worklist(
+        &self,
+        list: Worklist<'_>,
+        now: DateTime<Utc>,
+        page: Page,
+    ) -> Result<Vec<Appeal>, Error> {
+        let (cond, order, mut binds) = match list {
+            Worklist::Mine(login) => (
+                format!("assignee = $1 AND {OPEN}"),
+                "(due_at IS NULL), due_at, arrived_at, id",
+                vec![Bind::Text(login.to_owned())],
+            ),
+            Worklist::Overdue => (
+                format!("due_at < $1 AND {OPEN}"),
+                "due_at, id",
+                vec![Bind::Int(ms(now))],
+            ),
+            Worklist::Due { from, to } => (
+                format!("due_at >= $1 AND due_at < $2 AND {OPEN}"),
+                "due_at, id",
+                vec![Bind::Int(ms(from)), Bind::Int(ms(to))],
+            ),
+        };
+        let n = binds.len();
+        binds.push(Bind::Int(i64::from(page.limit.min(Page::MAX_LIMIT))));
+        binds.push(Bind::Int(i64::try_from(page.offset).unwrap_or(i64::MAX)));
+        let sql = format!(
+            "SELECT {APPEAL_COLUMNS} FROM appeals WHERE {cond} ORDER BY {order} LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        bind_all(sqlx::query(&sql), binds)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(appeal_from_row)
+            .collect()
+    }
+
+    /// Callers who hung up in the queue or before the answer without reaching a person
+    /// (outcome `abandoned`) and have not been reached since — no later call of theirs
+    /// answered, no callback to their number done, not closed by a supervisor — one row per
+    /// caller, the longest waiting first.
+    pub async fn missed(&self, page: Page) -> Result<Vec<MissedCaller>, Error> {
+        let sql =
+            "SELECT a.caller_key, MIN(a.arrived_at) AS first_at, MAX(a.arrived_at) AS last_at, \
+                   COUNT(*) AS calls FROM appeals a \
+             WHERE a.outcome = 'abandoned' AND a.caller_key IS NOT NULL AND a.caller_key <> '' \
+             AND NOT EXISTS (SELECT 1 FROM appeals b WHERE b.caller_key = a.caller_key \
+                 AND b.arrived_at > a.arrived_at AND b.answered_at IS NOT NULL) \
+             AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.number_key = a.caller_key \
+                 AND c.status = 'done' AND c.completed_at > a.arrived_at) \
+             AND NOT EXISTS (SELECT 1 FROM missed_closures m WHERE m.caller_key = a.caller_key \
+                 AND m.closed_at >= a.arrived_at) \
+             GROUP BY a.caller_key ORDER BY first_at, a.caller_key LIMIT $1 OFFSET $2";
+        let rows = sqlx::query(sql)
+            .bind(i64::from(page.limit.min(Page::MAX_LIMIT)))
+            .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let key: String = r.try_get("caller_key")?;
+            let last_at: i64 = r.try_get("last_at")?;
+            let last = sqlx::query(
+                "SELECT id, caller_number, citizen_id, line FROM appeals \
+                 WHERE caller_key = $1 AND arrived_at = $2 AND outcome = 'abandoned' \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(key)
+            .bind(last_at)
+            .fetch_one(&self.pool)
+            .await?;
+            out.push(MissedCaller {
+                appeal_id: parsed(last.try_get("id")?, "id")?,
+                caller_number: last.try_get("caller_number")?,
+                citizen_id: opt_parsed(last.try_get("citizen_id")?, "citizen_id")?,
+                line: last.try_get("line")?,
+                first_missed_at: time(r.try_get("first_at")?, "arrived_at")?,
+                last_missed_at: time(last_at, "arrived_at")?,
+                calls: r.try_get("calls")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Takes the caller of `appeal` off the `missed` list (every missed call of that number
+    /// up to now), with the reason and who did it.
+    pub async fn close_missed(
+        &self,
+        appeal: AppealId,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let key: Option<Option<String>> =
+            sqlx::query("SELECT caller_key FROM appeals WHERE id = $1")
+                .bind(appeal.to_string())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+        let Some(Some(key)) = key else {
+            return Err(Error::NotFound(appeal));
+        };
+        let now = Utc::now();
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = db::begin_write(&mut conn).await?;
+        sqlx::query(
+            "INSERT INTO missed_closures (id, caller_key, closed_at, actor, reason) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(key)
+        .bind(ms(now))
+        .bind(actor.to_owned())
+        .bind(reason.to_owned())
+        .execute(&mut *tx)
+        .await?;
+        let data = field_event(
+            "missed",
+            &serde_json::Value::Null,
+            &serde_json::json!(reason),
+        );
+        db::append_event(
+            &mut tx,
+            appeal,
+            Uuid::now_v7(),
+            now,
+            EventKind::CaseUpdated,
+            &data,
+            Some(actor),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
