@@ -186,7 +186,12 @@ fn two_daemons_forward_an_appeal_and_see_the_status_come_back() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert!(kinds.starts_with(&["created"]), "{kinds:?}");
-    let tail = &kinds[kinds.iter().position(|k| *k == "forwarded").unwrap()..];
+    // the call is still in the menu while it is forwarded: its own steps may land in between
+    let tail: Vec<&str> = kinds[kinds.iter().position(|k| *k == "forwarded").unwrap()..]
+        .iter()
+        .copied()
+        .filter(|k| !k.starts_with("ivr_") && *k != "entered_queue" && *k != "ended")
+        .collect();
     assert_eq!(
         tail,
         [
