@@ -48,6 +48,7 @@ HOTLINE__SIP__LISTEN="127.0.0.1:$SIP_PORT" \
     HOTLINE__SIP__LISTEN_V6="[::1]:$SIP_PORT" \
     HOTLINE__ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" \
     HOTLINE__DATABASE__SPOOL_DIR="$OUT/spool" \
+    HOTLINE__RECORDING__DIR="$OUT/recordings" \
     HOTLINE__CALLS__SHUTDOWN_GRACE=2 \
     "$HOTLINED" run --config config/hotline.toml >/dev/null 2>"$OUT/hotlined.stderr.log" &
 DAEMON_PID=$!

@@ -83,5 +83,5 @@ pub use settings::{
     DtmfMode, LineSettings, OperatorSettings, Settings, TrunkOutbound, TrunkSettings,
 };
 pub use stats::{
-    QueueWait, RegisteredContact, ResponseCount, Stats, DTMF_KINDS, SIP_RESPONSE_CODES,
+    QueueWait, RegisteredContact, ResponseCount, ShedReason, Stats, DTMF_KINDS, SIP_RESPONSE_CODES,
 };

@@ -8,6 +8,7 @@
 //! blocks the loop).
 
 mod media;
+mod overload;
 mod transport;
 
 use std::net::SocketAddr;
@@ -28,10 +29,11 @@ pub use calls::{
     DtmfMode, DtmfVia, EndReason, FeatureCodes, FeaturePrompts, IvrEnd, IvrStep, LineSettings,
     LookupError, NoCallLog, NoOperatorBook, OperatorBook, OperatorCommand, OperatorControlError,
     OperatorRefusal, OperatorSettings, QueueWait, RegisteredContact, ResponseCount,
-    ReturningLookup, Settings, Stats, TransferError, TransferKind, TransferRecord, TransferTarget,
-    TrunkOutbound, TrunkSettings, DTMF_KINDS, SIP_RESPONSE_CODES, WAITING_PROMPTS,
+    ReturningLookup, Settings, ShedReason, Stats, TransferError, TransferKind, TransferRecord,
+    TransferTarget, TrunkOutbound, TrunkSettings, DTMF_KINDS, SIP_RESPONSE_CODES, WAITING_PROMPTS,
 };
 use calls::{Core, Input, Output};
+pub use overload::OverloadSettings;
 use tokio::sync::broadcast;
 
 /// A new configuration for the running gateway, and where to say it was taken.
@@ -160,6 +162,7 @@ pub struct Gateway {
     ops_rx: mpsc::UnboundedReceiver<OperatorRequest>,
     book: Arc<dyn OperatorBook>,
     live: Option<broadcast::Sender<calls::live::LiveEvent>>,
+    overload: OverloadSettings,
 }
 
 impl Gateway {
@@ -183,6 +186,7 @@ impl Gateway {
         Ok(Gateway {
             live: None,
             book: Arc::new(NoOperatorBook),
+            overload: OverloadSettings::default(),
             ops_tx,
             ops_rx,
             reload_tx,
@@ -217,6 +221,12 @@ impl Gateway {
         self
     }
 
+    /// When new INVITEs are shed under overload (default [`OverloadSettings::default`]).
+    pub fn with_overload(mut self, overload: OverloadSettings) -> Self {
+        self.overload = overload;
+        self
+    }
+
     /// A handle to log operators in and out of the ACD (and pause them) once it runs.
     pub fn operators(&self) -> OperatorControl {
         OperatorControl {
@@ -234,9 +244,21 @@ impl Gateway {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let settings = self.settings.clone();
         let stop_io = CancellationToken::new();
-        let (core_tx, mut core_rx) = mpsc::channel::<Inbound>(4096);
+        // calls already up first: new INVITEs wait in their own queue (overload.rs)
+        let (established_tx, mut established_rx) = mpsc::channel::<Inbound>(4096);
+        let (new_calls_tx, mut new_calls_rx) =
+            mpsc::channel::<Inbound>(self.overload.max_queue.saturating_mul(2).max(64));
+        let core_tx = transport::CoreTx {
+            established: established_tx,
+            new_calls: new_calls_tx,
+        };
+        let admission = overload::Admission {
+            settings: self.overload,
+        };
         let limits = Arc::new(Limits {
             max_message_size: settings.max_message_size,
+            retry_after: self.overload.retry_after,
+            stats: self.stats.clone(),
         });
         let ua: Arc<str> = Arc::from(settings.user_agent.as_str());
         let mut tasks = tokio::task::JoinSet::new();
@@ -359,8 +381,11 @@ impl Gateway {
                 }
             };
             let input = tokio::select! {
-                m = core_rx.recv() => match m {
-                    Some(Inbound::Message { peer, local, msg }) => {
+                // in this order: the clock, the calls already up, the media, and new calls last
+                biased;
+                _ = sleep => Some(Input::Timeout),
+                m = established_rx.recv() => match m {
+                    Some(Inbound::Message { peer, local, msg, .. }) => {
                         Some(Input::Sip { peer, local, msg: *msg })
                     }
                     Some(Inbound::TcpOpened { peer, tx }) => {
@@ -374,7 +399,6 @@ impl Gateway {
                     None => break,
                 },
                 Some(ev) = media_rx.recv() => Some(Input::Media(ev)),
-                _ = sleep => Some(Input::Timeout),
                 Some(found) = returning_rx.recv() => Some(Input::Returning(found)),
                 Some(req) = self.ops_rx.recv() => {
                     match req {
@@ -423,6 +447,27 @@ impl Gateway {
                     final_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(5));
                     None
                 }
+                Some(m) = new_calls_rx.recv() => match m {
+                    Inbound::Message { peer, local, msg, received } => {
+                        let now = clock(&mut core);
+                        let shed = admission.check(now, received, new_calls_rx.len(), self.stats.media_late());
+                        match (shed, &*msg) {
+                            (Some(reason), sip::Message::Request(req))
+                                if !req.headers.call_id().is_ok_and(|id| core.has_call(id)) =>
+                            {
+                                self.stats.count_request(req.method.as_str());
+                                self.stats.count_shed(reason);
+                                let busy = overload::busy_response(req, &settings.user_agent, admission.settings.retry_after);
+                                self.stats.count_sent(&busy);
+                                io.out.send(peer, busy);
+                                None
+                            }
+                            // a retransmission of an INVITE the core has taken goes to it
+                            _ => Some(Input::Sip { peer, local, msg: *msg }),
+                        }
+                    }
+                    _ => None,
+                },
             };
             if let Some(input) = input {
                 let now = clock(&mut core);

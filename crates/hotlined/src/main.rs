@@ -5,6 +5,7 @@ mod acd_config;
 mod admin;
 mod appeal_log;
 mod config;
+mod data_dirs;
 mod directory;
 mod live;
 mod partner;
@@ -27,6 +28,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use crate::config::Config;
+
+/// mimalloc, not the system's malloc: it returns the pages a burst of calls used to the system
+/// within moments of their being freed, where glibc's arenas kept the peak (25 MB idle grew to
+/// 229 MB after three 15 s bursts at 3 000 calls/s, and stayed); docs/BENCHMARKS.md, soak.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -79,6 +86,11 @@ enum Command {
     /// `POST /api/v1/reload` on the admin address with the admin token of --config; prints
     /// the problems and exits 1 when the new configuration is refused.
     Reload,
+    /// The appeal spool (`database.spool_dir`) while no daemon has it open.
+    Spool {
+        #[command(subcommand)]
+        command: SpoolCommand,
+    },
     /// Personal accounts in the database: add, passwd, disable, enable, list.
     User {
         #[command(subcommand)]
@@ -86,9 +98,24 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum SpoolCommand {
+    /// Give the spool, with whatever operations wait in it, to the database of --config: they
+    /// are written there at the next start. For moving a spool on purpose; a daemon refuses a
+    /// spool written for another database.
+    Adopt,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Run) {
+    let command = cli.command.unwrap_or(Command::Run);
+    if !matches!(command, Command::Run) {
+        // A command whose output goes to `head` ends there, quietly, as every Unix tool does
+        // (Rust ignores SIGPIPE, and `println!` then panics on the closed pipe). The daemon
+        // keeps ignoring it: a peer closing a socket must never end it.
+        sigpipe::reset();
+    }
+    match command {
         Command::Check => check(&cli.config),
         Command::Report { from, to, format } => match run_report(&cli.config, from, to, format) {
             Ok(()) => ExitCode::SUCCESS,
@@ -104,6 +131,15 @@ fn main() -> ExitCode {
             caller,
         } => simulate(&cli.config, &line, at.as_deref(), &digits, &caller),
         Command::Reload => reload_cli(&cli.config),
+        Command::Spool {
+            command: SpoolCommand::Adopt,
+        } => match adopt_spool(&cli.config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hotlined spool adopt: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::User { command } => {
             let c = match Config::load(&cli.config) {
                 Ok(c) => c,
@@ -154,7 +190,12 @@ fn check(path: &std::path::Path) -> ExitCode {
             if !c.main.admin.token.is_empty() {
                 println!("  warning   admin.token is set: the shared legacy token acts as an admin; give people accounts and API tokens instead");
             }
-            println!("  database  {}", c.main.database.url);
+            println!(
+                "  database  {}",
+                appeals::db::redact_url(&c.main.database.url)
+            );
+            println!("  spool     {}", c.main.database.spool_dir);
+            println!("  recordings {}", c.main.recording.dir);
             if let Some(p) = &c.main.partner {
                 println!("  partner   {} -> {}", p.name, p.url);
             }
@@ -386,11 +427,37 @@ pub(crate) fn gateway_settings(c: &Config) -> Settings {
     }
 }
 
+/// `hotlined spool adopt`: the spool of --config now belongs to its database.
+fn adopt_spool(path: &std::path::Path) -> anyhow::Result<()> {
+    let m = Config::load_main(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    let dir = std::path::Path::new(&m.database.spool_dir);
+    // never under a running daemon's feet
+    let _lock = data_dirs::lock(dir)?;
+    let (previous, waiting) = appeals::spool::adopt(dir, &m.database.url)?;
+    println!(
+        "the appeal spool {} ({waiting} operations waiting, written for {}) now belongs to {}; they are written there at the next start",
+        dir.display(),
+        previous.as_deref().unwrap_or("no recorded database"),
+        appeals::spool::database_identity(&m.database.url)?
+    );
+    Ok(())
+}
+
 fn run(path: &std::path::Path) -> anyhow::Result<()> {
     // Bad config exits with its problems before any port is bound.
     let c =
         Arc::new(Config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?);
     init_tracing(&c);
+    // So does a data folder another daemon holds, or a spool written for another database.
+    let data_locks = data_dirs::lock_all([
+        std::path::Path::new(&c.main.database.spool_dir),
+        std::path::Path::new(&c.main.recording.dir),
+    ])?;
+    appeals::spool::claim(
+        std::path::Path::new(&c.main.database.spool_dir),
+        &c.main.database.url,
+    )?;
+    info!(folders = ?data_locks.iter().map(|l| l.dir()).collect::<Vec<_>>(), "data folders locked for this daemon");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -448,7 +515,8 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
                 table: operators.clone(),
                 writer: writer.clone(),
             }))
-            .with_live_events(live_tx);
+            .with_live_events(live_tx)
+            .with_overload(c.main.overload.settings());
         let directory = directory::DirectorySlot::new(Arc::clone(&c.directory));
         let admin_certs = c.admin_tls.clone().map(tls::CertSwitch::new);
         let mut reloader = reload::ConfigReloader::new(path.to_path_buf(), c.clone(), gw.reloader())

@@ -375,6 +375,18 @@ impl Core {
 
     /// Write the end of a call to its appeal and release its media.
     pub(super) fn ended(&mut self, now: Instant, call: &mut Call, reason: EndReason) {
+        // Its long timers go with it: left in the set, they would stay until they fire (the
+        // maximum duration's after four hours by default), about 130 bytes a call.
+        let id = &call.dialog.id.call_id;
+        for (at, kind) in [
+            (call.answer_at, TimerKind::Answer),
+            (call.end_at, TimerKind::MaxDuration),
+        ]
+        .into_iter()
+        .chain(call.expires_at.map(|at| (at, TimerKind::SessionExpiry)))
+        {
+            self.timers.remove(&(at, id.clone(), kind));
+        }
         if let Some(leg) = call.leg.take() {
             self.media(MediaCommand::Close { leg });
         }

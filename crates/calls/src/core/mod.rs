@@ -395,6 +395,11 @@ impl Core {
         self.calls.len()
     }
 
+    /// Whether a call with this Call-ID is up or being set up (overload shedding asks).
+    pub fn has_call(&self, call_id: &str) -> bool {
+        self.calls.contains_key(call_id)
+    }
+
     /// Lines of the configuration new calls get.
     pub fn lines(&self) -> usize {
         self.settings.lines.len()
@@ -541,6 +546,13 @@ impl Core {
         self.stats
             .calls
             .store(self.calls.len() as u64, Ordering::Relaxed);
+        self.stats
+            .call_timers
+            .store(self.timers.len() as u64, Ordering::Relaxed);
+        // after a burst, the calls table (each `Call` is stored inline) gives its room back
+        if self.calls.capacity() > 256 && self.calls.len() * 4 < self.calls.capacity() {
+            self.calls.shrink_to(self.calls.len() * 2);
+        }
         if let Some(acd) = &self.acd {
             self.stats.activity.publish(acd);
         }
