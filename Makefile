@@ -51,8 +51,9 @@ prompts:
 	scripts/make-prompts.sh
 
 ## make bench: release build, criterion micro-benchmarks, then hotlined under SIPp load on
-## 127.0.0.1 (SIPp's own uas as the baseline); writes docs/BENCHMARKS.md. Not part of `make test`.
-## BENCH_ARGS=--quick for a smoke run; BENCH_ARGS='--only micro' for one section.
+## 127.0.0.1 (SIPp's own uas as the baseline), an overload probe and a 30-minute soak; writes
+## docs/BENCHMARKS.md. Not part of `make test`. BENCH_ARGS=--quick for a smoke run (a 2-minute
+## soak); BENCH_ARGS='--only micro' for one section, '--only soak' for the soak alone.
 bench:
 	scripts/ensure-tools.sh sipp tcpdump python3
 	$(CARGO) build --release -p hotlined --bin hotlined

@@ -15,6 +15,17 @@ SECTIONS
                hotlined and against a SIPp uas doing the same, until > 0.1 % fail
   call-rate    calls answered and hung up at once, at rising rates, against hotlined and against
                SIPp's own `-sn uas` at the same rate (the baseline), until > 0.1 % fail
+  live         600 calls/s into queue `bench` (each waits 0.5 s with music, then hangs up: a
+               join and an abandon per call) with 200 `GET /events` streams open (bearer token),
+               against the same load without streams: every queue event's delivery latency
+               (receipt - the event's `at`) on every stream, events per stream, and the
+               daemon's extra CPU
+  overload     a probe call held with RTP, then 15 s of INVITEs at 3x the clean call rate (the
+               call-rate section's held rate when it ran, else 1 000/s): the probe's BYE is
+               answered, its RTP send jitter p99 (tcpdump) and every flood INVITE answered 200/503
+  soak         100 calls/s for 30 min (--quick: 50/s for 2 min), IVR calls with RTP both ways and
+               10 % to SIPp operator phones: RSS, open fds, threads and CPU per call each minute;
+               then a 15 s burst at 3x the rate: RSS before, at the peak and a minute after
 
 Every SIPp gets explicit -i/-p/-mp/-cp ports from sip-test/free_port.py, `-nostdin`,
 `-timeout` (its own global limit) and a hard `timeout -k` around it; every load is bounded in
@@ -130,15 +141,31 @@ def proc_ticks(pid: int) -> int | None:
         return None
 
 
-def proc_rss_kib(pid: int) -> int | None:
+def proc_status(pid: int, key: str) -> int | None:
+    """A number from /proc/PID/status (`VmRSS:` in KiB, `Threads:`…)."""
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key):
                     return int(line.split()[1])
     except (OSError, ValueError):
         pass
     return None
+
+
+def proc_rss_kib(pid: int) -> int | None:
+    return proc_status(pid, "VmRSS:")
+
+
+def proc_threads(pid: int) -> int | None:
+    return proc_status(pid, "Threads:")
+
+
+def proc_fds(pid: int) -> int | None:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -270,6 +297,7 @@ def start_daemon(binary: str, config: str, workdir: str, tag: str) -> Daemon:
         "HOTLINE__ADMIN__LISTEN": f"127.0.0.1:{admin_port}",
         "HOTLINE__DATABASE__URL": f"sqlite://{data}/hotline.db",
         "HOTLINE__DATABASE__SPOOL_DIR": f"{data}/spool",
+        "HOTLINE__RECORDING__DIR": f"{data}/recordings",
         "HOTLINE__LOG__LEVEL": "warn",
         "HOTLINE__CALLS__SHUTDOWN_GRACE": "2",
         "HOTLINE__RTP__PORT_MIN": str(RTP_MIN),
@@ -386,6 +414,7 @@ class LoadResult:
     exit_codes: list[int | None] = field(default_factory=list)
     media_ports: list[int] = field(default_factory=list)
     jitter: dict = field(default_factory=dict)
+    rtt_by_rtd: dict[str, list[float]] = field(default_factory=dict)  # rtd name -> ms
 
     @property
     def unfinished(self) -> int:
@@ -430,31 +459,8 @@ def run_load(load: Load, outdir: str, sampler_pids: dict[str, int]) -> tuple[Loa
         time.sleep(0.7)  # tcpdump needs a moment before it sees packets
     sampler = Sampler(sampler_pids)
     sampler.start()
-    procs = []
-    calls_each = [load.calls // load.procs + (1 if i < load.calls % load.procs else 0)
-                  for i in range(load.procs)]
     started = time.monotonic()
-    for i in range(load.procs):
-        sp, mp, cp = pick_port(), pick_port(4), pick_port()
-        pd = os.path.join(d, f"sipp{i}")
-        os.makedirs(pd)
-        rate = load.rate / load.procs
-        args = [
-            "sipp", load.target, "-sf", load.scenario, "-s", load.number, "-t", "u1",
-            "-i", "127.0.0.1", "-bind_local", "-mi", "127.0.0.1",
-            "-p", str(sp), "-mp", str(mp), "-cp", str(cp), "-nostdin",
-            "-m", str(calls_each[i]), "-r", f"{rate:g}", "-l", str(calls_each[i]),
-            "-d", str(load.hold_ms), "-timeout", f"{load.limit}s",
-            "-trace_stat", "-stf", "stat.csv", "-fd", "1",
-            "-trace_rtt", "-rtt_freq", "50",
-            *load.extra,
-        ]
-        res.commands.append(" ".join(args).replace(ROOT + "/", ""))
-        p = start(["timeout", "-k", "5", str(load.limit + 15), *args], cwd=pd,
-                  stdout=open(os.path.join(pd, "sipp.stdout"), "wb"),
-                  stderr=open(os.path.join(pd, "sipp.stderr"), "wb"))
-        procs.append((p, pd))
-        res.media_ports.append(mp)
+    procs = launch_sipp(load, d, res)
     rtp_cap: dict = {}
     timer = None
     if load.rtp_capture and shutil.which("tcpdump"):
@@ -493,7 +499,43 @@ def run_load(load: Load, outdir: str, sampler_pids: dict[str, int]) -> tuple[Loa
             os.remove(cap_path)  # can be tens of MB; the numbers are what we keep
         except OSError:
             pass
-    for _, pd in procs:
+    read_sipp(res, [pd for _, pd in procs])
+    return res, sampler
+
+
+def launch_sipp(load: Load, d: str, res: LoadResult) -> list[tuple[subprocess.Popen, str]]:
+    """Starts the SIPp processes of `load` (its calls and rate split evenly) in d/sippN, each
+    with its own ports; notes their command lines and media ports in `res`."""
+    procs = []
+    calls_each = [load.calls // load.procs + (1 if i < load.calls % load.procs else 0)
+                  for i in range(load.procs)]
+    for i in range(load.procs):
+        sp, mp, cp = pick_port(), pick_port(4), pick_port()
+        pd = os.path.join(d, f"sipp{i}")
+        os.makedirs(pd)
+        rate = load.rate / load.procs
+        args = [
+            "sipp", load.target, "-sf", load.scenario, "-s", load.number, "-t", "u1",
+            "-i", "127.0.0.1", "-bind_local", "-mi", "127.0.0.1",
+            "-p", str(sp), "-mp", str(mp), "-cp", str(cp), "-nostdin",
+            "-m", str(calls_each[i]), "-r", f"{rate:g}", "-l", str(calls_each[i]),
+            "-d", str(load.hold_ms), "-timeout", f"{load.limit}s",
+            "-trace_stat", "-stf", "stat.csv", "-fd", "1",
+            "-trace_rtt", "-rtt_freq", "50",
+            *load.extra,
+        ]
+        res.commands.append(" ".join(args).replace(ROOT + "/", ""))
+        p = start(["timeout", "-k", "5", str(load.limit + 15), *args], cwd=pd,
+                  stdout=open(os.path.join(pd, "sipp.stdout"), "wb"),
+                  stderr=open(os.path.join(pd, "sipp.stderr"), "wb"))
+        procs.append((p, pd))
+        res.media_ports.append(mp)
+    return procs
+
+
+def read_sipp(res: LoadResult, dirs: list[str]) -> None:
+    """Adds what the SIPp processes that ran in `dirs` counted (stat.csv, *_rtt.csv) to `res`."""
+    for pd in dirs:
         row = last_row(os.path.join(pd, "stat.csv"))
         res.placed += as_int(row.get("TotalCallCreated"))
         res.ok += as_int(row.get("SuccessfulCall(C)"))
@@ -507,9 +549,10 @@ def run_load(load: Load, outdir: str, sampler_pids: dict[str, int]) -> tuple[Loa
                     if len(parts) >= 2:
                         try:
                             res.rtt_ms.append(float(parts[1]))
+                            res.rtt_by_rtd.setdefault(parts[2].strip() if len(parts) > 2 else "1",
+                                                      []).append(float(parts[1]))
                         except ValueError:
                             pass
-    return res, sampler
 
 
 def start_rtp_capture(load: Load, ports: list[int], d: str, out: dict) -> None:
@@ -828,6 +871,129 @@ def section_bridged(binary: str, config: str, work: str, quick: bool) -> list[di
     return rows
 
 
+class SseClient(threading.Thread):
+    """One page's `GET /events`: counts the queue events whose `at` falls after `since` and
+    their delivery latency (receipt time - `at`, both on this machine's clock)."""
+
+    def __init__(self, admin: str, token: str):
+        super().__init__(daemon=True)
+        self.admin, self.token = admin, token
+        self.since = float("inf")
+        self.latencies: list[float] = []
+        self.snapshot = 0
+        self.error: str | None = None
+        self.stop = threading.Event()
+        self.connected = threading.Event()
+
+    def run(self) -> None:
+        import http.client
+        host, port = self.admin.rsplit(":", 1)
+        try:
+            c = http.client.HTTPConnection(host, int(port), timeout=30)
+            c.request("GET", "/events", headers={"Authorization": f"Bearer {self.token}",
+                                                  "Accept": "text/event-stream"})
+            r = c.getresponse()
+            if r.status != 200:
+                self.error = f"HTTP {r.status}"
+                return
+            self.connected.set()
+            kind = None
+            while not self.stop.is_set():
+                line = r.fp.readline()
+                if not line:
+                    break
+                if line.startswith(b"event: "):
+                    kind = line[7:].strip()
+                elif line.startswith(b"data: ") and kind == b"queue":
+                    now = time.time()
+                    m = re.search(rb'"at":"([^"]+)"', line)
+                    if not m:
+                        continue
+                    at = datetime.datetime.fromisoformat(m.group(1).decode().replace("Z", "+00:00")).timestamp()
+                    if at >= self.since:
+                        self.latencies.append(now - at)
+                    else:
+                        self.snapshot += 1
+            c.close()
+        except Exception as e:  # a stream that broke is reported, not fatal to the bench
+            self.error = str(e)
+            self.connected.set()
+
+
+def section_live(binary: str, config: str, work: str, quick: bool) -> dict:
+    """The same queue load twice on one daemon: without pages, then with 200 event streams."""
+    rate, secs, clients = (600, 5, 200) if quick else (600, 20, 200)
+    d = start_daemon(binary, config, work, "live")
+    out: dict = {"rate": rate, "seconds": secs, "clients": clients, "daemon_env": d.env}
+    try:
+        runs = {}
+        streams: list[SseClient] = []
+        for phase in ("without", "with"):
+            if phase == "with":
+                streams = [SseClient(d.admin, ADMIN_TOKEN) for _ in range(clients)]
+                for s in streams:
+                    s.start()
+                for s in streams:
+                    s.connected.wait(30)
+                time.sleep(1.0)
+                idle_pages = metrics(d).get("hotline_live_pages")
+                out["pages_open"] = idle_pages
+                t_start = time.time()
+                for s in streams:
+                    s.since = t_start
+            load = Load(f"live-{phase}", d.sip, QUEUE_NUMBER, rate, rate * secs, hold_ms=500,
+                        limit=secs + 30, procs=max(1, math.ceil(rate * 0.5 / RTP_PER_SIPP)) + 1)
+            log(f"live: {rate} calls/s for {secs} s into queue bench, {phase} {clients} event streams")
+            res, sampler = run_load(load, work, {"hotlined": d.pid})
+            runs[phase] = {"ok": res.ok, "failed": res.failed, "unfinished": res.unfinished,
+                           "cpu": sampler.cpu_share("hotlined"), "elapsed": res.elapsed,
+                           "cmds": res.commands}
+            wait_idle(d)
+            time.sleep(1.5)  # the last flushes reach the streams
+        for s in streams:
+            s.stop.set()
+        lat = sorted(x for s in streams for x in s.latencies)
+        counts = [len(s.latencies) for s in streams]
+        out.update({
+            "runs": runs,
+            "errors": sorted({s.error for s in streams if s.error}),
+            "events_min": min(counts) if counts else 0, "events_max": max(counts) if counts else 0,
+            "events_total": len(lat),
+            "lat_p50": pct(lat, 50), "lat_p99": pct(lat, 99), "lat_max": lat[-1] if lat else None,
+            "late_over_1s": sum(1 for x in lat if x > 1.0),
+        })
+        log(f"  streams {clients}: events/stream {out['events_min']}..{out['events_max']}, "
+            f"latency p50 {fmt(out['lat_p50'], 3)} p99 {fmt(out['lat_p99'], 3)} max {fmt(out['lat_max'], 3)} s, "
+            f"cpu without {fmt(runs['without']['cpu'], 3)} with {fmt(runs['with']['cpu'], 3)}")
+    finally:
+        stop(d.proc)
+    return out
+
+
+def render_live(w, lv: dict) -> None:
+    r = lv["runs"]
+    w("### Live events: 200 pages during 600 calls/s")
+    w("")
+    w(f"{lv['rate']} calls/s for {lv['seconds']} s into queue `bench` (nobody answers: each caller "
+      "waits 0.5 s with music and hangs up, so every call is a join and an abandon), first without "
+      f"pages, then with {lv['clients']} `GET /events` streams open (admin bearer token: every "
+      "queue event). A queue's changes go out at most every 100 ms as one event; latency is "
+      "the stream's receipt time minus the event's `at` (its oldest change), same clock.")
+    w("")
+    w("| measure | without pages | with pages |")
+    w("| --- | --- | --- |")
+    w(f"| calls ok / failed / unfinished | {r['without']['ok']} / {r['without']['failed']} / "
+      f"{r['without']['unfinished']} | {r['with']['ok']} / {r['with']['failed']} / {r['with']['unfinished']} |")
+    w(f"| daemon CPU (share of one core) | {fmt(r['without']['cpu'], 3)} | {fmt(r['with']['cpu'], 3)} |")
+    w("")
+    w(f"Streams open (`hotline_live_pages`): {lv.get('pages_open')}; stream errors: "
+      f"{', '.join(lv['errors']) or 'none'}. Queue events received per stream: "
+      f"{lv['events_min']}–{lv['events_max']} ({lv['events_total']} in all). Delivery latency: "
+      f"p50 {fmt(lv['lat_p50'], 3)} s, p99 {fmt(lv['lat_p99'], 3)} s, max {fmt(lv['lat_max'], 3)} s; "
+      f"{lv['late_over_1s']} later than 1 s.")
+    w("")
+
+
 def section_call_rate(binary: str, config: str, work: str, quick: bool, ivr: bool = False) -> dict:
     """Rising call rates against hotlined and the SIPp baseline at each rate, until > 0.1 %
     fail. `ivr`: calls to line 5550101 (a 3.75 s prompt over RTP, then our BYE; uac_ivr.xml),
@@ -904,6 +1070,179 @@ def section_call_rate(binary: str, config: str, work: str, quick: bool, ivr: boo
                 alive["hotlined"] = False
     stop(d.proc)
     return {"steps": steps, "duration": duration, "daemon_env": d.env, "daemon_cmd": d.cmd}
+
+
+SOAK_QUEUE_SHARE = 0.1  # of the soak's calls go to queue `bench` and talk 3 s to a SIPp operator phone
+
+
+def soak_sample(d: Daemon, t0: float) -> dict:
+    m = metrics(d)
+    return {
+        "t": time.monotonic() - t0, "rss_kib": proc_rss_kib(d.pid), "fds": proc_fds(d.pid),
+        "threads": proc_threads(d.pid), "ticks": proc_ticks(d.pid),
+        "calls_total": metric_sum(m, "hotline_calls_total"),
+        "active": metric_sum(m, "hotline_calls_active"),
+        "timers": metric_sum(m, "hotline_call_timers"),
+        "shed": metric_sum(m, "hotline_sip_invites_shed_total"),
+    }
+
+
+def section_soak(binary: str, config: str, work: str, quick: bool) -> dict:
+    """A fixed call rate for a set time: IVR calls (line 5550101: a 3.75 s prompt over RTP, both
+    ways with -rtp_echo, then our BYE) and SOAK_QUEUE_SHARE of the calls to queue `bench`, where
+    SIPp operator phones answer and the caller hangs up after 3 s. RSS, open fds, threads and
+    CPU per call sampled every period; then, with the daemon idle again, a 15 s burst of IVR
+    calls at 3x the rate with RSS before it, at its peak and a minute after it."""
+    rate, duration, period, warm = (50, 120, 15, 30) if quick else (100, 1800, 60, 300)
+    d = start_daemon(binary, config, work, "soak")
+    q_rate = rate * SOAK_QUEUE_SHARE
+    ivr_rate = rate - q_rate
+    phones_n = max(4, math.ceil(q_rate * 4 * 1.5))
+    phones, phone_cmds = start_operator_phones(d, phones_n, work, duration + 180)
+    time.sleep(1.0)
+    res_ivr = LoadResult(Load("soak-ivr", d.sip, IVR_NUMBER, ivr_rate, int(ivr_rate * duration),
+                              limit=duration + 60, procs=max(1, math.ceil(ivr_rate * 4 / RTP_PER_SIPP)),
+                              scenario=os.path.join(SCENARIOS, "uac_ivr.xml"), extra=["-rtp_echo"]))
+    res_q = LoadResult(Load("soak-queue", d.sip, QUEUE_NUMBER, q_rate, int(q_rate * duration), hold_ms=3000,
+                            limit=duration + 60, procs=1, extra=["-rtp_echo"]))
+    log(f"soak: {rate}/s for {duration} s ({ivr_rate:g}/s IVR, {q_rate:g}/s to {phones_n} operator phones), "
+        f"a sample every {period} s")
+    t0 = time.monotonic()
+    samples = [soak_sample(d, t0)]
+    procs = []
+    for r_ in (res_ivr, res_q):
+        dd = os.path.join(work, r_.load.name)
+        shutil.rmtree(dd, ignore_errors=True)
+        os.makedirs(dd)
+        procs += [(r_, p, pd) for p, pd in launch_sipp(r_.load, dd, r_)]
+    next_at = t0 + period
+    while any(p.poll() is None for _, p, _ in procs):
+        time.sleep(0.5)
+        if time.monotonic() >= next_at:
+            samples.append(soak_sample(d, t0))
+            s_ = samples[-1]
+            log(f"  {s_['t']:.0f} s: rss {s_['rss_kib']} KiB fds {s_['fds']} threads {s_['threads']} "
+                f"active {s_['active']:.0f} calls {s_['calls_total']:.0f} timers {s_['timers']:.0f}")
+            next_at += period
+        if time.monotonic() > t0 + duration + 120:
+            break
+    for r_, p, pd in procs:
+        stop(p)
+        r_.exit_codes.append(p.returncode)
+    for r_ in (res_ivr, res_q):
+        read_sipp(r_, [pd for rr, _, pd in procs if rr is r_])
+    if samples[-1]["t"] < duration - 1:
+        samples.append(soak_sample(d, t0))
+    rows = []
+    for a, b in zip(samples, samples[1:]):
+        calls = b["calls_total"] - a["calls_total"]
+        cpu = (b["ticks"] - a["ticks"]) / CLK_TCK if a["ticks"] is not None and b["ticks"] is not None else None
+        rows.append({**b, "calls": calls, "cpu_ms_per_call": cpu * 1000 / calls if cpu is not None and calls else None,
+                     "cpu_share": cpu / (b["t"] - a["t"]) if cpu is not None and b["t"] > a["t"] else None})
+    steady = [r_ for r_ in rows if r_["t"] >= warm and r_["t"] <= duration + 1]
+    rss_warm = next((r_["rss_kib"] for r_ in steady if r_["rss_kib"]), None)
+    rss_end = steady[-1]["rss_kib"] if steady else None
+    growth = (rss_end - rss_warm) / rss_warm if rss_warm and rss_end else None
+    for p in phones:
+        stop(p)
+    failed = res_ivr.failed + res_q.failed + res_ivr.unfinished + res_q.unfinished
+    log(f"soak: ok {res_ivr.ok + res_q.ok}/{res_ivr.load.calls + res_q.load.calls}, failed/unfinished {failed}, "
+        f"RSS {rss_warm} -> {rss_end} KiB after the warm-up ({fmt(growth * 100 if growth is not None else None)} %)")
+
+    # the burst, once the soak's calls are gone
+    wait_idle(d, 60)
+    time.sleep(5)
+    before = proc_rss_kib(d.pid)
+    b_rate = 3 * rate
+    burst_s = 15
+    burst = Load("soak-burst", d.sip, IVR_NUMBER, b_rate, b_rate * burst_s, limit=burst_s + 40,
+                 procs=max(1, math.ceil(b_rate * 4 / RTP_PER_SIPP)),
+                 scenario=os.path.join(SCENARIOS, "uac_ivr.xml"), extra=["-rtp_echo"])
+    log(f"burst: {b_rate}/s IVR calls for {burst_s} s (RSS before {before} KiB)")
+    res_b, sampler = run_load(burst, work, {"hotlined": d.pid})
+    peak = sampler.rss_max("hotlined")
+    ended = time.monotonic()
+    wait_idle(d, 40)
+    after_series = []
+    while time.monotonic() < ended + 60:
+        after_series.append((time.monotonic() - ended, proc_rss_kib(d.pid)))
+        time.sleep(5)
+    after = proc_rss_kib(d.pid)
+    log(f"burst: ok {res_b.ok}/{burst.calls}; RSS before {before}, peak {peak}, a minute after {after} KiB")
+    final = soak_sample(d, t0)
+    stop(d.proc)
+    return {
+        "rate": rate, "duration": duration, "period": period, "warm": warm, "queue_share": SOAK_QUEUE_SHARE,
+        "phones": phones_n, "rows": rows,
+        "calls": res_ivr.load.calls + res_q.load.calls, "ok": res_ivr.ok + res_q.ok,
+        "failed": res_ivr.failed + res_q.failed, "unfinished": res_ivr.unfinished + res_q.unfinished,
+        "retrans": res_ivr.retrans + res_q.retrans,
+        "rss_warm": rss_warm, "rss_end": rss_end, "growth": growth,
+        "fds": [r_["fds"] for r_ in steady], "threads": [r_["threads"] for r_ in steady],
+        "burst": {"rate": b_rate, "seconds": burst_s, "calls": burst.calls, "ok": res_b.ok,
+                  "failed": res_b.failed, "unfinished": res_b.unfinished,
+                  "before": before, "peak": peak, "after": after, "after_series": after_series,
+                  "cmds": res_b.commands},
+        "final": final,
+        "cmds": phone_cmds + res_ivr.commands + res_q.commands, "daemon_env": d.env,
+    }
+
+
+def section_overload(binary: str, config: str, work: str, quick: bool, clean: int | None) -> dict:
+    """A probe call (line 5550102, held with RTP both ways) set up first, then INVITEs at 3x the
+    clean call rate for 15 s to a line that answers at once (bench/scenarios/uac_flood.xml: a
+    503 is a final answer too). The probe's BYE goes out in the middle of the flood; the
+    daemon's RTP to the probe is captured on lo during the flood (send jitter against the
+    20 ms grid). Every flood INVITE must get a final answer: 200 (taken) or 503 (shed)."""
+    clean = clean or (200 if quick else 1000)
+    flood_s = 5 if quick else 15
+    flood_rate = 3 * clean
+    d = start_daemon(binary, config, work, "overload")
+    lead = 2.0  # the probe is up this long before the flood starts
+    bye_at = lead + flood_s * 0.6
+    probe = Load("overload-probe", d.sip, HOLD_NUMBER, 1, 1, hold_ms=int(bye_at * 1000),
+                 limit=int(bye_at + 60), scenario=os.path.join(SCENARIOS, "uac_probe.xml"),
+                 extra=["-rtp_echo", "-rtt_freq", "1"], rtp_capture=(lead + 0.2, flood_s * 0.6 - 0.4))
+    out: dict = {}
+    probe_thread = threading.Thread(target=lambda: out.update(zip(("res", "sampler"), run_load(probe, work, {"hotlined": d.pid}))))
+    log(f"overload: a probe call, then {flood_rate}/s INVITEs for {flood_s} s (3x {clean}/s)")
+    probe_thread.start()
+    time.sleep(lead)
+    m0 = metrics(d)
+    flood = Load("overload-flood", d.sip, bench_number(config), flood_rate, flood_rate * flood_s,
+                 limit=flood_s + 40, procs=max(1, math.ceil(flood_rate / 1000)),
+                 scenario=os.path.join(SCENARIOS, "uac_flood.xml"), extra=["-trace_counts"])
+    res_f, sampler = run_load(flood, work, {"hotlined": d.pid})
+    probe_thread.join(timeout=120)
+    m1 = metrics(d)
+    shed_503, taken_200 = 0, 0
+    for path in glob.glob(os.path.join(work, flood.name, "sipp*", "*_counts.csv")):
+        row = last_row(path)
+        for k, v in row.items():
+            if "503" in k and "Recv" in k:
+                shed_503 += as_int(v)
+    res_p = out.get("res")
+    bye_ms = max(res_p.rtt_by_rtd.get("bye") or [None], key=lambda x: x or 0) if res_p else None
+    shed = metric_sum(m1, "hotline_sip_invites_shed_total") - metric_sum(m0, "hotline_sip_invites_shed_total")
+    taken = metric_sum(m1, "hotline_calls_total") - metric_sum(m0, "hotline_calls_total")
+    by_reason = {k.split('reason="')[1].rstrip('"}'): v - m0.get(k, 0.0)
+                 for k, v in m1.items() if k.startswith("hotline_sip_invites_shed_total{")}
+    row = {
+        "clean": clean, "flood_rate": flood_rate, "flood_s": flood_s, "invites": flood.calls,
+        "flood_ok": res_f.ok, "flood_failed": res_f.failed, "flood_unfinished": res_f.unfinished,
+        "flood_retrans": res_f.retrans, "sipp_503": shed_503, "daemon_shed": shed, "daemon_taken": taken,
+        "shed_by_reason": by_reason,
+        "probe_ok": res_p.ok if res_p else 0, "probe_failed": res_p.failed if res_p else 1,
+        "probe_bye_ms": bye_ms, "probe_jitter": res_p.jitter if res_p else {},
+        "cpu": sampler.cpu_share("hotlined"), "busy": sampler.machine_busy(),
+        "cmds": (res_p.commands if res_p else []) + res_f.commands, "daemon_env": d.env,
+    }
+    j = row["probe_jitter"] or {}
+    log(f"  probe ok {row['probe_ok']} BYE->200 {fmt(bye_ms)} ms jitter p99 {fmt(j.get('p99'))} ms; flood "
+        f"ok {res_f.ok}/{flood.calls} failed {res_f.failed} unfinished {res_f.unfinished}; 503 seen {shed_503}, "
+        f"shed {shed:.0f} {by_reason}, taken {taken:.0f}")
+    stop(d.proc)
+    return row
 
 
 def start_operator_phones(d: Daemon, n: int, work: str, limit: int) -> tuple[list, list[str]]:
@@ -1049,6 +1388,7 @@ def render(meta: dict, res: dict) -> str:
     w = out.append
     micro, conc, bridged = res.get("micro"), res.get("concurrency"), res.get("bridged")
     ivr, rate = res.get("ivr-rate"), res.get("call-rate")
+    live = res.get("live")
     w(f"Run: `{meta['command']}`, finished {meta['date']}, {meta['wall']:.0f} s wall time.")
     for name, r_ in (meta.get("runs") or {}).items():
         w(f"- `{name}` measured {r_['date']} ({r_['wall']:.0f} s; load average after it {' '.join(r_['load'])})")
@@ -1159,13 +1499,18 @@ def render(meta: dict, res: dict) -> str:
                 thr = f"{tp['Elements'] / m['median_ns'] * 1e9 / 1e6:.2f} M elements/s"
             w(f"| {m['id']} | {ns_text(m['median_ns'])} | {ns_text(m['lo_ns'])} – {ns_text(m['hi_ns'])} | {thr} |")
         w("")
+    ov, soak = res.get("overload"), res.get("soak")
+    if ov:
+        render_overload(w, ov)
+    if soak:
+        render_soak(w, soak)
     w("### Command lines")
     w("")
     w("```sh")
     if micro:
         for c in dict.fromkeys(m["cmd"] for m in micro):
             w(c)
-    daemon = next((x.get("daemon_env") for x in [ivr, rate, *(conc or []), *(bridged or [])] if x), None)
+    daemon = next((x.get("daemon_env") for x in [ivr, rate, *(conc or []), *(bridged or []), ov, soak] if x), None)
     if daemon:
         w("# the daemon (ports differ per run; a copy of config/ plus bench/config/: lines 5550100-5550103, "
           f"queue bench, {BENCH_OPERATORS} operators)")
@@ -1179,13 +1524,99 @@ def render(meta: dict, res: dict) -> str:
         w(f"# bridged {b['n']}: operator phones, then callers")
         for x in b["cmds"]:
             w(x)
+    if ov:
+        w(f"# overload: the probe, then the flood ({ov['flood_rate']}/s for {ov['flood_s']} s)")
+        for x in ov["cmds"]:
+            w(x)
+    if soak:
+        w(f"# soak {soak['rate']}/s for {soak['duration']} s: operator phones, IVR callers, queue callers; then the burst")
+        for x in soak["cmds"] + soak["burst"]["cmds"]:
+            w(x)
     for label, r_ in (("IVR call rate", ivr), ("call rate", rate)):
         for s in (r_ or {}).get("steps", []):
             w(f"# {label} {s['rate']}/s against {s['target']}")
             for x in s["cmds"]:
                 w(x)
     w("```")
+    if live:
+        render_live(w, live)
     return "\n".join(out)
+
+
+def verdict(ok: bool | None) -> str:
+    return "–" if ok is None else ("**yes**" if ok else "**NO**")
+
+
+def render_overload(w, o: dict) -> None:
+    w(f"### Overload: a call up, then {o['flood_rate']} INVITEs/s for {o['flood_s']} s "
+      f"(3× {o['clean']}/s)")
+    w("")
+    w("A probe call (line 5550102, RTP both ways with -rtp_echo) is set up 2 s before the flood; "
+      "its BYE goes out 60 % into the flood. The flood (bench/scenarios/uac_flood.xml) calls line "
+      "5550100, which answers at once; a 503 is a final answer there. Shedding is measured by the "
+      "daemon (`hotline_sip_invites_shed_total`, by reason) and by SIPp (503s received).")
+    w("")
+    j = o.get("probe_jitter") or {}
+    w("| measure | result | target | met |")
+    w("| --- | --- | --- | --- |")
+    w(f"| probe BYE answered (BYE→200) | {'yes' if o['probe_ok'] else 'no'} ({fmt(o['probe_bye_ms'], 1)} ms) | "
+      f"answered | {verdict(bool(o['probe_ok']))} |")
+    w(f"| probe RTP send jitter p50 / p99 / max during the flood (ms; {j.get('packets', 0)} packets) | "
+      f"{jit(j, 'p50')} / {jit(j, 'p99')} / {jit(j, 'max')} | p99 < 5 ms | "
+      f"{verdict(j.get('p99') < 5 if j.get('p99') is not None else None)} |")
+    answered = o['flood_ok']
+    w(f"| flood INVITEs with a final answer (200 or 503) | {answered} of {o['invites']} "
+      f"(failed {o['flood_failed']}, unfinished {o['flood_unfinished']}) | all | "
+      f"{verdict(o['flood_failed'] == 0 and o['flood_unfinished'] == 0)} |")
+    w(f"| 503s SIPp received / INVITEs the daemon shed / calls it took | {o['sipp_503']} / "
+      f"{o['daemon_shed']:.0f} / {o['daemon_taken']:.0f} | every shed INVITE got 503 | "
+      f"{verdict(o['sipp_503'] + o['daemon_taken'] >= o['invites'] and o['flood_failed'] == 0)} |")
+    reasons = ", ".join(f"{k} {v:.0f}" for k, v in sorted(o["shed_by_reason"].items()) if v)
+    w(f"| shed by reason | {reasons or 'none'} | | |")
+    w(f"| daemon CPU during the flood (share of one core) / machine busy | {fmt(o['cpu'])} / "
+      f"{fmt(o['busy'])} | | |")
+    w("")
+
+
+def render_soak(w, s: dict) -> None:
+    mins = s["duration"] / 60
+    w(f"### Soak: {s['rate']} calls/s for {mins:g} min, then a burst at 3×")
+    w("")
+    w(f"{100 - s['queue_share'] * 100:g} % of the calls go to line 5550101 (a 3.75 s prompt, RTP both "
+      f"ways with -rtp_echo, then our BYE), {s['queue_share'] * 100:g} % to queue `bench`, answered by "
+      f"{s['phones']} SIPp operator phones (-rtp_echo) and hung up by the caller after 3 s. A sample "
+      f"every {s['period']} s; the steady state starts after {s['warm']} s.")
+    w("")
+    g = s.get("growth")
+    fds = [x for x in s["fds"] if x is not None]
+    thr = [x for x in s["threads"] if x is not None]
+    b = s["burst"]
+    back = b["after"] / b["before"] if b.get("after") and b.get("before") else None
+    w("| measure | result | target | met |")
+    w("| --- | --- | --- | --- |")
+    w(f"| calls placed / failed / unfinished | {s['calls']} / {s['failed']} / {s['unfinished']} | 0 failed | "
+      f"{verdict(s['failed'] == 0 and s['unfinished'] == 0)} |")
+    w(f"| RSS after the warm-up → at the end (KiB) | {s['rss_warm']} → {s['rss_end']} "
+      f"({fmt(g * 100 if g is not None else None)} %) | growth < 5 % | {verdict(g < 0.05 if g is not None else None)} |")
+    w(f"| open fds after the warm-up, min – max | {min(fds) if fds else '–'} – {max(fds) if fds else '–'} | flat | "
+      f"{verdict(max(fds) - min(fds) <= 8 if fds else None)} |")
+    w(f"| threads after the warm-up, min – max | {min(thr) if thr else '–'} – {max(thr) if thr else '–'} | flat | "
+      f"{verdict(max(thr) - min(thr) <= 4 if thr else None)} |")
+    w(f"| burst {b['rate']}/s for {b['seconds']} s: RSS before / peak / a minute after (KiB) | "
+      f"{b['before']} / {b['peak']} / {b['after']} ({fmt(back * 100 if back else None, 0)} % of before) | "
+      f"within 10 % of before | {verdict(back <= 1.10 if back else None)} |")
+    w(f"| burst calls ok / failed / unfinished | {b['ok']} / {b['failed']} / {b['unfinished']} | | |")
+    w("")
+    w("| t (s) | RSS (KiB) | fds | threads | calls up | calls in the period | CPU ms per call | CPU (cores) | call timers |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r_ in s["rows"]:
+        w(f"| {r_['t']:.0f} | {r_['rss_kib']} | {r_['fds']} | {r_['threads']} | {r_['active']:.0f} | "
+          f"{r_['calls']:.0f} | {fmt(r_['cpu_ms_per_call'], 3)} | {fmt(r_['cpu_share'], 3)} | {r_['timers']:.0f} |")
+    w("")
+    if b.get("after_series"):
+        w("RSS after the burst's calls ended: " + ", ".join(
+            f"{t:.0f} s {v} KiB" for t, v in b["after_series"]) + ".")
+        w("")
 
 
 START = "<!-- bench:results:start -->"
@@ -1208,7 +1639,7 @@ def write_doc(path: str, body: str) -> None:
         fh.write(text)
 
 
-SECTIONS = ("micro", "concurrency", "bridged", "ivr-rate", "call-rate")
+SECTIONS = ("micro", "concurrency", "bridged", "ivr-rate", "call-rate", "live", "overload", "soak")
 RESULTS = os.path.join(ROOT, "target", "bench-results.json")
 
 
@@ -1265,6 +1696,15 @@ def main() -> int:
                 results[name] = section_call_rate(a.hotlined, config, work, a.quick, ivr=True)
             elif name == "call-rate":
                 results[name] = section_call_rate(a.hotlined, config, work, a.quick)
+            elif name == "live":
+                results[name] = section_live(a.hotlined, config, work, a.quick)
+            elif name == "overload":
+                clean = None
+                if results.get("call-rate") and not a.quick:
+                    clean = held_rates(results["call-rate"]["steps"]).get("hotlined")
+                results[name] = section_overload(a.hotlined, config, work, a.quick, clean)
+            elif name == "soak":
+                results[name] = section_soak(a.hotlined, config, work, a.quick)
             runs[name] = {"date": meta["date"], "wall": time.monotonic() - s0,
                           "load": open("/proc/loadavg").read().split()[:3]}
     finally:

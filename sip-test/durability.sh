@@ -83,6 +83,7 @@ start_daemon() {
         echo "HOTLINE__ADMIN__LISTEN=127.0.0.1:$ADMIN_PORT"
         echo "HOTLINE__DATABASE__URL=$url"
         echo "HOTLINE__DATABASE__SPOOL_DIR=$dir/spool"
+        echo "HOTLINE__RECORDING__DIR=$dir/recordings"
         echo "HOTLINE__CALLS__SHUTDOWN_GRACE=5"
     } >"$dir/env.txt"
     HOTLINE__SIP__LISTEN="127.0.0.1:$SIP_PORT" \
@@ -90,6 +91,7 @@ start_daemon() {
         HOTLINE__ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" \
         HOTLINE__DATABASE__URL="$url" \
         HOTLINE__DATABASE__SPOOL_DIR="$dir/spool" \
+        HOTLINE__RECORDING__DIR="$dir/recordings" \
         HOTLINE__CALLS__SHUTDOWN_GRACE=5 \
         "$HOTLINED" run --config config/hotline.toml >"$dir/hotlined.$DAEMON_RUNS.stdout.log" 2>"$DAEMON_LOG" &
     DAEMON_PID=$!

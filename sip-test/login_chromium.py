@@ -8,10 +8,8 @@ Usage: login_chromium.py BASE_URL OUT_DIR
 Prints PASS/FAIL lines; exits 1 on the first failure.
 """
 import sys
-import tempfile
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from browser import chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -28,15 +26,7 @@ def ok(what):
     print(f"PASS login-chromium: {what}")
 
 
-opts = webdriver.ChromeOptions()
-opts.binary_location = "/usr/bin/chromium"
-for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-          "--no-first-run", "--window-size=1100,800", "--lang=ru",
-          f"--user-data-dir={tempfile.mkdtemp(prefix='hotline-chromium-')}"):
-    opts.add_argument(a)
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-driver.set_page_load_timeout(30)
+driver = chromium(1100, 800)
 wait = WebDriverWait(driver, 15)
 
 

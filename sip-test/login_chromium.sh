@@ -10,51 +10,14 @@ set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 2
+NAME=login-chromium
 OUT="$ROOT/sip-test/out/login-chromium"
-rm -rf "$OUT"
-mkdir -p "$OUT"
-HOTLINED=${HOTLINED:-target/debug/hotlined}
-DAEMON_PID=
-
-fail() {
-    echo "FAIL login-chromium ($1)"
-    [ -f "$OUT/hotlined.stderr.log" ] && tail -n 20 "$OUT/hotlined.stderr.log" >&2
-    exit 1
-}
-
-cleanup() {
-    if [ -n "$DAEMON_PID" ]; then
-        kill -TERM "$DAEMON_PID" 2>/dev/null
-        wait "$DAEMON_PID" 2>/dev/null
-    fi
-}
-trap cleanup EXIT
+# shellcheck source=sip-test/browser_lib.sh
+. "$ROOT/sip-test/browser_lib.sh"
 
 scripts/ensure-tools.sh chromium chromedriver selenium curl python3 >/dev/null ||
     fail "cannot install chromium, chromium-driver, python3-selenium"
-[ -x "$HOTLINED" ] || fail "no daemon binary at $HOTLINED: build it first"
-
-SIP_PORT=$(python3 sip-test/free_port.py 1) || fail "no free port"
-ADMIN_PORT=$(python3 sip-test/free_port.py 1 "$SIP_PORT") || fail "no free port"
-BASE="http://127.0.0.1:$ADMIN_PORT"
-
-HOTLINE__SIP__LISTEN="127.0.0.1:$SIP_PORT" \
-    HOTLINE__SIP__LISTEN_V6="[::1]:$SIP_PORT" \
-    HOTLINE__ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" \
-    HOTLINE__DATABASE__URL="sqlite://$OUT/hotline.db" \
-    HOTLINE__DATABASE__SPOOL_DIR="$OUT/spool" \
-    HOTLINE__RECORDING__DIR="$OUT/recordings" \
-    HOTLINE__CALLS__SHUTDOWN_GRACE=1 \
-    "$HOTLINED" run --config config/hotline.toml >/dev/null 2>"$OUT/hotlined.stderr.log" &
-DAEMON_PID=$!
-# up, with its demo accounts made
-for ((i = 0; i < 300; i++)); do
-    grep -q "demo accounts made" "$OUT/hotlined.stderr.log" 2>/dev/null &&
-        curl -fsS -o /dev/null --max-time 1 "$BASE/" 2>/dev/null && break
-    kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited at start"
-    sleep 0.1
-done
-grep -q "demo accounts made" "$OUT/hotlined.stderr.log" || fail "no demo accounts in the log"
+start_daemon config/hotline.toml
 
 # Debian's python3: python3-selenium is installed for it, whatever python3 comes first in PATH
 timeout -k 5 180 /usr/bin/python3 sip-test/login_chromium.py "$BASE" "$OUT" || fail "see the lines above"

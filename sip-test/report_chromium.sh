@@ -21,28 +21,13 @@ set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 2
+NAME=report-chromium
 OUT="$ROOT/sip-test/out/report-chromium"
-rm -rf "$OUT"
-mkdir -p "$OUT"
-HOTLINED=${HOTLINED:-target/debug/hotlined}
+# shellcheck source=sip-test/browser_lib.sh
+. "$ROOT/sip-test/browser_lib.sh"
 SCENARIOS="$ROOT/sip-test/scenarios"
-DAEMON_PID=
 PROFILE=
-
-fail() {
-    echo "FAIL report-chromium ($1)"
-    [ -f "$OUT/hotlined.stderr.log" ] && tail -n 20 "$OUT/hotlined.stderr.log" >&2
-    exit 1
-}
-
-cleanup() {
-    if [ -n "$DAEMON_PID" ]; then
-        kill -TERM "$DAEMON_PID" 2>/dev/null
-        wait "$DAEMON_PID" 2>/dev/null
-    fi
-    [ -n "$PROFILE" ] && rm -rf "$PROFILE"
-}
-trap cleanup EXIT
+cleanup_more() { [ -n "$PROFILE" ] && rm -rf "$PROFILE"; }
 
 CHROMIUM=$(command -v chromium || command -v chromium-browser) ||
     fail "no chromium: scripts/ensure-tools.sh chromium"
@@ -63,6 +48,7 @@ HOTLINE__SIP__LISTEN="127.0.0.1:$SIP_PORT" \
     HOTLINE__SIP__LISTEN_V6="[::1]:$SIP_PORT" \
     HOTLINE__ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" \
     HOTLINE__DATABASE__SPOOL_DIR="$OUT/spool" \
+    HOTLINE__RECORDING__DIR="$OUT/recordings" \
     HOTLINE__CALLS__SHUTDOWN_GRACE=2 \
     "$HOTLINED" run --config config/hotline.toml >/dev/null 2>"$OUT/hotlined.stderr.log" &
 DAEMON_PID=$!

@@ -80,6 +80,8 @@ GRACE=5
     echo "HOTLINE__SIP__LISTEN_V6=[::1]:$SIP_PORT6"
     echo "HOTLINE__ADMIN__LISTEN=127.0.0.1:$ADMIN_PORT"
     echo "HOTLINE__DATABASE__URL=sqlite://$OUT/hotline.db"
+    echo "HOTLINE__DATABASE__SPOOL_DIR=$OUT/spool"
+    echo "HOTLINE__RECORDING__DIR=$OUT/recordings"
     echo "HOTLINE__CALLS__SHUTDOWN_GRACE=$GRACE"
     echo "HOTLINE__ADMIN__TOKEN=$ADMIN_TOKEN"
     echo "config: $CONFIG_DIR/hotline.toml"
@@ -89,6 +91,8 @@ HOTLINE__SIP__LISTEN="127.0.0.1:$SIP_PORT" \
     HOTLINE__SIP__LISTEN_V6="[::1]:$SIP_PORT6" \
     HOTLINE__ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" \
     HOTLINE__DATABASE__URL="sqlite://$OUT/hotline.db" \
+    HOTLINE__DATABASE__SPOOL_DIR="$OUT/spool" \
+    HOTLINE__RECORDING__DIR="$OUT/recordings" \
     HOTLINE__CALLS__SHUTDOWN_GRACE="$GRACE" \
     HOTLINE__ADMIN__TOKEN="$ADMIN_TOKEN" \
     "$HOTLINED" run --config "$CONFIG_DIR/hotline.toml" >"$OUT/hotlined.stdout.log" 2>"$DAEMON_LOG" &

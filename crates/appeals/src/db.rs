@@ -40,7 +40,7 @@ impl Backend {
 }
 
 /// The URL without any password, for messages and logs.
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -95,7 +95,7 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// Splits a SQLite URL into the file path (None for in-memory) and the query string.
-fn sqlite_path(url: &str) -> (Option<PathBuf>, Option<&str>) {
+pub(crate) fn sqlite_path(url: &str) -> (Option<PathBuf>, Option<&str>) {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))

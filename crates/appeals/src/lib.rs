@@ -27,7 +27,7 @@ pub mod model;
 pub mod operator_state;
 pub mod partner;
 pub mod report;
-mod spool;
+pub mod spool;
 pub mod store;
 pub mod writer;
 
@@ -109,6 +109,19 @@ pub enum Error {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The spool folder holds operations written for another database: replaying them here
+    /// would put that database's appeals into this one.
+    #[error("the appeal spool {dir} holds {waiting} operations written for the database {owner}, not for {database}: start with that database to write them there, or run `hotlined spool adopt` to write them into this one")]
+    SpoolOfAnotherDatabase {
+        /// The spool folder.
+        dir: PathBuf,
+        /// The database the spool belongs to ([`spool::database_identity`]).
+        owner: String,
+        /// The database this daemon was given.
+        database: String,
+        /// Operations waiting in the spool.
+        waiting: u64,
     },
     /// No appeal has this id.
     #[error("appeal {0} not found")]

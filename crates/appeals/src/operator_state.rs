@@ -33,7 +33,8 @@ pub struct LoadedStates {
 
 /// Reads the saved states: the database's `operator_state` rows (waiting at most `timeout`
 /// for the database) with the spool's newer changes laid over them. Call it before
-/// [`crate::AppealWriter::start`] opens the same spool.
+/// [`crate::AppealWriter::start`] opens the same spool, and after [`crate::spool::claim`]
+/// said the spool is this database's.
 pub async fn load(database_url: &str, spool_dir: &Path, timeout: Duration) -> LoadedStates {
     let mut by_operator: BTreeMap<String, OperatorStateRow> = BTreeMap::new();
     let database_error =

@@ -3,6 +3,9 @@
 //! no fsync, no database), so an operation survives `kill -9` the moment its method returns;
 //! the writer task fsyncs before each batch and truncates the file only once everything in
 //! it has been committed.
+//!
+//! The folder also records which database its operations are for (`owner.json`, see
+//! [`claim`]): a spool is only ever replayed into its own database.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -15,6 +18,146 @@ use crate::Error;
 pub(crate) const SPOOL_FILE: &str = "appeals.jsonl";
 /// Operations the database refused (not transient failures) go here, never silently away.
 pub(crate) const REJECTED_FILE: &str = "rejected.jsonl";
+/// Which database the spool's operations are for (see [`claim`]).
+pub(crate) const OWNER_FILE: &str = "owner.json";
+
+/// What the spool records about the database it belongs to.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Owner {
+    /// [`database_identity`] of the database's URL.
+    database: String,
+}
+
+/// The database a URL names, written so that two spellings of one database compare equal
+/// and no password is kept: `sqlite:` with the file's absolute path (symbolic links
+/// followed where the folder exists), `postgres://user@host:port/name` (host, port, user
+/// and database as the driver would connect, defaults and `PG*` variables included).
+pub fn database_identity(url: &str) -> Result<String, Error> {
+    match crate::db::Backend::from_url(url)? {
+        crate::db::Backend::Sqlite => {
+            let (path, _) = crate::db::sqlite_path(url);
+            let Some(path) = path else {
+                return Ok("sqlite::memory:".into());
+            };
+            let abs = std::path::absolute(&path).unwrap_or(path);
+            // The deepest folder that exists, with its links resolved, and the rest as given:
+            // the same before and after the database's folder is created.
+            let real = abs
+                .ancestors()
+                .find_map(|a| {
+                    let real = std::fs::canonicalize(a).ok()?;
+                    let rest = abs.strip_prefix(a).ok()?;
+                    // (joining an empty rest would add a trailing `/`)
+                    Some(if rest.as_os_str().is_empty() {
+                        real
+                    } else {
+                        real.join(rest)
+                    })
+                })
+                .unwrap_or(abs);
+            Ok(format!("sqlite:{}", real.display()))
+        }
+        crate::db::Backend::Postgres => {
+            let o: sqlx::postgres::PgConnectOptions = url.parse()?;
+            let host = match o.get_socket() {
+                Some(socket) => socket.display().to_string(),
+                None => o.get_host().to_owned(),
+            };
+            Ok(format!(
+                "postgres://{}@{}:{}/{}",
+                o.get_username(),
+                host,
+                o.get_port(),
+                o.get_database().unwrap_or(o.get_username())
+            ))
+        }
+    }
+}
+
+/// Complete lines in the spool file of `dir` (0 when there is none).
+fn waiting_lines(dir: &Path) -> Result<u64, Error> {
+    let path = dir.join(SPOOL_FILE);
+    match File::open(&path) {
+        Ok(mut f) => complete_prefix(&mut f)
+            .map(|(_, lines)| lines)
+            .map_err(|source| Error::Spool { path, source }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(source) => Err(Error::Spool { path, source }),
+    }
+}
+
+fn read_owner(dir: &Path) -> Result<Option<String>, Error> {
+    let path = dir.join(OWNER_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => match serde_json::from_slice::<Owner>(&bytes) {
+            Ok(o) => Ok(Some(o.database)),
+            Err(e) => Err(Error::Spool {
+                path,
+                source: io::Error::new(io::ErrorKind::InvalidData, e),
+            }),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Spool { path, source }),
+    }
+}
+
+fn write_owner(dir: &Path, database: &str) -> Result<(), Error> {
+    let path = dir.join(OWNER_FILE);
+    let tmp = dir.join(format!("{OWNER_FILE}.tmp"));
+    let err = |source| Error::Spool {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let body = serde_json::to_vec(&Owner {
+        database: database.to_owned(),
+    })
+    .map_err(|e| err(io::Error::other(e)))?;
+    let mut f = File::create(&tmp).map_err(err)?;
+    f.write_all(&body)
+        .and_then(|()| f.write_all(b"\n"))
+        .and_then(|()| f.sync_all())
+        .map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)
+}
+
+/// Makes sure the spool in `dir` is for the database `url` names, before anything reads it.
+/// A spool with no owner yet (a new folder, or one from before owners were recorded) or
+/// with nothing waiting is claimed for this database; a spool holding operations for another
+/// database is refused with [`Error::SpoolOfAnotherDatabase`] and left as it is — it is
+/// never replayed into the wrong database. [`adopt`] moves it on purpose.
+pub fn claim(dir: &Path, url: &str) -> Result<(), Error> {
+    let database = database_identity(url)?;
+    match read_owner(dir)? {
+        Some(owner) if owner == database => Ok(()),
+        Some(owner) => {
+            let waiting = waiting_lines(dir)?;
+            if waiting == 0 {
+                tracing::info!(spool = %dir.display(), from = %owner, to = %database, "the empty appeal spool now belongs to this database");
+                write_owner(dir, &database)
+            } else {
+                Err(Error::SpoolOfAnotherDatabase {
+                    dir: dir.to_owned(),
+                    owner,
+                    database,
+                    waiting,
+                })
+            }
+        }
+        None => write_owner(dir, &database),
+    }
+}
+
+/// Gives the spool in `dir`, whatever it holds, to the database `url` names: its waiting
+/// operations are replayed into that database at the next start. Returns the previous owner
+/// and how many operations wait. Only for a spool no daemon has open.
+pub fn adopt(dir: &Path, url: &str) -> Result<(Option<String>, u64), Error> {
+    let database = database_identity(url)?;
+    let previous = read_owner(dir)?;
+    let waiting = waiting_lines(dir)?;
+    write_owner(dir, &database)?;
+    Ok((previous, waiting))
+}
 
 /// The appending side, shared by every writer handle behind a mutex.
 pub(crate) struct SpoolAppender {

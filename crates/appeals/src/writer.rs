@@ -196,7 +196,9 @@ impl AppealWriter {
     /// Opens the spool in `config.spool_dir` (replaying whatever a previous run left there
     /// first) and starts the writer task on the current tokio runtime. Does not wait for the
     /// database: until it can be reached, operations stay in the spool.
+    /// A spool written for another database is refused ([`Error::SpoolOfAnotherDatabase`]).
     pub fn start(config: WriterConfig) -> Result<Self, Error> {
+        spool::claim(&config.spool_dir, &config.database_url)?;
         let (appender, reader, waiting) = spool::open(&config.spool_dir)?;
         // What a previous run left may be partly in the database already.
         let replay_to = appender.len;

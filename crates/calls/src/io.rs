@@ -45,6 +45,9 @@ pub enum Output {
     /// Who served this caller's latest open appeal? Answer with [`ReturningQuery::answer`]
     /// as [`Input::Returning`], within [`crate::RETURNING_TIMEOUT`] or with an error.
     LookupReturning(ReturningQuery),
+    /// A change for the workspace's live pages (never waited on: a driver that cannot take
+    /// it now drops it).
+    Live(crate::live::LiveEvent),
 }
 
 /// A returning-caller lookup the core waits for (the caller hears the queue's music meanwhile).

@@ -17,8 +17,9 @@
 //! - [`Input::Returning`]: a returning-caller lookup answered ([`Output::LookupReturning`]);
 //! - [`Input::Timeout`]: the time reached [`Core::poll_timeout`].
 //!
-//! Commands — methods, because their caller waits for the answer: [`Core::operator_command`]
-//! and [`Core::operator_status`] (the admin API and the workspace), [`Core::reload`],
+//! Commands — methods, because their caller waits for the answer: [`Core::operator_command`],
+//! [`Core::operator_status`] and [`Core::transfer`] (the admin API and the workspace; a
+//! transfer takes the same path as the operator's REFER), [`Core::reload`],
 //! [`Core::begin_drain`] and [`Core::hangup_all`] (shutdown), [`Core::restore_operators`].
 //!
 //! Outputs — one type, [`Output`], drained with [`Core::poll_output`] after every input and
@@ -29,12 +30,16 @@
 //!   a message, close;
 //! - [`Output::LookupReturning`]: ask the appeal store who served this caller before; the
 //!   answer comes back as [`Input::Returning`] (or never: the core asks at most once per join
-//!   and the driver bounds the wait).
+//!   and the driver bounds the wait);
+//! - [`Output::Live`]: a [`live::LiveEvent`] for the workspace's live pages — an operator's
+//!   new state (with since and the pause reason), an offer ringing an operator's phone (in
+//!   the same drain as our INVITE) and its answer, end or cancel, a caller joining or leaving
+//!   a queue (answered, abandoned…). The driver forwards them without waiting.
 //!
 //! Then [`Core::poll_timeout`] says when to call again with [`Input::Timeout`].
 //!
 //! Appeal-log events go to the [`CallLog`] the core was built with (the daemon's appends a line
-//! to the spool and never blocks; the harness records them); live figures for the workspace and
+//! to the spool and never blocks; the harness records them); figures for the admin API and
 //! metrics go to [`Stats`] and its [`live::ActivityBoard`].
 //!
 //! # Parts of a call
@@ -43,7 +48,10 @@
 //! - `operator_legs` — our UAC legs (forks, CANCEL, ACK, BYE) for every call we place.
 //! - `waiting` — what a waiting caller hears and may do (announcements, callback offer,
 //!   overflow), returning callers, working hours.
-//! - `transfer` — REFER from an operator's leg: to a queue, an operator or a number.
+//! - `transfer` — REFER from an operator's leg and the transfer command: to a queue, an
+//!   operator or a number.
+//! - `live_out` — the live events: operators' states compared after every input, offers,
+//!   queue joins and leaves.
 //! - `outbound` — calls through the trunk: callbacks and transfers to numbers.
 //! - `feature_codes` — `*1`…`*4` from operators' phones.
 //! - `acd_reload` — a reload's operators reaching the running ACD.
@@ -59,6 +67,7 @@ mod waiting;
 
 pub use crate::core::feature_codes::{FeatureCodes, FeaturePrompts};
 pub use crate::core::queue::{ReturningFound, RETURNING_TIMEOUT};
+pub use crate::core::transfer::{TransferError, TransferTarget};
 pub use crate::core::{Core, OperatorCommand, OperatorControlError};
 pub use crate::waiting::WAITING_PROMPTS;
 pub use io::{
@@ -74,5 +83,5 @@ pub use settings::{
     DtmfMode, LineSettings, OperatorSettings, Settings, TrunkOutbound, TrunkSettings,
 };
 pub use stats::{
-    QueueWait, RegisteredContact, ResponseCount, Stats, DTMF_KINDS, SIP_RESPONSE_CODES,
+    QueueWait, RegisteredContact, ResponseCount, ShedReason, Stats, DTMF_KINDS, SIP_RESPONSE_CODES,
 };

@@ -1,14 +1,192 @@
-//! What each operator is doing in the ACD right now — ringing, on a call or in wrap-up — for
-//! the admin API (`GET /api/v1/operators` shows it as `activity`).
+//! Live figures for the workspace and the admin API.
 //!
-//! The core publishes after every input it handled ([`ActivityBoard::publish`], from
-//! `Core::drain`), so the board is never older than the last SIP message, timer or admin
-//! command. Operators who are idle, paused or logged out are not on the board: the admin
-//! API's own table already says which of those they are.
+//! - [`LiveEvent`]s: what changed, as outputs of call control ([`crate::Output::Live`], in the
+//!   same drain as the SIP that caused them): an operator's state ([`OperatorLive`], after
+//!   every input whose handling changed it), an offer ringing an operator's phone and how it
+//!   ended ([`OfferLive`], the ringing one in the same drain as our INVITE), a caller joining
+//!   or leaving a queue ([`QueueLive`]). Times are the driver's civil time for the input.
+//! - [`ActivityBoard`] (in `Stats::activity`): what each operator is doing in the ACD right
+//!   now — ringing, on a call or in wrap-up — for `GET /api/v1/operators` (`activity`). The
+//!   core publishes after every input it handled ([`ActivityBoard::publish`], from
+//!   `Core::drain`). Operators who are idle, paused or logged out are not on the board: the
+//!   admin API's own table already says which of those they are.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
-use acd::{Acd, OperatorState};
+use acd::{Acd, OperatorState, PauseReason};
+use chrono::{DateTime, Utc};
+
+/// A change for the workspace's live pages, an output of call control.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveEvent {
+    Operator(OperatorLive),
+    Offer(OfferLive),
+    Queue(QueueLive),
+}
+
+impl LiveEvent {
+    /// When it happened (the driver's civil time of the input that caused it).
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            LiveEvent::Operator(o) => o.since,
+            LiveEvent::Offer(o) => o.at,
+            LiveEvent::Queue(q) => q.at,
+        }
+    }
+}
+
+/// An operator's state as the workspace shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorPhase {
+    LoggedOut,
+    Available,
+    Ringing,
+    OnCall,
+    WrapUp,
+    Paused,
+}
+
+impl OperatorPhase {
+    /// The state id of the live events (`logged_out`, `available`, `ringing`, `on_call`,
+    /// `wrap_up`, `paused`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatorPhase::LoggedOut => "logged_out",
+            OperatorPhase::Available => "available",
+            OperatorPhase::Ringing => "ringing",
+            OperatorPhase::OnCall => "on_call",
+            OperatorPhase::WrapUp => "wrap_up",
+            OperatorPhase::Paused => "paused",
+        }
+    }
+
+    /// The phase of an ACD state, and the pause's reason (`no_answer` for the automatic pause
+    /// after missed offers).
+    pub fn of(state: &OperatorState) -> (OperatorPhase, Option<&str>) {
+        match state {
+            OperatorState::LoggedOut => (OperatorPhase::LoggedOut, None),
+            OperatorState::Available => (OperatorPhase::Available, None),
+            OperatorState::Paused(PauseReason::Requested(r)) => {
+                (OperatorPhase::Paused, Some(r.as_str()))
+            }
+            OperatorState::Paused(PauseReason::NoAnswer(_)) => {
+                (OperatorPhase::Paused, Some("no_answer"))
+            }
+            other => match Activity::of(other) {
+                Some(Activity::Ringing) => (OperatorPhase::Ringing, None),
+                Some(Activity::OnCall) => (OperatorPhase::OnCall, None),
+                _ => (OperatorPhase::WrapUp, None),
+            },
+        }
+    }
+}
+
+/// An operator's state changed (or is first seen).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorLive {
+    /// The operator's login.
+    pub id: String,
+    pub state: OperatorPhase,
+    /// Since when the operator is in this state and reason.
+    pub since: DateTime<Utc>,
+    /// The pause's reason.
+    pub reason: Option<String>,
+    /// The queues the operator is logged in to.
+    pub queues: Vec<String>,
+}
+
+/// Where an offer to an operator stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferPhase {
+    /// Our INVITE went to the operator's phone(s).
+    Ringing,
+    /// The operator answered.
+    Answered,
+    /// The answered call ended (either side hung up, or the caller was transferred on).
+    Ended,
+    /// It stopped ringing without an answer (the caller left, no answer, busy, withdrawn).
+    Cancelled,
+}
+
+impl OfferPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OfferPhase::Ringing => "ringing",
+            OfferPhase::Answered => "answered",
+            OfferPhase::Ended => "ended",
+            OfferPhase::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A caller offered to an operator (a queue's offer or a transfer to them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferLive {
+    pub operator: String,
+    pub appeal: String,
+    /// The Call-ID of our INVITE to the operator's phone.
+    pub call: String,
+    /// The queue the caller waited in (none for a transfer from outside a queue).
+    pub queue: Option<String>,
+    /// The caller's number.
+    pub caller: String,
+    /// The caller's steps through the voice menu (as the appeal's `ivr_path`).
+    pub path: Vec<String>,
+    /// How long the caller waited in the queue until the offer rang.
+    pub waited: Duration,
+    pub phase: OfferPhase,
+    pub at: DateTime<Utc>,
+}
+
+/// Why a caller left a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueExit {
+    /// An operator answered.
+    Answered,
+    /// Hung up (or was hung up) while waiting.
+    Abandoned,
+    /// Moved to another queue (overflow, a new queue node, a transfer).
+    Moved,
+    /// Left for a message or a callback.
+    Overflowed,
+    Callback,
+}
+
+impl QueueExit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueExit::Answered => "answered",
+            QueueExit::Abandoned => "abandoned",
+            QueueExit::Moved => "moved",
+            QueueExit::Overflowed => "overflowed",
+            QueueExit::Callback => "callback",
+        }
+    }
+}
+
+/// A caller joined or left a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueLive {
+    pub queue: String,
+    pub appeal: String,
+    /// The caller's Call-ID.
+    pub call: String,
+    pub change: QueueChange,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueChange {
+    /// The caller waits in the queue from `since` (the civil time of the join).
+    Joined {
+        since: DateTime<Utc>,
+        path: Vec<String>,
+        caller: String,
+    },
+    /// The caller left after waiting `waited`.
+    Left { exit: QueueExit, waited: Duration },
+}
 
 /// An operator's part in a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

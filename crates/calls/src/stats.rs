@@ -43,6 +43,47 @@ pub struct Stats {
     queues: Mutex<Vec<(String, Waiters)>>,
     /// Operators ringing, on a call or in wrap-up in the ACD now.
     pub activity: live::ActivityBoard,
+    /// Call timers pending in call control (gauge): each call's answer, session expiry and
+    /// maximum duration, menu and waiting timeouts. Falls back to zero when no call is up.
+    pub call_timers: AtomicU64,
+    /// New INVITEs answered 503 because the daemon was behind, by [`ShedReason::ALL`].
+    invites_shed: [AtomicU64; 4],
+    /// The media thread's average lateness on its 1 ms grid, in microseconds (the media
+    /// edge stores it; the overload check reads it through [`Stats::media_late`]).
+    pub media_late_us: AtomicU64,
+}
+
+/// Why a new INVITE was shed by the gateway's overload check (a `/metrics` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShedReason {
+    /// It waited longer than `max_queue_delay`.
+    QueueDelay,
+    /// Too many waited before it.
+    QueueDepth,
+    /// The media thread is late.
+    MediaLate,
+    /// The new calls queue was full: answered by the receive task.
+    QueueFull,
+}
+
+impl ShedReason {
+    /// Every reason, in the order of [`Stats::invites_shed`].
+    pub const ALL: [ShedReason; 4] = [
+        ShedReason::QueueDelay,
+        ShedReason::QueueDepth,
+        ShedReason::MediaLate,
+        ShedReason::QueueFull,
+    ];
+
+    /// The `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShedReason::QueueDelay => "queue_delay",
+            ShedReason::QueueDepth => "queue_depth",
+            ShedReason::MediaLate => "media_late",
+            ShedReason::QueueFull => "queue_full",
+        }
+    }
 }
 
 /// The calls waiting in one queue: when each entered it, and its Call-ID.
@@ -106,6 +147,30 @@ pub struct RegisteredContact {
 }
 
 impl Stats {
+    /// One new INVITE shed with 503 (the gateway's overload check).
+    pub fn count_shed(&self, reason: ShedReason) {
+        if let Some(n) = self.invites_shed.get(reason as usize) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// New INVITEs shed with 503 since start, by reason.
+    pub fn invites_shed(&self) -> [(ShedReason, u64); 4] {
+        ShedReason::ALL.map(|r| {
+            (
+                r,
+                self.invites_shed
+                    .get(r as usize)
+                    .map_or(0, |n| n.load(Ordering::Relaxed)),
+            )
+        })
+    }
+
+    /// How late the media thread is on its 1 ms grid (a moving average; zero without legs).
+    pub fn media_late(&self) -> Duration {
+        Duration::from_micros(self.media_late_us.load(Ordering::Relaxed))
+    }
+
     /// One DTMF digit received (the call control counts every digit that reaches a call,
     /// kept or not).
     pub fn count_digit(&self, via: DtmfVia) {

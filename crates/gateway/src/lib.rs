@@ -4,9 +4,11 @@
 //! Real time enters in exactly one place: [`Gateway::run`]'s loop, which sleeps until the
 //! core's next deadline, hands it `Instant::now()` with each input, and carries out every
 //! [`calls::Output`] it drains (SIP to the transport, media commands to the media edge,
-//! returning-caller lookups to a task).
+//! returning-caller lookups to a task, live events into a `tokio::sync::broadcast` that never
+//! blocks the loop).
 
 mod media;
+mod overload;
 mod transport;
 
 use std::net::SocketAddr;
@@ -27,10 +29,12 @@ pub use calls::{
     DtmfMode, DtmfVia, EndReason, FeatureCodes, FeaturePrompts, IvrEnd, IvrStep, LineSettings,
     LookupError, NoCallLog, NoOperatorBook, OperatorBook, OperatorCommand, OperatorControlError,
     OperatorRefusal, OperatorSettings, QueueWait, RegisteredContact, ResponseCount,
-    ReturningLookup, Settings, Stats, TransferKind, TransferRecord, TrunkOutbound, TrunkSettings,
-    DTMF_KINDS, SIP_RESPONSE_CODES, WAITING_PROMPTS,
+    ReturningLookup, Settings, ShedReason, Stats, TransferError, TransferKind, TransferRecord,
+    TransferTarget, TrunkOutbound, TrunkSettings, DTMF_KINDS, SIP_RESPONSE_CODES, WAITING_PROMPTS,
 };
 use calls::{Core, Input, Output};
+pub use overload::OverloadSettings;
+use tokio::sync::broadcast;
 
 /// A new configuration for the running gateway, and where to say it was taken.
 type ReloadRequest = (Settings, tokio::sync::oneshot::Sender<Vec<&'static str>>);
@@ -52,6 +56,11 @@ enum OperatorRequest {
     Status(
         String,
         tokio::sync::oneshot::Sender<Option<acd::OperatorStatus>>,
+    ),
+    Transfer(
+        String,
+        TransferTarget,
+        tokio::sync::oneshot::Sender<Result<(), TransferError>>,
     ),
 }
 
@@ -88,6 +97,24 @@ impl OperatorControl {
             .send(OperatorRequest::Status(operator.to_string(), done))
             .map_err(|_| OperatorControlError::Stopped)?;
         answer.await.map_err(|_| OperatorControlError::Stopped)
+    }
+
+    /// Moves the caller talking to `operator` to `target`, as the operator's REFER would;
+    /// returns once the transfer started, or why not.
+    pub async fn transfer(
+        &self,
+        operator: &str,
+        target: TransferTarget,
+    ) -> Result<(), TransferError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(OperatorRequest::Transfer(
+                operator.to_string(),
+                target,
+                done,
+            ))
+            .map_err(|_| TransferError::Stopped)?;
+        answer.await.map_err(|_| TransferError::Stopped)?
     }
 }
 
@@ -134,6 +161,8 @@ pub struct Gateway {
     ops_tx: mpsc::UnboundedSender<OperatorRequest>,
     ops_rx: mpsc::UnboundedReceiver<OperatorRequest>,
     book: Arc<dyn OperatorBook>,
+    live: Option<broadcast::Sender<calls::live::LiveEvent>>,
+    overload: OverloadSettings,
 }
 
 impl Gateway {
@@ -155,7 +184,9 @@ impl Gateway {
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();
         let (ops_tx, ops_rx) = mpsc::unbounded_channel();
         Ok(Gateway {
+            live: None,
             book: Arc::new(NoOperatorBook),
+            overload: OverloadSettings::default(),
             ops_tx,
             ops_rx,
             reload_tx,
@@ -183,6 +214,19 @@ impl Gateway {
         self
     }
 
+    /// Where call control's live events go (`send` never blocks; with no receiver, or a
+    /// receiver that lags, events are dropped or overwritten, never waited for).
+    pub fn with_live_events(mut self, tx: broadcast::Sender<calls::live::LiveEvent>) -> Self {
+        self.live = Some(tx);
+        self
+    }
+
+    /// When new INVITEs are shed under overload (default [`OverloadSettings::default`]).
+    pub fn with_overload(mut self, overload: OverloadSettings) -> Self {
+        self.overload = overload;
+        self
+    }
+
     /// A handle to log operators in and out of the ACD (and pause them) once it runs.
     pub fn operators(&self) -> OperatorControl {
         OperatorControl {
@@ -200,9 +244,21 @@ impl Gateway {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let settings = self.settings.clone();
         let stop_io = CancellationToken::new();
-        let (core_tx, mut core_rx) = mpsc::channel::<Inbound>(4096);
+        // calls already up first: new INVITEs wait in their own queue (overload.rs)
+        let (established_tx, mut established_rx) = mpsc::channel::<Inbound>(4096);
+        let (new_calls_tx, mut new_calls_rx) =
+            mpsc::channel::<Inbound>(self.overload.max_queue.saturating_mul(2).max(64));
+        let core_tx = transport::CoreTx {
+            established: established_tx,
+            new_calls: new_calls_tx,
+        };
+        let admission = overload::Admission {
+            settings: self.overload,
+        };
         let limits = Arc::new(Limits {
             max_message_size: settings.max_message_size,
+            retry_after: self.overload.retry_after,
+            stats: self.stats.clone(),
         });
         let ua: Arc<str> = Arc::from(settings.user_agent.as_str());
         let mut tasks = tokio::task::JoinSet::new();
@@ -298,6 +354,7 @@ impl Gateway {
             media: edge,
             returning: returning_tx,
             log: self.log.clone(),
+            live: self.live.clone(),
         };
         // operators' saved state, before the first message is handled
         core.restore_operators(start, self.book.restored());
@@ -324,8 +381,11 @@ impl Gateway {
                 }
             };
             let input = tokio::select! {
-                m = core_rx.recv() => match m {
-                    Some(Inbound::Message { peer, local, msg }) => {
+                // in this order: the clock, the calls already up, the media, and new calls last
+                biased;
+                _ = sleep => Some(Input::Timeout),
+                m = established_rx.recv() => match m {
+                    Some(Inbound::Message { peer, local, msg, .. }) => {
                         Some(Input::Sip { peer, local, msg: *msg })
                     }
                     Some(Inbound::TcpOpened { peer, tx }) => {
@@ -339,7 +399,6 @@ impl Gateway {
                     None => break,
                 },
                 Some(ev) = media_rx.recv() => Some(Input::Media(ev)),
-                _ = sleep => Some(Input::Timeout),
                 Some(found) = returning_rx.recv() => Some(Input::Returning(found)),
                 Some(req) = self.ops_rx.recv() => {
                     match req {
@@ -350,6 +409,11 @@ impl Gateway {
                         }
                         OperatorRequest::Status(op, done) => {
                             let _ = done.send(core.operator_status(&op));
+                        }
+                        OperatorRequest::Transfer(op, target, done) => {
+                            let now = clock(&mut core);
+                            let _ = done.send(core.transfer(now, &op, target));
+                            io.carry_out(now, &mut core);
                         }
                     }
                     None
@@ -383,6 +447,27 @@ impl Gateway {
                     final_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(5));
                     None
                 }
+                Some(m) = new_calls_rx.recv() => match m {
+                    Inbound::Message { peer, local, msg, received } => {
+                        let now = clock(&mut core);
+                        let shed = admission.check(now, received, new_calls_rx.len(), self.stats.media_late());
+                        match (shed, &*msg) {
+                            (Some(reason), sip::Message::Request(req))
+                                if !req.headers.call_id().is_ok_and(|id| core.has_call(id)) =>
+                            {
+                                self.stats.count_request(req.method.as_str());
+                                self.stats.count_shed(reason);
+                                let busy = overload::busy_response(req, &settings.user_agent, admission.settings.retry_after);
+                                self.stats.count_sent(&busy);
+                                io.out.send(peer, busy);
+                                None
+                            }
+                            // a retransmission of an INVITE the core has taken goes to it
+                            _ => Some(Input::Sip { peer, local, msg: *msg }),
+                        }
+                    }
+                    _ => None,
+                },
             };
             if let Some(input) = input {
                 let now = clock(&mut core);
@@ -424,6 +509,7 @@ struct Edge {
     media: media::MediaEdge,
     returning: mpsc::UnboundedSender<calls::ReturningFound>,
     log: Arc<dyn CallLog>,
+    live: Option<broadcast::Sender<calls::live::LiveEvent>>,
 }
 
 impl Edge {
@@ -433,6 +519,12 @@ impl Edge {
             match output {
                 Output::Transmit(t) => self.out.send(t.peer, t.bytes),
                 Output::Media(cmd) => self.media.execute(now, cmd),
+                Output::Live(ev) => {
+                    if let Some(tx) = &self.live {
+                        // no receiver yet is not an error; a full channel overwrites its oldest
+                        let _ = tx.send(ev);
+                    }
+                }
                 Output::LookupReturning(query) => {
                     let lookup = self.log.returning_operator(&query.number, query.lookback);
                     let tx = self.returning.clone();

@@ -147,6 +147,7 @@ impl MediaThread {
                 break;
             }
             if self.live == 0 {
+                self.stats.media_late_us.store(0, Ordering::Relaxed);
                 match self.new_legs.recv_timeout(IDLE_WAIT) {
                     Ok(l) => self.add(l),
                     Err(RecvTimeoutError::Timeout) => continue,
@@ -160,6 +161,12 @@ impl MediaThread {
                 std::thread::sleep(deadline - now);
             }
             let now = Instant::now();
+            // how late this sub-tick is, averaged: new calls are shed while it is high
+            let late = crate::overload::media_late_average(
+                self.stats.media_late_us.load(Ordering::Relaxed),
+                now.saturating_duration_since(deadline),
+            );
+            self.stats.media_late_us.store(late, Ordering::Relaxed);
             let current = self.sub_tick_at(now).max(next);
             if self.take_new_legs() {
                 break;

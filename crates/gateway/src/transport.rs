@@ -2,18 +2,26 @@
 //!
 //! Receive tasks parse and validate each message where it arrives (so parsing runs on every
 //! core), answer malformed requests with `400` themselves, and hand good messages to the core
-//! over one channel. The core sends through [`Outbound`], which never blocks.
+//! over two channels ([`CoreTx`]): new INVITEs apart from everything else, so that the calls
+//! already up come first under overload (`overload.rs`). The core sends through
+//! [`Outbound`], which never blocks.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use sip::{Message, Peer, Response, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
+
+use crate::overload;
+use crate::Stats;
+use calls::ShedReason;
 
 /// What the transports hand to the core.
 #[derive(Debug)]
@@ -23,6 +31,8 @@ pub(crate) enum Inbound {
         /// Our address the message arrived on.
         local: SocketAddr,
         msg: Box<Message>,
+        /// When the receive task queued it (the new calls queue's delay is measured from it).
+        received: Instant,
     },
     TcpOpened {
         peer: SocketAddr,
@@ -37,6 +47,72 @@ pub(crate) enum Inbound {
 #[derive(Debug)]
 pub(crate) struct Limits {
     pub max_message_size: usize,
+    /// `Retry-After` of the 503 a receive task sends when the new calls queue is full.
+    pub retry_after: u32,
+    pub stats: Arc<Stats>,
+}
+
+/// The two ways into the core task: new INVITEs, and everything else.
+#[derive(Clone, Debug)]
+pub(crate) struct CoreTx {
+    /// Everything but new INVITEs; the receive task waits when it is full.
+    pub established: mpsc::Sender<Inbound>,
+    /// New INVITEs; never waited on: when it is full the INVITE is answered 503 here.
+    pub new_calls: mpsc::Sender<Inbound>,
+}
+
+impl CoreTx {
+    async fn send(&self, inbound: Inbound) -> bool {
+        self.established.send(inbound).await.is_ok()
+    }
+
+    /// Hands a good message to the core. `Ok(Some(bytes))`: a 503 to send back to a new
+    /// INVITE that found the new calls queue full; `Err(())`: the core is gone.
+    async fn deliver(
+        &self,
+        peer: Peer,
+        local: SocketAddr,
+        msg: Message,
+        limits: &Limits,
+        user_agent: &str,
+    ) -> Result<Option<Vec<u8>>, ()> {
+        let received = Instant::now();
+        if !overload::is_new_invite(&msg) {
+            let inbound = Inbound::Message {
+                peer,
+                local,
+                msg: Box::new(msg),
+                received,
+            };
+            return self
+                .established
+                .send(inbound)
+                .await
+                .map(|()| None)
+                .map_err(|_| ());
+        }
+        let inbound = Inbound::Message {
+            peer,
+            local,
+            msg: Box::new(msg),
+            received,
+        };
+        match self.new_calls.try_send(inbound) {
+            Ok(()) => Ok(None),
+            Err(TrySendError::Closed(_)) => Err(()),
+            Err(TrySendError::Full(Inbound::Message { msg, .. })) => match *msg {
+                Message::Request(req) => {
+                    limits.stats.count_request(req.method.as_str());
+                    limits.stats.count_shed(ShedReason::QueueFull);
+                    let bytes = overload::busy_response(&req, user_agent, limits.retry_after);
+                    limits.stats.count_sent(&bytes);
+                    Ok(Some(bytes))
+                }
+                Message::Response(_) => Ok(None),
+            },
+            Err(TrySendError::Full(_)) => Ok(None),
+        }
+    }
 }
 
 /// Outcome of looking at one received buffer.
@@ -85,7 +161,7 @@ fn parse(buf: &[u8], user_agent: &str) -> Parsed {
 pub(crate) async fn udp_loop(
     socket: Arc<UdpSocket>,
     local: SocketAddr,
-    core: mpsc::Sender<Inbound>,
+    core: CoreTx,
     limits: Arc<Limits>,
     user_agent: Arc<str>,
     stop: CancellationToken,
@@ -116,19 +192,13 @@ pub(crate) async fn udp_loop(
             addr: from,
         };
         match parse(data, &user_agent) {
-            Parsed::Good(msg) => {
-                if core
-                    .send(Inbound::Message {
-                        peer,
-                        local,
-                        msg: Box::new(msg),
-                    })
-                    .await
-                    .is_err()
-                {
-                    return;
+            Parsed::Good(msg) => match core.deliver(peer, local, msg, &limits, &user_agent).await {
+                Ok(None) => {}
+                Ok(Some(busy)) => {
+                    let _ = socket.try_send_to(&busy, from);
                 }
-            }
+                Err(()) => return,
+            },
             Parsed::Reply(bytes) => {
                 let _ = socket.try_send_to(&bytes, from);
             }
@@ -139,7 +209,7 @@ pub(crate) async fn udp_loop(
 
 pub(crate) async fn tcp_accept_loop(
     listener: TcpListener,
-    core: mpsc::Sender<Inbound>,
+    core: CoreTx,
     limits: Arc<Limits>,
     user_agent: Arc<str>,
     stop: CancellationToken,
@@ -172,7 +242,7 @@ pub(crate) async fn tcp_accept_loop(
 pub(crate) async fn tcp_connect(
     to: SocketAddr,
     first: Vec<u8>,
-    core: mpsc::Sender<Inbound>,
+    core: CoreTx,
     limits: Arc<Limits>,
     user_agent: Arc<str>,
     stop: CancellationToken,
@@ -193,7 +263,7 @@ pub(crate) async fn tcp_connect(
 async fn tcp_connection(
     stream: TcpStream,
     from: SocketAddr,
-    core: mpsc::Sender<Inbound>,
+    core: CoreTx,
     limits: Arc<Limits>,
     user_agent: Arc<str>,
     stop: CancellationToken,
@@ -205,13 +275,12 @@ async fn tcp_connection(
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
-    if core
+    if !core
         .send(Inbound::TcpOpened {
             peer: from,
             tx: tx.clone(),
         })
         .await
-        .is_err()
     {
         return;
     }
@@ -254,16 +323,12 @@ async fn tcp_connection(
                 Some(Ok(sip::Frame::Pong)) => {}
                 Some(Ok(sip::Frame::Message(bytes))) => match parse(&bytes, &user_agent) {
                     Parsed::Good(msg) => {
-                        if core
-                            .send(Inbound::Message {
-                                peer,
-                                local,
-                                msg: Box::new(msg),
-                            })
-                            .await
-                            .is_err()
-                        {
-                            break 'conn;
+                        match core.deliver(peer, local, msg, &limits, &user_agent).await {
+                            Ok(None) => {}
+                            Ok(Some(busy)) => {
+                                let _ = tx.try_send(busy);
+                            }
+                            Err(()) => break 'conn,
                         }
                     }
                     Parsed::Reply(bytes) => {
@@ -288,7 +353,7 @@ pub(crate) struct Outbound {
     pub udp_v4: Option<Arc<UdpSocket>>,
     pub udp_v6: Option<Arc<UdpSocket>>,
     pub tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
-    pub core: mpsc::Sender<Inbound>,
+    pub core: CoreTx,
     pub limits: Arc<Limits>,
     pub user_agent: Arc<str>,
     pub stop: CancellationToken,

@@ -126,9 +126,16 @@ struct Server {
 
 impl Server {
     async fn start(s: Settings) -> Server {
+        Self::start_with(s, gateway::OverloadSettings::default()).await
+    }
+
+    async fn start_with(s: Settings, overload: gateway::OverloadSettings) -> Server {
         let stats = Arc::new(Stats::default());
         let log = Arc::new(RecordingLog::default());
-        let gw = Gateway::bind(s, stats.clone(), log.clone()).await.unwrap();
+        let gw = Gateway::bind(s, stats.clone(), log.clone())
+            .await
+            .unwrap()
+            .with_overload(overload);
         let addr = gw.local_addrs()[0];
         assert_ne!(addr.port(), 0, "port 0 resolved");
         let stop = CancellationToken::new();
@@ -514,6 +521,23 @@ async fn establish(uac: &mut Uac, leg: &mut Leg, extra: &[&str]) -> Response {
     ok
 }
 
+/// CANCEL of a ringing INVITE (same branch and Request-URI, no To tag); ACKs the 487.
+/// Returns the final responses seen as (CSeq, status), sorted.
+async fn cancel(uac: &mut Uac, leg: &Leg, invite_branch: &str) -> Vec<(String, u16)> {
+    uac.send(&leg.request(uac, "CANCEL", 1, invite_branch, &[], ""))
+        .await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let r = uac.final_response().await;
+        seen.push((header(&r, "CSeq").to_string(), r.status));
+        if r.status == 487 {
+            ack_failure(uac, leg, 1, invite_branch, &r).await;
+        }
+    }
+    seen.sort();
+    seen
+}
+
 async fn bye(uac: &mut Uac, leg: &Leg, cseq: u32) {
     let bye = leg.request(uac, "BYE", cseq, &branch(), &[], "");
     uac.send(&bye).await;
@@ -805,17 +829,7 @@ async fn cancel_while_ringing_gets_200_and_487() {
     uac.expect(180).await;
     assert_eq!(gw.stat(calls), 1);
 
-    // CANCEL: same branch and Request-URI as the INVITE, no To tag
-    uac.send(&leg.request(&uac, "CANCEL", 1, &b, &[], "")).await;
-    let mut seen = Vec::new();
-    for _ in 0..2 {
-        let r = uac.final_response().await;
-        seen.push((header(&r, "CSeq").to_string(), r.status));
-        if r.status == 487 {
-            ack_failure(&mut uac, &leg, 1, &b, &r).await;
-        }
-    }
-    seen.sort();
+    let seen = cancel(&mut uac, &leg, &b).await;
     assert_eq!(
         seen,
         vec![("1 CANCEL".to_string(), 200), ("1 INVITE".to_string(), 487)]
@@ -1264,4 +1278,86 @@ async fn shutdown_returns_promptly_when_the_last_call_ends() {
     assert!(took < Duration::from_millis(1500), "took {took:?}");
     // it never sent a BYE of its own
     uac.expect_silence(Duration::from_millis(50)).await;
+}
+
+/// A gateway that is "behind" for every new INVITE (no queueing delay allowed) sheds each one
+/// with a stateless 503 + Retry-After before any call state exists, while requests inside
+/// dialogs and out-of-dialog ones other than INVITE are still served.
+#[tokio::test]
+async fn new_invites_are_shed_with_503_while_other_requests_are_served() {
+    let gw = Server::start_with(
+        settings(),
+        gateway::OverloadSettings {
+            max_queue_delay: Duration::ZERO,
+            retry_after: 7,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut uac = Uac::udp(gw.addr).await;
+    let leg = Leg::new(CITY);
+    let b = branch();
+    let invite = leg.request(&uac, "INVITE", 1, &b, &[], &g711_offer());
+    uac.send(&invite).await;
+    let r = uac.expect(503).await;
+    assert_eq!(header(&r, "Retry-After"), "7");
+    assert_eq!(header(&r, "Call-ID"), leg.call_id);
+    assert!(to_tag(&r).is_some());
+    // its retransmission is shed again; the ACK of the 503 is absorbed
+    uac.send(&invite).await;
+    let again = uac.expect(503).await;
+    ack_failure(&mut uac, &leg, 1, &b, &again).await;
+    uac.expect_silence(Duration::from_millis(100)).await;
+    // no call, no appeal
+    assert!(gw.log.arrived.lock().unwrap().is_empty());
+    assert_eq!(gw.stat(calls_total), 0);
+    let shed: Vec<(gateway::ShedReason, u64)> = gw.stats.invites_shed().to_vec();
+    assert_eq!(shed[0], (gateway::ShedReason::QueueDelay, 2));
+    assert!(shed[1..].iter().all(|(_, n)| *n == 0), "{shed:?}");
+    // an in-dialog BYE (To tag) is not a new call: answered (481: no such dialog)
+    let mut in_dialog = Leg::new(CITY);
+    in_dialog.to_tag = Some("theirs".into());
+    let bye = in_dialog.request(&uac, "BYE", 2, &branch(), &[], "");
+    uac.send(&bye).await;
+    uac.expect(481).await;
+    // and OPTIONS is answered
+    let options = Leg::new(CITY).request(&uac, "OPTIONS", 1, &branch(), &[], "");
+    uac.send(&options).await;
+    uac.expect(200).await;
+    gw.assert_alive();
+}
+
+/// Nothing of a call stays in call control once it has ended, however it ended: its timers
+/// (answer, session expiry with Session-Expires, the four-hour maximum duration) go with it.
+/// They used to stay until they fired — about 130 bytes a call for four hours.
+#[tokio::test]
+async fn ended_calls_leave_no_timers_behind() {
+    let gw = Server::start(settings()).await;
+    let mut uac = Uac::udp(gw.addr).await;
+    for i in 0..3u32 {
+        // answered, with a session timer, hung up by the caller
+        let mut leg = Leg::new(CITY);
+        establish(
+            &mut uac,
+            &mut leg,
+            &["Session-Expires: 1800", "Supported: timer"],
+        )
+        .await;
+        bye(&mut uac, &leg, 2).await;
+        // cancelled while ringing
+        let leg = Leg::new(SLOW);
+        let b = branch();
+        uac.send(&leg.request(&uac, "INVITE", 1, &b, &[], &g711_offer()))
+            .await;
+        uac.expect(100).await;
+        uac.expect(180).await;
+        cancel(&mut uac, &leg, &b).await;
+        wait_for("the calls to go", || gw.stat(calls) == 0).await;
+        assert_eq!(gw.stat(calls_total), u64::from(2 * (i + 1)));
+    }
+    wait_for("no timer left", || {
+        gw.stats.call_timers.load(Ordering::Relaxed) == 0
+    })
+    .await;
+    gw.assert_alive();
 }

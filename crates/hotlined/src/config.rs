@@ -2,7 +2,7 @@
 //! environment overrides. Every problem is reported as `path:line:col: message`.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +39,8 @@ pub struct MainFile {
     pub reports: ReportsSection,
     #[serde(default)]
     pub recording: RecordingSection,
+    #[serde(default)]
+    pub overload: OverloadSection,
     /// How long recordings and caller numbers are kept (off by default).
     #[serde(default)]
     pub retention: RetentionSection,
@@ -169,7 +171,8 @@ impl Default for RtpSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordingSection {
-    /// Where recordings of lines with `record = true` go, as `<appeal id>.wav`.
+    /// Where recordings of lines with `record = true` go, as `<appeal id>.wav`; a relative
+    /// path is taken from the main file's folder.
     pub dir: String,
 }
 
@@ -247,10 +250,12 @@ pub struct RetentionSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSection {
-    /// `sqlite://data/hotline.db` (created on first run) or `postgres://user:pass@host/db`.
+    /// `sqlite://data/hotline.db` (created on first run; a relative path is taken from the
+    /// main file's folder) or `postgres://user:pass@host/db`.
     pub url: String,
     /// Every appeal write goes to this append-only spool first, so that nothing is lost while
-    /// the database is down or the daemon is killed.
+    /// the database is down or the daemon is killed. Relative to the main file's folder; one
+    /// daemon at a time (it holds a lock on the folder).
     pub spool_dir: String,
 }
 
@@ -301,6 +306,45 @@ impl Default for CallsSection {
             session_expires: 1800,
             max_duration: 4 * 3600,
             shutdown_grace: 30,
+        }
+    }
+}
+
+/// `[overload]`: when new INVITEs are shed with 503 + `Retry-After` (calls already up are
+/// never shed; see the gateway's `overload.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OverloadSection {
+    /// A new INVITE that waited longer than this for call control is shed, milliseconds.
+    pub queue_delay_ms: u64,
+    /// A new INVITE with more than this many waiting behind it is shed.
+    pub queue_max: usize,
+    /// New INVITEs are shed while the media thread is late by more than this on average,
+    /// milliseconds.
+    pub media_late_ms: u64,
+    /// The shed 503's `Retry-After`, seconds.
+    pub retry_after: u32,
+}
+
+impl Default for OverloadSection {
+    fn default() -> Self {
+        let d = gateway::OverloadSettings::default();
+        OverloadSection {
+            queue_delay_ms: u64::try_from(d.max_queue_delay.as_millis()).unwrap_or(200),
+            queue_max: d.max_queue,
+            media_late_ms: u64::try_from(d.max_media_late.as_millis()).unwrap_or(5),
+            retry_after: d.retry_after,
+        }
+    }
+}
+
+impl OverloadSection {
+    pub fn settings(&self) -> gateway::OverloadSettings {
+        gateway::OverloadSettings {
+            max_queue_delay: Duration::from_millis(self.queue_delay_ms),
+            max_queue: self.queue_max,
+            max_media_late: Duration::from_millis(self.media_late_ms),
+            retry_after: self.retry_after,
         }
     }
 }
@@ -776,7 +820,10 @@ fn main_with_env(
         .build()
         .and_then(|c| c.try_deserialize::<MainFile>());
     match layered {
-        Ok(m) => Ok((m, text)),
+        Ok(mut m) => {
+            resolve_data_paths(&mut m, main_path);
+            Ok((m, text))
+        }
         Err(e) => {
             let vars: Vec<_> = env.keys().cloned().collect();
             Err(ConfigErrors(vec![Problem {
@@ -785,6 +832,72 @@ fn main_with_env(
                 col: 0,
                 message: e.to_string(),
             }]))
+        }
+    }
+}
+
+/// The folder relative paths in `main_path` are taken from: the file's own folder, made
+/// absolute (never the working directory the daemon happens to start in).
+pub fn config_folder(main_path: &Path) -> PathBuf {
+    let dir = main_path.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    std::fs::canonicalize(dir)
+        .or_else(|_| std::path::absolute(dir))
+        .unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// `base` joined with `rel`, with `.` and `..` taken out (`config/../data` → `data`).
+fn join_clean(base: &Path, rel: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in base.join(rel).components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    out.push(c);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `database.spool_dir`, `recording.dir` and a SQLite `database.url` given as relative paths
+/// (in the file, by default or from the environment) are made absolute against the main
+/// file's folder, like every file the configuration names.
+fn resolve_data_paths(m: &mut MainFile, main_path: &Path) {
+    let base = config_folder(main_path);
+    let resolve = |p: &str| -> String {
+        let path = Path::new(p);
+        if path.is_absolute() {
+            p.to_owned()
+        } else {
+            join_clean(&base, path).display().to_string()
+        }
+    };
+    m.database.spool_dir = resolve(&m.database.spool_dir);
+    m.recording.dir = resolve(&m.recording.dir);
+    let url = &m.database.url;
+    if let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let (file, query) = match rest.split_once('?') {
+            Some((f, q)) => (f, Some(q)),
+            None => (rest, None),
+        };
+        if !file.is_empty() && file != ":memory:" && !Path::new(file).is_absolute() {
+            let mut resolved = format!("sqlite://{}", resolve(file));
+            if let Some(q) = query {
+                resolved.push('?');
+                resolved.push_str(q);
+            }
+            m.database.url = resolved;
         }
     }
 }
@@ -995,6 +1108,15 @@ impl Config {
             if p.retry_min_ms == 0 || p.retry_min_ms > p.retry_max_ms {
                 say("partner.retry_min_ms must be 1..=retry_max_ms".into());
             }
+        }
+        if main.overload.queue_delay_ms == 0 || main.overload.queue_max == 0 {
+            let (line, col) = locate(&text, "[overload]", 0);
+            problems.push(Problem {
+                path: main_path.display().to_string(),
+                line,
+                col,
+                message: "overload.queue_delay_ms and overload.queue_max must be above 0".into(),
+            });
         }
         let (admin_tls, partner_ca) = check_tls_files(main_path, &text, dir, &main, &mut problems);
         if main.rtp.port_min >= main.rtp.port_max {

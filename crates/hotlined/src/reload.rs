@@ -191,6 +191,7 @@ fn restart_only_changes(running: &Config, new: &Config) -> Vec<String> {
         "database.spool_dir",
         a.database.spool_dir == b.database.spool_dir,
     );
+    differ("overload", a.overload.settings() == b.overload.settings());
     // the partner sender is made at start (its TLS roots included)
     differ(
         "partner",

@@ -175,19 +175,9 @@ fn user_cmd(site: &Site, args: &[&str], stdin: &str) -> (bool, String) {
 fn refused(site: &Site, env: &[(&str, &str)]) -> String {
     // 192.0.2.1 (TEST-NET-1) is not an address of this machine: binding it would fail
     // too, so a refusal must come from the check, which the message shows.
-    let mut c = hotlined();
-    c.args(["run", "--config"])
-        .arg(&site.config)
-        .env("HOTLINE__ADMIN__LISTEN", "192.0.2.1:18080")
-        .env("HOTLINE__SIP__LISTEN", site.sip.to_string())
-        .env(
-            "HOTLINE__DATABASE__URL",
-            format!("sqlite://{}", site.db_path().display()),
-        )
-        .env(
-            "HOTLINE__DATABASE__SPOOL_DIR",
-            site.dir.path().join("spool"),
-        )
+    // the site's own ports, database, spool and recordings
+    let mut c = site.command();
+    c.env("HOTLINE__ADMIN__LISTEN", "192.0.2.1:18080")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in env {

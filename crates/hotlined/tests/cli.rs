@@ -655,6 +655,100 @@ fn reload_gives_new_calls_the_new_menu_and_refuses_a_broken_one() {
 }
 
 #[test]
+fn check_prints_data_paths_resolved_against_the_config_folder() {
+    let repo = std::fs::canonicalize(repo()).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    // The same file from the repository root and from another working directory.
+    for (cwd, config) in [
+        (repo.clone(), Path::new("config/hotline.toml").to_path_buf()),
+        (
+            elsewhere.path().to_path_buf(),
+            repo.join("config/hotline.toml"),
+        ),
+    ] {
+        let out = hotlined()
+            .current_dir(&cwd)
+            .arg("check")
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{stdout}");
+        for want in [
+            format!("  database  sqlite://{}/data/hotline.db", repo.display()),
+            format!("  spool     {}/data/spool", repo.display()),
+            format!("  recordings {}/data/recordings", repo.display()),
+        ] {
+            assert!(
+                stdout.lines().any(|l| l == want),
+                "no {want:?} from {}:\n{stdout}",
+                cwd.display()
+            );
+        }
+    }
+    // A relative path from the environment is taken from the config folder too; an absolute
+    // one is kept; a password is never printed.
+    let (dir, path) = config_copy(str::to_string);
+    let folder = std::fs::canonicalize(dir.path()).unwrap();
+    let out = hotlined()
+        .current_dir(elsewhere.path())
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("HOTLINE__DATABASE__SPOOL_DIR", "state/spool")
+        .env("HOTLINE__RECORDING__DIR", "/srv/recordings")
+        .env(
+            "HOTLINE__DATABASE__URL",
+            "postgres://hotline:s3cret@db/hotline",
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains(&format!("  spool     {}/state/spool\n", folder.display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  recordings /srv/recordings\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  database  postgres://hotline:***@db/hotline\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("s3cret"), "{stdout}");
+}
+
+#[test]
+fn subcommands_end_quietly_on_a_closed_pipe() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    for args in [
+        &["check"][..],
+        &["simulate", "--line", "3758787", "--digits", "1 * 0"][..],
+    ] {
+        let mut child = hotlined()
+            .current_dir(repo())
+            .args(args)
+            .args(["--config", "config/hotline.toml"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `| head -0`: the reader is gone before the first line is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || out.status.signal() == Some(13),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn reload_swaps_the_directory_and_refuses_a_bad_one() {
     let d = Daemon::start_in(&[], |_| {});
     let dir = d.dir().to_path_buf();

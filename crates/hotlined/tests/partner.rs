@@ -163,7 +163,8 @@ fn two_daemons_forward_an_appeal_and_see_the_status_come_back() {
             .iter()
             .filter(|e| e["kind"] == "partner_update" && e["data"].get("status").is_some())
             .count();
-        (n == 2).then_some(t)
+        // the status follows the update it came with: wait for both
+        (n == 2 && t["status"] == "done").then_some(t)
     });
     let updates: Vec<&Value> = t["events"]
         .as_array()

@@ -415,10 +415,8 @@ fn check_and_run_refuse_bad_certificate_files() {
     // `run` refuses the mismatched key before binding anything
     std::fs::write(&site.config, &main).unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").unwrap();
-    let out = hotlined()
-        .args(["run", "--config"])
-        .arg(&site.config)
-        .env("HOTLINE__SIP__LISTEN", site.sip.to_string())
+    let out = site
+        .command()
         .env(
             "HOTLINE__ADMIN__LISTEN",
             admin.local_addr().unwrap().to_string(),

@@ -2,6 +2,7 @@
 //! ACD's actions carried out.
 
 use super::*;
+use crate::live::QueueExit;
 
 impl Core {
     /// Applies an operator's login, logout, pause or unpause: first to the operator book
@@ -55,6 +56,7 @@ impl Core {
             OperatorCommand::Unpause => acd.unpause(now, &op)?,
         }
         info!(operator, command = %what, "operator state changed in the ACD");
+        self.live_ops.queues_may_change();
         self.drain(now);
         Ok(())
     }
@@ -96,6 +98,7 @@ impl Core {
             }
             Action::Left { caller, outcome } => {
                 self.callback_left(caller, &outcome);
+                let at = self.wallclock(now);
                 let Some(call_id) = self.acd_callers.remove(&caller) else {
                     return;
                 };
@@ -105,8 +108,15 @@ impl Core {
                 call.queue.acd_caller = None;
                 let _e = call.span.clone().entered();
                 info!(?outcome, "caller left the ACD");
-                if let Some(queue) = call.queue.queued.take() {
-                    self.stats.queue_leave(&queue, &call_id);
+                let exit = match outcome {
+                    acd::Outcome::Answered { .. } => QueueExit::Answered,
+                    acd::Outcome::Abandoned => QueueExit::Abandoned,
+                    acd::Outcome::Overflowed => QueueExit::Overflowed,
+                    acd::Outcome::CalledBack { .. } | acd::Outcome::CallbackFailed { .. } => {
+                        QueueExit::Callback
+                    }
+                };
+                if let Some(queue) = queue_figures!(self, at, now).leave(call, &call_id, exit) {
                     call.queue.last = Some(queue);
                 }
             }
@@ -119,15 +129,14 @@ impl Core {
                 let Some(call_id) = self.acd_callers.get(&caller).cloned() else {
                     return;
                 };
+                let at = self.wallclock(now);
                 let Some(call) = self.calls.get_mut(&call_id) else {
                     return;
                 };
                 let _e = call.span.clone().entered();
                 info!(to = %q, ?reason, "caller overflowed to another queue");
-                if let Some(old) = call.queue.queued.replace(q.to_string()) {
-                    self.stats.queue_leave(&old, &call_id);
-                }
-                self.stats.queue_enter(q.as_str(), &call_id, now);
+                // the caller's wait goes on from their arrival (the ACD keeps it too)
+                queue_figures!(self, at, now).enter(call, &call_id, q.as_str());
                 if let Some(music) = self.settings.moh_for(q.as_str()) {
                     call.music(&mut self.outputs, Some(music));
                 }

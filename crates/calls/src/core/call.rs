@@ -375,6 +375,18 @@ impl Core {
 
     /// Write the end of a call to its appeal and release its media.
     pub(super) fn ended(&mut self, now: Instant, call: &mut Call, reason: EndReason) {
+        // Its long timers go with it: left in the set, they would stay until they fire (the
+        // maximum duration's after four hours by default), about 130 bytes a call.
+        let id = &call.dialog.id.call_id;
+        for (at, kind) in [
+            (call.answer_at, TimerKind::Answer),
+            (call.end_at, TimerKind::MaxDuration),
+        ]
+        .into_iter()
+        .chain(call.expires_at.map(|at| (at, TimerKind::SessionExpiry)))
+        {
+            self.timers.remove(&(at, id.clone(), kind));
+        }
         if let Some(leg) = call.leg.take() {
             self.media(MediaCommand::Close { leg });
         }
@@ -383,9 +395,9 @@ impl Core {
         if std::mem::take(&mut call.menu.in_ivr) {
             self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
         }
-        if let Some(queue) = call.queue.queued.take() {
-            self.stats.queue_leave(&queue, &call.dialog.id.call_id);
-        }
+        let (at, id) = (self.wallclock(now), call.dialog.id.call_id.clone());
+        let abandoned = crate::live::QueueExit::Abandoned;
+        queue_figures!(self, at, now).leave(call, &id, abandoned);
         if let Some(id) = call.queue.acd_caller.take() {
             self.acd_callers.remove(&id);
             if let Some(acd) = self.acd.as_mut() {

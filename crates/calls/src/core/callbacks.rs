@@ -91,6 +91,7 @@ impl Core {
         call_id: &str,
         number: &str,
     ) -> Result<(), AcdError> {
+        let at = self.wallclock(now);
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
         };
@@ -102,9 +103,8 @@ impl Core {
         // the call may end now without `caller_left`: the callback keeps the place
         call.queue.acd_caller = None;
         self.acd_callers.remove(&id);
-        if let Some(queue) = call.queue.queued.take() {
-            self.stats.queue_leave(&queue, call_id);
-        }
+        let callback = crate::live::QueueExit::Callback;
+        queue_figures!(self, at, now).leave(call, call_id, callback);
         let from_user = call.line.from_user();
         self.callbacks.bookings.insert(
             id,

@@ -58,6 +58,7 @@ impl Core {
     /// Carries out what the call's voice menu asks for, in order, then arms its timer.
     /// See `ivr::session` for the contract (drain `poll_action`, then `poll_timeout`).
     pub(super) fn drive_ivr(&mut self, now: Instant, call_id: &str) {
+        let at = self.wallclock(now);
         loop {
             let Some(call) = self.calls.get_mut(call_id) else {
                 return;
@@ -125,10 +126,7 @@ impl Core {
                     if std::mem::take(&mut call.menu.in_ivr) {
                         self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
                     }
-                    if let Some(old) = call.queue.queued.replace(queue.clone()) {
-                        self.stats.queue_leave(&old, call_id);
-                    }
-                    self.stats.queue_enter(&queue, call_id, now);
+                    queue_figures!(self, at, now).enter(call, call_id, &queue);
                     call.queue.since.get_or_insert(now);
                     call.queue
                         .waiting

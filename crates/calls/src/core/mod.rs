@@ -30,7 +30,7 @@ mod operator_legs;
 use operator_legs::{Connected, OpLegs};
 mod callbacks;
 mod outbound;
-mod transfer;
+pub(crate) mod transfer;
 
 pub(crate) mod queue;
 use crate::waiting::Waiting;
@@ -38,6 +38,21 @@ use crate::waiting::Waiting;
 mod acd_link;
 mod call;
 mod dispatch;
+mod live_out;
+use live_out::QueueFigures;
+
+/// The [`QueueFigures`] of `$core` (a `Core`) at `$now`, borrowing only its outputs and stats.
+macro_rules! queue_figures {
+    ($core:ident, $at:expr, $now:expr) => {
+        QueueFigures {
+            out: &mut $core.outputs,
+            stats: &$core.stats,
+            at: $at,
+            now: $now,
+        }
+    };
+}
+use queue_figures;
 mod menu;
 mod sip_msg;
 use sip_msg::*;
@@ -141,6 +156,15 @@ struct QueueState {
 }
 
 impl Call {
+    /// The caller's steps through the voice menu so far (the appeal's `ivr_path`).
+    fn ivr_path(&self) -> Vec<String> {
+        self.menu
+            .session
+            .as_ref()
+            .map(|s| s.path().to_vec())
+            .unwrap_or_default()
+    }
+
     /// Plays `seq` on the call's leg under the current playback number (its end comes back
     /// as `PlaybackFinished` with it).
     fn play(&self, out: &mut VecDeque<Output>, seq: PromptSequence) {
@@ -223,6 +247,8 @@ pub struct Core {
     dialling: outbound::Dialling,
     /// Transfers to operators (see `transfer`).
     direct: transfer::DirectTransfers,
+    /// Operators' states as last put out in live events (see `live_out`).
+    live_ops: live_out::LiveOperators,
 }
 
 /// What an admin or a softphone feature code asks of an operator.
@@ -287,6 +313,7 @@ impl Core {
             callbacks: Default::default(),
             dialling: Default::default(),
             direct: Default::default(),
+            live_ops: Default::default(),
             settings,
             endpoint,
             registrar,
@@ -359,12 +386,18 @@ impl Core {
         let ignored = settings.keep_restart_only(&self.settings);
         let old = self.settings.clone();
         self.settings = Arc::new(settings);
+        self.live_ops.queues_may_change();
         self.reload_operators(now, &old);
         ignored
     }
 
     pub fn calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Whether a call with this Call-ID is up or being set up (overload shedding asks).
+    pub fn has_call(&self, call_id: &str) -> bool {
+        self.calls.contains_key(call_id)
     }
 
     /// Lines of the configuration new calls get.
@@ -513,9 +546,17 @@ impl Core {
         self.stats
             .calls
             .store(self.calls.len() as u64, Ordering::Relaxed);
+        self.stats
+            .call_timers
+            .store(self.timers.len() as u64, Ordering::Relaxed);
+        // after a burst, the calls table (each `Call` is stored inline) gives its room back
+        if self.calls.capacity() > 256 && self.calls.len() * 4 < self.calls.capacity() {
+            self.calls.shrink_to(self.calls.len() * 2);
+        }
         if let Some(acd) = &self.acd {
             self.stats.activity.publish(acd);
         }
+        self.publish_operators(now);
     }
 
     fn fire(&mut self, now: Instant, at: Instant, call_id: &str, kind: TimerKind) {

@@ -13,8 +13,10 @@
 //! `Connect` bridges the two legs. A final error (or a transaction timeout) on the last fork is
 //! `offer_failed`. A BYE from either side ends both legs and the operator's call in the ACD.
 
+use super::live_out::offer_event;
 use super::outbound::TrunkPurpose;
 use super::*;
+use crate::live::OfferPhase;
 use acd::OfferFailure;
 use sip::transaction::new_branch;
 use sip::Uri;
@@ -69,6 +71,11 @@ pub(super) struct OpLeg {
     authenticated: bool,
     /// The CSeq number of the INVITE that was answered (the ACK names it).
     invite_cseq: u32,
+    /// The operator's phone sent a REFER whose subscription is not terminated yet.
+    refer_subscribed: bool,
+    /// The offer's live event, for a leg ringing an operator for a caller on the line: its
+    /// phases (answered, ended, cancelled) go out as the leg moves.
+    offer: Option<crate::live::OfferLive>,
 }
 
 /// What [`Core::place_call`] needs.
@@ -112,6 +119,25 @@ impl OpLegs {
     /// Our address on the leg (its Via and Contact).
     pub(super) fn local(&self, leg_id: &str) -> Option<SocketAddr> {
         self.legs.get(leg_id).map(|l| l.local)
+    }
+
+    /// The leg's phone REFERred: its subscription's NOTIFYs go out from now on.
+    pub(super) fn subscribe_refer(&mut self, leg_id: &str) {
+        if let Some(leg) = self.legs.get_mut(leg_id) {
+            leg.refer_subscribed = true;
+        }
+    }
+
+    /// Whether the leg has a refer subscription to NOTIFY; `last` ends it.
+    pub(super) fn refer_subscribed(&mut self, leg_id: &str, last: bool) -> bool {
+        let Some(leg) = self.legs.get_mut(leg_id) else {
+            return false;
+        };
+        let subscribed = leg.refer_subscribed;
+        if last {
+            leg.refer_subscribed = false;
+        }
+        subscribed
     }
 
     /// A request in the answered leg's dialog, built by `build` from the dialog, our
@@ -214,6 +240,7 @@ impl Core {
         }
         let contacts = targets.len();
         let to = format!("<sip:{op}@{}>", self.settings.realm);
+        let live_for = for_.clone();
         let leg_id = self.place_call(
             now,
             LegSpec {
@@ -229,6 +256,15 @@ impl Core {
             },
         )?;
         info!(operator = %op, contacts, "ringing the operator");
+        // the offer's event goes out in the same drain as the INVITEs just sent
+        let offer = self.offer_live(now, &live_for, &leg_id);
+        if let Some(offer) = &offer {
+            self.outputs
+                .push_back(Output::Live(crate::live::LiveEvent::Offer(offer.clone())));
+        }
+        if let Some(leg) = self.op_legs.legs.get_mut(&leg_id) {
+            leg.offer = offer;
+        }
         Ok(leg_id)
     }
 
@@ -310,6 +346,8 @@ impl Core {
                 credentials: spec.credentials,
                 authenticated: false,
                 invite_cseq: 1,
+                offer: None,
+                refer_subscribed: false,
             },
         );
         Ok(leg_id)
@@ -567,8 +605,12 @@ impl Core {
             self.leg_failed(now, for_, None);
             return;
         };
+        let at = self.wallclock(now);
         if let Some(leg) = self.op_legs.legs.get_mut(leg_id) {
             leg.leg = Some(started);
+            if let Some(offer) = &leg.offer {
+                offer_event(&mut self.outputs, offer, OfferPhase::Answered, at);
+            }
         }
         let (caller, op) = match for_ {
             LegFor::Offer { caller, operator } => (caller, operator),
@@ -755,10 +797,18 @@ impl Core {
     }
 
     /// Forgets the leg: media closed, ports back, transactions unmapped.
-    pub(super) fn drop_op_leg(&mut self, _now: Instant, leg_id: &str) {
+    pub(super) fn drop_op_leg(&mut self, now: Instant, leg_id: &str) {
         let Some(leg) = self.op_legs.legs.remove(leg_id) else {
             return;
         };
+        if let Some(offer) = &leg.offer {
+            let phase = match leg.dialog {
+                Some(_) => OfferPhase::Ended,
+                None => OfferPhase::Cancelled,
+            };
+            let at = self.wallclock(now);
+            offer_event(&mut self.outputs, offer, phase, at);
+        }
         if let Some(m) = leg.leg {
             self.media(MediaCommand::Unbridge { leg: m.clone() });
             self.media(MediaCommand::Close { leg: m });

@@ -26,6 +26,34 @@ use super::operator_legs::LegFor;
 use super::*;
 use crate::{TransferKind, TransferRecord};
 
+/// Where a transfer command sends the caller ([`Core::transfer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferTarget {
+    /// A queue of the ACD (the caller waits there again, priority kept).
+    Queue(String),
+    /// An operator of the ACD (rung if ready and idle).
+    Operator(String),
+    /// A number dialled through the trunk.
+    Number(String),
+}
+
+/// Why a transfer command was not started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    #[error("the operator is not talking to a caller")]
+    NoCall,
+    #[error("a transfer of this call is already under way")]
+    InProgress,
+    #[error("no such queue")]
+    UnknownQueue,
+    #[error("no such operator")]
+    UnknownOperator,
+    #[error("not a number that can be dialled")]
+    NotANumber,
+    #[error("the SIP gateway is not running")]
+    Stopped,
+}
+
 /// Callers being handed to another operator (a REFER naming them), by Call-ID (a field of
 /// [`Core`]; only this module looks inside).
 #[derive(Default)]
@@ -93,51 +121,102 @@ impl Core {
             }
         };
         self.reply(now, tx, req, 202);
+        self.op_legs.subscribe_refer(leg_id);
         self.refer_notify(now, leg_id, 100);
         let user = target.user;
-        let is_queue = self
-            .acd
-            .as_ref()
-            .is_some_and(|a| a.queue_status(&QueueId::from(user.as_str())).is_some());
-        if is_queue {
-            return self.transfer_to_queue(now, &call_id, leg_id, &user);
-        }
-        let is_operator = self.acd.as_ref().is_some_and(|a| {
-            a.operator_status(&OperatorId::from(user.as_str()))
-                .is_some()
-        });
-        if is_operator {
-            return self.transfer_to_operator(
-                now,
-                &call_id,
-                leg_id,
-                OperatorId::from(user.as_str()),
-            );
-        }
-        if let Some(number) = outbound::dialable(&user) {
-            let Some(call) = self.calls.get(&call_id) else {
-                return;
-            };
-            let referrer = call.operator.as_ref().map(|o| {
-                (
-                    o.operator.clone(),
-                    o.leg.clone(),
-                    now.saturating_duration_since(o.since),
-                )
-            });
-            let _e = call.span.clone().entered();
-            info!("REFER: transferring the caller to an outside number");
-            if let Err(why) = self.transfer_to_number(now, &call_id, &number, referrer) {
-                warn!(why, "the transfer cannot be dialled");
-                self.refer_notify(now, leg_id, 503);
+        let target = if self.is_queue(&user) {
+            TransferTarget::Queue(user)
+        } else if self.is_operator(&user) {
+            TransferTarget::Operator(user)
+        } else {
+            TransferTarget::Number(user)
+        };
+        if let Err(e) = self.transfer_call(now, &call_id, leg_id, target) {
+            if let Some(call) = self.calls.get(&call_id) {
+                let _e = call.span.clone().entered();
+                info!(error = %e, "REFER to an unknown target; the caller stays with the operator");
             }
-            return;
+            self.refer_notify(now, leg_id, 404);
         }
-        if let Some(call) = self.calls.get(&call_id) {
-            let _e = call.span.clone().entered();
-            info!("REFER to an unknown target; the caller stays with the operator");
+    }
+
+    fn is_queue(&self, name: &str) -> bool {
+        self.acd
+            .as_ref()
+            .is_some_and(|a| a.queue_status(&QueueId::from(name)).is_some())
+    }
+
+    fn is_operator(&self, name: &str) -> bool {
+        self.acd
+            .as_ref()
+            .is_some_and(|a| a.operator_status(&OperatorId::from(name)).is_some())
+    }
+
+    /// A transfer command (the workspace's transfer button): moves the caller talking to
+    /// `operator` to `target` exactly as a REFER from the operator's phone would (the same
+    /// code after the REFER's parsing; no NOTIFY, as there is no subscription). `Ok` once the
+    /// transfer started; how it ends is the REFER's story (the appeal's `transferred`).
+    pub fn transfer(
+        &mut self,
+        now: Instant,
+        operator: &str,
+        target: TransferTarget,
+    ) -> Result<(), TransferError> {
+        let found = self.calls.iter().find_map(|(id, c)| {
+            let conn = c.operator.as_ref()?;
+            (conn.operator.as_str() == operator && !conn.leg.is_empty())
+                .then(|| (id.clone(), conn.leg.clone()))
+        });
+        let Some((call_id, leg_id)) = found else {
+            return Err(TransferError::NoCall);
+        };
+        if self.dialling.transferring(&call_id) || self.direct.0.contains_key(&call_id) {
+            return Err(TransferError::InProgress);
         }
-        self.refer_notify(now, leg_id, 404);
+        let result = self.transfer_call(now, &call_id, &leg_id, target);
+        self.drain(now);
+        result
+    }
+
+    /// Starts moving the caller of `call_id`, bridged to the operator leg `leg_id`, to
+    /// `target`: the one path of a REFER and of the transfer command.
+    fn transfer_call(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        leg_id: &str,
+        target: TransferTarget,
+    ) -> Result<(), TransferError> {
+        match target {
+            TransferTarget::Queue(q) if self.is_queue(&q) => {
+                self.transfer_to_queue(now, call_id, leg_id, &q)
+            }
+            TransferTarget::Queue(_) => return Err(TransferError::UnknownQueue),
+            TransferTarget::Operator(op) if self.is_operator(&op) => {
+                self.transfer_to_operator(now, call_id, leg_id, OperatorId::from(op.as_str()))
+            }
+            TransferTarget::Operator(_) => return Err(TransferError::UnknownOperator),
+            TransferTarget::Number(n) => {
+                let number = outbound::dialable(&n).ok_or(TransferError::NotANumber)?;
+                let Some(call) = self.calls.get(call_id) else {
+                    return Ok(());
+                };
+                let referrer = call.operator.as_ref().map(|o| {
+                    (
+                        o.operator.clone(),
+                        o.leg.clone(),
+                        now.saturating_duration_since(o.since),
+                    )
+                });
+                let _e = call.span.clone().entered();
+                info!("transferring the caller to an outside number");
+                if let Err(why) = self.transfer_to_number(now, call_id, &number, referrer) {
+                    warn!(why, "the transfer cannot be dialled");
+                    self.refer_notify(now, leg_id, 503);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The caller of `call_id` goes back into the ACD, to `queue`, with the priority it had.
@@ -189,14 +268,12 @@ impl Core {
         };
         let priority = call.queue.priority;
         self.join_acd(now, call_id, queue, priority, None)?;
+        let at = self.wallclock(now);
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
         };
+        queue_figures!(self, at, now).enter(call, call_id, queue);
         call.queue.since = Some(now);
-        if let Some(old) = call.queue.queued.replace(queue.to_string()) {
-            self.stats.queue_leave(&old, call_id);
-        }
-        self.stats.queue_enter(queue, call_id, now);
         Ok(())
     }
 
@@ -476,7 +553,11 @@ impl Core {
 
     /// Sends the refer subscription's NOTIFY with `status` on our leg `leg_id` (final statuses
     /// terminate the subscription).
+    /// Nothing is sent when the operator's phone did not REFER (a transfer command).
     pub(super) fn refer_notify(&mut self, now: Instant, leg_id: &str, status: u16) {
+        if !self.op_legs.refer_subscribed(leg_id, status >= 200) {
+            return;
+        }
         let Some((mut n, peer)) = self.op_legs.request(leg_id, |d, local, transport| {
             let contact = format!("<sip:hotline@{local}>");
             sip::refer::notify(d, local, transport, &contact, status)

@@ -202,7 +202,19 @@ pub struct World {
     inbox: HashMap<SocketAddr, VecDeque<Message>>,
     /// Returning-caller lookups: the operator each number's open appeal names.
     pub returning: HashMap<String, String>,
+    /// Every live event and every request sent, with the number of the drain it came out of
+    /// (one drain: one input or command carried out).
+    pub journal: Vec<(u64, Journal)>,
+    drains: u64,
     n: u32,
+}
+
+/// What [`World::journal`] keeps.
+#[derive(Debug, Clone)]
+pub enum Journal {
+    /// A request the core sent: its method, Call-ID and where to.
+    Sent(sip::Method, String, SocketAddr),
+    Live(calls::live::LiveEvent),
 }
 
 impl World {
@@ -239,6 +251,8 @@ impl World {
             media: Media::default(),
             inbox: HashMap::new(),
             returning: HashMap::new(),
+            journal: Vec::new(),
+            drains: 0,
             n: 0,
         }
     }
@@ -261,13 +275,20 @@ impl World {
 
     /// Drains the core's outputs (and what they cause at once) as the gateway's driver does.
     fn carry_out(&mut self) {
+        self.drains += 1;
         loop {
             while let Some(out) = self.core.poll_output() {
                 match out {
                     Output::Transmit(t) => {
                         let msg = sip::parse_message(&t.bytes).expect("the core sends valid SIP");
+                        if let Message::Request(r) = &msg {
+                            let id = r.headers.call_id().unwrap_or_default().to_string();
+                            let sent = Journal::Sent(r.method.clone(), id, t.peer.addr);
+                            self.journal.push((self.drains, sent));
+                        }
                         self.inbox.entry(t.peer.addr).or_default().push_back(msg);
                     }
+                    Output::Live(ev) => self.journal.push((self.drains, Journal::Live(ev))),
                     Output::Media(cmd) => self.media.execute(self.now, cmd),
                     Output::LookupReturning(q) => {
                         let op = self.returning.get(&q.number).cloned();

@@ -134,6 +134,12 @@ pub fn render(s: &AdminState) -> String {
         "Answered calls walking their line's voice menu now (not yet in a queue).",
         st.calls_in_ivr.load(Ordering::Relaxed),
     );
+    m.single(
+        "hotline_live_pages",
+        "gauge",
+        "Workspace pages with a live event stream open (GET /events).",
+        s.live.pages() as u64,
+    );
     let queues = queue_figures(s, Instant::now());
     m.family(
         "hotline_queue_waiting",
@@ -212,6 +218,30 @@ pub fn render(s: &AdminState) -> String {
         "counter",
         "Calls hung up because no RTP arrived for the configured timeout.",
         st.rtp_timeouts.load(Ordering::Relaxed),
+    );
+    m.single(
+        "hotline_call_timers",
+        "gauge",
+        "Timers pending in call control (answer, session expiry, maximum duration, menu and waiting timeouts of the calls up).",
+        st.call_timers.load(Ordering::Relaxed),
+    );
+    m.family(
+        "hotline_sip_invites_shed_total",
+        "counter",
+        "New INVITEs answered 503 + Retry-After because the daemon was behind, by reason (queue_delay, queue_depth, media_late, queue_full).",
+    );
+    for (reason, n) in st.invites_shed() {
+        m.sample(
+            "hotline_sip_invites_shed_total",
+            &[("reason", reason.as_str())],
+            n,
+        );
+    }
+    m.single(
+        "hotline_media_late_microseconds",
+        "gauge",
+        "How late the media thread is on its 1 ms grid (a moving average over about 64 ms).",
+        u64::try_from(st.media_late().as_micros()).unwrap_or(u64::MAX),
     );
     m.family(
         "hotline_dtmf_digits_total",

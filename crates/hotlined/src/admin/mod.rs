@@ -18,6 +18,9 @@ pub(crate) mod appeals_api;
 mod audit;
 mod citizens_api;
 mod directory_api;
+mod events;
+#[cfg(test)]
+mod events_tests;
 mod metrics;
 mod operators;
 mod partner_api;
@@ -118,6 +121,8 @@ pub struct AdminState {
     pub acd: Option<gateway::OperatorControl>,
     /// Districts, organisations, services and the case code lists (swapped by reloads).
     pub directory: crate::directory::DirectorySlot,
+    /// The workspace's live picture (`GET /events`).
+    pub live: Arc<crate::live::Live>,
 }
 
 /// Sessions, login throttling and retention (`[admin]`, `[retention]`).
@@ -360,6 +365,12 @@ fn api_routes() -> Routes {
             "/api/v1/operators/{id}/unpause",
             post(operators::unpause),
         )
+        .add(
+            "POST",
+            "/api/v1/operators/{id}/transfer",
+            post(events::transfer),
+        )
+        .add("GET", "/events", get(events::events))
         .add("POST", "/api/v1/reload", post(reload))
         .add("GET", "/api/v1/districts", get(directory_api::districts))
         .add(

@@ -111,6 +111,8 @@ pub const TABLE: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/operators/{id}/logout", OPS),
     ("POST", "/api/v1/operators/{id}/pause", OPS),
     ("POST", "/api/v1/operators/{id}/unpause", OPS),
+    ("POST", "/api/v1/operators/{id}/transfer", OPS),
+    ("GET", "/events", OPS),
     ("POST", "/api/v1/reload", ADMIN),
     ("GET", "/api/v1/districts", ANYONE),
     ("GET", "/api/v1/organisations", ANYONE),

@@ -27,9 +27,9 @@ fn nsk() -> FixedOffset {
     FixedOffset::east_opt(7 * 3600).unwrap()
 }
 
-struct Env {
+pub(super) struct Env {
     dir: tempfile::TempDir,
-    state: AdminState,
+    pub(super) state: AdminState,
     store: Store,
     writer: AppealWriter,
 }
@@ -58,6 +58,17 @@ fn state_with(writer: AppealWriter, token: &str) -> AdminState {
         reloader: None,
         acd: None,
         directory: crate::directory::DirectorySlot::new(Arc::new(shipped_directory())),
+        live: crate::live::Live::new(crate::live::LiveSetup {
+            operators: vec![
+                ("op1".into(), "Оператор 1".into(), vec!["general".into()]),
+                ("op2".into(), "Оператор 2".into(), vec!["other".into()]),
+            ],
+            queues: vec![
+                ("general".into(), "Общие вопросы".into()),
+                ("other".into(), "Другое".into()),
+            ],
+            ..Default::default()
+        }),
     }
 }
 
@@ -79,7 +90,7 @@ fn shipped_directory() -> crate::directory::Directory {
     d
 }
 
-async fn env() -> Env {
+pub(super) async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("hotline.db").display());
     let store = Store::connect(&url).await.unwrap();
@@ -119,10 +130,10 @@ impl Env {
     }
 }
 
-struct Answer {
-    status: StatusCode,
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
     headers: HeaderMap,
-    body: String,
+    pub(super) body: String,
 }
 
 impl Answer {
@@ -135,13 +146,21 @@ impl Answer {
     }
 }
 
-async fn send(state: &AdminState, req: Request<Body>) -> Answer {
+pub(super) async fn send(state: &AdminState, req: Request<Body>) -> Answer {
     let res = router(state.clone()).oneshot(req).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
-        .await
-        .unwrap();
+    let stream = headers
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let bytes = if stream {
+        // a live stream never ends: what it sent first (the snapshot) is the body
+        super::events_tests::first_chunk(res.into_body()).await
+    } else {
+        axum::body::to_bytes(res.into_body(), 1 << 24)
+            .await
+            .unwrap()
+    };
     Answer {
         status,
         headers,
@@ -149,7 +168,7 @@ async fn send(state: &AdminState, req: Request<Body>) -> Answer {
     }
 }
 
-fn req(method: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> Request<Body> {
+pub(super) fn req(method: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> Request<Body> {
     let mut b = Request::builder().method(method).uri(path);
     for (k, v) in headers {
         b = b.header(*k, *v);

@@ -112,8 +112,9 @@ impl Site {
         self.dir.path().join("hotline.db")
     }
 
-    /// Starts `hotlined run` on this site with `env` added, and waits for it to be up.
-    pub fn start(&self, env: &[(&str, &str)]) -> Daemon {
+    /// `hotlined run` on this site: its ports, and its database, spool and recordings in the
+    /// site's folder (not the crate's).
+    pub fn command(&self) -> Command {
         let mut cmd = hotlined();
         cmd.args(["run", "--config"])
             .arg(&self.config)
@@ -121,7 +122,6 @@ impl Site {
             .env("HOTLINE__ADMIN__LISTEN", self.admin.to_string())
             .env("HOTLINE__CALLS__SHUTDOWN_GRACE", "1")
             .env("HOTLINE__SIP__T1_MS", "20")
-            // the database and spool live in the test's folder, not the crate's
             .env(
                 "HOTLINE__DATABASE__URL",
                 format!("sqlite://{}", self.db_path().display()),
@@ -130,8 +130,17 @@ impl Site {
                 "HOTLINE__DATABASE__SPOOL_DIR",
                 self.dir.path().join("spool"),
             )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env(
+                "HOTLINE__RECORDING__DIR",
+                self.dir.path().join("recordings"),
+            );
+        cmd
+    }
+
+    /// Starts `hotlined run` on this site with `env` added, and waits for it to be up.
+    pub fn start(&self, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = self.command();
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -186,6 +195,11 @@ impl Daemon {
         let mut d = site.start(env);
         d._site = Some(site);
         d
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The configuration folder of the daemon's site (when it owns one).

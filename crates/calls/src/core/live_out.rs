@@ -1,0 +1,175 @@
+//! The live events call control puts out ([`crate::live::LiveEvent`]): operators' states
+//! (compared after every input), offers (our legs to operators) and queue joins and leaves.
+//! Every event goes out in the same drain as the SIP and media outputs of the input that
+//! caused it.
+
+use super::operator_legs::LegFor;
+use super::*;
+use crate::live::{
+    LiveEvent, OfferLive, OfferPhase, OperatorLive, OperatorPhase, QueueChange, QueueExit,
+    QueueLive,
+};
+
+/// The operators' states last put out, by login (a field of [`Core`]).
+#[derive(Default)]
+pub(super) struct LiveOperators {
+    last: HashMap<String, OperatorLive>,
+    /// A command or a reload may have changed operators' queues: compare them too at the
+    /// next publish (otherwise only states and reasons are compared, allocating nothing).
+    queues_changed: bool,
+}
+
+impl LiveOperators {
+    pub(super) fn queues_may_change(&mut self) {
+        self.queues_changed = true;
+    }
+}
+
+impl Core {
+    /// Puts out an `Operator` event for every operator whose state, pause reason or queues
+    /// differ from the last one put out (at the start: every operator). Runs after every
+    /// input: states and reasons are compared in place, queues only after a command.
+    pub(super) fn publish_operators(&mut self, now: Instant) {
+        let Some(acd) = &self.acd else {
+            return;
+        };
+        let at = self.wallclock(now);
+        let check_queues = std::mem::take(&mut self.live_ops.queues_changed);
+        for id in acd.operators() {
+            let Some(status) = acd.operator_status(id) else {
+                continue;
+            };
+            let (state, reason) = OperatorPhase::of(&status.state);
+            let prev = self.live_ops.last.get(id.as_str());
+            let queues = (check_queues || prev.is_none()).then(|| {
+                let q = acd.logged_in_queues(id);
+                q.iter().map(|q| q.as_str().to_owned()).collect::<Vec<_>>()
+            });
+            let same = prev.is_some_and(|o| {
+                o.state == state
+                    && o.reason.as_deref() == reason
+                    && queues.as_ref().is_none_or(|q| &o.queues == q)
+            });
+            if same {
+                continue;
+            }
+            let queues = queues
+                .or_else(|| prev.map(|o| o.queues.clone()))
+                .unwrap_or_default();
+            let ev = OperatorLive {
+                id: id.as_str().to_owned(),
+                state,
+                since: at,
+                reason: reason.map(str::to_owned),
+                queues,
+            };
+            self.live_ops.last.insert(ev.id.clone(), ev.clone());
+            self.outputs
+                .push_back(Output::Live(LiveEvent::Operator(ev)));
+        }
+    }
+
+    /// The offer an operator leg for `for_` carries: the caller's appeal, number, path, queue
+    /// and wait (`None` for a leg with no caller on the line: a callback's operator).
+    pub(super) fn offer_live(
+        &self,
+        now: Instant,
+        for_: &LegFor,
+        leg_id: &str,
+    ) -> Option<OfferLive> {
+        let (call_id, operator) = match for_ {
+            LegFor::Offer { caller, operator } => (self.acd_callers.get(caller)?, operator),
+            LegFor::Direct { call_id, operator } => (call_id, operator),
+            LegFor::Trunk(_) => return None,
+        };
+        let call = self.calls.get(call_id)?;
+        let queue = call.queue.queued.clone().or(call.queue.last.clone());
+        let waited = call
+            .queue
+            .since
+            .map(|s| now.saturating_duration_since(s))
+            .unwrap_or_default();
+        Some(OfferLive {
+            operator: operator.as_str().to_owned(),
+            appeal: call.appeal.clone(),
+            call: leg_id.to_owned(),
+            queue,
+            caller: call.caller.clone(),
+            path: call.ivr_path(),
+            waited,
+            phase: OfferPhase::Ringing,
+            at: self.wallclock(now),
+        })
+    }
+}
+
+/// Puts out an offer's new phase.
+pub(super) fn offer_event(
+    out: &mut VecDeque<Output>,
+    offer: &OfferLive,
+    phase: OfferPhase,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    out.push_back(Output::Live(LiveEvent::Offer(OfferLive {
+        phase,
+        at,
+        ..offer.clone()
+    })));
+}
+
+/// Where a caller's queue moves are counted ([`Stats`]' queue figures) and told (`Queue`
+/// events): the one place a caller enters or leaves a queue's figures. Built from `Core`'s
+/// fields for one input (`Core::queue_figures!`), so a call of `Core::calls` may be borrowed
+/// alongside.
+pub(super) struct QueueFigures<'a> {
+    pub out: &'a mut VecDeque<Output>,
+    pub stats: &'a Stats,
+    /// The civil time of the input.
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub now: Instant,
+}
+
+impl QueueFigures<'_> {
+    /// The caller of `call_id` waits in `queue` (left the one it was in, if any: `Moved`).
+    /// The call's `queue.since` is the caller's business.
+    pub fn enter(&mut self, call: &mut Call, call_id: &str, queue: &str) {
+        if let Some(old) = call.queue.queued.replace(queue.to_owned()) {
+            self.left(call, call_id, &old, QueueExit::Moved);
+        }
+        self.stats.queue_enter(queue, call_id, self.now);
+        let change = QueueChange::Joined {
+            since: self.at,
+            path: call.ivr_path(),
+            caller: call.caller.clone(),
+        };
+        self.event(call, call_id, queue, change);
+    }
+
+    /// The caller of `call_id` left the queue it waited in (`exit` says why); the queue, or
+    /// `None` when it was in none.
+    pub fn leave(&mut self, call: &mut Call, call_id: &str, exit: QueueExit) -> Option<String> {
+        let queue = call.queue.queued.take()?;
+        self.left(call, call_id, &queue, exit);
+        Some(queue)
+    }
+
+    fn left(&mut self, call: &Call, call_id: &str, queue: &str, exit: QueueExit) {
+        self.stats.queue_leave(queue, call_id);
+        let waited = call
+            .queue
+            .since
+            .map(|s| self.now.saturating_duration_since(s))
+            .unwrap_or_default();
+        self.event(call, call_id, queue, QueueChange::Left { exit, waited });
+    }
+
+    fn event(&mut self, call: &Call, call_id: &str, queue: &str, change: QueueChange) {
+        self.out.push_back(Output::Live(LiveEvent::Queue(QueueLive {
+            queue: queue.to_owned(),
+            appeal: call.appeal.clone(),
+            call: call_id.to_owned(),
+            change,
+            at: self.at,
+        })));
+    }
+}

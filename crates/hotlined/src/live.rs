@@ -1,0 +1,490 @@
+//! The workspace's live picture, fed by call control's live events (never by polling the
+//! database): each operator's state and current offer, each queue's waiting callers and
+//! today's answered / abandoned / service level. `GET /events` (admin/events.rs) sends a
+//! snapshot of it, then the changes.
+//!
+//! The gateway's driver sends [`gateway::live::LiveEvent`]s into a `tokio::sync::broadcast`
+//! (never blocking the driver); [`spawn`] applies them to [`Live`] and puts out
+//! [`PageEvent`]s — JSON rendered once for every page — on a second broadcast the pages
+//! subscribe to. A queue's changes are put out at most every [`QUEUE_FLUSH`] (one event with
+//! the whole queue, timestamped with its oldest change), so a burst of joins costs one event.
+//! Subscribing and taking the snapshot happen under the state's lock, so a page misses no
+//! change and gets none twice; a page that lags behind the broadcast gets a fresh snapshot.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use gateway::live::{LiveEvent, OfferLive, OfferPhase, OperatorLive, QueueChange, QueueExit};
+use serde_json::json;
+use tokio::sync::broadcast;
+
+/// How often a queue's changes are put out at most.
+pub const QUEUE_FLUSH: Duration = Duration::from_millis(100);
+
+/// Events kept for pages that read slowly before they lag (then get a snapshot).
+const PAGE_CAPACITY: usize = 4096;
+
+/// One change for the pages, rendered once.
+#[derive(Debug)]
+pub struct PageEvent {
+    /// `operator`, `queue` or `offer` (the SSE event name).
+    pub kind: &'static str,
+    /// The JSON supervisors and admins get.
+    pub full: String,
+    /// The JSON operators get, when it differs (a queue without callers' numbers).
+    pub masked: Option<String>,
+    /// The operator an `operator` or `offer` event is about.
+    pub operator: Option<String>,
+    /// The queue a `queue` event is about.
+    pub queue: Option<String>,
+}
+
+/// Who a stream is for.
+#[derive(Debug, Clone)]
+pub enum Audience {
+    /// Supervisors and admins: everything, callers' numbers included.
+    All,
+    /// An operator: their own `operator` and `offer` events and their skill queues' events.
+    Operator { id: String, queues: Vec<String> },
+}
+
+impl Audience {
+    /// The event's JSON for this audience, `None` when it is not theirs.
+    pub fn render<'a>(&self, ev: &'a PageEvent) -> Option<&'a str> {
+        match self {
+            Audience::All => Some(&ev.full),
+            Audience::Operator { id, queues } => {
+                let theirs = match ev.kind {
+                    "queue" => ev.queue.as_ref().is_some_and(|q| queues.contains(q)),
+                    _ => ev.operator.as_deref() == Some(id.as_str()),
+                };
+                theirs.then(|| ev.masked.as_deref().unwrap_or(&ev.full))
+            }
+        }
+    }
+}
+
+/// What the picture starts from: the configuration's operators and queues.
+#[derive(Debug, Clone)]
+pub struct LiveSetup {
+    /// (login, display name, skill queues).
+    pub operators: Vec<(String, String, Vec<String>)>,
+    /// (name, title).
+    pub queues: Vec<(String, String)>,
+    /// `[reports] service_level_seconds`.
+    pub service_level_seconds: i64,
+    /// `[reports] timezone`: where "today" begins.
+    pub tz: FixedOffset,
+}
+
+impl Default for LiveSetup {
+    fn default() -> Self {
+        LiveSetup {
+            operators: Vec::new(),
+            queues: Vec::new(),
+            service_level_seconds: 20,
+            tz: chrono::Offset::fix(&Utc),
+        }
+    }
+}
+
+struct OperatorView {
+    name: String,
+    skills: Vec<String>,
+    last: Option<OperatorLive>,
+    /// The offer ringing or answered now.
+    offer: Option<OfferLive>,
+}
+
+struct Waiter {
+    appeal: String,
+    call: String,
+    since: DateTime<Utc>,
+    path: Vec<String>,
+    caller: String,
+}
+
+#[derive(Default)]
+struct QueueView {
+    title: String,
+    waiting: Vec<Waiter>,
+    answered: u64,
+    abandoned: u64,
+    within: u64,
+}
+
+struct State {
+    operators: BTreeMap<String, OperatorView>,
+    queues: BTreeMap<String, QueueView>,
+    target_s: i64,
+    tz: FixedOffset,
+    day: Option<NaiveDate>,
+    /// Queues changed since the last flush, with their oldest change.
+    dirty: BTreeMap<String, DateTime<Utc>>,
+}
+
+/// The live picture and the pages' broadcast. Cheap to share (`Arc`).
+pub struct Live {
+    state: Mutex<State>,
+    pages: broadcast::Sender<Arc<PageEvent>>,
+    /// Cancelled at shutdown: every page's stream ends (so the admin server can stop).
+    closed: tokio_util::sync::CancellationToken,
+}
+
+impl Live {
+    pub fn new(setup: LiveSetup) -> Arc<Live> {
+        let (pages, _) = broadcast::channel(PAGE_CAPACITY);
+        let operators = setup
+            .operators
+            .into_iter()
+            .map(|(id, name, skills)| {
+                let view = OperatorView {
+                    name,
+                    skills,
+                    last: None,
+                    offer: None,
+                };
+                (id, view)
+            })
+            .collect();
+        let queues = setup
+            .queues
+            .into_iter()
+            .map(|(id, title)| {
+                let view = QueueView {
+                    title,
+                    ..QueueView::default()
+                };
+                (id, view)
+            })
+            .collect();
+        Arc::new(Live {
+            state: Mutex::new(State {
+                operators,
+                queues,
+                target_s: setup.service_level_seconds,
+                tz: setup.tz,
+                day: None,
+                dirty: BTreeMap::new(),
+            }),
+            pages,
+            closed: Default::default(),
+        })
+    }
+
+    /// Ends every page's stream (shutdown).
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+
+    /// Resolves once [`Live::close`] was called.
+    pub async fn closed(&self) {
+        self.closed.cancelled().await
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The skill queues of an operator (what their stream's queue events are).
+    pub fn skills(&self, operator: &str) -> Vec<String> {
+        self.lock()
+            .operators
+            .get(operator)
+            .map(|o| o.skills.clone())
+            .unwrap_or_default()
+    }
+
+    /// Subscribes to the changes and takes the snapshot at the same moment (under the lock):
+    /// every `operator` and `queue` event as of now, and each operator's current offer.
+    pub fn subscribe(&self) -> (Vec<Arc<PageEvent>>, broadcast::Receiver<Arc<PageEvent>>) {
+        let st = self.lock();
+        let rx = self.pages.subscribe();
+        let now = Utc::now();
+        let mut snap = Vec::new();
+        for (id, o) in &st.operators {
+            snap.push(Arc::new(operator_event(id, o, now)));
+            if let Some(offer) = &o.offer {
+                snap.push(Arc::new(offer_event(offer)));
+            }
+        }
+        for (id, q) in &st.queues {
+            snap.push(Arc::new(queue_event(&st, id, q, now, now)));
+        }
+        (snap, rx)
+    }
+
+    /// Pages subscribed now.
+    pub fn pages(&self) -> usize {
+        self.pages.receiver_count()
+    }
+
+    /// Applies one call-control event; operator and offer changes go out at once, queue
+    /// changes at the next [`Live::flush`].
+    pub fn apply(&self, ev: LiveEvent) {
+        let mut st = self.lock();
+        st.roll_day(ev.at());
+        match ev {
+            LiveEvent::Operator(o) => {
+                let id = o.id.clone();
+                let view = st
+                    .operators
+                    .entry(id.clone())
+                    .or_insert_with(|| OperatorView {
+                        name: id.clone(),
+                        skills: Vec::new(),
+                        last: None,
+                        offer: None,
+                    });
+                view.last = Some(o);
+                let page = operator_event(&id, view, Utc::now());
+                let _ = self.pages.send(Arc::new(page));
+            }
+            LiveEvent::Offer(offer) => {
+                if let Some(view) = st.operators.get_mut(&offer.operator) {
+                    view.offer = match offer.phase {
+                        OfferPhase::Ringing | OfferPhase::Answered => Some(offer.clone()),
+                        OfferPhase::Ended | OfferPhase::Cancelled => None,
+                    };
+                }
+                let _ = self.pages.send(Arc::new(offer_event(&offer)));
+            }
+            LiveEvent::Queue(q) => {
+                let target = st.target_s;
+                let view = st.queues.entry(q.queue.clone()).or_default();
+                match q.change {
+                    QueueChange::Joined {
+                        since,
+                        path,
+                        caller,
+                    } => {
+                        view.waiting.retain(|w| w.call != q.call);
+                        view.waiting.push(Waiter {
+                            appeal: q.appeal,
+                            call: q.call,
+                            since,
+                            path,
+                            caller,
+                        });
+                    }
+                    QueueChange::Left { exit, waited } => {
+                        view.waiting.retain(|w| w.call != q.call);
+                        match exit {
+                            QueueExit::Answered => {
+                                view.answered += 1;
+                                if waited.as_secs_f64() <= target as f64 {
+                                    view.within += 1;
+                                }
+                            }
+                            QueueExit::Abandoned => view.abandoned += 1,
+                            _ => {}
+                        }
+                    }
+                }
+                st.dirty.entry(q.queue).or_insert(q.at);
+            }
+        }
+    }
+
+    /// Puts out one `queue` event per queue changed since the last flush.
+    pub fn flush(&self) {
+        let mut st = self.lock();
+        if st.dirty.is_empty() {
+            return;
+        }
+        let now = Utc::now();
+        st.roll_day(now);
+        let dirty = std::mem::take(&mut st.dirty);
+        for (id, at) in dirty {
+            if let Some(q) = st.queues.get(&id) {
+                let _ = self.pages.send(Arc::new(queue_event(&st, &id, q, at, now)));
+            }
+        }
+    }
+}
+
+impl State {
+    /// A new local day: today's counts start again.
+    fn roll_day(&mut self, at: DateTime<Utc>) {
+        let day = at.with_timezone(&self.tz).date_naive();
+        if self.day.is_some_and(|d| d >= day) {
+            return;
+        }
+        if self.day.is_some() {
+            for q in self.queues.values_mut() {
+                (q.answered, q.abandoned, q.within) = (0, 0, 0);
+            }
+            let ids: Vec<String> = self.queues.keys().cloned().collect();
+            for id in ids {
+                self.dirty.entry(id).or_insert(at);
+            }
+        }
+        self.day = Some(day);
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn operator_event(id: &str, o: &OperatorView, now: DateTime<Utc>) -> PageEvent {
+    let (state, since, reason, queues) = match &o.last {
+        Some(l) => (
+            l.state.as_str(),
+            l.since,
+            l.reason.clone(),
+            l.queues.clone(),
+        ),
+        None => ("logged_out", now, None, Vec::new()),
+    };
+    let v = json!({
+        "id": id,
+        "name": o.name,
+        "state": state,
+        "since": rfc3339(since),
+        "reason": reason,
+        "queues": queues,
+    });
+    PageEvent {
+        kind: "operator",
+        full: v.to_string(),
+        masked: None,
+        operator: Some(id.to_owned()),
+        queue: None,
+    }
+}
+
+fn offer_event(o: &OfferLive) -> PageEvent {
+    let v = json!({
+        "operator": o.operator,
+        "appeal": o.appeal,
+        "call": o.call,
+        "queue": o.queue,
+        "caller": o.caller,
+        "path": o.path,
+        "waited_s": o.waited.as_secs(),
+        "phase": o.phase.as_str(),
+        "at": o.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    });
+    PageEvent {
+        kind: "offer",
+        full: v.to_string(),
+        masked: None,
+        operator: Some(o.operator.clone()),
+        queue: None,
+    }
+}
+
+/// The whole queue as of `now`; `at` is its oldest change not yet put out.
+fn queue_event(
+    st: &State,
+    id: &str,
+    q: &QueueView,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> PageEvent {
+    let mut waiting: Vec<&Waiter> = q.waiting.iter().collect();
+    waiting.sort_by_key(|w| w.since);
+    let longest = waiting
+        .first()
+        .map(|w| (now - w.since).num_seconds().max(0))
+        .unwrap_or(0);
+    let served = q.answered + q.abandoned;
+    let level = (served > 0).then(|| q.within as f64 / served as f64);
+    let render = |with_caller: bool| {
+        let list: Vec<serde_json::Value> = waiting
+            .iter()
+            .map(|w| {
+                let mut v = json!({
+                    "appeal": w.appeal,
+                    "since": rfc3339(w.since),
+                    "path": w.path,
+                });
+                if with_caller {
+                    v["caller"] = json!(w.caller);
+                }
+                v
+            })
+            .collect();
+        json!({
+            "id": id,
+            "name": q.title,
+            "waiting": list,
+            "longest_wait_s": longest,
+            "answered_today": q.answered,
+            "abandoned_today": q.abandoned,
+            "service_level": level,
+            "service_level_target_s": st.target_s,
+            "at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        })
+        .to_string()
+    };
+    PageEvent {
+        kind: "queue",
+        full: render(true),
+        masked: Some(render(false)),
+        operator: None,
+        queue: Some(id.to_owned()),
+    }
+}
+
+/// The task that feeds [`Live`] from the gateway's broadcast and flushes queue changes,
+/// until the gateway is gone.
+pub fn spawn(
+    live: Arc<Live>,
+    mut events: broadcast::Receiver<LiveEvent>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(QUEUE_FLUSH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Ok(ev) => live.apply(ev),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "live events fell behind the calls; the picture may be stale until the next changes");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick() => live.flush(),
+            }
+        }
+    })
+}
+
+/// The gateway's side: a broadcast deep enough for bursts of a busy hotline.
+pub fn channel() -> (broadcast::Sender<LiveEvent>, broadcast::Receiver<LiveEvent>) {
+    broadcast::channel(1 << 16)
+}
+
+/// Operators' display names and skills, queues' titles, from the configuration.
+pub fn setup(c: &crate::config::Config) -> LiveSetup {
+    let skills: HashMap<&str, Vec<String>> = c
+        .acd
+        .operators
+        .iter()
+        .map(|o| {
+            let queues = o.skills.iter().map(|s| s.queue.as_str().to_owned());
+            (o.id.as_str(), queues.collect())
+        })
+        .collect();
+    LiveSetup {
+        operators: c
+            .operators
+            .iter()
+            .map(|o| {
+                let sk = skills.get(o.login.as_str()).cloned().unwrap_or_default();
+                (o.login.clone(), o.name.clone(), sk)
+            })
+            .collect(),
+        queues: c
+            .queues
+            .iter()
+            .map(|q| (q.name.clone(), q.title.clone()))
+            .collect(),
+        service_level_seconds: c.main.reports.service_level_seconds,
+        tz: c.report_tz(),
+    }
+}
