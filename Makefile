@@ -42,7 +42,8 @@ sip-test: deps build
 	HOTLINED=$(HOTLINED) scripts/with-postgres.sh bash sip-test/durability.sh; b=$$?; \
 	HOTLINED=$(HOTLINED) bash sip-test/report_chromium.sh; c=$$?; \
 	HOTLINED=$(HOTLINED) bash sip-test/login_chromium.sh; d=$$?; \
-	[ $$a -eq 0 ] && [ $$b -eq 0 ] && [ $$c -eq 0 ] && [ $$d -eq 0 ]
+	HOTLINED=$(HOTLINED) bash sip-test/workspace_chromium.sh; e=$$?; \
+	[ $$a -eq 0 ] && [ $$b -eq 0 ] && [ $$c -eq 0 ] && [ $$d -eq 0 ] && [ $$e -eq 0 ]
 
 ## make prompts: regenerate the Russian prompts (menus from config/prompts/ru/prompts.toml, and the
 ## numbers) with espeak-ng and sox; commit the WAVs. Admins may replace any WAV with a recording.
