@@ -45,6 +45,9 @@ pub enum Output {
     /// Who served this caller's latest open appeal? Answer with [`ReturningQuery::answer`]
     /// as [`Input::Returning`], within [`crate::RETURNING_TIMEOUT`] or with an error.
     LookupReturning(ReturningQuery),
+    /// Something to write down about a call, for its appeal (the driver hands them to the
+    /// appeal writer in this order; the writer never blocks the driver).
+    Appeal(crate::AppealEvent),
     /// A change for the workspace's live pages (never waited on: a driver that cannot take
     /// it now drops it).
     Live(crate::live::LiveEvent),

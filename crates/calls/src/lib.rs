@@ -57,6 +57,7 @@
 //! - `acd_reload` — a reload's operators reaching the running ACD.
 //! - `settings` — the plain configuration values the core runs on.
 
+mod appeal;
 mod core;
 mod io;
 pub mod live;
@@ -70,14 +71,14 @@ pub use crate::core::queue::{ReturningFound, RETURNING_TIMEOUT};
 pub use crate::core::transfer::{TransferError, TransferTarget};
 pub use crate::core::{Core, OperatorCommand, OperatorControlError};
 pub use crate::waiting::WAITING_PROMPTS;
+pub use appeal::{AppealEvent, AppealIds, AppealRecord};
 pub use io::{
     recording_file, DtmfVia, Input, LegId, MediaCommand, MediaEvent, MediaPorts, Output,
     ReturningQuery,
 };
 pub use log::{
-    CallArrived, CallEnded, CallLog, CallbackAttempt, CallbackOutcome, Caller, EndReason, IvrEnd,
-    IvrStep, LookupError, NoCallLog, NoOperatorBook, OperatorBook, OperatorRefusal,
-    ReturningLookup, TransferKind, TransferRecord,
+    CallArrived, CallEnded, CallbackAttempt, CallbackOutcome, Caller, EndReason, IvrEnd, IvrStep,
+    NoOperatorBook, OperatorBook, OperatorRefusal, TransferKind, TransferRecord,
 };
 pub use settings::{
     DtmfMode, LineSettings, OperatorSettings, Settings, TrunkOutbound, TrunkSettings,

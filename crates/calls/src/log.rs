@@ -1,5 +1,6 @@
-//! What call control writes down about each call ([`CallLog`]), the operator book it asks
-//! before changing an operator's work state, and how caller numbers appear in logs.
+//! The data of what call control writes down about each call (the records of
+//! [`crate::AppealEvent`]), the operator book it asks before changing an operator's work
+//! state, and how caller numbers appear in logs.
 
 use std::fmt;
 use std::time::Duration;
@@ -141,7 +142,7 @@ pub struct CallArrived<'a> {
 }
 
 /// A call that ended.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallEnded {
     pub reason: EndReason,
     /// Whether the line had answered (200 OK sent).
@@ -159,7 +160,7 @@ pub struct CallEnded {
 pub enum IvrEnd {
     /// The caller entered a queue (whether an operator answered is [`CallEnded::operator`]).
     Queue,
-    /// Sent to an outside number (see [`IvrStep::Transferred`] and [`CallLog::transferred`]).
+    /// Sent to an outside number (see [`IvrStep::Transferred`] and [`crate::AppealRecord::Transferred`]).
     Transferred,
     /// A callback was booked.
     Callback,
@@ -184,7 +185,7 @@ pub enum IvrStep {
     /// The caller entered a queue; the call stays up hearing the queue's music on hold.
     EnteredQueue { queue: String, priority: i32 },
     /// The menu sends the caller to an outside number: it is dialled through the trunk and
-    /// bridged on the answer ([`CallLog::transferred`] says how it went).
+    /// bridged on the answer ([`crate::AppealRecord::Transferred`] says how it went).
     Transferred { number: String },
     /// A callback was booked to `number`; the call ends after the closing prompt.
     CallbackRequested {
@@ -194,78 +195,6 @@ pub enum IvrStep {
     },
     /// A message is being recorded to `file` (at most `max`); the call ends after it.
     Message { file: String, max: Duration },
-}
-
-/// Where call control writes down each call: the daemon backs it with the appeals store.
-/// Implementations must never block (the core task calls them inline).
-pub trait CallLog: Send + Sync + 'static {
-    /// A call reached a line; returns the appeal id (made locally, never waits for a database).
-    fn call_arrived(&self, call: &CallArrived<'_>) -> String;
-    /// The call ended.
-    fn call_ended(&self, appeal: &str, end: &CallEnded);
-    /// The caller pressed `digit` (`0`–`9`, `*`, `#`, `A`–`D`), received `via` `rfc4733`,
-    /// `info` or `inband`. Only digits the line's DTMF mode takes are reported, each once.
-    fn digit(&self, appeal: &str, digit: char, via: &str) {
-        let _ = (appeal, digit, via);
-    }
-    /// The call's voice menu took a step (path, category, variables, where it ended).
-    fn ivr_step(&self, appeal: &str, step: &IvrStep) {
-        let _ = (appeal, step);
-    }
-    /// An operator answered the waiting caller after `waited` in the queue; they are bridged.
-    fn operator_answered(&self, appeal: &str, operator: &str, waited: Duration) {
-        let _ = (appeal, operator, waited);
-    }
-    /// Returning callers: the operator who handled `caller`'s latest open (not resolved)
-    /// appeal that arrived within `lookback`, if any. Called when a caller with a number
-    /// enters a queue with `returning_days`; the gateway awaits the answer on a task of its
-    /// own, bounded by a short timeout, and the caller joins the queue without a preference
-    /// when it fails or is late (the call never waits for a database). The default finds none.
-    fn returning_operator(&self, caller: &str, lookback: Duration) -> ReturningLookup {
-        let _ = (caller, lookback);
-        Box::pin(std::future::ready(Ok(None)))
-    }
-    /// A transfer of the caller (by an operator's REFER or a menu's transfer node) reached its
-    /// target (`status` 200) or failed with `status`.
-    fn transferred(&self, appeal: &str, transfer: &TransferRecord<'_>) {
-        let _ = (appeal, transfer);
-    }
-    /// The operator of a booked callback is on the line and its number is being dialled:
-    /// attempt `attempt` (1 for the first); `appeal` is the booking call's.
-    fn callback_dialling(&self, appeal: &str, operator: &str, attempt: u32) {
-        let _ = (appeal, operator, attempt);
-    }
-    /// One attempt to call a booked callback's number ended; `appeal` is the booking call's.
-    /// Unless it was answered the ACD tries again later, or gives up ([`CallLog::callback_failed`]).
-    fn callback_attempt(&self, appeal: &str, attempt: &CallbackAttempt<'_>) {
-        let _ = (appeal, attempt);
-    }
-    /// The ACD gave a booked callback up after `attempts` attempts (or with none, when it
-    /// could not be placed before the queue's limits).
-    fn callback_failed(&self, appeal: &str, attempts: u32) {
-        let _ = (appeal, attempts);
-    }
-    /// A callback's talk ended: the caller talked to `operator` for `talked` (from the
-    /// bridge). The appeal's outcome stays `callback`, now with the operator and talk time.
-    fn callback_talked(&self, appeal: &str, operator: &str, talked: Duration) {
-        let _ = (appeal, operator, talked);
-    }
-}
-
-/// The answer to [`CallLog::returning_operator`]: the operator's login, or none.
-pub type ReturningLookup = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Option<String>, LookupError>> + Send + 'static>,
->;
-
-/// Why [`CallLog::returning_operator`] could not answer.
-#[derive(Debug, thiserror::Error)]
-pub enum LookupError {
-    /// The appeal store is not connected (yet, or any more).
-    #[error("the appeal store is not connected")]
-    NotConnected,
-    /// The query failed.
-    #[error("the appeal store query failed: {0}")]
-    Query(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// What a caller was transferred to.
@@ -336,15 +265,4 @@ pub struct CallbackAttempt<'a> {
     /// 1 for the first attempt.
     pub attempt: u32,
     pub result: CallbackOutcome,
-}
-
-/// A `CallLog` that writes nothing (tests, tools).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoCallLog;
-
-impl CallLog for NoCallLog {
-    fn call_arrived(&self, _: &CallArrived<'_>) -> String {
-        String::new()
-    }
-    fn call_ended(&self, _: &str, _: &CallEnded) {}
 }

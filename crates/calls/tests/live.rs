@@ -98,7 +98,8 @@ fn an_offer_goes_out_with_the_invite_and_follows_the_call() {
     assert_eq!(ringing.phase, OfferPhase::Ringing);
     assert_eq!(ringing.operator, "op1");
     assert_eq!(ringing.call, leg);
-    assert_eq!(ringing.appeal, "A1");
+    let a1 = w.log.id(1);
+    assert_eq!(ringing.appeal, a1);
     assert_eq!(ringing.caller, CALLER);
     assert_eq!(ringing.queue.as_deref(), Some("benefits"));
     assert_eq!(ringing.path, ["main"]);
@@ -107,7 +108,7 @@ fn an_offer_goes_out_with_the_invite_and_follows_the_call() {
         matches!(
             &joined[..],
             [QueueLive { queue, appeal, change: QueueChange::Joined { caller, path, .. }, .. }]
-                if queue == "benefits" && appeal == "A1" && caller == CALLER && path == &["main"]
+                if queue == "benefits" && *appeal == a1 && caller == CALLER && path == &["main"]
         ),
         "{joined:?}"
     );

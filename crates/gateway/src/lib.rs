@@ -3,10 +3,11 @@
 //!
 //! Real time enters in exactly one place: [`Gateway::run`]'s loop, which sleeps until the
 //! core's next deadline, hands it `Instant::now()` with each input, and carries out every
-//! [`calls::Output`] it drains (SIP to the transport, media commands to the media edge,
-//! returning-caller lookups to a task, live events into a `tokio::sync::broadcast` that never
-//! blocks the loop).
+//! [`calls::Output`] it drains (SIP to the transport, media commands to the media edge, appeal
+//! events to the [`CallLog`], returning-caller lookups to a task, live events into a
+//! `tokio::sync::broadcast` that never blocks the loop).
 
+mod call_log;
 mod media;
 mod overload;
 mod transport;
@@ -24,13 +25,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+pub use call_log::{CallLog, LookupError, NoCallLog, ReturningLookup};
 pub use calls::{
-    live, settings, CallArrived, CallEnded, CallLog, CallbackAttempt, CallbackOutcome, Caller,
-    DtmfMode, DtmfVia, EndReason, FeatureCodes, FeaturePrompts, IvrEnd, IvrStep, LineSettings,
-    LookupError, NoCallLog, NoOperatorBook, OperatorBook, OperatorCommand, OperatorControlError,
-    OperatorRefusal, OperatorSettings, QueueWait, RegisteredContact, ResponseCount,
-    ReturningLookup, Settings, ShedReason, Stats, TransferError, TransferKind, TransferRecord,
-    TransferTarget, TrunkOutbound, TrunkSettings, DTMF_KINDS, SIP_RESPONSE_CODES, WAITING_PROMPTS,
+    live, settings, AppealEvent, AppealIds, AppealRecord, CallArrived, CallEnded, CallbackAttempt,
+    CallbackOutcome, Caller, DtmfMode, DtmfVia, EndReason, FeatureCodes, FeaturePrompts, IvrEnd,
+    IvrStep, LineSettings, NoOperatorBook, OperatorBook, OperatorCommand, OperatorControlError,
+    OperatorRefusal, OperatorSettings, QueueWait, RegisteredContact, ResponseCount, Settings,
+    ShedReason, Stats, TransferError, TransferKind, TransferRecord, TransferTarget, TrunkOutbound,
+    TrunkSettings, DTMF_KINDS, SIP_RESPONSE_CODES, WAITING_PROMPTS,
 };
 use calls::{Core, Input, Output};
 pub use overload::OverloadSettings;
@@ -335,6 +337,9 @@ impl Gateway {
             stop_io.clone(),
             self.stats.clone(),
         );
+        // appeal ids: this start's own seed, so that no restart and no other daemon repeats one
+        let mut appeal_seed = [0u8; 32];
+        rand::Rng::fill(&mut rand::thread_rng(), &mut appeal_seed);
         let mut core = Core::new(
             start,
             SystemTime::now(),
@@ -343,7 +348,7 @@ impl Gateway {
             registrar,
             trunk_auth,
             self.stats.clone(),
-            self.log.clone(),
+            appeal_seed,
             Box::new(ports),
             self.book.clone(),
         );
@@ -519,6 +524,7 @@ impl Edge {
             match output {
                 Output::Transmit(t) => self.out.send(t.peer, t.bytes),
                 Output::Media(cmd) => self.media.execute(now, cmd),
+                Output::Appeal(ev) => self.log.record(&ev),
                 Output::Live(ev) => {
                     if let Some(tx) = &self.live {
                         // no receiver yet is not an error; a full channel overwrites its oldest

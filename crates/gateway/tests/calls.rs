@@ -94,24 +94,39 @@ fn settings() -> Settings {
 }
 
 /// What the gateway wrote to its call log: (appeal, line, caller) on arrival, then the end.
+/// Appeals read `appeal-N` for the N-th id call control minted.
 #[derive(Default)]
 struct RecordingLog {
     arrived: Mutex<Vec<(String, String, String)>>,
     ended: Mutex<Vec<(String, EndReason, bool)>>,
+    /// The ids as minted (UUIDs), in the order the calls arrived.
+    ids: Mutex<Vec<String>>,
+}
+
+impl RecordingLog {
+    fn short(&self, appeal: &str) -> String {
+        let ids = self.ids.lock().unwrap();
+        match ids.iter().position(|i| i == appeal) {
+            Some(n) => format!("appeal-{}", n + 1),
+            None => format!("unknown {appeal}"),
+        }
+    }
 }
 
 impl CallLog for RecordingLog {
-    fn call_arrived(&self, call: &CallArrived<'_>) -> String {
+    fn call_arrived(&self, appeal: &str, call: &CallArrived<'_>) {
+        assert_eq!(appeal.len(), 36, "a UUID: {appeal}");
+        self.ids.lock().unwrap().push(appeal.to_string());
+        let id = self.short(appeal);
         let mut a = self.arrived.lock().unwrap();
-        let id = format!("appeal-{}", a.len() + 1);
-        a.push((id.clone(), call.line.to_string(), call.caller.to_string()));
-        id
+        a.push((id, call.line.to_string(), call.caller.to_string()));
     }
     fn call_ended(&self, appeal: &str, end: &CallEnded) {
+        let id = self.short(appeal);
         self.ended
             .lock()
             .unwrap()
-            .push((appeal.to_string(), end.reason, end.answered));
+            .push((id, end.reason, end.answered));
     }
 }
 

@@ -50,10 +50,8 @@ struct Log {
 }
 
 impl CallLog for Log {
-    fn call_arrived(&self, _call: &CallArrived<'_>) -> String {
-        let id = format!("appeal-{}", unique());
-        self.arrived.lock().unwrap().push(id.clone());
-        id
+    fn call_arrived(&self, appeal: &str, _call: &CallArrived<'_>) {
+        self.arrived.lock().unwrap().push(appeal.to_string());
     }
     fn call_ended(&self, appeal: &str, end: &CallEnded) {
         self.ended

@@ -114,19 +114,23 @@ impl CallLog for AppealLog {
         })
     }
 
-    fn call_arrived(&self, call: &CallArrived<'_>) -> String {
-        let id = self
-            .writer
-            .create(NewAppeal {
+    /// The appeal is created under call control's id (a UUIDv7 it minted); an id that is
+    /// not a UUID is a bug upstream and writes nothing.
+    fn call_arrived(&self, appeal: &str, call: &CallArrived<'_>) {
+        let Some(id) = parse_id(appeal) else {
+            tracing::error!(appeal, "call control gave an appeal id that is not a UUID");
+            return;
+        };
+        self.writer.create_with_id(
+            id,
+            NewAppeal {
                 call_id: call.call_id.to_string(),
                 line: call.line.to_string(),
                 caller_number: call.caller.to_string(),
                 arrived_at: Utc::now(),
-            })
-            .0
-            .to_string();
-        self.counters.arrived(&id, call.line);
-        id
+            },
+        );
+        self.counters.arrived(appeal, call.line);
     }
 
     /// A key press becomes an `ivr_choice` event `{digit, via}`.

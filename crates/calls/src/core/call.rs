@@ -93,11 +93,16 @@ impl Core {
         };
         let caller = from.uri.user().unwrap_or("anonymous").to_string();
         // The appeal is written at once, before the call is answered (PRODUCT.md step 2).
-        let appeal = self.log.call_arrived(&CallArrived {
-            call_id: &call_id,
-            line: &line.id,
-            caller: &caller,
-        });
+        let appeal = self.mint_appeal(now);
+        write_appeal(
+            &mut self.outputs,
+            &appeal,
+            AppealRecord::Arrived {
+                call_id: call_id.clone(),
+                line: line.id.clone(),
+                caller: caller.clone(),
+            },
+        );
         let span = info_span!(
             "call",
             call_id = %call_id,
@@ -114,15 +119,16 @@ impl Core {
             let mut r = with_to_tag(req.response(503), &req, None);
             r.headers.push(HeaderName::RetryAfter, "5");
             self.respond(now, &tx, r);
-            self.log.call_ended(
+            write_appeal(
+                &mut self.outputs,
                 &appeal,
-                &CallEnded {
+                AppealRecord::Ended(CallEnded {
                     reason: EndReason::NoMediaPort,
                     answered: false,
                     talked: Duration::ZERO,
                     ivr: None,
                     operator: None,
-                },
+                }),
             );
             return;
         };
@@ -423,15 +429,16 @@ impl Core {
         if call.appeal.is_empty() {
             return; // a feature-code call writes no appeal
         }
-        self.log.call_ended(
+        write_appeal(
+            &mut self.outputs,
             &call.appeal,
-            &CallEnded {
+            AppealRecord::Ended(CallEnded {
                 reason,
                 answered,
                 talked,
                 ivr: call.menu.end,
                 operator,
-            },
+            }),
         );
     }
 

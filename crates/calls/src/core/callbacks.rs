@@ -10,7 +10,7 @@ use super::outbound::TrunkPurpose;
 use super::*;
 use acd::CallbackResult;
 
-use crate::{CallbackAttempt, CallbackOutcome};
+use crate::CallbackOutcome;
 
 /// A callback the ACD holds: where its attempts are written, and how to place its calls.
 #[derive(Debug, Clone)]
@@ -255,10 +255,13 @@ impl Core {
                 if let Some(run) = self.callbacks.runs.get_mut(&caller) {
                     run.callee = Some(leg);
                     if let Some(b) = self.callbacks.bookings.get(&caller) {
-                        self.log.callback_dialling(
+                        write_appeal(
+                            &mut self.outputs,
                             &b.appeal,
-                            run.operator.as_str(),
-                            b.attempts + 1,
+                            AppealRecord::CallbackDialling {
+                                operator: run.operator.as_str().to_owned(),
+                                attempt: b.attempts + 1,
+                            },
                         );
                     }
                 }
@@ -382,10 +385,13 @@ impl Core {
             }
         }
         if let (Some(at), Some(b)) = (run.bridged_at, self.callbacks.bookings.get(&caller)) {
-            self.log.callback_talked(
+            write_appeal(
+                &mut self.outputs,
                 &b.appeal,
-                run.operator.as_str(),
-                now.saturating_duration_since(at),
+                AppealRecord::CallbackTalked {
+                    operator: run.operator.as_str().to_owned(),
+                    talked: now.saturating_duration_since(at),
+                },
             );
         } else if let (Some(at), None) = (run.bridged_at, self.callbacks.bookings.get(&caller)) {
             debug!(%caller, talked_s = now.saturating_duration_since(at).as_secs(), "callback without an appeal ended");
@@ -407,11 +413,12 @@ impl Core {
             return;
         };
         b.attempts += 1;
-        self.log.callback_attempt(
+        write_appeal(
+            &mut self.outputs,
             &b.appeal,
-            &CallbackAttempt {
-                number,
-                operator: operator.as_str(),
+            AppealRecord::CallbackAttempt {
+                number: number.to_owned(),
+                operator: operator.as_str().to_owned(),
                 attempt: b.attempts,
                 result,
             },
@@ -427,7 +434,13 @@ impl Core {
         if let (acd::Outcome::CallbackFailed { attempts }, Some(b)) =
             (outcome, self.callbacks.bookings.get(&caller))
         {
-            self.log.callback_failed(&b.appeal, *attempts);
+            write_appeal(
+                &mut self.outputs,
+                &b.appeal,
+                AppealRecord::CallbackFailed {
+                    attempts: *attempts,
+                },
+            );
         }
         // an answered one keeps its booking until the talk ends (its appeal gets the talk)
         if !self.callbacks.runs.contains_key(&caller) {

@@ -32,7 +32,11 @@ impl Core {
         info!(%digit, via = via.as_str(), "DTMF");
         let appeal = call.appeal.clone();
         if self.waiting_digit(now, call_id, digit) {
-            self.log.digit(&appeal, digit, via.as_str());
+            write_appeal(
+                &mut self.outputs,
+                &appeal,
+                AppealRecord::Digit { digit, via },
+            );
             self.drain(now);
             return;
         }
@@ -49,7 +53,11 @@ impl Core {
         if in_menu {
             self.drive_ivr(now, call_id);
         }
-        self.log.digit(&appeal, digit, via.as_str());
+        write_appeal(
+            &mut self.outputs,
+            &appeal,
+            AppealRecord::Digit { digit, via },
+        );
         if in_menu {
             self.drain(now);
         }
@@ -113,13 +121,27 @@ impl Core {
                 Action::StopPlayback => call.stop_playback(&mut self.outputs),
                 Action::AppendPath(step) => {
                     debug!(%step, "menu");
-                    self.log.ivr_step(&appeal, &IvrStep::Path { step, path });
+                    write_appeal(
+                        &mut self.outputs,
+                        &appeal,
+                        AppealRecord::IvrStep(IvrStep::Path { step, path }),
+                    );
                 }
-                Action::SetCategory(c) => self.log.ivr_step(&appeal, &IvrStep::Category(c)),
-                Action::SetPriority(p) => self.log.ivr_step(&appeal, &IvrStep::Priority(p)),
-                Action::SetVariable { name, value } => self
-                    .log
-                    .ivr_step(&appeal, &IvrStep::Variable { name, value }),
+                Action::SetCategory(c) => write_appeal(
+                    &mut self.outputs,
+                    &appeal,
+                    AppealRecord::IvrStep(IvrStep::Category(c)),
+                ),
+                Action::SetPriority(p) => write_appeal(
+                    &mut self.outputs,
+                    &appeal,
+                    AppealRecord::IvrStep(IvrStep::Priority(p)),
+                ),
+                Action::SetVariable { name, value } => write_appeal(
+                    &mut self.outputs,
+                    &appeal,
+                    AppealRecord::IvrStep(IvrStep::Variable { name, value }),
+                ),
                 Action::EnterQueue { queue, priority } => {
                     info!(%queue, priority, "caller entered the queue");
                     call.menu.end = Some(IvrEnd::Queue);
@@ -141,8 +163,11 @@ impl Core {
                     if let Some(music) = self.settings.moh_for(&queue) {
                         call.music(&mut self.outputs, Some(music));
                     }
-                    self.log
-                        .ivr_step(&appeal, &IvrStep::EnteredQueue { queue, priority });
+                    write_appeal(
+                        &mut self.outputs,
+                        &appeal,
+                        AppealRecord::IvrStep(IvrStep::EnteredQueue { queue, priority }),
+                    );
                     if let Some((queue, prio)) = join {
                         self.queue_join(now, call_id, &queue, prio);
                     }
@@ -154,11 +179,12 @@ impl Core {
                     if std::mem::take(&mut call.menu.in_ivr) {
                         self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
                     }
-                    self.log.ivr_step(
+                    write_appeal(
+                        &mut self.outputs,
                         &appeal,
-                        &IvrStep::Transferred {
+                        AppealRecord::IvrStep(IvrStep::Transferred {
                             number: number.clone(),
-                        },
+                        }),
                     );
                     if !self.ivr_transfer(now, call_id, &number) {
                         warn!("the transfer cannot be dialled");
@@ -168,12 +194,13 @@ impl Core {
                 Action::Callback { number, queue } => {
                     info!("callback booked");
                     call.menu.end = Some(IvrEnd::Callback);
-                    self.log.ivr_step(
+                    write_appeal(
+                        &mut self.outputs,
                         &appeal,
-                        &IvrStep::CallbackRequested {
+                        AppealRecord::IvrStep(IvrStep::CallbackRequested {
                             number: number.clone(),
                             queue: queue.clone(),
-                        },
+                        }),
                     );
                     if let Some(queue) = queue {
                         let prio = call.queue.priority;
@@ -218,12 +245,13 @@ impl Core {
         call.message_end = Some(at);
         self.timers
             .insert((at, call_id.to_string(), TimerKind::MessageEnd));
-        self.log.ivr_step(
+        write_appeal(
+            &mut self.outputs,
             &appeal,
-            &IvrStep::Message {
+            AppealRecord::IvrStep(IvrStep::Message {
                 file: file.display().to_string(),
                 max,
-            },
+            }),
         );
     }
 }

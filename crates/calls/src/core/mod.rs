@@ -20,7 +20,9 @@ use tracing::{debug, info, info_span, warn, Span};
 
 use crate::io::{DtmfVia, Input, LegId, MediaCommand, MediaEvent, MediaPorts, Output};
 use crate::settings::{menu_prompt_name, DtmfMode, LineSettings, Settings};
-use crate::{CallArrived, CallEnded, CallLog, Caller, EndReason, IvrEnd, IvrStep, Stats};
+use crate::{
+    AppealEvent, AppealIds, AppealRecord, CallEnded, Caller, EndReason, IvrEnd, IvrStep, Stats,
+};
 use media::prompts::{PromptCache, PromptName, PromptSequence};
 use media::sdp::{self, Negotiated};
 
@@ -216,7 +218,8 @@ pub struct Core {
     /// What the driver has still to carry out, in order ([`Core::poll_output`]).
     outputs: VecDeque<Output>,
     stats: Arc<Stats>,
-    log: Arc<dyn CallLog>,
+    /// Where new calls' appeal ids come from (see [`AppealIds`]).
+    appeal_ids: AppealIds,
     /// Client transactions we started and still wait on.
     our_requests: std::collections::HashSet<TxKey>,
     /// Our address the last message arrived on (for the Contact of a new call).
@@ -249,6 +252,14 @@ pub struct Core {
     direct: transfer::DirectTransfers,
     /// Operators' states as last put out in live events (see `live_out`).
     live_ops: live_out::LiveOperators,
+}
+
+/// Writes down `record` for `appeal`: an output, after what came out before it.
+fn write_appeal(out: &mut VecDeque<Output>, appeal: &str, record: AppealRecord) {
+    out.push_back(Output::Appeal(AppealEvent {
+        appeal: appeal.to_owned(),
+        record,
+    }));
 }
 
 /// What an admin or a softphone feature code asks of an operator.
@@ -290,7 +301,7 @@ impl Core {
         registrar: Registrar,
         trunk_auth: DigestServer,
         stats: Arc<Stats>,
-        log: Arc<dyn CallLog>,
+        appeal_seed: [u8; 32],
         ports: Box<dyn MediaPorts>,
         book: Arc<dyn crate::OperatorBook>,
     ) -> Core {
@@ -324,7 +335,7 @@ impl Core {
             ports,
             outputs: VecDeque::new(),
             stats,
-            log,
+            appeal_ids: AppealIds::new(appeal_seed),
             our_requests: Default::default(),
             last_local: None,
             wall: (now, wall),
@@ -345,6 +356,12 @@ impl Core {
     /// next input.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
+    }
+
+    /// A new appeal id for a call that arrives at `now` (on the driver's civil time).
+    fn mint_appeal(&mut self, now: Instant) -> String {
+        let ms = u64::try_from(self.wallclock(now).timestamp_millis()).unwrap_or(0);
+        self.appeal_ids.mint(ms)
     }
 
     /// Asks the driver to carry out a media command.

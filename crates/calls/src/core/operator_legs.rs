@@ -676,8 +676,14 @@ impl Core {
         }
         let waited = now.saturating_duration_since(call.queue.since.unwrap_or(call.answer_at));
         info!(operator = %operator, waited_s = waited.as_secs(), "connected to the operator");
-        self.log
-            .operator_answered(&call.appeal, operator.as_str(), waited);
+        write_appeal(
+            &mut self.outputs,
+            &call.appeal,
+            AppealRecord::OperatorAnswered {
+                operator: operator.as_str().to_owned(),
+                waited,
+            },
+        );
         call.operator = Some(Connected {
             operator,
             leg: leg_id,

@@ -8,7 +8,7 @@ use super::operator_legs::{LegFor, LegSpec};
 use super::*;
 use sip::{SipUri, Uri};
 
-use crate::{TransferKind, TransferRecord};
+use crate::TransferKind;
 
 /// What a trunk leg is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,11 +218,12 @@ impl Core {
         if let Some(conn) = &conn {
             self.caller_gone_from_operator(now, conn);
         }
-        self.log.transferred(
+        write_appeal(
+            &mut self.outputs,
             &appeal,
-            &TransferRecord {
-                operator: referrer.as_ref().map(|(o, _, _)| o.as_str()),
-                target: &number,
+            AppealRecord::Transferred {
+                operator: referrer.as_ref().map(|(o, _, _)| o.as_str().to_owned()),
+                target: number.to_string(),
                 kind: TransferKind::Number,
                 status: 200,
                 operator_talked: referrer.as_ref().map(|(_, _, t)| *t),
@@ -255,11 +256,12 @@ impl Core {
             let _e = call.span.clone().entered();
             info!(status = code, "the transfer target was not reached");
         }
-        self.log.transferred(
+        write_appeal(
+            &mut self.outputs,
             &appeal,
-            &TransferRecord {
-                operator: t.referrer.as_ref().map(|r| r.operator.as_str()),
-                target: &t.number,
+            AppealRecord::Transferred {
+                operator: t.referrer.as_ref().map(|r| r.operator.as_str().to_owned()),
+                target: t.number.to_string(),
                 kind: TransferKind::Number,
                 status: code,
                 operator_talked: None,

@@ -186,8 +186,11 @@ impl Core {
             Ok(()) => {
                 info!("callback booked; the caller keeps the place in the queue");
                 call.menu.end = Some(IvrEnd::Callback);
-                self.log
-                    .ivr_step(&call.appeal, &IvrStep::CallbackRequested { number, queue });
+                write_appeal(
+                    &mut self.outputs,
+                    &call.appeal,
+                    AppealRecord::IvrStep(IvrStep::CallbackRequested { number, queue }),
+                );
                 call.queue.waiting.as_mut().map(Waiting::booked)
             }
             Err(e) => {

@@ -24,7 +24,7 @@
 
 use super::operator_legs::LegFor;
 use super::*;
-use crate::{TransferKind, TransferRecord};
+use crate::TransferKind;
 
 /// Where a transfer command sends the caller ([`Core::transfer`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,11 +240,12 @@ impl Core {
         if let Some(conn) = &conn {
             self.caller_gone_from_operator(now, conn);
         }
-        self.log.transferred(
+        write_appeal(
+            &mut self.outputs,
             &appeal,
-            &TransferRecord {
-                operator: operator.as_deref(),
-                target: queue,
+            AppealRecord::Transferred {
+                operator: operator.map(|o| o.to_string()),
+                target: queue.to_owned(),
                 kind: TransferKind::Queue,
                 status: 200,
                 operator_talked: talked,
@@ -283,12 +284,13 @@ impl Core {
         let Some(call) = self.calls.get(call_id) else {
             return;
         };
-        self.log.ivr_step(
+        write_appeal(
+            &mut self.outputs,
             &call.appeal,
-            &IvrStep::EnteredQueue {
+            AppealRecord::IvrStep(IvrStep::EnteredQueue {
                 queue: queue.to_string(),
                 priority: i32::from(call.queue.priority),
-            },
+            }),
         );
         self.hold_music(now, call_id);
     }
@@ -399,7 +401,7 @@ impl Core {
     }
 
     fn log_direct(
-        &self,
+        &mut self,
         call_id: &str,
         referrer: &OperatorId,
         target: &OperatorId,
@@ -409,11 +411,12 @@ impl Core {
         let Some(call) = self.calls.get(call_id) else {
             return;
         };
-        self.log.transferred(
+        write_appeal(
+            &mut self.outputs,
             &call.appeal,
-            &TransferRecord {
-                operator: Some(referrer.as_str()),
-                target: target.as_str(),
+            AppealRecord::Transferred {
+                operator: Some(referrer.as_str().to_owned()),
+                target: target.as_str().to_owned(),
                 kind: TransferKind::Operator,
                 status,
                 operator_talked: Some(talked),

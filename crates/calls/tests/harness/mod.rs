@@ -237,7 +237,7 @@ impl World {
             registrar,
             trunk_auth,
             stats.clone(),
-            log.clone(),
+            [9; 32],
             Box::new(Ports::default()),
             Arc::new(NoOperatorBook),
         );
@@ -289,6 +289,7 @@ impl World {
                         self.inbox.entry(t.peer.addr).or_default().push_back(msg);
                     }
                     Output::Live(ev) => self.journal.push((self.drains, Journal::Live(ev))),
+                    Output::Appeal(ev) => self.log.record(&ev),
                     Output::Media(cmd) => self.media.execute(self.now, cmd),
                     Output::LookupReturning(q) => {
                         let op = self.returning.get(&q.number).cloned();

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use calls::settings::menu_prompt_name;
 use calls::{
-    CallArrived, CallEnded, CallLog, CallbackAttempt, DtmfMode, IvrStep, LineSettings,
-    OperatorSettings, Settings, TransferRecord, TrunkOutbound, TrunkSettings,
+    AppealEvent, AppealRecord, DtmfMode, IvrStep, LineSettings, OperatorSettings, Settings,
+    TrunkOutbound, TrunkSettings,
 };
 use media::g711::Law;
 use media::prompts::{Encoder, Prompt, PromptCache, PromptName};
@@ -177,11 +177,15 @@ pub fn settings(
     }
 }
 
-/// What call control wrote down, one line per call-log call, in order.
+/// What call control wrote down ([`Output::Appeal`](calls::Output::Appeal)), one line per
+/// event, in order; appeal ids read `A1`, `A2`… in the order the appeals arrived.
 #[derive(Default)]
 pub struct Log {
     lines: Mutex<Vec<String>>,
-    next: Mutex<u32>,
+    /// Every event as it came out, with the core's own ids.
+    events: Mutex<Vec<AppealEvent>>,
+    /// The core's appeal ids, in the order they arrived.
+    ids: Mutex<Vec<String>>,
 }
 
 impl Log {
@@ -193,6 +197,11 @@ impl Log {
         self.lines.lock().expect("the log").clone()
     }
 
+    /// The events as the core put them out.
+    pub fn events(&self) -> Vec<AppealEvent> {
+        self.events.lock().expect("the log").clone()
+    }
+
     /// The lines that start with `prefix`.
     pub fn starting(&self, prefix: &str) -> Vec<String> {
         self.lines()
@@ -200,67 +209,79 @@ impl Log {
             .filter(|l| l.starts_with(prefix))
             .collect()
     }
-}
 
-impl CallLog for Log {
-    fn call_arrived(&self, call: &CallArrived<'_>) -> String {
-        let mut n = self.next.lock().expect("the counter");
-        *n += 1;
-        let appeal = format!("A{n}");
-        self.push(format!("arrived {appeal} {} {}", call.line, call.caller));
-        appeal
+    /// The core's id of appeal `A<n>` (1 for the first).
+    pub fn id(&self, n: usize) -> String {
+        let ids = self.ids.lock().expect("the ids");
+        n.checked_sub(1)
+            .and_then(|i| ids.get(i).cloned())
+            .unwrap_or_default()
     }
-    fn call_ended(&self, appeal: &str, end: &CallEnded) {
-        let op = end
-            .operator
-            .as_ref()
-            .map(|(o, _)| o.as_str())
-            .unwrap_or("-");
-        self.push(format!(
-            "ended {appeal} {} ivr={:?} operator={op}",
-            end.reason.as_str(),
-            end.ivr
-        ));
+
+    /// `A<n>` for the core's id (`A?` for an id no `Arrived` announced).
+    fn short(&self, id: &str) -> String {
+        let ids = self.ids.lock().expect("the ids");
+        match ids.iter().position(|i| i == id) {
+            Some(n) => format!("A{}", n + 1),
+            None => "A?".into(),
+        }
     }
-    fn digit(&self, appeal: &str, digit: char, via: &str) {
-        self.push(format!("digit {appeal} {digit} {via}"));
-    }
-    fn ivr_step(&self, appeal: &str, step: &IvrStep) {
-        let s = match step {
-            IvrStep::Path { step, .. } => format!("path {step}"),
-            IvrStep::EnteredQueue { queue, .. } => format!("queue {queue}"),
-            IvrStep::CallbackRequested { number, .. } => format!("callback {number}"),
-            IvrStep::Message { .. } => "message".into(),
-            other => format!("{other:?}"),
+
+    /// Writes down one event.
+    pub fn record(&self, ev: &AppealEvent) {
+        self.events.lock().expect("the log").push(ev.clone());
+        if let AppealRecord::Arrived { .. } = ev.record {
+            self.ids.lock().expect("the ids").push(ev.appeal.clone());
+        }
+        let appeal = self.short(&ev.appeal);
+        let line = match &ev.record {
+            AppealRecord::Arrived { line, caller, .. } => {
+                format!("arrived {appeal} {line} {caller}")
+            }
+            AppealRecord::Ended(end) => {
+                let op = end
+                    .operator
+                    .as_ref()
+                    .map(|(o, _)| o.as_str())
+                    .unwrap_or("-");
+                format!(
+                    "ended {appeal} {} ivr={:?} operator={op}",
+                    end.reason.as_str(),
+                    end.ivr
+                )
+            }
+            AppealRecord::Digit { digit, via } => {
+                format!("digit {appeal} {digit} {}", via.as_str())
+            }
+            AppealRecord::IvrStep(step) => {
+                let s = match step {
+                    IvrStep::Path { step, .. } => format!("path {step}"),
+                    IvrStep::EnteredQueue { queue, .. } => format!("queue {queue}"),
+                    IvrStep::CallbackRequested { number, .. } => format!("callback {number}"),
+                    IvrStep::Message { .. } => "message".into(),
+                    other => format!("{other:?}"),
+                };
+                format!("step {appeal} {s}")
+            }
+            AppealRecord::OperatorAnswered { operator, .. } => {
+                format!("answered {appeal} {operator}")
+            }
+            AppealRecord::Transferred {
+                kind,
+                target,
+                status,
+                ..
+            } => format!("transferred {appeal} {} {target} {status}", kind.as_str()),
+            AppealRecord::CallbackDialling { operator, attempt } => {
+                format!("dialling {appeal} {operator} {attempt}")
+            }
+            AppealRecord::CallbackAttempt {
+                attempt, result, ..
+            } => format!("attempt {appeal} {attempt} {}", result.as_str()),
+            AppealRecord::CallbackFailed { attempts } => format!("gave-up {appeal} {attempts}"),
+            AppealRecord::CallbackTalked { operator, .. } => format!("talked {appeal} {operator}"),
         };
-        self.push(format!("step {appeal} {s}"));
-    }
-    fn operator_answered(&self, appeal: &str, operator: &str, _waited: Duration) {
-        self.push(format!("answered {appeal} {operator}"));
-    }
-    fn transferred(&self, appeal: &str, t: &TransferRecord<'_>) {
-        self.push(format!(
-            "transferred {appeal} {} {} {}",
-            t.kind.as_str(),
-            t.target,
-            t.status
-        ));
-    }
-    fn callback_dialling(&self, appeal: &str, operator: &str, attempt: u32) {
-        self.push(format!("dialling {appeal} {operator} {attempt}"));
-    }
-    fn callback_attempt(&self, appeal: &str, a: &CallbackAttempt<'_>) {
-        self.push(format!(
-            "attempt {appeal} {} {}",
-            a.attempt,
-            a.result.as_str()
-        ));
-    }
-    fn callback_failed(&self, appeal: &str, attempts: u32) {
-        self.push(format!("gave-up {appeal} {attempts}"));
-    }
-    fn callback_talked(&self, appeal: &str, operator: &str, _talked: Duration) {
-        self.push(format!("talked {appeal} {operator}"));
+        self.push(line);
     }
 }
 

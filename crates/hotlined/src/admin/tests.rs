@@ -2214,11 +2214,15 @@ async fn callbacks_show_their_attempts() {
         store: Default::default(),
     };
     let book = |n: &str, queue: Option<&str>| {
-        let appeal = log.call_arrived(&CallArrived {
-            call_id: &format!("call-{n}"),
-            line: "88002015388",
-            caller: n,
-        });
+        let appeal = uuid::Uuid::now_v7().to_string();
+        log.call_arrived(
+            &appeal,
+            &CallArrived {
+                call_id: &format!("call-{n}"),
+                line: "88002015388",
+                caller: n,
+            },
+        );
         log.ivr_step(
             &appeal,
             &IvrStep::CallbackRequested {
