@@ -23,6 +23,37 @@ pub enum LiveEvent {
     Operator(OperatorLive),
     Offer(OfferLive),
     Queue(QueueLive),
+    /// The configuration was reloaded: operators' names and skills and queues' titles as
+    /// they are now (every operator's state follows in the same drain).
+    Roster {
+        roster: Roster,
+        at: DateTime<Utc>,
+    },
+}
+
+/// What the live pages name: operators (display names, skill queues) and queues (titles), as
+/// the configuration says ([`crate::Settings::roster`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Roster {
+    pub operators: Vec<RosterOperator>,
+    pub queues: Vec<RosterQueue>,
+}
+
+/// An operator as the live pages name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterOperator {
+    pub login: String,
+    pub name: String,
+    /// The queues of their skills.
+    pub skills: Vec<String>,
+}
+
+/// A queue as the live pages name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterQueue {
+    pub name: String,
+    /// What the queue is for (`title` in the queues file).
+    pub title: String,
 }
 
 impl LiveEvent {
@@ -32,6 +63,7 @@ impl LiveEvent {
             LiveEvent::Operator(o) => o.since,
             LiveEvent::Offer(o) => o.at,
             LiveEvent::Queue(q) => q.at,
+            LiveEvent::Roster { at, .. } => *at,
         }
     }
 }

@@ -144,6 +144,9 @@ pub struct Settings {
     /// The codes operators dial from their softphones (`*1` login…), with their pause reasons
     /// and confirmation prompts; a reload changes them for the next call.
     pub feature_codes: crate::FeatureCodes,
+    /// Operators' names and skills and queues' titles for the live pages (put out as
+    /// [`crate::live::LiveEvent::Roster`] after a reload).
+    pub roster: crate::live::Roster,
 }
 
 /// The key of [`Settings::moh`] that every queue without its own music uses.
@@ -291,6 +294,7 @@ mod tests {
             moh: HashMap::new(),
             acd: None,
             feature_codes: Default::default(),
+            roster: Default::default(),
         };
         assert_eq!(s.moh_for("benefits"), None);
         s.moh.insert("rehab".into(), PromptName::new("moh/calm"));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use calls::live::{
     LiveEvent, OfferLive, OfferPhase, OperatorLive, OperatorPhase, QueueChange, QueueExit,
-    QueueLive,
+    QueueLive, Roster, RosterOperator, RosterQueue,
 };
 use calls::{OperatorCommand, TransferError, TransferTarget};
 use harness::{addr, settings, Journal, World, CALLER, QUEUE_MENU, TRUNK};
@@ -278,4 +278,87 @@ fn the_transfer_command_to_an_operator_and_a_number() {
         .expect("the transfer starts");
     let dial = w.expect(TRUNK, Method::Invite);
     assert_eq!(dial.uri.user(), Some("112"));
+}
+
+/// A reload puts out the new roster (names, skills, titles) and then every operator of the
+/// ACD again, in the same drain: the pages no longer show the names and skills of the
+/// configuration the daemon started with. An operator whose state did not change keeps the
+/// time it began; one removed from the configuration is no longer put out.
+#[test]
+fn a_reload_puts_out_the_roster_then_every_operator_again() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let s = settings(dir.path(), QUEUE_MENU, "main", |_| {});
+    let mut w = World::new(s.clone());
+    w.operator(addr(11), "op1");
+    let before = operators(&w, "op1")
+        .last()
+        .cloned()
+        .expect("op1 was put out");
+    w.advance(Duration::from_secs(90));
+
+    let mut new = s;
+    new.roster = Roster {
+        operators: ["op1", "op2"]
+            .into_iter()
+            .map(|op| RosterOperator {
+                login: op.into(),
+                name: format!("Оператор {op}"),
+                skills: vec!["benefits".into()],
+            })
+            .collect(),
+        queues: vec![RosterQueue {
+            name: "benefits".into(),
+            title: "Пособия".into(),
+        }],
+    };
+    if let Some(acd) = new.acd.as_mut() {
+        acd.operators.retain(|o| o.id.as_str() != "op3");
+    }
+    let roster = new.roster.clone();
+    let mark = w.journal.len();
+    let ignored = w.command(|c, now| c.reload(now, new));
+    assert!(ignored.is_empty(), "{ignored:?}");
+
+    let after: Vec<(u64, LiveEvent)> = w.journal[mark..]
+        .iter()
+        .filter_map(|(d, j)| match j {
+            Journal::Live(ev) => Some((*d, ev.clone())),
+            _ => None,
+        })
+        .collect();
+    let drain = after
+        .first()
+        .map(|(d, _)| *d)
+        .expect("events after the reload");
+    assert!(
+        after.iter().all(|(d, _)| *d == drain),
+        "one drain: {after:?}"
+    );
+    assert!(
+        matches!(&after[0].1, LiveEvent::Roster { roster: r, .. } if *r == roster),
+        "the roster first: {after:?}"
+    );
+    let ops: Vec<&OperatorLive> = after[1..]
+        .iter()
+        .filter_map(|(_, ev)| match ev {
+            LiveEvent::Operator(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    let ids: Vec<&str> = ops.iter().map(|o| o.id.as_str()).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.contains(&"op1") && ids.contains(&"op2"), "{ids:?}");
+    let op1 = ops.iter().find(|o| o.id == "op1").expect("op1");
+    assert_eq!(op1.state, OperatorPhase::Available);
+    assert_eq!(op1.queues, ["benefits"]);
+    assert_eq!(op1.since, before.since, "still available since the login");
+    let op2 = ops.iter().find(|o| o.id == "op2").expect("op2");
+    assert_eq!(op2.state, OperatorPhase::LoggedOut);
+
+    // nothing changed since: the next input puts out no operator again
+    let mark = w.journal.len();
+    w.advance(Duration::from_secs(1));
+    assert!(!w.journal[mark..]
+        .iter()
+        .any(|(_, j)| matches!(j, Journal::Live(LiveEvent::Operator(_)))));
 }

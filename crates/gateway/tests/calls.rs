@@ -90,6 +90,7 @@ fn settings() -> Settings {
         moh: Default::default(),
         acd: None,
         feature_codes: Default::default(),
+        roster: Default::default(),
     }
 }
 

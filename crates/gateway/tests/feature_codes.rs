@@ -151,6 +151,7 @@ fn settings() -> Settings {
             },
             ..FeatureCodes::default()
         },
+        roster: Default::default(),
     }
 }
 

@@ -82,6 +82,7 @@ fn settings(rtp_ports: (u16, u16)) -> Settings {
         moh: Default::default(),
         acd: None,
         feature_codes: Default::default(),
+        roster: Default::default(),
     }
 }
 

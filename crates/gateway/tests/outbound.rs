@@ -257,6 +257,7 @@ fn settings(dir: &std::path::Path, body: &str, trunk: SocketAddr) -> Settings {
             ],
         }),
         feature_codes: Default::default(),
+        roster: Default::default(),
     }
 }
 

@@ -16,7 +16,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
-use gateway::live::{LiveEvent, OfferLive, OfferPhase, OperatorLive, QueueChange, QueueExit};
+use gateway::live::{
+    LiveEvent, OfferLive, OfferPhase, OperatorLive, QueueChange, QueueExit, Roster, RosterOperator,
+    RosterQueue,
+};
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -285,6 +288,24 @@ impl Live {
                 }
                 st.dirty.entry(q.queue).or_insert(q.at);
             }
+            // a reload: new names, skills and titles; call control puts out every operator's
+            // state right after, and each queue goes out at the next flush with its title
+            LiveEvent::Roster { roster, at } => {
+                for o in roster.operators {
+                    let view = st.operators.entry(o.login).or_insert_with(|| OperatorView {
+                        name: String::new(),
+                        skills: Vec::new(),
+                        last: None,
+                        offer: None,
+                    });
+                    view.name = o.name;
+                    view.skills = o.skills;
+                }
+                for q in roster.queues {
+                    st.queues.entry(q.name.clone()).or_default().title = q.title;
+                    st.dirty.entry(q.name).or_insert(at);
+                }
+            }
         }
     }
 
@@ -459,8 +480,9 @@ pub fn channel() -> (broadcast::Sender<LiveEvent>, broadcast::Receiver<LiveEvent
     broadcast::channel(1 << 16)
 }
 
-/// Operators' display names and skills, queues' titles, from the configuration.
-pub fn setup(c: &crate::config::Config) -> LiveSetup {
+/// Operators' display names and skills, queues' titles, from the configuration (what call
+/// control puts out again after a reload, [`LiveEvent::Roster`]).
+pub fn roster(c: &crate::config::Config) -> Roster {
     let skills: HashMap<&str, Vec<String>> = c
         .acd
         .operators
@@ -470,21 +492,90 @@ pub fn setup(c: &crate::config::Config) -> LiveSetup {
             (o.id.as_str(), queues.collect())
         })
         .collect();
-    LiveSetup {
+    Roster {
         operators: c
             .operators
             .iter()
-            .map(|o| {
-                let sk = skills.get(o.login.as_str()).cloned().unwrap_or_default();
-                (o.login.clone(), o.name.clone(), sk)
+            .map(|o| RosterOperator {
+                login: o.login.clone(),
+                name: o.name.clone(),
+                skills: skills.get(o.login.as_str()).cloned().unwrap_or_default(),
             })
             .collect(),
         queues: c
             .queues
             .iter()
-            .map(|q| (q.name.clone(), q.title.clone()))
+            .map(|q| RosterQueue {
+                name: q.name.clone(),
+                title: q.title.clone(),
+            })
             .collect(),
+    }
+}
+
+/// The picture's start: the configuration's roster, service level and day boundary.
+pub fn setup(c: &crate::config::Config) -> LiveSetup {
+    let r = roster(c);
+    LiveSetup {
+        operators: r
+            .operators
+            .into_iter()
+            .map(|o| (o.login, o.name, o.skills))
+            .collect(),
+        queues: r.queues.into_iter().map(|q| (q.name, q.title)).collect(),
         service_level_seconds: c.main.reports.service_level_seconds,
         tz: c.report_tz(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway::live::OperatorPhase;
+
+    /// A reload's roster renames operators, gives them their new skills and retitles queues:
+    /// the operator event call control puts out next and the queue's next flush carry them,
+    /// and so does a new page's snapshot.
+    #[test]
+    fn a_roster_after_a_reload_renames_and_retitles() {
+        let live = Live::new(LiveSetup {
+            operators: vec![("op1".into(), "Old name".into(), vec!["benefits".into()])],
+            queues: vec![("benefits".into(), "Old title".into())],
+            ..LiveSetup::default()
+        });
+        let (_, mut rx) = live.subscribe();
+        let now = Utc::now();
+        live.apply(LiveEvent::Roster {
+            roster: Roster {
+                operators: vec![RosterOperator {
+                    login: "op1".into(),
+                    name: "Анна Петрова".into(),
+                    skills: vec!["benefits".into(), "rehab".into()],
+                }],
+                queues: vec![RosterQueue {
+                    name: "benefits".into(),
+                    title: "Пособия".into(),
+                }],
+            },
+            at: now,
+        });
+        assert_eq!(live.skills("op1"), ["benefits", "rehab"]);
+        live.apply(LiveEvent::Operator(OperatorLive {
+            id: "op1".into(),
+            state: OperatorPhase::Available,
+            since: now,
+            reason: None,
+            queues: vec!["benefits".into()],
+        }));
+        let op = rx.try_recv().expect("the operator event");
+        assert_eq!(op.kind, "operator");
+        assert!(op.full.contains("Анна Петрова"), "{}", op.full);
+        live.flush();
+        let q = rx.try_recv().expect("the queue event");
+        assert_eq!(q.kind, "queue");
+        assert!(q.full.contains("Пособия"), "{}", q.full);
+        let (snap, _) = live.subscribe();
+        assert!(snap.iter().any(|e| e.full.contains("Анна Петрова")));
+        assert!(!snap.iter().any(|e| e.full.contains("Old")));
     }
 }

@@ -424,6 +424,7 @@ pub(crate) fn gateway_settings(c: &Config) -> Settings {
         moh: c.moh.clone(),
         acd: Some(c.acd.clone()),
         feature_codes: c.feature_codes.clone(),
+        roster: live::roster(c),
     }
 }
 

@@ -17,10 +17,19 @@ pub(super) struct LiveOperators {
     /// A command or a reload may have changed operators' queues: compare them too at the
     /// next publish (otherwise only states and reasons are compared, allocating nothing).
     queues_changed: bool,
+    /// Put out every operator at the next publish, changed or not ([`Self::republish`]).
+    everyone: bool,
 }
 
 impl LiveOperators {
     pub(super) fn queues_may_change(&mut self) {
+        self.queues_changed = true;
+    }
+
+    /// Every operator is put out again at the next publish (after a reload: the pages may
+    /// have new names and skills for them).
+    pub(super) fn republish(&mut self) {
+        self.everyone = true;
         self.queues_changed = true;
     }
 }
@@ -35,6 +44,7 @@ impl Core {
         };
         let at = self.wallclock(now);
         let check_queues = std::mem::take(&mut self.live_ops.queues_changed);
+        let everyone = std::mem::take(&mut self.live_ops.everyone);
         for id in acd.operators() {
             let Some(status) = acd.operator_status(id) else {
                 continue;
@@ -45,21 +55,24 @@ impl Core {
                 let q = acd.logged_in_queues(id);
                 q.iter().map(|q| q.as_str().to_owned()).collect::<Vec<_>>()
             });
-            let same = prev.is_some_and(|o| {
-                o.state == state
-                    && o.reason.as_deref() == reason
-                    && queues.as_ref().is_none_or(|q| &o.queues == q)
-            });
-            if same {
+            let unchanged = prev.is_some_and(|o| o.state == state && o.reason.as_deref() == reason);
+            let same =
+                unchanged && prev.is_some_and(|o| queues.as_ref().is_none_or(|q| &o.queues == q));
+            if same && !everyone {
                 continue;
             }
+            // put out again unchanged (a reload): the state still runs since it began
+            let since = match prev {
+                Some(o) if everyone && unchanged => o.since,
+                _ => at,
+            };
             let queues = queues
                 .or_else(|| prev.map(|o| o.queues.clone()))
                 .unwrap_or_default();
             let ev = OperatorLive {
                 id: id.as_str().to_owned(),
                 state,
-                since: at,
+                since,
                 reason: reason.map(str::to_owned),
                 queues,
             };

@@ -403,8 +403,15 @@ impl Core {
         let ignored = settings.keep_restart_only(&self.settings);
         let old = self.settings.clone();
         self.settings = Arc::new(settings);
-        self.live_ops.queues_may_change();
+        // the pages get the new names and titles first, then every operator afresh
+        self.outputs
+            .push_back(Output::Live(crate::live::LiveEvent::Roster {
+                roster: self.settings.roster.clone(),
+                at: self.wallclock(now),
+            }));
+        self.live_ops.republish();
         self.reload_operators(now, &old);
+        self.publish_operators(now);
         ignored
     }
 

@@ -174,6 +174,7 @@ pub fn settings(
                 .collect(),
         }),
         feature_codes: Default::default(),
+        roster: Default::default(),
     }
 }
 
