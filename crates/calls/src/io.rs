@@ -31,6 +31,8 @@ pub enum Input {
     Media(MediaEvent),
     /// A returning-caller lookup answered ([`Output::LookupReturning`]).
     Returning(ReturningFound),
+    /// The operator book's verdict on a feature code's command ([`BookEntry::Apply`]).
+    Booked(BookAnswer),
     /// The time reached [`crate::Core::poll_timeout`].
     Timeout,
 }
@@ -45,12 +47,59 @@ pub enum Output {
     /// Who served this caller's latest open appeal? Answer with [`ReturningQuery::answer`]
     /// as [`Input::Returning`], within [`crate::RETURNING_TIMEOUT`] or with an error.
     LookupReturning(ReturningQuery),
+    /// For the operator book (the daemon's operator table): a feature code's command to
+    /// check and record, or queues a reload moved a logged-in operator to.
+    Book(BookEntry),
     /// Something to write down about a call, for its appeal (the driver hands them to the
     /// appeal writer in this order; the writer never blocks the driver).
     Appeal(crate::AppealEvent),
     /// A change for the workspace's live pages (never waited on: a driver that cannot take
     /// it now drops it).
     Live(crate::live::LiveEvent),
+}
+
+/// What the operator book is asked or told. Every change of an operator's work state is
+/// checked and recorded by the book first, then applied to the ACD: a feature code's comes
+/// out as [`BookEntry::Apply`] and waits for the answer; the admin API's driver asks the book
+/// itself between [`crate::Core::resolve_operator_command`] and
+/// [`crate::Core::operator_command`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BookEntry {
+    /// Check and record a command; answer with [`BookRequest::answer`] as [`Input::Booked`]
+    /// (the feature-code call waits for it, unanswered).
+    Apply(BookRequest),
+    /// A reload (or the restore at start) has the ACD serve a logged-in operator from these
+    /// queues: the book records them as the login's.
+    QueuesChanged {
+        operator: String,
+        queues: Vec<String>,
+    },
+}
+
+/// A command the operator book is asked to check and record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookRequest {
+    pub operator: String,
+    /// As the ACD will apply it (a login's queues resolved).
+    pub cmd: crate::OperatorCommand,
+    pub(crate) ticket: u64,
+}
+
+impl BookRequest {
+    /// The book's verdict as the input the core expects.
+    pub fn answer(self, verdict: Result<(), crate::OperatorRefusal>) -> BookAnswer {
+        BookAnswer {
+            ticket: self.ticket,
+            verdict,
+        }
+    }
+}
+
+/// The operator book's verdict ([`Input::Booked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookAnswer {
+    pub(crate) ticket: u64,
+    pub(crate) verdict: Result<(), crate::OperatorRefusal>,
 }
 
 /// A returning-caller lookup the core waits for (the caller hears the queue's music meanwhile).

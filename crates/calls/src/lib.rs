@@ -73,12 +73,12 @@ pub use crate::core::{Core, OperatorCommand, OperatorControlError};
 pub use crate::waiting::WAITING_PROMPTS;
 pub use appeal::{AppealEvent, AppealIds, AppealRecord};
 pub use io::{
-    recording_file, DtmfVia, Input, LegId, MediaCommand, MediaEvent, MediaPorts, Output,
-    ReturningQuery,
+    recording_file, BookAnswer, BookEntry, BookRequest, DtmfVia, Input, LegId, MediaCommand,
+    MediaEvent, MediaPorts, Output, ReturningQuery,
 };
 pub use log::{
     CallArrived, CallEnded, CallbackAttempt, CallbackOutcome, Caller, EndReason, IvrEnd, IvrStep,
-    NoOperatorBook, OperatorBook, OperatorRefusal, TransferKind, TransferRecord,
+    OperatorRefusal, TransferKind, TransferRecord,
 };
 pub use settings::{
     DtmfMode, LineSettings, OperatorSettings, Settings, TrunkOutbound, TrunkSettings,

@@ -1,13 +1,11 @@
 //! The data of what call control writes down about each call (the records of
-//! [`crate::AppealEvent`]), the operator book it asks before changing an operator's work
-//! state, and how caller numbers appear in logs.
+//! [`crate::AppealEvent`]), the operator book's refusals, and how caller numbers appear in
+//! logs.
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::OperatorCommand;
-
-/// Why the [`OperatorBook`] refused an operator command.
+/// Why the operator book refused an operator command ([`crate::BookEntry::Apply`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OperatorRefusal {
     /// No configured operator has this login.
@@ -21,35 +19,6 @@ pub enum OperatorRefusal {
         state: &'static str,
         action: &'static str,
     },
-}
-
-/// Where operators' work state is kept (the daemon's operator table, saved to the database).
-/// Every login, logout, pause and unpause — from the admin API through [`OperatorControl`] or
-/// from a softphone's feature code — is checked and recorded here first, then applied to the
-/// ACD: one path for both. Called on the core task: implementations must never block (the
-/// daemon's appends to the appeal spool and takes a short lock).
-pub trait OperatorBook: Send + Sync + 'static {
-    /// Checks and records `cmd` for `operator`.
-    fn apply(&self, operator: &str, cmd: &OperatorCommand) -> Result<(), OperatorRefusal>;
-    /// The state restored at start, as commands for the ACD (`Login`, then `Pause` for a
-    /// paused operator); the gateway applies them before it handles the first message.
-    fn restored(&self) -> Vec<(String, OperatorCommand)> {
-        Vec::new()
-    }
-    /// A reload changed the skills of a logged-in operator: these are the queues the ACD
-    /// now serves them from (the book records them as the login's queues).
-    fn queues_changed(&self, _operator: &str, _queues: &[String]) {}
-}
-
-/// An [`OperatorBook`] that keeps nothing and refuses nothing (tests, tools): the ACD alone
-/// decides.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoOperatorBook;
-
-impl OperatorBook for NoOperatorBook {
-    fn apply(&self, _: &str, _: &OperatorCommand) -> Result<(), OperatorRefusal> {
-        Ok(())
-    }
 }
 
 /// A caller number as it may appear in logs: masked unless redaction is turned off.

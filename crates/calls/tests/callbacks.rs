@@ -6,7 +6,8 @@ mod harness;
 use std::time::Duration;
 
 use acd::{OperatorState, PauseReason};
-use harness::{addr, settings, World, CITY, QUEUE_MENU, TRUNK};
+use calls::{BookEntry, OperatorCommand};
+use harness::{addr, settings, Journal, World, CITY, QUEUE_MENU, TRUNK};
 use media::prompts::PromptName;
 use sip::Method;
 
@@ -213,4 +214,38 @@ fn feature_codes_log_in_pause_resume_and_log_out() {
     assert_eq!(state(&mut w), OperatorState::LoggedOut);
     // feature-code calls write no appeal
     assert!(w.log.lines().is_empty(), "{:?}", w.log.lines());
+    // the book was asked first, each time, with the login's queues as the ACD serves them
+    let asked: Vec<(String, OperatorCommand)> = w
+        .journal
+        .iter()
+        .filter_map(|(_, j)| match j {
+            Journal::Book(BookEntry::Apply(r)) => Some((r.operator.clone(), r.cmd.clone())),
+            _ => None,
+        })
+        .collect();
+    let op1 = |cmd| ("op1".to_string(), cmd);
+    assert_eq!(
+        asked,
+        [
+            op1(OperatorCommand::Login {
+                queues: vec!["benefits".into()]
+            }),
+            op1(OperatorCommand::Pause {
+                reason: "break".into()
+            }),
+            op1(OperatorCommand::Unpause),
+            op1(OperatorCommand::Logout),
+        ]
+    );
+    // a book that refuses: "not done", and the ACD never hears of it
+    w.book_refuses = Some(calls::OperatorRefusal::WrongState {
+        operator: "op1".into(),
+        state: "logged_out",
+        action: "log in",
+    });
+    assert_eq!(
+        w.dial_code(phone, "*1", "op1", "op1-secret"),
+        (200, vec!["op/refused".into()])
+    );
+    assert_eq!(state(&mut w), OperatorState::LoggedOut);
 }

@@ -1,11 +1,13 @@
 //! Where the driver hands call control's appeal events ([`calls::Output::Appeal`]): the
 //! [`CallLog`] the gateway was built with (the daemon's appends a line to the appeal spool),
-//! and the returning-caller lookups it answers on a task of its own.
+//! and the returning-caller lookups it answers on a task of its own; and the
+//! [`OperatorBook`] it asks and tells about operators ([`calls::Output::Book`]).
 
 use std::time::Duration;
 
 use calls::{
-    AppealEvent, AppealRecord, CallArrived, CallEnded, CallbackAttempt, IvrStep, TransferRecord,
+    AppealEvent, AppealRecord, CallArrived, CallEnded, CallbackAttempt, IvrStep, OperatorCommand,
+    OperatorRefusal, TransferRecord,
 };
 
 /// Where each call is written down: the daemon backs it with the appeals store. The driver
@@ -124,4 +126,34 @@ pub struct NoCallLog;
 impl CallLog for NoCallLog {
     fn call_arrived(&self, _: &str, _: &CallArrived<'_>) {}
     fn call_ended(&self, _: &str, _: &CallEnded) {}
+}
+
+/// Where operators' work state is kept (the daemon's operator table, saved to the database).
+/// Every login, logout, pause and unpause — from the admin API through
+/// [`crate::OperatorControl`] or from a softphone's feature code
+/// ([`calls::BookEntry::Apply`]) — is checked and recorded here first, then applied to the
+/// ACD: one path for both. Called on the driver's loop: implementations must never block
+/// (the daemon's appends to the appeal spool and takes a short lock).
+pub trait OperatorBook: Send + Sync + 'static {
+    /// Checks and records `cmd` for `operator`.
+    fn apply(&self, operator: &str, cmd: &OperatorCommand) -> Result<(), OperatorRefusal>;
+    /// The state restored at start, as commands for the ACD (`Login`, then `Pause` for a
+    /// paused operator); the gateway applies them before it handles the first message.
+    fn restored(&self) -> Vec<(String, OperatorCommand)> {
+        Vec::new()
+    }
+    /// A reload changed the skills of a logged-in operator: these are the queues the ACD
+    /// now serves them from (the book records them as the login's queues).
+    fn queues_changed(&self, _operator: &str, _queues: &[String]) {}
+}
+
+/// An [`OperatorBook`] that keeps nothing and refuses nothing (tests, tools): the ACD alone
+/// decides.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoOperatorBook;
+
+impl OperatorBook for NoOperatorBook {
+    fn apply(&self, _: &str, _: &OperatorCommand) -> Result<(), OperatorRefusal> {
+        Ok(())
+    }
 }

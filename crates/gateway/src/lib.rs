@@ -25,16 +25,18 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub use call_log::{CallLog, LookupError, NoCallLog, ReturningLookup};
+pub use call_log::{
+    CallLog, LookupError, NoCallLog, NoOperatorBook, OperatorBook, ReturningLookup,
+};
 pub use calls::{
     live, settings, AppealEvent, AppealIds, AppealRecord, CallArrived, CallEnded, CallbackAttempt,
     CallbackOutcome, Caller, DtmfMode, DtmfVia, EndReason, FeatureCodes, FeaturePrompts, IvrEnd,
-    IvrStep, LineSettings, NoOperatorBook, OperatorBook, OperatorCommand, OperatorControlError,
-    OperatorRefusal, OperatorSettings, QueueWait, RegisteredContact, ResponseCount, Settings,
-    ShedReason, Stats, TransferError, TransferKind, TransferRecord, TransferTarget, TrunkOutbound,
-    TrunkSettings, DTMF_KINDS, SIP_RESPONSE_CODES, WAITING_PROMPTS,
+    IvrStep, LineSettings, OperatorCommand, OperatorControlError, OperatorRefusal,
+    OperatorSettings, QueueWait, RegisteredContact, ResponseCount, Settings, ShedReason, Stats,
+    TransferError, TransferKind, TransferRecord, TransferTarget, TrunkOutbound, TrunkSettings,
+    DTMF_KINDS, SIP_RESPONSE_CODES, WAITING_PROMPTS,
 };
-use calls::{Core, Input, Output};
+use calls::{BookEntry, Core, Input, Output};
 pub use overload::OverloadSettings;
 use tokio::sync::broadcast;
 
@@ -350,7 +352,6 @@ impl Gateway {
             self.stats.clone(),
             appeal_seed,
             Box::new(ports),
-            self.book.clone(),
         );
         let (returning_tx, mut returning_rx) = mpsc::unbounded_channel();
         core.set_returning_lookups(true);
@@ -359,6 +360,7 @@ impl Gateway {
             media: edge,
             returning: returning_tx,
             log: self.log.clone(),
+            book: self.book.clone(),
             live: self.live.clone(),
         };
         // operators' saved state, before the first message is handled
@@ -409,7 +411,7 @@ impl Gateway {
                     match req {
                         OperatorRequest::Command(op, cmd, done) => {
                             let now = clock(&mut core);
-                            let _ = done.send(core.operator_command(now, &op, cmd));
+                            let _ = done.send(io.operator_command(now, &mut core, &op, cmd));
                             io.carry_out(now, &mut core);
                         }
                         OperatorRequest::Status(op, done) => {
@@ -514,10 +516,28 @@ struct Edge {
     media: media::MediaEdge,
     returning: mpsc::UnboundedSender<calls::ReturningFound>,
     log: Arc<dyn CallLog>,
+    book: Arc<dyn OperatorBook>,
     live: Option<broadcast::Sender<calls::live::LiveEvent>>,
 }
 
 impl Edge {
+    /// An admin's operator command: the book checks and records it (a login's queues as the
+    /// ACD resolves them), then the ACD takes it — the path of a feature code's
+    /// [`calls::BookEntry::Apply`].
+    fn operator_command(
+        &self,
+        now: Instant,
+        core: &mut Core,
+        operator: &str,
+        cmd: OperatorCommand,
+    ) -> Result<(), OperatorControlError> {
+        let cmd = core.resolve_operator_command(operator, cmd)?;
+        self.book
+            .apply(operator, &cmd)
+            .map_err(OperatorControlError::Refused)?;
+        core.operator_command(now, operator, cmd)
+    }
+
     /// Drains the core's outputs (after every input and command) and carries each out.
     fn carry_out(&mut self, now: Instant, core: &mut Core) {
         while let Some(output) = core.poll_output() {
@@ -525,6 +545,13 @@ impl Edge {
                 Output::Transmit(t) => self.out.send(t.peer, t.bytes),
                 Output::Media(cmd) => self.media.execute(now, cmd),
                 Output::Appeal(ev) => self.log.record(&ev),
+                Output::Book(BookEntry::Apply(req)) => {
+                    let verdict = self.book.apply(&req.operator, &req.cmd);
+                    core.handle(now, Input::Booked(req.answer(verdict)));
+                }
+                Output::Book(BookEntry::QueuesChanged { operator, queues }) => {
+                    self.book.queues_changed(&operator, &queues)
+                }
                 Output::Live(ev) => {
                     if let Some(tx) = &self.live {
                         // no receiver yet is not an error; a full channel overwrites its oldest

@@ -1,23 +1,21 @@
-//! The core's side of the ACD: operators' commands (book, then ACD), registrations, and the
+//! The core's side of the ACD: operators' commands (the book's, then the ACD), registrations, and the
 //! ACD's actions carried out.
 
 use super::*;
 use crate::live::QueueExit;
 
 impl Core {
-    /// Applies an operator's login, logout, pause or unpause: first to the operator book
-    /// (checked, recorded), then to the ACD. The admin API and the feature codes both come
-    /// here. A login's queues are resolved by the ACD first (`Acd::login_queues`: none named
-    /// means every skill queue; a queue outside the skills is refused before the book hears
-    /// of it), so the book records the queues the ACD serves the operator from.
-    pub fn operator_command(
-        &mut self,
-        now: Instant,
+    /// The command as the operator book must check and record it: a login's queues resolved
+    /// by the ACD (`Acd::login_queues`: none named means every skill queue; a queue outside
+    /// the skills is refused here, before the book hears of it), so the book records the
+    /// queues the ACD serves the operator from. Other commands come back as they are.
+    pub fn resolve_operator_command(
+        &self,
         operator: &str,
         cmd: OperatorCommand,
-    ) -> Result<(), OperatorControlError> {
+    ) -> Result<OperatorCommand, OperatorControlError> {
         let op = OperatorId::from(operator);
-        let cmd = match (cmd, self.acd.as_ref()) {
+        Ok(match (cmd, self.acd.as_ref()) {
             (OperatorCommand::Login { queues }, Some(acd)) => {
                 let named: Vec<acd::QueueId> = queues
                     .iter()
@@ -32,10 +30,21 @@ impl Core {
                 }
             }
             (cmd, _) => cmd,
-        };
-        self.book
-            .apply(operator, &cmd)
-            .map_err(OperatorControlError::Refused)?;
+        })
+    }
+
+    /// Applies an operator's login, logout, pause or unpause to the ACD, once the operator
+    /// book has checked and recorded it (the admin API's driver asks the book between
+    /// [`Core::resolve_operator_command`] and this; a feature code asks it through
+    /// [`crate::BookEntry::Apply`]). A login's queues are resolved again (the same result).
+    pub fn operator_command(
+        &mut self,
+        now: Instant,
+        operator: &str,
+        cmd: OperatorCommand,
+    ) -> Result<(), OperatorControlError> {
+        let op = OperatorId::from(operator);
+        let cmd = self.resolve_operator_command(operator, cmd)?;
         let acd = self.acd.as_mut().ok_or(OperatorControlError::NoAcd)?;
         let registered = !self.registrar.lookup(now, operator).is_empty();
         let what = format!("{cmd:?}");

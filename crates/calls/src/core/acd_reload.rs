@@ -11,6 +11,7 @@ use acd::{OperatorConfig, OperatorId};
 use tracing::{info, warn};
 
 use super::Core;
+use crate::io::{BookEntry, Output};
 use crate::settings::Settings;
 
 impl Core {
@@ -74,7 +75,11 @@ impl Core {
                 .map(|q| q.as_str().to_owned())
                 .collect();
             if !queues.is_empty() {
-                self.book.queues_changed(id.as_str(), &queues);
+                self.outputs
+                    .push_back(Output::Book(BookEntry::QueuesChanged {
+                        operator: id.as_str().to_owned(),
+                        queues,
+                    }));
             }
         }
         self.drain(now);

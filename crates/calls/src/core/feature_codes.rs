@@ -26,10 +26,50 @@ use super::{
     TimerKind,
 };
 use super::{OperatorCommand, OperatorControlError};
+use crate::io::{BookAnswer, BookEntry, BookRequest, Output};
 use crate::settings::{DtmfMode, LineSettings};
+use media::sdp::Negotiated;
+use std::collections::HashMap;
 
 /// How long after the confirmation prompt ends we hang up (the last frames reach the phone).
 const TAIL: Duration = Duration::from_millis(400);
+
+/// A feature-code call waiting for the operator book's verdict: everything its answer needs.
+pub(super) struct Waiting {
+    tx: TxKey,
+    peer: Peer,
+    local: std::net::SocketAddr,
+    req: Request,
+    call_id: String,
+    dialog: Dialog,
+    neg: Option<Negotiated>,
+    ports: u16,
+    span: tracing::Span,
+    operator: String,
+    cmd: OperatorCommand,
+}
+
+/// Feature-code calls waiting for the book, by the ticket of their [`BookRequest`] (a field
+/// of `Core`).
+#[derive(Default)]
+pub(super) struct AwaitingBook {
+    waiting: HashMap<u64, Waiting>,
+    next: u64,
+}
+
+impl AwaitingBook {
+    /// Keeps `w` until its answer; the ticket the request carries.
+    fn hold(&mut self, w: Waiting) -> u64 {
+        self.next += 1;
+        self.waiting.insert(self.next, w);
+        self.next
+    }
+
+    /// The call the answer with `ticket` is for (`None`: answered already, or never asked).
+    fn take(&mut self, ticket: u64) -> Option<Waiting> {
+        self.waiting.remove(&ticket)
+    }
+}
 
 /// The codes operators dial, as plain values (the daemon reads them from `hotline.toml`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,9 +227,74 @@ impl Core {
             return self.respond(now, &tx, r);
         };
         let span = info_span!("feature_code", call_id = %call_id, %operator, code = dialled);
+        let waiting = Waiting {
+            tx,
+            peer,
+            local,
+            req,
+            call_id,
+            dialog,
+            neg,
+            ports,
+            span,
+            operator,
+            cmd,
+        };
+        // the book checks and records the command first (its answer comes as an input);
+        // a command the ACD cannot even resolve never reaches the book
+        match self.resolve_operator_command(&waiting.operator, waiting.cmd.clone()) {
+            Ok(cmd) => {
+                let operator = waiting.operator.clone();
+                let ticket = self.codes.hold(waiting);
+                self.outputs
+                    .push_back(Output::Book(BookEntry::Apply(BookRequest {
+                        operator,
+                        cmd,
+                        ticket,
+                    })));
+            }
+            Err(e) => self.feature_code_done(now, waiting, Err(e)),
+        }
+    }
+
+    /// The book's verdict on a feature code's command: applied to the ACD when the book took
+    /// it, then the call is answered with the confirmation (or "not done").
+    pub(super) fn feature_code_booked(&mut self, now: Instant, answer: BookAnswer) {
+        let Some(w) = self.codes.take(answer.ticket) else {
+            return;
+        };
+        let done = match answer.verdict {
+            Ok(()) => self.operator_command(now, &w.operator, w.cmd.clone()),
+            Err(why) => Err(OperatorControlError::Refused(why)),
+        };
+        self.feature_code_done(now, w, done);
+        self.drain(now);
+    }
+
+    /// Answers the feature-code call `w` with the prompt `done` calls for, then our BYE.
+    fn feature_code_done(
+        &mut self,
+        now: Instant,
+        w: Waiting,
+        done: Result<(), OperatorControlError>,
+    ) {
+        let settings = self.settings.clone();
+        let Waiting {
+            tx,
+            peer,
+            local,
+            req,
+            call_id,
+            dialog,
+            neg,
+            ports,
+            span,
+            operator,
+            cmd,
+        } = w;
         let prompt = {
             let _e = span.enter();
-            match self.operator_command(now, &operator, cmd.clone()) {
+            match done {
                 Ok(()) => {
                     info!(command = ?cmd, "feature code carried out");
                     settings.feature_codes.confirmation(&cmd)
@@ -284,7 +389,10 @@ impl Core {
                             let served: Vec<String> =
                                 served.iter().map(|q| q.as_str().to_owned()).collect();
                             if served != *saved {
-                                self.book.queues_changed(&operator, &served);
+                                self.outputs.push_back(Output::Book(BookEntry::QueuesChanged {
+                                    operator: operator.clone(),
+                                    queues: served,
+                                }));
                             }
                         })
                 }

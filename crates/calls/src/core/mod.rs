@@ -242,8 +242,8 @@ pub struct Core {
     hours_next: Instant,
     /// Each queue's open/closed as last told to the ACD.
     hours_applied: HashMap<String, bool>,
-    /// Where operators' work state is checked and kept before the ACD hears of a change.
-    book: Arc<dyn crate::OperatorBook>,
+    /// Feature-code calls waiting for the operator book's verdict (see `feature_codes`).
+    codes: feature_codes::AwaitingBook,
     /// Callbacks booked and being dialled (see `callbacks`).
     callbacks: callbacks::Callbacks,
     /// Transfers to numbers (see `outbound`).
@@ -291,6 +291,9 @@ pub enum OperatorControlError {
 }
 
 impl Core {
+    /// A core for `settings`, the transaction endpoint, registrar and trunk digest server
+    /// the driver made, its statistics, the seed of its appeal ids ([`AppealIds`]: fresh
+    /// randomness at every start) and the RTP ports of the media edge.
     // the parts are built in `Gateway::run`; a builder would only rename the arguments
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -303,7 +306,6 @@ impl Core {
         stats: Arc<Stats>,
         appeal_seed: [u8; 32],
         ports: Box<dyn MediaPorts>,
-        book: Arc<dyn crate::OperatorBook>,
     ) -> Core {
         let acd = settings.acd.clone().and_then(|c| match Acd::new(c) {
             Ok(a) => Some(a),
@@ -313,7 +315,7 @@ impl Core {
             }
         });
         Core {
-            book,
+            codes: Default::default(),
             acd,
             acd_callers: HashMap::new(),
             next_caller: 0,
@@ -348,6 +350,7 @@ impl Core {
             Input::Sip { peer, local, msg } => self.handle_message(now, peer, local, msg),
             Input::Media(ev) => self.handle_media(now, ev),
             Input::Returning(found) => self.returning_found(now, found),
+            Input::Booked(answer) => self.feature_code_booked(now, answer),
             Input::Timeout => self.handle_timeout(now),
         }
     }

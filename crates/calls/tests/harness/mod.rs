@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use calls::{
-    Core, DtmfVia, Input, LegId, MediaCommand, MediaEvent, MediaPorts, NoOperatorBook, Output,
-    Settings, Stats,
+    BookEntry, Core, DtmfVia, Input, LegId, MediaCommand, MediaEvent, MediaPorts, Output, Settings,
+    Stats,
 };
 use media::prompts::PromptName;
 use sip::registrar::{Registrar, RegistrarConfig};
@@ -202,6 +202,8 @@ pub struct World {
     inbox: HashMap<SocketAddr, VecDeque<Message>>,
     /// Returning-caller lookups: the operator each number's open appeal names.
     pub returning: HashMap<String, String>,
+    /// The operator book's answer to every command while set (otherwise it takes them all).
+    pub book_refuses: Option<calls::OperatorRefusal>,
     /// Every live event and every request sent, with the number of the drain it came out of
     /// (one drain: one input or command carried out).
     pub journal: Vec<(u64, Journal)>,
@@ -215,6 +217,8 @@ pub enum Journal {
     /// A request the core sent: its method, Call-ID and where to.
     Sent(sip::Method, String, SocketAddr),
     Live(calls::live::LiveEvent),
+    /// What the operator book was asked or told.
+    Book(BookEntry),
 }
 
 impl World {
@@ -239,7 +243,6 @@ impl World {
             stats.clone(),
             [9; 32],
             Box::new(Ports::default()),
-            Arc::new(NoOperatorBook),
         );
         core.set_returning_lookups(true);
         World {
@@ -251,6 +254,7 @@ impl World {
             media: Media::default(),
             inbox: HashMap::new(),
             returning: HashMap::new(),
+            book_refuses: None,
             journal: Vec::new(),
             drains: 0,
             n: 0,
@@ -290,6 +294,16 @@ impl World {
                     }
                     Output::Live(ev) => self.journal.push((self.drains, Journal::Live(ev))),
                     Output::Appeal(ev) => self.log.record(&ev),
+                    // a book that keeps nothing and refuses only what `book_refuses` says
+                    Output::Book(entry) => {
+                        self.journal
+                            .push((self.drains, Journal::Book(entry.clone())));
+                        if let BookEntry::Apply(req) = entry {
+                            let verdict = self.book_refuses.clone().map_or(Ok(()), Err);
+                            self.core
+                                .handle(self.now, Input::Booked(req.answer(verdict)));
+                        }
+                    }
                     Output::Media(cmd) => self.media.execute(self.now, cmd),
                     Output::LookupReturning(q) => {
                         let op = self.returning.get(&q.number).cloned();
