@@ -15,12 +15,16 @@
 //! - [`Input::Media`]: what a call's media reports ([`MediaEvent`]: a digit, a playback that
 //!   finished, no RTP for the timeout, a message that could not be recorded);
 //! - [`Input::Returning`]: a returning-caller lookup answered ([`Output::LookupReturning`]);
+//! - [`Input::Booked`]: the operator book's verdict on a feature code's command
+//!   ([`BookEntry::Apply`]);
 //! - [`Input::Timeout`]: the time reached [`Core::poll_timeout`].
 //!
-//! Commands — methods, because their caller waits for the answer: [`Core::operator_command`],
-//! [`Core::operator_status`] and [`Core::transfer`] (the admin API and the workspace; a
-//! transfer takes the same path as the operator's REFER), [`Core::reload`],
-//! [`Core::begin_drain`] and [`Core::hangup_all`] (shutdown), [`Core::restore_operators`].
+//! Commands — methods, because their caller waits for the answer:
+//! [`Core::resolve_operator_command`] then [`Core::operator_command`] (the driver asks the
+//! operator book in between), [`Core::operator_status`] and [`Core::transfer`] (the admin API
+//! and the workspace; a transfer takes the same path as the operator's REFER),
+//! [`Core::reload`], [`Core::begin_drain`] and [`Core::hangup_all`] (shutdown),
+//! [`Core::restore_operators`] (the book's saved state, pushed in at start).
 //!
 //! Outputs — one type, [`Output`], drained with [`Core::poll_output`] after every input and
 //! command until it returns `None`, in order:
@@ -31,16 +35,30 @@
 //! - [`Output::LookupReturning`]: ask the appeal store who served this caller before; the
 //!   answer comes back as [`Input::Returning`] (or never: the core asks at most once per join
 //!   and the driver bounds the wait);
+//! - [`Output::Book`]: for the operator book (the daemon's operator table): a feature code's
+//!   command to check and record ([`BookEntry::Apply`], answered as [`Input::Booked`]; the
+//!   call waits unanswered meanwhile), or the queues a reload moved an operator to
+//!   ([`BookEntry::QueuesChanged`]);
+//! - [`Output::Appeal`]: an [`AppealEvent`] for the appeal writer — a call arrived (under an
+//!   id the core minted, [`AppealIds`]), a key, a menu step, an operator's answer, a transfer,
+//!   a callback's attempts, the end — in the order they happened;
 //! - [`Output::Live`]: a [`live::LiveEvent`] for the workspace's live pages — an operator's
 //!   new state (with since and the pause reason), an offer ringing an operator's phone (in
 //!   the same drain as our INVITE) and its answer, end or cancel, a caller joining or leaving
-//!   a queue (answered, abandoned…). The driver forwards them without waiting.
+//!   a queue (answered, abandoned…), and after a reload the [`live::Roster`] (names, skills,
+//!   titles) followed by every operator afresh. The driver forwards them without waiting.
 //!
 //! Then [`Core::poll_timeout`] says when to call again with [`Input::Timeout`].
 //!
-//! Appeal-log events go to the [`CallLog`] the core was built with (the daemon's appends a line
-//! to the spool and never blocks; the harness records them); figures for the admin API and
-//! metrics go to [`Stats`] and its [`live::ActivityBoard`].
+//! Nothing is called out to: no trait object answers the core. The one synchronous question
+//! left is [`MediaPorts`] (a port pair before the answer to an INVITE). Figures for the admin
+//! API and metrics go to [`Stats`] and its [`live::ActivityBoard`].
+//!
+//! # Appeal ids
+//! The core mints them ([`AppealIds`]): UUIDv7 from the driver's civil time, a counter within
+//! the millisecond and 62 bits from a generator seeded at construction. The daemon seeds it
+//! from the OS at every start, so neither a restart nor a second daemon repeats an id; the
+//! harness seeds it with a constant and gets the same ids every run.
 //!
 //! # Parts of a call
 //! - `core` — the request dispatch (OPTIONS, REGISTER, INVITE/re-INVITE, BYE, INFO, UPDATE),
@@ -53,7 +71,9 @@
 //! - `live_out` — the live events: operators' states compared after every input, offers,
 //!   queue joins and leaves.
 //! - `outbound` — calls through the trunk: callbacks and transfers to numbers.
-//! - `feature_codes` — `*1`…`*4` from operators' phones.
+//! - `feature_codes` — `*1`…`*4` from operators' phones (the calls waiting for the book's
+//!   verdict, `AwaitingBook`).
+//! - `appeal` — the appeal events and the ids the core mints.
 //! - `acd_reload` — a reload's operators reaching the running ACD.
 //! - `settings` — the plain configuration values the core runs on.
 
