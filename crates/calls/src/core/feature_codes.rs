@@ -279,25 +279,13 @@ impl Core {
         done: Result<(), OperatorControlError>,
     ) {
         let settings = self.settings.clone();
-        let Waiting {
-            tx,
-            peer,
-            local,
-            req,
-            call_id,
-            dialog,
-            neg,
-            ports,
-            span,
-            operator,
-            cmd,
-        } = w;
+        let cmd = &w.cmd;
         let prompt = {
-            let _e = span.enter();
+            let _e = w.span.enter();
             match done {
                 Ok(()) => {
                     info!(command = ?cmd, "feature code carried out");
-                    settings.feature_codes.confirmation(&cmd)
+                    settings.feature_codes.confirmation(cmd)
                 }
                 Err(OperatorControlError::Refused(why)) => {
                     info!(%why, "feature code refused");
@@ -307,7 +295,7 @@ impl Core {
                 // by a reload that the ACD learns of at the next restart).
                 Err(e) => {
                     warn!(error = %e, "feature code recorded; the ACD did not take it");
-                    settings.feature_codes.confirmation(&cmd)
+                    settings.feature_codes.confirmation(cmd)
                 }
             }
         };
@@ -315,16 +303,16 @@ impl Core {
             .and_then(|p| settings.prompts.get(p))
             .map(|p| p.duration())
             .unwrap_or_default();
-        let rtp_port = ports;
+        let call_id = w.call_id;
         let call = Call {
-            span,
+            span: w.span,
             appeal: String::new(),
-            peer,
-            local,
+            peer: w.peer,
+            local: w.local,
             state: CallState::Ringing,
-            invite_tx: Some(tx),
-            dialog,
-            neg,
+            invite_tx: Some(w.tx),
+            dialog: w.dialog,
+            neg: w.neg,
             line: LineSettings {
                 id: "feature-code".into(),
                 numbers: Vec::new(),
@@ -338,14 +326,14 @@ impl Core {
                 start: String::new(),
             },
             prompts: settings.prompts.clone(),
-            caller: operator,
+            caller: w.operator,
             menu: MenuState::default(),
             play_gen: 0,
             queue: QueueState::default(),
             operator: None,
             message_end: Some(now + length + TAIL),
-            rtp_port,
-            ports: Some(ports),
+            rtp_port: w.ports,
+            ports: Some(w.ports),
             leg: None,
             dtmf_via: None,
             sdp_session: rand::Rng::gen_range(&mut rand::thread_rng(), 1..u32::MAX as u64),
@@ -354,7 +342,7 @@ impl Core {
             answer_at: now,
             expires_at: None,
             end_at: now + settings.max_call,
-            invite: req,
+            invite: w.req,
         };
         let done = now + length + TAIL;
         self.calls.insert(call_id.clone(), call);
