@@ -121,32 +121,21 @@ impl World {
     /// `phone` registers as `op` for an hour.
     pub fn register(&mut self, phone: SocketAddr, op: &str) {
         let call_id = self.token("reg-");
-        let register = |cseq: u32, auth: &str, branch: &str| {
-            format!(
-                "REGISTER sip:hotline SIP/2.0\r\nVia: SIP/2.0/TCP {phone};branch=z9hG4bK{branch}\r\n\
-                 Max-Forwards: 70\r\nFrom: <sip:{op}@hotline>;tag=reg\r\nTo: <sip:{op}@hotline>\r\n\
-                 Call-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n\
-                 Contact: <sip:{op}@{phone};transport=tcp>\r\nExpires: 3600\r\n{auth}\
-                 Content-Length: 0\r\n\r\n"
-            )
+        let reg = test_support::Register {
+            op,
+            phone,
+            transport: "TCP",
+            call_id: &call_id,
+            expires: 3600,
+            contact_params: ";transport=tcp",
         };
         let b = self.token("r");
-        self.send_text(phone, &register(1, "", &b));
+        self.send_text(phone, &reg.text(1, &b, None));
         let ch = self.final_response(phone);
         assert_eq!(ch.status, 401);
-        let (name, value) = sip::auth::answer_challenge(
-            &ch,
-            &Method::Register,
-            "sip:hotline",
-            op,
-            &format!("{op}-secret"),
-            "c1",
-            1,
-        )
-        .expect("a challenge we can answer");
-        let auth = format!("{}: {value}\r\n", name.as_str());
+        let auth = test_support::digest_for(&ch, op);
         let b = self.token("r");
-        self.send_text(phone, &register(2, &auth, &b));
+        self.send_text(phone, &reg.text(2, &b, Some(&auth)));
         assert_eq!(self.final_response(phone).status, 200);
     }
 

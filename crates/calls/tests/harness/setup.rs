@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use calls::settings::menu_prompt_name;
 use calls::{
-    AppealEvent, AppealRecord, DtmfMode, IvrStep, LineSettings, OperatorSettings, Settings,
-    TrunkOutbound, TrunkSettings,
+    AppealEvent, AppealRecord, IvrStep, LineSettings, Settings, TrunkOutbound, TrunkSettings,
 };
 use media::g711::Law;
 use media::prompts::{Encoder, Prompt, PromptCache, PromptName};
@@ -119,23 +118,12 @@ pub fn settings(
     uri.params.set("transport", Some("tcp".into()));
     Settings {
         listen: vec![GW],
-        user_agent: "Hotline-test".into(),
-        realm: "hotline".into(),
-        max_message_size: 65_535,
-        t1: Duration::from_millis(500),
-        lockout_failures: 10,
-        lockout: Duration::from_secs(60),
-        digest_algorithms: vec![sip::auth::Algorithm::Md5],
         lines: vec![LineSettings {
-            id: "city".into(),
-            numbers: vec![CITY.into()],
             name: "City".into(),
             ring: Duration::ZERO,
-            greeting: None,
-            dtmf: DtmfMode::Auto,
-            record: false,
             menu: Some(menu),
             start: start.into(),
+            ..test_support::line("city", &[CITY], Duration::ZERO)
         }],
         trunks: vec![TrunkSettings {
             name: "carrier".into(),
@@ -149,20 +137,9 @@ pub fn settings(
                 },
             }),
         }],
-        operators: ["op1", "op2", "op3"]
-            .into_iter()
-            .map(|op| OperatorSettings {
-                login: op.into(),
-                secret: sip::auth::Secret::Plain(format!("{op}-secret")),
-            })
-            .collect(),
-        rtp_ports: (20_000, 20_099),
-        rtp_address: None,
-        rtp_timeout: Some(Duration::from_secs(60)),
+        operators: test_support::operators(&["op1", "op2", "op3"]),
         prompts: Arc::new(PromptCache::from_prompts(prompts, &encoders)),
         recordings_dir: dir.join("rec"),
-        session_expires: 1800,
-        max_call: Duration::from_secs(4 * 3600),
         shutdown_grace: Duration::from_secs(10),
         redact_callers: false,
         moh,
@@ -173,8 +150,7 @@ pub fn settings(
                 .map(|op| acd::OperatorConfig::new(op, [("benefits", 1)]))
                 .collect(),
         }),
-        feature_codes: Default::default(),
-        roster: Default::default(),
+        ..test_support::settings()
     }
 }
 
