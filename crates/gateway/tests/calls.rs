@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use std::sync::Mutex;
 
 use gateway::{
-    CallArrived, CallEnded, CallLog, EndReason, Gateway, LineSettings, OperatorSettings, Settings,
-    Stats, TrunkSettings,
+    CallArrived, CallEnded, CallLog, EndReason, Gateway, LineSettings, Settings, Stats,
+    TrunkSettings,
 };
 use sip::{HeaderName, Message, Method, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,36 +36,16 @@ const CALLER: &str = "+79131234567";
 
 fn settings() -> Settings {
     Settings {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        user_agent: "Hotline-test".into(),
-        realm: "hotline".into(),
-        max_message_size: 65_535,
         t1: Duration::from_millis(20),
-        lockout_failures: 10,
-        lockout: Duration::from_secs(60),
         digest_algorithms: vec![sip::auth::Algorithm::Md5, sip::auth::Algorithm::Sha256],
         lines: vec![
             LineSettings {
-                id: "city".into(),
-                numbers: vec![CITY.into(), "83833758787".into()],
                 name: "City".into(),
-                ring: Duration::from_millis(100),
-                greeting: None,
-                dtmf: gateway::DtmfMode::Auto,
-                record: false,
-                menu: None,
-                start: String::new(),
+                ..test_support::line("city", &[CITY, "83833758787"], Duration::from_millis(100))
             },
             LineSettings {
-                id: "slow".into(),
-                numbers: vec![SLOW.into()],
                 name: "Slow".into(),
-                ring: Duration::from_secs(30),
-                greeting: None,
-                dtmf: gateway::DtmfMode::Auto,
-                record: false,
-                menu: None,
-                start: String::new(),
+                ..test_support::line("slow", &[SLOW], Duration::from_secs(30))
             },
         ],
         trunks: vec![TrunkSettings {
@@ -74,23 +54,11 @@ fn settings() -> Settings {
             credentials: None,
             outbound: None,
         }],
-        operators: vec![OperatorSettings {
-            login: "op1".into(),
-            secret: sip::auth::Secret::Plain("op1-secret".into()),
-        }],
+        operators: test_support::operators(&["op1"]),
         rtp_ports: (20_000, 20_100),
-        rtp_timeout: Some(Duration::from_secs(60)),
-        prompts: Arc::new(media::prompts::PromptCache::from_prompts([], &[])),
         recordings_dir: std::env::temp_dir().join("hotline-gateway-tests"),
-        rtp_address: None,
-        session_expires: 1800,
         max_call: Duration::from_secs(3600),
-        shutdown_grace: Duration::from_secs(1),
-        redact_callers: true,
-        moh: Default::default(),
-        acd: None,
-        feature_codes: Default::default(),
-        roster: Default::default(),
+        ..test_support::settings()
     }
 }
 
@@ -1045,24 +1013,16 @@ async fn call_reaching_the_maximum_duration_gets_a_bye() {
 }
 
 fn register(uac: &Uac, call_id: &str, cseq: u32, auth: Option<&str>) -> String {
-    let auth = auth
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    format!(
-        "REGISTER sip:hotline SIP/2.0\r\n\
-         Via: SIP/2.0/{tp} {me};branch={b};rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:op1@hotline>;tag=reg{cseq}\r\n\
-         To: <sip:op1@hotline>\r\n\
-         Call-ID: {call_id}\r\n\
-         CSeq: {cseq} REGISTER\r\n\
-         Contact: <sip:op1@{me}>\r\n\
-         Expires: 300\r\n\
-         {auth}Content-Length: 0\r\n\r\n",
-        tp = uac.transport(),
-        me = uac.me,
-        b = branch(),
-    )
+    let auth = auth.map(|a| format!("Authorization: {a}\r\n"));
+    test_support::Register {
+        op: "op1",
+        phone: uac.me,
+        transport: uac.transport(),
+        call_id,
+        expires: 300,
+        contact_params: "",
+    }
+    .text(cseq, &unique("-test-"), auth.as_deref())
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use acd::{OperatorState, PauseReason};
 use gateway::{
     FeatureCodes, FeaturePrompts, Gateway, NoCallLog, OperatorBook, OperatorCommand,
-    OperatorControl, OperatorControlError, OperatorRefusal, OperatorSettings, Settings, Stats,
+    OperatorControl, OperatorControlError, OperatorRefusal, Settings, Stats,
 };
 use media::g711::Law;
 use media::prompts::{Encoder, Prompt, PromptCache, PromptName};
@@ -106,33 +106,16 @@ fn settings() -> Settings {
     };
     let encoders: [(&str, &dyn Encoder); 1] = [("PCMU", &u)];
     Settings {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        user_agent: "Hotline-test".into(),
-        realm: "hotline".into(),
-        max_message_size: 65_535,
         t1: Duration::from_millis(50),
-        lockout_failures: 10,
-        lockout: Duration::from_secs(60),
-        digest_algorithms: vec![sip::auth::Algorithm::Md5],
-        lines: vec![],
-        trunks: vec![],
-        operators: vec![OperatorSettings {
-            login: "op1".into(),
-            secret: sip::auth::Secret::Plain("op1-secret".into()),
-        }],
+        operators: test_support::operators(&["op1"]),
         rtp_ports: (0, 0),
-        rtp_address: None,
         rtp_timeout: None,
         prompts: Arc::new(PromptCache::from_prompts(
             names.iter().map(|n| prompt(n)),
             &encoders,
         )),
         recordings_dir: std::env::temp_dir().join("hotline-feature-tests-unused"),
-        session_expires: 1800,
         max_call: Duration::from_secs(60),
-        shutdown_grace: Duration::from_secs(1),
-        redact_callers: true,
-        moh: Default::default(),
         acd: Some(acd::AcdConfig {
             queues: vec![acd::QueueConfig::new("benefits")],
             operators: vec![acd::OperatorConfig::new("op1", [("benefits", 1)])],
@@ -151,7 +134,7 @@ fn settings() -> Settings {
             },
             ..FeatureCodes::default()
         },
-        roster: Default::default(),
+        ..test_support::settings()
     }
 }
 
@@ -223,31 +206,21 @@ impl Phone {
     }
 
     async fn register(&self) {
-        let me = self.sip.local_addr().unwrap();
-        let reg = |cseq: u32, auth: &str| {
-            format!(
-                "REGISTER sip:hotline SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-r{}\r\n\
-                 Max-Forwards: 70\r\nFrom: <sip:op1@hotline>;tag=reg\r\nTo: <sip:op1@hotline>\r\n\
-                 Call-ID: reg-{}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:op1@{me}>\r\n\
-                 Expires: 300\r\n{auth}Content-Length: 0\r\n\r\n",
-                unique(),
-                me.port(),
-            )
+        let call_id = format!("reg-{}", unique());
+        let reg = test_support::Register {
+            op: "op1",
+            phone: self.sip.local_addr().unwrap(),
+            transport: "UDP",
+            call_id: &call_id,
+            expires: 300,
+            contact_params: "",
         };
-        self.send(&reg(1, "")).await;
+        self.send(&reg.text(1, &format!("-r{}", unique()), None))
+            .await;
         let ch = self.final_response().await;
         assert_eq!(ch.status, 401);
-        let auth = sip::auth::authorization_for(
-            &Self::challenge(&ch),
-            &Method::Register,
-            "sip:hotline",
-            "op1",
-            "op1-secret",
-            "c1",
-            1,
-        )
-        .unwrap();
-        self.send(&reg(2, &format!("Authorization: {auth}\r\n")))
+        let auth = test_support::digest_for(&ch, "op1");
+        self.send(&reg.text(2, &format!("-r{}", unique()), Some(&auth)))
             .await;
         assert_eq!(self.final_response().await.status, 200);
     }

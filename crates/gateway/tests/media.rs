@@ -44,24 +44,11 @@ fn settings(rtp_ports: (u16, u16)) -> Settings {
     let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
     let greeting = Prompt::from_pcm(PromptName::new("greeting"), &greeting_pcm(), &encoders);
     Settings {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        user_agent: "Hotline-test".into(),
-        realm: "hotline".into(),
-        max_message_size: 65_535,
         t1: Duration::from_millis(50),
-        lockout_failures: 10,
-        lockout: Duration::from_secs(60),
-        digest_algorithms: vec![sip::auth::Algorithm::Md5],
         lines: vec![LineSettings {
-            id: "city".into(),
-            numbers: vec![CITY.into()],
             name: "City".into(),
-            ring: Duration::ZERO,
             greeting: Some(PromptName::new("greeting")),
-            dtmf: DtmfMode::Auto,
-            record: false,
-            menu: None,
-            start: String::new(),
+            ..test_support::line("city", &[CITY], Duration::ZERO)
         }],
         trunks: vec![TrunkSettings {
             name: "local".into(),
@@ -69,20 +56,11 @@ fn settings(rtp_ports: (u16, u16)) -> Settings {
             credentials: None,
             outbound: None,
         }],
-        operators: vec![],
         rtp_ports,
-        rtp_address: None,
-        rtp_timeout: Some(Duration::from_secs(60)),
         prompts: Arc::new(PromptCache::from_prompts([Arc::new(greeting)], &encoders)),
         recordings_dir: std::env::temp_dir().join("hotline-media-tests-unused"),
-        session_expires: 1800,
         max_call: Duration::from_secs(3600),
-        shutdown_grace: Duration::from_secs(1),
-        redact_callers: true,
-        moh: Default::default(),
-        acd: None,
-        feature_codes: Default::default(),
-        roster: Default::default(),
+        ..test_support::settings()
     }
 }
 
@@ -1116,42 +1094,24 @@ impl Phone {
         }
     }
 
-    fn register(&self, cseq: u32, auth: Option<&str>) -> String {
-        let me = self.sip.local_addr().unwrap();
-        let auth = auth
-            .map(|a| format!("Authorization: {a}\r\n"))
-            .unwrap_or_default();
-        format!(
-            "REGISTER sip:hotline SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-r{}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:op1@hotline>;tag=reg\r\nTo: <sip:op1@hotline>\r\n\
-             Call-ID: reg-{}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:op1@{me}>\r\n\
-             Expires: 300\r\n{auth}Content-Length: 0\r\n\r\n",
-            unique(),
-            me.port(),
-        )
-    }
-
     /// REGISTER, the 401 challenge, REGISTER with the digest, 200.
     async fn register_with_digest(&self) {
-        self.send(self.register(1, None).as_bytes()).await;
+        let call_id = format!("reg-{}", unique());
+        let reg = test_support::Register {
+            op: "op1",
+            phone: self.sip.local_addr().unwrap(),
+            transport: "UDP",
+            call_id: &call_id,
+            expires: 300,
+            contact_params: "",
+        };
+        let branch = || format!("-r{}", unique());
+        self.send(reg.text(1, &branch(), None).as_bytes()).await;
         let ch = self.final_response().await;
         assert_eq!(ch.status, 401);
-        let www = ch
-            .headers
-            .get(&sip::HeaderName::WwwAuthenticate)
-            .unwrap()
-            .to_string();
-        let auth = sip::auth::authorization_for(
-            &www,
-            &sip::Method::Register,
-            "sip:hotline",
-            "op1",
-            "op1-secret",
-            "c1",
-            1,
-        )
-        .unwrap();
-        self.send(self.register(2, Some(&auth)).as_bytes()).await;
+        let auth = test_support::digest_for(&ch, "op1");
+        self.send(reg.text(2, &branch(), Some(&auth)).as_bytes())
+            .await;
         assert_eq!(self.final_response().await.status, 200);
     }
 

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gateway::{
-    CallArrived, CallEnded, CallLog, CallbackAttempt, CallbackOutcome, DtmfMode, EndReason,
-    Gateway, IvrEnd, IvrStep, LineSettings, Settings, Stats, TransferKind, TransferRecord,
-    TrunkOutbound, TrunkSettings,
+    CallArrived, CallEnded, CallLog, CallbackAttempt, CallbackOutcome, EndReason, Gateway, IvrEnd,
+    IvrStep, LineSettings, Settings, Stats, TransferKind, TransferRecord, TrunkOutbound,
+    TrunkSettings,
 };
 use media::g711::Law;
 use media::prompts::{Encoder, Prompt, PromptCache};
@@ -201,24 +201,12 @@ fn settings(dir: &std::path::Path, body: &str, trunk: SocketAddr) -> Settings {
     let mut uri = sip::SipUri::new(None, sip::Host::V4("127.0.0.1".parse().unwrap()), None);
     uri.port = Some(trunk.port());
     Settings {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        user_agent: "Hotline-test".into(),
-        realm: "hotline".into(),
-        max_message_size: 65_535,
         t1: Duration::from_millis(50),
-        lockout_failures: 10,
-        lockout: Duration::from_secs(60),
-        digest_algorithms: vec![sip::auth::Algorithm::Md5],
         lines: vec![LineSettings {
-            id: "city".into(),
-            numbers: vec![CITY.into()],
             name: "City".into(),
-            ring: Duration::ZERO,
-            greeting: None,
-            dtmf: DtmfMode::Auto,
-            record: false,
             menu: Some(menu),
             start: "main".into(),
+            ..test_support::line("city", &[CITY], Duration::ZERO)
         }],
         trunks: vec![TrunkSettings {
             name: "carrier".into(),
@@ -232,21 +220,11 @@ fn settings(dir: &std::path::Path, body: &str, trunk: SocketAddr) -> Settings {
                 },
             }),
         }],
-        operators: ["op1", "op2"]
-            .into_iter()
-            .map(|op| gateway::OperatorSettings {
-                login: op.into(),
-                secret: sip::auth::Secret::Plain(format!("{op}-secret")),
-            })
-            .collect(),
+        operators: test_support::operators(&["op1", "op2"]),
         rtp_ports: free_range(8),
-        rtp_address: None,
-        rtp_timeout: Some(Duration::from_secs(60)),
         prompts: Arc::new(PromptCache::from_prompts(prompts, &encoders)),
         recordings_dir: dir.join("rec"),
-        session_expires: 1800,
         max_call: Duration::from_secs(3600),
-        shutdown_grace: Duration::from_secs(1),
         redact_callers: false,
         moh,
         acd: Some(acd::AcdConfig {
@@ -256,8 +234,7 @@ fn settings(dir: &std::path::Path, body: &str, trunk: SocketAddr) -> Settings {
                 acd::OperatorConfig::new("op2", [("benefits", 1)]),
             ],
         }),
-        feature_codes: Default::default(),
-        roster: Default::default(),
+        ..test_support::settings()
     }
 }
 
@@ -556,31 +533,23 @@ fn music_frames(dir: &std::path::Path) -> Vec<Vec<u8>> {
 async fn operator_named(gw: &Server, op: &str) -> Peer {
     let phone = Peer::new(gw.addr).await;
     let me = phone.addr();
-    let register = |cseq: u32, auth: &str| {
-        format!(
-            "REGISTER sip:hotline SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-r{}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:{op}@hotline>;tag=reg\r\nTo: <sip:{op}@hotline>\r\n\
-             Call-ID: reg-{}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{op}@{me}>\r\n\
-             Expires: 300\r\n{auth}Content-Length: 0\r\n\r\n",
-            unique(),
-            me.port(),
-        )
+    let call_id = format!("reg-{}", unique());
+    let reg = test_support::Register {
+        op,
+        phone: me,
+        transport: "UDP",
+        call_id: &call_id,
+        expires: 300,
+        contact_params: "",
     };
-    phone.send(register(1, "").as_bytes()).await;
+    let branch = || format!("-r{}", unique());
+    phone.send(reg.text(1, &branch(), None).as_bytes()).await;
     let ch = phone.final_response().await;
     assert_eq!(ch.status, 401);
-    let (name, value) = sip::auth::answer_challenge(
-        &ch,
-        &Method::Register,
-        "sip:hotline",
-        op,
-        &format!("{op}-secret"),
-        "c1",
-        1,
-    )
-    .unwrap();
-    let auth = format!("{}: {value}\r\n", name.as_str());
-    phone.send(register(2, &auth).as_bytes()).await;
+    let auth = test_support::digest_for(&ch, op);
+    phone
+        .send(reg.text(2, &branch(), Some(&auth)).as_bytes())
+        .await;
     assert_eq!(phone.final_response().await.status, 200);
     gw.ops
         .apply(op, gateway::OperatorCommand::Login { queues: Vec::new() })
