@@ -1015,12 +1015,8 @@ async fn call_reaching_the_maximum_duration_gets_a_bye() {
 fn register(uac: &Uac, call_id: &str, cseq: u32, auth: Option<&str>) -> String {
     let auth = auth.map(|a| format!("Authorization: {a}\r\n"));
     test_support::Register {
-        op: "op1",
-        phone: uac.me,
         transport: uac.transport(),
-        call_id,
-        expires: 300,
-        contact_params: "",
+        ..test_support::Register::udp("op1", uac.me, call_id)
     }
     .text(cseq, &unique("-test-"), auth.as_deref())
 }

@@ -207,14 +207,7 @@ impl Phone {
 
     async fn register(&self) {
         let call_id = format!("reg-{}", unique());
-        let reg = test_support::Register {
-            op: "op1",
-            phone: self.sip.local_addr().unwrap(),
-            transport: "UDP",
-            call_id: &call_id,
-            expires: 300,
-            contact_params: "",
-        };
+        let reg = test_support::Register::udp("op1", self.sip.local_addr().unwrap(), &call_id);
         self.send(&reg.text(1, &format!("-r{}", unique()), None))
             .await;
         let ch = self.final_response().await;

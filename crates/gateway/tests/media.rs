@@ -1097,14 +1097,7 @@ impl Phone {
     /// REGISTER, the 401 challenge, REGISTER with the digest, 200.
     async fn register_with_digest(&self) {
         let call_id = format!("reg-{}", unique());
-        let reg = test_support::Register {
-            op: "op1",
-            phone: self.sip.local_addr().unwrap(),
-            transport: "UDP",
-            call_id: &call_id,
-            expires: 300,
-            contact_params: "",
-        };
+        let reg = test_support::Register::udp("op1", self.sip.local_addr().unwrap(), &call_id);
         let branch = || format!("-r{}", unique());
         self.send(reg.text(1, &branch(), None).as_bytes()).await;
         let ch = self.final_response().await;

@@ -534,14 +534,7 @@ async fn operator_named(gw: &Server, op: &str) -> Peer {
     let phone = Peer::new(gw.addr).await;
     let me = phone.addr();
     let call_id = format!("reg-{}", unique());
-    let reg = test_support::Register {
-        op,
-        phone: me,
-        transport: "UDP",
-        call_id: &call_id,
-        expires: 300,
-        contact_params: "",
-    };
+    let reg = test_support::Register::udp(op, me, &call_id);
     let branch = || format!("-r{}", unique());
     phone.send(reg.text(1, &branch(), None).as_bytes()).await;
     let ch = phone.final_response().await;

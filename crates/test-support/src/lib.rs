@@ -90,7 +90,19 @@ pub struct Register<'a> {
     pub contact_params: &'a str,
 }
 
-impl Register<'_> {
+impl<'a> Register<'a> {
+    /// `op`'s phone at `phone` over UDP for 300 s, its Contact without parameters.
+    pub fn udp(op: &'a str, phone: SocketAddr, call_id: &'a str) -> Register<'a> {
+        Register {
+            op,
+            phone,
+            transport: "UDP",
+            call_id,
+            expires: 300,
+            contact_params: "",
+        }
+    }
+
     /// The REGISTER with `cseq` and Via branch `branch`, carrying `auth` (a whole header line,
     /// as [`digest_for`] gives it) when there is one.
     pub fn text(&self, cseq: u32, branch: &str, auth: Option<&str>) -> String {

@@ -122,12 +122,10 @@ impl World {
     pub fn register(&mut self, phone: SocketAddr, op: &str) {
         let call_id = self.token("reg-");
         let reg = test_support::Register {
-            op,
-            phone,
             transport: "TCP",
-            call_id: &call_id,
             expires: 3600,
             contact_params: ";transport=tcp",
+            ..test_support::Register::udp(op, phone, &call_id)
         };
         let b = self.token("r");
         self.send_text(phone, &reg.text(1, &b, None));
