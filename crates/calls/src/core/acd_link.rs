@@ -161,4 +161,44 @@ impl Core {
             other => debug!(action = ?other, "ACD action not carried out yet"),
         }
     }
+
+    /// `Connect`: bridge the caller and the operator who answered.
+    pub(super) fn connect(&mut self, now: Instant, caller: CallerId, operator: OperatorId) {
+        let Some((leg_id, op_media)) = self.op_legs.answered_offer(caller, &operator) else {
+            return;
+        };
+        let call = self
+            .acd_callers
+            .get(&caller)
+            .and_then(|id| self.calls.get_mut(id));
+        let (Some(call), Some(op_media)) = (call, op_media) else {
+            self.hangup_op_leg(now, &leg_id);
+            if let Some(acd) = self.acd.as_mut() {
+                let _ = acd.call_ended(now, &operator);
+            }
+            return;
+        };
+        let _e = call.span.clone().entered();
+        if let Some(caller_media) = &call.leg {
+            self.outputs.push_back(Output::Media(MediaCommand::Bridge {
+                a: caller_media.clone(),
+                b: op_media,
+            }));
+        }
+        let waited = now.saturating_duration_since(call.queue.since.unwrap_or(call.answer_at));
+        info!(operator = %operator, waited_s = waited.as_secs(), "connected to the operator");
+        write_appeal(
+            &mut self.outputs,
+            &call.appeal,
+            AppealRecord::OperatorAnswered {
+                operator: operator.as_str().to_owned(),
+                waited,
+            },
+        );
+        call.operator = Some(Connected {
+            operator,
+            leg: leg_id,
+            since: now,
+        });
+    }
 }

@@ -106,6 +106,22 @@ pub(super) struct OpLegs {
 }
 
 impl OpLegs {
+    /// The answered leg of `caller`'s offer to `operator`, and its media when it runs.
+    pub(super) fn answered_offer(
+        &self,
+        caller: CallerId,
+        operator: &OperatorId,
+    ) -> Option<(String, Option<LegId>)> {
+        let offer = LegFor::Offer {
+            caller,
+            operator: operator.clone(),
+        };
+        self.legs
+            .iter()
+            .find(|(_, l)| l.dialog.is_some() && l.for_ == offer)
+            .map(|(id, l)| (id.clone(), l.leg.clone()))
+    }
+
     /// Whether `tx` is one of our INVITEs (its responses and timeout are the legs').
     pub(super) fn owns(&self, tx: &TxKey) -> bool {
         self.txs.contains_key(tx)
@@ -635,60 +651,6 @@ impl Core {
             }
             _ => {}
         }
-    }
-
-    /// `Connect`: bridge the caller and the operator who answered.
-    pub(super) fn connect(&mut self, now: Instant, caller: CallerId, operator: OperatorId) {
-        let leg_id = self
-            .op_legs
-            .legs
-            .iter()
-            .find(|(_, l)| {
-                l.dialog.is_some()
-                    && l.for_
-                        == LegFor::Offer {
-                            caller,
-                            operator: operator.clone(),
-                        }
-            })
-            .map(|(id, _)| id.clone());
-        let Some(leg_id) = leg_id else {
-            return;
-        };
-        let call = self
-            .acd_callers
-            .get(&caller)
-            .and_then(|id| self.calls.get_mut(id));
-        let op_media = self.op_legs.legs.get(&leg_id).and_then(|l| l.leg.clone());
-        let (Some(call), Some(op_media)) = (call, op_media) else {
-            self.hangup_op_leg(now, &leg_id);
-            if let Some(acd) = self.acd.as_mut() {
-                let _ = acd.call_ended(now, &operator);
-            }
-            return;
-        };
-        let _e = call.span.clone().entered();
-        if let Some(caller_media) = &call.leg {
-            self.outputs.push_back(Output::Media(MediaCommand::Bridge {
-                a: caller_media.clone(),
-                b: op_media,
-            }));
-        }
-        let waited = now.saturating_duration_since(call.queue.since.unwrap_or(call.answer_at));
-        info!(operator = %operator, waited_s = waited.as_secs(), "connected to the operator");
-        write_appeal(
-            &mut self.outputs,
-            &call.appeal,
-            AppealRecord::OperatorAnswered {
-                operator: operator.as_str().to_owned(),
-                waited,
-            },
-        );
-        call.operator = Some(Connected {
-            operator,
-            leg: leg_id,
-            since: now,
-        });
     }
 
     /// A request in one of our legs' dialogs (BYE ends the leg, REFER transfers the caller);
