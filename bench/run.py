@@ -294,6 +294,9 @@ def start_daemon(binary: str, config: str, workdir: str, tag: str) -> Daemon:
     os.makedirs(data, exist_ok=True)
     env = {
         "HOTLINE__SIP__LISTEN": f"127.0.0.1:{sip_port}",
+        # config/hotline.toml also listens on [::1]:5060: a second daemon (or another
+        # helper's) on this machine could not start
+        "HOTLINE__SIP__LISTEN_V6": f"[::1]:{pick_port()}",
         "HOTLINE__ADMIN__LISTEN": f"127.0.0.1:{admin_port}",
         "HOTLINE__DATABASE__URL": f"sqlite://{data}/hotline.db",
         "HOTLINE__DATABASE__SPOOL_DIR": f"{data}/spool",
