@@ -75,7 +75,7 @@ def massif_series(path: str) -> list[tuple[float, int]]:
     out, t = [], None
     for line in open(path, errors="replace"):
         if line.startswith("time="):
-            t = float(line[5:]) / 1000.0
+            t = float(line[5:])  # heaptrack writes seconds
         elif line.startswith("mem_heap_B=") and t is not None:
             out.append((t, int(line[11:])))
     return out
