@@ -1099,6 +1099,9 @@ def soak_sample(d: Daemon, t0: float) -> dict:
         "active": metric_sum(m, "hotline_calls_active"),
         "timers": metric_sum(m, "hotline_call_timers"),
         "shed": metric_sum(m, "hotline_sip_invites_shed_total"),
+        # why (a soak on a busy machine sheds; the reason says which measure tripped)
+        "shed_by_reason": {k.split('reason="')[1].rstrip('"}'): v for k, v in m.items()
+                           if k.startswith("hotline_sip_invites_shed_total{")},
     }
 
 
