@@ -475,9 +475,16 @@ pub fn spawn(
     })
 }
 
+/// Live events the gateway may be ahead of the picture's task before it lags (a warning, and
+/// a stale picture until the next changes): ~4 s of a 600 calls/s queue load. A broadcast
+/// allocates every slot up front and keeps each event until its slot is reused, so the depth
+/// is memory for the daemon's whole life: 1 << 16 was 13 MB of the 31 MB heap of an idle
+/// daemon (bench/heap.py, docs/BENCHMARKS.md).
+const GATEWAY_CAPACITY: usize = 1 << 13;
+
 /// The gateway's side: a broadcast deep enough for bursts of a busy hotline.
 pub fn channel() -> (broadcast::Sender<LiveEvent>, broadcast::Receiver<LiveEvent>) {
-    broadcast::channel(1 << 16)
+    broadcast::channel(GATEWAY_CAPACITY)
 }
 
 /// Operators' display names and skills, queues' titles, from the configuration (what call

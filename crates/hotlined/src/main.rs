@@ -32,6 +32,8 @@ use crate::config::Config;
 /// mimalloc, not the system's malloc: it returns the pages a burst of calls used to the system
 /// within moments of their being freed, where glibc's arenas kept the peak (25 MB idle grew to
 /// 229 MB after three 15 s bursts at 3 000 calls/s, and stayed); docs/BENCHMARKS.md, soak.
+/// The `system-alloc` feature leaves it out, for a heap profile under heaptrack.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

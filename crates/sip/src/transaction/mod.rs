@@ -29,6 +29,7 @@ mod timers;
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,9 @@ use timers::{Armed, Slot, Timer, TimerTable};
 
 /// The RFC 3261 branch prefix that marks a branch as globally unique (§8.1.1.7).
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
+
+/// Tables and queues at or below this capacity are never shrunk (see [`shrink_if_sparse`]).
+const SHRINK_ABOVE: usize = 256;
 
 /// Timer D on UDP: RFC 3261 Table 4 asks for at least 32 s whatever T1 is.
 const TIMER_D_UDP: Duration = Duration::from_secs(32);
@@ -291,11 +295,20 @@ impl Endpoint {
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let t = self.transmits.pop_front();
+        if t.is_none() && self.transmits.capacity() > SHRINK_ABOVE {
+            // a burst of retransmissions due at once left a large queue behind
+            self.transmits.shrink_to(SHRINK_ABOVE);
+        }
+        t
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() && self.events.capacity() > SHRINK_ABOVE {
+            self.events.shrink_to(SHRINK_ABOVE);
+        }
+        e
     }
 
     /// Live transactions, client and server.
@@ -338,6 +351,10 @@ impl Endpoint {
                 self.unacked_2xx.remove(&k);
             }
         }
+        // after a burst the tables would keep the capacity of its peak for the daemon's life
+        shrink_if_sparse(&mut self.txs);
+        shrink_if_sparse(&mut self.index);
+        shrink_if_sparse(&mut self.unacked_2xx);
     }
 
     fn transmit(transmits: &mut VecDeque<Transmit>, peer: Peer, bytes: Vec<u8>) {
@@ -347,6 +364,26 @@ impl Endpoint {
     #[cfg(test)]
     fn timer_entries(&self) -> usize {
         self.timers.len()
+    }
+
+    /// Capacities of the transaction, match-key and unACKed-2xx tables.
+    #[cfg(test)]
+    fn table_capacities(&self) -> [usize; 3] {
+        [
+            self.txs.capacity(),
+            self.index.capacity(),
+            self.unacked_2xx.capacity(),
+        ]
+    }
+}
+
+/// Give a table's room back once it is less than a quarter full, keeping room for twice what
+/// is left: a `HashMap` never shrinks by itself, so one burst of calls would otherwise pin its
+/// peak (transactions live 64·T1 = 32 s after the final, so a 15 s burst at 3× the clean rate
+/// triples the table). The hysteresis (shrink below 1/4, to 2×) keeps the rehash amortised.
+fn shrink_if_sparse<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > SHRINK_ABOVE && map.len() * 4 < map.capacity() {
+        map.shrink_to(map.len() * 2);
     }
 }
 

@@ -1101,3 +1101,59 @@ fn a_rejected_invite_frees_its_response_once_acked() {
     h.run_out();
     h.assert_empty();
 }
+
+#[test]
+fn tables_give_their_room_back_after_a_burst() {
+    // A burst: 3 000 BYEs answered 200 (Completed, Timer J), 1 000 INVITEs answered 200 and
+    // never ACKed (Accepted, the 2xx table), and 100 INVITEs still ringing when it is over.
+    let mut h = Harness::new();
+    let mut ringing = Vec::new();
+    for i in 0..4100 {
+        let method = if i < 3000 {
+            Method::Bye
+        } else {
+            Method::Invite
+        };
+        let mut r = request(
+            method,
+            "192.0.2.10:5060",
+            &format!(";branch=z9hG4bKb{i}"),
+            1,
+        );
+        r.headers.set(HeaderName::CallId, format!("burst-{i}"));
+        let (tx, req) = h.new_request(phone(), r);
+        if i < 4000 {
+            h.ep.respond(h.now, &tx, with_tag(req.response(200), "t"))
+                .unwrap();
+        } else {
+            ringing.push((tx, req));
+        }
+        h.drain();
+    }
+    h.take_sent();
+    let peak = h.ep.table_capacities();
+    assert!(peak[0] >= 4100 && peak[1] >= 4100, "{peak:?}");
+    assert!(peak[2] >= 1000, "{peak:?}");
+
+    // 64·T1 later everything but the ringing INVITEs is gone, and so is the tables' room
+    h.run_to(T1 * 64 + ms(1));
+    h.take_sent();
+    assert_eq!(h.ep.len(), 100);
+    let after = h.ep.table_capacities();
+    assert!(
+        after[0] >= 100 && after[0] <= 4 * 100 && after[1] <= 4 * 100,
+        "{after:?}"
+    );
+    assert!(after[2] <= SHRINK_ABOVE, "{after:?}");
+    assert!(h.ep.transmits.capacity() <= SHRINK_ABOVE);
+
+    // and the ringing ones still work: answered, ACKed, gone after Timer L
+    for (tx, req) in &ringing {
+        h.ep.respond(h.now, tx, with_tag(req.response(486), "t"))
+            .unwrap();
+    }
+    h.drain();
+    h.run_out();
+    h.assert_empty();
+    assert!(h.ep.table_capacities().iter().all(|&c| c <= SHRINK_ABOVE));
+}
