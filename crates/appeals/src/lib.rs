@@ -23,6 +23,7 @@ pub mod access;
 mod batch;
 pub mod cases;
 pub mod db;
+mod missed;
 pub mod model;
 pub mod operator_state;
 pub mod partner;
