@@ -15,8 +15,8 @@ use crate::db::{self, ms};
 use crate::model::{Appeal, AppealId, AppealWithEvents, EventKind, Status};
 use crate::partner;
 use crate::store::{
-    appeal_from_row, bind_all, escape_like, opt_parsed, opt_time, parsed, time, Bind, Page, Store,
-    APPEAL_COLUMNS,
+    appeal_from_row, bind_all, escape_like, fts_match, opt_parsed, opt_time, parsed, search_terms,
+    time, Bind, Page, Store, APPEAL_COLUMNS,
 };
 use crate::{phone_key, Error};
 
@@ -64,6 +64,18 @@ pub struct CitizenFields {
     pub flags: Vec<Flag>,
     pub consent: Option<Consent>,
     pub notes: Option<String>,
+}
+
+/// Which cards to list ([`Store::search_citizens`]). Every field that is set must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CitizenFilter {
+    /// Contained in the name, as written.
+    pub name: Option<String>,
+    /// A phone number of the card (matched by its key, [`phone_key`]).
+    pub phone: Option<String>,
+    /// Free text: every word (as a word's beginning, any case, ё = е) in the name, address
+    /// or notes ([`crate::store::search_terms`]).
+    pub text: Option<String>,
 }
 
 /// A change to a card: `None` leaves a field alone, `Some(None)` clears it.
@@ -271,25 +283,45 @@ impl Store {
     }
 
     /// Cards whose name contains `name` and/or who have a phone with the key of `phone`,
-    /// by name.
+    /// by name ([`Store::search_citizens`] with those two).
     pub async fn find_citizens(
         &self,
         name: Option<&str>,
         phone: Option<&str>,
         page: Page,
     ) -> Result<Vec<Citizen>, Error> {
+        let f = CitizenFilter {
+            name: name.map(str::to_owned),
+            phone: phone.map(str::to_owned),
+            text: None,
+        };
+        self.search_citizens(&f, page).await
+    }
+
+    /// Cards matching every part of the filter that is set, by name.
+    pub async fn search_citizens(
+        &self,
+        f: &CitizenFilter,
+        page: Page,
+    ) -> Result<Vec<Citizen>, Error> {
         let mut conds = Vec::new();
         let mut binds = Vec::new();
-        if let Some(n) = name {
+        if let Some(n) = &f.name {
             binds.push(Bind::Text(format!("%{}%", escape_like(n))));
             conds.push(format!("name LIKE ${} ESCAPE '\\'", binds.len()));
         }
-        if let Some(p) = phone {
+        if let Some(p) = &f.phone {
             binds.push(Bind::Text(phone_key(p)));
             conds.push(format!(
                 "id IN (SELECT citizen_id FROM citizen_phones WHERE phone_key = ${})",
                 binds.len()
             ));
+        }
+        let terms = f.text.as_deref().map(search_terms).unwrap_or_default();
+        if !terms.is_empty() {
+            let (cond, q) = fts_match(self.backend(), "citizens", "citizens", &terms);
+            binds.push(Bind::Text(q));
+            conds.push(cond.replace("$?", &format!("${}", binds.len())));
         }
         let cond = if conds.is_empty() {
             "1 = 1".to_owned()
