@@ -21,6 +21,8 @@ mod directory_api;
 mod events;
 #[cfg(test)]
 mod events_tests;
+mod export;
+mod listing;
 mod metrics;
 mod operators;
 mod partner_api;
@@ -203,6 +205,14 @@ impl ApiError {
     }
     pub fn unprocessable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+    /// 422 naming the input `field` that is wrong.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: message.into(),
+            field: Some(field),
+        }
     }
 }
 
