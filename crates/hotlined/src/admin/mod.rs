@@ -28,6 +28,8 @@ mod operators;
 mod partner_api;
 pub mod permissions;
 #[cfg(test)]
+mod search_tests;
+#[cfg(test)]
 mod tests;
 mod users_api;
 mod worklists_api;
