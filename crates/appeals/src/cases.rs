@@ -668,6 +668,17 @@ impl Store {
             .collect()
     }
 
+    /// Recomputes the whole `missed` list from the appeals, callbacks and closures (what
+    /// migration 7 does once). The writer and [`Store::close_missed`] keep it up to date;
+    /// this is for rows written around them (a bulk load, a restore).
+    pub async fn rebuild_missed(&self) -> Result<(), Error> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = db::begin_write(&mut conn).await?;
+        crate::missed::refresh(&mut tx, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Takes the caller of `appeal` off the `missed` list (every missed call of that number
     /// up to now), with the reason and who did it.
     pub async fn close_missed(

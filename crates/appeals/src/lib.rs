@@ -39,7 +39,8 @@ pub use access::{
     User, UserChange,
 };
 pub use cases::{
-    CaseChange, Citizen, CitizenFields, CitizenFilter, CitizenPatch, Consent, Flag, MissedCaller, Worklist,
+    CaseChange, Citizen, CitizenFields, CitizenFilter, CitizenPatch, Consent, Flag, MissedCaller,
+    Worklist,
 };
 pub use db::Backend;
 pub use model::{

@@ -286,7 +286,11 @@ async fn missed_table_through_a_callback(db: TestDb) {
     });
     w.callback_status(cb, CallbackStatus::Dialling, 1, Some("op1"));
     assert!(w.flushed(FLUSH).await);
-    assert_eq!(missed_rows(&store).await.len(), 1, "dialling is not reached");
+    assert_eq!(
+        missed_rows(&store).await.len(),
+        1,
+        "dialling is not reached"
+    );
     w.callback_progress(
         first,
         appeals::CallbackProgress {
@@ -308,7 +312,11 @@ async fn missed_table_through_a_callback(db: TestDb) {
     let list = store.missed(ALL).await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!((list[0].appeal_id, list[0].calls), (third, 1));
-    let answered = w.create(call(4, "+79130000001", now + chrono::TimeDelta::seconds(60)));
+    let answered = w.create(call(
+        4,
+        "+79130000001",
+        now + chrono::TimeDelta::seconds(60),
+    ));
     w.update(
         answered,
         AppealUpdate {
@@ -368,8 +376,20 @@ async fn upgrade_from_migration_6(db: TestDb) {
         ("79130000001", "abandoned", false, None, 8),
         ("79130000001", "abandoned", false, None, 9),
         ("79130000002", "abandoned", false, None, 10),
-        ("79130000002", "answered", true, Some("Перезвонили, помогли"), 11),
-        ("79130000003", "answered", true, Some("Нужна сиделка на дому"), 12),
+        (
+            "79130000002",
+            "answered",
+            true,
+            Some("Перезвонили, помогли"),
+            11,
+        ),
+        (
+            "79130000003",
+            "answered",
+            true,
+            Some("Нужна сиделка на дому"),
+            12,
+        ),
     ];
     let mut ids = Vec::new();
     for (i, (key, outcome, answered, notes, h)) in rows.iter().enumerate() {

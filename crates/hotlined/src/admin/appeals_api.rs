@@ -30,8 +30,8 @@ use super::access::Caller;
 use super::citizens_api::{district, line_text, long_text, nullable};
 use super::listing::{self, AppealQuery, Paging};
 use super::{export, json_body, query_error, Actor, AdminState, ApiError};
-use crate::web::chrome::Lang;
 use crate::report::{self, Format};
+use crate::web::chrome::Lang;
 
 /// The statuses an appeal in `from` may move to, for messages.
 pub(super) fn allowed_next(from: Status) -> String {
@@ -197,7 +197,9 @@ pub async fn list(
     let Some(format) = export else {
         let paging = Paging::of(q.page, q.per_page)?;
         let appeals = store.search(&filter, paging.store()).await?;
-        return Ok(Json(paging.answer("appeals", json!(appeals), Some(total), json!({}))).into_response());
+        return Ok(
+            Json(paging.answer("appeals", json!(appeals), Some(total), json!({}))).into_response(),
+        );
     };
     if total > EXPORT_MAX {
         return Err(ApiError::invalid(

@@ -74,7 +74,9 @@ fn cells(a: &Appeal, d: &Directory, tz: FixedOffset, lang: Lang) -> [String; 17]
         status_label(lang, a.status.as_str()),
         named(&c.service, &|i| d.service(i).map(|s| s.title.clone())),
         named(&c.district, &|i| d.district(i).map(|x| x.name.clone())),
-        named(&c.organisation, &|i| d.organisation(i).map(|o| o.name.clone())),
+        named(&c.organisation, &|i| {
+            d.organisation(i).map(|o| o.name.clone())
+        }),
         text(&c.assignee),
         c.due_at.as_ref().map(when).unwrap_or_default(),
         c.citizen_id.map(|i| i.to_string()).unwrap_or_default(),
@@ -127,7 +129,11 @@ pub(super) fn render(
         Format::Xlsx => (
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             xlsx(
-                if lang == Lang::En { "Appeals" } else { "Обращения" },
+                if lang == Lang::En {
+                    "Appeals"
+                } else {
+                    "Обращения"
+                },
                 &heads,
                 rows.collect(),
             )

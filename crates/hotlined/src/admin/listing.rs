@@ -187,7 +187,10 @@ impl AppealQuery {
         let citizen_id = given(&self.citizen_id)
             .map(|v| {
                 uuid::Uuid::parse_str(&v).map_err(|_| {
-                    ApiError::invalid("citizen_id", format!("citizen_id: {v:?} is not a citizen id"))
+                    ApiError::invalid(
+                        "citizen_id",
+                        format!("citizen_id: {v:?} is not a citizen id"),
+                    )
                 })
             })
             .transpose()?;

@@ -105,7 +105,8 @@ async fn free_text_filters_and_who_finds_what() {
                 .collect::<Vec<_>>()
         }
     };
-    for q in ["иван", "ИВАНОВА", "петух", "слабослыш", "мария%20петровна"] {
+    for q in ["иван", "ИВАНОВА", "петух", "слабослыш", "мария%20петровна"]
+    {
         assert_eq!(cards(q).await, ["Иванова Мария Петровна"], "{q}");
     }
     assert!(cards("ванова").await.is_empty());
@@ -122,9 +123,15 @@ async fn free_text_filters_and_who_finds_what() {
         [other.to_string()]
     );
     // the organisation suggested from the service and the district
-    assert_eq!(found("organisation=kcson-leninsky").await, [other.to_string()]);
+    assert_eq!(
+        found("organisation=kcson-leninsky").await,
+        [other.to_string()]
+    );
     let total = get(None, "/api/v1/appeals?q=продукт".into()).await.json();
-    assert_eq!((total["total"].clone(), total["pages"].clone()), (json!(1), json!(1)));
+    assert_eq!(
+        (total["total"].clone(), total["pages"].clone()),
+        (json!(1), json!(1))
+    );
 
     // an operator finds only what they handled
     let op1 = user_token(&e.state, "op1", appeals::Role::Operator).await;
@@ -165,7 +172,12 @@ async fn free_text_filters_and_who_finds_what() {
         ("line=a%0Ab", "line"),
     ] {
         let a = get(None, format!("/api/v1/appeals?{q}")).await;
-        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{q}: {}", a.body);
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{q}: {}",
+            a.body
+        );
         assert_eq!(a.json()["field"], field, "{q}: {}", a.body);
     }
     let bad = get(None, "/api/v1/citizens?q=--".into()).await;
@@ -183,8 +195,18 @@ async fn exports_csv_and_xlsx_of_the_filtered_list() {
     use calamine::{open_workbook_from_rs, Reader, Xlsx};
     let e = env().await;
     let now = Utc::now();
-    let a = e.appeal(now - TimeDelta::minutes(2), "city", "+79130000001", answered_by("op1"));
-    let b = e.appeal(now - TimeDelta::minutes(1), "city", "+79130000002", answered_by("op2"));
+    let a = e.appeal(
+        now - TimeDelta::minutes(2),
+        "city",
+        "+79130000001",
+        answered_by("op1"),
+    );
+    let b = e.appeal(
+        now - TimeDelta::minutes(1),
+        "city",
+        "+79130000002",
+        answered_by("op2"),
+    );
     let skipped = e.appeal(now, "regional", "+79130000003", answered_by("op1"));
     e.flush().await;
     for (id, notes) in [(a, "=HYPERLINK(\"x\")"), (b, "Доставка, «продукты»")] {
@@ -210,7 +232,11 @@ async fn exports_csv_and_xlsx_of_the_filtered_list() {
         .rows()
         .map(|r| r.iter().map(|c| c.to_string()).collect())
         .collect();
-    assert_eq!(rows.len(), 3, "a heading and the two city appeals: {rows:?}");
+    assert_eq!(
+        rows.len(),
+        3,
+        "a heading and the two city appeals: {rows:?}"
+    );
     assert_eq!(rows[0][0], "Обращение");
     assert_eq!(rows[0][7], "Статус");
     // newest first, labels and directory names in Russian
@@ -222,10 +248,19 @@ async fn exports_csv_and_xlsx_of_the_filtered_list() {
     assert!(rows[1][8].starts_with("Доставка"), "{:?}", rows[1]);
     assert!(rows[1][9].contains("Ленин"), "{:?}", rows[1]);
     assert_eq!(rows[1][15], "Доставка, «продукты»");
-    assert_eq!(rows[2][15], "=HYPERLINK(\"x\")", "a string, never a formula");
+    assert_eq!(
+        rows[2][15], "=HYPERLINK(\"x\")",
+        "a string, never a formula"
+    );
     assert!(!rows.iter().any(|r| r[0] == skipped.to_string()));
 
-    let en = call(&e.state, "GET", "/api/v1/appeals?format=xlsx&lang=en&operator=op2", "").await;
+    let en = call(
+        &e.state,
+        "GET",
+        "/api/v1/appeals?format=xlsx&lang=en&operator=op2",
+        "",
+    )
+    .await;
     let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(en.bytes.clone())).unwrap();
     let sheet = book.worksheet_range("Appeals").unwrap();
     let rows: Vec<Vec<String>> = sheet
@@ -233,7 +268,10 @@ async fn exports_csv_and_xlsx_of_the_filtered_list() {
         .map(|r| r.iter().map(|c| c.to_string()).collect())
         .collect();
     assert_eq!(rows.len(), 2);
-    assert_eq!((rows[0][0].as_str(), rows[1][7].as_str()), ("Appeal", "new"));
+    assert_eq!(
+        (rows[0][0].as_str(), rows[1][7].as_str()),
+        ("Appeal", "new")
+    );
 
     let csv = call(&e.state, "GET", "/api/v1/appeals?q=продукт&format=csv", "").await;
     assert_eq!(csv.status, StatusCode::OK);
@@ -242,10 +280,18 @@ async fn exports_csv_and_xlsx_of_the_filtered_list() {
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[0].starts_with("Обращение,Поступило,Линия,Телефон"));
     assert!(lines[1].starts_with(&b.to_string()));
-    assert!(lines[1].ends_with(",\"Доставка, «продукты»\","), "{}", lines[1]);
+    assert!(
+        lines[1].ends_with(",\"Доставка, «продукты»\","),
+        "{}",
+        lines[1]
+    );
     let all = call(&e.state, "GET", "/api/v1/appeals?format=csv&line=city", "").await;
     // a formula is made text (and a number's leading + too, as the registry's CSV does)
-    assert!(all.body.contains(",\"'=HYPERLINK(\"\"x\"\")\","), "{}", all.body);
+    assert!(
+        all.body.contains(",\"'=HYPERLINK(\"\"x\"\")\","),
+        "{}",
+        all.body
+    );
     assert!(all.body.contains(",'+79130000001,"), "{}", all.body);
 
     // every export is audited: what, format, rows, which filters (never their values)
@@ -318,7 +364,9 @@ async fn menu_hang_ups_are_missed_until_called_back() {
     assert_eq!(outcome(&choosing).await, "abandoned");
     assert_eq!(outcome(&informed).await, "info_only");
     assert_eq!(outcome(&no_menu).await, "info_only");
-    let missed = call(&e.state, "GET", "/api/v1/worklists/missed", "").await.json();
+    let missed = call(&e.state, "GET", "/api/v1/worklists/missed", "")
+        .await
+        .json();
     let callers: Vec<_> = missed["callers"]
         .as_array()
         .unwrap()
@@ -340,7 +388,9 @@ async fn menu_hang_ups_are_missed_until_called_back() {
     end(&booking, EndReason::IvrHangup, Some(IvrEnd::Callback));
     log.callback_dialling(&booking, "op1", 1);
     e.flush().await;
-    let still = call(&e.state, "GET", "/api/v1/worklists/missed", "").await.json();
+    let still = call(&e.state, "GET", "/api/v1/worklists/missed", "")
+        .await
+        .json();
     assert_eq!(still["callers"].as_array().unwrap().len(), 1, "{still}");
     log.callback_attempt(
         &booking,
@@ -352,7 +402,9 @@ async fn menu_hang_ups_are_missed_until_called_back() {
         },
     );
     e.flush().await;
-    let left = call(&e.state, "GET", "/api/v1/worklists/missed", "").await.json();
+    let left = call(&e.state, "GET", "/api/v1/worklists/missed", "")
+        .await
+        .json();
     assert!(left["callers"].as_array().unwrap().is_empty(), "{left}");
     let _ = Status::New;
 }

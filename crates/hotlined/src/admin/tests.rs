@@ -229,7 +229,13 @@ pub(super) async fn user_token(state: &AdminState, id: &str, role: appeals::Role
 }
 
 /// A request with a personal API token.
-pub(super) async fn call_by(state: &AdminState, token: &str, method: &str, path: &str, body: &str) -> Answer {
+pub(super) async fn call_by(
+    state: &AdminState,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Answer {
     let auth = format!("Bearer {token}");
     send(
         state,
@@ -509,7 +515,12 @@ async fn search_filters_and_pages_newest_first() {
     // a bad filter value is 422 naming the field
     for (bad, field) in [("status=finished", "status"), ("from=yesterday", "from")] {
         let a = call(&e.state, "GET", &format!("/api/v1/appeals?{bad}"), "").await;
-        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {}", a.body);
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            a.body
+        );
         assert_eq!(a.json()["field"], field);
     }
 }

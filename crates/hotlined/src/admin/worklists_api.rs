@@ -22,8 +22,8 @@ use serde_json::json;
 
 use super::access::Caller;
 use super::appeals_api::path_id;
-use super::listing::Paging;
 use super::citizens_api::line_text;
+use super::listing::Paging;
 use super::{json_body, query_error, Actor, AdminState, ApiError};
 
 #[derive(Debug, Deserialize)]
