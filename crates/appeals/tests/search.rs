@@ -16,7 +16,7 @@ use appeals::{
 };
 use chrono::Utc;
 use common::{at, TestDb};
-use sqlx::{Executor, Row};
+use sqlx::Row;
 
 const FLUSH: Duration = Duration::from_secs(30);
 const ALL: Page = Page {
@@ -336,32 +336,18 @@ on_both!(missed_table_through_a_callback);
 /// A database migrations 1–6 made, with citizens, appeals with text, and callers missed:
 /// migration 7 keeps every row, indexes the old text, and fills `missed_callers`.
 async fn upgrade_from_migration_6(db: TestDb) {
-    let pool = appeals::db::connect(&db.url, 1, Duration::from_secs(10))
-        .await
-        .unwrap();
-    pool.execute(
-        "CREATE TABLE hotline_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    let pool = common::old_schema(
+        &db.url,
+        &[
+            include_str!("../migrations/0001_init.sql"),
+            include_str!("../migrations/0002_partner.sql"),
+            include_str!("../migrations/0003_operator_state.sql"),
+            include_str!("../migrations/0004_callback_result.sql"),
+            include_str!("../migrations/0005_access.sql"),
+            include_str!("../migrations/0006_cases.sql"),
+        ],
     )
-    .await
-    .unwrap();
-    let old = [
-        include_str!("../migrations/0001_init.sql"),
-        include_str!("../migrations/0002_partner.sql"),
-        include_str!("../migrations/0003_operator_state.sql"),
-        include_str!("../migrations/0004_callback_result.sql"),
-        include_str!("../migrations/0005_access.sql"),
-        include_str!("../migrations/0006_cases.sql"),
-    ];
-    for (i, sql) in old.iter().enumerate() {
-        pool.execute(*sql).await.unwrap();
-        sqlx::query(
-            "INSERT INTO hotline_migrations (version, name, applied_at) VALUES ($1, 'old', 0)",
-        )
-        .bind(i as i64 + 1)
-        .execute(&pool)
-        .await
-        .unwrap();
-    }
+    .await;
     let citizen = uuid::Uuid::now_v7();
     sqlx::query(
         "INSERT INTO citizens (id, name, address, notes, created_at, updated_at) \

@@ -21,7 +21,7 @@ mod directory_api;
 mod events;
 #[cfg(test)]
 mod events_tests;
-mod export;
+pub(crate) mod export;
 mod listing;
 mod metrics;
 mod operators;
