@@ -7,7 +7,7 @@
 -- prefix search covers word endings as people type them). Lower-casing by lower() follows
 -- the database's locale, which may be C (scripts/with-postgres.sh makes one): Cyrillic and
 -- Belarusian capitals are mapped by translate(), which does not depend on it, and ё is
--- made е. Queries call the same function (appeals::store::fts_query).
+-- made е. Queries call the same function (appeals::store::fts_keys).
 
 CREATE FUNCTION hotline_search_vector(a TEXT, b TEXT, c TEXT) RETURNS tsvector
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

@@ -9,7 +9,7 @@
 -- key is TEXT): after one, rebuild both indexes with
 --   INSERT INTO appeals_fts (appeals_fts) VALUES ('rebuild');
 --   INSERT INTO citizens_fts (citizens_fts) VALUES ('rebuild');
--- (the daemon never runs VACUUM). Queries: appeals::store::fts_query.
+-- (the daemon never runs VACUUM). Queries: appeals::store::fts_keys.
 
 CREATE VIEW appeals_fts_text AS
     SELECT rowid AS rid,

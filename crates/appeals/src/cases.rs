@@ -15,7 +15,7 @@ use crate::db::{self, ms};
 use crate::model::{Appeal, AppealId, AppealWithEvents, EventKind, Status};
 use crate::partner;
 use crate::store::{
-    appeal_from_row, bind_all, escape_like, fts_match, opt_parsed, opt_time, parsed, search_terms,
+    appeal_from_row, bind_all, escape_like, fts_keys, opt_parsed, opt_time, parsed, search_terms,
     time, Bind, Page, Store, APPEAL_COLUMNS,
 };
 use crate::{phone_key, Error};
@@ -319,9 +319,10 @@ impl Store {
         }
         let terms = f.text.as_deref().map(search_terms).unwrap_or_default();
         if !terms.is_empty() {
-            let (cond, q) = fts_match(self.backend(), "citizens", "citizens", &terms);
+            let (key, keys, q) = fts_keys(self.backend(), "citizens", &terms);
             binds.push(Bind::Text(q));
-            conds.push(cond.replace("$?", &format!("${}", binds.len())));
+            let keys = keys.replace("$?", &format!("${}", binds.len()));
+            conds.push(format!("{key} IN ({keys})"));
         }
         let cond = if conds.is_empty() {
             "1 = 1".to_owned()

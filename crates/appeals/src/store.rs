@@ -85,18 +85,20 @@ pub fn search_terms(q: &str) -> Vec<String> {
         .collect()
 }
 
-/// The full text match of `terms` (from [`search_terms`], not empty) on `backend`: an SQL
-/// condition on the rows of `table` (`appeals` or `citizens`, whose alias is `alias`) with
-/// `$?` where the query goes, and that query. Every term matches as a word's beginning.
-pub(crate) fn fts_match(
+/// The full text match of `terms` (from [`search_terms`], not empty) in `table`
+/// (`appeals` or `citizens`) on `backend`: the key column the match gives (`rowid` on
+/// SQLite, where the FTS5 index is keyed by it; `id` on PostgreSQL), a sub-select of the
+/// matching keys with `$?` where the query goes, and that query. Every term matches as a
+/// word's beginning.
+pub(crate) fn fts_keys(
     backend: Backend,
     table: &str,
-    alias: &str,
     terms: &[String],
-) -> (String, String) {
+) -> (&'static str, String, String) {
     match backend {
         Backend::Sqlite => (
-            format!("{alias}.rowid IN (SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH $?)"),
+            "rowid",
+            format!("SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH $?"),
             terms
                 .iter()
                 .map(|t| format!("\"{t}\"*"))
@@ -109,14 +111,11 @@ pub(crate) fn fts_match(
             } else {
                 "notes, address, resolution"
             };
-            let cols: Vec<String> = columns
-                .split(", ")
-                .map(|c| format!("{alias}.{c}"))
-                .collect();
             (
+                "id",
                 format!(
-                    "hotline_search_vector({}) @@ to_tsquery('simple', $?)",
-                    cols.join(", ")
+                    "SELECT id FROM {table} \
+                     WHERE hotline_search_vector({columns}) @@ to_tsquery('simple', $?)"
                 ),
                 terms
                     .iter()
@@ -470,19 +469,21 @@ fn where_clause(f: &SearchFilter, backend: Backend) -> (String, Vec<Bind>) {
     }
     let terms = f.text.as_deref().map(search_terms).unwrap_or_default();
     if !terms.is_empty() {
-        let (own, q) = fts_match(backend, "appeals", "appeals", &terms);
+        let (key, own, q) = fts_keys(backend, "appeals", &terms);
+        binds.push(Bind::Text(q));
+        let own = own.replace("$?", &format!("${}", binds.len()));
         if f.text_in_citizens {
-            let (cards, q2) = fts_match(backend, "citizens", "c", &terms);
-            binds.push(Bind::Text(q));
-            let own = own.replace("$?", &format!("${}", binds.len()));
+            // a union of index lookups, not an OR (which neither backend answers from the
+            // indexes): the appeals whose text matches, and those of the cards that do
+            let (_, cards, q2) = fts_keys(backend, "citizens", &terms);
             binds.push(Bind::Text(q2));
             let cards = cards.replace("$?", &format!("${}", binds.len()));
             conds.push(format!(
-                "({own} OR citizen_id IN (SELECT c.id FROM citizens c WHERE {cards}))"
+                "{key} IN ({own} UNION SELECT a.{key} FROM appeals a WHERE a.citizen_id IN \
+                 (SELECT c.id FROM citizens c WHERE c.{key} IN ({cards})))"
             ));
         } else {
-            binds.push(Bind::Text(q));
-            conds.push(own.replace("$?", &format!("${}", binds.len())));
+            conds.push(format!("{key} IN ({own})"));
         }
     }
     if conds.is_empty() {
