@@ -1427,11 +1427,14 @@ def render_cases(w, c: dict) -> None:
       "half, open ones assigned to 50 operators) and Russian names and Novosibirsk addresses, "
       "fills `missed_callers`, runs ANALYZE, then runs each read 7 times through `appeals::Store`: "
       "the first (cold) run and the median. \"page\" is the first 50, newest first, as "
-      f"`GET /api/v1/appeals?q=` gives them; \"count\" is its `total`. Target: under {CASES_TARGET_MS} ms.")
+      f"`GET /api/v1/appeals?q=` gives them; \"count\" is its `total`. Target: under {CASES_TARGET_MS} ms. "
+      f"Command: `target/release/examples/cases_bench sqlite://… {c['appeals']} {c['citizens']}`, and the same "
+      "with `\"$HOTLINE_TEST_PG_URL\"` under `scripts/with-postgres.sh`.")
     w("")
     for r in c["runs"]:
         if "error" in r:
             w(f"- {r['backend']}: failed — `{r['error'].strip().splitlines()[-1] if r['error'].strip() else '?'}`")
+            w("")
             continue
         f = r["fill_seconds"]
         w(f"**{r['backend']}** — fill: citizens {f['citizens']:.0f} s, appeals {f['appeals']:.0f} s, "
