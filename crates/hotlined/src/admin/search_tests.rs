@@ -373,7 +373,7 @@ async fn menu_hang_ups_are_missed_until_called_back() {
         .iter()
         .map(|c| c["appeal_id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(callers, [choosing.clone()], "{missed}");
+    assert_eq!(callers, [choosing.as_str()], "{missed}");
     assert_eq!(missed["page"], 1);
 
     // a callback to them is booked (by a supervisor's call) and answered: off the list
