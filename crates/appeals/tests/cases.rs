@@ -593,16 +593,7 @@ on_both!(missed_callers);
 /// The schema as migrations 1–4 made it, with calls in it: migration 6 adds the case
 /// fields and loses nothing.
 async fn upgrade_from_the_previous_schema(db: TestDb) {
-    let pool = common::old_schema(
-        &db.url,
-        &[
-            include_str!("../migrations/0001_init.sql"),
-            include_str!("../migrations/0002_partner.sql"),
-            include_str!("../migrations/0003_operator_state.sql"),
-            include_str!("../migrations/0004_callback_result.sql"),
-        ],
-    )
-    .await;
+    let pool = common::old_schema(&db.url, &common::OLD_MIGRATIONS[..4]).await;
     // calls as the previous version wrote them
     let numbers = [
         "+79131234567",

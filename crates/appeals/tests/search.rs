@@ -336,18 +336,7 @@ on_both!(missed_table_through_a_callback);
 /// A database migrations 1–6 made, with citizens, appeals with text, and callers missed:
 /// migration 7 keeps every row, indexes the old text, and fills `missed_callers`.
 async fn upgrade_from_migration_6(db: TestDb) {
-    let pool = common::old_schema(
-        &db.url,
-        &[
-            include_str!("../migrations/0001_init.sql"),
-            include_str!("../migrations/0002_partner.sql"),
-            include_str!("../migrations/0003_operator_state.sql"),
-            include_str!("../migrations/0004_callback_result.sql"),
-            include_str!("../migrations/0005_access.sql"),
-            include_str!("../migrations/0006_cases.sql"),
-        ],
-    )
-    .await;
+    let pool = common::old_schema(&db.url, &common::OLD_MIGRATIONS[..6]).await;
     let citizen = uuid::Uuid::now_v7();
     sqlx::query(
         "INSERT INTO citizens (id, name, address, notes, created_at, updated_at) \

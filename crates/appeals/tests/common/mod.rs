@@ -108,6 +108,17 @@ async fn create_pg_database(admin: &str, name: &str) {
     pool.close().await;
 }
 
+/// Migrations 1–6 as released, for the upgrade tests (`&OLD_MIGRATIONS[..n]`: the schema a
+/// version that had n of them made).
+pub const OLD_MIGRATIONS: [&str; 6] = [
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_partner.sql"),
+    include_str!("../../migrations/0003_operator_state.sql"),
+    include_str!("../../migrations/0004_callback_result.sql"),
+    include_str!("../../migrations/0005_access.sql"),
+    include_str!("../../migrations/0006_cases.sql"),
+];
+
 /// A pool on `url` with the schema as these migrations (the first ones, in order) made it,
 /// recorded in `hotline_migrations` as the daemon records them: a database an older version
 /// left, for the upgrade tests.
