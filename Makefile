@@ -54,10 +54,12 @@ prompts:
 ## make bench: release build, criterion micro-benchmarks, then hotlined under SIPp load on
 ## 127.0.0.1 (SIPp's own uas as the baseline), an overload probe and a 30-minute soak; writes
 ## docs/BENCHMARKS.md. Not part of `make test`. BENCH_ARGS=--quick for a smoke run (a 2-minute
-## soak); BENCH_ARGS='--only micro' for one section, '--only soak' for the soak alone.
+## soak); BENCH_ARGS='--only micro' for one section, '--only soak' for the soak alone,
+## '--only cases' for search and worklists over 1 000 000 appeals (SQLite and PostgreSQL).
 bench:
 	scripts/ensure-tools.sh sipp tcpdump python3
 	$(CARGO) build --release -p hotlined --bin hotlined
+	$(CARGO) build --release -p appeals --example cases_bench
 	$(CARGO) bench -p sip -p media -p acd --no-run
 	python3 bench/run.py --hotlined target/release/hotlined $(BENCH_ARGS)
 

@@ -26,6 +26,10 @@ SECTIONS
   soak         100 calls/s for 30 min (--quick: 50/s for 2 min), IVR calls with RTP both ways and
                10 % to SIPp operator phones: RSS, open fds, threads and CPU per call each minute;
                then a 15 s burst at 3x the rate: RSS before, at the peak and a minute after
+  cases        the case store at size (crates/appeals/examples/cases_bench.rs): 1 000 000 appeals
+               and 200 000 citizens (--quick: 100 000 / 20 000) filled into SQLite and into a
+               throw-away PostgreSQL (scripts/with-postgres.sh), then full-text search and the
+               first page of each worklist (mine, overdue, due-today, missed), cold and median
 
 Every SIPp gets explicit -i/-p/-mp/-cp ports from sip-test/free_port.py, `-nostdin`,
 `-timeout` (its own global limit) and a hard `timeout -k` around it; every load is bounded in
@@ -1401,6 +1405,67 @@ def jit(j: dict | None, key: str) -> str:
     return fmt((j or {}).get(key), 3)
 
 
+CASES_BENCH = os.path.join(ROOT, "target", "release", "examples", "cases_bench")
+CASES_TARGET_MS = 100
+
+
+def section_cases(work: str, quick: bool) -> dict:
+    """Fills SQLite and a throw-away PostgreSQL with appeals and citizens and times the case
+    reads (the example prints one JSON object per database)."""
+    appeals, citizens = (100_000, 20_000) if quick else (1_000_000, 200_000)
+    if not os.access(CASES_BENCH, os.X_OK):
+        subprocess.run(["cargo", "build", "-q", "--release", "-p", "appeals", "--example", "cases_bench"],
+                       cwd=ROOT, check=True)
+    out: dict = {"appeals": appeals, "citizens": citizens, "runs": []}
+    db = os.path.join(work, "cases.db")
+    runs = [
+        ("sqlite", [CASES_BENCH, f"sqlite://{db}", str(appeals), str(citizens)]),
+        ("postgres", [os.path.join(ROOT, "scripts", "with-postgres.sh"), "sh", "-c",
+                      f'exec "{CASES_BENCH}" "$HOTLINE_TEST_PG_URL" {appeals} {citizens}']),
+    ]
+    for name, cmd in runs:
+        log(f"cases: filling {name} with {appeals} appeals and {citizens} citizens")
+        p = subprocess.run(["timeout", "-k", "10", "3600"] + cmd, cwd=ROOT, capture_output=True, text=True)
+        line = next((l for l in reversed(p.stdout.splitlines()) if l.startswith("{")), None)
+        if p.returncode != 0 or line is None:
+            log(f"cases: {name} failed ({p.returncode}): {p.stderr[-2000:]}")
+            out["runs"].append({"backend": name, "error": (p.stderr or "")[-500:]})
+            continue
+        out["runs"].append(json.loads(line))
+    return out
+
+
+def render_cases(w, c: dict) -> None:
+    w(f"### Cases at size: search and worklists over {c['appeals']:,} appeals and {c['citizens']:,} citizens"
+      .replace(",", " "))
+    w("")
+    w("`crates/appeals/examples/cases_bench.rs` fills a fresh database (multi-row INSERTs; the "
+      "full-text triggers and indexes of migration 7 work as for any insert) with a year of calls "
+      "(60 % from a citizen's number, 14 % abandoned, notes on a third, a service and due date on "
+      "half, open ones assigned to 50 operators) and Russian names and Novosibirsk addresses, "
+      "fills `missed_callers`, runs ANALYZE, then runs each read 7 times through `appeals::Store`: "
+      "the first (cold) run and the median. \"page\" is the first 50, newest first, as "
+      f"`GET /api/v1/appeals?q=` gives them; \"count\" is its `total`. Target: under {CASES_TARGET_MS} ms. "
+      f"Command: `target/release/examples/cases_bench sqlite://… {c['appeals']} {c['citizens']}`, and the same "
+      "with `\"$HOTLINE_TEST_PG_URL\"` under `scripts/with-postgres.sh`.")
+    w("")
+    for r in c["runs"]:
+        if "error" in r:
+            w(f"- {r['backend']}: failed — `{r['error'].strip().splitlines()[-1] if r['error'].strip() else '?'}`")
+            w("")
+            continue
+        f = r["fill_seconds"]
+        w(f"**{r['backend']}** — fill: citizens {f['citizens']:.0f} s, appeals {f['appeals']:.0f} s, "
+          f"missed list {f['missed']:.1f} s ({r['missed_callers']} callers missed)")
+        w("")
+        w("| read | rows | first (ms) | median (ms) | under target |")
+        w("| --- | --- | --- | --- | --- |")
+        for name, t in r["timings"].items():
+            ok = "yes" if t["median_ms"] < CASES_TARGET_MS else "**no**"
+            w(f"| {name} | {t['rows']} | {t['first_ms']:.1f} | {t['median_ms']:.1f} | {ok} |")
+        w("")
+
+
 def render(meta: dict, res: dict) -> str:
     out = []
     w = out.append
@@ -1522,6 +1587,8 @@ def render(meta: dict, res: dict) -> str:
         render_overload(w, ov)
     if soak:
         render_soak(w, soak)
+    if res.get("cases"):
+        render_cases(w, res["cases"])
     w("### Command lines")
     w("")
     w("```sh")
@@ -1657,7 +1724,7 @@ def write_doc(path: str, body: str) -> None:
         fh.write(text)
 
 
-SECTIONS = ("micro", "concurrency", "bridged", "ivr-rate", "call-rate", "live", "overload", "soak")
+SECTIONS = ("micro", "concurrency", "bridged", "ivr-rate", "call-rate", "live", "overload", "soak", "cases")
 RESULTS = os.path.join(ROOT, "target", "bench-results.json")
 
 
@@ -1683,7 +1750,7 @@ def main() -> int:
     for tool in ("sipp", "timeout"):
         if not shutil.which(tool):
             raise SystemExit(f"missing tool: {tool}")
-    if (sections - {"micro"}) and not os.access(a.hotlined, os.X_OK):
+    if (sections - {"micro", "cases"}) and not os.access(a.hotlined, os.X_OK):
         raise SystemExit(f"no daemon binary at {a.hotlined}: build it first (make bench does)")
     if not shutil.which("tcpdump"):
         log("tcpdump missing: no on-the-wire INVITE->200 times, no RTP jitter")
@@ -1723,6 +1790,8 @@ def main() -> int:
                 results[name] = section_overload(a.hotlined, config, work, a.quick, clean)
             elif name == "soak":
                 results[name] = section_soak(a.hotlined, config, work, a.quick)
+            elif name == "cases":
+                results[name] = section_cases(work, a.quick)
             runs[name] = {"date": meta["date"], "wall": time.monotonic() - s0,
                           "load": open("/proc/loadavg").read().split()[:3]}
     finally:

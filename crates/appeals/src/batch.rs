@@ -54,6 +54,7 @@ use sqlx::{Any, AnyConnection, Row};
 use uuid::Uuid;
 
 use crate::db::{self, ms};
+use crate::missed;
 use crate::model::{AppealId, AppealUpdate, EventKind, NewAppeal};
 use crate::writer::Op;
 
@@ -441,13 +442,55 @@ pub(crate) async fn write(
         });
     }
 
-    for op in others {
+    for op in &others {
         statements.fetch_add(1, Ordering::Relaxed);
         apply_other(&mut tx, op).await?;
     }
+    refresh_missed(&mut tx, &plans, &others, statements).await?;
     tx.commit().await?;
     statements.fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+/// Keeps the `missed` worklist (see [`crate::missed`]): the callers whose call ended or was
+/// answered in this batch, and those whose callback progressed, get their rows recomputed.
+async fn refresh_missed(
+    conn: &mut AnyConnection,
+    plans: &[AppealPlan<'_>],
+    others: &[&Op],
+    statements: &AtomicU64,
+) -> Result<(), sqlx::Error> {
+    let ended: Vec<AppealId> = plans
+        .iter()
+        .filter(|p| {
+            let f = Folded::of(&p.items);
+            f.outcome.is_some() || f.answered_at.is_some()
+        })
+        .map(|p| p.id)
+        .collect();
+    let mut callback_appeals = Vec::new();
+    let mut callback_ids = Vec::new();
+    for op in others {
+        match op {
+            Op::CallbackStatus { id, .. } => callback_ids.push(*id),
+            Op::CallbackProgress { appeal, .. } => callback_appeals.push(*appeal),
+            _ => {}
+        }
+    }
+    if ended.is_empty() && callback_appeals.is_empty() && callback_ids.is_empty() {
+        return Ok(());
+    }
+    let mut keys = missed::keys_of_appeals(conn, &ended).await?;
+    keys.extend(missed::keys_of_callbacks(conn, &callback_appeals, &callback_ids).await?);
+    // a lookup per non-empty list (of fewer than 500 ids in a batch), then a delete and an
+    // insert per 500 callers
+    let lookups = [ended.len(), callback_appeals.len(), callback_ids.len()]
+        .iter()
+        .map(|n| n.div_ceil(missed::CHUNK))
+        .sum::<usize>()
+        + 2 * keys.len().div_ceil(missed::CHUNK);
+    statements.fetch_add(lookups as u64, Ordering::Relaxed);
+    missed::refresh(conn, Some(&keys)).await
 }
 
 /// Inserts the appeals the batch creates; returns the ids that really went in (the others
@@ -755,8 +798,9 @@ mod tests {
             event(b, EventKind::Ended),
         ];
         let statements = write_ops(&pool, &ops, false).await.unwrap();
-        // BEGIN, INSERT appeals, UPDATE appeals (the ghost), INSERT events, COMMIT.
-        assert_eq!(statements, 5);
+        // BEGIN, INSERT appeals, UPDATE appeals (the ghost), INSERT events, the caller key of
+        // the appeal that ended, its missed row deleted and recomputed, COMMIT.
+        assert_eq!(statements, 8);
         assert_eq!(
             timeline(&pool, a).await,
             [

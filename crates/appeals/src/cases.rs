@@ -15,8 +15,8 @@ use crate::db::{self, ms};
 use crate::model::{Appeal, AppealId, AppealWithEvents, EventKind, Status};
 use crate::partner;
 use crate::store::{
-    appeal_from_row, bind_all, escape_like, opt_parsed, opt_time, parsed, time, Bind, Page, Store,
-    APPEAL_COLUMNS,
+    appeal_from_row, bind_all, escape_like, fts_keys, opt_parsed, opt_time, parsed, search_terms,
+    time, Bind, Page, Store, APPEAL_COLUMNS,
 };
 use crate::{phone_key, Error};
 
@@ -64,6 +64,18 @@ pub struct CitizenFields {
     pub flags: Vec<Flag>,
     pub consent: Option<Consent>,
     pub notes: Option<String>,
+}
+
+/// Which cards to list ([`Store::search_citizens`]). Every field that is set must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CitizenFilter {
+    /// Contained in the name, as written.
+    pub name: Option<String>,
+    /// A phone number of the card (matched by its key, [`phone_key`]).
+    pub phone: Option<String>,
+    /// Free text: every word (as a word's beginning, any case, ё = е) in the name, address
+    /// or notes ([`crate::store::search_terms`]).
+    pub text: Option<String>,
 }
 
 /// A change to a card: `None` leaves a field alone, `Some(None)` clears it.
@@ -271,25 +283,46 @@ impl Store {
     }
 
     /// Cards whose name contains `name` and/or who have a phone with the key of `phone`,
-    /// by name.
+    /// by name ([`Store::search_citizens`] with those two).
     pub async fn find_citizens(
         &self,
         name: Option<&str>,
         phone: Option<&str>,
         page: Page,
     ) -> Result<Vec<Citizen>, Error> {
+        let f = CitizenFilter {
+            name: name.map(str::to_owned),
+            phone: phone.map(str::to_owned),
+            text: None,
+        };
+        self.search_citizens(&f, page).await
+    }
+
+    /// Cards matching every part of the filter that is set, by name.
+    pub async fn search_citizens(
+        &self,
+        f: &CitizenFilter,
+        page: Page,
+    ) -> Result<Vec<Citizen>, Error> {
         let mut conds = Vec::new();
         let mut binds = Vec::new();
-        if let Some(n) = name {
+        if let Some(n) = &f.name {
             binds.push(Bind::Text(format!("%{}%", escape_like(n))));
             conds.push(format!("name LIKE ${} ESCAPE '\\'", binds.len()));
         }
-        if let Some(p) = phone {
+        if let Some(p) = &f.phone {
             binds.push(Bind::Text(phone_key(p)));
             conds.push(format!(
                 "id IN (SELECT citizen_id FROM citizen_phones WHERE phone_key = ${})",
                 binds.len()
             ));
+        }
+        let terms = f.text.as_deref().map(search_terms).unwrap_or_default();
+        if !terms.is_empty() {
+            let (key, keys, q) = fts_keys(self.backend(), "citizens", &terms);
+            binds.push(Bind::Text(q));
+            let keys = keys.replace("$?", &format!("${}", binds.len()));
+            conds.push(format!("{key} IN ({keys})"));
         }
         let cond = if conds.is_empty() {
             "1 = 1".to_owned()
@@ -606,51 +639,45 @@ impl Store {
             .collect()
     }
 
-    /// Callers who hung up in the queue or before the answer without reaching a person
-    /// (outcome `abandoned`) and have not been reached since — no later call of theirs
-    /// answered, no callback to their number done, not closed by a supervisor — one row per
-    /// caller, the longest waiting first.
+    /// Callers who hung up without reaching a person (outcome `abandoned`: in the queue,
+    /// before the answer, or in the voice menu while choosing) and have not been reached
+    /// since — no later call of theirs answered, no callback to their number done, not
+    /// closed by a supervisor — one row per caller, the longest waiting first. Read from the
+    /// table the writer keeps ([`crate::missed`]): an index lookup at any size.
     pub async fn missed(&self, page: Page) -> Result<Vec<MissedCaller>, Error> {
-        let sql =
-            "SELECT a.caller_key, MIN(a.arrived_at) AS first_at, MAX(a.arrived_at) AS last_at, \
-                   COUNT(*) AS calls FROM appeals a \
-             WHERE a.outcome = 'abandoned' AND a.caller_key IS NOT NULL AND a.caller_key <> '' \
-             AND NOT EXISTS (SELECT 1 FROM appeals b WHERE b.caller_key = a.caller_key \
-                 AND b.arrived_at > a.arrived_at AND b.answered_at IS NOT NULL) \
-             AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.number_key = a.caller_key \
-                 AND c.status = 'done' AND c.completed_at > a.arrived_at) \
-             AND NOT EXISTS (SELECT 1 FROM missed_closures m WHERE m.caller_key = a.caller_key \
-                 AND m.closed_at >= a.arrived_at) \
-             GROUP BY a.caller_key ORDER BY first_at, a.caller_key LIMIT $1 OFFSET $2";
-        let rows = sqlx::query(sql)
-            .bind(i64::from(page.limit.min(Page::MAX_LIMIT)))
-            .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let key: String = r.try_get("caller_key")?;
-            let last_at: i64 = r.try_get("last_at")?;
-            let last = sqlx::query(
-                "SELECT id, caller_number, citizen_id, line FROM appeals \
-                 WHERE caller_key = $1 AND arrived_at = $2 AND outcome = 'abandoned' \
-                 ORDER BY id DESC LIMIT 1",
-            )
-            .bind(key)
-            .bind(last_at)
-            .fetch_one(&self.pool)
-            .await?;
-            out.push(MissedCaller {
-                appeal_id: parsed(last.try_get("id")?, "id")?,
-                caller_number: last.try_get("caller_number")?,
-                citizen_id: opt_parsed(last.try_get("citizen_id")?, "citizen_id")?,
-                line: last.try_get("line")?,
-                first_missed_at: time(r.try_get("first_at")?, "arrived_at")?,
-                last_missed_at: time(last_at, "arrived_at")?,
-                calls: r.try_get("calls")?,
-            });
-        }
-        Ok(out)
+        let rows = sqlx::query(
+            "SELECT m.first_at, m.last_at, m.calls, a.id, a.caller_number, a.citizen_id, a.line \
+             FROM missed_callers m JOIN appeals a ON a.id = m.appeal_id \
+             ORDER BY m.first_at, m.caller_key LIMIT $1 OFFSET $2",
+        )
+        .bind(i64::from(page.limit.min(Page::MAX_LIMIT)))
+        .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MissedCaller {
+                    appeal_id: parsed(r.try_get("id")?, "id")?,
+                    caller_number: r.try_get("caller_number")?,
+                    citizen_id: opt_parsed(r.try_get("citizen_id")?, "citizen_id")?,
+                    line: r.try_get("line")?,
+                    first_missed_at: time(r.try_get("first_at")?, "missed_callers.first_at")?,
+                    last_missed_at: time(r.try_get("last_at")?, "missed_callers.last_at")?,
+                    calls: r.try_get("calls")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Recomputes the whole `missed` list from the appeals, callbacks and closures (what
+    /// migration 7 does once). The writer and [`Store::close_missed`] keep it up to date;
+    /// this is for rows written around them (a bulk load, a restore).
+    pub async fn rebuild_missed(&self) -> Result<(), Error> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = db::begin_write(&mut conn).await?;
+        crate::missed::refresh(&mut tx, None).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Takes the caller of `appeal` off the `missed` list (every missed call of that number
@@ -679,12 +706,13 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(Uuid::now_v7().to_string())
-        .bind(key)
+        .bind(key.clone())
         .bind(ms(now))
         .bind(actor.to_owned())
         .bind(reason.to_owned())
         .execute(&mut *tx)
         .await?;
+        crate::missed::refresh(&mut tx, Some(&std::collections::BTreeSet::from([key]))).await?;
         let data = field_event(
             "missed",
             &serde_json::Value::Null,

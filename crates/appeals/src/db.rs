@@ -58,6 +58,9 @@ struct Migration {
     version: i64,
     name: &'static str,
     sql: &'static str,
+    /// Run after `sql` on SQLite only, and on PostgreSQL only (full text search).
+    sqlite: &'static str,
+    postgres: &'static str,
 }
 
 /// The schema's history. Append only; never edit a released entry.
@@ -66,31 +69,50 @@ const MIGRATIONS: &[Migration] = &[
         version: 1,
         name: "init",
         sql: include_str!("../migrations/0001_init.sql"),
+        sqlite: "",
+        postgres: "",
     },
     Migration {
         version: 2,
         name: "partner",
         sql: include_str!("../migrations/0002_partner.sql"),
+        sqlite: "",
+        postgres: "",
     },
     Migration {
         version: 3,
         name: "operator_state",
         sql: include_str!("../migrations/0003_operator_state.sql"),
+        sqlite: "",
+        postgres: "",
     },
     Migration {
         version: 4,
         name: "callback_result",
         sql: include_str!("../migrations/0004_callback_result.sql"),
+        sqlite: "",
+        postgres: "",
     },
     Migration {
         version: 5,
         name: "access",
         sql: include_str!("../migrations/0005_access.sql"),
+        sqlite: "",
+        postgres: "",
     },
     Migration {
         version: 6,
         name: "cases",
         sql: include_str!("../migrations/0006_cases.sql"),
+        sqlite: "",
+        postgres: "",
+    },
+    Migration {
+        version: 7,
+        name: "search",
+        sql: include_str!("../migrations/0007_search.sql"),
+        sqlite: include_str!("../migrations/0007_search.sqlite.sql"),
+        postgres: include_str!("../migrations/0007_search.postgres.sql"),
     },
 ];
 
@@ -184,6 +206,18 @@ pub async fn migrate(pool: &AnyPool) -> Result<(), Error> {
         };
         // A plain string with no arguments runs as a multi-statement script on both backends.
         (&mut *tx).execute(m.sql).await.map_err(wrap)?;
+        let own = if tx.backend_name().eq_ignore_ascii_case("sqlite") {
+            m.sqlite
+        } else {
+            m.postgres
+        };
+        if !own.is_empty() {
+            (&mut *tx).execute(own).await.map_err(wrap)?;
+        }
+        if m.version == 7 {
+            // the missed callers table starts with every caller missed so far
+            crate::missed::refresh(&mut tx, None).await.map_err(wrap)?;
+        }
         sqlx::query(
             "INSERT INTO hotline_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
         )

@@ -23,6 +23,7 @@ pub mod access;
 mod batch;
 pub mod cases;
 pub mod db;
+mod missed;
 pub mod model;
 pub mod operator_state;
 pub mod partner;
@@ -38,7 +39,8 @@ pub use access::{
     User, UserChange,
 };
 pub use cases::{
-    CaseChange, Citizen, CitizenFields, CitizenPatch, Consent, Flag, MissedCaller, Worklist,
+    CaseChange, Citizen, CitizenFields, CitizenFilter, CitizenPatch, Consent, Flag, MissedCaller,
+    Worklist,
 };
 pub use db::Backend;
 pub use model::{
@@ -51,7 +53,7 @@ pub use partner::{
     OutboxRow, Received, StatusMessage,
 };
 pub use report::{DailyReport, Figures, Group, HourFigures, ReportOptions};
-pub use store::{Page, SearchFilter, Store};
+pub use store::{search_terms, Page, SearchFilter, Store, MAX_TERMS};
 pub use writer::{AppealWriter, WriterConfig, WriterStats};
 
 /// The form phone numbers are matched in: the digits of `number` with `+`, spaces, dashes

@@ -55,6 +55,76 @@ pub struct SearchFilter {
     /// The operator who answered, exactly (an operator's own appeals).
     #[serde(default)]
     pub operator: Option<String>,
+    /// Free text: every word (as a word's beginning, any case, ё = е) in the appeal's notes,
+    /// address or resolution — or, with [`SearchFilter::text_in_citizens`], in the name,
+    /// address or notes of the citizen the appeal is linked to. See [`search_terms`].
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Whether [`SearchFilter::text`] also looks in the citizens' cards: only for those who
+    /// may see the cards.
+    #[serde(default)]
+    pub text_in_citizens: bool,
+}
+
+/// Most words a free-text query uses; the rest are ignored.
+pub const MAX_TERMS: usize = 8;
+
+/// The words of a free-text query as the indexes hold them: lower case, ё as е, letters
+/// and digits only (anything else separates words), at most [`MAX_TERMS`]. Empty when the
+/// query has no letter or digit.
+pub fn search_terms(q: &str) -> Vec<String> {
+    q.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            w.chars()
+                .flat_map(char::to_lowercase)
+                .map(|c| if c == 'ё' { 'е' } else { c })
+                .collect()
+        })
+        .take(MAX_TERMS)
+        .collect()
+}
+
+/// The full text match of `terms` (from [`search_terms`], not empty) in `table`
+/// (`appeals` or `citizens`) on `backend`: the key column the match gives (`rowid` on
+/// SQLite, where the FTS5 index is keyed by it; `id` on PostgreSQL), a sub-select of the
+/// matching keys with `$?` where the query goes, and that query. Every term matches as a
+/// word's beginning.
+pub(crate) fn fts_keys(
+    backend: Backend,
+    table: &str,
+    terms: &[String],
+) -> (&'static str, String, String) {
+    match backend {
+        Backend::Sqlite => (
+            "rowid",
+            format!("SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH $?"),
+            terms
+                .iter()
+                .map(|t| format!("\"{t}\"*"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        Backend::Postgres => {
+            let columns = if table == "citizens" {
+                "name, address, notes"
+            } else {
+                "notes, address, resolution"
+            };
+            (
+                "id",
+                format!(
+                    "SELECT id FROM {table} \
+                     WHERE hotline_search_vector({columns}) @@ to_tsquery('simple', $?)"
+                ),
+                terms
+                    .iter()
+                    .map(|t| format!("{t}:*"))
+                    .collect::<Vec<_>>()
+                    .join(" & "),
+            )
+        }
+    }
 }
 
 /// A page of results: skip `offset`, return at most `limit`.
@@ -150,7 +220,7 @@ impl Store {
 
     /// Appeals matching the filter, newest first.
     pub async fn search(&self, filter: &SearchFilter, page: Page) -> Result<Vec<Appeal>, Error> {
-        let (where_sql, mut binds) = where_clause(filter);
+        let (where_sql, mut binds) = where_clause(filter, self.backend);
         let n = binds.len();
         let sql = format!(
             "SELECT {APPEAL_COLUMNS} FROM appeals{where_sql} \
@@ -170,7 +240,7 @@ impl Store {
 
     /// How many appeals match the filter.
     pub async fn count(&self, filter: &SearchFilter) -> Result<u64, Error> {
-        let (where_sql, binds) = where_clause(filter);
+        let (where_sql, binds) = where_clause(filter, self.backend);
         let sql = format!("SELECT COUNT(*) FROM appeals{where_sql}");
         let row = bind_all(sqlx::query(&sql), binds)
             .fetch_one(&self.pool)
@@ -331,7 +401,7 @@ impl Store {
             to: Some(to),
             ..SearchFilter::default()
         };
-        let (where_sql, binds) = where_clause(&filter);
+        let (where_sql, binds) = where_clause(&filter, self.backend);
         // Appeals the partner centre forwarded to us were not calls on our lines: they stay
         // out of the call figures (their call is in the partner's report).
         let sql = format!(
@@ -347,7 +417,7 @@ impl Store {
     }
 }
 
-fn where_clause(f: &SearchFilter) -> (String, Vec<Bind>) {
+fn where_clause(f: &SearchFilter, backend: Backend) -> (String, Vec<Bind>) {
     let mut conds: Vec<String> = Vec::new();
     let mut binds = Vec::new();
     let mut push = |cond: &str, b: Bind| {
@@ -396,6 +466,25 @@ fn where_clause(f: &SearchFilter) -> (String, Vec<Bind>) {
     }
     if let Some(operator) = &f.operator {
         push("operator = $?", Bind::Text(operator.clone()));
+    }
+    let terms = f.text.as_deref().map(search_terms).unwrap_or_default();
+    if !terms.is_empty() {
+        let (key, own, q) = fts_keys(backend, "appeals", &terms);
+        binds.push(Bind::Text(q));
+        let own = own.replace("$?", &format!("${}", binds.len()));
+        if f.text_in_citizens {
+            // a union of index lookups, not an OR (which neither backend answers from the
+            // indexes): the appeals whose text matches, and those of the cards that do
+            let (_, cards, q2) = fts_keys(backend, "citizens", &terms);
+            binds.push(Bind::Text(q2));
+            let cards = cards.replace("$?", &format!("${}", binds.len()));
+            conds.push(format!(
+                "{key} IN ({own} UNION SELECT a.{key} FROM appeals a WHERE a.citizen_id IN \
+                 (SELECT c.id FROM citizens c WHERE c.{key} IN ({cards})))"
+            ));
+        } else {
+            conds.push(format!("{key} IN ({own})"));
+        }
     }
     if conds.is_empty() {
         (String::new(), binds)
@@ -518,7 +607,7 @@ mod tests {
             caller: Some("9_1%".into()),
             ..SearchFilter::default()
         };
-        let (sql, binds) = where_clause(&f);
+        let (sql, binds) = where_clause(&f, Backend::Sqlite);
         assert_eq!(
             sql,
             " WHERE line = $1 AND status = $2 AND caller_number LIKE $3 ESCAPE '\\'"

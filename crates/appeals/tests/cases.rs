@@ -17,7 +17,7 @@ use appeals::{
 use chrono::{NaiveDate, TimeDelta, Utc};
 use common::{at, TestDb};
 use serde_json::json;
-use sqlx::{Executor, Row};
+use sqlx::Row;
 
 const FLUSH: Duration = Duration::from_secs(30);
 
@@ -593,30 +593,7 @@ on_both!(missed_callers);
 /// The schema as migrations 1–4 made it, with calls in it: migration 6 adds the case
 /// fields and loses nothing.
 async fn upgrade_from_the_previous_schema(db: TestDb) {
-    let pool = appeals::db::connect(&db.url, 1, Duration::from_secs(10))
-        .await
-        .unwrap();
-    pool.execute(
-        "CREATE TABLE hotline_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-    )
-    .await
-    .unwrap();
-    let old = [
-        (1, include_str!("../migrations/0001_init.sql")),
-        (2, include_str!("../migrations/0002_partner.sql")),
-        (3, include_str!("../migrations/0003_operator_state.sql")),
-        (4, include_str!("../migrations/0004_callback_result.sql")),
-    ];
-    for (v, sql) in old {
-        pool.execute(sql).await.unwrap();
-        sqlx::query(
-            "INSERT INTO hotline_migrations (version, name, applied_at) VALUES ($1, 'old', 0)",
-        )
-        .bind(v as i64)
-        .execute(&pool)
-        .await
-        .unwrap();
-    }
+    let pool = common::old_schema(&db.url, &common::OLD_MIGRATIONS[..4]).await;
     // calls as the previous version wrote them
     let numbers = [
         "+79131234567",

@@ -975,8 +975,14 @@ async fn sqlite_created_in_wal_mode() {
     // Connecting again does not re-run the migrations.
     store.close().await;
     let again = Store::connect(&db.url).await.unwrap();
+    // one migration per number (a backend's own part, `*.sqlite.sql`, is not another)
     let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
         .unwrap()
+        .filter(|f| {
+            let name = f.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            !name.ends_with(".sqlite.sql") && !name.ends_with(".postgres.sql")
+        })
         .count();
     assert_eq!(count(&again, "hotline_migrations").await, shipped as i64);
 }

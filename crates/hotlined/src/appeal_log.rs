@@ -2,7 +2,7 @@
 //! an appeal at once, and its end is written to it. It also counts finished calls by line and
 //! outcome for `/metrics`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use appeals::{
@@ -24,6 +24,9 @@ pub struct CallCounters {
     ended: Mutex<BTreeMap<(String, Outcome), u64>>,
     /// Calls in progress: appeal id → line id, to know the line when the call ends.
     open: Mutex<HashMap<String, String>>,
+    /// Calls in progress whose voice menu has taken a step (they are in the menu until it
+    /// ends, which [`CallEnded::ivr`] then says).
+    in_menu: Mutex<HashSet<String>>,
 }
 
 impl CallCounters {
@@ -32,6 +35,22 @@ impl CallCounters {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(appeal.to_owned(), line.to_owned());
+    }
+
+    /// The call's voice menu took a step.
+    pub(crate) fn menu_step(&self, appeal: &str) {
+        self.in_menu
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(appeal.to_owned());
+    }
+
+    /// Whether the call's menu took a step; forgets it (the call is ending).
+    pub(crate) fn was_in_menu(&self, appeal: &str) -> bool {
+        self.in_menu
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(appeal)
     }
 
     pub(crate) fn ended(&self, appeal: &str, outcome: Outcome) {
@@ -149,6 +168,7 @@ impl CallLog for AppealLog {
     /// on the appeal); the menu's end is `entered_queue`, `transferred`, `callback_requested`
     /// (plus the callback row) or `message_recorded` (plus the recording file).
     fn ivr_step(&self, appeal: &str, step: &IvrStep) {
+        self.counters.menu_step(appeal);
         let Some(id) = parse_id(appeal) else {
             return;
         };
@@ -364,9 +384,17 @@ impl CallLog for AppealLog {
     fn call_ended(&self, appeal: &str, end: &CallEnded) {
         // A caller bridged to an operator was answered. Otherwise where the menu left the
         // caller decides; a caller still in a queue when the call ended never reached an
-        // operator: abandoned. A call
-        // answered by a line without a menu heard only information; one that ended before the
-        // answer was abandoned.
+        // operator: abandoned. A caller who hung up in the menu before it ended (while
+        // choosing, or during its prompts) did not get what they called for: abandoned, so
+        // they are on the `missed` worklist; one whose menu ended with a `hangup` node heard
+        // an information leaf to its end: information only. A call answered by a line
+        // without a menu heard only information; one that ended before the answer was
+        // abandoned.
+        let in_menu = self.counters.was_in_menu(appeal);
+        let caller_left = matches!(
+            end.reason,
+            EndReason::CallerCancelled | EndReason::CallerHungUp
+        );
         let outcome = if end.operator.is_some() {
             Outcome::Answered
         } else if let Some(ivr) = end.ivr {
@@ -377,12 +405,11 @@ impl CallLog for AppealLog {
                 IvrEnd::Message => Outcome::Message,
                 IvrEnd::Hangup => Outcome::InfoOnly,
             }
+        } else if end.answered && in_menu && caller_left {
+            Outcome::Abandoned
         } else if end.answered {
             Outcome::InfoOnly
-        } else if matches!(
-            end.reason,
-            EndReason::CallerCancelled | EndReason::CallerHungUp
-        ) {
+        } else if caller_left {
             Outcome::Abandoned
         } else {
             Outcome::Rejected

@@ -555,7 +555,8 @@ fn reload_gives_new_calls_the_new_menu_and_refuses_a_broken_one() {
     call_city(&d, "reload-1", Duration::from_millis(300));
     let a = appeal_of(&d, "reload-1");
     assert_eq!(a["ivr_path"], "greeting", "{a}");
-    assert_eq!(a["outcome"], "info_only", "{a}");
+    // hung up during the greeting, before the menu ended: missed (abandoned)
+    assert_eq!(a["outcome"], "abandoned", "{a}");
 
     // a valid edit through the API: new calls pass a new node first
     city_tagged(&dir, "reloaded");

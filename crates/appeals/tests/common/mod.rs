@@ -108,6 +108,42 @@ async fn create_pg_database(admin: &str, name: &str) {
     pool.close().await;
 }
 
+/// Migrations 1–6 as released, for the upgrade tests (`&OLD_MIGRATIONS[..n]`: the schema a
+/// version that had n of them made).
+pub const OLD_MIGRATIONS: [&str; 6] = [
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_partner.sql"),
+    include_str!("../../migrations/0003_operator_state.sql"),
+    include_str!("../../migrations/0004_callback_result.sql"),
+    include_str!("../../migrations/0005_access.sql"),
+    include_str!("../../migrations/0006_cases.sql"),
+];
+
+/// A pool on `url` with the schema as these migrations (the first ones, in order) made it,
+/// recorded in `hotline_migrations` as the daemon records them: a database an older version
+/// left, for the upgrade tests.
+pub async fn old_schema(url: &str, migrations: &[&str]) -> sqlx::AnyPool {
+    let pool = appeals::db::connect(url, 1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    pool.execute(
+        "CREATE TABLE hotline_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .await
+    .unwrap();
+    for (i, sql) in migrations.iter().enumerate() {
+        pool.execute(*sql).await.unwrap();
+        sqlx::query(
+            "INSERT INTO hotline_migrations (version, name, applied_at) VALUES ($1, 'old', 0)",
+        )
+        .bind(i as i64 + 1)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool
+}
+
 /// 2024-03-15 at the given UTC time.
 pub fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 3, 15, h, m, s).unwrap()

@@ -15,7 +15,7 @@
 //! address and district to an appeal that has none. A PATCH may name the `version` it was
 //! made on: a changed appeal is 409 and nothing is written.
 
-use appeals::{AppealId, Page, SearchFilter, Status};
+use appeals::{AppealId, Page, Status};
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -28,8 +28,10 @@ use serde_json::json;
 
 use super::access::Caller;
 use super::citizens_api::{district, line_text, long_text, nullable};
-use super::{json_body, query_error, Actor, AdminState, ApiError};
+use super::listing::{self, AppealQuery, Paging};
+use super::{export, json_body, query_error, Actor, AdminState, ApiError};
 use crate::report::{self, Format};
+use crate::web::chrome::Lang;
 
 /// The statuses an appeal in `from` may move to, for messages.
 pub(super) fn allowed_next(from: Status) -> String {
@@ -39,23 +41,6 @@ pub(super) fn allowed_next(from: Status) -> String {
         .map(|s| s.as_str())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `page` (from 1) and `per_page` (1 to [`Page::MAX_LIMIT`], default 50) of a list; 400
-/// when out of range.
-pub(super) fn paging(page: Option<u64>, per_page: Option<u32>) -> Result<(u64, u32), ApiError> {
-    let page = page.unwrap_or(1);
-    let per_page = per_page.unwrap_or(PER_PAGE);
-    if page == 0 {
-        return Err(ApiError::bad_request("page counts from 1"));
-    }
-    if !(1..=Page::MAX_LIMIT).contains(&per_page) {
-        return Err(ApiError::bad_request(format!(
-            "per_page must be 1 to {}",
-            Page::MAX_LIMIT
-        )));
-    }
-    Ok((page, per_page))
 }
 
 /// The statuses, for messages.
@@ -71,8 +56,6 @@ fn status_names() -> String {
 const MAX_NOTES: usize = 10_000;
 /// Longest destination organisation accepted, in characters.
 const MAX_ORG: usize = 200;
-/// Default page size.
-const PER_PAGE: u32 = 50;
 
 pub(super) fn path_id(p: Result<Path<String>, PathRejection>) -> Result<AppealId, ApiError> {
     let Path(id) = p.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -82,7 +65,7 @@ pub(super) fn path_id(p: Result<Path<String>, PathRejection>) -> Result<AppealId
 
 /// `None` for an absent or empty parameter.
 fn given(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+    listing::given(&v)
 }
 
 /// An instant from RFC 3339 (`2026-11-23T10:00:00+07:00`), or a day (`2026-11-23`) at the
@@ -104,25 +87,6 @@ pub(super) fn instant(
     })?;
     let (start, next) = appeals::report::day_bounds(day, tz);
     Ok(if end { next } else { start })
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    from: Option<String>,
-    to: Option<String>,
-    line: Option<String>,
-    category: Option<String>,
-    status: Option<String>,
-    caller: Option<String>,
-    service: Option<String>,
-    district: Option<String>,
-    organisation: Option<String>,
-    assignee: Option<String>,
-    citizen_id: Option<String>,
-    overdue: Option<bool>,
-    page: Option<u64>,
-    per_page: Option<u32>,
 }
 
 /// 403 unless the caller may see every appeal, or this one is theirs: an operator's when
@@ -188,85 +152,85 @@ async fn visible(
     }
 }
 
+/// Most rows one export holds.
+const EXPORT_MAX: u64 = 100_000;
+
 /// `GET /api/v1/appeals`: newest first, paged (`page` from 1, `per_page` 1–1000, default 50);
-/// filters `from`, `to`, `line`, `category`, `status`, `caller` (digits), `service`,
-/// `district`, `organisation`, `assignee`, `citizen_id` (exact ids) and `overdue=true`.
-/// An operator gets the appeals they handled, an organisation the applications routed to it.
+/// filters (see [`AppealQuery`]): `q` (free text), `from`, `to`, `line`, `category`,
+/// `status`, `caller` (digits), `service`, `district`, `organisation`, `assignee`,
+/// `operator`, `citizen_id` and `overdue=true`. A bad filter value is 422 naming the field.
+/// An operator gets the appeals they handled, an organisation the applications routed to
+/// it. `format=csv|xlsx` (with `lang=ru|en`) exports every appeal found instead (at most
+/// [`EXPORT_MAX`], else 422), audited.
 pub async fn list(
     State(s): State<AdminState>,
     Extension(who): Extension<Caller>,
-    q: Result<Query<ListQuery>, QueryRejection>,
+    q: Result<Query<AppealQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(query_error)?;
+    let d = s.directory.get();
     let tz = s.reports.tz;
-    let status = match given(q.status) {
-        None => None,
-        Some(v) => Some(v.parse::<Status>().map_err(|_| {
-            ApiError::bad_request(format!("status={v:?}: expected one of {}", status_names()))
-        })?),
-    };
-    let mut filter = SearchFilter {
-        from: given(q.from)
-            .map(|v| instant("from", &v, tz, false))
-            .transpose()?,
-        to: given(q.to)
-            .map(|v| instant("to", &v, tz, true))
-            .transpose()?,
-        line: given(q.line),
-        category: given(q.category),
-        status,
-        caller: given(q.caller),
-        service: given(q.service),
-        district: given(q.district),
-        organisation: given(q.organisation),
-        assignee: given(q.assignee),
-        citizen_id: given(q.citizen_id)
-            .map(|v| {
-                uuid::Uuid::parse_str(&v).map_err(|_| {
-                    ApiError::bad_request(format!("citizen_id={v:?} is not a citizen id"))
-                })
-            })
-            .transpose()?,
-        overdue_at: q.overdue.unwrap_or(false).then(Utc::now),
-        operator: None,
-    };
-    if !who.sees_all() {
-        match who.role {
-            appeals::Role::Organisation => {
-                let own = who.organisation_id.clone().ok_or_else(|| {
-                    ApiError::forbidden("this organisation account names no organisation")
-                })?;
-                if filter.organisation.as_ref().is_some_and(|o| *o != own) {
-                    return Err(ApiError::forbidden(
-                        "an organisation sees only the applications routed to it",
-                    ));
-                }
-                filter.organisation = Some(own);
-            }
-            _ => filter.operator = Some(who.id.clone()),
+    let filter = q.filter(&who, &d, tz)?;
+    let export = match given(q.format.clone()).as_deref() {
+        None | Some("json") => None,
+        Some("csv") => Some(export::Format::Csv),
+        Some("xlsx") => Some(export::Format::Xlsx),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "format",
+                format!("format: {other:?} is not json, csv or xlsx"),
+            ))
         }
-    }
-    let (page, per_page) = paging(q.page, q.per_page)?;
+    };
+    let lang = match given(q.lang.clone()).as_deref() {
+        None | Some("ru") => Lang::Ru,
+        Some("en") => Lang::En,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "lang",
+                format!("lang: {other:?} is not ru or en"),
+            ))
+        }
+    };
     let store = s.store()?;
     let total = store.count(&filter).await?;
-    let offset = (page - 1).saturating_mul(u64::from(per_page));
-    let appeals = store
-        .search(
-            &filter,
-            Page {
-                offset,
-                limit: per_page,
-            },
-        )
-        .await?;
-    Ok(Json(json!({
-        "appeals": appeals,
-        "page": page,
-        "per_page": per_page,
-        "total": total,
-        "pages": total.div_ceil(u64::from(per_page)),
-    }))
-    .into_response())
+    let Some(format) = export else {
+        let paging = Paging::of(q.page, q.per_page)?;
+        let appeals = store.search(&filter, paging.store()).await?;
+        return Ok(
+            Json(paging.answer("appeals", json!(appeals), Some(total), json!({}))).into_response(),
+        );
+    };
+    if total > EXPORT_MAX {
+        return Err(ApiError::invalid(
+            "format",
+            format!("format: {total} appeals found, an export holds at most {EXPORT_MAX}: narrow the filter"),
+        ));
+    }
+    let mut rows = Vec::new();
+    while (rows.len() as u64) < total {
+        let page = Page {
+            offset: rows.len() as u64,
+            limit: Page::MAX_LIMIT,
+        };
+        let more = store.search(&filter, page).await?;
+        if more.is_empty() {
+            break;
+        }
+        rows.extend(more);
+    }
+    s.audit(who.audit(
+        "export",
+        None,
+        json!({
+            "what": "appeals",
+            "format": format.as_str(),
+            "rows": rows.len(),
+            "filters": q.filters_given(),
+        }),
+    ))
+    .await;
+    export::render(format, &rows, &d, tz, lang)
 }
 
 /// `GET /api/v1/appeals/{id}`: the appeal with its timeline.

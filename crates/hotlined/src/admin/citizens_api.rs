@@ -8,7 +8,7 @@
 //! changed since is 409 and nothing is written. Unknown district, category or flag: 422
 //! naming the field.
 
-use appeals::{Citizen, CitizenFields, CitizenPatch, Consent, Flag, Page};
+use appeals::{Citizen, CitizenFields, CitizenFilter, CitizenPatch, Consent, Flag, Page};
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::access::Caller;
+use super::listing::{given, Paging};
 use super::{audit, json_body, query_error, Actor, AdminState, ApiError};
 use crate::directory::Directory;
 
@@ -228,33 +229,42 @@ pub async fn create(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    q: Option<String>,
     name: Option<String>,
     phone: Option<String>,
     page: Option<u64>,
     per_page: Option<u32>,
 }
 
-/// `GET /api/v1/citizens[?name=…&phone=…]`: cards by name, paged like the appeals.
+/// Longest free-text query, in characters.
+const MAX_Q: usize = 200;
+
+/// `GET /api/v1/citizens[?q=…&name=…&phone=…]`: cards by name, paged like the appeals.
+/// `q` is free text: every word, as a word's beginning in any case (ё = е), in the name,
+/// address or notes («иван» finds «Иванова»); `name` is contained in the name as written;
+/// `phone` is one of the card's numbers in any form. A bad `q` is 422 naming it.
 pub async fn list(
     State(s): State<AdminState>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(query_error)?;
-    let (page, per_page) = super::appeals_api::paging(q.page, q.per_page)?;
-    let name = q.name.as_deref().map(str::trim).filter(|v| !v.is_empty());
-    let phone = q.phone.as_deref().map(str::trim).filter(|v| !v.is_empty());
-    let found = s
-        .store()?
-        .find_citizens(
-            name,
-            phone,
-            Page {
-                offset: (page - 1).saturating_mul(u64::from(per_page)),
-                limit: per_page,
-            },
-        )
-        .await?;
-    Ok(Json(json!({ "citizens": found, "page": page, "per_page": per_page })).into_response())
+    let paging = Paging::of(q.page, q.per_page)?;
+    let text = match given(&q.q) {
+        Some(t) if t.chars().count() > MAX_Q || appeals::search_terms(&t).is_empty() => {
+            return Err(ApiError::invalid(
+                "q",
+                format!("q: 1 to {MAX_Q} characters with at least one word (letters or digits)"),
+            ))
+        }
+        other => other,
+    };
+    let filter = CitizenFilter {
+        name: given(&q.name),
+        phone: given(&q.phone),
+        text,
+    };
+    let found = s.store()?.search_citizens(&filter, paging.store()).await?;
+    Ok(Json(paging.answer("citizens", json!(found), None, json!({}))).into_response())
 }
 
 /// The card with its appeals, newest first (the latest [`Page::MAX_LIMIT`]).

@@ -21,10 +21,14 @@ mod directory_api;
 mod events;
 #[cfg(test)]
 mod events_tests;
+pub(crate) mod export;
+mod listing;
 mod metrics;
 mod operators;
 mod partner_api;
 pub mod permissions;
+#[cfg(test)]
+mod search_tests;
 #[cfg(test)]
 mod tests;
 mod users_api;
@@ -203,6 +207,14 @@ impl ApiError {
     }
     pub fn unprocessable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+    /// 422 naming the input `field` that is wrong.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: message.into(),
+            field: Some(field),
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 //!
 //! "Open" is every status but `done` and `declined`.
 
-use appeals::{Page, Worklist};
+use appeals::Worklist;
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -21,8 +21,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::access::Caller;
-use super::appeals_api::{paging, path_id};
+use super::appeals_api::path_id;
 use super::citizens_api::line_text;
+use super::listing::Paging;
 use super::{json_body, query_error, Actor, AdminState, ApiError};
 
 #[derive(Debug, Deserialize)]
@@ -47,11 +48,8 @@ pub async fn list(
         )));
     }
     let Query(q) = q.map_err(query_error)?;
-    let (page, per_page) = paging(q.page, q.per_page)?;
-    let p = Page {
-        offset: (page - 1).saturating_mul(u64::from(per_page)),
-        limit: per_page,
-    };
+    let paging = Paging::of(q.page, q.per_page)?;
+    let p = paging.store();
     let store = s.store()?;
     let now = Utc::now();
     let which = match list.as_str() {
@@ -64,13 +62,8 @@ pub async fn list(
         }
         "missed" => {
             let callers = store.missed(p).await?;
-            return Ok(Json(json!({
-                "list": "missed",
-                "callers": callers,
-                "page": page,
-                "per_page": per_page,
-            }))
-            .into_response());
+            let v = paging.answer("callers", json!(callers), None, json!({ "list": "missed" }));
+            return Ok(Json(v).into_response());
         }
         other => {
             return Err(ApiError::not_found(format!(
@@ -79,13 +72,8 @@ pub async fn list(
         }
     };
     let appeals = store.worklist(which, now, p).await?;
-    Ok(Json(json!({
-        "list": list,
-        "appeals": appeals,
-        "page": page,
-        "per_page": per_page,
-    }))
-    .into_response())
+    let v = paging.answer("appeals", json!(appeals), None, json!({ "list": list }));
+    Ok(Json(v).into_response())
 }
 
 #[derive(Debug, Deserialize)]

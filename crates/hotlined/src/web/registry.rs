@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::chrome::{appeal_id, event_label, outcome_label, status_label, Chrome, Viewer};
 use super::errors;
+use crate::admin::export::csv_field;
 use crate::admin::AdminState;
 
 /// How many rows a registry page shows.
@@ -174,20 +175,6 @@ fn url_pairs(pairs: &[(&str, &str)]) -> String {
         }
     }
     out
-}
-
-fn csv_field(s: &str) -> String {
-    // a leading = + - @ would be a formula in a spreadsheet
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
 }
 
 /// `GET /registry`.
