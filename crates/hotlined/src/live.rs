@@ -20,6 +20,8 @@ use gateway::live::{LiveEvent, OfferLive, OfferPhase, OperatorLive, QueueChange,
 use serde_json::json;
 use tokio::sync::broadcast;
 
+use crate::labels::Labels;
+
 /// How often a queue's changes are put out at most.
 pub const QUEUE_FLUSH: Duration = Duration::from_millis(100);
 
@@ -77,6 +79,8 @@ pub struct LiveSetup {
     pub service_level_seconds: i64,
     /// `[reports] timezone`: where "today" begins.
     pub tz: FixedOffset,
+    /// Queue titles and the voice menus: the callers' paths in words.
+    pub labels: Arc<Labels>,
 }
 
 impl Default for LiveSetup {
@@ -86,6 +90,7 @@ impl Default for LiveSetup {
             queues: Vec::new(),
             service_level_seconds: 20,
             tz: chrono::Offset::fix(&Utc),
+            labels: Arc::default(),
         }
     }
 }
@@ -123,6 +128,7 @@ struct State {
     day: Option<NaiveDate>,
     /// Queues changed since the last flush, with their oldest change.
     dirty: BTreeMap<String, DateTime<Utc>>,
+    labels: Arc<Labels>,
 }
 
 /// The live picture and the pages' broadcast. Cheap to share (`Arc`).
@@ -168,10 +174,48 @@ impl Live {
                 tz: setup.tz,
                 day: None,
                 dirty: BTreeMap::new(),
+                labels: setup.labels,
             }),
             pages,
             closed: Default::default(),
         })
+    }
+
+    /// The names of the configuration now (queue titles, the voice menus' choices).
+    pub fn labels(&self) -> Arc<Labels> {
+        Arc::clone(&self.lock().labels)
+    }
+
+    /// A reloaded configuration: operators' names and skills, queues' titles, the service
+    /// level target and the menus' words follow it (an operator removed from the file leaves
+    /// the picture, a new one joins it logged out); every page gets the operators and queues
+    /// again at once, with their new names.
+    pub fn reconfigure(&self, setup: LiveSetup) {
+        let mut st = self.lock();
+        let keep: Vec<&str> = setup.operators.iter().map(|o| o.0.as_str()).collect();
+        st.operators.retain(|id, _| keep.contains(&id.as_str()));
+        for (id, name, skills) in setup.operators {
+            let view = st.operators.entry(id).or_insert_with(|| OperatorView {
+                name: String::new(),
+                skills: Vec::new(),
+                last: None,
+                offer: None,
+            });
+            view.name = name;
+            view.skills = skills;
+        }
+        for (id, title) in setup.queues {
+            st.queues.entry(id).or_default().title = title;
+        }
+        st.target_s = setup.service_level_seconds;
+        st.labels = setup.labels;
+        let now = Utc::now();
+        for (id, o) in &st.operators {
+            let _ = self.pages.send(Arc::new(operator_event(id, o, now)));
+        }
+        for (id, q) in &st.queues {
+            let _ = self.pages.send(Arc::new(queue_event(&st, id, q, now, now)));
+        }
     }
 
     /// Ends every page's stream (shutdown).
@@ -207,7 +251,7 @@ impl Live {
         for (id, o) in &st.operators {
             snap.push(Arc::new(operator_event(id, o, now)));
             if let Some(offer) = &o.offer {
-                snap.push(Arc::new(offer_event(offer)));
+                snap.push(Arc::new(offer_event(offer, &st.labels)));
             }
         }
         for (id, q) in &st.queues {
@@ -249,7 +293,7 @@ impl Live {
                         OfferPhase::Ended | OfferPhase::Cancelled => None,
                     };
                 }
-                let _ = self.pages.send(Arc::new(offer_event(&offer)));
+                let _ = self.pages.send(Arc::new(offer_event(&offer, &st.labels)));
             }
             LiveEvent::Queue(q) => {
                 let target = st.target_s;
@@ -356,7 +400,13 @@ fn operator_event(id: &str, o: &OperatorView, now: DateTime<Utc>) -> PageEvent {
     }
 }
 
-fn offer_event(o: &OfferLive) -> PageEvent {
+/// A path in words, both languages (`{"ru": [...], "en": [...]}`): the JSON is rendered once
+/// for every page.
+fn path_words(labels: &Labels, path: &[String]) -> serde_json::Value {
+    json!({ "ru": labels.path(false, path), "en": labels.path(true, path) })
+}
+
+fn offer_event(o: &OfferLive, labels: &Labels) -> PageEvent {
     let v = json!({
         "operator": o.operator,
         "appeal": o.appeal,
@@ -364,6 +414,7 @@ fn offer_event(o: &OfferLive) -> PageEvent {
         "queue": o.queue,
         "caller": o.caller,
         "path": o.path,
+        "path_words": path_words(labels, &o.path),
         "waited_s": o.waited.as_secs(),
         "phase": o.phase.as_str(),
         "at": o.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -401,6 +452,7 @@ fn queue_event(
                     "appeal": w.appeal,
                     "since": rfc3339(w.since),
                     "path": w.path,
+                    "path_words": path_words(&st.labels, &w.path),
                 });
                 if with_caller {
                     v["caller"] = json!(w.caller);
@@ -486,5 +538,6 @@ pub fn setup(c: &crate::config::Config) -> LiveSetup {
             .collect(),
         service_level_seconds: c.main.reports.service_level_seconds,
         tz: c.report_tz(),
+        labels: Arc::new(crate::labels::Labels::of(c)),
     }
 }

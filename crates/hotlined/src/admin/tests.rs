@@ -69,6 +69,7 @@ fn state_with(writer: AppealWriter, token: &str) -> AdminState {
             ],
             ..Default::default()
         }),
+        holds: Default::default(),
     }
 }
 

@@ -314,6 +314,8 @@ pub fn event_label(lang: Lang, kind: &str) -> String {
         "destination_set" => ("назначена организация", "organisation set"),
         "forwarded" => ("передано партнёру", "forwarded to the partner"),
         "partner_update" => ("ответ партнёра", "partner update"),
+        "case_updated" => ("изменено обращение", "appeal changed"),
+        "citizen_linked" => ("найден заявитель", "citizen linked"),
         other => (other, other),
     };
     match lang {

@@ -58,8 +58,14 @@ pub struct Colleague {
 #[template(path = "desk.html")]
 struct DeskPage {
     c: Chrome,
-    /// The operator whose desk this is.
+    /// The operator whose desk this is (empty: a supervisor who has not chosen one yet).
     operator: String,
+    /// The viewer is not that operator (a supervisor looking on): nothing to press.
+    read_only: bool,
+    /// Supervisors and admins choose whose desk they look at: (login, name, chosen).
+    chooser: Vec<(String, String, bool)>,
+    /// The appeal whose disposition the operator is held for (`disposition_hold`).
+    held_for: Option<String>,
     state: &'static str,
     since: String,
     reason: String,
@@ -75,6 +81,8 @@ struct DeskPage {
     services: Vec<Opt>,
     districts: Vec<Opt>,
     organisations: Vec<Opt>,
+    /// Organisations with a transfer phone (the directory's `phone`).
+    transfer_orgs: Vec<Opt>,
     dispositions: Vec<Opt>,
     calls: u64,
     answered: u64,
@@ -149,17 +157,35 @@ fn work_item(c: &Chrome, a: &Appeal) -> WorkItem {
 /// `GET /desk`.
 pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
     let c = v.chrome("desk", "/desk", s.reports.tz);
-    // a supervisor looking at the desk sees the first operator's (read-only use)
+    // a supervisor chooses whose desk to look at (`?operator=`); their own when they are an
+    // operator themselves; else only the chooser
+    let contacts = s.stats.registered_contacts();
+    let all_ops = s.operators.views(&contacts, Instant::now());
+    let asked = v
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("operator=")))
+        .map(str::to_owned);
     let operator = if v.who.role == Role::Operator {
         v.who.id.clone()
     } else {
-        let contacts = s.stats.registered_contacts();
-        s.operators
-            .views(&contacts, Instant::now())
-            .into_iter()
-            .next()
-            .map(|v| v.id)
-            .unwrap_or_else(|| v.who.id.clone())
+        asked
+            .filter(|a| all_ops.iter().any(|o| &o.id == a))
+            .or_else(|| {
+                all_ops
+                    .iter()
+                    .find(|o| o.id == v.who.id)
+                    .map(|o| o.id.clone())
+            })
+            .unwrap_or_default()
+    };
+    let read_only = operator != v.who.id;
+    let chooser = if v.who.role == Role::Operator {
+        Vec::new()
+    } else {
+        all_ops
+            .iter()
+            .map(|o| (o.id.clone(), o.name.clone(), o.id == operator))
+            .collect()
     };
     let (state, since, reason, my_queues) = operator_state(&s, &operator).unwrap_or((
         "logged_out",
@@ -168,6 +194,15 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
         vec![],
     ));
     let queues = queue_items(&s);
+    let my_queue_titles: Vec<String> = my_queues
+        .iter()
+        .map(|q| {
+            queues
+                .iter()
+                .find(|x| &x.id == q)
+                .map_or_else(|| q.clone(), |x| x.title.clone())
+        })
+        .collect();
     let wrap_up_seconds = queues
         .iter()
         .filter(|q| my_queues.is_empty() || my_queues.contains(&q.id))
@@ -251,12 +286,23 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
     let districts = opts(&mut d.districts.iter().map(|x| (&x.id, &x.name)));
     let organisations = opts(&mut d.organisations.iter().map(|x| (&x.id, &x.name)));
     let dispositions = opts(&mut d.dispositions.iter().map(|x| (&x.id, &x.name)));
+    let transfer_orgs = opts(
+        &mut d
+            .organisations
+            .iter()
+            .filter(|x| x.phone.is_some())
+            .map(|x| (&x.id, &x.name)),
+    );
+    let held_for = s.holds.of(&operator).map(|a| a.to_string());
     let page = DeskPage {
+        held_for,
         operator,
+        read_only,
+        chooser,
         state,
         since,
         reason,
-        my_queues,
+        my_queues: my_queue_titles,
         queues,
         colleagues,
         mine,
@@ -266,6 +312,7 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
         services,
         districts,
         organisations,
+        transfer_orgs,
         dispositions,
         calls,
         answered,
@@ -381,10 +428,15 @@ pub async fn pop(
     let waited = appeal
         .wait_seconds
         .unwrap_or_else(|| (Utc::now() - appeal.arrived_at).num_seconds().max(0));
+    let names = super::names::Names::of(&s);
     let path = appeal
         .ivr_path
         .as_deref()
-        .map(|p| p.split('>').map(str::to_owned).collect())
+        .map(|p| {
+            names
+                .labels
+                .stored_path(c.lang == super::chrome::Lang::En, p)
+        })
         .unwrap_or_default();
     // a card that cannot be read leaves the pop without it rather than without the call
     let d = s.directory.get();
@@ -405,7 +457,11 @@ pub async fn pop(
         several,
         appeal: appeal.id.to_string(),
         number: appeal.caller_number.clone(),
-        queue: appeal.queue.clone().unwrap_or_default(),
+        queue: appeal
+            .queue
+            .as_deref()
+            .map(|q| names.queue(q))
+            .unwrap_or_default(),
         path,
         waited,
         calls_30d,

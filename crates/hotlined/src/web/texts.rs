@@ -92,8 +92,15 @@ texts! {
     to_queue: "В очередь", "To a queue";
     to_operator: "Коллеге", "To a colleague";
     to_org: "В организацию", "To an organisation";
+    transfer_btn: "Перевести", "Transfer";
+    whose_desk: "Рабочее место оператора", "Desk of the operator";
+    open_desk: "Открыть", "Open";
+    read_only: "Только просмотр: действия доступны самому оператору и на мониторе очередей.", "View only: the operator acts here; supervisors act on the queue board.";
+    choose_operator: "Выберите оператора, чьё рабочее место открыть.", "Choose the operator whose desk to open.";
+    no_org_phones: "В справочнике нет телефонов организаций.", "The directory has no organisation phones.";
     transfer_sent: "Звонок переводится", "Transferring";
     disposition_needed: "Укажите итог звонка, прежде чем принять следующий.", "Give the disposition before the next call.";
+    disposition_hold: "Поствызывная обработка: новых звонков не будет, пока не сохранён итог звонка.", "After-call work: no new calls until the call's disposition is saved.";
     worklists: "Мои списки", "My worklists";
     wl_mine: "Мои обращения в работе", "My open appeals";
     wl_due: "Срок сегодня", "Due today";

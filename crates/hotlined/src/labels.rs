@@ -1,0 +1,157 @@
+//! What people read instead of configuration ids: queue titles (`queues.toml` `title`) and a
+//! caller's steps through the voice menu in words (`ivr_path` `greeting>main>main:1>…` →
+//! «1 — Меры социальной поддержки…»). Built from the configuration at start and at every
+//! reload ([`crate::live::Live::reconfigure`]); the pages and the live events read it. An id
+//! no longer in the configuration is shown as it is.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use ivr::{Menu, Node};
+
+/// Queue titles and the lines' voice menus.
+#[derive(Debug, Default)]
+pub struct Labels {
+    queues: BTreeMap<String, String>,
+    menus: Vec<Arc<Menu>>,
+    /// Queues whose calls need a disposition before the operator's next call
+    /// (`disposition_required`, see `crate::disposition_hold`).
+    disposition_required: BTreeSet<String>,
+}
+
+/// How far a choice's target is followed (through `set`, `goto`, `play`, …) to the queue or
+/// the action it leads to.
+const FOLLOW: usize = 12;
+
+impl Labels {
+    /// From (queue id, title) pairs and the voice menus.
+    pub fn new(queues: impl IntoIterator<Item = (String, String)>, menus: Vec<Arc<Menu>>) -> Self {
+        Labels {
+            queues: queues
+                .into_iter()
+                .filter(|(_, t)| !t.trim().is_empty())
+                .collect(),
+            menus,
+            disposition_required: BTreeSet::new(),
+        }
+    }
+
+    /// These queues need a disposition before the operator's next call.
+    pub fn with_disposition_required(mut self, queues: impl IntoIterator<Item = String>) -> Self {
+        self.disposition_required = queues.into_iter().collect();
+        self
+    }
+
+    /// Whether a call from `queue` needs a disposition before the operator's next one.
+    pub fn disposition_required(&self, queue: &str) -> bool {
+        self.disposition_required.contains(queue)
+    }
+
+    /// From the loaded configuration.
+    pub fn of(c: &crate::config::Config) -> Self {
+        Labels::new(
+            c.queues.iter().map(|q| (q.name.clone(), q.title.clone())),
+            c.menus.values().cloned().collect(),
+        )
+        .with_disposition_required(
+            c.queues
+                .iter()
+                .filter(|q| q.disposition_required())
+                .map(|q| q.name.clone()),
+        )
+    }
+
+    /// A queue's title, or its id when it has none (or is no longer configured).
+    pub fn queue(&self, id: &str) -> String {
+        self.queues
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_owned())
+    }
+
+    /// The caller's choices in words, one entry per key pressed or menu event; steps that
+    /// only name the node entered (greetings, menus) say nothing and are left out.
+    pub fn path(&self, en: bool, path: &[String]) -> Vec<String> {
+        path.iter().filter_map(|s| self.step(en, s)).collect()
+    }
+
+    /// A stored `ivr_path` (`>`-separated) in words.
+    pub fn stored_path(&self, en: bool, path: &str) -> Vec<String> {
+        let steps: Vec<String> = path
+            .split('>')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        self.path(en, &steps)
+    }
+
+    fn menu_node(&self, id: &str) -> Option<(&Menu, &Node)> {
+        self.menus
+            .iter()
+            .find_map(|m| m.node(id).map(|n| (m.as_ref(), n)))
+    }
+
+    fn step(&self, en: bool, step: &str) -> Option<String> {
+        let (node, what) = step.split_once(':')?;
+        let w = |ru: &str, e: &str| if en { e.to_owned() } else { ru.to_owned() };
+        let found = self.menu_node(node);
+        match what {
+            "timeout" => Some(w("не выбрал", "no key")),
+            "no more tries" => Some(w("к оператору после попыток", "to an operator after retries")),
+            "*" => Some(w("* — повтор меню", "* — menu again")),
+            "too short" => Some(w("введено не всё", "too few digits")),
+            "failed" => Some(w("перевод не удался", "transfer failed")),
+            "entered" => Some(w("ввёл номер", "entered digits")),
+            "open" => Some(w("в рабочее время", "within opening hours")),
+            "closed" => Some(w("в нерабочее время", "outside opening hours")),
+            other if other.ends_with(" invalid") => {
+                let key = other.trim_end_matches(" invalid");
+                Some(if en {
+                    format!("{key} — not a choice")
+                } else {
+                    format!("{key} — нет такого пункта")
+                })
+            }
+            key => {
+                let target = match found {
+                    Some((m, Node::Menu(menu))) => {
+                        let target = key
+                            .chars()
+                            .next()
+                            .filter(|_| key.chars().count() == 1)
+                            .and_then(|k| menu.choices.get(&k))
+                            .map(String::as_str)
+                            .or_else(|| (key == "0" && menu.zero).then_some(menu.operator.as_str()));
+                        target.and_then(|t| self.lead_to(en, m, t))
+                    }
+                    _ => None,
+                };
+                Some(match target {
+                    Some(t) => format!("{key} — {t}"),
+                    None => key.to_owned(),
+                })
+            }
+        }
+    }
+
+    /// Where a choice leads, in words: the queue's title, or the action.
+    fn lead_to<'m>(&self, en: bool, m: &'m Menu, mut id: &'m str) -> Option<String> {
+        let w = |ru: &str, e: &str| Some(if en { e.to_owned() } else { ru.to_owned() });
+        for _ in 0..FOLLOW {
+            match m.node(id)? {
+                Node::Queue(q) => return Some(self.queue(&q.queue)),
+                Node::Set(s) => id = &s.next,
+                Node::Goto(to) => id = to,
+                Node::Play(p) => id = &p.next,
+                Node::Schedule(s) => id = &s.open,
+                Node::Menu(_) => return w("меню", "a menu"),
+                Node::Collect(_) => return w("ввод цифр", "digits"),
+                Node::Transfer(_) => return w("перевод", "transfer"),
+                Node::Message(_) => return w("сообщение", "a message"),
+                Node::Callback(_) => return w("обратный звонок", "a callback"),
+                Node::Hangup(_) => return w("справка", "information"),
+            }
+        }
+        None
+    }
+}
