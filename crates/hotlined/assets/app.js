@@ -208,6 +208,9 @@
         form.dataset.appeal = d.appeal;
         form.dataset.version = "";
         form.reset();
+        setCitizen("", "—");
+        $("#citizen-results").innerHTML = "";
+        $("#citizen-new").hidden = true;
         restoreDraft(d.appeal);
         if (caseFields && !form.dataset.version) { fetchVersion(d.appeal); }
         text($("#form-appeal"), "");
@@ -235,7 +238,7 @@
     function draftKey(appeal) { return "hotline-draft-" + appeal; }
     function values() {
       var v = {};
-      ["service", "district", "address", "notes", "disposition", "organisation"].forEach(function (n) {
+      ["service", "district", "address", "notes", "disposition", "organisation", "citizen_id"].forEach(function (n) {
         if (form.elements[n]) { v[n] = form.elements[n].value; }
       });
       return v;
@@ -262,6 +265,7 @@
         ["service", "district", "address", "disposition", "organisation"].forEach(function (n) {
           if (v[n] !== undefined) { p[n] = v[n] === "" ? null : v[n]; }
         });
+        if (v.citizen_id) { p.citizen_id = v.citizen_id; }
         if (form.dataset.version) { p.version = parseInt(form.dataset.version, 10); }
       } else if (v.organisation) {
         p.destination_org = v.organisation;
@@ -316,6 +320,8 @@
           backoff = 2000;
           if (r.json && r.json.version != null) { form.dataset.version = r.json.version; }
           say(T.saved, true);
+          // a citizen just linked: the pop shows their card
+          if (p.citizen_id && pop.dataset.citizen !== p.citizen_id) { pop.dataset.citizen = p.citizen_id; loadPop(appeal, 0); }
           if (!dirty) { try { localStorage.removeItem(draftKey(appeal)); } catch (e) { /* ignore */ } } else { schedule(300); }
           return;
         }
@@ -367,6 +373,66 @@
       if (!appeal) { return; }
       api("POST", "/api/v1/appeals/" + encodeURIComponent(appeal) + "/forward", {}).then(function (r) {
         text(saved, r.status < 300 ? T.done_ok : T.save_refused + ": " + problem(r));
+      });
+    });
+
+    // -- the citizen of the call: find a card by name or phone and pick it, or create one with
+    // the caller's number; the pick is saved with the appeal (citizen_id, with its version)
+    var citizenErr = $("#citizen-error");
+    function citizenProblem(msg) { citizenErr.hidden = !msg; text(citizenErr, msg || ""); }
+    function setCitizen(id, name) {
+      form.elements.citizen_id.value = id;
+      var el = $("#citizen-chosen");
+      el.dataset.citizenId = id;
+      text(el, name);
+    }
+    function pickCitizen(id, name) {
+      setCitizen(id, name);
+      citizenProblem("");
+      $("#citizen-results").innerHTML = "";
+      dirty = true; keepDraft(); schedule(0);
+    }
+    function findCitizens() {
+      var q = $("#citizen-q").value.trim();
+      if (!q) { return; }
+      var digits = q.replace(/\D/g, "");
+      var url = "/api/v1/citizens?per_page=10&" + (digits.length >= 5 ? "phone=" + encodeURIComponent(digits) : "name=" + encodeURIComponent(q));
+      api("GET", url).then(function (r) {
+        if (r.status !== 200) { citizenProblem(problem(r)); return; }
+        var list = (r.json && r.json.citizens) || [];
+        citizenProblem("");
+        $("#citizen-results").innerHTML = list.length ? list.map(function (x) {
+          return '<li data-citizen-id="' + esc(x.id) + '"><span>' + esc(x.name) + (x.phones && x.phones.length ? ", " + esc(x.phones.join(", ")) : "") +
+            (x.address ? " — " + esc(x.address) : "") + '</span> <button type="button" class="secondary" data-pick-citizen="' + esc(x.id) +
+            '" data-name="' + esc(x.name) + '">' + esc(T.citizen_pick) + "</button></li>";
+        }).join("") : '<li class="none">' + esc(T.citizen_none_found) + "</li>";
+      });
+    }
+    $("#btn-citizen-find").addEventListener("click", findCitizens);
+    $("#citizen-q").addEventListener("keydown", function (e) {
+      if (e.key === "Enter") { e.preventDefault(); findCitizens(); }
+    });
+    $("#citizen-results").addEventListener("click", function (e) {
+      var b = e.target.closest("button[data-pick-citizen]");
+      if (b) { pickCitizen(b.dataset.pickCitizen, b.dataset.name); }
+    });
+    $("#btn-citizen-new").addEventListener("click", function () {
+      var box = $("#citizen-new");
+      box.hidden = false;
+      var num = $("#screen-pop [data-caller-number]");
+      var phone = $("#citizen-new-phone");
+      if (!phone.value && num) { phone.value = num.dataset.callerNumber || num.textContent.trim(); }
+      var q = $("#citizen-q").value.trim();
+      if (!$("#citizen-new-name").value && q && !/\d/.test(q)) { $("#citizen-new-name").value = q; }
+      $("#citizen-new-name").focus();
+    });
+    $("#btn-citizen-create").addEventListener("click", function () {
+      var name = $("#citizen-new-name").value.trim(), phone = $("#citizen-new-phone").value.trim();
+      if (!name) { citizenProblem(T.citizen_name_needed); $("#citizen-new-name").focus(); return; }
+      api("POST", "/api/v1/citizens", { name: name, phones: phone ? [phone] : [] }).then(function (r) {
+        if (r.status !== 201 || !r.json) { citizenProblem(problem(r)); return; }
+        $("#citizen-new").hidden = true;
+        pickCitizen(r.json.id, r.json.name);
       });
     });
 

@@ -62,6 +62,13 @@ texts! {
     no_call: "Звонка нет. Карточка звонящего появится здесь, как только зазвонит телефон.", "No call. The caller's card shows here as soon as the phone rings.";
     caller_number: "Номер", "Number";
     citizen: "Заявитель", "Citizen";
+    citizen_find: "Найти заявителя: ФИО или телефон", "Find the citizen: name or phone";
+    citizen_new: "Новая карточка", "New card";
+    citizen_name: "ФИО заявителя", "Citizen's name";
+    citizen_create: "Создать и привязать", "Create and link";
+    citizen_pick: "Выбрать", "Pick";
+    citizen_none_found: "Никого не нашли. Создайте новую карточку.", "Nobody found. Create a new card.";
+    citizen_name_needed: "Укажите ФИО заявителя.", "Give the citizen's name.";
     citizen_unknown: "Заявитель по этому номеру не найден.", "No citizen found for this number.";
     flags: "Особые отметки", "Flags";
     no_flags: "нет", "none";
