@@ -155,3 +155,48 @@ impl Labels {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> crate::config::Config {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/hotline.toml");
+        crate::config::Config::load_with_env(&path, std::iter::empty())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The shipped city menu: pressing 1 reads as the benefits queue's title; entering nodes
+    /// says nothing; 0, a wrong key and a timeout are words; a queue no longer configured
+    /// shows its id; the queues requiring a disposition are the configured ones.
+    #[test]
+    fn the_menu_path_reads_as_the_callers_choices() {
+        let c = shipped();
+        let l = Labels::of(&c);
+        let benefits = c
+            .queues
+            .iter()
+            .find(|q| q.name == "benefits")
+            .map(|q| q.title.clone())
+            .unwrap();
+        assert!(!benefits.is_empty());
+        assert_eq!(
+            l.stored_path(false, "greeting>main>main:1>benefits>queue-benefits"),
+            vec![format!("1 — {benefits}")]
+        );
+        let words = l.stored_path(false, "greeting>main>main:7 invalid>main:timeout>main:0");
+        assert_eq!(words[0], "7 — нет такого пункта");
+        assert_eq!(words[1], "не выбрал");
+        assert!(words[2].starts_with("0 — "), "{words:?}");
+        assert_eq!(l.stored_path(true, "main:timeout"), vec!["no key".to_owned()]);
+        assert_eq!(l.queue("benefits"), benefits);
+        assert_eq!(l.queue("gone-queue"), "gone-queue");
+        assert!(!l.disposition_required("gone-queue"));
+        let l = Labels::new(Vec::new(), Vec::new())
+            .with_disposition_required(["benefits".to_owned()]);
+        assert!(l.disposition_required("benefits"));
+        // without the menus a choice is its key
+        assert_eq!(l.stored_path(false, "main:1"), vec!["1".to_owned()]);
+    }
+}

@@ -2213,6 +2213,7 @@ async fn callbacks_show_their_attempts() {
         writer: e.writer.clone(),
         counters: Default::default(),
         store: Default::default(),
+        talked_before_transfer: Default::default(),
     };
     let book = |n: &str, queue: Option<&str>| {
         let appeal = log.call_arrived(&CallArrived {

@@ -46,6 +46,69 @@ pub struct MissedItem {
     pub calls: i64,
 }
 
+/// A callback waiting, being dialled, or given up today, of the operator's queues.
+pub struct CallbackItem {
+    pub appeal: String,
+    pub when: String,
+    pub number: String,
+    pub queue: String,
+    pub status: &'static str,
+    pub status_id: &'static str,
+    pub attempts: i64,
+}
+
+/// The callbacks list of an operator: of their skill queues (or every queue when they have
+/// none), pending and dialling ones first (oldest request first), then the ones given up
+/// since `since`; at most 20.
+fn callbacks_of(
+    c: &Chrome,
+    names: &super::names::Names,
+    all: Vec<appeals::Callback>,
+    queues: &[String],
+    since: chrono::DateTime<Utc>,
+) -> Vec<CallbackItem> {
+    use appeals::CallbackStatus as S;
+    let mut list: Vec<&appeals::Callback> = all
+        .iter()
+        .filter(|cb| {
+            queues.is_empty()
+                || cb
+                    .queue
+                    .as_ref()
+                    .is_none_or(|q| queues.iter().any(|m| m == q))
+        })
+        .filter(|cb| match cb.status {
+            S::Pending | S::Dialling => true,
+            S::Failed => cb.completed_at.is_some_and(|t| t >= since),
+            S::Done | S::Cancelled => false,
+        })
+        .collect();
+    list.sort_by_key(|cb| (cb.status == S::Failed, cb.requested_at));
+    list.truncate(20);
+    let ru = c.lang == super::chrome::Lang::Ru;
+    list.into_iter()
+        .map(|cb| {
+            let (status, status_id) = match (cb.status, ru) {
+                (S::Pending, true) => ("ждёт звонка", "pending"),
+                (S::Pending, false) => ("waiting", "pending"),
+                (S::Dialling, true) => ("набирается", "dialling"),
+                (S::Dialling, false) => ("dialling", "dialling"),
+                (_, true) => ("не дозвонились", "failed"),
+                (_, false) => ("not reached", "failed"),
+            };
+            CallbackItem {
+                appeal: cb.appeal_id.to_string(),
+                when: c.when(&cb.requested_at),
+                number: cb.number.clone(),
+                queue: cb.queue.as_deref().map(|q| names.queue(q)).unwrap_or_default(),
+                status,
+                status_id,
+                attempts: cb.attempts,
+            }
+        })
+        .collect()
+}
+
 /// A colleague a call may be transferred to.
 pub struct Colleague {
     pub id: String,
@@ -75,6 +138,7 @@ struct DeskPage {
     mine: Vec<WorkItem>,
     due: Vec<WorkItem>,
     missed: Vec<MissedItem>,
+    callbacks: Vec<CallbackItem>,
     /// Whether the viewer may see the due-today and missed lists (supervisors and admins:
     /// the worklists route gives an operator `mine` only).
     all_lists: bool,
@@ -224,7 +288,8 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
             }
         })
         .collect();
-    let (mut mine, mut due, mut missed) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut mine, mut due, mut missed, mut callbacks) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let all_lists = v.who.sees_all();
     let (mut calls, mut answered, mut avg_talk) = (0, 0, String::from("—"));
     if let Ok(store) = s.store() {
@@ -234,6 +299,15 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
             offset: 0,
             limit: 20,
         };
+        if let Ok(all) = store.callbacks(None).await {
+            let names = super::names::Names::of(&s);
+            let skills = s.live.skills(&operator);
+            let (from, _) = appeals::report::day_bounds(
+                now.with_timezone(&s.reports.tz).date_naive(),
+                s.reports.tz,
+            );
+            callbacks = callbacks_of(&c, &names, all, &skills, from);
+        }
         if let Ok(list) = store.worklist(Worklist::Mine(&operator), now, page).await {
             mine = list.iter().map(|a| work_item(&c, a)).collect();
         }
@@ -308,6 +382,7 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
         mine,
         due,
         missed,
+        callbacks,
         all_lists,
         services,
         districts,
