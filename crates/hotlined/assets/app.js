@@ -136,6 +136,7 @@
     var caseFields = form.dataset.caseFields === "1";
     var readOnly = root.dataset.readOnly === "1";
     var HOLD_REASON = "Поствызывная обработка";
+    var holdQueues = (root.dataset.holdQueues || "").split(",").filter(Boolean);
 
     function showError(msg) { err.hidden = !msg; text(err, msg || ""); }
     function applyState(d) {
@@ -156,7 +157,10 @@
       }
       // held until the disposition is saved (the queue requires one): say so
       var hold = $("#disposition-hold");
-      if (hold) { hold.hidden = !(s === "paused" && d.reason === HOLD_REASON); }
+      // (in wrap-up after a call of such a queue without a disposition, then paused so)
+      var needs = s === "wrap_up" && holdQueues.indexOf(form.dataset.queue || "") >= 0 &&
+        form.elements.disposition && !form.elements.disposition.value;
+      if (hold) { hold.hidden = !(needs || (s === "paused" && d.reason === HOLD_REASON)); }
       // a supervisor looking on: everything shows, nothing is pressed from here
       if (readOnly) {
         $all("button, select, input, textarea", root).forEach(function (el) { el.disabled = true; });
@@ -216,6 +220,7 @@
         text($("#form-appeal"), "");
         text(saved, "");
       }
+      form.dataset.queue = d.queue || "";
       fields.disabled = false;
       $("#no-call").hidden = true;
       pop.hidden = false;

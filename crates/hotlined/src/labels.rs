@@ -42,6 +42,11 @@ impl Labels {
         self
     }
 
+    /// The queues that need a disposition before the operator's next call.
+    pub fn disposition_queues(&self) -> impl Iterator<Item = &str> {
+        self.disposition_required.iter().map(String::as_str)
+    }
+
     /// Whether a call from `queue` needs a disposition before the operator's next one.
     pub fn disposition_required(&self, queue: &str) -> bool {
         self.disposition_required.contains(queue)
@@ -67,6 +72,39 @@ impl Labels {
             .get(id)
             .cloned()
             .unwrap_or_else(|| id.to_owned())
+    }
+
+    /// A category the menus set (`[[set]] category`), in words: the title of the queue that
+    /// node leads to; the id when no menu sets it or it leads to no queue.
+    pub fn category(&self, id: &str) -> String {
+        self.menus
+            .iter()
+            .find_map(|m| {
+                m.nodes().iter().find_map(|(node, n)| match n {
+                    Node::Set(s) if s.category.as_deref() == Some(id) => {
+                        self.lead_to(false, m, node).filter(|_| {
+                            // only a queue's title names a category
+                            matches!(self.final_node(m, node), Some(Node::Queue(_)))
+                        })
+                    }
+                    _ => None,
+                })
+            })
+            .unwrap_or_else(|| id.to_owned())
+    }
+
+    /// The node a chain of `set`/`goto`/`play`/`schedule` ends at.
+    fn final_node<'m>(&self, m: &'m Menu, mut id: &'m str) -> Option<&'m Node> {
+        for _ in 0..FOLLOW {
+            match m.node(id)? {
+                Node::Set(s) => id = &s.next,
+                Node::Goto(to) => id = to,
+                Node::Play(p) => id = &p.next,
+                Node::Schedule(s) => id = &s.open,
+                other => return Some(other),
+            }
+        }
+        None
     }
 
     /// The caller's choices in words, one entry per key pressed or menu event; steps that
@@ -191,6 +229,8 @@ mod tests {
         assert!(words[2].starts_with("0 — "), "{words:?}");
         assert_eq!(l.stored_path(true, "main:timeout"), vec!["no key".to_owned()]);
         assert_eq!(l.queue("benefits"), benefits);
+        assert_eq!(l.category("benefits"), benefits);
+        assert_eq!(l.category("no-such-category"), "no-such-category");
         assert_eq!(l.queue("gone-queue"), "gone-queue");
         assert!(!l.disposition_required("gone-queue"));
         let l = Labels::new(Vec::new(), Vec::new())

@@ -129,6 +129,8 @@ struct DeskPage {
     chooser: Vec<(String, String, bool)>,
     /// The appeal whose disposition the operator is held for (`disposition_hold`).
     held_for: Option<String>,
+    /// The queues whose calls need a disposition before the next (comma-separated).
+    hold_queues: String,
     state: &'static str,
     since: String,
     reason: String,
@@ -368,8 +370,15 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
             .map(|x| (&x.id, &x.name)),
     );
     let held_for = s.holds.of(&operator).map(|a| a.to_string());
+    let hold_queues = s
+        .live
+        .labels()
+        .disposition_queues()
+        .collect::<Vec<_>>()
+        .join(",");
     let page = DeskPage {
         held_for,
+        hold_queues,
         operator,
         read_only,
         chooser,

@@ -100,6 +100,7 @@ impl Names {
             "service" => self.service(value),
             "disposition" => self.disposition(value),
             "queue" => self.queue(value),
+            "category" => self.labels.category(value),
             "operator" | "assignee" => self.operator(value),
             _ => value.to_owned(),
         }

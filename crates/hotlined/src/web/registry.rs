@@ -526,7 +526,11 @@ pub async fn appeal(
             .as_deref()
             .map(|p| names.ivr_path(c.lang, p))
             .unwrap_or_default(),
-        category: a.category.clone().unwrap_or_default(),
+        category: a
+            .category
+            .as_deref()
+            .map(|x| names.labels.category(x))
+            .unwrap_or_default(),
         // the case's organisation; an appeal from before the case record has destination_org
         destination: named(
             &a.case.organisation.clone().or_else(|| a.destination_org.clone()),
