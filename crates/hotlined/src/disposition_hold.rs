@@ -85,7 +85,10 @@ async fn hold(s: &AdminState, holds: &Holds, operator: &str, id: AppealId) {
         holds.lock().remove(operator);
         tracing::warn!(operator, error = ?e, "could not hold the operator for the disposition");
     } else {
-        tracing::info!(operator, "operator held until the call's disposition is saved");
+        tracing::info!(
+            operator,
+            "operator held until the call's disposition is saved"
+        );
     }
 }
 

@@ -135,7 +135,10 @@ impl Labels {
         let found = self.menu_node(node);
         match what {
             "timeout" => Some(w("не выбрал", "no key")),
-            "no more tries" => Some(w("к оператору после попыток", "to an operator after retries")),
+            "no more tries" => Some(w(
+                "к оператору после попыток",
+                "to an operator after retries",
+            )),
             "*" => Some(w("* — повтор меню", "* — menu again")),
             "too short" => Some(w("введено не всё", "too few digits")),
             "failed" => Some(w("перевод не удался", "transfer failed")),
@@ -159,7 +162,9 @@ impl Labels {
                             .filter(|_| key.chars().count() == 1)
                             .and_then(|k| menu.choices.get(&k))
                             .map(String::as_str)
-                            .or_else(|| (key == "0" && menu.zero).then_some(menu.operator.as_str()));
+                            .or_else(|| {
+                                (key == "0" && menu.zero).then_some(menu.operator.as_str())
+                            });
                         target.and_then(|t| self.lead_to(en, m, t))
                     }
                     _ => None,
@@ -227,14 +232,17 @@ mod tests {
         assert_eq!(words[0], "7 — нет такого пункта");
         assert_eq!(words[1], "не выбрал");
         assert!(words[2].starts_with("0 — "), "{words:?}");
-        assert_eq!(l.stored_path(true, "main:timeout"), vec!["no key".to_owned()]);
+        assert_eq!(
+            l.stored_path(true, "main:timeout"),
+            vec!["no key".to_owned()]
+        );
         assert_eq!(l.queue("benefits"), benefits);
         assert_eq!(l.category("benefits"), benefits);
         assert_eq!(l.category("no-such-category"), "no-such-category");
         assert_eq!(l.queue("gone-queue"), "gone-queue");
         assert!(!l.disposition_required("gone-queue"));
-        let l = Labels::new(Vec::new(), Vec::new())
-            .with_disposition_required(["benefits".to_owned()]);
+        let l =
+            Labels::new(Vec::new(), Vec::new()).with_disposition_required(["benefits".to_owned()]);
         assert!(l.disposition_required("benefits"));
         // without the menus a choice is its key
         assert_eq!(l.stored_path(false, "main:1"), vec!["1".to_owned()]);

@@ -107,7 +107,10 @@ fn invalid(field: &'static str, message: &str) -> ApiError {
 }
 
 /// Checks the body and names its target; 422 naming the field otherwise.
-fn target(body: &Bytes, dir: &crate::directory::Directory) -> Result<gateway::TransferTarget, ApiError> {
+fn target(
+    body: &Bytes,
+    dir: &crate::directory::Directory,
+) -> Result<gateway::TransferTarget, ApiError> {
     let b: TransferBody = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))?;
     let given = [&b.queue, &b.operator, &b.number, &b.organisation]

@@ -48,8 +48,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::appeal_log::CallCounters;
 pub(crate) use metrics::queue_figures;
-pub use operators::{OperatorTable, QueueBoard, TableBook, WorkState};
 pub(crate) use operators::{command as operator_command, Action as OperatorAction};
+pub use operators::{OperatorTable, QueueBoard, TableBook, WorkState};
 
 /// The database handle once it has been reached; empty while it is down at start.
 pub type StoreSlot = Arc<OnceLock<Store>>;

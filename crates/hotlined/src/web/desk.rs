@@ -100,7 +100,11 @@ fn callbacks_of(
                 appeal: cb.appeal_id.to_string(),
                 when: c.when(&cb.requested_at),
                 number: cb.number.clone(),
-                queue: cb.queue.as_deref().map(|q| names.queue(q)).unwrap_or_default(),
+                queue: cb
+                    .queue
+                    .as_deref()
+                    .map(|q| names.queue(q))
+                    .unwrap_or_default(),
                 status,
                 status_id,
                 attempts: cb.attempts,

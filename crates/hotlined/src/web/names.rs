@@ -87,9 +87,7 @@ impl Names {
 
     /// A stored `ivr_path` in words, joined for reading.
     pub fn ivr_path(&self, lang: Lang, path: &str) -> String {
-        self.labels
-            .stored_path(lang == Lang::En, path)
-            .join(" → ")
+        self.labels.stored_path(lang == Lang::En, path).join(" → ")
     }
 
     /// A case field's value as people read it (the directory's name for an id).

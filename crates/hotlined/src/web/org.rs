@@ -115,9 +115,7 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
         })
         .collect();
     let page = OrgPage {
-        organisation: mine
-            .map(|m| names.organisation(&m))
-            .unwrap_or_default(),
+        organisation: mine.map(|m| names.organisation(&m)).unwrap_or_default(),
         rows,
         message,
         c,

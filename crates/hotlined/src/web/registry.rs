@@ -83,7 +83,11 @@ fn row(c: &Chrome, n: &Names, a: &Appeal) -> Row {
         caller: a.caller_number.clone(),
         line: a.line.clone(),
         queue: a.queue.as_deref().map(|q| n.queue(q)).unwrap_or_default(),
-        operator: a.operator.as_deref().map(|o| n.operator(o)).unwrap_or_default(),
+        operator: a
+            .operator
+            .as_deref()
+            .map(|o| n.operator(o))
+            .unwrap_or_default(),
         outcome: outcome_label(c.lang, a.outcome.map_or("", |o| o.as_str())),
         status: status_label(c.lang, a.status.as_str()),
         notes: a.notes.clone().unwrap_or_default(),
@@ -512,9 +516,8 @@ pub async fn appeal(
                 .unwrap_or_default(),
         })
         .collect();
-    let named = |v: &Option<String>, f: &dyn Fn(&str) -> String| {
-        v.as_deref().map(f).unwrap_or_default()
-    };
+    let named =
+        |v: &Option<String>, f: &dyn Fn(&str) -> String| v.as_deref().map(f).unwrap_or_default();
     let page = AppealPage {
         a: row(&c, &names, a),
         answered: a.answered_at.map(|t| c.when(&t)).unwrap_or_default(),
@@ -533,7 +536,10 @@ pub async fn appeal(
             .unwrap_or_default(),
         // the case's organisation; an appeal from before the case record has destination_org
         destination: named(
-            &a.case.organisation.clone().or_else(|| a.destination_org.clone()),
+            &a.case
+                .organisation
+                .clone()
+                .or_else(|| a.destination_org.clone()),
             &|o| names.organisation(o),
         ),
         service: named(&a.case.service, &|x| names.service(x)),
