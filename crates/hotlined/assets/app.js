@@ -221,6 +221,7 @@
         text(saved, "");
       }
       form.dataset.queue = d.queue || "";
+      text($("#transfer-status"), "");
       fields.disabled = false;
       $("#no-call").hidden = true;
       pop.hidden = false;

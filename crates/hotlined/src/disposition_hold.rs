@@ -65,7 +65,7 @@ pub fn spawn(
 }
 
 /// Holds `operator` for appeal `id` unless it already has its disposition.
-async fn hold(s: &AdminState, holds: &Holds, operator: &str, id: AppealId) {
+pub(crate) async fn hold(s: &AdminState, holds: &Holds, operator: &str, id: AppealId) {
     let Ok(store) = s.store() else {
         return;
     };

@@ -38,20 +38,6 @@ impl Names {
         }
     }
 
-    /// From parts (tests).
-    #[cfg(test)]
-    pub fn new(
-        dir: Arc<Directory>,
-        labels: Arc<Labels>,
-        operators: HashMap<String, String>,
-    ) -> Names {
-        Names {
-            dir,
-            labels,
-            operators,
-        }
-    }
-
     pub fn organisation(&self, id: &str) -> String {
         self.dir
             .organisation(id)

@@ -147,6 +147,8 @@ texts! {
     any: "любой", "any";
     date_from: "С даты", "From";
     date_to: "По дату", "To";
+    date_placeholder: "дд.мм.гггг", "dd.mm.yyyy";
+    date_hint: "Даты — в виде дд.мм.гггг, например 06.12.2026.", "Dates as dd.mm.yyyy, e.g. 06.12.2026.";
     line: "Линия", "Line";
     find: "Найти", "Find";
     found: "Найдено", "Found";
