@@ -541,3 +541,51 @@ pub fn setup(c: &crate::config::Config) -> LiveSetup {
         labels: Arc::new(crate::labels::Labels::of(c)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(op_name: &str, queue_title: &str) -> LiveSetup {
+        LiveSetup {
+            operators: vec![("op1".into(), op_name.into(), vec!["general".into()])],
+            queues: vec![("general".into(), queue_title.into())],
+            ..LiveSetup::default()
+        }
+    }
+
+    /// A reload renames operators and queues: open pages get them at once, new pages in the
+    /// snapshot; an operator removed from the file leaves the picture, a new one joins it.
+    #[tokio::test]
+    async fn a_reload_renames_operators_and_queues_on_open_pages() {
+        let live = Live::new(setup("Старое имя", "Старая очередь"));
+        let (snap, mut rx) = live.subscribe();
+        assert!(snap.iter().any(|e| e.full.contains("Старое имя")));
+        let mut new = setup("Новое имя", "Новая очередь");
+        new.operators
+            .push(("op9".into(), "Оператор 9".into(), Vec::new()));
+        live.reconfigure(new);
+        let mut got = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            got.push(ev.full.clone());
+        }
+        assert!(
+            got.iter().any(|e| e.contains("\"name\":\"Новое имя\"")),
+            "{got:?}"
+        );
+        assert!(
+            got.iter().any(|e| e.contains("\"name\":\"Новая очередь\"")),
+            "{got:?}"
+        );
+        assert!(got.iter().any(|e| e.contains("\"id\":\"op9\"")), "{got:?}");
+        let (snap, _) = live.subscribe();
+        let all: String = snap.iter().map(|e| e.full.clone()).collect();
+        assert!(
+            all.contains("Новое имя") && !all.contains("Старое имя"),
+            "{all}"
+        );
+        live.reconfigure(setup("Новое имя", "Новая очередь"));
+        let (snap, _) = live.subscribe();
+        assert!(!snap.iter().any(|e| e.full.contains("\"id\":\"op9\"")));
+    }
+}
