@@ -444,6 +444,19 @@ impl CallLog for AppealLog {
 mod tests {
     use super::*;
 
+    /// A store and a writer on a fresh SQLite file (kept while the folder lives).
+    async fn sqlite() -> (tempfile::TempDir, appeals::Store, AppealWriter) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("hotline.db").display());
+        let store = appeals::Store::connect(&url).await.unwrap();
+        let writer = AppealWriter::start(appeals::WriterConfig::new(
+            url.clone(),
+            dir.path().join("spool"),
+        ))
+        .unwrap();
+        (dir, store, writer)
+    }
+
     #[test]
     fn counters_follow_a_call_from_arrival_to_end() {
         let c = CallCounters::default();
@@ -470,12 +483,8 @@ mod tests {
     /// number that merely contains the digits; without a store it says so.
     #[tokio::test]
     async fn returning_caller_finds_the_operator_of_the_open_appeal() {
-        use appeals::{AppealUpdate, NewAppeal, Status, Store, WriterConfig};
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("hotline.db").display());
-        let store = Store::connect(&url).await.unwrap();
-        let writer =
-            AppealWriter::start(WriterConfig::new(url.clone(), dir.path().join("spool"))).unwrap();
+        use appeals::{AppealUpdate, NewAppeal, Status};
+        let (_dir, store, writer) = sqlite().await;
         let now = Utc::now();
         let caller = "+79131234567";
         let appeal = |days_ago: i64, number: &str, operator: Option<&str>| {
@@ -543,12 +552,7 @@ mod tests {
     /// the caller hangs up: the appeal was answered, and its talk time is the operator's.
     #[tokio::test]
     async fn answered_then_transferred_is_answered_with_the_operators_talk() {
-        use appeals::{Store, WriterConfig};
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("hotline.db").display());
-        let store = Store::connect(&url).await.unwrap();
-        let writer =
-            AppealWriter::start(WriterConfig::new(url.clone(), dir.path().join("spool"))).unwrap();
+        let (_dir, store, writer) = sqlite().await;
         let log = AppealLog {
             writer: writer.clone(),
             counters: Default::default(),
@@ -573,16 +577,15 @@ mod tests {
                 operator_talked: Some(std::time::Duration::from_secs(17)),
             },
         );
-        log.call_ended(
-            &appeal,
-            &CallEnded {
-                reason: EndReason::CallerHungUp,
-                answered: true,
-                talked: std::time::Duration::from_secs(40),
-                ivr: Some(IvrEnd::Queue),
-                operator: None,
-            },
-        );
+        // the caller hangs up in the queue it was moved to, nobody answered there
+        let hung_up_in_queue = CallEnded {
+            reason: EndReason::CallerHungUp,
+            answered: true,
+            talked: std::time::Duration::from_secs(40),
+            ivr: Some(IvrEnd::Queue),
+            operator: None,
+        };
+        log.call_ended(&appeal, &hung_up_in_queue);
         // a caller nobody answered stays abandoned
         let other = writer.create(NewAppeal {
             call_id: "c-abandoned".into(),
@@ -590,16 +593,7 @@ mod tests {
             caller_number: "+79131234567".into(),
             arrived_at: Utc::now(),
         });
-        log.call_ended(
-            &other.to_string(),
-            &CallEnded {
-                reason: EndReason::CallerHungUp,
-                answered: true,
-                talked: std::time::Duration::from_secs(40),
-                ivr: Some(IvrEnd::Queue),
-                operator: None,
-            },
-        );
+        log.call_ended(&other.to_string(), &hung_up_in_queue);
         assert!(writer.flushed(std::time::Duration::from_secs(10)).await);
         let a = store.get(id).await.unwrap().unwrap().appeal;
         assert_eq!(a.outcome, Some(Outcome::Answered));

@@ -140,8 +140,5 @@ pub fn field_label(lang: Lang, field: &str) -> String {
         "reopened" => ("открыто снова", "reopened"),
         other => (other, other),
     };
-    match lang {
-        Lang::Ru => ru.to_owned(),
-        Lang::En => en.to_owned(),
-    }
+    super::chrome::said(lang, ru, en)
 }
