@@ -38,6 +38,13 @@ sys.path.insert(0, HERE)
 from queue_check import corr, envelope  # noqa: E402  (the same loudness envelopes as queue.sh)
 
 CALLER = "+79135550177"
+# the second caller: waits while op1 is held for the disposition, then is moved to an
+# organisation's phone through the trunk
+CALLER2 = "+79135550178"
+# the card op1 finds on the desk and links to the call
+CITIZEN = {"name": "Иванова Мария Петровна (тест)", "phones": ["+79135550999"]}
+# op1's pause while the disposition of a `disposition_required` queue's call is missing
+HOLD_REASON = "Поствызывная обработка"
 CID_PREFIX = "hotline-ws-"
 HOME_CARE_MOH = "prompts/moh/home-care-test.wav"
 # what op1 writes down besides the directory's choices (directory_choices)
@@ -112,6 +119,11 @@ def configure(folder):
                         lambda b: set_key(b, "record", "true"))
     if next(x for x in lines["line"] if x["id"] == "city").get("record") is not True:
         raise Failed("could not record the city line")
+    # benefits requires the disposition before the operator's next call
+    q = edit_blocks(f"{folder}/queues.toml", "queue", "name", "benefits",
+                    lambda b: set_key(b, "disposition_required", "true"))
+    if next(x for x in q["queue"] if x["name"] == "benefits").get("disposition_required") is not True:
+        raise Failed("could not make benefits require the disposition")
     ops = edit_blocks(f"{folder}/operators.toml", "operator", "login", "op1",
                       lambda b: set_key(b, "skills", "{ benefits = 1 }"))
     if next(x for x in ops["operator"] if x["login"] == "op1").get("skills") != {"benefits": 1}:
@@ -121,7 +133,14 @@ def configure(folder):
                       open(path, encoding="utf-8").read())
     if n != 1:
         raise Failed("could not set sip.digest_algorithms")
+    # the trunk's far end (a SIPp UAS on a free port, workspace_trunk.xml) takes the calls the
+    # daemon places: the transfer to an organisation's phone
+    port = free_block(7, [])
+    text, n = re.subn(r'(?m)^(name = "local-test"\n)', f'\\1outbound = "sip:127.0.0.1:{port}"\n', text)
+    if n != 1:
+        raise Failed("could not give the trunk an outbound target")
     open(path, "w", encoding="utf-8").write(text)
+    open(os.path.join(folder, "trunk_port"), "w").write(str(port))
 
 
 # --- the admin API (setup and read-back) -----------------------------------------------------
@@ -515,6 +534,15 @@ def steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages):
     ok(f"the earlier call from the caller's number left appeal {earlier['id']}")
 
     choices, other_org = directory_choices(api)
+    citizen = api.ok("POST", "/api/v1/citizens", CITIZEN, want=(201,))
+    orgs = tomllib.load(open(os.path.join(config_dir, "organisations.toml"), "rb"))["organisation"]
+    trunk = None
+    if not sip_only:
+        trunk_port = int(open(os.path.join(config_dir, "trunk_port")).read())
+        used.extend(range(trunk_port, trunk_port + 7))
+        trunk = Sipp(out, "trunk", target, trunk_port,
+                     ["-sf", f"{HERE}/scenarios/workspace_trunk.xml", "-m", "1", "-rtp_echo"], 200)
+        sipps.append(trunk)
 
     # 3. op1's desk open, logged in to benefits, paused so that the caller waits on the board
     if sip_only:
@@ -610,14 +638,28 @@ def steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages):
                       "on_call", 5)
         board.shot("4-board-op1-on-call", 'tr[data-operator="op1"]')
         desk.attr_is("op1 on the call on the desk", "#desk-state", "data-state", "on_call", 5)
+        # everything but the disposition: benefits requires it, so op1 is held after the call
         for name, value in {**choices, **TYPED}.items():
+            if name == "disposition":
+                continue
             fields[name] = fill(desk, f"the appeal form's {name}",
                                 f'form#appeal-form [name="{name}"]', value)
         until("the appeal autosaved («Сохранено»)", lambda: desk.one(
             "the save mark", "#appeal-saved").text.strip().startswith("Сохранено"), 10)
-        desk.shot("5-desk-appeal-form")
+        # the citizen: found by name on the desk, picked, linked to the appeal, shown in the pop
+        box = desk.one("the citizen search", "#citizen-q")
+        box.clear()
+        box.send_keys(CITIZEN["name"].split()[0])
+        desk.one("the citizen search button", "#btn-citizen-find").click()
+        desk.one("the citizen found", f'#citizen-results button[data-pick-citizen="{citizen["id"]}"]').click()
+        until("the citizen linked to the appeal (citizen_id)", lambda: api.ok(
+            "GET", f"/api/v1/appeals/{aid}").get("citizen_id") == citizen["id"], 10, 0.3)
+        desk.one("the picked citizen's card in the pop",
+                 f'#screen-pop #citizen-card[data-citizen-id="{citizen["id"]}"]', 10)
+        desk.shot("5-desk-appeal-form", "#appeal-form")
         ok(f"op1 answered on the phone, the board showed op1 on_call, the form saved: "
-           f"{ {k: v[1] for k, v in fields.items()} }")
+           f"{ {k: v[1] for k, v in fields.items()} }; the citizen found by name on the desk, "
+           f"picked and linked (citizen_id {citizen['id']}), the pop shows the card")
 
         # 7. the transfer button moves the caller to home-care; op1 wraps up
         desk.one("the home-care transfer button", 'button[data-transfer-queue="home-care"]').click()
@@ -628,6 +670,8 @@ def steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages):
                       "wrap_up", 5)
         board.shot("6-board-op1-wrap-up", 'tr[data-operator="op1"]')
         desk.one("the wrap-up countdown", "#wrapup-countdown")
+        hold_and_transfer_to_organisation(api, out, target, used, sipps, phone, trunk, desk,
+                                          board, choices, orgs, config_dir)
 
     def timeline():
         a = api.ok("GET", f"/api/v1/appeals/{aid}")
@@ -663,23 +707,41 @@ def steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages):
         return 0
 
     # 9. the registry lists the appeal; its card shows the fields and the timeline
+    queue_titles = {x["name"]: x.get("title") or x["name"] for x in tomllib.load(
+        open(os.path.join(config_dir, "queues.toml"), "rb"))["queue"]}
     desk.open("/registry")
-    desk.one("the appeal in the registry", f'tr[data-appeal-id="{aid}"]')
+    row = desk.one("the appeal in the registry", f'tr[data-appeal-id="{aid}"]').text
     desk.shot("7-registry")
+    final_queue = appeal.get("queue") or "home-care"
+    if queue_titles[final_queue] not in row or re.search(rf"\b{re.escape(final_queue)}\b", row):
+        raise Failed(f"the registry row shows {row!r}, not the queue's title {queue_titles[final_queue]!r}")
+    ok(f"the registry row names the queue by its title ({queue_titles[final_queue]!r}), not its id")
     desk.open(f"/appeals/{aid}")
     desk.one("the appeal card's timeline", "#appeal-timeline li")
     card = desk.d.find_element(desk.By.TAG_NAME, "body").text
     desk.shot("8-appeal-card")
-    missing = [f"{k}={v[1]!r}" for k, v in fields.items() if v[1] not in card and v[0] not in card]
+    fields["disposition"] = choices["disposition"]
+    missing = [f"{k}={v[1]!r}" for k, v in fields.items() if v[1] not in card]
     if missing:
         raise Failed(f"the appeal card lacks {', '.join(missing)}")
+    # names, not ids: the directory's ids, the queue ids, the raw event kinds are nowhere
+    ids = [v[0] for k, v in fields.items() if k in ("service", "district", "organisation",
+                                                    "disposition")] + ["benefits", "home-care"]
+    shown = [i for i in ids if re.search(rf"(?<![\w-]){re.escape(i)}(?![\w-])", card)]
+    raw = [k for k in ("case_updated", "entered_queue", "ivr_choice", "citizen_linked",
+                       "main:1", "queue-benefits") if k in card]
+    if shown or raw:
+        raise Failed(f"the appeal card shows ids {shown} / raw words {raw}")
+    if CITIZEN["name"] not in card or "1 — " + queue_titles["benefits"] not in card:
+        raise Failed("the appeal card lacks the citizen's name or the menu choice in words")
     stored = api.ok("GET", f"/api/v1/appeals/{aid}")
     wrong = {k: stored.get(k) for k, v in fields.items() if stored.get(k) != v[0]}
     if wrong:
         raise Failed(f"the stored appeal has {wrong}, the form was given "
                      f"{ {k: fields[k][0] for k in wrong} }")
     org = fields["organisation"][0]
-    ok(f"/registry lists the appeal; its card shows {', '.join(fields)} and the timeline; "
+    ok(f"/registry lists the appeal; its card shows {', '.join(fields)} by name (no directory or "
+       f"queue ids, no raw event kinds), the citizen, the menu choice in words and the timeline; "
        f"stored as typed and routed to {org!r}")
 
     # 10. op1's session may not open the board
@@ -710,11 +772,83 @@ def steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages):
     view.shot("10-org-view")
     if earlier["id"] in rows or set(rows) != {aid}:
         raise Failed(f"/org of {org!r} lists {rows}; only {aid} is routed there")
+    page_text = view.d.find_element(view.By.TAG_NAME, "body").text
+    if fields["organisation"][1] not in page_text or org in page_text:
+        raise Failed(f"/org does not name the organisation {fields['organisation'][1]!r} "
+                     f"(or shows its id {org!r})")
     if view.status("/board") != 403:
         raise Failed("the organisation's session opens /board")
-    ok(f"the organisation account ({org!r}) sees only its application at /org "
+    ok(f"the organisation account ({org!r}) sees only its application at /org, named "
+       f"{fields['organisation'][1]!r} "
        f"(not the earlier one, routed to {other_org[0]!r}); /board is 403 for it")
     return 0
+
+
+def hold_and_transfer_to_organisation(api, out, target, used, sipps, phone, trunk, desk, board,
+                                      choices, orgs, config_dir):
+    """op1's call from benefits ended without a disposition: op1 is held (paused, «Поствызывная
+    обработка») and a second caller waiting in benefits is not offered to op1 for longer than
+    the wrap-up; the disposition saved on the desk resumes op1, whose phone then rings with the
+    second caller; op1 answers and the desk transfers that caller to an organisation: the
+    trunk's far end receives the INVITE to the organisation's phone."""
+    until("op1 held after the call (paused with the hold's reason)",
+          lambda: api.operator("op1").get("pause_reason") == HOLD_REASON, 10)
+    desk.one("the hold notice on the desk", "#disposition-hold")
+    desk.shot("6b-desk-disposition-hold", "#disposition-hold")
+    ok(f"the call ended without a disposition: op1 paused «{HOLD_REASON}» (in wrap-up first), "
+       f"the desk says so")
+
+    offers = phone.log().count("offered ")
+    caller2 = Sipp(out, "caller2", target, free_block(7, used),
+                   ["-sf", f"{HERE}/scenarios/workspace_caller.xml", "-s", "3758787",
+                    "-key", "caller", CALLER2, "-m", "1",
+                    "-cid_str", f"{CID_PREFIX}call2-%u-%p@%s"], 120)
+    sipps.append(caller2)
+    board.one("the second caller waiting in benefits",
+              'section[data-queue="benefits"] [data-waiting-appeal]', 20)
+    queues = tomllib.load(open(os.path.join(config_dir, "queues.toml"), "rb"))["queue"]
+    wrap = next(q for q in queues if q["name"] == "benefits").get("wrap_up_seconds", 10)
+    held_s = wrap + 3
+    time.sleep(held_s)
+    if phone.log().count("offered ") != offers or api.operator("op1").get("pause_reason") != HOLD_REASON:
+        raise Failed("op1 was offered the second caller while the disposition was missing")
+    desk.attr_is("op1 paused after the wrap-up", "#desk-state", "data-state", "paused", 5)
+    board.shot("6c-board-caller2-waits-op1-held", 'section[data-queue="benefits"]')
+    ok(f"the second caller waited {held_s} s (wrap-up {wrap} s) and op1's phone got no INVITE")
+
+    fill(desk, "the appeal form's disposition", 'form#appeal-form [name="disposition"]',
+         choices["disposition"])
+    until("op1 offered the second caller after the disposition",
+          lambda: phone.log().count("offered ") > offers, 15)
+    until("op1 answering the second caller", lambda: phone.log().count("answered ") > offers, 15)
+    desk.attr_is("op1 on the second call", "#desk-state", "data-state", "on_call", 10)
+    ok("the disposition saved on the desk resumed op1; the second caller's INVITE reached op1's "
+       "phone and op1 answered")
+
+    org_id, org_name = choices["organisation"]
+    org = next(o for o in orgs if o["id"] == org_id)
+    want = "".join(c for c in org.get("phone", "") if c.isdigit() or c == "+")
+    from selenium.webdriver.support.ui import Select
+    Select(desk.one("the organisation to transfer to", "#transfer-org")).select_by_value(org_id)
+    desk.one("the organisation transfer button", f'#btn-transfer-org[data-transfer-organisation="{org_id}"]')
+    desk.shot("6d-desk-transfer-to-organisation", "#transfer")
+    desk.one("the organisation transfer button", "#btn-transfer-org").click()
+    got = until("the INVITE to the organisation's phone at the trunk",
+                lambda: re.search(r"organisation called \[?INVITE sip:([+0-9]+)@", trunk.log()), 15, 0.2)
+    if got.group(1) != want:
+        raise Failed(f"the trunk got an INVITE to {got.group(1)}, {org_name!r}'s phone is {want}")
+    until("op1's phone left the second call", lambda: phone.log().count("left the call") >= 2, 10)
+
+    def moved():
+        got = api.ok("GET", f"/api/v1/appeals?caller={CALLER2.lstrip('+')}")["appeals"]
+        a = api.ok("GET", f"/api/v1/appeals/{got[0]['id']}") if got else {"events": []}
+        return next((e for e in a["events"] if e["kind"] == "transferred"
+                     and (e.get("data") or {}).get("kind") == "number"), None)
+    event = until("the second appeal's transferred event (kind number)", moved, 10, 0.3)
+    if (event.get("data") or {}).get("target") != want:
+        raise Failed(f"the second appeal's transfer went to {event.get('data')}, not {want}")
+    ok(f"the desk's organisation transfer: the trunk received INVITE sip:{want}@… "
+       f"({org_name}, organisations.toml phone) and answered")
 
 
 def main():

@@ -18,6 +18,23 @@
     });
   }
   function stateLabel(s) { return T["st_" + s] || s; }
+  // a caller's menu path in words (the server's `path_words` in the page's language)
+  var LANG = document.documentElement.lang === "en" ? "en" : "ru";
+  function pathWords(d) {
+    var w = d.path_words && d.path_words[LANG];
+    if (!w) { w = d.path || []; }
+    return w.length ? w.join(" → ") : "—";
+  }
+  // queue titles by id: the board's tiles, then every queue event (a reload renames them)
+  var queueNames = {};
+  $all("section[data-queue]").forEach(function (sec) {
+    var h = $("h2", sec);
+    if (h) { queueNames[sec.dataset.queue] = h.textContent; }
+  });
+  $all("button[data-transfer-queue]").forEach(function (b) {
+    queueNames[b.dataset.transferQueue] = b.textContent.trim();
+  });
+  function queueName(id) { return queueNames[id] || id; }
   function reasonLabel(r) { return r ? (T["reason_" + r] || r) : ""; }
   function seconds(since) {
     var t = Date.parse(since);
@@ -117,6 +134,9 @@
     var pop = $("#screen-pop");
     var err = $("#desk-error");
     var caseFields = form.dataset.caseFields === "1";
+    var readOnly = root.dataset.readOnly === "1";
+    var HOLD_REASON = "Поствызывная обработка";
+    var holdQueues = (root.dataset.holdQueues || "").split(",").filter(Boolean);
 
     function showError(msg) { err.hidden = !msg; text(err, msg || ""); }
     function applyState(d) {
@@ -124,7 +144,7 @@
       stateEl.dataset.since = d.since || "";
       text(stateEl, stateLabel(d.state));
       text($("#state-reason"), d.state === "paused" ? reasonLabel(d.reason) : "");
-      if (d.queues) { text($("#my-queues"), d.queues.length ? d.queues.join(", ") : T.no_queues); }
+      if (d.queues) { text($("#my-queues"), d.queues.length ? d.queues.map(queueName).join(", ") : T.no_queues); }
       var s = d.state;
       $("#btn-login").disabled = s !== "logged_out";
       $("#btn-pause").disabled = s === "logged_out" || s === "paused";
@@ -135,8 +155,18 @@
       if (s === "wrap_up" && form.elements.disposition && !form.elements.disposition.value) {
         text(saved, T.disposition_needed);
       }
+      // held until the disposition is saved (the queue requires one): say so
+      var hold = $("#disposition-hold");
+      // (in wrap-up after a call of such a queue without a disposition, then paused so)
+      var needs = s === "wrap_up" && holdQueues.indexOf(form.dataset.queue || "") >= 0 &&
+        form.elements.disposition && !form.elements.disposition.value;
+      if (hold) { hold.hidden = !(needs || (s === "paused" && d.reason === HOLD_REASON)); }
+      // a supervisor looking on: everything shows, nothing is pressed from here
+      if (readOnly) {
+        $all("button, select, input, textarea", root).forEach(function (el) { el.disabled = true; });
+      }
     }
-    applyState({ state: stateEl.dataset.state, since: stateEl.dataset.since, reason: null });
+    applyState({ state: stateEl.dataset.state, since: stateEl.dataset.since, reason: stateEl.dataset.reason || null });
     tickers.push(function () {
       var s = seconds(stateEl.dataset.since);
       text($("#state-time"), s == null ? "" : mmss(s));
@@ -182,11 +212,16 @@
         form.dataset.appeal = d.appeal;
         form.dataset.version = "";
         form.reset();
+        setCitizen("", "—");
+        $("#citizen-results").innerHTML = "";
+        $("#citizen-new").hidden = true;
         restoreDraft(d.appeal);
         if (caseFields && !form.dataset.version) { fetchVersion(d.appeal); }
         text($("#form-appeal"), "");
         text(saved, "");
       }
+      form.dataset.queue = d.queue || "";
+      text($("#transfer-status"), "");
       fields.disabled = false;
       $("#no-call").hidden = true;
       pop.hidden = false;
@@ -194,7 +229,7 @@
       // what the offer already says, at once; the card follows from the server
       pop.innerHTML = '<div class="pop"><p class="number"><span class="lbl">' + esc(T.caller_number) +
         '</span> <strong data-caller-number="' + esc(d.caller || "") + '">' + esc(d.caller || "") + "</strong></p>" +
-        '<p><span class="lbl">' + esc(T.ivr_path) + ':</span> <span id="ivr-path">' + esc((d.path || []).join(" → ")) +
+        '<p><span class="lbl">' + esc(T.ivr_path) + ':</span> <span id="ivr-path">' + esc(pathWords(d)) +
         '</span> · <span class="lbl">' + esc(T.waited) + ':</span> <span id="waited">' + esc(d.waited_s) + " " + esc(T.seconds) + "</span></p></div>";
       loadPop(d.appeal, 0);
     }
@@ -209,7 +244,7 @@
     function draftKey(appeal) { return "hotline-draft-" + appeal; }
     function values() {
       var v = {};
-      ["service", "district", "address", "notes", "disposition", "organisation"].forEach(function (n) {
+      ["service", "district", "address", "notes", "disposition", "organisation", "citizen_id"].forEach(function (n) {
         if (form.elements[n]) { v[n] = form.elements[n].value; }
       });
       return v;
@@ -236,6 +271,7 @@
         ["service", "district", "address", "disposition", "organisation"].forEach(function (n) {
           if (v[n] !== undefined) { p[n] = v[n] === "" ? null : v[n]; }
         });
+        if (v.citizen_id) { p.citizen_id = v.citizen_id; }
         if (form.dataset.version) { p.version = parseInt(form.dataset.version, 10); }
       } else if (v.organisation) {
         p.destination_org = v.organisation;
@@ -270,6 +306,9 @@
         var opt = $all("#f-organisation option").filter(function (o) { return o.value === id; })[0];
         text(hint, T.suggested_org + ": " + (opt ? opt.textContent : id));
         if (!org.value) { org.value = id; dirty = true; keepDraft(); schedule(300); }
+        // the suggested organisation heads the transfer list
+        var sel = $("#transfer-org"), o = sel && $all("option", sel).filter(function (x) { return x.value === id; })[0];
+        if (o) { sel.insertBefore(o, sel.firstChild); if (!form.elements.organisation.value || form.elements.organisation.value === id) { pickTransferOrg(id); } }
       });
     }
     function schedule(ms) { clearTimeout(timer); timer = setTimeout(save, ms); }
@@ -287,6 +326,8 @@
           backoff = 2000;
           if (r.json && r.json.version != null) { form.dataset.version = r.json.version; }
           say(T.saved, true);
+          // a citizen just linked: the pop shows their card
+          if (p.citizen_id && pop.dataset.citizen !== p.citizen_id) { pop.dataset.citizen = p.citizen_id; loadPop(appeal, 0); }
           if (!dirty) { try { localStorage.removeItem(draftKey(appeal)); } catch (e) { /* ignore */ } } else { schedule(300); }
           return;
         }
@@ -341,7 +382,91 @@
       });
     });
 
-    // -- transfers move the live call
+    // -- the citizen of the call: find a card by name or phone and pick it, or create one with
+    // the caller's number; the pick is saved with the appeal (citizen_id, with its version)
+    var citizenErr = $("#citizen-error");
+    function citizenProblem(msg) { citizenErr.hidden = !msg; text(citizenErr, msg || ""); }
+    function setCitizen(id, name) {
+      form.elements.citizen_id.value = id;
+      var el = $("#citizen-chosen");
+      el.dataset.citizenId = id;
+      text(el, name);
+    }
+    function pickCitizen(id, name) {
+      setCitizen(id, name);
+      citizenProblem("");
+      $("#citizen-results").innerHTML = "";
+      dirty = true; keepDraft(); schedule(0);
+    }
+    function findCitizens() {
+      var q = $("#citizen-q").value.trim();
+      if (!q) { return; }
+      var digits = q.replace(/\D/g, "");
+      var url = "/api/v1/citizens?per_page=10&" + (digits.length >= 5 ? "phone=" + encodeURIComponent(digits) : "name=" + encodeURIComponent(q));
+      api("GET", url).then(function (r) {
+        if (r.status !== 200) { citizenProblem(problem(r)); return; }
+        var list = (r.json && r.json.citizens) || [];
+        citizenProblem("");
+        $("#citizen-results").innerHTML = list.length ? list.map(function (x) {
+          return '<li data-citizen-id="' + esc(x.id) + '"><span>' + esc(x.name) + (x.phones && x.phones.length ? ", " + esc(x.phones.join(", ")) : "") +
+            (x.address ? " — " + esc(x.address) : "") + '</span> <button type="button" class="secondary" data-pick-citizen="' + esc(x.id) +
+            '" data-name="' + esc(x.name) + '">' + esc(T.citizen_pick) + "</button></li>";
+        }).join("") : '<li class="none">' + esc(T.citizen_none_found) + "</li>";
+      });
+    }
+    $("#btn-citizen-find").addEventListener("click", findCitizens);
+    $("#citizen-q").addEventListener("keydown", function (e) {
+      if (e.key === "Enter") { e.preventDefault(); findCitizens(); }
+    });
+    $("#citizen-results").addEventListener("click", function (e) {
+      var b = e.target.closest("button[data-pick-citizen]");
+      if (b) { pickCitizen(b.dataset.pickCitizen, b.dataset.name); }
+    });
+    $("#btn-citizen-new").addEventListener("click", function () {
+      var box = $("#citizen-new");
+      box.hidden = false;
+      var num = $("#screen-pop [data-caller-number]");
+      var phone = $("#citizen-new-phone");
+      if (!phone.value && num) { phone.value = num.dataset.callerNumber || num.textContent.trim(); }
+      var q = $("#citizen-q").value.trim();
+      if (!$("#citizen-new-name").value && q && !/\d/.test(q)) { $("#citizen-new-name").value = q; }
+      $("#citizen-new-name").focus();
+    });
+    $("#btn-citizen-create").addEventListener("click", function () {
+      var name = $("#citizen-new-name").value.trim(), phone = $("#citizen-new-phone").value.trim();
+      if (!name) { citizenProblem(T.citizen_name_needed); $("#citizen-new-name").focus(); return; }
+      api("POST", "/api/v1/citizens", { name: name, phones: phone ? [phone] : [] }).then(function (r) {
+        if (r.status !== 201 || !r.json) { citizenProblem(problem(r)); return; }
+        $("#citizen-new").hidden = true;
+        pickCitizen(r.json.id, r.json.name);
+      });
+    });
+
+    // -- the whole name of a long choice, under its select (however the value was set)
+    function showChosen() {
+      $all("p.chosen[data-chosen-for]").forEach(function (p) {
+        var sel = document.getElementById(p.dataset.chosenFor);
+        var opt = sel && sel.value ? sel.options[sel.selectedIndex] : null;
+        var full = opt ? opt.textContent : "";
+        if (p.textContent !== full) { p.textContent = full; }
+      });
+    }
+    form.addEventListener("change", showChosen);
+    tickers.push(showChosen);
+
+    // -- transfers move the live call; the organisation button transfers to the one chosen
+    function pickTransferOrg(id) {
+      var sel = $("#transfer-org"), b = $("#btn-transfer-org");
+      if (!sel || !b || !$all("option", sel).some(function (x) { return x.value === id; })) { return; }
+      sel.value = id;
+      b.dataset.transferOrganisation = id;
+    }
+    if ($("#transfer-org")) {
+      $("#transfer-org").addEventListener("change", function (e) { pickTransferOrg(e.target.value); });
+    }
+    if (form.elements.organisation) {
+      form.elements.organisation.addEventListener("change", function (e) { if (e.target.value) { pickTransferOrg(e.target.value); } });
+    }
     $("#transfer").addEventListener("click", function (e) {
       var b = e.target.closest("button");
       if (!b || b.disabled) { return; }
@@ -373,6 +498,7 @@
     on("queue", function (d) {
       var sec = $('section[data-queue="' + d.id + '"]');
       if (!sec) { return; }
+      if (d.name) { queueNames[d.id] = d.name; text($("h2", sec), d.name); }
       var waiting = d.waiting || [];
       text($("[data-waiting-count]", sec), String(waiting.length));
       var longest = $("[data-longest-wait]", sec);
@@ -393,7 +519,7 @@
       list.innerHTML = waiting.map(function (w) {
         return '<tr data-waiting-appeal="' + esc(w.appeal) + '" data-since="' + esc(w.since) + '"><td>' +
           esc(w.caller || "—") + '</td><td data-wait>' + esc(seconds(w.since)) + "</td><td>" +
-          esc((w.path || []).join(" → ")) + "</td></tr>";
+          esc(pathWords(w)) + "</td></tr>";
       }).join("");
     });
     on("operator", function (d) {
@@ -403,17 +529,18 @@
         if (!tpl) { return; }
         row = tpl.cloneNode(true);
         row.dataset.operator = d.id;
-        $("th", row).textContent = (d.name || d.id) + " (" + d.id + ")";
+
         $all("[data-operator-id]", row).forEach(function (b) { b.dataset.operatorId = d.id; });
         $("#operator-rows").appendChild(row);
       }
+      $("th", row).innerHTML = esc(d.name || d.id) + ' <span class="muted">(' + esc(d.id) + ")</span>";
       row.dataset.state = d.state;
       row.dataset.since = d.since || "";
       var st = $('[data-cell="state"] .state', row);
       st.dataset.state = d.state;
       text(st, stateLabel(d.state));
       text($('[data-cell="reason"]', row), d.state === "paused" ? reasonLabel(d.reason) : "");
-      text($('[data-cell="queues"]', row), (d.queues || []).join(", "));
+      text($('[data-cell="queues"]', row), (d.queues || []).map(queueName).join(", "));
     });
     tickers.push(function () {
       $all("tr[data-operator]").forEach(function (row) { text($('[data-cell="time"]', row), mmss(seconds(row.dataset.since))); });

@@ -84,6 +84,12 @@ impl QueueDef {
         }
     }
 
+    /// `disposition_required = true`: an operator who took a call from this queue gets no
+    /// other until the appeal has its disposition (`crate::disposition_hold`).
+    pub fn disposition_required(&self) -> bool {
+        self.raw.disposition_required
+    }
+
     /// The queue's music on hold as written (relative to the configuration folder), or
     /// [`DEFAULT_MOH`]; `None` when the path is not a plain path under `prompts/` (a problem
     /// the checks report).
@@ -138,6 +144,8 @@ struct RawQueue {
     announce_every_seconds: Option<Spanned<i64>>,
     estimate_cap_minutes: Option<Spanned<i64>>,
     moh: Option<Spanned<String>>,
+    #[serde(default)]
+    disposition_required: bool,
 }
 
 /// An operator's queues and levels as written: `skills = { benefits = 1, rehab = 2 }`, in the

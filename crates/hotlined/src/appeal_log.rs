@@ -84,6 +84,58 @@ pub struct AppealLog {
     pub counters: Arc<CallCounters>,
     /// The store once connected (the admin API's slot): returning-caller lookups read it.
     pub store: crate::admin::StoreSlot,
+    /// Calls an operator answered and then transferred: appeal id → seconds that operator
+    /// talked. The call's end counts them (answered, with that talk time) even when nobody
+    /// answered after the transfer.
+    pub talked_before_transfer: Mutex<HashMap<String, i64>>,
+}
+
+/// A call's outcome and talk time from its end and what operators talked before a transfer
+/// (`earlier`, seconds): a caller an operator answered was answered, whatever came after.
+fn outcome_and_talk(
+    end: &CallEnded,
+    earlier: Option<i64>,
+    in_menu: bool,
+) -> (Outcome, Option<i64>) {
+    let talk = end
+        .operator
+        .as_ref()
+        .map(|(_, t)| i64::try_from(t.as_secs()).unwrap_or(i64::MAX));
+    let talk = match (earlier, talk) {
+        (Some(a), Some(b)) => Some(a.saturating_add(b)),
+        (a, b) => a.or(b),
+    };
+    // A caller bridged to an operator (now, or before a transfer) was answered. Otherwise
+    // where the menu left the caller decides; a caller still in a queue when the call ended
+    // never reached an operator: abandoned. A caller who hung up in the menu before it ended
+    // (while choosing, or during its prompts) did not get what they called for: abandoned,
+    // so they are on the `missed` worklist; one whose menu ended with a `hangup` node heard
+    // an information leaf to its end: information only. A call answered by a line without a
+    // menu heard only information; one that ended before the answer was abandoned.
+    let caller_left = matches!(
+        end.reason,
+        EndReason::CallerCancelled | EndReason::CallerHungUp
+    );
+    let outcome = if end.operator.is_some() || earlier.is_some() {
+        Outcome::Answered
+    } else if let Some(ivr) = end.ivr {
+        match ivr {
+            IvrEnd::Queue => Outcome::Abandoned,
+            IvrEnd::Transferred => Outcome::Transferred,
+            IvrEnd::Callback => Outcome::Callback,
+            IvrEnd::Message => Outcome::Message,
+            IvrEnd::Hangup => Outcome::InfoOnly,
+        }
+    } else if end.answered && in_menu && caller_left {
+        Outcome::Abandoned
+    } else if end.answered {
+        Outcome::InfoOnly
+    } else if caller_left {
+        Outcome::Abandoned
+    } else {
+        Outcome::Rejected
+    };
+    (outcome, talk)
 }
 
 /// The operator of `caller`'s latest appeal that arrived at or after `since`, is not
@@ -276,6 +328,15 @@ impl CallLog for AppealLog {
     /// A `transferred` event with the target, its kind (`queue` or `number`), the operator who
     /// asked (REFER) and how long they had talked, and the result (`status`, 200 = reached).
     fn transferred(&self, appeal: &str, t: &TransferRecord<'_>) {
+        if let (Some(_), Some(talked), 200) = (t.operator, t.operator_talked, t.status) {
+            let secs = i64::try_from(talked.as_secs()).unwrap_or(i64::MAX);
+            *self
+                .talked_before_transfer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(appeal.to_owned())
+                .or_default() += secs;
+        }
         let Some(id) = parse_id(appeal) else {
             return;
         };
@@ -382,46 +443,17 @@ impl CallLog for AppealLog {
     }
 
     fn call_ended(&self, appeal: &str, end: &CallEnded) {
-        // A caller bridged to an operator was answered. Otherwise where the menu left the
-        // caller decides; a caller still in a queue when the call ended never reached an
-        // operator: abandoned. A caller who hung up in the menu before it ended (while
-        // choosing, or during its prompts) did not get what they called for: abandoned, so
-        // they are on the `missed` worklist; one whose menu ended with a `hangup` node heard
-        // an information leaf to its end: information only. A call answered by a line
-        // without a menu heard only information; one that ended before the answer was
-        // abandoned.
+        let earlier = self
+            .talked_before_transfer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(appeal);
         let in_menu = self.counters.was_in_menu(appeal);
-        let caller_left = matches!(
-            end.reason,
-            EndReason::CallerCancelled | EndReason::CallerHungUp
-        );
-        let outcome = if end.operator.is_some() {
-            Outcome::Answered
-        } else if let Some(ivr) = end.ivr {
-            match ivr {
-                IvrEnd::Queue => Outcome::Abandoned,
-                IvrEnd::Transferred => Outcome::Transferred,
-                IvrEnd::Callback => Outcome::Callback,
-                IvrEnd::Message => Outcome::Message,
-                IvrEnd::Hangup => Outcome::InfoOnly,
-            }
-        } else if end.answered && in_menu && caller_left {
-            Outcome::Abandoned
-        } else if end.answered {
-            Outcome::InfoOnly
-        } else if caller_left {
-            Outcome::Abandoned
-        } else {
-            Outcome::Rejected
-        };
+        let (outcome, talk) = outcome_and_talk(end, earlier, in_menu);
         self.counters.ended(appeal, outcome);
         let Some(id) = parse_id(appeal) else {
             return;
         };
-        let talk = end
-            .operator
-            .as_ref()
-            .map(|(_, t)| i64::try_from(t.as_secs()).unwrap_or(i64::MAX));
         self.writer.event(
             id,
             EventKind::Ended,
@@ -446,6 +478,19 @@ impl CallLog for AppealLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store and a writer on a fresh SQLite file (kept while the folder lives).
+    async fn sqlite() -> (tempfile::TempDir, appeals::Store, AppealWriter) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("hotline.db").display());
+        let store = appeals::Store::connect(&url).await.unwrap();
+        let writer = AppealWriter::start(appeals::WriterConfig::new(
+            url.clone(),
+            dir.path().join("spool"),
+        ))
+        .unwrap();
+        (dir, store, writer)
+    }
 
     #[test]
     fn counters_follow_a_call_from_arrival_to_end() {
@@ -473,12 +518,8 @@ mod tests {
     /// number that merely contains the digits; without a store it says so.
     #[tokio::test]
     async fn returning_caller_finds_the_operator_of_the_open_appeal() {
-        use appeals::{AppealUpdate, NewAppeal, Status, Store, WriterConfig};
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("hotline.db").display());
-        let store = Store::connect(&url).await.unwrap();
-        let writer =
-            AppealWriter::start(WriterConfig::new(url.clone(), dir.path().join("spool"))).unwrap();
+        use appeals::{AppealUpdate, NewAppeal, Status};
+        let (_dir, store, writer) = sqlite().await;
         let now = Utc::now();
         let caller = "+79131234567";
         let appeal = |days_ago: i64, number: &str, operator: Option<&str>| {
@@ -525,6 +566,7 @@ mod tests {
             writer: writer.clone(),
             counters: Default::default(),
             store: Default::default(),
+            talked_before_transfer: Default::default(),
         };
         let lookback = std::time::Duration::from_secs(7 * 86_400);
         assert!(matches!(
@@ -539,5 +581,61 @@ mod tests {
                 .as_deref(),
             Some("op2")
         );
+    }
+
+    /// An operator answers, then transfers the caller to a queue where nobody answers before
+    /// the caller hangs up: the appeal was answered, and its talk time is the operator's.
+    #[tokio::test]
+    async fn answered_then_transferred_is_answered_with_the_operators_talk() {
+        let (_dir, store, writer) = sqlite().await;
+        let log = AppealLog {
+            writer: writer.clone(),
+            counters: Default::default(),
+            store: Default::default(),
+            talked_before_transfer: Default::default(),
+        };
+        let id = writer.create(NewAppeal {
+            call_id: "c-transfer".into(),
+            line: "city".into(),
+            caller_number: "+79131234567".into(),
+            arrived_at: Utc::now(),
+        });
+        let appeal = id.to_string();
+        log.operator_answered(&appeal, "op1", std::time::Duration::from_secs(3));
+        log.transferred(
+            &appeal,
+            &TransferRecord {
+                operator: Some("op1"),
+                target: "home-care",
+                kind: TransferKind::Queue,
+                status: 200,
+                operator_talked: Some(std::time::Duration::from_secs(17)),
+            },
+        );
+        // the caller hangs up in the queue it was moved to, nobody answered there
+        let hung_up_in_queue = CallEnded {
+            reason: EndReason::CallerHungUp,
+            answered: true,
+            talked: std::time::Duration::from_secs(40),
+            ivr: Some(IvrEnd::Queue),
+            operator: None,
+        };
+        log.call_ended(&appeal, &hung_up_in_queue);
+        // a caller nobody answered stays abandoned
+        let other = writer.create(NewAppeal {
+            call_id: "c-abandoned".into(),
+            line: "city".into(),
+            caller_number: "+79131234567".into(),
+            arrived_at: Utc::now(),
+        });
+        log.call_ended(&other.to_string(), &hung_up_in_queue);
+        assert!(writer.flushed(std::time::Duration::from_secs(10)).await);
+        let a = store.get(id).await.unwrap().unwrap().appeal;
+        assert_eq!(a.outcome, Some(Outcome::Answered));
+        assert_eq!(a.talk_seconds, Some(17));
+        let b = store.get(other).await.unwrap().unwrap().appeal;
+        assert_eq!(b.outcome, Some(Outcome::Abandoned));
+        assert_eq!(b.talk_seconds, None);
+        assert!(log.talked_before_transfer.lock().unwrap().is_empty());
     }
 }

@@ -23,6 +23,8 @@ use gateway::live::{
 use serde_json::json;
 use tokio::sync::broadcast;
 
+use crate::labels::Labels;
+
 /// How often a queue's changes are put out at most.
 pub const QUEUE_FLUSH: Duration = Duration::from_millis(100);
 
@@ -80,6 +82,8 @@ pub struct LiveSetup {
     pub service_level_seconds: i64,
     /// `[reports] timezone`: where "today" begins.
     pub tz: FixedOffset,
+    /// Queue titles and the voice menus: the callers' paths in words.
+    pub labels: Arc<Labels>,
 }
 
 impl Default for LiveSetup {
@@ -89,6 +93,7 @@ impl Default for LiveSetup {
             queues: Vec::new(),
             service_level_seconds: 20,
             tz: chrono::Offset::fix(&Utc),
+            labels: Arc::default(),
         }
     }
 }
@@ -126,6 +131,7 @@ struct State {
     day: Option<NaiveDate>,
     /// Queues changed since the last flush, with their oldest change.
     dirty: BTreeMap<String, DateTime<Utc>>,
+    labels: Arc<Labels>,
 }
 
 /// The live picture and the pages' broadcast. Cheap to share (`Arc`).
@@ -171,10 +177,30 @@ impl Live {
                 tz: setup.tz,
                 day: None,
                 dirty: BTreeMap::new(),
+                labels: setup.labels,
             }),
             pages,
             closed: Default::default(),
         })
+    }
+
+    /// The names of the configuration now (queue titles, the voice menus' choices).
+    pub fn labels(&self) -> Arc<Labels> {
+        Arc::clone(&self.lock().labels)
+    }
+
+    /// A reloaded configuration: the service level target and the menus' words follow it,
+    /// and every page gets the queues again at once with them. Operators' names and skills
+    /// and queues' titles come from call control's [`LiveEvent::Roster`] after the same
+    /// reload (one way in for them).
+    pub fn reconfigure(&self, setup: LiveSetup) {
+        let mut st = self.lock();
+        st.target_s = setup.service_level_seconds;
+        st.labels = setup.labels;
+        let now = Utc::now();
+        for (id, q) in &st.queues {
+            let _ = self.pages.send(Arc::new(queue_event(&st, id, q, now, now)));
+        }
     }
 
     /// Ends every page's stream (shutdown).
@@ -210,7 +236,7 @@ impl Live {
         for (id, o) in &st.operators {
             snap.push(Arc::new(operator_event(id, o, now)));
             if let Some(offer) = &o.offer {
-                snap.push(Arc::new(offer_event(offer)));
+                snap.push(Arc::new(offer_event(offer, &st.labels)));
             }
         }
         for (id, q) in &st.queues {
@@ -252,7 +278,7 @@ impl Live {
                         OfferPhase::Ended | OfferPhase::Cancelled => None,
                     };
                 }
-                let _ = self.pages.send(Arc::new(offer_event(&offer)));
+                let _ = self.pages.send(Arc::new(offer_event(&offer, &st.labels)));
             }
             LiveEvent::Queue(q) => {
                 let target = st.target_s;
@@ -290,7 +316,10 @@ impl Live {
             }
             // a reload: new names, skills and titles; call control puts out every operator's
             // state right after, and each queue goes out at the next flush with its title
+            // (an operator removed from the file leaves the picture; one added joins it)
             LiveEvent::Roster { roster, at } => {
+                let keep: Vec<&str> = roster.operators.iter().map(|o| o.login.as_str()).collect();
+                st.operators.retain(|id, _| keep.contains(&id.as_str()));
                 for o in roster.operators {
                     let view = st.operators.entry(o.login).or_insert_with(|| OperatorView {
                         name: String::new(),
@@ -377,7 +406,13 @@ fn operator_event(id: &str, o: &OperatorView, now: DateTime<Utc>) -> PageEvent {
     }
 }
 
-fn offer_event(o: &OfferLive) -> PageEvent {
+/// A path in words, both languages (`{"ru": [...], "en": [...]}`): the JSON is rendered once
+/// for every page.
+fn path_words(labels: &Labels, path: &[String]) -> serde_json::Value {
+    json!({ "ru": labels.path(false, path), "en": labels.path(true, path) })
+}
+
+fn offer_event(o: &OfferLive, labels: &Labels) -> PageEvent {
     let v = json!({
         "operator": o.operator,
         "appeal": o.appeal,
@@ -385,6 +420,7 @@ fn offer_event(o: &OfferLive) -> PageEvent {
         "queue": o.queue,
         "caller": o.caller,
         "path": o.path,
+        "path_words": path_words(labels, &o.path),
         "waited_s": o.waited.as_secs(),
         "phase": o.phase.as_str(),
         "at": o.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -422,6 +458,7 @@ fn queue_event(
                     "appeal": w.appeal,
                     "since": rfc3339(w.since),
                     "path": w.path,
+                    "path_words": path_words(&st.labels, &w.path),
                 });
                 if with_caller {
                     v["caller"] = json!(w.caller);
@@ -532,6 +569,70 @@ pub fn setup(c: &crate::config::Config) -> LiveSetup {
         queues: r.queues.into_iter().map(|q| (q.name, q.title)).collect(),
         service_level_seconds: c.main.reports.service_level_seconds,
         tz: c.report_tz(),
+        labels: Arc::new(crate::labels::Labels::of(c)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(op_name: &str, queue_title: &str) -> LiveSetup {
+        LiveSetup {
+            operators: vec![("op1".into(), op_name.into(), vec!["general".into()])],
+            queues: vec![("general".into(), queue_title.into())],
+            ..LiveSetup::default()
+        }
+    }
+
+    /// A reload's words reach open pages at once (the queues go out again), and the roster
+    /// call control puts out after it adds and removes operators from the picture.
+    #[tokio::test]
+    async fn a_reload_reaches_open_pages_and_the_roster_adds_and_removes_operators() {
+        let live = Live::new(setup("Старое имя", "Старая очередь"));
+        let (snap, mut rx) = live.subscribe();
+        assert!(snap.iter().any(|e| e.full.contains("Старое имя")));
+        live.reconfigure(setup("Старое имя", "Старая очередь"));
+        let got: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| e.full.clone())
+            .collect();
+        assert!(got.iter().any(|e| e.contains("Старая очередь")), "{got:?}");
+        let roster = |extra: bool| {
+            let mut operators = vec![RosterOperator {
+                login: "op1".into(),
+                name: "Новое имя".into(),
+                skills: vec!["general".into()],
+            }];
+            if extra {
+                operators.push(RosterOperator {
+                    login: "op9".into(),
+                    name: "Оператор 9".into(),
+                    skills: Vec::new(),
+                });
+            }
+            LiveEvent::Roster {
+                roster: Roster {
+                    operators,
+                    queues: vec![RosterQueue {
+                        name: "general".into(),
+                        title: "Новая очередь".into(),
+                    }],
+                },
+                at: Utc::now(),
+            }
+        };
+        live.apply(roster(true));
+        let (snap, _) = live.subscribe();
+        let all: String = snap.iter().map(|e| e.full.clone()).collect();
+        assert!(
+            all.contains("Новое имя") && !all.contains("Старое имя"),
+            "{all}"
+        );
+        assert!(all.contains("\"id\":\"op9\""), "{all}");
+        assert!(all.contains("Новая очередь"), "{all}");
+        live.apply(roster(false));
+        let (snap, _) = live.subscribe();
+        assert!(!snap.iter().any(|e| e.full.contains("\"id\":\"op9\"")));
     }
 }
 

@@ -7,6 +7,8 @@ mod appeal_log;
 mod config;
 mod data_dirs;
 mod directory;
+mod disposition_hold;
+mod labels;
 mod live;
 mod partner;
 mod reload;
@@ -500,6 +502,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             writer: writer.clone(),
             counters: calls.clone(),
             store: store_slot.clone(),
+            talked_before_transfer: Default::default(),
         });
         let operators = Arc::new(admin::OperatorTable::new(
             c.operators.iter().map(|o| (o.login.clone(), o.name.clone())),
@@ -511,6 +514,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         // the workspace's live picture, fed by the gateway's live events
         let live = live::Live::new(live::setup(&c));
         let (live_tx, live_rx) = live::channel();
+        let live_hold_rx = live_tx.subscribe();
         let live_task = live::spawn(live.clone(), live_rx);
         let gw = Gateway::bind(gateway_settings(&c), stats.clone(), log)
             .await?
@@ -524,7 +528,8 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         let admin_certs = c.admin_tls.clone().map(tls::CertSwitch::new);
         let mut reloader = reload::ConfigReloader::new(path.to_path_buf(), c.clone(), gw.reloader())
             .with_operators(operators.clone(), writer.clone())
-            .with_directory(directory.clone());
+            .with_directory(directory.clone())
+            .with_live(live.clone());
         if let Some(certs) = &admin_certs {
             reloader = reloader.with_admin_certs(certs.clone());
         }
@@ -590,8 +595,15 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             acd: Some(gw.operators()),
             directory,
             live,
+            holds: Default::default(),
             tls: admin_certs.is_some(),
         };
+        // operators held until their call's disposition is saved (queues that require one)
+        let hold_task = disposition_hold::spawn(
+            admin_state.clone(),
+            admin_state.holds.clone(),
+            live_hold_rx,
+        );
         // a first start on a loopback address gets the demo accounts
         let demo = loopback.then(|| {
             c.operators
@@ -627,6 +639,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         // open live pages end their streams, so the admin server's graceful stop can finish
         admin_state.live.close();
         let _ = live_task.await;
+        hold_task.abort();
         admin_stop.cancel();
         let _ = admin.await;
         let _ = store_task.await;

@@ -27,6 +27,8 @@ pub struct ConfigReloader {
     /// The admin HTTPS certificate, replaced by the configured one at every reload; `None`
     /// when the admin HTTP is plain.
     admin_certs: Option<Arc<crate::tls::CertSwitch>>,
+    /// The workspace's live picture: operators' names, queue titles, the menus' words.
+    live: Option<Arc<crate::live::Live>>,
     busy: tokio::sync::Mutex<()>,
 }
 
@@ -66,6 +68,7 @@ impl ConfigReloader {
             operators: None,
             directory: None,
             admin_certs: None,
+            live: None,
             busy: tokio::sync::Mutex::new(()),
         }
     }
@@ -85,6 +88,13 @@ impl ConfigReloader {
     /// reload that passed its checks.
     pub fn with_directory(mut self, slot: crate::directory::DirectorySlot) -> Self {
         self.directory = Some(slot);
+        self
+    }
+
+    /// Keeps the workspace's live picture (names, titles, the menus' words) in step with
+    /// every reload.
+    pub fn with_live(mut self, live: Arc<crate::live::Live>) -> Self {
+        self.live = Some(live);
         self
     }
 
@@ -136,6 +146,9 @@ impl ConfigReloader {
         }
         if let Some(slot) = &self.directory {
             slot.set(Arc::clone(&new.directory));
+        }
+        if let Some(live) = &self.live {
+            live.reconfigure(crate::live::setup(&new));
         }
         if let (Some(certs), Some(new_key)) = (&self.admin_certs, &new.admin_tls) {
             let old = certs.current();

@@ -536,6 +536,10 @@ pub async fn update(
             link.wake.notify_one();
         }
     }
+    // the disposition a held operator waited for: they take calls again
+    if updated.appeal.case.disposition.is_some() {
+        crate::disposition_hold::release(&s, &s.holds, id).await;
+    }
     Ok(Json(updated).into_response())
 }
 

@@ -107,7 +107,10 @@ fn invalid(field: &'static str, message: &str) -> ApiError {
 }
 
 /// Checks the body and names its target; 422 naming the field otherwise.
-fn target(body: &Bytes) -> Result<gateway::TransferTarget, ApiError> {
+fn target(
+    body: &Bytes,
+    dir: &crate::directory::Directory,
+) -> Result<gateway::TransferTarget, ApiError> {
     let b: TransferBody = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))?;
     let given = [&b.queue, &b.operator, &b.number, &b.organisation]
@@ -141,11 +144,28 @@ fn target(body: &Bytes) -> Result<gateway::TransferTarget, ApiError> {
             false => Err(invalid("number", "a phone number: digits, +, -, spaces")),
         };
     }
-    // the directory of organisations (with each one's transfer phone) is not on this branch
-    Err(invalid(
-        "organisation",
-        "transfers to an organisation need the directory, which this daemon does not have yet",
-    ))
+    // an organisation: its transfer phone from the directory, then as a number
+    let id = b.organisation.unwrap_or_default();
+    let Some(org) = dir.organisation(&id) else {
+        return Err(invalid(
+            "organisation",
+            "no such organisation in the directory (GET /api/v1/organisations)",
+        ));
+    };
+    let phone: String = org
+        .phone
+        .as_deref()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect();
+    if phone.chars().filter(char::is_ascii_digit).count() < 3 {
+        return Err(invalid(
+            "organisation",
+            "the organisation has no phone to transfer to in the directory (organisations.toml `phone`)",
+        ));
+    }
+    Ok(gateway::TransferTarget::Number(phone))
 }
 
 /// `POST /api/v1/operators/{id}/transfer`: moves the caller talking to operator `id` as
@@ -164,7 +184,7 @@ pub async fn transfer(
             "an operator transfers only their own call",
         ));
     }
-    let target = target(&body)?;
+    let target = target(&body, &s.directory.get())?;
     let what = format!("{target:?}");
     let Some(acd) = &s.acd else {
         return Err(ApiError::new(

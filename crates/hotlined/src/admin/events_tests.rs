@@ -222,6 +222,30 @@ async fn transfer_checks_its_body_and_whose_call() {
             a.body
         );
     }
+    // an organisation of the directory: its phone is the target (no gateway here: 503 once
+    // the body passed); one without a phone is refused naming the field
+    let with_phone = s
+        .directory
+        .get()
+        .organisations
+        .iter()
+        .find(|o| o.phone.is_some())
+        .map(|o| o.id.clone())
+        .expect("the shipped directory has an organisation with a phone");
+    let body = format!(r#"{{"organisation":"{with_phone}"}}"#);
+    let a = send(s, post(&sup, "/api/v1/operators/op1/transfer", &body)).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
+    let mut d = (*s.directory.get()).clone();
+    for o in &mut d.organisations {
+        if o.id == with_phone {
+            o.phone = None;
+        }
+    }
+    s.directory.set(std::sync::Arc::new(d));
+    let a = send(s, post(&sup, "/api/v1/operators/op1/transfer", &body)).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(a.body.contains("\"field\":\"organisation\""), "{}", a.body);
+    assert!(a.body.contains("phone"), "{}", a.body);
     let bad = send(s, post(&sup, "/api/v1/operators/op1/transfer", "nope")).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     let own = send(

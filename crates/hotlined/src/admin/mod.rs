@@ -52,6 +52,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::appeal_log::CallCounters;
 pub(crate) use metrics::queue_figures;
+pub(crate) use operators::{command as operator_command, Action as OperatorAction};
 pub use operators::{OperatorTable, QueueBoard, TableBook, WorkState};
 
 /// The database handle once it has been reached; empty while it is down at start.
@@ -127,6 +128,8 @@ pub struct AdminState {
     pub directory: crate::directory::DirectorySlot,
     /// The workspace's live picture (`GET /events`).
     pub live: Arc<crate::live::Live>,
+    /// Operators held until their last call's disposition is saved (`disposition_hold`).
+    pub holds: Arc<crate::disposition_hold::Holds>,
 }
 
 /// Sessions, login throttling and retention (`[admin]`, `[retention]`).

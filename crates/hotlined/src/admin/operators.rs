@@ -636,6 +636,26 @@ async fn act(
         ));
     }
     let verb = action.verb();
+    command(&s, &id, action).await?;
+    s.audit(who.audit(
+        "operator_changed",
+        Some(id.clone()),
+        json!({ "command": verb }),
+    ))
+    .await;
+    let contacts = s.stats.registered_contacts();
+    match s.operators.view_of(&id, &contacts, Instant::now()) {
+        Some(v) => Ok(Json(with_activity(v, &s.stats.activity)).into_response()),
+        None => Err(ApiError::not_found(format!("no operator {id:?}"))),
+    }
+}
+
+/// Carries out one operator command as the API and the softphones' feature codes do: through
+/// the running gateway (the table as its operator book, then the ACD), or the table alone
+/// without one. What `POST /api/v1/operators/{id}/…` and the disposition hold
+/// (`crate::disposition_hold`) use.
+pub(crate) async fn command(s: &AdminState, id: &str, action: Action) -> Result<(), ApiError> {
+    let id = id.to_owned();
     let cmd = match &action {
         Action::Login { queues } => gateway::OperatorCommand::Login {
             queues: queues.clone(),
@@ -678,17 +698,7 @@ async fn act(
             Err(e) => tracing::warn!(operator = %id, error = %e, "the ACD did not take the change"),
         },
     }
-    s.audit(who.audit(
-        "operator_changed",
-        Some(id.clone()),
-        json!({ "command": verb }),
-    ))
-    .await;
-    let contacts = s.stats.registered_contacts();
-    match s.operators.view_of(&id, &contacts, Instant::now()) {
-        Some(v) => Ok(Json(with_activity(v, &s.stats.activity)).into_response()),
-        None => Err(ApiError::not_found(format!("no operator {id:?}"))),
-    }
+    Ok(())
 }
 
 /// `POST /api/v1/operators/{id}/login` with an optional `{ "queues": [...] }`.

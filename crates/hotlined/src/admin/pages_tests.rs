@@ -196,6 +196,16 @@ async fn registry_card_and_pop(db: Db) {
     let bad = get(&s, "/registry?from=yesterday", &sup).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body.contains("Поле «С даты»"), "{}", bad.body);
+    assert!(bad.body.contains("ДД.ММ.ГГГГ"), "{}", bad.body);
+    // dates as people write them (дд.мм.гггг) and as a date input sends them
+    for q in ["from=01.01.2020&to=31.12.2099", "from=2020-01-01"] {
+        let ok = get(&s, &format!("/registry?{q}"), &sup).await;
+        assert_eq!(ok.status, StatusCode::OK, "{q}");
+        assert!(ok.body.contains(&others.to_string()), "{q}");
+    }
+    let none = get(&s, "/registry?to=01.01.2000", &sup).await;
+    assert!(!none.body.contains(&others.to_string()));
+    assert!(all.body.contains("lang=\"ru\"") && all.body.contains("placeholder=\"дд.мм.гггг\""));
     let csv = get(&s, "/registry?q=0000001&format=csv", &sup).await;
     assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
     let lines: Vec<&str> = csv.body.lines().collect();
@@ -232,7 +242,10 @@ async fn registry_card_and_pop(db: Db) {
     );
     assert!(!pop.body.contains(&format!("data-appeal-id=\"{others}\"")));
     assert!(pop.body.contains("id=\"citizen-card\"") && pop.body.contains("id=\"citizen-flags\""));
-    assert!(pop.body.contains("main:1 → benefits:2"));
+    // the menu path as the keys pressed (no menus configured here: no words for them), never
+    // the node ids
+    assert!(pop.body.contains("1 → 2"), "{}", pop.body);
+    assert!(!pop.body.contains("main:1"));
     assert!(pop.body.contains("<dd id=\"calls-30d\">1</dd>"));
     assert!(!pop.body.contains("<html"), "a fragment, not a page");
     let missing = get(&s, &format!("/desk/pop/{}", AppealId::new()), &op).await;
@@ -483,11 +496,16 @@ async fn desk_case_form_and_worklists(db: Db) {
     // the case form: on, selects filled from the directory and the case codes
     assert!(b.contains("data-case-fields=\"1\""));
     for want in [
-        "<select id=\"f-service\" name=\"service\">",
+        "<select id=\"f-service\" name=\"service\" aria-describedby=\"f-service-full\">",
         "<option value=\"home-care\">Социальное обслуживание на дому</option>",
         "<select id=\"f-district\" name=\"district\">",
         "<option value=\"dzerzhinsky\">Дзержинский</option>",
-        "<select id=\"f-organisation\" name=\"organisation\">",
+        "<select id=\"f-organisation\" name=\"organisation\" aria-describedby=\"f-organisation-full org-suggested\">",
+        // the citizen of the call is found or created on the desk
+        "id=\"citizen-q\"",
+        "<input type=\"hidden\" name=\"citizen_id\" id=\"f-citizen\" value=\"\">",
+        // the organisations with a phone to transfer to
+        "<select id=\"transfer-org\">",
         "<option value=\"consulted\">Консультация дана</option>",
         "id=\"org-suggested\"",
     ] {
@@ -510,7 +528,29 @@ async fn desk_case_form_and_worklists(db: Db) {
     assert!(!mine.contains(&not_mine.to_string()));
     assert!(list(b, "worklist-missed").contains("старшие смены"));
     assert!(!b.contains(&gone.to_string()));
-    let sdesk = get(&s, "/desk", &sup).await;
+    // an operator has no chooser; a supervisor who is not an operator gets only the chooser,
+    // then the chosen operator's desk, read-only
+    assert!(!b.contains("id=\"desk-chooser\""));
+    let choose = get(&s, "/desk", &sup).await;
+    assert!(
+        choose.body.contains("id=\"desk-chooser\""),
+        "{}",
+        choose.body
+    );
+    assert!(choose
+        .body
+        .contains("<option value=\"op2\">Оператор 2 (op2)</option>"));
+    assert!(!choose.body.contains("class=\"desk\""));
+    let sdesk = get(&s, "/desk?operator=op1", &sup).await;
+    assert!(
+        sdesk.body.contains("<option value=\"op1\" selected>"),
+        "{}",
+        sdesk.body
+    );
+    assert!(
+        sdesk.body.contains("data-operator=\"op1\"") && sdesk.body.contains("data-read-only=\"1\"")
+    );
+    assert!(!b.contains("data-read-only"));
     let missed = list(&sdesk.body, "worklist-missed");
     assert!(
         missed.contains(&format!("data-appeal-id=\"{gone}\"")) && missed.contains("+79130000013"),
@@ -521,4 +561,94 @@ async fn desk_case_form_and_worklists(db: Db) {
         due.contains(&format!("data-appeal-id=\"{assigned}\"")),
         "{due}"
     );
+}
+
+// A queue that requires the disposition: the operator whose call ended without one is
+// paused with the hold's reason (the desk says so); a PATCH without a disposition leaves
+// them held, the one that sets it resumes them; an operator who paused for another reason
+// meanwhile stays paused.
+on_both!(disposition_hold_until_saved);
+async fn disposition_hold_until_saved(db: Db) {
+    use crate::disposition_hold::{hold, REASON};
+    let mut s = state_on(&db, AccessSettings::default()).await;
+    s.live = crate::live::Live::new(crate::live::LiveSetup {
+        labels: Arc::new(
+            crate::labels::Labels::new(Vec::new(), Vec::new())
+                .with_disposition_required(["general".to_owned()]),
+        ),
+        ..Default::default()
+    });
+    make_user(&s, "op1", Role::Operator, "op1-secret").await;
+    let op = session(&s, "op1", "op1-secret").await;
+    let reason = |s: &AdminState| {
+        let contacts = s.stats.registered_contacts();
+        s.operators
+            .view_of("op1", &contacts, std::time::Instant::now())
+            .and_then(|v| v.pause_reason)
+    };
+    let login = OperatorAction::Login { queues: Vec::new() };
+    operator_command(&s, "op1", login).await.unwrap();
+    let a = appeal(&s, "+79130000021", Some("op1"), None).await;
+    assert!(s.live.labels().disposition_required("general"));
+    hold(&s, &s.holds, "op1", a).await;
+    assert_eq!(reason(&s).as_deref(), Some(REASON));
+    let desk = get(&s, "/desk", &op).await;
+    assert!(
+        desk.body.contains(&format!("data-held-appeal=\"{a}\"")),
+        "{}",
+        desk.body
+    );
+    assert!(desk
+        .body
+        .contains("<p id=\"disposition-hold\" class=\"alert\" role=\"status\">"));
+    assert!(desk.body.contains("data-hold-queues=\"general\""));
+
+    let patch = |body: &'static str| {
+        req(
+            "PATCH",
+            &format!("/api/v1/appeals/{a}"),
+            body,
+            &[
+                ("authorization", &format!("Bearer {TOKEN}")),
+                ("content-type", "application/json"),
+            ],
+        )
+    };
+    let notes = send(&s, patch(r#"{"notes":"ещё пишу"}"#)).await;
+    assert_eq!(notes.status, StatusCode::OK, "{}", notes.body);
+    assert_eq!(
+        reason(&s).as_deref(),
+        Some(REASON),
+        "a note is not the disposition"
+    );
+    let done = send(&s, patch(r#"{"disposition":"consulted"}"#)).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(reason(&s), None, "the disposition resumes op1");
+    assert!(s.holds.of("op1").is_none());
+
+    // held, then paused by hand for a break: the disposition does not end the break
+    let b = appeal(&s, "+79130000022", Some("op1"), None).await;
+    hold(&s, &s.holds, "op1", b).await;
+    assert_eq!(reason(&s).as_deref(), Some(REASON));
+    operator_command(&s, "op1", OperatorAction::Unpause)
+        .await
+        .unwrap();
+    let brk = OperatorAction::Pause {
+        reason: Some("break".into()),
+    };
+    operator_command(&s, "op1", brk).await.unwrap();
+    let req_b = req(
+        "PATCH",
+        &format!("/api/v1/appeals/{b}"),
+        r#"{"disposition":"consulted"}"#,
+        &[
+            ("authorization", &format!("Bearer {TOKEN}")),
+            ("content-type", "application/json"),
+        ],
+    );
+    assert_eq!(send(&s, req_b).await.status, StatusCode::OK);
+    assert_eq!(reason(&s).as_deref(), Some("break"));
+    // an appeal that has its disposition already: no hold
+    hold(&s, &s.holds, "op1", a).await;
+    assert!(s.holds.of("op1").is_none());
 }

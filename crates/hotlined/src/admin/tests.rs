@@ -69,6 +69,7 @@ fn state_with(writer: AppealWriter, token: &str) -> AdminState {
             ],
             ..Default::default()
         }),
+        holds: Default::default(),
     }
 }
 
@@ -2230,6 +2231,7 @@ async fn callbacks_show_their_attempts() {
         writer: e.writer.clone(),
         counters: Default::default(),
         store: Default::default(),
+        talked_before_transfer: Default::default(),
     };
     let book = |n: &str, queue: Option<&str>| {
         let appeal = uuid::Uuid::now_v7().to_string();

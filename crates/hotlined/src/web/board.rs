@@ -157,6 +157,7 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
             }
         })
         .collect();
+    let names = super::names::Names::of(&s);
     let contacts = s.stats.registered_contacts();
     let operators = s
         .operators
@@ -175,7 +176,12 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
                     .as_deref()
                     .map(|r| c.reason_label(r).to_owned())
                     .unwrap_or_default(),
-                queues: v.queues.join(", "),
+                queues: v
+                    .queues
+                    .iter()
+                    .map(|q| names.queue(q))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 id: v.id,
                 name: v.name,
                 state,

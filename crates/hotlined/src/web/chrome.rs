@@ -252,6 +252,14 @@ impl Chrome {
     }
 }
 
+/// The Russian or the English of a word, in the page's language.
+pub fn said(lang: Lang, ru: &str, en: &str) -> String {
+    match lang {
+        Lang::Ru => ru.to_owned(),
+        Lang::En => en.to_owned(),
+    }
+}
+
 /// Whether an appeal with this status still needs work.
 pub fn is_open(status: &str) -> bool {
     !matches!(status, "resolved" | "done" | "declined")
@@ -268,10 +276,7 @@ pub fn status_label(lang: Lang, status: &str) -> String {
         "declined" => ("отказано", "declined"),
         other => (other, other),
     };
-    match lang {
-        Lang::Ru => ru.to_owned(),
-        Lang::En => en.to_owned(),
-    }
+    said(lang, ru, en)
 }
 
 /// An outcome's name on screen.
@@ -287,10 +292,7 @@ pub fn outcome_label(lang: Lang, outcome: &str) -> String {
         "" => ("идёт", "in progress"),
         other => (other, other),
     };
-    match lang {
-        Lang::Ru => ru.to_owned(),
-        Lang::En => en.to_owned(),
-    }
+    said(lang, ru, en)
 }
 
 /// A timeline event's name on screen.
@@ -314,12 +316,11 @@ pub fn event_label(lang: Lang, kind: &str) -> String {
         "destination_set" => ("назначена организация", "organisation set"),
         "forwarded" => ("передано партнёру", "forwarded to the partner"),
         "partner_update" => ("ответ партнёра", "partner update"),
+        "case_updated" => ("изменено обращение", "appeal changed"),
+        "citizen_linked" => ("найден заявитель", "citizen linked"),
         other => (other, other),
     };
-    match lang {
-        Lang::Ru => ru.to_owned(),
-        Lang::En => en.to_owned(),
-    }
+    said(lang, ru, en)
 }
 
 #[cfg(test)]

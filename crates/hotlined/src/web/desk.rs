@@ -46,6 +46,73 @@ pub struct MissedItem {
     pub calls: i64,
 }
 
+/// A callback waiting, being dialled, or given up today, of the operator's queues.
+pub struct CallbackItem {
+    pub appeal: String,
+    pub when: String,
+    pub number: String,
+    pub queue: String,
+    pub status: &'static str,
+    pub status_id: &'static str,
+    pub attempts: i64,
+}
+
+/// The callbacks list of an operator: of their skill queues (or every queue when they have
+/// none), pending and dialling ones first (oldest request first), then the ones given up
+/// since `since`; at most 20.
+fn callbacks_of(
+    c: &Chrome,
+    names: &super::names::Names,
+    all: Vec<appeals::Callback>,
+    queues: &[String],
+    since: chrono::DateTime<Utc>,
+) -> Vec<CallbackItem> {
+    use appeals::CallbackStatus as S;
+    let mut list: Vec<&appeals::Callback> = all
+        .iter()
+        .filter(|cb| {
+            queues.is_empty()
+                || cb
+                    .queue
+                    .as_ref()
+                    .is_none_or(|q| queues.iter().any(|m| m == q))
+        })
+        .filter(|cb| match cb.status {
+            S::Pending | S::Dialling => true,
+            S::Failed => cb.completed_at.is_some_and(|t| t >= since),
+            S::Done | S::Cancelled => false,
+        })
+        .collect();
+    list.sort_by_key(|cb| (cb.status == S::Failed, cb.requested_at));
+    list.truncate(20);
+    let ru = c.lang == super::chrome::Lang::Ru;
+    list.into_iter()
+        .map(|cb| {
+            let (status, status_id) = match (cb.status, ru) {
+                (S::Pending, true) => ("ждёт звонка", "pending"),
+                (S::Pending, false) => ("waiting", "pending"),
+                (S::Dialling, true) => ("набирается", "dialling"),
+                (S::Dialling, false) => ("dialling", "dialling"),
+                (_, true) => ("не дозвонились", "failed"),
+                (_, false) => ("not reached", "failed"),
+            };
+            CallbackItem {
+                appeal: cb.appeal_id.to_string(),
+                when: c.when(&cb.requested_at),
+                number: cb.number.clone(),
+                queue: cb
+                    .queue
+                    .as_deref()
+                    .map(|q| names.queue(q))
+                    .unwrap_or_default(),
+                status,
+                status_id,
+                attempts: cb.attempts,
+            }
+        })
+        .collect()
+}
+
 /// A colleague a call may be transferred to.
 pub struct Colleague {
     pub id: String,
@@ -58,8 +125,16 @@ pub struct Colleague {
 #[template(path = "desk.html")]
 struct DeskPage {
     c: Chrome,
-    /// The operator whose desk this is.
+    /// The operator whose desk this is (empty: a supervisor who has not chosen one yet).
     operator: String,
+    /// The viewer is not that operator (a supervisor looking on): nothing to press.
+    read_only: bool,
+    /// Supervisors and admins choose whose desk they look at: (login, name, chosen).
+    chooser: Vec<(String, String, bool)>,
+    /// The appeal whose disposition the operator is held for (`disposition_hold`).
+    held_for: Option<String>,
+    /// The queues whose calls need a disposition before the next (comma-separated).
+    hold_queues: String,
     state: &'static str,
     since: String,
     reason: String,
@@ -69,12 +144,15 @@ struct DeskPage {
     mine: Vec<WorkItem>,
     due: Vec<WorkItem>,
     missed: Vec<MissedItem>,
+    callbacks: Vec<CallbackItem>,
     /// Whether the viewer may see the due-today and missed lists (supervisors and admins:
     /// the worklists route gives an operator `mine` only).
     all_lists: bool,
     services: Vec<Opt>,
     districts: Vec<Opt>,
     organisations: Vec<Opt>,
+    /// Organisations with a transfer phone (the directory's `phone`).
+    transfer_orgs: Vec<Opt>,
     dispositions: Vec<Opt>,
     calls: u64,
     answered: u64,
@@ -149,17 +227,35 @@ fn work_item(c: &Chrome, a: &Appeal) -> WorkItem {
 /// `GET /desk`.
 pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
     let c = v.chrome("desk", "/desk", s.reports.tz);
-    // a supervisor looking at the desk sees the first operator's (read-only use)
+    // a supervisor chooses whose desk to look at (`?operator=`); their own when they are an
+    // operator themselves; else only the chooser
+    let contacts = s.stats.registered_contacts();
+    let all_ops = s.operators.views(&contacts, Instant::now());
+    let asked = v
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("operator=")))
+        .map(str::to_owned);
     let operator = if v.who.role == Role::Operator {
         v.who.id.clone()
     } else {
-        let contacts = s.stats.registered_contacts();
-        s.operators
-            .views(&contacts, Instant::now())
-            .into_iter()
-            .next()
-            .map(|v| v.id)
-            .unwrap_or_else(|| v.who.id.clone())
+        asked
+            .filter(|a| all_ops.iter().any(|o| &o.id == a))
+            .or_else(|| {
+                all_ops
+                    .iter()
+                    .find(|o| o.id == v.who.id)
+                    .map(|o| o.id.clone())
+            })
+            .unwrap_or_default()
+    };
+    let read_only = operator != v.who.id;
+    let chooser = if v.who.role == Role::Operator {
+        Vec::new()
+    } else {
+        all_ops
+            .iter()
+            .map(|o| (o.id.clone(), o.name.clone(), o.id == operator))
+            .collect()
     };
     let (state, since, reason, my_queues) = operator_state(&s, &operator).unwrap_or((
         "logged_out",
@@ -168,6 +264,15 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
         vec![],
     ));
     let queues = queue_items(&s);
+    let my_queue_titles: Vec<String> = my_queues
+        .iter()
+        .map(|q| {
+            queues
+                .iter()
+                .find(|x| &x.id == q)
+                .map_or_else(|| q.clone(), |x| x.title.clone())
+        })
+        .collect();
     let wrap_up_seconds = queues
         .iter()
         .filter(|q| my_queues.is_empty() || my_queues.contains(&q.id))
@@ -189,7 +294,8 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
             }
         })
         .collect();
-    let (mut mine, mut due, mut missed) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut mine, mut due, mut missed, mut callbacks) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let all_lists = v.who.sees_all();
     let (mut calls, mut answered, mut avg_talk) = (0, 0, String::from("—"));
     if let Ok(store) = s.store() {
@@ -199,6 +305,15 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
             offset: 0,
             limit: 20,
         };
+        if let Ok(all) = store.callbacks(None).await {
+            let names = super::names::Names::of(&s);
+            let skills = s.live.skills(&operator);
+            let (from, _) = appeals::report::day_bounds(
+                now.with_timezone(&s.reports.tz).date_naive(),
+                s.reports.tz,
+            );
+            callbacks = callbacks_of(&c, &names, all, &skills, from);
+        }
         if let Ok(list) = store.worklist(Worklist::Mine(&operator), now, page).await {
             mine = list.iter().map(|a| work_item(&c, a)).collect();
         }
@@ -251,21 +366,41 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
     let districts = opts(&mut d.districts.iter().map(|x| (&x.id, &x.name)));
     let organisations = opts(&mut d.organisations.iter().map(|x| (&x.id, &x.name)));
     let dispositions = opts(&mut d.dispositions.iter().map(|x| (&x.id, &x.name)));
+    let transfer_orgs = opts(
+        &mut d
+            .organisations
+            .iter()
+            .filter(|x| x.phone.is_some())
+            .map(|x| (&x.id, &x.name)),
+    );
+    let held_for = s.holds.of(&operator).map(|a| a.to_string());
+    let hold_queues = s
+        .live
+        .labels()
+        .disposition_queues()
+        .collect::<Vec<_>>()
+        .join(",");
     let page = DeskPage {
+        held_for,
+        hold_queues,
         operator,
+        read_only,
+        chooser,
         state,
         since,
         reason,
-        my_queues,
+        my_queues: my_queue_titles,
         queues,
         colleagues,
         mine,
         due,
         missed,
+        callbacks,
         all_lists,
         services,
         districts,
         organisations,
+        transfer_orgs,
         dispositions,
         calls,
         answered,
@@ -381,10 +516,15 @@ pub async fn pop(
     let waited = appeal
         .wait_seconds
         .unwrap_or_else(|| (Utc::now() - appeal.arrived_at).num_seconds().max(0));
+    let names = super::names::Names::of(&s);
     let path = appeal
         .ivr_path
         .as_deref()
-        .map(|p| p.split('>').map(str::to_owned).collect())
+        .map(|p| {
+            names
+                .labels
+                .stored_path(c.lang == super::chrome::Lang::En, p)
+        })
         .unwrap_or_default();
     // a card that cannot be read leaves the pop without it rather than without the call
     let d = s.directory.get();
@@ -405,7 +545,11 @@ pub async fn pop(
         several,
         appeal: appeal.id.to_string(),
         number: appeal.caller_number.clone(),
-        queue: appeal.queue.clone().unwrap_or_default(),
+        queue: appeal
+            .queue
+            .as_deref()
+            .map(|q| names.queue(q))
+            .unwrap_or_default(),
         path,
         waited,
         calls_30d,

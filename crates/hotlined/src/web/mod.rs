@@ -26,6 +26,7 @@ pub mod csrf;
 pub mod desk;
 pub mod errors;
 pub mod login;
+pub mod names;
 pub mod org;
 pub mod registry;
 pub mod reports;

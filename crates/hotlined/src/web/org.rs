@@ -94,6 +94,7 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
         Ok(l) => l,
         Err(_) => return errors::no_database(),
     };
+    let names = super::names::Names::of(&s);
     let rows = list
         .iter()
         .filter(|a| routed_to(a, mine.as_deref()))
@@ -104,8 +105,9 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
             organisation: a
                 .case
                 .organisation
-                .clone()
-                .or_else(|| a.destination_org.clone())
+                .as_deref()
+                .or(a.destination_org.as_deref())
+                .map(|o| names.organisation(o))
                 .unwrap_or_default(),
             notes: a.notes.clone().unwrap_or_default(),
             status: status_label(c.lang, a.status.as_str()),
@@ -113,7 +115,7 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
         })
         .collect();
     let page = OrgPage {
-        organisation: mine.unwrap_or_default(),
+        organisation: mine.map(|m| names.organisation(&m)).unwrap_or_default(),
         rows,
         message,
         c,

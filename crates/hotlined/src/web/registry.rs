@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::chrome::{appeal_id, event_label, outcome_label, status_label, Chrome, Viewer};
 use super::errors;
+use super::names::{field_label, Names};
 use crate::admin::export::csv_field;
 use crate::admin::AdminState;
 
@@ -76,14 +77,18 @@ struct RegistryPage {
     export: String,
 }
 
-fn row(c: &Chrome, a: &Appeal) -> Row {
+fn row(c: &Chrome, n: &Names, a: &Appeal) -> Row {
     Row {
         id: a.id.to_string(),
         when: c.when(&a.arrived_at),
         caller: a.caller_number.clone(),
         line: a.line.clone(),
-        queue: a.queue.clone().unwrap_or_default(),
-        operator: a.operator.clone().unwrap_or_default(),
+        queue: a.queue.as_deref().map(|q| n.queue(q)).unwrap_or_default(),
+        operator: a
+            .operator
+            .as_deref()
+            .map(|o| n.operator(o))
+            .unwrap_or_default(),
         outcome: outcome_label(c.lang, a.outcome.map_or("", |o| o.as_str())),
         status: status_label(c.lang, a.status.as_str()),
         notes: a.notes.clone().unwrap_or_default(),
@@ -96,13 +101,17 @@ fn filter_of(c: &Chrome, f: &SearchForm) -> Result<SearchFilter, String> {
         if v.trim().is_empty() {
             return Ok(None);
         }
-        NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
+        // as people write it (дд.мм.гггг), or as a date input sends it (ISO)
+        NaiveDate::parse_from_str(v.trim(), "%d.%m.%Y")
+            .or_else(|_| NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d"))
             .map(Some)
             .map_err(|_| match c.lang {
                 super::chrome::Lang::Ru => {
-                    format!("Поле «{what}»: укажите дату в виде ГГГГ-ММ-ДД.")
+                    format!("Поле «{what}»: укажите дату в виде ДД.ММ.ГГГГ, например 06.12.2026.")
                 }
-                super::chrome::Lang::En => format!("{what}: give a date as YYYY-MM-DD."),
+                super::chrome::Lang::En => {
+                    format!("{what}: give a date as DD.MM.YYYY, e.g. 06.12.2026.")
+                }
             })
     };
     let from = day(&f.from, c.t.date_from)?;
@@ -189,6 +198,7 @@ pub async fn page(
     let page_no = form.page.unwrap_or(1).max(1);
     let mut error = None;
     let (mut rows, mut total) = (Vec::new(), 0);
+    let names = Names::of(&s);
     match filter_of(&c, &form) {
         Err(e) => error = Some(e),
         Ok(mut filter) => {
@@ -212,7 +222,7 @@ pub async fn page(
             };
             let csv_source = match (store.search(&filter, p).await, store.count(&filter).await) {
                 (Ok(list), Ok(n)) => {
-                    rows = list.iter().map(|a| row(&c, a)).collect();
+                    rows = list.iter().map(|a| row(&c, &names, a)).collect();
                     total = n;
                     list
                 }
@@ -320,24 +330,116 @@ struct AppealPage {
     ivr_path: String,
     category: String,
     destination: String,
+    service: String,
+    district: String,
+    address: String,
+    disposition: String,
+    /// The linked citizen: (card id, name).
+    citizen: Option<(String, String)>,
     recording: bool,
     timeline: Vec<TimelineItem>,
 }
 
-/// A timeline event's details as short text: its JSON fields `key: value`.
-fn details(data: &serde_json::Value) -> String {
-    match data {
-        serde_json::Value::Object(m) => m
-            .iter()
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => format!("{k}: {s}"),
-                other => format!("{k}: {other}"),
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
+/// A JSON value as people read it; `None` for null.
+fn plain(c: &Chrome, v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Bool(b) => Some(
+            match (c.lang, b) {
+                (super::chrome::Lang::Ru, true) => "да",
+                (super::chrome::Lang::Ru, false) => "нет",
+                (super::chrome::Lang::En, true) => "yes",
+                (super::chrome::Lang::En, false) => "no",
+            }
+            .to_owned(),
+        ),
+        other => Some(other.to_string()),
     }
+}
+
+/// A case field's value: the directory's name, a date, the citizen's name, a status.
+fn field_value(
+    c: &Chrome,
+    n: &Names,
+    citizen: Option<&(String, String)>,
+    field: &str,
+    v: &serde_json::Value,
+) -> String {
+    let millis = matches!(field, "due_at" | "pending_until");
+    match (millis, v) {
+        (_, serde_json::Value::Null) => "—".to_owned(),
+        (true, serde_json::Value::Number(ms)) => ms
+            .as_i64()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map_or_else(|| ms.to_string(), |t| c.when(&t)),
+        (_, serde_json::Value::String(id)) if field == "citizen_id" => citizen
+            .filter(|(cid, _)| cid == id)
+            .map_or_else(|| id.clone(), |(_, name)| name.clone()),
+        (_, serde_json::Value::String(st)) if field == "status" => status_label(c.lang, st),
+        (_, serde_json::Value::String(id)) => n.value(field, id),
+        (_, other) => plain(c, other).unwrap_or_default(),
+    }
+}
+
+/// A timeline event's details in words: a case change as «field: from → to», other events
+/// their fields `name: value`, with names for ids.
+fn details(
+    c: &Chrome,
+    n: &Names,
+    citizen: Option<&(String, String)>,
+    kind: &str,
+    data: &serde_json::Value,
+) -> String {
+    let serde_json::Value::Object(m) = data else {
+        return plain(c, data).unwrap_or_default();
+    };
+    let change = |field: &str| {
+        let from = m.get("from").unwrap_or(&serde_json::Value::Null);
+        let to = m.get("to").unwrap_or(&serde_json::Value::Null);
+        format!(
+            "{}: {} → {}",
+            field_label(c.lang, field),
+            field_value(c, n, citizen, field, from),
+            field_value(c, n, citizen, field, to)
+        )
+    };
+    match kind {
+        "case_updated" => {
+            let field = m.get("field").and_then(|f| f.as_str()).unwrap_or("");
+            return change(field);
+        }
+        "status_changed" => return change("status"),
+        "destination_set" => return change("organisation"),
+        "note_added" => {
+            let to = m.get("to").and_then(|t| t.as_str()).unwrap_or("");
+            return format!("{}: {to}", field_label(c.lang, "notes"));
+        }
+        _ => {}
+    }
+    let queue_target = m.get("kind").and_then(|k| k.as_str()) == Some("queue");
+    m.iter()
+        .filter_map(|(k, v)| {
+            let shown = match (k.as_str(), v) {
+                ("target", serde_json::Value::String(t)) if queue_target => n.queue(t),
+                ("kind", serde_json::Value::String(t)) => match (c.lang, t.as_str()) {
+                    (super::chrome::Lang::Ru, "queue") => "в очередь".to_owned(),
+                    (super::chrome::Lang::Ru, "number") => "на номер".to_owned(),
+                    (super::chrome::Lang::Ru, "operator") => "оператору".to_owned(),
+                    (_, t) => t.to_owned(),
+                },
+                ("path" | "ivr_path" | "step", serde_json::Value::String(p)) => {
+                    n.ivr_path(c.lang, p)
+                }
+                (field, v) => {
+                    plain(c, v)?;
+                    field_value(c, n, citizen, field, v)
+                }
+            };
+            Some(format!("{}: {shown}", field_label(c.lang, k)))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `GET /appeals/{id}`.
@@ -373,27 +475,69 @@ pub async fn appeal(
         return errors::no_access();
     }
     let a = &found.appeal;
+    let names = Names::of(&s);
+    let citizen = match a.case.citizen_id {
+        Some(cid) => match store.citizen(cid).await {
+            Ok(Some(x)) => Some((cid.to_string(), x.card.name.clone())),
+            _ => Some((cid.to_string(), cid.to_string())),
+        },
+        None => None,
+    };
     let secs = |v: Option<i64>| v.map_or_else(|| "—".to_owned(), |v| v.to_string());
     let timeline = found
         .events
         .iter()
+        // entering a menu node is not a choice: the steps that are say it in words
+        .filter(|e| {
+            e.kind.as_str() != "ivr_choice"
+                || e.data
+                    .get("step")
+                    .and_then(|v| v.as_str())
+                    .is_none_or(|st| st.contains(':'))
+        })
         .map(|e| TimelineItem {
             when: c.when(&e.at),
             kind: event_label(c.lang, e.kind.as_str()),
             kind_id: e.kind.as_str().to_owned(),
-            details: details(&e.data),
-            actor: e.actor.clone().unwrap_or_default(),
+            details: details(&c, &names, citizen.as_ref(), e.kind.as_str(), &e.data),
+            actor: e
+                .actor
+                .as_deref()
+                .map(|a| names.operator(a))
+                .unwrap_or_default(),
         })
         .collect();
+    let named =
+        |v: &Option<String>, f: &dyn Fn(&str) -> String| v.as_deref().map(f).unwrap_or_default();
     let page = AppealPage {
-        a: row(&c, a),
+        a: row(&c, &names, a),
         answered: a.answered_at.map(|t| c.when(&t)).unwrap_or_default(),
         ended: a.ended_at.map(|t| c.when(&t)).unwrap_or_default(),
         wait: secs(a.wait_seconds),
         talk: secs(a.talk_seconds),
-        ivr_path: a.ivr_path.clone().unwrap_or_default(),
-        category: a.category.clone().unwrap_or_default(),
-        destination: a.destination_org.clone().unwrap_or_default(),
+        ivr_path: a
+            .ivr_path
+            .as_deref()
+            .map(|p| names.ivr_path(c.lang, p))
+            .unwrap_or_default(),
+        category: a
+            .category
+            .as_deref()
+            .map(|x| names.labels.category(x))
+            .unwrap_or_default(),
+        // the case's organisation; an appeal from before the case record has destination_org
+        destination: named(
+            &a.case
+                .organisation
+                .clone()
+                .or_else(|| a.destination_org.clone()),
+            &|o| names.organisation(o),
+        ),
+        service: named(&a.case.service, &|x| names.service(x)),
+        district: named(&a.case.district, &|x| names.district(x)),
+        address: a.case.address.clone().unwrap_or_default(),
+        disposition: named(&a.case.disposition, &|x| names.disposition(x)),
+        citizen,
         recording: a.recording.is_some(),
         timeline,
         c,

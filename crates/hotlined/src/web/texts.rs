@@ -62,6 +62,13 @@ texts! {
     no_call: "Звонка нет. Карточка звонящего появится здесь, как только зазвонит телефон.", "No call. The caller's card shows here as soon as the phone rings.";
     caller_number: "Номер", "Number";
     citizen: "Заявитель", "Citizen";
+    citizen_find: "Найти заявителя: ФИО или телефон", "Find the citizen: name or phone";
+    citizen_new: "Новая карточка", "New card";
+    citizen_name: "ФИО заявителя", "Citizen's name";
+    citizen_create: "Создать и привязать", "Create and link";
+    citizen_pick: "Выбрать", "Pick";
+    citizen_none_found: "Никого не нашли. Создайте новую карточку.", "Nobody found. Create a new card.";
+    citizen_name_needed: "Укажите ФИО заявителя.", "Give the citizen's name.";
     citizen_unknown: "Заявитель по этому номеру не найден.", "No citizen found for this number.";
     flags: "Особые отметки", "Flags";
     no_flags: "нет", "none";
@@ -92,8 +99,15 @@ texts! {
     to_queue: "В очередь", "To a queue";
     to_operator: "Коллеге", "To a colleague";
     to_org: "В организацию", "To an organisation";
+    transfer_btn: "Перевести", "Transfer";
+    whose_desk: "Рабочее место оператора", "Desk of the operator";
+    open_desk: "Открыть", "Open";
+    read_only: "Только просмотр: действия доступны самому оператору и на мониторе очередей.", "View only: the operator acts here; supervisors act on the queue board.";
+    choose_operator: "Выберите оператора, чьё рабочее место открыть.", "Choose the operator whose desk to open.";
+    no_org_phones: "В справочнике нет телефонов организаций.", "The directory has no organisation phones.";
     transfer_sent: "Звонок переводится", "Transferring";
     disposition_needed: "Укажите итог звонка, прежде чем принять следующий.", "Give the disposition before the next call.";
+    disposition_hold: "Поствызывная обработка: новых звонков не будет, пока не сохранён итог звонка.", "After-call work: no new calls until the call's disposition is saved.";
     worklists: "Мои списки", "My worklists";
     wl_mine: "Мои обращения в работе", "My open appeals";
     wl_due: "Срок сегодня", "Due today";
@@ -133,6 +147,8 @@ texts! {
     any: "любой", "any";
     date_from: "С даты", "From";
     date_to: "По дату", "To";
+    date_placeholder: "дд.мм.гггг", "dd.mm.yyyy";
+    date_hint: "Даты — в виде дд.мм.гггг, например 06.12.2026.", "Dates as dd.mm.yyyy, e.g. 06.12.2026.";
     line: "Линия", "Line";
     find: "Найти", "Find";
     found: "Найдено", "Found";
