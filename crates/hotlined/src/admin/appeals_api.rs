@@ -15,7 +15,7 @@
 //! address and district to an appeal that has none. A PATCH may name the `version` it was
 //! made on: a changed appeal is 409 and nothing is written.
 
-use appeals::{AppealId, Page, Status};
+use appeals::{AppealId, Status};
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -152,16 +152,13 @@ async fn visible(
     }
 }
 
-/// Most rows one export holds.
-const EXPORT_MAX: u64 = 100_000;
-
 /// `GET /api/v1/appeals`: newest first, paged (`page` from 1, `per_page` 1–1000, default 50);
 /// filters (see [`AppealQuery`]): `q` (free text), `from`, `to`, `line`, `category`,
 /// `status`, `caller` (digits), `service`, `district`, `organisation`, `assignee`,
 /// `operator`, `citizen_id` and `overdue=true`. A bad filter value is 422 naming the field.
 /// An operator gets the appeals they handled, an organisation the applications routed to
 /// it. `format=csv|xlsx` (with `lang=ru|en`) exports every appeal found instead (at most
-/// [`EXPORT_MAX`], else 422), audited.
+/// [`export::EXPORT_MAX`], else 422), audited.
 pub async fn list(
     State(s): State<AdminState>,
     Extension(who): Extension<Caller>,
@@ -192,45 +189,25 @@ pub async fn list(
             ))
         }
     };
-    let store = s.store()?;
-    let total = store.count(&filter).await?;
     let Some(format) = export else {
+        let store = s.store()?;
+        let total = store.count(&filter).await?;
         let paging = Paging::of(q.page, q.per_page)?;
         let appeals = store.search(&filter, paging.store()).await?;
         return Ok(
             Json(paging.answer("appeals", json!(appeals), Some(total), json!({}))).into_response(),
         );
     };
-    if total > EXPORT_MAX {
-        return Err(ApiError::invalid(
-            "format",
-            format!("format: {total} appeals found, an export holds at most {EXPORT_MAX}: narrow the filter"),
-        ));
-    }
-    let mut rows = Vec::new();
-    while (rows.len() as u64) < total {
-        let page = Page {
-            offset: rows.len() as u64,
-            limit: Page::MAX_LIMIT,
-        };
-        let more = store.search(&filter, page).await?;
-        if more.is_empty() {
-            break;
-        }
-        rows.extend(more);
-    }
-    s.audit(who.audit(
-        "export",
-        None,
-        json!({
-            "what": "appeals",
-            "format": format.as_str(),
-            "rows": rows.len(),
-            "filters": q.filters_given(),
-        }),
-    ))
-    .await;
-    export::render(format, &rows, &d, tz, lang)
+    export::appeals(
+        &s,
+        &who,
+        "appeals",
+        &filter,
+        q.filters_given(),
+        format,
+        lang,
+    )
+    .await
 }
 
 /// `GET /api/v1/appeals/{id}`: the appeal with its timeline.

@@ -5,18 +5,22 @@
 //! would start a formula made text; XLSX is written by `rust_xlsxwriter`, every cell a
 //! string. Every export is an audit line (`export`, what, format, rows, the filters used).
 
-use appeals::Appeal;
+use appeals::{Appeal, Page, SearchFilter};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, FixedOffset, Utc};
 
-use super::ApiError;
+use super::access::Caller;
+use super::{AdminState, ApiError};
 use crate::directory::Directory;
 use crate::web::chrome::{outcome_label, status_label, Lang};
 
+/// The most appeals one export holds.
+pub(crate) const EXPORT_MAX: u64 = 100_000;
+
 /// An export's file type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Format {
+pub(crate) enum Format {
     Csv,
     Xlsx,
 }
@@ -101,8 +105,54 @@ pub(crate) fn csv_field(s: &str) -> String {
     }
 }
 
+/// Every appeal `filter` finds, newest first, as a file in `format` (the API's and the
+/// registry page's exports): more than [`EXPORT_MAX`] is 422 naming `format`; each export is
+/// an audit line naming `what` was exported and the `filters` used (never their values).
+pub(crate) async fn appeals(
+    s: &AdminState,
+    who: &Caller,
+    what: &str,
+    filter: &SearchFilter,
+    filters: Vec<&'static str>,
+    format: Format,
+    lang: Lang,
+) -> Result<Response, ApiError> {
+    let store = s.store()?;
+    let total = store.count(filter).await?;
+    if total > EXPORT_MAX {
+        return Err(ApiError::invalid(
+            "format",
+            format!("format: {total} appeals found, an export holds at most {EXPORT_MAX}: narrow the filter"),
+        ));
+    }
+    let mut rows = Vec::new();
+    while (rows.len() as u64) < total {
+        let page = Page {
+            offset: rows.len() as u64,
+            limit: Page::MAX_LIMIT,
+        };
+        let more = store.search(filter, page).await?;
+        if more.is_empty() {
+            break;
+        }
+        rows.extend(more);
+    }
+    s.audit(who.audit(
+        "export",
+        None,
+        serde_json::json!({
+            "what": what,
+            "format": format.as_str(),
+            "rows": rows.len(),
+            "filters": filters,
+        }),
+    ))
+    .await;
+    render(format, &rows, &s.directory.get(), s.reports.tz, lang)
+}
+
 /// The file of `appeals` in `format`, as an attachment.
-pub(super) fn render(
+fn render(
     format: Format,
     appeals: &[Appeal],
     d: &Directory,

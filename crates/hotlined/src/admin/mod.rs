@@ -212,6 +212,11 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
     }
     /// 422 naming the input `field` that is wrong.
+    /// True for a 422 (a field's value refused).
+    pub fn is_invalid(&self) -> bool {
+        self.status == StatusCode::UNPROCESSABLE_ENTITY
+    }
+
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,

@@ -7,15 +7,15 @@ use appeals::{Appeal, Page, SearchFilter, Status};
 use askama::Template;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{NaiveDate, TimeZone};
 use serde::Deserialize;
 
 use super::chrome::{appeal_id, event_label, outcome_label, status_label, Chrome, Viewer};
 use super::errors;
 use super::names::{field_label, Names};
-use crate::admin::export::csv_field;
+use crate::admin::export;
 use crate::admin::AdminState;
 
 /// How many rows a registry page shows.
@@ -75,6 +75,7 @@ struct RegistryPage {
     prev: Option<String>,
     next: Option<String>,
     export: String,
+    export_xlsx: String,
 }
 
 fn row(c: &Chrome, n: &Names, a: &Appeal) -> Row {
@@ -121,13 +122,14 @@ fn filter_of(c: &Chrome, f: &SearchForm) -> Result<SearchFilter, String> {
             .single()
             .map(|t| t.with_timezone(&chrono::Utc))
     };
-    let digits: String = f.q.chars().filter(char::is_ascii_digit).collect();
-    if !f.q.trim().is_empty() && digits.is_empty() {
-        return Err(match c.lang {
-            super::chrome::Lang::Ru => format!("Поле «{}»: введите цифры номера.", c.t.search_q),
-            super::chrome::Lang::En => format!("{}: type the number's digits.", c.t.search_q),
-        });
-    }
+    // a number (digits with the usual separators) finds by the caller's number; anything
+    // else is full text over the appeals' and their citizens' words
+    let q = f.q.trim();
+    let number = !q.is_empty()
+        && q.chars().any(|ch| ch.is_ascii_digit())
+        && q.chars()
+            .all(|ch| ch.is_ascii_digit() || " +-()".contains(ch));
+    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
     let status = if f.status.is_empty() {
         None
     } else {
@@ -142,7 +144,9 @@ fn filter_of(c: &Chrome, f: &SearchForm) -> Result<SearchFilter, String> {
         line: Some(f.line.trim().to_owned()).filter(|l| !l.is_empty()),
         category: None,
         status,
-        caller: Some(digits).filter(|d| !d.is_empty()),
+        caller: Some(digits).filter(|_| number),
+        text: Some(q.to_owned()).filter(|q| !number && !q.is_empty()),
+        text_in_citizens: true,
         ..SearchFilter::default()
     })
 }
@@ -208,64 +212,46 @@ pub async fn page(
             let Ok(store) = s.store() else {
                 return errors::no_database();
             };
-            let csv = form.format == "csv";
-            let p = if csv {
-                Page {
-                    offset: 0,
-                    limit: Page::MAX_LIMIT,
-                }
-            } else {
-                Page {
-                    offset: (page_no - 1) * u64::from(PER_PAGE),
-                    limit: PER_PAGE,
-                }
+            let format = match form.format.as_str() {
+                "csv" => Some(export::Format::Csv),
+                "xlsx" => Some(export::Format::Xlsx),
+                _ => None,
             };
-            let csv_source = match (store.search(&filter, p).await, store.count(&filter).await) {
+            if let Some(format) = format {
+                let what = ["q", "status", "from", "to", "line"]
+                    .into_iter()
+                    .zip([&form.q, &form.status, &form.from, &form.to, &form.line])
+                    .filter(|(_, v)| !v.trim().is_empty())
+                    .map(|(k, _)| k)
+                    .collect();
+                match export::appeals(&s, &v.who, "registry", &filter, what, format, c.lang).await
+                {
+                    Ok(file) => return file,
+                    Err(e) if e.is_invalid() => {
+                        error = Some(match c.lang {
+                            super::chrome::Lang::Ru => format!(
+                                "Выгрузка вмещает не больше {} обращений: сузьте поиск (даты, линия, статус).",
+                                export::EXPORT_MAX
+                            ),
+                            super::chrome::Lang::En => format!(
+                                "An export holds at most {} appeals: narrow the search (dates, line, status).",
+                                export::EXPORT_MAX
+                            ),
+                        })
+                    }
+                    Err(_) => return errors::no_database(),
+                }
+            }
+            let p = Page {
+                offset: (page_no - 1) * u64::from(PER_PAGE),
+                limit: PER_PAGE,
+            };
+            match (store.search(&filter, p).await, store.count(&filter).await) {
                 (Ok(list), Ok(n)) => {
                     rows = list.iter().map(|a| row(&c, &names, a)).collect();
                     total = n;
-                    list
                 }
                 _ => return errors::no_database(),
-            };
-            if csv {
-                let mut out = String::from(
-                    "id,arrived_at,caller,line,queue,operator,outcome,status,notes\r\n",
-                );
-                for a in &csv_source {
-                    let fields = [
-                        a.id.to_string(),
-                        a.arrived_at.to_rfc3339(),
-                        a.caller_number.clone(),
-                        a.line.clone(),
-                        a.queue.clone().unwrap_or_default(),
-                        a.operator.clone().unwrap_or_default(),
-                        a.outcome.map(|o| o.as_str().to_owned()).unwrap_or_default(),
-                        a.status.as_str().to_owned(),
-                        a.notes.clone().unwrap_or_default(),
-                    ];
-                    let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-                    out.push_str(&line.join(","));
-                    out.push_str("\r\n");
-                }
-                s.audit(v.who.audit(
-                    "export",
-                    None,
-                    serde_json::json!({ "what": "registry", "rows": csv_source.len() }),
-                ))
-                .await;
-                return (
-                    [
-                        (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                        (
-                            header::CONTENT_DISPOSITION,
-                            "attachment; filename=\"appeals.csv\"",
-                        ),
-                        (header::CACHE_CONTROL, "no-store"),
-                    ],
-                    out,
-                )
-                    .into_response();
             }
         }
     }
@@ -274,7 +260,7 @@ pub async fn page(
         "in_progress",
         "forwarded",
         "pending",
-        "resolved",
+        "done",
         "declined",
     ]
     .into_iter()
@@ -289,6 +275,7 @@ pub async fn page(
     let prev = (page_no > 1).then(|| query_string(&form, Some(page_no - 1), None));
     let next = (shown < total).then(|| query_string(&form, Some(page_no + 1), None));
     let export = query_string(&form, None, Some("csv"));
+    let export_xlsx = query_string(&form, None, Some("xlsx"));
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -303,6 +290,7 @@ pub async fn page(
         prev,
         next,
         export,
+        export_xlsx,
         c,
     };
     page.c.finish(errors::html(status, page.render()))

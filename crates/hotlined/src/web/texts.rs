@@ -142,7 +142,7 @@ texts! {
     done_ok: "Готово", "Done";
     registry_title: "Реестр обращений", "Appeal registry";
     search: "Поиск", "Search";
-    search_q: "Номер телефона (цифры)", "Phone number (digits)";
+    search_q: "Номер телефона, ФИО, адрес или слова из записи", "Phone number, name, address or words of the notes";
     status: "Статус", "Status";
     any: "любой", "any";
     date_from: "С даты", "From";
