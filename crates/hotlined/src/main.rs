@@ -65,6 +65,9 @@ enum Command {
         to: Option<chrono::NaiveDate>,
         #[arg(long, value_enum, default_value = "table")]
         format: report::Format,
+        /// The language of the table, CSV and HTML (Russian unless `en`).
+        #[arg(long, value_enum, default_value = "ru")]
+        lang: report::Lang,
     },
     /// Walk a line's voice menu as a caller would, on virtual time, without the network:
     /// prompts played, keys taken, timeouts, and where the call ends.
@@ -117,7 +120,12 @@ fn main() -> ExitCode {
     }
     match command {
         Command::Check => check(&cli.config),
-        Command::Report { from, to, format } => match run_report(&cli.config, from, to, format) {
+        Command::Report {
+            from,
+            to,
+            format,
+            lang,
+        } => match run_report(&cli.config, from, to, format, lang) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hotlined report: {e:#}");
@@ -679,6 +687,7 @@ fn run_report(
     from: Option<chrono::NaiveDate>,
     to: Option<chrono::NaiveDate>,
     format: report::Format,
+    lang: report::Lang,
 ) -> anyhow::Result<()> {
     let c = Config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
     let tz = c.report_tz();
@@ -694,7 +703,7 @@ fn run_report(
             .context("cannot open the database")?;
         let r = report::build(&store, from, to, tz, &c.report_options()).await;
         store.close().await;
-        anyhow::Ok(report::render(&r?, format))
+        anyhow::Ok(report::render(&r?, format, lang, &c.directory))
     })?;
     use std::io::Write as _;
     std::io::stdout()

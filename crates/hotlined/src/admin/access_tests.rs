@@ -12,12 +12,12 @@ use sqlx::Executor;
 use super::*;
 
 /// A database for one case: its URL and the folder of its spool (and SQLite file).
-struct Db {
+pub(super) struct Db {
     url: String,
     dir: tempfile::TempDir,
 }
 
-fn sqlite_db() -> Db {
+pub(super) fn sqlite_db() -> Db {
     let dir = tempfile::tempdir().unwrap();
     Db {
         url: format!("sqlite://{}", dir.path().join("hotline.db").display()),
@@ -25,7 +25,7 @@ fn sqlite_db() -> Db {
     }
 }
 
-async fn postgres_db(case: &str) -> Option<Db> {
+pub(super) async fn postgres_db(case: &str) -> Option<Db> {
     let Ok(admin) = std::env::var("HOTLINE_TEST_PG_URL") else {
         println!("SKIPPED {case} on PostgreSQL: HOTLINE_TEST_PG_URL is not set");
         return None;
@@ -64,7 +64,7 @@ macro_rules! on_both {
 
 /// The admin state on `db`, with `access` settings and a fresh store (a "restart" when
 /// called again on the same database).
-async fn state_on(db: &Db, access: AccessSettings) -> AdminState {
+pub(super) async fn state_on(db: &Db, access: AccessSettings) -> AdminState {
     let store = Store::connect(&db.url).await.unwrap();
     let writer = AppealWriter::start(WriterConfig::new(
         db.url.clone(),

@@ -26,6 +26,7 @@ mod metrics;
 mod operators;
 mod partner_api;
 pub mod permissions;
+mod reports_api;
 #[cfg(test)]
 mod tests;
 mod users_api;

@@ -20,7 +20,7 @@ use axum::routing::{MethodFilter, MethodRouter};
 
 use super::{
     appeals_api, citizens_api, directory_api, events, health, metrics, openapi, operators,
-    partner_api, reload, users_api, worklists_api, AdminState,
+    partner_api, reload, reports_api, users_api, worklists_api, AdminState,
 };
 use crate::web;
 
@@ -143,7 +143,8 @@ pub const TABLE: &[Route] = &[
     route!(PATCH "/api/v1/appeals/{id}", CASES, appeals_api::update),
     route!(POST "/api/v1/appeals/{id}/forward", OPS, appeals_api::forward),
     route!(GET "/api/v1/appeals/{id}/recording", OPS, appeals_api::recording),
-    route!(GET "/api/v1/reports/daily", SUPERVISE, appeals_api::daily_report),
+    route!(GET "/api/v1/reports", SUPERVISE, reports_api::period),
+    route!(GET "/api/v1/reports/daily", SUPERVISE, reports_api::daily),
     route!(GET "/api/v1/callbacks", SUPERVISE, appeals_api::callbacks),
     route!(GET "/api/v1/queues", LIVE, operators::queues),
     route!(GET "/api/v1/operators", OPS, operators::list),
