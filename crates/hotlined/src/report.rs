@@ -868,7 +868,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;bor
 .sub{color:#5b6878;margin-top:0}.cards{display:flex;flex-wrap:wrap;gap:.8rem;margin:1.2rem 0}\
 .card{border:1px solid #d5dbe3;border-radius:.5rem;padding:.7rem 1rem;min-width:8.5rem}\
 .card .v{display:block;font-size:1.5rem;font-weight:600}.card .l{color:#5b6878;font-size:.85rem}\
-table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{padding:.3rem .5rem;border-bottom:1px solid #e6eaef;text-align:right}\
+table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{padding:.3rem .4rem;border-bottom:1px solid #e6eaef;text-align:right}th{font-size:.78rem;font-weight:600}\
 th:first-child,td:first-child{text-align:left}th{background:#f3f5f8}svg{max-width:100%;height:auto}\
 .ans{fill:#2e8b57}.abd{fill:#d9534f}.oth{fill:#9aa7b5}.lbl{font-size:11px;fill:#3c4856}.key span{display:inline-block;width:.8rem;height:.8rem;margin:0 .3rem 0 1rem;vertical-align:middle}\
 @media print{body{margin:0}}";
@@ -1042,10 +1042,11 @@ pub(crate) fn group_chart(out: &mut String, w: &Words, chart: &str, label: &str,
     );
     for (i, r) in rows.iter().enumerate() {
         let y = 5.0 + row_h * i as f64;
-        let shown: String = if r.name.chars().count() > 38 {
+        // 11px labels end where the bars start: about 34 characters fit in front of them
+        let shown: String = if r.name.chars().count() > 34 {
             r.name
                 .chars()
-                .take(37)
+                .take(33)
                 .chain(std::iter::once('…'))
                 .collect()
         } else {
