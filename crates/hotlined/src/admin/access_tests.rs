@@ -436,6 +436,11 @@ async fn users_and_tokens_through_the_api(db: Db) {
             json!({"login": "ok", "display_name": "X", "role": "organisation", "password": "long-enough-1"}),
             "organisation_id",
         ),
+        (
+            json!({"login": "ok", "display_name": "X", "role": "organisation",
+                   "organisation_id": "tc-nowhere", "password": "long-enough-1"}),
+            "organisation_id",
+        ),
     ] {
         let a = post("/api/v1/users", body.to_string()).await;
         assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
