@@ -52,20 +52,27 @@ export HOTLINE__DATABASE__URL="sqlite://$DB"
 TZ_OFFSET=$("$HOTLINED" check --config config/hotline.toml >/dev/null && sed -n 's/^timezone = "\([^"]*\)".*/\1/p' config/hotline.toml)
 [ -n "$TZ_OFFSET" ] || fail "cannot read reports.timezone from config/hotline.toml"
 
+# run_daemon: `hotlined run` on SIP_PORT and ADMIN_PORT with its data in OUT (stderr added to
+# hotlined.stderr.log); back once /health answers.
+run_daemon() {
+    HOTLINE__SIP__LISTEN="127.0.0.1:$SIP_PORT" \
+        HOTLINE__SIP__LISTEN_V6="[::1]:$SIP_PORT" \
+        HOTLINE__ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" \
+        HOTLINE__DATABASE__SPOOL_DIR="$OUT/spool" \
+        HOTLINE__RECORDING__DIR="$OUT/recordings" \
+        HOTLINE__CALLS__SHUTDOWN_GRACE=2 \
+        "$HOTLINED" run --config config/hotline.toml >/dev/null 2>>"$OUT/hotlined.stderr.log" &
+    DAEMON_PID=$!
+    local i
+    for ((i = 0; i < 300; i++)); do
+        curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$ADMIN_PORT/health" 2>/dev/null && return
+        kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited at start"
+        sleep 0.1
+    done
+}
+
 # 1. The daemon.
-HOTLINE__SIP__LISTEN="127.0.0.1:$SIP_PORT" \
-    HOTLINE__SIP__LISTEN_V6="[::1]:$SIP_PORT" \
-    HOTLINE__ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" \
-    HOTLINE__DATABASE__SPOOL_DIR="$OUT/spool" \
-    HOTLINE__RECORDING__DIR="$OUT/recordings" \
-    HOTLINE__CALLS__SHUTDOWN_GRACE=2 \
-    "$HOTLINED" run --config config/hotline.toml >/dev/null 2>"$OUT/hotlined.stderr.log" &
-DAEMON_PID=$!
-for ((i = 0; i < 300; i++)); do
-    curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$ADMIN_PORT/health" 2>/dev/null && break
-    kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited at start"
-    sleep 0.1
-done
+run_daemon
 
 # 2. Calls: answered by the line on both lines, and cancelled while ringing.
 sipp_calls() { # name args...
@@ -307,19 +314,7 @@ EOF
 # 7. The /reports page on the same database, as the supervisor (the demo accounts the first
 #    start made), in Chromium at 1366×768.
 ADMIN_PORT=$(python3 sip-test/free_port.py 1 "$SIP_PORT") || fail "no free port"
-HOTLINE__SIP__LISTEN="127.0.0.1:$SIP_PORT" \
-    HOTLINE__SIP__LISTEN_V6="[::1]:$SIP_PORT" \
-    HOTLINE__ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" \
-    HOTLINE__DATABASE__SPOOL_DIR="$OUT/spool" \
-    HOTLINE__RECORDING__DIR="$OUT/recordings" \
-    HOTLINE__CALLS__SHUTDOWN_GRACE=1 \
-    "$HOTLINED" run --config config/hotline.toml >/dev/null 2>>"$OUT/hotlined.stderr.log" &
-DAEMON_PID=$!
-for ((i = 0; i < 300; i++)); do
-    curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$ADMIN_PORT/health" 2>/dev/null && break
-    kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited at its second start"
-    sleep 0.1
-done
+run_daemon
 # Debian's python3: python3-selenium is installed for it, whatever python3 comes first in PATH
 timeout -k 5 240 /usr/bin/python3 sip-test/report_page_chromium.py "http://127.0.0.1:$ADMIN_PORT" \
     "$OUT" "$DB" "$DAY" "$TZ_OFFSET" || fail "the /reports page (see the lines above)"
