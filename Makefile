@@ -19,7 +19,8 @@ test: deps lint unit check-config sip-test
 
 # Debian tools the tests use (SIPp also ships the RTP/DTMF pcaps some unit tests read;
 # Chromium renders the HTML report in sip-test/report_chromium.sh and, driven through
-# chromium-driver by python3-selenium, the login form in sip-test/login_chromium.sh; baresip is
+# chromium-driver by python3-selenium, the /reports page there and the login form in
+# sip-test/login_chromium.sh; baresip is
 # an operator phone in sip-test/queue.sh)
 deps:
 	scripts/ensure-tools.sh sipp sipsak curl python3 psql chromium chromedriver selenium baresip

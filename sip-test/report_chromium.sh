@@ -11,9 +11,16 @@
 #   4. `hotlined report --format html` for that day to report.html;
 #   5. Chromium (headless) loads it: --dump-dom gives the DOM it built, --screenshot a PNG
 #      for a person to look at (report.png);
-#   6. every figure Chromium shows (cards, the per-line/category/operator tables, the hour
-#      chart's bars: their data-figure/data-value/data-calls attributes) is compared with
-#      the same figure computed by python3's sqlite3 from the database.
+#   6. every figure Chromium shows (cards, the per-line/category/operator/service/
+#      organisation/district tables with their overdue counts, the hour chart's bars: their
+#      data-figure/data-value/data-calls attributes) is compared with the same figure
+#      computed by python3's sqlite3 from the database;
+#   7. the daemon again on that database: report_page_chromium.py signs in as the
+#      supervisor in Chromium (chromium-driver, python3-selenium) and checks the /reports
+#      page at 1366×768 — Russian (no English label), the period picker worked with the
+#      keyboard alone (day → week → month), the month's cards and the services,
+#      organisations and districts tables against the database, `?lang=en` in English —
+#      with screenshots (report-page-*.png) to look at.
 #
 # Usage: sip-test/report_chromium.sh   (after a build; $HOTLINED overrides the binary)
 # Output in sip-test/out/report-chromium/. Prints PASS/FAIL lines; exits 1 on failure.
@@ -29,6 +36,8 @@ SCENARIOS="$ROOT/sip-test/scenarios"
 PROFILE=
 cleanup_more() { [ -n "$PROFILE" ] && rm -rf "$PROFILE"; }
 
+scripts/ensure-tools.sh chromium chromedriver selenium curl python3 >/dev/null ||
+    fail "cannot install chromium, chromium-driver, python3-selenium"
 CHROMIUM=$(command -v chromium || command -v chromium-browser) ||
     fail "no chromium: scripts/ensure-tools.sh chromium"
 for tool in sipp python3 curl timeout; do
@@ -43,20 +52,27 @@ export HOTLINE__DATABASE__URL="sqlite://$DB"
 TZ_OFFSET=$("$HOTLINED" check --config config/hotline.toml >/dev/null && sed -n 's/^timezone = "\([^"]*\)".*/\1/p' config/hotline.toml)
 [ -n "$TZ_OFFSET" ] || fail "cannot read reports.timezone from config/hotline.toml"
 
+# run_daemon: `hotlined run` on SIP_PORT and ADMIN_PORT with its data in OUT (stderr added to
+# hotlined.stderr.log); back once /health answers.
+run_daemon() {
+    HOTLINE__SIP__LISTEN="127.0.0.1:$SIP_PORT" \
+        HOTLINE__SIP__LISTEN_V6="[::1]:$SIP_PORT" \
+        HOTLINE__ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" \
+        HOTLINE__DATABASE__SPOOL_DIR="$OUT/spool" \
+        HOTLINE__RECORDING__DIR="$OUT/recordings" \
+        HOTLINE__CALLS__SHUTDOWN_GRACE=2 \
+        "$HOTLINED" run --config config/hotline.toml >/dev/null 2>>"$OUT/hotlined.stderr.log" &
+    DAEMON_PID=$!
+    local i
+    for ((i = 0; i < 300; i++)); do
+        curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$ADMIN_PORT/health" 2>/dev/null && return
+        kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited at start"
+        sleep 0.1
+    done
+}
+
 # 1. The daemon.
-HOTLINE__SIP__LISTEN="127.0.0.1:$SIP_PORT" \
-    HOTLINE__SIP__LISTEN_V6="[::1]:$SIP_PORT" \
-    HOTLINE__ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" \
-    HOTLINE__DATABASE__SPOOL_DIR="$OUT/spool" \
-    HOTLINE__RECORDING__DIR="$OUT/recordings" \
-    HOTLINE__CALLS__SHUTDOWN_GRACE=2 \
-    "$HOTLINED" run --config config/hotline.toml >/dev/null 2>"$OUT/hotlined.stderr.log" &
-DAEMON_PID=$!
-for ((i = 0; i < 300; i++)); do
-    curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$ADMIN_PORT/health" 2>/dev/null && break
-    kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited at start"
-    sleep 0.1
-done
+run_daemon
 
 # 2. Calls: answered by the line on both lines, and cancelled while ringing.
 sipp_calls() { # name args...
@@ -104,6 +120,12 @@ day = dt.datetime.now(tz).date()
 rnd = random.Random(20261123)
 cats = ["benefits", "home-care", "rehab", "volunteers", "psychologists", "regional"]
 ops = ["op1", "op2", "op3", "op4", "op5", "op6"]
+# the case fields (ids of the shipped directory), some appeals past their due date
+services = ["home-care", "delivery", "social-rental", None]
+districts = ["dzerzhinsky", "zheleznodorozhny", None]
+orgs = {"dzerzhinsky": "kcson-dzerzhinsky", "zheleznodorozhny": "kcson-zheleznodorozhny"}
+now_ms = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+DAY_MS = 86_400_000
 # More calls in the morning and after lunch, as a help desk sees them.
 weights = {8: 4, 9: 9, 10: 11, 11: 10, 12: 6, 13: 7, 14: 9, 15: 8, 16: 6, 17: 4, 18: 2, 19: 1}
 con = sqlite3.connect(db)
@@ -126,13 +148,32 @@ for hour, n in weights.items():
         else:
             outcome, wait = "info_only", None
         ended = ms + ((wait or 0) + (talk or 20)) * 1000
+        service, district = rnd.choice(services), rnd.choice(districts)
+        org = orgs.get(district)
+        # due 10 days ago (overdue while open) or in 10 days; some closed
+        due = (now_ms + rnd.choice([-10, 10]) * DAY_MS) if service else None
+        status = rnd.choice(["new", "in_progress", "forwarded", "done", "declined"])
         con.execute(
             "INSERT INTO appeals (id, call_id, line, caller_number, arrived_at, answered_at, ended_at, "
-            "category, queue, wait_seconds, talk_seconds, operator, outcome, status, last_seq, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', 0, ?)",
+            "category, queue, wait_seconds, talk_seconds, operator, outcome, status, last_seq, updated_at, "
+            "service, district, organisation, due_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
             (str(uuid.uuid4()), f"gen-{rows}", line, f"+7913{rnd.randrange(10**7):07d}", ms, answered,
-             ended, cat, cat, wait, talk, op, outcome, ended))
+             ended, cat, cat, wait, talk, op, outcome, status, ended, service, district, org, due))
         rows += 1
+# A few on another day of the same month and ISO week (for the page's week and month views).
+other = day - dt.timedelta(days=1) if day.day > 1 and day.weekday() > 0 else day + dt.timedelta(days=1)
+for i in range(9):
+    start = dt.datetime.combine(other, dt.time(10 + i, 15), tz)
+    ms = int(start.timestamp() * 1000)
+    con.execute(
+        "INSERT INTO appeals (id, call_id, line, caller_number, arrived_at, answered_at, ended_at, "
+        "category, queue, wait_seconds, talk_seconds, operator, outcome, status, last_seq, updated_at, "
+        "service, district, organisation, due_at) "
+        "VALUES (?, ?, 'city', ?, ?, ?, ?, 'home-care', 'home-care', 12, 90, 'op1', 'answered', ?, 0, ?, "
+        "'home-care', 'dzerzhinsky', 'kcson-dzerzhinsky', ?)",
+        (str(uuid.uuid4()), f"other-{i}", f"+7913{rnd.randrange(10**7):07d}", ms, ms + 12000, ms + 102000,
+         "in_progress" if i % 3 else "done", ms + 102000, now_ms - 5 * DAY_MS))
 con.commit()
 print(day.isoformat())
 EOF
@@ -168,6 +209,8 @@ d = dt.date.fromisoformat(day)
 start = int(dt.datetime.combine(d, dt.time(0), tz).timestamp() * 1000)
 end = start + 86_400_000
 SL = 20
+# overdue = open and due before now (due dates are ±10 days away: the moment does not matter)
+NOW = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
 
 class Dom(HTMLParser):
     """Collects the figures: cards, table cells by (group, key, figure), bars."""
@@ -216,15 +259,17 @@ def figures(extra="", args=()):
         f" SUM(CASE WHEN answered_at IS NOT NULL AND wait_seconds <= {SL} THEN 1 ELSE 0 END), "
         " AVG(CASE WHEN answered_at IS NOT NULL THEN wait_seconds * 1.0 END), "
         " AVG(CASE WHEN outcome = 'abandoned' THEN wait_seconds * 1.0 END), "
-        " AVG(CASE WHEN answered_at IS NOT NULL THEN talk_seconds * 1.0 END) "
-        f"FROM appeals WHERE {where}{extra}", (start, end, *args)).fetchone()
-    calls, ans, abd, within, aw, awa, at = r
+        " AVG(CASE WHEN answered_at IS NOT NULL THEN talk_seconds * 1.0 END), "
+        " SUM(CASE WHEN status NOT IN ('done', 'declined') AND due_at < ? THEN 1 ELSE 0 END) "
+        f"FROM appeals WHERE {where}{extra}", (NOW, start, end, *args)).fetchone()
+    calls, ans, abd, within, aw, awa, at, overdue = r
     ans, abd, within = ans or 0, abd or 0, within or 0
     f4 = lambda v: "" if v is None else f"{v:.4f}"
     sl = f4(within / (ans + abd)) if ans + abd else ""
     return {"calls": str(calls), "answered": str(ans), "abandoned": str(abd),
             "answered_within_sl": str(within), "service_level": sl,
-            "avg_wait": f4(aw), "avg_wait_abandoned": f4(awa), "avg_talk": f4(at)}
+            "avg_wait": f4(aw), "avg_wait_abandoned": f4(awa), "avg_talk": f4(at),
+            "overdue": str(overdue or 0)}
 
 problems, checked = [], 0
 def same(what, shown, want):
@@ -236,9 +281,10 @@ def same(what, shown, want):
 total = figures()
 if int(total["calls"]) < int(sipp_calls) + 50:
     problems.append(f"only {total['calls']} calls in the day: the generated day is missing")
-for k in ["calls", "answered", "abandoned", "service_level", "avg_wait", "avg_wait_abandoned", "avg_talk"]:
+for k in ["calls", "answered", "abandoned", "service_level", "avg_wait", "avg_wait_abandoned", "avg_talk", "overdue"]:
     same(f"card {k}", dom.cards.get(k), total[k])
-for group, column in [("line", "line"), ("category", "category"), ("operator", "operator")]:
+for group, column in [("line", "line"), ("category", "category"), ("operator", "operator"),
+                      ("service", "service"), ("organisation", "organisation"), ("district", "district")]:
     keys = [r[0] for r in con.execute(
         f"SELECT DISTINCT {column} FROM appeals WHERE {where} AND {column} IS NOT NULL", (start, end))]
     shown_keys = {k for (g, k, _) in dom.cells if g == group}
@@ -248,7 +294,7 @@ for group, column in [("line", "line"), ("category", "category"), ("operator", "
         want = figures(f" AND {column} = ?", (key,))
         for fig, value in want.items():
             same(f"{group} {key} {fig}", dom.cells.get((group, key, fig)), value)
-        if group in ("line", "category"):
+        if group in ("line", "category", "service", "organisation", "district"):
             same(f"{group} {key} bar", int(want["calls"]) in dom.bars.get(key, set()), True)
 hours = {}
 for (ms,) in con.execute(f"SELECT arrived_at FROM appeals WHERE {where}", (start, end)):
@@ -265,4 +311,11 @@ EOF
     cat "$OUT/check.log" >&2
     fail "the report Chromium rendered does not match the database (see $OUT/check.log)"
 }
-echo "PASS report-chromium ($(head -n 1 "$OUT/check.log"); screenshot $OUT/report.png)"
+# 7. The /reports page on the same database, as the supervisor (the demo accounts the first
+#    start made), in Chromium at 1366×768.
+ADMIN_PORT=$(python3 sip-test/free_port.py 1 "$SIP_PORT") || fail "no free port"
+run_daemon
+# Debian's python3: python3-selenium is installed for it, whatever python3 comes first in PATH
+timeout -k 5 240 /usr/bin/python3 sip-test/report_page_chromium.py "http://127.0.0.1:$ADMIN_PORT" \
+    "$OUT" "$DB" "$DAY" "$TZ_OFFSET" || fail "the /reports page (see the lines above)"
+echo "PASS report-chromium ($(head -n 1 "$OUT/check.log"); screenshots $OUT/report.png, $OUT/report-page-*.png)"

@@ -209,6 +209,63 @@ async fn put_phones(
     Ok(())
 }
 
+/// A case column's new value, as bound.
+pub(crate) enum CaseValue {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+/// How [`write_case`] writes.
+pub(crate) enum CaseWrite {
+    /// An edit of an appeal read at `version`: the version is bumped, `updated_at` set to
+    /// `at`, and the write lands only while the row still has that version.
+    Edit { version: i64, at: DateTime<Utc> },
+    /// The case of an appeal being made (a partner's forward): the columns only.
+    Fresh,
+}
+
+/// Writes the case columns of appeal `id` (`citizen_id`, `service`, `district`, `due_at`…,
+/// and with them `status`, `notes`) in one UPDATE: the one place an appeal's case fields
+/// are written, by [`Store::update_case`] and a received partner forward. False when a
+/// [`CaseWrite::Edit`] found the row at another version (nothing written).
+pub(crate) async fn write_case(
+    conn: &mut AnyConnection,
+    id: AppealId,
+    sets: Vec<(&'static str, CaseValue)>,
+    how: CaseWrite,
+) -> Result<bool, sqlx::Error> {
+    if sets.is_empty() {
+        return Ok(true);
+    }
+    let assigns: Vec<String> = sets
+        .iter()
+        .enumerate()
+        .map(|(i, (col, _))| format!("{col} = ${}", i + 2))
+        .collect();
+    let n = sets.len();
+    let sql = match how {
+        CaseWrite::Edit { .. } => format!(
+            "UPDATE appeals SET {}, version = version + 1, updated_at = ${} \
+             WHERE id = $1 AND version = ${}",
+            assigns.join(", "),
+            n + 2,
+            n + 3
+        ),
+        CaseWrite::Fresh => format!("UPDATE appeals SET {} WHERE id = $1", assigns.join(", ")),
+    };
+    let mut q = sqlx::query(&sql).bind(id.to_string());
+    for (_, v) in sets {
+        q = match v {
+            CaseValue::Text(t) => q.bind(t),
+            CaseValue::Int(i) => q.bind(i),
+        };
+    }
+    if let CaseWrite::Edit { version, at } = how {
+        q = q.bind(ms(at)).bind(version);
+    }
+    Ok(q.execute(&mut *conn).await?.rows_affected() > 0)
+}
+
 /// One event of a changed case field.
 fn field_event(field: &str, from: &serde_json::Value, to: &serde_json::Value) -> serde_json::Value {
     serde_json::json!({ "field": field, "from": from, "to": to })
@@ -485,10 +542,7 @@ impl Store {
         }
 
         // (column, new value as bound, event kind, event data) for every real change
-        enum Val {
-            Text(Option<String>),
-            Int(Option<i64>),
-        }
+        use CaseValue as Val;
         let mut sets: Vec<(&'static str, Val)> = Vec::new();
         let mut events: Vec<(EventKind, serde_json::Value)> = Vec::new();
         let status_to = change.status.filter(|to| *to != cur.status);
@@ -557,28 +611,13 @@ impl Store {
             sets.push(("destination_org", Val::Text(Some(o.clone()))));
         }
         if !sets.is_empty() {
-            let assigns: Vec<String> = sets
-                .iter()
-                .enumerate()
-                .map(|(i, (col, _))| format!("{col} = ${}", i + 3))
-                .collect();
             // The version read above is checked again in the write itself: on PostgreSQL
             // the SELECT took no lock, and a change committed since must not be overwritten.
-            let sql = format!(
-                "UPDATE appeals SET {}, version = version + 1, updated_at = $2 \
-                 WHERE id = $1 AND version = ${}",
-                assigns.join(", "),
-                sets.len() + 3
-            );
-            let mut q = sqlx::query(&sql).bind(id.to_string()).bind(ms(now));
-            for (_, v) in sets {
-                q = match v {
-                    Val::Text(t) => q.bind(t),
-                    Val::Int(i) => q.bind(i),
-                };
-            }
-            let done = q.bind(cur.case.version).execute(&mut *tx).await?;
-            if done.rows_affected() == 0 {
+            let how = CaseWrite::Edit {
+                version: cur.case.version,
+                at: now,
+            };
+            if !write_case(&mut tx, id, sets, how).await? {
                 tx.rollback().await?;
                 let current = self.get(id).await?.map_or(0, |a| a.appeal.case.version);
                 return Err(Error::Stale {

@@ -498,18 +498,15 @@ impl Store {
                 Some(card) => Some(crate::cases::find_or_create_citizen(&mut tx, card).await?),
                 None => None,
             };
-            sqlx::query(
-                "UPDATE appeals SET citizen_id = $2, service = $3, address = $4, district = $5, \
-                 due_at = $6 WHERE id = $1",
-            )
-            .bind(id.to_string())
-            .bind(citizen.map(|c| c.to_string()))
-            .bind(case.service.clone())
-            .bind(case.address.clone())
-            .bind(case.district.clone())
-            .bind(case.due_at.map(ms))
-            .execute(&mut *tx)
-            .await?;
+            use crate::cases::CaseValue::{Int, Text};
+            let sets = vec![
+                ("citizen_id", Text(citizen.map(|c| c.to_string()))),
+                ("service", Text(case.service.clone())),
+                ("address", Text(case.address.clone())),
+                ("district", Text(case.district.clone())),
+                ("due_at", Int(case.due_at.map(ms))),
+            ];
+            crate::cases::write_case(&mut tx, id, sets, crate::cases::CaseWrite::Fresh).await?;
         }
         let data = serde_json::json!({
             "from_partner": msg.centre,

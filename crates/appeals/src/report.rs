@@ -7,7 +7,14 @@
 //! - *service level*: answered within N seconds of waiting ÷ (answered + abandoned);
 //! - *average wait*: mean `wait_seconds` of answered calls (speed of answer);
 //!   abandoned calls' mean wait is given apart;
-//! - *average talk*: mean `talk_seconds` of answered calls.
+//! - *average talk*: mean `talk_seconds` of answered calls;
+//! - *overdue*: appeals with a due date that is past at the moment the report is made
+//!   (`as_of`) and still open (neither done nor declined) — an appeal of last month still
+//!   open today counts as overdue in last month's report.
+//!
+//! Besides the line, category, operator and hour, the case fields group the same figures:
+//! the service asked for, the destination organisation and the district (`key` `None`:
+//! appeals without one).
 
 use std::collections::BTreeMap;
 
@@ -50,6 +57,9 @@ pub struct Figures {
     pub avg_wait_abandoned: Option<f64>,
     /// Mean talk time of answered calls, seconds.
     pub avg_talk: Option<f64>,
+    /// Open appeals past their due date when the report was made.
+    #[serde(default)]
+    pub overdue: u64,
 }
 
 /// Figures for one line, category or operator. `key` is `None` for calls without a category.
@@ -89,6 +99,15 @@ pub struct DailyReport {
     pub by_category: Vec<Group>,
     /// Per operator, for calls an operator took.
     pub by_operator: Vec<Group>,
+    /// Per service asked for (directory id); without a service first.
+    #[serde(default)]
+    pub by_service: Vec<Group>,
+    /// Per destination organisation (directory id); without one first.
+    #[serde(default)]
+    pub by_organisation: Vec<Group>,
+    /// Per district (directory id); without one first.
+    #[serde(default)]
+    pub by_district: Vec<Group>,
     /// All 24 hours, 0 to 23.
     pub by_hour: Vec<HourFigures>,
 }
@@ -109,6 +128,7 @@ struct Acc {
     wait: (i64, u64),
     wait_abandoned: (i64, u64),
     talk: (i64, u64),
+    overdue: u64,
 }
 
 fn mean((sum, n): (i64, u64)) -> Option<f64> {
@@ -116,8 +136,11 @@ fn mean((sum, n): (i64, u64)) -> Option<f64> {
 }
 
 impl Acc {
-    fn add(&mut self, a: &Appeal, sl: i64) {
+    fn add(&mut self, a: &Appeal, sl: i64, as_of: DateTime<Utc>) {
         self.calls += 1;
+        if is_overdue(a, as_of) {
+            self.overdue += 1;
+        }
         let answered = a.answered_at.is_some() || a.outcome == Some(Outcome::Answered);
         if answered {
             self.answered += 1;
@@ -153,6 +176,7 @@ impl Acc {
             avg_wait: mean(self.wait),
             avg_wait_abandoned: mean(self.wait_abandoned),
             avg_talk: mean(self.talk),
+            overdue: self.overdue,
         }
     }
 }
@@ -166,32 +190,59 @@ fn groups(map: BTreeMap<Option<String>, Acc>) -> Vec<Group> {
         .collect()
 }
 
-/// Computes the report from the day's appeals (any order).
+/// Whether `a` is overdue at `as_of`: it has a due date before then and is still open.
+pub fn is_overdue(a: &Appeal, as_of: DateTime<Utc>) -> bool {
+    !a.status.is_closed() && a.case.due_at.is_some_and(|due| due < as_of)
+}
+
+/// Computes the report from the day's appeals (any order), overdue as of now.
 pub fn compute(
     day: NaiveDate,
     tz: FixedOffset,
     options: &ReportOptions,
     appeals: &[Appeal],
 ) -> DailyReport {
+    compute_at(day, tz, options, appeals, Utc::now())
+}
+
+/// Computes the report from the day's appeals (any order), overdue as of `as_of`.
+pub fn compute_at(
+    day: NaiveDate,
+    tz: FixedOffset,
+    options: &ReportOptions,
+    appeals: &[Appeal],
+    as_of: DateTime<Utc>,
+) -> DailyReport {
     let sl = options.service_level_seconds;
     let mut total = Acc::default();
     let mut by_line: BTreeMap<Option<String>, Acc> = BTreeMap::new();
     let mut by_category: BTreeMap<Option<String>, Acc> = BTreeMap::new();
     let mut by_operator: BTreeMap<Option<String>, Acc> = BTreeMap::new();
+    let mut by_service: BTreeMap<Option<String>, Acc> = BTreeMap::new();
+    let mut by_organisation: BTreeMap<Option<String>, Acc> = BTreeMap::new();
+    let mut by_district: BTreeMap<Option<String>, Acc> = BTreeMap::new();
     let mut by_hour: Vec<Acc> = (0..24).map(|_| Acc::default()).collect();
     for a in appeals {
-        total.add(a, sl);
-        by_line.entry(Some(a.line.clone())).or_default().add(a, sl);
-        by_category
-            .entry(a.category.clone())
-            .or_default()
-            .add(a, sl);
+        total.add(a, sl, as_of);
+        let groups = [
+            (&mut by_line, Some(a.line.clone())),
+            (&mut by_category, a.category.clone()),
+            (&mut by_service, a.case.service.clone()),
+            (&mut by_organisation, a.case.organisation.clone()),
+            (&mut by_district, a.case.district.clone()),
+        ];
+        for (map, key) in groups {
+            map.entry(key).or_default().add(a, sl, as_of);
+        }
         if let Some(op) = &a.operator {
-            by_operator.entry(Some(op.clone())).or_default().add(a, sl);
+            by_operator
+                .entry(Some(op.clone()))
+                .or_default()
+                .add(a, sl, as_of);
         }
         let hour = a.arrived_at.with_timezone(&tz).hour() as usize;
         if let Some(acc) = by_hour.get_mut(hour) {
-            acc.add(a, sl);
+            acc.add(a, sl, as_of);
         }
     }
     DailyReport {
@@ -202,6 +253,9 @@ pub fn compute(
         by_line: groups(by_line),
         by_category: groups(by_category),
         by_operator: groups(by_operator),
+        by_service: groups(by_service),
+        by_organisation: groups(by_organisation),
+        by_district: groups(by_district),
         by_hour: by_hour
             .iter()
             .enumerate()

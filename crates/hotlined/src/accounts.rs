@@ -166,16 +166,27 @@ pub fn check_password(login: &str, password: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// The organisation rule: the organisation role needs an organisation id (1–64 visible
-/// characters), the other roles have none.
-pub fn check_organisation(role: Role, org: Option<&str>) -> Result<(), FieldError> {
+/// The organisation rule: the organisation role needs the id of an organisation of
+/// `organisations.toml` (`dir`), the other roles have none.
+pub fn check_organisation(
+    role: Role,
+    org: Option<&str>,
+    dir: &crate::directory::Directory,
+) -> Result<(), FieldError> {
     match (role, org.map(str::trim)) {
         (Role::Organisation, Some(o))
             if !o.is_empty()
                 && o.chars().count() <= MAX_ORGANISATION
                 && !o.chars().any(char::is_control) =>
         {
-            Ok(())
+            if dir.organisation(o).is_some() {
+                Ok(())
+            } else {
+                Err(field(
+                    "organisation_id",
+                    format!("{o:?} is not an organisation of organisations.toml"),
+                ))
+            }
         }
         (Role::Organisation, _) => Err(field(
             "organisation_id",
@@ -206,10 +217,11 @@ pub fn check_new_user(
     role: Role,
     organisation_id: Option<&str>,
     password: &str,
+    dir: &crate::directory::Directory,
 ) -> Result<(), FieldError> {
     check_login(login)?;
     check_display_name(display_name)?;
-    check_organisation(role, organisation_id)?;
+    check_organisation(role, organisation_id, dir)?;
     check_password(login, password)
 }
 
@@ -342,9 +354,25 @@ mod tests {
             "display_name"
         );
         assert_eq!(parse_role("root").unwrap_err().field, "role");
-        assert!(check_organisation(Role::Organisation, Some("tc-lenin")).is_ok());
-        assert!(check_organisation(Role::Organisation, None).is_err());
-        assert!(check_organisation(Role::Operator, Some("x")).is_err());
+        let dir = crate::directory::Directory {
+            organisations: vec![crate::directory::Organisation {
+                id: "tc-lenin".into(),
+                name: "ТЦСОН".into(),
+                kind: crate::directory::OrgKind::TerritorialCentre,
+                districts: vec![],
+                services: vec![],
+                phone: None,
+                phone_is_example: false,
+                partner_url: None,
+            }],
+            ..Default::default()
+        };
+        assert!(check_organisation(Role::Organisation, Some("tc-lenin"), &dir).is_ok());
+        let unknown = check_organisation(Role::Organisation, Some("tc-nowhere"), &dir).unwrap_err();
+        assert_eq!(unknown.field, "organisation_id");
+        assert!(unknown.message.contains("organisations.toml"), "{unknown}");
+        assert!(check_organisation(Role::Organisation, None, &dir).is_err());
+        assert!(check_organisation(Role::Operator, Some("x"), &dir).is_err());
     }
 
     #[test]

@@ -69,6 +69,9 @@ enum Command {
         to: Option<chrono::NaiveDate>,
         #[arg(long, value_enum, default_value = "table")]
         format: report::Format,
+        /// The language of the table, CSV and HTML (Russian unless `en`).
+        #[arg(long, value_enum, default_value = "ru")]
+        lang: report::Lang,
     },
     /// Walk a line's voice menu as a caller would, on virtual time, without the network:
     /// prompts played, keys taken, timeouts, and where the call ends.
@@ -121,7 +124,12 @@ fn main() -> ExitCode {
     }
     match command {
         Command::Check => check(&cli.config),
-        Command::Report { from, to, format } => match run_report(&cli.config, from, to, format) {
+        Command::Report {
+            from,
+            to,
+            format,
+            lang,
+        } => match run_report(&cli.config, from, to, format, lang) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hotlined report: {e:#}");
@@ -244,6 +252,9 @@ fn check(path: &std::path::Path) -> ExitCode {
                 d.flags.len(),
                 d.dispositions.len()
             );
+            for line in unknown_organisations(&c) {
+                println!("  {line}");
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -252,6 +263,56 @@ fn check(path: &std::path::Path) -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `hotlined check`: a warning for each existing organisation account whose organisation
+/// `organisations.toml` does not have (it would see no applications). Reads the accounts
+/// only: an SQLite database that is not there yet is not made, migrations are not run; a
+/// database that does not answer within a few seconds is a note, not a failure.
+fn unknown_organisations(c: &Config) -> Vec<String> {
+    let url = &c.main.database.url;
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or(url.strip_prefix("sqlite:"))
+    {
+        let file = path.split('?').next().unwrap_or(path);
+        if !std::path::Path::new(file).exists() {
+            return Vec::new();
+        }
+    }
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return Vec::new();
+    };
+    let read = rt.block_on(async {
+        let wait = std::time::Duration::from_secs(3);
+        let pool = tokio::time::timeout(wait, appeals::db::connect(url, 1, wait))
+            .await
+            .map_err(|_| "the database did not answer".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let rows: Result<Vec<(String, String)>, _> = sqlx::query_as(
+            "SELECT id, organisation_id FROM users WHERE organisation_id IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&pool)
+        .await;
+        pool.close().await;
+        // no accounts table yet: nothing to check
+        Ok::<_, String>(rows.unwrap_or_default())
+    });
+    match read {
+        Ok(rows) => rows
+            .into_iter()
+            .filter(|(_, org)| c.directory.organisation(org).is_none())
+            .map(|(id, org)| {
+                format!(
+                    "warning   account {id:?} names organisation {org:?}, which organisations.toml does not have: it sees no applications until one of them is corrected"
+                )
+            })
+            .collect(),
+        Err(e) => vec![format!("note      organisation accounts not checked: {e}")],
     }
 }
 
@@ -695,6 +756,7 @@ fn run_report(
     from: Option<chrono::NaiveDate>,
     to: Option<chrono::NaiveDate>,
     format: report::Format,
+    lang: report::Lang,
 ) -> anyhow::Result<()> {
     let c = Config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
     let tz = c.report_tz();
@@ -710,7 +772,7 @@ fn run_report(
             .context("cannot open the database")?;
         let r = report::build(&store, from, to, tz, &c.report_options()).await;
         store.close().await;
-        anyhow::Ok(report::render(&r?, format))
+        anyhow::Ok(report::render(&r?, format, lang, &c.directory))
     })?;
     use std::io::Write as _;
     std::io::stdout()

@@ -1,20 +1,27 @@
-//! Call reports over a period of days, for `hotlined report` and `GET /api/v1/reports/daily`.
+//! Call reports over a period of days, for `hotlined report`, `GET /api/v1/reports`,
+//! `GET /api/v1/reports/daily` and the `/reports` page.
 //!
-//! The figures themselves come from [`appeals::report::compute`] (its module documents the
-//! definitions: calls, answered, abandoned, service level, average wait and talk); this module
-//! gathers a period's appeals, splits them into local days at `reports.timezone`, and renders
-//! the result as a text table, CSV, JSON or a self-contained HTML page with inline SVG charts
-//! (no JavaScript, no external assets: a manager opens the file as it is).
+//! The figures themselves come from [`appeals::report::compute_at`] (its module documents the
+//! definitions: calls, answered, abandoned, service level, average wait and talk, overdue);
+//! this module gathers a period's appeals — a day, an ISO week (Monday to Sunday) or a
+//! calendar month ([`Range`]), or any span of days — splits them into local days at
+//! `reports.timezone`, and renders the result as a text table, CSV, JSON or a self-contained
+//! HTML page with inline SVG charts (no JavaScript, no external assets: a manager opens the
+//! file as it is). Everything a person reads is in Russian unless English is asked for
+//! ([`Lang`]); services, organisations and districts are shown by their directory names
+//! (the CSV and the HTML's `data-key` keep the ids).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
 
-use appeals::report::{compute, day_bounds};
+use appeals::report::{compute_at, day_bounds};
 use appeals::{
     Appeal, DailyReport, Figures, Group, HourFigures, Page, ReportOptions, SearchFilter, Store,
 };
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Days, FixedOffset, Months, NaiveDate, Utc};
 use serde::Serialize;
+
+use crate::directory::Directory;
 
 /// The longest period one report covers, in days.
 pub const MAX_DAYS: i64 = 366;
@@ -46,6 +53,87 @@ pub enum Format {
     Html,
 }
 
+/// The language a report is written in: Russian unless English is asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// Русский.
+    #[default]
+    Ru,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// `ru` or `en`.
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s {
+            "ru" => Some(Lang::Ru),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// `ru` or `en`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ru => "ru",
+            Lang::En => "en",
+        }
+    }
+}
+
+/// The period a report covers, around a given day.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Range {
+    /// The day itself.
+    #[default]
+    Day,
+    /// Its ISO week, Monday to Sunday.
+    Week,
+    /// Its calendar month.
+    Month,
+}
+
+impl Range {
+    /// `day`, `week` or `month`.
+    pub fn parse(s: &str) -> Option<Range> {
+        match s {
+            "day" => Some(Range::Day),
+            "week" => Some(Range::Week),
+            "month" => Some(Range::Month),
+            _ => None,
+        }
+    }
+
+    /// `day`, `week` or `month`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Range::Day => "day",
+            Range::Week => "week",
+            Range::Month => "month",
+        }
+    }
+
+    /// The first and last day (included) of the period holding `day`.
+    pub fn bounds(self, day: NaiveDate) -> (NaiveDate, NaiveDate) {
+        match self {
+            Range::Day => (day, day),
+            Range::Week => {
+                let monday = day - Days::new(u64::from(day.weekday().num_days_from_monday()));
+                (monday, monday + Days::new(6))
+            }
+            Range::Month => {
+                let first = day.with_day(1).unwrap_or(day);
+                let last = first
+                    .checked_add_months(Months::new(1))
+                    .and_then(|next| next.pred_opt())
+                    .unwrap_or(day);
+                (first, last)
+            }
+        }
+    }
+}
+
 /// Figures for a whole period, grouped like a day's.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Summary {
@@ -57,6 +145,12 @@ pub struct Summary {
     pub by_category: Vec<Group>,
     /// Per operator.
     pub by_operator: Vec<Group>,
+    /// Per service asked for; without one first.
+    pub by_service: Vec<Group>,
+    /// Per destination organisation; without one first.
+    pub by_organisation: Vec<Group>,
+    /// Per district; without one first.
+    pub by_district: Vec<Group>,
     /// Per hour of the day (local), all days together.
     pub by_hour: Vec<HourFigures>,
 }
@@ -68,6 +162,9 @@ impl From<DailyReport> for Summary {
             by_line: d.by_line,
             by_category: d.by_category,
             by_operator: d.by_operator,
+            by_service: d.by_service,
+            by_organisation: d.by_organisation,
+            by_district: d.by_district,
             by_hour: d.by_hour,
         }
     }
@@ -110,16 +207,18 @@ pub async fn build(
     let (start, _) = day_bounds(from, tz);
     let (_, end) = day_bounds(to, tz);
     let appeals = fetch(store, start, end).await?;
-    Ok(assemble(from, to, tz, options, &appeals))
+    Ok(assemble(from, to, tz, options, &appeals, Utc::now()))
 }
 
-/// Computes the report from the period's appeals (pure: the tests call it directly too).
+/// Computes the report from the period's appeals, overdue as of `as_of` (pure: the tests
+/// call it directly too).
 pub fn assemble(
     from: NaiveDate,
     to: NaiveDate,
     tz: FixedOffset,
     options: &ReportOptions,
     appeals: &[Appeal],
+    as_of: DateTime<Utc>,
 ) -> PeriodReport {
     let mut per_day: BTreeMap<NaiveDate, Vec<Appeal>> = BTreeMap::new();
     for a in appeals {
@@ -133,7 +232,7 @@ pub fn assemble(
         .take_while(|d| *d <= to)
         .map(|d| {
             let list = per_day.get(&d).map(Vec::as_slice).unwrap_or(&[]);
-            compute(d, tz, options, list)
+            compute_at(d, tz, options, list, as_of)
         })
         .collect();
     PeriodReport {
@@ -141,8 +240,8 @@ pub fn assemble(
         to,
         utc_offset_seconds: tz.local_minus_utc(),
         service_level_seconds: options.service_level_seconds,
-        generated_at: Utc::now(),
-        period: compute(from, tz, options, appeals).into(),
+        generated_at: as_of,
+        period: compute_at(from, tz, options, appeals, as_of).into(),
         days,
     }
 }
@@ -189,29 +288,388 @@ pub fn offset_label(seconds: i32) -> String {
     format!("{sign}{:02}:{:02}", s / 3600, s % 3600 / 60)
 }
 
-/// Renders the report in `format`.
-pub fn render(r: &PeriodReport, format: Format) -> String {
+/// Renders the report in `format` and `lang`, naming services, organisations and districts
+/// from `dir`.
+pub fn render(r: &PeriodReport, format: Format, lang: Lang, dir: &Directory) -> String {
+    let w = words(lang);
     match format {
-        Format::Table => table(r),
-        Format::Csv => csv(r),
+        Format::Table => table(r, w, dir),
+        Format::Csv => csv(r, w, dir),
         Format::Json => serde_json::to_string_pretty(r).unwrap_or_else(|_| "{}".into()) + "\n",
-        Format::Html => html(r),
+        Format::Html => html(r, w, dir),
     }
 }
 
-fn period_label(r: &PeriodReport) -> String {
+// ---------------------------------------------------------------------------------------------
+// Words
+
+/// Everything a report says, in one language.
+pub struct Words {
+    pub lang: Lang,
+    /// The report's title.
+    pub title: &'static str,
+    /// "service level: answered within" (followed by the seconds).
+    pub sl_within: &'static str,
+    /// The unit after a number of seconds.
+    pub seconds: &'static str,
+    /// "made" (followed by when).
+    pub made: &'static str,
+    /// The whole period's row and section.
+    pub total: &'static str,
+    /// The key column of the whole period.
+    pub period: &'static str,
+    /// The CSV's `day` value of the whole period's rows.
+    pub csv_period: &'static str,
+    /// Per day: section heading, key column.
+    pub by_day: &'static str,
+    pub day: &'static str,
+    /// Per hour: section heading, key column, chart label.
+    pub by_hour: &'static str,
+    pub hour: &'static str,
+    /// Figure columns.
+    pub calls: &'static str,
+    pub answered: &'static str,
+    pub abandoned: &'static str,
+    pub in_sl: &'static str,
+    pub service_level: &'static str,
+    pub avg_wait: &'static str,
+    pub abandoned_wait: &'static str,
+    pub avg_talk: &'static str,
+    pub overdue: &'static str,
+    /// The bars' third part, short and explained.
+    pub other: &'static str,
+    pub other_long: &'static str,
+    /// A chart without calls.
+    pub no_calls: &'static str,
+    /// Cards' longer labels.
+    pub card_answered: &'static str,
+    pub card_abandoned: &'static str,
+    pub card_overdue: &'static str,
+    /// The ranges, for the picker and the period line.
+    pub range_day: &'static str,
+    pub range_week: &'static str,
+    pub range_month: &'static str,
+    /// The `/reports` page: its period picker, its exports.
+    pub range_label: &'static str,
+    pub date_label: &'static str,
+    pub show: &'static str,
+    pub export_csv: &'static str,
+    pub export_html: &'static str,
+    pub bad_day: &'static str,
+    pub bad_range: &'static str,
+    /// The CSV header.
+    pub csv_header: &'static str,
+    /// Per kind of group ([`GroupKind::ALL`] order): section heading, key column, the row of
+    /// appeals without one, the CSV's group name.
+    pub group_heading: [&'static str; 6],
+    pub group_column: [&'static str; 6],
+    pub group_none: [&'static str; 6],
+    pub group_csv: [&'static str; 6],
+    /// The CSV's group names of the total and hour rows.
+    pub csv_total: &'static str,
+    pub csv_hour: &'static str,
+}
+
+/// The report in Russian.
+pub const RU: Words = Words {
+    lang: Lang::Ru,
+    title: "Отчёт горячей линии",
+    sl_within: "уровень обслуживания: ответ в течение",
+    seconds: "с",
+    made: "составлен",
+    total: "Итого",
+    period: "Период",
+    csv_period: "период",
+    by_day: "По дням",
+    day: "День",
+    by_hour: "Звонки по часам",
+    hour: "Час",
+    calls: "Звонков",
+    answered: "Отвечено",
+    abandoned: "Сброшено",
+    in_sl: "В пределах УО",
+    service_level: "Уровень обслуживания",
+    avg_wait: "Среднее ожидание, с",
+    abandoned_wait: "Сброс после, с",
+    avg_talk: "Средний разговор, с",
+    overdue: "Просрочено",
+    other: "Прочие",
+    other_long: "прочие (только справка, обратный звонок, сообщение, отклонён, в работе)",
+    no_calls: "Звонков нет.",
+    card_answered: "ответил оператор",
+    card_abandoned: "сброшено в ожидании",
+    card_overdue: "просрочено (открыты после срока)",
+    range_day: "День",
+    range_week: "Неделя",
+    range_month: "Месяц",
+    range_label: "Период",
+    date_label: "Дата в периоде",
+    show: "Показать",
+    export_csv: "Выгрузить CSV",
+    export_html: "Отчёт для печати",
+    bad_day: "Поле «Дата в периоде»: укажите дату в виде ГГГГ-ММ-ДД.",
+    bad_range: "Поле «Период»: выберите день, неделю или месяц.",
+    csv_header: "день,группа,ключ,название,звонков,отвечено,сброшено,отвечено в пределах УО,уровень обслуживания,среднее ожидание с,ожидание сброшенных с,средний разговор с,просрочено",
+    group_heading: [
+        "По линиям",
+        "По темам",
+        "По операторам",
+        "По услугам",
+        "По организациям",
+        "По районам",
+    ],
+    group_column: [
+        "Линия",
+        "Тема",
+        "Оператор",
+        "Услуга",
+        "Организация",
+        "Район",
+    ],
+    group_none: [
+        "—",
+        "(без темы)",
+        "—",
+        "(без услуги)",
+        "(без организации)",
+        "(без района)",
+    ],
+    group_csv: [
+        "линия",
+        "тема",
+        "оператор",
+        "услуга",
+        "организация",
+        "район",
+    ],
+    csv_total: "итого",
+    csv_hour: "час",
+};
+
+/// The report in English.
+pub const EN: Words = Words {
+    lang: Lang::En,
+    title: "Hotline call report",
+    sl_within: "service level: answered within",
+    seconds: "s",
+    made: "made",
+    total: "Total",
+    period: "period",
+    csv_period: "period",
+    by_day: "By day",
+    day: "Day",
+    by_hour: "Calls by hour",
+    hour: "Hour",
+    calls: "Calls",
+    answered: "Answered",
+    abandoned: "Abandoned",
+    in_sl: "In SL",
+    service_level: "Service level",
+    avg_wait: "Avg wait, s",
+    abandoned_wait: "Abandoned after, s",
+    avg_talk: "Avg talk, s",
+    overdue: "Overdue",
+    other: "Other",
+    other_long: "other (information only, callback, message, rejected, in progress)",
+    no_calls: "No calls.",
+    card_answered: "answered by an operator",
+    card_abandoned: "abandoned while waiting",
+    card_overdue: "overdue (open past the due date)",
+    range_day: "Day",
+    range_week: "Week",
+    range_month: "Month",
+    range_label: "Period",
+    date_label: "A day in the period",
+    show: "Show",
+    export_csv: "Export CSV",
+    export_html: "Printable report",
+    bad_day: "A day in the period: give a date as YYYY-MM-DD.",
+    bad_range: "Period: choose a day, a week or a month.",
+    csv_header: "day,group,key,name,calls,answered,abandoned,answered_within_sl,service_level,avg_wait_seconds,avg_wait_abandoned_seconds,avg_talk_seconds,overdue",
+    group_heading: [
+        "By line",
+        "By category",
+        "By operator",
+        "By service",
+        "By organisation",
+        "By district",
+    ],
+    group_column: [
+        "Line",
+        "Category",
+        "Operator",
+        "Service",
+        "Organisation",
+        "District",
+    ],
+    group_none: [
+        "-",
+        "(no category)",
+        "-",
+        "(no service)",
+        "(no organisation)",
+        "(no district)",
+    ],
+    group_csv: [
+        "line",
+        "category",
+        "operator",
+        "service",
+        "organisation",
+        "district",
+    ],
+    csv_total: "total",
+    csv_hour: "hour",
+};
+
+/// The words of `lang`.
+pub fn words(lang: Lang) -> &'static Words {
+    match lang {
+        Lang::Ru => &RU,
+        Lang::En => &EN,
+    }
+}
+
+impl Words {
+    /// The name of `range`.
+    pub fn range(&self, range: Range) -> &'static str {
+        match range {
+            Range::Day => self.range_day,
+            Range::Week => self.range_week,
+            Range::Month => self.range_month,
+        }
+    }
+}
+
+/// What a report groups calls by, besides days and hours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupKind {
+    Line,
+    Category,
+    Operator,
+    Service,
+    Organisation,
+    District,
+}
+
+impl GroupKind {
+    /// In the order reports show them.
+    pub const ALL: [GroupKind; 6] = [
+        GroupKind::Line,
+        GroupKind::Category,
+        GroupKind::Operator,
+        GroupKind::Service,
+        GroupKind::Organisation,
+        GroupKind::District,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// `line`, `category`, … (the HTML's `data-group`, the JSON's `by_…`).
+    pub fn code(self) -> &'static str {
+        match self {
+            GroupKind::Line => "line",
+            GroupKind::Category => "category",
+            GroupKind::Operator => "operator",
+            GroupKind::Service => "service",
+            GroupKind::Organisation => "organisation",
+            GroupKind::District => "district",
+        }
+    }
+
+    /// The section heading.
+    pub fn heading(self, w: &Words) -> &'static str {
+        w.group_heading[self.index()]
+    }
+
+    /// The key column's header.
+    pub fn column(self, w: &Words) -> &'static str {
+        w.group_column[self.index()]
+    }
+
+    /// The groups of a summary.
+    pub fn of(self, s: &Summary) -> &[Group] {
+        match self {
+            GroupKind::Line => &s.by_line,
+            GroupKind::Category => &s.by_category,
+            GroupKind::Operator => &s.by_operator,
+            GroupKind::Service => &s.by_service,
+            GroupKind::Organisation => &s.by_organisation,
+            GroupKind::District => &s.by_district,
+        }
+    }
+
+    /// The name a person reads for the group `id`: the directory's for services,
+    /// organisations and districts (the id itself when the directory no longer has it).
+    pub fn name(self, id: &str, dir: &Directory) -> String {
+        let named = match self {
+            GroupKind::Service => dir.service(id).map(|s| s.title.clone()),
+            GroupKind::Organisation => dir.organisation(id).map(|o| o.name.clone()),
+            GroupKind::District => dir.district(id).map(|d| d.name.clone()),
+            GroupKind::Line | GroupKind::Category | GroupKind::Operator => None,
+        };
+        named.unwrap_or_else(|| id.to_owned())
+    }
+}
+
+/// One row of a group table or chart: the key (an id; `""` for "without one"), the name a
+/// person reads, and its figures.
+pub struct Row<'a> {
+    pub key: String,
+    pub name: String,
+    pub figures: &'a Figures,
+}
+
+/// The rows of `kind` in `s`, named.
+pub fn rows<'a>(kind: GroupKind, s: &'a Summary, w: &Words, dir: &Directory) -> Vec<Row<'a>> {
+    kind.of(s)
+        .iter()
+        .map(|g| Row {
+            key: g.key.clone().unwrap_or_default(),
+            name: match &g.key {
+                Some(k) => kind.name(k, dir),
+                None => w.group_none[kind.index()].to_owned(),
+            },
+            figures: &g.figures,
+        })
+        .collect()
+}
+
+/// One row per day of the period.
+pub fn day_rows(r: &PeriodReport) -> Vec<Row<'_>> {
+    r.days
+        .iter()
+        .map(|d| Row {
+            key: d.day.to_string(),
+            name: d.day.to_string(),
+            figures: &d.total,
+        })
+        .collect()
+}
+
+/// The hours with calls.
+pub fn hour_rows(s: &Summary) -> Vec<Row<'_>> {
+    s.by_hour
+        .iter()
+        .filter(|h| h.figures.calls > 0)
+        .map(|h| Row {
+            key: format!("{:02}:00", h.hour),
+            name: format!("{:02}:00", h.hour),
+            figures: &h.figures,
+        })
+        .collect()
+}
+
+/// `2026-11-23` or `2026-11-23 – 2026-11-29`.
+pub fn period_label(r: &PeriodReport) -> String {
     if r.from == r.to {
         r.from.to_string()
     } else {
         format!("{} – {}", r.from, r.to)
     }
 }
-
-fn key_label(key: &Option<String>, none: &str) -> String {
-    key.clone().unwrap_or_else(|| none.to_owned())
-}
-
-const NO_CATEGORY: &str = "(no category)";
 
 fn secs(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into())
@@ -225,23 +683,25 @@ fn pct(v: Option<f64>) -> String {
 // ---------------------------------------------------------------------------------------------
 // Text table
 
-fn figures_table(out: &mut String, title: &str, key_header: &str, rows: &[(String, &Figures)]) {
+fn figures_table(out: &mut String, w: &Words, title: &str, key_header: &str, rows: &[Row<'_>]) {
     let header = [
         key_header,
-        "calls",
-        "answered",
-        "abandoned",
-        "in SL",
-        "SL",
-        "avg wait s",
-        "abandoned wait s",
-        "avg talk s",
+        w.calls,
+        w.answered,
+        w.abandoned,
+        w.in_sl,
+        w.service_level,
+        w.avg_wait,
+        w.abandoned_wait,
+        w.avg_talk,
+        w.overdue,
     ];
-    let body: Vec<[String; 9]> = rows
+    let body: Vec<[String; 10]> = rows
         .iter()
-        .map(|(k, f)| {
+        .map(|r| {
+            let f = r.figures;
             [
-                k.clone(),
+                r.name.clone(),
                 f.calls.to_string(),
                 f.answered.to_string(),
                 f.abandoned.to_string(),
@@ -250,6 +710,7 @@ fn figures_table(out: &mut String, title: &str, key_header: &str, rows: &[(Strin
                 secs(f.avg_wait),
                 secs(f.avg_wait_abandoned),
                 secs(f.avg_talk),
+                f.overdue.to_string(),
             ]
         })
         .collect();
@@ -283,60 +744,43 @@ fn figures_table(out: &mut String, title: &str, key_header: &str, rows: &[(Strin
     }
 }
 
-pub(crate) fn group_rows<'a>(groups: &'a [Group], none: &str) -> Vec<(String, &'a Figures)> {
-    groups
-        .iter()
-        .map(|g| (key_label(&g.key, none), &g.figures))
-        .collect()
-}
-
-fn table(r: &PeriodReport) -> String {
+fn table(r: &PeriodReport, w: &Words, dir: &Directory) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Hotline call report {} (UTC{}); service level: answered within {} s",
+        "{} {} (UTC{}); {} {} {}",
+        w.title,
         period_label(r),
         offset_label(r.utc_offset_seconds),
-        r.service_level_seconds
+        w.sl_within,
+        r.service_level_seconds,
+        w.seconds
     );
     let p = &r.period;
-    figures_table(&mut out, "Total", "period", &[(period_label(r), &p.total)]);
+    let total = [Row {
+        key: String::new(),
+        name: period_label(r),
+        figures: &p.total,
+    }];
+    figures_table(&mut out, w, w.total, w.period, &total);
     if r.days.len() > 1 {
-        let rows: Vec<_> = r
-            .days
-            .iter()
-            .map(|d| (d.day.to_string(), &d.total))
-            .collect();
-        figures_table(&mut out, "By day", "day", &rows);
+        figures_table(&mut out, w, w.by_day, w.day, &day_rows(r));
     }
-    figures_table(&mut out, "By line", "line", &group_rows(&p.by_line, "-"));
-    figures_table(
-        &mut out,
-        "By category",
-        "category",
-        &group_rows(&p.by_category, NO_CATEGORY),
-    );
-    figures_table(
-        &mut out,
-        "By operator",
-        "operator",
-        &group_rows(&p.by_operator, "-"),
-    );
-    let hours: Vec<_> = p
-        .by_hour
-        .iter()
-        .filter(|h| h.figures.calls > 0)
-        .map(|h| (format!("{:02}:00", h.hour), &h.figures))
-        .collect();
-    figures_table(&mut out, "By hour (hours with calls)", "hour", &hours);
+    for kind in GroupKind::ALL {
+        figures_table(
+            &mut out,
+            w,
+            kind.heading(w),
+            kind.column(w),
+            &rows(kind, p, w, dir),
+        );
+    }
+    figures_table(&mut out, w, w.by_hour, w.hour, &hour_rows(p));
     out
 }
 
 // ---------------------------------------------------------------------------------------------
 // CSV
-
-/// The CSV header: one row per day (or `period`) and group.
-pub const CSV_HEADER: &str = "day,group,key,calls,answered,abandoned,answered_within_sl,service_level,avg_wait_seconds,avg_wait_abandoned_seconds,avg_talk_seconds";
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -350,12 +794,13 @@ fn csv_num(v: Option<f64>, decimals: usize) -> String {
     v.map(|v| format!("{v:.decimals$}")).unwrap_or_default()
 }
 
-fn csv_rows(out: &mut String, day: &str, s: &Summary) {
-    let mut row = |group: &str, key: &str, f: &Figures| {
+fn csv_rows(out: &mut String, w: &Words, dir: &Directory, day: &str, s: &Summary) {
+    let mut row = |group: &str, key: &str, name: &str, f: &Figures| {
         let _ = writeln!(
             out,
-            "{day},{group},{},{},{},{},{},{},{},{},{}",
+            "{day},{group},{},{},{},{},{},{},{},{},{},{},{}",
             csv_field(key),
+            csv_field(name),
             f.calls,
             f.answered,
             f.abandoned,
@@ -364,31 +809,34 @@ fn csv_rows(out: &mut String, day: &str, s: &Summary) {
             csv_num(f.avg_wait, 1),
             csv_num(f.avg_wait_abandoned, 1),
             csv_num(f.avg_talk, 1),
+            f.overdue,
         );
     };
-    row("total", "", &s.total);
-    for g in &s.by_line {
-        row("line", g.key.as_deref().unwrap_or(""), &g.figures);
-    }
-    for g in &s.by_category {
-        row("category", g.key.as_deref().unwrap_or(""), &g.figures);
-    }
-    for g in &s.by_operator {
-        row("operator", g.key.as_deref().unwrap_or(""), &g.figures);
+    row(w.csv_total, "", "", &s.total);
+    for kind in GroupKind::ALL {
+        for r in rows(kind, s, w, dir) {
+            row(w.group_csv[kind.index()], &r.key, &r.name, r.figures);
+        }
     }
     for h in &s.by_hour {
-        row("hour", &h.hour.to_string(), &h.figures);
+        row(w.csv_hour, &h.hour.to_string(), "", &h.figures);
     }
 }
 
-fn csv(r: &PeriodReport) -> String {
-    let mut out = String::from(CSV_HEADER);
+fn csv(r: &PeriodReport, w: &Words, dir: &Directory) -> String {
+    let mut out = String::from(w.csv_header);
     out.push('\n');
     for d in &r.days {
-        csv_rows(&mut out, &d.day.to_string(), &Summary::from(d.clone()));
+        csv_rows(
+            &mut out,
+            w,
+            dir,
+            &d.day.to_string(),
+            &Summary::from(d.clone()),
+        );
     }
     if r.days.len() > 1 {
-        csv_rows(&mut out, "period", &r.period);
+        csv_rows(&mut out, w, dir, w.csv_period, &r.period);
     }
     out
 }
@@ -420,7 +868,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;bor
 .sub{color:#5b6878;margin-top:0}.cards{display:flex;flex-wrap:wrap;gap:.8rem;margin:1.2rem 0}\
 .card{border:1px solid #d5dbe3;border-radius:.5rem;padding:.7rem 1rem;min-width:8.5rem}\
 .card .v{display:block;font-size:1.5rem;font-weight:600}.card .l{color:#5b6878;font-size:.85rem}\
-table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{padding:.3rem .5rem;border-bottom:1px solid #e6eaef;text-align:right}\
+table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{padding:.3rem .4rem;border-bottom:1px solid #e6eaef;text-align:right}th{font-size:.78rem;font-weight:600}\
 th:first-child,td:first-child{text-align:left}th{background:#f3f5f8}svg{max-width:100%;height:auto}\
 .ans{fill:#2e8b57}.abd{fill:#d9534f}.oth{fill:#9aa7b5}.lbl{font-size:11px;fill:#3c4856}.key span{display:inline-block;width:.8rem;height:.8rem;margin:0 .3rem 0 1rem;vertical-align:middle}\
 @media print{body{margin:0}}";
@@ -434,18 +882,42 @@ fn card(out: &mut String, figure: &str, label: &str, shown: String, value: Strin
     );
 }
 
-fn html_table(out: &mut String, group: &str, key_header: &str, rows: &[(String, &Figures)]) {
+/// A table of figures: one row per group, `data-group` / `data-key` / `data-figure` /
+/// `data-value` for machines, names and rounded figures for people. The `/reports` page
+/// shows the same tables.
+pub(crate) fn html_table(
+    out: &mut String,
+    w: &Words,
+    group: &str,
+    key_header: &str,
+    rows: &[Row<'_>],
+) {
     let _ = write!(
         out,
-        "<table data-group=\"{group}\"><thead><tr><th>{}</th><th>Calls</th><th>Answered</th><th>Abandoned</th><th>In SL</th><th>Service level</th><th>Avg wait, s</th><th>Abandoned after, s</th><th>Avg talk, s</th></tr></thead><tbody>",
+        "<table class=\"results\" data-group=\"{group}\"><thead><tr><th scope=\"col\">{}</th>",
         esc(key_header)
     );
-    for (k, f) in rows {
+    for h in [
+        w.calls,
+        w.answered,
+        w.abandoned,
+        w.in_sl,
+        w.service_level,
+        w.avg_wait,
+        w.abandoned_wait,
+        w.avg_talk,
+        w.overdue,
+    ] {
+        let _ = write!(out, "<th scope=\"col\">{}</th>", esc(h));
+    }
+    out.push_str("</tr></thead><tbody>");
+    for r in rows {
+        let f = r.figures;
         let _ = write!(
             out,
-            "<tr data-key=\"{}\"><td>{}</td><td data-figure=\"calls\">{}</td><td data-figure=\"answered\">{}</td><td data-figure=\"abandoned\">{}</td><td data-figure=\"answered_within_sl\">{}</td><td data-figure=\"service_level\" data-value=\"{}\">{}</td><td data-figure=\"avg_wait\" data-value=\"{}\">{}</td><td data-figure=\"avg_wait_abandoned\" data-value=\"{}\">{}</td><td data-figure=\"avg_talk\" data-value=\"{}\">{}</td></tr>",
-            esc(k),
-            esc(k),
+            "<tr data-key=\"{}\"><td>{}</td><td data-figure=\"calls\">{}</td><td data-figure=\"answered\">{}</td><td data-figure=\"abandoned\">{}</td><td data-figure=\"answered_within_sl\">{}</td><td data-figure=\"service_level\" data-value=\"{}\">{}</td><td data-figure=\"avg_wait\" data-value=\"{}\">{}</td><td data-figure=\"avg_wait_abandoned\" data-value=\"{}\">{}</td><td data-figure=\"avg_talk\" data-value=\"{}\">{}</td><td data-figure=\"overdue\">{}</td></tr>",
+            esc(&r.key),
+            esc(&r.name),
             f.calls,
             f.answered,
             f.abandoned,
@@ -458,6 +930,7 @@ fn html_table(out: &mut String, group: &str, key_header: &str, rows: &[(String, 
             secs(f.avg_wait_abandoned),
             raw(f.avg_talk),
             secs(f.avg_talk),
+            f.overdue,
         );
     }
     out.push_str("</tbody></table>");
@@ -477,24 +950,25 @@ fn nice_max(max: u64) -> u64 {
 }
 
 /// One stacked bar's parts: answered, abandoned, other.
-fn parts(f: &Figures) -> [(u64, &'static str, &'static str); 3] {
+fn parts<'w>(f: &Figures, w: &'w Words) -> [(u64, &'static str, &'w str); 3] {
     let other = f.calls.saturating_sub(f.answered + f.abandoned);
     [
-        (f.answered, "ans", "answered"),
-        (f.abandoned, "abd", "abandoned"),
-        (other, "oth", "other"),
+        (f.answered, "ans", w.answered),
+        (f.abandoned, "abd", w.abandoned),
+        (other, "oth", w.other),
     ]
 }
 
 /// Calls per hour as vertical stacked bars.
-pub(crate) fn hour_chart(out: &mut String, hours: &[HourFigures]) {
-    let (w, h, left, top, bottom) = (760.0_f64, 240.0_f64, 40.0_f64, 16.0_f64, 28.0_f64);
+pub(crate) fn hour_chart(out: &mut String, w: &Words, hours: &[HourFigures]) {
+    let (width, h, left, top, bottom) = (760.0_f64, 240.0_f64, 40.0_f64, 16.0_f64, 28.0_f64);
     let plot_h = h - top - bottom;
     let max = nice_max(hours.iter().map(|x| x.figures.calls).max().unwrap_or(0));
-    let slot = (w - left - 10.0) / 24.0;
+    let slot = (width - left - 10.0) / 24.0;
     let _ = write!(
         out,
-        "<svg data-chart=\"by_hour\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"Calls by hour\" xmlns=\"http://www.w3.org/2000/svg\">"
+        "<svg data-chart=\"by_hour\" viewBox=\"0 0 {width} {h}\" width=\"{width}\" height=\"{h}\" role=\"img\" aria-label=\"{}\" xmlns=\"http://www.w3.org/2000/svg\">",
+        esc(w.by_hour)
     );
     // Whole-number gridlines: max is 1, 2 or 5 × 10ⁿ.
     let ticks = [4u64, 5, 2, 1]
@@ -507,7 +981,7 @@ pub(crate) fn hour_chart(out: &mut String, hours: &[HourFigures]) {
         let _ = write!(
             out,
             "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e6eaef\"/><text class=\"lbl\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v}</text>",
-            w - 10.0,
+            width - 10.0,
             left - 4.0,
             y + 4.0
         );
@@ -516,7 +990,7 @@ pub(crate) fn hour_chart(out: &mut String, hours: &[HourFigures]) {
         let x = left + slot * f64::from(hf.hour) + slot * 0.15;
         let bw = slot * 0.7;
         let mut y = top + plot_h;
-        for (n, class, what) in parts(&hf.figures) {
+        for (n, class, what) in parts(&hf.figures, w) {
             if n == 0 {
                 continue;
             }
@@ -524,8 +998,9 @@ pub(crate) fn hour_chart(out: &mut String, hours: &[HourFigures]) {
             y -= bh;
             let _ = write!(
                 out,
-                "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bw:.1}\" height=\"{bh:.1}\"><title>{:02}:00 {what}: {n}</title></rect>",
-                hf.hour
+                "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bw:.1}\" height=\"{bh:.1}\"><title>{:02}:00 {}: {n}</title></rect>",
+                hf.hour,
+                esc(what)
             );
         }
         if hf.figures.calls > 0 {
@@ -550,47 +1025,54 @@ pub(crate) fn hour_chart(out: &mut String, hours: &[HourFigures]) {
     out.push_str("</svg>");
 }
 
-/// Calls per group as horizontal stacked bars.
-pub(crate) fn group_chart(out: &mut String, chart: &str, label: &str, rows: &[(String, &Figures)]) {
+/// Calls per group as horizontal stacked bars (`data-key`: the row's key).
+pub(crate) fn group_chart(out: &mut String, w: &Words, chart: &str, label: &str, rows: &[Row<'_>]) {
     if rows.is_empty() {
-        out.push_str("<p class=\"sub\">No calls.</p>");
+        let _ = write!(out, "<p class=\"sub\">{}</p>", esc(w.no_calls));
         return;
     }
-    let (w, row_h, label_w) = (760.0_f64, 26.0_f64, 260.0_f64);
+    let (width, row_h, label_w) = (760.0_f64, 26.0_f64, 260.0_f64);
     let h = row_h * rows.len() as f64 + 10.0;
-    let max = nice_max(rows.iter().map(|(_, f)| f.calls).max().unwrap_or(0));
-    let plot_w = w - label_w - 50.0;
+    let max = nice_max(rows.iter().map(|r| r.figures.calls).max().unwrap_or(0));
+    let plot_w = width - label_w - 50.0;
     let _ = write!(
         out,
-        "<svg data-chart=\"{chart}\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{}\" xmlns=\"http://www.w3.org/2000/svg\">",
+        "<svg data-chart=\"{chart}\" viewBox=\"0 0 {width} {h}\" width=\"{width}\" height=\"{h}\" role=\"img\" aria-label=\"{}\" xmlns=\"http://www.w3.org/2000/svg\">",
         esc(label)
     );
-    for (i, (key, f)) in rows.iter().enumerate() {
+    for (i, r) in rows.iter().enumerate() {
         let y = 5.0 + row_h * i as f64;
-        let shown: String = if key.chars().count() > 38 {
-            key.chars().take(37).chain(std::iter::once('…')).collect()
+        // 11px labels end where the bars start: about 34 characters fit in front of them
+        let shown: String = if r.name.chars().count() > 34 {
+            r.name
+                .chars()
+                .take(33)
+                .chain(std::iter::once('…'))
+                .collect()
         } else {
-            key.clone()
+            r.name.clone()
         };
         let _ = write!(
             out,
-            "<text class=\"lbl\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            "<text class=\"lbl\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\"><title>{}</title>{}</text>",
             label_w - 8.0,
             y + row_h * 0.62,
+            esc(&r.name),
             esc(&shown)
         );
         let mut x = label_w;
-        for (n, class, what) in parts(f) {
+        for (n, class, what) in parts(r.figures, w) {
             if n == 0 {
                 continue;
             }
             let bw = plot_w * (n as f64) / (max as f64);
             let _ = write!(
                 out,
-                "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{:.1}\"><title>{} {what}: {n}</title></rect>",
+                "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{:.1}\"><title>{} — {}: {n}</title></rect>",
                 y + 3.0,
                 row_h - 8.0,
-                esc(key)
+                esc(&r.name),
+                esc(what)
             );
             x += bw;
         }
@@ -599,122 +1081,149 @@ pub(crate) fn group_chart(out: &mut String, chart: &str, label: &str, rows: &[(S
             "<text class=\"lbl\" x=\"{:.1}\" y=\"{:.1}\" data-key=\"{}\" data-calls=\"{}\">{}</text>",
             x + 5.0,
             y + row_h * 0.62,
-            esc(key),
-            f.calls,
-            f.calls
+            esc(&r.key),
+            r.figures.calls,
+            r.figures.calls
         );
     }
     out.push_str("</svg>");
 }
 
-fn html(r: &PeriodReport) -> String {
+fn html(r: &PeriodReport, w: &Words, dir: &Directory) -> String {
     let p = &r.period;
     let t = &p.total;
     let period = period_label(r);
     let mut out = String::new();
     let _ = write!(
         out,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Hotline call report {}</title><style>{CSS}</style></head><body>",
+        "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} {}</title><style>{CSS}</style></head><body>",
+        w.lang.code(),
+        esc(w.title),
         esc(&period)
     );
     let _ = write!(
         out,
-        "<h1>Hotline call report</h1><p class=\"sub\" data-period-from=\"{}\" data-period-to=\"{}\">{} (UTC{}) · service level: answered within {} s · made {}</p>",
+        "<h1>{}</h1><p class=\"sub\" data-period-from=\"{}\" data-period-to=\"{}\">{} (UTC{}) · {} {} {} · {} {}</p>",
+        esc(w.title),
         r.from,
         r.to,
         esc(&period),
         offset_label(r.utc_offset_seconds),
+        esc(w.sl_within),
         r.service_level_seconds,
+        esc(w.seconds),
+        esc(w.made),
         r.generated_at.format("%Y-%m-%d %H:%M UTC")
     );
     out.push_str("<div class=\"cards\">");
+    let lower = |s: &str| s.to_lowercase();
     card(
         &mut out,
         "calls",
-        "calls",
+        &lower(w.calls),
         t.calls.to_string(),
         t.calls.to_string(),
     );
     card(
         &mut out,
         "answered",
-        "answered by an operator",
+        w.card_answered,
         t.answered.to_string(),
         t.answered.to_string(),
     );
     card(
         &mut out,
         "abandoned",
-        "abandoned while waiting",
+        w.card_abandoned,
         t.abandoned.to_string(),
         t.abandoned.to_string(),
     );
     card(
         &mut out,
         "service_level",
-        &format!("service level ({} s)", r.service_level_seconds),
+        &format!(
+            "{} ({} {})",
+            lower(w.service_level),
+            r.service_level_seconds,
+            w.seconds
+        ),
         pct(t.service_level),
         raw(t.service_level),
     );
     card(
         &mut out,
         "avg_wait",
-        "average wait, s",
+        &lower(w.avg_wait),
         secs(t.avg_wait),
         raw(t.avg_wait),
     );
     card(
         &mut out,
         "avg_wait_abandoned",
-        "abandoned after, s",
+        &lower(w.abandoned_wait),
         secs(t.avg_wait_abandoned),
         raw(t.avg_wait_abandoned),
     );
     card(
         &mut out,
         "avg_talk",
-        "average talk, s",
+        &lower(w.avg_talk),
         secs(t.avg_talk),
         raw(t.avg_talk),
     );
-    out.push_str("</div>");
-    out.push_str("<p class=\"key\"><span class=\"ans\" style=\"background:#2e8b57\"></span>answered<span style=\"background:#d9534f\"></span>abandoned<span style=\"background:#9aa7b5\"></span>other (information only, callback, message, rejected, in progress)</p>");
-    out.push_str("<h2>Calls by hour</h2>");
-    hour_chart(&mut out, &p.by_hour);
-    let categories = group_rows(&p.by_category, NO_CATEGORY);
-    out.push_str("<h2>What people call about</h2>");
-    group_chart(&mut out, "by_category", "Calls by category", &categories);
-    let lines = group_rows(&p.by_line, "-");
-    out.push_str("<h2>Calls by line</h2>");
-    group_chart(&mut out, "by_line", "Calls by line", &lines);
-    if r.days.len() > 1 {
-        out.push_str("<h2>By day</h2>");
-        let rows: Vec<_> = r
-            .days
-            .iter()
-            .map(|d| (d.day.to_string(), &d.total))
-            .collect();
-        html_table(&mut out, "day", "Day", &rows);
-    }
-    out.push_str("<h2>Lines</h2>");
-    html_table(&mut out, "line", "Line", &lines);
-    out.push_str("<h2>Categories</h2>");
-    html_table(&mut out, "category", "Category", &categories);
-    out.push_str("<h2>Operators</h2>");
-    html_table(
+    card(
         &mut out,
-        "operator",
-        "Operator",
-        &group_rows(&p.by_operator, "-"),
+        "overdue",
+        w.card_overdue,
+        t.overdue.to_string(),
+        t.overdue.to_string(),
     );
-    out.push_str("<h2>Hours</h2>");
-    let hours: Vec<_> = p
-        .by_hour
-        .iter()
-        .filter(|h| h.figures.calls > 0)
-        .map(|h| (format!("{:02}:00", h.hour), &h.figures))
-        .collect();
-    html_table(&mut out, "hour", "Hour", &hours);
+    out.push_str("</div>");
+    let _ = write!(
+        out,
+        "<p class=\"key\"><span style=\"background:#2e8b57\"></span>{}<span style=\"background:#d9534f\"></span>{}<span style=\"background:#9aa7b5\"></span>{}</p>",
+        esc(&lower(w.answered)),
+        esc(&lower(w.abandoned)),
+        esc(w.other_long)
+    );
+    let _ = write!(out, "<h2>{}</h2>", esc(w.by_hour));
+    hour_chart(&mut out, w, &p.by_hour);
+    if r.days.len() > 1 {
+        let _ = write!(out, "<h2>{}</h2>", esc(w.by_day));
+        group_chart(&mut out, w, "by_day", w.by_day, &day_rows(r));
+    }
+    for kind in [
+        GroupKind::Category,
+        GroupKind::Line,
+        GroupKind::Service,
+        GroupKind::Organisation,
+        GroupKind::District,
+    ] {
+        let _ = write!(out, "<h2>{}</h2>", esc(kind.heading(w)));
+        group_chart(
+            &mut out,
+            w,
+            &format!("by_{}", kind.code()),
+            kind.heading(w),
+            &rows(kind, p, w, dir),
+        );
+    }
+    if r.days.len() > 1 {
+        let _ = write!(out, "<h2>{}</h2>", esc(w.by_day));
+        html_table(&mut out, w, "day", w.day, &day_rows(r));
+    }
+    for kind in GroupKind::ALL {
+        let _ = write!(out, "<h2>{}</h2>", esc(kind.heading(w)));
+        html_table(
+            &mut out,
+            w,
+            kind.code(),
+            kind.column(w),
+            &rows(kind, p, w, dir),
+        );
+    }
+    let _ = write!(out, "<h2>{}</h2>", esc(w.by_hour));
+    html_table(&mut out, w, "hour", w.hour, &hour_rows(p));
     out.push_str("</body></html>\n");
     out
 }
@@ -785,7 +1294,11 @@ mod tests {
                 30,
             ),
         ];
-        assemble(d1, d2, nsk(), &ReportOptions::default(), &list)
+        assemble(d1, d2, nsk(), &ReportOptions::default(), &list, late)
+    }
+
+    fn dir() -> Directory {
+        Directory::default()
     }
 
     #[test]
@@ -804,31 +1317,31 @@ mod tests {
 
     #[test]
     fn csv_has_one_row_per_day_and_group_and_quotes_commas() {
-        let csv = render(&sample(), Format::Csv);
+        let csv = render(&sample(), Format::Csv, Lang::En, &dir());
         let mut lines = csv.lines();
-        assert_eq!(lines.next(), Some(CSV_HEADER));
+        assert_eq!(lines.next(), Some(EN.csv_header));
         let rows: Vec<&str> = lines.collect();
         // Each day: total + lines + categories + operators + 24 hours; then the period.
         assert_eq!(rows.iter().filter(|r| r.contains(",hour,")).count(), 3 * 24);
         assert!(
-            rows.contains(&"2026-11-23,total,,2,1,1,1,0.5000,10.0,40.0,60.0"),
+            rows.contains(&"2026-11-23,total,,,2,1,1,1,0.5000,10.0,40.0,60.0,0"),
             "{csv}"
         );
         assert!(
             rows.contains(
-                &"2026-11-23,category,\"pensions, \"\"benefits\"\"\",1,1,0,1,1.0000,10.0,,60.0"
+                &"2026-11-23,category,\"pensions, \"\"benefits\"\"\",\"pensions, \"\"benefits\"\"\",1,1,0,1,1.0000,10.0,,60.0,0"
             ),
             "{csv}"
         );
         assert!(
-            rows.contains(&"period,total,,3,2,1,1,0.3333,20.0,40.0,60.0"),
+            rows.contains(&"period,total,,,3,2,1,1,0.3333,20.0,40.0,60.0,0"),
             "{csv}"
         );
     }
 
     #[test]
     fn table_lists_the_groups() {
-        let t = render(&sample(), Format::Table);
+        let t = render(&sample(), Format::Table, Lang::En, &dir());
         assert!(t.contains("2026-11-23 – 2026-11-24 (UTC+07:00)"), "{t}");
         assert!(t.contains("By day"));
         assert!(t.contains(" regional "), "{t}");
@@ -838,7 +1351,7 @@ mod tests {
 
     #[test]
     fn html_is_self_contained_and_escaped() {
-        let h = render(&sample(), Format::Html);
+        let h = render(&sample(), Format::Html, Lang::En, &dir());
         assert!(h.starts_with("<!DOCTYPE html>"));
         assert!(!h.contains("<script"), "no JavaScript");
         assert!(
@@ -865,5 +1378,146 @@ mod tests {
         assert_eq!(nice_max(11), 20);
         assert_eq!(nice_max(200), 200);
         assert_eq!(offset_label(-12_600), "-03:30");
+    }
+
+    #[test]
+    fn ranges_are_the_iso_week_and_the_calendar_month() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        // 2026-12-31 is a Thursday: its ISO week runs Monday 28 Dec to Sunday 3 Jan.
+        assert_eq!(
+            Range::Week.bounds(d(2026, 12, 31)),
+            (d(2026, 12, 28), d(2027, 1, 3))
+        );
+        assert_eq!(
+            Range::Week.bounds(d(2026, 12, 28)),
+            (d(2026, 12, 28), d(2027, 1, 3))
+        );
+        assert_eq!(
+            Range::Week.bounds(d(2027, 1, 3)),
+            (d(2026, 12, 28), d(2027, 1, 3))
+        );
+        assert_eq!(
+            Range::Month.bounds(d(2028, 2, 10)),
+            (d(2028, 2, 1), d(2028, 2, 29))
+        );
+        assert_eq!(
+            Range::Month.bounds(d(2026, 12, 31)),
+            (d(2026, 12, 1), d(2026, 12, 31))
+        );
+        assert_eq!(
+            Range::Day.bounds(d(2026, 3, 1)),
+            (d(2026, 3, 1), d(2026, 3, 1))
+        );
+        assert_eq!(Range::parse("year"), None);
+        assert_eq!(Range::parse("month"), Some(Range::Month));
+    }
+
+    #[test]
+    fn overdue_and_case_groups_are_counted() {
+        let d1 = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 11, 23, 3, 0, 0).unwrap();
+        let as_of = Utc.with_ymd_and_hms(2026, 12, 5, 3, 0, 0).unwrap();
+        let case = |service: &str, district: Option<&str>, due_days: i64, status: Status| {
+            let mut a = appeal(at, "city", None, Outcome::Answered, 5);
+            a.case.service = Some(service.into());
+            a.case.district = district.map(str::to_owned);
+            a.case.organisation = Some("kcson-len".into());
+            a.case.due_at = Some(at + chrono::Duration::days(due_days));
+            a.status = status;
+            a
+        };
+        let list = vec![
+            // past due and open: overdue
+            case("home-care", Some("len"), 5, Status::InProgress),
+            // past due but done: not overdue
+            case("home-care", Some("len"), 5, Status::Done),
+            // due after as_of: not overdue yet
+            case("meals", None, 30, Status::Forwarded),
+        ];
+        let r = assemble(d1, d1, nsk(), &ReportOptions::default(), &list, as_of);
+        let p = &r.period;
+        assert_eq!(p.total.overdue, 1);
+        let service = |k: &str| p.by_service.iter().find(|g| g.key.as_deref() == Some(k));
+        assert_eq!(
+            service("home-care").map(|g| (g.figures.calls, g.figures.overdue)),
+            Some((2, 1))
+        );
+        assert_eq!(
+            service("meals").map(|g| (g.figures.calls, g.figures.overdue)),
+            Some((1, 0))
+        );
+        // without a district first, then by id
+        let districts: Vec<_> = p
+            .by_district
+            .iter()
+            .map(|g| (g.key.clone(), g.figures.calls))
+            .collect();
+        assert_eq!(districts, vec![(None, 1), (Some("len".into()), 2)]);
+        assert_eq!(p.by_organisation.len(), 1);
+        assert_eq!(r.days[0].total.overdue, 1);
+        // the same appeals a week later: the one still open is still overdue
+        let csv = render(&r, Format::Csv, Lang::En, &dir());
+        assert!(
+            csv.contains("\n2026-11-23,service,home-care,home-care,2,2,0,2,1.0000,5.0,,60.0,1\n"),
+            "{csv}"
+        );
+        assert!(
+            csv.contains("\n2026-11-23,district,,(no district),1,"),
+            "{csv}"
+        );
+    }
+
+    #[test]
+    fn russian_unless_english_is_asked_for() {
+        let r = sample();
+        let csv = render(&r, Format::Csv, Lang::Ru, &dir());
+        assert!(csv.starts_with(RU.csv_header), "{csv}");
+        assert!(csv.contains("\n2026-11-23,итого,,,2,1,1,"), "{csv}");
+        assert!(csv.contains("\nпериод,итого,,,3,"), "{csv}");
+        let t = render(&r, Format::Table, Lang::Ru, &dir());
+        assert!(t.starts_with("Отчёт горячей линии 2026-11-23 – 2026-11-24 (UTC+07:00); уровень обслуживания: ответ в течение 20 с"), "{t}");
+        assert!(
+            t.contains("(без темы)") && t.contains("По дням") && t.contains("Просрочено"),
+            "{t}"
+        );
+        let h = render(&r, Format::Html, Lang::Ru, &dir());
+        assert!(h.contains("<html lang=\"ru\">"));
+        // no English word a person reads: every heading, column and chart label is Russian
+        for english in [
+            "Calls",
+            "Answered",
+            "Abandoned",
+            "Service level",
+            "By ",
+            "Hour",
+            "No calls",
+            "other",
+            "answered",
+        ] {
+            let visible = strip_tags(&h);
+            assert!(
+                !visible.contains(english),
+                "{english:?} in the Russian report: {visible}"
+            );
+        }
+    }
+
+    /// The text of an HTML page a person reads (tag contents), without the tags and styles.
+    fn strip_tags(html: &str) -> String {
+        let body = html.split("</style>").nth(1).unwrap_or(html);
+        let mut out = String::new();
+        let mut in_tag = false;
+        for c in body.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' => {
+                    in_tag = false;
+                    out.push(' ');
+                }
+                c if !in_tag => out.push(c),
+                _ => {}
+            }
+        }
+        out
     }
 }

@@ -117,7 +117,7 @@ async fn command(
                 .unwrap_or_else(|| login.clone());
             accounts::check_login(&login)?;
             accounts::check_display_name(&name)?;
-            accounts::check_organisation(role, organisation.as_deref())?;
+            accounts::check_organisation(role, organisation.as_deref(), &config.directory)?;
             let password = read_password(&login)?;
             accounts::check_password(&login, &password)?;
             let hash = accounts::hash_password(&password)

@@ -218,6 +218,61 @@ fn users_from_the_cli_and_a_public_admin_address_needs_an_admin() {
         "Zima-long-pass\n",
     );
     assert!(ok, "{out}");
+    // an organisation account names an organisation of organisations.toml
+    let (ok, out) = user_cmd(
+        &site,
+        &[
+            "add",
+            "tc1",
+            "--role",
+            "organisation",
+            "--organisation",
+            "tc-nowhere",
+        ],
+        "Long-enough-9\n",
+    );
+    assert!(!ok && out.contains("organisations.toml"), "{out}");
+    let (ok, out) = user_cmd(
+        &site,
+        &[
+            "add",
+            "tc1",
+            "--role",
+            "organisation",
+            "--organisation",
+            "kcson-dzerzhinsky",
+        ],
+        "Long-enough-9\n",
+    );
+    assert!(ok, "{out}");
+    let check = || {
+        let out = hotlined()
+            .args(["check", "--config"])
+            .arg(&site.config)
+            .env(
+                "HOTLINE__DATABASE__URL",
+                format!("sqlite://{}", site.db_path().display()),
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(!check().contains("tc1"), "{}", check());
+    // …and `hotlined check` warns when organisations.toml no longer has it
+    let orgs = site.config.parent().unwrap().join("organisations.toml");
+    let text = std::fs::read_to_string(&orgs).unwrap();
+    std::fs::write(
+        &orgs,
+        text.replace("\"kcson-dzerzhinsky\"", "\"kcson-dzerzhinsky-2\""),
+    )
+    .unwrap();
+    let out = check();
+    assert!(
+        out.contains("warning   account \"tc1\" names organisation \"kcson-dzerzhinsky\", which organisations.toml does not have"),
+        "{out}"
+    );
+    std::fs::write(&orgs, text).unwrap();
     let (ok, out) = user_cmd(&site, &["list"], "");
     assert!(ok);
     assert!(out.contains("boss") && out.contains("admin"), "{out}");

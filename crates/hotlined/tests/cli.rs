@@ -223,7 +223,7 @@ fn report_reads_the_database_in_every_format() {
             .output()
             .unwrap()
     };
-    let out = report(&["--from", "2026-11-23", "--to", "2026-11-24"]);
+    let out = report(&["--from", "2026-11-23", "--to", "2026-11-24", "--lang", "en"]);
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(
         out.status.success(),
@@ -235,10 +235,27 @@ fn report_reads_the_database_in_every_format() {
         "{table}"
     );
     assert!(table.contains("By day"), "{table}");
+    // Russian unless English is asked for
+    let out = report(&["--from", "2026-11-23", "--to", "2026-11-24"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.starts_with("Отчёт горячей линии 2026-11-23 – 2026-11-24 (UTC+07:00)"),
+        "{table}"
+    );
+    assert!(table.contains("По дням"), "{table}");
+    let out = report(&["--from", "2026-11-23", "--format", "csv", "--lang", "en"]);
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.starts_with("day,group,key,name,calls,"), "{csv}");
+    assert!(
+        csv.contains("\n2026-11-23,total,,,0,0,0,0,,,,,0\n"),
+        "{csv}"
+    );
     let out = report(&["--from", "2026-11-23", "--format", "csv"]);
     let csv = String::from_utf8(out.stdout).unwrap();
-    assert!(csv.starts_with("day,group,key,calls,"), "{csv}");
-    assert!(csv.contains("\n2026-11-23,total,,0,0,0,0,,,,\n"), "{csv}");
+    assert!(
+        csv.starts_with("день,группа,ключ,название,звонков,"),
+        "{csv}"
+    );
     let out = report(&["--from", "2026-11-23", "--format", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["period"]["total"]["calls"], 0);

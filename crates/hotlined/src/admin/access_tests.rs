@@ -12,12 +12,12 @@ use sqlx::Executor;
 use super::*;
 
 /// A database for one case: its URL and the folder of its spool (and SQLite file).
-struct Db {
+pub(super) struct Db {
     url: String,
     dir: tempfile::TempDir,
 }
 
-fn sqlite_db() -> Db {
+pub(super) fn sqlite_db() -> Db {
     let dir = tempfile::tempdir().unwrap();
     Db {
         url: format!("sqlite://{}", dir.path().join("hotline.db").display()),
@@ -25,7 +25,7 @@ fn sqlite_db() -> Db {
     }
 }
 
-async fn postgres_db(case: &str) -> Option<Db> {
+pub(super) async fn postgres_db(case: &str) -> Option<Db> {
     let Ok(admin) = std::env::var("HOTLINE_TEST_PG_URL") else {
         println!("SKIPPED {case} on PostgreSQL: HOTLINE_TEST_PG_URL is not set");
         return None;
@@ -64,7 +64,7 @@ macro_rules! on_both {
 
 /// The admin state on `db`, with `access` settings and a fresh store (a "restart" when
 /// called again on the same database).
-async fn state_on(db: &Db, access: AccessSettings) -> AdminState {
+pub(super) async fn state_on(db: &Db, access: AccessSettings) -> AdminState {
     let store = Store::connect(&db.url).await.unwrap();
     let writer = AppealWriter::start(WriterConfig::new(
         db.url.clone(),
@@ -436,6 +436,11 @@ async fn users_and_tokens_through_the_api(db: Db) {
             json!({"login": "ok", "display_name": "X", "role": "organisation", "password": "long-enough-1"}),
             "organisation_id",
         ),
+        (
+            json!({"login": "ok", "display_name": "X", "role": "organisation",
+                   "organisation_id": "tc-nowhere", "password": "long-enough-1"}),
+            "organisation_id",
+        ),
     ] {
         let a = post("/api/v1/users", body.to_string()).await;
         assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -757,26 +762,45 @@ async fn every_change_is_audited_and_retention_runs(db: Db) {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
 
-#[test]
-fn every_route_has_a_permission_and_the_audit_log_is_read_only() {
+#[tokio::test]
+async fn every_route_has_a_permission_and_the_audit_log_is_read_only() {
     let routes = route_list();
-    for (m, p) in &routes {
+    // one line per route: the router would panic on a repeated (method, path), and the
+    // permission lookup would only ever see the first line
+    for (i, (m, p)) in routes.iter().enumerate() {
         assert!(
-            permissions::rule(m, p).is_some(),
-            "{m} {p} has no line in permissions::TABLE: add one"
+            !routes[..i].contains(&(m, p)),
+            "{m} {p} has two lines in permissions::TABLE"
         );
-    }
-    for (m, p, _) in permissions::TABLE {
         assert!(
-            routes.iter().any(|(rm, rp)| rm == m && rp == p),
-            "permissions::TABLE names {m} {p}, which is not routed"
+            ["GET", "POST", "PATCH", "DELETE"].contains(m),
+            "{m} {p}: unexpected method"
         );
+        assert_eq!(permissions::rule(m, p), Some(permissions::TABLE[i].rule));
     }
-    assert_eq!(routes.len(), permissions::TABLE.len());
+    // a route the router serves without a line is refused to everyone
+    let db = sqlite_db();
+    let state = state_on(&db, AccessSettings::default()).await;
+    let app = axum::Router::new()
+        .route("/unlisted", axum::routing::get(|| async { "served" }))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::access::guard,
+        ))
+        .with_state(state);
+    let r = tower::ServiceExt::oneshot(
+        app,
+        axum::http::Request::get("/unlisted")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // no route can change or delete the audit log
-    for (m, p, _) in permissions::TABLE {
-        if p.contains("audit") {
-            assert_eq!(*m, "GET", "{m} {p}");
+    for r in permissions::TABLE {
+        if r.path.contains("audit") {
+            assert_eq!(r.method, "GET", "{:?}", r);
         }
     }
 }

@@ -19,7 +19,7 @@ use appeals::{AppealId, Status};
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
@@ -30,7 +30,6 @@ use super::access::Caller;
 use super::citizens_api::{district, line_text, long_text, nullable};
 use super::listing::{self, AppealQuery, Paging};
 use super::{export, json_body, query_error, Actor, AdminState, ApiError};
-use crate::report::{self, Format};
 use crate::web::chrome::Lang;
 
 /// The statuses an appeal in `from` may move to, for messages.
@@ -609,84 +608,6 @@ pub async fn forward(
             .into_response()),
         None => Err(ApiError::not_found(format!("no appeal {id}"))),
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DailyQuery {
-    day: Option<String>,
-    format: Option<String>,
-}
-
-/// `GET /api/v1/reports/daily?day=YYYY-MM-DD[&format=json|csv|html]`: the day's figures
-/// (today at `reports.timezone` by default). Without `format`, `Accept: text/csv` gives CSV
-/// and anything else JSON.
-pub async fn daily_report(
-    State(s): State<AdminState>,
-    Extension(who): Extension<Caller>,
-    headers: HeaderMap,
-    q: Result<Query<DailyQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(query_error)?;
-    let tz = s.reports.tz;
-    let day = match given(q.day) {
-        None => Utc::now().with_timezone(&tz).date_naive(),
-        Some(d) => NaiveDate::parse_from_str(&d, "%Y-%m-%d")
-            .map_err(|_| ApiError::bad_request(format!("day={d:?}: expected YYYY-MM-DD")))?,
-    };
-    let format = match given(q.format).as_deref() {
-        Some("json") => Format::Json,
-        Some("csv") => Format::Csv,
-        Some("html") => Format::Html,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "format={other:?}: expected json, csv or html"
-            )))
-        }
-        None => {
-            let wants_csv = headers
-                .get_all(header::ACCEPT)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .any(|v| v.to_ascii_lowercase().contains("text/csv"));
-            if wants_csv {
-                Format::Csv
-            } else {
-                Format::Json
-            }
-        }
-    };
-    let store = s.store()?;
-    if !matches!(format, Format::Json) {
-        s.audit(who.audit(
-            "export",
-            None,
-            json!({ "what": "daily_report", "day": day, "format": if matches!(format, Format::Csv) { "csv" } else { "html" } }),
-        ))
-        .await;
-    }
-    let r = report::build(store, day, day, tz, &s.reports.options)
-        .await
-        .map_err(|e| match e {
-            report::ReportError::Store(e) => ApiError::from(e),
-            other => ApiError::bad_request(other.to_string()),
-        })?;
-    Ok(match format {
-        Format::Json => match r.days.into_iter().next() {
-            Some(d) => Json(d).into_response(),
-            None => return Err(ApiError::not_found("no such day")),
-        },
-        Format::Csv => (
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            report::render(&r, Format::Csv),
-        )
-            .into_response(),
-        Format::Html | Format::Table => (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            report::render(&r, Format::Html),
-        )
-            .into_response(),
-    })
 }
 
 #[derive(Debug, Deserialize)]

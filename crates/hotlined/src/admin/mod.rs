@@ -1,8 +1,9 @@
 //! The admin HTTP API (INTERFACE.md, described in `openapi.json`, served at
 //! `/api/v1/openapi.json`).
 //!
-//! - Who may call what is one table, `permissions::TABLE` (route × role), enforced by one
-//!   middleware, `access::guard`: `/health` and `/metrics` are open; the rest of `/api/v1`
+//! - Every route and who may call it is one table, `permissions::TABLE` (method, pattern,
+//!   rule, handler): the router is built from it, and one middleware, `access::guard`,
+//!   enforces its rules: `/health` and `/metrics` are open; the rest of `/api/v1`
 //!   needs a session cookie (with its CSRF token on anything that changes something) or a
 //!   bearer token — a personal API token, or the shared legacy `admin.token` (an admin)
 //!   while it is configured; `/api/v1/partner/…` takes `partner.token` only (see
@@ -27,6 +28,7 @@ mod metrics;
 mod operators;
 mod partner_api;
 pub mod permissions;
+mod reports_api;
 #[cfg(test)]
 mod search_tests;
 #[cfg(test)]
@@ -42,7 +44,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post, MethodRouter};
 use axum::{Json, Router};
 use chrono::FixedOffset;
 use gateway::Stats;
@@ -287,188 +288,22 @@ impl AdminState {
     }
 }
 
-/// Routes and the (method, path) list they were built from: the OpenAPI test checks the
-/// document against this list, and every listed route against the router.
-struct Routes {
-    router: Router<AdminState>,
-    list: Vec<(&'static str, &'static str)>,
-}
-
-impl Routes {
-    fn new() -> Self {
-        Routes {
-            router: Router::new(),
-            list: Vec::new(),
-        }
-    }
-
-    fn add(
-        mut self,
-        method: &'static str,
-        path: &'static str,
-        handler: MethodRouter<AdminState>,
-    ) -> Self {
-        self.list.push((method, path));
-        self.router = self.router.route(path, handler);
-        self
-    }
-}
-
-fn open_routes() -> Routes {
-    Routes::new()
-        .add("GET", "/health", get(health))
-        .add("GET", "/metrics", get(metrics::metrics))
-}
-
-/// The pages (`crate::web`).
-fn page_routes() -> Routes {
-    use crate::web;
-    Routes::new()
-        .add("GET", "/", get(web::login::page))
-        .add("POST", "/login", post(web::login::login))
-        .add("POST", "/logout", post(web::login::logout))
-        .add("GET", "/assets/style.css", get(web::style))
-        .add("GET", "/assets/app.js", get(web::script))
-        .add("GET", "/desk", get(web::desk::page))
-        .add("GET", "/desk/pop/{id}", get(web::desk::pop))
-        .add("GET", "/board", get(web::board::page))
-        .add("GET", "/registry", get(web::registry::page))
-        .add("GET", "/appeals/{id}", get(web::registry::appeal))
-        .add("GET", "/citizens/{id}", get(web::citizen::page))
-        .add("GET", "/reports", get(web::reports::page))
-        .add("GET", "/org", get(web::org::page))
-        .add("POST", "/org/{id}", post(web::org::act))
-}
-
-fn api_routes() -> Routes {
-    Routes::new()
-        .add("GET", "/api/v1/openapi.json", get(openapi))
-        .add("GET", "/api/v1/me", get(users_api::me))
-        .add("GET", "/api/v1/appeals", get(appeals_api::list))
-        .add("GET", "/api/v1/appeals/{id}", get(appeals_api::one))
-        .add("PATCH", "/api/v1/appeals/{id}", patch(appeals_api::update))
-        .add(
-            "POST",
-            "/api/v1/appeals/{id}/forward",
-            post(appeals_api::forward),
-        )
-        .add(
-            "GET",
-            "/api/v1/appeals/{id}/recording",
-            get(appeals_api::recording),
-        )
-        .add(
-            "GET",
-            "/api/v1/reports/daily",
-            get(appeals_api::daily_report),
-        )
-        .add("GET", "/api/v1/callbacks", get(appeals_api::callbacks))
-        .add("GET", "/api/v1/queues", get(operators::queues))
-        .add("GET", "/api/v1/operators", get(operators::list))
-        .add(
-            "POST",
-            "/api/v1/operators/{id}/login",
-            post(operators::login),
-        )
-        .add(
-            "POST",
-            "/api/v1/operators/{id}/logout",
-            post(operators::logout),
-        )
-        .add(
-            "POST",
-            "/api/v1/operators/{id}/pause",
-            post(operators::pause),
-        )
-        .add(
-            "POST",
-            "/api/v1/operators/{id}/unpause",
-            post(operators::unpause),
-        )
-        .add(
-            "POST",
-            "/api/v1/operators/{id}/transfer",
-            post(events::transfer),
-        )
-        .add("GET", "/events", get(events::events))
-        .add("POST", "/api/v1/reload", post(reload))
-        .add("GET", "/api/v1/districts", get(directory_api::districts))
-        .add(
-            "GET",
-            "/api/v1/organisations",
-            get(directory_api::organisations),
-        )
-        .add("GET", "/api/v1/services", get(directory_api::services))
-        .add("GET", "/api/v1/case-codes", get(directory_api::codes))
-        .add("GET", "/api/v1/citizens", get(citizens_api::list))
-        .add("POST", "/api/v1/citizens", post(citizens_api::create))
-        .add("GET", "/api/v1/citizens/{id}", get(citizens_api::one))
-        .add(
-            "PATCH",
-            "/api/v1/citizens/{id}",
-            patch(citizens_api::update),
-        )
-        .add("GET", "/api/v1/worklists/{list}", get(worklists_api::list))
-        .add(
-            "POST",
-            "/api/v1/worklists/missed/{id}/close",
-            post(worklists_api::close_missed),
-        )
-        .add("GET", "/api/v1/users", get(users_api::list))
-        .add("POST", "/api/v1/users", post(users_api::create))
-        .add("GET", "/api/v1/users/{id}", get(users_api::one))
-        .add("PATCH", "/api/v1/users/{id}", patch(users_api::update))
-        .add("GET", "/api/v1/users/{id}/tokens", get(users_api::tokens))
-        .add(
-            "POST",
-            "/api/v1/users/{id}/tokens",
-            post(users_api::create_token),
-        )
-        .add(
-            "DELETE",
-            "/api/v1/tokens/{id}",
-            axum::routing::delete(users_api::revoke_token),
-        )
-        .add("GET", "/api/v1/audit", get(users_api::audit))
-        .add(
-            "POST",
-            "/api/v1/retention/run",
-            post(users_api::retention_run),
-        )
-}
-
-/// Routes the partner Hotline calls, with the partner token.
-fn partner_routes() -> Routes {
-    Routes::new()
-        .add(
-            "POST",
-            "/api/v1/partner/appeals",
-            post(partner_api::receive_forward),
-        )
-        .add(
-            "POST",
-            "/api/v1/partner/appeals/{id}/status",
-            post(partner_api::receive_status),
-        )
-}
-
-/// Every (method, path) the router serves.
+/// Every (method, path) the router serves: the lines of [`permissions::TABLE`].
 #[cfg(test)]
 fn route_list() -> Vec<(&'static str, &'static str)> {
-    let mut list = open_routes().list;
-    list.extend(page_routes().list);
-    list.extend(api_routes().list);
-    list.extend(partner_routes().list);
-    list
+    permissions::TABLE
+        .iter()
+        .map(|r| (r.method, r.path))
+        .collect()
 }
 
 /// The whole admin router: every route behind the one permission middleware.
 pub fn router(state: AdminState) -> Router {
-    open_routes()
-        .router
-        .merge(page_routes().router)
-        .merge(api_routes().router)
-        .merge(partner_routes().router)
+    permissions::TABLE
+        .iter()
+        .fold(Router::new(), |router, r| {
+            router.route(r.path, (r.handler)())
+        })
         .route_layer(middleware::from_fn_with_state(state.clone(), access::guard))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)

@@ -761,7 +761,7 @@ async fn csv_report_has_the_columns_and_the_figures() {
     let a = call_as(
         &e.state,
         "GET",
-        "/api/v1/reports/daily?day=2026-11-23",
+        "/api/v1/reports/daily?day=2026-11-23&lang=en",
         "",
         &[("accept", "text/csv")],
     )
@@ -778,6 +778,7 @@ async fn csv_report_has_the_columns_and_the_figures() {
             "day",
             "group",
             "key",
+            "name",
             "calls",
             "answered",
             "abandoned",
@@ -785,17 +786,38 @@ async fn csv_report_has_the_columns_and_the_figures() {
             "service_level",
             "avg_wait_seconds",
             "avg_wait_abandoned_seconds",
-            "avg_talk_seconds"
+            "avg_talk_seconds",
+            "overdue"
         ]
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
-    assert!(rows.iter().all(|r| r.len() == 11 && r[0] == "2026-11-23"));
+    assert!(rows.iter().all(|r| r.len() == 13 && r[0] == "2026-11-23"));
     let total = rows.iter().find(|r| r[1] == "total").unwrap();
     // 12 abandoned (every 5th), 7 information only (every 7th but not 5th), 41 answered.
-    assert_eq!(&total[3..6], &["60", "41", "12"]);
+    assert_eq!(&total[4..7], &["60", "41", "12"]);
     let lines_rows: Vec<_> = rows.iter().filter(|r| r[1] == "line").collect();
     assert_eq!(lines_rows.len(), 2);
     assert_eq!(rows.iter().filter(|r| r[1] == "hour").count(), 24);
+    // Russian unless English is asked for: the same rows under Russian names.
+    let ru = call_as(
+        &e.state,
+        "GET",
+        "/api/v1/reports/daily?day=2026-11-23",
+        "",
+        &[("accept", "text/csv")],
+    )
+    .await;
+    let mut ru_lines = ru.body.lines();
+    assert!(ru_lines
+        .next()
+        .unwrap()
+        .starts_with("день,группа,ключ,название,звонков,отвечено,сброшено,"));
+    let ru_total: Vec<&str> = ru_lines
+        .find(|l| l.starts_with("2026-11-23,итого,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!(&ru_total[4..7], &["60", "41", "12"]);
 
     // JSON by default, with the same figures.
     let j = call(&e.state, "GET", "/api/v1/reports/daily?day=2026-11-23", "")
@@ -808,15 +830,16 @@ async fn csv_report_has_the_columns_and_the_figures() {
         .await
         .json();
     assert_eq!(empty["total"]["calls"], 0);
-    for bad in [
-        "/api/v1/reports/daily?day=23.11.2026",
-        "/api/v1/reports/daily?format=pdf",
+    for (bad, field) in [
+        ("/api/v1/reports/daily?day=23.11.2026", "day"),
+        ("/api/v1/reports/daily?format=pdf", "format"),
+        ("/api/v1/reports/daily?range=week", "range"),
+        ("/api/v1/reports?range=year", "range"),
+        ("/api/v1/reports?lang=de", "lang"),
     ] {
-        assert_eq!(
-            call(&e.state, "GET", bad, "").await.status,
-            StatusCode::BAD_REQUEST,
-            "{bad}"
-        );
+        let a = call(&e.state, "GET", bad, "").await;
+        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert_eq!(a.json()["field"], field, "{bad}");
     }
 }
 
@@ -843,7 +866,7 @@ async fn html_report_shows_the_figures_in_the_database() {
     let a = call(
         &e.state,
         "GET",
-        "/api/v1/reports/daily?day=2026-11-23&format=html",
+        "/api/v1/reports/daily?day=2026-11-23&format=html&lang=en",
         "",
     )
     .await;
@@ -2320,6 +2343,8 @@ async fn callbacks_show_their_attempts() {
 
 #[path = "access_tests.rs"]
 mod access_tests;
+#[path = "reports_tests.rs"]
+mod reports_tests;
 
 // --- cases (issue 12): directory, citizens, case fields, worklists --------------------
 

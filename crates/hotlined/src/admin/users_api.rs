@@ -106,7 +106,8 @@ pub async fn create(
         .as_deref()
         .map(str::trim)
         .filter(|o| !o.is_empty());
-    accounts::check_new_user(&b.login, &name, role, org, &b.password).map_err(ApiError::field)?;
+    accounts::check_new_user(&b.login, &name, role, org, &b.password, &s.directory.get())
+        .map_err(ApiError::field)?;
     let store = s.store()?;
     let u = NewUser {
         id: b.login.clone(),
@@ -180,7 +181,8 @@ pub async fn update(
         None if new_role != Role::Organisation => None,
         None => current.organisation_id.clone(),
     };
-    accounts::check_organisation(new_role, new_org.as_deref()).map_err(ApiError::field)?;
+    accounts::check_organisation(new_role, new_org.as_deref(), &s.directory.get())
+        .map_err(ApiError::field)?;
     if let Some(p) = &b.password {
         accounts::check_password(&id, p).map_err(ApiError::field)?;
     }

@@ -1,7 +1,9 @@
-//! `GET /reports?day=YYYY-MM-DD` — the daily report on a page, in Russian: the day's figures,
-//! calls by hour and by topic as inline SVG drawn on the server (`crate::report`'s charts),
-//! per-operator figures, and the exports (CSV and the self-contained HTML of
-//! `GET /api/v1/reports/daily`).
+//! `GET /reports?range=day|week|month&day=YYYY-MM-DD` — the call report on a page, in
+//! Russian unless `?lang=en`: a period picker (a day, its ISO week or its calendar month),
+//! the period's figures, calls by hour (and by day for a week or a month), by topic, service,
+//! organisation and district as inline SVG drawn on the server (`crate::report`'s charts),
+//! the tables of services, organisations, districts and operators with their overdue counts,
+//! and the exports (CSV and the self-contained HTML of `GET /api/v1/reports`).
 
 use askama::Template;
 use axum::extract::State;
@@ -9,22 +11,30 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{NaiveDate, Utc};
 
-use super::chrome::{Chrome, Viewer};
+use super::chrome::{Chrome, Lang, Viewer};
 use super::errors;
 use crate::admin::AdminState;
+use crate::report::{self, GroupKind, Range, Words};
 
 /// One figure card.
 pub struct Card {
-    pub label: &'static str,
+    pub figure: &'static str,
+    pub label: String,
     pub value: String,
 }
 
-/// One operator's line.
-pub struct OpLine {
-    pub operator: String,
-    pub calls: u64,
-    pub answered: u64,
-    pub avg_talk: String,
+/// One choice of the period picker.
+pub struct RangeChoice {
+    pub code: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+/// A chart with its heading.
+pub struct Chart {
+    pub id: &'static str,
+    pub heading: &'static str,
+    pub svg: String,
 }
 
 /// `reports.html`.
@@ -32,105 +42,149 @@ pub struct OpLine {
 #[template(path = "reports.html")]
 struct ReportsPage {
     c: Chrome,
+    w: &'static Words,
     day: String,
-    error: Option<String>,
+    range: &'static str,
+    ranges: Vec<RangeChoice>,
+    period: String,
+    error: Option<&'static str>,
     cards: Vec<Card>,
-    hour_svg: String,
-    category_svg: String,
-    operators: Vec<OpLine>,
+    charts: Vec<Chart>,
+    tables: Vec<Chart>,
 }
 
 fn secs(v: Option<f64>) -> String {
     v.map_or_else(|| "—".into(), |v| format!("{v:.0}"))
 }
 
+/// The value of `name` in a query string.
+fn param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .filter(|v| !v.is_empty())
+}
+
 /// `GET /reports`.
 pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
     let c = v.chrome("reports", "/reports", s.reports.tz);
-    let asked = v
-        .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("day=")))
-        .filter(|d| !d.is_empty());
+    let w = report::words(match c.lang {
+        Lang::Ru => report::Lang::Ru,
+        Lang::En => report::Lang::En,
+    });
     let today = Utc::now().with_timezone(&s.reports.tz).date_naive();
-    let (day, error) = match asked.map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d")) {
-        None => (today, None),
-        Some(Ok(d)) => (d, None),
-        Some(Err(_)) => (
-            today,
-            Some(format!(
-                "Поле «{}»: укажите дату в виде ГГГГ-ММ-ДД.",
-                c.t.day
-            )),
-        ),
+    let mut error = None;
+    let day = match param(v.query(), "day").map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d")) {
+        None => today,
+        Some(Ok(d)) => d,
+        Some(Err(_)) => {
+            error = Some(w.bad_day);
+            today
+        }
+    };
+    let range = match param(v.query(), "range").map(Range::parse) {
+        None => Range::Day,
+        Some(Some(r)) => r,
+        Some(None) => {
+            error = Some(w.bad_range);
+            Range::Day
+        }
     };
     let Ok(store) = s.store() else {
         return errors::no_database();
     };
-    let Ok(r) = crate::report::build(store, day, day, s.reports.tz, &s.reports.options).await
-    else {
+    let (from, to) = range.bounds(day);
+    let Ok(r) = report::build(store, from, to, s.reports.tz, &s.reports.options).await else {
         return errors::no_database();
     };
+    let dir = s.directory.get();
     let p = &r.period;
     let t = &p.total;
-    let cards = vec![
-        Card {
-            label: c.t.calls,
-            value: t.calls.to_string(),
-        },
-        Card {
-            label: c.t.answered,
-            value: t.answered.to_string(),
-        },
-        Card {
-            label: c.t.abandoned,
-            value: t.abandoned.to_string(),
-        },
-        Card {
-            label: c.t.service_level,
-            value: t
-                .service_level
-                .map_or_else(|| "—".into(), |v| format!("{:.0}%", v * 100.0)),
-        },
-        Card {
-            label: c.t.avg_wait,
-            value: secs(t.avg_wait),
-        },
-        Card {
-            label: c.t.avg_talk,
-            value: secs(t.avg_talk),
-        },
-    ];
-    let mut hour_svg = String::new();
-    crate::report::hour_chart(&mut hour_svg, &p.by_hour);
-    let mut category_svg = String::new();
-    let none = match c.lang {
-        super::chrome::Lang::Ru => "без темы",
-        super::chrome::Lang::En => "no category",
+    let card = |figure, label: &str, value: String| Card {
+        figure,
+        label: label.to_owned(),
+        value,
     };
-    let categories = crate::report::group_rows(&p.by_category, none);
-    crate::report::group_chart(
-        &mut category_svg,
-        "by_category",
-        c.t.by_category,
-        &categories,
-    );
-    let operators = p
-        .by_operator
-        .iter()
-        .map(|g| OpLine {
-            operator: g.key.clone().unwrap_or_default(),
-            calls: g.figures.calls,
-            answered: g.figures.answered,
-            avg_talk: secs(g.figures.avg_talk),
-        })
-        .collect();
+    let cards = vec![
+        card("calls", w.calls, t.calls.to_string()),
+        card("answered", w.answered, t.answered.to_string()),
+        card("abandoned", w.abandoned, t.abandoned.to_string()),
+        card(
+            "service_level",
+            w.service_level,
+            t.service_level
+                .map_or_else(|| "—".into(), |v| format!("{:.0}%", v * 100.0)),
+        ),
+        card("avg_wait", w.avg_wait, secs(t.avg_wait)),
+        card("avg_talk", w.avg_talk, secs(t.avg_talk)),
+        card("overdue", w.overdue, t.overdue.to_string()),
+    ];
+    let mut charts = Vec::new();
+    let mut svg = String::new();
+    report::hour_chart(&mut svg, w, &p.by_hour);
+    charts.push(Chart {
+        id: "by_hour",
+        heading: w.by_hour,
+        svg,
+    });
+    if r.days.len() > 1 {
+        let mut svg = String::new();
+        report::group_chart(&mut svg, w, "by_day", w.by_day, &report::day_rows(&r));
+        charts.push(Chart {
+            id: "by_day",
+            heading: w.by_day,
+            svg,
+        });
+    }
+    let kinds = [
+        (GroupKind::Category, "by_category"),
+        (GroupKind::Service, "by_service"),
+        (GroupKind::Organisation, "by_organisation"),
+        (GroupKind::District, "by_district"),
+    ];
+    for (kind, id) in kinds {
+        let mut svg = String::new();
+        let rows = report::rows(kind, p, w, &dir);
+        report::group_chart(&mut svg, w, id, kind.heading(w), &rows);
+        charts.push(Chart {
+            id,
+            heading: kind.heading(w),
+            svg,
+        });
+    }
+    let mut tables = Vec::new();
+    for (kind, id) in [
+        (GroupKind::Service, "t_service"),
+        (GroupKind::Organisation, "t_organisation"),
+        (GroupKind::District, "t_district"),
+        (GroupKind::Operator, "t_operator"),
+    ] {
+        let mut html = String::new();
+        let rows = report::rows(kind, p, w, &dir);
+        report::html_table(&mut html, w, kind.code(), kind.column(w), &rows);
+        tables.push(Chart {
+            id,
+            heading: kind.heading(w),
+            svg: html,
+        });
+    }
     let page = ReportsPage {
+        w,
         day: day.format("%Y-%m-%d").to_string(),
+        range: range.code(),
+        ranges: [Range::Day, Range::Week, Range::Month]
+            .into_iter()
+            .map(|x| RangeChoice {
+                code: x.code(),
+                label: w.range(x),
+                selected: x == range,
+            })
+            .collect(),
+        period: format!("{}: {}", w.range(range), report::period_label(&r)),
         error,
         cards,
-        hour_svg,
-        category_svg,
-        operators,
+        charts,
+        tables,
         c,
     };
     let status = if page.error.is_some() {
