@@ -576,6 +576,7 @@ pub fn setup(c: &crate::config::Config) -> LiveSetup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gateway::live::OperatorPhase;
 
     fn setup(op_name: &str, queue_title: &str) -> LiveSetup {
         LiveSetup {
@@ -634,12 +635,6 @@ mod tests {
         let (snap, _) = live.subscribe();
         assert!(!snap.iter().any(|e| e.full.contains("\"id\":\"op9\"")));
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use gateway::live::OperatorPhase;
 
     /// A reload's roster renames operators, gives them their new skills and retitles queues:
     /// the operator event call control puts out next and the queue's next flush carry them,

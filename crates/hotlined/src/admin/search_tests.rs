@@ -319,13 +319,19 @@ async fn menu_hang_ups_are_missed_until_called_back() {
         writer: e.writer.clone(),
         counters: Default::default(),
         store: Default::default(),
+        talked_before_transfer: Default::default(),
     };
     let start = |n: &str, menu: bool| {
-        let appeal = log.call_arrived(&CallArrived {
-            call_id: &format!("call-{n}"),
-            line: "city",
-            caller: n,
-        });
+        // call control mints the id (a UUIDv7); the log creates the appeal under it
+        let appeal = uuid::Uuid::now_v7().to_string();
+        log.call_arrived(
+            &appeal,
+            &CallArrived {
+                call_id: &format!("call-{n}"),
+                line: "city",
+                caller: n,
+            },
+        );
         if menu {
             log.ivr_step(
                 &appeal,
