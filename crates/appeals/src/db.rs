@@ -154,6 +154,9 @@ fn prepare_sqlite(url: &str) -> Result<String, Error> {
 
 static DRIVERS: Once = Once::new();
 
+/// How long a pooled connection may stay idle before the pool closes it.
+const IDLE_CONNECTION: Duration = Duration::from_secs(30);
+
 /// Opens a pool: SQLite in WAL mode (file and folder created if missing) or PostgreSQL.
 /// Does not migrate; see [`migrate`].
 pub async fn connect(
@@ -167,8 +170,13 @@ pub async fn connect(
         Backend::Sqlite => prepare_sqlite(url)?,
         Backend::Postgres => url.to_owned(),
     };
+    // Connections opened for a burst of readers close after half a minute idle (sqlx keeps
+    // them 10 minutes by default): each SQLite connection holds its own page cache, so a
+    // burst would otherwise keep megabytes it no longer needs.
     let pool = AnyPoolOptions::new()
         .max_connections(max_connections)
+        .min_connections(1)
+        .idle_timeout(Some(IDLE_CONNECTION))
         .acquire_timeout(acquire_timeout)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {

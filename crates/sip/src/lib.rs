@@ -11,6 +11,7 @@ pub mod message;
 pub mod parse;
 pub mod refer;
 pub mod registrar;
+pub mod room;
 pub mod transaction;
 pub mod typed;
 

@@ -14,6 +14,7 @@ use rand::Rng;
 use sip::auth::{AuthOutcome, DigestServer};
 use sip::dialog::{Dialog, DialogError};
 use sip::registrar::Registrar;
+use sip::room::shrink_if_sparse;
 use sip::transaction::{Endpoint, Event, TxKey};
 use sip::{HeaderName, Message, Method, Peer, Request, Response};
 use tracing::{debug, info, info_span, warn, Span};
@@ -358,7 +359,12 @@ impl Core {
     /// The next thing to carry out, in order; `None` when there is nothing more until the
     /// next input.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let out = self.outputs.pop_front();
+        if out.is_none() {
+            // drained: a burst's worth of outputs gives its room back
+            shrink_if_sparse(&mut self.outputs);
+        }
+        out
     }
 
     /// A new appeal id for a call that arrives at `now` (on the driver's civil time).
@@ -576,10 +582,13 @@ impl Core {
         self.stats
             .call_timers
             .store(self.timers.len() as u64, Ordering::Relaxed);
-        // after a burst, the calls table (each `Call` is stored inline) gives its room back
-        if self.calls.capacity() > 256 && self.calls.len() * 4 < self.calls.capacity() {
-            self.calls.shrink_to(self.calls.len() * 2);
-        }
+        // after a burst, the tables sized by calls in progress give their room back (each
+        // `Call` is stored inline in `calls`)
+        shrink_if_sparse(&mut self.calls);
+        shrink_if_sparse(&mut self.our_requests);
+        shrink_if_sparse(&mut self.acd_callers);
+        self.op_legs.give_back_room();
+        self.dialling.give_back_room();
         if let Some(acd) = &self.acd {
             self.stats.activity.publish(acd);
         }

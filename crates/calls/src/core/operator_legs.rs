@@ -106,6 +106,12 @@ pub(super) struct OpLegs {
 }
 
 impl OpLegs {
+    /// After a burst, the legs' tables give their room back ([`sip::room`]).
+    pub(super) fn give_back_room(&mut self) {
+        sip::room::shrink_if_sparse(&mut self.legs);
+        sip::room::shrink_if_sparse(&mut self.txs);
+    }
+
     /// The answered leg of `caller`'s offer to `operator`, and its media when it runs.
     pub(super) fn answered_offer(
         &self,

@@ -46,6 +46,11 @@ pub(super) struct Dialling {
 }
 
 impl Dialling {
+    /// After a burst, the transfers' table gives its room back ([`sip::room`]).
+    pub(super) fn give_back_room(&mut self) {
+        sip::room::shrink_if_sparse(&mut self.transfers);
+    }
+
     /// Whether a transfer of this call to a number is under way or done.
     pub(super) fn transferring(&self, call_id: &str) -> bool {
         self.transfers.contains_key(call_id)

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use crate::message::{split_list, HeaderName, Headers, Host, Message, Method, Request, Response};
+use crate::room::{shrink_if_sparse, SHRINK_ABOVE};
 use crate::typed::Via;
 use crate::{Peer, Transport};
 
@@ -43,9 +44,6 @@ use timers::{Armed, Slot, Timer, TimerTable};
 
 /// The RFC 3261 branch prefix that marks a branch as globally unique (§8.1.1.7).
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
-
-/// Tables and queues at or below this capacity are never shrunk (see [`shrink_if_sparse`]).
-const SHRINK_ABOVE: usize = 256;
 
 /// Timer D on UDP: RFC 3261 Table 4 asks for at least 32 s whatever T1 is.
 const TIMER_D_UDP: Duration = Duration::from_secs(32);
@@ -374,16 +372,6 @@ impl Endpoint {
             self.index.capacity(),
             self.unacked_2xx.capacity(),
         ]
-    }
-}
-
-/// Give a table's room back once it is less than a quarter full, keeping room for twice what
-/// is left: a `HashMap` never shrinks by itself, so one burst of calls would otherwise pin its
-/// peak (transactions live 64·T1 = 32 s after the final, so a 15 s burst at 3× the clean rate
-/// triples the table). The hysteresis (shrink below 1/4, to 2×) keeps the rehash amortised.
-fn shrink_if_sparse<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
-    if map.capacity() > SHRINK_ABOVE && map.len() * 4 < map.capacity() {
-        map.shrink_to(map.len() * 2);
     }
 }
 
