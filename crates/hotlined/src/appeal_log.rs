@@ -90,6 +90,23 @@ pub struct AppealLog {
     pub talked_before_transfer: Mutex<HashMap<String, i64>>,
 }
 
+impl AppealLog {
+    /// The log writing through `writer`, counting into `counters`, looking returning callers
+    /// up in the store once `store` has one.
+    pub fn new(
+        writer: AppealWriter,
+        counters: Arc<CallCounters>,
+        store: crate::admin::StoreSlot,
+    ) -> Self {
+        AppealLog {
+            writer,
+            counters,
+            store,
+            talked_before_transfer: Mutex::default(),
+        }
+    }
+}
+
 /// A call's outcome and talk time from its end and what operators talked before a transfer
 /// (`earlier`, seconds): a caller an operator answered was answered, whatever came after.
 fn outcome_and_talk(
@@ -562,12 +579,7 @@ mod tests {
             None
         );
 
-        let log = AppealLog {
-            writer: writer.clone(),
-            counters: Default::default(),
-            store: Default::default(),
-            talked_before_transfer: Default::default(),
-        };
+        let log = AppealLog::new(writer.clone(), Default::default(), Default::default());
         let lookback = std::time::Duration::from_secs(7 * 86_400);
         assert!(matches!(
             log.returning_operator(caller, lookback).await,
@@ -588,12 +600,7 @@ mod tests {
     #[tokio::test]
     async fn answered_then_transferred_is_answered_with_the_operators_talk() {
         let (_dir, store, writer) = sqlite().await;
-        let log = AppealLog {
-            writer: writer.clone(),
-            counters: Default::default(),
-            store: Default::default(),
-            talked_before_transfer: Default::default(),
-        };
+        let log = AppealLog::new(writer.clone(), Default::default(), Default::default());
         let id = writer.create(NewAppeal {
             call_id: "c-transfer".into(),
             line: "city".into(),

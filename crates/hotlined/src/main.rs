@@ -559,12 +559,11 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         let calls = Arc::new(appeal_log::CallCounters::default());
         // the store the admin API connects in the background; returning-caller lookups use it
         let store_slot = admin::StoreSlot::default();
-        let log = Arc::new(appeal_log::AppealLog {
-            writer: writer.clone(),
-            counters: calls.clone(),
-            store: store_slot.clone(),
-            talked_before_transfer: Default::default(),
-        });
+        let log = Arc::new(appeal_log::AppealLog::new(
+            writer.clone(),
+            calls.clone(),
+            store_slot.clone(),
+        ));
         let operators = Arc::new(admin::OperatorTable::new(
             c.operators.iter().map(|o| (o.login.clone(), o.name.clone())),
         ));

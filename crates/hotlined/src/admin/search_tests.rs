@@ -315,12 +315,8 @@ async fn exports_csv_and_xlsx_of_the_filtered_list() {
 #[tokio::test]
 async fn menu_hang_ups_are_missed_until_called_back() {
     let e = env().await;
-    let log = crate::appeal_log::AppealLog {
-        writer: e.writer.clone(),
-        counters: Default::default(),
-        store: Default::default(),
-        talked_before_transfer: Default::default(),
-    };
+    let log =
+        crate::appeal_log::AppealLog::new(e.writer.clone(), Default::default(), Default::default());
     let start = |n: &str, menu: bool| {
         // call control mints the id (a UUIDv7); the log creates the appeal under it
         let appeal = uuid::Uuid::now_v7().to_string();
