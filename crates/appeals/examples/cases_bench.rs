@@ -488,6 +488,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Worklist::Due {
                         from: today,
                         to: today + chrono::Duration::days(1),
+                        assignee: None,
                     },
                     now,
                     first,

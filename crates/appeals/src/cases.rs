@@ -118,10 +118,12 @@ pub enum Worklist<'a> {
     Mine(&'a str),
     /// Open appeals past their due date, most overdue first.
     Overdue,
-    /// Open appeals due in `[from, to)` (a local day), soonest first.
+    /// Open appeals due in `[from, to)` (a local day), soonest first; only those assigned to
+    /// `assignee` when given (an operator's own).
     Due {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        assignee: Option<&'a str>,
     },
 }
 
@@ -656,11 +658,21 @@ impl Store {
                 "due_at, id",
                 vec![Bind::Int(ms(now))],
             ),
-            Worklist::Due { from, to } => (
-                format!("due_at >= $1 AND due_at < $2 AND {OPEN}"),
-                "due_at, id",
-                vec![Bind::Int(ms(from)), Bind::Int(ms(to))],
-            ),
+            Worklist::Due { from, to, assignee } => {
+                let mut binds = vec![Bind::Int(ms(from)), Bind::Int(ms(to))];
+                let mine = match assignee {
+                    Some(login) => {
+                        binds.push(Bind::Text(login.to_owned()));
+                        " AND assignee = $3"
+                    }
+                    None => "",
+                };
+                (
+                    format!("due_at >= $1 AND due_at < $2{mine} AND {OPEN}"),
+                    "due_at, id",
+                    binds,
+                )
+            }
         };
         let n = binds.len();
         binds.push(Bind::Int(i64::from(page.limit.min(Page::MAX_LIMIT))));

@@ -402,7 +402,15 @@ async fn worklists(db: TestDb) {
     assert_eq!(list(Worklist::Mine("op1")).await, [ids[0], ids[1], ids[3]]);
     assert_eq!(list(Worklist::Overdue).await, [ids[0], ids[1]]);
     let (from, to) = (now - TimeDelta::hours(2), now + TimeDelta::hours(2));
-    assert_eq!(list(Worklist::Due { from, to }).await, [ids[1], ids[2]]);
+    assert_eq!(
+        list(Worklist::Due {
+            from,
+            to,
+            assignee: None
+        })
+        .await,
+        [ids[1], ids[2]]
+    );
     // done work leaves the lists
     for to in [Status::Declined] {
         store

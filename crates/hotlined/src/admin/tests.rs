@@ -2250,12 +2250,8 @@ async fn new_skills_move_a_logged_in_operators_queues() {
 async fn callbacks_show_their_attempts() {
     use gateway::{CallArrived, CallLog, CallbackAttempt, CallbackOutcome, IvrStep};
     let e = env().await;
-    let log = crate::appeal_log::AppealLog {
-        writer: e.writer.clone(),
-        counters: Default::default(),
-        store: Default::default(),
-        talked_before_transfer: Default::default(),
-    };
+    let log =
+        crate::appeal_log::AppealLog::new(e.writer.clone(), Default::default(), Default::default());
     let book = |n: &str, queue: Option<&str>| {
         let appeal = uuid::Uuid::now_v7().to_string();
         log.call_arrived(
@@ -2620,7 +2616,7 @@ async fn appeal_case_fields_are_derived_checked_and_versioned() {
         "{edits:?}"
     );
 
-    // mine, as the assignee sees it; an operator has no other worklist
+    // mine, as the assignee sees it; an operator has no overdue list
     let op1 = user_token(&e.state, "op1", appeals::Role::Operator).await;
     let op2 = user_token(&e.state, "op2", appeals::Role::Operator).await;
     let mine = call_by(&e.state, &op1, "GET", "/api/v1/worklists/mine", "")
@@ -2633,6 +2629,39 @@ async fn appeal_case_fields_are_derived_checked_and_versioned() {
     assert!(theirs["appeals"].as_array().unwrap().is_empty());
     let overdue = call_by(&e.state, &op2, "GET", "/api/v1/worklists/overdue", "").await;
     assert_eq!(overdue.status, StatusCode::FORBIDDEN, "{}", overdue.body);
+    // an operator's due-today is their own (op1's appeal, due now, is not op2's); the
+    // missed callers are everyone's to call back
+    let was = call(&e.state, "GET", &path, "").await.json()["due_at"].clone();
+    assert!(was.is_string(), "{was}");
+    let due_now = format!(r#"{{"due_at":"{}"}}"#, Utc::now().to_rfc3339());
+    let due = call(&e.state, "PATCH", &path, &due_now).await;
+    assert_eq!(due.status, StatusCode::OK, "{}", due.body);
+    let due_of = |token: String| {
+        let state = e.state.clone();
+        async move {
+            let a = call_by(&state, &token, "GET", "/api/v1/worklists/due-today", "").await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+            let ids: Vec<String> = a.json()["appeals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["id"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            ids
+        }
+    };
+    assert_eq!(due_of(op1.clone()).await, [id.to_string()]);
+    assert!(due_of(op2.clone()).await.is_empty());
+    let back = call(
+        &e.state,
+        "PATCH",
+        &path,
+        &json!({ "due_at": was }).to_string(),
+    )
+    .await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.body);
+    let missed = call_by(&e.state, &op2, "GET", "/api/v1/worklists/missed", "").await;
+    assert_eq!(missed.status, StatusCode::OK, "{}", missed.body);
     let nope = call(&e.state, "GET", "/api/v1/worklists/someday", "").await;
     assert_eq!(nope.status, StatusCode::NOT_FOUND);
 

@@ -42,9 +42,11 @@ pub async fn list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Path(list) = list.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if !who.sees_all() && list != "mine" {
+    // an operator works their own appeals (mine, due today) and calls missed callers back;
+    // the whole line's overdue list is the supervisors'
+    if !who.sees_all() && list == "overdue" {
         return Err(ApiError::forbidden(format!(
-            "worklist {list:?}: an operator has their own list, mine"
+            "worklist {list:?}: an operator has mine, due-today (their own) and missed"
         )));
     }
     let Query(q) = q.map_err(query_error)?;
@@ -58,7 +60,11 @@ pub async fn list(
         "due-today" => {
             let today = now.with_timezone(&s.reports.tz).date_naive();
             let (from, to) = appeals::report::day_bounds(today, s.reports.tz);
-            Worklist::Due { from, to }
+            Worklist::Due {
+                from,
+                to,
+                assignee: (!who.sees_all()).then_some(actor.as_str()),
+            }
         }
         "missed" => {
             let callers = store.missed(p).await?;

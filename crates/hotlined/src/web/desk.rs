@@ -145,9 +145,6 @@ struct DeskPage {
     due: Vec<WorkItem>,
     missed: Vec<MissedItem>,
     callbacks: Vec<CallbackItem>,
-    /// Whether the viewer may see the due-today and missed lists (supervisors and admins:
-    /// the worklists route gives an operator `mine` only).
-    all_lists: bool,
     services: Vec<Opt>,
     districts: Vec<Opt>,
     organisations: Vec<Opt>,
@@ -296,10 +293,10 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
         .collect();
     let (mut mine, mut due, mut missed, mut callbacks) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let all_lists = v.who.sees_all();
     let (mut calls, mut answered, mut avg_talk) = (0, 0, String::from("—"));
     if let Ok(store) = s.store() {
-        // the worklists route's lists: `mine` for everyone, the others for supervisors
+        // the worklists route's lists as the operator has them: their own appeals (in work,
+        // due today), the missed callers to call back, the callbacks of their queues
         let now = Utc::now();
         let page = Page {
             offset: 0,
@@ -318,22 +315,25 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
             mine = list.iter().map(|a| work_item(&c, a)).collect();
         }
         let today = now.with_timezone(&s.reports.tz).date_naive();
-        if all_lists {
-            let (from, to) = appeals::report::day_bounds(today, s.reports.tz);
-            if let Ok(list) = store.worklist(Worklist::Due { from, to }, now, page).await {
-                due = list.iter().map(|a| work_item(&c, a)).collect();
-            }
-            if let Ok(list) = store.missed(page).await {
-                missed = list
-                    .iter()
-                    .map(|m| MissedItem {
-                        id: m.appeal_id.to_string(),
-                        when: c.when(&m.last_missed_at),
-                        caller: m.caller_number.clone(),
-                        calls: m.calls,
-                    })
-                    .collect();
-            }
+        let (from, to) = appeals::report::day_bounds(today, s.reports.tz);
+        let own_due = Worklist::Due {
+            from,
+            to,
+            assignee: Some(&operator),
+        };
+        if let Ok(list) = store.worklist(own_due, now, page).await {
+            due = list.iter().map(|a| work_item(&c, a)).collect();
+        }
+        if let Ok(list) = store.missed(page).await {
+            missed = list
+                .iter()
+                .map(|m| MissedItem {
+                    id: m.appeal_id.to_string(),
+                    when: c.when(&m.last_missed_at),
+                    caller: m.caller_number.clone(),
+                    calls: m.calls,
+                })
+                .collect();
         }
         if let Ok(r) =
             crate::report::build(store, today, today, s.reports.tz, &s.reports.options).await
@@ -396,7 +396,6 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
         due,
         missed,
         callbacks,
-        all_lists,
         services,
         districts,
         organisations,

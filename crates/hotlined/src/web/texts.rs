@@ -178,7 +178,6 @@ texts! {
     until: "до", "until";
     open_card: "Открыть карточку", "Open the card";
     citizen_several: "С этого номера несколько заявителей — выберите карточку:", "Several citizens have this number; choose the card:";
-    wl_supervisors: "Этот список ведут старшие смены.", "Shift supervisors keep this list.";
     suggested_org: "Предлагается", "Suggested";
     field_refused: "Поле «{field}»: значение не принято, выберите из списка или исправьте", "{field}: the value was refused, choose from the list or correct it";
     reports_title: "Отчёт за день", "Daily report";
