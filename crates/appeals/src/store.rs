@@ -308,13 +308,23 @@ impl Store {
         .await?;
         let data = serde_json::json!({ "from": old, "to": value });
         db::append_event(&mut tx, id, Uuid::now_v7(), now, kind, &data, Some(actor)).await?;
+        // What the partner is told, queued in this same transaction so the change and the
+        // message stand or fall together: an appeal that came from the partner reports its
+        // new status back; one we forwarded reports its status and notes.
+        let mut update = partner::UpdateMessage {
+            actor: Some(actor.to_owned()),
+            at: now,
+            ..partner::UpdateMessage::default()
+        };
         if kind == EventKind::StatusChanged && old.as_deref() != Some(value) {
-            // An appeal that came from the partner reports its new status back, queued in
-            // this same transaction so the change and the message stand or fall together.
             let from: Status = parsed(old.unwrap_or_default(), "status")?;
             let to: Status = parsed(value.to_owned(), "status")?;
             partner::status_changed(&mut tx, id, from, to, actor, now).await?;
+            update.status = Some(partner::StatusMove { from, to });
+        } else if kind == EventKind::NoteAdded && old.as_deref() != Some(value) {
+            update.notes = Some(value.to_owned());
         }
+        partner::forwarded_changed(&mut tx, id, &update, now).await?;
         tx.commit().await?;
         Ok(())
     }
