@@ -212,6 +212,9 @@ impl UpdateMessage {
     }
 }
 
+/// A due date, or none.
+pub type DueDate = Option<DateTime<Utc>>;
+
 /// What a received update did to our copy ([`Store::receive_update`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpdateApplied {
@@ -222,7 +225,7 @@ pub struct UpdateApplied {
     /// Our status move, when the update moved it.
     pub status: Option<StatusMove>,
     /// Our due date before and after, when the update changed it.
-    pub due_at: Option<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    pub due_at: Option<(DueDate, DueDate)>,
     /// Whether the update carried notes or a resolution (recorded on the timeline).
     pub text: bool,
 }
