@@ -521,15 +521,9 @@ impl Store {
         let now = Utc::now();
         let mut conn = self.pool.acquire().await?;
         let mut tx = db::begin_write(&mut conn).await?;
-        let sql = format!("SELECT {APPEAL_COLUMNS} FROM appeals WHERE id = $1");
-        let Some(row) = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(cur) = crate::store::appeal_on(&mut tx, id).await? else {
             return Err(Error::NotFound(id));
         };
-        let cur = appeal_from_row(&row)?;
         if let Some(v) = version {
             if v != cur.case.version {
                 return Err(Error::Stale {

@@ -47,7 +47,7 @@ use uuid::Uuid;
 
 use crate::db::{self, ms};
 use crate::model::{AppealId, EventKind, Outcome, Status};
-use crate::store::{appeal_from_row, parsed, time, APPEAL_COLUMNS};
+use crate::store::{appeal_on, parsed, time};
 use crate::writer::now_ms;
 use crate::{Error, Store};
 
@@ -511,15 +511,9 @@ impl Store {
         let now = now_ms();
         let mut conn = self.pool().acquire().await?;
         let mut tx = db::begin_write(&mut conn).await?;
-        let sql = format!("SELECT {APPEAL_COLUMNS} FROM appeals WHERE id = $1");
-        let Some(row) = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(appeal) = appeal_on(&mut tx, id).await? else {
             return Err(Error::NotFound(id));
         };
-        let appeal = appeal_from_row(&row)?;
         if !matches!(appeal.status, Status::New | Status::InProgress) {
             return Err(Error::NotForwardable {
                 id,
@@ -820,15 +814,9 @@ impl Store {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        let sql = format!("SELECT {APPEAL_COLUMNS} FROM appeals WHERE id = $1");
-        let Some(row) = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(cur) = appeal_on(&mut tx, id).await? else {
             return Err(Error::NotFound(origin));
         };
-        let cur = appeal_from_row(&row)?;
         let status = match msg.status {
             None => None,
             Some(m) if m.is_reopen() => {

@@ -552,6 +552,22 @@ pub(crate) fn opt_parsed<T: std::str::FromStr>(
     s.map(|s| parsed(s, column)).transpose()
 }
 
+/// Appeal `id` read on `conn` (a transaction's, so what the transaction decides on is what
+/// it read), or `None`.
+pub(crate) async fn appeal_on(
+    conn: &mut sqlx::AnyConnection,
+    id: AppealId,
+) -> Result<Option<Appeal>, Error> {
+    let sql = format!("SELECT {APPEAL_COLUMNS} FROM appeals WHERE id = $1");
+    sqlx::query(&sql)
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(appeal_from_row)
+        .transpose()
+}
+
 pub(crate) fn appeal_from_row(r: &AnyRow) -> Result<Appeal, Error> {
     Ok(Appeal {
         id: parsed(r.try_get("id")?, "id")?,

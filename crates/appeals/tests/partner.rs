@@ -68,6 +68,32 @@ async fn deliver(from: &Store, to: &Store, centre: &str, to_centre: &str) -> usi
     }
 }
 
+/// Runs a test of two centres (A and B, a database each) on SQLite, and on PostgreSQL when
+/// there is one (`case::sqlite`, `case::postgres`), as `on_both!` does for one database.
+macro_rules! on_two_centres {
+    ($case:ident, $what:literal) => {
+        mod $case {
+            use super::common;
+
+            #[tokio::test]
+            async fn sqlite() {
+                super::$case(common::sqlite(), common::sqlite()).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let (Some(a), Some(b)) = (
+                    common::postgres(concat!($what, " (A)"), true).await,
+                    common::postgres(concat!($what, " (B)"), true).await,
+                ) else {
+                    return;
+                };
+                super::$case(a, b).await;
+            }
+        }
+    };
+}
+
 async fn count(store: &Store, sql: &str) -> i64 {
     sqlx::query(sql)
         .fetch_one(store.pool())
@@ -232,21 +258,7 @@ async fn exchange(a_db: TestDb, b_db: TestDb) {
     w.shutdown().await;
 }
 
-#[tokio::test]
-async fn exchange_on_sqlite() {
-    exchange(common::sqlite(), common::sqlite()).await;
-}
-
-#[tokio::test]
-async fn exchange_on_postgres() {
-    let (Some(a), Some(b)) = (
-        common::postgres("exchange (A)", true).await,
-        common::postgres("exchange (B)", true).await,
-    ) else {
-        return;
-    };
-    exchange(a, b).await;
-}
+on_two_centres!(exchange, "exchange");
 
 /// Retries move the next attempt; a refused message is given up and says so on the
 /// timeline.
@@ -368,21 +380,7 @@ async fn forward_carries_the_case(a_db: TestDb, b_db: TestDb) {
     w.shutdown().await;
 }
 
-#[tokio::test]
-async fn forward_carries_the_case_on_sqlite() {
-    forward_carries_the_case(common::sqlite(), common::sqlite()).await;
-}
-
-#[tokio::test]
-async fn forward_carries_the_case_on_postgres() {
-    let (Some(a), Some(b)) = (
-        common::postgres("case forward (A)", true).await,
-        common::postgres("case forward (B)", true).await,
-    ) else {
-        return;
-    };
-    forward_carries_the_case(a, b).await;
-}
+on_two_centres!(forward_carries_the_case, "case forward");
 
 /// A's appeal `call`, with a due date, forwarded to B and delivered: (A's id, B's copy).
 async fn forwarded(
@@ -597,21 +595,7 @@ async fn status_both_ways(a_db: TestDb, b_db: TestDb) {
     w.shutdown().await;
 }
 
-#[tokio::test]
-async fn status_both_ways_on_sqlite() {
-    status_both_ways(common::sqlite(), common::sqlite()).await;
-}
-
-#[tokio::test]
-async fn status_both_ways_on_postgres() {
-    let (Some(a), Some(b)) = (
-        common::postgres("both ways (A)", true).await,
-        common::postgres("both ways (B)", true).await,
-    ) else {
-        return;
-    };
-    status_both_ways(a, b).await;
-}
+on_two_centres!(status_both_ways, "both ways");
 
 /// A trigger that makes every insert of an update into the outbox fail.
 async fn refuse_updates(s: &Store) {
