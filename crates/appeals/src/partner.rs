@@ -496,6 +496,19 @@ const PENDING_HEAD: &str = "o.sent_at IS NULL AND o.failed_at IS NULL AND NOT EX
     AND e.sent_at IS NULL AND e.failed_at IS NULL \
     AND (e.created_at < o.created_at OR (e.created_at = o.created_at AND e.id < o.id)))";
 
+/// An outbox row's key, kind and appeal.
+fn outbox_head(r: &sqlx::any::AnyRow) -> Result<(Uuid, OutboxKind, AppealId), Error> {
+    let kind: String = r.try_get("kind")?;
+    Ok((
+        parsed(r.try_get("id")?, "partner_outbox.id")?,
+        OutboxKind::parse(&kind).ok_or(Error::BadValue {
+            column: "partner_outbox.kind",
+            value: kind.clone(),
+        })?,
+        parsed(r.try_get("appeal_id")?, "partner_outbox.appeal_id")?,
+    ))
+}
+
 fn opt_time(v: Option<i64>, column: &'static str) -> Result<Option<DateTime<Utc>>, Error> {
     v.map(|m| time(m, column)).transpose()
 }
@@ -946,15 +959,12 @@ impl Store {
             .await?
             .iter()
             .map(|r| {
-                let kind: String = r.try_get("kind")?;
+                let (key, kind, appeal_id) = outbox_head(r)?;
                 let payload: String = r.try_get("payload")?;
                 Ok(OutboxMessage {
-                    key: parsed(r.try_get("id")?, "partner_outbox.id")?,
-                    kind: OutboxKind::parse(&kind).ok_or(Error::BadValue {
-                        column: "partner_outbox.kind",
-                        value: kind.clone(),
-                    })?,
-                    appeal_id: parsed(r.try_get("appeal_id")?, "partner_outbox.appeal_id")?,
+                    key,
+                    kind,
+                    appeal_id,
                     path: r.try_get("path")?,
                     payload: serde_json::from_str(&payload).map_err(|_| Error::BadValue {
                         column: "partner_outbox.payload",
@@ -1107,14 +1117,11 @@ impl Store {
             .await?
             .iter()
             .map(|r| {
-                let kind: String = r.try_get("kind")?;
+                let (key, kind, appeal_id) = outbox_head(r)?;
                 Ok(OutboxRow {
-                    key: parsed(r.try_get("id")?, "partner_outbox.id")?,
-                    kind: OutboxKind::parse(&kind).ok_or(Error::BadValue {
-                        column: "partner_outbox.kind",
-                        value: kind.clone(),
-                    })?,
-                    appeal_id: parsed(r.try_get("appeal_id")?, "partner_outbox.appeal_id")?,
+                    key,
+                    kind,
+                    appeal_id,
                     attempts: r.try_get("attempts")?,
                     last_error: r.try_get("last_error")?,
                     sent_at: opt_time(r.try_get("sent_at")?, "partner_outbox.sent_at")?,
