@@ -388,6 +388,31 @@ fn two_daemons_carry_the_origins_changes_to_the_partner() {
     assert_eq!(s, 409, "{text}");
     assert_eq!(kinds(&b, &theirs).len(), before + 2);
 
+    // A closes an appeal B has not started: B's `new` copy cannot become `done` (409); A's
+    // sender gives it up, and A's timeline says why.
+    let second = call_appeal(&a, "partner-call-4");
+    let (s, v) = api(&a, "POST", &format!("/api/v1/appeals/{second}/forward"), "");
+    assert_eq!(s, 202, "{v}");
+    let copy = eventually(WAIT, "the second appeal on B", || {
+        received(&b, &second).pop()
+    })["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    patch(&a, &second, json!({"status": "done"}));
+    let refused = eventually(WAIT, "the refusal on A's timeline", || {
+        timeline(&a, &second)["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|e| e["data"]["delivery_failed"].as_str().map(str::to_owned))
+    });
+    assert!(
+        refused.contains("409") && refused.contains("cannot become done"),
+        "{refused}"
+    );
+    assert_eq!(timeline(&b, &copy)["status"], "new");
+
     // No echo: give one every chance to show up. A heard B's two statuses only; B's copy
     // heard A's three updates (and the one posted by hand) only.
     std::thread::sleep(Duration::from_millis(1500));
