@@ -893,7 +893,6 @@ impl Store {
             "partner_appeal": origin,
             "partner_actor": msg.actor,
             "at_partner": msg.at,
-            "update": true,
         });
         if let Some(m) = msg.status {
             data["from"] = serde_json::json!(m.from);
