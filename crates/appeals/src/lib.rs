@@ -53,7 +53,7 @@ pub use partner::{
     OutboxRow, Received, StatusMessage,
 };
 pub use report::{DailyReport, Figures, Group, HourFigures, ReportOptions};
-pub use store::{search_terms, Page, SearchFilter, Store, MAX_TERMS};
+pub use store::{search_terms, Page, SearchFilter, Store, Total, MAX_TERMS};
 pub use writer::{AppealWriter, WriterConfig, WriterStats};
 
 /// The form phone numbers are matched in: the digits of `number` with `+`, spaces, dashes

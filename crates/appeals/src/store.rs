@@ -85,38 +85,39 @@ pub fn search_terms(q: &str) -> Vec<String> {
         .collect()
 }
 
+/// The key a table's full text index gives its rows on `backend`: `rowid` on SQLite (the
+/// FTS5 indexes are keyed by it), `id` on PostgreSQL.
+pub(crate) fn fts_key(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "rowid",
+        Backend::Postgres => "id",
+    }
+}
+
 /// The full text match of `terms` (from [`search_terms`], not empty) in `table`
-/// (`appeals` or `citizens`) on `backend`: the key column the match gives (`rowid` on
-/// SQLite, where the FTS5 index is keyed by it; `id` on PostgreSQL), a sub-select of the
-/// matching keys with `$?` where the query goes, and that query. Every term matches as a
-/// word's beginning.
-pub(crate) fn fts_keys(
-    backend: Backend,
-    table: &str,
-    terms: &[String],
-) -> (&'static str, String, String) {
+/// (`appeals` or `citizens`) on `backend`: a condition on that table's rows, unqualified,
+/// with `$?` where the query goes, and that query. Every term matches as a word's
+/// beginning.
+///
+/// SQLite: the row's rowid among the FTS5 index's matches. PostgreSQL: the row's vector
+/// against the tsquery — the appeals' expression (`hotline_search_vector(…)`, its GIN
+/// index of migration 7), the cards' stored `search_vector` (migration 9) — which the
+/// planner answers from the GIN index, or tests row by row when it walks the order's index
+/// instead (a common word: the page is found long before every match is).
+pub(crate) fn fts_match(backend: Backend, table: &str, terms: &[String]) -> (String, String) {
     match backend {
         Backend::Sqlite => (
-            "rowid",
-            format!("SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH $?"),
-            terms
-                .iter()
-                .map(|t| format!("\"{t}\"*"))
-                .collect::<Vec<_>>()
-                .join(" "),
+            format!("rowid IN (SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH $?)"),
+            fts5_query(terms),
         ),
         Backend::Postgres => {
-            let columns = if table == "citizens" {
-                "name, address, notes"
+            let vector = if table == "citizens" {
+                "search_vector"
             } else {
-                "notes, address, resolution"
+                "hotline_search_vector(notes, address, resolution)"
             };
             (
-                "id",
-                format!(
-                    "SELECT id FROM {table} \
-                     WHERE hotline_search_vector({columns}) @@ to_tsquery('simple', $?)"
-                ),
+                format!("{vector} @@ to_tsquery('simple', $?)"),
                 terms
                     .iter()
                     .map(|t| format!("{t}:*"))
@@ -125,6 +126,16 @@ pub(crate) fn fts_keys(
             )
         }
     }
+}
+
+/// The FTS5 query of `terms`: every one as a quoted prefix (the terms are letters and
+/// digits only, so no query syntax gets through).
+fn fts5_query(terms: &[String]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("\"{t}\"*"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A page of results: skip `offset`, return at most `limit`.
@@ -146,6 +157,37 @@ impl Default for Page {
         Self {
             offset: 0,
             limit: 50,
+        }
+    }
+}
+
+/// How many a search found: exactly, or more than [`Total::count`] when counting stopped
+/// there ([`Store::count_at_most`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Total {
+    /// The number found, or the cap when there are more.
+    pub count: u64,
+    /// False when there are more than `count` (counting stopped at the cap).
+    pub exact: bool,
+}
+
+impl Total {
+    /// Where the lists' totals stop counting: "more than 10 000" is all a person needs, and
+    /// counting every match of a common word is what took the time at size (issue 12).
+    pub const CAP: u64 = 10_000;
+
+    /// The total of a count that looked at `cap + 1` rows at most and found `n`.
+    pub fn of(n: u64, cap: u64) -> Self {
+        if n > cap {
+            Self {
+                count: cap,
+                exact: false,
+            }
+        } else {
+            Self {
+                count: n,
+                exact: true,
+            }
         }
     }
 }
@@ -220,6 +262,11 @@ impl Store {
 
     /// Appeals matching the filter, newest first.
     pub async fn search(&self, filter: &SearchFilter, page: Page) -> Result<Vec<Appeal>, Error> {
+        if self.backend == Backend::Sqlite {
+            if let Some(found) = self.search_newest_matches(filter, page).await? {
+                return Ok(found);
+            }
+        }
         let (where_sql, mut binds) = where_clause(filter, self.backend);
         let n = binds.len();
         let sql = format!(
@@ -238,6 +285,129 @@ impl Store {
             .collect()
     }
 
+    /// SQLite, a full text search: the page taken from the newest matches only, when that
+    /// is sure to be the page [`Store::search`] gives; `None` when it is not (and the
+    /// caller sorts every match by arrival instead).
+    ///
+    /// The FTS5 index gives its matches by rowid, newest first and without sorting them
+    /// (`ORDER BY rowid DESC LIMIT w`: the window), and appeals get their rowid as they are
+    /// written, about when they arrive. The page is the window's matches (with the appeals
+    /// of matching cards from the same rowids on, when the cards are searched too) with
+    /// the other filters applied, sorted by arrival. It is the true page when the window
+    /// held every match, or when no appeal below the window's lowest rowid arrived at or
+    /// after the page's last one (one probe of `appeals_arrived_at`): then no match the
+    /// window left out comes before it. A larger window is tried once before giving up.
+    async fn search_newest_matches(
+        &self,
+        filter: &SearchFilter,
+        page: Page,
+    ) -> Result<Option<Vec<Appeal>>, Error> {
+        const WINDOWS: [i64; 2] = [2_000, 20_000];
+        /// Cards few enough that all their appeals join the window.
+        const FEW_CARDS: i64 = 500;
+        let terms = filter.text.as_deref().map(search_terms).unwrap_or_default();
+        let limit = u64::from(page.limit.min(Page::MAX_LIMIT));
+        let want = page.offset.saturating_add(limit);
+        if terms.is_empty() || limit == 0 || want > 1_000 {
+            return Ok(None);
+        }
+        let q = fts5_query(&terms);
+        let rest = SearchFilter {
+            text: None,
+            text_in_citizens: false,
+            ..filter.clone()
+        };
+        let few_cards = if filter.text_in_citizens {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT rowid FROM citizens_fts \
+                 WHERE citizens_fts MATCH $1 LIMIT $2)",
+            )
+            .bind(q.clone())
+            .bind(FEW_CARDS + 1)
+            .fetch_one(&self.pool)
+            .await?;
+            Some(n <= FEW_CARDS)
+        } else {
+            None
+        };
+        let window =
+            "SELECT rowid AS r FROM appeals_fts WHERE appeals_fts MATCH $1 ORDER BY rowid DESC LIMIT $2";
+        for w in WINDOWS {
+            let row = sqlx::query(&format!("SELECT COUNT(*), MIN(r) FROM ({window})"))
+                .bind(q.clone())
+                .bind(w)
+                .fetch_one(&self.pool)
+                .await?;
+            let (n, lowest): (i64, Option<i64>) = (row.try_get(0)?, row.try_get(1)?);
+            let whole = n < w;
+            let (where_sql, mut binds) = where_clause(&rest, Backend::Sqlite);
+            let at = binds.len();
+            binds.push(Bind::Text(q.clone()));
+            binds.push(Bind::Int(w));
+            let window = window
+                .replace("$1", &format!("${}", at + 1))
+                .replace("$2", &format!("${}", at + 2));
+            let candidates = match few_cards {
+                None => window,
+                Some(few) => {
+                    // every appeal of the matching cards when they are few, else those from
+                    // the window's lowest rowid on (none left out above it)
+                    let from = match (few, whole) {
+                        (true, _) => 0,
+                        (false, false) => lowest.unwrap_or(0),
+                        (false, true) => return Ok(None),
+                    };
+                    binds.push(Bind::Int(from));
+                    binds.push(Bind::Text(q.clone()));
+                    format!(
+                        "SELECT r FROM ({window}) UNION SELECT a.rowid FROM appeals a \
+                         WHERE a.rowid >= ${} \
+                         AND a.citizen_id IN (SELECT c.id FROM citizens c WHERE c.rowid IN \
+                         (SELECT rowid FROM citizens_fts WHERE citizens_fts MATCH ${}))",
+                        at + 3,
+                        at + 4
+                    )
+                }
+            };
+            binds.push(Bind::Int(i64::try_from(want).unwrap_or(i64::MAX)));
+            // CROSS JOIN: SQLite keeps this order, the candidates first
+            let sql = format!(
+                "SELECT {APPEAL_COLUMNS} FROM ({candidates}) m CROSS JOIN appeals \
+                 ON appeals.rowid = m.r{where_sql} ORDER BY arrived_at DESC, id DESC LIMIT ${}",
+                binds.len()
+            );
+            let found: Vec<Appeal> = bind_all(sqlx::query(&sql), binds)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(appeal_from_row)
+                .collect::<Result<_, _>>()?;
+            let sure = if whole {
+                true
+            } else {
+                match (found.last(), lowest) {
+                    (Some(last), Some(lowest)) if found.len() as u64 == want => {
+                        let later: Option<i64> = sqlx::query_scalar(
+                            "SELECT 1 FROM appeals INDEXED BY appeals_arrived_at \
+                             WHERE arrived_at >= $1 AND rowid < $2 LIMIT 1",
+                        )
+                        .bind(db::ms(last.arrived_at))
+                        .bind(lowest)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                        later.is_none()
+                    }
+                    _ => false,
+                }
+            };
+            if sure {
+                let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
+                return Ok(Some(found.into_iter().skip(skip).collect()));
+            }
+        }
+        Ok(None)
+    }
+
     /// How many appeals match the filter.
     pub async fn count(&self, filter: &SearchFilter) -> Result<u64, Error> {
         let (where_sql, binds) = where_clause(filter, self.backend);
@@ -247,6 +417,43 @@ impl Store {
             .await?;
         let n: i64 = row.try_get(0)?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// How many appeals match the filter, counting no further than `cap + 1`: exact up to
+    /// `cap`, else "more than `cap`" ([`Total`]). The lists use [`Total::CAP`].
+    pub async fn count_at_most(&self, filter: &SearchFilter, cap: u64) -> Result<Total, Error> {
+        let limit = i64::try_from(cap.saturating_add(1)).unwrap_or(i64::MAX);
+        let only_text = SearchFilter {
+            text: filter.text.clone(),
+            ..SearchFilter::default()
+        };
+        let terms = filter.text.as_deref().map(search_terms).unwrap_or_default();
+        let (sql, mut binds) =
+            if self.backend == Backend::Sqlite && *filter == only_text && !terms.is_empty() {
+                // every row of the FTS5 index is an appeal (its triggers keep it so): counted
+                // there, without reading the appeals
+                (
+                    "SELECT COUNT(*) FROM (SELECT rowid FROM appeals_fts \
+                 WHERE appeals_fts MATCH $1 LIMIT $2) t"
+                        .to_owned(),
+                    vec![Bind::Text(fts5_query(&terms))],
+                )
+            } else {
+                let (where_sql, binds) = where_clause(filter, self.backend);
+                (
+                    format!(
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM appeals{where_sql} LIMIT ${}) t",
+                        binds.len() + 1
+                    ),
+                    binds,
+                )
+            };
+        binds.push(Bind::Int(limit));
+        let n: i64 = bind_all(sqlx::query(&sql), binds)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(Total::of(u64::try_from(n).unwrap_or(0), cap))
     }
 
     /// Sets the follow-up status, recorded as a `status_changed` event by `actor`. When the
@@ -469,21 +676,22 @@ fn where_clause(f: &SearchFilter, backend: Backend) -> (String, Vec<Bind>) {
     }
     let terms = f.text.as_deref().map(search_terms).unwrap_or_default();
     if !terms.is_empty() {
-        let (key, own, q) = fts_keys(backend, "appeals", &terms);
+        let (own, q) = fts_match(backend, "appeals", &terms);
         binds.push(Bind::Text(q));
         let own = own.replace("$?", &format!("${}", binds.len()));
         if f.text_in_citizens {
             // a union of index lookups, not an OR (which neither backend answers from the
             // indexes): the appeals whose text matches, and those of the cards that do
-            let (_, cards, q2) = fts_keys(backend, "citizens", &terms);
+            let key = fts_key(backend);
+            let (cards, q2) = fts_match(backend, "citizens", &terms);
             binds.push(Bind::Text(q2));
             let cards = cards.replace("$?", &format!("${}", binds.len()));
             conds.push(format!(
-                "{key} IN ({own} UNION SELECT a.{key} FROM appeals a WHERE a.citizen_id IN \
-                 (SELECT c.id FROM citizens c WHERE c.{key} IN ({cards})))"
+                "{key} IN (SELECT {key} FROM appeals WHERE {own} UNION SELECT a.{key} \
+                 FROM appeals a WHERE a.citizen_id IN (SELECT c.id FROM citizens c WHERE {cards}))"
             ));
         } else {
-            conds.push(format!("{key} IN ({own})"));
+            conds.push(own);
         }
     }
     if conds.is_empty() {
