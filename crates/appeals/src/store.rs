@@ -267,16 +267,44 @@ impl Store {
                 return Ok(found);
             }
         }
-        let (where_sql, mut binds) = where_clause(filter, self.backend);
-        let n = binds.len();
-        let sql = format!(
-            "SELECT {APPEAL_COLUMNS} FROM appeals{where_sql} \
-             ORDER BY arrived_at DESC, id DESC LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        );
-        binds.push(Bind::Int(i64::from(page.limit.min(Page::MAX_LIMIT))));
-        binds.push(Bind::Int(i64::try_from(page.offset).unwrap_or(i64::MAX)));
+        let limit = i64::from(page.limit.min(Page::MAX_LIMIT));
+        let offset = i64::try_from(page.offset).unwrap_or(i64::MAX);
+        let (sql, binds) = match card_branches(filter, self.backend, APPEAL_COLUMNS) {
+            Some((own, cards, mut binds)) => {
+                // each of the two newest first up to the page's end, then joined
+                let n = binds.len();
+                binds.push(Bind::Int(offset.saturating_add(limit)));
+                binds.push(Bind::Int(limit));
+                binds.push(Bind::Int(offset));
+                let order = "ORDER BY arrived_at DESC, id DESC";
+                (
+                    format!(
+                        "SELECT {APPEAL_COLUMNS} FROM ({own} {order} LIMIT ${k}) t1 UNION \
+                         SELECT {APPEAL_COLUMNS} FROM ({cards} {order} LIMIT ${k}) t2 \
+                         {order} LIMIT ${} OFFSET ${}",
+                        n + 2,
+                        n + 3,
+                        k = n + 1,
+                    ),
+                    binds,
+                )
+            }
+            None => {
+                let (where_sql, mut binds) = where_clause(filter, self.backend);
+                let n = binds.len();
+                binds.push(Bind::Int(limit));
+                binds.push(Bind::Int(offset));
+                (
+                    format!(
+                        "SELECT {APPEAL_COLUMNS} FROM appeals{where_sql} \
+                         ORDER BY arrived_at DESC, id DESC LIMIT ${} OFFSET ${}",
+                        n + 1,
+                        n + 2
+                    ),
+                    binds,
+                )
+            }
+        };
         bind_all(sqlx::query(&sql), binds)
             .fetch_all(&self.pool)
             .await?
@@ -330,10 +358,15 @@ impl Store {
         } else {
             None
         };
-        let window =
-            "SELECT rowid AS r FROM appeals_fts WHERE appeals_fts MATCH $1 ORDER BY rowid DESC LIMIT $2";
+        // the newest matches by rowid, the query and the window's size at $a and $b
+        let window = |a: usize, b: usize| {
+            format!(
+                "SELECT rowid AS r FROM appeals_fts WHERE appeals_fts MATCH ${a} \
+                 ORDER BY rowid DESC LIMIT ${b}"
+            )
+        };
         for w in WINDOWS {
-            let row = sqlx::query(&format!("SELECT COUNT(*), MIN(r) FROM ({window})"))
+            let row = sqlx::query(&format!("SELECT COUNT(*), MIN(r) FROM ({})", window(1, 2)))
                 .bind(q.clone())
                 .bind(w)
                 .fetch_one(&self.pool)
@@ -344,9 +377,7 @@ impl Store {
             let at = binds.len();
             binds.push(Bind::Text(q.clone()));
             binds.push(Bind::Int(w));
-            let window = window
-                .replace("$1", &format!("${}", at + 1))
-                .replace("$2", &format!("${}", at + 2));
+            let window = window(at + 1, at + 2);
             let candidates = match few_cards {
                 None => window,
                 Some(few) => {
@@ -423,37 +454,65 @@ impl Store {
     /// `cap`, else "more than `cap`" ([`Total`]). The lists use [`Total::CAP`].
     pub async fn count_at_most(&self, filter: &SearchFilter, cap: u64) -> Result<Total, Error> {
         let limit = i64::try_from(cap.saturating_add(1)).unwrap_or(i64::MAX);
+        let count = |sql: String, mut binds: Vec<Bind>| {
+            binds.push(Bind::Int(limit));
+            let pool = self.pool.clone();
+            async move {
+                let n: i64 = bind_all(sqlx::query(&sql), binds)
+                    .fetch_one(&pool)
+                    .await?
+                    .try_get(0)?;
+                Ok::<_, Error>(Total::of(u64::try_from(n).unwrap_or(0), cap))
+            }
+        };
+        let bounded = |f: &SearchFilter| {
+            let (where_sql, binds) = where_clause(f, self.backend);
+            let sql = format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM appeals{where_sql} LIMIT ${}) t",
+                binds.len() + 1
+            );
+            (sql, binds)
+        };
+        let terms = filter.text.as_deref().map(search_terms).unwrap_or_default();
+        if terms.is_empty() {
+            let (sql, binds) = bounded(filter);
+            return count(sql, binds).await;
+        }
+        // the appeals whose own text matches first: when they are more than `cap`, so are
+        // the appeals found
+        let own = SearchFilter {
+            text_in_citizens: false,
+            ..filter.clone()
+        };
         let only_text = SearchFilter {
             text: filter.text.clone(),
             ..SearchFilter::default()
         };
-        let terms = filter.text.as_deref().map(search_terms).unwrap_or_default();
-        let (sql, mut binds) =
-            if self.backend == Backend::Sqlite && *filter == only_text && !terms.is_empty() {
-                // every row of the FTS5 index is an appeal (its triggers keep it so): counted
-                // there, without reading the appeals
-                (
-                    "SELECT COUNT(*) FROM (SELECT rowid FROM appeals_fts \
+        let (sql, binds) = if self.backend == Backend::Sqlite && own == only_text {
+            // every row of the FTS5 index is an appeal (its triggers keep it so): counted
+            // there, without reading the appeals
+            (
+                "SELECT COUNT(*) FROM (SELECT rowid FROM appeals_fts \
                  WHERE appeals_fts MATCH $1 LIMIT $2) t"
-                        .to_owned(),
-                    vec![Bind::Text(fts5_query(&terms))],
-                )
-            } else {
-                let (where_sql, binds) = where_clause(filter, self.backend);
-                (
-                    format!(
-                        "SELECT COUNT(*) FROM (SELECT 1 FROM appeals{where_sql} LIMIT ${}) t",
-                        binds.len() + 1
-                    ),
-                    binds,
-                )
-            };
-        binds.push(Bind::Int(limit));
-        let n: i64 = bind_all(sqlx::query(&sql), binds)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        Ok(Total::of(u64::try_from(n).unwrap_or(0), cap))
+                    .to_owned(),
+                vec![Bind::Text(fts5_query(&terms))],
+            )
+        } else {
+            bounded(&own)
+        };
+        let found = count(sql, binds).await?;
+        match card_branches(filter, self.backend, "id") {
+            Some((own, cards, binds)) if found.exact => {
+                // and those of the matching cards: each bounded, then joined
+                let k = binds.len() + 1;
+                let sql = format!(
+                    "SELECT COUNT(*) FROM (SELECT id FROM ({own} LIMIT ${k}) t1 UNION \
+                     SELECT id FROM ({cards} LIMIT ${k}) t2) u"
+                );
+                count(sql, binds).await
+            }
+            _ => Ok(found),
+        }
     }
 
     /// Sets the follow-up status, recorded as a `status_changed` event by `actor`. When the
@@ -699,6 +758,48 @@ fn where_clause(f: &SearchFilter, backend: Backend) -> (String, Vec<Bind>) {
     } else {
         (format!(" WHERE {}", conds.join(" AND ")), binds)
     }
+}
+
+/// A text search that looks in the cards too ([`SearchFilter::text_in_citizens`]) as two
+/// searches to join: `SELECT {select} FROM appeals` of the appeals whose own text matches,
+/// and of the appeals of the matching cards, each with the other filters, and their binds
+/// (`$1`…`$n`). Each is answered from its own indexes and can stop at a page (a union of
+/// the two keys, or an OR, is answered only after every match of both is found). `None`
+/// when the filter has no text or does not look in the cards.
+fn card_branches(
+    f: &SearchFilter,
+    backend: Backend,
+    select: &str,
+) -> Option<(String, String, Vec<Bind>)> {
+    let terms = f.text.as_deref().map(search_terms).unwrap_or_default();
+    if terms.is_empty() || !f.text_in_citizens {
+        return None;
+    }
+    let rest = SearchFilter {
+        text: None,
+        text_in_citizens: false,
+        ..f.clone()
+    };
+    let (where_sql, mut binds) = where_clause(&rest, backend);
+    let and = if where_sql.is_empty() {
+        " WHERE ".to_owned()
+    } else {
+        format!("{where_sql} AND ")
+    };
+    let (own, q) = fts_match(backend, "appeals", &terms);
+    binds.push(Bind::Text(q));
+    let own = own.replace("$?", &format!("${}", binds.len()));
+    let (cards, q) = fts_match(backend, "citizens", &terms);
+    binds.push(Bind::Text(q));
+    let cards = cards.replace("$?", &format!("${}", binds.len()));
+    Some((
+        format!("SELECT {select} FROM appeals{and}{own}"),
+        format!(
+            "SELECT {select} FROM appeals{and}citizen_id IN \
+             (SELECT c.id FROM citizens c WHERE {cards})"
+        ),
+        binds,
+    ))
 }
 
 pub(crate) fn escape_like(s: &str) -> String {
