@@ -176,6 +176,15 @@ impl Total {
     /// counting every match of a common word is what took the time at size (issue 12).
     pub const CAP: u64 = 10_000;
 
+    /// The cap a list's total is counted to for `page`: [`Total::CAP`], or the end of the
+    /// page when that is further (a total is never below the rows shown before it).
+    pub fn cap_for(page: Page) -> u64 {
+        Self::CAP.max(
+            page.offset
+                .saturating_add(u64::from(page.limit.min(Page::MAX_LIMIT))),
+        )
+    }
+
     /// The total of a count that looked at `cap + 1` rows at most and found `n`.
     pub fn of(n: u64, cap: u64) -> Self {
         if n > cap {
