@@ -506,6 +506,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         Ok::<_, appeals::Error>(store.search(&f, first).await?.len())
     });
+    time!("search appeals «продукт» answered by op7 (page)", async {
+        let f = SearchFilter {
+            operator: Some("op7".to_owned()),
+            ..text("продукт", false)
+        };
+        Ok::<_, appeals::Error>(store.search(&f, first).await?.len())
+    });
+    time!(
+        "search appeals «продукт» answered by op7 (count)",
+        async {
+            let f = SearchFilter {
+                operator: Some("op7".to_owned()),
+                ..text("продукт", false)
+            };
+            total(&store, &f).await
+        }
+    );
     time!("search appeals and cards «продукт» (page)", async {
         Ok::<_, appeals::Error>(store.search(&text("продукт", true), first).await?.len())
     });

@@ -271,7 +271,8 @@ impl Store {
 
     /// Appeals matching the filter, newest first.
     pub async fn search(&self, filter: &SearchFilter, page: Page) -> Result<Vec<Appeal>, Error> {
-        if self.backend == Backend::Sqlite {
+        let probe = self.probe_matches(filter).await?;
+        if self.backend == Backend::Sqlite && !probe {
             if let Some(found) = self.search_newest_matches(filter, page).await? {
                 return Ok(found);
             }
@@ -299,7 +300,7 @@ impl Store {
                 )
             }
             None => {
-                let (where_sql, mut binds) = where_clause(filter, self.backend);
+                let (where_sql, mut binds) = where_clause_probing(filter, self.backend, probe);
                 let n = binds.len();
                 binds.push(Bind::Int(limit));
                 binds.push(Bind::Int(offset));
@@ -322,6 +323,43 @@ impl Store {
             .collect()
     }
 
+    /// SQLite: whether a text search also filtered by an indexed column (line, category,
+    /// status, service, district, organisation, assignee, operator, citizen, dates, due
+    /// date) is better read by that filter's index, each row tested against the text's
+    /// matches, than by the matches: when the text matches more than a few thousand
+    /// appeals. An operator searching a common word among their own appeals is this case:
+    /// their few thousand appeals by `appeals_operator`, newest first, instead of every
+    /// appeal that has the word. SQLite cannot weigh the two itself (the FTS5 index gives
+    /// it no estimate), so the index is asked how many match, up to the threshold.
+    async fn probe_matches(&self, f: &SearchFilter) -> Result<bool, Error> {
+        const COMMON: i64 = 2_000;
+        let terms = f.text.as_deref().map(search_terms).unwrap_or_default();
+        let indexed = f.from.is_some()
+            || f.to.is_some()
+            || f.line.is_some()
+            || f.category.is_some()
+            || f.status.is_some()
+            || f.service.is_some()
+            || f.district.is_some()
+            || f.organisation.is_some()
+            || f.assignee.is_some()
+            || f.citizen_id.is_some()
+            || f.overdue_at.is_some()
+            || f.operator.is_some();
+        if self.backend != Backend::Sqlite || terms.is_empty() || f.text_in_citizens || !indexed {
+            return Ok(false);
+        }
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT rowid FROM appeals_fts WHERE appeals_fts MATCH $1 \
+             LIMIT $2)",
+        )
+        .bind(fts5_query(&terms))
+        .bind(COMMON + 1)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > COMMON)
+    }
+
     /// SQLite, a full text search: the page taken from the newest matches only, when that
     /// is sure to be the page [`Store::search`] gives; `None` when it is not (and the
     /// caller sorts every match by arrival instead).
@@ -333,7 +371,8 @@ impl Store {
     /// the other filters applied, sorted by arrival. It is the true page when the window
     /// held every match, or when no appeal below the window's lowest rowid arrived at or
     /// after the page's last one (one probe of `appeals_arrived_at`): then no match the
-    /// window left out comes before it. A larger window is tried once before giving up.
+    /// window left out comes before it. A window ten times as large is tried once before
+    /// giving up, unless the first gave less than a tenth of the page.
     async fn search_newest_matches(
         &self,
         filter: &SearchFilter,
@@ -444,6 +483,11 @@ impl Store {
                 let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
                 return Ok(Some(found.into_iter().skip(skip).collect()));
             }
+            if (found.len() as u64).saturating_mul(10) < want {
+                // the filters keep too few of the matches for a window ten times as large
+                // to fill the page: sorting every match is quicker than trying
+                return Ok(None);
+            }
         }
         Ok(None)
     }
@@ -474,8 +518,9 @@ impl Store {
                 Ok::<_, Error>(Total::of(u64::try_from(n).unwrap_or(0), cap))
             }
         };
+        let probe = self.probe_matches(filter).await?;
         let bounded = |f: &SearchFilter| {
-            let (where_sql, binds) = where_clause(f, self.backend);
+            let (where_sql, binds) = where_clause_probing(f, self.backend, probe);
             let sql = format!(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM appeals{where_sql} LIMIT ${}) t",
                 binds.len() + 1
@@ -693,6 +738,13 @@ impl Store {
 }
 
 fn where_clause(f: &SearchFilter, backend: Backend) -> (String, Vec<Bind>) {
+    where_clause_probing(f, backend, false)
+}
+
+/// [`where_clause`]; with `probe` (SQLite, [`Store::probe_matches`]) the appeal's own text
+/// match is written `+rowid IN (…)`: the unary `+` keeps SQLite from reading the appeals by
+/// the match set, so it reads them by another filter's index and tests each against it.
+fn where_clause_probing(f: &SearchFilter, backend: Backend, probe: bool) -> (String, Vec<Bind>) {
     let mut conds: Vec<String> = Vec::new();
     let mut binds = Vec::new();
     let mut push = |cond: &str, b: Bind| {
@@ -758,6 +810,8 @@ fn where_clause(f: &SearchFilter, backend: Backend) -> (String, Vec<Bind>) {
                 "{key} IN (SELECT {key} FROM appeals WHERE {own} UNION SELECT a.{key} \
                  FROM appeals a WHERE a.citizen_id IN (SELECT c.id FROM citizens c WHERE {cards}))"
             ));
+        } else if probe && backend == Backend::Sqlite {
+            conds.push(format!("+{own}"));
         } else {
             conds.push(own);
         }
