@@ -649,3 +649,84 @@ async fn common_word_pages(db: TestDb) {
 }
 
 on_both!(common_word_pages);
+
+// ---------------------------------------------------------------------------------------
+/// A database schema 7 made, with cards and appeals: migration 9 keeps every row, the cards
+/// are found by their old text (on PostgreSQL through the stored vector it computes for
+/// them) and by what they say after a change, in name order.
+async fn upgrade_from_migration_7(db: TestDb) {
+    let pool = common::schema_7(&db.url).await;
+    for (i, (name, address)) in [
+        ("Кузнецова Нина", "ул. Ватутина, 7"),
+        ("Иванов Пётр", "ул. Ленина, 1"),
+        ("Иванова Анна", "ул. Ватутина, 9"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        sqlx::query(
+            "INSERT INTO citizens (id, name, address, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(name.to_string())
+        .bind(address.to_string())
+        .bind(i as i64)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let appeal = appeals::AppealId::new();
+    sqlx::query(
+        "INSERT INTO appeals (id, call_id, line, caller_number, caller_key, arrived_at, \
+         status, notes, last_seq, updated_at) \
+         VALUES ($1, 'c1', '3758787', '79130000001', '79130000001', 1, 'new', 'Нужна сиделка', 0, 1)",
+    )
+    .bind(appeal.to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = Store::connect(&db.url).await.unwrap();
+    let versions: Vec<i64> = sqlx::query("SELECT version FROM hotline_migrations ORDER BY version")
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions.last(), Some(&9));
+    assert_eq!(
+        names(&store, "ватут").await,
+        ["Иванова Анна", "Кузнецова Нина"]
+    );
+    assert_eq!(names(&store, "иван").await, ["Иванов Пётр", "Иванова Анна"]);
+    assert_eq!(found(&store, "сиделк", false).await, [appeal]);
+    let nina = store
+        .search_citizens(
+            &CitizenFilter {
+                text: Some("нина".into()),
+                ..CitizenFilter::default()
+            },
+            ALL,
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .update_citizen(
+            nina.id,
+            nina.version,
+            &CitizenPatch {
+                address: Some(Some("Красный проспект, 2".into())),
+                ..CitizenPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&store, "ватут").await, ["Иванова Анна"]);
+    assert_eq!(names(&store, "красн").await, ["Кузнецова Нина"]);
+}
+
+on_both!(upgrade_from_migration_7);
