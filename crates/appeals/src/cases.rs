@@ -392,14 +392,9 @@ impl Store {
             // the FTS5 index, so it is asked). PostgreSQL's planner weighs the same two from
             // the GIN index's statistics.
             if self.backend() == Backend::Sqlite && f.phone.is_none() {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM (SELECT rowid FROM citizens_fts \
-                     WHERE citizens_fts MATCH $1 LIMIT $2)",
-                )
-                .bind(q.clone())
-                .bind(COMMON_CARDS + 1)
-                .fetch_one(&self.pool)
-                .await?;
+                let n = self
+                    .fts_matches_up_to("citizens", &q, COMMON_CARDS + 1)
+                    .await?;
                 by_name = n > COMMON_CARDS;
             }
             binds.push(Bind::Text(q));

@@ -323,6 +323,24 @@ impl Store {
             .collect()
     }
 
+    /// SQLite: how many rows of `table`'s FTS5 index (`appeals` or `citizens`) match the
+    /// FTS5 query `q`, counting no further than `most` — the index alone, no table read.
+    pub(crate) async fn fts_matches_up_to(
+        &self,
+        table: &str,
+        q: &str,
+        most: i64,
+    ) -> Result<i64, Error> {
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM (SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH $1 \
+             LIMIT $2)"
+        ))
+        .bind(q.to_owned())
+        .bind(most)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// SQLite: whether a text search also filtered by an indexed column (line, category,
     /// status, service, district, organisation, assignee, operator, citizen, dates, due
     /// date) is better read by that filter's index, each row tested against the text's
@@ -349,14 +367,9 @@ impl Store {
         if self.backend != Backend::Sqlite || terms.is_empty() || f.text_in_citizens || !indexed {
             return Ok(false);
         }
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM (SELECT rowid FROM appeals_fts WHERE appeals_fts MATCH $1 \
-             LIMIT $2)",
-        )
-        .bind(fts5_query(&terms))
-        .bind(COMMON + 1)
-        .fetch_one(&self.pool)
-        .await?;
+        let n = self
+            .fts_matches_up_to("appeals", &fts5_query(&terms), COMMON + 1)
+            .await?;
         Ok(n > COMMON)
     }
 
@@ -394,14 +407,9 @@ impl Store {
             ..filter.clone()
         };
         let few_cards = if filter.text_in_citizens {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM (SELECT rowid FROM citizens_fts \
-                 WHERE citizens_fts MATCH $1 LIMIT $2)",
-            )
-            .bind(q.clone())
-            .bind(FEW_CARDS + 1)
-            .fetch_one(&self.pool)
-            .await?;
+            let n = self
+                .fts_matches_up_to("citizens", &q, FEW_CARDS + 1)
+                .await?;
             Some(n <= FEW_CARDS)
         } else {
             None
@@ -542,19 +550,17 @@ impl Store {
             text: filter.text.clone(),
             ..SearchFilter::default()
         };
-        let (sql, binds) = if self.backend == Backend::Sqlite && own == only_text {
+        let found = if self.backend == Backend::Sqlite && own == only_text {
             // every row of the FTS5 index is an appeal (its triggers keep it so): counted
             // there, without reading the appeals
-            (
-                "SELECT COUNT(*) FROM (SELECT rowid FROM appeals_fts \
-                 WHERE appeals_fts MATCH $1 LIMIT $2) t"
-                    .to_owned(),
-                vec![Bind::Text(fts5_query(&terms))],
-            )
+            let n = self
+                .fts_matches_up_to("appeals", &fts5_query(&terms), limit)
+                .await?;
+            Total::of(u64::try_from(n).unwrap_or(0), cap)
         } else {
-            bounded(&own)
+            let (sql, binds) = bounded(&own);
+            count(sql, binds).await?
         };
-        let found = count(sql, binds).await?;
         match card_branches(filter, self.backend, "id") {
             Some((own, cards, binds)) if found.exact => {
                 // and those of the matching cards: each bounded, then joined
