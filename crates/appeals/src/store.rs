@@ -414,6 +414,9 @@ impl Store {
         } else {
             None
         };
+        // one snapshot for the window, its page and the check: a row written in between
+        // cannot move the window under them (a read-only transaction in WAL mode)
+        let mut tx = self.pool.begin().await?;
         // the newest matches by rowid, the query and the window's size at $a and $b
         let window = |a: usize, b: usize| {
             format!(
@@ -425,7 +428,7 @@ impl Store {
             let row = sqlx::query(&format!("SELECT COUNT(*), MIN(r) FROM ({})", window(1, 2)))
                 .bind(q.clone())
                 .bind(w)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await?;
             let (n, lowest): (i64, Option<i64>) = (row.try_get(0)?, row.try_get(1)?);
             let whole = n < w;
@@ -464,7 +467,7 @@ impl Store {
                 binds.len()
             );
             let found: Vec<Appeal> = bind_all(sqlx::query(&sql), binds)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?
                 .iter()
                 .map(appeal_from_row)
@@ -480,7 +483,7 @@ impl Store {
                         )
                         .bind(db::ms(last.arrived_at))
                         .bind(lowest)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&mut *tx)
                         .await?;
                         later.is_none()
                     }
@@ -488,6 +491,7 @@ impl Store {
                 }
             };
             if sure {
+                tx.commit().await?;
                 let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
                 return Ok(Some(found.into_iter().skip(skip).collect()));
             }
