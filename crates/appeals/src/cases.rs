@@ -393,7 +393,7 @@ impl Store {
             // the GIN index's statistics.
             if self.backend() == Backend::Sqlite && f.phone.is_none() {
                 let n = self
-                    .fts_matches_up_to("citizens", &q, COMMON_CARDS + 1)
+                    .matches_up_to("citizens", &terms, COMMON_CARDS + 1)
                     .await?;
                 by_name = n > COMMON_CARDS;
             }

@@ -271,6 +271,9 @@ impl Store {
 
     /// Appeals matching the filter, newest first.
     pub async fn search(&self, filter: &SearchFilter, page: Page) -> Result<Vec<Appeal>, Error> {
+        /// More matching cards than this, and PostgreSQL reads their appeals in list order.
+        const MANY_CARDS: i64 = 500;
+        let terms = filter.text.as_deref().map(search_terms).unwrap_or_default();
         let probe = self.probe_matches(filter).await?;
         if self.backend == Backend::Sqlite && !probe {
             if let Some(found) = self.search_newest_matches(filter, page).await? {
@@ -279,7 +282,16 @@ impl Store {
         }
         let limit = i64::from(page.limit.min(Page::MAX_LIMIT));
         let offset = i64::try_from(page.offset).unwrap_or(i64::MAX);
-        let (sql, binds) = match card_branches(filter, self.backend, APPEAL_COLUMNS) {
+        // PostgreSQL, the cards searched too: many matching cards are read by the list's
+        // order (see `card_branches`)
+        let walk = self.backend == Backend::Postgres
+            && filter.text_in_citizens
+            && !terms.is_empty()
+            && self
+                .matches_up_to("citizens", &terms, MANY_CARDS + 1)
+                .await?
+                > MANY_CARDS;
+        let (sql, binds) = match card_branches(filter, self.backend, APPEAL_COLUMNS, walk) {
             Some((own, cards, mut binds)) => {
                 // each of the two newest first up to the page's end, then joined
                 let n = binds.len();
@@ -323,22 +335,39 @@ impl Store {
             .collect()
     }
 
-    /// SQLite: how many rows of `table`'s FTS5 index (`appeals` or `citizens`) match the
-    /// FTS5 query `q`, counting no further than `most` — the index alone, no table read.
-    pub(crate) async fn fts_matches_up_to(
+    /// How many rows of `table` (`appeals` or `citizens`) match `terms` (not empty),
+    /// counting no further than `most`. SQLite counts in the FTS5 index alone, no table
+    /// read; PostgreSQL through the GIN index, reading no more than `most` rows.
+    pub(crate) async fn matches_up_to(
         &self,
         table: &str,
-        q: &str,
+        terms: &[String],
         most: i64,
     ) -> Result<i64, Error> {
-        Ok(sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM (SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH $1 \
-             LIMIT $2)"
-        ))
-        .bind(q.to_owned())
-        .bind(most)
-        .fetch_one(&self.pool)
-        .await?)
+        let (sql, q) = match self.backend {
+            Backend::Sqlite => (
+                format!(
+                    "SELECT COUNT(*) FROM (SELECT rowid FROM {table}_fts \
+                     WHERE {table}_fts MATCH $1 LIMIT $2) t"
+                ),
+                fts5_query(terms),
+            ),
+            Backend::Postgres => {
+                let (cond, q) = fts_match(self.backend, table, terms);
+                (
+                    format!(
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {} LIMIT $2) t",
+                        cond.replace("$?", "$1")
+                    ),
+                    q,
+                )
+            }
+        };
+        Ok(sqlx::query_scalar(&sql)
+            .bind(q)
+            .bind(most)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// SQLite: whether a text search also filtered by an indexed column (line, category,
@@ -367,9 +396,7 @@ impl Store {
         if self.backend != Backend::Sqlite || terms.is_empty() || f.text_in_citizens || !indexed {
             return Ok(false);
         }
-        let n = self
-            .fts_matches_up_to("appeals", &fts5_query(&terms), COMMON + 1)
-            .await?;
+        let n = self.matches_up_to("appeals", &terms, COMMON + 1).await?;
         Ok(n > COMMON)
     }
 
@@ -408,7 +435,7 @@ impl Store {
         };
         let few_cards = if filter.text_in_citizens {
             let n = self
-                .fts_matches_up_to("citizens", &q, FEW_CARDS + 1)
+                .matches_up_to("citizens", &terms, FEW_CARDS + 1)
                 .await?;
             Some(n <= FEW_CARDS)
         } else {
@@ -557,15 +584,13 @@ impl Store {
         let found = if self.backend == Backend::Sqlite && own == only_text {
             // every row of the FTS5 index is an appeal (its triggers keep it so): counted
             // there, without reading the appeals
-            let n = self
-                .fts_matches_up_to("appeals", &fts5_query(&terms), limit)
-                .await?;
+            let n = self.matches_up_to("appeals", &terms, limit).await?;
             Total::of(u64::try_from(n).unwrap_or(0), cap)
         } else {
             let (sql, binds) = bounded(&own);
             count(sql, binds).await?
         };
-        match card_branches(filter, self.backend, "id") {
+        match card_branches(filter, self.backend, "id", false) {
             Some((own, cards, binds)) if found.exact => {
                 // and those of the matching cards: each bounded, then joined
                 let k = binds.len() + 1;
@@ -839,10 +864,17 @@ fn where_clause_probing(f: &SearchFilter, backend: Backend, probe: bool) -> (Str
 /// (`$1`…`$n`). Each is answered from its own indexes and can stop at a page (a union of
 /// the two keys, or an OR, is answered only after every match of both is found). `None`
 /// when the filter has no text or does not look in the cards.
+///
+/// `walk` (PostgreSQL, many matching cards): the cards' branch tests each appeal, read in
+/// the order of the list, against the matching cards' ids hashed once (`(… IN (…)) IS
+/// TRUE` keeps the planner from turning it into a join that fetches every linked appeal
+/// and sorts them); for a few cards the join, card by card through `appeals_citizen`, is
+/// the quicker.
 fn card_branches(
     f: &SearchFilter,
     backend: Backend,
     select: &str,
+    walk: bool,
 ) -> Option<(String, String, Vec<Bind>)> {
     let terms = f.text.as_deref().map(search_terms).unwrap_or_default();
     if terms.is_empty() || !f.text_in_citizens {
@@ -865,12 +897,15 @@ fn card_branches(
     let (cards, q) = fts_match(backend, "citizens", &terms);
     binds.push(Bind::Text(q));
     let cards = cards.replace("$?", &format!("${}", binds.len()));
+    let linked = format!("citizen_id IN (SELECT c.id FROM citizens c WHERE {cards})");
+    let linked = if walk && backend == Backend::Postgres {
+        format!("({linked}) IS TRUE")
+    } else {
+        linked
+    };
     Some((
         format!("SELECT {select} FROM appeals{and}{own}"),
-        format!(
-            "SELECT {select} FROM appeals{and}citizen_id IN \
-             (SELECT c.id FROM citizens c WHERE {cards})"
-        ),
+        format!("SELECT {select} FROM appeals{and}{linked}"),
         binds,
     ))
 }
