@@ -11,11 +11,11 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
-use crate::db::{self, ms};
+use crate::db::{self, ms, Backend};
 use crate::model::{Appeal, AppealId, AppealWithEvents, EventKind, Status};
 use crate::partner;
 use crate::store::{
-    appeal_from_row, bind_all, escape_like, fts_keys, opt_parsed, opt_time, parsed, search_terms,
+    appeal_from_row, bind_all, escape_like, fts_match, opt_parsed, opt_time, parsed, search_terms,
     time, Bind, Page, Store, APPEAL_COLUMNS,
 };
 use crate::{phone_key, Error};
@@ -144,6 +144,12 @@ pub struct MissedCaller {
 
 const CITIZEN_COLUMNS: &str = "id, name, address, district, birth_year, categories, flags, \
     consent_by, consent_at, notes, version, created_at, updated_at";
+
+/// More full text matches among the cards than this, and SQLite reads them in name order
+/// (see [`Store::search_citizens`]): walking the name index costs about the page times
+/// cards ÷ matches, sorting the matches about the matches; they meet near a thousand at
+/// 200 000 cards.
+const COMMON_CARDS: i64 = 1_000;
 
 /// Open: not done, not declined.
 const OPEN: &str = "status NOT IN ('done', 'declined')";
@@ -340,7 +346,7 @@ impl Store {
     /// One card, or `None`.
     pub async fn citizen(&self, id: Uuid) -> Result<Option<Citizen>, Error> {
         let mut found = self
-            .citizens_where("id = $1", vec![Bind::Text(id.to_string())])
+            .citizens_where("", "id = $1", vec![Bind::Text(id.to_string())])
             .await?;
         Ok(found.pop())
     }
@@ -381,11 +387,22 @@ impl Store {
             ));
         }
         let terms = f.text.as_deref().map(search_terms).unwrap_or_default();
+        let mut by_name = false;
         if !terms.is_empty() {
-            let (key, keys, q) = fts_keys(self.backend(), "citizens", &terms);
+            let (matches, q) = fts_match(self.backend(), "citizens", &terms);
+            // SQLite: a common word (every Иван, Иванова, Иванович) is read in the order of
+            // the list, `citizens_name`, each card tested against its matches, up to the
+            // page; a rarer one by its matches, then sorted (SQLite cannot tell which from
+            // the FTS5 index, so it is asked). PostgreSQL's planner weighs the same two from
+            // the GIN index's statistics.
+            if self.backend() == Backend::Sqlite && f.phone.is_none() {
+                let n = self
+                    .matches_up_to("citizens", &terms, COMMON_CARDS + 1)
+                    .await?;
+                by_name = n > COMMON_CARDS;
+            }
             binds.push(Bind::Text(q));
-            let keys = keys.replace("$?", &format!("${}", binds.len()));
-            conds.push(format!("{key} IN ({keys})"));
+            conds.push(matches.replace("$?", &format!("${}", binds.len())));
         }
         let cond = if conds.is_empty() {
             "1 = 1".to_owned()
@@ -396,6 +413,11 @@ impl Store {
         binds.push(Bind::Int(i64::from(page.limit.min(Page::MAX_LIMIT))));
         binds.push(Bind::Int(i64::try_from(page.offset).unwrap_or(i64::MAX)));
         self.citizens_where(
+            if by_name {
+                " INDEXED BY citizens_name"
+            } else {
+                ""
+            },
             &format!(
                 "{cond} ORDER BY name, id LIMIT ${} OFFSET ${}",
                 n + 1,
@@ -406,8 +428,15 @@ impl Store {
         .await
     }
 
-    async fn citizens_where(&self, cond: &str, binds: Vec<Bind>) -> Result<Vec<Citizen>, Error> {
-        let sql = format!("SELECT {CITIZEN_COLUMNS} FROM citizens WHERE {cond}");
+    /// The cards matching `cond`; `index` names an index for SQLite to read them by (` INDEXED
+    /// BY …`) or is empty.
+    async fn citizens_where(
+        &self,
+        index: &str,
+        cond: &str,
+        binds: Vec<Bind>,
+    ) -> Result<Vec<Citizen>, Error> {
+        let sql = format!("SELECT {CITIZEN_COLUMNS} FROM citizens{index} WHERE {cond}");
         let rows = bind_all(sqlx::query(&sql), binds)
             .fetch_all(&self.pool)
             .await?;

@@ -121,6 +121,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 9,
+        name: "search_order",
+        sql: include_str!("../migrations/0009_search_order.sql"),
+        sqlite: "",
+        postgres: include_str!("../migrations/0009_search_order.postgres.sql"),
+    },
 ];
 
 /// Splits a SQLite URL into the file path (None for in-memory) and the query string.

@@ -53,7 +53,7 @@ pub use partner::{
     OutboxRow, Received, StatusMessage, StatusMove, UpdateApplied, UpdateMessage,
 };
 pub use report::{DailyReport, Figures, Group, HourFigures, ReportOptions};
-pub use store::{search_terms, Page, SearchFilter, Store, MAX_TERMS};
+pub use store::{search_terms, Page, SearchFilter, Store, Total, MAX_TERMS};
 pub use writer::{AppealWriter, WriterConfig, WriterStats};
 
 /// Serde helper for a field that may be absent (`None`), `null` (`Some(None)`: cleared) or a

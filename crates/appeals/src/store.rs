@@ -85,38 +85,39 @@ pub fn search_terms(q: &str) -> Vec<String> {
         .collect()
 }
 
+/// The key a table's full text index gives its rows on `backend`: `rowid` on SQLite (the
+/// FTS5 indexes are keyed by it), `id` on PostgreSQL.
+pub(crate) fn fts_key(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "rowid",
+        Backend::Postgres => "id",
+    }
+}
+
 /// The full text match of `terms` (from [`search_terms`], not empty) in `table`
-/// (`appeals` or `citizens`) on `backend`: the key column the match gives (`rowid` on
-/// SQLite, where the FTS5 index is keyed by it; `id` on PostgreSQL), a sub-select of the
-/// matching keys with `$?` where the query goes, and that query. Every term matches as a
-/// word's beginning.
-pub(crate) fn fts_keys(
-    backend: Backend,
-    table: &str,
-    terms: &[String],
-) -> (&'static str, String, String) {
+/// (`appeals` or `citizens`) on `backend`: a condition on that table's rows, unqualified,
+/// with `$?` where the query goes, and that query. Every term matches as a word's
+/// beginning.
+///
+/// SQLite: the row's rowid among the FTS5 index's matches. PostgreSQL: the row's vector
+/// against the tsquery — the appeals' expression (`hotline_search_vector(…)`, its GIN
+/// index of migration 7), the cards' stored `search_vector` (migration 9) — which the
+/// planner answers from the GIN index, or tests row by row when it walks the order's index
+/// instead (a common word: the page is found long before every match is).
+pub(crate) fn fts_match(backend: Backend, table: &str, terms: &[String]) -> (String, String) {
     match backend {
         Backend::Sqlite => (
-            "rowid",
-            format!("SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH $?"),
-            terms
-                .iter()
-                .map(|t| format!("\"{t}\"*"))
-                .collect::<Vec<_>>()
-                .join(" "),
+            format!("rowid IN (SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH $?)"),
+            fts5_query(terms),
         ),
         Backend::Postgres => {
-            let columns = if table == "citizens" {
-                "name, address, notes"
+            let vector = if table == "citizens" {
+                "search_vector"
             } else {
-                "notes, address, resolution"
+                "hotline_search_vector(notes, address, resolution)"
             };
             (
-                "id",
-                format!(
-                    "SELECT id FROM {table} \
-                     WHERE hotline_search_vector({columns}) @@ to_tsquery('simple', $?)"
-                ),
+                format!("{vector} @@ to_tsquery('simple', $?)"),
                 terms
                     .iter()
                     .map(|t| format!("{t}:*"))
@@ -125,6 +126,16 @@ pub(crate) fn fts_keys(
             )
         }
     }
+}
+
+/// The FTS5 query of `terms`: every one as a quoted prefix (the terms are letters and
+/// digits only, so no query syntax gets through).
+fn fts5_query(terms: &[String]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("\"{t}\"*"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A page of results: skip `offset`, return at most `limit`.
@@ -146,6 +157,46 @@ impl Default for Page {
         Self {
             offset: 0,
             limit: 50,
+        }
+    }
+}
+
+/// How many a search found: exactly, or more than [`Total::count`] when counting stopped
+/// there ([`Store::count_at_most`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Total {
+    /// The number found, or the cap when there are more.
+    pub count: u64,
+    /// False when there are more than `count` (counting stopped at the cap).
+    pub exact: bool,
+}
+
+impl Total {
+    /// Where the lists' totals stop counting: "more than 10 000" is all a person needs, and
+    /// counting every match of a common word is what took the time at size (issue 12).
+    pub const CAP: u64 = 10_000;
+
+    /// The cap a list's total is counted to for `page`: [`Total::CAP`], or the end of the
+    /// page when that is further (a total is never below the rows shown before it).
+    pub fn cap_for(page: Page) -> u64 {
+        Self::CAP.max(
+            page.offset
+                .saturating_add(u64::from(page.limit.min(Page::MAX_LIMIT))),
+        )
+    }
+
+    /// The total of a count that looked at `cap + 1` rows at most and found `n`.
+    pub fn of(n: u64, cap: u64) -> Self {
+        if n > cap {
+            Self {
+                count: cap,
+                exact: false,
+            }
+        } else {
+            Self {
+                count: n,
+                exact: true,
+            }
         }
     }
 }
@@ -220,22 +271,264 @@ impl Store {
 
     /// Appeals matching the filter, newest first.
     pub async fn search(&self, filter: &SearchFilter, page: Page) -> Result<Vec<Appeal>, Error> {
-        let (where_sql, mut binds) = where_clause(filter, self.backend);
-        let n = binds.len();
-        let sql = format!(
-            "SELECT {APPEAL_COLUMNS} FROM appeals{where_sql} \
-             ORDER BY arrived_at DESC, id DESC LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        );
-        binds.push(Bind::Int(i64::from(page.limit.min(Page::MAX_LIMIT))));
-        binds.push(Bind::Int(i64::try_from(page.offset).unwrap_or(i64::MAX)));
+        /// More matching cards than this, and PostgreSQL reads their appeals in list order.
+        const MANY_CARDS: i64 = 500;
+        let terms = filter.text.as_deref().map(search_terms).unwrap_or_default();
+        let probe = self.probe_matches(filter).await?;
+        if self.backend == Backend::Sqlite && !probe {
+            if let Some(found) = self.search_newest_matches(filter, page).await? {
+                return Ok(found);
+            }
+        }
+        let limit = i64::from(page.limit.min(Page::MAX_LIMIT));
+        let offset = i64::try_from(page.offset).unwrap_or(i64::MAX);
+        // PostgreSQL, the cards searched too: many matching cards are read by the list's
+        // order (see `card_branches`)
+        let walk = self.backend == Backend::Postgres
+            && filter.text_in_citizens
+            && !terms.is_empty()
+            && self
+                .matches_up_to("citizens", &terms, MANY_CARDS + 1)
+                .await?
+                > MANY_CARDS;
+        let (sql, binds) = match card_branches(filter, self.backend, APPEAL_COLUMNS, walk) {
+            Some((own, cards, mut binds)) => {
+                // each of the two newest first up to the page's end, then joined
+                let n = binds.len();
+                binds.push(Bind::Int(offset.saturating_add(limit)));
+                binds.push(Bind::Int(limit));
+                binds.push(Bind::Int(offset));
+                let order = "ORDER BY arrived_at DESC, id DESC";
+                (
+                    format!(
+                        "SELECT {APPEAL_COLUMNS} FROM ({own} {order} LIMIT ${k}) t1 UNION \
+                         SELECT {APPEAL_COLUMNS} FROM ({cards} {order} LIMIT ${k}) t2 \
+                         {order} LIMIT ${} OFFSET ${}",
+                        n + 2,
+                        n + 3,
+                        k = n + 1,
+                    ),
+                    binds,
+                )
+            }
+            None => {
+                let (where_sql, mut binds) = where_clause_probing(filter, self.backend, probe);
+                let n = binds.len();
+                binds.push(Bind::Int(limit));
+                binds.push(Bind::Int(offset));
+                (
+                    format!(
+                        "SELECT {APPEAL_COLUMNS} FROM appeals{where_sql} \
+                         ORDER BY arrived_at DESC, id DESC LIMIT ${} OFFSET ${}",
+                        n + 1,
+                        n + 2
+                    ),
+                    binds,
+                )
+            }
+        };
         bind_all(sqlx::query(&sql), binds)
             .fetch_all(&self.pool)
             .await?
             .iter()
             .map(appeal_from_row)
             .collect()
+    }
+
+    /// How many rows of `table` (`appeals` or `citizens`) match `terms` (not empty),
+    /// counting no further than `most`. SQLite counts in the FTS5 index alone, no table
+    /// read; PostgreSQL through the GIN index, reading no more than `most` rows.
+    pub(crate) async fn matches_up_to(
+        &self,
+        table: &str,
+        terms: &[String],
+        most: i64,
+    ) -> Result<i64, Error> {
+        let (sql, q) = match self.backend {
+            Backend::Sqlite => (
+                format!(
+                    "SELECT COUNT(*) FROM (SELECT rowid FROM {table}_fts \
+                     WHERE {table}_fts MATCH $1 LIMIT $2) t"
+                ),
+                fts5_query(terms),
+            ),
+            Backend::Postgres => {
+                let (cond, q) = fts_match(self.backend, table, terms);
+                (
+                    format!(
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {} LIMIT $2) t",
+                        cond.replace("$?", "$1")
+                    ),
+                    q,
+                )
+            }
+        };
+        Ok(sqlx::query_scalar(&sql)
+            .bind(q)
+            .bind(most)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// SQLite: whether a text search also filtered by an indexed column (line, category,
+    /// status, service, district, organisation, assignee, operator, citizen, dates, due
+    /// date) is better read by that filter's index, each row tested against the text's
+    /// matches, than by the matches: when the text matches more than a few thousand
+    /// appeals. An operator searching a common word among their own appeals is this case:
+    /// their few thousand appeals by `appeals_operator`, newest first, instead of every
+    /// appeal that has the word. SQLite cannot weigh the two itself (the FTS5 index gives
+    /// it no estimate), so the index is asked how many match, up to the threshold.
+    async fn probe_matches(&self, f: &SearchFilter) -> Result<bool, Error> {
+        const COMMON: i64 = 2_000;
+        let terms = f.text.as_deref().map(search_terms).unwrap_or_default();
+        let indexed = f.from.is_some()
+            || f.to.is_some()
+            || f.line.is_some()
+            || f.category.is_some()
+            || f.status.is_some()
+            || f.service.is_some()
+            || f.district.is_some()
+            || f.organisation.is_some()
+            || f.assignee.is_some()
+            || f.citizen_id.is_some()
+            || f.overdue_at.is_some()
+            || f.operator.is_some();
+        if self.backend != Backend::Sqlite || terms.is_empty() || f.text_in_citizens || !indexed {
+            return Ok(false);
+        }
+        let n = self.matches_up_to("appeals", &terms, COMMON + 1).await?;
+        Ok(n > COMMON)
+    }
+
+    /// SQLite, a full text search: the page taken from the newest matches only, when that
+    /// is sure to be the page [`Store::search`] gives; `None` when it is not (and the
+    /// caller sorts every match by arrival instead).
+    ///
+    /// The FTS5 index gives its matches by rowid, newest first and without sorting them
+    /// (`ORDER BY rowid DESC LIMIT w`: the window), and appeals get their rowid as they are
+    /// written, about when they arrive. The page is the window's matches (with the appeals
+    /// of matching cards from the same rowids on, when the cards are searched too) with
+    /// the other filters applied, sorted by arrival. It is the true page when the window
+    /// held every match, or when no appeal below the window's lowest rowid arrived at or
+    /// after the page's last one (one probe of `appeals_arrived_at`): then no match the
+    /// window left out comes before it. A window ten times as large is tried once before
+    /// giving up, unless the first gave less than a tenth of the page.
+    async fn search_newest_matches(
+        &self,
+        filter: &SearchFilter,
+        page: Page,
+    ) -> Result<Option<Vec<Appeal>>, Error> {
+        const WINDOWS: [i64; 2] = [2_000, 20_000];
+        /// Cards few enough that all their appeals join the window.
+        const FEW_CARDS: i64 = 500;
+        let terms = filter.text.as_deref().map(search_terms).unwrap_or_default();
+        let limit = u64::from(page.limit.min(Page::MAX_LIMIT));
+        let want = page.offset.saturating_add(limit);
+        if terms.is_empty() || limit == 0 || want > 1_000 {
+            return Ok(None);
+        }
+        let q = fts5_query(&terms);
+        let rest = SearchFilter {
+            text: None,
+            text_in_citizens: false,
+            ..filter.clone()
+        };
+        let few_cards = if filter.text_in_citizens {
+            let n = self
+                .matches_up_to("citizens", &terms, FEW_CARDS + 1)
+                .await?;
+            Some(n <= FEW_CARDS)
+        } else {
+            None
+        };
+        // one snapshot for the window, its page and the check: a row written in between
+        // cannot move the window under them (a read-only transaction in WAL mode)
+        let mut tx = self.pool.begin().await?;
+        // the newest matches by rowid, the query and the window's size at $a and $b
+        let window = |a: usize, b: usize| {
+            format!(
+                "SELECT rowid AS r FROM appeals_fts WHERE appeals_fts MATCH ${a} \
+                 ORDER BY rowid DESC LIMIT ${b}"
+            )
+        };
+        for w in WINDOWS {
+            let row = sqlx::query(&format!("SELECT COUNT(*), MIN(r) FROM ({})", window(1, 2)))
+                .bind(q.clone())
+                .bind(w)
+                .fetch_one(&mut *tx)
+                .await?;
+            let (n, lowest): (i64, Option<i64>) = (row.try_get(0)?, row.try_get(1)?);
+            let whole = n < w;
+            let (where_sql, mut binds) = where_clause(&rest, Backend::Sqlite);
+            let at = binds.len();
+            binds.push(Bind::Text(q.clone()));
+            binds.push(Bind::Int(w));
+            let window = window(at + 1, at + 2);
+            let candidates = match few_cards {
+                None => window,
+                Some(few) => {
+                    // every appeal of the matching cards when they are few, else those from
+                    // the window's lowest rowid on (none left out above it)
+                    let from = match (few, whole) {
+                        (true, _) => 0,
+                        (false, false) => lowest.unwrap_or(0),
+                        (false, true) => return Ok(None),
+                    };
+                    binds.push(Bind::Int(from));
+                    binds.push(Bind::Text(q.clone()));
+                    format!(
+                        "SELECT r FROM ({window}) UNION SELECT a.rowid FROM appeals a \
+                         WHERE a.rowid >= ${} \
+                         AND a.citizen_id IN (SELECT c.id FROM citizens c WHERE c.rowid IN \
+                         (SELECT rowid FROM citizens_fts WHERE citizens_fts MATCH ${}))",
+                        at + 3,
+                        at + 4
+                    )
+                }
+            };
+            binds.push(Bind::Int(i64::try_from(want).unwrap_or(i64::MAX)));
+            // CROSS JOIN: SQLite keeps this order, the candidates first
+            let sql = format!(
+                "SELECT {APPEAL_COLUMNS} FROM ({candidates}) m CROSS JOIN appeals \
+                 ON appeals.rowid = m.r{where_sql} ORDER BY arrived_at DESC, id DESC LIMIT ${}",
+                binds.len()
+            );
+            let found: Vec<Appeal> = bind_all(sqlx::query(&sql), binds)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(appeal_from_row)
+                .collect::<Result<_, _>>()?;
+            let sure = if whole {
+                true
+            } else {
+                match (found.last(), lowest) {
+                    (Some(last), Some(lowest)) if found.len() as u64 == want => {
+                        let later: Option<i64> = sqlx::query_scalar(
+                            "SELECT 1 FROM appeals INDEXED BY appeals_arrived_at \
+                             WHERE arrived_at >= $1 AND rowid < $2 LIMIT 1",
+                        )
+                        .bind(db::ms(last.arrived_at))
+                        .bind(lowest)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        later.is_none()
+                    }
+                    _ => false,
+                }
+            };
+            if sure {
+                tx.commit().await?;
+                let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
+                return Ok(Some(found.into_iter().skip(skip).collect()));
+            }
+            if (found.len() as u64).saturating_mul(10) < want {
+                // the filters keep too few of the matches for a window ten times as large
+                // to fill the page: sorting every match is quicker than trying
+                return Ok(None);
+            }
+        }
+        Ok(None)
     }
 
     /// How many appeals match the filter.
@@ -247,6 +540,68 @@ impl Store {
             .await?;
         let n: i64 = row.try_get(0)?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// How many appeals match the filter, counting no further than `cap + 1`: exact up to
+    /// `cap`, else "more than `cap`" ([`Total`]). The lists use [`Total::CAP`].
+    pub async fn count_at_most(&self, filter: &SearchFilter, cap: u64) -> Result<Total, Error> {
+        let limit = i64::try_from(cap.saturating_add(1)).unwrap_or(i64::MAX);
+        let count = |sql: String, mut binds: Vec<Bind>| {
+            binds.push(Bind::Int(limit));
+            let pool = self.pool.clone();
+            async move {
+                let n: i64 = bind_all(sqlx::query(&sql), binds)
+                    .fetch_one(&pool)
+                    .await?
+                    .try_get(0)?;
+                Ok::<_, Error>(Total::of(u64::try_from(n).unwrap_or(0), cap))
+            }
+        };
+        let probe = self.probe_matches(filter).await?;
+        let bounded = |f: &SearchFilter| {
+            let (where_sql, binds) = where_clause_probing(f, self.backend, probe);
+            let sql = format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM appeals{where_sql} LIMIT ${}) t",
+                binds.len() + 1
+            );
+            (sql, binds)
+        };
+        let terms = filter.text.as_deref().map(search_terms).unwrap_or_default();
+        if terms.is_empty() {
+            let (sql, binds) = bounded(filter);
+            return count(sql, binds).await;
+        }
+        // the appeals whose own text matches first: when they are more than `cap`, so are
+        // the appeals found
+        let own = SearchFilter {
+            text_in_citizens: false,
+            ..filter.clone()
+        };
+        let only_text = SearchFilter {
+            text: filter.text.clone(),
+            ..SearchFilter::default()
+        };
+        let found = if self.backend == Backend::Sqlite && own == only_text {
+            // every row of the FTS5 index is an appeal (its triggers keep it so): counted
+            // there, without reading the appeals
+            let n = self.matches_up_to("appeals", &terms, limit).await?;
+            Total::of(u64::try_from(n).unwrap_or(0), cap)
+        } else {
+            let (sql, binds) = bounded(&own);
+            count(sql, binds).await?
+        };
+        match card_branches(filter, self.backend, "id", false) {
+            Some((own, cards, binds)) if found.exact => {
+                // and those of the matching cards: each bounded, then joined
+                let k = binds.len() + 1;
+                let sql = format!(
+                    "SELECT COUNT(*) FROM (SELECT id FROM ({own} LIMIT ${k}) t1 UNION \
+                     SELECT id FROM ({cards} LIMIT ${k}) t2) u"
+                );
+                count(sql, binds).await
+            }
+            _ => Ok(found),
+        }
     }
 
     /// Sets the follow-up status, recorded as a `status_changed` event by `actor`. When the
@@ -428,6 +783,13 @@ impl Store {
 }
 
 fn where_clause(f: &SearchFilter, backend: Backend) -> (String, Vec<Bind>) {
+    where_clause_probing(f, backend, false)
+}
+
+/// [`where_clause`]; with `probe` (SQLite, [`Store::probe_matches`]) the appeal's own text
+/// match is written `+rowid IN (…)`: the unary `+` keeps SQLite from reading the appeals by
+/// the match set, so it reads them by another filter's index and tests each against it.
+fn where_clause_probing(f: &SearchFilter, backend: Backend, probe: bool) -> (String, Vec<Bind>) {
     let mut conds: Vec<String> = Vec::new();
     let mut binds = Vec::new();
     let mut push = |cond: &str, b: Bind| {
@@ -479,21 +841,24 @@ fn where_clause(f: &SearchFilter, backend: Backend) -> (String, Vec<Bind>) {
     }
     let terms = f.text.as_deref().map(search_terms).unwrap_or_default();
     if !terms.is_empty() {
-        let (key, own, q) = fts_keys(backend, "appeals", &terms);
+        let (own, q) = fts_match(backend, "appeals", &terms);
         binds.push(Bind::Text(q));
         let own = own.replace("$?", &format!("${}", binds.len()));
         if f.text_in_citizens {
             // a union of index lookups, not an OR (which neither backend answers from the
             // indexes): the appeals whose text matches, and those of the cards that do
-            let (_, cards, q2) = fts_keys(backend, "citizens", &terms);
+            let key = fts_key(backend);
+            let (cards, q2) = fts_match(backend, "citizens", &terms);
             binds.push(Bind::Text(q2));
             let cards = cards.replace("$?", &format!("${}", binds.len()));
             conds.push(format!(
-                "{key} IN ({own} UNION SELECT a.{key} FROM appeals a WHERE a.citizen_id IN \
-                 (SELECT c.id FROM citizens c WHERE c.{key} IN ({cards})))"
+                "{key} IN (SELECT {key} FROM appeals WHERE {own} UNION SELECT a.{key} \
+                 FROM appeals a WHERE a.citizen_id IN (SELECT c.id FROM citizens c WHERE {cards}))"
             ));
+        } else if probe && backend == Backend::Sqlite {
+            conds.push(format!("+{own}"));
         } else {
-            conds.push(format!("{key} IN ({own})"));
+            conds.push(own);
         }
     }
     if conds.is_empty() {
@@ -501,6 +866,58 @@ fn where_clause(f: &SearchFilter, backend: Backend) -> (String, Vec<Bind>) {
     } else {
         (format!(" WHERE {}", conds.join(" AND ")), binds)
     }
+}
+
+/// A text search that looks in the cards too ([`SearchFilter::text_in_citizens`]) as two
+/// searches to join: `SELECT {select} FROM appeals` of the appeals whose own text matches,
+/// and of the appeals of the matching cards, each with the other filters, and their binds
+/// (`$1`…`$n`). Each is answered from its own indexes and can stop at a page (a union of
+/// the two keys, or an OR, is answered only after every match of both is found). `None`
+/// when the filter has no text or does not look in the cards.
+///
+/// `walk` (PostgreSQL, many matching cards): the cards' branch tests each appeal, read in
+/// the order of the list, against the matching cards' ids hashed once (`(… IN (…)) IS
+/// TRUE` keeps the planner from turning it into a join that fetches every linked appeal
+/// and sorts them); for a few cards the join, card by card through `appeals_citizen`, is
+/// the quicker.
+fn card_branches(
+    f: &SearchFilter,
+    backend: Backend,
+    select: &str,
+    walk: bool,
+) -> Option<(String, String, Vec<Bind>)> {
+    let terms = f.text.as_deref().map(search_terms).unwrap_or_default();
+    if terms.is_empty() || !f.text_in_citizens {
+        return None;
+    }
+    let rest = SearchFilter {
+        text: None,
+        text_in_citizens: false,
+        ..f.clone()
+    };
+    let (where_sql, mut binds) = where_clause(&rest, backend);
+    let and = if where_sql.is_empty() {
+        " WHERE ".to_owned()
+    } else {
+        format!("{where_sql} AND ")
+    };
+    let (own, q) = fts_match(backend, "appeals", &terms);
+    binds.push(Bind::Text(q));
+    let own = own.replace("$?", &format!("${}", binds.len()));
+    let (cards, q) = fts_match(backend, "citizens", &terms);
+    binds.push(Bind::Text(q));
+    let cards = cards.replace("$?", &format!("${}", binds.len()));
+    let linked = format!("citizen_id IN (SELECT c.id FROM citizens c WHERE {cards})");
+    let linked = if walk && backend == Backend::Postgres {
+        format!("({linked}) IS TRUE")
+    } else {
+        linked
+    };
+    Some((
+        format!("SELECT {select} FROM appeals{and}{own}"),
+        format!("SELECT {select} FROM appeals{and}{linked}"),
+        binds,
+    ))
 }
 
 pub(crate) fn escape_like(s: &str) -> String {

@@ -770,7 +770,7 @@ async fn upgrade_keeps_received_forwards(db: TestDb) {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 8);
+    assert_eq!(version, 9, "and every migration after it");
     assert_eq!(
         count(
             &b,

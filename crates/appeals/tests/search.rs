@@ -396,7 +396,7 @@ async fn upgrade_from_migration_6(db: TestDb) {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 8);
+    assert_eq!(version, 9, "and every migration after it");
     // nothing lost
     let all = store.search(&SearchFilter::default(), ALL).await.unwrap();
     assert_eq!(all.len(), rows.len());
@@ -427,3 +427,306 @@ async fn upgrade_from_migration_6(db: TestDb) {
 }
 
 on_both!(upgrade_from_migration_6);
+
+// ---------------------------------------------------------------------------------------
+/// One appeal of [`common_word_pages`]: id, arrival (ms), status, notes, citizen.
+type Row5 = (
+    String,
+    i64,
+    &'static str,
+    Option<&'static str>,
+    Option<uuid::Uuid>,
+);
+
+/// The page the whole match set, sorted by arrival (newest first, then id), gives.
+fn expected(rows: &[Row5], keep: impl Fn(&Row5) -> bool, page: Page) -> Vec<String> {
+    let mut all: Vec<&Row5> = rows.iter().filter(|r| keep(r)).collect();
+    all.sort_by(|a, b| (b.1, &b.0).cmp(&(a.1, &a.0)));
+    all.iter()
+        .skip(page.offset as usize)
+        .take(page.limit as usize)
+        .map(|r| r.0.clone())
+        .collect()
+}
+
+/// Many matches — more than the newest-matches window SQLite reads first (2 000) — and
+/// many cards: every page is the one the whole match set sorted by arrival gives, with the
+/// other filters, with the cards, by a word's beginning, and with appeals whose rowid is
+/// out of arrival order (one written early that arrived last, one written late that arrived
+/// first); the totals stop at the cap and say so, and are exact below it.
+async fn common_word_pages(db: TestDb) {
+    let store = Store::connect(&db.url).await.unwrap();
+    let ivanova = store
+        .create_citizen(&card("Иванова Анна", None, None, "+79130000001"))
+        .await
+        .unwrap()
+        .id;
+    // 600 cards that say «продукты»: more than the few whose appeals SQLite takes whole
+    let sidorovs: Vec<uuid::Uuid> = (0..600).map(|_| uuid::Uuid::now_v7()).collect();
+    for chunk in sidorovs.chunks(200) {
+        let values: Vec<String> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, id)| format!("('{id}', 'Сидорова Мария {i}', 'Нужны продукты', 1, 1)"))
+            .collect();
+        sqlx::query(&format!(
+            "INSERT INTO citizens (id, name, notes, created_at, updated_at) VALUES {}",
+            values.join(", ")
+        ))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    let base = at(0, 0, 0).timestamp_millis();
+    let mut rows: Vec<Row5> = Vec::new();
+    for i in 0..5000usize {
+        let arrived = match i {
+            10 => base + 10_000 * 60_000, // written among the first, arrived last
+            4990 => base - 60_000,        // written among the last, arrived first
+            _ => base + i as i64 * 60_000,
+        };
+        let notes = match i % 5 {
+            0..=2 => Some("Просит доставить продукты"),
+            3 => Some("Жалоба на задержку пенсии"),
+            _ => None,
+        };
+        let citizen = match i % 7 {
+            0 => Some(ivanova),
+            2 => Some(sidorovs[i % sidorovs.len()]),
+            _ => None,
+        };
+        let status = ["new", "in_progress", "done"][i % 3];
+        rows.push((
+            appeals::AppealId::new().to_string(),
+            arrived,
+            status,
+            notes,
+            citizen,
+        ));
+    }
+    for (n, chunk) in rows.chunks(500).enumerate() {
+        let values: Vec<String> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (id, t, status, notes, citizen))| {
+                let text = |v: Option<String>| v.map_or("NULL".to_owned(), |v| format!("'{v}'"));
+                format!(
+                    "('{id}', 'c{n}-{i}', '3758787', '79990000000', '79990000000', {t}, \
+                     '{status}', {}, {}, 0, {t})",
+                    text(notes.map(str::to_owned)),
+                    text(citizen.map(|c| c.to_string())),
+                )
+            })
+            .collect();
+        sqlx::query(&format!(
+            "INSERT INTO appeals (id, call_id, line, caller_number, caller_key, arrived_at, \
+             status, notes, citizen_id, last_seq, updated_at) VALUES {}",
+            values.join(", ")
+        ))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+
+    let says = |r: &Row5, word: &str| r.3.is_some_and(|n| n.contains(word));
+    let product = |r: &Row5| says(r, "продукт");
+    let product_or_card = |r: &Row5| product(r) || r.4.is_some_and(|c| c != ivanova);
+    let text = |t: &str, cards: bool| SearchFilter {
+        text: Some(t.into()),
+        text_in_citizens: cards,
+        ..SearchFilter::default()
+    };
+    let in_progress = |f: SearchFilter| SearchFilter {
+        status: Some(Status::InProgress),
+        ..f
+    };
+    let page = |offset: u64, limit: u32| Page { offset, limit };
+    type Keep<'a> = Box<dyn Fn(&Row5) -> bool + 'a>;
+    let cases: Vec<(&str, SearchFilter, Keep<'_>)> = vec![
+        ("продукт", text("продукт", false), Box::new(product)),
+        ("прод (a beginning)", text("прод", false), Box::new(product)),
+        (
+            "продукт in progress",
+            in_progress(text("продукт", false)),
+            Box::new(|r: &Row5| product(r) && r.2 == "in_progress"),
+        ),
+        (
+            "жалоба",
+            text("жалоба", false),
+            Box::new(|r: &Row5| says(r, "Жалоба")),
+        ),
+        (
+            "продукт with the cards",
+            text("продукт", true),
+            Box::new(product_or_card),
+        ),
+        (
+            "продукт with the cards, in progress",
+            in_progress(text("продукт", true)),
+            Box::new(|r: &Row5| product_or_card(r) && r.2 == "in_progress"),
+        ),
+        (
+            "иванова with the cards",
+            text("иванова", true),
+            Box::new(|r: &Row5| r.4 == Some(ivanova)),
+        ),
+        (
+            "сидорова with the cards",
+            text("сидорова", true),
+            Box::new(|r: &Row5| r.4.is_some_and(|c| c != ivanova)),
+        ),
+    ];
+    for (what, f, keep) in &cases {
+        for p in [page(0, 50), page(0, 1), page(100, 50), page(1950, 100)] {
+            let got: Vec<String> = store
+                .search(f, p)
+                .await
+                .unwrap()
+                .iter()
+                .map(|a| a.id.to_string())
+                .collect();
+            assert_eq!(got, expected(&rows, keep, p), "{what}, {p:?}");
+        }
+        let n = rows.iter().filter(|r| keep(r)).count() as u64;
+        let total = store.count_at_most(f, 10_000).await.unwrap();
+        assert_eq!((total.count, total.exact), (n, true), "{what}");
+        let capped = store.count_at_most(f, 100).await.unwrap();
+        assert_eq!(
+            (capped.count, capped.exact),
+            if n > 100 { (100, false) } else { (n, true) },
+            "{what}"
+        );
+        assert_eq!(store.count(f).await.unwrap(), n, "{what}");
+    }
+    // the one written early that arrived last heads the list; the one written late that
+    // arrived first ends it
+    let first = store
+        .search(&text("продукт", false), page(0, 1))
+        .await
+        .unwrap();
+    assert_eq!(first[0].id.to_string(), rows[10].0);
+    let last = expected(&rows, product, page(2999, 1));
+    assert_eq!(last, [rows[4990].0.clone()]);
+    // a total at the cap is exact; one above it is not
+    let f = text("продукт", false);
+    let n = rows.iter().filter(|r| product(r)).count() as u64;
+    assert_eq!(
+        store.count_at_most(&f, n).await.unwrap(),
+        appeals::Total {
+            count: n,
+            exact: true
+        }
+    );
+    assert_eq!(
+        store.count_at_most(&f, n - 1).await.unwrap(),
+        appeals::Total {
+            count: n - 1,
+            exact: false
+        }
+    );
+    // with no text
+    let open = SearchFilter {
+        status: Some(Status::New),
+        ..SearchFilter::default()
+    };
+    let capped = store.count_at_most(&open, 10).await.unwrap();
+    assert_eq!((capped.count, capped.exact), (10, false));
+
+    // the cards: a common word's page in name order, as a rare word's
+    let many = names(&store, "сидорова").await;
+    let mut sorted = many.clone();
+    sorted.sort();
+    assert_eq!(many.len(), 100, "the first page of 600");
+    assert_eq!(many, sorted);
+    assert_eq!(many[0], "Сидорова Мария 0");
+    let f = CitizenFilter {
+        text: Some("сидорова".into()),
+        ..CitizenFilter::default()
+    };
+    let later = store.search_citizens(&f, page(590, 50)).await.unwrap();
+    assert_eq!(later.len(), 10);
+    assert_eq!(names(&store, "иванова").await, ["Иванова Анна"]);
+}
+
+on_both!(common_word_pages);
+
+// ---------------------------------------------------------------------------------------
+/// A database schema 7 made, with cards and appeals: migration 9 keeps every row, the cards
+/// are found by their old text (on PostgreSQL through the stored vector it computes for
+/// them) and by what they say after a change, in name order.
+async fn upgrade_from_migration_7(db: TestDb) {
+    let pool = common::schema_7(&db.url).await;
+    for (i, (name, address)) in [
+        ("Кузнецова Нина", "ул. Ватутина, 7"),
+        ("Иванов Пётр", "ул. Ленина, 1"),
+        ("Иванова Анна", "ул. Ватутина, 9"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        sqlx::query(
+            "INSERT INTO citizens (id, name, address, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(name.to_string())
+        .bind(address.to_string())
+        .bind(i as i64)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let appeal = appeals::AppealId::new();
+    sqlx::query(
+        "INSERT INTO appeals (id, call_id, line, caller_number, caller_key, arrived_at, \
+         status, notes, last_seq, updated_at) \
+         VALUES ($1, 'c1', '3758787', '79130000001', '79130000001', 1, 'new', 'Нужна сиделка', 0, 1)",
+    )
+    .bind(appeal.to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = Store::connect(&db.url).await.unwrap();
+    let versions: Vec<i64> = sqlx::query("SELECT version FROM hotline_migrations ORDER BY version")
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions.last(), Some(&9));
+    assert_eq!(
+        names(&store, "ватут").await,
+        ["Иванова Анна", "Кузнецова Нина"]
+    );
+    assert_eq!(names(&store, "иван").await, ["Иванов Пётр", "Иванова Анна"]);
+    assert_eq!(found(&store, "сиделк", false).await, [appeal]);
+    let nina = store
+        .search_citizens(
+            &CitizenFilter {
+                text: Some("нина".into()),
+                ..CitizenFilter::default()
+            },
+            ALL,
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .update_citizen(
+            nina.id,
+            nina.version,
+            &CitizenPatch {
+                address: Some(Some("Красный проспект, 2".into())),
+                ..CitizenPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&store, "ватут").await, ["Иванова Анна"]);
+    assert_eq!(names(&store, "красн").await, ["Кузнецова Нина"]);
+}
+
+on_both!(upgrade_from_migration_7);

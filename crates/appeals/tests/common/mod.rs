@@ -119,6 +119,32 @@ pub const OLD_MIGRATIONS: [&str; 6] = [
     include_str!("../../migrations/0006_cases.sql"),
 ];
 
+/// Migration 7 as released: the portable part, then SQLite's and PostgreSQL's own.
+pub const MIGRATION_7: [&str; 3] = [
+    include_str!("../../migrations/0007_search.sql"),
+    include_str!("../../migrations/0007_search.sqlite.sql"),
+    include_str!("../../migrations/0007_search.postgres.sql"),
+];
+
+/// A pool on `url` with the schema migrations 1–7 made (recorded as the daemon records
+/// them), for the upgrade tests of later migrations.
+pub async fn schema_7(url: &str) -> sqlx::AnyPool {
+    let pool = old_schema(url, &OLD_MIGRATIONS).await;
+    let own = if url.starts_with("sqlite:") {
+        MIGRATION_7[1]
+    } else {
+        MIGRATION_7[2]
+    };
+    for sql in [MIGRATION_7[0], own] {
+        pool.execute(sql).await.unwrap();
+    }
+    sqlx::query("INSERT INTO hotline_migrations (version, name, applied_at) VALUES (7, 'old', 0)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool
+}
+
 /// A pool on `url` with the schema as these migrations (the first ones, in order) made it,
 /// recorded in `hotline_migrations` as the daemon records them: a database an older version
 /// left, for the upgrade tests.

@@ -15,7 +15,7 @@
 //! address and district to an appeal that has none. A PATCH may name the `version` it was
 //! made on: a changed appeal is 409 and nothing is written.
 
-use appeals::{AppealId, Status};
+use appeals::{AppealId, Status, Total};
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -151,7 +151,8 @@ async fn visible(
     }
 }
 
-/// `GET /api/v1/appeals`: newest first, paged (`page` from 1, `per_page` 1–1000, default 50);
+/// `GET /api/v1/appeals`: newest first, paged (`page` from 1, `per_page` 1–1000, default 50),
+/// with `total` counted up to [`Total::cap_for`] the page (`total_exact: false`: more);
 /// filters (see [`AppealQuery`]): `q` (free text), `from`, `to`, `line`, `category`,
 /// `status`, `caller` (digits), `service`, `district`, `organisation`, `assignee`,
 /// `operator`, `citizen_id` and `overdue=true`. A bad filter value is 422 naming the field.
@@ -190,12 +191,17 @@ pub async fn list(
     };
     let Some(format) = export else {
         let store = s.store()?;
-        let total = store.count(&filter).await?;
         let paging = Paging::of(q.page, q.per_page)?;
-        let appeals = store.search(&filter, paging.store()).await?;
-        return Ok(
-            Json(paging.answer("appeals", json!(appeals), Some(total), json!({}))).into_response(),
-        );
+        let page = paging.store();
+        let total = store.count_at_most(&filter, Total::cap_for(page)).await?;
+        let appeals = store.search(&filter, page).await?;
+        return Ok(Json(paging.answer(
+            "appeals",
+            json!(appeals),
+            Some(total.count),
+            json!({ "total_exact": total.exact }),
+        ))
+        .into_response());
     };
     export::appeals(
         &s,

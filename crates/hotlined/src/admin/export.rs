@@ -118,13 +118,15 @@ pub(crate) async fn appeals(
     lang: Lang,
 ) -> Result<Response, ApiError> {
     let store = s.store()?;
-    let total = store.count(filter).await?;
-    if total > EXPORT_MAX {
+    // counted no further than the most an export holds
+    let found = store.count_at_most(filter, EXPORT_MAX).await?;
+    if !found.exact {
         return Err(ApiError::invalid(
             "format",
-            format!("format: {total} appeals found, an export holds at most {EXPORT_MAX}: narrow the filter"),
+            format!("format: more than {EXPORT_MAX} appeals found, an export holds at most {EXPORT_MAX}: narrow the filter"),
         ));
     }
+    let total = found.count;
     let mut rows = Vec::new();
     while (rows.len() as u64) < total {
         let page = Page {

@@ -655,3 +655,97 @@ async fn disposition_hold_until_saved(db: Db) {
     hold(&s, &s.holds, "op1", a).await;
     assert!(s.holds.of("op1").is_none());
 }
+
+on_both!(totals_past_the_cap);
+/// More appeals found than the lists count (10 000): the API's `total` stops at the cap with
+/// `total_exact: false` and the registry says «более 10 000» with a next page; a page past
+/// the cap counts to its end, exactly when that is all; a small total is exact.
+async fn totals_past_the_cap(db: Db) {
+    let s = state_on(&db, AccessSettings::default()).await;
+    make_user(&s, "sup", Role::Supervisor, "sup-secret").await;
+    let sup = session(&s, "sup", "sup-secret").await;
+    let t0 = Utc::now().timestamp_millis() - 86_400_000;
+    for chunk in 0..11 {
+        let rows: Vec<String> = (0..1000)
+            .map(|i| chunk * 1000 + i)
+            .take_while(|n| *n < 10_001)
+            .map(|n| {
+                format!(
+                    "('{}', 'bulk-{n}', 'city', '79990000000', '79990000000', {t}, 'new', \
+                     'Просит доставить продукты', 0, {t})",
+                    AppealId::new(),
+                    t = t0 + n as i64
+                )
+            })
+            .collect();
+        if rows.is_empty() {
+            break;
+        }
+        sqlx::query(&format!(
+            "INSERT INTO appeals (id, call_id, line, caller_number, caller_key, arrived_at, \
+             status, notes, last_seq, updated_at) VALUES {}",
+            rows.join(", ")
+        ))
+        .execute(store(&s).pool())
+        .await
+        .unwrap();
+    }
+    let other = appeal(&s, "+79130000001", Some("op1"), None).await;
+
+    let api = |q: &'static str| {
+        let (s, sup) = (&s, &sup);
+        async move {
+            let a = get(s, &format!("/api/v1/appeals?{q}"), sup).await;
+            assert_eq!(a.status, StatusCode::OK, "{q}: {}", a.body);
+            serde_json::from_str::<Value>(&a.body).unwrap()
+        }
+    };
+    let capped = api("q=продукт").await;
+    assert_eq!(capped["total"], 10_000);
+    assert_eq!(capped["total_exact"], false);
+    assert_eq!(capped["pages"], 200);
+    assert_eq!(capped["appeals"].as_array().unwrap().len(), 50);
+    let past = api("q=продукт&page=201").await;
+    assert_eq!(
+        (&past["total"], &past["total_exact"]),
+        (&json!(10_001), &json!(true))
+    );
+    assert_eq!(past["appeals"].as_array().unwrap().len(), 1, "the oldest");
+    let last = api("q=продукт&page=201&per_page=1000").await;
+    assert_eq!(last["appeals"].as_array().unwrap().len(), 0);
+    let all = api("").await;
+    assert_eq!(
+        (&all["total"], &all["total_exact"]),
+        (&json!(10_000), &json!(false))
+    );
+    let small = api("caller=79130000001").await;
+    assert_eq!(
+        (&small["total"], &small["total_exact"]),
+        (&json!(1), &json!(true))
+    );
+    assert_eq!(small["appeals"][0]["id"], other.to_string());
+
+    let page = get(
+        &s,
+        "/registry?q=%D0%BF%D1%80%D0%BE%D0%B4%D1%83%D0%BA%D1%82",
+        &sup,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Найдено: более 10 000</span>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("rel=\"next\""));
+    let end = get(
+        &s,
+        "/registry?q=%D0%BF%D1%80%D0%BE%D0%B4%D1%83%D0%BA%D1%82&page=201",
+        &sup,
+    )
+    .await;
+    assert!(end.body.contains("Найдено: 10 001</span>"), "{}", end.body);
+    assert!(!end.body.contains("rel=\"next\""));
+    let one = get(&s, "/registry?q=79130000001", &sup).await;
+    assert!(one.body.contains("Найдено: 1</span>"), "{}", one.body);
+}

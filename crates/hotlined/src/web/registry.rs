@@ -3,7 +3,7 @@
 //! (the citizen card). An operator sees the appeals they handled; supervisors and admins
 //! see every one.
 
-use appeals::{Appeal, Page, SearchFilter, Status};
+use appeals::{Appeal, Page, SearchFilter, Status, Total};
 use askama::Template;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -71,6 +71,8 @@ struct RegistryPage {
     statuses: Vec<Choice>,
     rows: Vec<Row>,
     total: u64,
+    /// What the page says was found: «1 234», or «более 10 000» when counting stopped.
+    found: String,
     error: Option<String>,
     prev: Option<String>,
     next: Option<String>,
@@ -190,6 +192,19 @@ fn url_pairs(pairs: &[(&str, &str)]) -> String {
     out
 }
 
+/// `n` with its thousands apart, as Russian writes them: `10 000`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(' ');
+        }
+        out.push(d);
+    }
+    out
+}
+
 /// `GET /registry`.
 pub async fn page(
     State(s): State<AdminState>,
@@ -201,7 +216,7 @@ pub async fn page(
     let _ = &form.lang;
     let page_no = form.page.unwrap_or(1).max(1);
     let mut error = None;
-    let (mut rows, mut total) = (Vec::new(), 0);
+    let (mut rows, mut total) = (Vec::new(), Total::of(0, 0));
     let names = Names::of(&s);
     match filter_of(&c, &form) {
         Err(e) => error = Some(e),
@@ -246,7 +261,10 @@ pub async fn page(
                 offset: (page_no - 1) * u64::from(PER_PAGE),
                 limit: PER_PAGE,
             };
-            match (store.search(&filter, p).await, store.count(&filter).await) {
+            match (
+                store.search(&filter, p).await,
+                store.count_at_most(&filter, Total::cap_for(p)).await,
+            ) {
                 (Ok(list), Ok(n)) => {
                     rows = list.iter().map(|a| row(&c, &names, a)).collect();
                     total = n;
@@ -273,7 +291,13 @@ pub async fn page(
     .collect();
     let shown = (page_no - 1) * u64::from(PER_PAGE) + rows.len() as u64;
     let prev = (page_no > 1).then(|| query_string(&form, Some(page_no - 1), None));
-    let next = (shown < total).then(|| query_string(&form, Some(page_no + 1), None));
+    let next =
+        (shown < total.count || !total.exact).then(|| query_string(&form, Some(page_no + 1), None));
+    let found = if total.exact {
+        grouped(total.count)
+    } else {
+        format!("{} {}", c.t.more_than, grouped(total.count))
+    };
     let export = query_string(&form, None, Some("csv"));
     let export_xlsx = query_string(&form, None, Some("xlsx"));
     let status = if error.is_some() {
@@ -285,7 +309,8 @@ pub async fn page(
         form,
         statuses,
         rows,
-        total,
+        total: total.count,
+        found,
         error,
         prev,
         next,

@@ -152,6 +152,7 @@ texts! {
     line: "Линия", "Line";
     find: "Найти", "Find";
     found: "Найдено", "Found";
+    more_than: "более", "more than";
     nothing_found: "Ничего не найдено. Измените условия поиска.", "Nothing found. Change the search.";
     arrived: "Поступило", "Arrived";
     outcome: "Итог", "Outcome";
