@@ -54,11 +54,20 @@
 //! left is [`MediaPorts`] (a port pair before the answer to an INVITE). Figures for the admin
 //! API and metrics go to [`Stats`] and its [`live::ActivityBoard`].
 //!
+//! # Random values: one seed
+//! Nothing in the core draws from the OS or a thread's generator. [`Core::new`] takes one seed
+//! (the daemon's is fresh randomness at every start; the harness's a constant) and every
+//! random value the core makes comes from it through [`sip::Tokens`]: To tags, branches, the
+//! Call-IDs and From tags of the calls we place, the first CSeq of a dialog, cnonces, SDP
+//! session ids, and (from seeds taken from it at construction) the transaction endpoint's own
+//! tags and the appeal ids. So a harness run with the same seed and the same inputs puts out
+//! byte-identical SIP (a test in `tests/flows.rs` checks it).
+//!
 //! # Appeal ids
 //! The core mints them ([`AppealIds`]): UUIDv7 from the driver's civil time, a counter within
-//! the millisecond and 62 bits from a generator seeded at construction. The daemon seeds it
-//! from the OS at every start, so neither a restart nor a second daemon repeats an id; the
-//! harness seeds it with a constant and gets the same ids every run.
+//! the millisecond and 62 bits from the generator seeded at construction. As the daemon's seed
+//! is fresh at every start, neither a restart nor a second daemon repeats an id; the harness
+//! gets the same ids every run.
 //!
 //! # Parts of a call
 //! - `core` — the request dispatch (OPTIONS, REGISTER, INVITE/re-INVITE, BYE, INFO, UPDATE),

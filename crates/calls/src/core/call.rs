@@ -13,7 +13,7 @@ impl Core {
             return self.reply(now, &tx, &req, 482);
         }
         if self.draining {
-            let mut r = with_to_tag(req.response(503), &req, None);
+            let mut r = with_to_tag(req.response(503), &req, &mut self.tokens);
             r.headers.push(HeaderName::RetryAfter, "60");
             return self.respond(now, &tx, r);
         }
@@ -49,7 +49,7 @@ impl Core {
                 Some(AuthOutcome::Ok { .. }) => {}
                 Some(AuthOutcome::Stale) | None => {
                     let stale = matches!(outcome, Some(AuthOutcome::Stale));
-                    let mut r = with_to_tag(req.response(401), &req, None);
+                    let mut r = with_to_tag(req.response(401), &req, &mut self.tokens);
                     for c in self.trunk_auth.challenge(now, stale) {
                         r.headers.push(HeaderName::WwwAuthenticate, c);
                     }
@@ -59,7 +59,7 @@ impl Core {
             }
         }
         // Offer: in the INVITE (usual) or none (we offer in the 200, the answer comes in ACK).
-        let neg = match answer_offer(&req) {
+        let neg = match answer_offer(&req, &mut self.tokens) {
             Ok(n) => n,
             Err(r) => return self.respond(now, &tx, r),
         };
@@ -71,7 +71,7 @@ impl Core {
             .and_then(|v| v.trim().parse::<u32>().ok());
         if let Some(se) = se {
             if se < MIN_SE {
-                let mut r = with_to_tag(req.response(422), &req, None);
+                let mut r = with_to_tag(req.response(422), &req, &mut self.tokens);
                 r.headers.push(HeaderName::MinSe, MIN_SE.to_string());
                 return self.respond(now, &tx, r);
             }
@@ -79,10 +79,10 @@ impl Core {
         let Ok(from) = req.headers.from_addr() else {
             return self.reply(now, &tx, &req, 400);
         };
-        let dialog = match Dialog::uas(&req, &random_token(10)) {
+        let dialog = match Dialog::uas(&req, &self.tokens.lowercase(10), &mut self.tokens) {
             Ok(d) => d,
             Err(DialogError::NoContact) => {
-                let mut r = with_to_tag(req.response(400), &req, None);
+                let mut r = with_to_tag(req.response(400), &req, &mut self.tokens);
                 r.reason = "Bad Request - INVITE without Contact".into();
                 return self.respond(now, &tx, r);
             }
@@ -116,7 +116,7 @@ impl Core {
                 let _e = span.enter();
                 warn!("no free RTP port in the configured range; refusing the call");
             }
-            let mut r = with_to_tag(req.response(503), &req, None);
+            let mut r = with_to_tag(req.response(503), &req, &mut self.tokens);
             r.headers.push(HeaderName::RetryAfter, "5");
             self.respond(now, &tx, r);
             write_appeal(
@@ -155,7 +155,7 @@ impl Core {
             ports: Some(ports),
             leg: None,
             dtmf_via: None,
-            sdp_session: rand::thread_rng().gen_range(1..u32::MAX as u64),
+            sdp_session: self.tokens.number(1..u32::MAX as u64),
             sdp_version: 1,
             session_expires,
             answer_at: now + line.ring,
@@ -302,7 +302,7 @@ impl Core {
         let Some(id) = self.in_dialog(now, &tx, &req) else {
             return;
         };
-        let offer = match answer_offer(&req) {
+        let offer = match answer_offer(&req, &mut self.tokens) {
             Ok(n) => n,
             Err(r) => return self.respond(now, &tx, r),
         };
@@ -443,10 +443,13 @@ impl Core {
     }
 
     /// A BYE in the call's dialog (RFC 3261 §12.2.1.1, §15.1.1).
-    pub(super) fn build_bye(&self, call: &mut Call) -> Request {
-        let mut bye = call
-            .dialog
-            .request(Method::Bye, &host_port(call.local), call.peer.transport);
+    pub(super) fn build_bye(&mut self, call: &mut Call) -> Request {
+        let mut bye = call.dialog.request(
+            Method::Bye,
+            &host_port(call.local),
+            call.peer.transport,
+            &mut self.tokens,
+        );
         bye.headers
             .push(HeaderName::UserAgent, self.settings.user_agent.as_str());
         bye

@@ -84,7 +84,7 @@ impl Core {
 
     pub(super) fn reply(&mut self, now: Instant, tx: &TxKey, req: &Request, status: u16) {
         let r = req.response(status);
-        let r = with_to_tag(r, req, None);
+        let r = with_to_tag(r, req, &mut self.tokens);
         self.respond(now, tx, r);
     }
 
@@ -103,7 +103,7 @@ impl Core {
                 .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
                 .collect();
             if !unsupported.is_empty() {
-                let mut r = with_to_tag(req.response(420), &req, None);
+                let mut r = with_to_tag(req.response(420), &req, &mut self.tokens);
                 r.headers
                     .push(HeaderName::Unsupported, unsupported.join(", "));
                 return self.respond(now, &tx, r);
@@ -116,7 +116,7 @@ impl Core {
         match &req.method {
             Method::Register => self.on_register(now, tx, peer, req),
             Method::Options => {
-                let mut r = with_to_tag(req.response(200), &req, None);
+                let mut r = with_to_tag(req.response(200), &req, &mut self.tokens);
                 r.headers.push(HeaderName::Allow, ALLOW);
                 r.headers.push(HeaderName::Accept, "application/sdp");
                 r.headers.push(HeaderName::AcceptLanguage, "ru, en");
@@ -175,12 +175,12 @@ impl Core {
                 }
             }
             m if is_known_method(m) => {
-                let mut r = with_to_tag(req.response(405), &req, None);
+                let mut r = with_to_tag(req.response(405), &req, &mut self.tokens);
                 r.headers.push(HeaderName::Allow, ALLOW);
                 self.respond(now, &tx, r);
             }
             _ => {
-                let mut r = with_to_tag(req.response(501), &req, None);
+                let mut r = with_to_tag(req.response(501), &req, &mut self.tokens);
                 r.headers.push(HeaderName::Allow, ALLOW);
                 self.respond(now, &tx, r);
             }

@@ -10,13 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use acd::{Acd, AcdError, CallerId, OperatorId, QueueId};
-use rand::Rng;
 use sip::auth::{AuthOutcome, DigestServer};
 use sip::dialog::{Dialog, DialogError};
 use sip::registrar::Registrar;
 use sip::room::shrink_if_sparse;
-use sip::transaction::{Endpoint, Event, TxKey};
-use sip::{HeaderName, Message, Method, Peer, Request, Response};
+use sip::transaction::{Endpoint, Event, TimerConfig, TxKey};
+use sip::{HeaderName, Message, Method, Peer, Request, Response, Tokens};
 use tracing::{debug, info, info_span, warn, Span};
 
 use crate::io::{DtmfVia, Input, LegId, MediaCommand, MediaEvent, MediaPorts, Output};
@@ -221,6 +220,9 @@ pub struct Core {
     stats: Arc<Stats>,
     /// Where new calls' appeal ids come from (see [`AppealIds`]).
     appeal_ids: AppealIds,
+    /// Every tag, branch, Call-ID, first CSeq, cnonce and SDP session id the core makes (the
+    /// crate's top comment: one seed, the same bytes).
+    tokens: Tokens,
     /// Client transactions we started and still wait on.
     our_requests: std::collections::HashSet<TxKey>,
     /// Our address the last message arrived on (for the Contact of a new call).
@@ -292,20 +294,21 @@ pub enum OperatorControlError {
 }
 
 impl Core {
-    /// A core for `settings`, the transaction endpoint, registrar and trunk digest server
-    /// the driver made, its statistics, the seed of its appeal ids ([`AppealIds`]: fresh
-    /// randomness at every start) and the RTP ports of the media edge.
+    /// A core for `settings`, the SIP timers of its transaction endpoint, the registrar and
+    /// trunk digest server the driver made, its statistics, the seed every random value of
+    /// the core comes from (fresh randomness at every start; see the crate's top comment) and
+    /// the RTP ports of the media edge.
     // the parts are built in `Gateway::run`; a builder would only rename the arguments
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         now: Instant,
         wall: SystemTime,
         settings: Arc<Settings>,
-        endpoint: Endpoint,
+        sip_timers: TimerConfig,
         registrar: Registrar,
         trunk_auth: DigestServer,
         stats: Arc<Stats>,
-        appeal_seed: [u8; 32],
+        seed: [u8; 32],
         ports: Box<dyn MediaPorts>,
     ) -> Core {
         let acd = settings.acd.clone().and_then(|c| match Acd::new(c) {
@@ -315,7 +318,13 @@ impl Core {
                 None
             }
         });
+        // one seed: the core's own draws, and one seed each for the appeal ids and the
+        // endpoint's tags taken from them
+        let mut tokens = Tokens::from_seed(seed);
+        let appeal_ids = AppealIds::new(tokens.seed());
+        let endpoint = Endpoint::new(sip_timers, Tokens::from_seed(tokens.seed()));
         Core {
+            tokens,
             codes: Default::default(),
             acd,
             acd_callers: HashMap::new(),
@@ -338,7 +347,7 @@ impl Core {
             ports,
             outputs: VecDeque::new(),
             stats,
-            appeal_ids: AppealIds::new(appeal_seed),
+            appeal_ids,
             our_requests: Default::default(),
             last_local: None,
             wall: (now, wall),

@@ -18,7 +18,6 @@ use super::outbound::TrunkPurpose;
 use super::*;
 use crate::live::OfferPhase;
 use acd::OfferFailure;
-use sip::transaction::new_branch;
 use sip::Uri;
 
 /// One INVITE to one of the leg's targets.
@@ -299,16 +298,16 @@ impl Core {
     ) -> Result<String, &'static str> {
         let ports = self.ports.allocate(spec.ip).ok_or("no free RTP port")?;
         let rtp_port = ports;
-        let leg_id = random_token(24);
+        let leg_id = self.tokens.lowercase(24);
         let from_user = sip::message::escape(&spec.from_user, |c| {
             c.is_ascii_alphanumeric() || "-_.+".contains(c)
         });
         let from = format!(
             "<sip:{from_user}@{}>;tag={}",
             host_port(spec.local),
-            random_token(10)
+            self.tokens.lowercase(10)
         );
-        let session: u64 = rand::thread_rng().gen_range(1..1_000_000_000);
+        let session: u64 = self.tokens.number(1..1_000_000_000);
         let body = sdp::offer(spec.ip, rtp_port, session, 1);
         let mut forks = Vec::new();
         for (uri, peer) in spec.targets {
@@ -319,7 +318,7 @@ impl Core {
                     "SIP/2.0/{} {};branch={};rport",
                     peer.transport.as_str(),
                     host_port(spec.local),
-                    new_branch()
+                    self.tokens.branch()
                 ),
             );
             r.headers.push(HeaderName::MaxForwards, "70");
@@ -449,7 +448,7 @@ impl Core {
             return false;
         };
         let uri = fork.invite.uri.to_string();
-        let cnonce = random_token(16);
+        let cnonce = self.tokens.lowercase(16);
         let header = match sip::auth::answer_challenge(
             response,
             &Method::Invite,
@@ -474,7 +473,7 @@ impl Core {
                 "SIP/2.0/{} {};branch={};rport",
                 fork.peer.transport.as_str(),
                 host_port(leg.local),
-                new_branch()
+                self.tokens.branch()
             ),
         );
         r.headers.push(header.0, header.1);
@@ -551,7 +550,12 @@ impl Core {
         let Some(fork) = leg.forks.iter().find(|f| f.tx == *tx) else {
             // a 2xx retransmission after the fork was settled: ACK it again
             if let Some((d, peer)) = &leg.dialog {
-                let ack = d.ack_for_2xx(leg.invite_cseq, &host_port(leg.local), peer.transport);
+                let ack = d.ack_for_2xx(
+                    leg.invite_cseq,
+                    &host_port(leg.local),
+                    peer.transport,
+                    &mut self.tokens,
+                );
                 self.endpoint.send_stateless(*peer, Message::Request(ack));
             }
             return;
@@ -566,14 +570,14 @@ impl Core {
             }
         };
         let via = host_port(leg.local);
-        let ack = dialog.ack_for_2xx(cseq, &via, peer.transport);
+        let ack = dialog.ack_for_2xx(cseq, &via, peer.transport, &mut self.tokens);
         self.endpoint
             .send_stateless(peer, Message::Request(ack.clone()));
         if leg.dialog.is_some() || leg.cancelled {
             // another fork was first, or the offer was withdrawn: hang this one up
             leg.forks.retain(|f| f.tx != *tx);
             let mut late = dialog;
-            let bye = late.request(Method::Bye, &via, peer.transport);
+            let bye = late.request(Method::Bye, &via, peer.transport, &mut self.tokens);
             if let Ok(t) = self.endpoint.send_request(now, peer, bye) {
                 self.our_requests.insert(t);
             }
@@ -758,7 +762,12 @@ impl Core {
     pub(super) fn hangup_op_leg(&mut self, now: Instant, leg_id: &str) {
         if let Some(leg) = self.op_legs.legs.get_mut(leg_id) {
             if let Some((d, peer)) = leg.dialog.as_mut() {
-                let bye = d.request(Method::Bye, &host_port(leg.local), peer.transport);
+                let bye = d.request(
+                    Method::Bye,
+                    &host_port(leg.local),
+                    peer.transport,
+                    &mut self.tokens,
+                );
                 match self.endpoint.send_request(now, *peer, bye) {
                     Ok(t) => {
                         self.our_requests.insert(t);

@@ -563,7 +563,7 @@ impl Core {
         }
         let Some((mut n, peer)) = self.op_legs.request(leg_id, |d, local, transport| {
             let contact = format!("<sip:hotline@{local}>");
-            sip::refer::notify(d, local, transport, &contact, status)
+            sip::refer::notify(d, local, transport, &contact, status, &mut self.tokens)
         }) else {
             return;
         };
