@@ -147,7 +147,7 @@ impl Core {
                 // the caller's wait goes on from their arrival (the ACD keeps it too)
                 queue_figures!(self, at, now).enter(call, &call_id, q.as_str());
                 if let Some(music) = self.settings.moh_for(q.as_str()) {
-                    call.music(&mut self.outputs, Some(music));
+                    call.music(&mut self.out, Some(music));
                 }
             }
             a @ (Action::Announce { .. }
@@ -180,15 +180,14 @@ impl Core {
         };
         let _e = call.span.clone().entered();
         if let Some(caller_media) = &call.leg {
-            self.outputs.push_back(Output::Media(MediaCommand::Bridge {
+            self.out.media(MediaCommand::Bridge {
                 a: caller_media.clone(),
                 b: op_media,
-            }));
+            });
         }
         let waited = now.saturating_duration_since(call.queue.since.unwrap_or(call.answer_at));
         info!(operator = %operator, waited_s = waited.as_secs(), "connected to the operator");
-        write_appeal(
-            &mut self.outputs,
+        self.out.appeal(
             &call.appeal,
             AppealRecord::OperatorAnswered {
                 operator: operator.as_str().to_owned(),

@@ -75,11 +75,10 @@ impl Core {
                 .map(|q| q.as_str().to_owned())
                 .collect();
             if !queues.is_empty() {
-                self.outputs
-                    .push_back(Output::Book(BookEntry::QueuesChanged {
-                        operator: id.as_str().to_owned(),
-                        queues,
-                    }));
+                self.out.push(Output::Book(BookEntry::QueuesChanged {
+                    operator: id.as_str().to_owned(),
+                    queues,
+                }));
             }
         }
         self.drain(now);

@@ -94,8 +94,7 @@ impl Core {
         let caller = from.uri.user().unwrap_or("anonymous").to_string();
         // The appeal is written at once, before the call is answered (PRODUCT.md step 2).
         let appeal = self.mint_appeal(now);
-        write_appeal(
-            &mut self.outputs,
+        self.out.appeal(
             &appeal,
             AppealRecord::Arrived {
                 call_id: call_id.clone(),
@@ -119,8 +118,7 @@ impl Core {
             let mut r = with_to_tag(req.response(503), &req, &mut self.tokens);
             r.headers.push(HeaderName::RetryAfter, "5");
             self.respond(now, &tx, r);
-            write_appeal(
-                &mut self.outputs,
+            self.out.appeal(
                 &appeal,
                 AppealRecord::Ended(CallEnded {
                     reason: EndReason::NoMediaPort,
@@ -169,10 +167,8 @@ impl Core {
         }
         self.stats.calls_total.fetch_add(1, Ordering::Relaxed);
         let ringing = self.call_response(&call, 180);
-        self.timers
-            .insert((call.answer_at, call_id.clone(), TimerKind::Answer));
-        self.timers
-            .insert((call.end_at, call_id.clone(), TimerKind::MaxDuration));
+        self.out.arm(call.answer_at, &call_id, TimerKind::Answer);
+        self.out.arm(call.end_at, &call_id, TimerKind::MaxDuration);
         self.calls.insert(call_id.clone(), call);
         self.respond(now, &tx, ringing);
         if line.ring.is_zero() {
@@ -252,7 +248,7 @@ impl Core {
                     DtmfMode::Rfc4733 | DtmfMode::Info => false,
                 };
                 let leg = LegId::from(call_id);
-                self.outputs.push_back(Output::Media(MediaCommand::Start {
+                self.out.media(MediaCommand::Start {
                     leg: leg.clone(),
                     appeal: call.appeal.clone(),
                     port: ports,
@@ -266,7 +262,7 @@ impl Core {
                     inband,
                     record: call.line.record,
                     timeout: self.settings.rtp_timeout,
-                }));
+                });
                 call.leg = Some(leg);
             }
             call.state = CallState::Answered;
@@ -284,8 +280,7 @@ impl Core {
             if let Some(se) = se {
                 let at = now + Duration::from_secs(se as u64);
                 call.expires_at = Some(at);
-                self.timers
-                    .insert((at, call_id.to_string(), TimerKind::SessionExpiry));
+                self.out.arm(at, call_id, TimerKind::SessionExpiry);
             }
         }
         {
@@ -313,11 +308,11 @@ impl Core {
         if let Some(n) = offer {
             call.neg = Some(n);
             if let Some(leg) = &call.leg {
-                self.outputs.push_back(Output::Media(MediaCommand::Update {
+                self.out.media(MediaCommand::Update {
                     leg: leg.clone(),
                     neg: n,
                     timeout: self.settings.rtp_timeout,
-                }));
+                });
             }
         }
         call.sdp_version += 1;
@@ -345,8 +340,7 @@ impl Core {
             if let Some(se) = call.session_expires {
                 let at = now + Duration::from_secs(se as u64);
                 call.expires_at = Some(at);
-                self.timers
-                    .insert((at, id.to_string(), TimerKind::SessionExpiry));
+                self.out.arm(at, id, TimerKind::SessionExpiry);
             }
         }
     }
@@ -391,10 +385,10 @@ impl Core {
         .into_iter()
         .chain(call.expires_at.map(|at| (at, TimerKind::SessionExpiry)))
         {
-            self.timers.remove(&(at, id.clone(), kind));
+            self.out.disarm(at, id, kind);
         }
         if let Some(leg) = call.leg.take() {
-            self.media(MediaCommand::Close { leg });
+            self.out.media(MediaCommand::Close { leg });
         }
         call.ports = None;
         self.ports.release(call.rtp_port);
@@ -429,8 +423,7 @@ impl Core {
         if call.appeal.is_empty() {
             return; // a feature-code call writes no appeal
         }
-        write_appeal(
-            &mut self.outputs,
+        self.out.appeal(
             &call.appeal,
             AppealRecord::Ended(CallEnded {
                 reason,

@@ -255,8 +255,7 @@ impl Core {
                 if let Some(run) = self.callbacks.runs.get_mut(&caller) {
                     run.callee = Some(leg);
                     if let Some(b) = self.callbacks.bookings.get(&caller) {
-                        write_appeal(
-                            &mut self.outputs,
+                        self.out.appeal(
                             &b.appeal,
                             AppealRecord::CallbackDialling {
                                 operator: run.operator.as_str().to_owned(),
@@ -385,8 +384,7 @@ impl Core {
             }
         }
         if let (Some(at), Some(b)) = (run.bridged_at, self.callbacks.bookings.get(&caller)) {
-            write_appeal(
-                &mut self.outputs,
+            self.out.appeal(
                 &b.appeal,
                 AppealRecord::CallbackTalked {
                     operator: run.operator.as_str().to_owned(),
@@ -413,8 +411,7 @@ impl Core {
             return;
         };
         b.attempts += 1;
-        write_appeal(
-            &mut self.outputs,
+        self.out.appeal(
             &b.appeal,
             AppealRecord::CallbackAttempt {
                 number: number.to_owned(),
@@ -434,8 +431,7 @@ impl Core {
         if let (acd::Outcome::CallbackFailed { attempts }, Some(b)) =
             (outcome, self.callbacks.bookings.get(&caller))
         {
-            write_appeal(
-                &mut self.outputs,
+            self.out.appeal(
                 &b.appeal,
                 AppealRecord::CallbackFailed {
                     attempts: *attempts,

@@ -18,13 +18,11 @@ impl Core {
                                 Ok(n) => {
                                     call.neg = Some(n);
                                     if let Some(leg) = &call.leg {
-                                        self.outputs.push_back(Output::Media(
-                                            MediaCommand::Update {
-                                                leg: leg.clone(),
-                                                neg: n,
-                                                timeout: self.settings.rtp_timeout,
-                                            },
-                                        ));
+                                        self.out.media(MediaCommand::Update {
+                                            leg: leg.clone(),
+                                            neg: n,
+                                            timeout: self.settings.rtp_timeout,
+                                        });
                                     }
                                 }
                                 Err(e) => debug!(error = %e, "unusable SDP answer in the ACK"),

@@ -243,12 +243,11 @@ impl Core {
             Ok(cmd) => {
                 let operator = waiting.operator.clone();
                 let ticket = self.codes.hold(waiting);
-                self.outputs
-                    .push_back(Output::Book(BookEntry::Apply(BookRequest {
-                        operator,
-                        cmd,
-                        ticket,
-                    })));
+                self.out.push(Output::Book(BookEntry::Apply(BookRequest {
+                    operator,
+                    cmd,
+                    ticket,
+                })));
             }
             Err(e) => self.feature_code_done(now, waiting, Err(e)),
         }
@@ -343,8 +342,7 @@ impl Core {
         };
         let done = now + length + TAIL;
         self.calls.insert(call_id.clone(), call);
-        self.timers
-            .insert((done, call_id.clone(), TimerKind::FeatureCodeDone));
+        self.out.arm(done, &call_id, TimerKind::FeatureCodeDone);
         self.answer(now, &call_id);
     }
 
@@ -374,7 +372,7 @@ impl Core {
                             let served: Vec<String> =
                                 served.iter().map(|q| q.as_str().to_owned()).collect();
                             if served != *saved {
-                                self.outputs.push_back(Output::Book(BookEntry::QueuesChanged {
+                                self.out.push(Output::Book(BookEntry::QueuesChanged {
                                     operator: operator.clone(),
                                     queues: served,
                                 }));

@@ -77,8 +77,7 @@ impl Core {
                 queues,
             };
             self.live_ops.last.insert(ev.id.clone(), ev.clone());
-            self.outputs
-                .push_back(Output::Live(LiveEvent::Operator(ev)));
+            self.out.live(LiveEvent::Operator(ev));
         }
     }
 
@@ -118,16 +117,16 @@ impl Core {
 
 /// Puts out an offer's new phase.
 pub(super) fn offer_event(
-    out: &mut VecDeque<Output>,
+    out: &mut Out,
     offer: &OfferLive,
     phase: OfferPhase,
     at: chrono::DateTime<chrono::Utc>,
 ) {
-    out.push_back(Output::Live(LiveEvent::Offer(OfferLive {
+    out.live(LiveEvent::Offer(OfferLive {
         phase,
         at,
         ..offer.clone()
-    })));
+    }));
 }
 
 /// Where a caller's queue moves are counted ([`Stats`]' queue figures) and told (`Queue`
@@ -135,7 +134,7 @@ pub(super) fn offer_event(
 /// fields for one input (`Core::queue_figures!`), so a call of `Core::calls` may be borrowed
 /// alongside.
 pub(super) struct QueueFigures<'a> {
-    pub out: &'a mut VecDeque<Output>,
+    pub out: &'a mut Out,
     pub stats: &'a Stats,
     /// The civil time of the input.
     pub at: chrono::DateTime<chrono::Utc>,
@@ -177,12 +176,12 @@ impl QueueFigures<'_> {
     }
 
     fn event(&mut self, call: &Call, call_id: &str, queue: &str, change: QueueChange) {
-        self.out.push_back(Output::Live(LiveEvent::Queue(QueueLive {
+        self.out.live(LiveEvent::Queue(QueueLive {
             queue: queue.to_owned(),
             appeal: call.appeal.clone(),
             call: call_id.to_owned(),
             change,
             at: self.at,
-        })));
+        }));
     }
 }

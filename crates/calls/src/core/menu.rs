@@ -25,18 +25,14 @@ impl Core {
         if via != DtmfVia::Inband {
             // no need to listen for tones any more
             if let Some(leg) = &call.leg {
-                self.outputs
-                    .push_back(Output::Media(MediaCommand::StopInband { leg: leg.clone() }));
+                self.out
+                    .media(MediaCommand::StopInband { leg: leg.clone() });
             }
         }
         info!(%digit, via = via.as_str(), "DTMF");
         let appeal = call.appeal.clone();
         if self.waiting_digit(now, call_id, digit) {
-            write_appeal(
-                &mut self.outputs,
-                &appeal,
-                AppealRecord::Digit { digit, via },
-            );
+            self.out.appeal(&appeal, AppealRecord::Digit { digit, via });
             self.drain(now);
             return;
         }
@@ -53,11 +49,7 @@ impl Core {
         if in_menu {
             self.drive_ivr(now, call_id);
         }
-        write_appeal(
-            &mut self.outputs,
-            &appeal,
-            AppealRecord::Digit { digit, via },
-        );
+        self.out.appeal(&appeal, AppealRecord::Digit { digit, via });
         if in_menu {
             self.drain(now);
         }
@@ -79,8 +71,7 @@ impl Core {
                 if next != call.menu.deadline {
                     call.menu.deadline = next;
                     if let Some(at) = next {
-                        self.timers
-                            .insert((at, call_id.to_string(), TimerKind::Ivr));
+                        self.out.arm(at, call_id, TimerKind::Ivr);
                     }
                 }
                 return;
@@ -103,7 +94,7 @@ impl Core {
                     match (&call.leg, seq) {
                         (Some(_), Ok(seq)) if names.len() == prompts.len() => {
                             debug!(prompts = ?prompts.iter().map(|p| p.name()).collect::<Vec<_>>(), "playing");
-                            call.play(&mut self.outputs, seq);
+                            call.play(&mut self.out, seq);
                         }
                         _ => {
                             // only a menu built around the checks (or a leg that failed to
@@ -118,27 +109,19 @@ impl Core {
                         }
                     }
                 }
-                Action::StopPlayback => call.stop_playback(&mut self.outputs),
+                Action::StopPlayback => call.stop_playback(&mut self.out),
                 Action::AppendPath(step) => {
                     debug!(%step, "menu");
-                    write_appeal(
-                        &mut self.outputs,
-                        &appeal,
-                        AppealRecord::IvrStep(IvrStep::Path { step, path }),
-                    );
+                    self.out
+                        .appeal(&appeal, AppealRecord::IvrStep(IvrStep::Path { step, path }));
                 }
-                Action::SetCategory(c) => write_appeal(
-                    &mut self.outputs,
-                    &appeal,
-                    AppealRecord::IvrStep(IvrStep::Category(c)),
-                ),
-                Action::SetPriority(p) => write_appeal(
-                    &mut self.outputs,
-                    &appeal,
-                    AppealRecord::IvrStep(IvrStep::Priority(p)),
-                ),
-                Action::SetVariable { name, value } => write_appeal(
-                    &mut self.outputs,
+                Action::SetCategory(c) => self
+                    .out
+                    .appeal(&appeal, AppealRecord::IvrStep(IvrStep::Category(c))),
+                Action::SetPriority(p) => self
+                    .out
+                    .appeal(&appeal, AppealRecord::IvrStep(IvrStep::Priority(p))),
+                Action::SetVariable { name, value } => self.out.appeal(
                     &appeal,
                     AppealRecord::IvrStep(IvrStep::Variable { name, value }),
                 ),
@@ -161,10 +144,9 @@ impl Core {
                     // The call stays up and waits: music on hold from the next tick (the
                     // queue node's prompt has ended), or silence when the queue has none.
                     if let Some(music) = self.settings.moh_for(&queue) {
-                        call.music(&mut self.outputs, Some(music));
+                        call.music(&mut self.out, Some(music));
                     }
-                    write_appeal(
-                        &mut self.outputs,
+                    self.out.appeal(
                         &appeal,
                         AppealRecord::IvrStep(IvrStep::EnteredQueue { queue, priority }),
                     );
@@ -179,8 +161,7 @@ impl Core {
                     if std::mem::take(&mut call.menu.in_ivr) {
                         self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
                     }
-                    write_appeal(
-                        &mut self.outputs,
+                    self.out.appeal(
                         &appeal,
                         AppealRecord::IvrStep(IvrStep::Transferred {
                             number: number.clone(),
@@ -194,8 +175,7 @@ impl Core {
                 Action::Callback { number, queue } => {
                     info!("callback booked");
                     call.menu.end = Some(IvrEnd::Callback);
-                    write_appeal(
-                        &mut self.outputs,
+                    self.out.appeal(
                         &appeal,
                         AppealRecord::IvrStep(IvrStep::CallbackRequested {
                             number: number.clone(),
@@ -231,8 +211,7 @@ impl Core {
         let file = call.leg.clone().map(|leg| {
             let name = format!("{appeal}-message");
             let file = crate::io::recording_file(&self.settings.recordings_dir, &name);
-            self.outputs
-                .push_back(Output::Media(MediaCommand::RecordMessage { leg, name }));
+            self.out.media(MediaCommand::RecordMessage { leg, name });
             file
         });
         let Some(file) = file else {
@@ -243,10 +222,8 @@ impl Core {
         info!(file = %file.display(), max_s = max.as_secs(), "recording a message");
         let at = now + max;
         call.message_end = Some(at);
-        self.timers
-            .insert((at, call_id.to_string(), TimerKind::MessageEnd));
-        write_appeal(
-            &mut self.outputs,
+        self.out.arm(at, call_id, TimerKind::MessageEnd);
+        self.out.appeal(
             &appeal,
             AppealRecord::IvrStep(IvrStep::Message {
                 file: file.display().to_string(),

@@ -3,7 +3,7 @@
 //! `Core` is driven like the sans-IO cores it holds: [`Input`]s and the time go in, [`Output`]s
 //! come out (see the crate's top comment). One driver owns it, so it needs no locks.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,9 +20,7 @@ use tracing::{debug, info, info_span, warn, Span};
 
 use crate::io::{DtmfVia, Input, LegId, MediaCommand, MediaEvent, MediaPorts, Output};
 use crate::settings::{menu_prompt_name, DtmfMode, LineSettings, Settings};
-use crate::{
-    AppealEvent, AppealIds, AppealRecord, CallEnded, Caller, EndReason, IvrEnd, IvrStep, Stats,
-};
+use crate::{AppealIds, AppealRecord, CallEnded, Caller, EndReason, IvrEnd, IvrStep, Stats};
 use media::prompts::{PromptCache, PromptName, PromptSequence};
 use media::sdp::{self, Negotiated};
 
@@ -47,7 +45,7 @@ use live_out::QueueFigures;
 macro_rules! queue_figures {
     ($core:ident, $at:expr, $now:expr) => {
         QueueFigures {
-            out: &mut $core.outputs,
+            out: &mut $core.out,
             stats: &$core.stats,
             at: $at,
             now: $now,
@@ -56,6 +54,8 @@ macro_rules! queue_figures {
 }
 use queue_figures;
 mod menu;
+mod out;
+use out::Out;
 mod sip_msg;
 use sip_msg::*;
 
@@ -169,39 +169,37 @@ impl Call {
 
     /// Plays `seq` on the call's leg under the current playback number (its end comes back
     /// as `PlaybackFinished` with it).
-    fn play(&self, out: &mut VecDeque<Output>, seq: PromptSequence) {
+    fn play(&self, out: &mut Out, seq: PromptSequence) {
         if let Some(leg) = &self.leg {
-            out.push_back(Output::Media(MediaCommand::Play {
+            out.media(MediaCommand::Play {
                 leg: leg.clone(),
                 seq,
                 generation: self.play_gen,
-            }));
+            });
         }
     }
 
     /// Silence from the next tick; the stopped playback's end is never taken (a new number).
-    fn stop_playback(&mut self, out: &mut VecDeque<Output>) {
+    fn stop_playback(&mut self, out: &mut Out) {
         self.play_gen += 1;
         if let Some(leg) = &self.leg {
-            out.push_back(Output::Media(MediaCommand::StopPlayback {
-                leg: leg.clone(),
-            }));
+            out.media(MediaCommand::StopPlayback { leg: leg.clone() });
         }
     }
 
     /// Loops `music` (a queue's music on hold) on the call's leg; silence for `None`.
-    fn music(&self, out: &mut VecDeque<Output>, music: Option<&PromptName>) {
+    fn music(&self, out: &mut Out, music: Option<&PromptName>) {
         let Some(leg) = self.leg.clone() else {
             return;
         };
-        out.push_back(Output::Media(match music {
+        out.media(match music {
             Some(music) => MediaCommand::PlayMoh {
                 leg,
                 prompts: self.prompts.clone(),
                 music: music.clone(),
             },
             None => MediaCommand::StopPlayback { leg },
-        }));
+        });
     }
 }
 
@@ -211,12 +209,12 @@ pub struct Core {
     registrar: Registrar,
     trunk_auth: DigestServer,
     calls: HashMap<String, Call>,
-    timers: BTreeSet<(Instant, String, TimerKind)>,
     draining: bool,
     /// RTP ports for new legs (the media edge binds them).
     ports: Box<dyn MediaPorts>,
-    /// What the driver has still to carry out, in order ([`Core::poll_output`]).
-    outputs: VecDeque<Output>,
+    /// What the driver has still to carry out, in order ([`Core::poll_output`]), and the
+    /// calls' timers.
+    out: Out,
     stats: Arc<Stats>,
     /// Where new calls' appeal ids come from (see [`AppealIds`]).
     appeal_ids: AppealIds,
@@ -255,14 +253,6 @@ pub struct Core {
     direct: transfer::DirectTransfers,
     /// Operators' states as last put out in live events (see `live_out`).
     live_ops: live_out::LiveOperators,
-}
-
-/// Writes down `record` for `appeal`: an output, after what came out before it.
-fn write_appeal(out: &mut VecDeque<Output>, appeal: &str, record: AppealRecord) {
-    out.push_back(Output::Appeal(AppealEvent {
-        appeal: appeal.to_owned(),
-        record,
-    }));
 }
 
 /// What an admin or a softphone feature code asks of an operator.
@@ -342,10 +332,9 @@ impl Core {
             registrar,
             trunk_auth,
             calls: HashMap::new(),
-            timers: BTreeSet::new(),
             draining: false,
             ports,
-            outputs: VecDeque::new(),
+            out: Out::default(),
             stats,
             appeal_ids,
             our_requests: Default::default(),
@@ -368,12 +357,7 @@ impl Core {
     /// The next thing to carry out, in order; `None` when there is nothing more until the
     /// next input.
     pub fn poll_output(&mut self) -> Option<Output> {
-        let out = self.outputs.pop_front();
-        if out.is_none() {
-            // drained: a burst's worth of outputs gives its room back
-            shrink_if_sparse(&mut self.outputs);
-        }
-        out
+        self.out.poll()
     }
 
     /// A new appeal id for a call that arrives at `now` (on the driver's civil time).
@@ -384,7 +368,7 @@ impl Core {
 
     /// Asks the driver to carry out a media command.
     fn media(&mut self, cmd: MediaCommand) {
-        self.outputs.push_back(Output::Media(cmd));
+        self.out.media(cmd);
     }
 
     /// Bridges two legs when both run (a leg the core holds has not been closed); `false`
@@ -392,7 +376,7 @@ impl Core {
     fn bridge(&mut self, a: Option<LegId>, b: Option<LegId>) -> bool {
         match (a, b) {
             (Some(a), Some(b)) => {
-                self.media(MediaCommand::Bridge { a, b });
+                self.out.media(MediaCommand::Bridge { a, b });
                 true
             }
             _ => false,
@@ -422,11 +406,10 @@ impl Core {
         let old = self.settings.clone();
         self.settings = Arc::new(settings);
         // the pages get the new names and titles first, then every operator afresh
-        self.outputs
-            .push_back(Output::Live(crate::live::LiveEvent::Roster {
-                roster: self.settings.roster.clone(),
-                at: self.wallclock(now),
-            }));
+        self.out.live(crate::live::LiveEvent::Roster {
+            roster: self.settings.roster.clone(),
+            at: self.wallclock(now),
+        });
         self.live_ops.republish();
         self.reload_operators(now, &old);
         self.publish_operators(now);
@@ -454,7 +437,7 @@ impl Core {
 
     /// The earliest moment something has to happen.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let call = self.timers.iter().next().map(|(t, _, _)| *t);
+        let call = self.out.next_timer();
         [
             call,
             self.endpoint.poll_timeout(),
@@ -498,13 +481,7 @@ impl Core {
                 acd.handle_timeout(now);
             }
         }
-        while let Some((at, _, _)) = self.timers.iter().next() {
-            if *at > now {
-                break;
-            }
-            let Some((at, call_id, kind)) = self.timers.pop_first() else {
-                break;
-            };
+        while let Some((at, call_id, kind)) = self.out.pop_due(now) {
             self.fire(now, at, &call_id, kind);
         }
         self.drain(now);
@@ -578,7 +555,7 @@ impl Core {
             self.drive_acd(now);
             while let Some(t) = self.endpoint.poll_transmit() {
                 self.stats.count_sent(&t.bytes);
-                self.outputs.push_back(Output::Transmit(t));
+                self.out.push(Output::Transmit(t));
             }
             let Some(ev) = self.endpoint.poll_event() else {
                 break;
@@ -590,7 +567,7 @@ impl Core {
             .store(self.calls.len() as u64, Ordering::Relaxed);
         self.stats
             .call_timers
-            .store(self.timers.len() as u64, Ordering::Relaxed);
+            .store(self.out.timers() as u64, Ordering::Relaxed);
         // after a burst, the tables sized by calls in progress give their room back (each
         // `Call` is stored inline in `calls`)
         shrink_if_sparse(&mut self.calls);

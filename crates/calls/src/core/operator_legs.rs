@@ -280,8 +280,7 @@ impl Core {
         // the offer's event goes out in the same drain as the INVITEs just sent
         let offer = self.offer_live(now, &live_for, &leg_id);
         if let Some(offer) = &offer {
-            self.outputs
-                .push_back(Output::Live(crate::live::LiveEvent::Offer(offer.clone())));
+            self.out.live(crate::live::LiveEvent::Offer(offer.clone()));
         }
         if let Some(leg) = self.op_legs.legs.get_mut(&leg_id) {
             leg.offer = offer;
@@ -607,7 +606,7 @@ impl Core {
         let started = match (neg, ports) {
             (Ok(neg), Some(port)) => {
                 let leg = LegId::from(leg_id);
-                self.media(MediaCommand::Start {
+                self.out.media(MediaCommand::Start {
                     leg: leg.clone(),
                     appeal,
                     port,
@@ -635,7 +634,7 @@ impl Core {
         if let Some(leg) = self.op_legs.legs.get_mut(leg_id) {
             leg.leg = Some(started);
             if let Some(offer) = &leg.offer {
-                offer_event(&mut self.outputs, offer, OfferPhase::Answered, at);
+                offer_event(&mut self.out, offer, OfferPhase::Answered, at);
             }
         }
         let (caller, op) = match for_ {
@@ -790,11 +789,11 @@ impl Core {
                 None => OfferPhase::Cancelled,
             };
             let at = self.wallclock(now);
-            offer_event(&mut self.outputs, offer, phase, at);
+            offer_event(&mut self.out, offer, phase, at);
         }
         if let Some(m) = leg.leg {
-            self.media(MediaCommand::Unbridge { leg: m.clone() });
-            self.media(MediaCommand::Close { leg: m });
+            self.out.media(MediaCommand::Unbridge { leg: m.clone() });
+            self.out.media(MediaCommand::Close { leg: m });
         }
         self.ports.release(leg.rtp_port);
         self.op_legs.txs.retain(|_, id| id != leg_id);

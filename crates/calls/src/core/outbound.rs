@@ -223,8 +223,7 @@ impl Core {
         if let Some(conn) = &conn {
             self.caller_gone_from_operator(now, conn);
         }
-        write_appeal(
-            &mut self.outputs,
+        self.out.appeal(
             &appeal,
             AppealRecord::Transferred {
                 operator: referrer.as_ref().map(|(o, _, _)| o.as_str().to_owned()),
@@ -261,8 +260,7 @@ impl Core {
             let _e = call.span.clone().entered();
             info!(status = code, "the transfer target was not reached");
         }
-        write_appeal(
-            &mut self.outputs,
+        self.out.appeal(
             &appeal,
             AppealRecord::Transferred {
                 operator: t.referrer.as_ref().map(|r| r.operator.as_str().to_owned()),

@@ -129,8 +129,7 @@ impl Core {
             .and_then(|c| c.queue.waiting.as_ref())
             .and_then(Waiting::deadline)
         {
-            self.timers
-                .insert((at, call_id.to_string(), TimerKind::Waiting));
+            self.out.arm(at, call_id, TimerKind::Waiting);
         }
     }
 
@@ -144,7 +143,7 @@ impl Core {
                 call.play_gen += 1;
                 let seq = call.prompts.sequence(&names);
                 match (&call.leg, seq) {
-                    (Some(_), Ok(seq)) => call.play(&mut self.outputs, seq),
+                    (Some(_), Ok(seq)) => call.play(&mut self.out, seq),
                     (_, Err(e)) => {
                         warn!(error = %e, "a queue prompt is not loaded; skipping it");
                         if let Some(w) = call.queue.waiting.as_mut() {
@@ -156,7 +155,7 @@ impl Core {
                     (None, _) => {}
                 }
             }
-            Do::Stop => call.stop_playback(&mut self.outputs),
+            Do::Stop => call.stop_playback(&mut self.out),
             Do::Music => {
                 call.play_gen += 1;
                 let music = call
@@ -164,7 +163,7 @@ impl Core {
                     .queued
                     .as_deref()
                     .and_then(|q| self.settings.moh_for(q));
-                call.music(&mut self.outputs, music);
+                call.music(&mut self.out, music);
             }
             Do::Book(number) => self.confirm_callback(now, call_id, number),
             Do::Record => self.start_message(now, call_id, OVERFLOW_MESSAGE_MAX),
@@ -186,8 +185,7 @@ impl Core {
             Ok(()) => {
                 info!("callback booked; the caller keeps the place in the queue");
                 call.menu.end = Some(IvrEnd::Callback);
-                write_appeal(
-                    &mut self.outputs,
+                self.out.appeal(
                     &call.appeal,
                     AppealRecord::IvrStep(IvrStep::CallbackRequested { number, queue }),
                 );
@@ -243,8 +241,8 @@ impl Core {
         let (Some(lookback), Some(number), true) = (lookback, number, self.returning) else {
             return self.acd_join(now, call_id, queue, priority, None);
         };
-        self.outputs
-            .push_back(Output::LookupReturning(crate::io::ReturningQuery {
+        self.out
+            .push(Output::LookupReturning(crate::io::ReturningQuery {
                 number,
                 lookback,
                 call_id: call_id.to_owned(),

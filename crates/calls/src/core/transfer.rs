@@ -240,8 +240,7 @@ impl Core {
         if let Some(conn) = &conn {
             self.caller_gone_from_operator(now, conn);
         }
-        write_appeal(
-            &mut self.outputs,
+        self.out.appeal(
             &appeal,
             AppealRecord::Transferred {
                 operator: operator.map(|o| o.to_string()),
@@ -284,8 +283,7 @@ impl Core {
         let Some(call) = self.calls.get(call_id) else {
             return;
         };
-        write_appeal(
-            &mut self.outputs,
+        self.out.appeal(
             &call.appeal,
             AppealRecord::IvrStep(IvrStep::EnteredQueue {
                 queue: queue.to_string(),
@@ -411,8 +409,7 @@ impl Core {
         let Some(call) = self.calls.get(call_id) else {
             return;
         };
-        write_appeal(
-            &mut self.outputs,
+        self.out.appeal(
             &call.appeal,
             AppealRecord::Transferred {
                 operator: Some(referrer.as_str().to_owned()),
