@@ -114,8 +114,8 @@ impl Core {
                 let Some(call) = self.calls.get_mut(&call_id) else {
                     return;
                 };
-                call.queue.acd_caller = None;
-                let _e = call.span.clone().entered();
+                call.queue_mut().acd_caller = None;
+                let _e = call.span().clone().entered();
                 info!(?outcome, "caller left the ACD");
                 let exit = match outcome {
                     acd::Outcome::Answered { .. } => QueueExit::Answered,
@@ -126,7 +126,7 @@ impl Core {
                     }
                 };
                 if let Some(queue) = queue_figures!(self, at, now).leave(call, &call_id, exit) {
-                    call.queue.last = Some(queue);
+                    call.queue_mut().last = Some(queue);
                 }
             }
             Action::CancelDirect { operator } => self.direct_rang_out(now, &operator),
@@ -142,7 +142,7 @@ impl Core {
                 let Some(call) = self.calls.get_mut(&call_id) else {
                     return;
                 };
-                let _e = call.span.clone().entered();
+                let _e = call.span().clone().entered();
                 info!(to = %q, ?reason, "caller overflowed to another queue");
                 // the caller's wait goes on from their arrival (the ACD keeps it too)
                 queue_figures!(self, at, now).enter(call, &call_id, q.as_str());
@@ -178,23 +178,24 @@ impl Core {
             }
             return;
         };
-        let _e = call.span.clone().entered();
-        if let Some(caller_media) = &call.leg {
+        let _e = call.span().clone().entered();
+        if let Some(caller_media) = call.leg() {
             self.out.media(MediaCommand::Bridge {
                 a: caller_media.clone(),
                 b: op_media,
             });
         }
-        let waited = now.saturating_duration_since(call.queue.since.unwrap_or(call.answer_at));
+        let waited =
+            now.saturating_duration_since(call.queue().since.unwrap_or(call.answered_at()));
         info!(operator = %operator, waited_s = waited.as_secs(), "connected to the operator");
         self.out.appeal(
-            &call.appeal,
+            call.appeal(),
             AppealRecord::OperatorAnswered {
                 operator: operator.as_str().to_owned(),
                 waited,
             },
         );
-        call.operator = Some(Connected {
+        *call.operator_mut() = Some(Connected {
             operator,
             leg: leg_id,
             since: now,

@@ -95,24 +95,24 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
         };
-        let Some(id) = call.queue.acd_caller else {
+        let Some(id) = call.queue().acd_caller else {
             return Ok(());
         };
         let acd = self.acd.as_mut().ok_or(AcdError::UnknownCaller(id))?;
         acd.callback_requested(now, id, number)?;
         // the call may end now without `caller_left`: the callback keeps the place
-        call.queue.acd_caller = None;
+        call.queue_mut().acd_caller = None;
         self.acd_callers.remove(&id);
         let callback = crate::live::QueueExit::Callback;
         queue_figures!(self, at, now).leave(call, call_id, callback);
-        let from_user = call.line.from_user();
+        let from_user = call.line().from_user();
         self.callbacks.bookings.insert(
             id,
             Booking {
-                appeal: call.appeal.clone(),
-                local: call.local,
+                appeal: call.appeal().to_owned(),
+                local: call.local(),
                 from_user,
-                prompts: call.prompts.clone(),
+                prompts: call.prompts().clone(),
                 attempts: 0,
             },
         );
@@ -138,13 +138,13 @@ impl Core {
             warn!(error = %e, %queue, "the ACD did not take the callback");
             return;
         }
-        let Some(id) = self.calls.get(call_id).and_then(|c| c.queue.acd_caller) else {
+        let Some(id) = self.calls.get(call_id).and_then(|c| c.queue().acd_caller) else {
             return;
         };
         if let Err(e) = self.book_callback(now, call_id, number) {
             warn!(error = %e, %queue, "the ACD did not take the callback");
             if let Some(call) = self.calls.get_mut(call_id) {
-                call.queue.acd_caller = None;
+                call.queue_mut().acd_caller = None;
             }
             self.acd_callers.remove(&id);
             if let Some(acd) = self.acd.as_mut() {

@@ -21,7 +21,7 @@ use sip::transaction::TxKey;
 use sip::{HeaderName, Peer, Request};
 use tracing::{debug, info, info_span, warn};
 
-use super::{answer_offer, with_to_tag, Call, CallState, Core, MenuState, QueueState, TimerKind};
+use super::{answer_offer, with_to_tag, Arrival, Core, TimerKind};
 use super::{OperatorCommand, OperatorControlError};
 use crate::io::{BookAnswer, BookEntry, BookRequest, Output};
 use crate::settings::{DtmfMode, LineSettings};
@@ -300,13 +300,14 @@ impl Core {
             .map(|p| p.duration())
             .unwrap_or_default();
         let call_id = w.call_id;
-        let call = Call {
+        let done = now + length + TAIL;
+        let arrival = Arrival {
             span: w.span,
             appeal: String::new(),
             peer: w.peer,
             local: w.local,
-            state: CallState::Ringing,
-            invite_tx: Some(w.tx),
+            tx: w.tx,
+            invite: w.req,
             dialog: w.dialog,
             neg: w.neg,
             line: LineSettings {
@@ -323,25 +324,14 @@ impl Core {
             },
             prompts: settings.prompts.clone(),
             caller: w.operator,
-            menu: MenuState::default(),
-            play_gen: 0,
-            queue: QueueState::default(),
-            operator: None,
-            message_end: Some(now + length + TAIL),
             rtp_port: w.ports,
-            ports: Some(w.ports),
-            leg: None,
-            dtmf_via: None,
             sdp_session: self.tokens.number(1..u32::MAX as u64),
-            sdp_version: 1,
             session_expires: None,
             answer_at: now,
-            expires_at: None,
             end_at: now + settings.max_call,
-            invite: w.req,
+            message_end: Some(done),
         };
-        let done = now + length + TAIL;
-        self.calls.insert(call_id.clone(), call);
+        self.calls.insert(&call_id, arrival);
         self.out.arm(done, &call_id, TimerKind::FeatureCodeDone);
         self.answer(now, &call_id);
     }

@@ -95,18 +95,18 @@ impl Core {
             LegFor::Trunk(_) => return None,
         };
         let call = self.calls.get(call_id)?;
-        let queue = call.queue.queued.clone().or(call.queue.last.clone());
+        let queue = call.queue().queued.clone().or(call.queue().last.clone());
         let waited = call
-            .queue
+            .queue()
             .since
             .map(|s| now.saturating_duration_since(s))
             .unwrap_or_default();
         Some(OfferLive {
             operator: operator.as_str().to_owned(),
-            appeal: call.appeal.clone(),
+            appeal: call.appeal().to_owned(),
             call: leg_id.to_owned(),
             queue,
-            caller: call.caller.clone(),
+            caller: call.caller().to_owned(),
             path: call.ivr_path(),
             waited,
             phase: OfferPhase::Ringing,
@@ -145,14 +145,14 @@ impl QueueFigures<'_> {
     /// The caller of `call_id` waits in `queue` (left the one it was in, if any: `Moved`).
     /// The call's `queue.since` is the caller's business.
     pub fn enter(&mut self, call: &mut Call, call_id: &str, queue: &str) {
-        if let Some(old) = call.queue.queued.replace(queue.to_owned()) {
+        if let Some(old) = call.queue_mut().queued.replace(queue.to_owned()) {
             self.left(call, call_id, &old, QueueExit::Moved);
         }
         self.stats.queue_enter(queue, call_id, self.now);
         let change = QueueChange::Joined {
             since: self.at,
             path: call.ivr_path(),
-            caller: call.caller.clone(),
+            caller: call.caller().to_owned(),
         };
         self.event(call, call_id, queue, change);
     }
@@ -160,7 +160,7 @@ impl QueueFigures<'_> {
     /// The caller of `call_id` left the queue it waited in (`exit` says why); the queue, or
     /// `None` when it was in none.
     pub fn leave(&mut self, call: &mut Call, call_id: &str, exit: QueueExit) -> Option<String> {
-        let queue = call.queue.queued.take()?;
+        let queue = call.queue_mut().queued.take()?;
         self.left(call, call_id, &queue, exit);
         Some(queue)
     }
@@ -168,7 +168,7 @@ impl QueueFigures<'_> {
     fn left(&mut self, call: &Call, call_id: &str, queue: &str, exit: QueueExit) {
         self.stats.queue_leave(queue, call_id);
         let waited = call
-            .queue
+            .queue()
             .since
             .map(|s| self.now.saturating_duration_since(s))
             .unwrap_or_default();
@@ -178,7 +178,7 @@ impl QueueFigures<'_> {
     fn event(&mut self, call: &Call, call_id: &str, queue: &str, change: QueueChange) {
         self.out.live(LiveEvent::Queue(QueueLive {
             queue: queue.to_owned(),
-            appeal: call.appeal.clone(),
+            appeal: call.appeal().to_owned(),
             call: call_id.to_owned(),
             change,
             at: self.at,

@@ -11,26 +11,20 @@ impl Core {
             return;
         };
         self.stats.count_digit(via);
-        let _e = call.span.clone().entered();
-        let wanted = match call.line.dtmf {
-            DtmfMode::Auto => *call.dtmf_via.get_or_insert(via),
-            DtmfMode::Rfc4733 => DtmfVia::Rfc4733,
-            DtmfMode::Info => DtmfVia::Info,
-            DtmfMode::Inband => DtmfVia::Inband,
-        };
-        if via != wanted {
+        let _e = call.span().clone().entered();
+        if let Err(wanted) = call.takes_digit(via) {
             debug!(%digit, via = via.as_str(), kept = wanted.as_str(), "digit of another DTMF kind ignored");
             return;
         }
         if via != DtmfVia::Inband {
             // no need to listen for tones any more
-            if let Some(leg) = &call.leg {
+            if let Some(leg) = call.leg() {
                 self.out
                     .media(MediaCommand::StopInband { leg: leg.clone() });
             }
         }
         info!(%digit, via = via.as_str(), "DTMF");
-        let appeal = call.appeal.clone();
+        let appeal = call.appeal().to_owned();
         if self.waiting_digit(now, call_id, digit) {
             self.out.appeal(&appeal, AppealRecord::Digit { digit, via });
             self.drain(now);
@@ -39,7 +33,7 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
-        let in_menu = match call.menu.session.as_mut() {
+        let in_menu = match call.menu_mut().session.as_mut() {
             Some(s) => {
                 s.handle_digit(now, digit);
                 true
@@ -63,13 +57,13 @@ impl Core {
             let Some(call) = self.calls.get_mut(call_id) else {
                 return;
             };
-            let Some(session) = call.menu.session.as_mut() else {
+            let Some(session) = call.menu_mut().session.as_mut() else {
                 return;
             };
             let Some(action) = session.poll_action() else {
                 let next = session.poll_timeout();
-                if next != call.menu.deadline {
-                    call.menu.deadline = next;
+                if next != call.menu().deadline {
+                    call.menu_mut().deadline = next;
                     if let Some(at) = next {
                         self.out.arm(at, call_id, TimerKind::Ivr);
                     }
@@ -77,21 +71,21 @@ impl Core {
                 return;
             };
             let path = session.path().join(">");
-            let _e = call.span.clone().entered();
-            let appeal = call.appeal.clone();
+            let _e = call.span().clone().entered();
+            let appeal = call.appeal().to_owned();
             use ivr::Action;
             match action {
                 Action::Play(prompts) => {
-                    call.play_gen += 1;
+                    call.new_playback();
                     let names: Vec<PromptName> = prompts
                         .iter()
                         .filter_map(|p| {
-                            let info = call.line.menu.as_ref()?.prompt(p)?;
+                            let info = call.line().menu.as_ref()?.prompt(p)?;
                             Some(menu_prompt_name(&info.path))
                         })
                         .collect();
-                    let seq = call.prompts.sequence(&names);
-                    match (&call.leg, seq) {
+                    let seq = call.prompts().sequence(&names);
+                    match (call.leg(), seq) {
                         (Some(_), Ok(seq)) if names.len() == prompts.len() => {
                             debug!(prompts = ?prompts.iter().map(|p| p.name()).collect::<Vec<_>>(), "playing");
                             call.play(&mut self.out, seq);
@@ -103,7 +97,7 @@ impl Core {
                                 ?prompts,
                                 "prompts not in the cache or no media; skipping them"
                             );
-                            if let Some(s) = call.menu.session.as_mut() {
+                            if let Some(s) = call.menu_mut().session.as_mut() {
                                 s.handle_playback_finished(now);
                             }
                         }
@@ -127,16 +121,17 @@ impl Core {
                 ),
                 Action::EnterQueue { queue, priority } => {
                     info!(%queue, priority, "caller entered the queue");
-                    call.menu.end = Some(IvrEnd::Queue);
-                    if std::mem::take(&mut call.menu.in_ivr) {
+                    call.menu_mut().end = Some(IvrEnd::Queue);
+                    if std::mem::take(&mut call.menu_mut().in_ivr) {
                         self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
                     }
                     queue_figures!(self, at, now).enter(call, call_id, &queue);
-                    call.queue.since.get_or_insert(now);
-                    call.queue
-                        .waiting
-                        .get_or_insert_with(|| Waiting::new(&call.caller));
-                    let join = call.queue.acd_caller.is_none().then(|| {
+                    call.queue_mut().since.get_or_insert(now);
+                    if call.queue().waiting.is_none() {
+                        let waiting = Waiting::new(call.caller());
+                        call.queue_mut().waiting = Some(waiting);
+                    }
+                    let join = call.queue().acd_caller.is_none().then(|| {
                         let prio =
                             u8::try_from(priority.clamp(0, i32::from(u8::MAX))).unwrap_or(u8::MAX);
                         (queue.clone(), prio)
@@ -157,8 +152,8 @@ impl Core {
                 Action::Transfer { number } => {
                     // dialled through the trunk and bridged on the answer (`outbound`)
                     info!("transfer to an outside number");
-                    call.menu.end = Some(IvrEnd::Transferred);
-                    if std::mem::take(&mut call.menu.in_ivr) {
+                    call.menu_mut().end = Some(IvrEnd::Transferred);
+                    if std::mem::take(&mut call.menu_mut().in_ivr) {
                         self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
                     }
                     self.out.appeal(
@@ -174,7 +169,7 @@ impl Core {
                 }
                 Action::Callback { number, queue } => {
                     info!("callback booked");
-                    call.menu.end = Some(IvrEnd::Callback);
+                    call.menu_mut().end = Some(IvrEnd::Callback);
                     self.out.appeal(
                         &appeal,
                         AppealRecord::IvrStep(IvrStep::CallbackRequested {
@@ -183,15 +178,15 @@ impl Core {
                         }),
                     );
                     if let Some(queue) = queue {
-                        let prio = call.queue.priority;
+                        let prio = call.queue().priority;
                         self.book_callback_in(now, call_id, &queue, prio, &number);
                     }
                     // the session plays its closing prompt, then asks for the hang-up
                 }
                 Action::StartRecording { max } => self.start_message(now, call_id, max),
                 Action::Hangup => {
-                    if call.menu.end.is_none() {
-                        call.menu.end = Some(IvrEnd::Hangup);
+                    if call.menu().end.is_none() {
+                        call.menu_mut().end = Some(IvrEnd::Hangup);
                     }
                     self.end_call(now, call_id, EndReason::IvrHangup);
                 }
@@ -206,9 +201,9 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
-        call.menu.end = Some(IvrEnd::Message);
-        let appeal = call.appeal.clone();
-        let file = call.leg.clone().map(|leg| {
+        call.menu_mut().end = Some(IvrEnd::Message);
+        let appeal = call.appeal().to_owned();
+        let file = call.leg().cloned().map(|leg| {
             let name = format!("{appeal}-message");
             let file = crate::io::recording_file(&self.settings.recordings_dir, &name);
             self.out.media(MediaCommand::RecordMessage { leg, name });
@@ -220,9 +215,7 @@ impl Core {
             return;
         };
         info!(file = %file.display(), max_s = max.as_secs(), "recording a message");
-        let at = now + max;
-        call.message_end = Some(at);
-        self.out.arm(at, call_id, TimerKind::MessageEnd);
+        call.end_message_at(&mut self.out, call_id, now + max, TimerKind::MessageEnd);
         self.out.appeal(
             &appeal,
             AppealRecord::IvrStep(IvrStep::Message {

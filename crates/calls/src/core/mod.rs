@@ -37,6 +37,8 @@ use crate::waiting::Waiting;
 
 mod acd_link;
 mod call;
+mod callers;
+use callers::{Arrival, Call, Calls};
 mod dispatch;
 mod live_out;
 use live_out::QueueFigures;
@@ -59,14 +61,6 @@ use out::Out;
 mod sip_msg;
 use sip_msg::*;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CallState {
-    /// 180 sent; the 200 goes out at `answer_at`.
-    Ringing,
-    /// 200 sent.
-    Answered,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKind {
     Answer,
@@ -80,50 +74,6 @@ enum TimerKind {
     Waiting,
     /// A feature-code call's confirmation has played (its `message_end`): hang up.
     FeatureCodeDone,
-}
-
-struct Call {
-    span: Span,
-    /// The appeal this call is written down as.
-    appeal: String,
-    peer: Peer,
-    local: SocketAddr,
-    state: CallState,
-    invite_tx: Option<TxKey>,
-    invite: Request,
-    /// Our UAS dialog with the caller (tags, route set, remote target, CSeqs).
-    dialog: Dialog,
-    neg: Option<Negotiated>,
-    /// The line's settings (greeting, DTMF mode, recording, menu) as they were when the call
-    /// arrived: a reload does not change them for this call.
-    line: LineSettings,
-    /// The prompts of the configuration the call arrived under.
-    prompts: Arc<PromptCache>,
-    /// The caller's number (From), offered back by callback nodes.
-    caller: String,
-    /// The caller's walk through the line's voice menu.
-    menu: MenuState,
-    /// Number of the current playback; a finish of an older one is ignored.
-    play_gen: u64,
-    /// The caller's part in the queues.
-    queue: QueueState,
-    /// The operator the caller is bridged to.
-    operator: Option<Connected>,
-    /// When a message being recorded ends.
-    message_end: Option<Instant>,
-    rtp_port: u16,
-    /// The RTP/RTCP pair taken when the INVITE arrived and not started yet (until the answer).
-    ports: Option<u16>,
-    /// The running RTP leg (from the answer on).
-    leg: Option<LegId>,
-    /// The kind of DTMF that won in `auto` mode (the first to arrive).
-    dtmf_via: Option<DtmfVia>,
-    sdp_session: u64,
-    sdp_version: u64,
-    session_expires: Option<u32>,
-    answer_at: Instant,
-    expires_at: Option<Instant>,
-    end_at: Instant,
 }
 
 /// A call's voice menu (from the answer on).
@@ -157,58 +107,13 @@ struct QueueState {
     waiting: Option<Waiting>,
 }
 
-impl Call {
-    /// The caller's steps through the voice menu so far (the appeal's `ivr_path`).
-    fn ivr_path(&self) -> Vec<String> {
-        self.menu
-            .session
-            .as_ref()
-            .map(|s| s.path().to_vec())
-            .unwrap_or_default()
-    }
-
-    /// Plays `seq` on the call's leg under the current playback number (its end comes back
-    /// as `PlaybackFinished` with it).
-    fn play(&self, out: &mut Out, seq: PromptSequence) {
-        if let Some(leg) = &self.leg {
-            out.media(MediaCommand::Play {
-                leg: leg.clone(),
-                seq,
-                generation: self.play_gen,
-            });
-        }
-    }
-
-    /// Silence from the next tick; the stopped playback's end is never taken (a new number).
-    fn stop_playback(&mut self, out: &mut Out) {
-        self.play_gen += 1;
-        if let Some(leg) = &self.leg {
-            out.media(MediaCommand::StopPlayback { leg: leg.clone() });
-        }
-    }
-
-    /// Loops `music` (a queue's music on hold) on the call's leg; silence for `None`.
-    fn music(&self, out: &mut Out, music: Option<&PromptName>) {
-        let Some(leg) = self.leg.clone() else {
-            return;
-        };
-        out.media(match music {
-            Some(music) => MediaCommand::PlayMoh {
-                leg,
-                prompts: self.prompts.clone(),
-                music: music.clone(),
-            },
-            None => MediaCommand::StopPlayback { leg },
-        });
-    }
-}
-
 pub struct Core {
     settings: Arc<Settings>,
     endpoint: Endpoint,
     registrar: Registrar,
     trunk_auth: DigestServer,
-    calls: HashMap<String, Call>,
+    /// The callers' calls (see `callers`).
+    calls: Calls,
     draining: bool,
     /// RTP ports for new legs (the media edge binds them).
     ports: Box<dyn MediaPorts>,
@@ -331,7 +236,7 @@ impl Core {
             endpoint,
             registrar,
             trunk_auth,
-            calls: HashMap::new(),
+            calls: Calls::default(),
             draining: false,
             ports,
             out: Out::default(),
@@ -422,7 +327,7 @@ impl Core {
 
     /// Whether a call with this Call-ID is up or being set up (overload shedding asks).
     pub fn has_call(&self, call_id: &str) -> bool {
-        self.calls.contains_key(call_id)
+        self.calls.contains(call_id)
     }
 
     /// Lines of the configuration new calls get.
@@ -456,7 +361,7 @@ impl Core {
             // remember where requests for this transaction came in, for our answers' Contact
             if let Ok(id) = r.headers.call_id() {
                 if let Some(call) = self.calls.get_mut(id) {
-                    call.local = local;
+                    call.set_local(local);
                 }
             }
         }
@@ -499,13 +404,13 @@ impl Core {
                 call_id,
                 generation,
             } => {
-                let Some(call) = self.calls.get_mut(&*call_id) else {
+                let Some(call) = self.calls.get_mut(&call_id) else {
                     return;
                 };
-                if call.play_gen != generation {
+                if !call.is_current_playback(generation) {
                     return; // a playback replaced or stopped since
                 }
-                if let Some(s) = call.menu.session.as_mut() {
+                if let Some(s) = call.menu_mut().session.as_mut() {
                     s.handle_playback_finished(now);
                 }
                 self.drive_ivr(now, &call_id);
@@ -513,17 +418,17 @@ impl Core {
                 self.drain(now);
             }
             MediaEvent::RecordFailed { call_id } => {
-                if let Some(call) = self.calls.get(&*call_id) {
-                    let _e = call.span.clone().entered();
+                if let Some(call) = self.calls.get(&call_id) {
+                    let _e = call.span().clone().entered();
                     warn!("cannot record the message; ending the call");
                     self.end_call(now, &call_id, EndReason::IvrHangup);
                     self.drain(now);
                 }
             }
             MediaEvent::Inactive { call_id } => {
-                if let Some(call) = self.calls.get(&*call_id) {
+                if let Some(call) = self.calls.get(&call_id) {
                     self.stats.rtp_timeouts.fetch_add(1, Ordering::Relaxed);
-                    let _e = call.span.clone().entered();
+                    let _e = call.span().clone().entered();
                     warn!(
                         timeout_s = self.settings.rtp_timeout.unwrap_or_default().as_secs(),
                         "no RTP from the caller; hanging up"
@@ -542,8 +447,7 @@ impl Core {
 
     /// Hang up every call (end of the shutdown grace period).
     pub fn hangup_all(&mut self, now: Instant) {
-        let ids: Vec<String> = self.calls.keys().cloned().collect();
-        for id in ids {
+        for id in self.calls.ids() {
             self.end_call(now, &id, EndReason::Shutdown);
         }
         self.drain(now);
@@ -568,9 +472,8 @@ impl Core {
         self.stats
             .call_timers
             .store(self.out.timers() as u64, Ordering::Relaxed);
-        // after a burst, the tables sized by calls in progress give their room back (each
-        // `Call` is stored inline in `calls`)
-        shrink_if_sparse(&mut self.calls);
+        // after a burst, the tables sized by calls in progress give their room back
+        self.calls.give_back_room();
         shrink_if_sparse(&mut self.our_requests);
         shrink_if_sparse(&mut self.acd_callers);
         self.op_legs.give_back_room();
@@ -582,40 +485,36 @@ impl Core {
     }
 
     fn fire(&mut self, now: Instant, at: Instant, call_id: &str, kind: TimerKind) {
-        let Some(call) = self.calls.get(call_id) else {
+        let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
+        if !call.timer_is_current(kind, at) {
+            return; // re-armed or cleared since
+        }
+        let _e = call.span().clone().entered();
         match kind {
-            TimerKind::Answer if call.answer_at == at => self.answer(now, call_id),
-            TimerKind::SessionExpiry if call.expires_at == Some(at) => {
-                let _e = call.span.clone().entered();
+            TimerKind::Answer => self.answer(now, call_id),
+            TimerKind::SessionExpiry => {
                 warn!("session timer expired without a refresh; hanging up");
                 self.end_call(now, call_id, EndReason::SessionExpired);
             }
-            TimerKind::MaxDuration if call.end_at == at => {
-                let _e = call.span.clone().entered();
+            TimerKind::MaxDuration => {
                 warn!("call reached the maximum duration; hanging up");
                 self.end_call(now, call_id, EndReason::MaxDuration);
             }
-            TimerKind::Ivr if call.menu.deadline == Some(at) => {
-                if let Some(call) = self.calls.get_mut(call_id) {
-                    call.menu.deadline = None;
-                    if let Some(s) = call.menu.session.as_mut() {
-                        s.handle_timeout(now);
-                    }
+            TimerKind::Ivr => {
+                call.menu_mut().deadline = None;
+                if let Some(s) = call.menu_mut().session.as_mut() {
+                    s.handle_timeout(now);
                 }
                 self.drive_ivr(now, call_id);
             }
             TimerKind::Waiting => self.waiting_timeout(now, call_id, at),
-            TimerKind::MessageEnd if call.message_end == Some(at) => {
-                let _e = call.span.clone().entered();
+            TimerKind::MessageEnd => {
                 info!("message reached its longest length; hanging up");
                 self.end_call(now, call_id, EndReason::IvrHangup);
             }
-            TimerKind::FeatureCodeDone if call.message_end == Some(at) => {
-                self.end_call(now, call_id, EndReason::IvrHangup);
-            }
-            _ => {}
+            TimerKind::FeatureCodeDone => self.end_call(now, call_id, EndReason::IvrHangup),
         }
     }
 }

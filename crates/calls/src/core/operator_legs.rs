@@ -225,9 +225,9 @@ impl Core {
     ) -> Result<(), &'static str> {
         let call_id = self.acd_callers.get(&caller).ok_or("the caller is gone")?;
         let call = self.calls.get(call_id).ok_or("the caller is gone")?;
-        let from_user = call.line.from_user();
-        let (local, ip) = (call.local, self.local_ip(call));
-        let (appeal, prompts) = (call.appeal.clone(), call.prompts.clone());
+        let from_user = call.line().from_user();
+        let (local, ip) = (call.local(), call.media_ip(&self.settings));
+        let (appeal, prompts) = (call.appeal().to_owned(), call.prompts().clone());
         let for_ = LegFor::Offer {
             caller,
             operator: op.clone(),
@@ -714,11 +714,7 @@ impl Core {
     /// The operator hung up their leg: the ACD frees them; the caller they talked to is hung up
     /// (unless a transfer took the caller elsewhere, or the leg was a callback's).
     fn operator_hung_up(&mut self, now: Instant, leg_id: &str, op: OperatorId) {
-        let call_id = self
-            .calls
-            .iter()
-            .find(|(_, c)| c.operator.as_ref().is_some_and(|o| o.leg == leg_id))
-            .map(|(id, _)| id.clone());
+        let call_id = self.calls.bridged_over(leg_id);
         self.drop_op_leg(now, leg_id);
         info!(operator = %op, "the operator hung up");
         if self.callback_operator_hung_up(now, leg_id) {
@@ -734,7 +730,7 @@ impl Core {
         };
         if let Some(call) = self.calls.get_mut(&call_id) {
             // already told the ACD above
-            if let Some(c) = call.operator.as_mut() {
+            if let Some(c) = call.operator_mut().as_mut() {
                 c.leg.clear();
             }
         }

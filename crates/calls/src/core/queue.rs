@@ -37,8 +37,8 @@ impl Core {
         let Some(call) = self.calls.get_mut(&call_id) else {
             return;
         };
-        let _e = call.span.clone().entered();
-        let Some(w) = call.queue.waiting.as_mut() else {
+        let _e = call.span().clone().entered();
+        let Some(w) = call.queue_mut().waiting.as_mut() else {
             return;
         };
         let todo = match step {
@@ -64,7 +64,7 @@ impl Core {
     fn waiting_of(&mut self, call_id: &str) -> Option<&mut Waiting> {
         self.calls
             .get_mut(call_id)
-            .and_then(|c| c.queue.waiting.as_mut())
+            .and_then(|c| c.queue_mut().waiting.as_mut())
     }
 
     /// A key for a caller waiting in a queue; `false` when the queue does not take keys for
@@ -115,9 +115,9 @@ impl Core {
             .get(&caller)
             .and_then(|id| self.calls.get_mut(id))
         {
-            if call.queue.waiting.take().is_some() {
+            if call.queue_mut().waiting.take().is_some() {
                 // a playback of the dialogue that ends now is not ours any more
-                call.play_gen += 1;
+                call.new_playback();
             }
         }
     }
@@ -126,7 +126,7 @@ impl Core {
         if let Some(at) = self
             .calls
             .get(call_id)
-            .and_then(|c| c.queue.waiting.as_ref())
+            .and_then(|c| c.queue().waiting.as_ref())
             .and_then(Waiting::deadline)
         {
             self.out.arm(at, call_id, TimerKind::Waiting);
@@ -137,16 +137,16 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
-        let _e = call.span.clone().entered();
+        let _e = call.span().clone().entered();
         match todo {
             Do::Play(names) => {
-                call.play_gen += 1;
-                let seq = call.prompts.sequence(&names);
-                match (&call.leg, seq) {
+                call.new_playback();
+                let seq = call.prompts().sequence(&names);
+                match (call.leg(), seq) {
                     (Some(_), Ok(seq)) => call.play(&mut self.out, seq),
                     (_, Err(e)) => {
                         warn!(error = %e, "a queue prompt is not loaded; skipping it");
-                        if let Some(w) = call.queue.waiting.as_mut() {
+                        if let Some(w) = call.queue_mut().waiting.as_mut() {
                             if let Some(next) = w.playback_finished(now) {
                                 self.waiting_do(now, call_id, next);
                             }
@@ -157,9 +157,9 @@ impl Core {
             }
             Do::Stop => call.stop_playback(&mut self.out),
             Do::Music => {
-                call.play_gen += 1;
+                call.new_playback();
                 let music = call
-                    .queue
+                    .queue()
                     .queued
                     .as_deref()
                     .and_then(|q| self.settings.moh_for(q));
@@ -176,7 +176,10 @@ impl Core {
     /// the closing prompt without leaving the queue.
     fn confirm_callback(&mut self, now: Instant, call_id: &str, number: String) {
         // the queue the place is kept in (booking takes the call out of it)
-        let queue = self.calls.get(call_id).and_then(|c| c.queue.queued.clone());
+        let queue = self
+            .calls
+            .get(call_id)
+            .and_then(|c| c.queue().queued.clone());
         let result = self.book_callback(now, call_id, &number);
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
@@ -184,16 +187,16 @@ impl Core {
         let todo = match result {
             Ok(()) => {
                 info!("callback booked; the caller keeps the place in the queue");
-                call.menu.end = Some(IvrEnd::Callback);
+                call.menu_mut().end = Some(IvrEnd::Callback);
                 self.out.appeal(
-                    &call.appeal,
+                    call.appeal(),
                     AppealRecord::IvrStep(IvrStep::CallbackRequested { number, queue }),
                 );
-                call.queue.waiting.as_mut().map(Waiting::booked)
+                call.queue_mut().waiting.as_mut().map(Waiting::booked)
             }
             Err(e) => {
                 warn!(error = %e, "the ACD did not take the callback; the caller keeps waiting");
-                call.queue.waiting.as_mut().map(Waiting::refused)
+                call.queue_mut().waiting.as_mut().map(Waiting::refused)
             }
         };
         if let Some(todo) = todo {
@@ -236,7 +239,7 @@ impl Core {
         let number = self
             .calls
             .get(call_id)
-            .and_then(|c| callback_number(&c.caller))
+            .and_then(|c| callback_number(c.caller()))
             .map(str::to_owned);
         let (Some(lookback), Some(number), true) = (lookback, number, self.returning) else {
             return self.acd_join(now, call_id, queue, priority, None);
@@ -258,12 +261,12 @@ impl Core {
         let Some(call) = self.calls.get(&found.call_id) else {
             return;
         };
-        if call.queue.acd_caller.is_some()
-            || call.queue.queued.as_deref() != Some(found.queue.as_str())
+        if call.queue().acd_caller.is_some()
+            || call.queue().queued.as_deref() != Some(found.queue.as_str())
         {
             return;
         }
-        let _e = call.span.clone().entered();
+        let _e = call.span().clone().entered();
         let operator = match found.operator {
             Ok(Some(op)) => {
                 info!(operator = %op, "returning caller: their operator goes first");
@@ -322,8 +325,8 @@ impl Core {
         self.next_caller += 1;
         let id = CallerId(self.next_caller);
         acd.caller_joined(now, id, &QueueId::from(queue), priority, returning)?;
-        call.queue.priority = priority;
-        call.queue.acd_caller = Some(id);
+        call.queue_mut().priority = priority;
+        call.queue_mut().acd_caller = Some(id);
         self.acd_callers.insert(id, call_id.to_string());
         Ok(())
     }
