@@ -266,8 +266,152 @@ impl Core {
                 reason,
                 answered,
                 talked,
-                ivr: call.menu().end,
+                ivr: call.menu().end(),
                 operator,
+            }),
+        );
+    }
+
+    /// A key press: kept when the line's DTMF mode takes this kind (in `auto`, the kind that
+    /// came first in the call), handed to the waiting dialogue or else the call's voice menu,
+    /// then written to the appeal.
+    pub(super) fn digit(&mut self, now: Instant, call_id: &str, digit: char, via: DtmfVia) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        self.stats.count_digit(via);
+        let _e = call.span().clone().entered();
+        if let Err(wanted) = call.takes_digit(via) {
+            debug!(%digit, via = via.as_str(), kept = wanted.as_str(), "digit of another DTMF kind ignored");
+            return;
+        }
+        if via != DtmfVia::Inband {
+            // no need to listen for tones any more
+            if let Some(leg) = call.leg() {
+                self.out
+                    .media(MediaCommand::StopInband { leg: leg.clone() });
+            }
+        }
+        info!(%digit, via = via.as_str(), "DTMF");
+        let appeal = call.appeal().to_owned();
+        if self.waiting_digit(now, call_id, digit) {
+            self.out.appeal(&appeal, AppealRecord::Digit { digit, via });
+            self.drain(now);
+            return;
+        }
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let in_menu = call.menu_mut().digit(now, digit);
+        if in_menu {
+            self.drive_ivr(now, call_id);
+        }
+        self.out.appeal(&appeal, AppealRecord::Digit { digit, via });
+        if in_menu {
+            self.drain(now);
+        }
+    }
+
+    /// Drives the call's voice menu (`MenuState::drive`) and carries out each step it asks
+    /// of the other parts, until it waits.
+    pub(super) fn drive_ivr(&mut self, now: Instant, call_id: &str) {
+        let at = self.wallclock(now);
+        loop {
+            let Some(call) = self.calls.get_mut(call_id) else {
+                return;
+            };
+            let (menu, mut media) = call.menu_parts();
+            let Some(step) = menu.drive(now, call_id, &mut media, &mut self.out, &self.stats)
+            else {
+                return;
+            };
+            let _e = call.span().clone().entered();
+            let appeal = call.appeal().to_owned();
+            match step {
+                MenuStep::EnterQueue { queue, priority } => {
+                    queue_figures!(self, at, now).enter(call, call_id, &queue);
+                    call.queue_mut().since.get_or_insert(now);
+                    if call.queue().waiting.is_none() {
+                        let waiting = Waiting::new(call.caller());
+                        call.queue_mut().waiting = Some(waiting);
+                    }
+                    let join = call.queue().acd_caller.is_none().then(|| {
+                        let prio =
+                            u8::try_from(priority.clamp(0, i32::from(u8::MAX))).unwrap_or(u8::MAX);
+                        (queue.clone(), prio)
+                    });
+                    // The call stays up and waits: music on hold from the next tick (the
+                    // queue node's prompt has ended), or silence when the queue has none.
+                    if let Some(music) = self.settings.moh_for(&queue) {
+                        call.music(&mut self.out, Some(music));
+                    }
+                    self.out.appeal(
+                        &appeal,
+                        AppealRecord::IvrStep(IvrStep::EnteredQueue { queue, priority }),
+                    );
+                    if let Some((queue, prio)) = join {
+                        self.queue_join(now, call_id, &queue, prio);
+                    }
+                }
+                MenuStep::Transfer { number } => {
+                    self.out.appeal(
+                        &appeal,
+                        AppealRecord::IvrStep(IvrStep::Transferred {
+                            number: number.clone(),
+                        }),
+                    );
+                    if !self.ivr_transfer(now, call_id, &number) {
+                        warn!("the transfer cannot be dialled");
+                        self.ivr_transfer_failed(now, call_id);
+                    }
+                }
+                MenuStep::Callback { number, queue } => {
+                    self.out.appeal(
+                        &appeal,
+                        AppealRecord::IvrStep(IvrStep::CallbackRequested {
+                            number: number.clone(),
+                            queue: queue.clone(),
+                        }),
+                    );
+                    if let Some(queue) = queue {
+                        let prio = call.queue().priority;
+                        self.book_callback_in(now, call_id, &queue, prio, &number);
+                    }
+                    // the session plays its closing prompt, then asks for the hang-up
+                }
+                MenuStep::StartRecording { max } => self.start_message(now, call_id, max),
+                MenuStep::Hangup => self.end_call(now, call_id, EndReason::IvrHangup),
+            }
+        }
+    }
+
+    /// Records the caller's message (at most `max`, then the call ends) and writes it on the
+    /// appeal (outcome `message`): the menu's `message` node and a queue's overflow to a
+    /// message both come here.
+    pub(super) fn start_message(&mut self, now: Instant, call_id: &str, max: Duration) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        call.menu_mut().set_end(Some(IvrEnd::Message));
+        let appeal = call.appeal().to_owned();
+        let file = call.leg().cloned().map(|leg| {
+            let name = format!("{appeal}-message");
+            let file = crate::io::recording_file(&self.settings.recordings_dir, &name);
+            self.out.media(MediaCommand::RecordMessage { leg, name });
+            file
+        });
+        let Some(file) = file else {
+            warn!("cannot record the message; ending the call");
+            self.end_call(now, call_id, EndReason::IvrHangup);
+            return;
+        };
+        info!(file = %file.display(), max_s = max.as_secs(), "recording a message");
+        call.end_message_at(&mut self.out, call_id, now + max, TimerKind::MessageEnd);
+        self.out.appeal(
+            &appeal,
+            AppealRecord::IvrStep(IvrStep::Message {
+                file: file.display().to_string(),
+                max,
             }),
         );
     }

@@ -85,6 +85,80 @@ pub(super) struct Call {
     end_at: Instant,
 }
 
+/// A call's media as another part drives it (the menu, the waiting dialogue): its leg,
+/// prompts, line and appeal, and its playback number — borrowed from the call beside that
+/// part's own state ([`Call::menu_parts`]).
+pub(super) struct Media<'a> {
+    span: &'a Span,
+    appeal: &'a str,
+    line: &'a LineSettings,
+    prompts: &'a Arc<PromptCache>,
+    leg: Option<&'a LegId>,
+    play_gen: &'a mut u64,
+}
+
+impl Media<'_> {
+    pub fn span(&self) -> &Span {
+        self.span
+    }
+
+    pub fn appeal(&self) -> &str {
+        self.appeal
+    }
+
+    pub fn line(&self) -> &LineSettings {
+        self.line
+    }
+
+    pub fn prompts(&self) -> &PromptCache {
+        self.prompts
+    }
+
+    pub fn has_leg(&self) -> bool {
+        self.leg.is_some()
+    }
+
+    /// A new playback number: the end of whatever played before is not taken any more.
+    pub fn new_playback(&mut self) {
+        *self.play_gen += 1;
+    }
+
+    /// Plays `seq` on the call's leg under the current playback number (its end comes back
+    /// as `PlaybackFinished` with it).
+    pub fn play(&self, out: &mut Out, seq: PromptSequence) {
+        if let Some(leg) = self.leg {
+            out.media(MediaCommand::Play {
+                leg: leg.clone(),
+                seq,
+                generation: *self.play_gen,
+            });
+        }
+    }
+
+    /// Silence from the next tick; the stopped playback's end is never taken (a new number).
+    pub fn stop_playback(&mut self, out: &mut Out) {
+        self.new_playback();
+        if let Some(leg) = self.leg {
+            out.media(MediaCommand::StopPlayback { leg: leg.clone() });
+        }
+    }
+
+    /// Loops `music` (a queue's music on hold) on the call's leg; silence for `None`.
+    pub fn music(&self, out: &mut Out, music: Option<&PromptName>) {
+        let Some(leg) = self.leg.cloned() else {
+            return;
+        };
+        out.media(match music {
+            Some(music) => MediaCommand::PlayMoh {
+                leg,
+                prompts: self.prompts.clone(),
+                music: music.clone(),
+            },
+            None => MediaCommand::StopPlayback { leg },
+        });
+    }
+}
+
 /// The calls by Call-ID.
 #[derive(Default)]
 pub(super) struct Calls {
@@ -271,7 +345,7 @@ impl Call {
             TimerKind::Answer => self.answer_at == at,
             TimerKind::SessionExpiry => self.expires_at == Some(at),
             TimerKind::MaxDuration => self.end_at == at,
-            TimerKind::Ivr => self.menu.deadline == Some(at),
+            TimerKind::Ivr => self.menu.deadline() == Some(at),
             TimerKind::MessageEnd | TimerKind::FeatureCodeDone => self.message_end == Some(at),
             // the waiting dialogue checks its own deadline
             TimerKind::Waiting => true,
@@ -306,46 +380,40 @@ impl Call {
 
     /// The caller's steps through the voice menu so far (the appeal's `ivr_path`).
     pub fn ivr_path(&self) -> Vec<String> {
-        self.menu
-            .session
-            .as_ref()
-            .map(|s| s.path().to_vec())
-            .unwrap_or_default()
+        self.menu.path()
     }
 
-    /// Plays `seq` on the call's leg under the current playback number (its end comes back
-    /// as `PlaybackFinished` with it).
-    pub fn play(&self, out: &mut Out, seq: PromptSequence) {
-        if let Some(leg) = &self.leg {
-            out.media(MediaCommand::Play {
-                leg: leg.clone(),
-                seq,
-                generation: self.play_gen,
-            });
-        }
+    /// The call's media, for a part that plays on it.
+    pub fn media(&mut self) -> Media<'_> {
+        self.menu_parts().1
     }
 
-    /// Silence from the next tick; the stopped playback's end is never taken (a new number).
-    pub fn stop_playback(&mut self, out: &mut Out) {
-        self.play_gen += 1;
-        if let Some(leg) = &self.leg {
-            out.media(MediaCommand::StopPlayback { leg: leg.clone() });
-        }
-    }
-
-    /// Loops `music` (a queue's music on hold) on the call's leg; silence for `None`.
-    pub fn music(&self, out: &mut Out, music: Option<&PromptName>) {
-        let Some(leg) = self.leg.clone() else {
-            return;
+    /// The menu's state beside the call's media (the menu part drives both).
+    pub fn menu_parts(&mut self) -> (&mut MenuState, Media<'_>) {
+        let media = Media {
+            span: &self.span,
+            appeal: &self.appeal,
+            line: &self.line,
+            prompts: &self.prompts,
+            leg: self.leg.as_ref(),
+            play_gen: &mut self.play_gen,
         };
-        out.media(match music {
-            Some(music) => MediaCommand::PlayMoh {
-                leg,
-                prompts: self.prompts.clone(),
-                music: music.clone(),
-            },
-            None => MediaCommand::StopPlayback { leg },
-        });
+        (&mut self.menu, media)
+    }
+
+    /// Plays `seq` on the call's leg (see [`Media::play`]).
+    pub fn play(&mut self, out: &mut Out, seq: PromptSequence) {
+        self.media().play(out, seq);
+    }
+
+    /// See [`Media::stop_playback`].
+    pub fn stop_playback(&mut self, out: &mut Out) {
+        self.media().stop_playback(out);
+    }
+
+    /// See [`Media::music`].
+    pub fn music(&mut self, out: &mut Out, music: Option<&PromptName>) {
+        self.media().music(out, music);
     }
 
     /// A response to the call's INVITE, in its dialog (our To tag, Contact).
@@ -434,14 +502,7 @@ impl Call {
         self.state = CallState::Answered;
         self.dialog.confirm();
         self.answer_at = now;
-        if let Some(menu) = self.line.menu.clone() {
-            self.menu.in_ivr = true;
-            stats.calls_in_ivr.fetch_add(1, Ordering::Relaxed);
-            self.menu.session = Some(
-                ivr::IvrSession::new(menu, &self.line.start, now, wall)
-                    .with_caller(self.caller.clone()),
-            );
-        }
+        self.menu.start(&self.line, &self.caller, now, wall, stats);
         self.refresh_session(now, call_id, out);
         {
             let _e = self.span.enter();
@@ -582,9 +643,7 @@ impl Call {
         }
         self.ports = None;
         ports.release(self.rtp_port);
-        if std::mem::take(&mut self.menu.in_ivr) {
-            stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.menu.leave_ivr(stats);
         let answered = self.state == CallState::Answered;
         let talked = if answered {
             now.saturating_duration_since(self.answer_at)

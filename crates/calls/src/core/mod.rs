@@ -56,6 +56,7 @@ macro_rules! queue_figures {
 }
 use queue_figures;
 mod menu;
+use menu::{MenuState, MenuStep};
 mod out;
 use out::Out;
 mod sip_msg;
@@ -74,18 +75,6 @@ enum TimerKind {
     Waiting,
     /// A feature-code call's confirmation has played (its `message_end`): hang up.
     FeatureCodeDone,
-}
-
-/// A call's voice menu (from the answer on).
-#[derive(Default)]
-struct MenuState {
-    session: Option<ivr::IvrSession>,
-    /// When the menu's timer is armed for (a timer entry for another time is stale).
-    deadline: Option<Instant>,
-    /// Where the menu ended, for the appeal's outcome.
-    end: Option<IvrEnd>,
-    /// Counted in [`Stats::calls_in_ivr`]: walking the menu, not (yet) in a queue.
-    in_ivr: bool,
 }
 
 /// A caller's part in the queues.
@@ -410,9 +399,7 @@ impl Core {
                 if !call.is_current_playback(generation) {
                     return; // a playback replaced or stopped since
                 }
-                if let Some(s) = call.menu_mut().session.as_mut() {
-                    s.handle_playback_finished(now);
-                }
+                call.menu_mut().playback_finished(now);
                 self.drive_ivr(now, &call_id);
                 self.waiting_playback_finished(now, &call_id);
                 self.drain(now);
@@ -503,10 +490,7 @@ impl Core {
                 self.end_call(now, call_id, EndReason::MaxDuration);
             }
             TimerKind::Ivr => {
-                call.menu_mut().deadline = None;
-                if let Some(s) = call.menu_mut().session.as_mut() {
-                    s.handle_timeout(now);
-                }
+                call.menu_mut().timeout(now);
                 self.drive_ivr(now, call_id);
             }
             TimerKind::Waiting => self.waiting_timeout(now, call_id, at),

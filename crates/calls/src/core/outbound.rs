@@ -221,7 +221,7 @@ impl Core {
         };
         let _e = call.span().clone().entered();
         info!("transferred: the caller is connected to the number");
-        call.menu_mut().end = Some(IvrEnd::Transferred);
+        call.menu_mut().set_end(Some(IvrEnd::Transferred));
         let appeal = call.appeal().to_owned();
         let conn = call.operator_mut().take();
         if let Some(conn) = &conn {
@@ -288,12 +288,8 @@ impl Core {
         let fallback = self
             .calls
             .get_mut(call_id)
-            .and_then(|c| c.menu_mut().session.as_mut())
-            .is_some_and(|s| s.transfer_failed(now));
+            .is_some_and(|c| c.menu_mut().transfer_failed(now));
         if fallback {
-            if let Some(call) = self.calls.get_mut(call_id) {
-                call.menu_mut().end = None;
-            }
             self.drive_ivr(now, call_id);
         } else {
             self.end_call(now, call_id, EndReason::TransferFailed);

@@ -187,7 +187,7 @@ impl Core {
         let todo = match result {
             Ok(()) => {
                 info!("callback booked; the caller keeps the place in the queue");
-                call.menu_mut().end = Some(IvrEnd::Callback);
+                call.menu_mut().set_end(Some(IvrEnd::Callback));
                 self.out.appeal(
                     call.appeal(),
                     AppealRecord::IvrStep(IvrStep::CallbackRequested { number, queue }),
