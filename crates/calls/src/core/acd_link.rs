@@ -108,7 +108,7 @@ impl Core {
             Action::Left { caller, outcome } => {
                 self.callback_left(caller, &outcome);
                 let at = self.wallclock(now);
-                let Some(call_id) = self.acd_callers.remove(&caller) else {
+                let Some(call_id) = self.queues.left(caller) else {
                     return;
                 };
                 let Some(call) = self.calls.get_mut(&call_id) else {
@@ -135,7 +135,7 @@ impl Core {
                 to: acd::OverflowAction::Queue(q),
                 reason,
             } => {
-                let Some(call_id) = self.acd_callers.get(&caller).cloned() else {
+                let Some(call_id) = self.queues.call_of(caller).map(str::to_owned) else {
                     return;
                 };
                 let at = self.wallclock(now);
@@ -168,8 +168,8 @@ impl Core {
             return;
         };
         let call = self
-            .acd_callers
-            .get(&caller)
+            .queues
+            .call_of(caller)
             .and_then(|id| self.calls.get_mut(id));
         let (Some(call), Some(op_media)) = (call, op_media) else {
             self.hangup_op_leg(now, &leg_id);

@@ -241,8 +241,7 @@ impl Core {
         let (at, id) = (self.wallclock(now), call_id.to_owned());
         let abandoned = crate::live::QueueExit::Abandoned;
         queue_figures!(self, at, now).leave(call, &id, abandoned);
-        if let Some(id) = call.queue_mut().acd_caller.take() {
-            self.acd_callers.remove(&id);
+        if let Some(id) = self.queues.leave_acd(call.queue_mut()) {
             if let Some(acd) = self.acd.as_mut() {
                 if let Err(e) = acd.caller_left(now, id) {
                     debug!(error = %e, "caller already out of the ACD");

@@ -101,8 +101,7 @@ impl Core {
         let acd = self.acd.as_mut().ok_or(AcdError::UnknownCaller(id))?;
         acd.callback_requested(now, id, number)?;
         // the call may end now without `caller_left`: the callback keeps the place
-        call.queue_mut().acd_caller = None;
-        self.acd_callers.remove(&id);
+        self.queues.leave_acd(call.queue_mut());
         let callback = crate::live::QueueExit::Callback;
         queue_figures!(self, at, now).leave(call, call_id, callback);
         let from_user = call.line().from_user();
@@ -144,9 +143,8 @@ impl Core {
         if let Err(e) = self.book_callback(now, call_id, number) {
             warn!(error = %e, %queue, "the ACD did not take the callback");
             if let Some(call) = self.calls.get_mut(call_id) {
-                call.queue_mut().acd_caller = None;
+                self.queues.leave_acd(call.queue_mut());
             }
-            self.acd_callers.remove(&id);
             if let Some(acd) = self.acd.as_mut() {
                 let _ = acd.caller_left(now, id);
             }

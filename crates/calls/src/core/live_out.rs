@@ -90,8 +90,10 @@ impl Core {
         leg_id: &str,
     ) -> Option<OfferLive> {
         let (call_id, operator) = match for_ {
-            LegFor::Offer { caller, operator } => (self.acd_callers.get(caller)?, operator),
-            LegFor::Direct { call_id, operator } => (call_id, operator),
+            LegFor::Offer { caller, operator } => {
+                (self.queues.call_of(*caller)?, operator.as_str())
+            }
+            LegFor::Direct { call_id, operator } => (call_id.as_str(), operator.as_str()),
             LegFor::Trunk(_) => return None,
         };
         let call = self.calls.get(call_id)?;
@@ -102,7 +104,7 @@ impl Core {
             .map(|s| now.saturating_duration_since(s))
             .unwrap_or_default();
         Some(OfferLive {
-            operator: operator.as_str().to_owned(),
+            operator: operator.to_owned(),
             appeal: call.appeal().to_owned(),
             call: leg_id.to_owned(),
             queue,

@@ -33,7 +33,9 @@ mod outbound;
 pub(crate) mod transfer;
 
 pub(crate) mod queue;
+mod queues;
 use crate::waiting::Waiting;
+use queues::{QueueState, Queues};
 
 mod acd_link;
 mod call;
@@ -77,25 +79,6 @@ enum TimerKind {
     FeatureCodeDone,
 }
 
-/// A caller's part in the queues.
-#[derive(Default)]
-struct QueueState {
-    /// The queue the call waits in (counted in [`Stats::queue_waits`]).
-    queued: Option<String>,
-    /// The queue the caller last left in the ACD (answered there): where a failed transfer
-    /// puts them back.
-    last: Option<String>,
-    /// The call's id in the ACD while it is there (waiting or being offered).
-    acd_caller: Option<CallerId>,
-    /// When the caller entered the queue (the wait an operator's answer reports).
-    since: Option<Instant>,
-    /// The caller's priority in the ACD (kept when a transfer puts it back in a queue).
-    priority: u8,
-    /// What the caller hears and may do while in a queue (`crate::waiting`), from the queue
-    /// on until an operator answers.
-    waiting: Option<Waiting>,
-}
-
 pub struct Core {
     settings: Arc<Settings>,
     endpoint: Endpoint,
@@ -124,19 +107,10 @@ pub struct Core {
     wall: (Instant, SystemTime),
     /// The ACD, built once from [`Settings::acd`] (a reload keeps it); `None` without one.
     acd: Option<Acd>,
-    /// Callers in the ACD: their id → the call's Call-ID.
-    acd_callers: HashMap<CallerId, String>,
-    /// The last [`CallerId`] given out.
-    next_caller: u64,
+    /// The ACD's callers and the queues' hours (see `queues`).
+    queues: Queues,
     /// Our calls out: to operators and through the trunk (see `operator_legs`).
     op_legs: OpLegs,
-    /// Whether returning-caller lookups are answered (see `waiting.rs`); without, callers
-    /// join their queue at once.
-    returning: bool,
-    /// When the lines' working hours are next looked at for the queues (`waiting.rs`).
-    hours_next: Instant,
-    /// Each queue's open/closed as last told to the ACD.
-    hours_applied: HashMap<String, bool>,
     /// Feature-code calls waiting for the operator book's verdict (see `feature_codes`).
     codes: feature_codes::AwaitingBook,
     /// Callbacks booked and being dialled (see `callbacks`).
@@ -211,12 +185,8 @@ impl Core {
             tokens,
             codes: Default::default(),
             acd,
-            acd_callers: HashMap::new(),
-            next_caller: 0,
+            queues: Queues::new(now),
             op_legs: OpLegs::default(),
-            returning: false,
-            hours_next: now,
-            hours_applied: HashMap::new(),
             callbacks: Default::default(),
             dialling: Default::default(),
             direct: Default::default(),
@@ -337,7 +307,7 @@ impl Core {
             self.endpoint.poll_timeout(),
             self.registrar.poll_timeout(),
             self.acd.as_ref().and_then(Acd::poll_timeout),
-            self.acd.as_ref().map(|_| self.hours_next),
+            self.acd.as_ref().map(|_| self.queues.hours_due()),
         ]
         .into_iter()
         .flatten()
@@ -462,7 +432,7 @@ impl Core {
         // after a burst, the tables sized by calls in progress give their room back
         self.calls.give_back_room();
         shrink_if_sparse(&mut self.our_requests);
-        shrink_if_sparse(&mut self.acd_callers);
+        self.queues.give_back_room();
         self.op_legs.give_back_room();
         self.dialling.give_back_room();
         if let Some(acd) = &self.acd {

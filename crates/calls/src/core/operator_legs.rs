@@ -223,7 +223,7 @@ impl Core {
         caller: CallerId,
         op: &OperatorId,
     ) -> Result<(), &'static str> {
-        let call_id = self.acd_callers.get(&caller).ok_or("the caller is gone")?;
+        let call_id = self.queues.call_of(caller).ok_or("the caller is gone")?;
         let call = self.calls.get(call_id).ok_or("the caller is gone")?;
         let from_user = call.line().from_user();
         let (local, ip) = (call.local(), call.media_ip(&self.settings));

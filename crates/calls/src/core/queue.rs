@@ -31,7 +31,7 @@ impl Core {
             } => (caller, Step::Message),
             _ => return,
         };
-        let Some(call_id) = self.acd_callers.get(&caller).cloned() else {
+        let Some(call_id) = self.queues.call_of(caller).map(str::to_owned) else {
             return;
         };
         let Some(call) = self.calls.get_mut(&call_id) else {
@@ -111,8 +111,8 @@ impl Core {
     /// and nothing of it plays any more (the bridge has replaced the leg's source).
     pub(super) fn waiting_over(&mut self, caller: CallerId) {
         if let Some(call) = self
-            .acd_callers
-            .get(&caller)
+            .queues
+            .call_of(caller)
             .and_then(|id| self.calls.get_mut(id))
         {
             if call.queue_mut().waiting.take().is_some() {
@@ -222,7 +222,16 @@ impl Core {
     /// Whether the driver answers [`Output::LookupReturning`]. Without, callers join their
     /// queue at once, without a preference.
     pub fn set_returning_lookups(&mut self, on: bool) {
-        self.returning = on;
+        self.queues.set_returning_lookups(on);
+    }
+
+    /// The lines' working hours to the ACD (`Queues::check_hours`).
+    pub(super) fn check_hours(&mut self, now: Instant) {
+        let wall = self.wallclock(now);
+        if let Some(acd) = self.acd.as_mut() {
+            self.queues
+                .check_hours(now, wall, acd, &self.settings.lines);
+        }
     }
 
     /// The caller reached `queue`: it joins the ACD now, or — when the queue looks for
@@ -241,7 +250,9 @@ impl Core {
             .get(call_id)
             .and_then(|c| callback_number(c.caller()))
             .map(str::to_owned);
-        let (Some(lookback), Some(number), true) = (lookback, number, self.returning) else {
+        let (Some(lookback), Some(number), true) =
+            (lookback, number, self.queues.looks_up_returning())
+        else {
             return self.acd_join(now, call_id, queue, priority, None);
         };
         self.out
@@ -322,81 +333,15 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
         };
-        self.next_caller += 1;
-        let id = CallerId(self.next_caller);
-        acd.caller_joined(now, id, &QueueId::from(queue), priority, returning)?;
-        call.queue_mut().priority = priority;
-        call.queue_mut().acd_caller = Some(id);
-        self.acd_callers.insert(id, call_id.to_string());
-        Ok(())
-    }
-}
-
-/// How often the lines' working hours are looked at for the queues' callback hours.
-pub(crate) const HOURS_EVERY: Duration = Duration::from_secs(30);
-
-/// The line's working hours: its menu's `schedule` node (the start node when it is one, else
-/// the first), or none for a line without a menu or a schedule.
-fn line_hours(line: &LineSettings) -> Option<&ivr::schedule::Timetable> {
-    let menu = line.menu.as_ref()?;
-    let start = match menu.node(&line.start) {
-        Some(ivr::Node::Schedule(s)) => Some(&s.timetable),
-        _ => None,
-    };
-    start.or_else(|| {
-        menu.nodes().values().find_map(|n| match n {
-            ivr::Node::Schedule(s) => Some(&s.timetable),
-            _ => None,
-        })
-    })
-}
-
-/// Whether each queue is within working hours at `at`: a queue is open when any line with
-/// hours whose menu sends callers to it is open. Queues only lines without hours reach are
-/// not listed (they stay open).
-pub(crate) fn queue_hours(
-    lines: &[LineSettings],
-    at: chrono::DateTime<chrono::Utc>,
-) -> std::collections::BTreeMap<String, bool> {
-    let mut out = std::collections::BTreeMap::new();
-    for line in lines {
-        let (Some(hours), Some(menu)) = (line_hours(line), line.menu.as_ref()) else {
-            continue;
-        };
-        let open = hours.verdict(at) == ivr::schedule::Verdict::Open;
-        for node in menu.nodes().values() {
-            if let ivr::Node::Queue(q) = node {
-                *out.entry(q.queue.clone()).or_insert(false) |= open;
-            }
-        }
-    }
-    out
-}
-
-impl Core {
-    /// Every [`HOURS_EVERY`]: tells the ACD which queues are within their lines' working hours
-    /// (`Acd::set_open`, when it changes), so callbacks are dialled only then.
-    pub(super) fn check_hours(&mut self, now: Instant) {
-        if now < self.hours_next {
-            return;
-        }
-        self.hours_next = now + HOURS_EVERY;
-        let wall = self.wallclock(now);
-        let Some(acd) = self.acd.as_mut() else {
-            return;
-        };
-        for (queue, open) in queue_hours(&self.settings.lines, wall) {
-            if self.hours_applied.get(&queue) == Some(&open) {
-                continue;
-            }
-            match acd.set_open(now, &QueueId::from(queue.as_str()), open) {
-                Ok(()) => {
-                    info!(%queue, open, "queue hours for callbacks");
-                    self.hours_applied.insert(queue, open);
-                }
-                Err(e) => debug!(error = %e, %queue, "queue hours not taken by the ACD"),
-            }
-        }
+        self.queues.join(
+            acd,
+            now,
+            call_id,
+            call.queue_mut(),
+            queue,
+            priority,
+            returning,
+        )
     }
 }
 
@@ -405,75 +350,4 @@ enum Step {
     Announce(usize, Estimate),
     Offer,
     Message,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A line whose menu starts with `mon-fri 09:00-18:00` (Novosibirsk) and sends callers to
-    /// `q1` or `q2`; a second line without hours reaches `q3`.
-    fn lines(dir: &std::path::Path) -> Vec<LineSettings> {
-        std::fs::create_dir_all(dir.join("p")).unwrap();
-        std::fs::write(dir.join("p/prompts.toml"), "").unwrap();
-        let load = |name: &str, text: &str, start: &str| {
-            let file = dir.join(name);
-            std::fs::write(&file, text).unwrap();
-            let cx = ivr::Context {
-                start,
-                start_at: None,
-                queues: None,
-            };
-            LineSettings {
-                id: name.into(),
-                numbers: vec![],
-                name: name.into(),
-                ring: Duration::ZERO,
-                greeting: None,
-                dtmf: crate::DtmfMode::Auto,
-                record: false,
-                menu: Some(Arc::new(ivr::load(&[file], &cx).unwrap())),
-                start: start.into(),
-            }
-        };
-        vec![
-            load(
-                "hours.toml",
-                "prompts = \"p\"\noperator = \"q1\"\n\
-                 [[schedule]]\nid = \"hours\"\ntimezone = \"Asia/Novosibirsk\"\n\
-                 hours = [\"mon-fri 09:00-18:00\"]\nopen = \"q1\"\nclosed = \"q2\"\n\
-                 [[queue]]\nid = \"q1\"\nqueue = \"q1\"\n\
-                 [[queue]]\nid = \"q2\"\nqueue = \"q2\"\n",
-                "hours",
-            ),
-            load(
-                "always.toml",
-                "prompts = \"p\"\noperator = \"q3\"\n\
-                 [[queue]]\nid = \"q3\"\nqueue = \"q3\"\n",
-                "q3",
-            ),
-        ]
-    }
-
-    #[test]
-    fn queues_follow_the_hours_of_the_lines_that_reach_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let lines = lines(dir.path());
-        let at = |s: &str| {
-            chrono::DateTime::parse_from_rfc3339(s)
-                .unwrap()
-                .with_timezone(&chrono::Utc)
-        };
-        // Monday 10:00 in Novosibirsk (UTC+7): open
-        let open = queue_hours(&lines, at("2026-11-23T10:00:00+07:00"));
-        assert_eq!(open.get("q1"), Some(&true));
-        assert_eq!(open.get("q2"), Some(&true));
-        // Monday 20:00 and Sunday noon: closed; q3 only a line without hours reaches
-        for closed in ["2026-11-23T20:00:00+07:00", "2026-11-22T12:00:00+07:00"] {
-            let h = queue_hours(&lines, at(closed));
-            assert_eq!(h.get("q1"), Some(&false), "{closed}");
-            assert_eq!(h.get("q2"), Some(&false), "{closed}");
-            assert_eq!(h.get("q3"), None, "{closed}");
-        }
-    }
 }
