@@ -32,25 +32,20 @@ impl LiveOperators {
         self.everyone = true;
         self.queues_changed = true;
     }
-}
 
-impl Core {
     /// Puts out an `Operator` event for every operator whose state, pause reason or queues
-    /// differ from the last one put out (at the start: every operator). Runs after every
-    /// input: states and reasons are compared in place, queues only after a command.
-    pub(super) fn publish_operators(&mut self, now: Instant) {
-        let Some(acd) = &self.acd else {
-            return;
-        };
-        let at = self.wallclock(now);
-        let check_queues = std::mem::take(&mut self.live_ops.queues_changed);
-        let everyone = std::mem::take(&mut self.live_ops.everyone);
+    /// differ from the last one put out (at the start: every operator), `at` the civil time
+    /// of the input. Runs after every input: states and reasons are compared in place,
+    /// queues only after a command.
+    pub(super) fn publish(&mut self, acd: &Acd, at: chrono::DateTime<chrono::Utc>, out: &mut Out) {
+        let check_queues = std::mem::take(&mut self.queues_changed);
+        let everyone = std::mem::take(&mut self.everyone);
         for id in acd.operators() {
             let Some(status) = acd.operator_status(id) else {
                 continue;
             };
             let (state, reason) = OperatorPhase::of(&status.state);
-            let prev = self.live_ops.last.get(id.as_str());
+            let prev = self.last.get(id.as_str());
             let queues = (check_queues || prev.is_none()).then(|| {
                 let q = acd.logged_in_queues(id);
                 q.iter().map(|q| q.as_str().to_owned()).collect::<Vec<_>>()
@@ -76,8 +71,18 @@ impl Core {
                 reason: reason.map(str::to_owned),
                 queues,
             };
-            self.live_ops.last.insert(ev.id.clone(), ev.clone());
-            self.out.live(LiveEvent::Operator(ev));
+            self.last.insert(ev.id.clone(), ev.clone());
+            out.live(LiveEvent::Operator(ev));
+        }
+    }
+}
+
+impl Core {
+    /// The operators' states to the live pages (`LiveOperators::publish`).
+    pub(super) fn publish_operators(&mut self, now: Instant) {
+        let at = self.wallclock(now);
+        if let Some(acd) = &self.acd {
+            self.live_ops.publish(acd, at, &mut self.out);
         }
     }
 

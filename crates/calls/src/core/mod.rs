@@ -275,7 +275,17 @@ impl Core {
             at: self.wallclock(now),
         });
         self.live_ops.republish();
-        self.reload_operators(now, &old);
+        if let Some(acd) = self.acd.as_mut() {
+            acd_reload::reload_operators(
+                now,
+                acd,
+                &self.registrar,
+                &old,
+                &self.settings,
+                &mut self.out,
+            );
+            self.drain(now);
+        }
         self.publish_operators(now);
         ignored
     }
