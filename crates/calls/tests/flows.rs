@@ -32,6 +32,11 @@ fn world(
 #[test]
 fn the_menu_leads_to_an_operator_whose_other_phone_is_cancelled() {
     let (mut w, _dir) = world(MENU, "greeting", |_| {});
+    forked_offer_answered(&mut w);
+}
+
+/// The flow of [`the_menu_leads_to_an_operator_whose_other_phone_is_cancelled`] in `w`.
+fn forked_offer_answered(w: &mut World) {
     let (desk, mobile, caller) = (addr(11), addr(12), addr(10));
     w.operator(desk, "op1");
     w.register(mobile, "op1");
@@ -274,28 +279,7 @@ fn the_same_seed_sends_the_same_bytes() {
     fn run(seed: [u8; 32]) -> Vec<(std::net::SocketAddr, Vec<u8>)> {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let mut w = World::with_seed(settings(dir.path(), MENU, "greeting", |_| {}), seed);
-        let (desk, mobile, caller) = (addr(11), addr(12), addr(10));
-        w.operator(desk, "op1");
-        w.register(mobile, "op1");
-        let call = w.call(caller, CITY, "");
-        w.advance(Duration::from_millis(500));
-        w.press(&call, '1');
-        w.advance(Duration::from_millis(400));
-        let ring_desk = w.expect(desk, Method::Invite);
-        let ring_mobile = w.expect(mobile, Method::Invite);
-        w.reply(desk, &ring_desk, 180, "d1");
-        w.reply(mobile, &ring_mobile, 180, "m1");
-        w.answer(desk, &ring_desk, "d1");
-        w.expect(desk, Method::Ack);
-        let cancel = w.expect(mobile, Method::Cancel);
-        w.reply(mobile, &cancel, 200, "m1");
-        w.reply(mobile, &ring_mobile, 487, "m1");
-        w.expect(mobile, Method::Ack);
-        let mut op = w.dialog_of(desk, &ring_desk, "d1");
-        w.advance(Duration::from_secs(30));
-        w.hang_up(&mut op);
-        let bye = w.expect(caller, Method::Bye);
-        w.reply(caller, &bye, 200, "x");
+        forked_offer_answered(&mut w);
         w.wire.clone()
     }
     let first = run(World::SEED);

@@ -525,14 +525,7 @@ impl Call {
     ) -> Response {
         self.refresh_session(now, call_id, out);
         if let Some(n) = offer {
-            self.neg = Some(n);
-            if let Some(leg) = &self.leg {
-                out.media(MediaCommand::Update {
-                    leg: leg.clone(),
-                    neg: n,
-                    timeout: settings.rtp_timeout,
-                });
-            }
+            self.negotiated(n, out, settings);
         }
         self.sdp_version += 1;
         let _e = self.span.clone().entered();
@@ -567,17 +560,20 @@ impl Call {
             return;
         }
         match sdp::answer_body(&ack.body) {
-            Ok(n) => {
-                self.neg = Some(n);
-                if let Some(leg) = &self.leg {
-                    out.media(MediaCommand::Update {
-                        leg: leg.clone(),
-                        neg: n,
-                        timeout: settings.rtp_timeout,
-                    });
-                }
-            }
+            Ok(n) => self.negotiated(n, out, settings),
             Err(e) => debug!(error = %e, "unusable SDP answer in the ACK"),
+        }
+    }
+
+    /// The media now agreed with the caller: the running leg follows.
+    fn negotiated(&mut self, n: Negotiated, out: &mut Out, settings: &Settings) {
+        self.neg = Some(n);
+        if let Some(leg) = &self.leg {
+            out.media(MediaCommand::Update {
+                leg: leg.clone(),
+                neg: n,
+                timeout: settings.rtp_timeout,
+            });
         }
     }
 
