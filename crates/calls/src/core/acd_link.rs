@@ -114,7 +114,7 @@ impl Core {
                 let Some(call) = self.calls.get_mut(&call_id) else {
                     return;
                 };
-                call.queue_mut().acd_caller = None;
+                call.queue_mut().out_of_acd();
                 let _e = call.span().clone().entered();
                 info!(?outcome, "caller left the ACD");
                 let exit = match outcome {
@@ -126,7 +126,7 @@ impl Core {
                     }
                 };
                 if let Some(queue) = queue_figures!(self, at, now).leave(call, &call_id, exit) {
-                    call.queue_mut().last = Some(queue);
+                    call.queue_mut().left_acd_from(queue);
                 }
             }
             Action::CancelDirect { operator } => self.direct_rang_out(now, &operator),
@@ -186,7 +186,7 @@ impl Core {
             });
         }
         let waited =
-            now.saturating_duration_since(call.queue().since.unwrap_or(call.answered_at()));
+            now.saturating_duration_since(call.queue().since().unwrap_or(call.answered_at()));
         info!(operator = %operator, waited_s = waited.as_secs(), "connected to the operator");
         self.out.appeal(
             call.appeal(),

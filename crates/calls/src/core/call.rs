@@ -329,12 +329,10 @@ impl Core {
             match step {
                 MenuStep::EnterQueue { queue, priority } => {
                     queue_figures!(self, at, now).enter(call, call_id, &queue);
-                    call.queue_mut().since.get_or_insert(now);
-                    if call.queue().waiting.is_none() {
-                        let waiting = Waiting::new(call.caller());
-                        call.queue_mut().waiting = Some(waiting);
-                    }
-                    let join = call.queue().acd_caller.is_none().then(|| {
+                    call.queue_mut().wait_from(now);
+                    let caller = call.caller().to_owned();
+                    call.queue_mut().start_waiting(&caller);
+                    let join = call.queue().acd_caller().is_none().then(|| {
                         let prio =
                             u8::try_from(priority.clamp(0, i32::from(u8::MAX))).unwrap_or(u8::MAX);
                         (queue.clone(), prio)
@@ -373,7 +371,7 @@ impl Core {
                         }),
                     );
                     if let Some(queue) = queue {
-                        let prio = call.queue().priority;
+                        let prio = call.queue().priority();
                         self.book_callback_in(now, call_id, &queue, prio, &number);
                     }
                     // the session plays its closing prompt, then asks for the hang-up

@@ -95,7 +95,7 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
         };
-        let Some(id) = call.queue().acd_caller else {
+        let Some(id) = call.queue().acd_caller() else {
             return Ok(());
         };
         let acd = self.acd.as_mut().ok_or(AcdError::UnknownCaller(id))?;
@@ -137,7 +137,7 @@ impl Core {
             warn!(error = %e, %queue, "the ACD did not take the callback");
             return;
         }
-        let Some(id) = self.calls.get(call_id).and_then(|c| c.queue().acd_caller) else {
+        let Some(id) = self.calls.get(call_id).and_then(|c| c.queue().acd_caller()) else {
             return;
         };
         if let Err(e) = self.book_callback(now, call_id, number) {

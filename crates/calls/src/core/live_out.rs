@@ -102,12 +102,8 @@ impl Core {
             LegFor::Trunk(_) => return None,
         };
         let call = self.calls.get(call_id)?;
-        let queue = call.queue().queued.clone().or(call.queue().last.clone());
-        let waited = call
-            .queue()
-            .since
-            .map(|s| now.saturating_duration_since(s))
-            .unwrap_or_default();
+        let queue = call.queue().queued_or_last().map(str::to_owned);
+        let waited = call.queue().waited(now);
         Some(OfferLive {
             operator: operator.to_owned(),
             appeal: call.appeal().to_owned(),
@@ -152,7 +148,7 @@ impl QueueFigures<'_> {
     /// The caller of `call_id` waits in `queue` (left the one it was in, if any: `Moved`).
     /// The call's `queue.since` is the caller's business.
     pub fn enter(&mut self, call: &mut Call, call_id: &str, queue: &str) {
-        if let Some(old) = call.queue_mut().queued.replace(queue.to_owned()) {
+        if let Some(old) = call.queue_mut().wait_in(queue) {
             self.left(call, call_id, &old, QueueExit::Moved);
         }
         self.stats.queue_enter(queue, call_id, self.now);
@@ -167,18 +163,14 @@ impl QueueFigures<'_> {
     /// The caller of `call_id` left the queue it waited in (`exit` says why); the queue, or
     /// `None` when it was in none.
     pub fn leave(&mut self, call: &mut Call, call_id: &str, exit: QueueExit) -> Option<String> {
-        let queue = call.queue_mut().queued.take()?;
+        let queue = call.queue_mut().stop_waiting()?;
         self.left(call, call_id, &queue, exit);
         Some(queue)
     }
 
     fn left(&mut self, call: &Call, call_id: &str, queue: &str, exit: QueueExit) {
         self.stats.queue_leave(queue, call_id);
-        let waited = call
-            .queue()
-            .since
-            .map(|s| self.now.saturating_duration_since(s))
-            .unwrap_or_default();
+        let waited = call.queue().waited(self.now);
         self.event(call, call_id, queue, QueueChange::Left { exit, waited });
     }
 

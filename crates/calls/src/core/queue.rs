@@ -38,7 +38,7 @@ impl Core {
             return;
         };
         let _e = call.span().clone().entered();
-        let Some(w) = call.queue_mut().waiting.as_mut() else {
+        let Some(w) = call.queue_mut().waiting_mut() else {
             return;
         };
         let todo = match step {
@@ -64,7 +64,7 @@ impl Core {
     fn waiting_of(&mut self, call_id: &str) -> Option<&mut Waiting> {
         self.calls
             .get_mut(call_id)
-            .and_then(|c| c.queue_mut().waiting.as_mut())
+            .and_then(|c| c.queue_mut().waiting_mut())
     }
 
     /// A key for a caller waiting in a queue; `false` when the queue does not take keys for
@@ -115,7 +115,7 @@ impl Core {
             .call_of(caller)
             .and_then(|id| self.calls.get_mut(id))
         {
-            if call.queue_mut().waiting.take().is_some() {
+            if call.queue_mut().end_waiting() {
                 // a playback of the dialogue that ends now is not ours any more
                 call.new_playback();
             }
@@ -126,7 +126,7 @@ impl Core {
         if let Some(at) = self
             .calls
             .get(call_id)
-            .and_then(|c| c.queue().waiting.as_ref())
+            .and_then(|c| c.queue().waiting())
             .and_then(Waiting::deadline)
         {
             self.out.arm(at, call_id, TimerKind::Waiting);
@@ -146,7 +146,7 @@ impl Core {
                     (Some(_), Ok(seq)) => call.play(&mut self.out, seq),
                     (_, Err(e)) => {
                         warn!(error = %e, "a queue prompt is not loaded; skipping it");
-                        if let Some(w) = call.queue_mut().waiting.as_mut() {
+                        if let Some(w) = call.queue_mut().waiting_mut() {
                             if let Some(next) = w.playback_finished(now) {
                                 self.waiting_do(now, call_id, next);
                             }
@@ -158,11 +158,7 @@ impl Core {
             Do::Stop => call.stop_playback(&mut self.out),
             Do::Music => {
                 call.new_playback();
-                let music = call
-                    .queue()
-                    .queued
-                    .as_deref()
-                    .and_then(|q| self.settings.moh_for(q));
+                let music = call.queue().queued().and_then(|q| self.settings.moh_for(q));
                 call.music(&mut self.out, music);
             }
             Do::Book(number) => self.confirm_callback(now, call_id, number),
@@ -179,7 +175,7 @@ impl Core {
         let queue = self
             .calls
             .get(call_id)
-            .and_then(|c| c.queue().queued.clone());
+            .and_then(|c| c.queue().queued().map(str::to_owned));
         let result = self.book_callback(now, call_id, &number);
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
@@ -192,11 +188,11 @@ impl Core {
                     call.appeal(),
                     AppealRecord::IvrStep(IvrStep::CallbackRequested { number, queue }),
                 );
-                call.queue_mut().waiting.as_mut().map(Waiting::booked)
+                call.queue_mut().waiting_mut().map(Waiting::booked)
             }
             Err(e) => {
                 warn!(error = %e, "the ACD did not take the callback; the caller keeps waiting");
-                call.queue_mut().waiting.as_mut().map(Waiting::refused)
+                call.queue_mut().waiting_mut().map(Waiting::refused)
             }
         };
         if let Some(todo) = todo {
@@ -272,8 +268,8 @@ impl Core {
         let Some(call) = self.calls.get(&found.call_id) else {
             return;
         };
-        if call.queue().acd_caller.is_some()
-            || call.queue().queued.as_deref() != Some(found.queue.as_str())
+        if call.queue().acd_caller().is_some()
+            || call.queue().queued() != Some(found.queue.as_str())
         {
             return;
         }

@@ -25,19 +25,109 @@ pub(super) struct Queues {
 #[derive(Default)]
 pub(super) struct QueueState {
     /// The queue the call waits in (counted in [`Stats::queue_waits`]).
-    pub queued: Option<String>,
+    queued: Option<String>,
     /// The queue the caller last left in the ACD (answered there): where a failed transfer
     /// puts them back.
-    pub last: Option<String>,
+    last: Option<String>,
     /// The call's id in the ACD while it is there (waiting or being offered).
-    pub acd_caller: Option<CallerId>,
+    acd_caller: Option<CallerId>,
     /// When the caller entered the queue (the wait an operator's answer reports).
-    pub since: Option<Instant>,
+    since: Option<Instant>,
     /// The caller's priority in the ACD (kept when a transfer puts it back in a queue).
-    pub priority: u8,
+    priority: u8,
     /// What the caller hears and may do while in a queue (`crate::waiting`), from the queue
     /// on until an operator answers.
-    pub waiting: Option<Waiting>,
+    waiting: Option<Waiting>,
+}
+
+impl QueueState {
+    /// The queue the caller waits in.
+    pub fn queued(&self) -> Option<&str> {
+        self.queued.as_deref()
+    }
+
+    /// The queue the caller waits in, or else the one they last left in the ACD.
+    pub fn queued_or_last(&self) -> Option<&str> {
+        self.queued.as_deref().or(self.last.as_deref())
+    }
+
+    /// The queue the caller last left in the ACD (answered there).
+    pub fn last(&self) -> Option<&str> {
+        self.last.as_deref()
+    }
+
+    /// The caller now waits in `queue`: the queue they were in, if any.
+    pub fn wait_in(&mut self, queue: &str) -> Option<String> {
+        self.queued.replace(queue.to_owned())
+    }
+
+    /// The caller no longer waits in a queue: the one they were in.
+    pub fn stop_waiting(&mut self) -> Option<String> {
+        self.queued.take()
+    }
+
+    /// The caller left `queue` in the ACD (an operator answered there, or a callback…).
+    pub fn left_acd_from(&mut self, queue: String) {
+        self.last = Some(queue);
+    }
+
+    /// The call's id in the ACD while it is there.
+    pub fn acd_caller(&self) -> Option<CallerId> {
+        self.acd_caller
+    }
+
+    /// The ACD told that the caller left it.
+    pub fn out_of_acd(&mut self) {
+        self.acd_caller = None;
+    }
+
+    /// The caller's priority in the ACD.
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
+    /// How long the caller has waited at `now` (zero outside a queue).
+    pub fn waited(&self, now: Instant) -> Duration {
+        self.since
+            .map(|s| now.saturating_duration_since(s))
+            .unwrap_or_default()
+    }
+
+    /// When the caller entered the queue.
+    pub fn since(&self) -> Option<Instant> {
+        self.since
+    }
+
+    /// The wait starts at `now` unless it runs already (the menu's queue node).
+    pub fn wait_from(&mut self, now: Instant) {
+        self.since.get_or_insert(now);
+    }
+
+    /// The wait starts afresh at `now` (a transfer into a queue).
+    pub fn wait_anew(&mut self, now: Instant) {
+        self.since = Some(now);
+    }
+
+    /// The caller's waiting dialogue, while in a queue.
+    pub fn waiting(&self) -> Option<&Waiting> {
+        self.waiting.as_ref()
+    }
+
+    pub fn waiting_mut(&mut self) -> Option<&mut Waiting> {
+        self.waiting.as_mut()
+    }
+
+    /// The waiting dialogue starts for `caller`'s number, unless it runs already.
+    pub fn start_waiting(&mut self, caller: &str) {
+        if self.waiting.is_none() {
+            self.waiting = Some(Waiting::new(caller));
+        }
+    }
+
+    /// The waiting dialogue ends (an operator answered): whether there was one.
+    pub fn end_waiting(&mut self) -> bool {
+        self.waiting.take().is_some()
+    }
 }
 
 impl Queues {

@@ -258,14 +258,14 @@ impl Core {
         let Some(call) = self.calls.get(call_id) else {
             return Ok(());
         };
-        let priority = call.queue().priority;
+        let priority = call.queue().priority();
         self.join_acd(now, call_id, queue, priority, None)?;
         let at = self.wallclock(now);
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
         };
         queue_figures!(self, at, now).enter(call, call_id, queue);
-        call.queue_mut().since = Some(now);
+        call.queue_mut().wait_anew(now);
         Ok(())
     }
 
@@ -279,7 +279,7 @@ impl Core {
             call.appeal(),
             AppealRecord::IvrStep(IvrStep::EnteredQueue {
                 queue: queue.to_string(),
-                priority: i32::from(call.queue().priority),
+                priority: i32::from(call.queue().priority()),
             }),
         );
         self.hold_music(now, call_id);
@@ -291,7 +291,7 @@ impl Core {
         let Some(call) = self.calls.get(call_id) else {
             return;
         };
-        let queue = call.queue().queued.as_ref().or(call.queue().last.as_ref());
+        let queue = call.queue().queued_or_last();
         let music = match queue {
             Some(q) => self.settings.moh_for(q),
             None => self.settings.moh_for(crate::settings::MOH_DEFAULT),
@@ -319,7 +319,7 @@ impl Core {
         let _e = call.span().clone().entered();
         // the operator who referred is gone (their leg cleared, the ACD told)
         *call.operator_mut() = None;
-        let Some(queue) = call.queue().last.clone() else {
+        let Some(queue) = call.queue().last().map(str::to_owned) else {
             info!("the transfer failed and the caller came from no queue; hanging up");
             return self.end_call(now, call_id, EndReason::TransferFailed);
         };
@@ -344,7 +344,7 @@ impl Core {
             return;
         };
         let _e = call.span().clone().entered();
-        let from_queue = call.queue().last.as_deref().map(QueueId::from);
+        let from_queue = call.queue().last().map(QueueId::from);
         let (referrer, talked) = match call.operator() {
             Some(c) => (c.operator.clone(), now.saturating_duration_since(c.since)),
             None => return self.refer_notify(now, op_leg, 403),
