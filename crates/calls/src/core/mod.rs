@@ -26,8 +26,9 @@ use media::sdp::{self, Negotiated};
 
 mod acd_reload;
 pub(crate) mod feature_codes;
+mod offers;
 mod operator_legs;
-use operator_legs::{Connected, OpLegs};
+use operator_legs::{Connected, OpLegs, SipOut};
 mod callbacks;
 mod outbound;
 pub(crate) mod transfer;
@@ -57,6 +58,18 @@ macro_rules! queue_figures {
     };
 }
 use queue_figures;
+
+/// The [`SipOut`] of `$core` (a `Core`): its endpoint, tokens and our requests.
+macro_rules! sip_out {
+    ($core:ident) => {
+        SipOut {
+            endpoint: &mut $core.endpoint,
+            tokens: &mut $core.tokens,
+            requests: &mut $core.our_requests,
+        }
+    };
+}
+use sip_out;
 mod menu;
 use menu::{MenuState, MenuStep};
 mod out;
