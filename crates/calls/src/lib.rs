@@ -85,9 +85,11 @@
 //!   hears and may do (announcements, callback offer, overflow), knowing nothing of `Core`.
 //! - `operator_legs` — our UAC legs (forks, CANCEL, ACK, BYE) for every call we place
 //!   (`OpLegs`).
-//! - `callbacks`, `outbound`, `transfer`, `feature_codes` — their own state (`Callbacks`,
-//!   `Dialling`, `DirectTransfers`, `AwaitingBook`); their flows (which meet the ACD, the
-//!   calls and the legs) are still the router's `impl Core` code in those files.
+//! - `callbacks` — the bookings the ACD holds and the runs being dialled (`Callbacks`); the
+//!   router's side is `callback_calls`.
+//! - `outbound`, `transfer`, `feature_codes` — their own state (`Dialling`,
+//!   `DirectTransfers`, `AwaitingBook`); their flows (which meet the ACD, the calls and the
+//!   legs) are still the router's `impl Core` code in those files.
 //! - `live_out` — the live events: operators' states (`LiveOperators`), offers, queue joins
 //!   and leaves.
 //! - `dispatch`, `call`, `queue`, `acd_link` — the router: the request dispatch, the

@@ -29,6 +29,7 @@ pub(crate) mod feature_codes;
 mod offers;
 mod operator_legs;
 use operator_legs::{Connected, OpLegs, SipOut};
+mod callback_calls;
 mod callbacks;
 mod outbound;
 pub(crate) mod transfer;
