@@ -196,7 +196,13 @@ impl Core {
                 debug!(error = %e, "callback already over in the ACD");
             }
         }
-        self.log_attempt(caller, &number, &operator, CallbackOutcome::Answered);
+        self.callbacks.log_attempt(
+            caller,
+            &number,
+            &operator,
+            CallbackOutcome::Answered,
+            &mut self.out,
+        );
     }
 
     /// Dialling the callback's number failed: report it, hang up the operator (the ACD frees
@@ -223,7 +229,8 @@ impl Core {
             CallbackResult::Busy => CallbackOutcome::Busy,
             CallbackResult::Failed => CallbackOutcome::Failed,
         };
-        self.log_attempt(caller, run.number(), run.operator(), outcome);
+        self.callbacks
+            .log_attempt(caller, run.number(), run.operator(), outcome, &mut self.out);
         self.hangup_op_leg(now, run.op_leg());
     }
 
@@ -238,11 +245,12 @@ impl Core {
                 self.hangup_op_leg(now, callee);
             } else {
                 self.cancel_leg(now, callee);
-                self.log_attempt(
+                self.callbacks.log_attempt(
                     caller,
                     run.number(),
                     run.operator(),
                     CallbackOutcome::OperatorLeft,
+                    &mut self.out,
                 );
             }
         }
@@ -269,18 +277,6 @@ impl Core {
             }
         }
         self.callbacks.over(now, caller, run, &mut self.out);
-    }
-
-    /// An attempt written on the booking appeal.
-    pub(super) fn log_attempt(
-        &mut self,
-        caller: CallerId,
-        number: &str,
-        operator: &OperatorId,
-        result: CallbackOutcome,
-    ) {
-        self.callbacks
-            .log_attempt(caller, number, operator, result, &mut self.out);
     }
 
     /// The ACD's `Left` for a caller without a call (`Callbacks::left`).
