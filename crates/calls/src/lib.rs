@@ -54,28 +54,49 @@
 //! left is [`MediaPorts`] (a port pair before the answer to an INVITE). Figures for the admin
 //! API and metrics go to [`Stats`] and its [`live::ActivityBoard`].
 //!
+//! # Random values: one seed
+//! Nothing in the core draws from the OS or a thread's generator. [`Core::new`] takes one seed
+//! (the daemon's is fresh randomness at every start; the harness's a constant) and every
+//! random value the core makes comes from it through [`sip::Tokens`]: To tags, branches, the
+//! Call-IDs and From tags of the calls we place, the first CSeq of a dialog, cnonces, SDP
+//! session ids, and (from seeds taken from it at construction) the transaction endpoint's own
+//! tags and the appeal ids. So a harness run with the same seed and the same inputs puts out
+//! byte-identical SIP (a test in `tests/flows.rs` checks it).
+//!
 //! # Appeal ids
 //! The core mints them ([`AppealIds`]): UUIDv7 from the driver's civil time, a counter within
-//! the millisecond and 62 bits from a generator seeded at construction. The daemon seeds it
-//! from the OS at every start, so neither a restart nor a second daemon repeats an id; the
-//! harness seeds it with a constant and gets the same ids every run.
+//! the millisecond and 62 bits from the generator seeded at construction. As the daemon's seed
+//! is fresh at every start, neither a restart nor a second daemon repeats an id; the harness
+//! gets the same ids every run.
 //!
 //! # Parts of a call
-//! - `core` — the request dispatch (OPTIONS, REGISTER, INVITE/re-INVITE, BYE, INFO, UPDATE),
-//!   the caller's call (`Call`), its timers and voice menu, the drain of the ACD's actions.
-//! - `operator_legs` — our UAC legs (forks, CANCEL, ACK, BYE) for every call we place.
-//! - `waiting` — what a waiting caller hears and may do (announcements, callback offer,
-//!   overflow), returning callers, working hours.
-//! - `transfer` — REFER from an operator's leg and the transfer command: to a queue, an
-//!   operator or a number.
-//! - `live_out` — the live events: operators' states compared after every input, offers,
-//!   queue joins and leaves.
-//! - `outbound` — calls through the trunk: callbacks and transfers to numbers.
-//! - `feature_codes` — `*1`…`*4` from operators' phones (the calls waiting for the book's
-//!   verdict, `AwaitingBook`).
-//! - `appeal` — the appeal events and the ids the core mints.
-//! - `acd_reload` — a reload's operators reaching the running ACD.
-//! - `settings` — the plain configuration values the core runs on.
+//! [`Core`] is the router: it owns the parts and the shared services (the transaction
+//! endpoint, registrar, ACD, statistics, the seeded generator, and `Out`, the sink of outputs
+//! and timers every part writes into). A part is a struct in its own module with private
+//! state, reached through methods that take what they need (`&mut Out`, the settings, a
+//! Call-ID), never the whole core; where a flow needs two parts, the router's code calls
+//! each in turn.
+//! - `callers` — the caller's call (`Calls`, `Call`): dialog, INVITE transaction, SDP, leg,
+//!   session timer, its timers; answer, re-INVITE, ACK, BYE, release.
+//! - `menu` — the voice menu (`MenuState`): driven on the call's media handle, it returns a
+//!   `MenuStep` for what needs another part.
+//! - `queues` — the ACD's callers, returning-caller lookups, the queues' hours (`Queues`),
+//!   and a caller's part in the queues (`QueueState`); `waiting` — what a waiting caller
+//!   hears and may do (announcements, callback offer, overflow), knowing nothing of `Core`.
+//! - `operator_legs` — our UAC legs (forks, CANCEL, ACK, BYE) for every call we place
+//!   (`OpLegs`).
+//! - `callbacks` — the bookings the ACD holds and the runs being dialled (`Callbacks`); the
+//!   router's side is `callback_calls`.
+//! - `outbound`, `transfer`, `feature_codes` — their own state (`Dialling`,
+//!   `DirectTransfers`, `AwaitingBook`); their flows (which meet the ACD, the calls and the
+//!   legs) are still the router's `impl Core` code in those files.
+//! - `live_out` — the live events: operators' states (`LiveOperators`), offers, queue joins
+//!   and leaves.
+//! - `dispatch`, `call`, `queue`, `acd_link` — the router: the request dispatch, the
+//!   caller's call meeting the menu, the queue and the legs, a waiting caller, the ACD's
+//!   actions. `acd_reload` — a reload's operators reaching the running ACD.
+//! - `appeal` — the appeal events and the ids the core mints; `settings` — the plain
+//!   configuration values the core runs on.
 
 mod appeal;
 mod core;

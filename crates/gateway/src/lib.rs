@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sip::auth::DigestServer;
 use sip::registrar::{Registrar, RegistrarConfig};
-use sip::transaction::{Endpoint, TimerConfig};
+use sip::transaction::TimerConfig;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -339,18 +339,19 @@ impl Gateway {
             stop_io.clone(),
             self.stats.clone(),
         );
-        // appeal ids: this start's own seed, so that no restart and no other daemon repeats one
-        let mut appeal_seed = [0u8; 32];
-        rand::Rng::fill(&mut rand::thread_rng(), &mut appeal_seed);
+        // call control's one seed (appeal ids, tags, branches, Call-IDs, SDP ids): this start's
+        // own, so that no restart and no other daemon repeats them
+        let mut seed = [0u8; 32];
+        rand::Rng::fill(&mut rand::thread_rng(), &mut seed);
         let mut core = Core::new(
             start,
             SystemTime::now(),
             settings.clone(),
-            Endpoint::new(timers),
+            timers,
             registrar,
             trunk_auth,
             self.stats.clone(),
-            appeal_seed,
+            seed,
             Box::new(ports),
         );
         let (returning_tx, mut returning_rx) = mpsc::unbounded_channel();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sip::message::{Message, Request};
 use sip::transaction::{Endpoint, Event, TimerConfig};
-use sip::{parse_message, Peer, Transport};
+use sip::{parse_message, Peer, Tokens, Transport};
 
 const SDP: &str = "v=0\r\n\
 o=- 1719000000 1719000000 IN IP4 192.0.2.10\r\n\
@@ -177,7 +177,7 @@ Content-Length: 0\r\n\r\n"
 /// An endpoint holding `n` INVITE server transactions, each answered with 180 only (so they stay
 /// in Proceeding, as while a line rings), and the INVITE of transaction `n / 2` for lookups.
 fn loaded_endpoint(n: usize, t0: Instant) -> (Endpoint, Request) {
-    let mut ep = Endpoint::new(TimerConfig::default());
+    let mut ep = Endpoint::new(TimerConfig::default(), Tokens::from_seed([1; 32]));
     let mut middle = None;
     for i in 0..n {
         let msg = invite(
@@ -205,7 +205,7 @@ fn transactions(c: &mut Criterion) {
     let t0 = Instant::now();
     let mut g = c.benchmark_group("transaction");
     let mut seq = 0u64;
-    let mut ep = Endpoint::new(TimerConfig::default());
+    let mut ep = Endpoint::new(TimerConfig::default(), Tokens::from_seed([1; 32]));
     g.bench_function("INVITE 180 200 ACK, empty endpoint", |b| {
         b.iter_batched(
             || {

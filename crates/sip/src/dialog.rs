@@ -14,12 +14,9 @@
 //! Like everything in this crate it does no I/O: the caller hands the built request to the
 //! transaction layer and decides where to send it.
 
-use rand::Rng;
-
 use crate::message::{HeaderName, Method, Request, Response, Uri};
-use crate::transaction::new_branch;
 use crate::typed::{NameAddr, SyntaxError};
-use crate::Transport;
+use crate::{Tokens, Transport};
 
 /// What identifies a dialog (§12): the Call-ID and both tags, seen from our side.
 ///
@@ -175,8 +172,12 @@ impl Dialog {
     /// 2xx carrying `local_tag` in its To (§12.1.1): the route set is the Record-Route in order,
     /// the remote target the Contact, the remote CSeq the request's. The dialog starts
     /// [`Early`](DialogState::Early); call [`Dialog::confirm`] when the 2xx goes out. Our own
-    /// CSeq starts at a random number below 10 000.
-    pub fn uas(request: &Request, local_tag: &str) -> Result<Dialog, DialogError> {
+    /// CSeq starts at a random number below 10 000, drawn from `tokens`.
+    pub fn uas(
+        request: &Request,
+        local_tag: &str,
+        tokens: &mut Tokens,
+    ) -> Result<Dialog, DialogError> {
         let call_id = request
             .headers
             .call_id()
@@ -207,7 +208,7 @@ impl Dialog {
             remote_uri,
             remote_target,
             route_set,
-            local_cseq: rand::thread_rng().gen_range(1..10_000),
+            local_cseq: tokens.number(1..10_000) as u32,
             remote_cseq: Some(cseq.seq),
             secure,
             state: DialogState::Early,
@@ -285,14 +286,21 @@ impl Dialog {
     /// number). Route headers come from the route set: with a loose router first (`;lr`), or no
     /// route set, the Request-URI is the remote target; with a strict router first, the
     /// Request-URI is that router's URI and the remote target goes last in the Route list.
-    /// Via gets `via_sent_by` (our `host:port`), `transport`, a fresh branch and `;rport`.
-    /// The caller adds Contact (needed on target refresh requests), a body and anything else.
-    pub fn request(&mut self, method: Method, via_sent_by: &str, transport: Transport) -> Request {
+    /// Via gets `via_sent_by` (our `host:port`), `transport`, a fresh branch from `tokens` and
+    /// `;rport`. The caller adds Contact (needed on target refresh requests), a body and
+    /// anything else.
+    pub fn request(
+        &mut self,
+        method: Method,
+        via_sent_by: &str,
+        transport: Transport,
+        tokens: &mut Tokens,
+    ) -> Request {
         if !matches!(method, Method::Ack | Method::Cancel) {
             self.local_cseq = self.local_cseq.wrapping_add(1);
         }
         let cseq = self.local_cseq;
-        self.build(method, cseq, via_sent_by, transport)
+        self.build(method, cseq, via_sent_by, transport, tokens.branch())
     }
 
     /// The ACK for a 2xx to our INVITE whose CSeq number was `invite_cseq` (§13.2.2.4): built
@@ -303,11 +311,25 @@ impl Dialog {
         invite_cseq: u32,
         via_sent_by: &str,
         transport: Transport,
+        tokens: &mut Tokens,
     ) -> Request {
-        self.build(Method::Ack, invite_cseq, via_sent_by, transport)
+        self.build(
+            Method::Ack,
+            invite_cseq,
+            via_sent_by,
+            transport,
+            tokens.branch(),
+        )
     }
 
-    fn build(&self, method: Method, cseq: u32, via_sent_by: &str, transport: Transport) -> Request {
+    fn build(
+        &self,
+        method: Method,
+        cseq: u32,
+        via_sent_by: &str,
+        transport: Transport,
+        branch: String,
+    ) -> Request {
         let (uri, routes) = match self.route_set.split_first() {
             Some((first, rest)) if !is_loose(first) => {
                 // Strict routing: the first route becomes the Request-URI (without parameters
@@ -330,9 +352,8 @@ impl Dialog {
         r.headers.push(
             HeaderName::Via,
             format!(
-                "SIP/2.0/{} {via_sent_by};branch={};rport",
+                "SIP/2.0/{} {via_sent_by};branch={branch};rport",
                 transport.as_str(),
-                new_branch()
             ),
         );
         r.headers.push(HeaderName::MaxForwards, "70");
@@ -428,6 +449,11 @@ impl Dialog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A generator for the tests' dialogs (any seed will do).
+    fn tokens() -> Tokens {
+        Tokens::from_seed(rand::random())
+    }
     use crate::parse::test_text::{req, resp};
 
     fn routes(r: &Request) -> Vec<&str> {
@@ -492,7 +518,7 @@ mod tests {
     #[test]
     fn uas_dialog_bye_carries_record_routes_in_order() {
         let invite = req(INVITE_IN);
-        let mut d = Dialog::uas(&invite, "ours").unwrap();
+        let mut d = Dialog::uas(&invite, "ours", &mut tokens()).unwrap();
         assert_eq!(
             d.id,
             DialogId {
@@ -506,7 +532,7 @@ mod tests {
         d.confirm();
         assert_eq!(d.state, DialogState::Confirmed);
         let start = d.local_cseq;
-        let bye = d.request(Method::Bye, "192.0.2.1:5060", Transport::Udp);
+        let bye = d.request(Method::Bye, "192.0.2.1:5060", Transport::Udp, &mut tokens());
         // loose routing: the Request-URI is the caller's Contact
         assert_eq!(bye.uri.to_string(), "sip:+79161234567@198.51.100.7:5060");
         assert_eq!(
@@ -553,7 +579,7 @@ mod tests {
         assert_eq!(d.id.remote_tag, "phone1");
         assert_eq!(d.local_cseq, 20);
         assert_eq!(d.remote_cseq, None);
-        let bye = d.request(Method::Bye, "192.0.2.1:5060", Transport::Tcp);
+        let bye = d.request(Method::Bye, "192.0.2.1:5060", Transport::Tcp, &mut tokens());
         assert_eq!(bye.uri.to_string(), "sip:op1@192.0.2.50:5062;transport=udp");
         assert_eq!(
             routes(&bye),
@@ -571,8 +597,8 @@ mod tests {
             "<sip:p2.carrier.net;lr>",
             "<sip:p2.carrier.net;transport=udp>",
         ));
-        let mut d = Dialog::uas(&invite, "ours").unwrap();
-        let bye = d.request(Method::Bye, "192.0.2.1:5060", Transport::Udp);
+        let mut d = Dialog::uas(&invite, "ours", &mut tokens()).unwrap();
+        let bye = d.request(Method::Bye, "192.0.2.1:5060", Transport::Udp, &mut tokens());
         assert_eq!(bye.uri.to_string(), "sip:p2.carrier.net;transport=udp");
         assert_eq!(
             routes(&bye),
@@ -591,8 +617,8 @@ mod tests {
                 "Record-Route: <sip:p2.carrier.net;maddr=203.0.113.9;method=INVITE?X=y>\r\n",
             )
             .replace("Record-Route: <sip:p1.carrier.net;lr>\r\n", ""));
-        let mut d = Dialog::uas(&invite, "ours").unwrap();
-        let bye = d.request(Method::Bye, "192.0.2.1:5060", Transport::Udp);
+        let mut d = Dialog::uas(&invite, "ours", &mut tokens()).unwrap();
+        let bye = d.request(Method::Bye, "192.0.2.1:5060", Transport::Udp, &mut tokens());
         assert_eq!(bye.uri.to_string(), "sip:p2.carrier.net;maddr=203.0.113.9");
         assert_eq!(routes(&bye), ["<sip:+79161234567@198.51.100.7:5060>"]);
     }
@@ -602,8 +628,13 @@ mod tests {
         let invite = req(&INVITE_IN
             .replace("Record-Route: <sip:p2.carrier.net;lr>\r\n", "")
             .replace("Record-Route: <sip:p1.carrier.net;lr>\r\n", ""));
-        let mut d = Dialog::uas(&invite, "ours").unwrap();
-        let info = d.request(Method::Info, "192.0.2.1:5060", Transport::Udp);
+        let mut d = Dialog::uas(&invite, "ours", &mut tokens()).unwrap();
+        let info = d.request(
+            Method::Info,
+            "192.0.2.1:5060",
+            Transport::Udp,
+            &mut tokens(),
+        );
         assert!(routes(&info).is_empty());
         assert_eq!(info.uri.to_string(), "sip:+79161234567@198.51.100.7:5060");
     }
@@ -619,7 +650,7 @@ mod tests {
             .into_iter()
             .map(|m| {
                 let c = d
-                    .request(m, "192.0.2.1", Transport::Udp)
+                    .request(m, "192.0.2.1", Transport::Udp, &mut tokens())
                     .headers
                     .cseq()
                     .unwrap();
@@ -649,8 +680,13 @@ mod tests {
         );
         let mut d = Dialog::uac(&invite, &ok).unwrap();
         // an INFO went out before the ACK: the ACK still names the INVITE's number
-        let _ = d.request(Method::Info, "192.0.2.1:5060", Transport::Udp);
-        let ack = d.ack_for_2xx(20, "192.0.2.1:5060", Transport::Udp);
+        let _ = d.request(
+            Method::Info,
+            "192.0.2.1:5060",
+            Transport::Udp,
+            &mut tokens(),
+        );
+        let ack = d.ack_for_2xx(20, "192.0.2.1:5060", Transport::Udp, &mut tokens());
         let cseq = ack.headers.cseq().unwrap();
         assert_eq!((cseq.seq, cseq.method), (20, Method::Ack));
         assert_eq!(ack.method, Method::Ack);
@@ -664,7 +700,7 @@ mod tests {
 
     #[test]
     fn out_of_order_remote_cseq_is_refused() {
-        let mut d = Dialog::uas(&req(INVITE_IN), "ours").unwrap();
+        let mut d = Dialog::uas(&req(INVITE_IN), "ours", &mut tokens()).unwrap();
         d.confirm();
         d.on_request(&in_dialog("INFO", 314160, "")).unwrap();
         assert_eq!(d.remote_cseq, Some(314160));
@@ -690,7 +726,7 @@ mod tests {
 
     #[test]
     fn request_of_another_dialog_is_refused() {
-        let mut d = Dialog::uas(&req(INVITE_IN), "ours").unwrap();
+        let mut d = Dialog::uas(&req(INVITE_IN), "ours", &mut tokens()).unwrap();
         let mut other = in_dialog("BYE", 314160, "");
         other
             .headers
@@ -702,7 +738,7 @@ mod tests {
 
     #[test]
     fn reinvite_and_update_refresh_the_remote_target_but_info_does_not() {
-        let mut d = Dialog::uas(&req(INVITE_IN), "ours").unwrap();
+        let mut d = Dialog::uas(&req(INVITE_IN), "ours", &mut tokens()).unwrap();
         d.confirm();
         d.on_request(&in_dialog(
             "INFO",
@@ -740,7 +776,7 @@ mod tests {
             d.remote_target.to_string(),
             "sip:+79161234567@[2001:db8::7]:5060"
         );
-        let bye = d.request(Method::Bye, "192.0.2.1:5060", Transport::Udp);
+        let bye = d.request(Method::Bye, "192.0.2.1:5060", Transport::Udp, &mut tokens());
         assert_eq!(bye.uri.to_string(), "sip:+79161234567@[2001:db8::7]:5060");
         // the route set is not changed by target refreshes
         assert_eq!(routes(&bye).len(), 2);
@@ -758,7 +794,12 @@ mod tests {
             ),
         )
         .unwrap();
-        let reinvite = d.request(Method::Invite, "192.0.2.1:5060", Transport::Udp);
+        let reinvite = d.request(
+            Method::Invite,
+            "192.0.2.1:5060",
+            Transport::Udp,
+            &mut tokens(),
+        );
         let mut ok = reinvite.response(200);
         ok.headers.set(HeaderName::To, d.remote_uri.to_string());
         ok.headers
@@ -771,14 +812,19 @@ mod tests {
         assert_eq!(d.route_set.len(), 1);
         assert_eq!(d.route_set[0].to_string(), "<sip:edge.example.org;lr>");
         // a 2xx to INFO is not a target refresh
-        let info = d.request(Method::Info, "192.0.2.1:5060", Transport::Udp);
+        let info = d.request(
+            Method::Info,
+            "192.0.2.1:5060",
+            Transport::Udp,
+            &mut tokens(),
+        );
         let mut ok = info.response(200);
         ok.headers.set(HeaderName::To, d.remote_uri.to_string());
         ok.headers.push(HeaderName::Contact, "<sip:op1@192.0.2.99>");
         d.on_response(&ok);
         assert_eq!(d.remote_target.to_string(), "sip:op1@192.0.2.51:5062");
         // 481 to a request in the dialog ends it
-        let bye = d.request(Method::Bye, "192.0.2.1:5060", Transport::Udp);
+        let bye = d.request(Method::Bye, "192.0.2.1:5060", Transport::Udp, &mut tokens());
         let mut gone = bye.response(481);
         gone.headers.set(HeaderName::To, d.remote_uri.to_string());
         d.on_response(&gone);
@@ -880,15 +926,21 @@ mod tests {
     fn uas_needs_a_contact_and_no_to_tag() {
         let no_contact =
             req(&INVITE_IN.replace("Contact: <sip:+79161234567@198.51.100.7:5060>\r\n", ""));
-        assert_eq!(Dialog::uas(&no_contact, "t"), Err(DialogError::NoContact));
+        assert_eq!(
+            Dialog::uas(&no_contact, "t", &mut tokens()),
+            Err(DialogError::NoContact)
+        );
         let tagged = req(&INVITE_IN.replace(
             "To: <sip:112@hotline.example.org>",
             "To: <sip:112@hotline.example.org>;tag=old",
         ));
-        assert_eq!(Dialog::uas(&tagged, "t"), Err(DialogError::AlreadyInDialog));
+        assert_eq!(
+            Dialog::uas(&tagged, "t", &mut tokens()),
+            Err(DialogError::AlreadyInDialog)
+        );
         let bad_rr = req(&INVITE_IN.replace("<sip:p1.carrier.net;lr>", "<sip:p1.carrier.net;lr"));
         assert!(matches!(
-            Dialog::uas(&bad_rr, "t"),
+            Dialog::uas(&bad_rr, "t", &mut tokens()),
             Err(DialogError::Header {
                 header: "Record-Route",
                 ..

@@ -12,6 +12,7 @@ pub mod parse;
 pub mod refer;
 pub mod registrar;
 pub mod room;
+pub mod tokens;
 pub mod transaction;
 pub mod typed;
 
@@ -23,6 +24,7 @@ pub use message::{
 pub use parse::{
     parse_message, validate_request, validate_response, ParseError, ParseErrorKind, RequestError,
 };
+pub use tokens::Tokens;
 pub use typed::{CSeq, NameAddr, SyntaxError, Via};
 
 use std::net::SocketAddr;

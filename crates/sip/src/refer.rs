@@ -111,8 +111,9 @@ pub fn notify(
     transport: Transport,
     contact: &str,
     status: u16,
+    tokens: &mut crate::Tokens,
 ) -> Request {
-    let mut r = dialog.request(Method::Notify, via_sent_by, transport);
+    let mut r = dialog.request(Method::Notify, via_sent_by, transport, tokens);
     r.headers.push(HeaderName::Contact, contact);
     r.headers.push(HeaderName::Event, "refer");
     let state = if status < 200 {
@@ -217,7 +218,8 @@ mod tests {
              From: <sip:op1@hotline>;tag=a\r\nTo: <sip:5551@hotline>\r\nCall-ID: c\r\n\
              CSeq: 1 INVITE\r\nContact: <sip:op1@10.0.0.2:5062>\r\nContent-Length: 0\r\n\r\n",
         );
-        let mut d = Dialog::uas(&invite, "b").unwrap();
+        let mut tokens = crate::Tokens::from_seed([5; 32]);
+        let mut d = Dialog::uas(&invite, "b", &mut tokens).unwrap();
         d.confirm();
         let first = notify(
             &mut d,
@@ -225,6 +227,7 @@ mod tests {
             Transport::Udp,
             "<sip:hotline@10.0.0.1:5060>",
             100,
+            &mut tokens,
         );
         assert_eq!(first.method, Method::Notify);
         assert_eq!(first.uri.to_string(), "sip:op1@10.0.0.2:5062");
@@ -244,6 +247,7 @@ mod tests {
             Transport::Udp,
             "<sip:hotline@10.0.0.1:5060>",
             404,
+            &mut tokens,
         );
         assert_eq!(
             last.headers.get(&HeaderName::SubscriptionState),

@@ -108,14 +108,14 @@ impl Core {
             Action::Left { caller, outcome } => {
                 self.callback_left(caller, &outcome);
                 let at = self.wallclock(now);
-                let Some(call_id) = self.acd_callers.remove(&caller) else {
+                let Some(call_id) = self.queues.left(caller) else {
                     return;
                 };
                 let Some(call) = self.calls.get_mut(&call_id) else {
                     return;
                 };
-                call.queue.acd_caller = None;
-                let _e = call.span.clone().entered();
+                call.queue_mut().out_of_acd();
+                let _e = call.span().clone().entered();
                 info!(?outcome, "caller left the ACD");
                 let exit = match outcome {
                     acd::Outcome::Answered { .. } => QueueExit::Answered,
@@ -126,7 +126,7 @@ impl Core {
                     }
                 };
                 if let Some(queue) = queue_figures!(self, at, now).leave(call, &call_id, exit) {
-                    call.queue.last = Some(queue);
+                    call.queue_mut().left_acd_from(queue);
                 }
             }
             Action::CancelDirect { operator } => self.direct_rang_out(now, &operator),
@@ -135,19 +135,19 @@ impl Core {
                 to: acd::OverflowAction::Queue(q),
                 reason,
             } => {
-                let Some(call_id) = self.acd_callers.get(&caller).cloned() else {
+                let Some(call_id) = self.queues.call_of(caller).map(str::to_owned) else {
                     return;
                 };
                 let at = self.wallclock(now);
                 let Some(call) = self.calls.get_mut(&call_id) else {
                     return;
                 };
-                let _e = call.span.clone().entered();
+                let _e = call.span().clone().entered();
                 info!(to = %q, ?reason, "caller overflowed to another queue");
                 // the caller's wait goes on from their arrival (the ACD keeps it too)
                 queue_figures!(self, at, now).enter(call, &call_id, q.as_str());
                 if let Some(music) = self.settings.moh_for(q.as_str()) {
-                    call.music(&mut self.outputs, Some(music));
+                    call.music(&mut self.out, Some(music));
                 }
             }
             a @ (Action::Announce { .. }
@@ -168,8 +168,8 @@ impl Core {
             return;
         };
         let call = self
-            .acd_callers
-            .get(&caller)
+            .queues
+            .call_of(caller)
             .and_then(|id| self.calls.get_mut(id));
         let (Some(call), Some(op_media)) = (call, op_media) else {
             self.hangup_op_leg(now, &leg_id);
@@ -178,24 +178,24 @@ impl Core {
             }
             return;
         };
-        let _e = call.span.clone().entered();
-        if let Some(caller_media) = &call.leg {
-            self.outputs.push_back(Output::Media(MediaCommand::Bridge {
+        let _e = call.span().clone().entered();
+        if let Some(caller_media) = call.leg() {
+            self.out.media(MediaCommand::Bridge {
                 a: caller_media.clone(),
                 b: op_media,
-            }));
+            });
         }
-        let waited = now.saturating_duration_since(call.queue.since.unwrap_or(call.answer_at));
+        let waited =
+            now.saturating_duration_since(call.queue().since().unwrap_or(call.answered_at()));
         info!(operator = %operator, waited_s = waited.as_secs(), "connected to the operator");
-        write_appeal(
-            &mut self.outputs,
-            &call.appeal,
+        self.out.appeal(
+            call.appeal(),
             AppealRecord::OperatorAnswered {
                 operator: operator.as_str().to_owned(),
                 waited,
             },
         );
-        call.operator = Some(Connected {
+        *call.operator_mut() = Some(Connected {
             operator,
             leg: leg_id,
             since: now,

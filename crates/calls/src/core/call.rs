@@ -1,5 +1,7 @@
-//! The caller's call: the INVITE taken (line, trunk admission, SDP, session timer, RTP
-//! ports, the appeal), ringing and the answer, re-INVITE and UPDATE, and the call's end.
+//! The router's side of the caller's call (the call itself is `callers`): the INVITE taken
+//! (line, trunk admission, SDP, session timer, RTP ports, the appeal), the answer, re-INVITE
+//! and UPDATE, and the call's end — where the call meets the other parts (the menu, the
+//! queue, the operator's and the trunk's legs).
 
 use super::*;
 
@@ -8,12 +10,12 @@ impl Core {
         let Ok(call_id) = req.headers.call_id().map(str::to_string) else {
             return self.reply(now, &tx, &req, 400);
         };
-        if self.calls.contains_key(&call_id) {
+        if self.calls.contains(&call_id) {
             // same Call-ID, no To tag, new transaction: a merged/looped request (§8.2.2.2)
             return self.reply(now, &tx, &req, 482);
         }
         if self.draining {
-            let mut r = with_to_tag(req.response(503), &req, None);
+            let mut r = with_to_tag(req.response(503), &req, &mut self.tokens);
             r.headers.push(HeaderName::RetryAfter, "60");
             return self.respond(now, &tx, r);
         }
@@ -49,7 +51,7 @@ impl Core {
                 Some(AuthOutcome::Ok { .. }) => {}
                 Some(AuthOutcome::Stale) | None => {
                     let stale = matches!(outcome, Some(AuthOutcome::Stale));
-                    let mut r = with_to_tag(req.response(401), &req, None);
+                    let mut r = with_to_tag(req.response(401), &req, &mut self.tokens);
                     for c in self.trunk_auth.challenge(now, stale) {
                         r.headers.push(HeaderName::WwwAuthenticate, c);
                     }
@@ -59,7 +61,7 @@ impl Core {
             }
         }
         // Offer: in the INVITE (usual) or none (we offer in the 200, the answer comes in ACK).
-        let neg = match answer_offer(&req) {
+        let neg = match answer_offer(&req, &mut self.tokens) {
             Ok(n) => n,
             Err(r) => return self.respond(now, &tx, r),
         };
@@ -71,7 +73,7 @@ impl Core {
             .and_then(|v| v.trim().parse::<u32>().ok());
         if let Some(se) = se {
             if se < MIN_SE {
-                let mut r = with_to_tag(req.response(422), &req, None);
+                let mut r = with_to_tag(req.response(422), &req, &mut self.tokens);
                 r.headers.push(HeaderName::MinSe, MIN_SE.to_string());
                 return self.respond(now, &tx, r);
             }
@@ -79,10 +81,10 @@ impl Core {
         let Ok(from) = req.headers.from_addr() else {
             return self.reply(now, &tx, &req, 400);
         };
-        let dialog = match Dialog::uas(&req, &random_token(10)) {
+        let dialog = match Dialog::uas(&req, &self.tokens.lowercase(10), &mut self.tokens) {
             Ok(d) => d,
             Err(DialogError::NoContact) => {
-                let mut r = with_to_tag(req.response(400), &req, None);
+                let mut r = with_to_tag(req.response(400), &req, &mut self.tokens);
                 r.reason = "Bad Request - INVITE without Contact".into();
                 return self.respond(now, &tx, r);
             }
@@ -94,8 +96,7 @@ impl Core {
         let caller = from.uri.user().unwrap_or("anonymous").to_string();
         // The appeal is written at once, before the call is answered (PRODUCT.md step 2).
         let appeal = self.mint_appeal(now);
-        write_appeal(
-            &mut self.outputs,
+        self.out.appeal(
             &appeal,
             AppealRecord::Arrived {
                 call_id: call_id.clone(),
@@ -116,11 +117,10 @@ impl Core {
                 let _e = span.enter();
                 warn!("no free RTP port in the configured range; refusing the call");
             }
-            let mut r = with_to_tag(req.response(503), &req, None);
+            let mut r = with_to_tag(req.response(503), &req, &mut self.tokens);
             r.headers.push(HeaderName::RetryAfter, "5");
             self.respond(now, &tx, r);
-            write_appeal(
-                &mut self.outputs,
+            self.out.appeal(
                 &appeal,
                 AppealRecord::Ended(CallEnded {
                     reason: EndReason::NoMediaPort,
@@ -132,169 +132,57 @@ impl Core {
             );
             return;
         };
-        let rtp_port = ports;
         let session_expires = se.map(|s| s.min(self.settings.session_expires).max(MIN_SE));
-        let call = Call {
-            span: span.clone(),
-            appeal,
-            peer,
-            local: self.last_local.unwrap_or(peer.addr),
-            state: CallState::Ringing,
-            invite_tx: Some(tx.clone()),
-            dialog,
-            neg,
-            line: line.clone(),
-            prompts: self.settings.prompts.clone(),
-            caller: caller.clone(),
-            menu: MenuState::default(),
-            play_gen: 0,
-            queue: QueueState::default(),
-            operator: None,
-            message_end: None,
-            rtp_port,
-            ports: Some(ports),
-            leg: None,
-            dtmf_via: None,
-            sdp_session: rand::thread_rng().gen_range(1..u32::MAX as u64),
-            sdp_version: 1,
-            session_expires,
-            answer_at: now + line.ring,
-            expires_at: None,
-            end_at: now + self.settings.max_call,
-            invite: req,
-        };
         {
             let _e = span.enter();
             info!(dialled = %dialled, transport = peer.transport.as_str(), "call arrived");
         }
         self.stats.calls_total.fetch_add(1, Ordering::Relaxed);
-        let ringing = self.call_response(&call, 180);
-        self.timers
-            .insert((call.answer_at, call_id.clone(), TimerKind::Answer));
-        self.timers
-            .insert((call.end_at, call_id.clone(), TimerKind::MaxDuration));
-        self.calls.insert(call_id.clone(), call);
+        let arrival = Arrival {
+            span,
+            appeal,
+            peer,
+            local: self.last_local.unwrap_or(peer.addr),
+            tx: tx.clone(),
+            invite: req,
+            dialog,
+            neg,
+            line: line.clone(),
+            prompts: self.settings.prompts.clone(),
+            caller,
+            rtp_port: ports,
+            sdp_session: self.tokens.number(1..u32::MAX as u64),
+            session_expires,
+            answer_at: now + line.ring,
+            end_at: now + self.settings.max_call,
+            message_end: None,
+        };
+        let call = self.calls.insert(&call_id, arrival);
+        call.arm_timers(&mut self.out, &call_id);
+        let ringing = call.response(180);
         self.respond(now, &tx, ringing);
         if line.ring.is_zero() {
             self.answer(now, &call_id);
         }
     }
 
-    /// A response to the call's INVITE, in its dialog (our To tag, Contact).
-    pub(super) fn call_response(&self, call: &Call, status: u16) -> Response {
-        let mut r = call.invite.response(status);
-        r.headers
-            .set(HeaderName::To, call.dialog.local_uri.to_string());
-        // §12.1.1: the Record-Route of the INVITE goes back in dialog-creating responses
-        for rr in call.invite.headers.values(&HeaderName::RecordRoute) {
-            r.headers.push(HeaderName::RecordRoute, rr);
-        }
-        r.headers.push(HeaderName::Contact, self.contact(call));
-        r
-    }
-
-    pub(super) fn contact(&self, call: &Call) -> String {
-        let user = call.invite.uri.user().unwrap_or("hotline");
-        let transport = match call.peer.transport {
-            sip::Transport::Udp => "",
-            sip::Transport::Tcp => ";transport=tcp",
-        };
-        format!(
-            "<sip:{}@{}{transport}>",
-            sip::message::escape(user, |c| c.is_ascii_alphanumeric() || "-_.+".contains(c)),
-            host_port(call.local)
-        )
-    }
-
-    pub(super) fn local_ip(&self, call: &Call) -> IpAddr {
-        self.settings.rtp_address.unwrap_or(call.local.ip())
-    }
-
+    /// Answers a ringing call (its 200, media and menu: `Call::answer`), then drives its menu.
     pub(super) fn answer(&mut self, now: Instant, call_id: &str) {
-        let Some(call) = self.calls.get(call_id) else {
-            return;
-        };
-        if call.state != CallState::Ringing {
-            return;
-        }
-        let Some(tx) = call.invite_tx.clone() else {
-            return;
-        };
-        let mut r = self.call_response(call, 200);
-        let body = match call.neg {
-            Some(neg) => neg.render(
-                self.local_ip(call),
-                call.rtp_port,
-                call.sdp_session,
-                call.sdp_version,
-            ),
-            // no offer in the INVITE: we offer, the caller answers in the ACK
-            None => sdp::offer(
-                self.local_ip(call),
-                call.rtp_port,
-                call.sdp_session,
-                call.sdp_version,
-            ),
-        };
-        r.headers.push(HeaderName::Allow, ALLOW);
-        r.headers.push(HeaderName::Supported, SUPPORTED.join(", "));
-        with_sdp(&mut r, body, call.session_expires);
-        let span = call.span.clone();
-        let se = call.session_expires;
         let wall = self.wallclock(now);
-        if let Some(call) = self.calls.get_mut(call_id) {
-            if let Some(ports) = call.ports.take() {
-                let _e = span.enter();
-                // in `auto`, tones are only listened for when the peer cannot send RFC 4733
-                let inband = match call.line.dtmf {
-                    DtmfMode::Inband => true,
-                    DtmfMode::Auto => call.neg.is_none_or(|n| n.telephone_event.is_none()),
-                    DtmfMode::Rfc4733 | DtmfMode::Info => false,
-                };
-                let leg = LegId::from(call_id);
-                self.outputs.push_back(Output::Media(MediaCommand::Start {
-                    leg: leg.clone(),
-                    appeal: call.appeal.clone(),
-                    port: ports,
-                    neg: call.neg.unwrap_or_else(Negotiated::our_offer),
-                    prompts: call.prompts.clone(),
-                    greeting: call
-                        .line
-                        .greeting
-                        .clone()
-                        .filter(|_| call.line.menu.is_none()),
-                    inband,
-                    record: call.line.record,
-                    timeout: self.settings.rtp_timeout,
-                }));
-                call.leg = Some(leg);
-            }
-            call.state = CallState::Answered;
-            call.dialog.confirm();
-            call.invite_tx = None;
-            call.answer_at = now;
-            if let Some(menu) = call.line.menu.clone() {
-                call.menu.in_ivr = true;
-                self.stats.calls_in_ivr.fetch_add(1, Ordering::Relaxed);
-                call.menu.session = Some(
-                    ivr::IvrSession::new(menu, &call.line.start, now, wall)
-                        .with_caller(call.caller.clone()),
-                );
-            }
-            if let Some(se) = se {
-                let at = now + Duration::from_secs(se as u64);
-                call.expires_at = Some(at);
-                self.timers
-                    .insert((at, call_id.to_string(), TimerKind::SessionExpiry));
-            }
-        }
-        {
-            let _e = span.enter();
-            info!("answered");
-        }
-
-        self.stats.calls_answered.fetch_add(1, Ordering::Relaxed);
-        self.respond(now, &tx, r);
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let Some((tx, ok)) = call.answer(
+            now,
+            wall,
+            call_id,
+            &mut self.out,
+            &self.settings,
+            &self.stats,
+        ) else {
+            return;
+        };
+        self.respond(now, &tx, ok);
         self.drive_ivr(now, call_id);
     }
 
@@ -302,165 +190,226 @@ impl Core {
         let Some(id) = self.in_dialog(now, &tx, &req) else {
             return;
         };
-        let offer = match answer_offer(&req) {
+        let offer = match answer_offer(&req, &mut self.tokens) {
             Ok(n) => n,
             Err(r) => return self.respond(now, &tx, r),
         };
-        self.refresh_session(now, &id);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if let Some(n) = offer {
-            call.neg = Some(n);
-            if let Some(leg) = &call.leg {
-                self.outputs.push_back(Output::Media(MediaCommand::Update {
-                    leg: leg.clone(),
-                    neg: n,
-                    timeout: self.settings.rtp_timeout,
-                }));
-            }
-        }
-        call.sdp_version += 1;
-        let Some(call) = self.calls.get(&id) else {
-            return;
-        };
-        let _e = call.span.clone().entered();
-        let neg = call.neg.unwrap_or_else(Negotiated::our_offer);
-        info!(direction = neg.direction.as_str(), "re-INVITE");
-        let mut r = req.response(200);
-        let body = neg.render(
-            self.local_ip(call),
-            call.rtp_port,
-            call.sdp_session,
-            call.sdp_version,
-        );
-        r.headers.push(HeaderName::Contact, self.contact(call));
-        with_sdp(&mut r, body, call.session_expires);
-        self.respond(now, &tx, r);
+        let ok = call.reinvite(now, &id, &req, offer, &mut self.out, &self.settings);
+        self.respond(now, &tx, ok);
     }
 
     /// A re-INVITE or UPDATE refreshed the session (RFC 4028).
     pub(super) fn refresh_session(&mut self, now: Instant, id: &str) {
         if let Some(call) = self.calls.get_mut(id) {
-            if let Some(se) = call.session_expires {
-                let at = now + Duration::from_secs(se as u64);
-                call.expires_at = Some(at);
-                self.timers
-                    .insert((at, id.to_string(), TimerKind::SessionExpiry));
-            }
+            call.refresh_session(now, id, &mut self.out);
         }
     }
+
     /// End a call from our side: BYE when answered, a final error while ringing.
     pub(super) fn end_call(&mut self, now: Instant, call_id: &str, why: EndReason) {
         let Some(mut call) = self.calls.remove(call_id) else {
             return;
         };
-        let _e = call.span.clone().entered();
+        let _e = call.span().clone().entered();
         info!(reason = why.as_str(), "hanging up");
-        self.ended(now, &mut call, why);
-        match call.state {
-            CallState::Ringing => {
-                if let Some(tx) = call.invite_tx.take() {
-                    let mut r = call.invite.response(480);
-                    r.headers
-                        .set(HeaderName::To, call.dialog.local_uri.to_string());
-                    self.respond(now, &tx, r);
+        self.ended(now, call_id, &mut call, why);
+        if let Some((tx, r)) = call.refuse_ringing(480) {
+            self.respond(now, &tx, r);
+        }
+        if let Some((peer, bye)) = call.bye(&self.settings, &mut self.tokens) {
+            match self.endpoint.send_request(now, peer, bye) {
+                Ok(tx) => {
+                    self.our_requests.insert(tx);
                 }
-            }
-            CallState::Answered => {
-                let bye = self.build_bye(&mut call);
-                match self.endpoint.send_request(now, call.peer, bye) {
-                    Ok(tx) => {
-                        self.our_requests.insert(tx);
-                    }
-                    Err(e) => debug!(error = %e, "could not send BYE"),
-                }
+                Err(e) => debug!(error = %e, "could not send BYE"),
             }
         }
     }
 
     /// Write the end of a call to its appeal and release its media.
-    pub(super) fn ended(&mut self, now: Instant, call: &mut Call, reason: EndReason) {
-        // Its long timers go with it: left in the set, they would stay until they fire (the
-        // maximum duration's after four hours by default), about 130 bytes a call.
-        let id = &call.dialog.id.call_id;
-        for (at, kind) in [
-            (call.answer_at, TimerKind::Answer),
-            (call.end_at, TimerKind::MaxDuration),
-        ]
-        .into_iter()
-        .chain(call.expires_at.map(|at| (at, TimerKind::SessionExpiry)))
-        {
-            self.timers.remove(&(at, id.clone(), kind));
-        }
-        if let Some(leg) = call.leg.take() {
-            self.media(MediaCommand::Close { leg });
-        }
-        call.ports = None;
-        self.ports.release(call.rtp_port);
-        if std::mem::take(&mut call.menu.in_ivr) {
-            self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
-        }
-        let (at, id) = (self.wallclock(now), call.dialog.id.call_id.clone());
+    pub(super) fn ended(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        call: &mut Call,
+        reason: EndReason,
+    ) {
+        let (answered, talked) = call.release(now, &mut self.out, self.ports.as_mut(), &self.stats);
+        let (at, id) = (self.wallclock(now), call_id.to_owned());
         let abandoned = crate::live::QueueExit::Abandoned;
         queue_figures!(self, at, now).leave(call, &id, abandoned);
-        if let Some(id) = call.queue.acd_caller.take() {
-            self.acd_callers.remove(&id);
+        if let Some(id) = self.queues.leave_acd(call.queue_mut()) {
             if let Some(acd) = self.acd.as_mut() {
                 if let Err(e) = acd.caller_left(now, id) {
                     debug!(error = %e, "caller already out of the ACD");
                 }
             }
         }
-        let answered = call.state == CallState::Answered;
-        let talked = if answered {
-            now.saturating_duration_since(call.answer_at)
-        } else {
-            Duration::ZERO
-        };
-        self.caller_gone_from_trunk(now, &call.dialog.id.call_id);
-        let operator = call.operator.take().map(|conn| {
+        self.caller_gone_from_trunk(now, call_id);
+        let operator = call.operator_mut().take().map(|conn| {
             self.caller_gone_from_operator(now, &conn);
             (
                 conn.operator.to_string(),
                 now.saturating_duration_since(conn.since),
             )
         });
-        if call.appeal.is_empty() {
+        if call.appeal().is_empty() {
             return; // a feature-code call writes no appeal
         }
-        write_appeal(
-            &mut self.outputs,
-            &call.appeal,
+        self.out.appeal(
+            call.appeal(),
             AppealRecord::Ended(CallEnded {
                 reason,
                 answered,
                 talked,
-                ivr: call.menu.end,
+                ivr: call.menu().end(),
                 operator,
             }),
         );
     }
 
-    /// A BYE in the call's dialog (RFC 3261 §12.2.1.1, §15.1.1).
-    pub(super) fn build_bye(&self, call: &mut Call) -> Request {
-        let mut bye = call
-            .dialog
-            .request(Method::Bye, &host_port(call.local), call.peer.transport);
-        bye.headers
-            .push(HeaderName::UserAgent, self.settings.user_agent.as_str());
-        bye
+    /// A key press: kept when the line's DTMF mode takes this kind (in `auto`, the kind that
+    /// came first in the call), handed to the waiting dialogue or else the call's voice menu,
+    /// then written to the appeal.
+    pub(super) fn digit(&mut self, now: Instant, call_id: &str, digit: char, via: DtmfVia) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        self.stats.count_digit(via);
+        let _e = call.span().clone().entered();
+        if let Err(wanted) = call.takes_digit(via) {
+            debug!(%digit, via = via.as_str(), kept = wanted.as_str(), "digit of another DTMF kind ignored");
+            return;
+        }
+        if via != DtmfVia::Inband {
+            // no need to listen for tones any more
+            if let Some(leg) = call.leg() {
+                self.out
+                    .media(MediaCommand::StopInband { leg: leg.clone() });
+            }
+        }
+        info!(%digit, via = via.as_str(), "DTMF");
+        let appeal = call.appeal().to_owned();
+        if self.waiting_digit(now, call_id, digit) {
+            self.out.appeal(&appeal, AppealRecord::Digit { digit, via });
+            self.drain(now);
+            return;
+        }
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let in_menu = call.menu_mut().digit(now, digit);
+        if in_menu {
+            self.drive_ivr(now, call_id);
+        }
+        self.out.appeal(&appeal, AppealRecord::Digit { digit, via });
+        if in_menu {
+            self.drain(now);
+        }
     }
-}
 
-/// Our SDP as the body of `r`, with the session timer we granted (RFC 4028: the caller is
-/// the refresher).
-fn with_sdp(r: &mut Response, body: String, session_expires: Option<u32>) {
-    if let Some(se) = session_expires {
-        r.headers
-            .push(HeaderName::SessionExpires, format!("{se};refresher=uac"));
-        r.headers.push(HeaderName::Require, "timer");
+    /// Drives the call's voice menu (`MenuState::drive`) and carries out each step it asks
+    /// of the other parts, until it waits.
+    pub(super) fn drive_ivr(&mut self, now: Instant, call_id: &str) {
+        let at = self.wallclock(now);
+        loop {
+            let Some(call) = self.calls.get_mut(call_id) else {
+                return;
+            };
+            let (menu, mut media) = call.menu_parts();
+            let Some(step) = menu.drive(now, call_id, &mut media, &mut self.out, &self.stats)
+            else {
+                return;
+            };
+            let _e = call.span().clone().entered();
+            let appeal = call.appeal().to_owned();
+            match step {
+                MenuStep::EnterQueue { queue, priority } => {
+                    queue_figures!(self, at, now).enter(call, call_id, &queue);
+                    call.queue_mut().wait_from(now);
+                    let caller = call.caller().to_owned();
+                    call.queue_mut().start_waiting(&caller);
+                    let join = call.queue().acd_caller().is_none().then(|| {
+                        let prio =
+                            u8::try_from(priority.clamp(0, i32::from(u8::MAX))).unwrap_or(u8::MAX);
+                        (queue.clone(), prio)
+                    });
+                    // The call stays up and waits: music on hold from the next tick (the
+                    // queue node's prompt has ended), or silence when the queue has none.
+                    if let Some(music) = self.settings.moh_for(&queue) {
+                        call.music(&mut self.out, Some(music));
+                    }
+                    self.out.appeal(
+                        &appeal,
+                        AppealRecord::IvrStep(IvrStep::EnteredQueue { queue, priority }),
+                    );
+                    if let Some((queue, prio)) = join {
+                        self.queue_join(now, call_id, &queue, prio);
+                    }
+                }
+                MenuStep::Transfer { number } => {
+                    self.out.appeal(
+                        &appeal,
+                        AppealRecord::IvrStep(IvrStep::Transferred {
+                            number: number.clone(),
+                        }),
+                    );
+                    if !self.ivr_transfer(now, call_id, &number) {
+                        warn!("the transfer cannot be dialled");
+                        self.ivr_transfer_failed(now, call_id);
+                    }
+                }
+                MenuStep::Callback { number, queue } => {
+                    self.out.appeal(
+                        &appeal,
+                        AppealRecord::IvrStep(IvrStep::CallbackRequested {
+                            number: number.clone(),
+                            queue: queue.clone(),
+                        }),
+                    );
+                    if let Some(queue) = queue {
+                        let prio = call.queue().priority();
+                        self.book_callback_in(now, call_id, &queue, prio, &number);
+                    }
+                    // the session plays its closing prompt, then asks for the hang-up
+                }
+                MenuStep::StartRecording { max } => self.start_message(now, call_id, max),
+                MenuStep::Hangup => self.end_call(now, call_id, EndReason::IvrHangup),
+            }
+        }
     }
-    r.headers.push(HeaderName::ContentType, "application/sdp");
-    r.body = body.into_bytes();
+
+    /// Records the caller's message (at most `max`, then the call ends) and writes it on the
+    /// appeal (outcome `message`): the menu's `message` node and a queue's overflow to a
+    /// message both come here.
+    pub(super) fn start_message(&mut self, now: Instant, call_id: &str, max: Duration) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        call.menu_mut().set_end(Some(IvrEnd::Message));
+        let appeal = call.appeal().to_owned();
+        let file = call.leg().cloned().map(|leg| {
+            let name = format!("{appeal}-message");
+            let file = crate::io::recording_file(&self.settings.recordings_dir, &name);
+            self.out.media(MediaCommand::RecordMessage { leg, name });
+            file
+        });
+        let Some(file) = file else {
+            warn!("cannot record the message; ending the call");
+            self.end_call(now, call_id, EndReason::IvrHangup);
+            return;
+        };
+        info!(file = %file.display(), max_s = max.as_secs(), "recording a message");
+        call.end_message_at(&mut self.out, call_id, now + max, TimerKind::MessageEnd);
+        self.out.appeal(
+            &appeal,
+            AppealRecord::IvrStep(IvrStep::Message {
+                file: file.display().to_string(),
+                max,
+            }),
+        );
+    }
 }

@@ -10,41 +10,17 @@ impl Core {
             Event::Ack { request, .. } => {
                 if let Ok(id) = request.headers.call_id() {
                     if let Some(call) = self.calls.get_mut(id) {
-                        let _e = call.span.clone().entered();
-                        debug!("ACK received");
-                        // the answer to the offer we made in the 200 (INVITE without SDP)
-                        if call.neg.is_none() && !request.body.is_empty() {
-                            match sdp::answer_body(&request.body) {
-                                Ok(n) => {
-                                    call.neg = Some(n);
-                                    if let Some(leg) = &call.leg {
-                                        self.outputs.push_back(Output::Media(
-                                            MediaCommand::Update {
-                                                leg: leg.clone(),
-                                                neg: n,
-                                                timeout: self.settings.rtp_timeout,
-                                            },
-                                        ));
-                                    }
-                                }
-                                Err(e) => debug!(error = %e, "unusable SDP answer in the ACK"),
-                            }
-                        }
+                        call.acked(&request, &mut self.out, &self.settings);
                     }
                 }
             }
             Event::Cancelled { tx } => {
-                let id = self
-                    .calls
-                    .iter()
-                    .find(|(_, c)| c.invite_tx.as_ref() == Some(&tx))
-                    .map(|(id, _)| id.clone());
-                if let Some(id) = id {
+                if let Some(id) = self.calls.by_invite(&tx) {
                     if let Some(mut call) = self.calls.remove(&id) {
-                        let _e = call.span.clone().entered();
+                        let _e = call.span().clone().entered();
                         info!("caller hung up before answer (CANCEL)");
                         self.stats.calls_cancelled.fetch_add(1, Ordering::Relaxed);
-                        self.ended(now, &mut call, EndReason::CallerCancelled);
+                        self.ended(now, &id, &mut call, EndReason::CallerCancelled);
                     }
                 }
             }
@@ -66,7 +42,7 @@ impl Core {
             }
             Event::AckTimeout { call_id, .. } => {
                 if let Some(call) = self.calls.get(&call_id) {
-                    let _e = call.span.enter();
+                    let _e = call.span().enter();
                     warn!("our 200 OK was never acknowledged; hanging up");
                 }
                 self.end_call(now, &call_id, EndReason::NoAck);
@@ -84,7 +60,7 @@ impl Core {
 
     pub(super) fn reply(&mut self, now: Instant, tx: &TxKey, req: &Request, status: u16) {
         let r = req.response(status);
-        let r = with_to_tag(r, req, None);
+        let r = with_to_tag(r, req, &mut self.tokens);
         self.respond(now, tx, r);
     }
 
@@ -103,7 +79,7 @@ impl Core {
                 .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
                 .collect();
             if !unsupported.is_empty() {
-                let mut r = with_to_tag(req.response(420), &req, None);
+                let mut r = with_to_tag(req.response(420), &req, &mut self.tokens);
                 r.headers
                     .push(HeaderName::Unsupported, unsupported.join(", "));
                 return self.respond(now, &tx, r);
@@ -116,7 +92,7 @@ impl Core {
         match &req.method {
             Method::Register => self.on_register(now, tx, peer, req),
             Method::Options => {
-                let mut r = with_to_tag(req.response(200), &req, None);
+                let mut r = with_to_tag(req.response(200), &req, &mut self.tokens);
                 r.headers.push(HeaderName::Allow, ALLOW);
                 r.headers.push(HeaderName::Accept, "application/sdp");
                 r.headers.push(HeaderName::AcceptLanguage, "ru, en");
@@ -140,20 +116,18 @@ impl Core {
                 if let Some(id) = self.in_dialog(now, &tx, &req) {
                     self.reply(now, &tx, &req, 200);
                     if let Some(mut call) = self.calls.remove(&id) {
-                        let _e = call.span.clone().entered();
+                        let _e = call.span().clone().entered();
                         // a BYE in the early dialog ends the INVITE too (RFC 3261 §15.1.2)
-                        if let Some(invite_tx) = call.invite_tx.take() {
-                            let mut r = call.invite.response(487);
-                            r.headers
-                                .set(HeaderName::To, call.dialog.local_uri.to_string());
+                        if let Some((invite_tx, r)) = call.refuse_ringing(487) {
                             self.respond(now, &invite_tx, r);
                         }
                         info!(
-                            talked_ms =
-                                now.saturating_duration_since(call.answer_at).as_millis() as u64,
+                            talked_ms = now
+                                .saturating_duration_since(call.answered_at())
+                                .as_millis() as u64,
                             "caller hung up"
                         );
-                        self.ended(now, &mut call, EndReason::CallerHungUp);
+                        self.ended(now, &id, &mut call, EndReason::CallerHungUp);
                     }
                 }
             }
@@ -175,12 +149,12 @@ impl Core {
                 }
             }
             m if is_known_method(m) => {
-                let mut r = with_to_tag(req.response(405), &req, None);
+                let mut r = with_to_tag(req.response(405), &req, &mut self.tokens);
                 r.headers.push(HeaderName::Allow, ALLOW);
                 self.respond(now, &tx, r);
             }
             _ => {
-                let mut r = with_to_tag(req.response(501), &req, None);
+                let mut r = with_to_tag(req.response(501), &req, &mut self.tokens);
                 r.headers.push(HeaderName::Allow, ALLOW);
                 self.respond(now, &tx, r);
             }
@@ -210,8 +184,8 @@ impl Core {
     pub(super) fn in_dialog(&mut self, now: Instant, tx: &TxKey, req: &Request) -> Option<String> {
         let id = req.headers.call_id().ok().map(str::to_string);
         let result = match id.as_deref().and_then(|id| self.calls.get_mut(id)) {
-            Some(call) if call.dialog.matches(req) => call.dialog.on_request(req),
-            _ => Err(DialogError::NotThisDialog),
+            Some(call) => call.in_dialog(req),
+            None => Err(DialogError::NotThisDialog),
         };
         match result {
             Ok(()) => id,

@@ -21,10 +21,7 @@ use sip::transaction::TxKey;
 use sip::{HeaderName, Peer, Request};
 use tracing::{debug, info, info_span, warn};
 
-use super::{
-    answer_offer, random_token, with_to_tag, Call, CallState, Core, MenuState, QueueState,
-    TimerKind,
-};
+use super::{answer_offer, with_to_tag, Arrival, Core, TimerKind};
 use super::{OperatorCommand, OperatorControlError};
 use crate::io::{BookAnswer, BookEntry, BookRequest, Output};
 use crate::settings::{DtmfMode, LineSettings};
@@ -192,7 +189,7 @@ impl Core {
             Some(AuthOutcome::Ok { user }) => user,
             Some(AuthOutcome::Stale) | None => {
                 let stale = matches!(outcome, Some(AuthOutcome::Stale));
-                let mut r = with_to_tag(req.response(401), &req, None);
+                let mut r = with_to_tag(req.response(401), &req, &mut self.tokens);
                 for c in self.registrar.digest_mut().challenge(now, stale) {
                     r.headers.push(HeaderName::WwwAuthenticate, c);
                 }
@@ -208,11 +205,11 @@ impl Core {
             return self.reply(now, &tx, &req, 404);
         };
         // Everything the answer needs comes first, so a call we cannot answer changes nothing.
-        let neg = match answer_offer(&req) {
+        let neg = match answer_offer(&req, &mut self.tokens) {
             Ok(n) => n,
             Err(r) => return self.respond(now, &tx, r),
         };
-        let dialog = match Dialog::uas(&req, &random_token(10)) {
+        let dialog = match Dialog::uas(&req, &self.tokens.lowercase(10), &mut self.tokens) {
             Ok(d) => d,
             Err(e) => {
                 debug!(error = %e, "feature-code INVITE creates no dialog");
@@ -222,7 +219,7 @@ impl Core {
         let local = self.last_local.unwrap_or(peer.addr);
         let Some(ports) = self.ports.allocate(local.ip()) else {
             warn!("no free RTP port for a feature-code call");
-            let mut r = with_to_tag(req.response(503), &req, None);
+            let mut r = with_to_tag(req.response(503), &req, &mut self.tokens);
             r.headers.push(HeaderName::RetryAfter, "5");
             return self.respond(now, &tx, r);
         };
@@ -246,12 +243,11 @@ impl Core {
             Ok(cmd) => {
                 let operator = waiting.operator.clone();
                 let ticket = self.codes.hold(waiting);
-                self.outputs
-                    .push_back(Output::Book(BookEntry::Apply(BookRequest {
-                        operator,
-                        cmd,
-                        ticket,
-                    })));
+                self.out.push(Output::Book(BookEntry::Apply(BookRequest {
+                    operator,
+                    cmd,
+                    ticket,
+                })));
             }
             Err(e) => self.feature_code_done(now, waiting, Err(e)),
         }
@@ -304,13 +300,14 @@ impl Core {
             .map(|p| p.duration())
             .unwrap_or_default();
         let call_id = w.call_id;
-        let call = Call {
+        let done = now + length + TAIL;
+        let arrival = Arrival {
             span: w.span,
             appeal: String::new(),
             peer: w.peer,
             local: w.local,
-            state: CallState::Ringing,
-            invite_tx: Some(w.tx),
+            tx: w.tx,
+            invite: w.req,
             dialog: w.dialog,
             neg: w.neg,
             line: LineSettings {
@@ -327,27 +324,15 @@ impl Core {
             },
             prompts: settings.prompts.clone(),
             caller: w.operator,
-            menu: MenuState::default(),
-            play_gen: 0,
-            queue: QueueState::default(),
-            operator: None,
-            message_end: Some(now + length + TAIL),
             rtp_port: w.ports,
-            ports: Some(w.ports),
-            leg: None,
-            dtmf_via: None,
-            sdp_session: rand::Rng::gen_range(&mut rand::thread_rng(), 1..u32::MAX as u64),
-            sdp_version: 1,
+            sdp_session: self.tokens.number(1..u32::MAX as u64),
             session_expires: None,
             answer_at: now,
-            expires_at: None,
             end_at: now + settings.max_call,
-            invite: w.req,
+            message_end: Some(done),
         };
-        let done = now + length + TAIL;
-        self.calls.insert(call_id.clone(), call);
-        self.timers
-            .insert((done, call_id.clone(), TimerKind::FeatureCodeDone));
+        self.calls.insert(&call_id, arrival);
+        self.out.arm(done, &call_id, TimerKind::FeatureCodeDone);
         self.answer(now, &call_id);
     }
 
@@ -377,7 +362,7 @@ impl Core {
                             let served: Vec<String> =
                                 served.iter().map(|q| q.as_str().to_owned()).collect();
                             if served != *saved {
-                                self.outputs.push_back(Output::Book(BookEntry::QueuesChanged {
+                                self.out.push(Output::Book(BookEntry::QueuesChanged {
                                     operator: operator.clone(),
                                     queues: served,
                                 }));

@@ -32,25 +32,20 @@ impl LiveOperators {
         self.everyone = true;
         self.queues_changed = true;
     }
-}
 
-impl Core {
     /// Puts out an `Operator` event for every operator whose state, pause reason or queues
-    /// differ from the last one put out (at the start: every operator). Runs after every
-    /// input: states and reasons are compared in place, queues only after a command.
-    pub(super) fn publish_operators(&mut self, now: Instant) {
-        let Some(acd) = &self.acd else {
-            return;
-        };
-        let at = self.wallclock(now);
-        let check_queues = std::mem::take(&mut self.live_ops.queues_changed);
-        let everyone = std::mem::take(&mut self.live_ops.everyone);
+    /// differ from the last one put out (at the start: every operator), `at` the civil time
+    /// of the input. Runs after every input: states and reasons are compared in place,
+    /// queues only after a command.
+    pub(super) fn publish(&mut self, acd: &Acd, at: chrono::DateTime<chrono::Utc>, out: &mut Out) {
+        let check_queues = std::mem::take(&mut self.queues_changed);
+        let everyone = std::mem::take(&mut self.everyone);
         for id in acd.operators() {
             let Some(status) = acd.operator_status(id) else {
                 continue;
             };
             let (state, reason) = OperatorPhase::of(&status.state);
-            let prev = self.live_ops.last.get(id.as_str());
+            let prev = self.last.get(id.as_str());
             let queues = (check_queues || prev.is_none()).then(|| {
                 let q = acd.logged_in_queues(id);
                 q.iter().map(|q| q.as_str().to_owned()).collect::<Vec<_>>()
@@ -76,9 +71,18 @@ impl Core {
                 reason: reason.map(str::to_owned),
                 queues,
             };
-            self.live_ops.last.insert(ev.id.clone(), ev.clone());
-            self.outputs
-                .push_back(Output::Live(LiveEvent::Operator(ev)));
+            self.last.insert(ev.id.clone(), ev.clone());
+            out.live(LiveEvent::Operator(ev));
+        }
+    }
+}
+
+impl Core {
+    /// The operators' states to the live pages (`LiveOperators::publish`).
+    pub(super) fn publish_operators(&mut self, now: Instant) {
+        let at = self.wallclock(now);
+        if let Some(acd) = &self.acd {
+            self.live_ops.publish(acd, at, &mut self.out);
         }
     }
 
@@ -91,23 +95,21 @@ impl Core {
         leg_id: &str,
     ) -> Option<OfferLive> {
         let (call_id, operator) = match for_ {
-            LegFor::Offer { caller, operator } => (self.acd_callers.get(caller)?, operator),
-            LegFor::Direct { call_id, operator } => (call_id, operator),
+            LegFor::Offer { caller, operator } => {
+                (self.queues.call_of(*caller)?, operator.as_str())
+            }
+            LegFor::Direct { call_id, operator } => (call_id.as_str(), operator.as_str()),
             LegFor::Trunk(_) => return None,
         };
         let call = self.calls.get(call_id)?;
-        let queue = call.queue.queued.clone().or(call.queue.last.clone());
-        let waited = call
-            .queue
-            .since
-            .map(|s| now.saturating_duration_since(s))
-            .unwrap_or_default();
+        let queue = call.queue().queued_or_last().map(str::to_owned);
+        let waited = call.queue().waited(now);
         Some(OfferLive {
-            operator: operator.as_str().to_owned(),
-            appeal: call.appeal.clone(),
+            operator: operator.to_owned(),
+            appeal: call.appeal().to_owned(),
             call: leg_id.to_owned(),
             queue,
-            caller: call.caller.clone(),
+            caller: call.caller().to_owned(),
             path: call.ivr_path(),
             waited,
             phase: OfferPhase::Ringing,
@@ -118,16 +120,16 @@ impl Core {
 
 /// Puts out an offer's new phase.
 pub(super) fn offer_event(
-    out: &mut VecDeque<Output>,
+    out: &mut Out,
     offer: &OfferLive,
     phase: OfferPhase,
     at: chrono::DateTime<chrono::Utc>,
 ) {
-    out.push_back(Output::Live(LiveEvent::Offer(OfferLive {
+    out.live(LiveEvent::Offer(OfferLive {
         phase,
         at,
         ..offer.clone()
-    })));
+    }));
 }
 
 /// Where a caller's queue moves are counted ([`Stats`]' queue figures) and told (`Queue`
@@ -135,7 +137,7 @@ pub(super) fn offer_event(
 /// fields for one input (`Core::queue_figures!`), so a call of `Core::calls` may be borrowed
 /// alongside.
 pub(super) struct QueueFigures<'a> {
-    pub out: &'a mut VecDeque<Output>,
+    pub out: &'a mut Out,
     pub stats: &'a Stats,
     /// The civil time of the input.
     pub at: chrono::DateTime<chrono::Utc>,
@@ -146,14 +148,14 @@ impl QueueFigures<'_> {
     /// The caller of `call_id` waits in `queue` (left the one it was in, if any: `Moved`).
     /// The call's `queue.since` is the caller's business.
     pub fn enter(&mut self, call: &mut Call, call_id: &str, queue: &str) {
-        if let Some(old) = call.queue.queued.replace(queue.to_owned()) {
+        if let Some(old) = call.queue_mut().wait_in(queue) {
             self.left(call, call_id, &old, QueueExit::Moved);
         }
         self.stats.queue_enter(queue, call_id, self.now);
         let change = QueueChange::Joined {
             since: self.at,
             path: call.ivr_path(),
-            caller: call.caller.clone(),
+            caller: call.caller().to_owned(),
         };
         self.event(call, call_id, queue, change);
     }
@@ -161,28 +163,24 @@ impl QueueFigures<'_> {
     /// The caller of `call_id` left the queue it waited in (`exit` says why); the queue, or
     /// `None` when it was in none.
     pub fn leave(&mut self, call: &mut Call, call_id: &str, exit: QueueExit) -> Option<String> {
-        let queue = call.queue.queued.take()?;
+        let queue = call.queue_mut().stop_waiting()?;
         self.left(call, call_id, &queue, exit);
         Some(queue)
     }
 
     fn left(&mut self, call: &Call, call_id: &str, queue: &str, exit: QueueExit) {
         self.stats.queue_leave(queue, call_id);
-        let waited = call
-            .queue
-            .since
-            .map(|s| self.now.saturating_duration_since(s))
-            .unwrap_or_default();
+        let waited = call.queue().waited(self.now);
         self.event(call, call_id, queue, QueueChange::Left { exit, waited });
     }
 
     fn event(&mut self, call: &Call, call_id: &str, queue: &str, change: QueueChange) {
-        self.out.push_back(Output::Live(LiveEvent::Queue(QueueLive {
+        self.out.live(LiveEvent::Queue(QueueLive {
             queue: queue.to_owned(),
-            appeal: call.appeal.clone(),
+            appeal: call.appeal().to_owned(),
             call: call_id.to_owned(),
             change,
             at: self.at,
-        })));
+        }));
     }
 }

@@ -1,109 +1,173 @@
-//! The caller's walk through the line's voice menu: digits in (as the line's DTMF mode
-//! takes them), the `IvrSession`'s actions carried out, a message recorded.
+//! The caller's voice menu, a part that owns its state ([`MenuState`], kept in each call):
+//! the `IvrSession`, its timer, where the menu ended and whether the caller counts as in
+//! the menu. It is driven with the call's media handle ([`Media`]) and the [`Out`] sink; what
+//! needs another part (the queue, a transfer, a callback, a message, the hang-up) comes back
+//! to the router as a [`MenuStep`].
 
+use super::callers::Media;
 use super::*;
 
-impl Core {
-    /// A key press: kept when the line's DTMF mode takes this kind (in `auto`, the kind that
-    /// came first in the call), handed to the call's voice menu, then written to the appeal.
-    pub(super) fn digit(&mut self, now: Instant, call_id: &str, digit: char, via: DtmfVia) {
-        let Some(call) = self.calls.get_mut(call_id) else {
+/// A call's voice menu (from the answer on).
+#[derive(Default)]
+pub(super) struct MenuState {
+    session: Option<ivr::IvrSession>,
+    /// When the menu's timer is armed for (a timer entry for another time is stale).
+    deadline: Option<Instant>,
+    /// Where the menu ended, for the appeal's outcome.
+    end: Option<IvrEnd>,
+    /// Counted in [`Stats::calls_in_ivr`]: walking the menu, not (yet) in a queue.
+    in_ivr: bool,
+}
+
+/// What the menu asks of the other parts (the router carries it out, then drives the menu
+/// on).
+pub(super) enum MenuStep {
+    /// The caller enters `queue` (the menu has ended there).
+    EnterQueue { queue: String, priority: i32 },
+    /// Dial `number` through the trunk and hand the caller over (`outbound`).
+    Transfer { number: String },
+    /// The caller asked to be called back (in `queue`, when the menu names one).
+    Callback {
+        number: String,
+        queue: Option<String>,
+    },
+    /// Record the caller's message, at most `max`.
+    StartRecording { max: Duration },
+    /// The menu hangs up.
+    Hangup,
+}
+
+impl MenuState {
+    /// The call was answered on `line`: its menu starts, if it has one.
+    pub fn start(
+        &mut self,
+        line: &LineSettings,
+        caller: &str,
+        now: Instant,
+        wall: chrono::DateTime<chrono::Utc>,
+        stats: &Stats,
+    ) {
+        let Some(menu) = line.menu.clone() else {
             return;
         };
-        self.stats.count_digit(via);
-        let _e = call.span.clone().entered();
-        let wanted = match call.line.dtmf {
-            DtmfMode::Auto => *call.dtmf_via.get_or_insert(via),
-            DtmfMode::Rfc4733 => DtmfVia::Rfc4733,
-            DtmfMode::Info => DtmfVia::Info,
-            DtmfMode::Inband => DtmfVia::Inband,
-        };
-        if via != wanted {
-            debug!(%digit, via = via.as_str(), kept = wanted.as_str(), "digit of another DTMF kind ignored");
-            return;
+        self.in_ivr = true;
+        stats.calls_in_ivr.fetch_add(1, Ordering::Relaxed);
+        self.session =
+            Some(ivr::IvrSession::new(menu, &line.start, now, wall).with_caller(caller.to_owned()));
+    }
+
+    /// The caller's steps through the menu so far (the appeal's `ivr_path`).
+    pub fn path(&self) -> Vec<String> {
+        self.session
+            .as_ref()
+            .map(|s| s.path().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Where the menu ended, for the appeal's outcome.
+    pub fn end(&self) -> Option<IvrEnd> {
+        self.end
+    }
+
+    /// Where the call went from the menu (a transfer, a callback, a message); `None` when a
+    /// failed transfer sends the caller back into the menu.
+    pub fn set_end(&mut self, end: Option<IvrEnd>) {
+        self.end = end;
+    }
+
+    /// The caller is no longer walking the menu (not counted in it any more).
+    pub fn leave_ivr(&mut self, stats: &Stats) {
+        if std::mem::take(&mut self.in_ivr) {
+            stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
         }
-        if via != DtmfVia::Inband {
-            // no need to listen for tones any more
-            if let Some(leg) = &call.leg {
-                self.outputs
-                    .push_back(Output::Media(MediaCommand::StopInband { leg: leg.clone() }));
-            }
-        }
-        info!(%digit, via = via.as_str(), "DTMF");
-        let appeal = call.appeal.clone();
-        if self.waiting_digit(now, call_id, digit) {
-            write_appeal(
-                &mut self.outputs,
-                &appeal,
-                AppealRecord::Digit { digit, via },
-            );
-            self.drain(now);
-            return;
-        }
-        let Some(call) = self.calls.get_mut(call_id) else {
-            return;
-        };
-        let in_menu = match call.menu.session.as_mut() {
+    }
+
+    /// When the menu's timer is armed for.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// A key for the menu; `false` when the call has no menu running.
+    pub fn digit(&mut self, now: Instant, digit: char) -> bool {
+        match self.session.as_mut() {
             Some(s) => {
                 s.handle_digit(now, digit);
                 true
             }
             None => false,
-        };
-        if in_menu {
-            self.drive_ivr(now, call_id);
-        }
-        write_appeal(
-            &mut self.outputs,
-            &appeal,
-            AppealRecord::Digit { digit, via },
-        );
-        if in_menu {
-            self.drain(now);
         }
     }
 
-    /// Carries out what the call's voice menu asks for, in order, then arms its timer.
-    /// See `ivr::session` for the contract (drain `poll_action`, then `poll_timeout`).
-    pub(super) fn drive_ivr(&mut self, now: Instant, call_id: &str) {
-        let at = self.wallclock(now);
+    /// A playback of the menu ended.
+    pub fn playback_finished(&mut self, now: Instant) {
+        if let Some(s) = self.session.as_mut() {
+            s.handle_playback_finished(now);
+        }
+    }
+
+    /// The menu's timer fired (the router checked it is current).
+    pub fn timeout(&mut self, now: Instant) {
+        self.deadline = None;
+        if let Some(s) = self.session.as_mut() {
+            s.handle_timeout(now);
+        }
+    }
+
+    /// A transfer the menu asked for failed: whether the menu has a fallback (it goes on
+    /// there; drive it again).
+    pub fn transfer_failed(&mut self, now: Instant) -> bool {
+        let fallback = self
+            .session
+            .as_mut()
+            .is_some_and(|s| s.transfer_failed(now));
+        if fallback {
+            self.end = None;
+        }
+        fallback
+    }
+
+    /// Carries out what the menu asks for, in order — prompts on the call's media, the
+    /// appeal's steps — until it asks for something of another part (returned) or waits (its
+    /// timer armed, `None`). See `ivr::session` for the contract (drain `poll_action`, then
+    /// `poll_timeout`).
+    pub fn drive(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        media: &mut Media<'_>,
+        out: &mut Out,
+        stats: &Stats,
+    ) -> Option<MenuStep> {
         loop {
-            let Some(call) = self.calls.get_mut(call_id) else {
-                return;
-            };
-            let Some(session) = call.menu.session.as_mut() else {
-                return;
-            };
+            let session = self.session.as_mut()?;
             let Some(action) = session.poll_action() else {
                 let next = session.poll_timeout();
-                if next != call.menu.deadline {
-                    call.menu.deadline = next;
+                if next != self.deadline {
+                    self.deadline = next;
                     if let Some(at) = next {
-                        self.timers
-                            .insert((at, call_id.to_string(), TimerKind::Ivr));
+                        out.arm(at, call_id, TimerKind::Ivr);
                     }
                 }
-                return;
+                return None;
             };
             let path = session.path().join(">");
-            let _e = call.span.clone().entered();
-            let appeal = call.appeal.clone();
+            let _e = media.span().clone().entered();
+            let appeal = media.appeal();
             use ivr::Action;
             match action {
                 Action::Play(prompts) => {
-                    call.play_gen += 1;
+                    media.new_playback();
                     let names: Vec<PromptName> = prompts
                         .iter()
                         .filter_map(|p| {
-                            let info = call.line.menu.as_ref()?.prompt(p)?;
+                            let info = media.line().menu.as_ref()?.prompt(p)?;
                             Some(menu_prompt_name(&info.path))
                         })
                         .collect();
-                    let seq = call.prompts.sequence(&names);
-                    match (&call.leg, seq) {
-                        (Some(_), Ok(seq)) if names.len() == prompts.len() => {
+                    match media.prompts().sequence(&names) {
+                        Ok(seq) if media.has_leg() && names.len() == prompts.len() => {
                             debug!(prompts = ?prompts.iter().map(|p| p.name()).collect::<Vec<_>>(), "playing");
-                            call.play(&mut self.outputs, seq);
+                            media.play(out, seq);
                         }
                         _ => {
                             // only a menu built around the checks (or a leg that failed to
@@ -112,146 +176,51 @@ impl Core {
                                 ?prompts,
                                 "prompts not in the cache or no media; skipping them"
                             );
-                            if let Some(s) = call.menu.session.as_mut() {
-                                s.handle_playback_finished(now);
-                            }
+                            self.playback_finished(now);
                         }
                     }
                 }
-                Action::StopPlayback => call.stop_playback(&mut self.outputs),
+                Action::StopPlayback => media.stop_playback(out),
                 Action::AppendPath(step) => {
                     debug!(%step, "menu");
-                    write_appeal(
-                        &mut self.outputs,
-                        &appeal,
-                        AppealRecord::IvrStep(IvrStep::Path { step, path }),
-                    );
+                    out.appeal(appeal, AppealRecord::IvrStep(IvrStep::Path { step, path }));
                 }
-                Action::SetCategory(c) => write_appeal(
-                    &mut self.outputs,
-                    &appeal,
-                    AppealRecord::IvrStep(IvrStep::Category(c)),
-                ),
-                Action::SetPriority(p) => write_appeal(
-                    &mut self.outputs,
-                    &appeal,
-                    AppealRecord::IvrStep(IvrStep::Priority(p)),
-                ),
-                Action::SetVariable { name, value } => write_appeal(
-                    &mut self.outputs,
-                    &appeal,
+                Action::SetCategory(c) => {
+                    out.appeal(appeal, AppealRecord::IvrStep(IvrStep::Category(c)))
+                }
+                Action::SetPriority(p) => {
+                    out.appeal(appeal, AppealRecord::IvrStep(IvrStep::Priority(p)))
+                }
+                Action::SetVariable { name, value } => out.appeal(
+                    appeal,
                     AppealRecord::IvrStep(IvrStep::Variable { name, value }),
                 ),
                 Action::EnterQueue { queue, priority } => {
                     info!(%queue, priority, "caller entered the queue");
-                    call.menu.end = Some(IvrEnd::Queue);
-                    if std::mem::take(&mut call.menu.in_ivr) {
-                        self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
-                    }
-                    queue_figures!(self, at, now).enter(call, call_id, &queue);
-                    call.queue.since.get_or_insert(now);
-                    call.queue
-                        .waiting
-                        .get_or_insert_with(|| Waiting::new(&call.caller));
-                    let join = call.queue.acd_caller.is_none().then(|| {
-                        let prio =
-                            u8::try_from(priority.clamp(0, i32::from(u8::MAX))).unwrap_or(u8::MAX);
-                        (queue.clone(), prio)
-                    });
-                    // The call stays up and waits: music on hold from the next tick (the
-                    // queue node's prompt has ended), or silence when the queue has none.
-                    if let Some(music) = self.settings.moh_for(&queue) {
-                        call.music(&mut self.outputs, Some(music));
-                    }
-                    write_appeal(
-                        &mut self.outputs,
-                        &appeal,
-                        AppealRecord::IvrStep(IvrStep::EnteredQueue { queue, priority }),
-                    );
-                    if let Some((queue, prio)) = join {
-                        self.queue_join(now, call_id, &queue, prio);
-                    }
+                    self.end = Some(IvrEnd::Queue);
+                    self.leave_ivr(stats);
+                    return Some(MenuStep::EnterQueue { queue, priority });
                 }
                 Action::Transfer { number } => {
                     // dialled through the trunk and bridged on the answer (`outbound`)
                     info!("transfer to an outside number");
-                    call.menu.end = Some(IvrEnd::Transferred);
-                    if std::mem::take(&mut call.menu.in_ivr) {
-                        self.stats.calls_in_ivr.fetch_sub(1, Ordering::Relaxed);
-                    }
-                    write_appeal(
-                        &mut self.outputs,
-                        &appeal,
-                        AppealRecord::IvrStep(IvrStep::Transferred {
-                            number: number.clone(),
-                        }),
-                    );
-                    if !self.ivr_transfer(now, call_id, &number) {
-                        warn!("the transfer cannot be dialled");
-                        self.ivr_transfer_failed(now, call_id);
-                    }
+                    self.end = Some(IvrEnd::Transferred);
+                    self.leave_ivr(stats);
+                    return Some(MenuStep::Transfer { number });
                 }
                 Action::Callback { number, queue } => {
                     info!("callback booked");
-                    call.menu.end = Some(IvrEnd::Callback);
-                    write_appeal(
-                        &mut self.outputs,
-                        &appeal,
-                        AppealRecord::IvrStep(IvrStep::CallbackRequested {
-                            number: number.clone(),
-                            queue: queue.clone(),
-                        }),
-                    );
-                    if let Some(queue) = queue {
-                        let prio = call.queue.priority;
-                        self.book_callback_in(now, call_id, &queue, prio, &number);
-                    }
-                    // the session plays its closing prompt, then asks for the hang-up
+                    self.end = Some(IvrEnd::Callback);
+                    return Some(MenuStep::Callback { number, queue });
                 }
-                Action::StartRecording { max } => self.start_message(now, call_id, max),
+                Action::StartRecording { max } => return Some(MenuStep::StartRecording { max }),
                 Action::Hangup => {
-                    if call.menu.end.is_none() {
-                        call.menu.end = Some(IvrEnd::Hangup);
+                    if self.end.is_none() {
+                        self.end = Some(IvrEnd::Hangup);
                     }
-                    self.end_call(now, call_id, EndReason::IvrHangup);
+                    return Some(MenuStep::Hangup);
                 }
             }
         }
-    }
-
-    /// Records the caller's message (at most `max`, then the call ends) and writes it on the
-    /// appeal (outcome `message`): the menu's `message` node and a queue's overflow to a
-    /// message both come here.
-    pub(super) fn start_message(&mut self, now: Instant, call_id: &str, max: Duration) {
-        let Some(call) = self.calls.get_mut(call_id) else {
-            return;
-        };
-        call.menu.end = Some(IvrEnd::Message);
-        let appeal = call.appeal.clone();
-        let file = call.leg.clone().map(|leg| {
-            let name = format!("{appeal}-message");
-            let file = crate::io::recording_file(&self.settings.recordings_dir, &name);
-            self.outputs
-                .push_back(Output::Media(MediaCommand::RecordMessage { leg, name }));
-            file
-        });
-        let Some(file) = file else {
-            warn!("cannot record the message; ending the call");
-            self.end_call(now, call_id, EndReason::IvrHangup);
-            return;
-        };
-        info!(file = %file.display(), max_s = max.as_secs(), "recording a message");
-        let at = now + max;
-        call.message_end = Some(at);
-        self.timers
-            .insert((at, call_id.to_string(), TimerKind::MessageEnd));
-        write_appeal(
-            &mut self.outputs,
-            &appeal,
-            AppealRecord::IvrStep(IvrStep::Message {
-                file: file.display().to_string(),
-                max,
-            }),
-        );
     }
 }

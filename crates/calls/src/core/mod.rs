@@ -3,43 +3,46 @@
 //! `Core` is driven like the sans-IO cores it holds: [`Input`]s and the time go in, [`Output`]s
 //! come out (see the crate's top comment). One driver owns it, so it needs no locks.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use acd::{Acd, AcdError, CallerId, OperatorId, QueueId};
-use rand::Rng;
 use sip::auth::{AuthOutcome, DigestServer};
 use sip::dialog::{Dialog, DialogError};
 use sip::registrar::Registrar;
 use sip::room::shrink_if_sparse;
-use sip::transaction::{Endpoint, Event, TxKey};
-use sip::{HeaderName, Message, Method, Peer, Request, Response};
+use sip::transaction::{Endpoint, Event, TimerConfig, TxKey};
+use sip::{HeaderName, Message, Method, Peer, Request, Response, Tokens};
 use tracing::{debug, info, info_span, warn, Span};
 
 use crate::io::{DtmfVia, Input, LegId, MediaCommand, MediaEvent, MediaPorts, Output};
 use crate::settings::{menu_prompt_name, DtmfMode, LineSettings, Settings};
-use crate::{
-    AppealEvent, AppealIds, AppealRecord, CallEnded, Caller, EndReason, IvrEnd, IvrStep, Stats,
-};
+use crate::{AppealIds, AppealRecord, CallEnded, Caller, EndReason, IvrEnd, IvrStep, Stats};
 use media::prompts::{PromptCache, PromptName, PromptSequence};
 use media::sdp::{self, Negotiated};
 
 mod acd_reload;
 pub(crate) mod feature_codes;
+mod offers;
 mod operator_legs;
-use operator_legs::{Connected, OpLegs};
+use operator_legs::{Connected, OpLegs, SipOut};
+mod callback_calls;
 mod callbacks;
 mod outbound;
 pub(crate) mod transfer;
 
 pub(crate) mod queue;
+mod queues;
 use crate::waiting::Waiting;
+use queues::{QueueState, Queues};
 
 mod acd_link;
 mod call;
+mod callers;
+use callers::{Arrival, Call, Calls};
 mod dispatch;
 mod live_out;
 use live_out::QueueFigures;
@@ -48,7 +51,7 @@ use live_out::QueueFigures;
 macro_rules! queue_figures {
     ($core:ident, $at:expr, $now:expr) => {
         QueueFigures {
-            out: &mut $core.outputs,
+            out: &mut $core.out,
             stats: &$core.stats,
             at: $at,
             now: $now,
@@ -56,17 +59,24 @@ macro_rules! queue_figures {
     };
 }
 use queue_figures;
+
+/// The [`SipOut`] of `$core` (a `Core`): its endpoint, tokens and our requests.
+macro_rules! sip_out {
+    ($core:ident) => {
+        SipOut {
+            endpoint: &mut $core.endpoint,
+            tokens: &mut $core.tokens,
+            requests: &mut $core.our_requests,
+        }
+    };
+}
+use sip_out;
 mod menu;
+use menu::{MenuState, MenuStep};
+mod out;
+use out::Out;
 mod sip_msg;
 use sip_msg::*;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CallState {
-    /// 180 sent; the 200 goes out at `answer_at`.
-    Ringing,
-    /// 200 sent.
-    Answered,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKind {
@@ -83,144 +93,25 @@ enum TimerKind {
     FeatureCodeDone,
 }
 
-struct Call {
-    span: Span,
-    /// The appeal this call is written down as.
-    appeal: String,
-    peer: Peer,
-    local: SocketAddr,
-    state: CallState,
-    invite_tx: Option<TxKey>,
-    invite: Request,
-    /// Our UAS dialog with the caller (tags, route set, remote target, CSeqs).
-    dialog: Dialog,
-    neg: Option<Negotiated>,
-    /// The line's settings (greeting, DTMF mode, recording, menu) as they were when the call
-    /// arrived: a reload does not change them for this call.
-    line: LineSettings,
-    /// The prompts of the configuration the call arrived under.
-    prompts: Arc<PromptCache>,
-    /// The caller's number (From), offered back by callback nodes.
-    caller: String,
-    /// The caller's walk through the line's voice menu.
-    menu: MenuState,
-    /// Number of the current playback; a finish of an older one is ignored.
-    play_gen: u64,
-    /// The caller's part in the queues.
-    queue: QueueState,
-    /// The operator the caller is bridged to.
-    operator: Option<Connected>,
-    /// When a message being recorded ends.
-    message_end: Option<Instant>,
-    rtp_port: u16,
-    /// The RTP/RTCP pair taken when the INVITE arrived and not started yet (until the answer).
-    ports: Option<u16>,
-    /// The running RTP leg (from the answer on).
-    leg: Option<LegId>,
-    /// The kind of DTMF that won in `auto` mode (the first to arrive).
-    dtmf_via: Option<DtmfVia>,
-    sdp_session: u64,
-    sdp_version: u64,
-    session_expires: Option<u32>,
-    answer_at: Instant,
-    expires_at: Option<Instant>,
-    end_at: Instant,
-}
-
-/// A call's voice menu (from the answer on).
-#[derive(Default)]
-struct MenuState {
-    session: Option<ivr::IvrSession>,
-    /// When the menu's timer is armed for (a timer entry for another time is stale).
-    deadline: Option<Instant>,
-    /// Where the menu ended, for the appeal's outcome.
-    end: Option<IvrEnd>,
-    /// Counted in [`Stats::calls_in_ivr`]: walking the menu, not (yet) in a queue.
-    in_ivr: bool,
-}
-
-/// A caller's part in the queues.
-#[derive(Default)]
-struct QueueState {
-    /// The queue the call waits in (counted in [`Stats::queue_waits`]).
-    queued: Option<String>,
-    /// The queue the caller last left in the ACD (answered there): where a failed transfer
-    /// puts them back.
-    last: Option<String>,
-    /// The call's id in the ACD while it is there (waiting or being offered).
-    acd_caller: Option<CallerId>,
-    /// When the caller entered the queue (the wait an operator's answer reports).
-    since: Option<Instant>,
-    /// The caller's priority in the ACD (kept when a transfer puts it back in a queue).
-    priority: u8,
-    /// What the caller hears and may do while in a queue (`crate::waiting`), from the queue
-    /// on until an operator answers.
-    waiting: Option<Waiting>,
-}
-
-impl Call {
-    /// The caller's steps through the voice menu so far (the appeal's `ivr_path`).
-    fn ivr_path(&self) -> Vec<String> {
-        self.menu
-            .session
-            .as_ref()
-            .map(|s| s.path().to_vec())
-            .unwrap_or_default()
-    }
-
-    /// Plays `seq` on the call's leg under the current playback number (its end comes back
-    /// as `PlaybackFinished` with it).
-    fn play(&self, out: &mut VecDeque<Output>, seq: PromptSequence) {
-        if let Some(leg) = &self.leg {
-            out.push_back(Output::Media(MediaCommand::Play {
-                leg: leg.clone(),
-                seq,
-                generation: self.play_gen,
-            }));
-        }
-    }
-
-    /// Silence from the next tick; the stopped playback's end is never taken (a new number).
-    fn stop_playback(&mut self, out: &mut VecDeque<Output>) {
-        self.play_gen += 1;
-        if let Some(leg) = &self.leg {
-            out.push_back(Output::Media(MediaCommand::StopPlayback {
-                leg: leg.clone(),
-            }));
-        }
-    }
-
-    /// Loops `music` (a queue's music on hold) on the call's leg; silence for `None`.
-    fn music(&self, out: &mut VecDeque<Output>, music: Option<&PromptName>) {
-        let Some(leg) = self.leg.clone() else {
-            return;
-        };
-        out.push_back(Output::Media(match music {
-            Some(music) => MediaCommand::PlayMoh {
-                leg,
-                prompts: self.prompts.clone(),
-                music: music.clone(),
-            },
-            None => MediaCommand::StopPlayback { leg },
-        }));
-    }
-}
-
 pub struct Core {
     settings: Arc<Settings>,
     endpoint: Endpoint,
     registrar: Registrar,
     trunk_auth: DigestServer,
-    calls: HashMap<String, Call>,
-    timers: BTreeSet<(Instant, String, TimerKind)>,
+    /// The callers' calls (see `callers`).
+    calls: Calls,
     draining: bool,
     /// RTP ports for new legs (the media edge binds them).
     ports: Box<dyn MediaPorts>,
-    /// What the driver has still to carry out, in order ([`Core::poll_output`]).
-    outputs: VecDeque<Output>,
+    /// What the driver has still to carry out, in order ([`Core::poll_output`]), and the
+    /// calls' timers.
+    out: Out,
     stats: Arc<Stats>,
     /// Where new calls' appeal ids come from (see [`AppealIds`]).
     appeal_ids: AppealIds,
+    /// Every tag, branch, Call-ID, first CSeq, cnonce and SDP session id the core makes (the
+    /// crate's top comment: one seed, the same bytes).
+    tokens: Tokens,
     /// Client transactions we started and still wait on.
     our_requests: std::collections::HashSet<TxKey>,
     /// Our address the last message arrived on (for the Contact of a new call).
@@ -230,19 +121,10 @@ pub struct Core {
     wall: (Instant, SystemTime),
     /// The ACD, built once from [`Settings::acd`] (a reload keeps it); `None` without one.
     acd: Option<Acd>,
-    /// Callers in the ACD: their id → the call's Call-ID.
-    acd_callers: HashMap<CallerId, String>,
-    /// The last [`CallerId`] given out.
-    next_caller: u64,
+    /// The ACD's callers and the queues' hours (see `queues`).
+    queues: Queues,
     /// Our calls out: to operators and through the trunk (see `operator_legs`).
     op_legs: OpLegs,
-    /// Whether returning-caller lookups are answered (see `waiting.rs`); without, callers
-    /// join their queue at once.
-    returning: bool,
-    /// When the lines' working hours are next looked at for the queues (`waiting.rs`).
-    hours_next: Instant,
-    /// Each queue's open/closed as last told to the ACD.
-    hours_applied: HashMap<String, bool>,
     /// Feature-code calls waiting for the operator book's verdict (see `feature_codes`).
     codes: feature_codes::AwaitingBook,
     /// Callbacks booked and being dialled (see `callbacks`).
@@ -253,14 +135,6 @@ pub struct Core {
     direct: transfer::DirectTransfers,
     /// Operators' states as last put out in live events (see `live_out`).
     live_ops: live_out::LiveOperators,
-}
-
-/// Writes down `record` for `appeal`: an output, after what came out before it.
-fn write_appeal(out: &mut VecDeque<Output>, appeal: &str, record: AppealRecord) {
-    out.push_back(Output::Appeal(AppealEvent {
-        appeal: appeal.to_owned(),
-        record,
-    }));
 }
 
 /// What an admin or a softphone feature code asks of an operator.
@@ -292,20 +166,21 @@ pub enum OperatorControlError {
 }
 
 impl Core {
-    /// A core for `settings`, the transaction endpoint, registrar and trunk digest server
-    /// the driver made, its statistics, the seed of its appeal ids ([`AppealIds`]: fresh
-    /// randomness at every start) and the RTP ports of the media edge.
+    /// A core for `settings`, the SIP timers of its transaction endpoint, the registrar and
+    /// trunk digest server the driver made, its statistics, the seed every random value of
+    /// the core comes from (fresh randomness at every start; see the crate's top comment) and
+    /// the RTP ports of the media edge.
     // the parts are built in `Gateway::run`; a builder would only rename the arguments
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         now: Instant,
         wall: SystemTime,
         settings: Arc<Settings>,
-        endpoint: Endpoint,
+        sip_timers: TimerConfig,
         registrar: Registrar,
         trunk_auth: DigestServer,
         stats: Arc<Stats>,
-        appeal_seed: [u8; 32],
+        seed: [u8; 32],
         ports: Box<dyn MediaPorts>,
     ) -> Core {
         let acd = settings.acd.clone().and_then(|c| match Acd::new(c) {
@@ -315,15 +190,17 @@ impl Core {
                 None
             }
         });
+        // one seed: the core's own draws, and one seed each for the appeal ids and the
+        // endpoint's tags taken from them
+        let mut tokens = Tokens::from_seed(seed);
+        let appeal_ids = AppealIds::new(tokens.seed());
+        let endpoint = Endpoint::new(sip_timers, Tokens::from_seed(tokens.seed()));
         Core {
+            tokens,
             codes: Default::default(),
             acd,
-            acd_callers: HashMap::new(),
-            next_caller: 0,
+            queues: Queues::new(now),
             op_legs: OpLegs::default(),
-            returning: false,
-            hours_next: now,
-            hours_applied: HashMap::new(),
             callbacks: Default::default(),
             dialling: Default::default(),
             direct: Default::default(),
@@ -332,13 +209,12 @@ impl Core {
             endpoint,
             registrar,
             trunk_auth,
-            calls: HashMap::new(),
-            timers: BTreeSet::new(),
+            calls: Calls::default(),
             draining: false,
             ports,
-            outputs: VecDeque::new(),
+            out: Out::default(),
             stats,
-            appeal_ids: AppealIds::new(appeal_seed),
+            appeal_ids,
             our_requests: Default::default(),
             last_local: None,
             wall: (now, wall),
@@ -359,12 +235,7 @@ impl Core {
     /// The next thing to carry out, in order; `None` when there is nothing more until the
     /// next input.
     pub fn poll_output(&mut self) -> Option<Output> {
-        let out = self.outputs.pop_front();
-        if out.is_none() {
-            // drained: a burst's worth of outputs gives its room back
-            shrink_if_sparse(&mut self.outputs);
-        }
-        out
+        self.out.poll()
     }
 
     /// A new appeal id for a call that arrives at `now` (on the driver's civil time).
@@ -375,7 +246,7 @@ impl Core {
 
     /// Asks the driver to carry out a media command.
     fn media(&mut self, cmd: MediaCommand) {
-        self.outputs.push_back(Output::Media(cmd));
+        self.out.media(cmd);
     }
 
     /// Bridges two legs when both run (a leg the core holds has not been closed); `false`
@@ -383,7 +254,7 @@ impl Core {
     fn bridge(&mut self, a: Option<LegId>, b: Option<LegId>) -> bool {
         match (a, b) {
             (Some(a), Some(b)) => {
-                self.media(MediaCommand::Bridge { a, b });
+                self.out.media(MediaCommand::Bridge { a, b });
                 true
             }
             _ => false,
@@ -413,13 +284,22 @@ impl Core {
         let old = self.settings.clone();
         self.settings = Arc::new(settings);
         // the pages get the new names and titles first, then every operator afresh
-        self.outputs
-            .push_back(Output::Live(crate::live::LiveEvent::Roster {
-                roster: self.settings.roster.clone(),
-                at: self.wallclock(now),
-            }));
+        self.out.live(crate::live::LiveEvent::Roster {
+            roster: self.settings.roster.clone(),
+            at: self.wallclock(now),
+        });
         self.live_ops.republish();
-        self.reload_operators(now, &old);
+        if let Some(acd) = self.acd.as_mut() {
+            acd_reload::reload_operators(
+                now,
+                acd,
+                &self.registrar,
+                &old,
+                &self.settings,
+                &mut self.out,
+            );
+            self.drain(now);
+        }
         self.publish_operators(now);
         ignored
     }
@@ -430,7 +310,7 @@ impl Core {
 
     /// Whether a call with this Call-ID is up or being set up (overload shedding asks).
     pub fn has_call(&self, call_id: &str) -> bool {
-        self.calls.contains_key(call_id)
+        self.calls.contains(call_id)
     }
 
     /// Lines of the configuration new calls get.
@@ -445,13 +325,13 @@ impl Core {
 
     /// The earliest moment something has to happen.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let call = self.timers.iter().next().map(|(t, _, _)| *t);
+        let call = self.out.next_timer();
         [
             call,
             self.endpoint.poll_timeout(),
             self.registrar.poll_timeout(),
             self.acd.as_ref().and_then(Acd::poll_timeout),
-            self.acd.as_ref().map(|_| self.hours_next),
+            self.acd.as_ref().map(|_| self.queues.hours_due()),
         ]
         .into_iter()
         .flatten()
@@ -464,7 +344,7 @@ impl Core {
             // remember where requests for this transaction came in, for our answers' Contact
             if let Ok(id) = r.headers.call_id() {
                 if let Some(call) = self.calls.get_mut(id) {
-                    call.local = local;
+                    call.set_local(local);
                 }
             }
         }
@@ -489,13 +369,7 @@ impl Core {
                 acd.handle_timeout(now);
             }
         }
-        while let Some((at, _, _)) = self.timers.iter().next() {
-            if *at > now {
-                break;
-            }
-            let Some((at, call_id, kind)) = self.timers.pop_first() else {
-                break;
-            };
+        while let Some((at, call_id, kind)) = self.out.pop_due(now) {
             self.fire(now, at, &call_id, kind);
         }
         self.drain(now);
@@ -513,31 +387,29 @@ impl Core {
                 call_id,
                 generation,
             } => {
-                let Some(call) = self.calls.get_mut(&*call_id) else {
+                let Some(call) = self.calls.get_mut(&call_id) else {
                     return;
                 };
-                if call.play_gen != generation {
+                if !call.is_current_playback(generation) {
                     return; // a playback replaced or stopped since
                 }
-                if let Some(s) = call.menu.session.as_mut() {
-                    s.handle_playback_finished(now);
-                }
+                call.menu_mut().playback_finished(now);
                 self.drive_ivr(now, &call_id);
                 self.waiting_playback_finished(now, &call_id);
                 self.drain(now);
             }
             MediaEvent::RecordFailed { call_id } => {
-                if let Some(call) = self.calls.get(&*call_id) {
-                    let _e = call.span.clone().entered();
+                if let Some(call) = self.calls.get(&call_id) {
+                    let _e = call.span().clone().entered();
                     warn!("cannot record the message; ending the call");
                     self.end_call(now, &call_id, EndReason::IvrHangup);
                     self.drain(now);
                 }
             }
             MediaEvent::Inactive { call_id } => {
-                if let Some(call) = self.calls.get(&*call_id) {
+                if let Some(call) = self.calls.get(&call_id) {
                     self.stats.rtp_timeouts.fetch_add(1, Ordering::Relaxed);
-                    let _e = call.span.clone().entered();
+                    let _e = call.span().clone().entered();
                     warn!(
                         timeout_s = self.settings.rtp_timeout.unwrap_or_default().as_secs(),
                         "no RTP from the caller; hanging up"
@@ -556,8 +428,7 @@ impl Core {
 
     /// Hang up every call (end of the shutdown grace period).
     pub fn hangup_all(&mut self, now: Instant) {
-        let ids: Vec<String> = self.calls.keys().cloned().collect();
-        for id in ids {
+        for id in self.calls.ids() {
             self.end_call(now, &id, EndReason::Shutdown);
         }
         self.drain(now);
@@ -569,7 +440,7 @@ impl Core {
             self.drive_acd(now);
             while let Some(t) = self.endpoint.poll_transmit() {
                 self.stats.count_sent(&t.bytes);
-                self.outputs.push_back(Output::Transmit(t));
+                self.out.push(Output::Transmit(t));
             }
             let Some(ev) = self.endpoint.poll_event() else {
                 break;
@@ -581,12 +452,11 @@ impl Core {
             .store(self.calls.len() as u64, Ordering::Relaxed);
         self.stats
             .call_timers
-            .store(self.timers.len() as u64, Ordering::Relaxed);
-        // after a burst, the tables sized by calls in progress give their room back (each
-        // `Call` is stored inline in `calls`)
-        shrink_if_sparse(&mut self.calls);
+            .store(self.out.timers() as u64, Ordering::Relaxed);
+        // after a burst, the tables sized by calls in progress give their room back
+        self.calls.give_back_room();
         shrink_if_sparse(&mut self.our_requests);
-        shrink_if_sparse(&mut self.acd_callers);
+        self.queues.give_back_room();
         self.op_legs.give_back_room();
         self.dialling.give_back_room();
         if let Some(acd) = &self.acd {
@@ -596,40 +466,33 @@ impl Core {
     }
 
     fn fire(&mut self, now: Instant, at: Instant, call_id: &str, kind: TimerKind) {
-        let Some(call) = self.calls.get(call_id) else {
+        let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
+        if !call.timer_is_current(kind, at) {
+            return; // re-armed or cleared since
+        }
+        let _e = call.span().clone().entered();
         match kind {
-            TimerKind::Answer if call.answer_at == at => self.answer(now, call_id),
-            TimerKind::SessionExpiry if call.expires_at == Some(at) => {
-                let _e = call.span.clone().entered();
+            TimerKind::Answer => self.answer(now, call_id),
+            TimerKind::SessionExpiry => {
                 warn!("session timer expired without a refresh; hanging up");
                 self.end_call(now, call_id, EndReason::SessionExpired);
             }
-            TimerKind::MaxDuration if call.end_at == at => {
-                let _e = call.span.clone().entered();
+            TimerKind::MaxDuration => {
                 warn!("call reached the maximum duration; hanging up");
                 self.end_call(now, call_id, EndReason::MaxDuration);
             }
-            TimerKind::Ivr if call.menu.deadline == Some(at) => {
-                if let Some(call) = self.calls.get_mut(call_id) {
-                    call.menu.deadline = None;
-                    if let Some(s) = call.menu.session.as_mut() {
-                        s.handle_timeout(now);
-                    }
-                }
+            TimerKind::Ivr => {
+                call.menu_mut().timeout(now);
                 self.drive_ivr(now, call_id);
             }
             TimerKind::Waiting => self.waiting_timeout(now, call_id, at),
-            TimerKind::MessageEnd if call.message_end == Some(at) => {
-                let _e = call.span.clone().entered();
+            TimerKind::MessageEnd => {
                 info!("message reached its longest length; hanging up");
                 self.end_call(now, call_id, EndReason::IvrHangup);
             }
-            TimerKind::FeatureCodeDone if call.message_end == Some(at) => {
-                self.end_call(now, call_id, EndReason::IvrHangup);
-            }
-            _ => {}
+            TimerKind::FeatureCodeDone => self.end_call(now, call_id, EndReason::IvrHangup),
         }
     }
 }

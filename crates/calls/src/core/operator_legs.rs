@@ -18,7 +18,6 @@ use super::outbound::TrunkPurpose;
 use super::*;
 use crate::live::OfferPhase;
 use acd::OfferFailure;
-use sip::transaction::new_branch;
 use sip::Uri;
 
 /// One INVITE to one of the leg's targets.
@@ -174,141 +173,28 @@ impl OpLegs {
         let (d, peer) = leg.dialog.as_mut()?;
         Some((build(d, &local, peer.transport), *peer))
     }
-}
-
-/// The operator a caller talks to.
-pub(super) struct Connected {
-    pub operator: OperatorId,
-    /// Our Call-ID towards the operator (a leg of [`OpLegs`]).
-    pub leg: String,
-    pub since: Instant,
-}
-
-/// How a failed INVITE counts for the ACD.
-fn failure(status: Option<u16>) -> OfferFailure {
-    match status {
-        None | Some(408 | 480 | 487 | 603) => OfferFailure::NoAnswer,
-        Some(486 | 600) => OfferFailure::Busy,
-        Some(_) => OfferFailure::Error,
-    }
-}
-
-impl Core {
-    /// `Offer`: ring each operator; an operator who cannot be rung fails at once (`Error`).
-    pub(super) fn offer_operators(
-        &mut self,
-        now: Instant,
-        caller: CallerId,
-        operators: Vec<OperatorId>,
-    ) {
-        if self.callbacks.is_booked(caller) {
-            // offered before the caller booked a callback: the ACD's CancelOffer follows
-            debug!(%caller, "offer to a caller who booked a callback; not rung");
-            return;
-        }
-        for op in operators {
-            if let Err(why) = self.offer_one(now, caller, &op) {
-                info!(%caller, operator = %op, why, "operator cannot be rung");
-                if let Some(acd) = self.acd.as_mut() {
-                    if let Err(e) = acd.offer_failed(now, caller, &op, OfferFailure::Error) {
-                        debug!(error = %e, "offer already over");
-                    }
-                }
-            }
-        }
-    }
-
-    fn offer_one(
-        &mut self,
-        now: Instant,
-        caller: CallerId,
-        op: &OperatorId,
-    ) -> Result<(), &'static str> {
-        let call_id = self.acd_callers.get(&caller).ok_or("the caller is gone")?;
-        let call = self.calls.get(call_id).ok_or("the caller is gone")?;
-        let from_user = call.line.from_user();
-        let (local, ip) = (call.local, self.local_ip(call));
-        let (appeal, prompts) = (call.appeal.clone(), call.prompts.clone());
-        let for_ = LegFor::Offer {
-            caller,
-            operator: op.clone(),
-        };
-        self.ring_operator(now, for_, op, local, ip, from_user, appeal, prompts)
-            .map(drop)
-    }
-
-    /// INVITEs every registered contact of `op`, for the ACD's offer or a direct transfer.
-    // one value per part of the INVITE; a struct would only rename them
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn ring_operator(
-        &mut self,
-        now: Instant,
-        for_: LegFor,
-        op: &OperatorId,
-        local: SocketAddr,
-        ip: IpAddr,
-        from_user: String,
-        appeal: String,
-        prompts: Arc<PromptCache>,
-    ) -> Result<String, &'static str> {
-        let targets: Vec<(Uri, Peer)> = self
-            .registrar
-            .lookup(now, op.as_str())
-            .iter()
-            .map(|b| (b.uri.clone(), b.source))
-            .collect();
-        if targets.is_empty() {
-            return Err("no registered contact");
-        }
-        let contacts = targets.len();
-        let to = format!("<sip:{op}@{}>", self.settings.realm);
-        let live_for = for_.clone();
-        let leg_id = self.place_call(
-            now,
-            LegSpec {
-                for_,
-                targets,
-                local,
-                ip,
-                from_user,
-                to,
-                appeal,
-                prompts,
-                credentials: None,
-            },
-        )?;
-        info!(operator = %op, contacts, "ringing the operator");
-        // the offer's event goes out in the same drain as the INVITEs just sent
-        let offer = self.offer_live(now, &live_for, &leg_id);
-        if let Some(offer) = &offer {
-            self.outputs
-                .push_back(Output::Live(crate::live::LiveEvent::Offer(offer.clone())));
-        }
-        if let Some(leg) = self.op_legs.legs.get_mut(&leg_id) {
-            leg.offer = offer;
-        }
-        Ok(leg_id)
-    }
 
     /// Places a call: one INVITE per target (one Call-ID of ours, our SDP offer on a fresh
-    /// RTP port pair). Returns the leg's id (its Call-ID).
-    pub(super) fn place_call(
+    /// RTP port pair from `ports`). Returns the leg's id (its Call-ID).
+    pub(super) fn place(
         &mut self,
         now: Instant,
         spec: LegSpec,
+        sip: &mut SipOut<'_>,
+        ports: &mut dyn MediaPorts,
+        user_agent: &str,
     ) -> Result<String, &'static str> {
-        let ports = self.ports.allocate(spec.ip).ok_or("no free RTP port")?;
-        let rtp_port = ports;
-        let leg_id = random_token(24);
+        let rtp_port = ports.allocate(spec.ip).ok_or("no free RTP port")?;
+        let leg_id = sip.tokens.lowercase(24);
         let from_user = sip::message::escape(&spec.from_user, |c| {
             c.is_ascii_alphanumeric() || "-_.+".contains(c)
         });
         let from = format!(
             "<sip:{from_user}@{}>;tag={}",
             host_port(spec.local),
-            random_token(10)
+            sip.tokens.lowercase(10)
         );
-        let session: u64 = rand::thread_rng().gen_range(1..1_000_000_000);
+        let session: u64 = sip.tokens.number(1..1_000_000_000);
         let body = sdp::offer(spec.ip, rtp_port, session, 1);
         let mut forks = Vec::new();
         for (uri, peer) in spec.targets {
@@ -319,7 +205,7 @@ impl Core {
                     "SIP/2.0/{} {};branch={};rport",
                     peer.transport.as_str(),
                     host_port(spec.local),
-                    new_branch()
+                    sip.tokens.branch()
                 ),
             );
             r.headers.push(HeaderName::MaxForwards, "70");
@@ -332,13 +218,12 @@ impl Core {
                 format!("<sip:hotline@{}>", host_port(spec.local)),
             );
             r.headers.push(HeaderName::Allow, ALLOW);
-            r.headers
-                .push(HeaderName::UserAgent, self.settings.user_agent.as_str());
+            r.headers.push(HeaderName::UserAgent, user_agent);
             r.headers.push(HeaderName::ContentType, "application/sdp");
             r.body = body.clone().into_bytes();
-            match self.endpoint.send_request(now, peer, r.clone()) {
+            match sip.endpoint.send_request(now, peer, r.clone()) {
                 Ok(tx) => {
-                    self.op_legs.txs.insert(tx.clone(), leg_id.clone());
+                    self.txs.insert(tx.clone(), leg_id.clone());
                     forks.push(OpFork {
                         tx,
                         invite: r,
@@ -349,10 +234,10 @@ impl Core {
             }
         }
         if forks.is_empty() {
-            self.ports.release(rtp_port);
+            ports.release(rtp_port);
             return Err("no INVITE could be sent");
         }
-        self.op_legs.legs.insert(
+        self.legs.insert(
             leg_id.clone(),
             OpLeg {
                 for_: spec.for_,
@@ -361,7 +246,7 @@ impl Core {
                 dialog: None,
                 local: spec.local,
                 rtp_port,
-                ports: Some(ports),
+                ports: Some(rtp_port),
                 leg: None,
                 appeal: spec.appeal,
                 prompts: spec.prompts,
@@ -375,10 +260,17 @@ impl Core {
         Ok(leg_id)
     }
 
+    /// The live event of the offer the leg rings for (its later phases go out with it).
+    pub(super) fn set_offer(&mut self, leg_id: &str, offer: Option<crate::live::OfferLive>) {
+        if let Some(leg) = self.legs.get_mut(leg_id) {
+            leg.offer = offer;
+        }
+    }
+
     /// Gives up on a leg that has not been answered: CANCEL every fork (a late 200 is hung
     /// up, a late failure not reported). `false` when the leg is unknown or already answered.
-    pub(super) fn cancel_leg(&mut self, now: Instant, leg_id: &str) -> bool {
-        let Some(leg) = self.op_legs.legs.get_mut(leg_id) else {
+    pub(super) fn cancel(&mut self, now: Instant, leg_id: &str, endpoint: &mut Endpoint) -> bool {
+        let Some(leg) = self.legs.get_mut(leg_id) else {
             return false;
         };
         if leg.dialog.is_some() || leg.cancelled {
@@ -386,57 +278,55 @@ impl Core {
         }
         leg.cancelled = true;
         for f in &leg.forks {
-            if let Err(e) = self.endpoint.cancel(now, &f.tx) {
+            if let Err(e) = endpoint.cancel(now, &f.tx) {
                 debug!(error = %e, "could not CANCEL a fork");
             }
         }
         true
     }
 
-    /// `CancelOffer`: CANCEL the operator's INVITEs still ringing for the caller.
-    pub(super) fn cancel_offer(&mut self, now: Instant, caller: CallerId, operator: &OperatorId) {
+    /// The leg still ringing `operator` for `caller`.
+    pub(super) fn ringing_offer(&self, caller: CallerId, operator: &OperatorId) -> Option<String> {
         let offer = LegFor::Offer {
             caller,
             operator: operator.clone(),
         };
-        let Some(leg_id) = self
-            .op_legs
-            .legs
+        self.legs
             .iter()
             .find(|(_, l)| l.for_ == offer && l.dialog.is_none() && !l.cancelled)
             .map(|(id, _)| id.clone())
-        else {
-            return;
-        };
-        self.cancel_leg(now, &leg_id);
-        self.callbacks.forget_run(caller, &leg_id);
     }
 
-    /// A response to one of our INVITEs; `false` when `tx` is not one.
-    pub(super) fn on_op_response(&mut self, now: Instant, tx: &TxKey, response: Response) -> bool {
-        let Some(leg_id) = self.op_legs.txs.get(tx).cloned() else {
-            return false;
-        };
-        match response.status {
-            // an operator's ringing goes to nobody: the caller keeps hearing the queue
-            100..=199 => {}
-            200..=299 => self.op_answered(now, &leg_id, tx, &response),
-            401 | 407 if self.retry_with_credentials(now, &leg_id, tx, &response) => {}
-            s => self.op_fork_failed(now, &leg_id, tx, Some(s)),
-        }
-        true
+    /// The leg whose INVITE is `tx`.
+    pub(super) fn leg_of(&self, tx: &TxKey) -> Option<String> {
+        self.txs.get(tx).cloned()
+    }
+
+    /// Who the leg calls.
+    pub(super) fn for_of(&self, leg_id: &str) -> Option<LegFor> {
+        self.legs.get(leg_id).map(|l| l.for_.clone())
+    }
+
+    /// For a request whose Call-ID is one of our legs': the leg, and whether the request is
+    /// in its dialog. `None` when the Call-ID is not a leg's.
+    pub(super) fn in_dialog(&self, req: &Request) -> Option<(String, bool)> {
+        let id = req.headers.call_id().ok()?;
+        let leg = self.legs.get(id)?;
+        let ours = leg.dialog.as_ref().is_some_and(|(d, _)| d.matches(req));
+        Some((id.to_owned(), ours))
     }
 
     /// Answers a 401/407 on a fork with the leg's credentials: the INVITE again with a new
     /// branch, the next CSeq and the digest. Once per leg; `false` when not retried.
-    fn retry_with_credentials(
+    pub(super) fn retry_with_credentials(
         &mut self,
         now: Instant,
         leg_id: &str,
         tx: &TxKey,
         response: &Response,
+        sip: &mut SipOut<'_>,
     ) -> bool {
-        let Some(leg) = self.op_legs.legs.get_mut(leg_id) else {
+        let Some(leg) = self.legs.get_mut(leg_id) else {
             return false;
         };
         let Some((user, password)) = leg.credentials.clone() else {
@@ -449,7 +339,7 @@ impl Core {
             return false;
         };
         let uri = fork.invite.uri.to_string();
-        let cnonce = random_token(16);
+        let cnonce = sip.tokens.lowercase(16);
         let header = match sip::auth::answer_challenge(
             response,
             &Method::Invite,
@@ -474,14 +364,14 @@ impl Core {
                 "SIP/2.0/{} {};branch={};rport",
                 fork.peer.transport.as_str(),
                 host_port(leg.local),
-                new_branch()
+                sip.tokens.branch()
             ),
         );
         r.headers.push(header.0, header.1);
-        match self.endpoint.send_request(now, fork.peer, r.clone()) {
+        match sip.endpoint.send_request(now, fork.peer, r.clone()) {
             Ok(new_tx) => {
-                self.op_legs.txs.remove(tx);
-                self.op_legs.txs.insert(new_tx.clone(), leg_id.to_string());
+                self.txs.remove(tx);
+                self.txs.insert(new_tx.clone(), leg_id.to_string());
                 fork.tx = new_tx;
                 fork.invite = r;
                 leg.authenticated = true;
@@ -498,63 +388,48 @@ impl Core {
         }
     }
 
-    /// Our INVITE to an operator timed out; `false` when `tx` is not one.
-    pub(super) fn on_op_timeout(&mut self, now: Instant, tx: &TxKey) -> bool {
-        let Some(leg_id) = self.op_legs.txs.get(tx).cloned() else {
-            return false;
-        };
-        self.op_fork_failed(now, &leg_id, tx, None);
-        true
-    }
-
-    fn op_fork_failed(&mut self, now: Instant, leg_id: &str, tx: &TxKey, status: Option<u16>) {
-        self.op_legs.txs.remove(tx);
-        let Some(leg) = self.op_legs.legs.get_mut(leg_id) else {
-            return;
-        };
+    /// A fork of the leg failed (`tx` had a final error or timed out): when it was the
+    /// leg's last and nothing answered, who the leg called and whether we had given up on
+    /// it (the router drops the leg then).
+    pub(super) fn fork_failed(&mut self, leg_id: &str, tx: &TxKey) -> Option<(LegFor, bool)> {
+        self.txs.remove(tx);
+        let leg = self.legs.get_mut(leg_id)?;
         leg.forks.retain(|f| f.tx != *tx);
         if leg.dialog.is_some() || !leg.forks.is_empty() {
-            return; // another fork answered or still rings
+            return None; // another fork answered or still rings
         }
-        let (for_, cancelled) = (leg.for_.clone(), leg.cancelled);
-        self.drop_op_leg(now, leg_id);
-        if cancelled {
-            return;
-        }
-        self.leg_failed(now, for_, status);
+        Some((leg.for_.clone(), leg.cancelled))
     }
 
-    /// No fork of a leg answered (`status` `None` for a timeout or a leg that could not start).
-    fn leg_failed(&mut self, now: Instant, for_: LegFor, status: Option<u16>) {
-        match for_ {
-            LegFor::Offer { caller, operator } => {
-                self.callbacks.forget_caller(caller);
-                let reason = failure(status);
-                info!(%caller, %operator, ?status, ?reason, "the operator did not answer");
-                if let Some(acd) = self.acd.as_mut() {
-                    if let Err(e) = acd.offer_failed(now, caller, &operator, reason) {
-                        debug!(error = %e, "offer already over");
-                    }
-                }
-            }
-            LegFor::Trunk(purpose) => self.trunk_failed(now, purpose, status),
-            LegFor::Direct { call_id, operator } => {
-                self.direct_failed(now, &call_id, &operator, status)
-            }
-        }
-    }
-
-    fn op_answered(&mut self, now: Instant, leg_id: &str, tx: &TxKey, response: &Response) {
-        let Some(leg) = self.op_legs.legs.get_mut(leg_id) else {
-            return;
+    /// A 2xx to the leg's fork `tx`: ACKed; the first one wins (the other forks CANCELled,
+    /// the leg's media started, the offer's `answered` out at `at`), a later one or one to a
+    /// leg we gave up on is hung up.
+    #[allow(clippy::too_many_arguments)] // the answer, and where what it causes goes
+    pub(super) fn answered(
+        &mut self,
+        now: Instant,
+        at: chrono::DateTime<chrono::Utc>,
+        leg_id: &str,
+        tx: &TxKey,
+        response: &Response,
+        sip: &mut SipOut<'_>,
+        out: &mut Out,
+    ) -> Answer {
+        let Some(leg) = self.legs.get_mut(leg_id) else {
+            return Answer::Settled;
         };
         let Some(fork) = leg.forks.iter().find(|f| f.tx == *tx) else {
             // a 2xx retransmission after the fork was settled: ACK it again
             if let Some((d, peer)) = &leg.dialog {
-                let ack = d.ack_for_2xx(leg.invite_cseq, &host_port(leg.local), peer.transport);
-                self.endpoint.send_stateless(*peer, Message::Request(ack));
+                let ack = d.ack_for_2xx(
+                    leg.invite_cseq,
+                    &host_port(leg.local),
+                    peer.transport,
+                    sip.tokens,
+                );
+                sip.endpoint.send_stateless(*peer, Message::Request(ack));
             }
-            return;
+            return Answer::Settled;
         };
         let peer = fork.peer;
         let cseq = fork.invite.headers.cseq().map(|c| c.seq).unwrap_or(1);
@@ -562,25 +437,26 @@ impl Core {
             Ok(d) => d,
             Err(e) => {
                 warn!(error = %e, "unusable 200 to our INVITE");
-                return;
+                return Answer::Settled;
             }
         };
         let via = host_port(leg.local);
-        let ack = dialog.ack_for_2xx(cseq, &via, peer.transport);
-        self.endpoint
+        let ack = dialog.ack_for_2xx(cseq, &via, peer.transport, sip.tokens);
+        sip.endpoint
             .send_stateless(peer, Message::Request(ack.clone()));
         if leg.dialog.is_some() || leg.cancelled {
             // another fork was first, or the offer was withdrawn: hang this one up
             leg.forks.retain(|f| f.tx != *tx);
             let mut late = dialog;
-            let bye = late.request(Method::Bye, &via, peer.transport);
-            if let Ok(t) = self.endpoint.send_request(now, peer, bye) {
-                self.our_requests.insert(t);
+            let bye = late.request(Method::Bye, &via, peer.transport, sip.tokens);
+            if let Ok(t) = sip.endpoint.send_request(now, peer, bye) {
+                sip.requests.insert(t);
             }
-            if leg.cancelled && leg.dialog.is_none() {
-                self.drop_op_leg(now, leg_id);
-            }
-            return;
+            return if leg.cancelled && leg.dialog.is_none() {
+                Answer::Withdrawn
+            } else {
+                Answer::Settled
+            };
         }
         let others: Vec<TxKey> = leg
             .forks
@@ -589,7 +465,7 @@ impl Core {
             .map(|f| f.tx.clone())
             .collect();
         for t in &others {
-            if let Err(e) = self.endpoint.cancel(now, t) {
+            if let Err(e) = sip.endpoint.cancel(now, t) {
                 debug!(error = %e, "could not CANCEL a fork");
             }
         }
@@ -597,24 +473,23 @@ impl Core {
         leg.dialog = Some((dialog, peer));
         leg.invite_cseq = cseq;
         let for_ = leg.for_.clone();
-        let (appeal, prompts) = (leg.appeal.clone(), leg.prompts.clone());
         let ports = leg.ports.take();
         let neg = sdp::answer_body(&response.body);
         let started = match (neg, ports) {
             (Ok(neg), Some(port)) => {
-                let leg = LegId::from(leg_id);
-                self.media(MediaCommand::Start {
-                    leg: leg.clone(),
-                    appeal,
+                let media = LegId::from(leg_id);
+                out.media(MediaCommand::Start {
+                    leg: media.clone(),
+                    appeal: leg.appeal.clone(),
                     port,
                     neg,
-                    prompts,
+                    prompts: leg.prompts.clone(),
                     greeting: None,
                     inband: false,
                     record: false,
                     timeout: None,
                 });
-                Some(leg)
+                Some(media)
             }
             (Err(e), _) => {
                 warn!(error = %e, "the SDP answer to our INVITE is unusable");
@@ -623,156 +498,47 @@ impl Core {
             _ => None,
         };
         let Some(started) = started else {
-            self.hangup_op_leg(now, leg_id);
-            self.leg_failed(now, for_, None);
+            return Answer::NoMedia(for_);
+        };
+        leg.leg = Some(started);
+        if let Some(offer) = &leg.offer {
+            offer_event(out, offer, OfferPhase::Answered, at);
+        }
+        Answer::Up(for_)
+    }
+
+    /// Sends BYE on the leg's dialog, when it has one (the router drops the leg after).
+    pub(super) fn bye(&mut self, now: Instant, leg_id: &str, sip: &mut SipOut<'_>) {
+        let Some(leg) = self.legs.get_mut(leg_id) else {
             return;
         };
-        let at = self.wallclock(now);
-        if let Some(leg) = self.op_legs.legs.get_mut(leg_id) {
-            leg.leg = Some(started);
-            if let Some(offer) = &leg.offer {
-                offer_event(&mut self.outputs, offer, OfferPhase::Answered, at);
-            }
-        }
-        let (caller, op) = match for_ {
-            LegFor::Offer { caller, operator } => (caller, operator),
-            LegFor::Trunk(purpose) => return self.trunk_answered(now, leg_id, purpose),
-            LegFor::Direct { call_id, operator } => {
-                return self.direct_answered(now, leg_id, &call_id, operator)
-            }
+        let Some((d, peer)) = leg.dialog.as_mut() else {
+            return;
         };
-        info!(%caller, operator = %op, "the operator answered");
-        let answered = self
-            .acd
-            .as_mut()
-            .map(|acd| acd.offer_answered(now, caller, &op));
-        match answered {
-            Some(Err(e)) => {
-                info!(error = %e, "the caller is no longer waiting; hanging up the operator");
-                self.hangup_op_leg(now, leg_id);
+        let bye = d.request(
+            Method::Bye,
+            &host_port(leg.local),
+            peer.transport,
+            sip.tokens,
+        );
+        match sip.endpoint.send_request(now, *peer, bye) {
+            Ok(t) => {
+                sip.requests.insert(t);
             }
-            // a callback: the operator is on the line, now dial the caller's number
-            Some(Ok(())) if self.callbacks.is_callback(caller) => {
-                self.callback_operator_answered(now, caller, leg_id)
-            }
-            _ => {}
+            Err(e) => debug!(error = %e, "could not send BYE on our leg"),
         }
     }
 
-    /// A request in one of our legs' dialogs (BYE ends the leg, REFER transfers the caller);
-    /// `Some(req)` back when the Call-ID is not a leg's.
-    pub(super) fn on_op_request(
+    /// Forgets the leg: the offer's end out at `at`, media closed, ports back, transactions
+    /// unmapped.
+    pub(super) fn drop_leg(
         &mut self,
-        now: Instant,
-        tx: &TxKey,
-        req: Request,
-    ) -> Option<Request> {
-        let Some(leg_id) = req
-            .headers
-            .call_id()
-            .ok()
-            .filter(|id| self.op_legs.legs.contains_key(*id))
-            .map(str::to_string)
-        else {
-            return Some(req);
-        };
-        let ours = self
-            .op_legs
-            .legs
-            .get(&leg_id)
-            .and_then(|l| l.dialog.as_ref())
-            .is_some_and(|(d, _)| d.matches(&req));
-        if !ours {
-            self.reply(now, tx, &req, 481);
-            return None;
-        }
-        match req.method {
-            Method::Bye => {
-                self.reply(now, tx, &req, 200);
-                let for_ = self.op_legs.legs.get(&leg_id).map(|l| l.for_.clone());
-                match for_ {
-                    Some(LegFor::Offer { operator, .. } | LegFor::Direct { operator, .. }) => {
-                        self.operator_hung_up(now, &leg_id, operator)
-                    }
-                    Some(LegFor::Trunk(purpose)) => {
-                        self.drop_op_leg(now, &leg_id);
-                        self.trunk_hung_up(now, &leg_id, purpose);
-                    }
-                    None => {}
-                }
-            }
-            Method::Refer => self.on_refer(now, tx, &leg_id, &req),
-            Method::Ack => {}
-            _ => self.reply(now, tx, &req, 200),
-        }
-        None
-    }
-
-    /// The operator hung up their leg: the ACD frees them; the caller they talked to is hung up
-    /// (unless a transfer took the caller elsewhere, or the leg was a callback's).
-    fn operator_hung_up(&mut self, now: Instant, leg_id: &str, op: OperatorId) {
-        let call_id = self
-            .calls
-            .iter()
-            .find(|(_, c)| c.operator.as_ref().is_some_and(|o| o.leg == leg_id))
-            .map(|(id, _)| id.clone());
-        self.drop_op_leg(now, leg_id);
-        info!(operator = %op, "the operator hung up");
-        if self.callback_operator_hung_up(now, leg_id) {
-            return; // the callback told the ACD
-        }
-        if let Some(acd) = self.acd.as_mut() {
-            if let Err(e) = acd.call_ended(now, &op) {
-                debug!(error = %e, "operator was not on a call");
-            }
-        }
-        let Some(call_id) = call_id else {
-            return;
-        };
-        if let Some(call) = self.calls.get_mut(&call_id) {
-            // already told the ACD above
-            if let Some(c) = call.operator.as_mut() {
-                c.leg.clear();
-            }
-        }
-        if self.transferor_left(now, &call_id) {
-            return; // the caller goes on to the transfer target
-        }
-        self.end_call(now, &call_id, EndReason::OperatorHungUp);
-    }
-
-    /// The caller's call ended while connected: BYE the operator and tell the ACD.
-    pub(super) fn caller_gone_from_operator(&mut self, now: Instant, conn: &Connected) {
-        if conn.leg.is_empty() {
-            return; // the operator hung up first
-        }
-        self.hangup_op_leg(now, &conn.leg);
-        if let Some(acd) = self.acd.as_mut() {
-            if let Err(e) = acd.call_ended(now, &conn.operator) {
-                debug!(error = %e, "operator was not on a call");
-            }
-        }
-    }
-
-    /// Sends BYE on the leg's dialog (when it has one) and drops the leg.
-    pub(super) fn hangup_op_leg(&mut self, now: Instant, leg_id: &str) {
-        if let Some(leg) = self.op_legs.legs.get_mut(leg_id) {
-            if let Some((d, peer)) = leg.dialog.as_mut() {
-                let bye = d.request(Method::Bye, &host_port(leg.local), peer.transport);
-                match self.endpoint.send_request(now, *peer, bye) {
-                    Ok(t) => {
-                        self.our_requests.insert(t);
-                    }
-                    Err(e) => debug!(error = %e, "could not send BYE on our leg"),
-                }
-            }
-        }
-        self.drop_op_leg(now, leg_id);
-    }
-
-    /// Forgets the leg: media closed, ports back, transactions unmapped.
-    pub(super) fn drop_op_leg(&mut self, now: Instant, leg_id: &str) {
-        let Some(leg) = self.op_legs.legs.remove(leg_id) else {
+        leg_id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        out: &mut Out,
+        ports: &mut dyn MediaPorts,
+    ) {
+        let Some(leg) = self.legs.remove(leg_id) else {
             return;
         };
         if let Some(offer) = &leg.offer {
@@ -780,14 +546,50 @@ impl Core {
                 Some(_) => OfferPhase::Ended,
                 None => OfferPhase::Cancelled,
             };
-            let at = self.wallclock(now);
-            offer_event(&mut self.outputs, offer, phase, at);
+            offer_event(out, offer, phase, at);
         }
         if let Some(m) = leg.leg {
-            self.media(MediaCommand::Unbridge { leg: m.clone() });
-            self.media(MediaCommand::Close { leg: m });
+            out.media(MediaCommand::Unbridge { leg: m.clone() });
+            out.media(MediaCommand::Close { leg: m });
         }
-        self.ports.release(leg.rtp_port);
-        self.op_legs.txs.retain(|_, id| id != leg_id);
+        ports.release(leg.rtp_port);
+        self.txs.retain(|_, id| id != leg_id);
+    }
+}
+
+/// What a 2xx to one of our INVITEs came to ([`OpLegs::answered`]).
+pub(super) enum Answer {
+    /// Nothing more to do (a retransmission, a late fork hung up, an unusable 200).
+    Settled,
+    /// A 200 to a leg we had given up on: hung up; the router drops the leg.
+    Withdrawn,
+    /// The leg answered but its media cannot start: the router hangs it up as failed.
+    NoMedia(LegFor),
+    /// The leg is up, its media started.
+    Up(LegFor),
+}
+
+/// What our legs' SIP goes out through: the transaction endpoint, the core's seeded tokens
+/// and the requests whose final response we wait for (built by the router, `sip_out!`).
+pub(super) struct SipOut<'a> {
+    pub endpoint: &'a mut Endpoint,
+    pub tokens: &'a mut Tokens,
+    pub requests: &'a mut std::collections::HashSet<TxKey>,
+}
+
+/// The operator a caller talks to.
+pub(super) struct Connected {
+    pub operator: OperatorId,
+    /// Our Call-ID towards the operator (a leg of [`OpLegs`]).
+    pub leg: String,
+    pub since: Instant,
+}
+
+/// How a failed INVITE counts for the ACD.
+pub(super) fn failure(status: Option<u16>) -> OfferFailure {
+    match status {
+        None | Some(408 | 480 | 487 | 603) => OfferFailure::NoAnswer,
+        Some(486 | 600) => OfferFailure::Busy,
+        Some(_) => OfferFailure::Error,
     }
 }

@@ -151,8 +151,12 @@ impl Core {
         referrer: Option<(OperatorId, String, Duration)>,
     ) -> Result<(), &'static str> {
         let call = self.calls.get(call_id).ok_or("the call is gone")?;
-        let from_user = call.line.from_user();
-        let (near, appeal, prompts) = (call.local, call.appeal.clone(), call.prompts.clone());
+        let from_user = call.line().from_user();
+        let (near, appeal, prompts) = (
+            call.local(),
+            call.appeal().to_owned(),
+            call.prompts().clone(),
+        );
         let leg = self.dial_number(
             now,
             number,
@@ -189,7 +193,7 @@ impl Core {
             TrunkPurpose::Transfer { call_id } => call_id,
         };
         let target_media = self.op_legs.media(leg_id);
-        let caller_media = self.calls.get(&call_id).and_then(|c| c.leg.clone());
+        let caller_media = self.calls.get(&call_id).and_then(|c| c.leg().cloned());
         let bridged = self.bridge(caller_media, target_media);
         let Some(t) = self.dialling.transfers.get_mut(&call_id) else {
             self.hangup_op_leg(now, leg_id);
@@ -215,16 +219,15 @@ impl Core {
         let Some(call) = self.calls.get_mut(&call_id) else {
             return;
         };
-        let _e = call.span.clone().entered();
+        let _e = call.span().clone().entered();
         info!("transferred: the caller is connected to the number");
-        call.menu.end = Some(IvrEnd::Transferred);
-        let appeal = call.appeal.clone();
-        let conn = call.operator.take();
+        call.menu_mut().set_end(Some(IvrEnd::Transferred));
+        let appeal = call.appeal().to_owned();
+        let conn = call.operator_mut().take();
         if let Some(conn) = &conn {
             self.caller_gone_from_operator(now, conn);
         }
-        write_appeal(
-            &mut self.outputs,
+        self.out.appeal(
             &appeal,
             AppealRecord::Transferred {
                 operator: referrer.as_ref().map(|(o, _, _)| o.as_str().to_owned()),
@@ -256,13 +259,12 @@ impl Core {
         let Some(call) = self.calls.get(&call_id) else {
             return;
         };
-        let appeal = call.appeal.clone();
+        let appeal = call.appeal().to_owned();
         {
-            let _e = call.span.clone().entered();
+            let _e = call.span().clone().entered();
             info!(status = code, "the transfer target was not reached");
         }
-        write_appeal(
-            &mut self.outputs,
+        self.out.appeal(
             &appeal,
             AppealRecord::Transferred {
                 operator: t.referrer.as_ref().map(|r| r.operator.as_str().to_owned()),
@@ -286,12 +288,8 @@ impl Core {
         let fallback = self
             .calls
             .get_mut(call_id)
-            .and_then(|c| c.menu.session.as_mut())
-            .is_some_and(|s| s.transfer_failed(now));
+            .is_some_and(|c| c.menu_mut().transfer_failed(now));
         if fallback {
-            if let Some(call) = self.calls.get_mut(call_id) {
-                call.menu.end = None;
-            }
             self.drive_ivr(now, call_id);
         } else {
             self.end_call(now, call_id, EndReason::TransferFailed);

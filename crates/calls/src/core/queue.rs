@@ -31,14 +31,14 @@ impl Core {
             } => (caller, Step::Message),
             _ => return,
         };
-        let Some(call_id) = self.acd_callers.get(&caller).cloned() else {
+        let Some(call_id) = self.queues.call_of(caller).map(str::to_owned) else {
             return;
         };
         let Some(call) = self.calls.get_mut(&call_id) else {
             return;
         };
-        let _e = call.span.clone().entered();
-        let Some(w) = call.queue.waiting.as_mut() else {
+        let _e = call.span().clone().entered();
+        let Some(w) = call.queue_mut().waiting_mut() else {
             return;
         };
         let todo = match step {
@@ -64,7 +64,7 @@ impl Core {
     fn waiting_of(&mut self, call_id: &str) -> Option<&mut Waiting> {
         self.calls
             .get_mut(call_id)
-            .and_then(|c| c.queue.waiting.as_mut())
+            .and_then(|c| c.queue_mut().waiting_mut())
     }
 
     /// A key for a caller waiting in a queue; `false` when the queue does not take keys for
@@ -111,13 +111,13 @@ impl Core {
     /// and nothing of it plays any more (the bridge has replaced the leg's source).
     pub(super) fn waiting_over(&mut self, caller: CallerId) {
         if let Some(call) = self
-            .acd_callers
-            .get(&caller)
+            .queues
+            .call_of(caller)
             .and_then(|id| self.calls.get_mut(id))
         {
-            if call.queue.waiting.take().is_some() {
+            if call.queue_mut().end_waiting() {
                 // a playback of the dialogue that ends now is not ours any more
-                call.play_gen += 1;
+                call.new_playback();
             }
         }
     }
@@ -126,11 +126,10 @@ impl Core {
         if let Some(at) = self
             .calls
             .get(call_id)
-            .and_then(|c| c.queue.waiting.as_ref())
+            .and_then(|c| c.queue().waiting())
             .and_then(Waiting::deadline)
         {
-            self.timers
-                .insert((at, call_id.to_string(), TimerKind::Waiting));
+            self.out.arm(at, call_id, TimerKind::Waiting);
         }
     }
 
@@ -138,16 +137,16 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
-        let _e = call.span.clone().entered();
+        let _e = call.span().clone().entered();
         match todo {
             Do::Play(names) => {
-                call.play_gen += 1;
-                let seq = call.prompts.sequence(&names);
-                match (&call.leg, seq) {
-                    (Some(_), Ok(seq)) => call.play(&mut self.outputs, seq),
+                call.new_playback();
+                let seq = call.prompts().sequence(&names);
+                match (call.leg(), seq) {
+                    (Some(_), Ok(seq)) => call.play(&mut self.out, seq),
                     (_, Err(e)) => {
                         warn!(error = %e, "a queue prompt is not loaded; skipping it");
-                        if let Some(w) = call.queue.waiting.as_mut() {
+                        if let Some(w) = call.queue_mut().waiting_mut() {
                             if let Some(next) = w.playback_finished(now) {
                                 self.waiting_do(now, call_id, next);
                             }
@@ -156,15 +155,11 @@ impl Core {
                     (None, _) => {}
                 }
             }
-            Do::Stop => call.stop_playback(&mut self.outputs),
+            Do::Stop => call.stop_playback(&mut self.out),
             Do::Music => {
-                call.play_gen += 1;
-                let music = call
-                    .queue
-                    .queued
-                    .as_deref()
-                    .and_then(|q| self.settings.moh_for(q));
-                call.music(&mut self.outputs, music);
+                call.new_playback();
+                let music = call.queue().queued().and_then(|q| self.settings.moh_for(q));
+                call.music(&mut self.out, music);
             }
             Do::Book(number) => self.confirm_callback(now, call_id, number),
             Do::Record => self.start_message(now, call_id, OVERFLOW_MESSAGE_MAX),
@@ -177,7 +172,10 @@ impl Core {
     /// the closing prompt without leaving the queue.
     fn confirm_callback(&mut self, now: Instant, call_id: &str, number: String) {
         // the queue the place is kept in (booking takes the call out of it)
-        let queue = self.calls.get(call_id).and_then(|c| c.queue.queued.clone());
+        let queue = self
+            .calls
+            .get(call_id)
+            .and_then(|c| c.queue().queued().map(str::to_owned));
         let result = self.book_callback(now, call_id, &number);
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
@@ -185,17 +183,16 @@ impl Core {
         let todo = match result {
             Ok(()) => {
                 info!("callback booked; the caller keeps the place in the queue");
-                call.menu.end = Some(IvrEnd::Callback);
-                write_appeal(
-                    &mut self.outputs,
-                    &call.appeal,
+                call.menu_mut().set_end(Some(IvrEnd::Callback));
+                self.out.appeal(
+                    call.appeal(),
                     AppealRecord::IvrStep(IvrStep::CallbackRequested { number, queue }),
                 );
-                call.queue.waiting.as_mut().map(Waiting::booked)
+                call.queue_mut().waiting_mut().map(Waiting::booked)
             }
             Err(e) => {
                 warn!(error = %e, "the ACD did not take the callback; the caller keeps waiting");
-                call.queue.waiting.as_mut().map(Waiting::refused)
+                call.queue_mut().waiting_mut().map(Waiting::refused)
             }
         };
         if let Some(todo) = todo {
@@ -221,7 +218,16 @@ impl Core {
     /// Whether the driver answers [`Output::LookupReturning`]. Without, callers join their
     /// queue at once, without a preference.
     pub fn set_returning_lookups(&mut self, on: bool) {
-        self.returning = on;
+        self.queues.set_returning_lookups(on);
+    }
+
+    /// The lines' working hours to the ACD (`Queues::check_hours`).
+    pub(super) fn check_hours(&mut self, now: Instant) {
+        let wall = self.wallclock(now);
+        if let Some(acd) = self.acd.as_mut() {
+            self.queues
+                .check_hours(now, wall, acd, &self.settings.lines);
+        }
     }
 
     /// The caller reached `queue`: it joins the ACD now, or — when the queue looks for
@@ -238,13 +244,15 @@ impl Core {
         let number = self
             .calls
             .get(call_id)
-            .and_then(|c| callback_number(&c.caller))
+            .and_then(|c| callback_number(c.caller()))
             .map(str::to_owned);
-        let (Some(lookback), Some(number), true) = (lookback, number, self.returning) else {
+        let (Some(lookback), Some(number), true) =
+            (lookback, number, self.queues.looks_up_returning())
+        else {
             return self.acd_join(now, call_id, queue, priority, None);
         };
-        self.outputs
-            .push_back(Output::LookupReturning(crate::io::ReturningQuery {
+        self.out
+            .push(Output::LookupReturning(crate::io::ReturningQuery {
                 number,
                 lookback,
                 call_id: call_id.to_owned(),
@@ -260,12 +268,12 @@ impl Core {
         let Some(call) = self.calls.get(&found.call_id) else {
             return;
         };
-        if call.queue.acd_caller.is_some()
-            || call.queue.queued.as_deref() != Some(found.queue.as_str())
+        if call.queue().acd_caller().is_some()
+            || call.queue().queued() != Some(found.queue.as_str())
         {
             return;
         }
-        let _e = call.span.clone().entered();
+        let _e = call.span().clone().entered();
         let operator = match found.operator {
             Ok(Some(op)) => {
                 info!(operator = %op, "returning caller: their operator goes first");
@@ -321,81 +329,15 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
         };
-        self.next_caller += 1;
-        let id = CallerId(self.next_caller);
-        acd.caller_joined(now, id, &QueueId::from(queue), priority, returning)?;
-        call.queue.priority = priority;
-        call.queue.acd_caller = Some(id);
-        self.acd_callers.insert(id, call_id.to_string());
-        Ok(())
-    }
-}
-
-/// How often the lines' working hours are looked at for the queues' callback hours.
-pub(crate) const HOURS_EVERY: Duration = Duration::from_secs(30);
-
-/// The line's working hours: its menu's `schedule` node (the start node when it is one, else
-/// the first), or none for a line without a menu or a schedule.
-fn line_hours(line: &LineSettings) -> Option<&ivr::schedule::Timetable> {
-    let menu = line.menu.as_ref()?;
-    let start = match menu.node(&line.start) {
-        Some(ivr::Node::Schedule(s)) => Some(&s.timetable),
-        _ => None,
-    };
-    start.or_else(|| {
-        menu.nodes().values().find_map(|n| match n {
-            ivr::Node::Schedule(s) => Some(&s.timetable),
-            _ => None,
-        })
-    })
-}
-
-/// Whether each queue is within working hours at `at`: a queue is open when any line with
-/// hours whose menu sends callers to it is open. Queues only lines without hours reach are
-/// not listed (they stay open).
-pub(crate) fn queue_hours(
-    lines: &[LineSettings],
-    at: chrono::DateTime<chrono::Utc>,
-) -> std::collections::BTreeMap<String, bool> {
-    let mut out = std::collections::BTreeMap::new();
-    for line in lines {
-        let (Some(hours), Some(menu)) = (line_hours(line), line.menu.as_ref()) else {
-            continue;
-        };
-        let open = hours.verdict(at) == ivr::schedule::Verdict::Open;
-        for node in menu.nodes().values() {
-            if let ivr::Node::Queue(q) = node {
-                *out.entry(q.queue.clone()).or_insert(false) |= open;
-            }
-        }
-    }
-    out
-}
-
-impl Core {
-    /// Every [`HOURS_EVERY`]: tells the ACD which queues are within their lines' working hours
-    /// (`Acd::set_open`, when it changes), so callbacks are dialled only then.
-    pub(super) fn check_hours(&mut self, now: Instant) {
-        if now < self.hours_next {
-            return;
-        }
-        self.hours_next = now + HOURS_EVERY;
-        let wall = self.wallclock(now);
-        let Some(acd) = self.acd.as_mut() else {
-            return;
-        };
-        for (queue, open) in queue_hours(&self.settings.lines, wall) {
-            if self.hours_applied.get(&queue) == Some(&open) {
-                continue;
-            }
-            match acd.set_open(now, &QueueId::from(queue.as_str()), open) {
-                Ok(()) => {
-                    info!(%queue, open, "queue hours for callbacks");
-                    self.hours_applied.insert(queue, open);
-                }
-                Err(e) => debug!(error = %e, %queue, "queue hours not taken by the ACD"),
-            }
-        }
+        self.queues.join(
+            acd,
+            now,
+            call_id,
+            call.queue_mut(),
+            queue,
+            priority,
+            returning,
+        )
     }
 }
 
@@ -404,75 +346,4 @@ enum Step {
     Announce(usize, Estimate),
     Offer,
     Message,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A line whose menu starts with `mon-fri 09:00-18:00` (Novosibirsk) and sends callers to
-    /// `q1` or `q2`; a second line without hours reaches `q3`.
-    fn lines(dir: &std::path::Path) -> Vec<LineSettings> {
-        std::fs::create_dir_all(dir.join("p")).unwrap();
-        std::fs::write(dir.join("p/prompts.toml"), "").unwrap();
-        let load = |name: &str, text: &str, start: &str| {
-            let file = dir.join(name);
-            std::fs::write(&file, text).unwrap();
-            let cx = ivr::Context {
-                start,
-                start_at: None,
-                queues: None,
-            };
-            LineSettings {
-                id: name.into(),
-                numbers: vec![],
-                name: name.into(),
-                ring: Duration::ZERO,
-                greeting: None,
-                dtmf: crate::DtmfMode::Auto,
-                record: false,
-                menu: Some(Arc::new(ivr::load(&[file], &cx).unwrap())),
-                start: start.into(),
-            }
-        };
-        vec![
-            load(
-                "hours.toml",
-                "prompts = \"p\"\noperator = \"q1\"\n\
-                 [[schedule]]\nid = \"hours\"\ntimezone = \"Asia/Novosibirsk\"\n\
-                 hours = [\"mon-fri 09:00-18:00\"]\nopen = \"q1\"\nclosed = \"q2\"\n\
-                 [[queue]]\nid = \"q1\"\nqueue = \"q1\"\n\
-                 [[queue]]\nid = \"q2\"\nqueue = \"q2\"\n",
-                "hours",
-            ),
-            load(
-                "always.toml",
-                "prompts = \"p\"\noperator = \"q3\"\n\
-                 [[queue]]\nid = \"q3\"\nqueue = \"q3\"\n",
-                "q3",
-            ),
-        ]
-    }
-
-    #[test]
-    fn queues_follow_the_hours_of_the_lines_that_reach_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let lines = lines(dir.path());
-        let at = |s: &str| {
-            chrono::DateTime::parse_from_rfc3339(s)
-                .unwrap()
-                .with_timezone(&chrono::Utc)
-        };
-        // Monday 10:00 in Novosibirsk (UTC+7): open
-        let open = queue_hours(&lines, at("2026-11-23T10:00:00+07:00"));
-        assert_eq!(open.get("q1"), Some(&true));
-        assert_eq!(open.get("q2"), Some(&true));
-        // Monday 20:00 and Sunday noon: closed; q3 only a line without hours reaches
-        for closed in ["2026-11-23T20:00:00+07:00", "2026-11-22T12:00:00+07:00"] {
-            let h = queue_hours(&lines, at(closed));
-            assert_eq!(h.get("q1"), Some(&false), "{closed}");
-            assert_eq!(h.get("q2"), Some(&false), "{closed}");
-            assert_eq!(h.get("q3"), None, "{closed}");
-        }
-    }
 }

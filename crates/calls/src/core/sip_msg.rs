@@ -14,20 +14,14 @@ pub(super) fn is_known_method(m: &Method) -> bool {
 /// RFC 4028 minimum we accept.
 pub(super) const MIN_SE: u32 = 90;
 
-pub(super) fn random_token(n: usize) -> String {
-    let mut rng = rand::thread_rng();
-    (0..n)
-        .map(|_| {
-            let v = rng.gen_range(0..36u8);
-            char::from_digit(v as u32, 36).unwrap_or('0')
-        })
-        .collect()
-}
-
 /// Our answer to the SDP offer in an INVITE or re-INVITE (`None` when it has no body: we offer
 /// in the 200 then), or the response refusing it: 415 for a body that is not SDP, 488 with a
-/// Warning when no offered media is acceptable, 400 for malformed SDP.
-pub(super) fn answer_offer(req: &Request) -> Result<Option<Negotiated>, Response> {
+/// Warning when no offered media is acceptable, 400 for malformed SDP (with a To tag from
+/// `tokens`).
+pub(super) fn answer_offer(
+    req: &Request,
+    tokens: &mut Tokens,
+) -> Result<Option<Negotiated>, Response> {
     if req.body.is_empty() {
         return Ok(None);
     }
@@ -58,16 +52,15 @@ pub(super) fn answer_offer(req: &Request) -> Result<Option<Negotiated>, Response
             }
         }
     };
-    Err(with_to_tag(r, req, None))
+    Err(with_to_tag(r, req, tokens))
 }
 
 /// Add our To tag to a response (any final response creating no dialog still needs one,
-/// RFC 3261 §8.2.6.2).
-pub(super) fn with_to_tag(mut r: Response, req: &Request, tag: Option<&str>) -> Response {
+/// RFC 3261 §8.2.6.2), drawn from `tokens`.
+pub(super) fn with_to_tag(mut r: Response, req: &Request, tokens: &mut Tokens) -> Response {
     if let Ok(mut to) = req.headers.to_addr() {
         if to.tag().is_none() {
-            let t = tag.map(str::to_string).unwrap_or_else(|| random_token(8));
-            to.params.set("tag", Some(t));
+            to.params.set("tag", Some(tokens.lowercase(8)));
             r.headers.set(HeaderName::To, to.to_string());
         }
     }

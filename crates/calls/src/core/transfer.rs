@@ -93,7 +93,7 @@ impl Core {
             .headers
             .call_id()
             .ok()
-            .is_some_and(|id| self.calls.contains_key(id));
+            .is_some_and(|id| self.calls.contains(id));
         // a caller's own REFER: we do not let callers transfer themselves
         let status = if !in_dialog || known_call { 403 } else { 481 };
         self.reply(now, tx, req, status);
@@ -101,11 +101,7 @@ impl Core {
 
     /// A REFER in the operator's leg `leg_id` (its dialog already matched).
     pub(super) fn on_refer(&mut self, now: Instant, tx: &TxKey, leg_id: &str, req: &Request) {
-        let call_id = self
-            .calls
-            .iter()
-            .find(|(_, c)| c.operator.as_ref().is_some_and(|o| o.leg == leg_id))
-            .map(|(id, _)| id.clone());
+        let call_id = self.calls.bridged_over(leg_id);
         let Some(call_id) = call_id else {
             debug!("REFER on a leg bridged to no caller");
             return self.reply(now, tx, req, 403);
@@ -133,7 +129,7 @@ impl Core {
         };
         if let Err(e) = self.transfer_call(now, &call_id, leg_id, target) {
             if let Some(call) = self.calls.get(&call_id) {
-                let _e = call.span.clone().entered();
+                let _e = call.span().clone().entered();
                 info!(error = %e, "REFER to an unknown target; the caller stays with the operator");
             }
             self.refer_notify(now, leg_id, 404);
@@ -162,11 +158,7 @@ impl Core {
         operator: &str,
         target: TransferTarget,
     ) -> Result<(), TransferError> {
-        let found = self.calls.iter().find_map(|(id, c)| {
-            let conn = c.operator.as_ref()?;
-            (conn.operator.as_str() == operator && !conn.leg.is_empty())
-                .then(|| (id.clone(), conn.leg.clone()))
-        });
+        let found = self.calls.bridged_to(operator);
         let Some((call_id, leg_id)) = found else {
             return Err(TransferError::NoCall);
         };
@@ -201,14 +193,14 @@ impl Core {
                 let Some(call) = self.calls.get(call_id) else {
                     return Ok(());
                 };
-                let referrer = call.operator.as_ref().map(|o| {
+                let referrer = call.operator().map(|o| {
                     (
                         o.operator.clone(),
                         o.leg.clone(),
                         now.saturating_duration_since(o.since),
                     )
                 });
-                let _e = call.span.clone().entered();
+                let _e = call.span().clone().entered();
                 info!("transferring the caller to an outside number");
                 if let Err(why) = self.transfer_to_number(now, call_id, &number, referrer) {
                     warn!(why, "the transfer cannot be dialled");
@@ -229,10 +221,10 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
-        let _e = call.span.clone().entered();
+        let _e = call.span().clone().entered();
         info!(%queue, "REFER: the caller is back in a queue");
-        let appeal = call.appeal.clone();
-        let conn = call.operator.take();
+        let appeal = call.appeal().to_owned();
+        let conn = call.operator_mut().take();
         let talked = conn
             .as_ref()
             .map(|c| now.saturating_duration_since(c.since));
@@ -240,8 +232,7 @@ impl Core {
         if let Some(conn) = &conn {
             self.caller_gone_from_operator(now, conn);
         }
-        write_appeal(
-            &mut self.outputs,
+        self.out.appeal(
             &appeal,
             AppealRecord::Transferred {
                 operator: operator.map(|o| o.to_string()),
@@ -267,14 +258,14 @@ impl Core {
         let Some(call) = self.calls.get(call_id) else {
             return Ok(());
         };
-        let priority = call.queue.priority;
+        let priority = call.queue().priority();
         self.join_acd(now, call_id, queue, priority, None)?;
         let at = self.wallclock(now);
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
         };
         queue_figures!(self, at, now).enter(call, call_id, queue);
-        call.queue.since = Some(now);
+        call.queue_mut().wait_anew(now);
         Ok(())
     }
 
@@ -284,12 +275,11 @@ impl Core {
         let Some(call) = self.calls.get(call_id) else {
             return;
         };
-        write_appeal(
-            &mut self.outputs,
-            &call.appeal,
+        self.out.appeal(
+            call.appeal(),
             AppealRecord::IvrStep(IvrStep::EnteredQueue {
                 queue: queue.to_string(),
-                priority: i32::from(call.queue.priority),
+                priority: i32::from(call.queue().priority()),
             }),
         );
         self.hold_music(now, call_id);
@@ -301,18 +291,18 @@ impl Core {
         let Some(call) = self.calls.get(call_id) else {
             return;
         };
-        let queue = call.queue.queued.as_ref().or(call.queue.last.as_ref());
+        let queue = call.queue().queued_or_last();
         let music = match queue {
             Some(q) => self.settings.moh_for(q),
             None => self.settings.moh_for(crate::settings::MOH_DEFAULT),
         };
-        let Some(leg) = call.leg.clone() else {
+        let Some(leg) = call.leg().cloned() else {
             return;
         };
         let cmd = match music {
             Some(music) => MediaCommand::PlayMoh {
                 leg,
-                prompts: call.prompts.clone(),
+                prompts: call.prompts().clone(),
                 music: music.clone(),
             },
             None => MediaCommand::Unbridge { leg },
@@ -326,10 +316,10 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
-        let _e = call.span.clone().entered();
+        let _e = call.span().clone().entered();
         // the operator who referred is gone (their leg cleared, the ACD told)
-        call.operator = None;
-        let Some(queue) = call.queue.last.clone() else {
+        *call.operator_mut() = None;
+        let Some(queue) = call.queue().last().map(str::to_owned) else {
             info!("the transfer failed and the caller came from no queue; hanging up");
             return self.end_call(now, call_id, EndReason::TransferFailed);
         };
@@ -353,15 +343,15 @@ impl Core {
         let Some(call) = self.calls.get(call_id) else {
             return;
         };
-        let _e = call.span.clone().entered();
-        let from_queue = call.queue.last.as_deref().map(QueueId::from);
-        let (referrer, talked) = match &call.operator {
+        let _e = call.span().clone().entered();
+        let from_queue = call.queue().last().map(QueueId::from);
+        let (referrer, talked) = match call.operator() {
             Some(c) => (c.operator.clone(), now.saturating_duration_since(c.since)),
             None => return self.refer_notify(now, op_leg, 403),
         };
-        let from_user = call.line.from_user();
-        let (local, ip) = (call.local, self.local_ip(call));
-        let (appeal, prompts) = (call.appeal.clone(), call.prompts.clone());
+        let from_user = call.line().from_user();
+        let (local, ip) = (call.local(), call.media_ip(&self.settings));
+        let (appeal, prompts) = (call.appeal().to_owned(), call.prompts().clone());
         let offered = self
             .acd
             .as_mut()
@@ -411,9 +401,8 @@ impl Core {
         let Some(call) = self.calls.get(call_id) else {
             return;
         };
-        write_appeal(
-            &mut self.outputs,
-            &call.appeal,
+        self.out.appeal(
+            call.appeal(),
             AppealRecord::Transferred {
                 operator: Some(referrer.as_str().to_owned()),
                 target: target.as_str().to_owned(),
@@ -446,7 +435,7 @@ impl Core {
             }
         }
         let op_media = self.op_legs.media(leg_id);
-        let caller_media = self.calls.get(call_id).and_then(|c| c.leg.clone());
+        let caller_media = self.calls.get(call_id).and_then(|c| c.leg().cloned());
         let bridged = self.bridge(caller_media, op_media);
         if !bridged {
             warn!("the operator answered the transfer but could not be bridged");
@@ -463,9 +452,9 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
-        let _e = call.span.clone().entered();
+        let _e = call.span().clone().entered();
         info!(%operator, "transferred: the caller is connected to the operator");
-        let old = call.operator.replace(Connected {
+        let old = call.operator_mut().replace(Connected {
             operator,
             leg: leg_id.to_string(),
             since: now,
@@ -516,7 +505,7 @@ impl Core {
     /// stays with them) or, when they hung up, the caller goes back to the queue.
     fn direct_over(&mut self, now: Instant, call_id: &str, t: DirectTransfer, status: u16) {
         if let Some(call) = self.calls.get(call_id) {
-            let _e = call.span.clone().entered();
+            let _e = call.span().clone().entered();
             info!(operator = %t.operator, status, "the transfer to the operator failed");
         }
         self.log_direct(call_id, &t.referrer, &t.operator, status, t.talked);
@@ -563,7 +552,7 @@ impl Core {
         }
         let Some((mut n, peer)) = self.op_legs.request(leg_id, |d, local, transport| {
             let contact = format!("<sip:hotline@{local}>");
-            sip::refer::notify(d, local, transport, &contact, status)
+            sip::refer::notify(d, local, transport, &contact, status, &mut self.tokens)
         }) else {
             return;
         };

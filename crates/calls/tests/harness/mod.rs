@@ -21,7 +21,7 @@ use calls::{
 };
 use media::prompts::PromptName;
 use sip::registrar::{Registrar, RegistrarConfig};
-use sip::transaction::{Endpoint, TimerConfig};
+use sip::transaction::TimerConfig;
 use sip::{Message, Request};
 
 /// Our SIP address.
@@ -207,6 +207,8 @@ pub struct World {
     /// Every live event and every request sent, with the number of the drain it came out of
     /// (one drain: one input or command carried out).
     pub journal: Vec<(u64, Journal)>,
+    /// Every SIP message the core sent, as bytes, with where to, in order.
+    pub wire: Vec<(SocketAddr, Vec<u8>)>,
     drains: u64,
     n: u32,
 }
@@ -222,7 +224,15 @@ pub enum Journal {
 }
 
 impl World {
+    /// The harness's seed for the core's random values (tags, branches, Call-IDs, SDP ids).
+    pub const SEED: [u8; 32] = [9; 32];
+
     pub fn new(settings: Settings) -> World {
+        World::with_seed(settings, World::SEED)
+    }
+
+    /// A world whose core draws its random values from `seed`.
+    pub fn with_seed(settings: Settings, seed: [u8; 32]) -> World {
         let start = Instant::now();
         let log = Arc::new(Log::default());
         let stats = Arc::new(Stats::default());
@@ -237,11 +247,11 @@ impl World {
             start,
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_760_000_000),
             Arc::new(settings),
-            Endpoint::new(TimerConfig::default()),
+            TimerConfig::default(),
             registrar,
             trunk_auth,
             stats.clone(),
-            [9; 32],
+            seed,
             Box::new(Ports::default()),
         );
         core.set_returning_lookups(true);
@@ -256,6 +266,7 @@ impl World {
             returning: HashMap::new(),
             book_refuses: None,
             journal: Vec::new(),
+            wire: Vec::new(),
             drains: 0,
             n: 0,
         }
@@ -284,6 +295,7 @@ impl World {
             while let Some(out) = self.core.poll_output() {
                 match out {
                     Output::Transmit(t) => {
+                        self.wire.push((t.peer.addr, t.bytes.to_vec()));
                         let msg = sip::parse_message(&t.bytes).expect("the core sends valid SIP");
                         if let Message::Request(r) = &msg {
                             let id = r.headers.call_id().unwrap_or_default().to_string();

@@ -33,12 +33,10 @@ use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
-
 use crate::message::{split_list, HeaderName, Headers, Host, Message, Method, Request, Response};
 use crate::room::{shrink_if_sparse, SHRINK_ABOVE};
 use crate::typed::Via;
-use crate::{Peer, Transport};
+use crate::{Peer, Tokens, Transport};
 
 use timers::{Armed, Slot, Timer, TimerTable};
 
@@ -208,11 +206,15 @@ pub struct Endpoint {
     timers: TimerTable,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// The To tags of the responses the endpoint builds itself (487, 200 to CANCEL, 481, 503).
+    tokens: Tokens,
 }
 
 impl Endpoint {
-    pub fn new(cfg: TimerConfig) -> Endpoint {
+    /// An endpoint with timers `cfg` drawing its tags from `tokens` (seeded by its owner).
+    pub fn new(cfg: TimerConfig, tokens: Tokens) -> Endpoint {
         Endpoint {
+            tokens,
             cfg,
             next_id: 0,
             txs: HashMap::new(),
@@ -239,7 +241,7 @@ impl Endpoint {
     }
 
     /// Start a client transaction. The request must already carry a top Via with an RFC 3261 branch
-    /// (use `new_branch()`). Returns its key.
+    /// (use [`Tokens::branch`]). Returns its key.
     pub fn send_request(
         &mut self,
         now: Instant,
@@ -373,28 +375,6 @@ impl Endpoint {
             self.unacked_2xx.capacity(),
         ]
     }
-}
-
-/// A new RFC 3261 branch: the magic cookie plus 16 random alphanumerics (~95 bits).
-pub fn new_branch() -> String {
-    let mut s = String::with_capacity(MAGIC_COOKIE.len() + 16);
-    s.push_str(MAGIC_COOKIE);
-    s.extend(
-        rand::thread_rng()
-            .sample_iter(rand::distributions::Alphanumeric)
-            .take(16)
-            .map(char::from),
-    );
-    s
-}
-
-/// A random To tag for responses the endpoint builds itself (487, 200 to CANCEL, 481, 503).
-fn new_tag() -> String {
-    rand::thread_rng()
-        .sample_iter(rand::distributions::Alphanumeric)
-        .take(12)
-        .map(char::from)
-        .collect()
 }
 
 /// The tag parameter of a From or To header, if it has one.

@@ -8,8 +8,8 @@ use crate::typed::{CSeq, Via};
 use crate::Peer;
 
 use super::{
-    ensure_to_tag, host_key, new_tag, response_peer, stamp_via, tag_of, Endpoint, Event, MatchKey,
-    Slot, State, Timer, TxError, TxId, TxKey, MAGIC_COOKIE,
+    ensure_to_tag, host_key, response_peer, stamp_via, tag_of, Endpoint, Event, MatchKey, Slot,
+    State, Timer, TxError, TxId, TxKey, MAGIC_COOKIE,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +167,7 @@ impl Endpoint {
         }
         if self.txs.len() >= self.cfg.max_transactions {
             let mut resp = req.response(503);
-            ensure_to_tag(&mut resp.headers, &new_tag());
+            ensure_to_tag(&mut resp.headers, &self.tokens.tag());
             Self::transmit(&mut self.transmits, resp_peer, resp.to_bytes());
             return;
         }
@@ -237,16 +237,16 @@ impl Endpoint {
         );
         let Some(invite) = invite else {
             let mut resp = req.response(481);
-            ensure_to_tag(&mut resp.headers, &new_tag());
+            ensure_to_tag(&mut resp.headers, &self.tokens.tag());
             let _ = self.respond_id(now, id, resp);
             return;
         };
         let (proceeding, tag) = match self.txs.get(&invite).map(|t| &t.state) {
             Some(State::InviteServer(s)) => (
                 s.state == InviteServerState::Proceeding,
-                s.resp_to_tag.clone().unwrap_or_else(new_tag),
+                s.resp_to_tag.clone().unwrap_or_else(|| self.tokens.tag()),
             ),
-            _ => (false, new_tag()),
+            _ => (false, self.tokens.tag()),
         };
         let mut ok = req.response(200);
         ensure_to_tag(&mut ok.headers, &tag);

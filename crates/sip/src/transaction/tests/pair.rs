@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::new_branch;
 use super::{parse, udp};
 use crate::message::{HeaderName, Method, Request, Response};
-use crate::transaction::{ensure_to_tag, new_branch, Endpoint, Event, TimerConfig, TxError, TxKey};
+use crate::transaction::{ensure_to_tag, Endpoint, Event, TimerConfig, TxError, TxKey};
 use crate::typed::parse_uri;
-use crate::Peer;
+use crate::{Peer, Tokens};
 
 const CLIENT: &str = "192.0.2.10:5060";
 const SERVER: &str = "192.0.2.20:5060";
@@ -91,12 +92,14 @@ impl Pair {
             }
             requests.push(client_request(method, i));
         }
+        let client = Endpoint::new(TimerConfig::default(), Tokens::from_seed(rng.gen()));
+        let server = Endpoint::new(TimerConfig::default(), Tokens::from_seed(rng.gen()));
         Pair {
             rng,
             t0,
             now: t0,
-            client: Endpoint::new(TimerConfig::default()),
-            server: Endpoint::new(TimerConfig::default()),
+            client,
+            server,
             net: Vec::new(),
             drop,
             dup,
