@@ -821,3 +821,50 @@ fn reload_swaps_the_directory_and_refuses_a_bad_one() {
     );
     assert!(body.contains("\"suggested\":\"kcson-novy\""), "{body}");
 }
+
+/// Appends one operator to the site's operators file.
+fn add_operator(dir: &Path, login: &str) {
+    let path = dir.join("operators.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "{text}\n[[operator]]\nlogin = \"{login}\"\nname = \"Новый {login}\"\n\
+             password = \"{login}-secret\"\nskills = {{ benefits = 1 }}\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn reload_adds_operators_the_book_takes() {
+    let d = Daemon::start_in(&[], |_| {});
+    let dir = d.dir().to_path_buf();
+    let (status, body) = http(d.admin, "POST", "/api/v1/operators/op7/login");
+    assert_eq!(status, 404, "not configured yet: {body}");
+
+    // through the API
+    add_operator(&dir, "op7");
+    let (status, body) = http(d.admin, "POST", "/api/v1/reload");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(d.admin, "POST", "/api/v1/operators/op7/login");
+    assert_eq!(status, 200, "the book takes the new operator: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["state"], "available", "{body}");
+    let (_, body) = http(d.admin, "GET", "/api/v1/operators");
+    assert!(body.contains("\"Новый op7\""), "{body}");
+
+    // through SIGHUP (the same path)
+    add_operator(&dir, "op8");
+    let reloads = d.log().matches("configuration reloaded").count();
+    d.signal("HUP");
+    let until = Instant::now() + Duration::from_secs(20);
+    while d.log().matches("configuration reloaded").count() == reloads {
+        assert!(Instant::now() < until, "no reload after SIGHUP");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, body) = http(d.admin, "POST", "/api/v1/operators/op8/login");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(d.admin, "POST", "/api/v1/operators/op8/pause");
+    assert_eq!(status, 200, "{body}");
+}
