@@ -160,6 +160,49 @@ fn check_reports_queue_and_skill_problems_at_their_keys() {
 }
 
 #[test]
+fn check_refuses_disposition_required_without_dispositions() {
+    let (dir, path) = config_copy(str::to_string);
+    let queues = dir.path().join("queues.toml");
+    let text = std::fs::read_to_string(&queues).unwrap();
+    let name = "name = \"benefits\"";
+    let line = text.lines().position(|l| l == name).unwrap() + 2;
+    std::fs::write(
+        &queues,
+        text.replacen(name, &format!("{name}\ndisposition_required = true"), 1),
+    )
+    .unwrap();
+    let check = || {
+        let out = hotlined()
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    // with the shipped dispositions the queue may require one
+    let (code, stdout) = check();
+    assert_eq!(code, Some(0), "{stdout}");
+
+    // cases.toml without any [[disposition]]: the operator could never save one
+    let cases = dir.path().join("cases.toml");
+    let text = std::fs::read_to_string(&cases).unwrap();
+    let cut = text.find("[[disposition]]").unwrap();
+    std::fs::write(&cases, &text[..cut]).unwrap();
+    let (code, stdout) = check();
+    assert_eq!(code, Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [format!(
+            "{}:{line}:24: queue \"benefits\": disposition_required = true needs the \
+             dispositions an operator chooses from, and {} has no [[disposition]]",
+            queues.display(),
+            cases.display()
+        )]
+    );
+}
+
+#[test]
 fn check_reports_a_typo_as_path_line_col() {
     let line = std::cell::Cell::new(0);
     let (_dir, path) = config_copy(|m| {
