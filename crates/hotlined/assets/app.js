@@ -541,6 +541,8 @@
       text(st, stateLabel(d.state));
       text($('[data-cell="reason"]', row), d.state === "paused" ? reasonLabel(d.reason) : "");
       text($('[data-cell="queues"]', row), (d.queues || []).map(queueName).join(", "));
+      // an operator not logged in has nothing to pause or log out of
+      $all("button[data-action]", row).forEach(function (b) { b.hidden = d.state === "logged_out"; });
     });
     tickers.push(function () {
       $all("tr[data-operator]").forEach(function (row) { text($('[data-cell="time"]', row), mmss(seconds(row.dataset.since))); });
