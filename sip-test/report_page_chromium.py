@@ -224,5 +224,14 @@ try:
     driver.save_screenshot(f"{out}/report-page-en.png")
     driver.get(f"{base}/reports?lang=ru")
     ok("?lang=en shows it in English")
+
+    # Page after page, each with its live stream: a page left for another is kept frozen by
+    # the browser with its stream, and six streams would block the seventh page for good
+    # unless the page closes its stream when it is hidden.
+    for i in range(8):
+        driver.get(f"{base}/reports?range=day&day={day}&n={i}")
+        wait.until(EC.presence_of_element_located((By.ID, "report-cards")))
+        wait.until(lambda dr: dr.find_element(By.ID, "live-status").get_attribute("data-live") == "up")
+    ok("eight pages in a row each load with their live stream up")
 finally:
     driver.quit()

@@ -114,6 +114,12 @@
       });
     }
     open();
+    // A page left for another is kept frozen by the browser (back/forward cache) with its
+    // stream open; the browser allows six connections to one host, so the seventh page
+    // would wait forever. Close the stream when the page is hidden, open it again when a
+    // cached page comes back.
+    window.addEventListener("pagehide", function () { if (es) { es.close(); } });
+    window.addEventListener("pageshow", function (e) { if (e.persisted) { setLive(false); open(); } });
   }
   function on(kind, f) { (handlers[kind] = handlers[kind] || []).push(f); }
 
