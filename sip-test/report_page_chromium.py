@@ -133,6 +133,25 @@ try:
     driver.save_screenshot(f"{out}/report-page-day.png")
     ok(f"the day in Russian, cards as the database: {want}")
 
+    # The date field is дд.мм.гггг text as in the registry (not the browser's date input,
+    # which shows US order in an en-US browser like this one); a date typed so is taken.
+    field = driver.find_element(By.ID, "r-day")
+    shown = d.strftime("%d.%m.%Y")
+    if field.get_attribute("type") != "text" or field.get_attribute("value") != shown \
+            or field.get_attribute("placeholder") != "дд.мм.гггг":
+        fail(f"the date field: type {field.get_attribute('type')!r}, value "
+             f"{field.get_attribute('value')!r}, placeholder {field.get_attribute('placeholder')!r}")
+    field.clear()
+    field.send_keys(shown, Keys.ENTER)
+    wait.until(lambda dr: f"day={shown}" in dr.current_url)
+    wait.until(EC.presence_of_element_located((By.ID, "report-cards")))
+    if driver.find_elements(By.CSS_SELECTOR, "p.alert"):
+        fail(f"the typed date {shown} was refused")
+    for k, v in want.items():
+        if card(k) != v:
+            fail(f"day card {k} after typing {shown}: page {card(k)!r}, database {v!r}")
+    ok(f"the date field shows {shown} (дд.мм.гггг) and takes it typed with the keyboard")
+
     # The picker with the keyboard alone: focus the select, ArrowDown → the next period,
     # Tab through the date's fields to the button, Enter.
     def pick_next_range():
