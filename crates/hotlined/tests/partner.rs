@@ -146,12 +146,14 @@ fn two_daemons_forward_an_appeal_and_see_the_status_come_back() {
     // with who made it.
     let smirnova = supervisor(&b, "smirnova");
     for status in ["in_progress", "done"] {
+        let path = format!("/api/v1/appeals/{theirs}");
+        let (_, now) = api_as(&b, &smirnova, "GET", &path, "");
         let (s, v) = api_as(
             &b,
             &smirnova,
             "PATCH",
-            &format!("/api/v1/appeals/{theirs}"),
-            &json!({ "status": status }).to_string(),
+            &path,
+            &json!({ "status": status, "version": now["version"] }).to_string(),
         );
         assert_eq!(s, 200, "{v}");
     }

@@ -715,7 +715,7 @@ async fn every_change_is_audited_and_retention_runs(db: Db) {
         req(
             "PATCH",
             &format!("/api/v1/appeals/{a_new}"),
-            r#"{"status":"in_progress","notes":"позвонить вечером"}"#,
+            r#"{"version":1,"status":"in_progress","notes":"позвонить вечером"}"#,
             &auth,
         ),
     )
@@ -1274,7 +1274,7 @@ async fn minsk_home_care_to_the_territorial_centre_and_back(db: Db) {
         &sup,
         "PATCH",
         &format!("/api/v1/appeals/{late}"),
-        r#"{"status":"in_progress","service":"home-care","district":"leninsky"}"#,
+        r#"{"version":1,"status":"in_progress","service":"home-care","district":"leninsky"}"#,
     )
     .await;
     assert_eq!(l.status, StatusCode::OK, "{}", l.body);

@@ -271,6 +271,21 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
 }
 
+/// The `version` an edit (`PATCH` of an appeal or a citizen) was made on: required, 422
+/// naming the field when missing, before anything is read or written. `path` is where the
+/// current one is read (for the message).
+pub(crate) fn required_version(version: Option<i64>, path: &str) -> Result<i64, ApiError> {
+    version.ok_or_else(|| {
+        ApiError::invalid(
+            "version",
+            format!(
+                "version: required — the version the edit was made on (GET {path} gives it); \
+                 a stale one gets 409"
+            ),
+        )
+    })
+}
+
 /// A query string that did not parse: 400.
 pub(crate) fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
     ApiError::bad_request(format!("bad query: {}", e.body_text()))

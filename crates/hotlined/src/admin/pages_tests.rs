@@ -630,14 +630,14 @@ async fn disposition_hold_until_saved(db: Db) {
             ],
         )
     };
-    let notes = send(&s, patch(r#"{"notes":"ещё пишу"}"#)).await;
+    let notes = send(&s, patch(r#"{"version":1,"notes":"ещё пишу"}"#)).await;
     assert_eq!(notes.status, StatusCode::OK, "{}", notes.body);
     assert_eq!(
         reason(&s).as_deref(),
         Some(REASON),
         "a note is not the disposition"
     );
-    let done = send(&s, patch(r#"{"disposition":"consulted"}"#)).await;
+    let done = send(&s, patch(r#"{"version":2,"disposition":"consulted"}"#)).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     assert_eq!(reason(&s), None, "the disposition resumes op1");
     assert!(s.holds.of("op1").is_none());
@@ -656,7 +656,7 @@ async fn disposition_hold_until_saved(db: Db) {
     let req_b = req(
         "PATCH",
         &format!("/api/v1/appeals/{b}"),
-        r#"{"disposition":"consulted"}"#,
+        r#"{"version":1,"disposition":"consulted"}"#,
         &[
             ("authorization", &format!("Bearer {TOKEN}")),
             ("content-type", "application/json"),

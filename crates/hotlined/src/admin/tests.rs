@@ -265,6 +265,16 @@ pub(super) async fn audit_of(state: &AdminState, action: &str) -> Vec<appeals::A
     rows
 }
 
+/// `body` (a JSON object) with the `version` the appeal or citizen at `path` has now, as a
+/// client sends it after reading the record (read with the shared token).
+pub(super) async fn versioned(state: &AdminState, path: &str, body: &str) -> String {
+    let now = call(state, "GET", path, "").await;
+    assert_eq!(now.status, StatusCode::OK, "{path}: {}", now.body);
+    let mut v: Value = serde_json::from_str(body).unwrap();
+    v["version"] = now.json()["version"].clone();
+    v.to_string()
+}
+
 /// An authorised request.
 pub(super) async fn call(state: &AdminState, method: &str, path: &str, body: &str) -> Answer {
     call_as(state, method, path, body, &[]).await
@@ -538,7 +548,13 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
     assert_eq!(one["events"][0]["kind"], "created");
 
     // Skipping in_progress is refused, and says what is allowed.
-    let refused = call(&e.state, "PATCH", &path, r#"{"status":"done"}"#).await;
+    let refused = call(
+        &e.state,
+        "PATCH",
+        &path,
+        &versioned(&e.state, &path, r#"{"status":"done"}"#).await,
+    )
+    .await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert!(
         refused
@@ -547,7 +563,13 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
         "{}",
         refused.body
     );
-    let refused = call(&e.state, "PATCH", &path, r#"{"status":"forwarded"}"#).await;
+    let refused = call(
+        &e.state,
+        "PATCH",
+        &path,
+        &versioned(&e.state, &path, r#"{"status":"forwarded"}"#).await,
+    )
+    .await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
 
     let ivanova = format!(
@@ -559,7 +581,12 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
         req(
             "PATCH",
             &path,
-            r#"{"status":"in_progress","notes":"called back, needs a social worker"}"#,
+            &versioned(
+                &e.state,
+                &path,
+                r#"{"status":"in_progress","notes":"called back, needs a social worker"}"#,
+            )
+            .await,
             &[("authorization", &ivanova)],
         ),
     )
@@ -586,7 +613,12 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
         &e.state,
         "PATCH",
         &path,
-        r#"{"status":"forwarded","destination_org":"УСЗН Ленинского района"}"#,
+        &versioned(
+            &e.state,
+            &path,
+            r#"{"status":"forwarded","destination_org":"УСЗН Ленинского района"}"#,
+        )
+        .await,
     )
     .await;
     assert_eq!(fwd.status, StatusCode::OK, "{}", fwd.body);
@@ -597,17 +629,30 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
     assert_eq!(last["actor"], access::LEGACY_ACTOR);
 
     // Back to new is never allowed.
-    let back = call(&e.state, "PATCH", &path, r#"{"status":"new"}"#).await;
+    let back = call(
+        &e.state,
+        "PATCH",
+        &path,
+        &versioned(&e.state, &path, r#"{"status":"new"}"#).await,
+    )
+    .await;
     assert_eq!(back.status, StatusCode::CONFLICT);
 
     // The same status again changes nothing and records nothing.
     let before = e.store.get(id).await.unwrap().unwrap().events.len();
-    let same = call(&e.state, "PATCH", &path, r#"{"status":"forwarded"}"#).await;
+    let same = call(
+        &e.state,
+        "PATCH",
+        &path,
+        &versioned(&e.state, &path, r#"{"status":"forwarded"}"#).await,
+    )
+    .await;
     assert_eq!(same.status, StatusCode::OK);
     assert_eq!(e.store.get(id).await.unwrap().unwrap().events.len(), before);
 
     for (to, ok) in [("done", true), ("in_progress", true), ("done", true)] {
-        let a = call(&e.state, "PATCH", &path, &format!(r#"{{"status":"{to}"}}"#)).await;
+        let body = versioned(&e.state, &path, &format!(r#"{{"status":"{to}"}}"#)).await;
+        let a = call(&e.state, "PATCH", &path, &body).await;
         assert_eq!(a.status == StatusCode::OK, ok, "{to}: {}", a.body);
     }
     let changes: Vec<(String, String)> = e
@@ -641,16 +686,41 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
         ]
     );
 
+    // Without the version it was made on an edit is refused, naming the field, and nothing
+    // is written.
+    let before = e.store.get(id).await.unwrap().unwrap();
+    let unversioned = call(&e.state, "PATCH", &path, r#"{"status":"in_progress"}"#).await;
+    assert_eq!(
+        unversioned.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unversioned.body
+    );
+    assert_eq!(unversioned.json()["field"], "version");
+    assert!(unversioned.error().starts_with("version: required"));
+    let after = e.store.get(id).await.unwrap().unwrap();
+    assert_eq!(after.appeal.status, before.appeal.status);
+    assert_eq!(after.events.len(), before.events.len());
+    // a stale one is 409
+    let stale = json!({ "notes": "late", "version": after.appeal.case.version - 1 }).to_string();
+    assert_eq!(
+        call(&e.state, "PATCH", &path, &stale).await.status,
+        StatusCode::CONFLICT
+    );
+
     // Bad input.
     let cases = [
-        (r#"{"status":"closed"}"#, StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            r#"{"status":"closed","version":1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         (r#"{"status":"#, StatusCode::BAD_REQUEST),
         ("", StatusCode::BAD_REQUEST),
         ("{}", StatusCode::BAD_REQUEST),
         (r#"{"priority":"high"}"#, StatusCode::BAD_REQUEST),
         (r#"{"notes":5}"#, StatusCode::BAD_REQUEST),
         (
-            r#"{"destination_org":"  "}"#,
+            r#"{"destination_org":"  ","version":1}"#,
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (r#"[1,2]"#, StatusCode::BAD_REQUEST),
@@ -660,14 +730,14 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
         assert_eq!(a.status, want, "{body}: {}", a.body);
         assert!(!a.error().is_empty());
     }
-    let long = format!(r#"{{"notes":"{}"}}"#, "я".repeat(10_001));
+    let long = format!(r#"{{"notes":"{}","version":1}}"#, "я".repeat(10_001));
     assert_eq!(
         call(&e.state, "PATCH", &path, &long).await.status,
         StatusCode::UNPROCESSABLE_ENTITY
     );
     let missing = format!("/api/v1/appeals/{}", AppealId::new());
     assert_eq!(
-        call(&e.state, "PATCH", &missing, r#"{"notes":"x"}"#)
+        call(&e.state, "PATCH", &missing, r#"{"notes":"x","version":1}"#)
             .await
             .status,
         StatusCode::NOT_FOUND
@@ -1735,7 +1805,12 @@ async fn forward_queues_and_status_changes_on_a_received_appeal_flow_back() {
         &e.state,
         "PATCH",
         &format!("/api/v1/appeals/{theirs}"),
-        r#"{"status":"in_progress"}"#,
+        &versioned(
+            &e.state,
+            &format!("/api/v1/appeals/{theirs}"),
+            r#"{"status":"in_progress"}"#,
+        )
+        .await,
     )
     .await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
@@ -1745,7 +1820,12 @@ async fn forward_queues_and_status_changes_on_a_received_appeal_flow_back() {
         &e.state,
         "PATCH",
         &format!("/api/v1/appeals/{own}"),
-        r#"{"status":"in_progress"}"#,
+        &versioned(
+            &e.state,
+            &format!("/api/v1/appeals/{own}"),
+            r#"{"status":"in_progress"}"#,
+        )
+        .await,
     )
     .await;
     let due = e.store.outbox_due(Utc::now(), 10).await.unwrap();
@@ -2476,8 +2556,20 @@ async fn citizens_are_created_found_changed_with_versions_and_checked() {
     .await;
     assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
     assert!(stale.error().contains("version 2"), "{}", stale.body);
+    // without a version: 422 naming it, nothing written
     let no_version = call(&e.state, "PATCH", &path, r#"{"name":"Петрова"}"#).await;
-    assert_eq!(no_version.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        no_version.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        no_version.body
+    );
+    assert_eq!(no_version.json()["field"], "version");
+    let card = call(&e.state, "GET", &path, "").await.json();
+    assert_eq!(
+        (card["version"].clone(), card["name"].clone()),
+        (json!(2), json!("Иванова Мария Петровна"))
+    );
 
     for (body, field) in [
         (r#"{"name":"А","district":"atlantis"}"#, "district:"),
@@ -2589,6 +2681,7 @@ async fn appeal_case_fields_are_derived_checked_and_versioned() {
         (r#"{"status":"pending"}"#, 422, "pending_until:"),
         (r#"{"colour":"red"}"#, 400, "bad JSON"),
     ] {
+        let body = &versioned(&e.state, &path, body).await;
         let a = call(&e.state, "PATCH", &path, body).await;
         assert_eq!(a.status.as_u16(), status, "{body}: {}", a.body);
         assert!(a.error().starts_with(field), "{body}: {}", a.body);
@@ -2597,7 +2690,12 @@ async fn appeal_case_fields_are_derived_checked_and_versioned() {
         &e.state,
         "PATCH",
         &path,
-        r#"{"status":"pending","pending_until":"2099-01-15"}"#,
+        &versioned(
+            &e.state,
+            &path,
+            r#"{"status":"pending","pending_until":"2099-01-15"}"#,
+        )
+        .await,
     )
     .await;
     assert_eq!(pending.status, StatusCode::OK, "{}", pending.body);
@@ -2634,7 +2732,13 @@ async fn appeal_case_fields_are_derived_checked_and_versioned() {
     let was = call(&e.state, "GET", &path, "").await.json()["due_at"].clone();
     assert!(was.is_string(), "{was}");
     let due_now = format!(r#"{{"due_at":"{}"}}"#, Utc::now().to_rfc3339());
-    let due = call(&e.state, "PATCH", &path, &due_now).await;
+    let due = call(
+        &e.state,
+        "PATCH",
+        &path,
+        &versioned(&e.state, &path, &due_now).await,
+    )
+    .await;
     assert_eq!(due.status, StatusCode::OK, "{}", due.body);
     let due_of = |token: String| {
         let state = e.state.clone();
@@ -2656,7 +2760,7 @@ async fn appeal_case_fields_are_derived_checked_and_versioned() {
         &e.state,
         "PATCH",
         &path,
-        &json!({ "due_at": was }).to_string(),
+        &versioned(&e.state, &path, &json!({ "due_at": was }).to_string()).await,
     )
     .await;
     assert_eq!(back.status, StatusCode::OK, "{}", back.body);
@@ -2737,7 +2841,12 @@ async fn minsk_home_care_goes_to_the_districts_centre_and_overdue_is_listed() {
         &e.state,
         "PATCH",
         &path,
-        r#"{"status":"in_progress","service":"home-care"}"#,
+        &versioned(
+            &e.state,
+            &path,
+            r#"{"status":"in_progress","service":"home-care"}"#,
+        )
+        .await,
     )
     .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
@@ -2753,7 +2862,12 @@ async fn minsk_home_care_goes_to_the_districts_centre_and_overdue_is_listed() {
             &e.state,
             "PATCH",
             &path,
-            &format!(r#"{{"status":"{status}","disposition":"application"}}"#),
+            &versioned(
+                &e.state,
+                &path,
+                &format!(r#"{{"status":"{status}","disposition":"application"}}"#),
+            )
+            .await,
         )
         .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
@@ -2767,7 +2881,12 @@ async fn minsk_home_care_goes_to_the_districts_centre_and_overdue_is_listed() {
         &e.state,
         "PATCH",
         &format!("/api/v1/appeals/{late}"),
-        r#"{"status":"in_progress","service":"home-care"}"#,
+        &versioned(
+            &e.state,
+            &format!("/api/v1/appeals/{late}"),
+            r#"{"status":"in_progress","service":"home-care"}"#,
+        )
+        .await,
     )
     .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
