@@ -275,6 +275,12 @@ pub(super) async fn versioned(state: &AdminState, path: &str, body: &str) -> Str
     v.to_string()
 }
 
+/// `PATCH path` with `body` and the version the record has now (see [`versioned`]).
+pub(super) async fn patch_now(state: &AdminState, path: &str, body: &str) -> Answer {
+    let body = versioned(state, path, body).await;
+    call(state, "PATCH", path, &body).await
+}
+
 /// An authorised request.
 pub(super) async fn call(state: &AdminState, method: &str, path: &str, body: &str) -> Answer {
     call_as(state, method, path, body, &[]).await
@@ -548,13 +554,7 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
     assert_eq!(one["events"][0]["kind"], "created");
 
     // Skipping in_progress is refused, and says what is allowed.
-    let refused = call(
-        &e.state,
-        "PATCH",
-        &path,
-        &versioned(&e.state, &path, r#"{"status":"done"}"#).await,
-    )
-    .await;
+    let refused = patch_now(&e.state, &path, r#"{"status":"done"}"#).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert!(
         refused
@@ -563,13 +563,7 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
         "{}",
         refused.body
     );
-    let refused = call(
-        &e.state,
-        "PATCH",
-        &path,
-        &versioned(&e.state, &path, r#"{"status":"forwarded"}"#).await,
-    )
-    .await;
+    let refused = patch_now(&e.state, &path, r#"{"status":"forwarded"}"#).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
 
     let ivanova = format!(
@@ -609,16 +603,10 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
     assert_eq!(note_ev["actor"], "supervisor.ivanova");
 
     // The shared legacy token's actor is its name.
-    let fwd = call(
+    let fwd = patch_now(
         &e.state,
-        "PATCH",
         &path,
-        &versioned(
-            &e.state,
-            &path,
-            r#"{"status":"forwarded","destination_org":"УСЗН Ленинского района"}"#,
-        )
-        .await,
+        r#"{"status":"forwarded","destination_org":"УСЗН Ленинского района"}"#,
     )
     .await;
     assert_eq!(fwd.status, StatusCode::OK, "{}", fwd.body);
@@ -629,30 +617,17 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
     assert_eq!(last["actor"], access::LEGACY_ACTOR);
 
     // Back to new is never allowed.
-    let back = call(
-        &e.state,
-        "PATCH",
-        &path,
-        &versioned(&e.state, &path, r#"{"status":"new"}"#).await,
-    )
-    .await;
+    let back = patch_now(&e.state, &path, r#"{"status":"new"}"#).await;
     assert_eq!(back.status, StatusCode::CONFLICT);
 
     // The same status again changes nothing and records nothing.
     let before = e.store.get(id).await.unwrap().unwrap().events.len();
-    let same = call(
-        &e.state,
-        "PATCH",
-        &path,
-        &versioned(&e.state, &path, r#"{"status":"forwarded"}"#).await,
-    )
-    .await;
+    let same = patch_now(&e.state, &path, r#"{"status":"forwarded"}"#).await;
     assert_eq!(same.status, StatusCode::OK);
     assert_eq!(e.store.get(id).await.unwrap().unwrap().events.len(), before);
 
     for (to, ok) in [("done", true), ("in_progress", true), ("done", true)] {
-        let body = versioned(&e.state, &path, &format!(r#"{{"status":"{to}"}}"#)).await;
-        let a = call(&e.state, "PATCH", &path, &body).await;
+        let a = patch_now(&e.state, &path, &format!(r#"{{"status":"{to}"}}"#)).await;
         assert_eq!(a.status == StatusCode::OK, ok, "{to}: {}", a.body);
     }
     let changes: Vec<(String, String)> = e
@@ -1801,31 +1776,19 @@ async fn forward_queues_and_status_changes_on_a_received_appeal_flow_back() {
     .await
     .json();
     let theirs = got["appeal_id"].as_str().unwrap().to_owned();
-    let p = call(
+    let p = patch_now(
         &e.state,
-        "PATCH",
         &format!("/api/v1/appeals/{theirs}"),
-        &versioned(
-            &e.state,
-            &format!("/api/v1/appeals/{theirs}"),
-            r#"{"status":"in_progress"}"#,
-        )
-        .await,
+        r#"{"status":"in_progress"}"#,
     )
     .await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     let own = e.appeal(local(day(), 10, 0), "city", "+7", AppealUpdate::default());
     e.flush().await;
-    call(
+    patch_now(
         &e.state,
-        "PATCH",
         &format!("/api/v1/appeals/{own}"),
-        &versioned(
-            &e.state,
-            &format!("/api/v1/appeals/{own}"),
-            r#"{"status":"in_progress"}"#,
-        )
-        .await,
+        r#"{"status":"in_progress"}"#,
     )
     .await;
     let due = e.store.outbox_due(Utc::now(), 10).await.unwrap();
@@ -2686,16 +2649,10 @@ async fn appeal_case_fields_are_derived_checked_and_versioned() {
         assert_eq!(a.status.as_u16(), status, "{body}: {}", a.body);
         assert!(a.error().starts_with(field), "{body}: {}", a.body);
     }
-    let pending = call(
+    let pending = patch_now(
         &e.state,
-        "PATCH",
         &path,
-        &versioned(
-            &e.state,
-            &path,
-            r#"{"status":"pending","pending_until":"2099-01-15"}"#,
-        )
-        .await,
+        r#"{"status":"pending","pending_until":"2099-01-15"}"#,
     )
     .await;
     assert_eq!(pending.status, StatusCode::OK, "{}", pending.body);
@@ -2732,13 +2689,7 @@ async fn appeal_case_fields_are_derived_checked_and_versioned() {
     let was = call(&e.state, "GET", &path, "").await.json()["due_at"].clone();
     assert!(was.is_string(), "{was}");
     let due_now = format!(r#"{{"due_at":"{}"}}"#, Utc::now().to_rfc3339());
-    let due = call(
-        &e.state,
-        "PATCH",
-        &path,
-        &versioned(&e.state, &path, &due_now).await,
-    )
-    .await;
+    let due = patch_now(&e.state, &path, &due_now).await;
     assert_eq!(due.status, StatusCode::OK, "{}", due.body);
     let due_of = |token: String| {
         let state = e.state.clone();
@@ -2756,13 +2707,7 @@ async fn appeal_case_fields_are_derived_checked_and_versioned() {
     };
     assert_eq!(due_of(op1.clone()).await, [id.to_string()]);
     assert!(due_of(op2.clone()).await.is_empty());
-    let back = call(
-        &e.state,
-        "PATCH",
-        &path,
-        &versioned(&e.state, &path, &json!({ "due_at": was }).to_string()).await,
-    )
-    .await;
+    let back = patch_now(&e.state, &path, &json!({ "due_at": was }).to_string()).await;
     assert_eq!(back.status, StatusCode::OK, "{}", back.body);
     let missed = call_by(&e.state, &op2, "GET", "/api/v1/worklists/missed", "").await;
     assert_eq!(missed.status, StatusCode::OK, "{}", missed.body);
@@ -2837,16 +2782,10 @@ async fn minsk_home_care_goes_to_the_districts_centre_and_overdue_is_listed() {
     );
     e.flush().await;
     let path = format!("/api/v1/appeals/{id}");
-    let a = call(
+    let a = patch_now(
         &e.state,
-        "PATCH",
         &path,
-        &versioned(
-            &e.state,
-            &path,
-            r#"{"status":"in_progress","service":"home-care"}"#,
-        )
-        .await,
+        r#"{"status":"in_progress","service":"home-care"}"#,
     )
     .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
@@ -2858,16 +2797,10 @@ async fn minsk_home_care_goes_to_the_districts_centre_and_overdue_is_listed() {
         "that district's centre"
     );
     for status in ["forwarded", "done"] {
-        let a = call(
+        let a = patch_now(
             &e.state,
-            "PATCH",
             &path,
-            &versioned(
-                &e.state,
-                &path,
-                &format!(r#"{{"status":"{status}","disposition":"application"}}"#),
-            )
-            .await,
+            &format!(r#"{{"status":"{status}","disposition":"application"}}"#),
         )
         .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
@@ -2877,16 +2810,10 @@ async fn minsk_home_care_goes_to_the_districts_centre_and_overdue_is_listed() {
         appeals::Status::Done
     );
     // the one registered 20 days ago for a 10-day service is overdue
-    let a = call(
+    let a = patch_now(
         &e.state,
-        "PATCH",
         &format!("/api/v1/appeals/{late}"),
-        &versioned(
-            &e.state,
-            &format!("/api/v1/appeals/{late}"),
-            r#"{"status":"in_progress","service":"home-care"}"#,
-        )
-        .await,
+        r#"{"status":"in_progress","service":"home-care"}"#,
     )
     .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
