@@ -269,7 +269,11 @@ pub(crate) async fn write_case(
 }
 
 /// One event of a changed case field.
-fn field_event(field: &str, from: &serde_json::Value, to: &serde_json::Value) -> serde_json::Value {
+pub(crate) fn field_event(
+    field: &str,
+    from: &serde_json::Value,
+    to: &serde_json::Value,
+) -> serde_json::Value {
     serde_json::json!({ "field": field, "from": from, "to": to })
 }
 
@@ -503,7 +507,9 @@ impl Store {
     /// [`Error::Stale`]), in one transaction: the status move is checked
     /// ([`Status::can_become`], else [`Error::Transition`]), each field that really changes
     /// gets its timeline entry by `actor`, and the version goes up once. A status change of
-    /// an appeal from the partner is queued for the partner, as [`Store::set_status`] does.
+    /// an appeal from the partner is queued for the partner, as [`Store::set_status`] does;
+    /// a change of the status, due date, notes or resolution of an appeal we forwarded is
+    /// queued for the partner as an update ([`crate::partner`]), in the same transaction.
     /// Returns the appeal as it now stands.
     pub async fn update_case(
         &self,
@@ -515,15 +521,9 @@ impl Store {
         let now = Utc::now();
         let mut conn = self.pool.acquire().await?;
         let mut tx = db::begin_write(&mut conn).await?;
-        let sql = format!("SELECT {APPEAL_COLUMNS} FROM appeals WHERE id = $1");
-        let Some(row) = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(cur) = crate::store::appeal_on(&mut tx, id).await? else {
             return Err(Error::NotFound(id));
         };
-        let cur = appeal_from_row(&row)?;
         if let Some(v) = version {
             if v != cur.case.version {
                 return Err(Error::Stale {
@@ -635,6 +635,24 @@ impl Store {
             if let Some(to) = status_to {
                 partner::status_changed(&mut tx, id, cur.status, to, actor, now).await?;
             }
+            // An appeal we forwarded tells the partner what changed, in this same
+            // transaction: the change and the message stand or fall together.
+            let update = partner::UpdateMessage {
+                status: status_to.map(|to| partner::StatusMove {
+                    from: cur.status,
+                    to,
+                }),
+                due_at: change.due_at.filter(|d| *d != c.due_at),
+                notes: change
+                    .notes
+                    .clone()
+                    .filter(|n| Some(n) != cur.notes.as_ref()),
+                resolution: change.resolution.clone().filter(|r| *r != c.resolution),
+                actor: Some(actor.to_owned()),
+                at: now,
+                ..partner::UpdateMessage::default()
+            };
+            partner::forwarded_changed(&mut tx, id, &update, now).await?;
         }
         tx.commit().await?;
         self.get(id).await?.ok_or(Error::NotFound(id))

@@ -114,6 +114,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0007_search.sqlite.sql"),
         postgres: include_str!("../migrations/0007_search.postgres.sql"),
     },
+    Migration {
+        version: 8,
+        name: "partner_update",
+        sql: include_str!("../migrations/0008_partner_update.sql"),
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// Splits a SQLite URL into the file path (None for in-memory) and the query string.

@@ -50,11 +50,21 @@ pub use model::{
 };
 pub use partner::{
     ForwardAccepted, ForwardCase, ForwardMessage, ForwardOrder, OutboxKind, OutboxMessage,
-    OutboxRow, Received, StatusMessage,
+    OutboxRow, Received, StatusMessage, StatusMove, UpdateApplied, UpdateMessage,
 };
 pub use report::{DailyReport, Figures, Group, HourFigures, ReportOptions};
 pub use store::{search_terms, Page, SearchFilter, Store, MAX_TERMS};
 pub use writer::{AppealWriter, WriterConfig, WriterStats};
+
+/// Serde helper for a field that may be absent (`None`), `null` (`Some(None)`: cleared) or a
+/// value: `#[serde(default, deserialize_with = "appeals::nullable")]`.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
 
 /// The form phone numbers are matched in: the digits of `number` with `+`, spaces, dashes
 /// and brackets removed, and the national prefixes made international — 11 digits `80…`
@@ -161,6 +171,14 @@ pub enum Error {
         from: Status,
         /// The status asked for.
         to: Status,
+    },
+    /// The partner asked to reopen our copy of its appeal, which is not closed.
+    #[error("appeal {id} is {status}, not done or declined: there is nothing to reopen")]
+    NotReopenable {
+        /// Our appeal.
+        id: AppealId,
+        /// Its status.
+        status: Status,
     },
     /// An account with this login exists already.
     #[error("user {0:?} exists already")]

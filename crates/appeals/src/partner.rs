@@ -20,6 +20,25 @@
 //! its own status alone, with one exception: the partner's `resolved` resolves the origin's
 //! appeal too if it still stands `forwarded` (the work was handed over; the partner finishing
 //! it finishes it for us). A later reopening by the partner is recorded, not mirrored.
+//!
+//! Changes flowing forward (issue 12, item 7): when the origin changes an appeal it forwarded
+//! (its status, due date, notes or resolution, through [`Store::update_case`],
+//! [`Store::set_status`] or [`Store::set_notes`]), an `update` message ([`UpdateMessage`]) is
+//! queued in the same transaction as the change, to `POST /api/v1/partner/appeals/{origin
+//! id}/update`. The partner finds its copy by the origin's centre and appeal id and applies it
+//! ([`Store::receive_update`]): a close (`done`, `declined`) as its own status when its copy
+//! can take it, a reopen (from `done`/`declined` to an open status) as a reopen of its closed
+//! copy, other moves only as a timeline entry; the due date as its field; notes and
+//! resolution as a timeline entry (its own notes stay its own). A status its copy cannot take
+//! is refused ([`Error::Transition`], [`Error::NotReopenable`]) and nothing is written.
+//!
+//! No echo: what one side applies from the other (`receive_status`, `receive_update`) is
+//! written here directly, never through the calls that queue messages, so nothing is sent
+//! back for it.
+//!
+//! Order: messages about one appeal go out one at a time, oldest first
+//! ([`Store::outbox_due`] gives only the oldest pending message of each appeal), so an update
+//! never overtakes the forward it follows, nor an earlier update.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -28,7 +47,7 @@ use uuid::Uuid;
 
 use crate::db::{self, ms};
 use crate::model::{AppealId, EventKind, Outcome, Status};
-use crate::store::{appeal_from_row, parsed, time, APPEAL_COLUMNS};
+use crate::store::{appeal_on, parsed, time};
 use crate::writer::now_ms;
 use crate::{Error, Store};
 
@@ -38,6 +57,11 @@ pub const FORWARD_PATH: &str = "/api/v1/partner/appeals";
 /// Partner API path a status update for the partner's appeal `origin` is POSTed to.
 pub fn status_path(origin: AppealId) -> String {
     format!("/api/v1/partner/appeals/{origin}/status")
+}
+
+/// Partner API path the origin's changes to its appeal `origin` (forwarded) are POSTed to.
+pub fn update_path(origin: AppealId) -> String {
+    format!("/api/v1/partner/appeals/{origin}/update")
 }
 
 /// What a forward carries to the partner (the body of `POST /api/v1/partner/appeals`).
@@ -125,6 +149,87 @@ pub struct StatusMessage {
     pub at: DateTime<Utc>,
 }
 
+/// A status move: what it was, what it is now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusMove {
+    /// The status it had.
+    pub from: Status,
+    /// The status it has now.
+    pub to: Status,
+}
+
+impl StatusMove {
+    /// From a closed status (`done`, `declined`) to an open one.
+    pub fn is_reopen(self) -> bool {
+        self.from.is_closed() && !self.to.is_closed()
+    }
+}
+
+/// A change the origin made to an appeal it forwarded, reported to the partner (the body of
+/// `POST /api/v1/partner/appeals/{origin id}/update`). Only what changed is present;
+/// `due_at` and `resolution` may be `null` (cleared).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMessage {
+    /// The origin centre's name (added by the sender when it sends).
+    #[serde(default)]
+    pub centre: String,
+    /// The status change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusMove>,
+    /// The new due date (`null`: none any more).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::nullable"
+    )]
+    pub due_at: Option<Option<DateTime<Utc>>>,
+    /// The origin's notes as they now read (personal text: it travels, it is never logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// The origin's resolution as it now reads (`null`: none any more).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::nullable"
+    )]
+    pub resolution: Option<Option<String>>,
+    /// Who changed it at the origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// When (the origin's clock).
+    pub at: DateTime<Utc>,
+}
+
+impl UpdateMessage {
+    /// True when it reports nothing.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.due_at.is_none()
+            && self.notes.is_none()
+            && self.resolution.is_none()
+    }
+}
+
+/// A due date, or none.
+pub type DueDate = Option<DateTime<Utc>>;
+
+/// What a received update did to our copy ([`Store::receive_update`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateApplied {
+    /// Our appeal (the copy the forward made).
+    pub appeal_id: AppealId,
+    /// False when the key had been seen: nothing changed this time.
+    pub fresh: bool,
+    /// Our status move, when the update moved it.
+    pub status: Option<StatusMove>,
+    /// Our due date before and after, when the update changed it.
+    pub due_at: Option<(DueDate, DueDate)>,
+    /// Whether the update carried notes or a resolution (recorded on the timeline).
+    pub text: bool,
+}
+
 /// Which kind of message an outbox row holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -133,6 +238,8 @@ pub enum OutboxKind {
     Forward,
     /// A status change reported back to the origin.
     Status,
+    /// The origin's change to an appeal it forwarded.
+    Update,
 }
 
 impl OutboxKind {
@@ -140,6 +247,7 @@ impl OutboxKind {
         match self {
             OutboxKind::Forward => "forward",
             OutboxKind::Status => "status",
+            OutboxKind::Update => "update",
         }
     }
 
@@ -147,6 +255,7 @@ impl OutboxKind {
         match s {
             "forward" => Some(OutboxKind::Forward),
             "status" => Some(OutboxKind::Status),
+            "update" => Some(OutboxKind::Update),
             _ => None,
         }
     }
@@ -318,6 +427,59 @@ pub(crate) async fn status_changed(
     Ok(())
 }
 
+/// Queues `update` (built without `centre`) for the partner when appeal `id` was forwarded
+/// to it (and the forward was not refused); nothing for other appeals or an empty update.
+/// Called inside the transaction of the change it reports ([`Store::update_case`],
+/// [`Store::set_status`], [`Store::set_notes`]). Returns whether a message was queued.
+pub(crate) async fn forwarded_changed(
+    conn: &mut AnyConnection,
+    id: AppealId,
+    update: &UpdateMessage,
+    now: DateTime<Utc>,
+) -> Result<bool, Error> {
+    if update.is_empty() {
+        return Ok(false);
+    }
+    let forwarded = sqlx::query(
+        "SELECT id FROM partner_outbox WHERE appeal_id = $1 AND kind = 'forward' AND failed_at IS NULL",
+    )
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some();
+    if !forwarded {
+        return Ok(false);
+    }
+    enqueue(
+        conn,
+        OutboxKind::Update,
+        id,
+        &update_path(id),
+        &payload_without_centre(update),
+        now,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Our appeal made from `centre`'s forward of its appeal `origin`, if any.
+async fn copy_of(
+    conn: &mut AnyConnection,
+    centre: &str,
+    origin: AppealId,
+) -> Result<Option<AppealId>, Error> {
+    let row = sqlx::query(
+        "SELECT appeal_id FROM partner_inbox \
+         WHERE origin_appeal_id = $1 AND origin_centre = $2 AND kind = 'forward'",
+    )
+    .bind(origin.to_string())
+    .bind(centre.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| parsed(r.try_get(0)?, "partner_inbox.appeal_id"))
+        .transpose()
+}
+
 /// The message as JSON without its `centre`, which the sender fills in.
 fn payload_without_centre<T: Serialize>(msg: &T) -> serde_json::Value {
     let mut v = serde_json::to_value(msg).unwrap_or(serde_json::Value::Null);
@@ -325,6 +487,26 @@ fn payload_without_centre<T: Serialize>(msg: &T) -> serde_json::Value {
         o.remove("centre");
     }
     v
+}
+
+/// An outbox row `o` that is pending (not sent, not given up) with no pending row of the
+/// same appeal made before it: the head of its appeal's queue.
+const PENDING_HEAD: &str = "o.sent_at IS NULL AND o.failed_at IS NULL AND NOT EXISTS ( \
+    SELECT 1 FROM partner_outbox e WHERE e.appeal_id = o.appeal_id \
+    AND e.sent_at IS NULL AND e.failed_at IS NULL \
+    AND (e.created_at < o.created_at OR (e.created_at = o.created_at AND e.id < o.id)))";
+
+/// An outbox row's key, kind and appeal.
+fn outbox_head(r: &sqlx::any::AnyRow) -> Result<(Uuid, OutboxKind, AppealId), Error> {
+    let kind: String = r.try_get("kind")?;
+    Ok((
+        parsed(r.try_get("id")?, "partner_outbox.id")?,
+        OutboxKind::parse(&kind).ok_or(Error::BadValue {
+            column: "partner_outbox.kind",
+            value: kind.clone(),
+        })?,
+        parsed(r.try_get("appeal_id")?, "partner_outbox.appeal_id")?,
+    ))
 }
 
 fn opt_time(v: Option<i64>, column: &'static str) -> Result<Option<DateTime<Utc>>, Error> {
@@ -342,15 +524,9 @@ impl Store {
         let now = now_ms();
         let mut conn = self.pool().acquire().await?;
         let mut tx = db::begin_write(&mut conn).await?;
-        let sql = format!("SELECT {APPEAL_COLUMNS} FROM appeals WHERE id = $1");
-        let Some(row) = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(appeal) = appeal_on(&mut tx, id).await? else {
             return Err(Error::NotFound(id));
         };
-        let appeal = appeal_from_row(&row)?;
         if !matches!(appeal.status, Status::New | Status::InProgress) {
             return Err(Error::NotForwardable {
                 id,
@@ -611,51 +787,199 @@ impl Store {
         Ok(true)
     }
 
+    /// Applies the origin's change `msg` (from centre `msg.centre`) to our copy of its
+    /// appeal `origin`, once per idempotency `key`, in one transaction (see the module docs
+    /// for what is applied how): a `partner_update` event with what the origin reported, and
+    /// for what our copy takes a `status_changed` / `case_updated` event by
+    /// `partner:<centre>` with the field written. Nothing is queued back (no echo).
+    ///
+    /// A key seen before changes nothing and answers `fresh: false`, whatever our copy's
+    /// status is now. [`Error::NotFound`] (with `origin`) when no forward of that appeal
+    /// from that centre made a copy here; [`Error::Transition`] when our copy cannot take
+    /// the close, [`Error::NotReopenable`] for a reopen of a copy that is not closed: then
+    /// nothing is written and the key is not recorded.
+    pub async fn receive_update(
+        &self,
+        key: &str,
+        origin: AppealId,
+        msg: &UpdateMessage,
+    ) -> Result<UpdateApplied, Error> {
+        let now = now_ms();
+        let mut conn = self.pool().acquire().await?;
+        let mut tx = db::begin_write(&mut conn).await?;
+        let Some(id) = copy_of(&mut tx, &msg.centre, origin).await? else {
+            return Err(Error::NotFound(origin));
+        };
+        let fresh = first_delivery(&mut tx, key, "update", id, &msg.centre, origin, now).await?;
+        if !fresh {
+            tx.rollback().await?;
+            return Ok(UpdateApplied {
+                appeal_id: id,
+                fresh: false,
+                status: None,
+                due_at: None,
+                text: false,
+            });
+        }
+        // Takes the row's lock before reading it (PostgreSQL; SQLite's write transaction
+        // holds the database already), so the checks below see what the write replaces.
+        sqlx::query("UPDATE appeals SET version = version WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let Some(cur) = appeal_on(&mut tx, id).await? else {
+            return Err(Error::NotFound(origin));
+        };
+        let status = match msg.status {
+            None => None,
+            Some(m) if m.is_reopen() => {
+                if !cur.status.is_closed() {
+                    return Err(Error::NotReopenable {
+                        id,
+                        status: cur.status,
+                    });
+                }
+                Some(StatusMove {
+                    from: cur.status,
+                    to: Status::InProgress,
+                })
+            }
+            Some(m) if m.to.is_closed() => {
+                if m.to == cur.status {
+                    None
+                } else if cur.status.can_become(m.to) {
+                    Some(StatusMove {
+                        from: cur.status,
+                        to: m.to,
+                    })
+                } else {
+                    return Err(Error::Transition {
+                        id,
+                        from: cur.status,
+                        to: m.to,
+                    });
+                }
+            }
+            // the origin's own workflow (taken back, pending…): recorded, not mirrored
+            Some(_) => None,
+        };
+        let due_at = msg
+            .due_at
+            .filter(|d| *d != cur.case.due_at)
+            .map(|d| (cur.case.due_at, d));
+
+        use crate::cases::CaseValue::{Int, Text};
+        let mut sets = Vec::new();
+        if let Some(m) = status {
+            sets.push(("status", Text(Some(m.to.as_str().to_owned()))));
+        }
+        if let Some((_, to)) = due_at {
+            sets.push(("due_at", Int(to.map(ms))));
+        }
+        let how = crate::cases::CaseWrite::Edit {
+            version: cur.case.version,
+            at: now,
+        };
+        if !crate::cases::write_case(&mut tx, id, sets, how).await? {
+            return Err(Error::Stale {
+                what: "appeal",
+                id: id.to_string(),
+                current: cur.case.version,
+            });
+        }
+        let actor = format!("partner:{}", msg.centre);
+        let mut data = serde_json::json!({
+            "partner": msg.centre,
+            "partner_appeal": origin,
+            "partner_actor": msg.actor,
+            "at_partner": msg.at,
+        });
+        if let Some(m) = msg.status {
+            data["from"] = serde_json::json!(m.from);
+            data["status"] = serde_json::json!(m.to);
+        }
+        if let Some(d) = &msg.due_at {
+            data["due_at"] = serde_json::json!(d);
+        }
+        if let Some(n) = &msg.notes {
+            data["notes"] = serde_json::json!(n);
+        }
+        if let Some(r) = &msg.resolution {
+            data["resolution"] = serde_json::json!(r);
+        }
+        let mut events = vec![(EventKind::PartnerUpdate, data)];
+        if let Some(m) = status {
+            let mut d = serde_json::json!({ "from": m.from, "to": m.to });
+            if m.from.is_closed() {
+                d["reopened"] = serde_json::json!(true);
+            }
+            events.push((EventKind::StatusChanged, d));
+        }
+        if let Some((from, to)) = due_at {
+            events.push((
+                EventKind::CaseUpdated,
+                crate::cases::field_event(
+                    "due_at",
+                    &serde_json::json!(from),
+                    &serde_json::json!(to),
+                ),
+            ));
+        }
+        for (kind, data) in &events {
+            db::append_event(&mut tx, id, Uuid::now_v7(), now, *kind, data, Some(&actor)).await?;
+        }
+        tx.commit().await?;
+        Ok(UpdateApplied {
+            appeal_id: id,
+            fresh: true,
+            status,
+            due_at,
+            text: msg.notes.is_some() || msg.resolution.is_some(),
+        })
+    }
+
     /// Messages due to be sent at `now` (not sent, not given up, next attempt reached),
-    /// oldest first, at most `limit`.
+    /// oldest first, at most `limit`: of each appeal only its oldest message not yet sent
+    /// or given up, so the messages about one appeal arrive in the order they were made.
     pub async fn outbox_due(
         &self,
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<OutboxMessage>, Error> {
-        sqlx::query(
-            "SELECT id, kind, appeal_id, path, payload, attempts FROM partner_outbox \
-             WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1 \
-             ORDER BY created_at, id LIMIT $2",
-        )
-        .bind(ms(now))
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?
-        .iter()
-        .map(|r| {
-            let kind: String = r.try_get("kind")?;
-            let payload: String = r.try_get("payload")?;
-            Ok(OutboxMessage {
-                key: parsed(r.try_get("id")?, "partner_outbox.id")?,
-                kind: OutboxKind::parse(&kind).ok_or(Error::BadValue {
-                    column: "partner_outbox.kind",
-                    value: kind.clone(),
-                })?,
-                appeal_id: parsed(r.try_get("appeal_id")?, "partner_outbox.appeal_id")?,
-                path: r.try_get("path")?,
-                payload: serde_json::from_str(&payload).map_err(|_| Error::BadValue {
-                    column: "partner_outbox.payload",
-                    value: payload.clone(),
-                })?,
-                attempts: r.try_get("attempts")?,
+        let sql = format!(
+            "SELECT id, kind, appeal_id, path, payload, attempts FROM partner_outbox o \
+             WHERE {PENDING_HEAD} AND o.next_attempt_at <= $1 \
+             ORDER BY o.created_at, o.id LIMIT $2"
+        );
+        sqlx::query(&sql)
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| {
+                let (key, kind, appeal_id) = outbox_head(r)?;
+                let payload: String = r.try_get("payload")?;
+                Ok(OutboxMessage {
+                    key,
+                    kind,
+                    appeal_id,
+                    path: r.try_get("path")?,
+                    payload: serde_json::from_str(&payload).map_err(|_| Error::BadValue {
+                        column: "partner_outbox.payload",
+                        value: payload.clone(),
+                    })?,
+                    attempts: r.try_get("attempts")?,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
     /// When the next unsent message is due, if any.
     pub async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        let row = sqlx::query(
-            "SELECT MIN(next_attempt_at) FROM partner_outbox WHERE sent_at IS NULL AND failed_at IS NULL",
-        )
-        .fetch_one(self.pool())
-        .await?;
+        let sql =
+            format!("SELECT MIN(o.next_attempt_at) FROM partner_outbox o WHERE {PENDING_HEAD}");
+        let row = sqlx::query(&sql).fetch_one(self.pool()).await?;
         opt_time(row.try_get(0)?, "partner_outbox.next_attempt_at")
     }
 
@@ -745,6 +1069,18 @@ impl Store {
         .await?
         .rows_affected()
             > 0;
+        if marked && msg.kind == OutboxKind::Forward {
+            // the partner has no copy: the updates queued behind the forward can never apply
+            sqlx::query(
+                "UPDATE partner_outbox SET failed_at = $2, last_error = $3 \
+                 WHERE appeal_id = $1 AND kind = 'update' AND sent_at IS NULL AND failed_at IS NULL",
+            )
+            .bind(msg.appeal_id.to_string())
+            .bind(ms(now))
+            .bind("the forward was refused")
+            .execute(&mut *tx)
+            .await?;
+        }
         if marked {
             let data = serde_json::json!({ "delivery_failed": error, "message": msg.kind });
             db::append_event(
@@ -780,14 +1116,11 @@ impl Store {
             .await?
             .iter()
             .map(|r| {
-                let kind: String = r.try_get("kind")?;
+                let (key, kind, appeal_id) = outbox_head(r)?;
                 Ok(OutboxRow {
-                    key: parsed(r.try_get("id")?, "partner_outbox.id")?,
-                    kind: OutboxKind::parse(&kind).ok_or(Error::BadValue {
-                        column: "partner_outbox.kind",
-                        value: kind.clone(),
-                    })?,
-                    appeal_id: parsed(r.try_get("appeal_id")?, "partner_outbox.appeal_id")?,
+                    key,
+                    kind,
+                    appeal_id,
                     attempts: r.try_get("attempts")?,
                     last_error: r.try_get("last_error")?,
                     sent_at: opt_time(r.try_get("sent_at")?, "partner_outbox.sent_at")?,

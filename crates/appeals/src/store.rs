@@ -308,13 +308,23 @@ impl Store {
         .await?;
         let data = serde_json::json!({ "from": old, "to": value });
         db::append_event(&mut tx, id, Uuid::now_v7(), now, kind, &data, Some(actor)).await?;
+        // What the partner is told, queued in this same transaction so the change and the
+        // message stand or fall together: an appeal that came from the partner reports its
+        // new status back; one we forwarded reports its status and notes.
+        let mut update = partner::UpdateMessage {
+            actor: Some(actor.to_owned()),
+            at: now,
+            ..partner::UpdateMessage::default()
+        };
         if kind == EventKind::StatusChanged && old.as_deref() != Some(value) {
-            // An appeal that came from the partner reports its new status back, queued in
-            // this same transaction so the change and the message stand or fall together.
             let from: Status = parsed(old.unwrap_or_default(), "status")?;
             let to: Status = parsed(value.to_owned(), "status")?;
             partner::status_changed(&mut tx, id, from, to, actor, now).await?;
+            update.status = Some(partner::StatusMove { from, to });
+        } else if kind == EventKind::NoteAdded && old.as_deref() != Some(value) {
+            update.notes = Some(value.to_owned());
         }
+        partner::forwarded_changed(&mut tx, id, &update, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -540,6 +550,22 @@ pub(crate) fn opt_parsed<T: std::str::FromStr>(
     column: &'static str,
 ) -> Result<Option<T>, Error> {
     s.map(|s| parsed(s, column)).transpose()
+}
+
+/// Appeal `id` read on `conn` (a transaction's, so what the transaction decides on is what
+/// it read), or `None`.
+pub(crate) async fn appeal_on(
+    conn: &mut sqlx::AnyConnection,
+    id: AppealId,
+) -> Result<Option<Appeal>, Error> {
+    let sql = format!("SELECT {APPEAL_COLUMNS} FROM appeals WHERE id = $1");
+    sqlx::query(&sql)
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(appeal_from_row)
+        .transpose()
 }
 
 pub(crate) fn appeal_from_row(r: &AnyRow) -> Result<Appeal, Error> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use appeals::{
     AppealId, CaseChange, CitizenFields, EventKind, ForwardMessage, ForwardOrder, NewAppeal,
-    OutboxKind, Status, StatusMessage, Store,
+    OutboxKind, Status, StatusMessage, StatusMove, Store, UpdateMessage,
 };
 use chrono::Utc;
 use common::{at, TestDb};
@@ -19,28 +19,79 @@ use serde_json::json;
 use sqlx::Row;
 
 /// Delivers every due message from `from` to `to` as the daemon's sender would, naming the
-/// sender `centre`; returns how many were delivered.
+/// sender `centre`, pass after pass (a pass takes the oldest pending message of each appeal)
+/// until nothing is due; returns how many were delivered. A message the receiver refuses
+/// (no such appeal, a status its copy cannot take) is given up, as the sender gives up a
+/// 4xx.
 async fn deliver(from: &Store, to: &Store, centre: &str, to_centre: &str) -> usize {
-    let due = from.outbox_due(Utc::now(), 100).await.unwrap();
-    for m in &due {
-        let mut body = m.payload.clone();
-        body["centre"] = json!(centre);
-        let key = m.key.to_string();
-        match m.kind {
-            OutboxKind::Forward => {
-                let fwd: ForwardMessage = serde_json::from_value(body).unwrap();
-                let r = to.receive_forward(&key, &fwd, to_centre).await.unwrap();
-                from.outbox_sent(m, Some(&r.accepted)).await.unwrap();
-            }
-            OutboxKind::Status => {
-                let st: StatusMessage = serde_json::from_value(body).unwrap();
-                let target: AppealId = m.path.split('/').nth(5).unwrap().parse().unwrap();
-                to.receive_status(&key, target, &st).await.unwrap();
-                from.outbox_sent(m, None).await.unwrap();
+    let mut delivered = 0;
+    loop {
+        let due = from.outbox_due(Utc::now(), 100).await.unwrap();
+        if due.is_empty() {
+            return delivered;
+        }
+        for m in &due {
+            let mut body = m.payload.clone();
+            body["centre"] = json!(centre);
+            let key = m.key.to_string();
+            let target = || -> AppealId { m.path.split('/').nth(5).unwrap().parse().unwrap() };
+            let refused = match m.kind {
+                OutboxKind::Forward => {
+                    let fwd: ForwardMessage = serde_json::from_value(body).unwrap();
+                    let r = to.receive_forward(&key, &fwd, to_centre).await.unwrap();
+                    from.outbox_sent(m, Some(&r.accepted)).await.unwrap();
+                    None
+                }
+                OutboxKind::Status => {
+                    let st: StatusMessage = serde_json::from_value(body).unwrap();
+                    to.receive_status(&key, target(), &st).await.err()
+                }
+                OutboxKind::Update => {
+                    let up: UpdateMessage = serde_json::from_value(body).unwrap();
+                    to.receive_update(&key, target(), &up).await.err()
+                }
+            };
+            match refused {
+                None if m.kind == OutboxKind::Forward => delivered += 1,
+                None => {
+                    from.outbox_sent(m, None).await.unwrap();
+                    delivered += 1;
+                }
+                Some(
+                    e @ (appeals::Error::NotFound(_)
+                    | appeals::Error::Transition { .. }
+                    | appeals::Error::NotReopenable { .. }),
+                ) => from.outbox_failed(m, &e.to_string()).await.unwrap(),
+                Some(e) => panic!("{e}"),
             }
         }
     }
-    due.len()
+}
+
+/// Runs a test of two centres (A and B, a database each) on SQLite, and on PostgreSQL when
+/// there is one (`case::sqlite`, `case::postgres`), as `on_both!` does for one database.
+macro_rules! on_two_centres {
+    ($case:ident, $what:literal) => {
+        mod $case {
+            use super::common;
+
+            #[tokio::test]
+            async fn sqlite() {
+                super::$case(common::sqlite(), common::sqlite()).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let (Some(a), Some(b)) = (
+                    common::postgres(concat!($what, " (A)"), true).await,
+                    common::postgres(concat!($what, " (B)"), true).await,
+                ) else {
+                    return;
+                };
+                super::$case(a, b).await;
+            }
+        }
+    };
 }
 
 async fn count(store: &Store, sql: &str) -> i64 {
@@ -207,21 +258,7 @@ async fn exchange(a_db: TestDb, b_db: TestDb) {
     w.shutdown().await;
 }
 
-#[tokio::test]
-async fn exchange_on_sqlite() {
-    exchange(common::sqlite(), common::sqlite()).await;
-}
-
-#[tokio::test]
-async fn exchange_on_postgres() {
-    let (Some(a), Some(b)) = (
-        common::postgres("exchange (A)", true).await,
-        common::postgres("exchange (B)", true).await,
-    ) else {
-        return;
-    };
-    exchange(a, b).await;
-}
+on_two_centres!(exchange, "exchange");
 
 /// Retries move the next attempt; a refused message is given up and says so on the
 /// timeline.
@@ -343,18 +380,420 @@ async fn forward_carries_the_case(a_db: TestDb, b_db: TestDb) {
     w.shutdown().await;
 }
 
-#[tokio::test]
-async fn forward_carries_the_case_on_sqlite() {
-    forward_carries_the_case(common::sqlite(), common::sqlite()).await;
+on_two_centres!(forward_carries_the_case, "case forward");
+
+/// A's appeal `call`, with a due date, forwarded to B and delivered: (A's id, B's copy).
+async fn forwarded(
+    a: &Store,
+    b: &Store,
+    w: &appeals::AppealWriter,
+    call: &str,
+) -> (AppealId, AppealId) {
+    let id = w.create(NewAppeal {
+        call_id: call.into(),
+        line: "city".into(),
+        caller_number: "+79131234567".into(),
+        arrived_at: at(9, 0, 0),
+    });
+    assert!(w.flushed(Duration::from_secs(30)).await);
+    let due = CaseChange {
+        due_at: Some(Some(at(9, 0, 0) + chrono::Duration::days(10))),
+        ..CaseChange::default()
+    };
+    a.update_case(id, None, &due, "op1").await.unwrap();
+    a.forward(id, &ForwardOrder::default()).await.unwrap();
+    assert_eq!(deliver(a, b, "city", "region").await, 1);
+    let r = a
+        .get(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .appeal
+        .partner_ref
+        .unwrap();
+    (id, r.strip_prefix("region:").unwrap().parse().unwrap())
 }
 
-#[tokio::test]
-async fn forward_carries_the_case_on_postgres() {
-    let (Some(a), Some(b)) = (
-        common::postgres("case forward (A)", true).await,
-        common::postgres("case forward (B)", true).await,
-    ) else {
-        return;
-    };
-    forward_carries_the_case(a, b).await;
+/// The kinds of `id`'s outbox rows on `s`, oldest first.
+async fn queued(s: &Store, id: AppealId) -> Vec<OutboxKind> {
+    s.outbox(Some(id))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.kind)
+        .collect()
 }
+
+/// Status both ways (issue 12, item 7): what the origin changes on an appeal it forwarded —
+/// due date, notes, withdrawal, reopening — reaches the partner's copy, applied by the
+/// partner and echoed back by nobody; the partner's own status still comes back; the same
+/// update twice applies once; what the copy cannot take is refused, written nowhere and
+/// given up by the sender.
+async fn status_both_ways(a_db: TestDb, b_db: TestDb) {
+    let a = Store::connect(&a_db.url).await.unwrap();
+    let b = Store::connect(&b_db.url).await.unwrap();
+    let w = a_db.writer();
+    let (ours, theirs) = forwarded(&a, &b, &w, "both-1").await;
+    use OutboxKind::{Forward, Status as St, Update};
+    use Status::{Declined, Done, Forwarded, InProgress, New};
+
+    // A moves the due date and writes notes: one update, applied to B's copy by A's centre.
+    let due = at(9, 0, 0) + chrono::Duration::days(20);
+    let change = CaseChange {
+        due_at: Some(Some(due)),
+        notes: Some("Позвонить дочери после 18:00".into()),
+        ..CaseChange::default()
+    };
+    a.update_case(ours, None, &change, "op1").await.unwrap();
+    assert_eq!(queued(&a, ours).await, [Forward, Update]);
+    let before = b.get(theirs).await.unwrap().unwrap();
+    assert_eq!(deliver(&a, &b, "city", "region").await, 1);
+    let got = b.get(theirs).await.unwrap().unwrap();
+    assert_eq!(got.appeal.case.due_at, Some(due));
+    assert_eq!(got.appeal.status, New);
+    assert_eq!(
+        got.appeal.notes, before.appeal.notes,
+        "B's own notes stay B's"
+    );
+    assert_eq!(got.appeal.case.version, before.appeal.case.version + 1);
+    let new_events = &got.events[before.events.len()..];
+    assert_eq!(new_events.len(), 2, "{new_events:?}");
+    assert_eq!(new_events[0].kind, EventKind::PartnerUpdate);
+    assert_eq!(new_events[0].data["notes"], "Позвонить дочери после 18:00");
+    assert_eq!(new_events[0].data["partner_appeal"], json!(ours));
+    assert_eq!(new_events[0].data["partner_actor"], "op1");
+    assert!(new_events[0].data.get("status").is_none());
+    assert_eq!(new_events[1].kind, EventKind::CaseUpdated);
+    assert_eq!(new_events[1].data["field"], "due_at");
+    assert_eq!(new_events[1].data["to"], json!(due));
+    assert!(new_events
+        .iter()
+        .all(|e| e.actor.as_deref() == Some("partner:city")));
+    assert!(b.outbox(None).await.unwrap().is_empty(), "nothing echoed");
+
+    // A withdraws it (declined, with the reason): B's copy is declined by A's centre, and
+    // nothing goes back.
+    let withdraw = CaseChange {
+        status: Some(Declined),
+        resolution: Some(Some("Заявитель отказался".into())),
+        ..CaseChange::default()
+    };
+    a.update_case(ours, None, &withdraw, "op1").await.unwrap();
+    assert_eq!(deliver(&a, &b, "city", "region").await, 1);
+    let got = b.get(theirs).await.unwrap().unwrap();
+    assert_eq!(got.appeal.status, Declined);
+    let n = got.events.len();
+    let report = &got.events[n - 2];
+    assert_eq!(report.kind, EventKind::PartnerUpdate);
+    assert_eq!(
+        (&report.data["from"], &report.data["status"]),
+        (&json!(Forwarded), &json!(Declined))
+    );
+    assert_eq!(report.data["resolution"], "Заявитель отказался");
+    let moved = &got.events[n - 1];
+    assert_eq!(moved.kind, EventKind::StatusChanged);
+    assert_eq!(moved.data, json!({"from": "new", "to": "declined"}));
+    assert_eq!(moved.actor.as_deref(), Some("partner:city"));
+    assert!(b.outbox(None).await.unwrap().is_empty(), "nothing echoed");
+
+    // A reopens it: B's closed copy reopens.
+    let reopen = CaseChange {
+        status: Some(InProgress),
+        ..CaseChange::default()
+    };
+    a.update_case(ours, None, &reopen, "op1").await.unwrap();
+    assert_eq!(deliver(&a, &b, "city", "region").await, 1);
+    let got = b.get(theirs).await.unwrap().unwrap();
+    assert_eq!(got.appeal.status, InProgress);
+    assert_eq!(
+        got.events.last().unwrap().data,
+        json!({"from": "declined", "to": "in_progress", "reopened": true})
+    );
+
+    // B finishes it: its status comes back to A as before, and A echoes nothing.
+    let done = CaseChange {
+        status: Some(Done),
+        ..CaseChange::default()
+    };
+    b.update_case(theirs, None, &done, "psy1").await.unwrap();
+    assert_eq!(queued(&b, theirs).await, [St]);
+    let a_rows = queued(&a, ours).await;
+    assert_eq!(deliver(&b, &a, "region", "city").await, 1);
+    assert_eq!(queued(&a, ours).await, a_rows, "nothing echoed");
+    let last = a.get(ours).await.unwrap().unwrap();
+    let last = last.events.last().unwrap();
+    assert_eq!(last.kind, EventKind::PartnerUpdate);
+    assert_eq!(last.data["status"], "done");
+
+    // The same update twice (the answer was lost) applies once.
+    let up = UpdateMessage {
+        centre: "city".into(),
+        status: Some(StatusMove {
+            from: Done,
+            to: InProgress,
+        }),
+        at: Utc::now(),
+        ..UpdateMessage::default()
+    };
+    let first = b.receive_update("again-1", ours, &up).await.unwrap();
+    assert!(first.fresh);
+    assert_eq!(
+        first.status,
+        Some(StatusMove {
+            from: Done,
+            to: InProgress
+        })
+    );
+    let n = b.get(theirs).await.unwrap().unwrap().events.len();
+    let second = b.receive_update("again-1", ours, &up).await.unwrap();
+    assert!(!second.fresh);
+    assert_eq!(second.appeal_id, theirs);
+    assert_eq!(b.get(theirs).await.unwrap().unwrap().events.len(), n);
+    // A reopen of a copy that is not closed is refused; nothing is written and the key is
+    // not taken (the same message is refused again, not answered as a duplicate).
+    for _ in 0..2 {
+        assert!(matches!(
+            b.receive_update("again-2", ours, &up).await,
+            Err(appeals::Error::NotReopenable {
+                status: InProgress,
+                ..
+            })
+        ));
+    }
+    let got = b.get(theirs).await.unwrap().unwrap();
+    assert_eq!((got.events.len(), got.appeal.status), (n, InProgress));
+    // Only the centre that forwarded the appeal can change its copy.
+    for (centre, origin) in [("city", AppealId::new()), ("elsewhere", ours)] {
+        let up = UpdateMessage {
+            centre: centre.into(),
+            ..up.clone()
+        };
+        assert!(matches!(
+            b.receive_update("again-3", origin, &up).await,
+            Err(appeals::Error::NotFound(_))
+        ));
+    }
+
+    // A closes an appeal B has not started: B's `new` copy cannot become `done` — refused,
+    // and the sender gives it up with the reason on A's timeline.
+    let (second, copy) = forwarded(&a, &b, &w, "both-2").await;
+    a.update_case(second, None, &done, "op1").await.unwrap();
+    assert_eq!(deliver(&a, &b, "city", "region").await, 0);
+    assert_eq!(b.get(copy).await.unwrap().unwrap().appeal.status, New);
+    let rows = a.outbox(Some(second)).await.unwrap();
+    assert!(rows[1].failed_at.is_some() && rows[1].kind == Update);
+    let got = a.get(second).await.unwrap().unwrap();
+    let failed = got.events.last().unwrap();
+    assert!(
+        failed.data["delivery_failed"]
+            .as_str()
+            .unwrap()
+            .contains("cannot become done"),
+        "{failed:?}"
+    );
+    assert!(a.outbox_due(Utc::now(), 10).await.unwrap().is_empty());
+    w.shutdown().await;
+}
+
+on_two_centres!(status_both_ways, "both ways");
+
+/// A trigger that makes every insert of an update into the outbox fail.
+async fn refuse_updates(s: &Store) {
+    use sqlx::Executor;
+    let sql = match s.backend() {
+        appeals::Backend::Sqlite => {
+            "CREATE TRIGGER refuse_updates BEFORE INSERT ON partner_outbox \
+             WHEN NEW.kind = 'update' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        }
+        appeals::Backend::Postgres => {
+            "CREATE FUNCTION refuse_updates() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.kind = 'update' THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+             RETURN NEW; END $$; \
+             CREATE TRIGGER refuse_updates BEFORE INSERT ON partner_outbox \
+             FOR EACH ROW EXECUTE FUNCTION refuse_updates()"
+        }
+    };
+    s.pool().execute(sql).await.unwrap();
+}
+
+/// The change of a forwarded appeal and its message share one transaction: a change that
+/// fails queues nothing, a message that cannot be queued undoes the change. Messages about
+/// one appeal leave in order: an update waits behind the forward being retried, and a
+/// forward refused for good takes its updates with it. Appeals never forwarded queue
+/// nothing.
+async fn change_and_message_in_one_transaction(db: TestDb) {
+    let a = Store::connect(&db.url).await.unwrap();
+    let w = db.writer();
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        ids.push(w.create(NewAppeal {
+            call_id: format!("tx-{i}"),
+            line: "city".into(),
+            caller_number: "+79131234567".into(),
+            arrived_at: at(9, i, 0),
+        }));
+    }
+    assert!(w.flushed(Duration::from_secs(30)).await);
+    let (id, never) = (ids[0], ids[1]);
+    let fwd = a.forward(id, &ForwardOrder::default()).await.unwrap();
+    let due = at(9, 0, 0) + chrono::Duration::days(5);
+    let move_due = CaseChange {
+        due_at: Some(Some(due)),
+        ..CaseChange::default()
+    };
+
+    // Refused changes queue nothing.
+    let version = a.get(id).await.unwrap().unwrap().appeal.case.version;
+    assert!(matches!(
+        a.update_case(id, Some(version - 1), &move_due, "op1").await,
+        Err(appeals::Error::Stale { .. })
+    ));
+    let back_to_new = CaseChange {
+        status: Some(Status::New),
+        ..CaseChange::default()
+    };
+    assert!(matches!(
+        a.update_case(id, None, &back_to_new, "op1").await,
+        Err(appeals::Error::Transition { .. })
+    ));
+    assert_eq!(queued(&a, id).await, [OutboxKind::Forward]);
+
+    // A message that cannot be queued undoes its change.
+    refuse_updates(&a).await;
+    let before = a.get(id).await.unwrap().unwrap();
+    assert!(a.update_case(id, None, &move_due, "op1").await.is_err());
+    assert!(a.set_status(id, Status::Declined, "op1").await.is_err());
+    assert!(a.set_notes(id, "перезвонить", "op1").await.is_err());
+    assert_eq!(a.get(id).await.unwrap().unwrap(), before, "nothing changed");
+    assert_eq!(queued(&a, id).await, [OutboxKind::Forward]);
+    // … while an appeal never forwarded changes freely and queues nothing.
+    a.update_case(never, None, &move_due, "op1").await.unwrap();
+    a.set_notes(never, "перезвонить", "op1").await.unwrap();
+    assert!(queued(&a, never).await.is_empty());
+    let drop = match a.backend() {
+        appeals::Backend::Sqlite => "DROP TRIGGER refuse_updates",
+        appeals::Backend::Postgres => "DROP TRIGGER refuse_updates ON partner_outbox",
+    };
+    sqlx::query(drop).execute(a.pool()).await.unwrap();
+
+    // Each kind of change queues its update with the change.
+    a.update_case(id, None, &move_due, "op1").await.unwrap();
+    a.set_notes(id, "перезвонить", "op1").await.unwrap();
+    a.set_status(id, Status::Declined, "op1").await.unwrap();
+    use OutboxKind::{Forward, Update};
+    assert_eq!(queued(&a, id).await, [Forward, Update, Update, Update]);
+    let payloads: Vec<serde_json::Value> = sqlx::query(
+        "SELECT payload FROM partner_outbox WHERE appeal_id = $1 AND kind = 'update' ORDER BY created_at, id",
+    )
+    .bind(id.to_string())
+    .fetch_all(a.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| serde_json::from_str(&r.get::<String, _>(0)).unwrap())
+    .collect();
+    assert_eq!(payloads[0]["due_at"], json!(due));
+    assert_eq!(payloads[1]["notes"], "перезвонить");
+    assert_eq!(
+        payloads[2]["status"],
+        json!({"from": "forwarded", "to": "declined"})
+    );
+    assert!(payloads.iter().all(|p| p.get("centre").is_none()));
+
+    // Only the forward is due while it is pending; retried later, nothing is due until then.
+    let due_now = a.outbox_due(Utc::now(), 10).await.unwrap();
+    assert_eq!(due_now.len(), 1);
+    assert_eq!(due_now[0].key, fwd);
+    let later = Utc::now() + chrono::Duration::seconds(60);
+    a.outbox_retry(fwd, later, "connection refused")
+        .await
+        .unwrap();
+    assert!(a.outbox_due(Utc::now(), 10).await.unwrap().is_empty());
+    assert_eq!(
+        a.outbox_next_due()
+            .await
+            .unwrap()
+            .map(|t| t.timestamp_millis()),
+        Some(later.timestamp_millis())
+    );
+    // Refused for good: the updates behind it can never apply and are given up too.
+    let head = a.outbox_due(later, 10).await.unwrap();
+    assert_eq!(head.len(), 1);
+    a.outbox_failed(&head[0], "422: bad appeal").await.unwrap();
+    assert!(a.outbox_due(later, 10).await.unwrap().is_empty());
+    assert_eq!(a.outbox_next_due().await.unwrap(), None);
+    let rows = a.outbox(Some(id)).await.unwrap();
+    assert!(rows
+        .iter()
+        .all(|r| r.failed_at.is_some() && r.sent_at.is_none()));
+    assert_eq!(
+        rows[3].last_error.as_deref(),
+        Some("the forward was refused")
+    );
+    // … and a refused forward queues no more.
+    a.set_notes(id, "ещё раз", "op1").await.unwrap();
+    assert_eq!(a.outbox(Some(id)).await.unwrap().len(), 4);
+    w.shutdown().await;
+}
+
+on_both!(change_and_message_in_one_transaction);
+
+/// A database the schema before this change (migrations 1–6; 7 is the search one) made,
+/// holding a received forward: the upgrade keeps it, and an update finds the copy.
+async fn upgrade_keeps_received_forwards(db: TestDb) {
+    let pool = common::old_schema(&db.url, &common::OLD_MIGRATIONS[..6]).await;
+    let (copy, origin) = (AppealId::new(), AppealId::new());
+    sqlx::query(
+        "INSERT INTO appeals (id, call_id, line, caller_number, arrived_at, status, partner_ref, \
+         last_seq, updated_at) VALUES ($1, $2, 'partner:city', '+79131234567', 1, 'new', $3, 0, 1)",
+    )
+    .bind(copy.to_string())
+    .bind(format!("partner:city:{origin}"))
+    .bind(format!("city:{origin}"))
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO partner_inbox (idempotency_key, kind, appeal_id, origin_centre, \
+         origin_appeal_id, received_at) VALUES ('k-old', 'forward', $1, 'city', $2, 1)",
+    )
+    .bind(copy.to_string())
+    .bind(origin.to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let b = Store::connect(&db.url).await.unwrap();
+    let version: i64 = sqlx::query("SELECT MAX(version) FROM hotline_migrations")
+        .fetch_one(b.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 8);
+    assert_eq!(
+        count(
+            &b,
+            "SELECT COUNT(*) FROM partner_inbox WHERE kind = 'forward'"
+        )
+        .await,
+        1
+    );
+    let up = UpdateMessage {
+        centre: "city".into(),
+        status: Some(StatusMove {
+            from: Status::Forwarded,
+            to: Status::Declined,
+        }),
+        at: Utc::now(),
+        ..UpdateMessage::default()
+    };
+    let r = b.receive_update("k-new", origin, &up).await.unwrap();
+    assert_eq!((r.appeal_id, r.fresh), (copy, true));
+    assert_eq!(
+        b.get(copy).await.unwrap().unwrap().appeal.status,
+        Status::Declined
+    );
+}
+
+on_both!(upgrade_keeps_received_forwards);

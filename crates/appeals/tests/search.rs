@@ -396,7 +396,7 @@ async fn upgrade_from_migration_6(db: TestDb) {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
     // nothing lost
     let all = store.search(&SearchFilter::default(), ALL).await.unwrap();
     assert_eq!(all.len(), rows.len());

@@ -13,7 +13,13 @@
 //!   after a pause that doubles from `retry_min_ms` up to `retry_max_ms`, for as long as it
 //!   takes — the outbox is in the database, so restarts lose nothing;
 //! - any other 4xx: the partner will never take it; the row is given up and the appeal's
-//!   timeline says so.
+//!   timeline says so. That includes an update the partner's copy cannot take (409: e.g. a
+//!   reopen of a copy that is not closed) and one about an appeal it does not have (404):
+//!   sending it again would get the same answer. A refused forward gives up the updates
+//!   queued behind it too.
+//!
+//! Messages about one appeal go one at a time, oldest first (`Store::outbox_due`): an update
+//! waits while the forward before it is being retried.
 //!
 //! - a partner certificate that does not verify (unknown CA, wrong name, expired): a
 //!   [`SendError::Certificate`], retried like a connection error (the certificate may be
@@ -244,7 +250,7 @@ impl PartnerClient {
             OutboxKind::Forward => serde_json::from_slice::<ForwardAccepted>(&answer)
                 .map(Some)
                 .map_err(|e| SendError::BadAnswer(e.to_string())),
-            OutboxKind::Status => Ok(None),
+            OutboxKind::Status | OutboxKind::Update => Ok(None),
         }
     }
 }

@@ -262,3 +262,184 @@ fn an_appeal_forwarded_while_the_partner_is_down_arrives_exactly_once() {
         .count();
     assert_eq!(delivered, 1);
 }
+
+/// The kinds of `d`'s appeal `id`'s timeline events, in order.
+fn kinds(d: &Daemon, id: &str) -> Vec<String> {
+    timeline(d, id)["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Status both ways between two real daemons: what A (the origin) changes on the appeal it
+/// forwarded reaches B's copy — the due date, a reopening after B closed it, a withdrawal —
+/// while B's own status still comes back to A, nothing echoes, and an update posted twice
+/// applies once.
+#[test]
+fn two_daemons_carry_the_origins_changes_to_the_partner() {
+    let (site_a, site_b) = (Site::new(), Site::new());
+    let a = start(&site_a, &partner_env("city", &site_b));
+    let b = start(&site_b, &partner_env("region", &site_a));
+    let id = call_appeal(&a, "partner-call-3");
+    let (s, v) = api(&a, "POST", &format!("/api/v1/appeals/{id}/forward"), "");
+    assert_eq!(s, 202, "{v}");
+    let theirs = eventually(WAIT, "the appeal on B", || received(&b, &id).pop())["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let patch = |d: &Daemon, appeal: &str, body: Value| {
+        let (s, v) = api(
+            d,
+            "PATCH",
+            &format!("/api/v1/appeals/{appeal}"),
+            &body.to_string(),
+        );
+        assert_eq!(s, 200, "{body}: {v}");
+        v
+    };
+    let on_b = |what: &str, ok: &dyn Fn(&Value) -> bool| {
+        eventually(WAIT, what, || {
+            let t = timeline(&b, &theirs);
+            ok(&t).then_some(t)
+        })
+    };
+
+    // A moves the due date and writes a note: B's copy gets the date, the note on its
+    // timeline.
+    let v = patch(
+        &a,
+        &id,
+        json!({"due_at": "2026-12-20", "notes": "Звонить дочери"}),
+    );
+    let due = v["due_at"].clone();
+    assert!(due.is_string(), "{v}");
+    let t = on_b("the due date on B", &|t| t["due_at"] == due);
+    let report = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "partner_update")
+        .unwrap();
+    assert_eq!(report["data"]["notes"], "Звонить дочери");
+    assert_eq!(report["actor"], "partner:city");
+    assert_eq!(t["status"], "new");
+
+    // B works it and finishes it: A shows it done.
+    for status in ["in_progress", "done"] {
+        patch(&b, &theirs, json!({ "status": status }));
+    }
+    eventually(WAIT, "A done", || {
+        (timeline(&a, &id)["status"] == "done").then_some(())
+    });
+
+    // A reopens it: B's copy reopens. A withdraws it: B's copy is declined.
+    patch(&a, &id, json!({"status": "in_progress"}));
+    on_b("B reopened", &|t| t["status"] == "in_progress");
+    patch(
+        &a,
+        &id,
+        json!({"status": "declined", "resolution": "Отозвано заявителем"}),
+    );
+    let t = on_b("B declined", &|t| t["status"] == "declined");
+    let last = t["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["kind"], "status_changed");
+    assert_eq!(last["actor"], "partner:city");
+    assert_eq!(
+        last["data"],
+        json!({"from": "in_progress", "to": "declined"})
+    );
+
+    // The same update posted twice (the sender lost the answer) applies once.
+    let path = format!("/api/v1/partner/appeals/{id}/update");
+    let bearer = format!("Bearer {SHARED}");
+    let body = json!({"centre": "city", "at": "2026-11-23T05:00:00Z",
+                      "status": {"from": "declined", "to": "in_progress"}})
+    .to_string();
+    let before = kinds(&b, &theirs).len();
+    for duplicate in [false, true] {
+        let (s, text) = http(
+            b.admin,
+            "POST",
+            &path,
+            &[("Authorization", &bearer), ("Idempotency-Key", "twice-1")],
+            &body,
+        )
+        .unwrap();
+        assert_eq!(s, 200, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["duplicate"], json!(duplicate));
+    }
+    let t = timeline(&b, &theirs);
+    assert_eq!(t["status"], "in_progress");
+    assert_eq!(
+        t["events"].as_array().unwrap().len(),
+        before + 2,
+        "applied once"
+    );
+    // … and the copy, open now, cannot be reopened: 409, nothing written.
+    let (s, text) = http(
+        b.admin,
+        "POST",
+        &path,
+        &[("Authorization", &bearer), ("Idempotency-Key", "twice-2")],
+        &body,
+    )
+    .unwrap();
+    assert_eq!(s, 409, "{text}");
+    assert_eq!(kinds(&b, &theirs).len(), before + 2);
+
+    // A closes an appeal B has not started: B's `new` copy cannot become `done` (409); A's
+    // sender gives it up, and A's timeline says why.
+    let second = call_appeal(&a, "partner-call-4");
+    let (s, v) = api(&a, "POST", &format!("/api/v1/appeals/{second}/forward"), "");
+    assert_eq!(s, 202, "{v}");
+    let copy = eventually(WAIT, "the second appeal on B", || {
+        received(&b, &second).pop()
+    })["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    patch(&a, &second, json!({"status": "done"}));
+    let refused = eventually(WAIT, "the refusal on A's timeline", || {
+        timeline(&a, &second)["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|e| e["data"]["delivery_failed"].as_str().map(str::to_owned))
+    });
+    assert!(
+        refused.contains("409") && refused.contains("cannot become done"),
+        "{refused}"
+    );
+    assert_eq!(timeline(&b, &copy)["status"], "new");
+
+    // No echo: give one every chance to show up. A heard B's two statuses only; B's copy
+    // heard A's three updates (and the one posted by hand) only.
+    std::thread::sleep(Duration::from_millis(1500));
+    let a_heard = timeline(&a, &id)["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "partner_update" && e["data"].get("status").is_some())
+        .count();
+    assert_eq!(a_heard, 2);
+    let b_heard = kinds(&b, &theirs)
+        .iter()
+        .filter(|k| *k == "partner_update")
+        .count();
+    assert_eq!(
+        b_heard, 4,
+        "three updates from A and the one posted by hand"
+    );
+    let log = b.kill();
+    assert!(
+        log.contains("the partner changed an appeal it forwarded"),
+        "B logs it"
+    );
+    assert!(
+        !log.contains("Звонить дочери") && !log.contains("Отозвано"),
+        "no personal text in the log"
+    );
+}

@@ -510,11 +510,11 @@ pub async fn update(
         s.audit(who.audit("appeal_changed", Some(id.to_string()), changed.into()))
             .await;
     }
-    // An appeal from the partner queued its new status for the partner: send it now.
-    if updated.appeal.status != cur.status {
-        if let Some(link) = &s.partner {
-            link.wake.notify_one();
-        }
+    // A change may have queued a message for the partner (the new status of an appeal
+    // from the partner; what changed on one we forwarded): send it now. A wake with nothing
+    // queued costs the sender one query.
+    if let Some(link) = &s.partner {
+        link.wake.notify_one();
     }
     // the disposition a held operator waited for: they take calls again
     if updated.appeal.case.disposition.is_some() {

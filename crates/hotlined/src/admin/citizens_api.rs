@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{Datelike, Utc};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -33,14 +33,8 @@ const MAX_NOTES: usize = 10_000;
 const MAX_PHONES: usize = 10;
 
 /// `Some(None)` for an explicit `null`, `Some(Some(v))` for a value; absent fields stay
-/// `None` through `#[serde(default)]`.
-pub(super) fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
+/// `None` through `#[serde(default)]` (one helper, the store's).
+pub(super) use appeals::nullable;
 
 /// One line of text: trimmed, 1 to `max` characters, no control characters; else 422
 /// naming `field`.

@@ -245,7 +245,8 @@ impl From<appeals::Error> for ApiError {
             e @ (appeals::Error::NotForwardable { .. }
             | appeals::Error::AlreadyForwarded(_)
             | appeals::Error::UserExists(_)
-            | appeals::Error::Stale { .. }) => ApiError::conflict(e.to_string()),
+            | appeals::Error::Stale { .. }
+            | appeals::Error::NotReopenable { .. }) => ApiError::conflict(e.to_string()),
             appeals::Error::Transition { id, from, to } => ApiError::conflict(format!(
                 "appeal {id} is {from}: it cannot become {to}; allowed next: {}",
                 appeals_api::allowed_next(from)

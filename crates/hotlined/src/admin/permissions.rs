@@ -176,6 +176,7 @@ pub const TABLE: &[Route] = &[
     route!(POST "/api/v1/retention/run", ADMIN, users_api::retention_run),
     route!(POST "/api/v1/partner/appeals", Rule::Partner, partner_api::receive_forward),
     route!(POST "/api/v1/partner/appeals/{id}/status", Rule::Partner, partner_api::receive_status),
+    route!(POST "/api/v1/partner/appeals/{id}/update", Rule::Partner, partner_api::receive_update),
 ];
 
 /// The rule of a route, or `None` when the table has no line for it.

@@ -1845,6 +1845,246 @@ async fn forward_queues_and_status_changes_on_a_received_appeal_flow_back() {
     assert_eq!(updates[0].data["status"], "in_progress");
 }
 
+/// The partner side of status both ways: `POST /api/v1/partner/appeals/{origin}/update`
+/// applies the origin's change to our copy once per key; a bad body is 422 naming the field,
+/// an appeal that did not come from that centre 404, a status our copy cannot take 409 —
+/// and none of them writes anything. Nothing is queued back.
+#[tokio::test]
+async fn the_origins_update_reaches_our_copy_once() {
+    let e = partner_env("region", "http://127.0.0.1:9").await;
+    let origin = AppealId::new();
+    let got = partner_call(
+        &e.state,
+        "/api/v1/partner/appeals",
+        Some("fwd-1"),
+        &forward_body("city", origin),
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::CREATED, "{}", got.body);
+    let copy: AppealId = got.json()["appeal_id"].as_str().unwrap().parse().unwrap();
+    let path = format!("/api/v1/partner/appeals/{origin}/update");
+    let at = "2026-11-23T05:00:00Z";
+    let before = e.store.get(copy).await.unwrap().unwrap();
+
+    // Bad bodies: 422 naming the field, or saying what is missing; nothing written.
+    let long = "я".repeat(10_001);
+    for (body, field) in [
+        (
+            json!({"centre": "city", "at": "soon", "notes": "x"}),
+            Some("at"),
+        ),
+        (json!({"centre": "city", "notes": "x"}), Some("at")),
+        (json!({"at": at, "notes": "x"}), Some("centre")),
+        (
+            json!({"centre": "c i t y", "at": at, "notes": "x"}),
+            Some("centre"),
+        ),
+        (
+            json!({"centre": "city", "at": at, "status": {"from": "forwarded", "to": "gone"}}),
+            Some("status"),
+        ),
+        (
+            json!({"centre": "city", "at": at, "due_at": 5}),
+            Some("due_at"),
+        ),
+        (
+            json!({"centre": "city", "at": at, "notes": long}),
+            Some("notes"),
+        ),
+        (
+            json!({"centre": "city", "at": at, "resolution": 7}),
+            Some("resolution"),
+        ),
+        (json!({"centre": "city", "at": at, "colour": "red"}), None),
+        (json!({"centre": "city", "at": at}), None),
+    ] {
+        let r = partner_call(&e.state, &path, Some("bad"), &body.to_string()).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.body
+        );
+        assert_eq!(
+            r.json().get("field").and_then(Value::as_str),
+            field,
+            "{body}"
+        );
+    }
+    let r = partner_call(&e.state, &path, Some("bad"), "[1]").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = partner_call(&e.state, &path, None, "{}").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "no Idempotency-Key");
+    assert!(r.error().contains("Idempotency-Key"));
+    // Not an appeal that centre forwarded here: 404.
+    let withdraw = json!({
+        "centre": "city", "at": at, "actor": "op1",
+        "status": {"from": "forwarded", "to": "declined"},
+        "due_at": "2026-12-01T10:00:00Z",
+        "notes": "Заявитель переехал",
+        "resolution": "Отозвано",
+    });
+    for (p, body) in [
+        (
+            format!("/api/v1/partner/appeals/{}/update", AppealId::new()),
+            withdraw.clone(),
+        ),
+        (path.clone(), {
+            let mut b = withdraw.clone();
+            b["centre"] = json!("elsewhere");
+            b
+        }),
+    ] {
+        let r = partner_call(&e.state, &p, Some("u-0"), &body.to_string()).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    }
+    assert_eq!(e.store.get(copy).await.unwrap().unwrap(), before);
+
+    // The withdrawal: applied once, answered 200 both times.
+    for duplicate in [false, true] {
+        let r = partner_call(&e.state, &path, Some("u-1"), &withdraw.to_string()).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["duplicate"], json!(duplicate));
+        assert_eq!(r.json()["appeal_id"], json!(copy));
+    }
+    let now = e.store.get(copy).await.unwrap().unwrap();
+    assert_eq!(now.appeal.status, appeals::Status::Declined);
+    assert_eq!(
+        now.appeal.case.due_at.map(|d| d.to_rfc3339()),
+        Some("2026-12-01T10:00:00+00:00".to_owned())
+    );
+    let added: Vec<_> = now.events[before.events.len()..]
+        .iter()
+        .map(|e| (e.kind.as_str(), e.actor.clone().unwrap_or_default()))
+        .collect();
+    let by = || "partner:city".to_owned();
+    assert_eq!(
+        added,
+        [
+            ("partner_update", by()),
+            ("status_changed", by()),
+            ("case_updated", by())
+        ]
+    );
+    let report = &now.events[before.events.len()].data;
+    assert_eq!(report["notes"], "Заявитель переехал");
+    assert_eq!(report["resolution"], "Отозвано");
+    // one audit row, by the partner, without the text
+    let audit = audit_of(&e.state, "appeal_changed").await;
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].actor, "partner");
+    assert_eq!(audit[0].target.as_deref(), Some(copy.to_string().as_str()));
+    assert_eq!(
+        audit[0].details["status"],
+        json!({"from": "new", "to": "declined"})
+    );
+    assert_eq!(audit[0].details["notes"], json!({"changed": true}));
+    assert!(!audit[0].details.to_string().contains("переехал"));
+
+    // Reopened by the origin: our closed copy reopens. A second reopen finds it open: 409
+    // with the reason, nothing written, and the key not taken.
+    let reopen =
+        json!({"centre": "city", "at": at, "status": {"from": "declined", "to": "in_progress"}});
+    let r = partner_call(&e.state, &path, Some("u-2"), &reopen.to_string()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let reopened = e.store.get(copy).await.unwrap().unwrap();
+    assert_eq!(reopened.appeal.status, appeals::Status::InProgress);
+    for _ in 0..2 {
+        let r = partner_call(&e.state, &path, Some("u-3"), &reopen.to_string()).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert!(r.error().contains("nothing to reopen"), "{}", r.body);
+    }
+    // A close the copy's workflow does not allow: 409 naming what it allows.
+    let again = partner_call(
+        &e.state,
+        "/api/v1/partner/appeals",
+        Some("fwd-2"),
+        &forward_body("city", AppealId::new()),
+    )
+    .await;
+    let second = again.json()["appeal_id"].as_str().unwrap().to_owned();
+    let second_origin: AppealId = e
+        .store
+        .get(second.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .appeal
+        .partner_ref
+        .unwrap()
+        .strip_prefix("city:")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let done = json!({"centre": "city", "at": at, "status": {"from": "forwarded", "to": "done"}});
+    let r = partner_call(
+        &e.state,
+        &format!("/api/v1/partner/appeals/{second_origin}/update"),
+        Some("u-4"),
+        &done.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.error().contains("cannot become done"), "{}", r.body);
+    assert_eq!(e.store.get(copy).await.unwrap().unwrap(), reopened);
+    // Nothing of this goes back to the origin.
+    assert!(e.store.outbox(None).await.unwrap().is_empty());
+}
+
+/// The origin side: a PATCH of a forwarded appeal queues an update with the change, for
+/// the origin's appeal id; one never forwarded queues nothing.
+#[tokio::test]
+async fn a_patch_of_a_forwarded_appeal_queues_an_update() {
+    let e = partner_env("city", "http://127.0.0.1:9").await;
+    let id = e.appeal(local(day(), 9, 0), "city", "+7913", AppealUpdate::default());
+    let own = e.appeal(local(day(), 9, 5), "city", "+7914", AppealUpdate::default());
+    e.flush().await;
+    let f = call(
+        &e.state,
+        "POST",
+        &format!("/api/v1/appeals/{id}/forward"),
+        "",
+    )
+    .await;
+    assert_eq!(f.status, StatusCode::ACCEPTED, "{}", f.body);
+    let patch = r#"{"status":"declined","due_at":"2026-12-01","resolution":"Отозвано"}"#;
+    for a in [id, own] {
+        let r = call(&e.state, "PATCH", &format!("/api/v1/appeals/{a}"), patch).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let rows = e.store.outbox(None).await.unwrap();
+    let kinds: Vec<_> = rows.iter().map(|r| (r.kind, r.appeal_id)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (appeals::OutboxKind::Forward, id),
+            (appeals::OutboxKind::Update, id)
+        ]
+    );
+    // it waits behind the forward, which is not delivered yet
+    let due = e.store.outbox_due(Utc::now(), 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].kind, appeals::OutboxKind::Forward);
+    let body: String =
+        sqlx::query_scalar("SELECT payload FROM partner_outbox WHERE kind = 'update'")
+            .fetch_one(e.store.pool())
+            .await
+            .unwrap();
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body["status"],
+        json!({"from": "forwarded", "to": "declined"})
+    );
+    assert_eq!(body["resolution"], "Отозвано");
+    assert!(body["due_at"].as_str().unwrap().starts_with("2026-12-01"));
+    assert_eq!(body["actor"], "admin-token");
+    let path: String = sqlx::query_scalar("SELECT path FROM partner_outbox WHERE kind = 'update'")
+        .fetch_one(e.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(path, format!("/api/v1/partner/appeals/{id}/update"));
+}
+
 /// What the flaky partner does with each request, in turn.
 #[derive(Clone, Copy, Debug)]
 enum Flake {

@@ -226,6 +226,10 @@ pub async fn act(
         if store.set_status(id, to, &who.id).await.is_err() {
             return errors::no_database();
         }
+        // the partner may have a message queued about it
+        if let Some(link) = &s.partner {
+            link.wake.notify_one();
+        }
     }
     s.audit(who.audit(
         if done {
