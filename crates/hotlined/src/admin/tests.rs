@@ -2049,7 +2049,7 @@ async fn a_patch_of_a_forwarded_appeal_queues_an_update() {
     assert_eq!(f.status, StatusCode::ACCEPTED, "{}", f.body);
     let patch = r#"{"status":"declined","due_at":"2026-12-01","resolution":"Отозвано"}"#;
     for a in [id, own] {
-        let r = call(&e.state, "PATCH", &format!("/api/v1/appeals/{a}"), patch).await;
+        let r = patch_now(&e.state, &format!("/api/v1/appeals/{a}"), patch).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
     let rows = e.store.outbox(None).await.unwrap();
