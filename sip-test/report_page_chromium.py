@@ -133,6 +133,25 @@ try:
     driver.save_screenshot(f"{out}/report-page-day.png")
     ok(f"the day in Russian, cards as the database: {want}")
 
+    # The date field is дд.мм.гггг text as in the registry (not the browser's date input,
+    # which shows US order in an en-US browser like this one); a date typed so is taken.
+    field = driver.find_element(By.ID, "r-day")
+    shown = d.strftime("%d.%m.%Y")
+    if field.get_attribute("type") != "text" or field.get_attribute("value") != shown \
+            or field.get_attribute("placeholder") != "дд.мм.гггг":
+        fail(f"the date field: type {field.get_attribute('type')!r}, value "
+             f"{field.get_attribute('value')!r}, placeholder {field.get_attribute('placeholder')!r}")
+    field.clear()
+    field.send_keys(shown, Keys.ENTER)
+    wait.until(lambda dr: f"day={shown}" in dr.current_url)
+    wait.until(EC.presence_of_element_located((By.ID, "report-cards")))
+    if driver.find_elements(By.CSS_SELECTOR, "p.alert"):
+        fail(f"the typed date {shown} was refused")
+    for k, v in want.items():
+        if card(k) != v:
+            fail(f"day card {k} after typing {shown}: page {card(k)!r}, database {v!r}")
+    ok(f"the date field shows {shown} (дд.мм.гггг) and takes it typed with the keyboard")
+
     # The picker with the keyboard alone: focus the select, ArrowDown → the next period,
     # Tab through the date's fields to the button, Enter.
     def pick_next_range():
@@ -224,5 +243,14 @@ try:
     driver.save_screenshot(f"{out}/report-page-en.png")
     driver.get(f"{base}/reports?lang=ru")
     ok("?lang=en shows it in English")
+
+    # Page after page, each with its live stream: a page left for another is kept frozen by
+    # the browser with its stream, and six streams would block the seventh page for good
+    # unless the page closes its stream when it is hidden.
+    for i in range(8):
+        driver.get(f"{base}/reports?range=day&day={day}&n={i}")
+        wait.until(EC.presence_of_element_located((By.ID, "report-cards")))
+        wait.until(lambda dr: dr.find_element(By.ID, "live-status").get_attribute("data-live") == "up")
+    ok("eight pages in a row each load with their live stream up")
 finally:
     driver.quit()

@@ -360,6 +360,26 @@ look();
 """
 
 
+def board_actions(board):
+    """The board offers «Пауза»/«Вывести» only for operators logged in (op1, paused), none for
+    those «Не в очередях» (op2), and its column head is «В состоянии»."""
+    def shown(op):
+        return [b.text for b in board.css(f'tr[data-operator="{op}"] button[data-action]')
+                if b.is_displayed()]
+    board.attr_is("op2 not logged in on the board", 'tr[data-operator="op2"]', "data-state",
+                  "logged_out")
+    if shown("op1") != ["Пауза", "Вывести"]:
+        raise Failed(f"the board's buttons for op1 (paused): {shown('op1')}")
+    if shown("op2"):
+        raise Failed(f"the board offers {shown('op2')} for op2, who is not logged in")
+    heads = [th.text for th in board.css("table.operators thead th")]
+    if "В состоянии" not in heads:
+        raise Failed(f"the board's operator columns: {heads}")
+    board.shot("1b-board-actions", "table.operators")
+    ok("the board offers pause and log-out for op1 only, not for operators «Не в очередях»; "
+       "column «В состоянии»")
+
+
 def directory_choices(api):
     """What op1 picks from the directory (the daemon's API, so the ids are real): a benefits
     service, the first district, the organisation the daemon suggests for both, the first
@@ -576,6 +596,7 @@ def steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages):
         board.live_up()
         board.one("the benefits queue", 'section[data-queue="benefits"]')
         board.attr_is("op1 paused on the board", 'tr[data-operator="op1"]', "data-state", "paused")
+        board_actions(board)
         desk.d.execute_script(WATCH_POP, CALLER.lstrip("+"), earlier["id"])
 
     # 4. the caller calls, presses 1 and waits: the board shows the caller waiting

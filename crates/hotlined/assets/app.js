@@ -114,6 +114,12 @@
       });
     }
     open();
+    // A page left for another is kept frozen by the browser (back/forward cache) with its
+    // stream open; the browser allows six connections to one host, so the seventh page
+    // would wait forever. Close the stream when the page is hidden, open it again when a
+    // cached page comes back.
+    window.addEventListener("pagehide", function () { if (es) { es.close(); } });
+    window.addEventListener("pageshow", function (e) { if (e.persisted) { setLive(false); open(); } });
   }
   function on(kind, f) { (handlers[kind] = handlers[kind] || []).push(f); }
 
@@ -216,7 +222,7 @@
         $("#citizen-results").innerHTML = "";
         $("#citizen-new").hidden = true;
         restoreDraft(d.appeal);
-        if (caseFields && !form.dataset.version) { fetchVersion(d.appeal); }
+        if (!form.dataset.version) { fetchVersion(d.appeal); }
         text($("#form-appeal"), "");
         text(saved, "");
       }
@@ -272,10 +278,11 @@
           if (v[n] !== undefined) { p[n] = v[n] === "" ? null : v[n]; }
         });
         if (v.citizen_id) { p.citizen_id = v.citizen_id; }
-        if (form.dataset.version) { p.version = parseInt(form.dataset.version, 10); }
       } else if (v.organisation) {
         p.destination_org = v.organisation;
       }
+      // every edit names the version it was made on (a stale one gets 409)
+      if (form.dataset.version) { p.version = parseInt(form.dataset.version, 10); }
       return p;
     }
     function fetchVersion(appeal) {
@@ -318,6 +325,15 @@
       if (!appeal || sending || !dirty) { return; }
       var p = payload();
       if (Object.keys(p).filter(function (k) { return k !== "version"; }).length === 0) { dirty = false; return; }
+      if (p.version === undefined) {
+        // the version is not known yet: read it, then send
+        api("GET", "/api/v1/appeals/" + encodeURIComponent(appeal)).then(function (g) {
+          if (form.dataset.appeal === appeal && g.json && g.json.version != null) { form.dataset.version = g.json.version; }
+          schedule(g.status === 200 ? 0 : backoff);
+          if (g.status !== 200) { backoff = Math.min(backoff * 2, 15000); }
+        });
+        return;
+      }
       sending = true; dirty = false;
       say(T.saving, true);
       api("PATCH", "/api/v1/appeals/" + encodeURIComponent(appeal), p).then(function (r) {
@@ -332,7 +348,7 @@
           return;
         }
         dirty = true;
-        if (r.status === 409 && caseFields) {
+        if (r.status === 409) {
           // someone else changed it: take the current version and send ours again
           api("GET", "/api/v1/appeals/" + encodeURIComponent(appeal)).then(function (g) {
             if (g.json && g.json.version != null) { form.dataset.version = g.json.version; }
@@ -541,6 +557,8 @@
       text(st, stateLabel(d.state));
       text($('[data-cell="reason"]', row), d.state === "paused" ? reasonLabel(d.reason) : "");
       text($('[data-cell="queues"]', row), (d.queues || []).map(queueName).join(", "));
+      // an operator not logged in has nothing to pause or log out of
+      $all("button[data-action]", row).forEach(function (b) { b.hidden = d.state === "logged_out"; });
     });
     tickers.push(function () {
       $all("tr[data-operator]").forEach(function (row) { text($('[data-cell="time"]', row), mmss(seconds(row.dataset.since))); });
@@ -578,8 +596,7 @@
       var st = $("#reassign-status");
       api("GET", "/api/v1/appeals/" + encodeURIComponent(id)).then(function (g) {
         if (g.status !== 200) { text(st, problem(g)); return; }
-        var p = { assignee: who };
-        if (g.json && g.json.version != null) { p.version = g.json.version; }
+        var p = { assignee: who, version: g.json && g.json.version };
         api("PATCH", "/api/v1/appeals/" + encodeURIComponent(id), p).then(function (r) {
           text(st, r.status === 200 ? T.done_ok : problem(r));
         });

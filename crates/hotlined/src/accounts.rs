@@ -225,28 +225,12 @@ pub fn check_new_user(
     check_password(login, password)
 }
 
-/// The accounts a first start on a loopback admin address makes: every operator of the
-/// operators file with a plain password (same login, name and password), `supervisor` and
-/// `admin`. Their passwords are demo values, not checked against the rules.
+/// The accounts a first start on a loopback admin address makes: `supervisor` and `admin`
+/// first (so they can log in soonest), then every operator of the operators file with a
+/// plain password (same login, name and password). Their passwords are demo values, not
+/// checked against the rules.
 pub fn demo_accounts(operators: &[(String, String, Option<String>)]) -> Vec<(NewUser, String)> {
-    let mut v: Vec<(NewUser, String)> = operators
-        .iter()
-        .filter_map(|(login, name, password)| {
-            let p = password.clone()?;
-            check_login(login).ok()?;
-            Some((
-                NewUser {
-                    id: login.clone(),
-                    display_name: name.clone(),
-                    role: Role::Operator,
-                    organisation_id: None,
-                    password_hash: String::new(),
-                },
-                p,
-            ))
-        })
-        .collect();
-    for (login, name, role, password) in [
+    let mut v: Vec<(NewUser, String)> = [
         (
             "supervisor",
             "Супервизор (демо)",
@@ -254,8 +238,10 @@ pub fn demo_accounts(operators: &[(String, String, Option<String>)]) -> Vec<(New
             "supervisor-secret",
         ),
         ("admin", "Администратор (демо)", Role::Admin, "admin-secret"),
-    ] {
-        v.push((
+    ]
+    .into_iter()
+    .map(|(login, name, role, password)| {
+        (
             NewUser {
                 id: login.into(),
                 display_name: name.into(),
@@ -264,13 +250,65 @@ pub fn demo_accounts(operators: &[(String, String, Option<String>)]) -> Vec<(New
                 password_hash: String::new(),
             },
             password.into(),
-        ));
-    }
+        )
+    })
+    .collect();
+    v.extend(operators.iter().filter_map(|(login, name, password)| {
+        let p = password.clone()?;
+        check_login(login).ok()?;
+        Some((
+            NewUser {
+                id: login.clone(),
+                display_name: name.clone(),
+                role: Role::Operator,
+                organisation_id: None,
+                password_hash: String::new(),
+            },
+            p,
+        ))
+    }));
     v
 }
 
+/// The hashes of `passwords`, in order, computed on the blocking pool by as many workers as
+/// the machine has cores (argon2id is meant to be slow: a thousand demo operators hashed one
+/// by one took most of a minute). `None` where a hash failed.
+pub async fn hash_passwords(passwords: Vec<String>) -> Vec<Option<String>> {
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let per_worker = passwords.len().div_ceil(workers).max(1);
+    let mut chunks = Vec::new();
+    let mut rest = passwords;
+    while !rest.is_empty() {
+        let tail = rest.split_off(per_worker.min(rest.len()));
+        chunks.push(std::mem::replace(&mut rest, tail));
+    }
+    let lens: Vec<usize> = chunks.iter().map(Vec::len).collect();
+    let tasks = chunks.into_iter().map(|chunk| {
+        tokio::task::spawn_blocking(move || {
+            chunk
+                .iter()
+                .map(|p| hash_password(p).ok())
+                .collect::<Vec<_>>()
+        })
+    });
+    let mut hashes = Vec::new();
+    for (task, n) in futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .zip(lens)
+    {
+        match task {
+            Ok(h) => hashes.extend(h),
+            // a worker that panicked hashed nothing of its chunk
+            Err(_) => hashes.extend(std::iter::repeat_n(None, n)),
+        }
+    }
+    hashes
+}
+
 /// Makes the demo accounts when the database has no account at all; returns the logins
-/// made (none when there were accounts already).
+/// made (none when there were accounts already). The passwords are hashed in parallel
+/// ([`hash_passwords`]); the accounts are then written one by one, each with its audit row.
 pub async fn seed_demo(
     store: &Store,
     operators: &[(String, String, Option<String>)],
@@ -279,12 +317,12 @@ pub async fn seed_demo(
     if users > 0 {
         return Ok(Vec::new());
     }
+    let (accounts, passwords): (Vec<NewUser>, Vec<String>) =
+        demo_accounts(operators).into_iter().unzip();
+    let hashes = hash_passwords(passwords).await;
     let mut made = Vec::new();
-    for (mut u, password) in demo_accounts(operators) {
-        let Ok(Ok(hash)) = tokio::task::spawn_blocking(move || hash_password(&password)).await
-        else {
-            continue;
-        };
+    for (mut u, hash) in accounts.into_iter().zip(hashes) {
+        let Some(hash) = hash else { continue };
         u.password_hash = hash;
         let audit = AuditEntry {
             at: chrono::Utc::now(),
@@ -302,6 +340,24 @@ pub async fn seed_demo(
         }
     }
     Ok(made)
+}
+
+/// How many logins the demo accounts' log line names before "and N more".
+pub const DEMO_LOGINS_SHOWN: usize = 8;
+
+/// The logins the demo accounts' log line shows: the first [`DEMO_LOGINS_SHOWN`], then how
+/// many more (never a password).
+pub fn demo_logins_shown(made: &[String]) -> String {
+    let shown = made
+        .iter()
+        .take(DEMO_LOGINS_SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    match made.len().saturating_sub(DEMO_LOGINS_SHOWN) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
 }
 
 #[cfg(test)]
@@ -392,8 +448,8 @@ mod tests {
         ];
         let d = demo_accounts(&ops);
         let ids: Vec<&str> = d.iter().map(|(u, _)| u.id.as_str()).collect();
-        assert_eq!(ids, ["op1", "supervisor", "admin"]);
-        assert_eq!(d[0].1, "op1-secret");
-        assert_eq!(d[2].0.role, Role::Admin);
+        assert_eq!(ids, ["supervisor", "admin", "op1"]);
+        assert_eq!(d[2].1, "op1-secret");
+        assert_eq!(d[1].0.role, Role::Admin);
     }
 }

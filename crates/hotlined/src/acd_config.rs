@@ -87,7 +87,10 @@ impl QueueDef {
     /// `disposition_required = true`: an operator who took a call from this queue gets no
     /// other until the appeal has its disposition (`crate::disposition_hold`).
     pub fn disposition_required(&self) -> bool {
-        self.raw.disposition_required
+        self.raw
+            .disposition_required
+            .as_ref()
+            .is_some_and(|v| *v.get_ref())
     }
 
     /// The queue's music on hold as written (relative to the configuration folder), or
@@ -144,8 +147,7 @@ struct RawQueue {
     announce_every_seconds: Option<Spanned<i64>>,
     estimate_cap_minutes: Option<Spanned<i64>>,
     moh: Option<Spanned<String>>,
-    #[serde(default)]
-    disposition_required: bool,
+    disposition_required: Option<Spanned<bool>>,
 }
 
 /// An operator's queues and levels as written: `skills = { benefits = 1, rehab = 2 }`, in the
@@ -428,6 +430,46 @@ fn queue_config(
         }
     }
     c
+}
+
+/// `disposition_required = true` needs dispositions to choose from: a problem at the key of
+/// every queue that sets it when the case directory has none. `cases` is the cases file
+/// (`None` when `hotline.toml` names none); `queues_file` as for [`build`].
+pub fn check_disposition_required(
+    dir: &Path,
+    queues_file: Option<&str>,
+    queues: &[QueueDef],
+    cases: Option<&Path>,
+    dispositions: usize,
+    problems: &mut Vec<Problem>,
+) {
+    if dispositions > 0 {
+        return;
+    }
+    let Some(qpath) = queues_file.map(|q| dir.join(q)) else {
+        return;
+    };
+    let mut qf = File {
+        path: qpath.display().to_string(),
+        text: std::fs::read_to_string(&qpath).unwrap_or_default(),
+        problems,
+    };
+    let lacking = match cases {
+        Some(c) => format!("{} has no [[disposition]]", c.display()),
+        None => "hotline.toml names no cases file (cases = \"cases.toml\")".to_owned(),
+    };
+    for q in queues {
+        if let Some(v) = q.raw.disposition_required.as_ref().filter(|v| *v.get_ref()) {
+            qf.at(
+                v.span().start,
+                format!(
+                    "queue {:?}: disposition_required = true needs the dispositions an \
+                     operator chooses from, and {lacking}",
+                    q.name
+                ),
+            );
+        }
+    }
 }
 
 /// Checks the ACD settings of the queues and operators files and builds the ACD's

@@ -188,6 +188,12 @@ fn parse_id(appeal: &str) -> Option<AppealId> {
     uuid::Uuid::parse_str(appeal).ok().map(AppealId)
 }
 
+/// The time a UUIDv7 appeal id was minted at (`None` for another version).
+fn minted_at(id: AppealId) -> Option<chrono::DateTime<Utc>> {
+    let (secs, nanos) = id.0.get_timestamp()?.to_unix();
+    chrono::DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
+}
+
 impl CallLog for AppealLog {
     fn returning_operator(&self, caller: &str, lookback: std::time::Duration) -> ReturningLookup {
         let store = self.store.get().cloned();
@@ -203,7 +209,8 @@ impl CallLog for AppealLog {
     }
 
     /// The appeal is created under call control's id (a UUIDv7 it minted); an id that is
-    /// not a UUID is a bug upstream and writes nothing.
+    /// not a UUID is a bug upstream and writes nothing. The appeal arrived when call control
+    /// says: the millisecond in its id (the driver's civil time of the INVITE's input).
     fn call_arrived(&self, appeal: &str, call: &CallArrived<'_>) {
         let Some(id) = parse_id(appeal) else {
             tracing::error!(appeal, "call control gave an appeal id that is not a UUID");
@@ -215,7 +222,7 @@ impl CallLog for AppealLog {
                 call_id: call.call_id.to_string(),
                 line: call.line.to_string(),
                 caller_number: call.caller.to_string(),
-                arrived_at: Utc::now(),
+                arrived_at: minted_at(id).unwrap_or_else(Utc::now),
             },
         );
         self.counters.arrived(appeal, call.line);
@@ -593,6 +600,37 @@ mod tests {
                 .as_deref(),
             Some("op2")
         );
+    }
+
+    /// The appeal arrived when call control minted its id (the driver's time of the INVITE),
+    /// not when the writer got the event.
+    #[tokio::test]
+    async fn arrived_at_is_call_controls_time() {
+        let (_dir, store, writer) = sqlite().await;
+        let log = AppealLog::new(writer.clone(), Default::default(), Default::default());
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:15:30.250+07:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        let ms = u64::try_from(at.timestamp_millis()).unwrap();
+        let appeal = gateway::AppealIds::new([7; 32]).mint(ms);
+        log.call_arrived(
+            &appeal,
+            &CallArrived {
+                call_id: "c-arrived",
+                line: "city",
+                caller: "+79131234567",
+            },
+        );
+        assert!(writer.flushed(std::time::Duration::from_secs(10)).await);
+        let a = store
+            .get(parse_id(&appeal).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .appeal;
+        assert_eq!(a.arrived_at, at);
+        // an id that is a UUID but not a v7 (none is minted so) falls back to the clock
+        assert_eq!(minted_at(AppealId(uuid::Uuid::nil())), None);
     }
 
     /// An operator answers, then transfers the caller to a queue where nobody answers before

@@ -1204,6 +1204,14 @@ impl Config {
             },
             &mut problems,
         );
+        crate::acd_config::check_disposition_required(
+            dir,
+            main.queues.as_deref(),
+            &queues,
+            main.cases.as_deref().map(|c| dir.join(c)).as_deref(),
+            directory.dispositions.len(),
+            &mut problems,
+        );
         if !problems.is_empty() {
             return Err(ConfigErrors(problems));
         }

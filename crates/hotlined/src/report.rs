@@ -407,7 +407,7 @@ pub const RU: Words = Words {
     show: "Показать",
     export_csv: "Выгрузить CSV",
     export_html: "Отчёт для печати",
-    bad_day: "Поле «Дата в периоде»: укажите дату в виде ГГГГ-ММ-ДД.",
+    bad_day: "Поле «Дата в периоде»: укажите дату в виде ДД.ММ.ГГГГ, например 06.12.2026.",
     bad_range: "Поле «Период»: выберите день, неделю или месяц.",
     csv_header: "день,группа,ключ,название,звонков,отвечено,сброшено,отвечено в пределах УО,уровень обслуживания,среднее ожидание с,ожидание сброшенных с,средний разговор с,просрочено",
     group_heading: [
@@ -483,7 +483,7 @@ pub const EN: Words = Words {
     show: "Show",
     export_csv: "Export CSV",
     export_html: "Printable report",
-    bad_day: "A day in the period: give a date as YYYY-MM-DD.",
+    bad_day: "A day in the period: give a date as DD.MM.YYYY, e.g. 06.12.2026.",
     bad_range: "Period: choose a day, a week or a month.",
     csv_header: "day,group,key,name,calls,answered,abandoned,answered_within_sl,service_level,avg_wait_seconds,avg_wait_abandoned_seconds,avg_talk_seconds,overdue",
     group_heading: [

@@ -160,6 +160,49 @@ fn check_reports_queue_and_skill_problems_at_their_keys() {
 }
 
 #[test]
+fn check_refuses_disposition_required_without_dispositions() {
+    let (dir, path) = config_copy(str::to_string);
+    let queues = dir.path().join("queues.toml");
+    let text = std::fs::read_to_string(&queues).unwrap();
+    let name = "name = \"benefits\"";
+    let line = text.lines().position(|l| l == name).unwrap() + 2;
+    std::fs::write(
+        &queues,
+        text.replacen(name, &format!("{name}\ndisposition_required = true"), 1),
+    )
+    .unwrap();
+    let check = || {
+        let out = hotlined()
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    // with the shipped dispositions the queue may require one
+    let (code, stdout) = check();
+    assert_eq!(code, Some(0), "{stdout}");
+
+    // cases.toml without any [[disposition]]: the operator could never save one
+    let cases = dir.path().join("cases.toml");
+    let text = std::fs::read_to_string(&cases).unwrap();
+    let cut = text.find("[[disposition]]").unwrap();
+    std::fs::write(&cases, &text[..cut]).unwrap();
+    let (code, stdout) = check();
+    assert_eq!(code, Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [format!(
+            "{}:{line}:24: queue \"benefits\": disposition_required = true needs the \
+             dispositions an operator chooses from, and {} has no [[disposition]]",
+            queues.display(),
+            cases.display()
+        )]
+    );
+}
+
+#[test]
 fn check_reports_a_typo_as_path_line_col() {
     let line = std::cell::Cell::new(0);
     let (_dir, path) = config_copy(|m| {
@@ -820,4 +863,51 @@ fn reload_swaps_the_directory_and_refuses_a_bad_one() {
         "/api/v1/organisations?service=home-care&district=novy",
     );
     assert!(body.contains("\"suggested\":\"kcson-novy\""), "{body}");
+}
+
+/// Appends one operator to the site's operators file.
+fn add_operator(dir: &Path, login: &str) {
+    let path = dir.join("operators.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "{text}\n[[operator]]\nlogin = \"{login}\"\nname = \"Новый {login}\"\n\
+             password = \"{login}-secret\"\nskills = {{ benefits = 1 }}\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn reload_adds_operators_the_book_takes() {
+    let d = Daemon::start_in(&[], |_| {});
+    let dir = d.dir().to_path_buf();
+    let (status, body) = http(d.admin, "POST", "/api/v1/operators/op7/login");
+    assert_eq!(status, 404, "not configured yet: {body}");
+
+    // through the API
+    add_operator(&dir, "op7");
+    let (status, body) = http(d.admin, "POST", "/api/v1/reload");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(d.admin, "POST", "/api/v1/operators/op7/login");
+    assert_eq!(status, 200, "the book takes the new operator: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["state"], "available", "{body}");
+    let (_, body) = http(d.admin, "GET", "/api/v1/operators");
+    assert!(body.contains("\"Новый op7\""), "{body}");
+
+    // through SIGHUP (the same path)
+    add_operator(&dir, "op8");
+    let reloads = d.log().matches("configuration reloaded").count();
+    d.signal("HUP");
+    let until = Instant::now() + Duration::from_secs(20);
+    while d.log().matches("configuration reloaded").count() == reloads {
+        assert!(Instant::now() < until, "no reload after SIGHUP");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, body) = http(d.admin, "POST", "/api/v1/operators/op8/login");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(d.admin, "POST", "/api/v1/operators/op8/pause");
+    assert_eq!(status, 200, "{body}");
 }

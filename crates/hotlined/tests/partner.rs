@@ -146,12 +146,14 @@ fn two_daemons_forward_an_appeal_and_see_the_status_come_back() {
     // with who made it.
     let smirnova = supervisor(&b, "smirnova");
     for status in ["in_progress", "done"] {
+        let path = format!("/api/v1/appeals/{theirs}");
+        let (_, now) = api_as(&b, &smirnova, "GET", &path, "");
         let (s, v) = api_as(
             &b,
             &smirnova,
             "PATCH",
-            &format!("/api/v1/appeals/{theirs}"),
-            &json!({ "status": status }).to_string(),
+            &path,
+            &json!({ "status": status, "version": now["version"] }).to_string(),
         );
         assert_eq!(s, 200, "{v}");
     }
@@ -287,13 +289,12 @@ fn two_daemons_carry_the_origins_changes_to_the_partner() {
         .as_str()
         .unwrap()
         .to_owned();
-    let patch = |d: &Daemon, appeal: &str, body: Value| {
-        let (s, v) = api(
-            d,
-            "PATCH",
-            &format!("/api/v1/appeals/{appeal}"),
-            &body.to_string(),
-        );
+    // every edit names the version it was made on: read it, then PATCH
+    let patch = |d: &Daemon, appeal: &str, mut body: Value| {
+        let path = format!("/api/v1/appeals/{appeal}");
+        let (_, now) = api(d, "GET", &path, "");
+        body["version"] = now["version"].clone();
+        let (s, v) = api(d, "PATCH", &path, &body.to_string());
         assert_eq!(s, 200, "{body}: {v}");
         v
     };

@@ -331,6 +331,88 @@ async fn login_sessions_and_csrf(db: Db) {
     }
 }
 
+on_both!(many_demo_operators_at_first_start);
+/// A first start with 200 demo operators: the store answers while their passwords are
+/// hashed, the one log line's logins are few, and every operator can then log in.
+async fn many_demo_operators_at_first_start(db: Db) {
+    let ops: DemoOperators = (1..=200)
+        .map(|i| {
+            (
+                format!("d{i:03}"),
+                format!("Оператор {i}"),
+                Some(format!("pw-d{i:03}-secret")),
+            )
+        })
+        .collect();
+    let writer = AppealWriter::start(WriterConfig::new(
+        db.url.clone(),
+        db.dir.path().join("spool"),
+    ))
+    .unwrap();
+    let state = state_with(writer.clone(), TOKEN);
+    let stop = CancellationToken::new();
+    let task = connect_store(
+        db.url.clone(),
+        state.store.clone(),
+        stop.clone(),
+        Some(ops.clone()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state.store.get().is_none() {
+        assert!(Instant::now() < deadline, "the store was never connected");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // 202 argon2id hashes take seconds: the store routes answer before they are done
+    let (users, _) = store(&state).user_counts().await.unwrap();
+    assert!(
+        users < 202,
+        "{users} accounts made before the store was offered"
+    );
+    assert_eq!(
+        call(&state, "GET", "/api/v1/appeals", "").await.status,
+        StatusCode::OK
+    );
+    task.await.unwrap();
+    assert_eq!(store(&state).user_counts().await.unwrap(), (202, 1));
+
+    // every operator's password verifies (on as many threads as there are cores)
+    let mut hashes = Vec::new();
+    for (login, _, password) in &ops {
+        let (u, hash) = store(&state).user_with_hash(login).await.unwrap().unwrap();
+        assert_eq!(u.role, Role::Operator);
+        hashes.push((password.clone().unwrap(), hash));
+    }
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let checks = hashes.chunks(hashes.len().div_ceil(workers)).map(|c| {
+        let c = c.to_vec();
+        tokio::task::spawn_blocking(move || {
+            c.iter()
+                .filter(|(p, h)| crate::accounts::verify_password(p, h))
+                .count()
+        })
+    });
+    let verified: usize = futures_util::future::join_all(checks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .sum();
+    assert_eq!(verified, 200);
+    // and the first, the last and the admin log in through the form
+    for (login, password) in [
+        ("d001", "pw-d001-secret"),
+        ("d200", "pw-d200-secret"),
+        ("admin", "admin-secret"),
+    ] {
+        session(&state, login, password).await;
+    }
+
+    let made: Vec<String> = (1..=202).map(|i| format!("x{i}")).collect();
+    let shown = crate::accounts::demo_logins_shown(&made);
+    assert_eq!(shown, "x1, x2, x3, x4, x5, x6, x7, x8 and 194 more");
+    stop.cancel();
+    writer.shutdown().await;
+}
+
 on_both!(lockout_per_account_and_address);
 async fn lockout_per_account_and_address(db: Db) {
     let s = state_on(&db, AccessSettings::default()).await;
@@ -633,7 +715,7 @@ async fn every_change_is_audited_and_retention_runs(db: Db) {
         req(
             "PATCH",
             &format!("/api/v1/appeals/{a_new}"),
-            r#"{"status":"in_progress","notes":"позвонить вечером"}"#,
+            r#"{"version":1,"status":"in_progress","notes":"позвонить вечером"}"#,
             &auth,
         ),
     )
@@ -1192,7 +1274,7 @@ async fn minsk_home_care_to_the_territorial_centre_and_back(db: Db) {
         &sup,
         "PATCH",
         &format!("/api/v1/appeals/{late}"),
-        r#"{"status":"in_progress","service":"home-care","district":"leninsky"}"#,
+        r#"{"version":1,"status":"in_progress","service":"home-care","district":"leninsky"}"#,
     )
     .await;
     assert_eq!(l.status, StatusCode::OK, "{}", l.body);

@@ -12,8 +12,9 @@
 //! against the directory (422 naming the field). When a service is set its due date follows
 //! (arrival + the service's days) unless one is given; the destination organisation is
 //! suggested from the service and the district while none is set; a citizen brings their
-//! address and district to an appeal that has none. A PATCH may name the `version` it was
-//! made on: a changed appeal is 409 and nothing is written.
+//! address and district to an appeal that has none. A PATCH names the `version` it was made
+//! on (required: 422 naming `version` without one): a changed appeal is 409 and nothing is
+//! written.
 
 use appeals::{AppealId, Status, Total};
 use axum::body::Bytes;
@@ -362,6 +363,7 @@ pub async fn update(
             "nothing to change: give status, notes, destination_org or a case field",
         ));
     }
+    let version = super::required_version(c.version, &format!("/api/v1/appeals/{id}"))?;
     if who.role == appeals::Role::Organisation {
         organisation_may(&c)?;
     }
@@ -502,7 +504,9 @@ pub async fn update(
         disposition,
         resolution,
     };
-    let updated = store.update_case(id, c.version, &change, &actor).await?;
+    let updated = store
+        .update_case(id, Some(version), &change, &actor)
+        .await?;
     let changed = super::audit::changes(
         &serde_json::to_value(cur).unwrap_or_default(),
         &serde_json::to_value(&updated.appeal).unwrap_or_default(),

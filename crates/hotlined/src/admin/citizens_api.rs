@@ -152,7 +152,7 @@ struct NewCitizen {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Change {
-    version: i64,
+    version: Option<i64>,
     name: Option<String>,
     phones: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
@@ -292,7 +292,7 @@ pub async fn one(
 }
 
 /// `PATCH /api/v1/citizens/{id}`: the fields given change (`null` clears one); `version`
-/// is required.
+/// is required (422 naming it when missing).
 pub async fn update(
     State(s): State<AdminState>,
     Extension(Actor(actor)): Extension<Actor>,
@@ -302,6 +302,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let id = citizen_id(id)?;
     let c: Change = json_body(&b)?;
+    let version = super::required_version(c.version, &format!("/api/v1/citizens/{id}"))?;
     let d = s.directory.get();
     let store = s.store()?;
     let Some(current) = store.citizen(id).await? else {
@@ -343,7 +344,7 @@ pub async fn update(
             .map(|n| n.map(|n| long_text("notes", &n, MAX_NOTES)).transpose())
             .transpose()?,
     };
-    let updated = store.update_citizen(id, c.version, &patch).await?;
+    let updated = store.update_citizen(id, version, &patch).await?;
     let changed = audit::changes(
         &serde_json::to_value(&current).unwrap_or_default(),
         &serde_json::to_value(&updated).unwrap_or_default(),

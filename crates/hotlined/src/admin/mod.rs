@@ -272,6 +272,21 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
 }
 
+/// The `version` an edit (`PATCH` of an appeal or a citizen) was made on: required, 422
+/// naming the field when missing, before anything is read or written. `path` is where the
+/// current one is read (for the message).
+pub(crate) fn required_version(version: Option<i64>, path: &str) -> Result<i64, ApiError> {
+    version.ok_or_else(|| {
+        ApiError::invalid(
+            "version",
+            format!(
+                "version: required — the version the edit was made on (GET {path} gives it); \
+                 a stale one gets 409"
+            ),
+        )
+    })
+}
+
 /// A query string that did not parse: 400.
 pub(crate) fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
     ApiError::bad_request(format!("bad query: {}", e.body_text()))
@@ -358,7 +373,9 @@ pub type DemoOperators = Vec<(String, String, Option<String>)>;
 
 /// Connects the store in the background, retrying with a growing pause (1 s … 30 s) until
 /// the database answers or `stop` is cancelled; then fills `slot`. With `demo` (a loopback
-/// admin address) an empty account table gets the demo accounts first.
+/// admin address) an empty account table then gets the demo accounts: the store routes
+/// answer meanwhile (a login not made yet is refused like a wrong one), and one WARN line
+/// says when they are made (`demo accounts made`, what scripts wait for).
 pub fn connect_store(
     url: String,
     slot: StoreSlot,
@@ -370,21 +387,11 @@ pub fn connect_store(
         loop {
             match Store::connect(&url).await {
                 Ok(store) => {
-                    if let Some(ops) = &demo {
-                        match crate::accounts::seed_demo(&store, ops).await {
-                            Ok(made) if !made.is_empty() => tracing::warn!(
-                                accounts = %made.join(", "),
-                                "first start on a loopback admin address: demo accounts made — \
-                                 operators log in with their operators.toml passwords, \
-                                 supervisor / supervisor-secret, admin / admin-secret; \
-                                 change them before real use"
-                            ),
-                            Ok(_) => {}
-                            Err(e) => tracing::error!(error = %e, "demo accounts not made"),
-                        }
-                    }
-                    let _ = slot.set(store);
+                    let _ = slot.set(store.clone());
                     tracing::info!("admin API: database connected");
+                    if let Some(ops) = &demo {
+                        seed_demo_logged(&store, ops).await;
+                    }
                     return;
                 }
                 Err(e) => {
@@ -398,6 +405,23 @@ pub fn connect_store(
             pause = (pause * 2).min(Duration::from_secs(30));
         }
     })
+}
+
+/// [`crate::accounts::seed_demo`] and its one log line: how many accounts, the first few
+/// logins, never a password of the operators file.
+async fn seed_demo_logged(store: &Store, ops: &[(String, String, Option<String>)]) {
+    match crate::accounts::seed_demo(store, ops).await {
+        Ok(made) if !made.is_empty() => tracing::warn!(
+            count = made.len(),
+            accounts = %crate::accounts::demo_logins_shown(&made),
+            "first start on a loopback admin address: demo accounts made — \
+             operators log in with their operators.toml passwords, \
+             supervisor / supervisor-secret, admin / admin-secret; \
+             change them before real use"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "demo accounts not made"),
+    }
 }
 
 /// Compares two byte strings in time that depends only on their lengths.

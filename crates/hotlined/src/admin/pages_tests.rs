@@ -140,9 +140,20 @@ async fn pages_by_role(db: Db) {
         "data-action=\"pause\" data-operator-id=\"op1\"",
         "data-action=\"logout\" data-operator-id=\"op2\"",
         "data-warn-s=\"30\" data-alarm-s=\"60\" data-sl-target=\"80\"",
+        "<th scope=\"col\">В состоянии</th>",
     ] {
         assert!(board.body.contains(hook), "board lacks {hook}");
     }
+    // nobody is logged in yet: no pause or log-out is offered
+    let buttons = |body: &str, id: &str| -> Vec<bool> {
+        body.match_indices(&format!("data-operator-id=\"{id}\""))
+            .map(|(at, _)| {
+                let tail = &body[at..];
+                tail[..tail.find('>').unwrap()].ends_with(" hidden")
+            })
+            .collect()
+    };
+    assert_eq!(buttons(&board.body, "op1"), [true, true]);
     // op1 logs in: the board renders them available
     let csrf = csrf_of(&s, &sup).await;
     let a = send(
@@ -160,6 +171,8 @@ async fn pages_by_role(db: Db) {
     assert!(board
         .body
         .contains("<tr data-operator=\"op1\" data-state=\"available\""));
+    assert_eq!(buttons(&board.body, "op1"), [false, false]);
+    assert_eq!(buttons(&board.body, "op2"), [true, true]);
     let desk = get(&s, "/desk", &op).await;
     assert!(desk.body.contains("data-state=\"available\""));
 }
@@ -617,14 +630,14 @@ async fn disposition_hold_until_saved(db: Db) {
             ],
         )
     };
-    let notes = send(&s, patch(r#"{"notes":"ещё пишу"}"#)).await;
+    let notes = send(&s, patch(r#"{"version":1,"notes":"ещё пишу"}"#)).await;
     assert_eq!(notes.status, StatusCode::OK, "{}", notes.body);
     assert_eq!(
         reason(&s).as_deref(),
         Some(REASON),
         "a note is not the disposition"
     );
-    let done = send(&s, patch(r#"{"disposition":"consulted"}"#)).await;
+    let done = send(&s, patch(r#"{"version":2,"disposition":"consulted"}"#)).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     assert_eq!(reason(&s), None, "the disposition resumes op1");
     assert!(s.holds.of("op1").is_none());
@@ -643,7 +656,7 @@ async fn disposition_hold_until_saved(db: Db) {
     let req_b = req(
         "PATCH",
         &format!("/api/v1/appeals/{b}"),
-        r#"{"disposition":"consulted"}"#,
+        r#"{"version":1,"disposition":"consulted"}"#,
         &[
             ("authorization", &format!("Bearer {TOKEN}")),
             ("content-type", "application/json"),

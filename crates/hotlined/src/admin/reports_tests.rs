@@ -173,6 +173,33 @@ async fn month_and_week_reports(db: Db) {
     ] {
         assert!(page.body.contains(needle), "{needle} not on the page");
     }
+    // the date field is дд.мм.гггг text, as in the registry (not the browser's date input)
+    assert!(
+        page.body.contains(
+            "<input id=\"r-day\" name=\"day\" type=\"text\" inputmode=\"numeric\" \
+             placeholder=\"дд.мм.гггг\" value=\"15.11.2026\""
+        ),
+        "{}",
+        page.body
+    );
+    // what the field sends gives the same report, its links in ISO
+    let typed = call(&s, "GET", "/reports?range=month&day=15.11.2026", "").await;
+    assert_eq!(typed.status, StatusCode::OK, "{}", typed.body);
+    for needle in [
+        "Месяц: 2026-11-01 – 2026-11-30",
+        "value=\"15.11.2026\"",
+        "/api/v1/reports?range=month&amp;day=2026-11-15&amp;format=csv&amp;lang=ru",
+    ] {
+        assert!(typed.body.contains(needle), "{needle} not on the page");
+    }
+    let bad = call(&s, "GET", "/reports?day=11/15/2026", "").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.body
+            .contains("Поле «Дата в периоде»: укажите дату в виде ДД.ММ.ГГГГ"),
+        "{}",
+        bad.body
+    );
     let bad = call(&s, "GET", "/reports?range=year", "").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body.contains("Поле «Период»"), "{}", bad.body);

@@ -55,7 +55,7 @@ async fn free_text_filters_and_who_finds_what() {
         &e.state,
         "PATCH",
         &format!("/api/v1/appeals/{other}"),
-        r#"{"notes":"Просит доставить продукты","service":"delivery","district":"leninsky"}"#,
+        r#"{"version":1,"notes":"Просит доставить продукты","service":"delivery","district":"leninsky"}"#,
     )
     .await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
@@ -214,7 +214,8 @@ async fn exports_csv_and_xlsx_of_the_filtered_list() {
             &e.state,
             "PATCH",
             &format!("/api/v1/appeals/{id}"),
-            &json!({ "notes": notes, "service": "delivery", "district": "leninsky" }).to_string(),
+            &json!({ "version": 1, "notes": notes, "service": "delivery", "district": "leninsky" })
+                .to_string(),
         )
         .await;
         assert_eq!(p.status, StatusCode::OK, "{}", p.body);

@@ -265,6 +265,22 @@ pub(super) async fn audit_of(state: &AdminState, action: &str) -> Vec<appeals::A
     rows
 }
 
+/// `body` (a JSON object) with the `version` the appeal or citizen at `path` has now, as a
+/// client sends it after reading the record (read with the shared token).
+pub(super) async fn versioned(state: &AdminState, path: &str, body: &str) -> String {
+    let now = call(state, "GET", path, "").await;
+    assert_eq!(now.status, StatusCode::OK, "{path}: {}", now.body);
+    let mut v: Value = serde_json::from_str(body).unwrap();
+    v["version"] = now.json()["version"].clone();
+    v.to_string()
+}
+
+/// `PATCH path` with `body` and the version the record has now (see [`versioned`]).
+pub(super) async fn patch_now(state: &AdminState, path: &str, body: &str) -> Answer {
+    let body = versioned(state, path, body).await;
+    call(state, "PATCH", path, &body).await
+}
+
 /// An authorised request.
 pub(super) async fn call(state: &AdminState, method: &str, path: &str, body: &str) -> Answer {
     call_as(state, method, path, body, &[]).await
@@ -538,7 +554,7 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
     assert_eq!(one["events"][0]["kind"], "created");
 
     // Skipping in_progress is refused, and says what is allowed.
-    let refused = call(&e.state, "PATCH", &path, r#"{"status":"done"}"#).await;
+    let refused = patch_now(&e.state, &path, r#"{"status":"done"}"#).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert!(
         refused
@@ -547,7 +563,7 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
         "{}",
         refused.body
     );
-    let refused = call(&e.state, "PATCH", &path, r#"{"status":"forwarded"}"#).await;
+    let refused = patch_now(&e.state, &path, r#"{"status":"forwarded"}"#).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
 
     let ivanova = format!(
@@ -559,7 +575,12 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
         req(
             "PATCH",
             &path,
-            r#"{"status":"in_progress","notes":"called back, needs a social worker"}"#,
+            &versioned(
+                &e.state,
+                &path,
+                r#"{"status":"in_progress","notes":"called back, needs a social worker"}"#,
+            )
+            .await,
             &[("authorization", &ivanova)],
         ),
     )
@@ -582,9 +603,8 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
     assert_eq!(note_ev["actor"], "supervisor.ivanova");
 
     // The shared legacy token's actor is its name.
-    let fwd = call(
+    let fwd = patch_now(
         &e.state,
-        "PATCH",
         &path,
         r#"{"status":"forwarded","destination_org":"УСЗН Ленинского района"}"#,
     )
@@ -597,17 +617,17 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
     assert_eq!(last["actor"], access::LEGACY_ACTOR);
 
     // Back to new is never allowed.
-    let back = call(&e.state, "PATCH", &path, r#"{"status":"new"}"#).await;
+    let back = patch_now(&e.state, &path, r#"{"status":"new"}"#).await;
     assert_eq!(back.status, StatusCode::CONFLICT);
 
     // The same status again changes nothing and records nothing.
     let before = e.store.get(id).await.unwrap().unwrap().events.len();
-    let same = call(&e.state, "PATCH", &path, r#"{"status":"forwarded"}"#).await;
+    let same = patch_now(&e.state, &path, r#"{"status":"forwarded"}"#).await;
     assert_eq!(same.status, StatusCode::OK);
     assert_eq!(e.store.get(id).await.unwrap().unwrap().events.len(), before);
 
     for (to, ok) in [("done", true), ("in_progress", true), ("done", true)] {
-        let a = call(&e.state, "PATCH", &path, &format!(r#"{{"status":"{to}"}}"#)).await;
+        let a = patch_now(&e.state, &path, &format!(r#"{{"status":"{to}"}}"#)).await;
         assert_eq!(a.status == StatusCode::OK, ok, "{to}: {}", a.body);
     }
     let changes: Vec<(String, String)> = e
@@ -641,16 +661,41 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
         ]
     );
 
+    // Without the version it was made on an edit is refused, naming the field, and nothing
+    // is written.
+    let before = e.store.get(id).await.unwrap().unwrap();
+    let unversioned = call(&e.state, "PATCH", &path, r#"{"status":"in_progress"}"#).await;
+    assert_eq!(
+        unversioned.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unversioned.body
+    );
+    assert_eq!(unversioned.json()["field"], "version");
+    assert!(unversioned.error().starts_with("version: required"));
+    let after = e.store.get(id).await.unwrap().unwrap();
+    assert_eq!(after.appeal.status, before.appeal.status);
+    assert_eq!(after.events.len(), before.events.len());
+    // a stale one is 409
+    let stale = json!({ "notes": "late", "version": after.appeal.case.version - 1 }).to_string();
+    assert_eq!(
+        call(&e.state, "PATCH", &path, &stale).await.status,
+        StatusCode::CONFLICT
+    );
+
     // Bad input.
     let cases = [
-        (r#"{"status":"closed"}"#, StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            r#"{"status":"closed","version":1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         (r#"{"status":"#, StatusCode::BAD_REQUEST),
         ("", StatusCode::BAD_REQUEST),
         ("{}", StatusCode::BAD_REQUEST),
         (r#"{"priority":"high"}"#, StatusCode::BAD_REQUEST),
         (r#"{"notes":5}"#, StatusCode::BAD_REQUEST),
         (
-            r#"{"destination_org":"  "}"#,
+            r#"{"destination_org":"  ","version":1}"#,
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (r#"[1,2]"#, StatusCode::BAD_REQUEST),
@@ -660,14 +705,14 @@ async fn patch_is_recorded_on_the_timeline_with_the_actor() {
         assert_eq!(a.status, want, "{body}: {}", a.body);
         assert!(!a.error().is_empty());
     }
-    let long = format!(r#"{{"notes":"{}"}}"#, "я".repeat(10_001));
+    let long = format!(r#"{{"notes":"{}","version":1}}"#, "я".repeat(10_001));
     assert_eq!(
         call(&e.state, "PATCH", &path, &long).await.status,
         StatusCode::UNPROCESSABLE_ENTITY
     );
     let missing = format!("/api/v1/appeals/{}", AppealId::new());
     assert_eq!(
-        call(&e.state, "PATCH", &missing, r#"{"notes":"x"}"#)
+        call(&e.state, "PATCH", &missing, r#"{"notes":"x","version":1}"#)
             .await
             .status,
         StatusCode::NOT_FOUND
@@ -1731,9 +1776,8 @@ async fn forward_queues_and_status_changes_on_a_received_appeal_flow_back() {
     .await
     .json();
     let theirs = got["appeal_id"].as_str().unwrap().to_owned();
-    let p = call(
+    let p = patch_now(
         &e.state,
-        "PATCH",
         &format!("/api/v1/appeals/{theirs}"),
         r#"{"status":"in_progress"}"#,
     )
@@ -1741,9 +1785,8 @@ async fn forward_queues_and_status_changes_on_a_received_appeal_flow_back() {
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     let own = e.appeal(local(day(), 10, 0), "city", "+7", AppealUpdate::default());
     e.flush().await;
-    call(
+    patch_now(
         &e.state,
-        "PATCH",
         &format!("/api/v1/appeals/{own}"),
         r#"{"status":"in_progress"}"#,
     )
@@ -2006,7 +2049,7 @@ async fn a_patch_of_a_forwarded_appeal_queues_an_update() {
     assert_eq!(f.status, StatusCode::ACCEPTED, "{}", f.body);
     let patch = r#"{"status":"declined","due_at":"2026-12-01","resolution":"Отозвано"}"#;
     for a in [id, own] {
-        let r = call(&e.state, "PATCH", &format!("/api/v1/appeals/{a}"), patch).await;
+        let r = patch_now(&e.state, &format!("/api/v1/appeals/{a}"), patch).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
     let rows = e.store.outbox(None).await.unwrap();
@@ -2716,8 +2759,20 @@ async fn citizens_are_created_found_changed_with_versions_and_checked() {
     .await;
     assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
     assert!(stale.error().contains("version 2"), "{}", stale.body);
+    // without a version: 422 naming it, nothing written
     let no_version = call(&e.state, "PATCH", &path, r#"{"name":"Петрова"}"#).await;
-    assert_eq!(no_version.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        no_version.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        no_version.body
+    );
+    assert_eq!(no_version.json()["field"], "version");
+    let card = call(&e.state, "GET", &path, "").await.json();
+    assert_eq!(
+        (card["version"].clone(), card["name"].clone()),
+        (json!(2), json!("Иванова Мария Петровна"))
+    );
 
     for (body, field) in [
         (r#"{"name":"А","district":"atlantis"}"#, "district:"),
@@ -2829,13 +2884,13 @@ async fn appeal_case_fields_are_derived_checked_and_versioned() {
         (r#"{"status":"pending"}"#, 422, "pending_until:"),
         (r#"{"colour":"red"}"#, 400, "bad JSON"),
     ] {
+        let body = &versioned(&e.state, &path, body).await;
         let a = call(&e.state, "PATCH", &path, body).await;
         assert_eq!(a.status.as_u16(), status, "{body}: {}", a.body);
         assert!(a.error().starts_with(field), "{body}: {}", a.body);
     }
-    let pending = call(
+    let pending = patch_now(
         &e.state,
-        "PATCH",
         &path,
         r#"{"status":"pending","pending_until":"2099-01-15"}"#,
     )
@@ -2874,7 +2929,7 @@ async fn appeal_case_fields_are_derived_checked_and_versioned() {
     let was = call(&e.state, "GET", &path, "").await.json()["due_at"].clone();
     assert!(was.is_string(), "{was}");
     let due_now = format!(r#"{{"due_at":"{}"}}"#, Utc::now().to_rfc3339());
-    let due = call(&e.state, "PATCH", &path, &due_now).await;
+    let due = patch_now(&e.state, &path, &due_now).await;
     assert_eq!(due.status, StatusCode::OK, "{}", due.body);
     let due_of = |token: String| {
         let state = e.state.clone();
@@ -2892,13 +2947,7 @@ async fn appeal_case_fields_are_derived_checked_and_versioned() {
     };
     assert_eq!(due_of(op1.clone()).await, [id.to_string()]);
     assert!(due_of(op2.clone()).await.is_empty());
-    let back = call(
-        &e.state,
-        "PATCH",
-        &path,
-        &json!({ "due_at": was }).to_string(),
-    )
-    .await;
+    let back = patch_now(&e.state, &path, &json!({ "due_at": was }).to_string()).await;
     assert_eq!(back.status, StatusCode::OK, "{}", back.body);
     let missed = call_by(&e.state, &op2, "GET", "/api/v1/worklists/missed", "").await;
     assert_eq!(missed.status, StatusCode::OK, "{}", missed.body);
@@ -2973,9 +3022,8 @@ async fn minsk_home_care_goes_to_the_districts_centre_and_overdue_is_listed() {
     );
     e.flush().await;
     let path = format!("/api/v1/appeals/{id}");
-    let a = call(
+    let a = patch_now(
         &e.state,
-        "PATCH",
         &path,
         r#"{"status":"in_progress","service":"home-care"}"#,
     )
@@ -2989,9 +3037,8 @@ async fn minsk_home_care_goes_to_the_districts_centre_and_overdue_is_listed() {
         "that district's centre"
     );
     for status in ["forwarded", "done"] {
-        let a = call(
+        let a = patch_now(
             &e.state,
-            "PATCH",
             &path,
             &format!(r#"{{"status":"{status}","disposition":"application"}}"#),
         )
@@ -3003,9 +3050,8 @@ async fn minsk_home_care_goes_to_the_districts_centre_and_overdue_is_listed() {
         appeals::Status::Done
     );
     // the one registered 20 days ago for a 10-day service is overdue
-    let a = call(
+    let a = patch_now(
         &e.state,
-        "PATCH",
         &format!("/api/v1/appeals/{late}"),
         r#"{"status":"in_progress","service":"home-care"}"#,
     )

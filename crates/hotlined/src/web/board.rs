@@ -1,7 +1,8 @@
 //! `GET /board` — the supervisor's live board: per queue the callers waiting now (each
 //! one's wait and menu path), the longest wait, answered and abandoned today and the service
 //! level against its target, coloured at `[reports]` thresholds; the operators by state with
-//! their time in state and pause reason, with pause and log-out buttons; reassigning an
+//! their time in state and pause reason, with pause and log-out buttons (hidden for those
+//! not logged in); reassigning an
 //! appeal. The page is rendered with what the daemon knows now, then `assets/app.js` keeps
 //! it current from `GET /events` (`queue` and `operator` events) without a reload.
 

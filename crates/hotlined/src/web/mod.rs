@@ -52,6 +52,22 @@ pub async fn script() -> impl IntoResponse {
     )
 }
 
+/// A date typed into a page's date field: as people write it (дд.мм.гггг), or ISO
+/// (`гггг-мм-дд`, as links and the API give it). The pages' date fields are text inputs with
+/// the дд.мм.гггг placeholder, not the browser's date input (which follows the browser's
+/// locale: US order in an en-US browser).
+pub fn parse_day(v: &str) -> Option<chrono::NaiveDate> {
+    let v = v.trim();
+    chrono::NaiveDate::parse_from_str(v, "%d.%m.%Y")
+        .or_else(|_| chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d"))
+        .ok()
+}
+
+/// A date as the pages' date fields show it: дд.мм.гггг.
+pub fn show_day(d: chrono::NaiveDate) -> String {
+    d.format("%d.%m.%Y").to_string()
+}
+
 /// Where a role starts: operator → the desk, supervisor and admin → the board,
 /// organisation → its applications.
 pub fn home_of(role: Role) -> &'static str {

@@ -104,18 +104,14 @@ fn filter_of(c: &Chrome, f: &SearchForm) -> Result<SearchFilter, String> {
         if v.trim().is_empty() {
             return Ok(None);
         }
-        // as people write it (дд.мм.гггг), or as a date input sends it (ISO)
-        NaiveDate::parse_from_str(v.trim(), "%d.%m.%Y")
-            .or_else(|_| NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d"))
-            .map(Some)
-            .map_err(|_| match c.lang {
-                super::chrome::Lang::Ru => {
-                    format!("Поле «{what}»: укажите дату в виде ДД.ММ.ГГГГ, например 06.12.2026.")
-                }
-                super::chrome::Lang::En => {
-                    format!("{what}: give a date as DD.MM.YYYY, e.g. 06.12.2026.")
-                }
-            })
+        super::parse_day(v).map(Some).ok_or_else(|| match c.lang {
+            super::chrome::Lang::Ru => {
+                format!("Поле «{what}»: укажите дату в виде ДД.ММ.ГГГГ, например 06.12.2026.")
+            }
+            super::chrome::Lang::En => {
+                format!("{what}: give a date as DD.MM.YYYY, e.g. 06.12.2026.")
+            }
+        })
     };
     let from = day(&f.from, c.t.date_from)?;
     let to = day(&f.to, c.t.date_to)?;

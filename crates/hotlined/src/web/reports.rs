@@ -1,4 +1,4 @@
-//! `GET /reports?range=day|week|month&day=YYYY-MM-DD` — the call report on a page, in
+//! `GET /reports?range=day|week|month&day=ДД.ММ.ГГГГ` (or `YYYY-MM-DD`) — the call report on a page, in
 //! Russian unless `?lang=en`: a period picker (a day, its ISO week or its calendar month),
 //! the period's figures, calls by hour (and by day for a week or a month), by topic, service,
 //! organisation and district as inline SVG drawn on the server (`crate::report`'s charts),
@@ -9,7 +9,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 
 use super::chrome::{Chrome, Lang, Viewer};
 use super::errors;
@@ -43,7 +43,10 @@ pub struct Chart {
 struct ReportsPage {
     c: Chrome,
     w: &'static Words,
+    /// The day, ISO: the export links' parameter.
     day: String,
+    /// The day as the field shows it (дд.мм.гггг).
+    day_shown: String,
     range: &'static str,
     ranges: Vec<RangeChoice>,
     period: String,
@@ -74,10 +77,11 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
     });
     let today = Utc::now().with_timezone(&s.reports.tz).date_naive();
     let mut error = None;
-    let day = match param(v.query(), "day").map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d")) {
+    // the field is дд.мм.гггг text, as in the registry; links and the API give ISO
+    let day = match param(v.query(), "day").map(super::parse_day) {
         None => today,
-        Some(Ok(d)) => d,
-        Some(Err(_)) => {
+        Some(Some(d)) => d,
+        Some(None) => {
             error = Some(w.bad_day);
             today
         }
@@ -171,6 +175,7 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
     let page = ReportsPage {
         w,
         day: day.format("%Y-%m-%d").to_string(),
+        day_shown: super::show_day(day),
         range: range.code(),
         ranges: [Range::Day, Range::Week, Range::Month]
             .into_iter()

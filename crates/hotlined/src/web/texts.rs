@@ -46,7 +46,7 @@ texts! {
     st_wrap_up: "Поствызывная обработка", "Wrap-up";
     st_paused: "Пауза", "Paused";
     since: "с", "since";
-    in_state: "в состоянии", "in state";
+    in_state: "В состоянии", "In state";
     btn_login: "Войти в очереди", "Log in to queues";
     btn_pause: "Пауза", "Pause";
     btn_resume: "Продолжить работу", "Resume";
