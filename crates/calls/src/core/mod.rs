@@ -47,19 +47,6 @@ mod dispatch;
 mod live_out;
 use live_out::QueueFigures;
 
-/// The [`QueueFigures`] of `$core` (a `Core`) at `$now`, borrowing only its outputs and stats.
-macro_rules! queue_figures {
-    ($core:ident, $at:expr, $now:expr) => {
-        QueueFigures {
-            out: &mut $core.out,
-            stats: &$core.stats,
-            at: $at,
-            now: $now,
-        }
-    };
-}
-use queue_figures;
-
 /// The [`SipOut`] of `$core` (a `Core`): its endpoint, tokens and our requests.
 macro_rules! sip_out {
     ($core:ident) => {

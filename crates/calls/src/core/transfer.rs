@@ -264,7 +264,7 @@ impl Core {
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
         };
-        queue_figures!(self, at, now).enter(call, call_id, queue);
+        QueueFigures::new(&mut self.out, &self.stats, at, now).enter(call, call_id, queue);
         call.queue_mut().wait_anew(now);
         Ok(())
     }
