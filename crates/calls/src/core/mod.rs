@@ -33,6 +33,7 @@ mod callback_calls;
 mod callbacks;
 mod outbound;
 pub(crate) mod transfer;
+mod transfer_calls;
 mod trunk_calls;
 
 pub(crate) mod queue;

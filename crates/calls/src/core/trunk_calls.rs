@@ -265,7 +265,7 @@ impl Core {
     /// answered: the caller waits for the target alone, hearing the music of the queue they
     /// came from. `false` when no such transfer is under way.
     pub(super) fn transferor_left(&mut self, now: Instant, call_id: &str) -> bool {
-        if !self.direct_transferor_left(call_id) && !self.dialling.referrer_left(call_id) {
+        if !self.direct.transferor_left(call_id) && !self.dialling.referrer_left(call_id) {
             return false;
         }
         self.hold_music(now, call_id);
