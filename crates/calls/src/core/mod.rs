@@ -25,6 +25,7 @@ use media::prompts::{PromptCache, PromptName, PromptSequence};
 use media::sdp::{self, Negotiated};
 
 mod acd_reload;
+mod feature_code_calls;
 pub(crate) mod feature_codes;
 mod offers;
 mod operator_legs;
