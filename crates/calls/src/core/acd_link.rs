@@ -201,10 +201,6 @@ impl Core {
                 waited,
             },
         );
-        *call.operator_mut() = Some(Connected {
-            operator,
-            leg: leg_id,
-            since: now,
-        });
+        call.connect(Connected::new(operator, leg_id, now));
     }
 }

@@ -249,12 +249,9 @@ impl Core {
             }
         }
         self.caller_gone_from_trunk(now, call_id);
-        let operator = call.operator_mut().take().map(|conn| {
+        let operator = call.disconnect().map(|conn| {
             self.caller_gone_from_operator(now, &conn);
-            (
-                conn.operator.to_string(),
-                now.saturating_duration_since(conn.since),
-            )
+            (conn.operator().to_string(), conn.talked(now))
         });
         if call.appeal().is_empty() {
             return; // a feature-code call writes no appeal

@@ -141,11 +141,8 @@ impl Core {
                     return Ok(());
                 };
                 let referrer = call.operator().map(|o| {
-                    (
-                        o.operator.clone(),
-                        o.leg.clone(),
-                        now.saturating_duration_since(o.since),
-                    )
+                    let leg = o.leg().unwrap_or_default().to_owned();
+                    (o.operator().clone(), leg, o.talked(now))
                 });
                 let _e = call.span().clone().entered();
                 info!("transferring the caller to an outside number");
@@ -171,11 +168,9 @@ impl Core {
         let _e = call.span().clone().entered();
         info!(%queue, "REFER: the caller is back in a queue");
         let appeal = call.appeal().to_owned();
-        let conn = call.operator_mut().take();
-        let talked = conn
-            .as_ref()
-            .map(|c| now.saturating_duration_since(c.since));
-        let operator = conn.as_ref().map(|c| c.operator.to_string());
+        let conn = call.disconnect();
+        let talked = conn.as_ref().map(|c| c.talked(now));
+        let operator = conn.as_ref().map(|c| c.operator().to_string());
         if let Some(conn) = &conn {
             self.caller_gone_from_operator(now, conn);
         }
@@ -265,7 +260,7 @@ impl Core {
         };
         let _e = call.span().clone().entered();
         // the operator who referred is gone (their leg cleared, the ACD told)
-        *call.operator_mut() = None;
+        call.disconnect();
         let Some(queue) = call.queue().last().map(str::to_owned) else {
             info!("the transfer failed and the caller came from no queue; hanging up");
             return self.end_call(now, call_id, EndReason::TransferFailed);
@@ -293,7 +288,7 @@ impl Core {
         let _e = call.span().clone().entered();
         let from_queue = call.queue().last().map(QueueId::from);
         let (referrer, talked) = match call.operator() {
-            Some(c) => (c.operator.clone(), now.saturating_duration_since(c.since)),
+            Some(c) => (c.operator().clone(), c.talked(now)),
             None => return self.refer_notify(now, op_leg, 403),
         };
         let from_user = call.line().from_user();
@@ -393,11 +388,7 @@ impl Core {
         };
         let _e = call.span().clone().entered();
         info!(%operator, "transferred: the caller is connected to the operator");
-        let old = call.operator_mut().replace(Connected {
-            operator,
-            leg: leg_id.to_string(),
-            since: now,
-        });
+        let old = call.connect(Connected::new(operator, leg_id.to_string(), now));
         if let Some(old) = &old {
             self.caller_gone_from_operator(now, old);
         }

@@ -162,7 +162,7 @@ impl Core {
         info!("transferred: the caller is connected to the number");
         call.menu_mut().set_end(Some(IvrEnd::Transferred));
         let appeal = call.appeal().to_owned();
-        let conn = call.operator_mut().take();
+        let conn = call.disconnect();
         if let Some(conn) = &conn {
             self.caller_gone_from_operator(now, conn);
         }
