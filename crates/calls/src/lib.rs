@@ -87,9 +87,12 @@
 //!   (`OpLegs`).
 //! - `callbacks` — the bookings the ACD holds and the runs being dialled (`Callbacks`); the
 //!   router's side is `callback_calls`.
-//! - `outbound`, `transfer`, `feature_codes` — their own state (`Dialling`,
-//!   `DirectTransfers`, `AwaitingBook`); their flows (which meet the ACD, the calls and the
-//!   legs) are still the router's `impl Core` code in those files.
+//! - `outbound` — callers being handed to an outside number (`Dialling`); the router's side
+//!   is `trunk_calls`.
+//! - `transfer` — callers being handed to another operator (`DirectTransfers`); the
+//!   router's side (REFER, the transfer command) is `transfer_calls`.
+//! - `feature_codes` — the codes and the calls waiting for the operator book
+//!   (`AwaitingBook`); the router's side is `feature_code_calls`.
 //! - `live_out` — the live events: operators' states (`LiveOperators`), offers, queue joins
 //!   and leaves.
 //! - `dispatch`, `call`, `queue`, `acd_link` — the router: the request dispatch, the

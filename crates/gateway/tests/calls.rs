@@ -164,6 +164,9 @@ struct Uac {
     me: SocketAddr,
     server: SocketAddr,
     queue: VecDeque<Message>,
+    /// (Call-ID, CSeq) of every 2xx to an INVITE read so far: over UDP the gateway sends it
+    /// again until our ACK arrives, so a late ACK can leave one before the next request.
+    answered: Vec<(String, u32)>,
 }
 
 impl Uac {
@@ -180,6 +183,7 @@ impl Uac {
             me,
             server,
             queue: VecDeque::new(),
+            answered: Vec::new(),
         }
     }
 
@@ -195,6 +199,7 @@ impl Uac {
             me,
             server,
             queue: VecDeque::new(),
+            answered: Vec::new(),
         }
     }
 
@@ -265,15 +270,27 @@ impl Uac {
 
     async fn response(&mut self) -> Response {
         match self.recv().await {
-            Message::Response(r) => r,
+            Message::Response(r) => {
+                if let Some(key) = invite_ok(&r) {
+                    self.answered.push(key);
+                }
+                r
+            }
             Message::Request(r) => panic!("expected a response, got {} {}", r.method, r.uri),
         }
     }
 
+    /// The next request; a 2xx to an INVITE already read (sent again before our ACK got
+    /// there) is skipped, any other response fails the test.
     async fn request(&mut self) -> Request {
-        match self.recv().await {
-            Message::Request(r) => r,
-            Message::Response(r) => panic!("expected a request, got {} {}", r.status, r.reason),
+        loop {
+            match self.recv().await {
+                Message::Request(r) => return r,
+                Message::Response(r) => {
+                    let again = invite_ok(&r).is_some_and(|k| self.answered.contains(&k));
+                    assert!(again, "expected a request, got {} {}", r.status, r.reason);
+                }
+            }
         }
     }
 
@@ -306,6 +323,15 @@ impl Uac {
         let bytes = req.response(status).to_bytes();
         self.send_bytes(&bytes).await;
     }
+}
+
+/// (Call-ID, CSeq number) of a 2xx answering an INVITE.
+fn invite_ok(r: &Response) -> Option<(String, u32)> {
+    let cseq = r.headers.cseq().ok()?;
+    if !(200..300).contains(&r.status) || cseq.method != Method::Invite {
+        return None;
+    }
+    Some((r.headers.call_id().ok()?.to_string(), cseq.seq))
 }
 
 fn parse(bytes: &[u8]) -> Message {

@@ -577,9 +577,9 @@ impl TrunkAuth {
             r.headers.push(HeaderName::ProxyAuthenticate, c);
         }
         trunk.send(&r.to_bytes()).await;
-        let ack = trunk.request().await;
+        let ack = trunk.request_after(invite).await;
         assert_eq!(ack.method, Method::Ack);
-        let again = trunk.request().await;
+        let again = trunk.request_after(invite).await;
         assert_eq!(again.method, Method::Invite);
         assert_eq!(
             again.headers.call_id().unwrap(),
@@ -610,7 +610,7 @@ async fn connected(gw: &Server, phone: &Peer) -> (Call, Request, SocketAddr) {
     let invite = phone.request().await;
     assert_eq!(invite.method, Method::Invite);
     phone.answer(&invite, "op1tag").await;
-    assert_eq!(phone.request().await.method, Method::Ack);
+    assert_eq!(phone.request_after(&invite).await.method, Method::Ack);
     let log = gw.log.clone();
     wait_for("the bridge", || !log.answered.lock().unwrap().is_empty()).await;
     let op_rtp = media_port(&invite.body);
@@ -686,7 +686,7 @@ async fn refer_to_a_number_bridges_the_caller_through_the_trunk() {
     call.peer.send_rtp(call.gw_rtp, &[0x11; 160], 5).await;
     phone.hears(&[0x11; 160]).await;
     trunk.answer(&invite, "far").await;
-    let ack = trunk.request().await;
+    let ack = trunk.request_after(&invite).await;
     assert_eq!(ack.method, Method::Ack);
     assert_eq!(ack.headers.cseq().unwrap().seq, 2);
 
@@ -800,7 +800,7 @@ async fn refer_to_unknown_targets_busy_numbers_and_queues() {
     assert_eq!(notify(&phone).await.0, 100);
     let invite = trunk.request().await;
     trunk.reply(&invite, 486, "busy").await;
-    assert_eq!(trunk.request().await.method, Method::Ack);
+    assert_eq!(trunk.request_after(&invite).await.method, Method::Ack);
     assert_eq!(notify(&phone).await.0, 486);
     phone.send_rtp(op_rtp, &[0x32; 160], 5).await;
     call.peer.hears(&[0x32; 160]).await;
@@ -888,7 +888,7 @@ async fn a_booked_callback_rings_the_operator_then_dials_the_number() {
     let dial = trunk.request().await;
     assert_eq!(dial.uri.user(), Some("79131234567"));
     trunk.reply(&dial, 486, "b").await;
-    assert_eq!(trunk.request().await.method, Method::Ack);
+    assert_eq!(trunk.request_after(&dial).await.method, Method::Ack);
     let bye = phone.request().await;
     assert_eq!(bye.method, Method::Bye);
     phone.send(&bye.response(200).to_bytes()).await;
@@ -897,11 +897,11 @@ async fn a_booked_callback_rings_the_operator_then_dials_the_number() {
     let op2 = phone.request().await;
     assert_eq!(op2.method, Method::Invite);
     phone.answer(&op2, "a2").await;
-    assert_eq!(phone.request().await.method, Method::Ack);
+    assert_eq!(phone.request_after(&op2).await.method, Method::Ack);
     let dial = trunk.request().await;
     assert_eq!(dial.method, Method::Invite);
     trunk.answer(&dial, "c").await;
-    assert_eq!(trunk.request().await.method, Method::Ack);
+    assert_eq!(trunk.request_after(&dial).await.method, Method::Ack);
     let (op_rtp, callee_rtp) = (media_port(&op2.body), media_port(&dial.body));
     phone.send_rtp(op_rtp, &[0x51; 160], 10).await;
     trunk.hears(&[0x51; 160]).await;
@@ -992,7 +992,7 @@ async fn a_callback_busy_on_every_attempt_is_given_up() {
         let dial = trunk.request().await;
         assert_eq!(dial.method, Method::Invite);
         trunk.reply(&dial, 486, &format!("b{n}")).await;
-        assert_eq!(trunk.request().await.method, Method::Ack);
+        assert_eq!(trunk.request_after(&dial).await.method, Method::Ack);
         let bye = phone.request().await;
         assert_eq!(bye.method, Method::Bye);
         phone.send(&bye.response(200).to_bytes()).await;
@@ -1043,7 +1043,7 @@ async fn a_menu_transfer_is_dialled_and_falls_back_when_it_fails() {
     assert_eq!(invite.uri.user(), Some("88001002030"));
     let invite = TrunkAuth::new().challenge(&trunk, &invite).await;
     trunk.answer(&invite, "t").await;
-    assert_eq!(trunk.request().await.method, Method::Ack);
+    assert_eq!(trunk.request_after(&invite).await.method, Method::Ack);
     call.peer.send_rtp(call.gw_rtp, &[0x61; 160], 10).await;
     trunk.hears(&[0x61; 160]).await;
     trunk
@@ -1069,7 +1069,7 @@ async fn a_menu_transfer_is_dialled_and_falls_back_when_it_fails() {
     let invite = trunk.request().await;
     let invite = TrunkAuth::new().challenge(&trunk, &invite).await;
     trunk.reply(&invite, 480, "n").await;
-    assert_eq!(trunk.request().await.method, Method::Ack);
+    assert_eq!(trunk.request_after(&invite).await.method, Method::Ack);
     let appeal2 = gw.log.arrived.lock().unwrap()[1].clone();
     let log = gw.log.clone();
     let queued = |log: &Log| {
@@ -1123,7 +1123,7 @@ async fn refer_to_an_operator_rings_them_and_bridges_the_caller() {
     assert_eq!(inv.method, Method::Invite);
     assert!(inv.headers.get(&HeaderName::To).unwrap().contains("op2@"));
     phone2.reply(&inv, 486, "busy").await;
-    assert_eq!(phone2.request().await.method, Method::Ack);
+    assert_eq!(phone2.request_after(&inv).await.method, Method::Ack);
     assert_eq!(
         notify(&phone).await,
         (486, "terminated;reason=noresource".into())
@@ -1141,7 +1141,7 @@ async fn refer_to_an_operator_rings_them_and_bridges_the_caller() {
     let _second = Call::place(gw.addr).await;
     phone2.quiet(Duration::from_millis(300)).await;
     phone2.answer(&inv, "op2tag").await;
-    assert_eq!(phone2.request().await.method, Method::Ack);
+    assert_eq!(phone2.request_after(&inv).await.method, Method::Ack);
     assert_eq!(
         notify(&phone).await,
         (200, "terminated;reason=noresource".into())
@@ -1237,7 +1237,7 @@ async fn a_failed_transfer_after_the_operator_left_returns_the_caller_to_the_que
     assert_eq!(phone.final_response().await.status, 200);
     call.peer.hears_music(&music_frames(dir.path())).await;
     trunk.reply(&invite, 486, "busy").await;
-    assert_eq!(trunk.request().await.method, Method::Ack);
+    assert_eq!(trunk.request_after(&invite).await.method, Method::Ack);
     // back in the queue: offered to op1 again, the call still up
     let again = phone.request().await;
     assert_eq!(again.method, Method::Invite);

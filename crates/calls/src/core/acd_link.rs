@@ -125,7 +125,9 @@ impl Core {
                         QueueExit::Callback
                     }
                 };
-                if let Some(queue) = queue_figures!(self, at, now).leave(call, &call_id, exit) {
+                if let Some(queue) = QueueFigures::new(&mut self.out, &self.stats, at, now)
+                    .leave(call, &call_id, exit)
+                {
                     call.queue_mut().left_acd_from(queue);
                 }
             }
@@ -145,7 +147,11 @@ impl Core {
                 let _e = call.span().clone().entered();
                 info!(to = %q, ?reason, "caller overflowed to another queue");
                 // the caller's wait goes on from their arrival (the ACD keeps it too)
-                queue_figures!(self, at, now).enter(call, &call_id, q.as_str());
+                QueueFigures::new(&mut self.out, &self.stats, at, now).enter(
+                    call,
+                    &call_id,
+                    q.as_str(),
+                );
                 if let Some(music) = self.settings.moh_for(q.as_str()) {
                     call.music(&mut self.out, Some(music));
                 }
@@ -195,10 +201,6 @@ impl Core {
                 waited,
             },
         );
-        *call.operator_mut() = Some(Connected {
-            operator,
-            leg: leg_id,
-            since: now,
-        });
+        call.connect(Connected::new(operator, leg_id, now));
     }
 }

@@ -240,7 +240,7 @@ impl Core {
         let (answered, talked) = call.release(now, &mut self.out, self.ports.as_mut(), &self.stats);
         let (at, id) = (self.wallclock(now), call_id.to_owned());
         let abandoned = crate::live::QueueExit::Abandoned;
-        queue_figures!(self, at, now).leave(call, &id, abandoned);
+        QueueFigures::new(&mut self.out, &self.stats, at, now).leave(call, &id, abandoned);
         if let Some(id) = self.queues.leave_acd(call.queue_mut()) {
             if let Some(acd) = self.acd.as_mut() {
                 if let Err(e) = acd.caller_left(now, id) {
@@ -249,12 +249,9 @@ impl Core {
             }
         }
         self.caller_gone_from_trunk(now, call_id);
-        let operator = call.operator_mut().take().map(|conn| {
+        let operator = call.disconnect().map(|conn| {
             self.caller_gone_from_operator(now, &conn);
-            (
-                conn.operator.to_string(),
-                now.saturating_duration_since(conn.since),
-            )
+            (conn.operator().to_string(), conn.talked(now))
         });
         if call.appeal().is_empty() {
             return; // a feature-code call writes no appeal
@@ -328,7 +325,8 @@ impl Core {
             let appeal = call.appeal().to_owned();
             match step {
                 MenuStep::EnterQueue { queue, priority } => {
-                    queue_figures!(self, at, now).enter(call, call_id, &queue);
+                    QueueFigures::new(&mut self.out, &self.stats, at, now)
+                        .enter(call, call_id, &queue);
                     call.queue_mut().wait_from(now);
                     let caller = call.caller().to_owned();
                     call.queue_mut().start_waiting(&caller);

@@ -33,7 +33,7 @@ impl Core {
         // the call may end now without `caller_left`: the callback keeps the place
         self.queues.leave_acd(call.queue_mut());
         let callback = crate::live::QueueExit::Callback;
-        queue_figures!(self, at, now).leave(call, call_id, callback);
+        QueueFigures::new(&mut self.out, &self.stats, at, now).leave(call, call_id, callback);
         let from_user = call.line().from_user();
         self.callbacks.book(
             id,

@@ -241,7 +241,7 @@ impl Calls {
     pub fn bridged_over(&self, leg_id: &str) -> Option<String> {
         self.calls
             .iter()
-            .find(|(_, c)| c.operator.as_ref().is_some_and(|o| o.leg == leg_id))
+            .find(|(_, c)| c.operator.as_ref().is_some_and(|o| o.leg() == Some(leg_id)))
             .map(|(id, _)| id.clone())
     }
 
@@ -249,8 +249,10 @@ impl Calls {
     pub fn bridged_to(&self, operator: &str) -> Option<(String, String)> {
         self.calls.iter().find_map(|(id, c)| {
             let conn = c.operator.as_ref()?;
-            (conn.operator.as_str() == operator && !conn.leg.is_empty())
-                .then(|| (id.clone(), conn.leg.clone()))
+            let leg = conn
+                .leg()
+                .filter(|_| conn.operator().as_str() == operator)?;
+            Some((id.clone(), leg.to_owned()))
         })
     }
 
@@ -329,8 +331,22 @@ impl Call {
         self.operator.as_ref()
     }
 
-    pub fn operator_mut(&mut self) -> &mut Option<Connected> {
-        &mut self.operator
+    /// The caller is bridged to `conn`; the operator they were bridged to before, if any.
+    pub fn connect(&mut self, conn: Connected) -> Option<Connected> {
+        self.operator.replace(conn)
+    }
+
+    /// The caller is no longer bridged to an operator: the one they were.
+    pub fn disconnect(&mut self) -> Option<Connected> {
+        self.operator.take()
+    }
+
+    /// The operator the caller is bridged to hung up (their leg is gone; the caller stays
+    /// for a transfer's target or ends).
+    pub fn operator_hung_up(&mut self) {
+        if let Some(c) = self.operator.as_mut() {
+            c.hung_up();
+        }
     }
 
     /// A message being recorded ends at `at` (its timer armed).

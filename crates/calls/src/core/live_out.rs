@@ -133,18 +133,32 @@ pub(super) fn offer_event(
 }
 
 /// Where a caller's queue moves are counted ([`Stats`]' queue figures) and told (`Queue`
-/// events): the one place a caller enters or leaves a queue's figures. Built from `Core`'s
-/// fields for one input (`Core::queue_figures!`), so a call of `Core::calls` may be borrowed
-/// alongside.
+/// events): the one place a caller enters or leaves a queue's figures. Borrows only `Core`'s
+/// outputs and stats for one input, so a call of `Core::calls` may be borrowed alongside.
 pub(super) struct QueueFigures<'a> {
-    pub out: &'a mut Out,
-    pub stats: &'a Stats,
+    out: &'a mut Out,
+    stats: &'a Stats,
     /// The civil time of the input.
-    pub at: chrono::DateTime<chrono::Utc>,
-    pub now: Instant,
+    at: chrono::DateTime<chrono::Utc>,
+    now: Instant,
 }
 
-impl QueueFigures<'_> {
+impl<'a> QueueFigures<'a> {
+    /// The figures told through `out` and counted in `stats` for an input at `at` / `now`.
+    pub fn new(
+        out: &'a mut Out,
+        stats: &'a Stats,
+        at: chrono::DateTime<chrono::Utc>,
+        now: Instant,
+    ) -> Self {
+        QueueFigures {
+            out,
+            stats,
+            at,
+            now,
+        }
+    }
+
     /// The caller of `call_id` waits in `queue` (left the one it was in, if any: `Moved`).
     /// The call's `queue.since` is the caller's business.
     pub fn enter(&mut self, call: &mut Call, call_id: &str, queue: &str) {

@@ -25,6 +25,7 @@ use media::prompts::{PromptCache, PromptName, PromptSequence};
 use media::sdp::{self, Negotiated};
 
 mod acd_reload;
+mod feature_code_calls;
 pub(crate) mod feature_codes;
 mod offers;
 mod operator_legs;
@@ -33,6 +34,8 @@ mod callback_calls;
 mod callbacks;
 mod outbound;
 pub(crate) mod transfer;
+mod transfer_calls;
+mod trunk_calls;
 
 pub(crate) mod queue;
 mod queues;
@@ -46,19 +49,6 @@ use callers::{Arrival, Call, Calls};
 mod dispatch;
 mod live_out;
 use live_out::QueueFigures;
-
-/// The [`QueueFigures`] of `$core` (a `Core`) at `$now`, borrowing only its outputs and stats.
-macro_rules! queue_figures {
-    ($core:ident, $at:expr, $now:expr) => {
-        QueueFigures {
-            out: &mut $core.out,
-            stats: &$core.stats,
-            at: $at,
-            now: $now,
-        }
-    };
-}
-use queue_figures;
 
 /// The [`SipOut`] of `$core` (a `Core`): its endpoint, tokens and our requests.
 macro_rules! sip_out {

@@ -302,9 +302,7 @@ impl Core {
         };
         if let Some(call) = self.calls.get_mut(&call_id) {
             // already told the ACD above
-            if let Some(c) = call.operator_mut().as_mut() {
-                c.leg.clear();
-            }
+            call.operator_hung_up();
         }
         if self.transferor_left(now, &call_id) {
             return; // the caller goes on to the transfer target
@@ -314,12 +312,12 @@ impl Core {
 
     /// The caller's call ended while connected: BYE the operator and tell the ACD.
     pub(super) fn caller_gone_from_operator(&mut self, now: Instant, conn: &Connected) {
-        if conn.leg.is_empty() {
+        let Some(leg) = conn.leg() else {
             return; // the operator hung up first
-        }
-        self.hangup_op_leg(now, &conn.leg);
+        };
+        self.hangup_op_leg(now, leg);
         if let Some(acd) = self.acd.as_mut() {
-            if let Err(e) = acd.call_ended(now, &conn.operator) {
+            if let Err(e) = acd.call_ended(now, conn.operator()) {
                 debug!(error = %e, "operator was not on a call");
             }
         }

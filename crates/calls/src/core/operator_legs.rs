@@ -579,10 +579,40 @@ pub(super) struct SipOut<'a> {
 
 /// The operator a caller talks to.
 pub(super) struct Connected {
-    pub operator: OperatorId,
-    /// Our Call-ID towards the operator (a leg of [`OpLegs`]).
-    pub leg: String,
-    pub since: Instant,
+    operator: OperatorId,
+    /// Our Call-ID towards the operator (a leg of [`OpLegs`]); empty once they hung up.
+    leg: String,
+    since: Instant,
+}
+
+impl Connected {
+    /// `operator` on our leg `leg`, bridged since `since`.
+    pub fn new(operator: OperatorId, leg: String, since: Instant) -> Self {
+        Connected {
+            operator,
+            leg,
+            since,
+        }
+    }
+
+    pub fn operator(&self) -> &OperatorId {
+        &self.operator
+    }
+
+    /// Our leg to the operator; `None` once they hung up.
+    pub fn leg(&self) -> Option<&str> {
+        Some(self.leg.as_str()).filter(|l| !l.is_empty())
+    }
+
+    /// How long they have talked by `now`.
+    pub fn talked(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.since)
+    }
+
+    /// The operator hung up (the caller may go on to a transfer's target).
+    pub fn hung_up(&mut self) {
+        self.leg.clear();
+    }
 }
 
 /// How a failed INVITE counts for the ACD.
