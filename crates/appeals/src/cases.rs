@@ -274,6 +274,21 @@ pub(crate) async fn write_case(
     Ok(q.execute(&mut *conn).await?.rows_affected() > 0)
 }
 
+/// The one check of a status move, made by every change of an appeal's status
+/// ([`Store::update_case`] for the API's PATCH, [`Store::set_status`] for the organisation
+/// page, a partner's close): `None` when the appeal has that status already (nothing to
+/// move), `Some(to)` when the workflow ([`Status::can_become`]) allows it, else
+/// [`Error::Transition`].
+pub(crate) fn status_move(id: AppealId, from: Status, to: Status) -> Result<Option<Status>, Error> {
+    if to == from {
+        Ok(None)
+    } else if from.can_become(to) {
+        Ok(Some(to))
+    } else {
+        Err(Error::Transition { id, from, to })
+    }
+}
+
 /// One event of a changed case field.
 pub(crate) fn field_event(
     field: &str,
@@ -562,21 +577,15 @@ impl Store {
                 });
             }
         }
-        if let Some(to) = change.status {
-            if to != cur.status && !cur.status.can_become(to) {
-                return Err(Error::Transition {
-                    id,
-                    from: cur.status,
-                    to,
-                });
-            }
-        }
+        let status_to = match change.status {
+            Some(to) => status_move(id, cur.status, to)?,
+            None => None,
+        };
 
         // (column, new value as bound, event kind, event data) for every real change
         use CaseValue as Val;
         let mut sets: Vec<(&'static str, Val)> = Vec::new();
         let mut events: Vec<(EventKind, serde_json::Value)> = Vec::new();
-        let status_to = change.status.filter(|to| *to != cur.status);
         if let Some(to) = status_to {
             let mut data = serde_json::json!({ "from": cur.status, "to": to });
             if cur.status.is_closed() {
