@@ -945,6 +945,14 @@ pub(crate) fn escape_like(s: &str) -> String {
     out
 }
 
+/// `$from, $from+1, …` for `n` values (an `IN (…)` list).
+pub(crate) fn marks(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) fn bind_all<'q>(
     mut q: Query<'q, Any, AnyArguments<'q>>,
     binds: Vec<Bind>,
