@@ -5,6 +5,8 @@
 //! Directory ids (districts, services, organisations, categories, flags, dispositions) are
 //! stored as given: the daemon checks them against its configuration before calling here.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
@@ -15,8 +17,8 @@ use crate::db::{self, ms, Backend};
 use crate::model::{Appeal, AppealId, AppealWithEvents, EventKind, Status};
 use crate::partner;
 use crate::store::{
-    appeal_from_row, bind_all, escape_like, fts_match, opt_parsed, opt_time, parsed, search_terms,
-    time, Bind, Page, Store, APPEAL_COLUMNS,
+    appeal_from_row, bind_all, escape_like, fts_match, marks, opt_parsed, opt_time, parsed,
+    search_terms, time, Bind, Page, Store, APPEAL_COLUMNS,
 };
 use crate::{phone_key, Error};
 
@@ -274,6 +276,21 @@ pub(crate) async fn write_case(
     Ok(q.execute(&mut *conn).await?.rows_affected() > 0)
 }
 
+/// The one check of a status move, made by every change of an appeal's status
+/// ([`Store::update_case`] for the API's PATCH, [`Store::set_status`] for the organisation
+/// page, a partner's close): `None` when the appeal has that status already (nothing to
+/// move), `Some(to)` when the workflow ([`Status::can_become`]) allows it, else
+/// [`Error::Transition`].
+pub(crate) fn status_move(id: AppealId, from: Status, to: Status) -> Result<Option<Status>, Error> {
+    if to == from {
+        Ok(None)
+    } else if from.can_become(to) {
+        Ok(Some(to))
+    } else {
+        Err(Error::Transition { id, from, to })
+    }
+}
+
 /// One event of a changed case field.
 pub(crate) fn field_event(
     field: &str,
@@ -317,10 +334,9 @@ pub(crate) async fn find_or_create_citizen(
 ) -> Result<Uuid, Error> {
     let keys: Vec<String> = card.phones.iter().map(|p| phone_key(p)).collect();
     if !keys.is_empty() {
-        let marks: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT DISTINCT citizen_id FROM citizen_phones WHERE phone_key IN ({})",
-            marks.join(", ")
+            marks(1, keys.len())
         );
         let binds = keys.into_iter().map(Bind::Text).collect();
         let found = bind_all(sqlx::query(&sql), binds)
@@ -429,7 +445,9 @@ impl Store {
     }
 
     /// The cards matching `cond`; `index` names an index for SQLite to read them by (` INDEXED
-    /// BY …`) or is empty.
+    /// BY …`) or is empty. Two queries whatever the page: the cards, then all their phones
+    /// (`citizen_id IN (…)`, at most [`Page::MAX_LIMIT`] ids), grouped by card in the card's
+    /// order.
     async fn citizens_where(
         &self,
         index: &str,
@@ -440,21 +458,32 @@ impl Store {
         let rows = bind_all(sqlx::query(&sql), binds)
             .fetch_all(&self.pool)
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let id: String = r.try_get("id")?;
-            let phones = sqlx::query(
-                "SELECT phone FROM citizen_phones WHERE citizen_id = $1 ORDER BY position",
-            )
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?
+        let ids: Vec<String> = rows
             .iter()
-            .map(|p| p.try_get::<String, _>(0))
+            .map(|r| r.try_get("id"))
             .collect::<Result<_, _>>()?;
-            out.push(citizen_from_row(r, phones)?);
+        let mut phones: HashMap<String, Vec<String>> = HashMap::with_capacity(ids.len());
+        if !ids.is_empty() {
+            let sql = format!(
+                "SELECT citizen_id, phone FROM citizen_phones WHERE citizen_id IN ({}) \
+                 ORDER BY citizen_id, position",
+                marks(1, ids.len())
+            );
+            let binds = ids.iter().cloned().map(Bind::Text).collect();
+            for p in bind_all(sqlx::query(&sql), binds)
+                .fetch_all(&self.pool)
+                .await?
+            {
+                phones
+                    .entry(p.try_get("citizen_id")?)
+                    .or_default()
+                    .push(p.try_get("phone")?);
+            }
         }
-        Ok(out)
+        rows.iter()
+            .zip(ids)
+            .map(|(r, id)| citizen_from_row(r, phones.remove(&id).unwrap_or_default()))
+            .collect()
     }
 
     /// Changes a card made on `version`: a card changed since is [`Error::Stale`] and
@@ -562,21 +591,15 @@ impl Store {
                 });
             }
         }
-        if let Some(to) = change.status {
-            if to != cur.status && !cur.status.can_become(to) {
-                return Err(Error::Transition {
-                    id,
-                    from: cur.status,
-                    to,
-                });
-            }
-        }
+        let status_to = match change.status {
+            Some(to) => status_move(id, cur.status, to)?,
+            None => None,
+        };
 
         // (column, new value as bound, event kind, event data) for every real change
         use CaseValue as Val;
         let mut sets: Vec<(&'static str, Val)> = Vec::new();
         let mut events: Vec<(EventKind, serde_json::Value)> = Vec::new();
-        let status_to = change.status.filter(|to| *to != cur.status);
         if let Some(to) = status_to {
             let mut data = serde_json::json!({ "from": cur.status, "to": to });
             if cur.status.is_closed() {

@@ -15,18 +15,10 @@ use std::collections::BTreeSet;
 use sqlx::{AnyConnection, Row};
 
 use crate::model::AppealId;
-use crate::store::{bind_all, Bind};
+use crate::store::{bind_all, marks, Bind};
 
 /// Keys per statement.
 pub(crate) const CHUNK: usize = 500;
-
-/// `$from, $from+1, …` for `n` values.
-fn marks(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// Recomputes the `missed_callers` rows of these caller keys (every caller with `None`).
 pub(crate) async fn refresh(

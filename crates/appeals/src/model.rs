@@ -154,6 +154,15 @@ impl Status {
                 | (Done | Declined, InProgress)
         )
     }
+
+    /// The statuses the workflow lets an appeal in `self` move to ([`Status::can_become`]),
+    /// in declaration order: what a refusal names as allowed.
+    pub fn moves(self) -> impl Iterator<Item = Status> {
+        Status::ALL
+            .iter()
+            .copied()
+            .filter(move |to| self.can_become(*to))
+    }
 }
 
 text_enum!(

@@ -845,20 +845,10 @@ impl Store {
                 })
             }
             Some(m) if m.to.is_closed() => {
-                if m.to == cur.status {
-                    None
-                } else if cur.status.can_become(m.to) {
-                    Some(StatusMove {
-                        from: cur.status,
-                        to: m.to,
-                    })
-                } else {
-                    return Err(Error::Transition {
-                        id,
-                        from: cur.status,
-                        to: m.to,
-                    });
-                }
+                crate::cases::status_move(id, cur.status, m.to)?.map(|to| StatusMove {
+                    from: cur.status,
+                    to,
+                })
             }
             // the origin's own workflow (taken back, pending…): recorded, not mirrored
             Some(_) => None,

@@ -604,7 +604,9 @@ impl Store {
         }
     }
 
-    /// Sets the follow-up status, recorded as a `status_changed` event by `actor`. When the
+    /// Sets the follow-up status, recorded as a `status_changed` event by `actor`. The move
+    /// is checked as [`Store::update_case`] checks it (the workflow, [`Status::can_become`]):
+    /// one the workflow refuses is [`Error::Transition`] and nothing is written. When the
     /// appeal came from the partner centre, the change is also queued to be reported back
     /// (see [`crate::partner`]).
     pub async fn set_status(&self, id: AppealId, status: Status, actor: &str) -> Result<(), Error> {
@@ -643,6 +645,13 @@ impl Store {
         let now = now_ms();
         let mut conn = self.pool.acquire().await?;
         let mut tx = db::begin_write(&mut conn).await?;
+        // Takes the row's lock before reading it (PostgreSQL; SQLite's write transaction
+        // holds the database already), so the status move is checked against what the write
+        // replaces.
+        sqlx::query("UPDATE appeals SET version = version WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
         let old: Option<Option<String>> =
             sqlx::query(&format!("SELECT {column} FROM appeals WHERE id = $1"))
                 .bind(id.to_string())
@@ -652,6 +661,13 @@ impl Store {
                 .transpose()?;
         let Some(old) = old else {
             return Err(Error::NotFound(id));
+        };
+        let moved = if kind == EventKind::StatusChanged {
+            let from: Status = parsed(old.clone().unwrap_or_default(), "status")?;
+            let to: Status = parsed(value.to_owned(), "status")?;
+            crate::cases::status_move(id, from, to)?.map(|to| partner::StatusMove { from, to })
+        } else {
+            None
         };
         sqlx::query(&format!(
             "UPDATE appeals SET {column} = $2, version = version + 1, updated_at = $3 WHERE id = $1"
@@ -671,11 +687,9 @@ impl Store {
             at: now,
             ..partner::UpdateMessage::default()
         };
-        if kind == EventKind::StatusChanged && old.as_deref() != Some(value) {
-            let from: Status = parsed(old.unwrap_or_default(), "status")?;
-            let to: Status = parsed(value.to_owned(), "status")?;
-            partner::status_changed(&mut tx, id, from, to, actor, now).await?;
-            update.status = Some(partner::StatusMove { from, to });
+        if let Some(m) = moved {
+            partner::status_changed(&mut tx, id, m.from, m.to, actor, now).await?;
+            update.status = Some(m);
         } else if kind == EventKind::NoteAdded && old.as_deref() != Some(value) {
             update.notes = Some(value.to_owned());
         }
@@ -929,6 +943,14 @@ pub(crate) fn escape_like(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// `$from, $from+1, …` for `n` values (an `IN (…)` list).
+pub(crate) fn marks(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) fn bind_all<'q>(

@@ -124,6 +124,112 @@ async fn citizens_and_versions(db: TestDb) {
 
 on_both!(citizens_and_versions);
 
+/// A page of cards comes back with each card's own phones, in the card's order: several
+/// cards with several phones each (one with none, one with a number written twice), a page
+/// from the middle of the list, and a card whose phones were rewritten.
+async fn a_page_of_cards_with_their_phones(db: TestDb) {
+    let store = Store::connect(&db.url).await.unwrap();
+    let card = |name: &str, phones: &[&str]| CitizenFields {
+        name: name.into(),
+        phones: phones.iter().map(|p| (*p).to_owned()).collect(),
+        ..CitizenFields::default()
+    };
+    let made = [
+        card(
+            "Абрамова Анна",
+            &["+79130000001", "+73832000001", "+79130000011"],
+        ),
+        card("Борисов Борис", &[]),
+        card(
+            "Васильева Вера",
+            &["+79130000003", "8 913 000-00-03", "+73832000003"],
+        ),
+        card("Григорьев Глеб", &["+73832000004", "+79130000004"]),
+        card(
+            "Дмитриева Дарья",
+            &[
+                "+79130000005",
+                "+79130000055",
+                "+79130000555",
+                "+73832000005",
+            ],
+        ),
+        card("Егоров Егор", &["+79130000006"]),
+    ];
+    let mut ids = Vec::new();
+    for c in &made {
+        ids.push(store.create_citizen(c).await.unwrap().id);
+    }
+    // Григорьев's phones rewritten in another order
+    let v = store.citizen(ids[3]).await.unwrap().unwrap().version;
+    let patch = CitizenPatch {
+        phones: Some(vec![
+            "+79130000044".into(),
+            "+73832000004".into(),
+            "+79130000004".into(),
+        ]),
+        ..CitizenPatch::default()
+    };
+    store.update_citizen(ids[3], v, &patch).await.unwrap();
+
+    let want = |i: usize, phones: &[&str]| {
+        (
+            made[i].name.clone(),
+            phones.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>(),
+        )
+    };
+    let all = store
+        .search_citizens(&appeals::CitizenFilter::default(), ALL)
+        .await
+        .unwrap();
+    let got: Vec<_> = all
+        .iter()
+        .map(|c| (c.card.name.clone(), c.card.phones.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            want(0, &["+79130000001", "+73832000001", "+79130000011"]),
+            want(1, &[]),
+            // the same number written twice is kept once
+            want(2, &["+79130000003", "+73832000003"]),
+            want(3, &["+79130000044", "+73832000004", "+79130000004"]),
+            want(
+                4,
+                &[
+                    "+79130000005",
+                    "+79130000055",
+                    "+79130000555",
+                    "+73832000005"
+                ]
+            ),
+            want(5, &["+79130000006"]),
+        ]
+    );
+    // each card as `citizen` reads it
+    for c in &all {
+        assert_eq!(&store.citizen(c.id).await.unwrap().unwrap(), c);
+    }
+    // a page from the middle
+    let middle = Page {
+        offset: 1,
+        limit: 4,
+    };
+    let page = store
+        .search_citizens(&appeals::CitizenFilter::default(), middle)
+        .await
+        .unwrap();
+    assert_eq!(page, all[1..5]);
+    // found by one number: the card with all its numbers
+    let by_phone = store
+        .find_citizens(None, Some("+7 913 000-00-55"), ALL)
+        .await
+        .unwrap();
+    assert_eq!(by_phone, [all[4].clone()]);
+}
+
+on_both!(a_page_of_cards_with_their_phones);
+
 async fn calls_link_to_the_one_card_with_the_number(db: TestDb) {
     let store = Store::connect(&db.url).await.unwrap();
     let ivanova = store.create_citizen(&ivanova()).await.unwrap();

@@ -209,6 +209,87 @@ async fn admin_changes_are_events(db: TestDb) {
 }
 on_both!(admin_changes_are_events);
 
+/// `set_status` follows the workflow `update_case` (the API's PATCH) follows: a move it
+/// refuses is `Transition` and writes nothing (status, version, timeline); allowed moves
+/// are recorded as before.
+async fn set_status_follows_the_workflow(db: TestDb) {
+    let w = db.writer();
+    let id = w.create(new_appeal(8, "3758787", at(11, 0, 0)));
+    assert!(w.flushed(FLUSH).await);
+    let store = Store::connect(&db.url).await.unwrap();
+    let before = store.get(id).await.unwrap().unwrap();
+    assert_eq!(before.appeal.status, Status::New);
+
+    // new → done, new → forwarded: refused, as the PATCH refuses them
+    for to in [Status::Done, Status::Forwarded, Status::Pending] {
+        let got = store.set_status(id, to, "org1").await;
+        assert!(
+            matches!(got, Err(appeals::Error::Transition { id: i, from: Status::New, to: t })
+                if i == id && t == to),
+            "{to}: {got:?}"
+        );
+    }
+    assert_eq!(
+        store.get(id).await.unwrap().unwrap(),
+        before,
+        "nothing written"
+    );
+
+    // allowed: new → in_progress → done, then done → forwarded refused, done → in_progress
+    store
+        .set_status(id, Status::InProgress, "op1")
+        .await
+        .unwrap();
+    store.set_status(id, Status::Done, "org1").await.unwrap();
+    let done = store.get(id).await.unwrap().unwrap();
+    assert!(matches!(
+        store.set_status(id, Status::Forwarded, "op1").await,
+        Err(appeals::Error::Transition {
+            from: Status::Done,
+            to: Status::Forwarded,
+            ..
+        })
+    ));
+    assert_eq!(
+        store.get(id).await.unwrap().unwrap(),
+        done,
+        "nothing written"
+    );
+    store
+        .set_status(id, Status::InProgress, "sup")
+        .await
+        .unwrap();
+
+    let got = store.get(id).await.unwrap().unwrap();
+    assert_eq!(got.appeal.status, Status::InProgress);
+    assert_eq!(got.appeal.case.version, before.appeal.case.version + 3);
+    let moves: Vec<_> = got
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::StatusChanged)
+        .map(|e| (e.data.clone(), e.actor.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (
+                json!({"from": "new", "to": "in_progress"}),
+                "op1".to_owned()
+            ),
+            (
+                json!({"from": "in_progress", "to": "done"}),
+                "org1".to_owned()
+            ),
+            (
+                json!({"from": "done", "to": "in_progress"}),
+                "sup".to_owned()
+            ),
+        ]
+    );
+    w.shutdown().await;
+}
+on_both!(set_status_follows_the_workflow);
+
 /// The writer numbers whole batches while the admin numbers single changes on the same
 /// appeals at the same time: every timeline stays 1, 2, 3… with no gap and no duplicate,
 /// and neither side fails for the other's lock.

@@ -568,10 +568,9 @@ mod tests {
         appeal(1, "+791312345670", Some("other-number"));
         appeal(0, caller, None); // the call in progress
         assert!(writer.flushed(std::time::Duration::from_secs(10)).await);
-        store
-            .set_status(resolved, Status::Done, "test")
-            .await
-            .unwrap();
+        for to in [Status::InProgress, Status::Done] {
+            store.set_status(resolved, to, "test").await.unwrap();
+        }
         let week = now - chrono::Duration::days(7);
         let found = returning_operator(&store, caller, week).await.unwrap();
         assert_eq!(found.as_deref(), Some("op2"));

@@ -35,10 +35,8 @@ use crate::web::chrome::Lang;
 
 /// The statuses an appeal in `from` may move to, for messages.
 pub(super) fn allowed_next(from: Status) -> String {
-    Status::ALL
-        .iter()
-        .filter(|s| from.can_become(**s))
-        .map(|s| s.as_str())
+    from.moves()
+        .map(Status::as_str)
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -3,7 +3,7 @@
 //! browser tests rely on, an operator's registry keeping to their own appeals, the screen
 //! pop with the caller's earlier appeal and the citizen's card, the citizen card page, the
 //! desk's case form and worklists, English on `?lang=en`, and an organisation seeing and
-//! closing only its own applications.
+//! closing only its own applications, as the workflow allows.
 
 use appeals::{AppealUpdate, NewAppeal};
 
@@ -316,7 +316,43 @@ async fn organisation_sees_and_closes_its_own(db: Db) {
     let empty = post(ours, format!("csrf={csrf}&action=comment&comment=")).await;
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(empty.body.contains("Поле «Комментарий»"));
-    // a comment, then done
+    // done on a new application: the workflow refuses new → done (as the API's PATCH
+    // does); the page says why in Russian and writes nothing, the comment neither
+    let early = post(
+        ours,
+        format!(
+            "csrf={csrf}&action=done&comment={}",
+            urlencode("Сделано заранее")
+        ),
+    )
+    .await;
+    assert_eq!(
+        early.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        early.body
+    );
+    assert!(
+        early
+            .body
+            .contains("Заявку в статусе «новое» нельзя перевести в статус «выполнено»")
+            && early.body.contains("«в работе», «отказано»"),
+        "{}",
+        early.body
+    );
+    assert!(s.writer.flushed(Duration::from_secs(10)).await);
+    let still = store(&s).get(ours).await.unwrap().unwrap();
+    assert_eq!(still.appeal.status, appeals::Status::New);
+    assert!(!still
+        .events
+        .iter()
+        .any(|e| e.kind == appeals::EventKind::StatusChanged
+            || e.data["comment"] == "Сделано заранее"));
+    // the hotline takes it in work; then a comment, then done
+    store(&s)
+        .set_status(ours, appeals::Status::InProgress, "op1")
+        .await
+        .unwrap();
     let c = post(
         ours,
         format!(
@@ -330,7 +366,13 @@ async fn organisation_sees_and_closes_its_own(db: Db) {
     assert_eq!(d.status, StatusCode::SEE_OTHER, "{}", d.body);
     assert!(s.writer.flushed(Duration::from_secs(10)).await);
     let got = store(&s).get(ours).await.unwrap().unwrap();
-    assert!(!crate::web::chrome::is_open(got.appeal.status.as_str()));
+    assert_eq!(got.appeal.status, appeals::Status::Done);
+    assert!(got
+        .events
+        .iter()
+        .any(|e| e.kind == appeals::EventKind::StatusChanged
+            && e.data == serde_json::json!({"from": "in_progress", "to": "done"})
+            && e.actor.as_deref() == Some("org1")));
     assert!(got
         .events
         .iter()

@@ -1,7 +1,10 @@
 //! `GET /org` — a territorial centre's view: the applications routed to the account's
 //! organisation (the case's organisation), each with its comments; `POST /org/{id}` (form
 //! `csrf`, `comment`, `action` = `comment` or `done`) adds a comment to the timeline or
-//! marks the application done. Supervisors and admins see every routed application.
+//! marks the application done — when the workflow allows it (`Store::set_status` checks
+//! the move as the API's PATCH does): a refused move is a 422 page in Russian naming the
+//! statuses allowed, and nothing is written, the comment neither. Supervisors and admins
+//! see every routed application.
 
 use appeals::{EventKind, Page, Role, SearchFilter, Status};
 use askama::Template;
@@ -13,7 +16,7 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::chrome::{appeal_id, is_open, status_label, Chrome, Viewer};
+use super::chrome::{appeal_id, is_open, status_label, Chrome, Lang, Viewer};
 use super::{csrf, errors};
 use crate::admin::access::{Caller, Via};
 use crate::admin::AdminState;
@@ -210,6 +213,19 @@ pub async fn act(
     if !ours {
         return errors::no_access();
     }
+    // The status first: a move the workflow refuses writes nothing, the comment neither.
+    if done && appeal.status != Status::Done {
+        let _one_at_a_time = s.patch_lock.lock().await;
+        match store.set_status(id, Status::Done, &who.id).await {
+            Ok(()) => {}
+            Err(appeals::Error::Transition { from, to, .. }) => return refused(from, to),
+            Err(_) => return errors::no_database(),
+        }
+        // the partner may have a message queued about it
+        if let Some(link) = &s.partner {
+            link.wake.notify_one();
+        }
+    }
     if !comment.is_empty() {
         s.writer.event_by(
             id,
@@ -217,19 +233,6 @@ pub async fn act(
             json!({ "comment": comment }),
             &who.id,
         );
-    }
-    if done && is_open(appeal.status.as_str()) {
-        let Ok(to) = "resolved".parse::<Status>() else {
-            return errors::no_database();
-        };
-        let _one_at_a_time = s.patch_lock.lock().await;
-        if store.set_status(id, to, &who.id).await.is_err() {
-            return errors::no_database();
-        }
-        // the partner may have a message queued about it
-        if let Some(link) = &s.partner {
-            link.wake.notify_one();
-        }
     }
     s.audit(who.audit(
         if done {
@@ -242,4 +245,28 @@ pub async fn act(
     ))
     .await;
     (StatusCode::SEE_OTHER, [(header::LOCATION, "/org?done=1")]).into_response()
+}
+
+/// 422 for a status move the workflow refuses ([`Status::can_become`], checked by
+/// `Store::set_status`): what the application is, what it may become, and that nothing
+/// was written.
+fn refused(from: Status, to: Status) -> Response {
+    let label = |s: Status| format!("«{}»", status_label(Lang::Ru, s.as_str()));
+    let next: Vec<String> = from.moves().map(label).collect();
+    let hint = if from.can_become(Status::InProgress) && Status::InProgress.can_become(to) {
+        " Сначала заявку должны взять в работу (статус «в работе»)."
+    } else {
+        ""
+    };
+    errors::page(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Статус не изменён",
+        &format!(
+            "Заявку в статусе {} нельзя перевести в статус {}: из этого статуса можно перейти \
+             только в {}.{hint} Ничего не записано, комментарий тоже.",
+            label(from),
+            label(to),
+            next.join(", ")
+        ),
+    )
 }
