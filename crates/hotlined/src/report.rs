@@ -662,12 +662,18 @@ pub fn hour_rows(s: &Summary) -> Vec<Row<'_>> {
         .collect()
 }
 
-/// `2026-11-23` or `2026-11-23 – 2026-11-29`.
+/// `2026-11-23` or `2026-11-23 – 2026-11-29` (the exports).
 pub fn period_label(r: &PeriodReport) -> String {
+    period_label_with(r, |d| d.to_string())
+}
+
+/// The period's day, or its first and last day, each as `show` writes a date (the page:
+/// `23.11.2026 – 29.11.2026`).
+pub fn period_label_with(r: &PeriodReport, show: impl Fn(NaiveDate) -> String) -> String {
     if r.from == r.to {
-        r.from.to_string()
+        show(r.from)
     } else {
-        format!("{} – {}", r.from, r.to)
+        format!("{} – {}", show(r.from), show(r.to))
     }
 }
 

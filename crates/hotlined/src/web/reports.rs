@@ -1,6 +1,6 @@
 //! `GET /reports?range=day|week|month&day=ДД.ММ.ГГГГ` (or `YYYY-MM-DD`) — the call report on a page, in
 //! Russian unless `?lang=en`: a period picker (a day, its ISO week or its calendar month),
-//! the period's figures, calls by hour (and by day for a week or a month), by topic, service,
+//! the period line (its dates дд.мм.гггг, as the rest of the pages), the period's figures, calls by hour (and by day for a week or a month), by topic, service,
 //! organisation and district as inline SVG drawn on the server (`crate::report`'s charts),
 //! the tables of services, organisations, districts and operators with their overdue counts,
 //! and the exports (CSV and the self-contained HTML of `GET /api/v1/reports`).
@@ -185,7 +185,11 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
                 selected: x == range,
             })
             .collect(),
-        period: format!("{}: {}", w.range(range), report::period_label(&r)),
+        period: format!(
+            "{}: {}",
+            w.range(range),
+            report::period_label_with(&r, super::show_day)
+        ),
         error,
         cards,
         charts,
