@@ -390,9 +390,12 @@ def board_actions(board, desk):
     board.one("«Снять паузу» for op1", 'tr[data-operator="op1"] button[data-action="unpause"]').click()
     board.attr_is("op1 available on the board", 'tr[data-operator="op1"]', "data-state", "available")
     board_offers(board, "op1", ["Пауза", "Вывести"], "unpaused from the board")
-    focused = board.d.switch_to.active_element
-    if focused.get_attribute("data-action") != "pause":
-        raise Failed(f"after «Снять паузу» the focus is on {focused.get_attribute('outerHTML')[:80]!r}")
+
+    def pause_focused():
+        el = board.d.switch_to.active_element
+        return el if el.get_attribute("data-action") == "pause" else \
+            f"focus on {el.get_attribute('outerHTML')[:80]!r}"
+    focused = until("the keyboard's focus on «Пауза» after «Снять паузу»", pause_focused, 5)
     desk.attr_is("op1 available on the desk after the board's «Снять паузу»", "#desk-state",
                  "data-state", "available")
     focused.click()
