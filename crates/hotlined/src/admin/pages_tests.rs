@@ -53,7 +53,12 @@ async fn get(s: &AdminState, path: &str, cookie: &str) -> Answer {
 async fn post(s: &AdminState, path: &str, cookie: &str, csrf: &str) -> Answer {
     send(
         s,
-        req("POST", path, "", &[("cookie", cookie), ("x-csrf-token", csrf)]),
+        req(
+            "POST",
+            path,
+            "",
+            &[("cookie", cookie), ("x-csrf-token", csrf)],
+        ),
     )
     .await
 }
@@ -160,7 +165,9 @@ async fn pages_by_role(db: Db) {
             .expect("the operator's row");
         let row = &body[start..];
         let row = &row[..row.find("</tr>").expect("the row's end")];
-        let cell = &row[row.find("<td data-cell=\"actions\">").expect("the actions cell")..];
+        let cell = &row[row
+            .find("<td data-cell=\"actions\">")
+            .expect("the actions cell")..];
         cell.split('<')
             .filter_map(|piece| piece.split_once('>'))
             .filter(|(tag, _)| !tag.ends_with(" hidden"))
