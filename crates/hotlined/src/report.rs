@@ -637,13 +637,18 @@ pub fn rows<'a>(kind: GroupKind, s: &'a Summary, w: &Words, dir: &Directory) -> 
         .collect()
 }
 
-/// One row per day of the period.
+/// One row per day of the period, named ISO (the exports).
 pub fn day_rows(r: &PeriodReport) -> Vec<Row<'_>> {
+    day_rows_with(r, |d| d.to_string())
+}
+
+/// One row per day of the period, keyed ISO and named as `show` writes a date (the page).
+pub fn day_rows_with(r: &PeriodReport, show: impl Fn(NaiveDate) -> String) -> Vec<Row<'_>> {
     r.days
         .iter()
         .map(|d| Row {
             key: d.day.to_string(),
-            name: d.day.to_string(),
+            name: show(d.day),
             figures: &d.total,
         })
         .collect()

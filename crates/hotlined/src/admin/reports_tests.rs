@@ -166,6 +166,9 @@ async fn month_and_week_reports(db: Db) {
         "<option value=\"month\" selected>Месяц</option>",
         "Месяц: 01.11.2026 – 30.11.2026",
         "data-chart=\"by_day\"",
+        // the days of the chart named дд.мм.гггг too, keyed ISO
+        "<title>15.11.2026</title>15.11.2026</text>",
+        "data-key=\"2026-11-15\"",
         "data-chart=\"by_service\"",
         "<table class=\"results\" data-group=\"district\">",
         "<tr data-key=\"home-care\"><td>Социальное обслуживание на дому</td><td data-figure=\"calls\">2</td>",
