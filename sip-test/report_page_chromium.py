@@ -5,7 +5,7 @@ Debian's python3-selenium), against the database report_chromium.sh filled:
 - the supervisor signs in; at 1366×768 the page is in Russian (no English label anywhere on
   it) and its day view shows the figures of the database;
 - the period picker is worked with the keyboard alone (Tab to the select, arrow keys, Enter):
-  the ISO week, then the calendar month; the month's cards (calls, answered, abandoned,
+  the ISO week, then the calendar month; the period line writes its dates дд.мм.гггг; the month's cards (calls, answered, abandoned,
   overdue) and its services, organisations and districts tables (calls, overdue per row,
   the directory's Russian names) are compared with the database;
 - `?lang=en` shows it in English;
@@ -150,7 +150,11 @@ try:
     for k, v in want.items():
         if card(k) != v:
             fail(f"day card {k} after typing {shown}: page {card(k)!r}, database {v!r}")
-    ok(f"the date field shows {shown} (дд.мм.гггг) and takes it typed with the keyboard")
+    period = driver.find_element(By.ID, "report-period").text
+    if period != f"День: {shown}":
+        fail(f"day period {period!r}, want 'День: {shown}' (дд.мм.гггг, as the rest of the pages)")
+    ok(f"the date field shows {shown} (дд.мм.гггг) and takes it typed with the keyboard; "
+       f"the period line «{period}»")
 
     # The picker with the keyboard alone: focus the select, ArrowDown → the next period,
     # Tab through the date's fields to the button, Enter.
@@ -172,7 +176,9 @@ try:
     tabs = pick_next_range()
     wait.until(lambda dr: "range=week" in dr.current_url)
     period = driver.find_element(By.ID, "report-period").text
-    want_period = f"Неделя: {week_first} – {week_first + dt.timedelta(days=6)}"
+    # the period line writes dates as the rest of the pages: дд.мм.гггг
+    week_last = week_first + dt.timedelta(days=6)
+    want_period = f"Неделя: {week_first:%d.%m.%Y} – {week_last:%d.%m.%Y}"
     if period != want_period:
         fail(f"week period {period!r}, want {want_period!r}")
     want = figures(ms(week_first), ms(week_first + dt.timedelta(days=7)))
@@ -184,6 +190,10 @@ try:
     wait.until(lambda dr: "range=month" in dr.current_url)
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "svg[data-chart='by_day']")))
     no_english("month view")
+    period = driver.find_element(By.ID, "report-period").text
+    month_last = month_next - dt.timedelta(days=1)
+    if period != f"Месяц: {month_first:%d.%m.%Y} – {month_last:%d.%m.%Y}":
+        fail(f"month period {period!r}")
     start, end = ms(month_first), ms(month_next)
     want = figures(start, end)
     for k, v in want.items():

@@ -360,24 +360,54 @@ look();
 """
 
 
-def board_actions(board):
-    """The board offers «Пауза»/«Вывести» only for operators logged in (op1, paused), none for
-    those «Не в очередях» (op2), and its column head is «В состоянии»."""
-    def shown(op):
-        return [b.text for b in board.css(f'tr[data-operator="{op}"] button[data-action]')
-                if b.is_displayed()]
+def board_shown(board, op):
+    """What op's row on the board offers: the texts of its buttons shown, or «—»."""
+    return [el.text for el in board.css(f'tr[data-operator="{op}"] [data-cell="actions"] > *')
+            if el.is_displayed()]
+
+
+def board_offers(board, op, want, what, timeout=10):
+    """Waits until op's row on the board offers exactly WANT (button texts, or ["—"])."""
+    until(f"the board offering {want} for {op} ({what})",
+          lambda: board_shown(board, op) == want or f"shown {board_shown(board, op)}", timeout)
+
+
+def board_actions(board, desk):
+    """The board offers op1 (paused) «Снять паузу» and «Вывести», op2 («Не в очередях»)
+    nothing: «—»; its column head is «В состоянии». The supervisor takes op1 off the pause
+    from the board (the keyboard lands on «Пауза», now offered instead) and pauses op1 again
+    («По решению руководителя»); the desk follows both."""
     board.attr_is("op2 not logged in on the board", 'tr[data-operator="op2"]', "data-state",
                   "logged_out")
-    if shown("op1") != ["Пауза", "Вывести"]:
-        raise Failed(f"the board's buttons for op1 (paused): {shown('op1')}")
-    if shown("op2"):
-        raise Failed(f"the board offers {shown('op2')} for op2, who is not logged in")
+    if board_shown(board, "op1") != ["Снять паузу", "Вывести"]:
+        raise Failed(f"the board's actions for op1 (paused): {board_shown(board, 'op1')}")
+    if board_shown(board, "op2") != ["—"]:
+        raise Failed(f"the board's actions for op2, not logged in: {board_shown(board, 'op2')}")
     heads = [th.text for th in board.css("table.operators thead th")]
     if "В состоянии" not in heads:
         raise Failed(f"the board's operator columns: {heads}")
     board.shot("1b-board-actions", "table.operators")
-    ok("the board offers pause and log-out for op1 only, not for operators «Не в очередях»; "
-       "column «В состоянии»")
+    board.one("«Снять паузу» for op1", 'tr[data-operator="op1"] button[data-action="unpause"]').click()
+    board.attr_is("op1 available on the board", 'tr[data-operator="op1"]', "data-state", "available")
+    board_offers(board, "op1", ["Пауза", "Вывести"], "unpaused from the board")
+
+    def pause_focused():
+        el = board.d.switch_to.active_element
+        return el if el.get_attribute("data-action") == "pause" else \
+            f"focus on {el.get_attribute('outerHTML')[:80]!r}"
+    focused = until("the keyboard's focus on «Пауза» after «Снять паузу»", pause_focused, 5)
+    desk.attr_is("op1 available on the desk after the board's «Снять паузу»", "#desk-state",
+                 "data-state", "available")
+    focused.click()
+    board.attr_is("op1 paused again from the board", 'tr[data-operator="op1"]', "data-state", "paused")
+    board_offers(board, "op1", ["Снять паузу", "Вывести"], "paused from the board")
+    reason = board.one("op1's pause reason", 'tr[data-operator="op1"] [data-cell="reason"]').text
+    if reason != "По решению руководителя":
+        raise Failed(f"the board's pause reason for op1 paused from the board: {reason!r}")
+    desk.attr_is("op1 paused on the desk after the board's «Пауза»", "#desk-state", "data-state",
+                 "paused")
+    ok("the board offers op1 (paused) «Снять паузу» and «Вывести», op2 («Не в очередях») «—»; "
+       "column «В состоянии»; «Снять паузу» and «Пауза» from the board reach the desk")
 
 
 def directory_choices(api):
@@ -596,7 +626,7 @@ def steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages):
         board.live_up()
         board.one("the benefits queue", 'section[data-queue="benefits"]')
         board.attr_is("op1 paused on the board", 'tr[data-operator="op1"]', "data-state", "paused")
-        board_actions(board)
+        board_actions(board, desk)
         desk.d.execute_script(WATCH_POP, CALLER.lstrip("+"), earlier["id"])
 
     # 4. the caller calls, presses 1 and waits: the board shows the caller waiting
@@ -657,6 +687,8 @@ def steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages):
             raise Failed(f"the board's waiting row named {waiting_appeal}, the call is {aid}")
         board.attr_is("op1 on the call on the board", 'tr[data-operator="op1"]', "data-state",
                       "on_call", 5)
+        # resumed on the desk: the board's live events took «Снять паузу» back to «Пауза»
+        board_offers(board, "op1", ["Пауза", "Вывести"], "on the call, by the live events", 5)
         board.shot("4-board-op1-on-call", 'tr[data-operator="op1"]')
         desk.attr_is("op1 on the call on the desk", "#desk-state", "data-state", "on_call", 5)
         # everything but the disposition: benefits requires it, so op1 is held after the call
@@ -834,6 +866,7 @@ def hold_and_transfer_to_organisation(api, out, target, used, sipps, phone, trun
     if phone.log().count("offered ") != offers or api.operator("op1").get("pause_reason") != HOLD_REASON:
         raise Failed("op1 was offered the second caller while the disposition was missing")
     desk.attr_is("op1 paused after the wrap-up", "#desk-state", "data-state", "paused", 5)
+    board_offers(board, "op1", ["Снять паузу", "Вывести"], "held, by the live events", 5)
     board.shot("6c-board-caller2-waits-op1-held", 'section[data-queue="benefits"]')
     ok(f"the second caller waited {held_s} s (wrap-up {wrap} s) and op1's phone got no INVITE")
 

@@ -538,6 +538,13 @@
           esc(pathWords(w)) + "</td></tr>";
       }).join("");
     });
+    // what a row offers in a state: nothing when not logged in, unpause instead of pause when paused
+    function offers(action, state) {
+      if (state === "logged_out") { return false; }
+      if (action === "pause") { return state !== "paused"; }
+      if (action === "unpause") { return state === "paused"; }
+      return action === "logout";
+    }
     on("operator", function (d) {
       var row = $('tr[data-operator="' + d.id + '"]');
       if (!row) {
@@ -557,8 +564,11 @@
       text(st, stateLabel(d.state));
       text($('[data-cell="reason"]', row), d.state === "paused" ? reasonLabel(d.reason) : "");
       text($('[data-cell="queues"]', row), (d.queues || []).map(queueName).join(", "));
-      // an operator not logged in has nothing to pause or log out of
-      $all("button[data-action]", row).forEach(function (b) { b.hidden = d.state === "logged_out"; });
+      // the buttons the state offers, as the page was rendered (OperatorRow::offers); «—» when none
+      var buttons = $all("button[data-action]", row);
+      buttons.forEach(function (b) { b.hidden = !offers(b.dataset.action, d.state); });
+      var none = $("[data-no-action]", row);
+      if (none) { none.hidden = buttons.some(function (b) { return !b.hidden; }); }
     });
     tickers.push(function () {
       $all("tr[data-operator]").forEach(function (row) { text($('[data-cell="time"]', row), mmss(seconds(row.dataset.since))); });
@@ -578,7 +588,9 @@
       var b = e.target.closest("button[data-action]");
       if (!b) { return; }
       var id = b.dataset.operatorId;
-      var verb = b.dataset.action === "pause" ? "pause" : "logout";
+      var verb = b.dataset.action;
+      if (["pause", "unpause", "logout"].indexOf(verb) < 0) { return; }
+      var row = b.closest("tr");
       err.hidden = true;
       api("POST", "/api/v1/operators/" + encodeURIComponent(id) + "/" + verb, verb === "pause" ? { reason: "supervisor" } : undefined)
         .then(function (r) {
@@ -587,6 +599,11 @@
           handlers.operator.forEach(function (f) {
             f({ id: v.id, name: v.name, state: v.activity || v.state, since: v.paused_since || v.logged_in_since, reason: v.pause_reason, queues: v.queues });
           });
+          // the button pressed may be gone (pause → «Снять паузу»): the keyboard stays in the row
+          if (b.hidden) {
+            var next = $all("button[data-action]", row).filter(function (x) { return !x.hidden; })[0];
+            if (next) { next.focus(); }
+          }
         });
     });
     $("#reassign-form").addEventListener("submit", function (e) {

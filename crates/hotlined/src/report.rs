@@ -637,13 +637,18 @@ pub fn rows<'a>(kind: GroupKind, s: &'a Summary, w: &Words, dir: &Directory) -> 
         .collect()
 }
 
-/// One row per day of the period.
+/// One row per day of the period, named ISO (the exports).
 pub fn day_rows(r: &PeriodReport) -> Vec<Row<'_>> {
+    day_rows_with(r, |d| d.to_string())
+}
+
+/// One row per day of the period, keyed ISO and named as `show` writes a date (the page).
+pub fn day_rows_with(r: &PeriodReport, show: impl Fn(NaiveDate) -> String) -> Vec<Row<'_>> {
     r.days
         .iter()
         .map(|d| Row {
             key: d.day.to_string(),
-            name: d.day.to_string(),
+            name: show(d.day),
             figures: &d.total,
         })
         .collect()
@@ -662,12 +667,18 @@ pub fn hour_rows(s: &Summary) -> Vec<Row<'_>> {
         .collect()
 }
 
-/// `2026-11-23` or `2026-11-23 – 2026-11-29`.
+/// `2026-11-23` or `2026-11-23 – 2026-11-29` (the exports).
 pub fn period_label(r: &PeriodReport) -> String {
+    period_label_with(r, |d| d.to_string())
+}
+
+/// The period's day, or its first and last day, each as `show` writes a date (the page:
+/// `23.11.2026 – 29.11.2026`).
+pub fn period_label_with(r: &PeriodReport, show: impl Fn(NaiveDate) -> String) -> String {
     if r.from == r.to {
-        r.from.to_string()
+        show(r.from)
     } else {
-        format!("{} – {}", r.from, r.to)
+        format!("{} – {}", show(r.from), show(r.to))
     }
 }
 

@@ -49,6 +49,20 @@ async fn get(s: &AdminState, path: &str, cookie: &str) -> Answer {
     send(s, req("GET", path, "", &[("cookie", cookie)])).await
 }
 
+/// A page's `POST` without a body: the session cookie and its CSRF token.
+async fn post(s: &AdminState, path: &str, cookie: &str, csrf: &str) -> Answer {
+    send(
+        s,
+        req(
+            "POST",
+            path,
+            "",
+            &[("cookie", cookie), ("x-csrf-token", csrf)],
+        ),
+    )
+    .await
+}
+
 on_both!(pages_by_role);
 async fn pages_by_role(db: Db) {
     let s = state_on(&db, AccessSettings::default()).await;
@@ -144,35 +158,49 @@ async fn pages_by_role(db: Db) {
     ] {
         assert!(board.body.contains(hook), "board lacks {hook}");
     }
-    // nobody is logged in yet: no pause or log-out is offered
-    let buttons = |body: &str, id: &str| -> Vec<bool> {
-        body.match_indices(&format!("data-operator-id=\"{id}\""))
-            .map(|(at, _)| {
-                let tail = &body[at..];
-                tail[..tail.find('>').unwrap()].ends_with(" hidden")
+    // what an operator's row offers: its buttons not hidden, and «—» when it shows none
+    let offered = |body: &str, id: &str| -> Vec<String> {
+        let start = body
+            .find(&format!("<tr data-operator=\"{id}\""))
+            .expect("the operator's row");
+        let row = &body[start..];
+        let row = &row[..row.find("</tr>").expect("the row's end")];
+        let cell = &row[row
+            .find("<td data-cell=\"actions\">")
+            .expect("the actions cell")..];
+        cell.split('<')
+            .filter_map(|piece| piece.split_once('>'))
+            .filter(|(tag, _)| !tag.ends_with(" hidden"))
+            .filter_map(|(tag, text)| {
+                if let Some(a) = tag.strip_prefix("button type=\"button\" data-action=\"") {
+                    a.split('"').next().map(str::to_owned)
+                } else if tag == "span data-no-action" {
+                    Some(text.trim().to_owned())
+                } else {
+                    None
+                }
             })
             .collect()
     };
-    assert_eq!(buttons(&board.body, "op1"), [true, true]);
-    // op1 logs in: the board renders them available
+    // nobody is logged in yet: no pause or log-out is offered, «—» instead
+    assert_eq!(offered(&board.body, "op1"), ["—"]);
+    assert_eq!(offered(&board.body, "op2"), ["—"]);
+    // op1 logs in (the board renders them available, offering «Пауза»), the supervisor
+    // pauses them (the board offers «Снять паузу» instead) and takes the pause off
     let csrf = csrf_of(&s, &sup).await;
-    let a = send(
-        &s,
-        req(
-            "POST",
-            "/api/v1/operators/op1/login",
-            "",
-            &[("cookie", &sup), ("x-csrf-token", &csrf)],
-        ),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    let board = get(&s, "/board", &sup).await;
-    assert!(board
-        .body
-        .contains("<tr data-operator=\"op1\" data-state=\"available\""));
-    assert_eq!(buttons(&board.body, "op1"), [false, false]);
-    assert_eq!(buttons(&board.body, "op2"), [true, true]);
+    for (verb, state, offers) in [
+        ("login", "available", ["pause", "logout"]),
+        ("pause", "paused", ["unpause", "logout"]),
+        ("unpause", "available", ["pause", "logout"]),
+    ] {
+        let a = post(&s, &format!("/api/v1/operators/op1/{verb}"), &sup, &csrf).await;
+        assert_eq!(a.status, StatusCode::OK, "{verb}: {}", a.body);
+        let board = get(&s, "/board", &sup).await;
+        let row = format!("<tr data-operator=\"op1\" data-state=\"{state}\"");
+        assert!(board.body.contains(&row), "after {verb}: {}", board.body);
+        assert_eq!(offered(&board.body, "op1"), offers, "after {verb}");
+        assert_eq!(offered(&board.body, "op2"), ["—"], "after {verb}");
+    }
     let desk = get(&s, "/desk", &op).await;
     assert!(desk.body.contains("data-state=\"available\""));
 }

@@ -164,8 +164,11 @@ async fn month_and_week_reports(db: Db) {
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     for needle in [
         "<option value=\"month\" selected>Месяц</option>",
-        "Месяц: 2026-11-01 – 2026-11-30",
+        "Месяц: 01.11.2026 – 30.11.2026",
         "data-chart=\"by_day\"",
+        // the days of the chart named дд.мм.гггг too, keyed ISO
+        "<title>15.11.2026</title>15.11.2026</text>",
+        "data-key=\"2026-11-15\"",
         "data-chart=\"by_service\"",
         "<table class=\"results\" data-group=\"district\">",
         "<tr data-key=\"home-care\"><td>Социальное обслуживание на дому</td><td data-figure=\"calls\">2</td>",
@@ -186,7 +189,7 @@ async fn month_and_week_reports(db: Db) {
     let typed = call(&s, "GET", "/reports?range=month&day=15.11.2026", "").await;
     assert_eq!(typed.status, StatusCode::OK, "{}", typed.body);
     for needle in [
-        "Месяц: 2026-11-01 – 2026-11-30",
+        "Месяц: 01.11.2026 – 30.11.2026",
         "value=\"15.11.2026\"",
         "/api/v1/reports?range=month&amp;day=2026-11-15&amp;format=csv&amp;lang=ru",
     ] {

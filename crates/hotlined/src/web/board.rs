@@ -1,10 +1,10 @@
 //! `GET /board` — the supervisor's live board: per queue the callers waiting now (each
 //! one's wait and menu path), the longest wait, answered and abandoned today and the service
 //! level against its target, coloured at `[reports]` thresholds; the operators by state with
-//! their time in state and pause reason, with pause and log-out buttons (hidden for those
-//! not logged in); reassigning an
-//! appeal. The page is rendered with what the daemon knows now, then `assets/app.js` keeps
-//! it current from `GET /events` (`queue` and `operator` events) without a reload.
+//! their time in state and pause reason, with the buttons their state offers (pause or
+//! unpause, log out; none and «—» for those not logged in); reassigning an appeal. The page
+//! is rendered with what the daemon knows now, then `assets/app.js` keeps it current from
+//! `GET /events` (`queue` and `operator` events) without a reload.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -42,6 +42,28 @@ pub struct OperatorRow {
     pub since: String,
     pub reason: String,
     pub queues: String,
+}
+
+impl OperatorRow {
+    /// Whether the row offers `action` (`pause`, `unpause`, `logout`) in the state shown:
+    /// nothing for an operator not logged in, unpause instead of pause for one paused. The
+    /// page script keeps the buttons so from the live events (`offers` in `assets/app.js`).
+    pub fn offers(&self, action: &str) -> bool {
+        match (action, self.state) {
+            (_, "logged_out") => false,
+            ("pause", state) => state != "paused",
+            ("unpause", state) => state == "paused",
+            ("logout", _) => true,
+            _ => false,
+        }
+    }
+
+    /// No action at all: the cell shows «—».
+    pub fn offers_nothing(&self) -> bool {
+        !["pause", "unpause", "logout"]
+            .iter()
+            .any(|a| self.offers(a))
+    }
 }
 
 /// `board.html`.
@@ -215,5 +237,32 @@ mod tests {
         assert_eq!(colour(0, Some(0.79), &t), "warn");
         assert_eq!(colour(0, Some(0.6), &t), "alarm");
         assert_eq!(colour(0, Some(0.8), &t), "ok");
+    }
+
+    #[test]
+    fn a_row_offers_what_its_state_allows() {
+        let row = |state| OperatorRow {
+            id: "op1".into(),
+            name: "Оператор".into(),
+            state,
+            since: String::new(),
+            reason: String::new(),
+            queues: String::new(),
+        };
+        let offered = |state| {
+            let r = row(state);
+            ["pause", "unpause", "logout"]
+                .into_iter()
+                .filter(|a| r.offers(a))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(offered("logged_out"), Vec::<&str>::new());
+        assert!(row("logged_out").offers_nothing());
+        assert_eq!(offered("paused"), ["unpause", "logout"]);
+        for busy in ["available", "ringing", "on_call", "wrap_up"] {
+            assert_eq!(offered(busy), ["pause", "logout"], "{busy}");
+            assert!(!row(busy).offers_nothing());
+        }
+        assert!(!row("paused").offers("transfer"));
     }
 }

@@ -231,6 +231,8 @@ impl Chrome {
             "break" => self.t.reason_break,
             "paperwork" => self.t.reason_paperwork,
             "training" => self.t.reason_training,
+            // the board's «Пауза»
+            "supervisor" => self.t.reason_supervisor,
             other => other,
         }
     }

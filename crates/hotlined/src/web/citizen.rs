@@ -76,10 +76,7 @@ pub fn card_view(c: &Chrome, d: &Directory, x: &Citizen, today: NaiveDate) -> Ca
             .map(|fl| FlagView {
                 id: fl.flag.clone(),
                 name: code_name(&d.flags, &fl.flag),
-                until: fl
-                    .until
-                    .map(|u| u.format("%d.%m.%Y").to_string())
-                    .unwrap_or_default(),
+                until: fl.until.map(super::show_day).unwrap_or_default(),
                 expired: fl.until.is_some_and(|u| u < today),
             })
             .collect(),

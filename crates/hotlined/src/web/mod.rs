@@ -63,7 +63,8 @@ pub fn parse_day(v: &str) -> Option<chrono::NaiveDate> {
         .ok()
 }
 
-/// A date as the pages' date fields show it: дд.мм.гггг.
+/// A date as the pages show it (their date fields, the citizen card's flags, the report's
+/// period): дд.мм.гггг.
 pub fn show_day(d: chrono::NaiveDate) -> String {
     d.format("%d.%m.%Y").to_string()
 }

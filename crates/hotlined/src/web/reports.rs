@@ -1,9 +1,11 @@
 //! `GET /reports?range=day|week|month&day=ДД.ММ.ГГГГ` (or `YYYY-MM-DD`) — the call report on a page, in
 //! Russian unless `?lang=en`: a period picker (a day, its ISO week or its calendar month),
-//! the period's figures, calls by hour (and by day for a week or a month), by topic, service,
-//! organisation and district as inline SVG drawn on the server (`crate::report`'s charts),
-//! the tables of services, organisations, districts and operators with their overdue counts,
-//! and the exports (CSV and the self-contained HTML of `GET /api/v1/reports`).
+//! the period line, the period's figures, calls by hour (and by day for a week or a month),
+//! by topic, service, organisation and district as inline SVG drawn on the server
+//! (`crate::report`'s charts), the tables of services, organisations, districts and operators
+//! with their overdue counts, and the exports (CSV and the self-contained HTML of
+//! `GET /api/v1/reports`). Dates on the page (the period line, the days of the by-day chart)
+//! are дд.мм.гггг, as on the rest of the pages; the links and the exports keep ISO.
 
 use askama::Template;
 use axum::extract::State;
@@ -133,7 +135,13 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
     });
     if r.days.len() > 1 {
         let mut svg = String::new();
-        report::group_chart(&mut svg, w, "by_day", w.by_day, &report::day_rows(&r));
+        report::group_chart(
+            &mut svg,
+            w,
+            "by_day",
+            w.by_day,
+            &report::day_rows_with(&r, super::show_day),
+        );
         charts.push(Chart {
             id: "by_day",
             heading: w.by_day,
@@ -185,7 +193,11 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
                 selected: x == range,
             })
             .collect(),
-        period: format!("{}: {}", w.range(range), report::period_label(&r)),
+        period: format!(
+            "{}: {}",
+            w.range(range),
+            report::period_label_with(&r, super::show_day)
+        ),
         error,
         cards,
         charts,

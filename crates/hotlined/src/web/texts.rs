@@ -55,6 +55,7 @@ texts! {
     reason_break: "Перерыв", "Break";
     reason_paperwork: "Работа с документами", "Paperwork";
     reason_training: "Обучение", "Training";
+    reason_supervisor: "По решению руководителя", "By the supervisor";
     wrapup_left: "До следующего звонка, с:", "Next call in, s:";
     my_queues: "Мои очереди", "My queues";
     no_queues: "нет", "none";
@@ -134,6 +135,7 @@ texts! {
     reason: "Причина", "Reason";
     actions: "Действия", "Actions";
     act_pause: "Пауза", "Pause";
+    act_unpause: "Снять паузу", "Unpause";
     act_logout: "Вывести", "Log out";
     reassign: "Передать обращение", "Reassign an appeal";
     appeal_no: "Номер обращения", "Appeal number";
