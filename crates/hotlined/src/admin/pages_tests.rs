@@ -309,7 +309,9 @@ async fn organisation_sees_and_closes_its_own(db: Db) {
         .body
         .contains(&format!("<tr data-appeal-id=\"{ours}\"")));
     assert!(!view.body.contains(&theirs.to_string()) && !view.body.contains(&unrouted.to_string()));
-    assert!(view.body.contains("data-action=\"done\""));
+    // a new application can be taken in work, not marked done (the workflow's rule)
+    assert!(view.body.contains("data-action=\"take\""));
+    assert!(!view.body.contains("data-action=\"done\""));
     let csrf = {
         let needle = "name=\"csrf\" value=\"";
         let at = view.body.find(needle).unwrap() + needle.len();
@@ -376,11 +378,13 @@ async fn organisation_sees_and_closes_its_own(db: Db) {
         .iter()
         .any(|e| e.kind == appeals::EventKind::StatusChanged
             || e.data["comment"] == "Сделано заранее"));
-    // the hotline takes it in work; then a comment, then done
-    store(&s)
-        .set_status(ours, appeals::Status::InProgress, "op1")
-        .await
-        .unwrap();
+    // the organisation takes it in work from the page; then a comment, then done
+    let t = post(ours, format!("csrf={csrf}&action=take&comment=")).await;
+    assert_eq!(t.status, StatusCode::SEE_OTHER, "{}", t.body);
+    let view = get(&s, "/org", &org).await;
+    assert!(
+        view.body.contains("data-action=\"done\"") && !view.body.contains("data-action=\"take\"")
+    );
     let c = post(
         ours,
         format!(
@@ -400,6 +404,12 @@ async fn organisation_sees_and_closes_its_own(db: Db) {
         .iter()
         .any(|e| e.kind == appeals::EventKind::StatusChanged
             && e.data == serde_json::json!({"from": "in_progress", "to": "done"})
+            && e.actor.as_deref() == Some("org1")));
+    assert!(got
+        .events
+        .iter()
+        .any(|e| e.kind == appeals::EventKind::StatusChanged
+            && e.data == serde_json::json!({"from": "new", "to": "in_progress"})
             && e.actor.as_deref() == Some("org1")));
     assert!(got
         .events

@@ -1,7 +1,7 @@
 //! `GET /org` — a territorial centre's view: the applications routed to the account's
 //! organisation (the case's organisation), each with its comments; `POST /org/{id}` (form
-//! `csrf`, `comment`, `action` = `comment` or `done`) adds a comment to the timeline or
-//! marks the application done — when the workflow allows it (`Store::set_status` checks
+//! `csrf`, `comment`, `action` = `comment`, `take` or `done`) adds a comment to the timeline,
+//! takes a new application in work or marks it done — when the workflow allows it (`Store::set_status` checks
 //! the move as the API's PATCH does): a refused move is a 422 page in Russian naming the
 //! statuses allowed, and nothing is written, the comment neither. Supervisors and admins
 //! see every routed application.
@@ -16,7 +16,7 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::chrome::{appeal_id, is_open, status_label, Chrome, Lang, Viewer};
+use super::chrome::{appeal_id, status_label, Chrome, Lang, Viewer};
 use super::{csrf, errors};
 use crate::admin::access::{Caller, Via};
 use crate::admin::AdminState;
@@ -32,7 +32,10 @@ pub struct Application {
     pub organisation: String,
     pub notes: String,
     pub status: String,
-    pub open: bool,
+    /// «Взять в работу»: a new application (new → in progress).
+    pub can_take: bool,
+    /// «Отметить выполненной»: the workflow lets it become done ([`Status::can_become`]).
+    pub can_close: bool,
 }
 
 /// `org.html`.
@@ -114,7 +117,8 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
                 .unwrap_or_default(),
             notes: a.notes.clone().unwrap_or_default(),
             status: status_label(c.lang, a.status.as_str()),
-            open: is_open(a.status.as_str()),
+            can_take: a.status == Status::New,
+            can_close: a.status.can_become(Status::Done),
         })
         .collect();
     let page = OrgPage {
@@ -177,9 +181,11 @@ pub async fn act(
             "Поле «Комментарий»: не более 2000 знаков. Сократите текст и отправьте снова.",
         );
     }
-    let done = match form.action.as_str() {
-        "done" => true,
-        "comment" if !comment.is_empty() => false,
+    // the status the button asks for (none: a comment only)
+    let to = match form.action.as_str() {
+        "done" => Some(Status::Done),
+        "take" => Some(Status::InProgress),
+        "comment" if !comment.is_empty() => None,
         "comment" => {
             return errors::page(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -214,9 +220,10 @@ pub async fn act(
         return errors::no_access();
     }
     // The status first: a move the workflow refuses writes nothing, the comment neither.
-    if done && appeal.status != Status::Done {
+    let to = to.filter(|to| appeal.status != *to);
+    if let Some(to) = to {
         let _one_at_a_time = s.patch_lock.lock().await;
-        match store.set_status(id, Status::Done, &who.id).await {
+        match store.set_status(id, to, &who.id).await {
             Ok(()) => {}
             Err(appeals::Error::Transition { from, to, .. }) => return refused(from, to),
             Err(_) => return errors::no_database(),
@@ -235,10 +242,10 @@ pub async fn act(
         );
     }
     s.audit(who.audit(
-        if done {
-            "application_done"
-        } else {
-            "application_comment"
+        match to {
+            Some(Status::Done) => "application_done",
+            Some(_) => "application_taken",
+            None => "application_comment",
         },
         Some(id.to_string()),
         json!({}),

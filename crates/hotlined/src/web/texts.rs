@@ -195,6 +195,7 @@ texts! {
     comment: "Комментарий", "Comment";
     send_comment: "Добавить комментарий", "Add the comment";
     mark_done: "Отметить выполненной", "Mark done";
+    take_in_work: "Взять в работу", "Take it on";
     back: "Вернуться", "Go back";
     error_try_again: "Не получилось. Проверьте связь и повторите.", "That did not work. Check the connection and try again.";
 }
