@@ -276,32 +276,23 @@ pub fn demo_accounts(operators: &[(String, String, Option<String>)]) -> Vec<(New
 pub async fn hash_passwords(passwords: Vec<String>) -> Vec<Option<String>> {
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let per_worker = passwords.len().div_ceil(workers).max(1);
-    let mut chunks = Vec::new();
-    let mut rest = passwords;
-    while !rest.is_empty() {
-        let tail = rest.split_off(per_worker.min(rest.len()));
-        chunks.push(std::mem::replace(&mut rest, tail));
-    }
-    let lens: Vec<usize> = chunks.iter().map(Vec::len).collect();
-    let tasks = chunks.into_iter().map(|chunk| {
-        tokio::task::spawn_blocking(move || {
+    let tasks = passwords.chunks(per_worker).map(|chunk| {
+        let chunk = chunk.to_vec();
+        let n = chunk.len();
+        let task = tokio::task::spawn_blocking(move || {
             chunk
                 .iter()
                 .map(|p| hash_password(p).ok())
                 .collect::<Vec<_>>()
-        })
+        });
+        async move {
+            // a worker that panicked hashed nothing of its chunk
+            task.await.unwrap_or_else(|_| vec![None; n])
+        }
     });
     let mut hashes = Vec::new();
-    for (task, n) in futures_util::future::join_all(tasks)
-        .await
-        .into_iter()
-        .zip(lens)
-    {
-        match task {
-            Ok(h) => hashes.extend(h),
-            // a worker that panicked hashed nothing of its chunk
-            Err(_) => hashes.extend(std::iter::repeat_n(None, n)),
-        }
+    for h in futures_util::future::join_all(tasks).await {
+        hashes.extend(h);
     }
     hashes
 }
