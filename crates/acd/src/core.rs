@@ -356,6 +356,8 @@ struct Operator {
     removing: bool,
     /// Removed: the slot stays (indices never move) but nothing reaches it any more.
     retired: bool,
+    /// In [`Acd::changed`] (told once per input however often it changed).
+    changed: bool,
 }
 
 impl Operator {
@@ -460,6 +462,8 @@ pub struct Acd {
     empty_check: Vec<QIdx>,
     /// Callers that entered a queue during this input: announce after dispatching.
     announce_now: Vec<CallerId>,
+    /// Operators whose status or queues may have changed since [`Acd::take_changed`].
+    changed: Vec<OIdx>,
 }
 
 fn cid_of(id: u64) -> CallerId {
@@ -526,6 +530,7 @@ impl Acd {
                 direct_timer: None,
                 removing: false,
                 retired: false,
+                changed: false,
             });
         }
         Ok(Acd {
@@ -541,6 +546,7 @@ impl Acd {
             idle_seq: 0,
             empty_check: Vec::new(),
             announce_now: Vec::new(),
+            changed: Vec::new(),
         })
     }
 
@@ -549,6 +555,23 @@ impl Acd {
     /// The next thing to do, in the order the ACD decided it.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
+    }
+
+    /// The operators whose [`OperatorStatus`] or logged-in queues may differ from when this
+    /// was last asked (each once, in the order they first changed; at the start: none, so
+    /// read every operator once). A removed operator is among them, unknown afterwards.
+    /// This is how a watcher follows operators without reading all of them after every
+    /// input.
+    pub fn take_changed(&mut self) -> Vec<OperatorId> {
+        let changed = std::mem::take(&mut self.changed);
+        changed
+            .into_iter()
+            .filter_map(|o| {
+                let op = self.ops.get_mut(o as usize)?;
+                op.changed = false;
+                Some(op.id.clone())
+            })
+            .collect()
     }
 
     /// When to call [`Acd::handle_timeout`] next.
@@ -832,6 +855,7 @@ impl Acd {
         };
         self.timers
             .disarm(&mut op.direct_timer, Kind::DirectRing, u64::from(o));
+        self.touch(o);
         self.finish(now);
         Ok(())
     }
@@ -1159,7 +1183,9 @@ impl Acd {
             direct_timer: None,
             removing: false,
             retired: false,
+            changed: false,
         });
+        self.touch(o);
         self.finish(now);
         Ok(())
     }
@@ -1277,6 +1303,7 @@ impl Acd {
 
     /// A removed operator whose call is over leaves for good: no timers, no index entry.
     fn retire(&mut self, o: OIdx) {
+        self.touch(o);
         let Some(op) = self.ops.get_mut(o as usize) else {
             return;
         };
@@ -1661,6 +1688,7 @@ impl Acd {
     /// A missed offer: count it and pause the operator at the queue's limit.
     fn missed(&mut self, o: OIdx, q: QIdx) {
         let max = self.queues.get(q).map_or(0, |q| q.cfg.max_no_answer);
+        self.touch(o);
         let Some(op) = self.ops.get_mut(o as usize) else {
             return;
         };
@@ -1880,8 +1908,20 @@ impl Acd {
         }
     }
 
-    /// Re-derives an operator's place in the free sets and the queues' staffing counts.
+    /// The operator's status or queues may have changed ([`Acd::take_changed`]).
+    fn touch(&mut self, o: OIdx) {
+        if let Some(op) = self.ops.get_mut(o as usize) {
+            if !op.changed {
+                op.changed = true;
+                self.changed.push(o);
+            }
+        }
+    }
+
+    /// Re-derives an operator's place in the free sets and the queues' staffing counts. Every
+    /// change of an operator's state passes here, so here it is marked changed.
     fn refresh_op(&mut self, o: OIdx) {
+        self.touch(o);
         let Some(op) = self.ops.get_mut(o as usize) else {
             return;
         };

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use acd::{
     Acd, AcdConfig, Action, CallbackConfig, CallbackResult, CallerId, EmptyRule, OfferFailure,
-    OperatorConfig, OperatorId, Outcome, OverflowAction, PauseReason, QueueConfig, QueueId,
-    ReturningConfig, Strategy,
+    OperatorConfig, OperatorId, OperatorStatus, Outcome, OverflowAction, PauseReason, QueueConfig,
+    QueueId, ReturningConfig, Strategy,
 };
 
 /// SplitMix64: tiny, deterministic, good enough to shuffle operations.
@@ -347,6 +347,20 @@ struct Run {
     rng: Rng,
     now: Instant,
     next_id: u64,
+    /// Every operator's status and logged-in queues as last read (`None`: unknown).
+    statuses: Statuses,
+}
+
+type Statuses = HashMap<&'static str, Option<(OperatorStatus, Vec<QueueId>)>>;
+
+fn statuses(acd: &Acd) -> Statuses {
+    OPS.iter()
+        .map(|&o| {
+            let id = OperatorId::from(o);
+            let status = acd.operator_status(&id);
+            (o, status.map(|s| (s, acd.logged_in_queues(&id))))
+        })
+        .collect()
 }
 
 impl Run {
@@ -354,6 +368,29 @@ impl Run {
         while let Some(a) = self.acd.poll_action() {
             self.model.apply(&a);
         }
+        self.check_changed();
+    }
+
+    /// Every operator whose status or queues differ from the last drain is among the ACD's
+    /// changed operators (a watcher reading only those misses nothing).
+    fn check_changed(&mut self) {
+        let changed = self.acd.take_changed();
+        let now = statuses(&self.acd);
+        for (o, status) in &now {
+            if self.statuses.get(o) != Some(status) {
+                assert!(
+                    changed.iter().any(|c| c.as_str() == *o),
+                    "operator {o} changed ({:?} -> {status:?}) but is not in take_changed {changed:?}",
+                    self.statuses.get(o)
+                );
+            }
+        }
+        let mut seen = HashSet::new();
+        assert!(
+            changed.iter().all(|c| seen.insert(c.clone())),
+            "an operator told twice in one take_changed: {changed:?}"
+        );
+        self.statuses = now;
     }
 
     fn ringing_legs(&self) -> Vec<(CallerId, String)> {
@@ -748,8 +785,10 @@ fn run_case(seed: u64, ordered: bool, steps: usize) -> HashMap<&'static str, u64
         .filter(|q| q.callback.is_some())
         .map(|q| q.id.as_str().to_owned())
         .collect();
+    let acd = Acd::new(cfg).unwrap();
     let mut run = Run {
-        acd: Acd::new(cfg).unwrap(),
+        statuses: statuses(&acd),
+        acd,
         model: Model {
             seen: HashMap::new(),
             ordered,

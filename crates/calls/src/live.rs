@@ -2,19 +2,22 @@
 //!
 //! - [`LiveEvent`]s: what changed, as outputs of call control ([`crate::Output::Live`], in the
 //!   same drain as the SIP that caused them): an operator's state ([`OperatorLive`], after
-//!   every input whose handling changed it), an offer ringing an operator's phone and how it
-//!   ended ([`OfferLive`], the ringing one in the same drain as our INVITE), a caller joining
-//!   or leaving a queue ([`QueueLive`]). Times are the driver's civil time for the input.
+//!   every input that changed it, as the ACD's `take_changed` tells), an offer ringing an
+//!   operator's phone and how it ended ([`OfferLive`], the ringing one in the same drain as
+//!   our INVITE), a caller joining or leaving a queue ([`QueueLive`]). Times are the driver's
+//!   civil time for the input.
 //! - [`ActivityBoard`] (in `Stats::activity`): what each operator is doing in the ACD right
 //!   now — ringing, on a call or in wrap-up — for `GET /api/v1/operators` (`activity`). The
-//!   core publishes after every input it handled ([`ActivityBoard::publish`], from
-//!   `Core::drain`). Operators who are idle, paused or logged out are not on the board: the
-//!   admin API's own table already says which of those they are.
+//!   core updates it after every input with the operators the ACD changed
+//!   ([`ActivityBoard::update`], from `Core::drain`). Operators who are idle, paused or
+//!   logged out are not on the board: the admin API's own table already says which of those
+//!   they are.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use acd::{Acd, OperatorState, PauseReason};
+use acd::{Acd, OperatorId, OperatorState, PauseReason};
 use chrono::{DateTime, Utc};
 
 /// A change for the workspace's live pages, an output of call control.
@@ -258,46 +261,54 @@ impl Activity {
 /// The operators with an [`Activity`], by login, as of the core's last input.
 #[derive(Debug, Default)]
 pub struct ActivityBoard {
-    busy: Mutex<Vec<(String, Activity)>>,
+    busy: Mutex<BTreeMap<String, Activity>>,
 }
 
 impl ActivityBoard {
-    /// Replaces the board with what `acd` says now (in the ACD's operator order); the lock is
-    /// taken only to compare, and the board rewritten only when something changed.
+    /// Replaces the board with what `acd` says of every operator now.
     pub fn publish(&self, acd: &Acd) {
-        let now: Vec<(&str, Activity)> = acd
-            .operators()
-            .filter_map(|id| {
-                let status = acd.operator_status(id)?;
-                Some((id.as_str(), Activity::of(&status.state)?))
-            })
-            .collect();
+        if let Ok(mut board) = self.busy.lock() {
+            board.clear();
+        }
+        self.update(acd, acd.operators());
+    }
+
+    /// Takes what `acd` says now of the operators `changed` (the ACD's
+    /// [`Acd::take_changed`]); the lock is not taken when none changed.
+    pub fn update<'a>(&self, acd: &Acd, changed: impl IntoIterator<Item = &'a OperatorId>) {
+        let mut changed = changed.into_iter().peekable();
+        if changed.peek().is_none() {
+            return;
+        }
         let Ok(mut board) = self.busy.lock() else {
             return;
         };
-        let same = board.len() == now.len()
-            && board
-                .iter()
-                .zip(&now)
-                .all(|((a, x), (b, y))| a == b && x == y);
-        if !same {
-            *board = now.into_iter().map(|(id, a)| (id.to_owned(), a)).collect();
+        for id in changed {
+            let activity = acd
+                .operator_status(id)
+                .and_then(|status| Activity::of(&status.state));
+            match activity {
+                Some(a) => {
+                    board.insert(id.as_str().to_owned(), a);
+                }
+                None => {
+                    board.remove(id.as_str());
+                }
+            }
         }
     }
 
     /// The operator's activity, `None` when idle, paused or logged out.
     pub fn of(&self, operator: &str) -> Option<Activity> {
-        self.busy
-            .lock()
-            .ok()?
-            .iter()
-            .find(|(id, _)| id == operator)
-            .map(|(_, a)| *a)
+        self.busy.lock().ok()?.get(operator).copied()
     }
 
-    /// Every operator with an activity, by login.
+    /// Every operator with an activity, in login order.
     pub fn snapshot(&self) -> Vec<(String, Activity)> {
-        self.busy.lock().map(|b| b.clone()).unwrap_or_default()
+        self.busy
+            .lock()
+            .map(|b| b.iter().map(|(id, a)| (id.clone(), *a)).collect())
+            .unwrap_or_default()
     }
 }
 

@@ -65,7 +65,6 @@ impl Core {
             OperatorCommand::Unpause => acd.unpause(now, &op)?,
         }
         info!(operator, command = %what, "operator state changed in the ACD");
-        self.live_ops.queues_may_change();
         self.drain(now);
         Ok(())
     }

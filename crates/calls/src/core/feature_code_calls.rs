@@ -208,7 +208,6 @@ impl Core {
 
     /// Applies the operators' state restored at start to the ACD (the book has it already).
     pub fn restore_operators(&mut self, now: Instant, restored: Vec<(String, OperatorCommand)>) {
-        self.live_ops.queues_may_change();
         let Some(acd) = self.acd.as_mut() else {
             return;
         };

@@ -1,6 +1,6 @@
 //! The live events call control puts out ([`crate::live::LiveEvent`]): operators' states
-//! (compared after every input), offers (our legs to operators) and queue joins and leaves.
-//! Every event goes out in the same drain as the SIP and media outputs of the input that
+//! (those the ACD says changed, compared after every input), offers (our legs to operators)
+//! and queue joins and leaves. Every event goes out in the same drain as the SIP and media outputs of the input that
 //! caused it.
 
 use super::operator_legs::LegFor;
@@ -11,78 +11,102 @@ use crate::live::{
 };
 
 /// The operators' states last put out, by login (a field of [`Core`]).
-#[derive(Default)]
 pub(super) struct LiveOperators {
     last: HashMap<String, OperatorLive>,
-    /// A command or a reload may have changed operators' queues: compare them too at the
-    /// next publish (otherwise only states and reasons are compared, allocating nothing).
-    queues_changed: bool,
-    /// Put out every operator at the next publish, changed or not ([`Self::republish`]).
+    /// Put out every operator at the next publish, changed or not (at the start, and
+    /// [`Self::republish`]).
     everyone: bool,
 }
 
-impl LiveOperators {
-    pub(super) fn queues_may_change(&mut self) {
-        self.queues_changed = true;
-    }
-
-    /// Every operator is put out again at the next publish (after a reload: the pages may
-    /// have new names and skills for them).
-    pub(super) fn republish(&mut self) {
-        self.everyone = true;
-        self.queues_changed = true;
-    }
-
-    /// Puts out an `Operator` event for every operator whose state, pause reason or queues
-    /// differ from the last one put out (at the start: every operator), `at` the civil time
-    /// of the input. Runs after every input: states and reasons are compared in place,
-    /// queues only after a command.
-    pub(super) fn publish(&mut self, acd: &Acd, at: chrono::DateTime<chrono::Utc>, out: &mut Out) {
-        let check_queues = std::mem::take(&mut self.queues_changed);
-        let everyone = std::mem::take(&mut self.everyone);
-        for id in acd.operators() {
-            let Some(status) = acd.operator_status(id) else {
-                continue;
-            };
-            let (state, reason) = OperatorPhase::of(&status.state);
-            let prev = self.last.get(id.as_str());
-            let queues = (check_queues || prev.is_none()).then(|| {
-                let q = acd.logged_in_queues(id);
-                q.iter().map(|q| q.as_str().to_owned()).collect::<Vec<_>>()
-            });
-            let unchanged = prev.is_some_and(|o| o.state == state && o.reason.as_deref() == reason);
-            let same =
-                unchanged && prev.is_some_and(|o| queues.as_ref().is_none_or(|q| &o.queues == q));
-            if same && !everyone {
-                continue;
-            }
-            // put out again unchanged (a reload): the state still runs since it began
-            let since = match prev {
-                Some(o) if everyone && unchanged => o.since,
-                _ => at,
-            };
-            let queues = queues
-                .or_else(|| prev.map(|o| o.queues.clone()))
-                .unwrap_or_default();
-            let ev = OperatorLive {
-                id: id.as_str().to_owned(),
-                state,
-                since,
-                reason: reason.map(str::to_owned),
-                queues,
-            };
-            self.last.insert(ev.id.clone(), ev.clone());
-            out.live(LiveEvent::Operator(ev));
+impl Default for LiveOperators {
+    fn default() -> Self {
+        LiveOperators {
+            last: HashMap::new(),
+            everyone: true,
         }
     }
 }
 
+impl LiveOperators {
+    /// Every operator is put out again at the next publish (after a reload: the pages may
+    /// have new names and skills for them).
+    pub(super) fn republish(&mut self) {
+        self.everyone = true;
+    }
+
+    /// Puts out an `Operator` event for every operator of `changed` (the ACD's
+    /// [`Acd::take_changed`] since the last publish) whose state, pause reason or queues
+    /// differ from the last one put out, and for every operator after [`Self::republish`];
+    /// `at` the civil time of the input. Runs after every input; an input that changed no
+    /// operator reads none.
+    pub(super) fn publish(
+        &mut self,
+        acd: &Acd,
+        changed: &[acd::OperatorId],
+        at: chrono::DateTime<chrono::Utc>,
+        out: &mut Out,
+    ) {
+        for id in changed {
+            self.one(acd, id, false, at, out);
+        }
+        if std::mem::take(&mut self.everyone) {
+            for id in acd.operators() {
+                self.one(acd, id, true, at, out);
+            }
+        }
+    }
+
+    /// The event for operator `id` if it changed (or `everyone`); a removed operator is
+    /// forgotten.
+    fn one(
+        &mut self,
+        acd: &Acd,
+        id: &acd::OperatorId,
+        everyone: bool,
+        at: chrono::DateTime<chrono::Utc>,
+        out: &mut Out,
+    ) {
+        let Some(status) = acd.operator_status(id) else {
+            self.last.remove(id.as_str());
+            return;
+        };
+        let (state, reason) = OperatorPhase::of(&status.state);
+        let queues: Vec<String> = acd
+            .logged_in_queues(id)
+            .iter()
+            .map(|q| q.as_str().to_owned())
+            .collect();
+        let prev = self.last.get(id.as_str());
+        let unchanged = prev.is_some_and(|o| o.state == state && o.reason.as_deref() == reason);
+        if unchanged && prev.is_some_and(|o| o.queues == queues) && !everyone {
+            return;
+        }
+        // put out again unchanged (a reload): the state still runs since it began
+        let since = match prev {
+            Some(o) if everyone && unchanged => o.since,
+            _ => at,
+        };
+        let ev = OperatorLive {
+            id: id.as_str().to_owned(),
+            state,
+            since,
+            reason: reason.map(str::to_owned),
+            queues,
+        };
+        self.last.insert(ev.id.clone(), ev.clone());
+        out.live(LiveEvent::Operator(ev));
+    }
+}
+
 impl Core {
-    /// The operators' states to the live pages (`LiveOperators::publish`).
+    /// The operators the ACD changed since the last input, to the activity board and the
+    /// live pages (`LiveOperators::publish`).
     pub(super) fn publish_operators(&mut self, now: Instant) {
         let at = self.wallclock(now);
-        if let Some(acd) = &self.acd {
-            self.live_ops.publish(acd, at, &mut self.out);
+        if let Some(acd) = self.acd.as_mut() {
+            let changed = acd.take_changed();
+            self.stats.activity.update(acd, &changed);
+            self.live_ops.publish(acd, &changed, at, &mut self.out);
         }
     }
 

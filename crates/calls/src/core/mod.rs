@@ -290,7 +290,6 @@ impl Core {
             );
             self.drain(now);
         }
-        self.publish_operators(now);
         ignored
     }
 
@@ -449,9 +448,6 @@ impl Core {
         self.queues.give_back_room();
         self.op_legs.give_back_room();
         self.dialling.give_back_room();
-        if let Some(acd) = &self.acd {
-            self.stats.activity.publish(acd);
-        }
         self.publish_operators(now);
     }
 
