@@ -44,10 +44,8 @@ use calls::{DtmfVia, LegId, MediaCommand, MediaEvent, MediaPorts};
 
 use crate::Stats;
 
-// A child module so that it reaches a leg's state without widening its fields.
-#[path = "bridge.rs"]
+// Child modules (media/), so that they reach a leg's state without widening its fields.
 pub(crate) mod bridge;
-#[path = "rtp_thread.rs"]
 pub(crate) mod rtp_thread;
 
 /// Packet time of every leg and period of the pacing tick.

@@ -317,5 +317,4 @@ impl MediaEdge {
 }
 
 #[cfg(test)]
-#[path = "bridge_tests.rs"]
 mod tests;
