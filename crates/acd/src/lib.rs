@@ -10,7 +10,9 @@
 //!   and may queue actions. They return an [`AcdError`] for an id the ACD does not know or an event
 //!   that no longer applies (an answer racing a cancel): the daemon logs it and tidies its own leg.
 //! - **Outputs**: after every input drain [`Acd::poll_action`] until `None`, then sleep until
-//!   [`Acd::poll_timeout`] and call [`Acd::handle_timeout`].
+//!   [`Acd::poll_timeout`] and call [`Acd::handle_timeout`]. [`Acd::take_changed`] names the
+//!   operators whose status may have changed since it was last asked, so a watcher (the live
+//!   pages) reads those instead of every operator after every input.
 //!
 //! # What it promises
 //! - An operator is never offered a second caller while ringing, talking, wrapping up, paused,
