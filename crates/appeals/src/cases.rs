@@ -684,9 +684,21 @@ impl Store {
                 db::append_event(&mut tx, id, Uuid::now_v7(), now, *kind, data, Some(actor))
                     .await?;
             }
-            if let Some(to) = status_to {
-                partner::status_changed(&mut tx, id, cur.status, to, actor, now).await?;
-            }
+            // an appeal that came from the partner reports its status and result back
+            let resolution_changed = change
+                .resolution
+                .as_ref()
+                .is_some_and(|r| *r != c.resolution);
+            let to = status_to.unwrap_or(cur.status);
+            partner::status_changed(
+                &mut tx,
+                id,
+                (cur.status, to),
+                resolution_changed,
+                actor,
+                now,
+            )
+            .await?;
             // An appeal we forwarded tells the partner what changed, in this same
             // transaction: the change and the message stand or fall together.
             let update = partner::UpdateMessage {

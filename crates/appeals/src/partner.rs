@@ -17,9 +17,12 @@
 //! Status flowing back: when an appeal that came from the partner changes status
 //! ([`Store::set_status`]), a `status` message to the origin is queued in the same
 //! transaction. The origin records every such message as a `partner_update` event and leaves
-//! its own status alone, with one exception: the partner's `resolved` resolves the origin's
-//! appeal too if it still stands `forwarded` (the work was handed over; the partner finishing
-//! it finishes it for us). A later reopening by the partner is recorded, not mirrored.
+//! its own status alone, with one exception: the partner's close (`done`, `declined`) closes
+//! the origin's appeal too if it still stands `forwarded` (the work was handed over; the
+//! partner finishing it finishes it for us), and the partner's resolution sent with it
+//! becomes the origin's when it has none. A later reopening by the partner is recorded, not
+//! mirrored. The partner's resolution (what was done) travels with its close and with every
+//! change of it, and stands on the origin's timeline.
 //!
 //! Changes flowing forward (issue 12, item 7): when the origin changes an appeal it forwarded
 //! (its status, due date, notes or resolution, through [`Store::update_case`],
@@ -147,6 +150,11 @@ pub struct StatusMessage {
     pub actor: Option<String>,
     /// When.
     pub at: DateTime<Utc>,
+    /// What was done, as the reporting centre's appeal now says (its `resolution`): sent
+    /// when the appeal closes there and whenever the resolution is changed (then `from` and
+    /// `status` are the same). Personal text: it travels, it is never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
 }
 
 /// A status move: what it was, what it is now.
@@ -393,19 +401,39 @@ async fn origin_of(
     }
 }
 
-/// Queues the status change of an appeal that came from the partner; nothing for others.
-/// Called inside [`Store::set_status`]'s transaction.
+/// Queues the report of a change to an appeal that came from the partner (nothing for
+/// others): its status move `from` → `to`, and its resolution as written now when it closes
+/// or when `resolution_changed` (then `from` may equal `to`). Called inside the transaction
+/// of the change, after its write ([`Store::set_status`], [`Store::update_case`]).
 pub(crate) async fn status_changed(
     conn: &mut AnyConnection,
     id: AppealId,
-    from: Status,
-    to: Status,
+    (from, to): (Status, Status),
+    resolution_changed: bool,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
+    if from == to && !resolution_changed {
+        return Ok(());
+    }
     let Some((_, origin)) = origin_of(conn, id).await? else {
         return Ok(());
     };
+    let resolution = if to.is_closed() || resolution_changed {
+        let r: Option<String> = sqlx::query("SELECT resolution FROM appeals WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .flatten();
+        r.filter(|r| !r.trim().is_empty())
+    } else {
+        None
+    };
+    if from == to && resolution.is_none() {
+        return Ok(()); // a resolution cleared: nothing the origin needs
+    }
     let msg = StatusMessage {
         centre: String::new(),
         appeal_id: id,
@@ -413,6 +441,7 @@ pub(crate) async fn status_changed(
         status: to,
         actor: Some(actor.to_owned()),
         at: now,
+        resolution,
     };
     let payload = payload_without_centre(&msg);
     enqueue(
@@ -744,14 +773,19 @@ impl Store {
             return Ok(false);
         }
         let partner_actor = format!("partner:{}", msg.centre);
-        let data = serde_json::json!({
+        let mut data = serde_json::json!({
             "partner": msg.centre,
             "partner_appeal": msg.appeal_id,
-            "from": msg.from,
-            "status": msg.status,
             "partner_actor": msg.actor,
             "at_partner": msg.at,
         });
+        if msg.from != msg.status {
+            data["from"] = serde_json::json!(msg.from);
+            data["status"] = serde_json::json!(msg.status);
+        }
+        if let Some(r) = &msg.resolution {
+            data["resolution"] = serde_json::json!(r);
+        }
         db::append_event(
             &mut tx,
             id,
@@ -762,7 +796,7 @@ impl Store {
             Some(&partner_actor),
         )
         .await?;
-        if msg.status.is_closed() && current == Status::Forwarded {
+        if msg.status.is_closed() && msg.from != msg.status && current == Status::Forwarded {
             sqlx::query(
                 "UPDATE appeals SET status = $3, version = version + 1, updated_at = $2 WHERE id = $1",
             )
@@ -782,6 +816,36 @@ impl Store {
                 Some(&partner_actor),
             )
             .await?;
+            // the partner's result closes ours: it becomes our resolution when we have none
+            if let Some(r) = &msg.resolution {
+                let took = sqlx::query(
+                    "UPDATE appeals SET resolution = $2 WHERE id = $1 \
+                     AND (resolution IS NULL OR resolution = '')",
+                )
+                .bind(id.to_string())
+                .bind(r)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    > 0;
+                if took {
+                    let data = serde_json::json!({
+                        "field": "resolution",
+                        "from": serde_json::Value::Null,
+                        "to": r,
+                    });
+                    db::append_event(
+                        &mut tx,
+                        id,
+                        Uuid::now_v7(),
+                        now,
+                        EventKind::CaseUpdated,
+                        &data,
+                        Some(&partner_actor),
+                    )
+                    .await?;
+                }
+            }
         }
         tx.commit().await?;
         Ok(true)

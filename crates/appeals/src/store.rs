@@ -688,7 +688,7 @@ impl Store {
             ..partner::UpdateMessage::default()
         };
         if let Some(m) = moved {
-            partner::status_changed(&mut tx, id, m.from, m.to, actor, now).await?;
+            partner::status_changed(&mut tx, id, (m.from, m.to), false, actor, now).await?;
             update.status = Some(m);
         } else if kind == EventKind::NoteAdded && old.as_deref() != Some(value) {
             update.notes = Some(value.to_owned());

@@ -225,6 +225,7 @@ async fn exchange(a_db: TestDb, b_db: TestDb) {
         status: Status::InProgress,
         actor: None,
         at: Utc::now(),
+        resolution: None,
     };
     assert!(a.receive_status("k-1", id, &st).await.unwrap());
     assert!(!a.receive_status("k-1", id, &st).await.unwrap());
@@ -596,6 +597,93 @@ async fn status_both_ways(a_db: TestDb, b_db: TestDb) {
 }
 
 on_two_centres!(status_both_ways, "both ways");
+
+/// The partner's result comes back: its resolution travels with its close and closes our
+/// forwarded appeal with it (ours had none); a later change of its resolution reaches our
+/// timeline without touching our own; a note of theirs does not travel.
+async fn result_comes_back(a_db: TestDb, b_db: TestDb) {
+    let a = Store::connect(&a_db.url).await.unwrap();
+    let b = Store::connect(&b_db.url).await.unwrap();
+    let w = a_db.writer();
+    let (ours, theirs) = forwarded(&a, &b, &w, "result-1").await;
+    use Status::{Done, Forwarded, InProgress};
+    assert_eq!(a.get(ours).await.unwrap().unwrap().appeal.status, Forwarded);
+
+    let start = CaseChange {
+        status: Some(InProgress),
+        notes: Some("Внутренняя заметка".into()),
+        ..CaseChange::default()
+    };
+    b.update_case(theirs, None, &start, "psy1").await.unwrap();
+    let finish = CaseChange {
+        status: Some(Done),
+        resolution: Some(Some("Назначена выплата".into())),
+        ..CaseChange::default()
+    };
+    b.update_case(theirs, None, &finish, "psy1").await.unwrap();
+    let before = a.get(ours).await.unwrap().unwrap().events.len();
+    assert_eq!(deliver(&b, &a, "region", "city").await, 2);
+    let got = a.get(ours).await.unwrap().unwrap();
+    assert_eq!(got.appeal.status, Done);
+    assert_eq!(
+        got.appeal.case.resolution.as_deref(),
+        Some("Назначена выплата")
+    );
+    assert_eq!(got.appeal.notes, None, "their notes stay theirs");
+    let new_events = &got.events[before..];
+    let kinds: Vec<EventKind> = new_events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::PartnerUpdate,
+            EventKind::PartnerUpdate,
+            EventKind::StatusChanged,
+            EventKind::CaseUpdated
+        ]
+    );
+    assert!(new_events[0].data.get("resolution").is_none());
+    assert!(new_events[0].data.get("notes").is_none());
+    assert_eq!(new_events[1].data["resolution"], "Назначена выплата");
+    assert_eq!(new_events[1].data["status"], "done");
+    assert_eq!(
+        new_events[3].data,
+        json!({"field": "resolution", "from": null, "to": "Назначена выплата"})
+    );
+    assert!(new_events
+        .iter()
+        .all(|e| e.actor.as_deref() == Some("partner:region")));
+    assert!(
+        a.outbox_due(Utc::now(), 10).await.unwrap().is_empty(),
+        "nothing echoed"
+    );
+
+    // They correct the result afterwards: our timeline has it, our resolution stays ours.
+    let correct = CaseChange {
+        resolution: Some(Some("Назначена выплата с 1 января".into())),
+        ..CaseChange::default()
+    };
+    b.update_case(theirs, None, &correct, "psy1").await.unwrap();
+    assert_eq!(deliver(&b, &a, "region", "city").await, 1);
+    let got = a.get(ours).await.unwrap().unwrap();
+    let last = got.events.last().unwrap();
+    assert_eq!(last.kind, EventKind::PartnerUpdate);
+    assert_eq!(last.data["resolution"], "Назначена выплата с 1 января");
+    assert!(last.data.get("status").is_none(), "{last:?}");
+    assert_eq!(
+        got.appeal.case.resolution.as_deref(),
+        Some("Назначена выплата")
+    );
+    // A resolution cleared there tells us nothing.
+    let clear = CaseChange {
+        resolution: Some(None),
+        ..CaseChange::default()
+    };
+    b.update_case(theirs, None, &clear, "psy1").await.unwrap();
+    assert_eq!(deliver(&b, &a, "region", "city").await, 0);
+    w.shutdown().await;
+}
+
+on_two_centres!(result_comes_back, "result back");
 
 /// A trigger that makes every insert of an update into the outbox fail.
 async fn refuse_updates(s: &Store) {

@@ -325,13 +325,24 @@ fn two_daemons_carry_the_origins_changes_to_the_partner() {
     assert_eq!(report["actor"], "partner:city");
     assert_eq!(t["status"], "new");
 
-    // B works it and finishes it: A shows it done.
-    for status in ["in_progress", "done"] {
-        patch(&b, &theirs, json!({ "status": status }));
-    }
-    eventually(WAIT, "A done", || {
-        (timeline(&a, &id)["status"] == "done").then_some(())
+    // B works it and finishes it with its result: A shows it done, with B's result.
+    patch(&b, &theirs, json!({ "status": "in_progress" }));
+    patch(
+        &b,
+        &theirs,
+        json!({"status": "done", "resolution": "Назначена выплата"}),
+    );
+    let t = eventually(WAIT, "A done", || {
+        let t = timeline(&a, &id);
+        (t["status"] == "done").then_some(t)
     });
+    assert_eq!(t["resolution"], "Назначена выплата", "{t}");
+    assert!(
+        t["events"].as_array().unwrap().iter().any(
+            |e| e["kind"] == "partner_update" && e["data"]["resolution"] == "Назначена выплата"
+        ),
+        "{t}"
+    );
 
     // A reopens it: B's copy reopens. A withdraws it: B's copy is declined.
     patch(&a, &id, json!({"status": "in_progress"}));
