@@ -386,6 +386,13 @@ def board_actions(board, desk):
     heads = [th.text for th in board.css("table.operators thead th")]
     if "В состоянии" not in heads:
         raise Failed(f"the board's operator columns: {heads}")
+    # time in the state counts for op1 (paused), not for op2 (not at work)
+    until("op1's time in the state on the board",
+          lambda: board.one("op1's time", 'tr[data-operator="op1"] [data-cell="time"]').text != ""
+          or "empty", 5)
+    op2_time = board.one("op2's time", 'tr[data-operator="op2"] [data-cell="time"]').text
+    if op2_time != "":
+        raise Failed(f"op2 is logged out, yet the board counts its time in the state: {op2_time!r}")
     board.shot("1b-board-actions", "table.operators")
     board.one("«Снять паузу» for op1", 'tr[data-operator="op1"] button[data-action="unpause"]').click()
     board.attr_is("op1 available on the board", 'tr[data-operator="op1"]', "data-state", "available")

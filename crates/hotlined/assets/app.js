@@ -571,7 +571,10 @@
       if (none) { none.hidden = buttons.some(function (b) { return !b.hidden; }); }
     });
     tickers.push(function () {
-      $all("tr[data-operator]").forEach(function (row) { text($('[data-cell="time"]', row), mmss(seconds(row.dataset.since))); });
+      // time in the state, except for who is logged out (not at work: nothing to count)
+      $all("tr[data-operator]").forEach(function (row) {
+        text($('[data-cell="time"]', row), row.dataset.state === "logged_out" ? "" : mmss(seconds(row.dataset.since)));
+      });
       $all("tr[data-waiting-appeal]").forEach(function (row) { text($("[data-wait]", row), String(seconds(row.dataset.since))); });
       $all("[data-longest-wait]").forEach(function (el) {
         if (!el.dataset.since) { return; }

@@ -1,4 +1,5 @@
-//! What people read instead of configuration ids: queue titles (`queues.toml` `title`) and a
+//! What people read instead of configuration ids: line names (`lines.toml` `name`), queue
+//! titles (`queues.toml` `title`) and a
 //! caller's steps through the voice menu in words (`ivr_path` `greeting>main>main:1>…` →
 //! «1 — Меры социальной поддержки…»). Built from the configuration at start and at every
 //! reload ([`crate::live::Live::reconfigure`]); the pages and the live events read it. An id
@@ -9,9 +10,10 @@ use std::sync::Arc;
 
 use ivr::{Menu, Node};
 
-/// Queue titles and the lines' voice menus.
+/// Line names, queue titles and the lines' voice menus.
 #[derive(Debug, Default)]
 pub struct Labels {
+    lines: BTreeMap<String, String>,
     queues: BTreeMap<String, String>,
     menus: Vec<Arc<Menu>>,
     /// Queues whose calls need a disposition before the operator's next call
@@ -27,6 +29,7 @@ impl Labels {
     /// From (queue id, title) pairs and the voice menus.
     pub fn new(queues: impl IntoIterator<Item = (String, String)>, menus: Vec<Arc<Menu>>) -> Self {
         Labels {
+            lines: BTreeMap::new(),
             queues: queues
                 .into_iter()
                 .filter(|(_, t)| !t.trim().is_empty())
@@ -34,6 +37,25 @@ impl Labels {
             menus,
             disposition_required: BTreeSet::new(),
         }
+    }
+
+    /// The lines' names, from (line id, name) pairs.
+    pub fn with_lines(mut self, lines: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.lines = lines
+            .into_iter()
+            .filter(|(_, n)| !n.trim().is_empty())
+            .collect();
+        self
+    }
+
+    /// The configured lines that have a name: (id, name), by id.
+    pub fn lines(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.lines.iter().map(|(id, n)| (id.as_str(), n.as_str()))
+    }
+
+    /// A line's name, or its id when it has none (or is no longer configured).
+    pub fn line(&self, id: &str) -> String {
+        self.lines.get(id).cloned().unwrap_or_else(|| id.to_owned())
     }
 
     /// These queues need a disposition before the operator's next call.
@@ -58,6 +80,7 @@ impl Labels {
             c.queues.iter().map(|q| (q.name.clone(), q.title.clone())),
             c.menus.values().cloned().collect(),
         )
+        .with_lines(c.lines.iter().map(|l| (l.id.clone(), l.name.clone())))
         .with_disposition_required(
             c.queues
                 .iter()

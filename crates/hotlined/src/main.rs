@@ -771,7 +771,12 @@ fn run_report(
             .context("cannot open the database")?;
         let r = report::build(&store, from, to, tz, &c.report_options()).await;
         store.close().await;
-        anyhow::Ok(report::render(&r?, format, lang, &c.directory))
+        anyhow::Ok(report::render(
+            &r?,
+            format,
+            lang,
+            &web::names::Names::of_config(&c),
+        ))
     })?;
     use std::io::Write as _;
     std::io::stdout()

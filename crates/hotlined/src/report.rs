@@ -21,7 +21,7 @@ use appeals::{
 use chrono::{DateTime, Datelike, Days, FixedOffset, Months, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::directory::Directory;
+use crate::web::names::Names;
 
 /// The longest period one report covers, in days.
 pub const MAX_DAYS: i64 = 366;
@@ -288,15 +288,15 @@ pub fn offset_label(seconds: i32) -> String {
     format!("{sign}{:02}:{:02}", s / 3600, s % 3600 / 60)
 }
 
-/// Renders the report in `format` and `lang`, naming services, organisations and districts
-/// from `dir`.
-pub fn render(r: &PeriodReport, format: Format, lang: Lang, dir: &Directory) -> String {
+/// Renders the report in `format` and `lang`, naming lines, topics, operators, services,
+/// organisations and districts as `names` says.
+pub fn render(r: &PeriodReport, format: Format, lang: Lang, names: &Names) -> String {
     let w = words(lang);
     match format {
-        Format::Table => table(r, w, dir),
-        Format::Csv => csv(r, w, dir),
+        Format::Table => table(r, w, names),
+        Format::Csv => csv(r, w, names),
         Format::Json => serde_json::to_string_pretty(r).unwrap_or_else(|_| "{}".into()) + "\n",
-        Format::Html => html(r, w, dir),
+        Format::Html => html(r, w, names),
     }
 }
 
@@ -601,16 +601,18 @@ impl GroupKind {
         }
     }
 
-    /// The name a person reads for the group `id`: the directory's for services,
-    /// organisations and districts (the id itself when the directory no longer has it).
-    pub fn name(self, id: &str, dir: &Directory) -> String {
-        let named = match self {
-            GroupKind::Service => dir.service(id).map(|s| s.title.clone()),
-            GroupKind::Organisation => dir.organisation(id).map(|o| o.name.clone()),
-            GroupKind::District => dir.district(id).map(|d| d.name.clone()),
-            GroupKind::Line | GroupKind::Category | GroupKind::Operator => None,
-        };
-        named.unwrap_or_else(|| id.to_owned())
+    /// The name a person reads for the group `id`: the line's name, the topic's queue title,
+    /// the operator's display name, the directory's for services, organisations and
+    /// districts (the id itself when the configuration no longer has it).
+    pub fn name(self, id: &str, names: &Names) -> String {
+        match self {
+            GroupKind::Line => names.line(id),
+            GroupKind::Category => names.category(id),
+            GroupKind::Operator => names.operator(id),
+            GroupKind::Service => names.service(id),
+            GroupKind::Organisation => names.organisation(id),
+            GroupKind::District => names.district(id),
+        }
     }
 }
 
@@ -623,13 +625,13 @@ pub struct Row<'a> {
 }
 
 /// The rows of `kind` in `s`, named.
-pub fn rows<'a>(kind: GroupKind, s: &'a Summary, w: &Words, dir: &Directory) -> Vec<Row<'a>> {
+pub fn rows<'a>(kind: GroupKind, s: &'a Summary, w: &Words, names: &Names) -> Vec<Row<'a>> {
     kind.of(s)
         .iter()
         .map(|g| Row {
             key: g.key.clone().unwrap_or_default(),
             name: match &g.key {
-                Some(k) => kind.name(k, dir),
+                Some(k) => kind.name(k, names),
                 None => w.group_none[kind.index()].to_owned(),
             },
             figures: &g.figures,
@@ -755,7 +757,7 @@ fn figures_table(out: &mut String, w: &Words, title: &str, key_header: &str, row
     }
 }
 
-fn table(r: &PeriodReport, w: &Words, dir: &Directory) -> String {
+fn table(r: &PeriodReport, w: &Words, names: &Names) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -783,7 +785,7 @@ fn table(r: &PeriodReport, w: &Words, dir: &Directory) -> String {
             w,
             kind.heading(w),
             kind.column(w),
-            &rows(kind, p, w, dir),
+            &rows(kind, p, w, names),
         );
     }
     figures_table(&mut out, w, w.by_hour, w.hour, &hour_rows(p));
@@ -805,7 +807,7 @@ fn csv_num(v: Option<f64>, decimals: usize) -> String {
     v.map(|v| format!("{v:.decimals$}")).unwrap_or_default()
 }
 
-fn csv_rows(out: &mut String, w: &Words, dir: &Directory, day: &str, s: &Summary) {
+fn csv_rows(out: &mut String, w: &Words, names: &Names, day: &str, s: &Summary) {
     let mut row = |group: &str, key: &str, name: &str, f: &Figures| {
         let _ = writeln!(
             out,
@@ -825,7 +827,7 @@ fn csv_rows(out: &mut String, w: &Words, dir: &Directory, day: &str, s: &Summary
     };
     row(w.csv_total, "", "", &s.total);
     for kind in GroupKind::ALL {
-        for r in rows(kind, s, w, dir) {
+        for r in rows(kind, s, w, names) {
             row(w.group_csv[kind.index()], &r.key, &r.name, r.figures);
         }
     }
@@ -834,20 +836,20 @@ fn csv_rows(out: &mut String, w: &Words, dir: &Directory, day: &str, s: &Summary
     }
 }
 
-fn csv(r: &PeriodReport, w: &Words, dir: &Directory) -> String {
+fn csv(r: &PeriodReport, w: &Words, names: &Names) -> String {
     let mut out = String::from(w.csv_header);
     out.push('\n');
     for d in &r.days {
         csv_rows(
             &mut out,
             w,
-            dir,
+            names,
             &d.day.to_string(),
             &Summary::from(d.clone()),
         );
     }
     if r.days.len() > 1 {
-        csv_rows(&mut out, w, dir, w.csv_period, &r.period);
+        csv_rows(&mut out, w, names, w.csv_period, &r.period);
     }
     out
 }
@@ -1100,10 +1102,11 @@ pub(crate) fn group_chart(out: &mut String, w: &Words, chart: &str, label: &str,
     out.push_str("</svg>");
 }
 
-fn html(r: &PeriodReport, w: &Words, dir: &Directory) -> String {
+fn html(r: &PeriodReport, w: &Words, names: &Names) -> String {
     let p = &r.period;
     let t = &p.total;
-    let period = period_label(r);
+    // for people: dates as the pages write them (дд.мм.гггг); the CSV keeps ISO
+    let period = period_label_with(r, crate::web::show_day);
     let mut out = String::new();
     let _ = write!(
         out,
@@ -1201,7 +1204,13 @@ fn html(r: &PeriodReport, w: &Words, dir: &Directory) -> String {
     hour_chart(&mut out, w, &p.by_hour);
     if r.days.len() > 1 {
         let _ = write!(out, "<h2>{}</h2>", esc(w.by_day));
-        group_chart(&mut out, w, "by_day", w.by_day, &day_rows(r));
+        group_chart(
+            &mut out,
+            w,
+            "by_day",
+            w.by_day,
+            &day_rows_with(r, crate::web::show_day),
+        );
     }
     for kind in [
         GroupKind::Category,
@@ -1216,12 +1225,18 @@ fn html(r: &PeriodReport, w: &Words, dir: &Directory) -> String {
             w,
             &format!("by_{}", kind.code()),
             kind.heading(w),
-            &rows(kind, p, w, dir),
+            &rows(kind, p, w, names),
         );
     }
     if r.days.len() > 1 {
         let _ = write!(out, "<h2>{}</h2>", esc(w.by_day));
-        html_table(&mut out, w, "day", w.day, &day_rows(r));
+        html_table(
+            &mut out,
+            w,
+            "day",
+            w.day,
+            &day_rows_with(r, crate::web::show_day),
+        );
     }
     for kind in GroupKind::ALL {
         let _ = write!(out, "<h2>{}</h2>", esc(kind.heading(w)));
@@ -1230,7 +1245,7 @@ fn html(r: &PeriodReport, w: &Words, dir: &Directory) -> String {
             w,
             kind.code(),
             kind.column(w),
-            &rows(kind, p, w, dir),
+            &rows(kind, p, w, names),
         );
     }
     let _ = write!(out, "<h2>{}</h2>", esc(w.by_hour));
@@ -1308,8 +1323,8 @@ mod tests {
         assemble(d1, d2, nsk(), &ReportOptions::default(), &list, late)
     }
 
-    fn dir() -> Directory {
-        Directory::default()
+    fn names() -> Names {
+        Names::default()
     }
 
     #[test]
@@ -1328,7 +1343,7 @@ mod tests {
 
     #[test]
     fn csv_has_one_row_per_day_and_group_and_quotes_commas() {
-        let csv = render(&sample(), Format::Csv, Lang::En, &dir());
+        let csv = render(&sample(), Format::Csv, Lang::En, &names());
         let mut lines = csv.lines();
         assert_eq!(lines.next(), Some(EN.csv_header));
         let rows: Vec<&str> = lines.collect();
@@ -1351,8 +1366,38 @@ mod tests {
     }
 
     #[test]
+    fn groups_are_named_as_configured_and_keyed_by_id() {
+        let labels = crate::labels::Labels::default()
+            .with_lines([("regional".to_owned(), "Региональный call-центр".to_owned())]);
+        let mut names =
+            Names::default().with_operators([("op1".to_owned(), "Анна Петрова".to_owned())]);
+        names.labels = std::sync::Arc::new(labels);
+        let csv = render(&sample(), Format::Csv, Lang::En, &names);
+        let period: Vec<&str> = csv.lines().filter(|l| l.starts_with("period,")).collect();
+        assert!(
+            period
+                .iter()
+                .any(|r| r.starts_with("period,line,regional,Региональный call-центр,")),
+            "{csv}"
+        );
+        assert!(
+            period
+                .iter()
+                .any(|r| r.starts_with("period,operator,op1,Анна Петрова,")),
+            "{csv}"
+        );
+        // a line no longer configured keeps its id
+        assert!(
+            period
+                .iter()
+                .any(|r| r.starts_with("period,line,city,city,")),
+            "{csv}"
+        );
+    }
+
+    #[test]
     fn table_lists_the_groups() {
-        let t = render(&sample(), Format::Table, Lang::En, &dir());
+        let t = render(&sample(), Format::Table, Lang::En, &names());
         assert!(t.contains("2026-11-23 – 2026-11-24 (UTC+07:00)"), "{t}");
         assert!(t.contains("By day"));
         assert!(t.contains(" regional "), "{t}");
@@ -1362,7 +1407,7 @@ mod tests {
 
     #[test]
     fn html_is_self_contained_and_escaped() {
-        let h = render(&sample(), Format::Html, Lang::En, &dir());
+        let h = render(&sample(), Format::Html, Lang::En, &names());
         assert!(h.starts_with("<!DOCTYPE html>"));
         assert!(!h.contains("<script"), "no JavaScript");
         assert!(
@@ -1467,7 +1512,7 @@ mod tests {
         assert_eq!(p.by_organisation.len(), 1);
         assert_eq!(r.days[0].total.overdue, 1);
         // the same appeals a week later: the one still open is still overdue
-        let csv = render(&r, Format::Csv, Lang::En, &dir());
+        let csv = render(&r, Format::Csv, Lang::En, &names());
         assert!(
             csv.contains("\n2026-11-23,service,home-care,home-care,2,2,0,2,1.0000,5.0,,60.0,1\n"),
             "{csv}"
@@ -1481,18 +1526,23 @@ mod tests {
     #[test]
     fn russian_unless_english_is_asked_for() {
         let r = sample();
-        let csv = render(&r, Format::Csv, Lang::Ru, &dir());
+        let csv = render(&r, Format::Csv, Lang::Ru, &names());
         assert!(csv.starts_with(RU.csv_header), "{csv}");
         assert!(csv.contains("\n2026-11-23,итого,,,2,1,1,"), "{csv}");
         assert!(csv.contains("\nпериод,итого,,,3,"), "{csv}");
-        let t = render(&r, Format::Table, Lang::Ru, &dir());
+        let t = render(&r, Format::Table, Lang::Ru, &names());
         assert!(t.starts_with("Отчёт горячей линии 2026-11-23 – 2026-11-24 (UTC+07:00); уровень обслуживания: ответ в течение 20 с"), "{t}");
         assert!(
             t.contains("(без темы)") && t.contains("По дням") && t.contains("Просрочено"),
             "{t}"
         );
-        let h = render(&r, Format::Html, Lang::Ru, &dir());
+        let h = render(&r, Format::Html, Lang::Ru, &names());
         assert!(h.contains("<html lang=\"ru\">"));
+        assert!(
+            h.contains("23.11.2026 – 24.11.2026"),
+            "the period as the pages write it"
+        );
+        assert!(!h.contains("2026-11-23 –"), "no ISO period for people");
         // no English word a person reads: every heading, column and chart label is Russian
         for english in [
             "Calls",

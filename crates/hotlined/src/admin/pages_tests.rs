@@ -842,3 +842,37 @@ async fn totals_past_the_cap(db: Db) {
     let one = get(&s, "/registry?q=79130000001", &sup).await;
     assert!(one.body.contains("Найдено: 1</span>"), "{}", one.body);
 }
+
+// The appeal card and the registry name the line as the lines file does (an id no longer
+// configured is shown as it is).
+on_both!(pages_name_the_line);
+async fn pages_name_the_line(db: Db) {
+    let mut s = state_on(&db, AccessSettings::default()).await;
+    s.live = crate::live::Live::new(crate::live::LiveSetup {
+        labels: Arc::new(
+            crate::labels::Labels::new(Vec::new(), Vec::new())
+                .with_lines([("city".to_owned(), "Городская справочная".to_owned())]),
+        ),
+        ..Default::default()
+    });
+    make_user(&s, "sup", Role::Supervisor, "sup-secret").await;
+    let sup = session(&s, "sup", "sup-secret").await;
+    let a = appeal(&s, "+79130000031", None, None).await;
+    let card = get(&s, &format!("/appeals/{a}"), &sup).await;
+    assert_eq!(card.status, StatusCode::OK);
+    assert!(
+        card.body.contains("<dd>Городская справочная</dd>"),
+        "{}",
+        card.body
+    );
+    // the registry's line filter offers the lines by name
+    let list = get(&s, "/registry?line=city", &sup).await;
+    assert!(
+        list.body
+            .contains("<option value=\"city\" selected>Городская справочная</option>"),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains(&a.to_string()));
+    assert_eq!(crate::labels::Labels::default().line("gone"), "gone");
+}

@@ -124,14 +124,14 @@ async fn made(
 
 /// The report as CSV or HTML in the language asked for.
 fn exported(s: &AdminState, r: &report::PeriodReport, a: &Asked) -> Response {
-    let dir = s.directory.get();
+    let names = crate::web::names::Names::of(s);
     let (kind, format) = match a.format {
         Format::Csv => ("text/csv; charset=utf-8", Format::Csv),
         _ => ("text/html; charset=utf-8", Format::Html),
     };
     (
         [(header::CONTENT_TYPE, kind)],
-        report::render(r, format, a.lang, &dir),
+        report::render(r, format, a.lang, &names),
     )
         .into_response()
 }

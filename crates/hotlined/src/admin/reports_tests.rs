@@ -172,6 +172,8 @@ async fn month_and_week_reports(db: Db) {
         "data-chart=\"by_service\"",
         "<table class=\"results\" data-group=\"district\">",
         "<tr data-key=\"home-care\"><td>Социальное обслуживание на дому</td><td data-figure=\"calls\">2</td>",
+        // operators by their display names, keyed by login
+        "<tr data-key=\"op1\"><td>Оператор 1</td>",
         "/api/v1/reports?range=month&amp;day=2026-11-15&amp;format=csv&amp;lang=ru",
     ] {
         assert!(page.body.contains(needle), "{needle} not on the page");

@@ -1,6 +1,6 @@
-//! Names instead of ids on every page: directory entries (districts, organisations,
-//! services, dispositions, flags, categories), queue titles and the voice menu's words
-//! ([`crate::labels::Labels`]), operators' display names. An id no longer configured is
+//! Names instead of ids on every page and in the reports: directory entries (districts,
+//! organisations, services, dispositions, flags, categories), line names, queue titles and
+//! the voice menu's words ([`crate::labels::Labels`]), operators' display names. An id no longer configured is
 //! shown as it is (an old appeal keeps what it had).
 
 use std::collections::HashMap;
@@ -14,6 +14,7 @@ use crate::labels::Labels;
 use super::chrome::Lang;
 
 /// The configuration's names as of one page's rendering.
+#[derive(Default)]
 pub struct Names {
     pub dir: Arc<Directory>,
     pub labels: Arc<Labels>,
@@ -36,6 +37,36 @@ impl Names {
             labels: s.live.labels(),
             operators,
         }
+    }
+
+    /// The names of a loaded configuration (the `report` command, with no daemon to ask for
+    /// the operator book: operators' names as the operators file gives them).
+    pub fn of_config(c: &crate::config::Config) -> Names {
+        Names {
+            dir: c.directory.clone(),
+            labels: Arc::new(Labels::of(c)),
+            operators: HashMap::new(),
+        }
+        .with_operators(
+            c.operators
+                .iter()
+                .filter(|o| !o.name.is_empty())
+                .map(|o| (o.login.clone(), o.name.clone())),
+        )
+    }
+
+    /// These operators' display names (login, name) besides.
+    pub fn with_operators(mut self, names: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.operators.extend(names);
+        self
+    }
+
+    pub fn line(&self, id: &str) -> String {
+        self.labels.line(id)
+    }
+
+    pub fn category(&self, id: &str) -> String {
+        self.labels.category(id)
     }
 
     pub fn organisation(&self, id: &str) -> String {
@@ -84,7 +115,8 @@ impl Names {
             "service" => self.service(value),
             "disposition" => self.disposition(value),
             "queue" => self.queue(value),
-            "category" => self.labels.category(value),
+            "category" => self.category(value),
+            "line" => self.line(value),
             "operator" | "assignee" => self.operator(value),
             _ => value.to_owned(),
         }

@@ -57,7 +57,7 @@ pub struct Row {
 
 /// A status the filter offers: (id, name, chosen).
 pub struct Choice {
-    pub id: &'static str,
+    pub id: String,
     pub name: String,
     pub chosen: bool,
 }
@@ -69,6 +69,8 @@ struct RegistryPage {
     c: Chrome,
     form: SearchForm,
     statuses: Vec<Choice>,
+    /// The lines by name, for the line filter.
+    lines: Vec<Choice>,
     rows: Vec<Row>,
     total: u64,
     /// What the page says was found: «1 234», or «более 10 000» when counting stopped.
@@ -85,7 +87,7 @@ fn row(c: &Chrome, n: &Names, a: &Appeal) -> Row {
         id: a.id.to_string(),
         when: c.when(&a.arrived_at),
         caller: a.caller_number.clone(),
-        line: a.line.clone(),
+        line: n.line(&a.line),
         queue: a.queue.as_deref().map(|q| n.queue(q)).unwrap_or_default(),
         operator: a
             .operator
@@ -280,11 +282,29 @@ pub async fn page(
     .into_iter()
     .filter(|id| id.parse::<Status>().is_ok())
     .map(|id| Choice {
-        id,
+        id: id.to_owned(),
         name: status_label(c.lang, id),
         chosen: form.status == id,
     })
     .collect();
+    // the lines by name; a line asked for that is no longer configured stays choosable
+    let mut lines: Vec<Choice> = names
+        .labels
+        .lines()
+        .map(|(id, name)| Choice {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            chosen: form.line.trim() == id,
+        })
+        .collect();
+    let asked = form.line.trim();
+    if !asked.is_empty() && !lines.iter().any(|l| l.chosen) {
+        lines.push(Choice {
+            id: asked.to_owned(),
+            name: asked.to_owned(),
+            chosen: true,
+        });
+    }
     let shown = (page_no - 1) * u64::from(PER_PAGE) + rows.len() as u64;
     let prev = (page_no > 1).then(|| query_string(&form, Some(page_no - 1), None));
     let next =
@@ -304,6 +324,7 @@ pub async fn page(
     let page = RegistryPage {
         form,
         statuses,
+        lines,
         rows,
         total: total.count,
         found,

@@ -103,7 +103,7 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
     let Ok(r) = report::build(store, from, to, s.reports.tz, &s.reports.options).await else {
         return errors::no_database();
     };
-    let dir = s.directory.get();
+    let names = super::names::Names::of(&s);
     let p = &r.period;
     let t = &p.total;
     let card = |figure, label: &str, value: String| Card {
@@ -156,7 +156,7 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
     ];
     for (kind, id) in kinds {
         let mut svg = String::new();
-        let rows = report::rows(kind, p, w, &dir);
+        let rows = report::rows(kind, p, w, &names);
         report::group_chart(&mut svg, w, id, kind.heading(w), &rows);
         charts.push(Chart {
             id,
@@ -172,7 +172,7 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
         (GroupKind::Operator, "t_operator"),
     ] {
         let mut html = String::new();
-        let rows = report::rows(kind, p, w, &dir);
+        let rows = report::rows(kind, p, w, &names);
         report::html_table(&mut html, w, kind.code(), kind.column(w), &rows);
         tables.push(Chart {
             id,
