@@ -1,7 +1,7 @@
 //! The live events call control puts out ([`crate::live::LiveEvent`]): operators' states
 //! (those the ACD says changed, compared after every input), offers (our legs to operators)
-//! and queue joins and leaves. Every event goes out in the same drain as the SIP and media outputs of the input that
-//! caused it.
+//! and queue joins and leaves. Every event goes out in the same drain as the SIP and media
+//! outputs of the input that caused it.
 
 use super::operator_legs::LegFor;
 use super::*;
@@ -46,12 +46,19 @@ impl LiveOperators {
         at: chrono::DateTime<chrono::Utc>,
         out: &mut Out,
     ) {
-        for id in changed {
-            self.one(acd, id, false, at, out);
-        }
         if std::mem::take(&mut self.everyone) {
+            // every operator once; of the changed ones only the removed need forgetting
+            for id in changed {
+                if acd.operator_status(id).is_none() {
+                    self.last.remove(id.as_str());
+                }
+            }
             for id in acd.operators() {
                 self.one(acd, id, true, at, out);
+            }
+        } else {
+            for id in changed {
+                self.one(acd, id, false, at, out);
             }
         }
     }
