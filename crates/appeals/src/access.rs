@@ -820,15 +820,29 @@ impl Store {
             .bind(masked.to_owned())
             .execute(self.pool())
             .await?;
+        // what went to the partner (or was given up) keeps no number either; a message
+        // still on its way is left whole
+        sqlx::query(
+            "UPDATE partner_outbox SET payload = REPLACE(payload, $2, $3) \
+             WHERE appeal_id = $1 AND (sent_at IS NOT NULL OR failed_at IS NOT NULL)",
+        )
+        .bind(appeal.to_owned())
+        .bind(number.to_owned())
+        .bind(masked.to_owned())
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
     /// Masks the caller number ([`mask_number`]) of every appeal that arrived before
-    /// `before`, and the number of their callbacks, on the appeal and in its timeline.
+    /// `before`, and the number of their callbacks, on the appeal, in its timeline and in
+    /// the messages about it sent to the partner. Appeals masked by an earlier run (their
+    /// number holds `*`) are not read again.
     pub async fn mask_callers_before(&self, before: DateTime<Utc>) -> Result<Masked, Error> {
         let mut out = Masked::default();
         let rows = sqlx::query(
-            "SELECT id, caller_number FROM appeals WHERE arrived_at < $1 AND caller_number <> ''",
+            "SELECT id, caller_number FROM appeals \
+             WHERE arrived_at < $1 AND caller_number <> '' AND caller_number NOT LIKE '%*%'",
         )
         .bind(ms(before))
         .fetch_all(self.pool())
@@ -846,23 +860,29 @@ impl Store {
                 self.mask_in_events(&id, &number, &masked).await?;
                 out.appeals += 1;
             }
-            let cbs = sqlx::query("SELECT id, number FROM callbacks WHERE appeal_id = $1")
-                .bind(id.clone())
-                .fetch_all(self.pool())
-                .await?;
-            for c in &cbs {
-                let cid: String = c.try_get(0)?;
-                let number: String = c.try_get(1)?;
-                let masked = mask_number(&number);
-                if masked != number {
-                    sqlx::query("UPDATE callbacks SET number = $2 WHERE id = $1")
-                        .bind(cid)
-                        .bind(masked.clone())
-                        .execute(self.pool())
-                        .await?;
-                    self.mask_in_events(&id, &number, &masked).await?;
-                    out.callbacks += 1;
-                }
+        }
+        // the callbacks of those appeals, a number keyed in by a caller who gave none too
+        let cbs = sqlx::query(
+            "SELECT c.id, c.appeal_id, c.number FROM callbacks c \
+             JOIN appeals a ON a.id = c.appeal_id \
+             WHERE a.arrived_at < $1 AND c.number <> '' AND c.number NOT LIKE '%*%'",
+        )
+        .bind(ms(before))
+        .fetch_all(self.pool())
+        .await?;
+        for c in &cbs {
+            let cid: String = c.try_get(0)?;
+            let appeal: String = c.try_get(1)?;
+            let number: String = c.try_get(2)?;
+            let masked = mask_number(&number);
+            if masked != number {
+                sqlx::query("UPDATE callbacks SET number = $2 WHERE id = $1")
+                    .bind(cid)
+                    .bind(masked.clone())
+                    .execute(self.pool())
+                    .await?;
+                self.mask_in_events(&appeal, &number, &masked).await?;
+                out.callbacks += 1;
             }
         }
         Ok(out)

@@ -685,6 +685,45 @@ async fn result_comes_back(a_db: TestDb, b_db: TestDb) {
 
 on_two_centres!(result_comes_back, "result back");
 
+/// Retention masks the caller's number in what was sent to the partner too; a message still
+/// on its way keeps it; a second run reads nothing again.
+async fn retention_masks_what_was_sent(a_db: TestDb, b_db: TestDb) {
+    let a = Store::connect(&a_db.url).await.unwrap();
+    let b = Store::connect(&b_db.url).await.unwrap();
+    let w = a_db.writer();
+    let (ours, _) = forwarded(&a, &b, &w, "mask-1").await;
+    let waiting = w.create(NewAppeal {
+        call_id: "mask-2".into(),
+        line: "city".into(),
+        caller_number: "+79135550000".into(),
+        arrived_at: at(9, 0, 0),
+    });
+    assert!(w.flushed(Duration::from_secs(30)).await);
+    a.forward(waiting, &ForwardOrder::default()).await.unwrap();
+    let sent = "SELECT COUNT(*) FROM partner_outbox WHERE payload LIKE '%9131234567%'";
+    let on_its_way = "SELECT COUNT(*) FROM partner_outbox WHERE payload LIKE '%9135550000%'";
+    assert_eq!((count(&a, sent).await, count(&a, on_its_way).await), (1, 1));
+
+    let later = Utc::now() + chrono::Duration::days(1);
+    let m = a.mask_callers_before(later).await.unwrap();
+    assert_eq!(m.appeals, 2);
+    assert_eq!(count(&a, sent).await, 0, "what was sent keeps no number");
+    assert_eq!(
+        count(&a, on_its_way).await,
+        1,
+        "a message on its way is left whole"
+    );
+    assert_eq!(
+        a.get(ours).await.unwrap().unwrap().appeal.caller_number,
+        "+7********67"
+    );
+    let again = a.mask_callers_before(later).await.unwrap();
+    assert_eq!((again.appeals, again.callbacks), (0, 0));
+    w.shutdown().await;
+}
+
+on_two_centres!(retention_masks_what_was_sent, "retention");
+
 /// A trigger that makes every insert of an update into the outbox fail.
 async fn refuse_updates(s: &Store) {
     use sqlx::Executor;

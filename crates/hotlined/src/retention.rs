@@ -1,6 +1,7 @@
 //! Retention (`[retention]`, off by default): recordings deleted `recordings_days` after
-//! the call, caller numbers masked (all but the last two digits) in appeals and their
-//! callbacks `mask_callers_days` after the call. [`spawn`] runs it at start and then every
+//! the call, caller numbers masked (all but the last two digits) in appeals, their
+//! timelines, their callbacks and the messages about them sent to the partner
+//! `mask_callers_days` after the call. [`spawn`] runs it at start and then every
 //! day; `POST /api/v1/retention/run` runs it at once. Every run — even one with nothing
 //! to do — is a `retention_run` line in the audit log with what it did.
 
