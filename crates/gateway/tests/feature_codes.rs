@@ -16,8 +16,7 @@ use gateway::{
     FeatureCodes, FeaturePrompts, Gateway, NoCallLog, OperatorBook, OperatorCommand,
     OperatorControl, OperatorControlError, OperatorRefusal, Settings, Stats,
 };
-use media::g711::Law;
-use media::prompts::{Encoder, Prompt, PromptCache, PromptName};
+use media::prompts::{Prompt, PromptCache, PromptName};
 use sip::{HeaderName, Message, Method, Request, Response};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
@@ -81,15 +80,7 @@ impl OperatorBook for Book {
 }
 
 fn prompt(name: &str) -> Arc<Prompt> {
-    let law = |l: Law| {
-        move |pcm: &[i16]| {
-            let mut out = Vec::new();
-            l.encode_into(pcm, &mut out);
-            out
-        }
-    };
-    let (u, a) = (law(Law::Ulaw), law(Law::Alaw));
-    let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
+    let encoders = media::prompts::G711;
     // 200 ms of a tone
     let pcm: Vec<i16> = (0..1600)
         .map(|n| (6000.0 * (n as f64 * 0.3).sin()) as i16)
@@ -99,12 +90,7 @@ fn prompt(name: &str) -> Arc<Prompt> {
 
 fn settings() -> Settings {
     let names = ["op/in", "op/out", "op/paused", "op/unpaused", "op/refused"];
-    let u = |pcm: &[i16]| {
-        let mut out = Vec::new();
-        Law::Ulaw.encode_into(pcm, &mut out);
-        out
-    };
-    let encoders: [(&str, &dyn Encoder); 1] = [("PCMU", &u)];
+    let pcmu = &media::prompts::G711[..1];
     Settings {
         t1: Duration::from_millis(50),
         operators: test_support::operators(&["op1"]),
@@ -112,7 +98,7 @@ fn settings() -> Settings {
         rtp_timeout: None,
         prompts: Arc::new(PromptCache::from_prompts(
             names.iter().map(|n| prompt(n)),
-            &encoders,
+            pcmu,
         )),
         recordings_dir: std::env::temp_dir().join("hotline-feature-tests-unused"),
         max_call: Duration::from_secs(60),

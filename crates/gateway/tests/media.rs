@@ -16,7 +16,7 @@ use gateway::{
     Settings, Stats, TrunkSettings,
 };
 use media::g711::Law;
-use media::prompts::{Encoder, Prompt, PromptCache, PromptName};
+use media::prompts::{Prompt, PromptCache, PromptName};
 use sip::{Message, Method, Response};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
@@ -31,17 +31,8 @@ fn greeting_pcm() -> Vec<i16> {
         .collect()
 }
 
-fn encode(law: Law) -> impl Fn(&[i16]) -> Vec<u8> {
-    move |pcm: &[i16]| {
-        let mut out = Vec::new();
-        law.encode_into(pcm, &mut out);
-        out
-    }
-}
-
 fn settings(rtp_ports: (u16, u16)) -> Settings {
-    let (u, a) = (encode(Law::Ulaw), encode(Law::Alaw));
-    let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
+    let encoders = media::prompts::G711;
     let greeting = Prompt::from_pcm(PromptName::new("greeting"), &greeting_pcm(), &encoders);
     Settings {
         t1: Duration::from_millis(50),
@@ -805,8 +796,7 @@ fn menu_settings(dir: &std::path::Path) -> Settings {
         queues: None,
     };
     let menu = Arc::new(ivr::load(&[file], &cx).unwrap());
-    let (u, a) = (encode(Law::Ulaw), encode(Law::Alaw));
-    let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
+    let encoders = media::prompts::G711;
     let prompts = menu.prompts().values().map(|i| {
         Arc::new(
             Prompt::load(
@@ -944,8 +934,7 @@ async fn a_caller_waiting_in_the_queue_hears_continuous_music_on_hold() {
     // 0.5 s of 800 Hz: 25 frames, so the test hears it loop
     let wav = dir.path().join("prompts/moh.wav");
     tone_wav(&wav, 800.0, 500);
-    let (u, a) = (encode(Law::Ulaw), encode(Law::Alaw));
-    let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
+    let encoders = media::prompts::G711;
     let name = gateway::settings::menu_prompt_name(&wav);
     let music = Arc::new(Prompt::load(name.clone(), &wav, &encoders).unwrap());
     let mut all: Vec<Arc<Prompt>> = s
@@ -1559,8 +1548,7 @@ fn waiting_settings(
     ms: usize,
 ) -> (Settings, std::collections::HashMap<Vec<u8>, String>) {
     let mut s = menu_settings(dir);
-    let (u, a) = (encode(Law::Ulaw), encode(Law::Alaw));
-    let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
+    let encoders = media::prompts::G711;
     let mut all: Vec<Arc<Prompt>> = s
         .prompts
         .names()

@@ -16,7 +16,7 @@ use gateway::{
     TrunkSettings,
 };
 use media::g711::Law;
-use media::prompts::{Encoder, Prompt, PromptCache};
+use media::prompts::{Prompt, PromptCache};
 use sip::{HeaderName, Message, Method, Request, Response};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
@@ -135,14 +135,6 @@ fn tone_wav(path: &std::path::Path, hz: f64, ms: usize) {
     w.finalize().unwrap();
 }
 
-fn encode(law: Law) -> impl Fn(&[i16]) -> Vec<u8> {
-    move |pcm: &[i16]| {
-        let mut out = Vec::new();
-        law.encode_into(pcm, &mut out);
-        out
-    }
-}
-
 /// The city line running the menu in `body` (prompts `hi`, `done`, `intro`, `confirm`,
 /// `enter` and the digits, each 0.1 s), the ACD of `benefits` with `op1` and `op2` (music on
 /// hold [`music`]), and a trunk whose outbound target is `trunk` with digest credentials.
@@ -167,8 +159,7 @@ fn settings(dir: &std::path::Path, body: &str, trunk: SocketAddr) -> Settings {
         queues: None,
     };
     let menu = Arc::new(ivr::load(&[file], &cx).unwrap());
-    let (u, a) = (encode(Law::Ulaw), encode(Law::Alaw));
-    let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
+    let encoders = media::prompts::G711;
     let mut prompts: Vec<_> = menu
         .prompts()
         .values()
@@ -519,8 +510,7 @@ async fn operator(gw: &Server) -> Peer {
 
 /// The frames of the queue's music as the caller hears them (PCMU).
 fn music_frames(dir: &std::path::Path) -> Vec<Vec<u8>> {
-    let (u, a) = (encode(Law::Ulaw), encode(Law::Alaw));
-    let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
+    let encoders = media::prompts::G711;
     let wav = dir.join("music.wav");
     let p = Prompt::load(gateway::settings::menu_prompt_name(&wav), &wav, &encoders).unwrap();
     let l = media::moh::MohLoop::from_prompt(&p);

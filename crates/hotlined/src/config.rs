@@ -581,18 +581,6 @@ pub fn greeting_name(line: &Line) -> Option<media::prompts::PromptName> {
         .map(|_| media::prompts::PromptName::new(format!("greeting/{}", line.id)))
 }
 
-fn ulaw(pcm: &[i16]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(pcm.len());
-    media::g711::Law::Ulaw.encode_into(pcm, &mut out);
-    out
-}
-
-fn alaw(pcm: &[i16]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(pcm.len());
-    media::g711::Law::Alaw.encode_into(pcm, &mut out);
-    out
-}
-
 /// Loads every prompt the calls play, once, into the shared cache: the lines' greetings and
 /// every prompt of every menu ([`ivr::Menu::prompts`], named by
 /// [`gateway::settings::menu_prompt_name`]; a file two menus share is loaded once). Calls
@@ -610,7 +598,7 @@ fn load_prompts(
     extra: Vec<Arc<media::prompts::Prompt>>,
     problems: &mut Vec<Problem>,
 ) -> media::prompts::PromptCache {
-    let encoders: [(&str, &dyn media::prompts::Encoder); 2] = [("PCMU", &ulaw), ("PCMA", &alaw)];
+    let encoders = media::prompts::G711;
     let mut prompts = extra;
     for l in lines {
         let (Some(name), Some(file)) = (greeting_name(l), l.greeting.as_ref()) else {
@@ -1402,7 +1390,7 @@ fn feature_codes(
             );
         }
     }
-    let encoders: [(&str, &dyn media::prompts::Encoder); 2] = [("PCMU", &ulaw), ("PCMA", &alaw)];
+    let encoders = media::prompts::G711;
     let folder = dir.join(fc.prompts.as_deref().unwrap_or(FEATURE_PROMPTS_DEFAULT));
     let mut loaded = Vec::new();
     let mut names: [Option<media::prompts::PromptName>; 5] = Default::default();

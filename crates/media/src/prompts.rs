@@ -137,6 +137,20 @@ impl<F: Fn(&[i16]) -> Vec<u8>> Encoder for F {
     }
 }
 
+impl Encoder for crate::g711::Law {
+    fn encode(&self, pcm: &[i16]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(pcm.len());
+        self.encode_into(pcm, &mut out);
+        out
+    }
+}
+
+/// The G.711 laws by their RTP names: what every prompt is encoded to.
+pub const G711: [(&str, &dyn Encoder); 2] = [
+    ("PCMU", &crate::g711::Law::Ulaw),
+    ("PCMA", &crate::g711::Law::Alaw),
+];
+
 /// Reads a prompt file: checks its format and returns 8 kHz linear PCM.
 pub fn read_wav(path: &Path) -> Result<Vec<i16>, PromptError> {
     let p = || path.to_path_buf();

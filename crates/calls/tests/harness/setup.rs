@@ -8,8 +8,7 @@ use calls::settings::menu_prompt_name;
 use calls::{
     AppealEvent, AppealRecord, IvrStep, LineSettings, Settings, TrunkOutbound, TrunkSettings,
 };
-use media::g711::Law;
-use media::prompts::{Encoder, Prompt, PromptCache, PromptName};
+use media::prompts::{Prompt, PromptCache, PromptName};
 use sip::{Peer, Transport};
 
 use super::{CITY, GW, TRUNK};
@@ -46,10 +45,6 @@ fn tone_wav(path: &std::path::Path, ms: usize) {
     w.finalize().expect("the WAV's header");
 }
 
-fn encode(law: Law) -> impl Fn(&[i16]) -> Vec<u8> {
-    move |pcm: &[i16]| pcm.iter().map(|s| law.encode(*s)).collect()
-}
-
 /// A configuration with one line (`CITY`) whose menu is `menu` (TOML after the `prompts` key,
 /// starting at `start`), the queue `benefits` (`queue` adjusts it) served by `op1`…`op3`, and
 /// the trunk at [`TRUNK`].
@@ -78,8 +73,7 @@ pub fn settings(
         queues: None,
     };
     let menu = Arc::new(ivr::load(&[file], &cx).expect("a valid test menu"));
-    let (u, a) = (encode(Law::Ulaw), encode(Law::Alaw));
-    let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
+    let encoders = media::prompts::G711;
     let mut prompts: Vec<_> = menu
         .prompts()
         .values()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ::media::g711::Law;
 use ::media::goertzel::DtmfDetector;
 use ::media::moh::MohLoop;
-use ::media::prompts::{Encoder, Prompt, PromptCache, PromptName};
+use ::media::prompts::{Prompt, PromptCache, PromptName};
 use ::media::rtp::{FrameSource, LegConfig, RtpLeg};
 use ::media::sdp::{Direction, Negotiated};
 use tokio::net::UdpSocket;
@@ -32,14 +32,6 @@ fn tone(hz: f64, len: usize, amp: f64, phase0: usize) -> Vec<i16> {
         .collect()
 }
 
-fn encoder(law: Law) -> impl Fn(&[i16]) -> Vec<u8> {
-    move |pcm: &[i16]| {
-        let mut out = Vec::new();
-        law.encode_into(pcm, &mut out);
-        out
-    }
-}
-
 fn music_name() -> PromptName {
     PromptName::new("moh/test")
 }
@@ -57,8 +49,7 @@ struct Rig {
 
 impl Rig {
     fn new(name: &str) -> Rig {
-        let (u, a) = (encoder(Law::Ulaw), encoder(Law::Alaw));
-        let encoders: [(&str, &dyn Encoder); 2] = [("PCMU", &u), ("PCMA", &a)];
+        let encoders = ::media::prompts::G711;
         let music = Prompt::from_pcm(music_name(), &tone(300.0, 16_000, 6000.0, 0), &encoders);
         let prompts = Arc::new(PromptCache::from_prompts([Arc::new(music)], &encoders));
         let dir =
