@@ -6,8 +6,8 @@ Debian's python3-selenium), against the database report_chromium.sh filled:
   it) and its day view shows the figures of the database;
 - the period picker is worked with the keyboard alone (Tab to the select, arrow keys, Enter):
   the ISO week, then the calendar month; the period line writes its dates дд.мм.гггг; the month's cards (calls, answered, abandoned,
-  overdue) and its services, organisations and districts tables (calls, overdue per row,
-  the directory's Russian names) are compared with the database;
+  overdue) and its services, organisations, districts, lines and operators tables (calls,
+  overdue per row, the names the configuration gives) are compared with the database;
 - `?lang=en` shows it in English;
 - screenshots into OUT: report-page-day.png, report-page-month.png (the first screen at
   1366×768), report-page-month-full.png (the whole page), report-page-en.png.
@@ -71,11 +71,11 @@ def figures(start, end, extra="", args=()):
             "overdue": str(r[3] or 0)}
 
 
-def names(file, table, column):
-    """The Russian names of the shipped directory, read from the config the daemon loaded."""
+def names(file, table, column, key="id"):
+    """The Russian names of the shipped configuration, read from the config the daemon loaded."""
     import tomllib
     with open(f"config/{file}.toml", "rb") as f:
-        return {e["id"]: e[column] for e in tomllib.load(f)[table]}
+        return {e[key]: e[column] for e in tomllib.load(f)[table]}
 
 
 driver = chromium(1366, 768)
@@ -203,7 +203,9 @@ try:
         fail("no overdue appeal in the month: the generated data is missing")
     dirs = {"service": names("services", "service", "title"),
             "district": names("districts", "district", "name"),
-            "organisation": names("organisations", "organisation", "name")}
+            "organisation": names("organisations", "organisation", "name"),
+            "line": names("lines", "line", "name"),
+            "operator": names("operators", "operator", "name", key="login")}
     checked = 0
     for group, labels in dirs.items():
         keys = [r[0] for r in con.execute(
@@ -219,6 +221,8 @@ try:
                 checked += 1
             if row_name(group, key) != labels[key]:
                 fail(f"{group} {key} is named {row_name(group, key)!r}, not {labels[key]!r}")
+        if group in ("line", "operator"):
+            continue  # every appeal has a line; the operators' table lists those who answered
         none = figures(start, end, f" AND {group} IS NULL")
         if none["calls"] != "0" and cell(group, "", "calls") != none["calls"]:
             fail(f"{group} without one: page {cell(group, '', 'calls')!r}, database {none['calls']!r}")
@@ -233,7 +237,7 @@ try:
     driver.save_screenshot(f"{out}/report-page-month-full.png")
     driver.set_window_size(1366, 768)
     ok(f"the month {month_first} – {month_next - dt.timedelta(days=1)}: cards {want}, "
-       f"{checked} service/organisation/district figures as the database, Russian names")
+       f"{checked} service/organisation/district/line/operator figures as the database, their names")
 
     csv_link = driver.find_element(By.ID, "export-report-csv").get_attribute("href")
     csv = driver.execute_async_script(

@@ -1,9 +1,9 @@
 //! `GET /reports?range=day|week|month&day=ДД.ММ.ГГГГ` (or `YYYY-MM-DD`) — the call report on a page, in
 //! Russian unless `?lang=en`: a period picker (a day, its ISO week or its calendar month),
 //! the period line, the period's figures, calls by hour (and by day for a week or a month),
-//! by topic, service, organisation and district as inline SVG drawn on the server
-//! (`crate::report`'s charts), the tables of services, organisations, districts and operators
-//! with their overdue counts, and the exports (CSV and the self-contained HTML of
+//! by line, topic, service, organisation and district as inline SVG drawn on the server
+//! (`crate::report`'s charts), the tables of lines, services, organisations, districts and
+//! operators (each by the name a person reads) with their overdue counts, and the exports (CSV and the self-contained HTML of
 //! `GET /api/v1/reports`). Dates on the page (the period line, the days of the by-day chart)
 //! are дд.мм.гггг, as on the rest of the pages; the links and the exports keep ISO.
 
@@ -149,6 +149,7 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
         });
     }
     let kinds = [
+        (GroupKind::Line, "by_line"),
         (GroupKind::Category, "by_category"),
         (GroupKind::Service, "by_service"),
         (GroupKind::Organisation, "by_organisation"),
@@ -166,6 +167,7 @@ pub async fn page(State(s): State<AdminState>, v: Viewer) -> Response {
     }
     let mut tables = Vec::new();
     for (kind, id) in [
+        (GroupKind::Line, "t_line"),
         (GroupKind::Service, "t_service"),
         (GroupKind::Organisation, "t_organisation"),
         (GroupKind::District, "t_district"),
