@@ -2620,9 +2620,7 @@ async fn callbacks_show_their_attempts() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
 }
 
-#[path = "access_tests.rs"]
 mod access_tests;
-#[path = "reports_tests.rs"]
 mod reports_tests;
 
 // --- cases (issue 12): directory, citizens, case fields, worklists --------------------

@@ -1302,5 +1302,4 @@ async fn minsk_home_care_to_the_territorial_centre_and_back(db: Db) {
 
 on_both!(minsk_home_care_to_the_territorial_centre_and_back);
 
-#[path = "pages_tests.rs"]
 mod pages_tests;
