@@ -18,6 +18,7 @@ use gateway::{
 use media::g711::Law;
 use media::prompts::{Prompt, PromptCache, PromptName};
 use sip::{Message, Method, Response};
+use test_support::RtpPacket as Rtp;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
@@ -358,30 +359,6 @@ fn sdp_rtp(r: &Response) -> SocketAddr {
     let body = String::from_utf8(r.body.clone()).unwrap();
     let n = media::sdp::answer_body(body.as_bytes()).unwrap();
     n.remote.unwrap()
-}
-
-#[derive(Debug)]
-struct Rtp {
-    pt: u8,
-    marker: bool,
-    seq: u16,
-    ts: u32,
-    ssrc: u32,
-    payload: Vec<u8>,
-}
-
-impl Rtp {
-    fn parse(b: &[u8]) -> Rtp {
-        assert_eq!(b[0] >> 6, 2, "RTP version 2");
-        Rtp {
-            pt: b[1] & 0x7F,
-            marker: b[1] & 0x80 != 0,
-            seq: u16::from_be_bytes([b[2], b[3]]),
-            ts: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-            ssrc: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
-            payload: b[12..].to_vec(),
-        }
-    }
 }
 
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {

@@ -1,7 +1,8 @@
 //! What the call-control harness (`crates/calls/tests/harness`) and the gateway's socket tests
 //! (`crates/gateway/tests`) share, so that neither builds it again: the settings every test
 //! starts from ([`settings`], [`line`], [`operators`]) and the digest REGISTER an operator's
-//! phone sends ([`Register`], [`digest_for`]). Only for tests: nothing here is checked the
+//! phone sends ([`Register`], [`digest_for`]), and an RTP packet as a test peer reads it
+//! ([`RtpPacket`]). Only for tests: nothing here is checked the
 //! way the daemon's configuration is.
 
 use std::net::SocketAddr;
@@ -139,4 +140,35 @@ pub fn digest_for(challenge: &Response, op: &str) -> String {
     )
     .expect("a challenge the test operator can answer");
     format!("{}: {value}\r\n", name.as_str())
+}
+
+/// An RTP packet as a test peer reads it (RFC 3550's fixed header and the payload), read
+/// with `rtp-rs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpPacket {
+    pub pt: u8,
+    pub marker: bool,
+    pub seq: u16,
+    pub ts: u32,
+    pub ssrc: u32,
+    pub payload: Vec<u8>,
+}
+
+impl RtpPacket {
+    /// The packet in `b`; panics (a failed test) when `b` is not RTP version 2.
+    pub fn parse(b: &[u8]) -> RtpPacket {
+        let r = match rtp_rs::RtpReader::new(b) {
+            Ok(r) => r,
+            Err(e) => panic!("not an RTP packet ({e:?}): {b:02x?}"),
+        };
+        assert_eq!(r.version(), 2, "RTP version 2");
+        RtpPacket {
+            pt: r.payload_type(),
+            marker: r.mark(),
+            seq: u16::from(r.sequence_number()),
+            ts: r.timestamp(),
+            ssrc: r.ssrc(),
+            payload: r.payload().to_vec(),
+        }
+    }
 }

@@ -137,26 +137,23 @@ impl Drop for Rig {
     }
 }
 
-/// An RTP packet as a peer sees it.
+/// An RTP packet as a peer sees it, and when it arrived.
 #[derive(Debug, Clone)]
 struct Pkt {
-    pt: u8,
-    marker: bool,
-    seq: u16,
-    ts: u32,
-    ssrc: u32,
-    payload: Vec<u8>,
+    rtp: test_support::RtpPacket,
     at: Instant,
+}
+
+impl std::ops::Deref for Pkt {
+    type Target = test_support::RtpPacket;
+    fn deref(&self) -> &Self::Target {
+        &self.rtp
+    }
 }
 
 fn parse(b: &[u8]) -> Pkt {
     Pkt {
-        pt: b[1] & 0x7F,
-        marker: b[1] & 0x80 != 0,
-        seq: u16::from_be_bytes([b[2], b[3]]),
-        ts: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-        ssrc: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
-        payload: b[12..].to_vec(),
+        rtp: test_support::RtpPacket::parse(b),
         at: Instant::now(),
     }
 }
