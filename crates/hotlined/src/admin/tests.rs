@@ -310,6 +310,16 @@ fn day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()
 }
 
+/// The ids of a listing's `appeals`, in its order.
+fn appeal_ids(list: &Value) -> Vec<&str> {
+    list["appeals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn auth_is_required_refused_and_accepted() {
     let e = env().await;
@@ -437,12 +447,7 @@ async fn search_filters_and_pages_newest_first() {
     let all = call(&e.state, "GET", "/api/v1/appeals", "").await.json();
     assert_eq!(all["total"], 8);
     assert_eq!(all["pages"], 1);
-    let got: Vec<&str> = all["appeals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_str().unwrap())
-        .collect();
+    let got = appeal_ids(&all);
     let mut want: Vec<String> = ids.iter().rev().map(|i| i.to_string()).collect();
     want.push(old.to_string());
     assert_eq!(got, want, "newest first");
@@ -3058,13 +3063,7 @@ async fn minsk_home_care_goes_to_the_districts_centre_and_overdue_is_listed() {
     let overdue = call(&e.state, "GET", "/api/v1/worklists/overdue", "")
         .await
         .json();
-    let ids: Vec<&str> = overdue["appeals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, [late.to_string()]);
+    assert_eq!(appeal_ids(&overdue), [late.to_string()]);
 }
 
 #[tokio::test]

@@ -602,16 +602,19 @@ async fn inband_detection_pauses_while_bridged() {
         .collect();
     pcm.resize(1600, 0);
     let frames = frames_of(&pcm);
+    // the caller keys '5' (its packets under `ssrc`), 400 ms
+    let key_five = |ssrc| {
+        talk(
+            &caller,
+            leg_addr(&a),
+            Law::Ulaw,
+            ssrc,
+            &frames,
+            Duration::from_millis(400),
+        )
+    };
     rig.edge().bridge(&a, &b).unwrap();
-    let heard = talk(
-        &caller,
-        leg_addr(&a),
-        Law::Ulaw,
-        7,
-        &frames,
-        Duration::from_millis(400),
-    )
-    .await;
+    let heard = key_five(7).await;
     assert!(!heard.is_empty(), "the leg kept sending");
     let relayed = talk(
         &operator,
@@ -630,15 +633,7 @@ async fn inband_detection_pauses_while_bridged() {
         );
     }
     rig.edge().unbridge(&a);
-    let _ = talk(
-        &caller,
-        leg_addr(&a),
-        Law::Ulaw,
-        9,
-        &frames,
-        Duration::from_millis(400),
-    )
-    .await;
+    let _ = key_five(9).await;
     let e = tokio::time::timeout(WAIT, async {
         loop {
             match rig.events.recv().await {

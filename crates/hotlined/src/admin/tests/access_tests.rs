@@ -1282,13 +1282,7 @@ async fn minsk_home_care_to_the_territorial_centre_and_back(db: Db) {
     let overdue = call_by(&s, &sup, "GET", "/api/v1/worklists/overdue", "")
         .await
         .json();
-    let ids: Vec<&str> = overdue["appeals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, [late.to_string()]);
+    assert_eq!(super::appeal_ids(&overdue), [late.to_string()]);
     // …and in the Leninsky centre's list, not the Moscow one's
     let theirs = call_by(&s, leninsky, "GET", "/api/v1/appeals?overdue=true", "")
         .await
