@@ -19,7 +19,7 @@ import datetime as dt
 import sqlite3
 import sys
 
-from browser import chromium
+from browser import chromium, csp_refusals
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -266,5 +266,9 @@ try:
         wait.until(EC.presence_of_element_located((By.ID, "report-cards")))
         wait.until(lambda dr: dr.find_element(By.ID, "live-status").get_attribute("data-live") == "up")
     ok("eight pages in a row each load with their live stream up")
+    refused = csp_refusals(driver)
+    if refused:
+        fail(f"the Content-Security-Policy refused: {refused}")
+    ok("the console: nothing refused by the Content-Security-Policy")
 finally:
     driver.quit()

@@ -545,7 +545,15 @@ def run(base, out, target, db, token, config_dir, sip_only):
     used = []
     sipps, pages = [], []
     try:
-        return steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages)
+        r = steps(api, base, out, target, db, config_dir, sip_only, used, sipps, pages)
+        # every page worked under the daemon's Content-Security-Policy, nothing refused
+        from browser import csp_refusals
+        refused = [(p.who, m) for p in pages for m in csp_refusals(p.d)]
+        if refused:
+            raise Failed(f"the Content-Security-Policy refused: {refused}")
+        if pages:
+            ok(f"{len(pages)} pages' consoles: nothing refused by the Content-Security-Policy")
+        return r
     except Failed:
         # what each page showed when it failed
         for i, p in enumerate(pages):

@@ -23,6 +23,7 @@ mod events;
 #[cfg(test)]
 mod events_tests;
 pub(crate) mod export;
+pub(crate) mod headers;
 mod listing;
 mod metrics;
 mod operators;
@@ -323,6 +324,10 @@ pub fn router(state: AdminState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), access::guard))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            headers::security,
+        ))
         .with_state(state)
 }
 

@@ -130,7 +130,11 @@ fn exported(s: &AdminState, r: &report::PeriodReport, a: &Asked) -> Response {
         _ => ("text/html; charset=utf-8", Format::Html),
     };
     (
-        [(header::CONTENT_TYPE, kind)],
+        [
+            (header::CONTENT_TYPE, kind),
+            // the HTML report styles itself inline: its own policy allows that and no more
+            (header::CONTENT_SECURITY_POLICY, super::headers::REPORT_CSP),
+        ],
         report::render(r, format, a.lang, &names),
     )
         .into_response()

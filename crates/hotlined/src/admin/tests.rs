@@ -3126,3 +3126,50 @@ async fn missed_callers_are_listed_and_closed_with_a_reason() {
     assert_eq!(list["callers"][0]["appeal_id"], second.to_string());
     assert_eq!(list["callers"].as_array().unwrap().len(), 1);
 }
+
+/// Every answer carries the security headers: pages, the API, a 404; the HTML report keeps
+/// its own policy (inline styles, nothing else); HSTS only where the address serves HTTPS.
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let mut e = env().await;
+    for (path, status) in [
+        ("/", StatusCode::OK),
+        ("/api/v1/appeals", StatusCode::OK),
+        ("/login", StatusCode::METHOD_NOT_ALLOWED),
+        ("/no-such-page", StatusCode::NOT_FOUND),
+    ] {
+        let a = call(&e.state, "GET", path, "").await;
+        assert_eq!(a.status, status, "{path}");
+        let h = |name: &str| {
+            a.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(h("content-security-policy"), headers::PAGE_CSP, "{path}");
+        assert!(h("content-security-policy").contains("frame-ancestors 'none'"));
+        assert!(!h("content-security-policy").contains("unsafe-inline"));
+        assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(h("x-frame-options"), "DENY", "{path}");
+        assert_eq!(h("referrer-policy"), "same-origin", "{path}");
+        assert!(
+            a.headers.get("strict-transport-security").is_none(),
+            "{path}: plain HTTP"
+        );
+    }
+    let html = call(&e.state, "GET", "/api/v1/reports?format=html", "").await;
+    assert_eq!(html.status, StatusCode::OK, "{}", html.body);
+    assert_eq!(
+        html.headers["content-security-policy"],
+        headers::REPORT_CSP,
+        "the report's own policy"
+    );
+    assert!(html.body.contains("<style>"));
+    e.state.tls = true;
+    let a = call(&e.state, "GET", "/", "").await;
+    assert_eq!(
+        a.headers["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+}
