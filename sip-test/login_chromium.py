@@ -9,7 +9,7 @@ Prints PASS/FAIL lines; exits 1 on the first failure.
 """
 import sys
 
-from browser import chromium
+from browser import chromium, csp_refusals
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -105,5 +105,9 @@ try:
         fail(f"the right password while locked: {alert!r}")
     driver.save_screenshot(f"{out}/6-locked-right-password.png")
     ok(f"five wrong passwords lock op2: {alert!r}; the right one is refused while locked")
+    refused = csp_refusals(driver)
+    if refused:
+        fail(f"the Content-Security-Policy refused: {refused}")
+    ok("the console: nothing refused by the Content-Security-Policy")
 finally:
     driver.quit()
