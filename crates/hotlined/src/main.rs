@@ -197,7 +197,26 @@ fn check(path: &std::path::Path) -> ExitCode {
                 c.main.admin.listen
             );
             if let Some(leaf) = c.admin_tls.as_ref().and_then(|k| k.cert.first()) {
-                println!("  tls       certificate sha256 {}", tls::fingerprint(leaf));
+                let until = tls::not_after(leaf)
+                    .map(|t| format!(", valid until {}", t.format("%Y-%m-%d")))
+                    .unwrap_or_default();
+                println!(
+                    "  tls       certificate sha256 {}{until}",
+                    tls::fingerprint(leaf)
+                );
+            }
+            let now = chrono::Utc::now();
+            let admin_leaf = c.admin_tls.as_ref().and_then(|k| k.cert.first());
+            let ends = admin_leaf
+                .and_then(|leaf| tls::expiry_problem("admin.tls_cert", leaf, now))
+                .into_iter()
+                .chain(
+                    c.partner_ca
+                        .iter()
+                        .filter_map(|ca| tls::expiry_problem("partner.ca", ca, now)),
+                );
+            for problem in ends {
+                println!("  warning   {problem}");
             }
             if !c.main.admin.token.is_empty() {
                 println!("  warning   admin.token is set: the shared legacy token acts as an admin; give people accounts and API tokens instead");
@@ -679,6 +698,9 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         );
         let retention_task =
             retention::spawn(admin_state.store.clone(), access, admin_stop.clone());
+        // certificates near their end are said at start and once a day
+        let expiry_task =
+            tls::spawn_expiry_watch(admin_certs.clone(), c.partner_ca.clone(), admin_stop.clone());
         // The partner outbox is delivered for as long as the daemon runs (and resumes after a
         // restart: it lives in the database).
         let sender = admin_state.partner.clone().map(|link| {
@@ -704,6 +726,9 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         let _ = admin.await;
         let _ = store_task.await;
         if let Some(t) = retention_task {
+            let _ = t.await;
+        }
+        if let Some(t) = expiry_task {
             let _ = t.await;
         }
         if let Some(sender) = sender {

@@ -157,6 +157,7 @@ impl ConfigReloader {
                 if let Some(leaf) = new_key.cert.first() {
                     info!(sha256 = %crate::tls::fingerprint(leaf), "admin HTTPS certificate replaced: new connections get it");
                 }
+                crate::tls::warn_if_expiring("admin.tls_cert", new_key.cert.first());
             }
         }
         let done = Reloaded {

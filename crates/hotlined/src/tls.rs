@@ -9,6 +9,9 @@
 //!   theirs.
 //! - The partner link: [`client_config`] trusts the system's roots (the operating system's
 //!   store, where a deployment's own CAs are installed) plus `[partner] ca`.
+//! - Expiry: [`expiry_problem`] / [`warn_if_expiring`] say when a certificate (the admin's,
+//!   the partner CAs) has expired or ends within [`EXPIRY_WARNING_DAYS`]: `hotlined check`,
+//!   every start and reload, and once a day while the daemon runs.
 //! - `hotlined reload` over HTTPS: [`reload_client_config`] accepts the certificate of the
 //!   configured file itself (pinned: the exact certificate, whatever names it carries), or one
 //!   that chains to it or to a system root for the address connected to.
@@ -17,6 +20,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -376,6 +381,74 @@ pub fn certificate_refusal(e: &(dyn std::error::Error + 'static)) -> Option<Stri
     None
 }
 
+/// How far ahead the end of a certificate is warned about.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// When `cert` stops being valid (its `notAfter`); `None` when it cannot be read as X.509.
+pub fn not_after(cert: &CertificateDer<'_>) -> Option<DateTime<Utc>> {
+    use x509_cert::der::Decode as _;
+    let c = x509_cert::Certificate::from_der(cert.as_ref()).ok()?;
+    let end = c.tbs_certificate.validity.not_after.to_unix_duration();
+    DateTime::from_timestamp(i64::try_from(end.as_secs()).ok()?, 0)
+}
+
+/// What an admin must hear at `now` about the certificate `cert` of `what` (a setting's
+/// name): that it has expired, or that it expires within [`EXPIRY_WARNING_DAYS`] and when;
+/// `None` when it has longer (or cannot be read).
+pub fn expiry_problem(what: &str, cert: &CertificateDer<'_>, now: DateTime<Utc>) -> Option<String> {
+    let end = not_after(cert)?;
+    let when = end.format("%Y-%m-%d %H:%M UTC");
+    if end <= now {
+        return Some(format!(
+            "{what}: the certificate expired on {when}; clients refuse it: replace it and reload"
+        ));
+    }
+    let days = (end - now).num_days();
+    (days < EXPIRY_WARNING_DAYS).then(|| {
+        format!("{what}: the certificate expires on {when}, in {days} days: replace it and reload before then")
+    })
+}
+
+/// Logs [`expiry_problem`] for each of `certs` (the admin certificate's leaf, the partner
+/// CAs), named `what`: a warning, or an error for one that has expired.
+pub fn warn_if_expiring<'a>(what: &str, certs: impl IntoIterator<Item = &'a CertificateDer<'a>>) {
+    let now = Utc::now();
+    for c in certs {
+        let Some(problem) = expiry_problem(what, c, now) else {
+            continue;
+        };
+        if not_after(c).is_some_and(|end| end <= now) {
+            tracing::error!("{problem}");
+        } else {
+            tracing::warn!("{problem}");
+        }
+    }
+}
+
+/// Says [`warn_if_expiring`] of the admin certificate in use (a reload may replace it) and
+/// of the partner CAs now and then once a day, until `stop`; `None` when there is neither.
+pub fn spawn_expiry_watch(
+    admin: Option<Arc<CertSwitch>>,
+    partner_ca: Vec<CertificateDer<'static>>,
+    stop: tokio_util::sync::CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if admin.is_none() && partner_ca.is_empty() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        loop {
+            if let Some(certs) = &admin {
+                warn_if_expiring("admin.tls_cert", certs.current().cert.first());
+            }
+            warn_if_expiring("partner.ca", &partner_ca);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(24 * 3600)) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    }))
+}
+
 /// The SHA-256 of a DER certificate, hex (what `openssl x509 -fingerprint -sha256` shows,
 /// without the colons).
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
@@ -386,6 +459,44 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cert_until(y: i32, m: u8, d: u8) -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        p.not_before = rcgen::date_time_ymd(2026, 1, 1);
+        p.not_after = rcgen::date_time_ymd(y, m, d);
+        p.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn a_certificate_near_its_end_is_said_and_one_far_from_it_is_not() {
+        let now = DateTime::parse_from_rfc3339("2026-12-06T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let soon = cert_until(2026, 12, 20);
+        assert_eq!(
+            not_after(&soon),
+            Some(
+                DateTime::parse_from_rfc3339("2026-12-20T00:00:00Z")
+                    .unwrap()
+                    .with_timezone(&Utc)
+            )
+        );
+        let said = expiry_problem("admin.tls_cert", &soon, now).unwrap();
+        assert!(
+            said.starts_with(
+                "admin.tls_cert: the certificate expires on 2026-12-20 00:00 UTC, in 13 days"
+            ),
+            "{said}"
+        );
+        let gone = expiry_problem("partner.ca", &cert_until(2026, 11, 1), now).unwrap();
+        assert!(gone.contains("expired on 2026-11-01"), "{gone}");
+        assert_eq!(
+            expiry_problem("admin.tls_cert", &cert_until(2027, 6, 1), now),
+            None
+        );
+        assert_eq!(not_after(&CertificateDer::from(vec![1, 2, 3])), None);
+    }
 
     #[test]
     fn a_certificate_refusal_is_found_however_deeply_wrapped() {

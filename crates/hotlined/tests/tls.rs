@@ -390,6 +390,29 @@ fn check_and_run_refuse_bad_certificate_files() {
     let (code, out) = check(with_admin("tls_cert = \"ok.pem\"\ntls_key = \"ok.key\""));
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("https://"), "{out}");
+    assert!(out.contains(", valid until "), "{out}");
+    assert!(!out.contains("the certificate expires"), "{out}");
+    // a certificate that ends in ten days passes, with a warning saying when
+    let end = chrono::Utc::now().date_naive() + chrono::Days::new(10);
+    let key_pair = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params.not_after = rcgen::date_time_ymd(
+        chrono::Datelike::year(&end),
+        chrono::Datelike::month(&end) as u8,
+        chrono::Datelike::day(&end) as u8,
+    );
+    let soon = params.self_signed(&key_pair).unwrap();
+    std::fs::write(dir.join("soon.pem"), soon.pem()).unwrap();
+    std::fs::write(dir.join("soon.key"), key_pair.serialize_pem()).unwrap();
+    let (code, out) = check(with_admin(
+        "tls_cert = \"soon.pem\"\ntls_key = \"soon.key\"",
+    ));
+    assert_eq!(code, Some(0), "{out}");
+    let warning = format!(
+        "  warning   admin.tls_cert: the certificate expires on {} 00:00 UTC, in ",
+        end.format("%Y-%m-%d")
+    );
+    assert!(out.contains(&warning), "want {warning:?} in\n{out}");
 
     // the partner's CA file
     std::fs::write(&site.config, main.clone()).unwrap();
