@@ -196,7 +196,8 @@ fn check(path: &std::path::Path) -> ExitCode {
                 c.main.admin.scheme(),
                 c.main.admin.listen
             );
-            if let Some(leaf) = c.admin_tls.as_ref().and_then(|k| k.cert.first()) {
+            let admin_leaf = c.admin_tls.as_ref().and_then(|k| k.cert.first());
+            if let Some(leaf) = admin_leaf {
                 let until = tls::not_after(leaf)
                     .map(|t| format!(", valid until {}", t.format("%Y-%m-%d")))
                     .unwrap_or_default();
@@ -206,7 +207,6 @@ fn check(path: &std::path::Path) -> ExitCode {
                 );
             }
             let now = chrono::Utc::now();
-            let admin_leaf = c.admin_tls.as_ref().and_then(|k| k.cert.first());
             let ends = admin_leaf
                 .and_then(|leaf| tls::expiry_problem("admin.tls_cert", leaf, now))
                 .into_iter()
