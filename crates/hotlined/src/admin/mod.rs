@@ -379,7 +379,8 @@ pub type DemoOperators = Vec<(String, String, Option<String>)>;
 /// Connects the store in the background, retrying with a growing pause (1 s … 30 s) until
 /// the database answers or `stop` is cancelled; then fills `slot`. With `demo` (a loopback
 /// admin address) an empty account table then gets the demo accounts: the store routes
-/// answer meanwhile (a login not made yet is refused like a wrong one), and one WARN line
+/// answer meanwhile (a login while no account exists yet is told to come back in a few
+/// seconds, 503, and counts toward no lock-out), and one WARN line
 /// says when they are made (`demo accounts made`, what scripts wait for).
 pub fn connect_store(
     url: String,

@@ -32,6 +32,10 @@ struct LoginPage<'a> {
 }
 
 const WRONG: &str = "Неверное имя пользователя или пароль.";
+/// A login while no account exists at all.
+const NO_ACCOUNTS: &str = "Учётных записей пока нет: при первом запуске они создаются за \
+     несколько секунд — повторите вход. Если это сообщение не уходит, создайте администратора: \
+     hotlined user add <имя> --role admin.";
 
 fn login_page(status: StatusCode, login: &str, error: Option<&str>) -> Response {
     errors::html(status, LoginPage { login, error }.render())
@@ -162,6 +166,12 @@ pub async fn login(
         .unwrap_or(false);
     let user = match (matches, found) {
         (true, Some((user, _))) => user,
+        // no account at all yet (a first start still hashing its demo accounts): not a
+        // wrong password, and nothing toward a lock-out
+        _ if store.user_counts().await.is_ok_and(|(users, _)| users == 0) => {
+            s.audit(audit("login_refused", "no accounts yet")).await;
+            return login_page(StatusCode::SERVICE_UNAVAILABLE, typed, Some(NO_ACCOUNTS));
+        }
         _ => {
             let lock = chrono::Duration::minutes(i64::from(minutes));
             let a = store
