@@ -1,8 +1,8 @@
 //! What people read instead of configuration ids: line names (`lines.toml` `name`), queue
 //! titles (`queues.toml` `title`) and a caller's steps through the voice menu in words
-//! (`ivr_path` `greeting>main>main:1>…` → «1 — Меры социальной поддержки…»). Built from the configuration at start and at every
-//! reload ([`crate::live::Live::reconfigure`]); the pages and the live events read it. An id
-//! no longer in the configuration is shown as it is.
+//! (`ivr_path` `greeting>main>main:1>…` → «1 — Меры социальной поддержки…»). Built from the
+//! configuration at start and at every reload ([`crate::live::Live::reconfigure`]); the pages
+//! and the live events read it. An id no longer in the configuration is shown as it is.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

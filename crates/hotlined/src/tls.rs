@@ -405,7 +405,10 @@ pub fn expiry_problem(what: &str, cert: &CertificateDer<'_>, now: DateTime<Utc>)
     }
     let days = (end - now).num_days();
     (days < EXPIRY_WARNING_DAYS).then(|| {
-        format!("{what}: the certificate expires on {when}, in {days} days: replace it and reload before then")
+        format!(
+            "{what}: the certificate expires on {when}, in {days} days: \
+             replace it and reload before then"
+        )
     })
 }
 

@@ -1,7 +1,7 @@
 //! Names instead of ids on every page and in the reports: directory entries (districts,
 //! organisations, services, dispositions, flags, categories), line names, queue titles and
-//! the voice menu's words ([`crate::labels::Labels`]), operators' display names. An id no longer configured is
-//! shown as it is (an old appeal keeps what it had).
+//! the voice menu's words ([`crate::labels::Labels`]), operators' display names. An id no
+//! longer configured is shown as it is (an old appeal keeps what it had).
 
 use std::collections::HashMap;
 use std::sync::Arc;

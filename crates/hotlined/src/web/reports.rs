@@ -3,9 +3,10 @@
 //! the period line, the period's figures, calls by hour (and by day for a week or a month),
 //! by line, topic, service, organisation and district as inline SVG drawn on the server
 //! (`crate::report`'s charts), the tables of lines, services, organisations, districts and
-//! operators (each by the name a person reads) with their overdue counts, and the exports (CSV and the self-contained HTML of
-//! `GET /api/v1/reports`). Dates on the page (the period line, the days of the by-day chart)
-//! are дд.мм.гггг, as on the rest of the pages; the links and the exports keep ISO.
+//! operators (each by the name a person reads) with their overdue counts, and the exports
+//! (CSV and the self-contained HTML of `GET /api/v1/reports`). Dates on the page (the period
+//! line, the days of the by-day chart) are дд.мм.гггг, as on the rest of the pages; the links
+//! keep ISO, the CSV too (the HTML export writes дд.мм.гггг).
 
 use askama::Template;
 use axum::extract::State;
