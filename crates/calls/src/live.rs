@@ -265,14 +265,6 @@ pub struct ActivityBoard {
 }
 
 impl ActivityBoard {
-    /// Replaces the board with what `acd` says of every operator now.
-    pub fn publish(&self, acd: &Acd) {
-        if let Ok(mut board) = self.busy.lock() {
-            board.clear();
-        }
-        self.update(acd, acd.operators());
-    }
-
     /// Takes what `acd` says now of the operators `changed` (the ACD's
     /// [`Acd::take_changed`]); the lock is not taken when none changed.
     pub fn update<'a>(&self, acd: &Acd, changed: impl IntoIterator<Item = &'a OperatorId>) {
@@ -339,7 +331,8 @@ mod tests {
             acd.set_registered(t0, &op.into(), true).unwrap();
             acd.login(t0, &op.into()).unwrap();
         }
-        board.publish(&acd);
+        let changed = acd.take_changed();
+        board.update(&acd, &changed);
         assert!(
             board.snapshot().is_empty(),
             "idle operators are not on the board"
@@ -356,22 +349,26 @@ mod tests {
         };
         let op = offered[0].clone();
         let other = if op.as_str() == "op1" { "op2" } else { "op1" };
-        board.publish(&acd);
+        let changed = acd.take_changed();
+        board.update(&acd, &changed);
         assert_eq!(board.of(op.as_str()), Some(Activity::Ringing));
         assert_eq!(board.of(other), None);
 
         acd.offer_answered(t0 + Duration::from_secs(1), CallerId(1), &op)
             .unwrap();
-        board.publish(&acd);
+        let changed = acd.take_changed();
+        board.update(&acd, &changed);
         assert_eq!(board.of(op.as_str()), Some(Activity::OnCall));
         assert_eq!(board.snapshot().len(), 1);
 
         acd.call_ended(t0 + Duration::from_secs(4), &op).unwrap();
-        board.publish(&acd);
+        let changed = acd.take_changed();
+        board.update(&acd, &changed);
         assert_eq!(board.of(op.as_str()), Some(Activity::WrapUp));
 
         acd.handle_timeout(t0 + Duration::from_secs(10));
-        board.publish(&acd);
+        let changed = acd.take_changed();
+        board.update(&acd, &changed);
         assert_eq!(board.of(op.as_str()), None, "wrap-up over: idle again");
         assert_eq!(Activity::OnCall.as_str(), "on_call");
     }

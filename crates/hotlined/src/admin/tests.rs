@@ -1273,26 +1273,30 @@ async fn operators_show_the_acds_live_activity() {
             .unwrap()["activity"]
             .clone()
     };
-    e.state.stats.activity.publish(&acd);
+    let changed = acd.take_changed();
+    e.state.stats.activity.update(&acd, &changed);
     let list = call(&e.state, "GET", "/api/v1/operators", "").await.json();
     assert_eq!(activity(&list, "op1"), Value::Null);
 
     acd.caller_joined(t0, acd::CallerId(1), &"general".into(), 0, None)
         .unwrap();
-    e.state.stats.activity.publish(&acd);
+    let changed = acd.take_changed();
+    e.state.stats.activity.update(&acd, &changed);
     let list = call(&e.state, "GET", "/api/v1/operators", "").await.json();
     assert_eq!(activity(&list, "op1"), "ringing");
     assert_eq!(activity(&list, "op2"), Value::Null);
 
     acd.offer_answered(t0, acd::CallerId(1), &"op1".into())
         .unwrap();
-    e.state.stats.activity.publish(&acd);
+    let changed = acd.take_changed();
+    e.state.stats.activity.update(&acd, &changed);
     let list = call(&e.state, "GET", "/api/v1/operators", "").await.json();
     assert_eq!(activity(&list, "op1"), "on_call");
 
     acd.call_ended(t0 + Duration::from_secs(3), &"op1".into())
         .unwrap();
-    e.state.stats.activity.publish(&acd);
+    let changed = acd.take_changed();
+    e.state.stats.activity.update(&acd, &changed);
     let list = call(&e.state, "GET", "/api/v1/operators", "").await.json();
     assert_eq!(activity(&list, "op1"), "wrap_up");
 }
