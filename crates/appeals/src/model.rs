@@ -18,6 +18,13 @@ impl AppealId {
     pub fn new() -> Self {
         Self(Uuid::now_v7())
     }
+
+    /// When a time-ordered (v7) id was minted, to the millisecond; `None` for another
+    /// version.
+    pub fn minted_at(self) -> Option<DateTime<Utc>> {
+        let (secs, nanos) = self.0.get_timestamp()?.to_unix();
+        DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
+    }
 }
 
 impl Default for AppealId {

@@ -188,12 +188,6 @@ fn parse_id(appeal: &str) -> Option<AppealId> {
     uuid::Uuid::parse_str(appeal).ok().map(AppealId)
 }
 
-/// The time a UUIDv7 appeal id was minted at (`None` for another version).
-fn minted_at(id: AppealId) -> Option<chrono::DateTime<Utc>> {
-    let (secs, nanos) = id.0.get_timestamp()?.to_unix();
-    chrono::DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
-}
-
 impl CallLog for AppealLog {
     fn returning_operator(&self, caller: &str, lookback: std::time::Duration) -> ReturningLookup {
         let store = self.store.get().cloned();
@@ -222,7 +216,7 @@ impl CallLog for AppealLog {
                 call_id: call.call_id.to_string(),
                 line: call.line.to_string(),
                 caller_number: call.caller.to_string(),
-                arrived_at: minted_at(id).unwrap_or_else(Utc::now),
+                arrived_at: id.minted_at().unwrap_or_else(Utc::now),
             },
         );
         self.counters.arrived(appeal, call.line);
@@ -629,7 +623,7 @@ mod tests {
             .appeal;
         assert_eq!(a.arrived_at, at);
         // an id that is a UUID but not a v7 (none is minted so) falls back to the clock
-        assert_eq!(minted_at(AppealId(uuid::Uuid::nil())), None);
+        assert_eq!(AppealId(uuid::Uuid::nil()).minted_at(), None);
     }
 
     /// An operator answers, then transfers the caller to a queue where nobody answers before
